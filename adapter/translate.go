@@ -1,0 +1,251 @@
+package adapter
+
+import (
+	"bytes"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/format"
+	"sigs.k8s.io/yaml"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+)
+
+// Root is the data and package root every Gatehouse document lives under.
+const Root = "gatehouse"
+
+// DecisionQuery is the one query a decision needs.
+const DecisionQuery = "data.gatehouse.decision.result"
+
+// Refs into the Rego library that generated rules use.
+var (
+	textRef   = ast.MustParseRef("data.gatehouse.text.text")
+	foldedRef = ast.MustParseRef("data.gatehouse.text.folded")
+)
+
+// Module is the Rego module generated for one policy.
+type Module struct {
+	// Path is the module's file path inside a bundle, unique per policy:
+	// gatehouse/policies/<tenant>/tenant/<name>.rego or
+	// gatehouse/policies/<tenant>/agents/<agent>/<name>.rego, with every
+	// user-chosen segment path-escaped.
+	Path string
+	// Package is the module's package path, data.gatehouse.policies[...].
+	Package ast.Ref
+	// Text is the formatted source, with # METADATA labels on each rule.
+	Text string
+	// Parsed is Text parsed with annotations; the compiler copies it, so it
+	// may be shared by many compilations.
+	Parsed *ast.Module
+}
+
+// PolicyPackage returns the package path of a policy's module:
+// data.gatehouse.policies[tenant].tenant[name] for a tenant-wide policy,
+// data.gatehouse.policies[tenant].agents[agent][name] for an agent-scoped one.
+func PolicyPackage(tenantID, agentID, name string) ast.Ref {
+	ref := ast.Ref{ast.DefaultRootDocument, ast.StringTerm(Root), ast.StringTerm("policies"), ast.StringTerm(tenantID)}
+	if agentID == "" {
+		return append(ref, ast.StringTerm("tenant"), ast.StringTerm(name))
+	}
+	return append(ref, ast.StringTerm("agents"), ast.StringTerm(agentID), ast.StringTerm(name))
+}
+
+// PolicyPath returns the bundle file path of a policy's module.
+func PolicyPath(tenantID, agentID, name string) string {
+	parts := []string{Root, "policies", pathSegment(tenantID)}
+	if agentID == "" {
+		parts = append(parts, "tenant")
+	} else {
+		parts = append(parts, "agents", pathSegment(agentID))
+	}
+	return strings.Join(append(parts, pathSegment(name)+".rego"), "/")
+}
+
+// pathSegment escapes a user-chosen id for use as one path segment; "." and
+// ".." are escaped too so no id can climb out of its directory.
+func pathSegment(s string) string {
+	e := url.PathEscape(s)
+	if strings.Trim(e, ".") == "" {
+		e = strings.ReplaceAll(e, ".", "%2E")
+	}
+	return e
+}
+
+// PolicyModule translates one validated policy into its Rego module. User
+// text (names, patterns, reasons) enters the module only as string terms of
+// OPA's AST, and the source is produced by OPA's formatter, so no policy can
+// change the module's structure.
+func PolicyModule(tenantID string, p *pdp.Policy) (*Module, error) {
+	pkg := PolicyPackage(tenantID, p.AgentID, p.Name)
+	var src bytes.Buffer
+	pkgText, err := format.Ast(&ast.Package{Path: pkg})
+	if err != nil {
+		return nil, fmt.Errorf("format package: %w", err)
+	}
+	src.Write(bytes.TrimSpace(pkgText))
+	src.WriteString("\n")
+	for i := range p.Rules {
+		rules := ruleRules(p, i)
+		for j, r := range rules {
+			src.WriteString("\n")
+			if j == 0 {
+				labels, err := ruleLabels(p, i)
+				if err != nil {
+					return nil, err
+				}
+				src.WriteString(labels)
+			}
+			text, err := format.Ast(r)
+			if err != nil {
+				return nil, fmt.Errorf("format rules[%d]: %w", i, err)
+			}
+			src.Write(bytes.TrimSpace(text))
+			src.WriteString("\n")
+		}
+	}
+	formatted, err := format.Source(PolicyPath(tenantID, p.AgentID, p.Name), src.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("format module: %w", err)
+	}
+	path := PolicyPath(tenantID, p.AgentID, p.Name)
+	parsed, err := ast.ParseModuleWithOpts(path, string(formatted), ast.ParserOptions{ProcessAnnotation: true, RegoVersion: ast.RegoV1})
+	if err != nil {
+		return nil, fmt.Errorf("parse generated module: %w", err)
+	}
+	return &Module{Path: path, Package: pkg, Text: string(formatted), Parsed: parsed}, nil
+}
+
+// ruleLabels renders the # METADATA block of rule i: labels naming the
+// policy, scope, rule index, severity and outcome, so a stock OPA's decision
+// logs (rule_labels) say which rule fired. The YAML is marshalled from
+// validated values, never pasted.
+func ruleLabels(p *pdp.Policy, i int) (string, error) {
+	r := p.Rules[i]
+	doc := map[string]any{"labels": map[string]any{
+		"policy":       p.Name,
+		"scope":        string(p.Scope()),
+		"rule":         i,
+		"severity":     string(r.Severity),
+		"on_violation": string(r.OnViolation),
+	}}
+	y, err := yaml.Marshal(doc)
+	if err != nil {
+		return "", fmt.Errorf("rules[%d] labels: %w", i, err)
+	}
+	var b strings.Builder
+	b.WriteString("# METADATA\n")
+	for line := range strings.Lines(string(y)) {
+		b.WriteString("# " + line)
+	}
+	return b.String(), nil
+}
+
+// ruleRules returns the Rego rules of policy rule i: the violations rule,
+// then the pre-check rules it calls (one body per literal).
+func ruleRules(p *pdp.Policy, i int) []*ast.Rule {
+	r := p.Rules[i]
+	var body ast.Body
+	var extra []*ast.Rule
+	prefix := "_r" + strconv.Itoa(i) + "_"
+
+	if lits, ok := Literals(r.Match); ok {
+		extra = append(extra, precheck(prefix+"match", lits)...)
+		body.Append(ast.NewExpr(ast.VarTerm(prefix + "match")))
+	}
+	ms := ast.VarTerm("ms")
+	m := ast.VarTerm("m")
+	body.Append(ast.Assign.Expr(ms, ast.RegexFind.Call(ast.StringTerm(CaseInsensitivePrefix+r.Match), ast.NewTerm(textRef), ast.IntNumberTerm(1))))
+	body.Append(ast.Assign.Expr(m, ast.RefTerm(ms, ast.IntNumberTerm(0))))
+	if r.ContextRequires != "" {
+		if lits, ok := Literals(r.ContextRequires); ok {
+			extra = append(extra, precheck(prefix+"context", lits)...)
+			body.Append(ast.NewExpr(ast.VarTerm(prefix + "context")))
+		}
+		body.Append(ast.RegexMatch.Expr(ast.StringTerm(CaseInsensitivePrefix+r.ContextRequires), ast.NewTerm(textRef)))
+	}
+
+	var reason *ast.Term
+	switch {
+	case r.Reason == "":
+		reason = ast.Concat.Call(ast.StringTerm(""), ast.ArrayTerm(ast.StringTerm("Policy '"+p.Name+"' violated: "), m))
+	case strings.Contains(r.Reason, "{match}"):
+		reason = ast.Replace.Call(ast.StringTerm(r.Reason), ast.StringTerm("{match}"), m)
+	default:
+		reason = ast.StringTerm(r.Reason)
+	}
+	v := ast.ObjectTerm(
+		ast.Item(ast.StringTerm("rule"), ast.IntNumberTerm(i)),
+		ast.Item(ast.StringTerm("severity"), ast.StringTerm(string(r.Severity))),
+		ast.Item(ast.StringTerm("on_violation"), ast.StringTerm(string(r.OnViolation))),
+		ast.Item(ast.StringTerm("confidence"), ast.NewTerm(floatNumber(r.Confidence))),
+		ast.Item(ast.StringTerm("match"), m),
+		ast.Item(ast.StringTerm("reason"), reason),
+	)
+	main := &ast.Rule{Head: ast.NewHead(ast.Var("violations"), v), Body: body}
+	return append([]*ast.Rule{main}, extra...)
+}
+
+// precheck returns one boolean rule with a body per literal: true when the
+// folded action text contains any of them. A complete rule exits on its
+// first true body.
+func precheck(name string, lits []string) []*ast.Rule {
+	rules := make([]*ast.Rule, len(lits))
+	for j, lit := range lits {
+		rules[j] = &ast.Rule{
+			Head: ast.NewHead(ast.Var(name), nil, ast.BooleanTerm(true)),
+			Body: ast.NewBody(ast.Contains.Expr(ast.NewTerm(foldedRef), ast.StringTerm(lit))),
+		}
+	}
+	return rules
+}
+
+func floatNumber(f float64) ast.Number {
+	return ast.Number(strconv.FormatFloat(f, 'f', -1, 64))
+}
+
+// TenantData returns the data document of one tenant,
+// data.gatehouse.tenants[tenant]: its mode and, per scope, the step types
+// and whitelisted domains of each enabled policy. When agent is non-empty
+// only that agent's scope is included (the engine compiles per agent);
+// allAgents includes every agent (bundles).
+func TenantData(tp *pdp.TenantPolicies, agent string, allAgents bool) map[string]any {
+	tenant := map[string]any{}
+	agents := map[string]any{}
+	for i := range tp.Policies {
+		p := &tp.Policies[i]
+		if !p.Enabled {
+			continue
+		}
+		meta := map[string]any{
+			"step_types":          toAny(p.StepTypes),
+			"whitelisted_domains": toAny(p.WhitelistedDomains),
+		}
+		switch {
+		case p.AgentID == "":
+			tenant[p.Name] = meta
+		case allAgents || p.AgentID == agent:
+			scope, _ := agents[p.AgentID].(map[string]any)
+			if scope == nil {
+				scope = map[string]any{}
+				agents[p.AgentID] = scope
+			}
+			scope[p.Name] = meta
+		}
+	}
+	mode := tp.Mode
+	if mode == "" {
+		mode = pdp.ModeEnforcement
+	}
+	return map[string]any{"mode": string(mode), "tenant": tenant, "agents": agents}
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}

@@ -1,0 +1,76 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config holds the engine's settings. The zero value of a field means its
+// default; Validate reports every problem at once.
+type Config struct {
+	// CacheSize bounds the prepared-query LRU (entries). Default 4096.
+	CacheSize int
+	// RegexCacheSize bounds OPA's inter-query value cache, which holds the
+	// compiled regexes of all tenants (entries). Default 65536; OPA's own
+	// global regex cache holds only 100 and evicts at random.
+	RegexCacheSize int
+	// Timeout bounds one evaluation. Default 50ms.
+	Timeout time.Duration
+	// HardLimit and ApprovalThreshold are FinancialSafety's thresholds,
+	// published to Rego as data.gatehouse.config.financial_safety.
+	// Defaults 100000 and 10000.
+	HardLimit         float64
+	ApprovalThreshold float64
+}
+
+// Defaults returns c with every zero field set to its default.
+func (c Config) Defaults() Config {
+	if c.CacheSize == 0 {
+		c.CacheSize = 4096
+	}
+	if c.RegexCacheSize == 0 {
+		c.RegexCacheSize = 65536
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 50 * time.Millisecond
+	}
+	if c.HardLimit == 0 {
+		c.HardLimit = 100000
+	}
+	if c.ApprovalThreshold == 0 {
+		c.ApprovalThreshold = 10000
+	}
+	return c
+}
+
+// Validate reports every invalid setting of c (after Defaults).
+func (c Config) Validate() error {
+	var errs []error
+	if c.CacheSize < 1 || c.CacheSize > 1<<20 {
+		errs = append(errs, fmt.Errorf("engine cache size %d: must be 1..1048576", c.CacheSize))
+	}
+	if c.RegexCacheSize < 1 || c.RegexCacheSize > 1<<24 {
+		errs = append(errs, fmt.Errorf("engine regex cache size %d: must be 1..16777216", c.RegexCacheSize))
+	}
+	if c.Timeout < 0 || c.Timeout > time.Minute {
+		errs = append(errs, fmt.Errorf("engine timeout %s: must be between 0 and 1m", c.Timeout))
+	}
+	if c.HardLimit <= 0 || c.ApprovalThreshold <= 0 {
+		errs = append(errs, errors.New("financial thresholds must be positive"))
+	} else if c.ApprovalThreshold > c.HardLimit {
+		errs = append(errs, fmt.Errorf("financial approval threshold %v exceeds hard limit %v", c.ApprovalThreshold, c.HardLimit))
+	}
+	return errors.Join(errs...)
+}
+
+// ConfigData returns the data.gatehouse.config document for c; bundles
+// publish the same document so a stock OPA uses the same thresholds.
+func (c Config) ConfigData() map[string]any {
+	return map[string]any{
+		"financial_safety": map[string]any{
+			"hard_limit":         c.HardLimit,
+			"approval_threshold": c.ApprovalThreshold,
+		},
+	}
+}

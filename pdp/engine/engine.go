@@ -1,0 +1,417 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
+	"github.com/open-policy-agent/opa/v1/topdown/cache"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/gatehouse-pdp/gatehouse/adapter"
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+	library "github.com/gatehouse-pdp/gatehouse/rego"
+)
+
+// ErrUnknownTenant is returned for a tenant the engine was never given.
+var ErrUnknownTenant = errors.New("unknown tenant")
+
+// Engine decides actions. It is safe for concurrent use.
+type Engine struct {
+	cfg     Config
+	tracer  trace.Tracer
+	query   string
+	library map[string]*ast.Module
+	data    map[string]any // data.gatehouse.config
+
+	mu      sync.RWMutex
+	tenants map[string]*tenantState
+
+	cache  *lru.Cache[key, *prepared]
+	flight singleflight.Group
+	values cache.InterQueryValueCache
+
+	hits, misses, evictions, compiles atomic.Uint64
+	compileNanos                      atomic.Int64
+}
+
+// key identifies one prepared query. agent is empty for the tenant's shared
+// entry; revision makes entries of older policy sets unreachable.
+type key struct {
+	tenant   string
+	agent    string
+	revision uint64
+}
+
+type prepared struct {
+	query rego.PreparedEvalQuery
+}
+
+// tenantState is what SetTenant recorded for one tenant.
+type tenantState struct {
+	policies  *pdp.TenantPolicies
+	overrides map[string]bool // agents with enabled agent-scoped policies
+	modules   *moduleCache
+}
+
+// Option configures an Engine.
+type Option func(*Engine) error
+
+// WithTracerProvider sets where engine spans go (default: the global
+// provider, a no-op unless the program installed one).
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(e *Engine) error {
+		e.tracer = tp.Tracer("github.com/gatehouse-pdp/gatehouse/pdp/engine")
+		return nil
+	}
+}
+
+// WithModules adds Rego modules (path → source) to the library every
+// tenant is compiled with; for extensions and tests.
+func WithModules(mods map[string]string) Option {
+	return func(e *Engine) error {
+		for p, src := range mods {
+			m, err := ast.ParseModuleWithOpts(p, src, ast.ParserOptions{ProcessAnnotation: true, RegoVersion: ast.RegoV1})
+			if err != nil {
+				return fmt.Errorf("module %s: %w", p, err)
+			}
+			e.library[p] = m
+		}
+		return nil
+	}
+}
+
+// WithQuery replaces the decision query (default
+// data.gatehouse.decision.result); for tests of the fail-closed paths.
+func WithQuery(q string) Option {
+	return func(e *Engine) error {
+		e.query = q
+		return nil
+	}
+}
+
+// New returns an engine with cfg (defaults applied) and opts.
+func New(cfg Config, opts ...Option) (*Engine, error) {
+	cfg = cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	lib, err := library.Parsed()
+	if err != nil {
+		return nil, fmt.Errorf("parse rego library: %w", err)
+	}
+	e := &Engine{
+		cfg:     cfg,
+		tracer:  otel.GetTracerProvider().Tracer("github.com/gatehouse-pdp/gatehouse/pdp/engine"),
+		query:   adapter.DecisionQuery,
+		library: make(map[string]*ast.Module, len(lib)),
+		data:    cfg.ConfigData(),
+		tenants: map[string]*tenantState{},
+	}
+	for p, m := range lib {
+		e.library[p] = m
+	}
+	for _, o := range opts {
+		if err := o(e); err != nil {
+			return nil, err
+		}
+	}
+	e.cache, err = lru.NewWithEvict(cfg.CacheSize, func(key, *prepared) { e.evictions.Add(1) })
+	if err != nil {
+		return nil, err
+	}
+	n := cfg.RegexCacheSize
+	e.values = cache.NewInterQueryValueCache(context.Background(), &cache.Config{
+		InterQueryBuiltinValueCache: cache.InterQueryBuiltinValueCacheConfig{MaxNumEntries: &n},
+	})
+	return e, nil
+}
+
+// SetTenant publishes a tenant's policies at a new revision. The next
+// Evaluate for the tenant uses them; the tenant's entries of older
+// revisions are dropped from the cache. Other tenants are not affected.
+func (e *Engine) SetTenant(tp pdp.TenantPolicies) {
+	st := &tenantState{policies: &tp, overrides: map[string]bool{}}
+	for i := range tp.Policies {
+		if p := &tp.Policies[i]; p.Enabled && p.AgentID != "" {
+			st.overrides[p.AgentID] = true
+		}
+	}
+	e.mu.Lock()
+	old := e.tenants[tp.TenantID]
+	if old != nil {
+		st.modules = old.modules // translations of unchanged policies carry over
+	} else {
+		st.modules = newModuleCache()
+	}
+	e.tenants[tp.TenantID] = st
+	e.mu.Unlock()
+	if old != nil && old.policies.Revision != tp.Revision {
+		e.drop(tp.TenantID, old)
+	}
+}
+
+// RemoveTenant forgets a tenant; its decisions fail from then on.
+func (e *Engine) RemoveTenant(id string) {
+	e.mu.Lock()
+	old := e.tenants[id]
+	delete(e.tenants, id)
+	e.mu.Unlock()
+	if old != nil {
+		e.drop(id, old)
+	}
+}
+
+// drop removes the cache entries of one tenant state, key by key.
+func (e *Engine) drop(tenant string, st *tenantState) {
+	rev := st.policies.Revision
+	e.cache.Remove(key{tenant, "", rev})
+	for agent := range st.overrides {
+		e.cache.Remove(key{tenant, agent, rev})
+	}
+}
+
+// Revision returns the tenant's revision as last published.
+func (e *Engine) Revision(tenant string) (uint64, bool) {
+	e.mu.RLock()
+	st := e.tenants[tenant]
+	e.mu.RUnlock()
+	if st == nil {
+		return 0, false
+	}
+	return st.policies.Revision, true
+}
+
+// Stats are counters of the prepared-query cache and compilations.
+type Stats struct {
+	Hits, Misses, Evictions, Compiles uint64
+	Size                              int
+	CompileTime                       time.Duration
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats {
+	return Stats{
+		Hits:        e.hits.Load(),
+		Misses:      e.misses.Load(),
+		Evictions:   e.evictions.Load(),
+		Compiles:    e.compiles.Load(),
+		Size:        e.cache.Len(),
+		CompileTime: time.Duration(e.compileNanos.Load()),
+	}
+}
+
+// Evaluate decides one action. It never returns a Decision together with
+// an error, and never a Decision for a failed or unfinished evaluation.
+func (e *Engine) Evaluate(ctx context.Context, a pdp.Action) (d *pdp.Decision, err error) {
+	start := time.Now()
+	ctx, span := e.tracer.Start(ctx, "engine.Evaluate", trace.WithAttributes(
+		attribute.String("tenant_id", a.TenantID),
+		attribute.String("agent_id", a.AgentID),
+	))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "evaluation failed")
+		} else {
+			span.SetAttributes(attribute.String("status", string(d.Status)))
+		}
+		span.End()
+	}()
+
+	e.mu.RLock()
+	st := e.tenants[a.TenantID]
+	e.mu.RUnlock()
+	if st == nil {
+		return nil, fmt.Errorf("%w: %w %q", pdp.ErrEvaluationFailed, ErrUnknownTenant, a.TenantID)
+	}
+	k := key{tenant: a.TenantID, revision: st.policies.Revision}
+	if st.overrides[a.AgentID] {
+		k.agent = a.AgentID
+	}
+	pq, hit := e.cache.Get(k)
+	span.SetAttributes(attribute.Bool("cache_hit", hit))
+	if hit {
+		e.hits.Add(1)
+	} else {
+		e.misses.Add(1)
+		if pq, err = e.compile(ctx, k, st); err != nil {
+			return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
+		}
+	}
+
+	input, err := inputValue(a)
+	if err != nil {
+		return nil, fmt.Errorf("%w: input: %w", pdp.ErrEvaluationFailed, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+	defer cancel()
+	// OPA would start a goroutine per Eval to watch ctx; AfterFunc does the
+	// same without one.
+	c := topdown.NewCancel()
+	stop := context.AfterFunc(ctx, c.Cancel)
+	defer stop()
+	rs, err := pq.query.Eval(ctx,
+		rego.EvalParsedInput(input),
+		rego.EvalInterQueryBuiltinValueCache(e.values),
+		rego.EvalExternalCancel(c),
+	)
+	if err == nil {
+		err = ctx.Err() // a result that raced a deadline is not trusted
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil, fmt.Errorf("%w: undefined result", pdp.ErrEvaluationFailed)
+	}
+	d, err = decode(rs[0].Expressions[0].Value)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
+	}
+	d.EvaluationTimeMS = float64(time.Since(start).Microseconds()) / 1000
+	return d, nil
+}
+
+// compile prepares the query of key k once, however many callers miss on
+// it at the same moment.
+func (e *Engine) compile(ctx context.Context, k key, st *tenantState) (*prepared, error) {
+	sfKey := k.tenant + "\x00" + k.agent + "\x00" + strconv.FormatUint(k.revision, 10)
+	v, err, _ := e.flight.Do(sfKey, func() (any, error) {
+		if pq, ok := e.cache.Get(k); ok {
+			return pq, nil // compiled by a caller that finished just before
+		}
+		pq, err := e.prepare(ctx, k, st)
+		if err != nil {
+			return nil, err
+		}
+		// Cache only if the tenant is still at this revision; a racing
+		// SetTenant has already dropped this revision's keys.
+		if rev, ok := e.Revision(k.tenant); ok && rev == k.revision {
+			e.cache.Add(k, pq)
+		}
+		return pq, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*prepared), nil
+}
+
+func (e *Engine) prepare(ctx context.Context, k key, st *tenantState) (_ *prepared, err error) {
+	start := time.Now()
+	ctx, span := e.tracer.Start(ctx, "engine.Compile", trace.WithAttributes(
+		attribute.String("tenant_id", k.tenant),
+		attribute.String("agent_id", k.agent),
+		attribute.Int64("revision", int64(k.revision)),
+	))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "compile failed")
+		}
+		span.End()
+		e.compiles.Add(1)
+		e.compileNanos.Add(int64(time.Since(start)))
+	}()
+
+	modules := make(map[string]*ast.Module, len(e.library)+len(st.policies.Policies))
+	for p, m := range e.library {
+		modules[p] = m
+	}
+	for i := range st.policies.Policies {
+		p := &st.policies.Policies[i]
+		if !p.Enabled || (p.AgentID != "" && p.AgentID != k.agent) {
+			continue
+		}
+		m, err := st.modules.get(k.tenant, p)
+		if err != nil {
+			return nil, err
+		}
+		modules[m.Path] = m.Parsed
+	}
+	compiler := ast.NewCompiler()
+	compiler.Compile(modules)
+	if compiler.Failed() {
+		return nil, fmt.Errorf("compile tenant %q: %w", k.tenant, compiler.Errors)
+	}
+	store := inmem.NewFromObjectWithOpts(map[string]any{
+		adapter.Root: map[string]any{
+			"config":  e.data,
+			"tenants": map[string]any{k.tenant: adapter.TenantData(st.policies, k.agent, false)},
+		},
+	}, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
+	pq, err := rego.New(
+		rego.Query(e.query),
+		rego.Compiler(compiler),
+		rego.Store(store),
+	).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("prepare tenant %q: %w", k.tenant, err)
+	}
+	return &prepared{query: pq}, nil
+}
+
+// moduleCache keeps the translation of each policy by scope, name and a
+// fingerprint of its content, so a write re-translates only what changed
+// (versions alone would do for the registry, but not for policies loaded
+// from files, which carry none).
+type moduleCache struct {
+	mu      sync.Mutex
+	modules map[moduleKey]*adapter.Module
+}
+
+type moduleKey struct {
+	agent, name string
+	sum         [sha256.Size]byte
+}
+
+func newModuleCache() *moduleCache {
+	return &moduleCache{modules: map[moduleKey]*adapter.Module{}}
+}
+
+func (c *moduleCache) get(tenant string, p *pdp.Policy) (*adapter.Module, error) {
+	content, err := json.Marshal(struct {
+		S, W []string
+		R    []pdp.Rule
+	}{p.StepTypes, p.WhitelistedDomains, p.Rules})
+	if err != nil {
+		return nil, err
+	}
+	k := moduleKey{p.AgentID, p.Name, sha256.Sum256(content)}
+	c.mu.Lock()
+	m := c.modules[k]
+	c.mu.Unlock()
+	if m != nil {
+		return m, nil
+	}
+	m, err = adapter.PolicyModule(tenant, p)
+	if err != nil {
+		return nil, fmt.Errorf("translate policy %q: %w", p.Name, err)
+	}
+	c.mu.Lock()
+	// Drop other versions of the same policy: they can never be used again.
+	for old := range c.modules {
+		if old.agent == k.agent && old.name == k.name {
+			delete(c.modules, old)
+		}
+	}
+	c.modules[k] = m
+	c.mu.Unlock()
+	return m, nil
+}

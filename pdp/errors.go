@@ -1,0 +1,81 @@
+package pdp
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Error codes of the contract's error envelope (CONTRACT A1), in one place.
+const (
+	CodeUnauthorized          = "UNAUTHORIZED"
+	CodeRateLimited           = "RATE_LIMITED"
+	CodeValidation            = "VALIDATION_ERROR"
+	CodeNotFound              = "NOT_FOUND"
+	CodePayloadTooLarge       = "PAYLOAD_TOO_LARGE"
+	CodeInternal              = "INTERNAL"
+	CodeFeatureRequired       = "novyx_ram.v1.tier.feature_required"
+	CodeLimitExceeded         = "novyx_ram.v1.tier.limit_exceeded"
+	CodeInvalidPolicy         = "novyx_ram.v1.control.invalid_policy"
+	CodePolicyNotFound        = "novyx_ram.v1.control.policy_not_found"
+	CodeCannotDeleteBuiltin   = "novyx_ram.v1.control.cannot_delete_builtin"
+	CodeEvaluationUnavailable = "novyx_ram.v1.control.evaluation_unavailable"
+	CodeReadOnly              = "novyx_ram.v1.control.read_only"
+	CodeActionNotFound        = "actions.not_found"
+)
+
+// Sentinel errors shared by the layers; classify with errors.Is.
+var (
+	ErrNotFound         = errors.New("not found")
+	ErrConflict         = errors.New("conflict")
+	ErrEvaluationFailed = errors.New("evaluation failed")
+)
+
+// ValidationError reports one bad field of an input, named the way the user
+// wrote it (for example "rules[1].match").
+type ValidationError struct {
+	Field  string
+	Reason string
+}
+
+// Error returns "field: reason".
+func (e *ValidationError) Error() string {
+	if e.Field == "" {
+		return e.Reason
+	}
+	return e.Field + ": " + e.Reason
+}
+
+// Invalid returns a *ValidationError for field with a formatted reason.
+func Invalid(field, format string, args ...any) error {
+	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// ValidationErrors collects every problem of one input, in the order found.
+type ValidationErrors []*ValidationError
+
+// Error joins the problems with "; ".
+func (es ValidationErrors) Error() string {
+	parts := make([]string, len(es))
+	for i, e := range es {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Err returns es as an error, or nil when it holds no problem.
+func (es ValidationErrors) Err() error {
+	if len(es) == 0 {
+		return nil
+	}
+	return es
+}
+
+// As lets errors.As find the first *ValidationError inside es.
+func (es ValidationErrors) As(target any) bool {
+	if t, ok := target.(**ValidationError); ok && len(es) > 0 {
+		*t = es[0]
+		return true
+	}
+	return false
+}

@@ -1,0 +1,101 @@
+# METADATA
+# title: DataExfiltration
+# description: |
+#   Policy to prevent data exfiltration attempts (CONTRACT A5): secret
+#   material anywhere in the action text blocks; a bulk export of sensitive
+#   data needs approval. Secrets are never echoed: the match of a secret
+#   hit is redacted (the PEM header, a token's first four characters, or the
+#   name of the credential key).
+package gatehouse.builtins.data_exfiltration
+
+import data.gatehouse.text
+
+# Case-sensitive detectors, each behind a cheap containment pre-check of a
+# literal every match contains.
+_tokens := [
+	{"kind": "private key", "pre": "PRIVATE KEY-----", "re": `-----BEGIN [A-Z ]*PRIVATE KEY-----`, "keep": 100},
+	{"kind": "AWS access key", "pre": "AKIA", "re": `AKIA[0-9A-Z]{16}`, "keep": 4},
+	{"kind": "GitHub token", "pre": "gh", "re": `gh[pousr]_[A-Za-z0-9]{36}`, "keep": 4},
+	{"kind": "Slack token", "pre": "xox", "re": `xox[abprs]-[A-Za-z0-9-]{10,}`, "keep": 4},
+]
+
+_redact(s, keep) := s if count(s) <= keep
+
+_redact(s, keep) := concat("", [substring(s, 0, keep), "****"]) if count(s) > keep
+
+# METADATA
+# labels:
+#   policy: DataExfiltration
+#   severity: critical
+violations contains {
+	"rule": i,
+	"severity": "critical",
+	"on_violation": "block",
+	"confidence": 0.95,
+	"match": _redact(m, t.keep),
+	"reason": concat("", ["Potential data exfiltration: ", t.kind]),
+} if {
+	some i, t in _tokens
+	contains(text.text, t.pre)
+	m := regex.find_n(t.re, text.text, 1)[0]
+}
+
+_credential_re := `(?i)(api[_-]?key|secret[_-]?key|client[_-]?secret|password)"?\s*[:=]\s*"?[^\s"]{8,}`
+
+_credential_pre if contains(text.folded, "password")
+
+_credential_pre if contains(text.folded, "key")
+
+_credential_pre if contains(text.folded, "secret")
+
+# METADATA
+# labels:
+#   policy: DataExfiltration
+#   rule: 4
+#   severity: critical
+violations contains {
+	"rule": 4,
+	"severity": "critical",
+	"on_violation": "block",
+	"confidence": 0.95,
+	"match": m[1],
+	"reason": "Potential data exfiltration: credential",
+} if {
+	_credential_pre
+	m := regex.find_all_string_submatch_n(_credential_re, text.text, 1)[0]
+}
+
+_sensitive_re := `(?i)(ssn|social.security|credit.card|card.number|passport|customer.(list|data|records)|credentials|passwords)`
+
+# Every match of _sensitive_re contains one of these (folded) literals.
+_sensitive_pre if contains(text.folded, "ssn")
+
+_sensitive_pre if contains(text.folded, "social")
+
+_sensitive_pre if contains(text.folded, "card")
+
+_sensitive_pre if contains(text.folded, "passport")
+
+_sensitive_pre if contains(text.folded, "customer")
+
+_sensitive_pre if contains(text.folded, "credentials")
+
+_sensitive_pre if contains(text.folded, "passwords")
+
+# METADATA
+# labels:
+#   policy: DataExfiltration
+#   rule: 5
+#   severity: high
+violations contains {
+	"rule": 5,
+	"severity": "high",
+	"on_violation": "require_approval",
+	"confidence": 0.85,
+	"match": m,
+	"reason": concat("", ["Sensitive data export requires approval: ", m]),
+} if {
+	regex.match(`(?i)(export|upload|dump|backup|sync)`, input.action)
+	_sensitive_pre
+	m := regex.find_n(_sensitive_re, text.text, 1)[0]
+}
