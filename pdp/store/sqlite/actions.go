@@ -1,0 +1,116 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp/store"
+)
+
+const actionCols = `id, tenant_id, agent_id, action, connector, operation, params, step_type, status, decision,
+    triggered_policy, severity, risk_score, violation_count, trace_id, created_at, decided_at, approver_id, decision_reason`
+
+// actionOrder is newest first; seq (insertion order) breaks created_at ties.
+const actionOrder = ` ORDER BY created_at DESC, seq DESC`
+
+func scanAction(row rowScanner) (store.ActionRecord, error) {
+	var (
+		a                store.ActionRecord
+		params, decision sql.NullString
+		created          int64
+		decided          sql.NullInt64
+	)
+	if err := row.Scan(&a.ID, &a.TenantID, &a.AgentID, &a.Action, &a.Connector, &a.Operation, &params, &a.StepType,
+		&a.Status, &decision, &a.TriggeredPolicy, &a.Severity, &a.RiskScore, &a.ViolationCount, &a.TraceID,
+		&created, &decided, &a.ApproverID, &a.DecisionReason); err != nil {
+		return store.ActionRecord{}, err
+	}
+	a.Params = fromNullJSON(params)
+	a.Decision = fromNullJSON(decision)
+	a.CreatedAt = fromMicros(created)
+	a.DecidedAt = fromNullMicros(decided)
+	return a, nil
+}
+
+// InsertAction stores a; it is durable when InsertAction returns.
+func (db *DB) InsertAction(ctx context.Context, a store.ActionRecord) (store.ActionRecord, error) {
+	if a.CreatedAt.IsZero() {
+		a.CreatedAt = db.nowUTC()
+	} else {
+		a.CreatedAt = stamp(a.CreatedAt)
+	}
+	a.DecidedAt = stampPtr(a.DecidedAt)
+	if err := a.Validate(); err != nil {
+		return store.ActionRecord{}, fmt.Errorf("insert action: %w", err)
+	}
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO actions (`+actionCols+`)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			a.ID, a.TenantID, a.AgentID, a.Action, a.Connector, a.Operation, nullJSON(a.Params), a.StepType,
+			a.Status, nullJSON(a.Decision), a.TriggeredPolicy, a.Severity, a.RiskScore, a.ViolationCount, a.TraceID,
+			toMicros(a.CreatedAt), nullMicros(a.DecidedAt), a.ApproverID, a.DecisionReason)
+		return err
+	})
+	switch {
+	case isDuplicate(err):
+		return store.ActionRecord{}, fmt.Errorf("insert action %q: %w", a.ID, store.ErrDuplicate)
+	case isMissingParent(err):
+		return store.ActionRecord{}, fmt.Errorf("insert action %q: tenant %q: %w", a.ID, a.TenantID, store.ErrNotFound)
+	case err != nil:
+		return store.ActionRecord{}, fmt.Errorf("insert action %q: %w", a.ID, err)
+	}
+	return a, nil
+}
+
+// GetAction returns the tenant's action with this ID.
+func (db *DB) GetAction(ctx context.Context, tenantID, id string) (store.ActionRecord, error) {
+	a, err := scanAction(db.r.QueryRowContext(ctx, `SELECT `+actionCols+` FROM actions WHERE id = ? AND tenant_id = ?`, id, tenantID))
+	if err != nil {
+		return store.ActionRecord{}, fmt.Errorf("get action %q: %w", id, noRows(err))
+	}
+	return a, nil
+}
+
+// ListActions returns one page of the tenant's actions, newest first, and
+// the total matching q; both from one snapshot.
+func (db *DB) ListActions(ctx context.Context, tenantID string, q store.ActionQuery) ([]store.ActionRecord, int, error) {
+	where := ` WHERE tenant_id = ?`
+	args := []any{tenantID}
+	if q.Status != "" {
+		where += ` AND status = ?`
+		args = append(args, q.Status)
+	}
+	limit := int64(q.Limit)
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	offset := max(q.Offset, 0)
+	var (
+		total int
+		as    = []store.ActionRecord{}
+	)
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM actions`+where, args...).Scan(&total); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT `+actionCols+` FROM actions`+where+actionOrder+` LIMIT ? OFFSET ?`,
+			append(args, limit, offset)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			a, err := scanAction(rows)
+			if err != nil {
+				return err
+			}
+			as = append(as, a)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list actions of %q: %w", tenantID, err)
+	}
+	return as, total, nil
+}

@@ -1,0 +1,157 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp/store"
+)
+
+const tenantCols = `id, name, tier, mode, approval_mode, approval_settings, revision, created_at`
+
+func scanTenant(row rowScanner) (store.Tenant, error) {
+	var (
+		t        store.Tenant
+		settings sql.NullString
+		created  int64
+	)
+	if err := row.Scan(&t.ID, &t.Name, &t.Tier, &t.Mode, &t.ApprovalMode, &settings, &t.Revision, &created); err != nil {
+		return store.Tenant{}, err
+	}
+	t.ApprovalSettings = fromNullJSON(settings)
+	t.CreatedAt = fromMicros(created)
+	return t, nil
+}
+
+// CreateTenant stores t at revision 1 together with keys.
+func (db *DB) CreateTenant(ctx context.Context, t store.Tenant, keys ...store.APIKey) (store.Tenant, error) {
+	t.Revision = 1
+	if t.CreatedAt.IsZero() {
+		t.CreatedAt = db.nowUTC()
+	} else {
+		t.CreatedAt = stamp(t.CreatedAt)
+	}
+	if err := t.Validate(); err != nil {
+		return store.Tenant{}, fmt.Errorf("create tenant: %w", err)
+	}
+	keys = append([]store.APIKey(nil), keys...) // the caller's slice is not ours to change
+	for i := range keys {
+		keys[i] = db.prepareKey(keys[i])
+		keys[i].TenantID = t.ID
+		if err := keys[i].Validate(); err != nil {
+			return store.Tenant{}, fmt.Errorf("create tenant %q: key %d: %w", t.ID, i, err)
+		}
+	}
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			t.ID, t.Name, t.Tier, t.Mode, t.ApprovalMode, nullJSON(t.ApprovalSettings), t.Revision, toMicros(t.CreatedAt)); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := insertKey(ctx, tx, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	switch {
+	case isDuplicate(err):
+		return store.Tenant{}, fmt.Errorf("create tenant %q: %w", t.ID, store.ErrDuplicate)
+	case err != nil:
+		return store.Tenant{}, fmt.Errorf("create tenant %q: %w", t.ID, err)
+	}
+	return t, nil
+}
+
+// GetTenant returns one tenant.
+func (db *DB) GetTenant(ctx context.Context, id string) (store.Tenant, error) {
+	t, err := scanTenant(db.r.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = ?`, id))
+	if err != nil {
+		return store.Tenant{}, fmt.Errorf("get tenant %q: %w", id, noRows(err))
+	}
+	return t, nil
+}
+
+// ListTenants returns every tenant, oldest first.
+func (db *DB) ListTenants(ctx context.Context) ([]store.Tenant, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT `+tenantCols+` FROM tenants ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	defer rows.Close()
+	ts := []store.Tenant{}
+	for rows.Next() {
+		t, err := scanTenant(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list tenants: %w", err)
+		}
+		ts = append(ts, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	return ts, nil
+}
+
+// UpdateTenant applies u and bumps the tenant's revision.
+func (db *DB) UpdateTenant(ctx context.Context, id string, u store.TenantUpdate) (store.Tenant, error) {
+	var t store.Tenant
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		t, err = scanTenant(tx.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = ?`, id))
+		if err != nil {
+			return noRows(err)
+		}
+		applyTenantUpdate(&t, u)
+		if err := t.Validate(); err != nil {
+			return err
+		}
+		t.Revision++
+		_, err = tx.ExecContext(ctx, `UPDATE tenants
+SET name = ?, tier = ?, mode = ?, approval_mode = ?, approval_settings = ?, revision = ?
+WHERE id = ?`, t.Name, t.Tier, t.Mode, t.ApprovalMode, nullJSON(t.ApprovalSettings), t.Revision, id)
+		return err
+	})
+	if err != nil {
+		return store.Tenant{}, fmt.Errorf("update tenant %q: %w", id, err)
+	}
+	return t, nil
+}
+
+func applyTenantUpdate(t *store.Tenant, u store.TenantUpdate) {
+	if u.Name != nil {
+		t.Name = *u.Name
+	}
+	if u.Tier != nil {
+		t.Tier = *u.Tier
+	}
+	if u.Mode != nil {
+		t.Mode = *u.Mode
+	}
+	if u.ApprovalMode != nil {
+		t.ApprovalMode = *u.ApprovalMode
+	}
+	if u.ApprovalSettings != nil {
+		t.ApprovalSettings = *u.ApprovalSettings
+	}
+}
+
+// CountTenants returns how many tenants exist.
+func (db *DB) CountTenants(ctx context.Context) (int, error) {
+	var n int
+	if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM tenants`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count tenants: %w", err)
+	}
+	return n, nil
+}
+
+// noRows turns sql.ErrNoRows into store.ErrNotFound and passes other
+// errors through; callers add what was looked up.
+func noRows(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	return err
+}
