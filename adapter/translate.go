@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/format"
@@ -152,19 +153,17 @@ func ruleRules(p *pdp.Policy, i int) []*ast.Rule {
 	prefix := "_r" + strconv.Itoa(i) + "_"
 
 	if lits, ok := Literals(r.Match); ok {
-		extra = append(extra, precheck(prefix+"match", lits)...)
-		body.Append(ast.NewExpr(ast.VarTerm(prefix + "match")))
+		body.Append(guard(prefix+"match", lits, &extra))
 	}
 	ms := ast.VarTerm("ms")
 	m := ast.VarTerm("m")
-	body.Append(ast.Assign.Expr(ms, ast.RegexFind.Call(ast.StringTerm(CaseInsensitivePrefix+r.Match), ast.NewTerm(textRef), ast.IntNumberTerm(1))))
+	body.Append(ast.Assign.Expr(ms, ast.RegexFind.Call(userString(CaseInsensitivePrefix+r.Match), ast.NewTerm(textRef), ast.IntNumberTerm(1))))
 	body.Append(ast.Assign.Expr(m, ast.RefTerm(ms, ast.IntNumberTerm(0))))
 	if r.ContextRequires != "" {
 		if lits, ok := Literals(r.ContextRequires); ok {
-			extra = append(extra, precheck(prefix+"context", lits)...)
-			body.Append(ast.NewExpr(ast.VarTerm(prefix + "context")))
+			body.Append(guard(prefix+"context", lits, &extra))
 		}
-		body.Append(ast.RegexMatch.Expr(ast.StringTerm(CaseInsensitivePrefix+r.ContextRequires), ast.NewTerm(textRef)))
+		body.Append(ast.RegexMatch.Expr(userString(CaseInsensitivePrefix+r.ContextRequires), ast.NewTerm(textRef)))
 	}
 
 	var reason *ast.Term
@@ -172,9 +171,9 @@ func ruleRules(p *pdp.Policy, i int) []*ast.Rule {
 	case r.Reason == "":
 		reason = ast.Concat.Call(ast.StringTerm(""), ast.ArrayTerm(ast.StringTerm("Policy '"+p.Name+"' violated: "), m))
 	case strings.Contains(r.Reason, "{match}"):
-		reason = ast.Replace.Call(ast.StringTerm(r.Reason), ast.StringTerm("{match}"), m)
+		reason = ast.Replace.Call(userString(r.Reason), ast.StringTerm("{match}"), m)
 	default:
-		reason = ast.StringTerm(r.Reason)
+		reason = userString(r.Reason)
 	}
 	v := ast.ObjectTerm(
 		ast.Item(ast.StringTerm("rule"), ast.IntNumberTerm(i)),
@@ -188,6 +187,17 @@ func ruleRules(p *pdp.Policy, i int) []*ast.Rule {
 	return append([]*ast.Rule{main}, extra...)
 }
 
+// guard returns the pre-check expression for lits: a contains() call for a
+// single literal, else a reference to a pre-check rule named name, whose
+// rules it appends to extra.
+func guard(name string, lits []string, extra *[]*ast.Rule) *ast.Expr {
+	if len(lits) == 1 {
+		return ast.Contains.Expr(ast.NewTerm(foldedRef), userString(lits[0]))
+	}
+	*extra = append(*extra, precheck(name, lits)...)
+	return ast.NewExpr(ast.VarTerm(name))
+}
+
 // precheck returns one boolean rule with a body per literal: true when the
 // folded action text contains any of them. A complete rule exits on its
 // first true body.
@@ -196,10 +206,54 @@ func precheck(name string, lits []string) []*ast.Rule {
 	for j, lit := range lits {
 		rules[j] = &ast.Rule{
 			Head: ast.NewHead(ast.Var(name), nil, ast.BooleanTerm(true)),
-			Body: ast.NewBody(ast.Contains.Expr(ast.NewTerm(foldedRef), ast.StringTerm(lit))),
+			Body: ast.NewBody(ast.Contains.Expr(ast.NewTerm(foldedRef), userString(lit))),
 		}
 	}
 	return rules
+}
+
+// userString returns a string term for user text that OPA's formatter
+// writes as a valid Rego string literal. Without a location the formatter
+// writes strconv.Quote's Go syntax, whose \x10, \a, \v and \U0001xxxx
+// escapes Rego does not accept, so a valid policy with a control or
+// non-printable character failed to translate (found by FuzzPolicyModule).
+// The formatter copies a string term's location text verbatim, so the term
+// carries its own Rego quoting.
+func userString(s string) *ast.Term {
+	t := ast.StringTerm(s)
+	t.Location = ast.NewLocation([]byte(regoQuote(s)), "", 1, 1)
+	return t
+}
+
+// regoQuote quotes s as a Rego (JSON) string literal: printable runes as
+// they are, the rest as \u escapes (surrogate pairs above U+FFFF). U+FEFF,
+// which Rego's scanner rejects inside a file, is not printable, so it is
+// escaped too.
+func regoQuote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case strconv.IsPrint(r):
+			b.WriteRune(r)
+		case r > 0xFFFF:
+			r1, r2 := utf16.EncodeRune(r)
+			fmt.Fprintf(&b, `\u%04x\u%04x`, r1, r2)
+		default:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 func floatNumber(f float64) ast.Number {
@@ -223,6 +277,9 @@ func TenantData(tp *pdp.TenantPolicies, agent string, allAgents bool) map[string
 			"step_types":          toAny(p.StepTypes),
 			"whitelisted_domains": toAny(p.WhitelistedDomains),
 		}
+		if g, ok := PolicyGuard(p); ok {
+			meta["guard"] = g
+		}
 		switch {
 		case p.AgentID == "":
 			tenant[p.Name] = meta
@@ -240,6 +297,25 @@ func TenantData(tp *pdp.TenantPolicies, agent string, allAgents bool) map[string
 		mode = pdp.ModeEnforcement
 	}
 	return map[string]any{"mode": string(mode), "tenant": tenant, "agents": agents}
+}
+
+// PolicyGuard returns the literals of every rule's pre-check as a
+// strings.replace_n pattern object ({literal: ""}): the folded action text
+// contains one of them whenever any rule of p could fire, so the library
+// skips the policy with one call when replacing them changes nothing. ok is
+// false when a rule has no pre-check (the policy is then never skipped).
+func PolicyGuard(p *pdp.Policy) (map[string]any, bool) {
+	guard := map[string]any{}
+	for _, r := range p.Rules {
+		lits, ok := Literals(r.Match)
+		if !ok {
+			return nil, false
+		}
+		for _, l := range lits {
+			guard[l] = ""
+		}
+	}
+	return guard, len(guard) > 0
 }
 
 func toAny(ss []string) []any {

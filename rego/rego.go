@@ -12,8 +12,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 )
 
-//go:generate go run ./internal/foldgen gatehouse/fold.rego
-
 //go:embed gatehouse
 var files embed.FS
 

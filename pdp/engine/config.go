@@ -9,11 +9,12 @@ import (
 // Config holds the engine's settings. The zero value of a field means its
 // default; Validate reports every problem at once.
 type Config struct {
-	// CacheSize bounds the prepared-query LRU (entries). Default 4096.
+	// CacheSize bounds the prepared-query LRU (entries). Default 10000.
 	CacheSize int
 	// RegexCacheSize bounds OPA's inter-query value cache, which holds the
 	// compiled regexes of all tenants (entries). Default 65536; OPA's own
-	// global regex cache holds only 100 and evicts at random.
+	// global regex cache holds only 100 and evicts at random. -1 turns the
+	// cache off (OPA then uses its global cache); for measurements only.
 	RegexCacheSize int
 	// Timeout bounds one evaluation. Default 50ms.
 	Timeout time.Duration
@@ -27,7 +28,7 @@ type Config struct {
 // Defaults returns c with every zero field set to its default.
 func (c Config) Defaults() Config {
 	if c.CacheSize == 0 {
-		c.CacheSize = 4096
+		c.CacheSize = 10000
 	}
 	if c.RegexCacheSize == 0 {
 		c.RegexCacheSize = 65536
@@ -50,7 +51,7 @@ func (c Config) Validate() error {
 	if c.CacheSize < 1 || c.CacheSize > 1<<20 {
 		errs = append(errs, fmt.Errorf("engine cache size %d: must be 1..1048576", c.CacheSize))
 	}
-	if c.RegexCacheSize < 1 || c.RegexCacheSize > 1<<24 {
+	if c.RegexCacheSize < -1 || c.RegexCacheSize == 0 || c.RegexCacheSize > 1<<24 {
 		errs = append(errs, fmt.Errorf("engine regex cache size %d: must be 1..16777216", c.RegexCacheSize))
 	}
 	if c.Timeout < 0 || c.Timeout > time.Minute {

@@ -135,10 +135,11 @@ func New(cfg Config, opts ...Option) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := cfg.RegexCacheSize
-	e.values = cache.NewInterQueryValueCache(context.Background(), &cache.Config{
-		InterQueryBuiltinValueCache: cache.InterQueryBuiltinValueCacheConfig{MaxNumEntries: &n},
-	})
+	if n := cfg.RegexCacheSize; n > 0 {
+		e.values = cache.NewInterQueryValueCache(context.Background(), &cache.Config{
+			InterQueryBuiltinValueCache: cache.InterQueryBuiltinValueCacheConfig{MaxNumEntries: &n},
+		})
+	}
 	return e, nil
 }
 
@@ -266,11 +267,12 @@ func (e *Engine) Evaluate(ctx context.Context, a pdp.Action) (d *pdp.Decision, e
 	c := topdown.NewCancel()
 	stop := context.AfterFunc(ctx, c.Cancel)
 	defer stop()
-	rs, err := pq.query.Eval(ctx,
-		rego.EvalParsedInput(input),
-		rego.EvalInterQueryBuiltinValueCache(e.values),
-		rego.EvalExternalCancel(c),
-	)
+	opts := []rego.EvalOption{rego.EvalParsedInput(input), rego.EvalExternalCancel(c)}
+	if e.values != nil {
+		// Passed on every Eval: PreparedEvalQuery ignores the rego.New option.
+		opts = append(opts, rego.EvalInterQueryBuiltinValueCache(e.values))
+	}
+	rs, err := pq.query.Eval(ctx, opts...)
 	if err == nil {
 		err = ctx.Err() // a result that raced a deadline is not trusted
 	}

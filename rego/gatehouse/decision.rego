@@ -24,10 +24,6 @@ import data.gatehouse.text
 
 _tenant := data.gatehouse.tenants[input.tenant_id]
 
-default _agent := ""
-
-_agent := input.agent_id if is_string(input.agent_id)
-
 default _step := "ACTION"
 
 _step := upper(input.step_type) if {
@@ -35,9 +31,11 @@ _step := upper(input.step_type) if {
 	input.step_type != ""
 }
 
-_agent_scope := object.get(object.get(_tenant, "agents", {}), _agent, {})
+# The enabled agent-scoped policies of input.agent_id; a null, absent or
+# unknown agent has none.
+default _agent_scope := {}
 
-_tenant_scope := object.get(_tenant, "tenant", {})
+_agent_scope := _tenant.agents[input.agent_id]
 
 # Enabled agent-scoped policies that apply to this step type.
 _agent_policies[name] := p if {
@@ -49,7 +47,7 @@ _agent_policies[name] := p if {
 # policy of the same name (disabled policies are not in the data, so they
 # shadow nothing), that apply to this step type.
 _tenant_policies[name] := p if {
-	some name, p in _tenant_scope
+	some name, p in _tenant.tenant
 	not _agent_scope[name]
 	_step in p.step_types
 }
@@ -58,12 +56,14 @@ _builtin_names := ["FinancialSafety", "DataExfiltration"]
 
 _hits contains object.union(v, {"policy": name, "scope": "agent"}) if {
 	some name, p in _agent_policies
-	some v in data.gatehouse.policies[input.tenant_id].agents[_agent][name].violations
+	_may_fire(p)
+	some v in data.gatehouse.policies[input.tenant_id].agents[input.agent_id][name].violations
 	not _whitelisted(p)
 }
 
 _hits contains object.union(v, {"policy": name, "scope": "tenant"}) if {
 	some name, p in _tenant_policies
+	_may_fire(p)
 	some v in data.gatehouse.policies[input.tenant_id].tenant[name].violations
 	not _whitelisted(p)
 }
@@ -75,6 +75,14 @@ _hits contains object.union(v, {"policy": "FinancialSafety", "scope": "builtin"}
 _hits contains object.union(v, {"policy": "DataExfiltration", "scope": "builtin"}) if {
 	some v in data_exfiltration.violations
 }
+
+# A policy's guard holds the pre-check literals of all its rules (the
+# adapter computes them): when the folded text contains none, no rule can
+# fire and the policy is skipped with one call instead of one per rule.
+# Replacing every literal with "" changes the text exactly when one occurs.
+_may_fire(p) if not p.guard
+
+_may_fire(p) if strings.replace_n(p.guard, text.folded) != text.folded
 
 # A policy is skipped when the action text names at least one hostname and
 # every one is a whitelisted domain or a subdomain of one.
@@ -101,9 +109,12 @@ _severity_weight := {"critical": 1, "high": 0.8, "medium": 0.5, "low": 0.25}
 
 _scope_rank := {"agent": 0, "tenant": 1, "builtin": 2}
 
+_status_of_outcome := {"block": "blocked", "require_approval": "pending_review", "warn": "allowed"}
+
 # Hits strongest first: outcome, then severity, then scope agent > tenant >
-# builtin, then policy name, then rule order. The first is the trigger.
-_ranked := sort([[
+# builtin, then policy name, then rule order. The first is the trigger, and
+# its outcome is the strongest, so it also gives the status.
+_violations := [x[5] | some x in sort([[
 	0 - _outcome_rank[h.on_violation],
 	0 - _severity_rank[h.severity],
 	_scope_rank[h.scope],
@@ -112,71 +123,50 @@ _ranked := sort([[
 	h,
 ] |
 	some h in _hits
-])
-
-_violations := [x[5] | some x in _ranked]
-
-_would_be := "blocked" if {
-	some h in _hits
-	h.on_violation == "block"
-} else := "pending_review" if {
-	some h in _hits
-	h.on_violation == "require_approval"
-} else := "allowed"
-
-_shadow if _tenant.mode == "shadow"
-
-_status := "allowed" if _shadow
-
-_status := _would_be if not _shadow
-
-default _risk_score := 0
-
-_risk_score := round(max(_risks) * 100) / 100 if count(_hits) > 0
-
-_risks := [r |
-	some h in _hits
-	r := _severity_weight[h.severity] * h.confidence
-]
-
-_trigger := _violations[0]
-
-default _triggered_policy := null
-
-_triggered_policy := _trigger.policy
-
-default _severity := null
-
-_severity := _trigger.severity
-
-default _reason := null
-
-_reason := _trigger.reason
+])]
 
 _policies_evaluated := array.concat(
 	array.concat([n | some n, _ in _agent_policies], [n | some n, _ in _tenant_policies]),
 	_builtin_names,
 )
 
-_base := {
-	"status": _status,
+_risk_score := round(max([r |
+	some h in _hits
+	r := _severity_weight[h.severity] * h.confidence
+]) * 100) / 100
+
+# Nothing fired: the common case, composed without sorting.
+_result := {
+	"status": "allowed",
+	"risk_score": 0,
+	"policies_evaluated": _policies_evaluated,
+	"triggered_policy": null,
+	"severity": null,
+	"reason": null,
+	"violations": [],
+	"warnings": [],
+} if {
+	count(_hits) == 0
+} else := {
+	"status": _status_of_outcome[trigger.on_violation],
 	"risk_score": _risk_score,
 	"policies_evaluated": _policies_evaluated,
-	"triggered_policy": _triggered_policy,
-	"severity": _severity,
-	"reason": _reason,
+	"triggered_policy": trigger.policy,
+	"severity": trigger.severity,
+	"reason": trigger.reason,
 	"violations": _violations,
 	"warnings": [v | some v in _violations; v.on_violation == "warn"],
+} if {
+	trigger := _violations[0]
 }
 
 # METADATA
 # description: The policy_result of CONTRACT A7, less action_id and timing.
 # entrypoint: true
-result := object.union(_base, {"shadow_status": _would_be}) if {
+result := object.union(_result, {"status": "allowed", "shadow_status": _result.status}) if {
 	is_string(input.action)
-	_tenant
-	_shadow
-} else := _base if {
+	_tenant.mode == "shadow"
+} else := _result if {
 	is_string(input.action)
 	_tenant
 }

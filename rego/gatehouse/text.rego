@@ -10,7 +10,11 @@ package gatehouse.text
 
 # METADATA
 # description: The action text that rules' regexes run on.
-text := strings.replace_n(_unescape, json.marshal({"action": input.action, "params": object.get(input, "params", {})}))
+text := _marshalled if {
+	not contains(_marshalled, `\u`)
+} else := strings.replace_n(_unescape, _marshalled)
+
+_marshalled := json.marshal({"action": input.action, "params": object.get(input, "params", {})})
 
 # Go's encoding/json (behind json.marshal) escapes <, >, & and U+2028/9. The
 # replacer scans left to right and consumes "\\" as a unit, so an escaped
@@ -27,19 +31,36 @@ _unescape := {
 
 # METADATA
 # description: |
-#   The action text case-folded: lower-cased, then every rune mapped to one
-#   representative of its simple case-folding orbit (the orbits RE2's (?i)
-#   uses). A case-insensitive literal matches the text only if its folded
-#   form is contained in this string, so containment is a sound pre-check.
-folded := strings.replace_n(fold_table, lower(text))
+#   The action text case-folded: upper-cased, then lower-cased. Per rune,
+#   lower(upper(r)) is the same for every member of r's simple case-folding
+#   orbit (the equivalence RE2's (?i) uses; ſ, S and s all become s, the
+#   Kelvin sign and K become k), so a case-insensitive literal can match the
+#   text only if its folded form is contained in this string: containment
+#   is a sound pre-check. A test checks the invariant over all of Unicode.
+folded := lower(upper(text))
 
 # METADATA
 # description: |
-#   Hostnames in the action text: hosts of URLs, domains of e-mail addresses
-#   and bare domain names (labels joined by dots, ending in a 2–63 letter
-#   label), lower-cased. The local part of an e-mail address is not a
-#   hostname; IP addresses are not hostnames.
-hostnames contains lower(m[1]) if {
-	some m in regex.find_all_string_submatch_n(`(?i)((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63})([@]?)`, text, -1)
-	m[2] == ""
+#   Hostnames in the params part of the action text: hosts of URLs, domains
+#   of e-mail addresses and bare domain names (labels joined by dots, ending
+#   in a 2–63 letter label), lower-cased. The local part of an e-mail
+#   address is not a hostname; IP addresses are not hostnames. The action
+#   name is left out: connector names such as "http.get" name an operation,
+#   not a destination, and would otherwise defeat every whitelist.
+hostnames contains lower(m[3]) if {
+	some m in regex.find_all_string_submatch_n(_hostname_re, _params_text, -1)
+	m[3] != ""
 }
+
+# Keys are sorted, so the text is {"action":<name>,"params":<params>}; the
+# name is a JSON string, in which an unescaped `,"params":` cannot occur.
+_params_text := substring(text, indexof(text, `,"params":`), -1)
+
+# Leftmost-first alternation: at each position a JSON escape (\n, \", \\,
+# \u001f) or an e-mail local part (with its @) is consumed before a
+# hostname can start there, so neither "nexample.com" (from "\nexample.com")
+# nor "first.last" (from "first.last+tag@example.com") is taken for a host.
+# Local parts are limited to common characters: a wider class could swallow
+# a URL host (https://evil.com/@trusted.com), and a missed host would let a
+# whitelist skip a policy.
+_hostname_re := `(?i)(\\(?:u[0-9a-f]{4}|.))|([a-z0-9._%+-]+@)|((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63})`

@@ -11,33 +11,59 @@ package gatehouse.builtins.data_exfiltration
 import data.gatehouse.text
 
 # Case-sensitive detectors, each behind a cheap containment pre-check of a
-# literal every match contains.
-_tokens := [
-	{"kind": "private key", "pre": "PRIVATE KEY-----", "re": `-----BEGIN [A-Z ]*PRIVATE KEY-----`, "keep": 100},
-	{"kind": "AWS access key", "pre": "AKIA", "re": `AKIA[0-9A-Z]{16}`, "keep": 4},
-	{"kind": "GitHub token", "pre": "gh", "re": `gh[pousr]_[A-Za-z0-9]{36}`, "keep": 4},
-	{"kind": "Slack token", "pre": "xox", "re": `xox[abprs]-[A-Za-z0-9-]{10,}`, "keep": 4},
-]
-
+# literal every match contains; unrolled, because iterating a table of them
+# costs more than the checks themselves.
 _redact(s, keep) := s if count(s) <= keep
 
 _redact(s, keep) := concat("", [substring(s, 0, keep), "****"]) if count(s) > keep
 
-# METADATA
-# labels:
-#   policy: DataExfiltration
-#   severity: critical
-violations contains {
+_secret(i, kind, m, keep) := {
 	"rule": i,
 	"severity": "critical",
 	"on_violation": "block",
 	"confidence": 0.95,
-	"match": _redact(m, t.keep),
-	"reason": concat("", ["Potential data exfiltration: ", t.kind]),
-} if {
-	some i, t in _tokens
-	contains(text.text, t.pre)
-	m := regex.find_n(t.re, text.text, 1)[0]
+	"match": _redact(m, keep),
+	"reason": concat("", ["Potential data exfiltration: ", kind]),
+}
+
+# METADATA
+# labels:
+#   policy: DataExfiltration
+#   rule: 0
+#   severity: critical
+violations contains _secret(0, "private key", m, 100) if {
+	contains(text.text, "PRIVATE KEY-----")
+	m := regex.find_n(`-----BEGIN [A-Z ]*PRIVATE KEY-----`, text.text, 1)[0]
+}
+
+# METADATA
+# labels:
+#   policy: DataExfiltration
+#   rule: 1
+#   severity: critical
+violations contains _secret(1, "AWS access key", m, 4) if {
+	contains(text.text, "AKIA")
+	m := regex.find_n(`AKIA[0-9A-Z]{16}`, text.text, 1)[0]
+}
+
+# METADATA
+# labels:
+#   policy: DataExfiltration
+#   rule: 2
+#   severity: critical
+violations contains _secret(2, "GitHub token", m, 4) if {
+	contains(text.text, "gh")
+	m := regex.find_n(`gh[pousr]_[A-Za-z0-9]{36}`, text.text, 1)[0]
+}
+
+# METADATA
+# labels:
+#   policy: DataExfiltration
+#   rule: 3
+#   severity: critical
+violations contains _secret(3, "Slack token", m, 4) if {
+	contains(text.text, "xox")
+	m := regex.find_n(`xox[abprs]-[A-Za-z0-9-]{10,}`, text.text, 1)[0]
 }
 
 _credential_re := `(?i)(api[_-]?key|secret[_-]?key|client[_-]?secret|password)"?\s*[:=]\s*"?[^\s"]{8,}`

@@ -1,0 +1,24 @@
+package gatehouse.policies.t1.tenant.pii_protection
+
+# METADATA
+# labels:
+#   on_violation: warn
+#   policy: pii_protection
+#   rule: 0
+#   scope: tenant
+#   severity: medium
+violations contains {"confidence": 0.85, "match": m, "on_violation": "warn", "reason": concat("", ["Policy 'pii_protection' violated: ", m]), "rule": 0, "severity": "medium"} if {
+	_r0_match
+	ms := regex.find_n("(?i)(email|phone)", data.gatehouse.text.text, 1)
+	m := ms[0]
+	_r0_context
+	regex.match("(?i)(external|public)", data.gatehouse.text.text)
+}
+
+_r0_match if contains(data.gatehouse.text.folded, "email")
+
+_r0_match if contains(data.gatehouse.text.folded, "phone")
+
+_r0_context if contains(data.gatehouse.text.folded, "external")
+
+_r0_context if contains(data.gatehouse.text.folded, "public")

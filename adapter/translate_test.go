@@ -1,0 +1,394 @@
+package adapter_test
+
+import (
+	"flag"
+	"fmt"
+	"maps"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/gatehouse-pdp/gatehouse/adapter"
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+	gatehouserego "github.com/gatehouse-pdp/gatehouse/rego"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// The two policies of the seed walkthrough (seed-agent-scoped-policies.txt),
+// verbatim as the curl examples send them.
+const (
+	seedTenantPolicy = `{
+  "name": "pii_protection",
+  "description": "Warn on PII patterns",
+  "rules": [{
+    "match": "(email|phone)",
+    "context_requires": "(external|public)",
+    "severity": "medium",
+    "on_violation": "warn"
+  }]
+}`
+	seedAgentPolicy = `{
+  "name": "pii_protection",
+  "description": "Block PII outright for billing-bot",
+  "agent_id": "billing-bot",
+  "rules": [{
+    "match": "(email|phone|ssn|passport|routing)",
+    "severity": "critical",
+    "on_violation": "block",
+    "reason": "PII blocked for billing-bot: {match}"
+  }]
+}`
+)
+
+// hostileText is written to look like Rego, YAML and HTML from every angle:
+// if any of it were pasted into the module instead of carried as a string
+// term, the golden file (and the structural checks) would show it.
+const hostileText = "\"} else := true {\n# METADATA\n# labels: {policy: evil}\nimport data\npackage evil\n" +
+	"`raw` \\\" {match}{match} {match} {{match}} </script><b>&amp;&lt; " +
+	"ünïcödé ☃ 𝔘 ſ K σς \u2028\u2029 \u202e"
+
+// goldenCases are the policies whose translations are pinned under
+// testdata/golden. Each is validated first, as the registry would.
+func goldenCases(t *testing.T) []struct {
+	name   string
+	tenant string
+	policy pdp.Policy
+} {
+	t.Helper()
+	rule := func(match, severity string) pdp.Rule {
+		return pdp.Rule{Match: match, Severity: pdp.Severity(severity), Confidence: pdp.DefaultConfidence}
+	}
+	withReason := func(r pdp.Rule, reason string) pdp.Rule { r.Reason = reason; return r }
+	withContext := func(r pdp.Rule, ctx string) pdp.Rule { r.ContextRequires = ctx; return r }
+
+	return []struct {
+		name   string
+		tenant string
+		policy pdp.Policy
+	}{
+		{"seed_tenant", "t1", decodePolicy(t, seedTenantPolicy)},
+		{"seed_agent", "t1", decodePolicy(t, seedAgentPolicy)},
+		{"context_requires", "t1", pdp.Policy{Name: "export_guard", Rules: []pdp.Rule{
+			withReason(withContext(rule(`(ssn|passport|routing)`, "high"), `(upload|export)\.`), "Export of {match} needs approval"),
+			withContext(rule(`api[_-]?key`, "critical"), `\d{3}-\d{2}`),
+		}}},
+		{"reason_without_match", "t1", pdp.Policy{Name: "no_secrets", Rules: []pdp.Rule{
+			withReason(rule(`secret`, "LOW"), "Secrets must not leave the tenant"),
+		}}},
+		{"no_reason", "t1", pdp.Policy{Name: "plain", Rules: []pdp.Rule{
+			rule(`(delete|drop)_table`, "medium"),
+		}}},
+		{"no_precheck", "t1", pdp.Policy{Name: "digits", Rules: []pdp.Rule{
+			withReason(rule(`\d{3}-\d{2}`, "high"), "SSN-like number {match}"),
+			withContext(rule(`[0-9a-f]{32}`, "low"), `.`),
+		}}},
+		{"many_rules", "t1", pdp.Policy{Name: "many", Rules: []pdp.Rule{
+			{Match: `straße|ǅ|kelvin`, Severity: "critical", OnViolation: "warn", Confidence: 0},
+			{Match: `(?-i:AKIA)[0-9A-Z]{16}`, Severity: "high", OnViolation: "block", Confidence: 1},
+			{Match: `\bpass(word)?\b`, Severity: "low", OnViolation: "require_approval", Confidence: 0.5},
+		}}},
+		{"hostile_default", "..", pdp.Policy{Name: "default", AgentID: "a.b:c@d", Rules: []pdp.Rule{
+			withReason(rule(regexpQuote(hostileText), "critical"), hostileText),
+			withContext(rule(`"\}|\{match\}|`+"`", "high"), `package evil|import data|# METADATA`),
+		}}},
+		{"hostile_import", ".", pdp.Policy{Name: "import", AgentID: "..", Rules: []pdp.Rule{
+			withReason(rule(`import data\.|package\s+evil`, "medium"), "{match}"),
+		}}},
+		{"hostile_dash", "tenant:a@b.c", pdp.Policy{Name: "x-y", AgentID: ".", Rules: []pdp.Rule{
+			withReason(rule("`{3}\n(#|\")", "low"), "\n}\n{match}\n"),
+		}}},
+		{"control_characters", "t1", pdp.Policy{Name: "controls", Rules: []pdp.Rule{
+			withReason(rule("a\x10b\x7f\ufeff|\a\v\U000e0001x", "low"), "\a\v\x10\x7f\ufeff\U000e0001\U0001F600 \u00ad {match}"),
+		}}},
+		{"hostile_rule_names", "t1", pdp.Policy{Name: "violations", AgentID: "_r0_match", Rules: []pdp.Rule{
+			withReason(rule(`_r0_match|violations|data\.gatehouse`, "low"), `Policy 'violations' violated: {match}`),
+		}}},
+	}
+}
+
+// regexpQuote quotes s for a pattern, keeping newlines and quotes as they
+// are so the pattern itself stays hostile.
+func regexpQuote(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`\.+*?()|[]{}^$`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func decodePolicy(t *testing.T, doc string) pdp.Policy {
+	t.Helper()
+	d, err := adapter.Decode([]byte(doc), adapter.FormatJSON)
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	p, err := d.Policy()
+	if err != nil {
+		t.Fatalf("policy: %v", err)
+	}
+	return p
+}
+
+func TestPolicyModuleGolden(t *testing.T) {
+	for _, tc := range goldenCases(t) {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.policy
+			if err := adapter.Validate(&p); err != nil {
+				t.Fatalf("test policy is invalid: %v", err)
+			}
+			m, err := adapter.PolicyModule(tc.tenant, &p)
+			if err != nil {
+				t.Fatalf("PolicyModule: %v", err)
+			}
+			file := filepath.Join("testdata", "golden", tc.name+".rego")
+			if *update {
+				if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(file, []byte(m.Text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatalf("%v (run go test ./adapter -run Golden -update)", err)
+			}
+			if m.Text != string(want) {
+				t.Errorf("module text differs from %s (run with -update to accept):\n--- got\n%s\n--- want\n%s", file, m.Text, want)
+			}
+
+			again, err := adapter.PolicyModule(tc.tenant, &p)
+			if err != nil || again.Text != m.Text {
+				t.Errorf("translation is not deterministic (err %v)", err)
+			}
+			if want := adapter.PolicyPackage(tc.tenant, p.AgentID, p.Name); !m.Package.Equal(want) || !m.Parsed.Package.Path.Equal(want) {
+				t.Errorf("package = %v, parsed %v, want %v", m.Package, m.Parsed.Package.Path, want)
+			}
+			if want := adapter.PolicyPath(tc.tenant, p.AgentID, p.Name); m.Path != want {
+				t.Errorf("path = %q, want %q", m.Path, want)
+			}
+			checkModuleShape(t, m, &p)
+			compileWithLibrary(t, m)
+		})
+	}
+}
+
+// checkModuleShape checks what no policy text may change: the package, no
+// imports, only violations and _r<i>_(match|context) rules, exactly one
+// violations rule per policy rule, each labelled, and no data reference but
+// the action text and its folded form. The text must re-parse to Parsed.
+func checkModuleShape(t testing.TB, m *adapter.Module, p *pdp.Policy) {
+	t.Helper()
+	mod := m.Parsed
+	if len(mod.Imports) != 0 {
+		t.Errorf("module has imports: %v", mod.Imports)
+	}
+	violations := 0
+	helpers := map[string]int{}
+	for _, r := range mod.Rules {
+		ref := r.Head.Ref()
+		name := ref.String()
+		switch {
+		case name == "violations":
+			violations++
+			if r.Head.Key == nil || r.Head.Value != nil {
+				t.Errorf("violations is not a partial set rule: %v", r.Head)
+			}
+			checkLabels(t, r, p)
+		case helperName(name):
+			helpers[name]++
+			if r.Head.Value == nil || !r.Head.Value.Equal(ast.BooleanTerm(true)) {
+				t.Errorf("helper %s is not a boolean rule: %v", name, r.Head)
+			}
+		default:
+			t.Errorf("unexpected rule head %q", name)
+		}
+		if len(r.Head.Args) != 0 || r.Else != nil || r.Default {
+			t.Errorf("rule %s: unexpected function, else or default", name)
+		}
+	}
+	if violations != len(p.Rules) {
+		t.Errorf("%d violations rules for %d policy rules", violations, len(p.Rules))
+	}
+	// One helper body per pre-check literal, for exactly the patterns that
+	// have a pre-check of two or more literals (a single literal is checked
+	// inline in the violations rule).
+	wantHelpers := map[string]int{}
+	for i, r := range p.Rules {
+		if lits, ok := adapter.Literals(r.Match); ok && len(lits) > 1 {
+			wantHelpers[fmt.Sprintf("_r%d_match", i)] = len(lits)
+		}
+		if lits, ok := adapter.Literals(r.ContextRequires); ok && r.ContextRequires != "" && len(lits) > 1 {
+			wantHelpers[fmt.Sprintf("_r%d_context", i)] = len(lits)
+		}
+	}
+	if !maps.Equal(helpers, wantHelpers) {
+		t.Errorf("pre-check rules %v, want %v", helpers, wantHelpers)
+	}
+	textRef, foldedRef := ast.MustParseRef("data.gatehouse.text.text"), ast.MustParseRef("data.gatehouse.text.folded")
+	for _, r := range mod.Rules {
+		ast.WalkRefs(r, func(ref ast.Ref) bool {
+			if ref.HasPrefix(ast.DefaultRootRef) && !ref.Equal(textRef) && !ref.Equal(foldedRef) {
+				t.Errorf("unexpected data reference %v", ref)
+			}
+			if ref.HasPrefix(ast.InputRootRef) {
+				t.Errorf("unexpected input reference %v", ref)
+			}
+			return false
+		})
+	}
+	// User text survives the round trip through the module source intact.
+	strs := map[string]bool{}
+	ast.WalkTerms(mod, func(x *ast.Term) bool {
+		if s, ok := x.Value.(ast.String); ok {
+			strs[string(s)] = true
+		}
+		return false
+	})
+	for i, r := range p.Rules {
+		want := []string{adapter.CaseInsensitivePrefix + r.Match}
+		if r.ContextRequires != "" {
+			want = append(want, adapter.CaseInsensitivePrefix+r.ContextRequires)
+		}
+		if r.Reason != "" {
+			want = append(want, r.Reason)
+		}
+		for _, w := range want {
+			if !strs[w] {
+				t.Errorf("rules[%d]: string %q is not in the module", i, w)
+			}
+		}
+	}
+	reparsed, err := ast.ParseModuleWithOpts(m.Path, m.Text, ast.ParserOptions{ProcessAnnotation: true, RegoVersion: ast.RegoV1})
+	if err != nil {
+		t.Fatalf("module text does not parse: %v", err)
+	}
+	if !reparsed.Equal(mod) {
+		t.Errorf("module text re-parses to a different module:\n%s", m.Text)
+	}
+}
+
+func helperName(name string) bool {
+	rest, ok := strings.CutPrefix(name, "_r")
+	if !ok {
+		return false
+	}
+	digits := len(rest) - len(strings.TrimLeft(rest, "0123456789"))
+	if digits == 0 {
+		return false
+	}
+	switch rest[digits:] {
+	case "_match", "_context":
+		return true
+	}
+	return false
+}
+
+// checkLabels checks the # METADATA labels of a violations rule against the
+// policy rule its head names.
+func checkLabels(t testing.TB, r *ast.Rule, p *pdp.Policy) {
+	t.Helper()
+	if len(r.Annotations) != 1 {
+		t.Errorf("violations rule has %d annotations, want 1", len(r.Annotations))
+		return
+	}
+	obj, ok := r.Head.Key.Value.(ast.Object)
+	if !ok {
+		t.Errorf("violations key is not an object: %v", r.Head.Key)
+		return
+	}
+	idx, ok := obj.Get(ast.StringTerm("rule")).Value.(ast.Number).Int()
+	if !ok || idx < 0 || idx >= len(p.Rules) {
+		t.Errorf("violations rule index %v out of range", obj.Get(ast.StringTerm("rule")))
+		return
+	}
+	pr := p.Rules[idx]
+	want := map[string]string{
+		"policy": p.Name, "scope": string(p.Scope()), "severity": string(pr.Severity),
+		"on_violation": string(pr.OnViolation),
+	}
+	lm := r.Annotations[0].Labels
+	for k, v := range want {
+		if lm[k] != v {
+			t.Errorf("label %s = %v, want %q", k, lm[k], v)
+		}
+	}
+	if len(lm) != len(want)+1 {
+		t.Errorf("labels = %v, want exactly %v and rule", lm, want)
+	}
+	for k, v := range map[string]string{"severity": string(pr.Severity), "on_violation": string(pr.OnViolation)} {
+		if got := obj.Get(ast.StringTerm(k)); got == nil || !got.Equal(ast.StringTerm(v)) {
+			t.Errorf("violation %s = %v, want %q", k, got, v)
+		}
+	}
+}
+
+// compileWithLibrary compiles m together with the Rego library.
+func compileWithLibrary(t testing.TB, m *adapter.Module) *ast.Compiler {
+	t.Helper()
+	lib, err := gatehouserego.Parsed()
+	if err != nil {
+		t.Fatalf("library: %v", err)
+	}
+	mods := make(map[string]*ast.Module, len(lib)+1)
+	for k, v := range lib {
+		mods[k] = v
+	}
+	if _, dup := mods[m.Path]; dup {
+		t.Fatalf("module path %s collides with the library", m.Path)
+	}
+	mods[m.Path] = m.Parsed
+	c := ast.NewCompiler()
+	if c.Compile(mods); c.Failed() {
+		t.Fatalf("compile with library: %v\n%s", c.Errors, m.Text)
+	}
+	return c
+}
+
+func TestPolicyPathStaysInItsDirectory(t *testing.T) {
+	ids := []string{
+		"t1", ".", "..", "...", "a..b", "..a", "a.", "/", "a/b", "../x", "x/..", "./.",
+		"%2e%2e", "%2E", "a:b", "a@b", "a:b@c.d", "billing-bot", `\..\`, "?", "#", " ", "ü",
+		"a%2Fb", "..%2F..", "\x00", "~",
+	}
+	seen := map[string]string{}
+	for _, tenant := range ids {
+		for _, agent := range append([]string{""}, ids...) {
+			for _, name := range []string{"pii_protection", "x-y", "default"} {
+				p := adapter.PolicyPath(tenant, agent, name)
+				if !strings.HasPrefix(p, "gatehouse/policies/") || !strings.HasSuffix(p, ".rego") {
+					t.Errorf("PolicyPath(%q, %q, %q) = %q: not under gatehouse/policies/", tenant, agent, name, p)
+				}
+				segs := strings.Split(p, "/")
+				want := 5
+				if agent != "" {
+					want = 6
+				}
+				if len(segs) != want {
+					t.Errorf("PolicyPath(%q, %q, %q) = %q: %d segments, want %d", tenant, agent, name, p, len(segs), want)
+				}
+				for _, s := range segs {
+					if s == "." || s == ".." || s == "" || strings.ContainsAny(s, "\\\x00") {
+						t.Errorf("PolicyPath(%q, %q, %q) = %q: segment %q", tenant, agent, name, p, s)
+					}
+				}
+				if strings.Contains("/"+p+"/", "/../") || strings.Contains("/"+p+"/", "/./") || path.Clean(p) != p {
+					t.Errorf("PolicyPath(%q, %q, %q) = %q is not clean", tenant, agent, name, p)
+				}
+				key := tenant + "\x01" + agent + "\x01" + name
+				if prev, ok := seen[p]; ok && prev != key {
+					t.Errorf("PolicyPath collision: %q for %q and %q", p, prev, key)
+				}
+				seen[p] = key
+			}
+		}
+	}
+}

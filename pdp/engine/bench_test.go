@@ -1,0 +1,240 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+)
+
+// The three scales of the engine issue: S the seed; M 100 tenants × 10
+// agents, 5 tenant-wide policies of 3 rules, 20% of agents with 2
+// overrides; L 1000 tenants × 20 agents, same shape.
+// Scales are generated on demand, one at a time, so a benchmark's live
+// heap (which GC cost grows with) holds only its own scale.
+var scales = []struct {
+	name string
+	gen  func() *scale
+}{
+	{"S", seedScale},
+	{"M", func() *scale { return genScale("M", 100, 10, 5, 3, 0.2, 2) }},
+	{"L", func() *scale { return genScale("L", 1000, 20, 5, 3, 0.2, 2) }},
+}
+
+func loadScale(tb testing.TB, s *scale, cfg Config) *Engine {
+	tb.Helper()
+	e, err := New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, tp := range s.tenants {
+		e.SetTenant(tp)
+	}
+	return e
+}
+
+// BenchmarkDecision measures a decision on a cache hit: every entry is
+// compiled before the timer starts.
+func BenchmarkDecision(b *testing.B) {
+	for _, sc := range scales {
+		b.Run(sc.name, func(b *testing.B) {
+			s := sc.gen()
+			e := loadScale(b, s, Config{CacheSize: 20000})
+			ctx := b.Context()
+			for _, a := range s.actions {
+				if _, err := e.Evaluate(ctx, a); err != nil {
+					b.Fatal(err)
+				}
+			}
+			misses := e.Stats().Misses
+			i := 0
+			done := reportCPU(b)
+			for b.Loop() {
+				if _, err := e.Evaluate(ctx, s.actions[i%len(s.actions)]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			done()
+			if got := e.Stats().Misses; got != misses {
+				b.Fatalf("%d cache misses during the timed loop", got-misses)
+			}
+		})
+	}
+}
+
+// floorRule is one custom rule as a naive PDP would apply it.
+type floorRule struct{ re *regexp.Regexp }
+
+// BenchmarkFloor applies the same effective custom rules with plain
+// precompiled Go regexps ((?i), one FindStringIndex per rule, no OPA) on
+// the same action texts, built before the timer starts. It is the bar the
+// translated Rego must beat.
+func BenchmarkFloor(b *testing.B) {
+	for _, sc := range scales {
+		b.Run(sc.name, func(b *testing.B) {
+			s := sc.gen()
+			rules := map[string][]floorRule{} // tenant\x00agent → effective rules
+			compiled := map[string]*regexp.Regexp{}
+			re := func(p string) *regexp.Regexp {
+				if compiled[p] == nil {
+					compiled[p] = regexp.MustCompile("(?i)" + p)
+				}
+				return compiled[p]
+			}
+			byTenant := map[string]*pdp.TenantPolicies{}
+			for i := range s.tenants {
+				byTenant[s.tenants[i].TenantID] = &s.tenants[i]
+			}
+			texts := make([]string, len(s.actions))
+			keys := make([]string, len(s.actions))
+			for i, a := range s.actions {
+				texts[i] = actionText(b, a)
+				keys[i] = a.TenantID + "\x00" + a.AgentID
+				if _, ok := rules[keys[i]]; ok {
+					continue
+				}
+				var eff []floorRule
+				agentNames := map[string]bool{}
+				for _, p := range byTenant[a.TenantID].Policies {
+					if p.AgentID != "" && p.AgentID == a.AgentID {
+						agentNames[p.Name] = true
+						for _, r := range p.Rules {
+							eff = append(eff, floorRule{re(r.Match)})
+						}
+					}
+				}
+				for _, p := range byTenant[a.TenantID].Policies {
+					if p.AgentID == "" && !agentNames[p.Name] {
+						for _, r := range p.Rules {
+							eff = append(eff, floorRule{re(r.Match)})
+						}
+					}
+				}
+				rules[keys[i]] = eff
+			}
+			hits := 0
+			i := 0
+			done := reportCPU(b)
+			defer done()
+			for b.Loop() {
+				k := i % len(texts)
+				for _, r := range rules[keys[k]] {
+					if r.re.FindStringIndex(texts[k]) != nil {
+						hits++
+					}
+				}
+				i++
+			}
+			_ = hits
+		})
+	}
+}
+
+// actionText is the contract's action text, built in Go.
+func actionText(tb testing.TB, a pdp.Action) string {
+	var sb strings.Builder
+	enc := json.NewEncoder(&sb)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(map[string]any{"action": a.Name, "params": a.Params}); err != nil {
+		tb.Fatal(err)
+	}
+	return strings.TrimSuffix(sb.String(), "\n")
+}
+
+// BenchmarkCompile measures a cold compile of one tenant with 25 policies
+// of 3 rules (translation included: a fresh tenant id every iteration).
+func BenchmarkCompile(b *testing.B) {
+	s := genScale("compile", 1, 1, 25, 3, 0, 0)
+	e := loadScale(b, s, Config{})
+	a := s.actions[0]
+	i := 0
+	for b.Loop() {
+		tp := s.tenants[0]
+		tp.TenantID = fmt.Sprintf("cold-%d", i)
+		a.TenantID = tp.TenantID
+		e.SetTenant(tp)
+		if _, err := e.Evaluate(b.Context(), a); err != nil {
+			b.Fatal(err)
+		}
+		e.RemoveTenant(tp.TenantID)
+		i++
+	}
+}
+
+// BenchmarkHeapPerEntry reports the live heap each cached prepared query
+// costs (B/entry), at each scale (L on a sample of 200 tenants).
+func BenchmarkHeapPerEntry(b *testing.B) {
+	for _, sc := range scales {
+		b.Run(sc.name, func(b *testing.B) {
+			sample := *sc.gen()
+			if len(sample.tenants) > 200 {
+				sample.tenants = sample.tenants[:200]
+				sample.actions = sample.actions[:200*20]
+			}
+			var perEntry float64
+			for b.Loop() {
+				e := loadScale(b, &sample, Config{CacheSize: 20000})
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				for _, a := range sample.actions {
+					if _, err := e.Evaluate(b.Context(), a); err != nil {
+						b.Fatal(err)
+					}
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				perEntry = float64(after.HeapAlloc-before.HeapAlloc) / float64(e.Stats().Size)
+				runtime.KeepAlive(e)
+			}
+			b.ReportMetric(perEntry, "B/entry")
+		})
+	}
+}
+
+// BenchmarkRegexCache decides over 1200 distinct patterns (400 tenants of 3
+// rules whose regexes always run) with the inter-query value cache on, on
+// but bounded below the working set, and off (OPA's 100-entry global cache).
+func BenchmarkRegexCache(b *testing.B) {
+	s := &scale{name: "regex"}
+	for t := range 400 {
+		tid := fmt.Sprintf("rx-%03d", t)
+		tp := pdp.TenantPolicies{TenantID: tid, Revision: 1, Mode: pdp.ModeEnforcement}
+		var words []string
+		p := pdp.Policy{Name: "distinct", StepTypes: []string{"ACTION"}, Enabled: true, Version: 1}
+		for r := range 3 {
+			w := fmt.Sprintf("w%03dr%d", t, r)
+			words = append(words, w)
+			p.Rules = append(p.Rules, pdp.Rule{Match: w + `\d*x?`, Severity: pdp.SeverityLow, OnViolation: pdp.OutcomeWarn, Confidence: 0.85})
+		}
+		tp.Policies = []pdp.Policy{p}
+		s.tenants = append(s.tenants, tp)
+		s.actions = append(s.actions, pdp.Action{TenantID: tid, Name: "http.post",
+			Params: map[string]any{"body": strings.Join(words, " ") + " " + strings.Repeat("padding text ", 30)}})
+	}
+	for _, c := range []struct {
+		name string
+		size int
+	}{{"cache=65536", 65536}, {"cache=600", 600}, {"cache=off", -1}} {
+		b.Run(c.name, func(b *testing.B) {
+			e := loadScale(b, s, Config{RegexCacheSize: c.size})
+			for _, a := range s.actions {
+				if _, err := e.Evaluate(b.Context(), a); err != nil {
+					b.Fatal(err)
+				}
+			}
+			i := 0
+			for b.Loop() {
+				if _, err := e.Evaluate(b.Context(), s.actions[i%len(s.actions)]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}

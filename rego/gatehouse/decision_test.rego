@@ -1,0 +1,478 @@
+# METADATA
+# title: Decision tests
+# description: |
+#   CONTRACT A3 (step_types, whitelisted_domains), A4 (scopes) and A7
+#   (status, triggered_policy, risk_score, policies_evaluated, violations,
+#   warnings, shadow mode) for data.gatehouse.decision.result.
+#
+#   The generated modules are mocked: a case names the violations each policy
+#   module yields ("mods", laid out like data.gatehouse.policies.acme), and
+#   _data_for derives the tenant's data from it, every policy enabled for
+#   ACTION with no whitelist unless the test says otherwise.
+package gatehouse.decision_test
+
+import data.gatehouse.decision
+
+_input := {"tenant_id": "acme", "action": "send_email", "params": {"to": "ops"}}
+
+_for_agent(agent) := object.union(_input, {"agent_id": agent})
+
+_policy := {"step_types": ["ACTION"], "whitelisted_domains": []}
+
+# Violations as a generated module yields them.
+_v(rule, severity, on_violation, confidence) := {
+	"rule": rule,
+	"severity": severity,
+	"on_violation": on_violation,
+	"confidence": confidence,
+	"match": "ssn",
+	"reason": sprintf("rule %d: %s %s", [rule, severity, on_violation]),
+}
+
+_block := _v(0, "critical", "block", 0.85)
+
+_approve := _v(0, "high", "require_approval", 0.85)
+
+_warn := _v(0, "low", "warn", 0.85)
+
+_data_for(mods) := {"acme": {
+	"mode": "enforcement",
+	"tenant": {name: _policy | some name, _ in object.get(mods, "tenant", {})},
+	"agents": {agent: {name: _policy | some name, _ in ps} | some agent, ps in object.get(mods, "agents", {})},
+}}
+
+_result(inp, tenants, policies) := r if {
+	r := decision.result with input as inp
+		with data.gatehouse.tenants as tenants
+		with data.gatehouse.policies as policies
+}
+
+_decide(inp, mods) := _result(inp, _data_for(mods), {"acme": mods})
+
+_order(r) := [[v.policy, v.scope, v.rule] | some v in r.violations]
+
+default _fired(_, _) := false
+
+_fired(r, name) if {
+	some v in r.violations
+	v.policy == name
+}
+
+# --- the result document -----------------------------------------------
+
+test_result_when_nothing_fires if {
+	r := _decide(_input, {"tenant": {"pii": {"violations": set()}}})
+	r == {
+		"status": "allowed",
+		"risk_score": 0,
+		"policies_evaluated": ["pii", "FinancialSafety", "DataExfiltration"],
+		"triggered_policy": null,
+		"severity": null,
+		"reason": null,
+		"violations": [],
+		"warnings": [],
+	}
+}
+
+test_result_when_a_policy_blocks if {
+	r := _decide(_input, {"tenant": {"pii": {"violations": {_block}}}})
+	r == {
+		"status": "blocked",
+		"risk_score": 0.85,
+		"policies_evaluated": ["pii", "FinancialSafety", "DataExfiltration"],
+		"triggered_policy": "pii",
+		"severity": "critical",
+		"reason": "rule 0: critical block",
+		"violations": [object.union(_block, {"policy": "pii", "scope": "tenant"})],
+		"warnings": [],
+	}
+}
+
+test_violations_carry_exactly_the_contract_fields if {
+	inp := object.union(_for_agent("billing-bot"), {"action": "wire_funds", "params": {"amount": 20000}})
+	r := _decide(inp, {"agents": {"billing-bot": {"pii": {"violations": {_warn}}}}, "tenant": {"audit": {"violations": {_approve}}}})
+	{v.scope | some v in r.violations} == {"agent", "tenant", "builtin"}
+	count(r.violations) == 3
+	every v in r.violations {
+		object.keys(v) == {"policy", "scope", "rule", "severity", "on_violation", "reason", "match", "confidence"}
+	}
+}
+
+test_builtin_hits_join_the_decision if {
+	inp := object.union(_input, {"action": "wire_funds", "params": {"amount": 20000}})
+	r := _decide(inp, {})
+	r.status == "pending_review"
+	r.triggered_policy == "FinancialSafety"
+	r.severity == "high"
+	r.reason == "High-value financial operation requires approval"
+	r.risk_score == 0.8
+	r.violations == [{
+		"policy": "FinancialSafety",
+		"scope": "builtin",
+		"rule": 1,
+		"severity": "high",
+		"on_violation": "require_approval",
+		"confidence": 1,
+		"match": "wire",
+		"reason": "High-value financial operation requires approval",
+	}]
+}
+
+test_tenant_without_policies_gets_builtins_only if {
+	r := _result(_input, {"acme": {"mode": "enforcement"}}, {})
+	r.status == "allowed"
+	r.policies_evaluated == ["FinancialSafety", "DataExfiltration"]
+}
+
+test_unknown_tenant_is_undefined if {
+	mods := {"tenant": {"pii": {"violations": {_block}}}}
+	not _decide(object.union(_input, {"tenant_id": "nobody"}), mods)
+	not _decide(object.remove(_input, ["tenant_id"]), mods)
+}
+
+_not_strings := {"number": 42, "null": null, "array": ["send_email"], "object": {"name": "send_email"}}
+
+test_non_string_action_is_undefined[name] if {
+	some name, action in _not_strings
+	not _decide(object.union(_input, {"action": action}), {})
+}
+
+test_missing_action_is_undefined if {
+	not _decide(object.remove(_input, ["action"]), {})
+}
+
+# --- step_types (A3) ---------------------------------------------------
+
+_step_cases := {
+	"absent step_type is ACTION": {"input": {}, "step_types": ["ACTION"], "fires": true},
+	"empty step_type is ACTION": {"input": {"step_type": ""}, "step_types": ["ACTION"], "fires": true},
+	"null step_type is ACTION": {"input": {"step_type": null}, "step_types": ["ACTION"], "fires": true},
+	"lower-case step_type": {"input": {"step_type": "output"}, "step_types": ["OUTPUT"], "fires": true},
+	"mixed-case step_type": {"input": {"step_type": "Policy_Check"}, "step_types": ["POLICY_CHECK"], "fires": true},
+	"one of several": {"input": {"step_type": "thought"}, "step_types": ["ACTION", "THOUGHT"], "fires": true},
+	"step_type not listed": {"input": {"step_type": "thought"}, "step_types": ["ACTION"], "fires": false},
+	"default ACTION not listed": {"input": {}, "step_types": ["OUTPUT", "ERROR"], "fires": false},
+}
+
+test_step_types[name] if {
+	some name, c in _step_cases
+	tenants := {"acme": {"mode": "enforcement", "tenant": {"pii": {"step_types": c.step_types, "whitelisted_domains": []}}}}
+	r := _result(object.union(_input, c.input), tenants, {"acme": {"tenant": {"pii": {"violations": {_block}}}}})
+	_fired(r, "pii") == c.fires
+
+	# A skipped policy is not evaluated at all.
+	evaluated := "pii" in r.policies_evaluated
+	evaluated == c.fires
+}
+
+test_builtins_run_for_every_step_type if {
+	inp := object.union(_input, {"action": "wire_funds", "params": {"amount": 5}, "step_type": "thought"})
+	r := _decide(inp, {})
+	_fired(r, "FinancialSafety")
+}
+
+# --- whitelisted_domains (A3) ------------------------------------------
+
+_whitelist_cases := {
+	"every host whitelisted: skipped": {"params": {"url": "https://example.com/a", "cc": "ops@example.com"}, "fires": false},
+	"subdomain covered: skipped": {"params": {"url": "https://api.eu.example.com/x"}, "fires": false},
+	"hosts under two whitelisted domains: skipped": {"params": {"a": "https://example.com", "b": "https://partner.io"}, "fires": false},
+	"upper-case host covered: skipped": {"params": {"url": "HTTPS://API.EXAMPLE.COM/"}, "fires": false},
+	"one host outside: not skipped": {"params": {"a": "https://example.com", "b": "https://evil.io"}, "fires": true},
+	"look-alike suffix is not a subdomain": {"params": {"url": "https://notexample.com"}, "fires": true},
+	"whitelisted name inside another domain": {"params": {"url": "https://example.com.evil.io"}, "fires": true},
+	"no hostname: not skipped": {"params": {"to": "ops", "ip": "http://10.0.0.1/"}, "fires": true},
+}
+
+_whitelisting(domains) := {"acme": {
+	"mode": "enforcement",
+	"tenant": {"pii": {"step_types": ["ACTION"], "whitelisted_domains": domains}},
+	"agents": {"billing-bot": {"refunds": {"step_types": ["ACTION"], "whitelisted_domains": domains}}},
+}}
+
+_whitelist_mods := {"acme": {
+	"tenant": {"pii": {"violations": {_block}}},
+	"agents": {"billing-bot": {"refunds": {"violations": {_warn}}}},
+}}
+
+test_whitelisted_domains[name] if {
+	some name, c in _whitelist_cases
+	inp := object.union(_input, {"params": c.params})
+	r := _result(inp, _whitelisting(["example.com", "partner.io"]), _whitelist_mods)
+	_fired(r, "pii") == c.fires
+
+	# A whitelisted policy is still part of the effective set.
+	"pii" in r.policies_evaluated
+}
+
+test_whitelisted_domains_apply_to_agent_policies if {
+	covered := object.union(_for_agent("billing-bot"), {"params": {"url": "https://example.com"}})
+	not _fired(_result(covered, _whitelisting(["example.com"]), _whitelist_mods), "refunds")
+	outside := object.union(_for_agent("billing-bot"), {"params": {"url": "https://evil.io"}})
+	_fired(_result(outside, _whitelisting(["example.com"]), _whitelist_mods), "refunds")
+}
+
+test_empty_whitelist_never_skips if {
+	inp := object.union(_input, {"params": {"url": "https://example.com"}})
+	_fired(_result(inp, _whitelisting([]), _whitelist_mods), "pii")
+}
+
+test_whitelist_never_affects_builtins if {
+	inp := object.union(_input, {
+		"action": "wire_funds",
+		"params": {"amount": 20000, "url": "https://example.com", "key": "AKIAIOSFODNN7EXAMPLE"},
+	})
+	r := _result(inp, _whitelisting(["example.com"]), _whitelist_mods)
+	not _fired(r, "pii")
+	_fired(r, "FinancialSafety")
+	_fired(r, "DataExfiltration")
+}
+
+# --- scopes (A4) ---------------------------------------------------------
+
+_scoped := {
+	"tenant": {
+		"pii": {"violations": {_warn}},
+		"audit": {"violations": set()},
+	},
+	"agents": {
+		"billing-bot": {
+			"pii": {"violations": {_block}},
+			"refunds": {"violations": {_approve}},
+		},
+		"support-bot": {"faq": {"violations": set()}},
+	},
+}
+
+test_agent_policy_shadows_tenant_policy_of_same_name if {
+	r := _decide(_for_agent("billing-bot"), _scoped)
+	_order(r) == [["pii", "agent", 0], ["refunds", "agent", 0]]
+	r.policies_evaluated == ["pii", "refunds", "audit", "FinancialSafety", "DataExfiltration"]
+}
+
+test_other_agents_see_tenant_policies if {
+	r := _decide(_for_agent("support-bot"), _scoped)
+	_order(r) == [["pii", "tenant", 0]]
+	r.policies_evaluated == ["faq", "audit", "pii", "FinancialSafety", "DataExfiltration"]
+}
+
+_no_agent := {
+	"absent": object.remove(_input, ["agent_id"]),
+	"null": object.union(_input, {"agent_id": null}),
+	"empty": object.union(_input, {"agent_id": ""}),
+	"agent without policies": _for_agent("new-bot"),
+}
+
+test_without_agent_scope_only_tenant_policies_apply[name] if {
+	some name, inp in _no_agent
+	r := _decide(inp, _scoped)
+	_order(r) == [["pii", "tenant", 0]]
+	r.policies_evaluated == ["audit", "pii", "FinancialSafety", "DataExfiltration"]
+}
+
+test_agent_only_policy_applies_only_to_that_agent if {
+	_fired(_decide(_for_agent("billing-bot"), _scoped), "refunds")
+	every inp in [_input, _for_agent("support-bot"), _for_agent("new-bot")] {
+		r := _decide(inp, _scoped)
+		not _fired(r, "refunds")
+		not "refunds" in r.policies_evaluated
+	}
+}
+
+# DELETE ?agent_id=billing-bot leaves the policy out of the data; even if its
+# module is still loaded, it neither fires nor shadows the tenant-wide one.
+test_disabled_agent_policy_shadows_nothing if {
+	tenants := {"acme": {
+		"mode": "enforcement",
+		"tenant": {"pii": _policy},
+		"agents": {"billing-bot": {"refunds": _policy}},
+	}}
+	r := _result(_for_agent("billing-bot"), tenants, {"acme": _scoped})
+	_order(r) == [["refunds", "agent", 0], ["pii", "tenant", 0]]
+	r.policies_evaluated == ["refunds", "pii", "FinancialSafety", "DataExfiltration"]
+}
+
+# Shadowing is by name among the agent's enabled policies; the agent's copy
+# being skipped for this step type does not bring the tenant-wide one back.
+test_shadowing_does_not_depend_on_step_types if {
+	tenants := {"acme": {
+		"mode": "enforcement",
+		"tenant": {"pii": _policy},
+		"agents": {"billing-bot": {"pii": {"step_types": ["OUTPUT"], "whitelisted_domains": []}}},
+	}}
+	r := _result(_for_agent("billing-bot"), tenants, {"acme": _scoped})
+	r.violations == []
+	r.policies_evaluated == ["FinancialSafety", "DataExfiltration"]
+}
+
+test_shadowed_policy_fires_again_for_other_step_types if {
+	tenants := {"acme": {
+		"mode": "enforcement",
+		"tenant": {"pii": _policy},
+		"agents": {"billing-bot": {"pii": {"step_types": ["OUTPUT"], "whitelisted_domains": []}}},
+	}}
+	r := _result(object.union(_for_agent("billing-bot"), {"step_type": "output"}), tenants, {"acme": _scoped})
+	_order(r) == [["pii", "agent", 0]]
+}
+
+# --- status, triggered_policy, risk_score (A7) ---------------------------
+
+_status_cases := {
+	"warn only: allowed": {"hits": {_warn}, "status": "allowed"},
+	"approval alone": {"hits": {_approve}, "status": "pending_review"},
+	"approval beats warn": {"hits": {_warn, _approve}, "status": "pending_review"},
+	"block alone": {"hits": {_block}, "status": "blocked"},
+	"block beats approval and warn": {"hits": {_warn, _approve, _block}, "status": "blocked"},
+	"weak block beats strong approval": {"hits": {_v(1, "low", "block", 0.1), _v(2, "critical", "require_approval", 1)}, "status": "blocked"},
+}
+
+test_status_precedence[name] if {
+	some name, c in _status_cases
+	r := _decide(_input, {"tenant": {"pii": {"violations": c.hits}}})
+	r.status == c.status
+}
+
+test_warn_hits_trigger_but_allow if {
+	r := _decide(_input, {"tenant": {"pii": {"violations": {_warn}}}})
+	r.status == "allowed"
+	r.triggered_policy == "pii"
+	r.severity == "low"
+	r.reason == "rule 0: low warn"
+}
+
+# Each case: the mocked modules, optional params, and the violations in
+# ranked order; the first is the trigger.
+_order_cases := {
+	"outcome before severity": {
+		"mods": {"tenant": {
+			"a": {"violations": {_v(0, "critical", "require_approval", 1)}},
+			"b": {"violations": {_v(0, "low", "block", 1)}},
+		}},
+		"want": [["b", "tenant", 0], ["a", "tenant", 0]],
+	},
+	"severity within an outcome": {
+		"mods": {"tenant": {
+			"a": {"violations": {_v(0, "low", "warn", 1)}},
+			"b": {"violations": {_v(0, "high", "warn", 1), _v(1, "medium", "warn", 1)}},
+		}},
+		"want": [["b", "tenant", 0], ["b", "tenant", 1], ["a", "tenant", 0]],
+	},
+	"agent before tenant": {
+		"mods": {
+			"agents": {"billing-bot": {"zeta": {"violations": {_block}}}},
+			"tenant": {"alpha": {"violations": {_block}}},
+		},
+		"want": [["zeta", "agent", 0], ["alpha", "tenant", 0]],
+	},
+	"tenant before builtin": {
+		"mods": {"tenant": {"zzz": {"violations": {_v(0, "critical", "block", 0.5)}}}},
+		"params": {"key": "AKIAIOSFODNN7EXAMPLE"},
+		"want": [["zzz", "tenant", 0], ["DataExfiltration", "builtin", 1]],
+	},
+	"policy name": {
+		"mods": {"tenant": {
+			"beta": {"violations": {_v(0, "medium", "warn", 1)}},
+			"alpha": {"violations": {_v(3, "medium", "warn", 1)}},
+		}},
+		"want": [["alpha", "tenant", 3], ["beta", "tenant", 0]],
+	},
+	"rule order, numerically": {
+		"mods": {"tenant": {"pii": {"violations": {
+			_v(10, "medium", "warn", 1),
+			_v(2, "medium", "warn", 1),
+			_v(9, "medium", "warn", 1),
+		}}}},
+		"want": [["pii", "tenant", 2], ["pii", "tenant", 9], ["pii", "tenant", 10]],
+	},
+	"severity before scope": {
+		"mods": {
+			"agents": {"billing-bot": {"a": {"violations": {_v(0, "low", "block", 1)}}}},
+			"tenant": {"b": {"violations": {_v(0, "critical", "block", 1)}}},
+		},
+		"want": [["b", "tenant", 0], ["a", "agent", 0]],
+	},
+}
+
+test_triggered_policy_order[name] if {
+	some name, c in _order_cases
+	inp := object.union(_for_agent("billing-bot"), {"params": object.get(c, "params", {})})
+	r := _decide(inp, c.mods)
+	_order(r) == c.want
+	r.triggered_policy == c.want[0][0]
+}
+
+test_severity_and_reason_come_from_the_trigger if {
+	r := _decide(_input, {"tenant": {
+		"a": {"violations": {_v(4, "critical", "warn", 1)}},
+		"b": {"violations": {_v(7, "medium", "require_approval", 0.6)}},
+	}})
+	r.triggered_policy == "b"
+	r.severity == "medium"
+	r.reason == "rule 7: medium require_approval"
+}
+
+_risk_cases := {
+	"nothing fired": {"hits": set(), "want": 0},
+	"critical at 1.0": {"hits": {_v(0, "critical", "block", 1)}, "want": 1},
+	"high at 0.85": {"hits": {_v(0, "high", "require_approval", 0.85)}, "want": 0.68},
+	"medium at 0.9": {"hits": {_v(0, "medium", "warn", 0.9)}, "want": 0.45},
+	"low at 0.85 rounds down": {"hits": {_v(0, "low", "warn", 0.85)}, "want": 0.21},
+	"two decimals, rounding up": {"hits": {_v(0, "critical", "block", 0.666)}, "want": 0.67},
+	"two decimals, rounding down": {"hits": {_v(0, "high", "block", 0.777)}, "want": 0.62},
+	"maximum over hits, not the trigger's": {"hits": {_v(0, "low", "block", 1), _v(1, "critical", "warn", 0.9)}, "want": 0.9},
+	"maximum of several": {"hits": {_v(0, "medium", "warn", 0.9), _v(1, "high", "warn", 0.5)}, "want": 0.45},
+}
+
+test_risk_score[name] if {
+	some name, c in _risk_cases
+	r := _decide(_input, {"tenant": {"pii": {"violations": c.hits}}})
+	r.risk_score == c.want
+}
+
+# --- policies_evaluated, warnings (A7) -----------------------------------
+
+test_policies_evaluated_in_effective_order if {
+	r := _decide(_for_agent("billing-bot"), {
+		"agents": {"billing-bot": {"zeta": {"violations": set()}, "alpha": {"violations": set()}}},
+		"tenant": {"mid": {"violations": set()}, "beta": {"violations": set()}, "alpha": {"violations": set()}},
+	})
+	r.policies_evaluated == ["alpha", "zeta", "beta", "mid", "FinancialSafety", "DataExfiltration"]
+}
+
+test_warnings_are_the_warn_hits_in_ranked_order if {
+	r := _decide(_input, {"tenant": {
+		"a": {"violations": {_v(0, "low", "warn", 1), _block}},
+		"b": {"violations": {_v(0, "high", "warn", 1), _approve}},
+	}})
+	[[v.policy, v.severity] | some v in r.warnings] == [["b", "high"], ["a", "low"]]
+	r.warnings == [v | some v in r.violations; v.on_violation == "warn"]
+	count(r.violations) == 4
+}
+
+# --- shadow mode (A7) ----------------------------------------------------
+
+_shadow_cases := {
+	"would block": {"hits": {_warn, _block}, "would_be": "blocked"},
+	"would need approval": {"hits": {_approve}, "would_be": "pending_review"},
+	"would allow with warnings": {"hits": {_warn}, "would_be": "allowed"},
+	"nothing fired": {"hits": set(), "would_be": "allowed"},
+}
+
+test_shadow_mode[name] if {
+	some name, c in _shadow_cases
+	mods := {"tenant": {"pii": {"violations": c.hits}}}
+	tenants := object.union(_data_for(mods), {"acme": {"mode": "shadow"}})
+	r := _result(_input, tenants, {"acme": mods})
+	r.status == "allowed"
+	r.shadow_status == c.would_be
+
+	# Everything else is reported as in enforcement mode.
+	object.remove(r, ["status", "shadow_status"]) == object.remove(_decide(_input, mods), ["status"])
+}
+
+test_no_shadow_status_in_enforcement_mode if {
+	mods := {"tenant": {"pii": {"violations": {_block}}}}
+	r := _decide(_input, mods)
+	r.status == "blocked"
+	not "shadow_status" in object.keys(r)
+}
