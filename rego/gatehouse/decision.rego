@@ -163,10 +163,10 @@ _result := {
 # METADATA
 # description: The policy_result of CONTRACT A7, less action_id and timing.
 # entrypoint: true
-result := object.union(_result, {"status": "allowed", "shadow_status": _result.status}) if {
+result := _result if {
+	is_string(input.action)
+	object.get(_tenant, "mode", "enforcement") != "shadow"
+} else := object.union(_result, {"status": "allowed", "shadow_status": _result.status}) if {
 	is_string(input.action)
 	_tenant.mode == "shadow"
-} else := _result if {
-	is_string(input.action)
-	_tenant
 }
