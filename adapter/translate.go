@@ -155,10 +155,16 @@ func ruleRules(p *pdp.Policy, i int) []*ast.Rule {
 	if lits, ok := Literals(r.Match); ok {
 		body.Append(guard(prefix+"match", lits, &extra))
 	}
-	ms := ast.VarTerm("ms")
 	m := ast.VarTerm("m")
-	body.Append(ast.Assign.Expr(ms, ast.RegexFind.Call(userString(CaseInsensitivePrefix+r.Match), ast.NewTerm(textRef), ast.IntNumberTerm(1))))
-	body.Append(ast.Assign.Expr(m, ast.RefTerm(ms, ast.IntNumberTerm(0))))
+	if alts, ok := literalAlternatives(r.Match); ok {
+		found := prefix + "found"
+		extra = append(extra, foundRule(found, alts, r.Match))
+		body.Append(ast.Assign.Expr(m, ast.VarTerm(found)))
+	} else {
+		ms := ast.VarTerm("ms")
+		body.Append(ast.Assign.Expr(ms, ast.RegexFind.Call(userString(CaseInsensitivePrefix+r.Match), ast.NewTerm(textRef), ast.IntNumberTerm(1))))
+		body.Append(ast.Assign.Expr(m, ast.RefTerm(ms, ast.IntNumberTerm(0))))
+	}
 	if r.ContextRequires != "" {
 		if lits, ok := Literals(r.ContextRequires); ok {
 			body.Append(guard(prefix+"context", lits, &extra))
@@ -185,6 +191,78 @@ func ruleRules(p *pdp.Policy, i int) []*ast.Rule {
 	)
 	main := &ast.Rule{Head: ast.NewHead(ast.Var("violations"), v), Body: body}
 	return append([]*ast.Rule{main}, extra...)
+}
+
+// foundTemplate finds the first match of a pure alternation of ASCII
+// literals without a regex when the action text is ASCII: for ASCII text
+// and ASCII literals, folded containment is exactly (?i) matching, indexof
+// gives byte = rune positions, and min over [position, alternative index]
+// is RE2's leftmost-first choice. Other texts take the regex.
+var foundTemplate = ast.MustParseRuleWithOpts(`__found__ := substring(data.gatehouse.text.text, x[0], x[2]) if {
+	data.gatehouse.text.ascii
+	x := min([[i, k, n] |
+		some k, lit in __literals__
+		i := indexof(data.gatehouse.text.folded, lit)
+		i >= 0
+		n := count(lit)
+	])
+} else := ms[0] if {
+	ms := regex.find_n(__pattern__, data.gatehouse.text.text, 1)
+}`, ast.ParserOptions{RegoVersion: ast.RegoV1})
+
+// foundRule instantiates foundTemplate: the literals and the pattern enter
+// as string terms replacing the template's placeholder variables.
+func foundRule(name string, alts []string, pattern string) *ast.Rule {
+	lits := make([]*ast.Term, len(alts))
+	for i, a := range alts {
+		lits[i] = userString(Fold(a))
+	}
+	rule := foundTemplate.Copy()
+	for r := rule; r != nil; r = r.Else {
+		r.Head.Name = ast.Var(name)
+		r.Head.Reference = ast.Ref{ast.VarTerm(name)}
+	}
+	fill := map[ast.Var]*ast.Term{
+		"__literals__": ast.ArrayTerm(lits...),
+		"__pattern__":  userString(CaseInsensitivePrefix + pattern),
+	}
+	// Replace whole terms (not only values): the formatter prints a string
+	// from its term's location text, which userString sets.
+	ast.WalkTerms(rule, func(t *ast.Term) bool {
+		if v, ok := t.Value.(ast.Var); ok {
+			if r, ok := fill[v]; ok {
+				*t = *r
+			}
+		}
+		return false
+	})
+	return rule
+}
+
+// literalAlternatives reports whether pattern is a plain alternation of
+// ASCII literals, optionally inside one group, such as (email|phone) or
+// ssn, and returns the alternatives in order.
+func literalAlternatives(pattern string) ([]string, bool) {
+	inner := pattern
+	switch {
+	case strings.HasPrefix(inner, "(?:") && strings.HasSuffix(inner, ")"):
+		inner = inner[3 : len(inner)-1]
+	case strings.HasPrefix(inner, "(") && strings.HasSuffix(inner, ")"):
+		inner = inner[1 : len(inner)-1]
+	}
+	alts := strings.Split(inner, "|")
+	for _, a := range alts {
+		if a == "" {
+			return nil, false
+		}
+		for i := 0; i < len(a); i++ {
+			c := a[i]
+			if c >= 0x80 || c < 0x20 || strings.IndexByte(`\.+*?()|[]{}^$`, c) >= 0 {
+				return nil, false
+			}
+		}
+	}
+	return alts, true
 }
 
 // guard returns the pre-check expression for lits: a contains() call for a

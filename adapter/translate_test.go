@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -193,6 +194,7 @@ func checkModuleShape(t testing.TB, m *adapter.Module, p *pdp.Policy) {
 	}
 	violations := 0
 	helpers := map[string]int{}
+	found := map[string]int{}
 	for _, r := range mod.Rules {
 		ref := r.Head.Ref()
 		name := ref.String()
@@ -208,10 +210,16 @@ func checkModuleShape(t testing.TB, m *adapter.Module, p *pdp.Policy) {
 			if r.Head.Value == nil || !r.Head.Value.Equal(ast.BooleanTerm(true)) {
 				t.Errorf("helper %s is not a boolean rule: %v", name, r.Head)
 			}
+		case foundName(name):
+			// The literal-alternation finder: exactly one else (the regex).
+			found[name]++
+			if r.Else == nil || r.Else.Else != nil {
+				t.Errorf("finder %s must have exactly one else", name)
+			}
 		default:
 			t.Errorf("unexpected rule head %q", name)
 		}
-		if len(r.Head.Args) != 0 || r.Else != nil || r.Default {
+		if len(r.Head.Args) != 0 || r.Default || (r.Else != nil && !foundName(name)) {
 			t.Errorf("rule %s: unexpected function, else or default", name)
 		}
 	}
@@ -233,10 +241,16 @@ func checkModuleShape(t testing.TB, m *adapter.Module, p *pdp.Policy) {
 	if !maps.Equal(helpers, wantHelpers) {
 		t.Errorf("pre-check rules %v, want %v", helpers, wantHelpers)
 	}
+	for name, n := range found {
+		if n != 1 {
+			t.Errorf("finder %s defined %d times", name, n)
+		}
+	}
 	textRef, foldedRef := ast.MustParseRef("data.gatehouse.text.text"), ast.MustParseRef("data.gatehouse.text.folded")
+	asciiRef := ast.MustParseRef("data.gatehouse.text.ascii")
 	for _, r := range mod.Rules {
 		ast.WalkRefs(r, func(ref ast.Ref) bool {
-			if ref.HasPrefix(ast.DefaultRootRef) && !ref.Equal(textRef) && !ref.Equal(foldedRef) {
+			if ref.HasPrefix(ast.DefaultRootRef) && !ref.Equal(textRef) && !ref.Equal(foldedRef) && !ref.Equal(asciiRef) {
 				t.Errorf("unexpected data reference %v", ref)
 			}
 			if ref.HasPrefix(ast.InputRootRef) {
@@ -275,6 +289,10 @@ func checkModuleShape(t testing.TB, m *adapter.Module, p *pdp.Policy) {
 		t.Errorf("module text re-parses to a different module:\n%s", m.Text)
 	}
 }
+
+var foundPattern = regexp.MustCompile(`^_r[0-9]+_found$`)
+
+func foundName(name string) bool { return foundPattern.MatchString(name) }
 
 func helperName(name string) bool {
 	rest, ok := strings.CutPrefix(name, "_r")

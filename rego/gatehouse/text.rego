@@ -41,6 +41,14 @@ folded := lower(upper(text))
 
 # METADATA
 # description: |
+#   True when the action text is pure ASCII: then containment in folded is
+#   exactly case-insensitive matching of ASCII literals, and byte offsets
+#   are rune offsets, so generated rules may find a literal alternation's
+#   match without a regex.
+ascii if regex.match(`^[\x00-\x7f]*$`, text)
+
+# METADATA
+# description: |
 #   Hostnames in the params part of the action text: hosts of URLs, domains
 #   of e-mail addresses and bare domain names (labels joined by dots, ending
 #   in a 2–63 letter label), lower-cased. The local part of an e-mail

@@ -9,8 +9,7 @@ package gatehouse.policies.t1.tenant.export_guard
 #   severity: high
 violations contains {"confidence": 0.85, "match": m, "on_violation": "require_approval", "reason": replace("Export of {match} needs approval", "{match}", m), "rule": 0, "severity": "high"} if {
 	_r0_match
-	ms := regex.find_n("(?i)(ssn|passport|routing)", data.gatehouse.text.text, 1)
-	m := ms[0]
+	m := _r0_found
 	_r0_context
 	regex.match("(?i)(upload|export)\\.", data.gatehouse.text.text)
 }
@@ -20,6 +19,21 @@ _r0_match if contains(data.gatehouse.text.folded, "passport")
 _r0_match if contains(data.gatehouse.text.folded, "routing")
 
 _r0_match if contains(data.gatehouse.text.folded, "ssn")
+
+_r0_found := substring(data.gatehouse.text.text, x[0], x[2]) if {
+	data.gatehouse.text.ascii
+	x := min([[i, k, n] |
+		some k, lit in ["ssn", "passport", "routing"]
+		i := indexof(data.gatehouse.text.folded, lit)
+		i >= 0
+		n := count(lit)
+	])
+} else := ms[0] if {
+	ms := regex.find_n(
+		"(?i)(ssn|passport|routing)",
+		data.gatehouse.text.text, 1,
+	)
+}
 
 _r0_context if contains(data.gatehouse.text.folded, "export.")
 

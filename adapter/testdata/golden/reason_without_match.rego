@@ -9,6 +9,20 @@ package gatehouse.policies.t1.tenant.no_secrets
 #   severity: low
 violations contains {"confidence": 0.85, "match": m, "on_violation": "warn", "reason": "Secrets must not leave the tenant", "rule": 0, "severity": "low"} if {
 	contains(data.gatehouse.text.folded, "secret")
-	ms := regex.find_n("(?i)secret", data.gatehouse.text.text, 1)
-	m := ms[0]
+	m := _r0_found
+}
+
+_r0_found := substring(data.gatehouse.text.text, x[0], x[2]) if {
+	data.gatehouse.text.ascii
+	x := min([[i, k, n] |
+		some k, lit in ["secret"]
+		i := indexof(data.gatehouse.text.folded, lit)
+		i >= 0
+		n := count(lit)
+	])
+} else := ms[0] if {
+	ms := regex.find_n(
+		"(?i)secret",
+		data.gatehouse.text.text, 1,
+	)
 }

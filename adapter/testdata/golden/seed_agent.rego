@@ -9,8 +9,7 @@ package gatehouse.policies.t1.agents["billing-bot"].pii_protection
 #   severity: critical
 violations contains {"confidence": 0.85, "match": m, "on_violation": "block", "reason": replace("PII blocked for billing-bot: {match}", "{match}", m), "rule": 0, "severity": "critical"} if {
 	_r0_match
-	ms := regex.find_n("(?i)(email|phone|ssn|passport|routing)", data.gatehouse.text.text, 1)
-	m := ms[0]
+	m := _r0_found
 }
 
 _r0_match if contains(data.gatehouse.text.folded, "email")
@@ -22,3 +21,18 @@ _r0_match if contains(data.gatehouse.text.folded, "phone")
 _r0_match if contains(data.gatehouse.text.folded, "routing")
 
 _r0_match if contains(data.gatehouse.text.folded, "ssn")
+
+_r0_found := substring(data.gatehouse.text.text, x[0], x[2]) if {
+	data.gatehouse.text.ascii
+	x := min([[i, k, n] |
+		some k, lit in ["email", "phone", "ssn", "passport", "routing"]
+		i := indexof(data.gatehouse.text.folded, lit)
+		i >= 0
+		n := count(lit)
+	])
+} else := ms[0] if {
+	ms := regex.find_n(
+		"(?i)(email|phone|ssn|passport|routing)",
+		data.gatehouse.text.text, 1,
+	)
+}

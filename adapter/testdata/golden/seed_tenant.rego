@@ -9,8 +9,7 @@ package gatehouse.policies.t1.tenant.pii_protection
 #   severity: medium
 violations contains {"confidence": 0.85, "match": m, "on_violation": "warn", "reason": concat("", ["Policy 'pii_protection' violated: ", m]), "rule": 0, "severity": "medium"} if {
 	_r0_match
-	ms := regex.find_n("(?i)(email|phone)", data.gatehouse.text.text, 1)
-	m := ms[0]
+	m := _r0_found
 	_r0_context
 	regex.match("(?i)(external|public)", data.gatehouse.text.text)
 }
@@ -18,6 +17,21 @@ violations contains {"confidence": 0.85, "match": m, "on_violation": "warn", "re
 _r0_match if contains(data.gatehouse.text.folded, "email")
 
 _r0_match if contains(data.gatehouse.text.folded, "phone")
+
+_r0_found := substring(data.gatehouse.text.text, x[0], x[2]) if {
+	data.gatehouse.text.ascii
+	x := min([[i, k, n] |
+		some k, lit in ["email", "phone"]
+		i := indexof(data.gatehouse.text.folded, lit)
+		i >= 0
+		n := count(lit)
+	])
+} else := ms[0] if {
+	ms := regex.find_n(
+		"(?i)(email|phone)",
+		data.gatehouse.text.text, 1,
+	)
+}
 
 _r0_context if contains(data.gatehouse.text.folded, "external")
 
