@@ -12,6 +12,7 @@ const (
 	CodeRateLimited           = "RATE_LIMITED"
 	CodeValidation            = "VALIDATION_ERROR"
 	CodeNotFound              = "NOT_FOUND"
+	CodeMethodNotAllowed      = "METHOD_NOT_ALLOWED"
 	CodePayloadTooLarge       = "PAYLOAD_TOO_LARGE"
 	CodeInternal              = "INTERNAL"
 	CodeFeatureRequired       = "novyx_ram.v1.tier.feature_required"

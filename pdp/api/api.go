@@ -1,0 +1,187 @@
+// Package api serves the Novyx Control API (and Gatehouse's admin API) over
+// HTTP with gin: it authenticates, bounds and decodes requests, calls the
+// registry, the engine and the store, and renders every failure as the
+// contract's error envelope.
+package api
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp/engine"
+	"github.com/gatehouse-pdp/gatehouse/pdp/registry"
+	"github.com/gatehouse-pdp/gatehouse/pdp/store"
+)
+
+// Bounds of Config.
+const (
+	DefaultMaxBodyBytes = 1 << 20
+	minMaxBodyBytes     = 64 << 10 // an action's params alone may be 64 KiB
+	maxMaxBodyBytes     = 64 << 20
+	minAdminTokenLen    = 16
+	maxAdminTokenLen    = 1024
+)
+
+// Config holds the API's settings. The zero value of a field means its
+// default; Validate reports every problem at once.
+type Config struct {
+	// AdminToken enables the admin API (CONTRACT B2) when set; without it
+	// every /v1/admin route answers 404. At least 16 characters.
+	AdminToken string
+	// MaxBodyBytes bounds every request body (default 1 MiB, 64 KiB..64
+	// MiB); a larger one is refused with 413 PAYLOAD_TOO_LARGE.
+	MaxBodyBytes int64
+	// ServiceName is the server name on request spans (default "gatehouse").
+	ServiceName string
+	// RecordTimeout bounds storing an action after its decision (default
+	// 5s). The write is detached from the request, so a client that hangs
+	// up cannot leave a decision unrecorded.
+	RecordTimeout time.Duration
+}
+
+// Defaults returns c with every zero field set to its default.
+func (c Config) Defaults() Config {
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.ServiceName == "" {
+		c.ServiceName = "gatehouse"
+	}
+	if c.RecordTimeout == 0 {
+		c.RecordTimeout = 5 * time.Second
+	}
+	return c
+}
+
+// Validate reports every invalid setting of c (after Defaults).
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxBodyBytes < minMaxBodyBytes || c.MaxBodyBytes > maxMaxBodyBytes {
+		errs = append(errs, fmt.Errorf("api max body bytes %d: must be %d..%d", c.MaxBodyBytes, minMaxBodyBytes, maxMaxBodyBytes))
+	}
+	if c.AdminToken != "" {
+		if n := len(c.AdminToken); n < minAdminTokenLen || n > maxAdminTokenLen {
+			errs = append(errs, fmt.Errorf("api admin token: must be %d..%d characters, got %d", minAdminTokenLen, maxAdminTokenLen, n))
+		}
+		if strings.ContainsFunc(c.AdminToken, func(r rune) bool { return r <= ' ' || r > '~' }) {
+			errs = append(errs, errors.New("api admin token: must be printable ASCII without spaces"))
+		}
+	}
+	if c.RecordTimeout < 0 || c.RecordTimeout > time.Minute {
+		errs = append(errs, fmt.Errorf("api record timeout %s: must be between 0 and 1m", c.RecordTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Deps are the collaborators the API is wired with. Registry, Engine and
+// Store are required; Logger defaults to discarding, TracerProvider to the
+// global one (a no-op unless the program installed one).
+type Deps struct {
+	Registry       *registry.Registry
+	Engine         *engine.Engine
+	Store          store.Store
+	Logger         *slog.Logger
+	TracerProvider trace.TracerProvider
+}
+
+// server holds what the handlers share.
+type server struct {
+	cfg       Config
+	reg       *registry.Registry
+	eng       *engine.Engine
+	st        store.Store
+	log       *slog.Logger
+	random    io.Reader
+	adminHash [sha256.Size]byte
+}
+
+// New returns the HTTP handler of the API.
+func New(cfg Config, deps Deps) (http.Handler, error) {
+	cfg = cfg.Defaults()
+	var errs []error
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if deps.Registry == nil || deps.Engine == nil || deps.Store == nil {
+		errs = append(errs, errors.New("api: Registry, Engine and Store are required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &server{
+		cfg:    cfg,
+		reg:    deps.Registry,
+		eng:    deps.Engine,
+		st:     deps.Store,
+		log:    deps.Logger,
+		random: rand.Reader,
+	}
+	if cfg.AdminToken != "" {
+		s.adminHash = sha256.Sum256([]byte(cfg.AdminToken))
+	}
+
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	// Every miss is ours to answer with the envelope: no redirects to a
+	// path with(out) a trailing slash, 405 with Allow for a known path.
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+
+	otelOpts := []otelgin.Option{otelgin.WithPropagators(
+		propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+	)}
+	if deps.TracerProvider != nil {
+		otelOpts = append(otelOpts, otelgin.WithTracerProvider(deps.TracerProvider))
+	}
+	r.Use(s.requestID, otelgin.Middleware(cfg.ServiceName, otelOpts...), s.errors, s.limitBody)
+	r.NoRoute(s.noRoute)
+	r.NoMethod(s.noMethod)
+
+	r.GET("/health", s.health)
+	r.HEAD("/health", s.health)
+
+	v1 := r.Group("/v1")
+	control := v1.Group("/control", s.authenticate, policyRoutes)
+	control.GET("/policies", s.listPolicies)
+	control.POST("/policies", s.createPolicy)
+	control.GET("/policies/:name", s.getPolicy)
+	control.PUT("/policies/:name", s.replacePolicy)
+	control.DELETE("/policies/:name", s.deletePolicy)
+	control.GET("/policies/:name/rego", s.policyRego)
+
+	actions := v1.Group("/actions", s.authenticate)
+	actions.POST("", s.submitAction)
+	actions.GET("", s.listActions)
+	actions.GET("/:id", s.getAction)
+	actions.GET("/:id/explain", s.explainAction)
+	actions.POST("/:connector", s.submitConnectorAction)
+	actions.POST("/:connector/*operation", s.submitConnectorAction)
+
+	if cfg.AdminToken != "" {
+		admin := v1.Group("/admin", s.adminAuth)
+		admin.POST("/tenants", s.createTenant)
+		admin.GET("/tenants", s.listTenants)
+		admin.GET("/tenants/:id", s.getTenant)
+		admin.PATCH("/tenants/:id", s.updateTenant)
+		admin.POST("/tenants/:id/keys", s.createKey)
+		admin.DELETE("/keys/:key_id", s.revokeKey)
+	}
+	return r, nil
+}

@@ -1,0 +1,73 @@
+package api
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+	"github.com/gatehouse-pdp/gatehouse/pdp/registry"
+	"github.com/gatehouse-pdp/gatehouse/pdp/store"
+)
+
+// bearer returns the credential of an "Authorization: Bearer <token>"
+// header (scheme in any case).
+func bearer(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// authenticate resolves the tenant from the API key; the tenant of a
+// request never comes from its body or query.
+func (s *server) authenticate(c *gin.Context) {
+	key, ok := bearer(c.GetHeader("Authorization"))
+	if !ok {
+		fail(c, registry.ErrUnauthorized)
+		return
+	}
+	t, err := s.reg.Authenticate(c.Request.Context(), key)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.Set(ctxTenant, t)
+	trace.SpanFromContext(c.Request.Context()).SetAttributes(attribute.String("tenant_id", t.ID))
+	c.Next()
+}
+
+func tenantOf(c *gin.Context) (store.Tenant, bool) {
+	v, ok := c.Get(ctxTenant)
+	if !ok {
+		return store.Tenant{}, false
+	}
+	t, ok := v.(store.Tenant)
+	return t, ok
+}
+
+// tenant returns the authenticated tenant; only routes behind
+// authenticate call it.
+func tenant(c *gin.Context) store.Tenant {
+	t, _ := tenantOf(c)
+	return t
+}
+
+// adminAuth checks the admin token. Both sides are hashed first so the
+// constant-time comparison also hides the token's length.
+func (s *server) adminAuth(c *gin.Context) {
+	token, ok := bearer(c.GetHeader("Authorization"))
+	got := sha256.Sum256([]byte(token))
+	if !ok || subtle.ConstantTimeCompare(got[:], s.adminHash[:]) != 1 {
+		fail(c, &apiError{Status: http.StatusUnauthorized, Code: pdp.CodeUnauthorized, Message: "Invalid or missing admin token"})
+		return
+	}
+	c.Next()
+}

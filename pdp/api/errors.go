@@ -1,0 +1,264 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+	"github.com/gatehouse-pdp/gatehouse/pdp/registry"
+)
+
+// apiError is one response in the contract's error envelope (CONTRACT A1):
+// {"error": code, "code": code, "message", "status"} plus Extra fields.
+// cause, if any, is logged and never sent.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+	Extra   map[string]any
+	cause   error
+}
+
+func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+
+func (e *apiError) Unwrap() error { return e.cause }
+
+// body renders the envelope: the four fixed fields first, in the
+// contract's order, then Extra sorted by key (Extra never overrides them).
+func (e *apiError) body() json.RawMessage {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	field := func(k string, v any) {
+		if b.Len() > 1 {
+			b.WriteByte(',')
+		}
+		kb, _ := encodeJSON(k)
+		vb, err := encodeJSON(v)
+		if err != nil {
+			vb = []byte("null")
+		}
+		b.Write(kb)
+		b.WriteByte(':')
+		b.Write(vb)
+	}
+	field("error", e.Code)
+	field("code", e.Code)
+	field("message", e.Message)
+	field("status", e.Status)
+	for _, k := range slices.Sorted(maps.Keys(e.Extra)) {
+		switch k {
+		case "error", "code", "message", "status":
+		default:
+			field(k, e.Extra[k])
+		}
+	}
+	b.WriteByte('}')
+	return b.Bytes()
+}
+
+func newError(status int, code, format string, args ...any) *apiError {
+	return &apiError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Gin context keys.
+const (
+	ctxRequestID      = "gatehouse.request_id"
+	ctxTenant         = "gatehouse.tenant"
+	ctxValidationCode = "gatehouse.validation_code"
+)
+
+// policyRoutes marks a route whose 400s are invalid_policy rather than
+// VALIDATION_ERROR (CONTRACT A1, A6).
+func policyRoutes(c *gin.Context) {
+	c.Set(ctxValidationCode, pdp.CodeInvalidPolicy)
+}
+
+// classify maps an error of any layer to its response: the one place where
+// error classes meet HTTP statuses. Unknown errors are 500 INTERNAL with a
+// fixed message; their text is only logged.
+func classify(c *gin.Context, err error) *apiError {
+	var (
+		ae  *apiError
+		te  *registry.TierError
+		ve  *pdp.ValidationError
+		mbe *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &mbe):
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: pdp.CodePayloadTooLarge,
+			Message: fmt.Sprintf("request body exceeds %d bytes", mbe.Limit), cause: err}
+	case errors.Is(err, registry.ErrUnauthorized):
+		return &apiError{Status: http.StatusUnauthorized, Code: pdp.CodeUnauthorized, Message: "Invalid or missing API key", cause: err}
+	case errors.As(err, &te):
+		return tierError(te)
+	case errors.Is(err, registry.ErrCannotDeleteBuiltin):
+		return &apiError{Status: http.StatusForbidden, Code: pdp.CodeCannotDeleteBuiltin, Message: "Built-in policies cannot be deleted", cause: err}
+	case errors.Is(err, registry.ErrTenantNotFound):
+		return &apiError{Status: http.StatusNotFound, Code: pdp.CodeNotFound, Message: "Tenant not found", cause: err}
+	case errors.Is(err, registry.ErrKeyNotFound):
+		return &apiError{Status: http.StatusNotFound, Code: pdp.CodeNotFound, Message: "API key not found", cause: err}
+	case errors.Is(err, pdp.ErrEvaluationFailed):
+		return &apiError{Status: http.StatusServiceUnavailable, Code: pdp.CodeEvaluationUnavailable,
+			Message: "Policy evaluation is unavailable; the action was not allowed", cause: err}
+	case errors.As(err, &ve):
+		code := c.GetString(ctxValidationCode)
+		if code == "" {
+			code = pdp.CodeValidation
+		}
+		// err, not ve: a pdp.ValidationErrors names every problem.
+		return &apiError{Status: http.StatusBadRequest, Code: code, Message: err.Error(), cause: err}
+	}
+	return &apiError{Status: http.StatusInternalServerError, Code: pdp.CodeInternal, Message: "Internal server error", cause: err}
+}
+
+func tierError(te *registry.TierError) *apiError {
+	e := &apiError{Status: http.StatusForbidden, Code: te.Code, Message: te.Error(), cause: te}
+	if te.Code == pdp.CodeLimitExceeded {
+		e.Extra = map[string]any{"limit": te.Limit, "current": te.Current}
+	} else {
+		e.Extra = map[string]any{"feature": string(te.Feature), "required_tier": string(te.RequiredTier), "current_tier": string(te.CurrentTier)}
+	}
+	return e
+}
+
+// fail ends the request with err; the errors middleware renders it.
+func fail(c *gin.Context, err error) {
+	_ = c.Error(err)
+	c.Abort()
+}
+
+// errors is the one error middleware: it renders the last error a handler
+// failed with, recovers panics as 500 INTERNAL (logging the cause and the
+// stack with the request id, sending nothing of it), and logs every
+// request.
+func (s *server) errors(c *gin.Context) {
+	start := time.Now()
+	defer func() {
+		if rec := recover(); rec != nil {
+			if rec == http.ErrAbortHandler { //nolint:errorlint // sentinel panic value, compared as net/http does
+				panic(rec)
+			}
+			s.log.ErrorContext(c.Request.Context(), "panic serving request",
+				slog.String("request_id", c.GetString(ctxRequestID)),
+				slog.Any("panic", rec),
+				slog.String("stack", string(debug.Stack())))
+			c.Abort()
+			if !c.Writer.Written() {
+				s.render(c, &apiError{Status: http.StatusInternalServerError, Code: pdp.CodeInternal, Message: "Internal server error"})
+			}
+		}
+		s.logRequest(c, start)
+	}()
+	c.Next()
+	if len(c.Errors) > 0 && !c.Writer.Written() {
+		s.render(c, classify(c, c.Errors.Last().Err))
+	}
+}
+
+func (s *server) render(c *gin.Context, e *apiError) {
+	if e.Status >= 500 && e.cause != nil {
+		s.log.ErrorContext(c.Request.Context(), "request failed",
+			slog.String("request_id", c.GetString(ctxRequestID)),
+			slog.String("code", e.Code),
+			slog.Any("error", e.cause))
+	}
+	if e.Status == http.StatusUnauthorized {
+		c.Header("WWW-Authenticate", `Bearer realm="gatehouse"`)
+	}
+	writeJSON(c, e.Status, e.body())
+}
+
+func (s *server) logRequest(c *gin.Context, start time.Time) {
+	status := c.Writer.Status()
+	level := slog.LevelDebug
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	ctx := c.Request.Context()
+	if !s.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", c.GetString(ctxRequestID)),
+		slog.String("method", c.Request.Method),
+		slog.String("route", c.FullPath()),
+		slog.Int("status", status),
+		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
+	}
+	if t, ok := tenantOf(c); ok {
+		attrs = append(attrs, slog.String("tenant_id", t.ID))
+	}
+	s.log.LogAttrs(ctx, level, "request", attrs...)
+}
+
+func (s *server) noRoute(c *gin.Context) {
+	fail(c, newError(http.StatusNotFound, pdp.CodeNotFound, "No route %s %s", c.Request.Method, truncate(c.Request.URL.Path, 200)))
+}
+
+func (s *server) noMethod(c *gin.Context) {
+	fail(c, newError(http.StatusMethodNotAllowed, pdp.CodeMethodNotAllowed, "Method %s is not allowed on %s (allowed: %s)",
+		c.Request.Method, truncate(c.Request.URL.Path, 200), c.Writer.Header().Get("Allow")))
+}
+
+// requestID takes a well-formed X-Request-Id from the client or makes one,
+// and echoes it; logs and the request span carry it.
+func (s *server) requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-Id")
+	if !validRequestID(id) {
+		id = s.randomHex(8)
+	}
+	c.Set(ctxRequestID, id)
+	c.Header("X-Request-Id", id)
+	c.Next()
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// limitBody refuses a declared length over the limit at once and caps what
+// handlers can read otherwise (reading past it fails with
+// *http.MaxBytesError, rendered as 413). It also tags the request span.
+func (s *server) limitBody(c *gin.Context) {
+	trace.SpanFromContext(c.Request.Context()).SetAttributes(attribute.String("request_id", c.GetString(ctxRequestID)))
+	if c.Request.ContentLength > s.cfg.MaxBodyBytes {
+		fail(c, &http.MaxBytesError{Limit: s.cfg.MaxBodyBytes})
+		return
+	}
+	if c.Request.Body != nil {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
+	}
+	c.Next()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,152 @@
+package api
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+)
+
+// writeJSON sends v as JSON without HTML escaping (the action text and
+// reasons must read back as they were written).
+func writeJSON(c *gin.Context, status int, v any) {
+	b, err := encodeJSON(v)
+	if err != nil {
+		// Only a bug can get here (every response is a plain struct or map).
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":"INTERNAL","code":"INTERNAL","message":"Internal server error","status":500}`)
+	}
+	c.Data(status, "application/json", append(b, '\n'))
+}
+
+// encodeJSON is json.Marshal without HTML escaping.
+func encodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
+
+// readBody reads the whole (already bounded) request body.
+func readBody(c *gin.Context) ([]byte, error) {
+	if c.Request.Body == nil {
+		return nil, nil
+	}
+	b, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, err
+		}
+		return nil, newError(http.StatusBadRequest, pdp.CodeValidation, "could not read the request body")
+	}
+	return b, nil
+}
+
+// decodeStrict decodes a JSON object body into v: numbers as json.Number,
+// unknown fields rejected by name, nothing after the object. Problems are
+// *pdp.ValidationError naming the field where there is one.
+func decodeStrict(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return &pdp.ValidationError{Reason: "the request body is empty; expected a JSON object"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonProblem(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return &pdp.ValidationError{Reason: "unexpected data after the JSON object"}
+	}
+	return nil
+}
+
+// jsonProblem turns an encoding/json error into a *pdp.ValidationError.
+func jsonProblem(err error) error {
+	var (
+		se *json.SyntaxError
+		te *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &se):
+		return &pdp.ValidationError{Reason: fmt.Sprintf("invalid JSON at byte %d: %s", se.Offset, se.Error())}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &pdp.ValidationError{Reason: "invalid JSON: unexpected end of input"}
+	case errors.As(err, &te):
+		if te.Field == "" {
+			return &pdp.ValidationError{Reason: "the request body must be a JSON object"}
+		}
+		return &pdp.ValidationError{Field: te.Field, Reason: "must be " + jsonKindName(te.Type.Kind().String())}
+	}
+	// encoding/json has no type for this one: `json: unknown field "x"`.
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if n, uerr := strconv.Unquote(name); uerr == nil {
+			name = n
+		}
+		return &pdp.ValidationError{Field: truncate(name, 64), Reason: "unknown field"}
+	}
+	return &pdp.ValidationError{Reason: "invalid JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
+}
+
+func jsonKindName(kind string) string {
+	switch kind {
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "map", "struct":
+		return "an object"
+	case "slice", "array":
+		return "an array"
+	case "int", "int64", "float64":
+		return "a number"
+	}
+	return "of another JSON type"
+}
+
+// timestamp formats t as RFC 3339 UTC with Z, at the store's microsecond
+// precision, always with six fractional digits.
+func timestamp(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000000Z")
+}
+
+// optTimestamp is timestamp, or nil (JSON null) for a nil or zero time.
+func optTimestamp(t *time.Time) any {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	return timestamp(*t)
+}
+
+// optString is s, or nil (JSON null) when s is empty.
+func optString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// randomHex returns n random bytes as hex. crypto/rand does not fail on
+// supported platforms (Go 1.24+ crashes the program instead), so there is
+// no error to return.
+func (s *server) randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(s.random, b); err != nil {
+		panic(fmt.Sprintf("random source failed: %v", err))
+	}
+	return hex.EncodeToString(b)
+}

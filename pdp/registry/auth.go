@@ -1,0 +1,146 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp/store"
+)
+
+// maxKeyLen bounds what Authenticate will hash: no real key is longer.
+const maxKeyLen = 256
+
+// Authenticate returns the tenant owning key, or ErrUnauthorized for a
+// missing, malformed, unknown or revoked key. A key seen recently is
+// answered from memory (see the package doc); the tenant's settings come
+// from the registry's latest view of the tenant.
+func (r *Registry) Authenticate(ctx context.Context, key string) (store.Tenant, error) {
+	if !strings.HasPrefix(key, KeyPrefix) || len(key) > maxKeyLen {
+		return store.Tenant{}, ErrUnauthorized
+	}
+	hash := store.HashAPIKey(key)
+	if e, ok := r.auth.get(hash); ok {
+		if t, ok := r.known(e.tenantID); ok {
+			r.ensurePublished(ctx, t.ID)
+			return t, nil
+		}
+	}
+	gen := r.auth.generation()
+	t, k, err := r.st.TenantByKeyHash(ctx, hash)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Tenant{}, ErrUnauthorized
+	}
+	if err != nil {
+		return store.Tenant{}, fmt.Errorf("authenticate: %w", err)
+	}
+	r.remember(t)
+	r.auth.put(hash, authEntry{tenantID: t.ID, keyID: k.ID}, gen)
+	r.ensurePublished(ctx, t.ID)
+	if latest, ok := r.known(t.ID); ok {
+		t = latest
+	}
+	return t, nil
+}
+
+// ensurePublished publishes a tenant the engine does not know, e.g. one
+// created by another process since Load, or one whose publishing failed.
+// A failure is logged, not returned: the decision then fails closed.
+func (r *Registry) ensurePublished(ctx context.Context, tenantID string) {
+	if _, ok := r.eng.Revision(tenantID); ok {
+		return
+	}
+	if err := r.publish(ctx, tenantID, 0); err != nil {
+		r.log.WarnContext(ctx, "publish on authenticate failed", slog.String("tenant_id", tenantID), slog.Any("error", err))
+	}
+}
+
+// authEntry is one cached lookup.
+type authEntry struct {
+	tenantID string
+	keyID    string
+	expires  time.Time
+}
+
+// authCache maps key hashes to successful lookups for ttl. It is a plain
+// map under a mutex, bounded by max: when full, expired entries are swept,
+// and if that frees nothing the whole map is dropped (the next requests
+// repopulate it). No background goroutine, so nothing to stop.
+type authCache struct {
+	ttl time.Duration
+	max int
+	now func() time.Time
+
+	mu      sync.Mutex
+	gen     uint64 // bumped by every invalidation
+	entries map[string]authEntry
+}
+
+func newAuthCache(ttl time.Duration, max int) *authCache {
+	return &authCache{ttl: ttl, max: max, now: time.Now, entries: map[string]authEntry{}}
+}
+
+func (c *authCache) get(hash string) (authEntry, bool) {
+	if c.ttl == 0 {
+		return authEntry{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[hash]
+	if !ok {
+		return authEntry{}, false
+	}
+	if !c.now().Before(e.expires) {
+		delete(c.entries, hash)
+		return authEntry{}, false
+	}
+	return e, true
+}
+
+// generation is read before a store lookup and handed to put: a lookup
+// that raced an invalidation is not cached.
+func (c *authCache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+func (c *authCache) put(hash string, e authEntry, gen uint64) {
+	if c.ttl == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	now := c.now()
+	if len(c.entries) >= c.max {
+		for h, old := range c.entries {
+			if !now.Before(old.expires) {
+				delete(c.entries, h)
+			}
+		}
+		if len(c.entries) >= c.max {
+			clear(c.entries)
+		}
+	}
+	e.expires = now.Add(c.ttl)
+	c.entries[hash] = e
+}
+
+// revokeKey drops every entry of the key and bumps the generation.
+func (c *authCache) revokeKey(keyID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for h, e := range c.entries {
+		if e.keyID == keyID {
+			delete(c.entries, h)
+		}
+	}
+}

@@ -1,0 +1,31 @@
+// Package registry owns tenants, API keys and custom policies on top of a
+// store.Store, enforces the tier rules and the policy CRUD semantics of the
+// Control API, and publishes every change to the engine before returning.
+//
+// # Read-after-write
+//
+// Every policy write and tenant update re-reads the tenant's snapshot
+// (store.TenantPolicies: revision, mode, enabled policies, all from one read
+// transaction) and hands it to engine.SetTenant before the call returns, so
+// the very next decision on this server sees the change; other tenants are
+// not touched. Publishing is serialized per tenant and only ever moves a
+// tenant's revision forward, so two concurrent writes cannot leave the
+// engine on the older snapshot. If the snapshot cannot be read after a
+// durable write, the tenant is removed from the engine: its decisions then
+// fail closed (evaluation unavailable) until a later write, Authenticate or
+// Refresh publishes it again, never running on stale policies.
+//
+// Changes made by another process on the same database (a second replica,
+// `gatehouse tenant create`) are picked up by Refresh, which Watch runs on a
+// ticker; Authenticate also publishes a tenant the engine does not know yet.
+//
+// # Authentication cache
+//
+// Authenticate keeps key-hash → (tenant, key) lookups in memory for a short
+// TTL (WithAuthCacheTTL, default 5s), so the hot path costs no database
+// round trip. Unknown keys are never cached (a flood of bad keys cannot
+// evict good ones or grow memory). RevokeKey drops the key from the cache
+// after the store write, and a generation counter stops a lookup that raced
+// the revocation from re-inserting it: a revocation through this registry
+// takes effect at once; one made by another process within the TTL.
+package registry

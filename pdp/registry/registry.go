@@ -1,0 +1,254 @@
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp/engine"
+	"github.com/gatehouse-pdp/gatehouse/pdp/store"
+)
+
+// publishTimeout bounds re-reading a tenant's snapshot after a write. The
+// read runs detached from the caller's context: a client that hangs up
+// after its write was committed must not leave the engine stale.
+const publishTimeout = 10 * time.Second
+
+// Registry manages tenants, keys and policies, and keeps the engine in step
+// with the store. It is safe for concurrent use.
+type Registry struct {
+	st     store.Store
+	eng    *engine.Engine
+	log    *slog.Logger
+	random io.Reader
+	auth   *authCache
+
+	mu      sync.Mutex
+	locks   map[string]*sync.Mutex // per tenant: publishing and tenant updates
+	tenants map[string]store.Tenant
+}
+
+// Option configures a Registry.
+type Option func(*options) error
+
+type options struct {
+	log       *slog.Logger
+	random    io.Reader
+	authTTL   time.Duration
+	authItems int
+}
+
+// WithLogger sets where the registry logs (default: nowhere).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		if l == nil {
+			return errors.New("registry: nil logger")
+		}
+		o.log = l
+		return nil
+	}
+}
+
+// WithAuthCacheTTL sets how long a successful key lookup is reused (default
+// 5s, at most 5m). It is also the longest a key revoked by another process
+// keeps working on this server; 0 turns the cache off.
+func WithAuthCacheTTL(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 || d > 5*time.Minute {
+			return fmt.Errorf("registry: auth cache TTL %s: must be between 0 and 5m", d)
+		}
+		o.authTTL = d
+		return nil
+	}
+}
+
+// WithAuthCacheSize bounds how many keys the auth cache holds (default
+// 10000).
+func WithAuthCacheSize(n int) Option {
+	return func(o *options) error {
+		if n < 1 || n > 1<<22 {
+			return fmt.Errorf("registry: auth cache size %d: must be 1..4194304", n)
+		}
+		o.authItems = n
+		return nil
+	}
+}
+
+// WithRandom sets the source of API keys and IDs (default crypto/rand);
+// for tests that need a failing or fixed source.
+func WithRandom(r io.Reader) Option {
+	return func(o *options) error {
+		if r == nil {
+			return errors.New("registry: nil random source")
+		}
+		o.random = r
+		return nil
+	}
+}
+
+// New returns a registry over st that publishes to eng. Call Load before
+// serving so the engine knows every tenant.
+func New(st store.Store, eng *engine.Engine, opts ...Option) (*Registry, error) {
+	if st == nil || eng == nil {
+		return nil, errors.New("registry: store and engine are required")
+	}
+	o := options{
+		log:       slog.New(slog.DiscardHandler),
+		random:    rand.Reader,
+		authTTL:   5 * time.Second,
+		authItems: 10000,
+	}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	return &Registry{
+		st:      st,
+		eng:     eng,
+		log:     o.log,
+		random:  o.random,
+		auth:    newAuthCache(o.authTTL, o.authItems),
+		locks:   map[string]*sync.Mutex{},
+		tenants: map[string]store.Tenant{},
+	}, nil
+}
+
+// Load publishes every tenant's policies to the engine. It fails if any
+// tenant cannot be read: a server must not start deciding for some tenants
+// with others unknown.
+func (r *Registry) Load(ctx context.Context) error {
+	ts, err := r.st.ListTenants(ctx)
+	if err != nil {
+		return fmt.Errorf("load tenants: %w", err)
+	}
+	for _, t := range ts {
+		r.remember(t)
+		if err := r.publish(ctx, t.ID, t.Revision); err != nil {
+			return fmt.Errorf("load tenant %q: %w", t.ID, err)
+		}
+	}
+	r.log.InfoContext(ctx, "policies loaded", slog.Int("tenants", len(ts)))
+	return nil
+}
+
+// Refresh publishes every tenant whose stored revision is ahead of the
+// engine's, and picks up tenant settings changed elsewhere: what another
+// replica or process wrote to the same database. It costs one query when
+// nothing changed.
+func (r *Registry) Refresh(ctx context.Context) error {
+	ts, err := r.st.ListTenants(ctx)
+	if err != nil {
+		return fmt.Errorf("refresh tenants: %w", err)
+	}
+	var errs []error
+	for _, t := range ts {
+		r.remember(t)
+		if cur, ok := r.eng.Revision(t.ID); ok && cur >= t.Revision {
+			continue
+		}
+		if err := r.publish(ctx, t.ID, t.Revision); err != nil {
+			errs = append(errs, fmt.Errorf("refresh tenant %q: %w", t.ID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Watch calls Refresh every interval until ctx is done, logging failures.
+// Run it in its own goroutine when other processes write to the database
+// (CONTRACT A4: visible on every replica within 1s).
+func (r *Registry) Watch(ctx context.Context, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := r.Refresh(ctx); err != nil && ctx.Err() == nil {
+				r.log.WarnContext(ctx, "registry refresh failed", slog.Any("error", err))
+			}
+		}
+	}
+}
+
+// lockFor returns the tenant's mutex, which serializes publishing (so the
+// engine's revision only moves forward) and tenant updates.
+func (r *Registry) lockFor(tenantID string) *sync.Mutex {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := r.locks[tenantID]
+	if l == nil {
+		l = &sync.Mutex{}
+		r.locks[tenantID] = l
+	}
+	return l
+}
+
+// publish hands the engine the tenant's snapshot at revision atLeast or
+// later (0: whatever is stored).
+func (r *Registry) publish(ctx context.Context, tenantID string, atLeast uint64) error {
+	l := r.lockFor(tenantID)
+	l.Lock()
+	defer l.Unlock()
+	return r.publishLocked(ctx, tenantID, atLeast)
+}
+
+func (r *Registry) publishLocked(ctx context.Context, tenantID string, atLeast uint64) error {
+	if cur, ok := r.eng.Revision(tenantID); ok && atLeast > 0 && cur >= atLeast {
+		return nil // a concurrent write already published this revision or a later one
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
+	defer cancel()
+	tp, err := r.st.TenantPolicies(ctx, tenantID)
+	if err != nil {
+		// Fail closed: decisions for this tenant error out until it is
+		// published again, rather than run on policies known to be stale.
+		r.eng.RemoveTenant(tenantID)
+		r.log.ErrorContext(ctx, "publish failed; tenant's decisions fail closed until republished",
+			slog.String("tenant_id", tenantID), slog.Any("error", err))
+		return fmt.Errorf("publish tenant %q: %w", tenantID, err)
+	}
+	if cur, ok := r.eng.Revision(tenantID); ok && cur >= tp.Revision {
+		return nil
+	}
+	r.eng.SetTenant(tp)
+	return nil
+}
+
+// remember records t as the latest known state of the tenant unless a
+// newer revision is already known.
+func (r *Registry) remember(t store.Tenant) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if old, ok := r.tenants[t.ID]; ok && old.Revision > t.Revision {
+		return
+	}
+	r.tenants[t.ID] = t
+}
+
+func (r *Registry) known(id string) (store.Tenant, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.tenants[id]
+	return t, ok
+}
+
+// freshTenant reads the tenant from the store (writes check the tier the
+// store holds now, not a cached one).
+func (r *Registry) freshTenant(ctx context.Context, id string) (store.Tenant, error) {
+	t, err := r.st.GetTenant(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Tenant{}, fmt.Errorf("%w: %q", ErrTenantNotFound, id)
+	}
+	if err != nil {
+		return store.Tenant{}, err
+	}
+	r.remember(t)
+	return t, nil
+}
