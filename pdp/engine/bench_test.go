@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
+	"github.com/gatehouse-pdp/gatehouse/test/scale"
 )
 
 // The three scales of the engine issue: S the seed; M 100 tenants × 10
@@ -18,20 +19,20 @@ import (
 // heap (which GC cost grows with) holds only its own scale.
 var scales = []struct {
 	name string
-	gen  func() *scale
+	gen  func() *scale.Scale
 }{
-	{"S", seedScale},
-	{"M", func() *scale { return genScale("M", 100, 10, 5, 3, 0.2, 2) }},
-	{"L", func() *scale { return genScale("L", 1000, 20, 5, 3, 0.2, 2) }},
+	{"S", scale.S},
+	{"M", scale.M},
+	{"L", scale.L},
 }
 
-func loadScale(tb testing.TB, s *scale, cfg Config) *Engine {
+func loadScale(tb testing.TB, s *scale.Scale, cfg Config) *Engine {
 	tb.Helper()
 	e, err := New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	for _, tp := range s.tenants {
+	for _, tp := range s.Tenants {
 		e.SetTenant(tp)
 	}
 	return e
@@ -45,7 +46,7 @@ func BenchmarkDecision(b *testing.B) {
 			s := sc.gen()
 			e := loadScale(b, s, Config{CacheSize: 20000})
 			ctx := b.Context()
-			for _, a := range s.actions {
+			for _, a := range s.Actions {
 				if _, err := e.Evaluate(ctx, a); err != nil {
 					b.Fatal(err)
 				}
@@ -54,7 +55,7 @@ func BenchmarkDecision(b *testing.B) {
 			i := 0
 			done := reportCPU(b)
 			for b.Loop() {
-				if _, err := e.Evaluate(ctx, s.actions[i%len(s.actions)]); err != nil {
+				if _, err := e.Evaluate(ctx, s.Actions[i%len(s.Actions)]); err != nil {
 					b.Fatal(err)
 				}
 				i++
@@ -87,12 +88,12 @@ func BenchmarkFloor(b *testing.B) {
 				return compiled[p]
 			}
 			byTenant := map[string]*pdp.TenantPolicies{}
-			for i := range s.tenants {
-				byTenant[s.tenants[i].TenantID] = &s.tenants[i]
+			for i := range s.Tenants {
+				byTenant[s.Tenants[i].TenantID] = &s.Tenants[i]
 			}
-			texts := make([]string, len(s.actions))
-			keys := make([]string, len(s.actions))
-			for i, a := range s.actions {
+			texts := make([]string, len(s.Actions))
+			keys := make([]string, len(s.Actions))
+			for i, a := range s.Actions {
 				texts[i] = actionText(b, a)
 				keys[i] = a.TenantID + "\x00" + a.AgentID
 				if _, ok := rules[keys[i]]; ok {
@@ -149,12 +150,12 @@ func actionText(tb testing.TB, a pdp.Action) string {
 // BenchmarkCompile measures a cold compile of one tenant with 25 policies
 // of 3 rules (translation included: a fresh tenant id every iteration).
 func BenchmarkCompile(b *testing.B) {
-	s := genScale("compile", 1, 1, 25, 3, 0, 0)
+	s := scale.Generate("compile", 1, 1, 25, 3, 0, 0)
 	e := loadScale(b, s, Config{})
-	a := s.actions[0]
+	a := s.Actions[0]
 	i := 0
 	for b.Loop() {
-		tp := s.tenants[0]
+		tp := s.Tenants[0]
 		tp.TenantID = fmt.Sprintf("cold-%d", i)
 		a.TenantID = tp.TenantID
 		e.SetTenant(tp)
@@ -172,9 +173,9 @@ func BenchmarkHeapPerEntry(b *testing.B) {
 	for _, sc := range scales {
 		b.Run(sc.name, func(b *testing.B) {
 			sample := *sc.gen()
-			if len(sample.tenants) > 200 {
-				sample.tenants = sample.tenants[:200]
-				sample.actions = sample.actions[:200*20]
+			if len(sample.Tenants) > 200 {
+				sample.Tenants = sample.Tenants[:200]
+				sample.Actions = sample.Actions[:200*20]
 			}
 			var perEntry float64
 			for b.Loop() {
@@ -182,7 +183,7 @@ func BenchmarkHeapPerEntry(b *testing.B) {
 				var before, after runtime.MemStats
 				runtime.GC()
 				runtime.ReadMemStats(&before)
-				for _, a := range sample.actions {
+				for _, a := range sample.Actions {
 					if _, err := e.Evaluate(b.Context(), a); err != nil {
 						b.Fatal(err)
 					}
@@ -201,7 +202,7 @@ func BenchmarkHeapPerEntry(b *testing.B) {
 // rules whose regexes always run) with the inter-query value cache on, on
 // but bounded below the working set, and off (OPA's 100-entry global cache).
 func BenchmarkRegexCache(b *testing.B) {
-	s := &scale{name: "regex"}
+	s := &scale.Scale{Name: "regex"}
 	for t := range 400 {
 		tid := fmt.Sprintf("rx-%03d", t)
 		tp := pdp.TenantPolicies{TenantID: tid, Revision: 1, Mode: pdp.ModeEnforcement}
@@ -213,8 +214,8 @@ func BenchmarkRegexCache(b *testing.B) {
 			p.Rules = append(p.Rules, pdp.Rule{Match: w + `\d*x?`, Severity: pdp.SeverityLow, OnViolation: pdp.OutcomeWarn, Confidence: 0.85})
 		}
 		tp.Policies = []pdp.Policy{p}
-		s.tenants = append(s.tenants, tp)
-		s.actions = append(s.actions, pdp.Action{TenantID: tid, Name: "http.post",
+		s.Tenants = append(s.Tenants, tp)
+		s.Actions = append(s.Actions, pdp.Action{TenantID: tid, Name: "http.post",
 			Params: map[string]any{"body": strings.Join(words, " ") + " " + strings.Repeat("padding text ", 30)}})
 	}
 	for _, c := range []struct {
@@ -223,14 +224,14 @@ func BenchmarkRegexCache(b *testing.B) {
 	}{{"cache=65536", 65536}, {"cache=600", 600}, {"cache=off", -1}} {
 		b.Run(c.name, func(b *testing.B) {
 			e := loadScale(b, s, Config{RegexCacheSize: c.size})
-			for _, a := range s.actions {
+			for _, a := range s.Actions {
 				if _, err := e.Evaluate(b.Context(), a); err != nil {
 					b.Fatal(err)
 				}
 			}
 			i := 0
 			for b.Loop() {
-				if _, err := e.Evaluate(b.Context(), s.actions[i%len(s.actions)]); err != nil {
+				if _, err := e.Evaluate(b.Context(), s.Actions[i%len(s.Actions)]); err != nil {
 					b.Fatal(err)
 				}
 				i++

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
+	"github.com/gatehouse-pdp/gatehouse/test/scale"
 )
 
 var seedAction = pdp.Action{
@@ -49,7 +50,7 @@ func as(a pdp.Action, agent string) pdp.Action {
 // disabling the override puts billing-bot back under the tenant-wide one.
 func TestSeed(t *testing.T) {
 	e := newEngine(t, Config{})
-	policies := seedPolicies()
+	policies := scale.SeedPolicies()
 	e.SetTenant(pdp.TenantPolicies{TenantID: "acme", Revision: 1, Mode: pdp.ModeEnforcement, Policies: policies})
 
 	d := evaluate(t, e, as(seedAction, "billing-bot"))
@@ -91,7 +92,7 @@ func TestSeed(t *testing.T) {
 
 func TestShadowMode(t *testing.T) {
 	e := newEngine(t, Config{})
-	e.SetTenant(pdp.TenantPolicies{TenantID: "acme", Revision: 1, Mode: pdp.ModeShadow, Policies: seedPolicies()})
+	e.SetTenant(pdp.TenantPolicies{TenantID: "acme", Revision: 1, Mode: pdp.ModeShadow, Policies: scale.SeedPolicies()})
 	d := evaluate(t, e, as(seedAction, "billing-bot"))
 	if d.Status != pdp.StatusAllowed || d.ShadowStatus != pdp.StatusBlocked {
 		t.Fatalf("shadow: status %s, shadow_status %s", d.Status, d.ShadowStatus)
@@ -101,7 +102,7 @@ func TestShadowMode(t *testing.T) {
 // TestFailClosed: every way an evaluation can fail returns an error that
 // wraps pdp.ErrEvaluationFailed, and never a decision.
 func TestFailClosed(t *testing.T) {
-	tp := pdp.TenantPolicies{TenantID: "acme", Revision: 1, Mode: pdp.ModeEnforcement, Policies: seedPolicies()}
+	tp := pdp.TenantPolicies{TenantID: "acme", Revision: 1, Mode: pdp.ModeEnforcement, Policies: scale.SeedPolicies()}
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	cases := []struct {
@@ -148,7 +149,7 @@ _status_of_outcome := {"warn": "blocked"} if input.action == "slack.send_message
 // agent with overrides gets its own, and a hit compiles nothing.
 func TestCacheKeys(t *testing.T) {
 	e := newEngine(t, Config{})
-	e.SetTenant(pdp.TenantPolicies{TenantID: "acme", Revision: 1, Mode: pdp.ModeEnforcement, Policies: seedPolicies()})
+	e.SetTenant(pdp.TenantPolicies{TenantID: "acme", Revision: 1, Mode: pdp.ModeEnforcement, Policies: scale.SeedPolicies()})
 	for _, agent := range []string{"", "support-bot", "ops-bot", "x"} {
 		evaluate(t, e, as(seedAction, agent))
 	}
@@ -166,7 +167,7 @@ func TestCacheKeys(t *testing.T) {
 // the tenant's old entries, and never recompiles another tenant.
 func TestRevisions(t *testing.T) {
 	e := newEngine(t, Config{})
-	e.SetTenant(pdp.TenantPolicies{TenantID: "acme", Revision: 1, Mode: pdp.ModeEnforcement, Policies: seedPolicies()})
+	e.SetTenant(pdp.TenantPolicies{TenantID: "acme", Revision: 1, Mode: pdp.ModeEnforcement, Policies: scale.SeedPolicies()})
 	e.SetTenant(pdp.TenantPolicies{TenantID: "globex", Revision: 1, Mode: pdp.ModeEnforcement})
 	other := pdp.Action{TenantID: "globex", Name: "slack.send_message", Params: seedAction.Params, AgentID: "billing-bot"}
 
@@ -176,7 +177,7 @@ func TestRevisions(t *testing.T) {
 	evaluate(t, e, as(seedAction, "support-bot"))
 	before := e.Stats()
 
-	block := seedPolicies()[:1]
+	block := scale.SeedPolicies()[:1]
 	block[0].Rules[0].OnViolation, block[0].Rules[0].Severity, block[0].Version = pdp.OutcomeBlock, pdp.SeverityCritical, 2
 	e.SetTenant(pdp.TenantPolicies{TenantID: "acme", Revision: 2, Mode: pdp.ModeEnforcement, Policies: block})
 	if d := evaluate(t, e, as(seedAction, "support-bot")); d.Status != pdp.StatusBlocked {
@@ -196,7 +197,7 @@ func TestRevisions(t *testing.T) {
 
 func TestConcurrentMissesCompileOnce(t *testing.T) {
 	e := newEngine(t, Config{})
-	e.SetTenant(pdp.TenantPolicies{TenantID: "acme", Revision: 7, Mode: pdp.ModeEnforcement, Policies: seedPolicies()})
+	e.SetTenant(pdp.TenantPolicies{TenantID: "acme", Revision: 7, Mode: pdp.ModeEnforcement, Policies: scale.SeedPolicies()})
 	var wg sync.WaitGroup
 	errs := make(chan error, 32)
 	for range 32 {
@@ -219,7 +220,7 @@ func TestConcurrentMissesCompileOnce(t *testing.T) {
 func TestEviction(t *testing.T) {
 	e := newEngine(t, Config{CacheSize: 2})
 	for _, id := range []string{"a", "b", "c"} {
-		e.SetTenant(pdp.TenantPolicies{TenantID: id, Revision: 1, Mode: pdp.ModeEnforcement, Policies: seedPolicies()})
+		e.SetTenant(pdp.TenantPolicies{TenantID: id, Revision: 1, Mode: pdp.ModeEnforcement, Policies: scale.SeedPolicies()})
 		a := seedAction
 		a.TenantID = id
 		evaluate(t, e, a)
@@ -233,7 +234,7 @@ func TestSpans(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	e := newEngine(t, Config{}, WithTracerProvider(tp))
-	e.SetTenant(pdp.TenantPolicies{TenantID: "acme", Revision: 1, Mode: pdp.ModeEnforcement, Policies: seedPolicies()})
+	e.SetTenant(pdp.TenantPolicies{TenantID: "acme", Revision: 1, Mode: pdp.ModeEnforcement, Policies: scale.SeedPolicies()})
 	evaluate(t, e, as(seedAction, "billing-bot"))
 	evaluate(t, e, as(seedAction, "billing-bot"))
 

@@ -1,4 +1,8 @@
-package engine
+// Package scale generates the benchmark worlds of Gatehouse: the seed (S)
+// and synthetic tenants with tenant-wide policies, agent-scoped overrides
+// and a corpus of actions with about 500 bytes of params (M, L). Engine
+// benchmarks and the load tool share it, so they measure the same data.
+package scale
 
 import (
 	"encoding/json"
@@ -9,13 +13,24 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 )
 
-// scale is a generated benchmark world: tenants with tenant-wide policies,
+// Scale is a generated benchmark world: tenants with tenant-wide policies,
 // some agents with agent-scoped overrides, and a corpus of actions.
-type scale struct {
-	name    string
-	tenants []pdp.TenantPolicies
-	actions []pdp.Action
+type Scale struct {
+	Name    string
+	Tenants []pdp.TenantPolicies
+	Actions []pdp.Action
 }
+
+// S is the contract's seed; M and L are the engine issue's scales:
+// M 100 tenants × 10 agents, L 1000 tenants × 20 agents, each with 5
+// tenant-wide policies of 3 rules and 2 overrides for 20% of agents.
+func S() *Scale { return Seed() }
+
+// M returns scale M.
+func M() *Scale { return Generate("M", 100, 10, 5, 3, 0.2, 2) }
+
+// L returns scale L.
+func L() *Scale { return Generate("L", 1000, 20, 5, 3, 0.2, 2) }
 
 // Word lists for generated rules: nine rules in ten are alternations of
 // literal words, as the issue describes real policies, one in ten a full
@@ -64,12 +79,12 @@ func genPolicy(r *rand.Rand, name, agent string, nRules int) pdp.Policy {
 	return p
 }
 
-// genScale builds tenants × agents with policies per tenant of rules each;
+// Generate builds tenants × agents with policies per tenant of rules each;
 // overrideShare of the agents get overrides agent-scoped policies reusing
-// tenant-wide names.
-func genScale(name string, tenants, agents, policies, rules int, overrideShare float64, overrides int) *scale {
+// tenant-wide names. The same arguments give the same world.
+func Generate(name string, tenants, agents, policies, rules int, overrideShare float64, overrides int) *Scale {
 	r := rand.New(rand.NewPCG(1, uint64(tenants)))
-	s := &scale{name: name}
+	s := &Scale{Name: name}
 	for t := range tenants {
 		tid := fmt.Sprintf("tenant-%04d", t)
 		tp := pdp.TenantPolicies{TenantID: tid, Revision: 1, Mode: pdp.ModeEnforcement}
@@ -83,27 +98,28 @@ func genScale(name string, tenants, agents, policies, rules int, overrideShare f
 					tp.Policies = append(tp.Policies, genPolicy(r, fmt.Sprintf("policy_%d", o), agent, rules))
 				}
 			}
-			s.actions = append(s.actions, genAction(r, tid, agent))
+			s.Actions = append(s.Actions, Action(r, tid, agent))
 		}
-		s.tenants = append(s.tenants, tp)
+		s.Tenants = append(s.Tenants, tp)
 	}
 	return s
 }
 
-// seedScale is the contract's seed: pii_protection tenant-wide (warn) and
-// its billing-bot override (block), with the built-ins.
-func seedScale() *scale {
+// Seed is the contract's seed: pii_protection tenant-wide (warn) and its
+// billing-bot override (block), with the built-ins, in tenant "acme".
+func Seed() *Scale {
 	r := rand.New(rand.NewPCG(7, 7))
-	s := &scale{name: "S", tenants: []pdp.TenantPolicies{{TenantID: "acme", Revision: 1, Mode: pdp.ModeEnforcement, Policies: seedPolicies()}}}
+	s := &Scale{Name: "S", Tenants: []pdp.TenantPolicies{{TenantID: "acme", Revision: 1, Mode: pdp.ModeEnforcement, Policies: SeedPolicies()}}}
 	for _, agent := range []string{"billing-bot", "support-bot", ""} {
 		for range 4 {
-			s.actions = append(s.actions, genAction(r, "acme", agent))
+			s.Actions = append(s.Actions, Action(r, "acme", agent))
 		}
 	}
 	return s
 }
 
-func seedPolicies() []pdp.Policy {
+// SeedPolicies returns the seed's two policies, normalized.
+func SeedPolicies() []pdp.Policy {
 	return []pdp.Policy{
 		{Name: "pii_protection", Description: "Warn on PII patterns", StepTypes: []string{"ACTION"}, Enabled: true, Version: 1,
 			Rules: []pdp.Rule{{Match: "(email|phone)", ContextRequires: "(external|public)", Severity: pdp.SeverityMedium, OnViolation: pdp.OutcomeWarn, Confidence: 0.85}}},
@@ -122,8 +138,8 @@ var sentences = []string{
 	"Share the public roadmap with the external partner channel.",
 }
 
-// genAction returns an action with params of about 500 bytes of JSON.
-func genAction(r *rand.Rand, tenant, agent string) pdp.Action {
+// Action returns an action with params of about 500 bytes of JSON.
+func Action(r *rand.Rand, tenant, agent string) pdp.Action {
 	ops := []string{"slack.send_message", "github.create_issue", "linear.update_ticket", "http.post", "pagerduty.trigger"}
 	params := map[string]any{
 		"channel":  fmt.Sprintf("#team-%d", r.IntN(100)),
