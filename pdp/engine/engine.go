@@ -14,6 +14,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/open-policy-agent/opa/v1/topdown/cache"
@@ -67,6 +68,19 @@ type tenantState struct {
 	policies  *pdp.TenantPolicies
 	overrides map[string]bool // agents with enabled agent-scoped policies
 	modules   *moduleCache
+
+	unitMu sync.Mutex
+	unit   *unit // compiled once per revision, shared by the tenant's entries
+}
+
+// unit is one tenant's policies at one revision, compiled with the library:
+// the compiler and the store every prepared query of the tenant evaluates
+// against. Compiling per tenant rather than per agent keeps the library's
+// compiled form (about 350 KB) from being repeated for each agent with
+// overrides; each cache entry adds only its prepared query.
+type unit struct {
+	compiler *ast.Compiler
+	store    storage.Store
 }
 
 // Option configures an Engine.
@@ -332,36 +346,15 @@ func (e *Engine) prepare(ctx context.Context, k key, st *tenantState) (_ *prepar
 		e.compileNanos.Add(int64(time.Since(start)))
 	}()
 
-	modules := make(map[string]*ast.Module, len(e.library)+len(st.policies.Policies))
-	for p, m := range e.library {
-		modules[p] = m
+	u, reused, err := e.unitFor(k.tenant, st)
+	if err != nil {
+		return nil, err
 	}
-	for i := range st.policies.Policies {
-		p := &st.policies.Policies[i]
-		if !p.Enabled || (p.AgentID != "" && p.AgentID != k.agent) {
-			continue
-		}
-		m, err := st.modules.get(k.tenant, p)
-		if err != nil {
-			return nil, err
-		}
-		modules[m.Path] = m.Parsed
-	}
-	compiler := ast.NewCompiler()
-	compiler.Compile(modules)
-	if compiler.Failed() {
-		return nil, fmt.Errorf("compile tenant %q: %w", k.tenant, compiler.Errors)
-	}
-	store := inmem.NewFromObjectWithOpts(map[string]any{
-		adapter.Root: map[string]any{
-			"config":  e.data,
-			"tenants": map[string]any{k.tenant: adapter.TenantData(st.policies, k.agent, false)},
-		},
-	}, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
+	span.SetAttributes(attribute.Bool("unit_reused", reused))
 	pq, err := rego.New(
 		rego.Query(e.query),
-		rego.Compiler(compiler),
-		rego.Store(store),
+		rego.Compiler(u.compiler),
+		rego.Store(u.store),
 	).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("prepare tenant %q: %w", k.tenant, err)
@@ -369,13 +362,52 @@ func (e *Engine) prepare(ctx context.Context, k key, st *tenantState) (_ *prepar
 	return &prepared{query: pq}, nil
 }
 
-// moduleCache keeps the translation of each policy by scope, name and a
+// unitFor returns the tenant's compiled unit for st's revision, compiling
+// it on first use. A failed compile is not kept, so a cancelled caller does
+// not poison the revision.
+func (e *Engine) unitFor(tenant string, st *tenantState) (_ *unit, reused bool, _ error) {
+	st.unitMu.Lock()
+	defer st.unitMu.Unlock()
+	if st.unit != nil {
+		return st.unit, true, nil
+	}
+	modules := make(map[string]*ast.Module, len(e.library)+len(st.policies.Policies))
+	for p, m := range e.library {
+		modules[p] = m
+	}
+	for i := range st.policies.Policies {
+		p := &st.policies.Policies[i]
+		if !p.Enabled {
+			continue
+		}
+		m, err := st.modules.get(tenant, p)
+		if err != nil {
+			return nil, false, err
+		}
+		modules[adapter.PolicyPath(tenant, p.AgentID, p.Name)] = m
+	}
+	compiler := ast.NewCompiler()
+	compiler.Compile(modules)
+	if compiler.Failed() {
+		return nil, false, fmt.Errorf("compile tenant %q: %w", tenant, compiler.Errors)
+	}
+	store := inmem.NewFromObjectWithOpts(map[string]any{
+		adapter.Root: map[string]any{
+			"config":  e.data,
+			"tenants": map[string]any{tenant: adapter.TenantData(st.policies, "", true)},
+		},
+	}, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
+	st.unit = &unit{compiler: compiler, store: store}
+	return st.unit, false, nil
+}
+
+// moduleCache keeps the translation (AST only) of each policy by scope, name and a
 // fingerprint of its content, so a write re-translates only what changed
 // (versions alone would do for the registry, but not for policies loaded
 // from files, which carry none).
 type moduleCache struct {
 	mu      sync.Mutex
-	modules map[moduleKey]*adapter.Module
+	modules map[moduleKey]*ast.Module
 }
 
 type moduleKey struct {
@@ -384,10 +416,10 @@ type moduleKey struct {
 }
 
 func newModuleCache() *moduleCache {
-	return &moduleCache{modules: map[moduleKey]*adapter.Module{}}
+	return &moduleCache{modules: map[moduleKey]*ast.Module{}}
 }
 
-func (c *moduleCache) get(tenant string, p *pdp.Policy) (*adapter.Module, error) {
+func (c *moduleCache) get(tenant string, p *pdp.Policy) (*ast.Module, error) {
 	content, err := json.Marshal(struct {
 		S, W []string
 		R    []pdp.Rule
@@ -402,10 +434,7 @@ func (c *moduleCache) get(tenant string, p *pdp.Policy) (*adapter.Module, error)
 	if m != nil {
 		return m, nil
 	}
-	m, err = adapter.PolicyModule(tenant, p)
-	if err != nil {
-		return nil, fmt.Errorf("translate policy %q: %w", p.Name, err)
-	}
+	m = adapter.PolicyAST(tenant, p)
 	c.mu.Lock()
 	// Drop other versions of the same policy: they can never be used again.
 	for old := range c.modules {
