@@ -410,3 +410,44 @@ func TestPolicyPathStaysInItsDirectory(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyASTMatchesModule: the engine compiles PolicyAST, bundles and
+// the rego endpoint ship PolicyModule's text; both must hold the same
+// package and the same rules, in order (annotations and locations aside).
+func TestPolicyASTMatchesModule(t *testing.T) {
+	for _, tc := range goldenCases(t) {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.policy
+			if err := adapter.Validate(&p); err != nil {
+				t.Fatal(err)
+			}
+			m, err := adapter.PolicyModule(tc.tenant, &p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := adapter.PolicyAST(tc.tenant, &p)
+			if !a.Package.Equal(m.Parsed.Package) {
+				t.Fatalf("package %v, text has %v", a.Package, m.Parsed.Package)
+			}
+			if len(a.Rules) != len(m.Parsed.Rules) {
+				t.Fatalf("%d rules, text has %d", len(a.Rules), len(m.Parsed.Rules))
+			}
+			for i := range a.Rules {
+				if !sameRule(a.Rules[i], m.Parsed.Rules[i]) {
+					t.Errorf("rule %d differs:\nast:  %v\ntext: %v", i, a.Rules[i], m.Parsed.Rules[i])
+				}
+			}
+		})
+	}
+}
+
+// sameRule compares heads and bodies along the else chain, ignoring
+// annotations and locations.
+func sameRule(a, b *ast.Rule) bool {
+	for ; a != nil && b != nil; a, b = a.Else, b.Else {
+		if !a.Head.Equal(b.Head) || !a.Body.Equal(b.Body) || a.Default != b.Default {
+			return false
+		}
+	}
+	return a == nil && b == nil
+}
