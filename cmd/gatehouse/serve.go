@@ -24,6 +24,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/engine"
 	"github.com/gatehouse-pdp/gatehouse/pdp/registry"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
+	"github.com/gatehouse-pdp/gatehouse/pdp/store/postgres"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store/sqlite"
 )
 
@@ -232,7 +233,11 @@ func openStore(ctx context.Context, dsn string, tp trace.TracerProvider) (store.
 		}
 		return store.Traced(db, tp), nil
 	case store.BackendPostgres:
-		return nil, errors.New("postgres store not built yet: use --store sqlite://<path> for now")
+		db, err := postgres.Open(ctx, path)
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		return store.Traced(db, tp), nil
 	}
 	return nil, fmt.Errorf("store backend %q is not supported", backend)
 }

@@ -204,7 +204,7 @@ func TestShutdownWaitsForInFlight(t *testing.T) {
 }
 
 func TestOpenStore(t *testing.T) {
-	if _, err := openStore(t.Context(), "postgres://u:pw@127.0.0.1:1/db", nil); err == nil || !strings.Contains(err.Error(), "postgres store not built yet") {
+	if _, err := openStore(t.Context(), "postgres://u:pw@127.0.0.1:1/db", nil); err == nil || !strings.Contains(err.Error(), "open store") {
 		t.Errorf("postgres: %v", err)
 	}
 	if got := redactDSN("postgres://u:pw@127.0.0.1:1/db"); strings.Contains(got, "pw") {

@@ -47,7 +47,7 @@ func TestTenantCreateRefuses(t *testing.T) {
 		{[]string{"--name", "x"}, exitUsage, "--tier is required"},
 		{[]string{"--name", "x", "--tier", "gold"}, exitUsage, `--tier "gold"`},
 		{[]string{"--name", "x", "--tier", "pro", "--mode", "quiet"}, exitUsage, `--mode "quiet"`},
-		{[]string{"--name", "x", "--tier", "pro", "--store", "postgres://u@127.0.0.1:1/d"}, exitFail, "postgres store not built yet"},
+		{[]string{"--name", "x", "--tier", "pro", "--store", "postgres://u@127.0.0.1:1/d"}, exitFail, "open store"},
 		{[]string{"--name", "x", "--tier", "pro", "--store", "redis://x"}, exitUsage, "redis"},
 	} {
 		args := append([]string{"tenant", "create"}, tc.args...)

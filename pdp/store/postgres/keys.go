@@ -1,0 +1,104 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp/store"
+)
+
+const keyCols = `id, tenant_id, hash, prefix, created_at, revoked_at`
+
+// prepareKey sets what the store owns on a key about to be created.
+func (db *DB) prepareKey(k store.APIKey) store.APIKey {
+	if k.CreatedAt.IsZero() {
+		k.CreatedAt = db.nowUTC()
+	} else {
+		k.CreatedAt = stamp(k.CreatedAt)
+	}
+	k.RevokedAt = nil
+	return k
+}
+
+func validateKey(k store.APIKey) error {
+	if err := k.Validate(); err != nil {
+		return err
+	}
+	// TenantID is left out: a tenant it cannot name does not exist, which
+	// the foreign key reports as ErrNotFound, as it would in SQLite.
+	return checkText(field{"id", k.ID}, field{"hash", k.Hash}, field{"prefix", k.Prefix})
+}
+
+func insertKey(ctx context.Context, tx pgx.Tx, k store.APIKey) error {
+	_, err := tx.Exec(ctx, `INSERT INTO api_keys (`+keyCols+`) VALUES ($1, $2, $3, $4, $5, NULL)`,
+		k.ID, k.TenantID, k.Hash, k.Prefix, k.CreatedAt)
+	return err
+}
+
+// CreateAPIKey stores k for an existing tenant.
+func (db *DB) CreateAPIKey(ctx context.Context, k store.APIKey) (store.APIKey, error) {
+	k = db.prepareKey(k)
+	if err := validateKey(k); err != nil {
+		return store.APIKey{}, fmt.Errorf("create key: %w", err)
+	}
+	if !storable(k.TenantID) {
+		return store.APIKey{}, fmt.Errorf("create key %q: tenant %q: %w", k.ID, k.TenantID, store.ErrNotFound)
+	}
+	err := db.write(ctx, func(tx pgx.Tx) error { return insertKey(ctx, tx, k) })
+	switch {
+	case isDuplicate(err):
+		return store.APIKey{}, fmt.Errorf("create key %q: %w", k.ID, store.ErrDuplicate)
+	case isMissingParent(err):
+		return store.APIKey{}, fmt.Errorf("create key %q: tenant %q: %w", k.ID, k.TenantID, store.ErrNotFound)
+	case err != nil:
+		return store.APIKey{}, fmt.Errorf("create key %q: %w", k.ID, err)
+	}
+	return k, nil
+}
+
+// TenantByKeyHash returns the tenant of the unrevoked key with this hash.
+func (db *DB) TenantByKeyHash(ctx context.Context, hash string) (store.Tenant, store.APIKey, error) {
+	// The hash is a secret's digest: keep it out of the errors.
+	if !storable(hash) {
+		return store.Tenant{}, store.APIKey{}, fmt.Errorf("key lookup: %w", store.ErrNotFound)
+	}
+	var (
+		t        store.Tenant
+		k        store.APIKey
+		settings []byte
+	)
+	err := db.pool.QueryRow(ctx, `SELECT
+    t.id, t.name, t.tier, t.mode, t.approval_mode, t.approval_settings, t.revision, t.created_at,
+    k.id, k.tenant_id, k.hash, k.prefix, k.created_at, k.revoked_at
+FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+WHERE k.hash = $1 AND k.revoked_at IS NULL`, hash).Scan(
+		&t.ID, &t.Name, &t.Tier, &t.Mode, &t.ApprovalMode, &settings, &t.Revision, &t.CreatedAt,
+		&k.ID, &k.TenantID, &k.Hash, &k.Prefix, &k.CreatedAt, &k.RevokedAt)
+	if err != nil {
+		return store.Tenant{}, store.APIKey{}, fmt.Errorf("key lookup: %w", noRows(err))
+	}
+	t.ApprovalSettings = settings
+	t.CreatedAt = t.CreatedAt.UTC()
+	k.CreatedAt = k.CreatedAt.UTC()
+	k.RevokedAt = utcPtr(k.RevokedAt)
+	return t, k, nil
+}
+
+// RevokeAPIKey revokes a key; a revoked key keeps its first revocation
+// time. One statement, so concurrent revocations need no lock: the second
+// finds revoked_at set and keeps it.
+func (db *DB) RevokeAPIKey(ctx context.Context, id string) error {
+	if !storable(id) {
+		return fmt.Errorf("revoke key %q: %w", id, store.ErrNotFound)
+	}
+	tag, err := db.pool.Exec(ctx, `UPDATE api_keys SET revoked_at = coalesce(revoked_at, $1) WHERE id = $2`, db.nowUTC(), id)
+	if err != nil {
+		return fmt.Errorf("revoke key %q: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("revoke key %q: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
