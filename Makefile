@@ -8,7 +8,7 @@ LDFLAGS   := -s -w -X github.com/gatehouse-pdp/gatehouse/pdp.Version=$(VERSION)
 BENCH     ?= .
 COUNT     ?= 5
 
-.PHONY: all build run test test-go test-rego bench lint tools
+.PHONY: all build run test test-go test-rego bench load lint tools
 
 all: lint test
 
@@ -39,6 +39,12 @@ test-rego:
 ## bench: engine benchmarks, COUNT runs each, as benchstat input (bench.txt)
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(COUNT) ./pdp/engine/ | tee bench.txt
+
+## load: loopback load on POST /v1/actions vs a stock opa (servers on CPU 0, load on CPU 1)
+LOAD_ARGS ?= -scale M -concurrency 16 -duration 15s
+load:
+	$(GO) build -o bin/load ./test/load
+	taskset -c 1 ./bin/load $(LOAD_ARGS) -server-cpus 0
 
 ## lint: gofmt, go vet and opa fmt must have nothing to say
 lint:

@@ -1,0 +1,522 @@
+// Command load drives POST /v1/actions on a real Gatehouse, and the same
+// corpus on a stock `opa run --server` serving the equivalent Rego and data
+// on POST /v1/data/gatehouse/decision/result, on loopback, for a bounded
+// time, and reports requests/s, p50, p99, errors and the server's peak RSS.
+//
+// It builds both binaries (gatehouse with the Makefile's flags, opa at the
+// version pinned in go.mod), provisions the chosen scale of test/scale
+// through the admin and policy APIs, and pins each server to -server-cpus
+// with taskset when taskset exists (run the tool itself under
+// `taskset -c 1` to pin the load generator to the other core; `make load`
+// does both).
+//
+//	go run ./test/load -scale M -concurrency 16 -duration 15s -targets gatehouse,opa
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse-pdp/gatehouse/adapter"
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+	"github.com/gatehouse-pdp/gatehouse/pdp/engine"
+	library "github.com/gatehouse-pdp/gatehouse/rego"
+	"github.com/gatehouse-pdp/gatehouse/test/scale"
+)
+
+type options struct {
+	scale       string
+	concurrency int
+	duration    time.Duration
+	targets     []string
+	serverCPUs  string
+	store       string
+	extraArgs   []string
+	work        string
+}
+
+// result is one target's run.
+type result struct {
+	Target     string  `json:"target"`
+	Requests   int     `json:"requests"`
+	Errors     int     `json:"errors"`
+	RPS        float64 `json:"rps"`
+	P50ms      float64 `json:"p50_ms"`
+	P99ms      float64 `json:"p99_ms"`
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+}
+
+func main() {
+	var o options
+	var targets, extra string
+	flag.StringVar(&o.scale, "scale", "M", "corpus: S, M or L (test/scale)")
+	flag.IntVar(&o.concurrency, "concurrency", 16, "concurrent clients (1..256)")
+	flag.DurationVar(&o.duration, "duration", 15*time.Second, "measured time per target (1s..5m)")
+	flag.StringVar(&targets, "targets", "gatehouse,opa", "comma-separated: gatehouse, opa")
+	flag.StringVar(&o.serverCPUs, "server-cpus", "0", "CPU list for the servers (taskset -c); empty: no pinning")
+	flag.StringVar(&o.store, "store", "", "gatehouse --store (default: sqlite in the work directory)")
+	flag.StringVar(&extra, "gatehouse-args", "", "extra flags for gatehouse serve, space-separated")
+	flag.StringVar(&o.work, "work", "", "work directory (default: a temporary one, removed after)")
+	flag.Parse()
+	o.targets = strings.Split(targets, ",")
+	o.extraArgs = strings.Fields(extra)
+	if o.concurrency < 1 || o.concurrency > 256 || o.duration < time.Second || o.duration > 5*time.Minute {
+		log.Fatal("concurrency must be 1..256 and duration 1s..5m")
+	}
+	if err := run(o); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(o options) error {
+	var s *scale.Scale
+	switch o.scale {
+	case "S":
+		s = scale.S()
+	case "M":
+		s = scale.M()
+	case "L":
+		s = scale.L()
+	default:
+		return fmt.Errorf("unknown scale %q", o.scale)
+	}
+	if o.work == "" {
+		dir, err := os.MkdirTemp("", "gatehouse-load-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		o.work = dir
+	}
+	var results []result
+	for _, t := range o.targets {
+		var r result
+		var err error
+		switch t {
+		case "gatehouse":
+			r, err = runGatehouse(o, s)
+		case "opa":
+			r, err = runOPA(o, s)
+		default:
+			err = fmt.Errorf("unknown target %q", t)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", t, err)
+		}
+		results = append(results, r)
+	}
+	fmt.Printf("\nscale %s, %d actions, concurrency %d, %s per target, servers on CPUs %q\n",
+		o.scale, len(s.Actions), o.concurrency, o.duration, o.serverCPUs)
+	fmt.Printf("%-10s %10s %8s %9s %9s %7s %9s\n", "target", "requests", "rps", "p50 ms", "p99 ms", "errors", "RSS MiB")
+	for _, r := range results {
+		fmt.Printf("%-10s %10d %8.0f %9.2f %9.2f %7d %9.1f\n", r.Target, r.Requests, r.RPS, r.P50ms, r.P99ms, r.Errors, r.PeakRSSMiB)
+	}
+	if len(results) == 2 && results[1].RPS > 0 {
+		fmt.Printf("ratio %s/%s requests/s: %.2f×\n", results[0].Target, results[1].Target, results[0].RPS/results[1].RPS)
+	}
+	out, _ := json.Marshal(results)
+	fmt.Println(string(out))
+	return nil
+}
+
+// request is one prepared HTTP call of the corpus.
+type request struct {
+	url  string
+	key  string
+	body []byte
+}
+
+func runGatehouse(o options, s *scale.Scale) (result, error) {
+	bin := filepath.Join(o.work, "gatehouse")
+	build := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/gatehouse")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		return result{}, fmt.Errorf("build: %w", err)
+	}
+	store := o.store
+	if store == "" {
+		store = "sqlite://" + filepath.Join(o.work, "load.db")
+	}
+	token := "load-admin-token-0123456789"
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--store", store, "--admin-token", token, "--log-level", "info"}, o.extraArgs...)
+	srv, addr, err := start(o.serverCPUs, bin, args, listeningAddr)
+	if err != nil {
+		return result{}, err
+	}
+	defer srv.stop()
+	base := "http://" + addr
+
+	ids := map[string]string{}  // scale tenant → gatehouse tenant id
+	keys := map[string]string{} // scale tenant → api key
+	for _, tp := range s.Tenants {
+		var created struct {
+			TenantID string `json:"tenant_id"`
+			APIKey   string `json:"api_key"`
+		}
+		body := fmt.Sprintf(`{"name":%q,"tier":"enterprise"}`, tp.TenantID)
+		if err := call(base+"/v1/admin/tenants", token, []byte(body), http.StatusCreated, &created); err != nil {
+			return result{}, fmt.Errorf("create tenant: %w", err)
+		}
+		ids[tp.TenantID], keys[tp.TenantID] = created.TenantID, created.APIKey
+		for _, p := range tp.Policies {
+			doc, err := json.Marshal(policyDocument(p))
+			if err != nil {
+				return result{}, err
+			}
+			if err := call(base+"/v1/control/policies", created.APIKey, doc, http.StatusCreated, nil); err != nil {
+				return result{}, fmt.Errorf("create policy: %w", err)
+			}
+		}
+	}
+	reqs := make([]request, len(s.Actions))
+	for i, a := range s.Actions {
+		body, err := json.Marshal(map[string]any{"action": a.Name, "params": a.Params, "agent_id": a.AgentID, "step_type": a.StepType})
+		if err != nil {
+			return result{}, err
+		}
+		reqs[i] = request{url: base + "/v1/actions", key: keys[a.TenantID], body: body}
+	}
+	r := drive(o, reqs, func(b []byte) bool { return bytes.Contains(b, []byte(`"policy_result"`)) })
+	r.Target = "gatehouse"
+	r.PeakRSSMiB = srv.peakRSS()
+	return r, nil
+}
+
+func runOPA(o options, s *scale.Scale) (result, error) {
+	version, err := opaVersion()
+	if err != nil {
+		return result{}, err
+	}
+	bin := filepath.Join(o.work, "opa")
+	build := exec.Command("go", "build", "-o", bin, "github.com/open-policy-agent/opa")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		return result{}, fmt.Errorf("build opa %s: %w", version, err)
+	}
+	dir := filepath.Join(o.work, "opa-bundle")
+	if err := writeBundleDir(dir, s); err != nil {
+		return result{}, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return result{}, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	srv, _, err := start(o.serverCPUs, bin, []string{"run", "--server", "--addr", addr, "--log-level", "error", "--bundle", dir}, nil)
+	if err != nil {
+		return result{}, err
+	}
+	defer srv.stop()
+	if err := waitHealthy("http://"+addr+"/health", 60*time.Second); err != nil {
+		return result{}, err
+	}
+	reqs := make([]request, len(s.Actions))
+	for i, a := range s.Actions {
+		body, err := json.Marshal(map[string]any{"input": engine.Input(a)})
+		if err != nil {
+			return result{}, err
+		}
+		reqs[i] = request{url: "http://" + addr + "/v1/data/gatehouse/decision/result", body: body}
+	}
+	r := drive(o, reqs, func(b []byte) bool { return bytes.Contains(b, []byte(`"result"`)) })
+	r.Target = "opa " + version
+	r.PeakRSSMiB = srv.peakRSS()
+	return r, nil
+}
+
+// writeBundleDir writes the library, every tenant's modules and the data
+// document as an OPA bundle directory (what `gatehouse bundle build` ships
+// in a tarball).
+func writeBundleDir(dir string, s *scale.Scale) error {
+	files := library.Sources()
+	tenants := map[string]any{}
+	for i := range s.Tenants {
+		tp := &s.Tenants[i]
+		for j := range tp.Policies {
+			p := &tp.Policies[j]
+			if !p.Enabled {
+				continue
+			}
+			m, err := adapter.PolicyModule(tp.TenantID, p)
+			if err != nil {
+				return err
+			}
+			files[m.Path] = m.Text
+		}
+		tenants[tp.TenantID] = adapter.TenantData(tp, "", true)
+	}
+	data, err := json.Marshal(map[string]any{adapter.Root: map[string]any{
+		"config":  engine.Config{}.Defaults().ConfigData(),
+		"tenants": tenants,
+	}})
+	if err != nil {
+		return err
+	}
+	files["data.json"] = string(data)
+	files[".manifest"] = `{"roots":["gatehouse"],"rego_version":1}`
+	for p, src := range files {
+		full := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(full, []byte(src), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// drive warms every request up once, then runs o.concurrency clients for
+// o.duration, each walking the corpus from its own offset.
+func drive(o options, reqs []request, ok func([]byte) bool) result {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency, MaxConnsPerHost: o.concurrency}, Timeout: 10 * time.Second}
+	for _, r := range reqs {
+		do(client, r, ok)
+	}
+	var wg sync.WaitGroup
+	var errs atomic.Int64
+	lat := make([][]time.Duration, o.concurrency)
+	deadline := time.Now().Add(o.duration)
+	start := time.Now()
+	for w := range o.concurrency {
+		wg.Go(func() {
+			for i := w * len(reqs) / o.concurrency; time.Now().Before(deadline); i++ {
+				t0 := time.Now()
+				if !do(client, reqs[i%len(reqs)], ok) {
+					errs.Add(1)
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	pct := func(p float64) float64 {
+		if len(all) == 0 {
+			return 0
+		}
+		return float64(all[int(p*float64(len(all)-1))].Microseconds()) / 1000
+	}
+	return result{
+		Requests: len(all),
+		Errors:   int(errs.Load()),
+		RPS:      float64(len(all)) / elapsed.Seconds(),
+		P50ms:    pct(0.50),
+		P99ms:    pct(0.99),
+	}
+}
+
+func do(client *http.Client, r request, ok func([]byte) bool) bool {
+	req, err := http.NewRequest(http.MethodPost, r.url, bytes.NewReader(r.body))
+	if err != nil {
+		return false
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if r.key != "" {
+		req.Header.Set("Authorization", "Bearer "+r.key)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return err == nil && resp.StatusCode == http.StatusOK && ok(b)
+}
+
+func call(url, key string, body []byte, want int, out any) error {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s: %d %s", url, resp.StatusCode, b)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// policyDocument is a policy as the API takes it.
+func policyDocument(p pdp.Policy) map[string]any {
+	rules := make([]map[string]any, len(p.Rules))
+	for i, r := range p.Rules {
+		rule := map[string]any{"match": r.Match, "severity": r.Severity, "on_violation": r.OnViolation, "confidence": r.Confidence}
+		if r.Reason != "" {
+			rule["reason"] = r.Reason
+		}
+		if r.ContextRequires != "" {
+			rule["context_requires"] = r.ContextRequires
+		}
+		rules[i] = rule
+	}
+	doc := map[string]any{"name": p.Name, "description": p.Description, "step_types": p.StepTypes, "rules": rules}
+	if p.AgentID != "" {
+		doc["agent_id"] = p.AgentID
+	}
+	if len(p.WhitelistedDomains) > 0 {
+		doc["whitelisted_domains"] = p.WhitelistedDomains
+	}
+	return doc
+}
+
+// server is a started child process.
+type server struct {
+	cmd *exec.Cmd
+}
+
+// start runs bin with args, pinned to cpus when taskset exists; when
+// addrFrom is set it reads the real listening address from stderr.
+func start(cpus, bin string, args []string, addrFrom func(line string) string) (*server, string, error) {
+	name, argv := bin, args
+	if cpus != "" {
+		if ts, err := exec.LookPath("taskset"); err == nil {
+			name, argv = ts, append([]string{"-c", cpus, bin}, args...)
+		}
+	}
+	cmd := exec.Command(name, argv...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	srv := &server{cmd: cmd}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			if addrFrom != nil {
+				if a := addrFrom(sc.Text()); a != "" {
+					select {
+					case addr <- a:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	if addrFrom == nil {
+		return srv, "", nil
+	}
+	select {
+	case a := <-addr:
+		if err := waitHealthy("http://"+a+"/health", 60*time.Second); err != nil {
+			srv.stop()
+			return nil, "", err
+		}
+		return srv, a, nil
+	case <-time.After(60 * time.Second):
+		srv.stop()
+		return nil, "", errors.New("no listening line within 60s")
+	}
+}
+
+func listeningAddr(line string) string {
+	var l struct {
+		Msg  string `json:"msg"`
+		Addr string `json:"addr"`
+	}
+	if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "listening" {
+		return l.Addr
+	}
+	return ""
+}
+
+// peakRSS reads the server's high-water resident set (VmHWM) in MiB.
+func (s *server) peakRSS() float64 {
+	pid := s.cmd.Process.Pid
+	// Under taskset, the server is the exec'd image of the same pid.
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func (s *server) stop() {
+	_ = s.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-done
+	}
+}
+
+func waitHealthy(url string, within time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not healthy within %s", url, within)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// opaVersion is the OPA version go.mod pins (library and CLI alike).
+func opaVersion() (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Version}}", "github.com/open-policy-agent/opa").Output()
+	if err != nil {
+		return "", fmt.Errorf("go list opa: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
