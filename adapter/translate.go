@@ -377,12 +377,14 @@ func TenantData(tp *pdp.TenantPolicies, agent string, allAgents bool) map[string
 		if !p.Enabled {
 			continue
 		}
-		meta := map[string]any{
-			"step_types":          toAny(p.StepTypes),
-			"whitelisted_domains": toAny(p.WhitelistedDomains),
+		steps := make(map[string]any, len(p.StepTypes))
+		for _, st := range p.StepTypes {
+			steps[st] = true
 		}
-		if g, ok := PolicyGuard(p); ok {
-			meta["guard"] = g
+		meta := map[string]any{
+			"step_types":          steps,
+			"whitelisted_domains": toAny(p.WhitelistedDomains),
+			"guard":               PolicyGuard(p),
 		}
 		switch {
 		case p.AgentID == "":
@@ -403,23 +405,31 @@ func TenantData(tp *pdp.TenantPolicies, agent string, allAgents bool) map[string
 	return map[string]any{"mode": string(mode), "tenant": tenant, "agents": agents}
 }
 
+// alwaysGuard is the guard of a policy that cannot be skipped: every
+// action text begins with it.
+const alwaysGuard = `{"action":`
+
 // PolicyGuard returns the literals of every rule's pre-check as a
 // strings.replace_n pattern object ({literal: ""}): the folded action text
 // contains one of them whenever any rule of p could fire, so the library
-// skips the policy with one call when replacing them changes nothing. ok is
-// false when a rule has no pre-check (the policy is then never skipped).
-func PolicyGuard(p *pdp.Policy) (map[string]any, bool) {
+// skips the policy with one call when replacing them changes nothing. When
+// a rule has no pre-check the guard is {alwaysGuard: ""}, which never
+// skips.
+func PolicyGuard(p *pdp.Policy) map[string]any {
 	guard := map[string]any{}
 	for _, r := range p.Rules {
 		lits, ok := Literals(r.Match)
 		if !ok {
-			return nil, false
+			return map[string]any{alwaysGuard: ""}
 		}
 		for _, l := range lits {
 			guard[l] = ""
 		}
 	}
-	return guard, len(guard) > 0
+	if len(guard) == 0 {
+		return map[string]any{alwaysGuard: ""}
+	}
+	return guard
 }
 
 func toAny(ss []string) []any {

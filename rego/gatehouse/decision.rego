@@ -8,7 +8,9 @@
 #
 #   Data (only enabled policies appear):
 #     data.gatehouse.tenants[t] = {"mode": "enforcement"|"shadow",
-#       "tenant": {name: {"step_types": [...], "whitelisted_domains": [...]}},
+#       "tenant": {name: {"step_types": {"ACTION": true, ...},
+#                         "whitelisted_domains": [...],
+#                         "guard": {literal: "", ...}}},
 #       "agents": {agent_id: {name: {...same...}}}}
 #   Generated modules:
 #     data.gatehouse.policies[t].tenant[name].violations
@@ -37,33 +39,40 @@ default _agent_scope := {}
 
 _agent_scope := _tenant.agents[input.agent_id]
 
-# Enabled agent-scoped policies that apply to this step type.
-_agent_policies[name] := p if {
+# Enabled agent-scoped policies that apply to this step type. (Written as
+# comprehensions so the step and the scope are looked up once, not once
+# per policy.)
+_agent_policies := {name: p |
+	step := _step
 	some name, p in _agent_scope
-	_step in p.step_types
+	p.step_types[step]
 }
 
 # Enabled tenant-wide policies not shadowed by an enabled agent-scoped
 # policy of the same name (disabled policies are not in the data, so they
 # shadow nothing), that apply to this step type.
-_tenant_policies[name] := p if {
+_tenant_policies := {name: p |
+	step := _step
+	scope := _agent_scope
 	some name, p in _tenant.tenant
-	not _agent_scope[name]
-	_step in p.step_types
+	not scope[name]
+	p.step_types[step]
 }
 
 _builtin_names := ["FinancialSafety", "DataExfiltration"]
 
 _hits contains object.union(v, {"policy": name, "scope": "agent"}) if {
+	folded := text.folded
 	some name, p in _agent_policies
-	_may_fire(p)
+	strings.replace_n(p.guard, folded) != folded
 	some v in data.gatehouse.policies[input.tenant_id].agents[input.agent_id][name].violations
 	not _whitelisted(p)
 }
 
 _hits contains object.union(v, {"policy": name, "scope": "tenant"}) if {
+	folded := text.folded
 	some name, p in _tenant_policies
-	_may_fire(p)
+	strings.replace_n(p.guard, folded) != folded
 	some v in data.gatehouse.policies[input.tenant_id].tenant[name].violations
 	not _whitelisted(p)
 }
@@ -76,13 +85,12 @@ _hits contains object.union(v, {"policy": "DataExfiltration", "scope": "builtin"
 	some v in data_exfiltration.violations
 }
 
-# A policy's guard holds the pre-check literals of all its rules (the
-# adapter computes them): when the folded text contains none, no rule can
-# fire and the policy is skipped with one call instead of one per rule.
+# A policy's guard (always present in the data) holds the pre-check
+# literals of all its rules: when the folded text contains none, no rule
+# can fire and the policy is skipped with one call instead of one per rule.
 # Replacing every literal with "" changes the text exactly when one occurs.
-_may_fire(p) if not p.guard
-
-_may_fire(p) if strings.replace_n(p.guard, text.folded) != text.folded
+# A policy with a rule that has no pre-check gets the guard
+# {"{\"action\":": ""}, which every action text contains.
 
 # A policy is skipped when the action text names at least one hostname and
 # every one is a whitelisted domain or a subdomain of one.
@@ -126,7 +134,7 @@ _violations := [x[5] | some x in sort([[
 ])]
 
 _policies_evaluated := array.concat(
-	array.concat([n | some n, _ in _agent_policies], [n | some n, _ in _tenant_policies]),
+	array.concat(sort(object.keys(_agent_policies)), sort(object.keys(_tenant_policies))),
 	_builtin_names,
 )
 

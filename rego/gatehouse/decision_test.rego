@@ -17,7 +17,9 @@ _input := {"tenant_id": "acme", "action": "send_email", "params": {"to": "ops"}}
 
 _for_agent(agent) := object.union(_input, {"agent_id": agent})
 
-_policy := {"step_types": ["ACTION"], "whitelisted_domains": []}
+_always := {`{"action":`: ""}
+
+_policy := {"step_types": {"ACTION": true}, "whitelisted_domains": [], "guard": _always}
 
 # Violations as a generated module yields them.
 _v(rule, severity, on_violation, confidence) := {
@@ -156,7 +158,7 @@ _step_cases := {
 
 test_step_types[name] if {
 	some name, c in _step_cases
-	tenants := {"acme": {"mode": "enforcement", "tenant": {"pii": {"step_types": c.step_types, "whitelisted_domains": []}}}}
+	tenants := {"acme": {"mode": "enforcement", "tenant": {"pii": {"step_types": {s: true | some s in c.step_types}, "whitelisted_domains": [], "guard": _always}}}}
 	r := _result(object.union(_input, c.input), tenants, {"acme": {"tenant": {"pii": {"violations": {_block}}}}})
 	_fired(r, "pii") == c.fires
 
@@ -186,8 +188,8 @@ _whitelist_cases := {
 
 _whitelisting(domains) := {"acme": {
 	"mode": "enforcement",
-	"tenant": {"pii": {"step_types": ["ACTION"], "whitelisted_domains": domains}},
-	"agents": {"billing-bot": {"refunds": {"step_types": ["ACTION"], "whitelisted_domains": domains}}},
+	"tenant": {"pii": {"step_types": {"ACTION": true}, "whitelisted_domains": domains, "guard": _always}},
+	"agents": {"billing-bot": {"refunds": {"step_types": {"ACTION": true}, "whitelisted_domains": domains, "guard": _always}}},
 }}
 
 _whitelist_mods := {"acme": {
@@ -298,7 +300,7 @@ test_shadowing_does_not_depend_on_step_types if {
 	tenants := {"acme": {
 		"mode": "enforcement",
 		"tenant": {"pii": _policy},
-		"agents": {"billing-bot": {"pii": {"step_types": ["OUTPUT"], "whitelisted_domains": []}}},
+		"agents": {"billing-bot": {"pii": {"step_types": {"OUTPUT": true}, "whitelisted_domains": [], "guard": _always}}},
 	}}
 	r := _result(_for_agent("billing-bot"), tenants, {"acme": _scoped})
 	r.violations == []
@@ -309,7 +311,7 @@ test_shadowed_policy_fires_again_for_other_step_types if {
 	tenants := {"acme": {
 		"mode": "enforcement",
 		"tenant": {"pii": _policy},
-		"agents": {"billing-bot": {"pii": {"step_types": ["OUTPUT"], "whitelisted_domains": []}}},
+		"agents": {"billing-bot": {"pii": {"step_types": {"OUTPUT": true}, "whitelisted_domains": [], "guard": _always}}},
 	}}
 	r := _result(object.union(_for_agent("billing-bot"), {"step_type": "output"}), tenants, {"acme": _scoped})
 	_order(r) == [["pii", "agent", 0]]
@@ -475,4 +477,23 @@ test_no_shadow_status_in_enforcement_mode if {
 	r := _decide(_input, mods)
 	r.status == "blocked"
 	not "shadow_status" in object.keys(r)
+}
+
+# --- guards -------------------------------------------------------------
+
+# A policy whose guard literals are all absent from the folded action text
+# is skipped (its rules could not fire); one present literal keeps it.
+_guard_cases := {
+	"no literal present: skipped": {"guard": {"zzz": "", "qqq": ""}, "fires": false},
+	"one literal present: evaluated": {"guard": {"zzz": "", "send_": ""}, "fires": true},
+	"case-folded text": {"guard": {"send_email": ""}, "fires": true},
+	"always guard": {"guard": _always, "fires": true},
+}
+
+test_guard[name] if {
+	some name, c in _guard_cases
+	inp := object.union(_input, {"action": "SEND_Email"})
+	tenants := {"acme": {"mode": "enforcement", "tenant": {"pii": {"step_types": {"ACTION": true}, "whitelisted_domains": [], "guard": c.guard}}}}
+	r := _result(inp, tenants, {"acme": {"tenant": {"pii": {"violations": {_block}}}}})
+	_fired(r, "pii") == c.fires
 }

@@ -1,0 +1,145 @@
+package bundles_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-pdp/gatehouse/bundles"
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+)
+
+func TestCacheGet(t *testing.T) {
+	ctx := context.Background()
+	cache := bundles.NewCache(engineConfig.ConfigData())
+	r1 := sampleTenant(t, "acme", 1, "")
+	r2 := sampleTenant(t, "acme", 2, "")
+	r2.Policies = r2.Policies[1:]
+
+	// Many requests for a new revision at once build it once.
+	var wg sync.WaitGroup
+	got := make([]*bundles.Built, 32)
+	for i := range got {
+		wg.Go(func() {
+			b, err := cache.Get(ctx, r1)
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = b
+		})
+	}
+	wg.Wait()
+	for _, b := range got {
+		if b != got[0] {
+			t.Fatal("concurrent requests got different bundles")
+		}
+	}
+
+	steps := []struct {
+		name       string
+		tp         pdp.TenantPolicies
+		wantBuilds uint64
+		wantRev    string
+	}{
+		{"same revision again", r1, 1, "1"},
+		{"new revision", r2, 2, "2"},
+		{"new revision again", r2, 2, "2"},
+		{"older revision is built but not kept", r1, 3, "1"},
+		{"newest stays cached", r2, 3, "2"},
+		{"another tenant", sampleTenant(t, "other", 1, ""), 4, "1"},
+	}
+	for _, s := range steps {
+		b, err := cache.Get(ctx, s.tp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := cache.Stats(); st.Builds != s.wantBuilds || b.Revision != s.wantRev || b.TenantID != s.tp.TenantID {
+			t.Errorf("%s: builds %d (want %d), revision %s (want %s)", s.name, st.Builds, s.wantBuilds, b.Revision, s.wantRev)
+		}
+	}
+
+	// A failed build is reported and not cached.
+	bad := sampleTenant(t, "acme", 3, "")
+	bad.Policies[0].Rules[0].Match = "(?<=x)"
+	if _, err := cache.Get(ctx, bad); err == nil {
+		t.Error("no error for an invalid policy")
+	}
+}
+
+func TestCacheWait(t *testing.T) {
+	ctx := context.Background()
+	cache := bundles.NewCache(nil)
+	r1, err := cache.Get(ctx, sampleTenant(t, "acme", 1, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("times out", func(t *testing.T) {
+		start := time.Now()
+		if cache.Wait(ctx, "acme", r1.ETag, 200*time.Millisecond) || time.Since(start) < 200*time.Millisecond {
+			t.Error("returned early")
+		}
+	})
+	t.Run("zero timeout", func(t *testing.T) {
+		if cache.Wait(ctx, "acme", r1.ETag, 0) {
+			t.Error("changed")
+		}
+	})
+	t.Run("released by Notify", func(t *testing.T) {
+		done := make(chan bool)
+		go func() { done <- cache.Wait(ctx, "acme", r1.ETag, 10*time.Second) }()
+		time.Sleep(50 * time.Millisecond)
+		start := time.Now()
+		cache.Notify("acme", 2)
+		if !<-done || time.Since(start) > time.Second {
+			t.Error("not released")
+		}
+	})
+	t.Run("repeated revision wakes no one", func(t *testing.T) {
+		if cache.Wait(ctx, "acme", r1.ETag, 10*time.Millisecond) {
+			t.Fatal("changed before the repeat")
+		}
+		done := make(chan bool)
+		go func() { done <- cache.Wait(ctx, "acme", r1.ETag, 300*time.Millisecond) }()
+		time.Sleep(50 * time.Millisecond)
+		cache.Notify("acme", 2)
+		if <-done {
+			t.Error("woken by a repeated revision")
+		}
+	})
+	t.Run("other tenants stay asleep", func(t *testing.T) {
+		done := make(chan bool)
+		go func() { done <- cache.Wait(ctx, "acme", r1.ETag, 300*time.Millisecond) }()
+		time.Sleep(50 * time.Millisecond)
+		cache.Notify("other", 7)
+		if <-done {
+			t.Error("woken by another tenant")
+		}
+	})
+	t.Run("newer bundle already cached", func(t *testing.T) {
+		if _, err := cache.Get(ctx, sampleTenant(t, "acme", 2, "")); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if !cache.Wait(ctx, "acme", r1.ETag, 10*time.Second) || time.Since(start) > 100*time.Millisecond {
+			t.Error("did not return at once")
+		}
+	})
+	t.Run("context", func(t *testing.T) {
+		cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		if cache.Wait(cctx, "acme", "unknown", 10*time.Second) {
+			t.Error("changed")
+		}
+	})
+	t.Run("Remove wakes waiters", func(t *testing.T) {
+		w := cache.Watch("gone")
+		cache.Remove("gone")
+		select {
+		case <-w:
+		case <-time.After(time.Second):
+			t.Error("not woken")
+		}
+	})
+}

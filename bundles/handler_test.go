@@ -1,0 +1,321 @@
+package bundles_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-pdp/gatehouse/bundles"
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+)
+
+// tenants is a minimal stand-in for the registry: tenant policies by id,
+// a key per tenant, and a write that bumps the revision and notifies the
+// cache, as the registry does.
+type tenants struct {
+	mu     sync.Mutex
+	byID   map[string]pdp.TenantPolicies
+	cache  *bundles.Cache
+	failOn string // tenant whose snapshot fails
+}
+
+func newTenants(t *testing.T, cache *bundles.Cache, ids ...string) *tenants {
+	ts := &tenants{byID: map[string]pdp.TenantPolicies{}, cache: cache}
+	for _, id := range ids {
+		ts.byID[id] = sampleTenant(t, id, 1, pdp.ModeEnforcement)
+	}
+	return ts
+}
+
+func (ts *tenants) snapshot(_ context.Context, tenant string) (pdp.TenantPolicies, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if tenant == ts.failOn {
+		return pdp.TenantPolicies{}, errors.New("database is down: secret detail")
+	}
+	tp, ok := ts.byID[tenant]
+	if !ok {
+		return pdp.TenantPolicies{}, fmt.Errorf("tenant %q: %w", tenant, pdp.ErrNotFound)
+	}
+	return tp, nil
+}
+
+// write toggles the tenant's first policy and publishes the new revision.
+func (ts *tenants) write(tenant string) uint64 {
+	ts.mu.Lock()
+	tp := ts.byID[tenant]
+	tp.Revision++
+	tp.Policies = append([]pdp.Policy(nil), tp.Policies...)
+	tp.Policies[0].Enabled = !tp.Policies[0].Enabled
+	ts.byID[tenant] = tp
+	ts.mu.Unlock()
+	ts.cache.Notify(tenant, tp.Revision)
+	return tp.Revision
+}
+
+func (ts *tenants) setFailOn(tenant string) {
+	ts.mu.Lock()
+	ts.failOn = tenant
+	ts.mu.Unlock()
+}
+
+func (ts *tenants) authorize(r *http.Request, tenant string) error {
+	switch r.Header.Get("Authorization") {
+	case "Bearer admin", "Bearer key-" + tenant:
+		return nil
+	}
+	return errors.New("bad key")
+}
+
+func newBundleServer(t *testing.T, cache *bundles.Cache, maxWait time.Duration, ids ...string) (*httptest.Server, *tenants) {
+	t.Helper()
+	ts := newTenants(t, cache, ids...)
+	h, err := bundles.NewHandler(bundles.HandlerConfig{
+		Cache: cache, Authorize: ts.authorize, Snapshot: ts.snapshot, MaxWait: maxWait,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/bundles/", h)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv, ts
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+	took   time.Duration
+}
+
+func get(t *testing.T, url string, header map[string]string) response {
+	t.Helper()
+	return do(t, http.MethodGet, url, header)
+}
+
+func do(t *testing.T, method, url string, header map[string]string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return response{resp.StatusCode, resp.Header, body, time.Since(start)}
+}
+
+func TestHandler(t *testing.T) {
+	cache := bundles.NewCache(engineConfig.ConfigData())
+	srv, ts := newBundleServer(t, cache, 2*time.Second, "acme", "other")
+	url := srv.URL + "/v1/bundles/acme.tar.gz"
+	auth := "Bearer key-acme"
+
+	first := get(t, url, map[string]string{"Authorization": auth})
+	etag := first.header.Get("ETag")
+	if first.status != http.StatusOK || first.header.Get("Content-Type") != bundles.ContentTypeGzip || !strings.HasPrefix(etag, `"1-`) {
+		t.Fatalf("first: %d %v", first.status, first.header)
+	}
+	b, err := bundles.Load(bytes.NewReader(first.body), nil)
+	if err != nil || b.Manifest.Revision != "1" {
+		t.Fatalf("body: %v %v", b, err)
+	}
+
+	tests := []struct {
+		name        string
+		method      string
+		path        string
+		header      map[string]string
+		status      int
+		contentType string
+		code        string // error envelope code
+	}{
+		{"same ETag", "GET", "acme.tar.gz", map[string]string{"If-None-Match": etag}, 304, "", ""},
+		{"ETag list", "GET", "acme.tar.gz", map[string]string{"If-None-Match": `"0-old", ` + etag + `, "x"`}, 304, "", ""},
+		{"weak ETag", "GET", "acme.tar.gz", map[string]string{"If-None-Match": "W/" + etag}, 304, "", ""},
+		{"star", "GET", "acme.tar.gz", map[string]string{"If-None-Match": "*"}, 304, "", ""},
+		{"other ETag", "GET", "acme.tar.gz", map[string]string{"If-None-Match": `"1-0000000000000000"`}, 200, bundles.ContentTypeGzip, ""},
+		{"long poll without ETag answers at once", "GET", "acme.tar.gz", map[string]string{"Prefer": "modes=snapshot,delta;wait=30"}, 200, bundles.ContentTypeLongPoll, ""},
+		{"admin token", "GET", "acme.tar.gz", map[string]string{"Authorization": "Bearer admin"}, 200, bundles.ContentTypeGzip, ""},
+		{"HEAD", "HEAD", "acme.tar.gz", nil, 200, bundles.ContentTypeGzip, ""},
+		{"no key", "GET", "acme.tar.gz", map[string]string{"Authorization": ""}, 401, "application/json", pdp.CodeUnauthorized},
+		{"another tenant's key", "GET", "acme.tar.gz", map[string]string{"Authorization": "Bearer key-other"}, 401, "application/json", pdp.CodeUnauthorized},
+		{"unknown tenant", "GET", "nobody.tar.gz", map[string]string{"Authorization": "Bearer admin"}, 404, "application/json", pdp.CodeNotFound},
+		{"no suffix", "GET", "acme", nil, 404, "application/json", pdp.CodeNotFound},
+		{"POST", "POST", "acme.tar.gz", nil, 405, "application/json", pdp.CodeMethodNotAllowed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := map[string]string{"Authorization": auth}
+			for k, v := range tt.header {
+				h[k] = v
+			}
+			r := do(t, tt.method, srv.URL+"/v1/bundles/"+tt.path, h)
+			if r.status != tt.status || r.header.Get("Content-Type") != tt.contentType {
+				t.Fatalf("%d %q, want %d %q: %s", r.status, r.header.Get("Content-Type"), tt.status, tt.contentType, r.body)
+			}
+			switch {
+			case tt.code != "":
+				var env map[string]any
+				if err := json.Unmarshal(r.body, &env); err != nil {
+					t.Fatal(err)
+				}
+				if env["error"] != tt.code || env["code"] != tt.code || env["status"] != float64(tt.status) || env["message"] == "" || len(env) != 4 {
+					t.Errorf("envelope %s", r.body)
+				}
+				if tt.status == 401 && r.header.Get("WWW-Authenticate") == "" {
+					t.Error("401 without WWW-Authenticate")
+				}
+			case tt.status == 304:
+				if r.header.Get("ETag") != etag || len(r.body) != 0 {
+					t.Errorf("304: ETag %s, body %d bytes", r.header.Get("ETag"), len(r.body))
+				}
+			case tt.method == "HEAD":
+				if len(r.body) != 0 || r.header.Get("Content-Length") != fmt.Sprint(len(first.body)) {
+					t.Errorf("HEAD: body %d, Content-Length %s", len(r.body), r.header.Get("Content-Length"))
+				}
+			default:
+				if !bytes.Equal(r.body, first.body) || r.header.Get("ETag") != etag {
+					t.Error("different bundle for the same revision")
+				}
+			}
+		})
+	}
+
+	t.Run("internal error is not leaked", func(t *testing.T) {
+		ts.setFailOn("other")
+		defer ts.setFailOn("")
+		r := get(t, srv.URL+"/v1/bundles/other.tar.gz", map[string]string{"Authorization": "Bearer key-other"})
+		if r.status != 500 || strings.Contains(string(r.body), "secret") || !strings.Contains(string(r.body), pdp.CodeInternal) {
+			t.Errorf("%d %s", r.status, r.body)
+		}
+	})
+
+	if s := cache.Stats(); s.Builds != 1 {
+		t.Errorf("builds %d, want 1 for one revision of acme", s.Builds)
+	}
+}
+
+func TestHandlerLongPoll(t *testing.T) {
+	cache := bundles.NewCache(engineConfig.ConfigData())
+	srv, ts := newBundleServer(t, cache, 3*time.Second, "acme")
+	url := srv.URL + "/v1/bundles/acme.tar.gz"
+	first := get(t, url, map[string]string{"Authorization": "Bearer key-acme"})
+	etag := first.header.Get("ETag")
+	poll := func(wait string) map[string]string {
+		return map[string]string{
+			"Authorization": "Bearer key-acme",
+			"If-None-Match": etag,
+			"Prefer":        "modes=snapshot,delta;wait=" + wait,
+		}
+	}
+
+	t.Run("released by a write", func(t *testing.T) {
+		done := make(chan response, 1)
+		go func() { done <- get(t, url, poll("30")) }()
+		time.Sleep(300 * time.Millisecond)
+		select {
+		case r := <-done:
+			t.Fatalf("answered before the write: %d", r.status)
+		default:
+		}
+		notified := time.Now()
+		rev := ts.write("acme")
+		r := <-done
+		if since := time.Since(notified); since > time.Second {
+			t.Errorf("released %v after Notify", since)
+		}
+		if r.status != 200 || r.header.Get("Content-Type") != bundles.ContentTypeLongPoll || r.header.Get("ETag") == etag {
+			t.Fatalf("%d %v", r.status, r.header)
+		}
+		b, err := bundles.Load(bytes.NewReader(r.body), nil)
+		if err != nil || b.Manifest.Revision != fmt.Sprint(rev) {
+			t.Errorf("revision %v, want %d (%v)", b, rev, err)
+		}
+		etag = r.header.Get("ETag")
+	})
+
+	t.Run("times out with 304", func(t *testing.T) {
+		r := get(t, url, poll("1"))
+		if r.status != 304 || r.header.Get("ETag") != etag || r.took < time.Second || r.took > 2500*time.Millisecond {
+			t.Errorf("%d after %v", r.status, r.took)
+		}
+	})
+
+	t.Run("wait is capped", func(t *testing.T) {
+		r := get(t, url, poll("3600"))
+		if r.status != 304 || r.took < 3*time.Second || r.took > 5*time.Second {
+			t.Errorf("%d after %v, want 304 after the 3s cap", r.status, r.took)
+		}
+	})
+
+	t.Run("a notification without a change keeps waiting", func(t *testing.T) {
+		done := make(chan response, 1)
+		go func() { done <- get(t, url, poll("2")) }()
+		time.Sleep(200 * time.Millisecond)
+		cache.Notify("acme", 0) // wakes, but the tenant is unchanged
+		r := <-done
+		if r.status != 304 || r.took < 2*time.Second {
+			t.Errorf("%d after %v, want 304 at the timeout", r.status, r.took)
+		}
+	})
+
+	t.Run("client gone", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		for k, v := range poll("30") {
+			req.Header.Set(k, v)
+		}
+		start := time.Now()
+		if _, err := http.DefaultClient.Do(req); err == nil || time.Since(start) > 2*time.Second {
+			t.Errorf("err %v after %v", err, time.Since(start))
+		}
+	})
+}
+
+func TestNewHandlerRequiresCallbacks(t *testing.T) {
+	if _, err := bundles.NewHandler(bundles.HandlerConfig{Cache: bundles.NewCache(nil)}); err == nil {
+		t.Error("no error")
+	}
+}
+
+func TestHandlerStatusError(t *testing.T) {
+	cache := bundles.NewCache(nil)
+	h, err := bundles.NewHandler(bundles.HandlerConfig{
+		Cache: cache,
+		Authorize: func(*http.Request, string) error {
+			return fmt.Errorf("wrapped: %w", &bundles.StatusError{Status: 403, Code: "novyx_ram.v1.tier.feature_required", Message: "Feature 'bundles' requires Pro tier or higher"})
+		},
+		Snapshot: func(context.Context, string) (pdp.TenantPolicies, error) { return pdp.TenantPolicies{}, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/bundles/acme.tar.gz", nil))
+	want := `{"error":"novyx_ram.v1.tier.feature_required","code":"novyx_ram.v1.tier.feature_required","message":"Feature 'bundles' requires Pro tier or higher","status":403}` + "\n"
+	if rec.Code != 403 || rec.Body.String() != want {
+		t.Errorf("%d %s", rec.Code, rec.Body)
+	}
+}
