@@ -4,11 +4,13 @@ GO        ?= go
 OPA       := $(GO) tool opa
 PKGS      := ./...
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The Dockerfile's go build uses the same flags (test/image checks it).
 LDFLAGS   := -s -w -X github.com/gatehouse-pdp/gatehouse/pdp.Version=$(VERSION)
+IMAGE     ?= gatehouse:$(VERSION)
 BENCH     ?= .
 COUNT     ?= 5
 
-.PHONY: all build run test test-go test-rego bench load lint tools
+.PHONY: all build run test test-go test-rego bench load lint tools image
 
 all: lint test
 
@@ -20,6 +22,13 @@ tools:
 ## build: the gatehouse binary in bin/
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/gatehouse ./cmd/gatehouse
+
+## image: the container image (needs Docker): the binary built as `build` builds it, on distroless, as nonroot
+image:
+	docker build --build-arg VERSION=$(VERSION) \
+	  --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) \
+	  --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) \
+	  -t $(IMAGE) .
 
 ## run: serve on the embedded SQLite store (./gatehouse.db) with a dev key printed once
 run: build
@@ -51,3 +60,13 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting'; exit 1; }
 	$(GO) vet $(PKGS)
 	@test -z "$$($(OPA) fmt -l rego/)" || { $(OPA) fmt -l rego/; echo 'opa fmt: files above need formatting'; exit 1; }
+
+## bundle: a tenant's OPA bundle from a policy directory (GitOps), e.g.
+## make bundle POLICIES=examples/opa-test/policies TENANT=acme OUT=acme.tar.gz [BUNDLE_ARGS='--signing-key k.pem']
+POLICIES    ?= examples/opa-test/policies
+TENANT      ?= acme
+OUT         ?= bundle.tar.gz
+BUNDLE_ARGS ?=
+.PHONY: bundle
+bundle: build
+	./bin/gatehouse bundle build --policies $(POLICIES) --tenant $(TENANT) --out $(OUT) $(BUNDLE_ARGS)

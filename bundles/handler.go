@@ -72,6 +72,10 @@ type HandlerConfig struct {
 	MaxWait time.Duration
 	// Logger receives the causes of 500 responses; default slog.Default().
 	Logger *slog.Logger
+	// Drain, when closed, ends every held long poll at once with 304, as
+	// if its wait had passed: a server shutting down closes it (e.g. from
+	// http.Server.RegisterOnShutdown) so it need not wait out MaxWait.
+	Drain <-chan struct{}
 }
 
 // NewHandler returns the handler of GET (and HEAD) /v1/bundles/{tenant}.tar.gz,
@@ -133,6 +137,19 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	deadline := time.Now().Add(wait)
 	ctx := r.Context()
+	waitCtx := ctx
+	if h.cfg.Drain != nil && wait > 0 {
+		var cancel context.CancelFunc
+		waitCtx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-h.cfg.Drain:
+				cancel()
+			case <-waitCtx.Done():
+			}
+		}()
+	}
 	for {
 		// Watch before reading: a write after the read closes changed.
 		changed := h.cfg.Cache.Watch(tenant)
@@ -149,7 +166,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		// Each pass needs a Notify, so a write that leaves the bundle as it
 		// was costs one read, never a busy loop.
-		if !waitFor(ctx, changed, time.Until(deadline)) {
+		if !waitFor(waitCtx, changed, time.Until(deadline)) {
 			if ctx.Err() != nil {
 				return // the client left
 			}

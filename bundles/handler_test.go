@@ -319,3 +319,37 @@ func TestHandlerStatusError(t *testing.T) {
 		t.Errorf("%d %s", rec.Code, rec.Body)
 	}
 }
+
+// TestHandlerDrain: closing Drain answers held long polls at once with 304,
+// so a server shutting down need not wait out their wait.
+func TestHandlerDrain(t *testing.T) {
+	cache := bundles.NewCache(engineConfig.ConfigData())
+	ts := newTenants(t, cache, "acme")
+	drain := make(chan struct{})
+	h, err := bundles.NewHandler(bundles.HandlerConfig{
+		Cache: cache, Authorize: ts.authorize, Snapshot: ts.snapshot, MaxWait: time.Minute,
+		Logger: slog.New(slog.DiscardHandler), Drain: drain,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	url := srv.URL + "/v1/bundles/acme.tar.gz"
+	first := get(t, url, map[string]string{"Authorization": "Bearer key-acme"})
+	if first.status != http.StatusOK {
+		t.Fatalf("first GET: %d", first.status)
+	}
+	time.AfterFunc(200*time.Millisecond, func() { close(drain) })
+	r := get(t, url, map[string]string{"Authorization": "Bearer key-acme", "If-None-Match": first.header.Get("ETag"),
+		"Prefer": "modes=snapshot,delta;wait=30"})
+	if r.status != http.StatusNotModified || r.took > 10*time.Second {
+		t.Fatalf("held poll after Drain: %d after %s, want 304 at once", r.status, r.took)
+	}
+	// Once drained, a new long poll is not held either.
+	r = get(t, url, map[string]string{"Authorization": "Bearer key-acme", "If-None-Match": first.header.Get("ETag"),
+		"Prefer": "modes=snapshot,delta;wait=30"})
+	if r.status != http.StatusNotModified || r.took > 10*time.Second {
+		t.Fatalf("poll after Drain: %d after %s", r.status, r.took)
+	}
+}

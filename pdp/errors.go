@@ -23,6 +23,17 @@ const (
 	CodeEvaluationUnavailable = "novyx_ram.v1.control.evaluation_unavailable"
 	CodeReadOnly              = "novyx_ram.v1.control.read_only"
 	CodeActionNotFound        = "actions.not_found"
+
+	// Approvals, the dashboard and the audit chain (CONTRACT A8, A9).
+	CodeInvalidDecision        = "novyx_ram.v1.control.invalid_decision"
+	CodeConfirmationRequired   = "novyx_ram.v1.control.confirmation_required"
+	CodeApproverNotEligible    = "novyx_ram.v1.control.approver_not_eligible"
+	CodeApprovalNotFound       = "novyx_ram.v1.control.approval_not_found"
+	CodeApprovalAlreadyDecided = "novyx_ram.v1.control.approval_already_decided"
+	CodeApprovalTooEarly       = "novyx_ram.v1.control.approval_too_early"
+	CodeInvalidDashboardParam  = "novyx_ram.v1.control.invalid_dashboard_param"
+	CodeInvalidViolationsParam = "novyx_ram.v1.control.invalid_violations_param"
+	CodeGovernanceUnavailable  = "novyx_ram.v1.control.governance_unavailable"
 )
 
 // Sentinel errors shared by the layers; classify with errors.Is.

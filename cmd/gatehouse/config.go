@@ -48,6 +48,12 @@ type Config struct {
 	MaxBodyBytes int64 `json:"max_body_bytes"`
 	// Engine holds the decision engine's settings.
 	Engine EngineConfig `json:"engine"`
+	// Bundle holds the settings of bundles served and read (config_bundle.go).
+	Bundle BundleConfig `json:"bundle"`
+	// HTTP, RateLimit and Metrics are operating settings (config_ops.go).
+	HTTP      HTTPConfig      `json:"http"`
+	RateLimit RateLimitConfig `json:"rate_limit"`
+	Metrics   MetricsConfig   `json:"metrics"`
 }
 
 // EngineConfig is the config file's spelling of engine.Config; the engine
@@ -58,11 +64,14 @@ type EngineConfig struct {
 	EvalTimeout                Duration `json:"eval_timeout"`
 	FinancialHardLimit         float64  `json:"financial_hard_limit"`
 	FinancialApprovalThreshold float64  `json:"financial_approval_threshold"`
+	// MaxConcurrentEvaluations stays "auto" (0) here: its default depends
+	// on the machine, so the engine resolves it (config_ops.go).
+	MaxConcurrentEvaluations Concurrency `json:"max_concurrent_evaluations"`
 }
 
 // apiConfig returns the API's settings of c.
 func (c Config) apiConfig() api.Config {
-	return api.Config{AdminToken: c.AdminToken, MaxBodyBytes: c.MaxBodyBytes}
+	return api.Config{AdminToken: c.AdminToken, MaxBodyBytes: c.MaxBodyBytes, Limits: c.apiLimits()}
 }
 
 // engineConfig returns c as the engine takes it.
@@ -73,6 +82,7 @@ func (c EngineConfig) engineConfig() engine.Config {
 		Timeout:           time.Duration(c.EvalTimeout),
 		HardLimit:         c.FinancialHardLimit,
 		ApprovalThreshold: c.FinancialApprovalThreshold,
+		MaxConcurrent:     int(c.MaxConcurrentEvaluations),
 	}
 }
 
@@ -108,8 +118,9 @@ func (c Config) Defaults() Config {
 		EvalTimeout:                Duration(e.Timeout),
 		FinancialHardLimit:         e.HardLimit,
 		FinancialApprovalThreshold: e.ApprovalThreshold,
+		MaxConcurrentEvaluations:   c.Engine.MaxConcurrentEvaluations,
 	}
-	return c
+	return c.opsDefaults()
 }
 
 // Validate reports every invalid setting of c (after Defaults), each
@@ -138,6 +149,12 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Engine.engineConfig().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Bundle.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.opsValidate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -204,6 +221,8 @@ type setting struct {
 	arg    string // what the value looks like in --help
 	usage  string
 	isBool bool
+	// repeatable: each use of the flag appends (list settings).
+	repeatable bool
 	codec
 }
 
@@ -335,6 +354,12 @@ var serveSettings = []*setting{
 	setAddr, setStore, setAdminToken, setBootstrapKey, setDev, setLogLevel,
 	setShutdownTimeout, setMaxBodyBytes, setCacheSize, setRegexCacheSize,
 	setEvalTimeout, setHardLimit, setApprovalThreshold,
+	setBundle, setBundleBearerToken, setBundleVerifyKey,
+	setBundleSigningKey, setBundleSigningSecretFile, setBundleKeyID,
+	setReadHeaderTimeout, setReadTimeout, setWriteTimeout, setIdleTimeout,
+	setMaxConcurrentEvaluations,
+	setRateLimitFree, setRateLimitStarter, setRateLimitPro, setRateLimitEnterprise,
+	setMetricsTenantLabels,
 }
 
 // envConfig names the variable that may hold the config file's path.
@@ -376,6 +401,9 @@ func (v *flagValue) Set(raw string) error {
 	var scratch Config
 	if err := v.s.set(&scratch, raw); err != nil {
 		return err
+	}
+	if prev, ok := v.given[v.s.flag]; ok && v.s.repeatable {
+		raw = prev + "," + raw
 	}
 	v.given[v.s.flag] = raw
 	return nil

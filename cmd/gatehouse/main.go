@@ -43,6 +43,8 @@ Novyx Control API.
 Usage:
   gatehouse serve [flags]                       run the server
   gatehouse tenant create --name N --tier T     create a tenant, print its API key
+  gatehouse bundle build --policies DIR --tenant T --out FILE
+                                                build a tenant's OPA bundle (GitOps)
   gatehouse healthcheck [--addr host:port]      exit 0 when a server answers /health
   gatehouse version                             print the versions
   gatehouse help [command]                      this text, or a command's flags
@@ -67,6 +69,8 @@ func run(ctx context.Context, args []string, s stdio) int {
 		return cmdServe(ctx, rest, s)
 	case "tenant":
 		return cmdTenant(ctx, rest, s)
+	case "bundle":
+		return cmdBundle(ctx, rest, s)
 	case "healthcheck":
 		return cmdHealthcheck(ctx, rest, s)
 	case "version", "--version":

@@ -22,24 +22,25 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 	"github.com/gatehouse-pdp/gatehouse/pdp/api"
 	"github.com/gatehouse-pdp/gatehouse/pdp/engine"
+	"github.com/gatehouse-pdp/gatehouse/pdp/metrics"
 	"github.com/gatehouse-pdp/gatehouse/pdp/registry"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store/postgres"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store/sqlite"
 )
 
-// HTTP server timeouts. Decisions take milliseconds and bodies are bounded
-// by max_body_bytes, so these only cut off clients that stall; they are
-// not settings because no legitimate request comes near them.
+// Timings of serve. The HTTP server's timeouts are settings
+// (config_ops.go).
 const (
-	readHeaderTimeout = 10 * time.Second
-	readTimeout       = 30 * time.Second
-	writeTimeout      = 60 * time.Second
-	idleTimeout       = 2 * time.Minute
-	// refreshInterval is how often the registry looks for writes other
-	// processes made to the store (another replica, `gatehouse tenant
-	// create`): well inside the contract's 1 s for replicas (CONTRACT A4),
-	// at the cost of one small query when nothing changed.
+	// refreshInterval is how often the registry compares every tenant's
+	// stored revision with its engine's, to find writes other processes
+	// made to the store (another replica, `gatehouse tenant create`). On
+	// PostgreSQL, revision notifications bring those within milliseconds
+	// and this is the fallback for notifications lost while the listener
+	// reconnects; on SQLite it is the only way. A write is enforced by every
+	// replica within max(notification latency, refreshInterval + one
+	// refresh): inside the contract's 1 s (CONTRACT A4), at the cost of one
+	// query every interval. See registry.Watch.
 	refreshInterval = 500 * time.Millisecond
 	// telemetryFlushTimeout bounds exporting the last spans on exit.
 	telemetryFlushTimeout = 5 * time.Second
@@ -117,7 +118,8 @@ func serve(ctx context.Context, cfg Config, s stdio, logger *slog.Logger, sigs <
 		}
 	}()
 
-	st, err := openStore(ctx, cfg.Store, tel.tp)
+	m := metrics.New(cfg.Metrics.metricsConfig())
+	st, err := openStore(ctx, cfg.Store, tel.tp, store.WithOpObserver(m))
 	if err != nil {
 		return err
 	}
@@ -131,11 +133,18 @@ func serve(ctx context.Context, cfg Config, s stdio, logger *slog.Logger, sigs <
 	}()
 	logger.Info("store open", "backend", st.Backend())
 
-	eng, err := engine.New(cfg.Engine.engineConfig(), engine.WithTracerProvider(tel.tp))
+	eng, err := engine.New(cfg.Engine.engineConfig(), engine.WithTracerProvider(tel.tp), engine.WithObserver(m))
 	if err != nil {
 		return fmt.Errorf("engine: %w", err)
 	}
-	reg, err := registry.New(st, eng, registry.WithLogger(logger))
+	if err := m.CollectEngine(eng); err != nil {
+		return err
+	}
+	bw, err := newBundleWiring(ctx, cfg, eng, logger)
+	if err != nil {
+		return err
+	}
+	reg, err := registry.New(st, eng, append([]registry.Option{registry.WithLogger(logger)}, bw.registryOptions()...)...)
 	if err != nil {
 		return fmt.Errorf("registry: %w", err)
 	}
@@ -146,13 +155,14 @@ func serve(ctx context.Context, cfg Config, s stdio, logger *slog.Logger, sigs <
 		return err
 	}
 
-	handler, err := api.New(cfg.apiConfig(), api.Deps{
+	handler, err := api.New(cfg.apiConfig(), bw.apiDeps(api.Deps{
 		Registry:       reg,
 		Engine:         eng,
 		Store:          st,
 		Logger:         logger,
 		TracerProvider: tel.tp,
-	})
+		Metrics:        m,
+	}))
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
@@ -162,6 +172,7 @@ func serve(ctx context.Context, cfg Config, s stdio, logger *slog.Logger, sigs <
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup
 	bg.Go(func() { reg.Watch(bgCtx, refreshInterval) })
+	bw.run(bgCtx, eng, logger, &bg)
 	defer func() {
 		stopBackground()
 		bg.Wait()
@@ -174,13 +185,15 @@ func serve(ctx context.Context, cfg Config, s stdio, logger *slog.Logger, sigs <
 	}
 	srv := &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
+		ReadHeaderTimeout: time.Duration(cfg.HTTP.ReadHeaderTimeout),
+		ReadTimeout:       time.Duration(cfg.HTTP.ReadTimeout),
+		WriteTimeout:      time.Duration(cfg.HTTP.WriteTimeout),
+		IdleTimeout:       time.Duration(cfg.HTTP.IdleTimeout),
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	warnWriteTimeout(cfg.HTTP, logger)
+	srv.RegisterOnShutdown(bw.stopLongPolls)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	logger.Info("listening", "addr", ln.Addr().String())
@@ -219,8 +232,8 @@ func shutdown(srv *http.Server, timeout time.Duration, sigs <-chan os.Signal, lo
 	return nil
 }
 
-// openStore opens the store the DSN names, traced with tp.
-func openStore(ctx context.Context, dsn string, tp trace.TracerProvider) (store.Store, error) {
+// openStore opens the store the DSN names, traced with tp (and opts).
+func openStore(ctx context.Context, dsn string, tp trace.TracerProvider, opts ...store.TraceOption) (store.Store, error) {
 	backend, path, err := store.ParseDSN(dsn)
 	if err != nil {
 		return nil, err
@@ -231,13 +244,13 @@ func openStore(ctx context.Context, dsn string, tp trace.TracerProvider) (store.
 		if err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
-		return store.Traced(db, tp), nil
+		return store.Traced(db, tp, opts...), nil
 	case store.BackendPostgres:
 		db, err := postgres.Open(ctx, path)
 		if err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
-		return store.Traced(db, tp), nil
+		return store.Traced(db, tp, opts...), nil
 	}
 	return nil, fmt.Errorf("store backend %q is not supported", backend)
 }

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
+	"github.com/gatehouse-pdp/gatehouse/pdp/engine"
 	"github.com/gatehouse-pdp/gatehouse/pdp/registry"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
@@ -183,6 +184,10 @@ func (s *server) submit(c *gin.Context, req *actionRequest) {
 		Params:   req.params,
 		StepType: req.stepType,
 	})
+	if errors.Is(evalErr, engine.ErrOverloaded) {
+		refuseOverloaded(c) // not evaluated, so nothing to record
+		return
+	}
 	if evalErr != nil {
 		reason := reasonUnavailable
 		d = &pdp.Decision{Status: pdp.StatusBlocked, Reason: &reason}

@@ -23,6 +23,7 @@ type tenantView struct {
 	ApprovalMode     string          `json:"approval_mode"`
 	ApprovalModes    []string        `json:"approval_modes"`
 	ApprovalSettings json.RawMessage `json:"approval_settings"`
+	RateLimit        *rateLimitView  `json:"rate_limit"` // null: the tier's default
 	Revision         uint64          `json:"revision"`
 	CreatedAt        string          `json:"created_at"`
 }
@@ -40,6 +41,7 @@ func viewTenant(t store.Tenant) tenantView {
 		ApprovalMode:     t.ApprovalMode,
 		ApprovalModes:    registry.ApprovalModes(t.Tier),
 		ApprovalSettings: settings,
+		RateLimit:        viewRateLimit(t.RateLimit),
 		Revision:         t.Revision,
 		CreatedAt:        timestamp(t.CreatedAt),
 	}
@@ -104,6 +106,7 @@ type updateTenantBody struct {
 	Mode             *string         `json:"mode"`
 	ApprovalMode     *string         `json:"approval_mode"`
 	ApprovalSettings json.RawMessage `json:"approval_settings"` // JSON null clears
+	RateLimit        json.RawMessage `json:"rate_limit"`        // JSON null: back to the tier's default
 }
 
 func (s *server) updateTenant(c *gin.Context) {
@@ -128,6 +131,13 @@ func (s *server) updateTenant(c *gin.Context) {
 	}
 	if b.ApprovalSettings != nil {
 		u.ApprovalSettings = &b.ApprovalSettings
+	}
+	if b.RateLimit != nil {
+		u.SetRateLimit = true
+		if u.RateLimit, err = decodeRateLimit(b.RateLimit); err != nil {
+			fail(c, err)
+			return
+		}
 	}
 	t, err := s.reg.UpdateTenant(c.Request.Context(), c.Param("id"), u)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/gatehouse-pdp/gatehouse/bundles"
 	"github.com/gatehouse-pdp/gatehouse/pdp/engine"
 	"github.com/gatehouse-pdp/gatehouse/pdp/registry"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
@@ -49,6 +50,8 @@ type Config struct {
 	// 5s). The write is detached from the request, so a client that hangs
 	// up cannot leave a decision unrecorded.
 	RecordTimeout time.Duration
+	// Limits are the per-key rate limits (ops.go).
+	Limits Limits
 }
 
 // Defaults returns c with every zero field set to its default.
@@ -82,6 +85,7 @@ func (c Config) Validate() error {
 	if c.RecordTimeout < 0 || c.RecordTimeout > time.Minute {
 		errs = append(errs, fmt.Errorf("api record timeout %s: must be between 0 and 1m", c.RecordTimeout))
 	}
+	errs = append(errs, c.Limits.validate())
 	return errors.Join(errs...)
 }
 
@@ -94,6 +98,14 @@ type Deps struct {
 	Store          store.Store
 	Logger         *slog.Logger
 	TracerProvider trace.TracerProvider
+	// Metrics, when set, is told about every request and served at GET
+	// /metrics (ops.go).
+	Metrics Metrics
+	// Bundles, when set, serves GET /v1/bundles/{tenant}.tar.gz from this
+	// cache (bundles.go); without it the route answers 404.
+	Bundles *bundles.Cache
+	// BundleDrain, when closed, ends held bundle long polls (shutdown).
+	BundleDrain <-chan struct{}
 }
 
 // server holds what the handlers share.
@@ -105,6 +117,9 @@ type server struct {
 	log       *slog.Logger
 	random    io.Reader
 	adminHash [sha256.Size]byte
+	bundles   http.Handler // nil: no bundle route
+
+	ops // metrics and rate limits (ops.go)
 }
 
 // New returns the HTTP handler of the API.
@@ -134,6 +149,10 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	if cfg.AdminToken != "" {
 		s.adminHash = sha256.Sum256([]byte(cfg.AdminToken))
 	}
+	s.ops = newOps(cfg.Limits, deps.Metrics)
+	if err := s.newBundleHandler(deps); err != nil {
+		return nil, err
+	}
 
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -150,12 +169,13 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	if deps.TracerProvider != nil {
 		otelOpts = append(otelOpts, otelgin.WithTracerProvider(deps.TracerProvider))
 	}
-	r.Use(s.requestID, otelgin.Middleware(cfg.ServiceName, otelOpts...), s.errors, s.limitBody)
+	r.Use(s.requestID, s.observeRequest, otelgin.Middleware(cfg.ServiceName, otelOpts...), s.errors, s.limitBody)
 	r.NoRoute(s.noRoute)
 	r.NoMethod(s.noMethod)
 
 	r.GET("/health", s.health)
 	r.HEAD("/health", s.health)
+	s.opsRoutes(r)
 
 	v1 := r.Group("/v1")
 	control := v1.Group("/control", s.authenticate, policyRoutes)
@@ -173,6 +193,9 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	actions.GET("/:id/explain", s.explainAction)
 	actions.POST("/:connector", s.submitConnectorAction)
 	actions.POST("/:connector/*operation", s.submitConnectorAction)
+
+	s.bundleRoutes(v1)
+	s.dataRoutes(v1)
 
 	if cfg.AdminToken != "" {
 		admin := v1.Group("/admin", s.adminAuth)

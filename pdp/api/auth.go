@@ -41,6 +41,9 @@ func (s *server) authenticate(c *gin.Context) {
 	}
 	c.Set(ctxTenant, t)
 	trace.SpanFromContext(c.Request.Context()).SetAttributes(attribute.String("tenant_id", t.ID))
+	if !s.allowRate(c, key, t) {
+		return
+	}
 	c.Next()
 }
 

@@ -92,6 +92,7 @@ func classify(c *gin.Context, err error) *apiError {
 	var (
 		ae  *apiError
 		te  *registry.TierError
+		roe *registry.ReadOnlyError
 		ve  *pdp.ValidationError
 		mbe *http.MaxBytesError
 	)
@@ -105,6 +106,8 @@ func classify(c *gin.Context, err error) *apiError {
 		return &apiError{Status: http.StatusUnauthorized, Code: pdp.CodeUnauthorized, Message: "Invalid or missing API key", cause: err}
 	case errors.As(err, &te):
 		return tierError(te)
+	case errors.As(err, &roe):
+		return &apiError{Status: http.StatusConflict, Code: pdp.CodeReadOnly, Message: roe.Error(), cause: err}
 	case errors.Is(err, registry.ErrCannotDeleteBuiltin):
 		return &apiError{Status: http.StatusForbidden, Code: pdp.CodeCannotDeleteBuiltin, Message: "Built-in policies cannot be deleted", cause: err}
 	case errors.Is(err, registry.ErrTenantNotFound):

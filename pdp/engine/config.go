@@ -23,6 +23,10 @@ type Config struct {
 	// Defaults 100000 and 10000.
 	HardLimit         float64
 	ApprovalThreshold float64
+	// MaxConcurrent bounds the evaluations running at once; past it
+	// Evaluate fails at once with ErrOverloaded (see slots). Default
+	// DefaultMaxConcurrent(), 4 × GOMAXPROCS; -1 is unbounded.
+	MaxConcurrent int
 }
 
 // Defaults returns c with every zero field set to its default.
@@ -41,6 +45,9 @@ func (c Config) Defaults() Config {
 	}
 	if c.ApprovalThreshold == 0 {
 		c.ApprovalThreshold = 10000
+	}
+	if c.MaxConcurrent == 0 {
+		c.MaxConcurrent = DefaultMaxConcurrent()
 	}
 	return c
 }
@@ -61,6 +68,9 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("financial thresholds must be positive"))
 	} else if c.ApprovalThreshold > c.HardLimit {
 		errs = append(errs, fmt.Errorf("financial approval threshold %v exceeds hard limit %v", c.ApprovalThreshold, c.HardLimit))
+	}
+	if c.MaxConcurrent < -1 || c.MaxConcurrent > maxMaxConcurrent {
+		errs = append(errs, fmt.Errorf("engine max concurrent evaluations %d: must be -1 (unbounded) or 1..%d", c.MaxConcurrent, maxMaxConcurrent))
 	}
 	return errors.Join(errs...)
 }

@@ -24,6 +24,15 @@
 // regexes are compiled once per process, not per evaluation, and not in
 // OPA's 100-entry global cache) and converts the result.
 //
+// # Bundle tenants
+//
+// `gatehouse serve --bundle` publishes tenants with LoadBundle instead of
+// SetTenant: the bundle's modules (library included) are compiled once per
+// bundle revision into one unit its tenants share, each tenant's query is
+// prepared before the revision replaces the previous one, and every load
+// is a new revision, so the cache works as above. Query and TenantData
+// serve OPA's Data API for both kinds of tenant.
+//
 // # Failing closed
 //
 // An evaluation error, an undefined result, a timeout (Config.Timeout) or a

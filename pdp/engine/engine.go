@@ -49,6 +49,12 @@ type Engine struct {
 
 	hits, misses, evictions, compiles atomic.Uint64
 	compileNanos                      atomic.Int64
+	obs                               Observer // WithObserver; nil: nobody
+	slots                             slots    // Config.MaxConcurrent; nil: unbounded
+
+	bundleMu  sync.Mutex          // serializes LoadBundle
+	bundleGen atomic.Uint64       // revisions of bundle tenants, see LoadBundle
+	sources   map[string][]string // bundle source → its tenants
 }
 
 // key identifies one prepared query. agent is empty for the tenant's shared
@@ -71,6 +77,11 @@ type tenantState struct {
 
 	unitMu sync.Mutex
 	unit   *unit // compiled once per revision, shared by the tenant's entries
+
+	// source names the bundle the tenant came from (LoadBundle); "" for
+	// a tenant published with SetTenant. data is then its data document.
+	source string
+	data   map[string]any
 }
 
 // unit is one tenant's policies at one revision, compiled with the library:
@@ -136,6 +147,8 @@ func New(cfg Config, opts ...Option) (*Engine, error) {
 		library: make(map[string]*ast.Module, len(lib)),
 		data:    cfg.ConfigData(),
 		tenants: map[string]*tenantState{},
+		sources: map[string][]string{},
+		slots:   newSlots(cfg.MaxConcurrent),
 	}
 	for p, m := range lib {
 		e.library[p] = m
@@ -247,17 +260,41 @@ func (e *Engine) Evaluate(ctx context.Context, a pdp.Action) (d *pdp.Decision, e
 			span.SetAttributes(attribute.String("status", string(d.Status)))
 		}
 		span.End()
+		e.observeDecision(a.TenantID, d, err, time.Since(start))
 	}()
 
+	input, err := inputValue(a)
+	if err != nil {
+		return nil, fmt.Errorf("%w: input: %w", pdp.ErrEvaluationFailed, err)
+	}
+	rs, err := e.eval(ctx, span, a.TenantID, a.AgentID, input)
+	if err != nil {
+		return nil, err
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil, fmt.Errorf("%w: undefined result", pdp.ErrEvaluationFailed)
+	}
+	d, err = decode(rs[0].Expressions[0].Value)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
+	}
+	d.EvaluationTimeMS = float64(time.Since(start).Microseconds()) / 1000
+	return d, nil
+}
+
+// eval evaluates the tenant's prepared decision query (compiling it on a
+// miss) with input, bounded by Config.Timeout. Every error wraps
+// pdp.ErrEvaluationFailed; an empty result set is the caller's to judge.
+func (e *Engine) eval(ctx context.Context, span trace.Span, tenant, agent string, input ast.Value) (rego.ResultSet, error) {
 	e.mu.RLock()
-	st := e.tenants[a.TenantID]
+	st := e.tenants[tenant]
 	e.mu.RUnlock()
 	if st == nil {
-		return nil, fmt.Errorf("%w: %w %q", pdp.ErrEvaluationFailed, ErrUnknownTenant, a.TenantID)
+		return nil, fmt.Errorf("%w: %w %q", pdp.ErrEvaluationFailed, ErrUnknownTenant, tenant)
 	}
-	k := key{tenant: a.TenantID, revision: st.policies.Revision}
-	if st.overrides[a.AgentID] {
-		k.agent = a.AgentID
+	k := key{tenant: tenant, revision: st.policies.Revision}
+	if st.overrides[agent] {
+		k.agent = agent
 	}
 	pq, hit := e.cache.Get(k)
 	span.SetAttributes(attribute.Bool("cache_hit", hit))
@@ -265,15 +302,17 @@ func (e *Engine) Evaluate(ctx context.Context, a pdp.Action) (d *pdp.Decision, e
 		e.hits.Add(1)
 	} else {
 		e.misses.Add(1)
+		var err error
 		if pq, err = e.compile(ctx, k, st); err != nil {
 			return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
 		}
 	}
 
-	input, err := inputValue(a)
+	release, err := e.slots.admit()
 	if err != nil {
-		return nil, fmt.Errorf("%w: input: %w", pdp.ErrEvaluationFailed, err)
+		return nil, err
 	}
+	defer release()
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 	defer cancel()
 	// OPA would start a goroutine per Eval to watch ctx; AfterFunc does the
@@ -293,15 +332,7 @@ func (e *Engine) Evaluate(ctx context.Context, a pdp.Action) (d *pdp.Decision, e
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
 	}
-	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
-		return nil, fmt.Errorf("%w: undefined result", pdp.ErrEvaluationFailed)
-	}
-	d, err = decode(rs[0].Expressions[0].Value)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
-	}
-	d.EvaluationTimeMS = float64(time.Since(start).Microseconds()) / 1000
-	return d, nil
+	return rs, nil
 }
 
 // compile prepares the query of key k once, however many callers miss on
@@ -342,8 +373,7 @@ func (e *Engine) prepare(ctx context.Context, k key, st *tenantState) (_ *prepar
 			span.SetStatus(codes.Error, "compile failed")
 		}
 		span.End()
-		e.compiles.Add(1)
-		e.compileNanos.Add(int64(time.Since(start)))
+		e.recordCompile(time.Since(start))
 	}()
 
 	u, reused, err := e.unitFor(k.tenant, st)

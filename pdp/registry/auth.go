@@ -144,3 +144,17 @@ func (c *authCache) revokeKey(keyID string) {
 		}
 	}
 }
+
+// forgetTenant drops every entry of the tenant and bumps the generation:
+// its revision moved, perhaps by a key revocation made elsewhere that this
+// cache cannot tell apart from a policy write.
+func (c *authCache) forgetTenant(tenantID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for h, e := range c.entries {
+		if e.tenantID == tenantID {
+			delete(c.entries, h)
+		}
+	}
+}

@@ -16,8 +16,11 @@
 // Refresh publishes it again, never running on stale policies.
 //
 // Changes made by another process on the same database (a second replica,
-// `gatehouse tenant create`) are picked up by Refresh, which Watch runs on a
-// ticker; Authenticate also publishes a tenant the engine does not know yet.
+// `gatehouse tenant create`) are picked up by Watch: at once through the
+// store's revision notifications when it has them (PostgreSQL), and by
+// Refresh on a ticker in any case, so a write is enforced by every replica
+// within max(notification latency, refresh interval); see Watch.
+// Authenticate also publishes a tenant the engine does not know yet.
 //
 // # Authentication cache
 //
@@ -27,5 +30,10 @@
 // evict good ones or grow memory). RevokeKey drops the key from the cache
 // after the store write, and a generation counter stops a lookup that raced
 // the revocation from re-inserting it: a revocation through this registry
-// takes effect at once; one made by another process within the TTL.
+// takes effect at once. Whenever a tenant's revision moves past what this
+// registry published, the tenant's entries are dropped the same way; since
+// the PostgreSQL store bumps the revision when it revokes a key, a
+// revocation on another replica takes effect within Watch's bound. On a
+// store that does not (SQLite), one made by another process takes effect
+// within the TTL.
 package registry

@@ -76,6 +76,9 @@ func (r *Registry) Replace(ctx context.Context, tenantID, name string, doc *adap
 }
 
 func (r *Registry) put(ctx context.Context, tenantID string, doc *adapter.Document, pathName string, replace bool) (Write, error) {
+	if err := r.checkWritable(); err != nil {
+		return Write{}, err
+	}
 	if doc == nil {
 		return Write{}, &pdp.ValidationError{Reason: "the policy document is required"}
 	}
@@ -99,7 +102,7 @@ func (r *Registry) put(ctx context.Context, tenantID string, doc *adapter.Docume
 	if err != nil {
 		return Write{}, err
 	}
-	w, err := r.st.PutPolicy(ctx, store.PutPolicyRequest{
+	w, err := r.putPolicy(ctx, store.PutPolicyRequest{
 		TenantID:  tenantID,
 		Policy:    p,
 		Limit:     PolicyLimit(t.Tier),
@@ -130,6 +133,9 @@ func (r *Registry) put(ctx context.Context, tenantID string, doc *adapter.Docume
 // DELETE is an idempotent 200. A built-in name is ErrCannotDeleteBuiltin;
 // a missing policy ErrPolicyNotFound.
 func (r *Registry) Disable(ctx context.Context, tenantID, agentID, name string) (Write, error) {
+	if err := r.checkWritable(); err != nil {
+		return Write{}, err
+	}
 	if _, ok := Builtin(name); ok {
 		return Write{}, ErrCannotDeleteBuiltin
 	}
@@ -153,7 +159,7 @@ func (r *Registry) Disable(ctx context.Context, tenantID, agentID, name string) 
 		rev, _ := r.eng.Revision(tenantID)
 		return Write{Policy: p, Action: ActionDisabled, Revision: rev}, nil
 	}
-	w, err := r.st.DisablePolicy(ctx, key)
+	w, err := r.disablePolicy(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
 		return Write{}, fmt.Errorf("%w: %q", ErrPolicyNotFound, name)
 	}

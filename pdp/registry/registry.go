@@ -27,6 +27,11 @@ type Registry struct {
 	log    *slog.Logger
 	random io.Reader
 	auth   *authCache
+	// readOnly, when set, refuses policy writes and keeps the engine out
+	// of the registry's hands (WithReadOnly); onPublish sees every
+	// snapshot handed to the engine (WithPublishHook).
+	readOnly  *ReadOnlyError
+	onPublish func(tenantID string, revision uint64)
 
 	mu      sync.Mutex
 	locks   map[string]*sync.Mutex // per tenant: publishing and tenant updates
@@ -41,6 +46,8 @@ type options struct {
 	random    io.Reader
 	authTTL   time.Duration
 	authItems int
+	readOnly  *ReadOnlyError
+	onPublish func(tenantID string, revision uint64)
 }
 
 // WithLogger sets where the registry logs (default: nowhere).
@@ -55,8 +62,9 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithAuthCacheTTL sets how long a successful key lookup is reused (default
-// 5s, at most 5m). It is also the longest a key revoked by another process
-// keeps working on this server; 0 turns the cache off.
+// 5s, at most 5m). On a store whose key revocations do not bump the
+// tenant's revision (SQLite) it is also the longest a key revoked by
+// another process keeps working on this server; 0 turns the cache off.
 func WithAuthCacheTTL(d time.Duration) Option {
 	return func(o *options) error {
 		if d < 0 || d > 5*time.Minute {
@@ -109,13 +117,15 @@ func New(st store.Store, eng *engine.Engine, opts ...Option) (*Registry, error) 
 		}
 	}
 	return &Registry{
-		st:      st,
-		eng:     eng,
-		log:     o.log,
-		random:  o.random,
-		auth:    newAuthCache(o.authTTL, o.authItems),
-		locks:   map[string]*sync.Mutex{},
-		tenants: map[string]store.Tenant{},
+		st:        st,
+		eng:       eng,
+		log:       o.log,
+		random:    o.random,
+		auth:      newAuthCache(o.authTTL, o.authItems),
+		readOnly:  o.readOnly,
+		onPublish: o.onPublish,
+		locks:     map[string]*sync.Mutex{},
+		tenants:   map[string]store.Tenant{},
 	}, nil
 }
 
@@ -135,46 +145,6 @@ func (r *Registry) Load(ctx context.Context) error {
 	}
 	r.log.InfoContext(ctx, "policies loaded", slog.Int("tenants", len(ts)))
 	return nil
-}
-
-// Refresh publishes every tenant whose stored revision is ahead of the
-// engine's, and picks up tenant settings changed elsewhere: what another
-// replica or process wrote to the same database. It costs one query when
-// nothing changed.
-func (r *Registry) Refresh(ctx context.Context) error {
-	ts, err := r.st.ListTenants(ctx)
-	if err != nil {
-		return fmt.Errorf("refresh tenants: %w", err)
-	}
-	var errs []error
-	for _, t := range ts {
-		r.remember(t)
-		if cur, ok := r.eng.Revision(t.ID); ok && cur >= t.Revision {
-			continue
-		}
-		if err := r.publish(ctx, t.ID, t.Revision); err != nil {
-			errs = append(errs, fmt.Errorf("refresh tenant %q: %w", t.ID, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// Watch calls Refresh every interval until ctx is done, logging failures.
-// Run it in its own goroutine when other processes write to the database
-// (CONTRACT A4: visible on every replica within 1s).
-func (r *Registry) Watch(ctx context.Context, interval time.Duration) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			if err := r.Refresh(ctx); err != nil && ctx.Err() == nil {
-				r.log.WarnContext(ctx, "registry refresh failed", slog.Any("error", err))
-			}
-		}
-	}
 }
 
 // lockFor returns the tenant's mutex, which serializes publishing (so the
@@ -200,9 +170,16 @@ func (r *Registry) publish(ctx context.Context, tenantID string, atLeast uint64)
 }
 
 func (r *Registry) publishLocked(ctx context.Context, tenantID string, atLeast uint64) error {
+	if r.readOnly != nil {
+		return nil // the engine's policies come from bundles
+	}
 	if cur, ok := r.eng.Revision(tenantID); ok && atLeast > 0 && cur >= atLeast {
 		return nil // a concurrent write already published this revision or a later one
 	}
+	// The tenant moved past what this server published, and not
+	// necessarily only by this server's writes: one of the revisions in
+	// between may be a key revoked on another replica (see watch.go).
+	r.auth.forgetTenant(tenantID)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 	defer cancel()
 	tp, err := r.st.TenantPolicies(ctx, tenantID)
@@ -218,6 +195,9 @@ func (r *Registry) publishLocked(ctx context.Context, tenantID string, atLeast u
 		return nil
 	}
 	r.eng.SetTenant(tp)
+	if r.onPublish != nil {
+		r.onPublish(tp.TenantID, tp.Revision)
+	}
 	return nil
 }
 

@@ -43,6 +43,11 @@ type TenantUpdate struct {
 	Mode             *pdp.Mode
 	ApprovalMode     *string
 	ApprovalSettings *json.RawMessage // a JSON object, or JSON null to clear
+	// SetRateLimit makes RateLimit replace the tenant's own rate limit
+	// (nil: back to its tier's default). A Burst of 0 with a positive
+	// rate becomes the rate rounded up.
+	SetRateLimit bool
+	RateLimit    *store.RateLimit
 }
 
 // CreateTenant creates a tenant and its first API key, returning the key
@@ -171,10 +176,14 @@ func (r *Registry) UpdateTenant(ctx context.Context, id string, u TenantUpdate) 
 			su.ApprovalSettings = &none
 		case len(raw) == 0 || raw[0] != '{' || !json.Valid(raw):
 			es = append(es, &pdp.ValidationError{Field: "approval_settings", Reason: "must be a JSON object or null"})
+		case !checkApprovalSettings(&es, raw):
 		default:
 			settings := json.RawMessage(bytes.Clone(raw))
 			su.ApprovalSettings = &settings
 		}
+	}
+	if u.SetRateLimit {
+		su.SetRateLimit, su.RateLimit = true, normalizeRateLimit(u.RateLimit, &es)
 	}
 	if err := es.Err(); err != nil {
 		return store.Tenant{}, err

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
+	"github.com/gatehouse-pdp/gatehouse/pdp/approval"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
@@ -25,9 +26,9 @@ const (
 
 // Approval modes (CONTRACT A8), weakest first.
 const (
-	ApprovalSolo       = "solo"
-	ApprovalTeam       = "team"
-	ApprovalEnterprise = "enterprise"
+	ApprovalSolo       = approval.Solo
+	ApprovalTeam       = approval.Team
+	ApprovalEnterprise = approval.Enterprise
 )
 
 // tiers lists the tiers weakest first; a tier includes a feature when its

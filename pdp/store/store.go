@@ -143,6 +143,7 @@ type Tenant struct {
 	Mode             pdp.Mode
 	ApprovalMode     string
 	ApprovalSettings json.RawMessage // JSON, or nil
+	RateLimit        *RateLimit      // the tenant's own rate limit; nil: its tier's default
 	Revision         uint64
 	CreatedAt        time.Time
 }
@@ -154,6 +155,10 @@ type TenantUpdate struct {
 	Mode             *pdp.Mode
 	ApprovalMode     *string
 	ApprovalSettings *json.RawMessage // pointer to nil clears the settings
+	// SetRateLimit makes RateLimit replace the tenant's own rate limit;
+	// a nil RateLimit then removes it (back to the tier's default).
+	SetRateLimit bool
+	RateLimit    *RateLimit
 }
 
 // APIKey is the stored form of an API key: only its hash and a display

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -16,19 +17,28 @@ import (
 // the interface rather than living in each driver, so every driver is
 // traced the same way. Misses (ErrNotFound) and refusals (*LimitError) are
 // answers, not failures: they are recorded as events and leave the span's
-// status unset.
-func Traced(s Store, tp trace.TracerProvider) Store {
-	return &traced{s: s, tr: tp.Tracer("github.com/gatehouse-pdp/gatehouse/pdp/store")}
+// status unset. With WithOpObserver, it also reports each call's duration.
+func Traced(s Store, tp trace.TracerProvider, opts ...TraceOption) Store {
+	return newTraced(s, tp, opts...)
 }
 
 type traced struct {
-	s  Store
-	tr trace.Tracer
+	s   Store
+	tr  trace.Tracer
+	obs OpObserver // nil: durations are not reported
 }
 
 func (t *traced) start(ctx context.Context, op string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
 	attrs = append(attrs, attribute.String("db.system.name", t.s.Backend()))
-	return t.tr.Start(ctx, "store."+op, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	var began time.Time
+	if t.obs != nil {
+		began = time.Now()
+	}
+	ctx, span := t.tr.Start(ctx, "store."+op, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	if t.obs != nil {
+		span = &observedSpan{Span: span, op: op, start: began, obs: t.obs}
+	}
+	return ctx, span
 }
 
 func end(span trace.Span, err error) {

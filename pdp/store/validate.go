@@ -27,6 +27,9 @@ func (t Tenant) Validate() error {
 	if t.ApprovalSettings != nil && !json.Valid(t.ApprovalSettings) {
 		es = append(es, invalid("approval_settings", "not valid JSON"))
 	}
+	if t.RateLimit != nil {
+		es = append(es, t.RateLimit.problems("rate_limit")...)
+	}
 	return es.Err()
 }
 

@@ -227,6 +227,7 @@ type Server struct {
 	Stdout, Stderr *Lines
 
 	cmd    *exec.Cmd
+	dev    bool // --dev without a bootstrap key: a key is printed
 	exited chan struct{}
 	err    error // cmd.Wait's, once exited is closed
 	once   sync.Once
@@ -237,11 +238,25 @@ type Server struct {
 // at the end of the test (see Stop).
 func Start(t *testing.T, bin string, o Options) *Server {
 	t.Helper()
+	s := Launch(t, bin, o)
+	s.WaitReady()
+	return s
+}
+
+// Launch starts `gatehouse serve` as Start does but returns at once,
+// before the server is ready, so that several can start together; call
+// WaitReady on each before using it.
+func Launch(t *testing.T, bin string, o Options) *Server {
+	t.Helper()
 	if o.Store == "" {
 		o.Store = SQLiteStore(t)
 	}
+	// A generous evaluation timeout: CI runs test packages in parallel on
+	// two cores, and the 50 ms default would fail closed (503) under that
+	// load. Tests of the timeout itself pass their own, later flag.
 	args := []string{"serve", "--addr", "127.0.0.1:0", "--store", o.Store,
-		"--shutdown-timeout", shutdownTimeout.String(), "--log-level", "debug"}
+		"--shutdown-timeout", shutdownTimeout.String(), "--log-level", "debug",
+		"--engine-eval-timeout", "5s"}
 	if o.Dev {
 		args = append(args, "--dev")
 	}
@@ -274,7 +289,15 @@ func Start(t *testing.T, bin string, o Options) *Server {
 			t.Logf("gatehouse %s stderr:\n%s\nstdout:\n%s", strings.Join(args, " "), s.Stderr, s.Stdout)
 		}
 	})
+	s.dev = o.Dev && o.BootstrapKey == ""
+	return s
+}
 
+// WaitReady learns the port of a launched server from its "listening" log
+// line (and with --dev its key), and waits until GET /health answers 200.
+func (s *Server) WaitReady() {
+	t := s.t
+	t.Helper()
 	line, _, err := s.Stderr.Wait(0, startTimeout, LogMsg("listening"))
 	if err != nil {
 		s.kill()
@@ -288,11 +311,10 @@ func Start(t *testing.T, bin string, o Options) *Server {
 		t.Fatalf("listening line %s: want addr 127.0.0.1:<port>", line)
 	}
 	s.URL = "http://" + s.Addr
-	if o.Dev && o.BootstrapKey == "" {
+	if s.dev {
 		s.readDevKey()
 	}
 	s.waitHealthy()
-	return s
 }
 
 // readDevKey reads the {"tenant_id","api_key"} line --dev prints on an
@@ -392,6 +414,18 @@ func (s *Server) Stop() {
 			s.t.Errorf("gatehouse exited %d after SIGTERM, want 0", code)
 		}
 	})
+}
+
+// Kill ends the server with SIGKILL, as a crash or an OOM kill would, and
+// waits for it to exit; the test's end then expects nothing more of it.
+func (s *Server) Kill() {
+	s.t.Helper()
+	s.once.Do(s.kill)
+	select {
+	case <-s.exited:
+	default:
+		s.t.Fatalf("gatehouse still running %s after SIGKILL", stopTimeout)
+	}
 }
 
 // kill ends a server that failed to start or to stop.

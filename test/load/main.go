@@ -11,6 +11,16 @@
 // does both).
 //
 //	go run ./test/load -scale M -concurrency 16 -duration 15s -targets gatehouse,opa
+//
+// With -replicas N it starts N gatehouse processes on one -store (a
+// PostgreSQL database: each replica must see the others' writes), pins
+// replica i to the i-th of the ';'-separated -server-cpus lists, provisions
+// through the first and spreads the load round-robin over all of them, as
+// a load balancer would:
+//
+//	createdb -h 127.0.0.1 -U postgres gh_load
+//	go run ./test/load -targets gatehouse -replicas 2 -server-cpus '0;1' \
+//	    -store 'postgres://postgres@127.0.0.1:5432/gh_load?sslmode=disable'
 package main
 
 import (
@@ -48,6 +58,7 @@ type options struct {
 	duration    time.Duration
 	targets     []string
 	serverCPUs  string
+	replicas    int
 	store       string
 	extraArgs   []string
 	work        string
@@ -56,6 +67,7 @@ type options struct {
 // result is one target's run.
 type result struct {
 	Target     string  `json:"target"`
+	Replicas   int     `json:"replicas,omitempty"` // gatehouse processes, when more than one
 	Requests   int     `json:"requests"`
 	Errors     int     `json:"errors"`
 	RPS        float64 `json:"rps"`
@@ -71,8 +83,9 @@ func main() {
 	flag.IntVar(&o.concurrency, "concurrency", 16, "concurrent clients (1..256)")
 	flag.DurationVar(&o.duration, "duration", 15*time.Second, "measured time per target (1s..5m)")
 	flag.StringVar(&targets, "targets", "gatehouse,opa", "comma-separated: gatehouse, opa")
-	flag.StringVar(&o.serverCPUs, "server-cpus", "0", "CPU list for the servers (taskset -c); empty: no pinning")
-	flag.StringVar(&o.store, "store", "", "gatehouse --store (default: sqlite in the work directory)")
+	flag.StringVar(&o.serverCPUs, "server-cpus", "0", "CPU list for the servers (taskset -c); with -replicas, one list per replica separated by ';' (\"0;1\"), reused in turn when there are fewer; empty: no pinning")
+	flag.IntVar(&o.replicas, "replicas", 1, "gatehouse serve processes on one -store, load spread round-robin (1..16; more than 1 needs a postgres:// -store)")
+	flag.StringVar(&o.store, "store", "", "gatehouse --store (default: sqlite in the work directory); give an empty database, tenants are created anew")
 	flag.StringVar(&extra, "gatehouse-args", "", "extra flags for gatehouse serve, space-separated")
 	flag.StringVar(&o.work, "work", "", "work directory (default: a temporary one, removed after)")
 	flag.Parse()
@@ -80,6 +93,12 @@ func main() {
 	o.extraArgs = strings.Fields(extra)
 	if o.concurrency < 1 || o.concurrency > 256 || o.duration < time.Second || o.duration > 5*time.Minute {
 		log.Fatal("concurrency must be 1..256 and duration 1s..5m")
+	}
+	if o.replicas < 1 || o.replicas > 16 {
+		log.Fatal("replicas must be 1..16")
+	}
+	if o.replicas > 1 && !strings.HasPrefix(o.store, "postgres://") && !strings.HasPrefix(o.store, "postgresql://") {
+		log.Fatal("-replicas above 1 needs a shared -store postgres://...")
 	}
 	if err := run(o); err != nil {
 		log.Fatal(err)
@@ -123,8 +142,12 @@ func run(o options) error {
 		}
 		results = append(results, r)
 	}
-	fmt.Printf("\nscale %s, %d actions, concurrency %d, %s per target, servers on CPUs %q\n",
+	fmt.Printf("\nscale %s, %d actions, concurrency %d, %s per target, servers on CPUs %q",
 		o.scale, len(s.Actions), o.concurrency, o.duration, o.serverCPUs)
+	if o.replicas > 1 {
+		fmt.Printf(", %d gatehouse replicas (RSS summed)", o.replicas)
+	}
+	fmt.Println()
 	fmt.Printf("%-10s %10s %8s %9s %9s %7s %9s\n", "target", "requests", "rps", "p50 ms", "p99 ms", "errors", "RSS MiB")
 	for _, r := range results {
 		fmt.Printf("%-10s %10d %8.0f %9.2f %9.2f %7d %9.1f\n", r.Target, r.Requests, r.RPS, r.P50ms, r.P99ms, r.Errors, r.PeakRSSMiB)
@@ -158,12 +181,25 @@ func runGatehouse(o options, s *scale.Scale) (result, error) {
 	}
 	token := "load-admin-token-0123456789"
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--store", store, "--admin-token", token, "--log-level", "info"}, o.extraArgs...)
-	srv, addr, err := start(o.serverCPUs, bin, args, listeningAddr)
-	if err != nil {
-		return result{}, err
+	cpus := strings.Split(o.serverCPUs, ";")
+	var (
+		srvs  []*server
+		bases []string // one per replica
+	)
+	defer func() {
+		for _, srv := range srvs {
+			srv.stop()
+		}
+	}()
+	for i := range o.replicas {
+		srv, addr, err := start(cpus[i%len(cpus)], bin, args, listeningAddr)
+		if err != nil {
+			return result{}, fmt.Errorf("replica %d: %w", i, err)
+		}
+		srvs = append(srvs, srv)
+		bases = append(bases, "http://"+addr)
 	}
-	defer srv.stop()
-	base := "http://" + addr
+	base := bases[0] // provisioning goes through the first replica
 
 	ids := map[string]string{}  // scale tenant → gatehouse tenant id
 	keys := map[string]string{} // scale tenant → api key
@@ -187,17 +223,29 @@ func runGatehouse(o options, s *scale.Scale) (result, error) {
 			}
 		}
 	}
+	if len(bases) > 1 {
+		// Every replica enforces a write within 1 s (CONTRACT A4); wait
+		// that long so none is measured on a policy set still arriving.
+		time.Sleep(time.Second)
+	}
 	reqs := make([]request, len(s.Actions))
 	for i, a := range s.Actions {
 		body, err := json.Marshal(map[string]any{"action": a.Name, "params": a.Params, "agent_id": a.AgentID, "step_type": a.StepType})
 		if err != nil {
 			return result{}, err
 		}
-		reqs[i] = request{url: base + "/v1/actions", key: keys[a.TenantID], body: body}
+		// Clients walk the corpus in order, so consecutive requests go to
+		// consecutive replicas: round-robin.
+		reqs[i] = request{url: bases[i%len(bases)] + "/v1/actions", key: keys[a.TenantID], body: body}
 	}
 	r := drive(o, reqs, func(b []byte) bool { return bytes.Contains(b, []byte(`"policy_result"`)) })
 	r.Target = "gatehouse"
-	r.PeakRSSMiB = srv.peakRSS()
+	for _, srv := range srvs {
+		r.PeakRSSMiB += srv.peakRSS()
+	}
+	if len(srvs) > 1 {
+		r.Replicas = len(srvs)
+	}
 	return r, nil
 }
 
@@ -221,7 +269,9 @@ func runOPA(o options, s *scale.Scale) (result, error) {
 		return result{}, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	srv, _, err := start(o.serverCPUs, bin, []string{"run", "--server", "--addr", addr, "--log-level", "error", "--bundle", dir}, nil)
+	// opa is one process: it gets every CPU the gatehouse replicas share.
+	cpus := strings.ReplaceAll(o.serverCPUs, ";", ",")
+	srv, _, err := start(cpus, bin, []string{"run", "--server", "--addr", addr, "--log-level", "error", "--bundle", dir}, nil)
 	if err != nil {
 		return result{}, err
 	}

@@ -26,6 +26,12 @@
 // Migrations are embedded and applied under a session advisory lock, so
 // replicas starting together take turns and all but the first find the
 // work done (see migrate.go).
+//
+// Replicas learn of one another's writes through LISTEN/NOTIFY: every
+// write that bumps a tenant's revision queues a notification in its own
+// transaction, which PostgreSQL delivers to every listener on commit and
+// drops on rollback; SubscribeRevisions listens on a dedicated connection
+// (see notify.go).
 package postgres
 
 import (
@@ -35,6 +41,7 @@ import (
 	"math"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -46,22 +53,36 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-var _ store.Store = (*DB)(nil)
+var (
+	_ store.Store            = (*DB)(nil)
+	_ store.RevisionNotifier = (*DB)(nil)
+)
 
 // DB is a Store on one PostgreSQL database. It is safe for concurrent use,
 // and any number of DBs, in any number of processes, may share a database.
 type DB struct {
 	pool *pgxpool.Pool
 	now  func() time.Time
+
+	// listenCfg is what a revision subscription connects with: the pool's
+	// connection settings under their own application_name.
+	listenCfg *pgx.ConnConfig
+	reconnect backoff
+	// closing ends every subscription when Close is called; listeners
+	// counts the ones still running, which Close waits for.
+	closing   context.Context
+	close     context.CancelFunc
+	listeners sync.WaitGroup
 }
 
 // Option configures Open.
 type Option func(*options)
 
 type options struct {
-	now      func() time.Time
-	maxConns int // 0: the URL's pool_max_conns, else pgxpool's default
-	minConns int // 0: the URL's pool_min_conns, else none
+	now       func() time.Time
+	maxConns  int // 0: the URL's pool_max_conns, else pgxpool's default
+	minConns  int // 0: the URL's pool_min_conns, else none
+	reconnect backoff
 }
 
 // WithNowFunc sets the clock timestamps are taken from (default time.Now).
@@ -93,6 +114,9 @@ func (o options) validate() error {
 	if o.minConns < 0 || o.minConns > math.MaxInt32 {
 		errs = append(errs, fmt.Errorf("min conns must be ≥ 0 (0 for the default), got %d", o.minConns))
 	}
+	if err := o.reconnect.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -101,7 +125,7 @@ func (o options) validate() error {
 // and pool_max_conns are honoured) and applies the schema migrations it
 // lacks. ErrSchemaTooNew if a newer Gatehouse has migrated the database.
 func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
-	o := options{now: time.Now}
+	o := options{now: time.Now, reconnect: defaultReconnect}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -129,13 +153,14 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open %s: %w", redact(url), err)
 	}
-	db := &DB{pool: pool, now: o.now}
+	db := &DB{pool: pool, now: o.now, listenCfg: listenConfig(cfg.ConnConfig), reconnect: o.reconnect}
+	db.closing, db.close = context.WithCancel(context.Background())
 	if err := db.Ping(ctx); err != nil {
-		pool.Close()
+		_ = db.Close()
 		return nil, fmt.Errorf("postgres: open %s: %w", redact(url), err)
 	}
 	if err := migrate(ctx, pool, db.nowUTC); err != nil {
-		pool.Close()
+		_ = db.Close()
 		return nil, fmt.Errorf("postgres: migrate %s: %w", redact(url), err)
 	}
 	return db, nil
@@ -161,8 +186,11 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the pool, waiting for connections in use to be returned.
+// Close ends every revision subscription and closes the pool, waiting for
+// connections in use to be returned.
 func (db *DB) Close() error {
+	db.close()
+	db.listeners.Wait()
 	db.pool.Close()
 	return nil
 }

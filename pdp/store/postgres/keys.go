@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -68,37 +69,65 @@ func (db *DB) TenantByKeyHash(ctx context.Context, hash string) (store.Tenant, s
 		t        store.Tenant
 		k        store.APIKey
 		settings []byte
+		rps      *float64
+		burst    *int64
 	)
 	err := db.pool.QueryRow(ctx, `SELECT
     t.id, t.name, t.tier, t.mode, t.approval_mode, t.approval_settings, t.revision, t.created_at,
+    t.rate_limit_rps, t.rate_limit_burst,
     k.id, k.tenant_id, k.hash, k.prefix, k.created_at, k.revoked_at
 FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
 WHERE k.hash = $1 AND k.revoked_at IS NULL`, hash).Scan(
 		&t.ID, &t.Name, &t.Tier, &t.Mode, &t.ApprovalMode, &settings, &t.Revision, &t.CreatedAt,
+		&rps, &burst,
 		&k.ID, &k.TenantID, &k.Hash, &k.Prefix, &k.CreatedAt, &k.RevokedAt)
 	if err != nil {
 		return store.Tenant{}, store.APIKey{}, fmt.Errorf("key lookup: %w", noRows(err))
 	}
 	t.ApprovalSettings = settings
 	t.CreatedAt = t.CreatedAt.UTC()
+	if rps != nil && burst != nil {
+		t.RateLimit = &store.RateLimit{RequestsPerSecond: *rps, Burst: int(*burst)}
+	}
 	k.CreatedAt = k.CreatedAt.UTC()
 	k.RevokedAt = utcPtr(k.RevokedAt)
 	return t, k, nil
 }
 
 // RevokeAPIKey revokes a key; a revoked key keeps its first revocation
-// time. One statement, so concurrent revocations need no lock: the second
-// finds revoked_at set and keeps it.
+// time. The revocation also bumps the owning tenant's revision, in the same
+// transaction: that is how other replicas learn to drop the key from their
+// authentication caches, by notification or, failing that, by their
+// periodic comparison of revisions (store.RevisionNotifier). Revoking a
+// revoked key changes nothing and bumps nothing. Concurrent revocations
+// need no lock beyond the key row's: the second waits for the first and
+// then finds revoked_at set.
 func (db *DB) RevokeAPIKey(ctx context.Context, id string) error {
 	if !storable(id) {
 		return fmt.Errorf("revoke key %q: %w", id, store.ErrNotFound)
 	}
-	tag, err := db.pool.Exec(ctx, `UPDATE api_keys SET revoked_at = coalesce(revoked_at, $1) WHERE id = $2`, db.nowUTC(), id)
+	err := db.write(ctx, func(tx pgx.Tx) error {
+		var tenantID string
+		err := tx.QueryRow(ctx, `UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL
+RETURNING tenant_id`, db.nowUTC(), id).Scan(&tenantID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			var exists bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1)`, id).Scan(&exists); err != nil {
+				return err
+			}
+			if !exists {
+				return store.ErrNotFound
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		_, err = bumpRevision(ctx, tx, tenantID)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("revoke key %q: %w", id, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("revoke key %q: %w", id, store.ErrNotFound)
 	}
 	return nil
 }

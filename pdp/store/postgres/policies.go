@@ -73,10 +73,13 @@ WHERE tenant_id = $1 AND agent_id = $2 AND name = $3`, key.TenantID, key.AgentID
 }
 
 // bumpRevision increments the tenant's revision as the last statement of a
-// write, under the lock lockTenant took, and returns the new value.
+// write, under the lock lockTenant took (or, alone, taking the row's lock
+// itself), returns the new value and notifies it to every replica on
+// commit.
 func bumpRevision(ctx context.Context, tx pgx.Tx, tenantID string) (uint64, error) {
 	var rev uint64
-	err := tx.QueryRow(ctx, `UPDATE tenants SET revision = revision + 1 WHERE id = $1 RETURNING revision`, tenantID).Scan(&rev)
+	err := tx.QueryRow(ctx, `UPDATE tenants SET revision = revision + 1 WHERE id = $1
+RETURNING revision, `+notifyRevision, tenantID).Scan(&rev, nil)
 	return rev, err
 }
 

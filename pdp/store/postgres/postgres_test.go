@@ -2,12 +2,9 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,74 +16,18 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store/postgres"
+	"github.com/gatehouse-pdp/gatehouse/pdp/store/postgres/pgtest"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store/storetest"
 )
 
-// The tests run against a real PostgreSQL: GATEHOUSE_TEST_POSTGRES names a
-// database the tests may create and drop databases from (trust or password
-// in the URL). Without a server they skip, except in CI (CI=true), which
-// starts one, where a missing server is a failure.
-const defaultAdminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-
-func adminURL() string {
-	if u := os.Getenv("GATEHOUSE_TEST_POSTGRES"); u != "" {
-		return u
-	}
-	return defaultAdminURL
-}
-
-// connect opens one connection to u, or ends the test: a skip when no
-// server answers outside CI, a failure otherwise.
-func connect(t *testing.T, u string) *pgx.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, u)
-	if err != nil {
-		msg := fmt.Sprintf("PostgreSQL at %s is unreachable (set GATEHOUSE_TEST_POSTGRES to a postgres:// URL of a server the tests may create databases on): %v", redacted(u), err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	t.Cleanup(func() { _ = conn.Close(context.Background()) })
-	return conn
-}
-
-func redacted(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return "<unparsable URL>"
-	}
-	return p.Redacted()
-}
-
-// newDatabase creates an empty database gatehouse_test_<random> for t and
-// drops it (WITH FORCE, whatever is still connected) when t ends. It
-// returns the database's URL.
-func newDatabase(t *testing.T) string {
-	t.Helper()
-	admin := connect(t, adminURL())
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	name := "gatehouse_test_" + hex.EncodeToString(b)
-	if _, err := admin.Exec(t.Context(), `CREATE DATABASE `+name); err != nil {
-		t.Fatalf("CREATE DATABASE %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := admin.Exec(ctx, `DROP DATABASE IF EXISTS `+name+` WITH (FORCE)`); err != nil {
-			t.Errorf("DROP DATABASE %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(adminURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
+// The tests run against a real PostgreSQL, each in a database of its own;
+// see pgtest for which server and what happens without one.
+var (
+	adminURL    = pgtest.AdminURL
+	connect     = pgtest.Connect
+	redacted    = pgtest.Redacted
+	newDatabase = pgtest.NewDatabase
+)
 
 // withParam returns u with the query parameter k set to v.
 func withParam(t *testing.T, u, k, v string) string {

@@ -9,19 +9,34 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-const tenantCols = `id, name, tier, mode, approval_mode, approval_settings, revision, created_at`
+const tenantCols = `id, name, tier, mode, approval_mode, approval_settings, revision, created_at, rate_limit_rps, rate_limit_burst`
 
 func scanTenant(row rowScanner) (store.Tenant, error) {
 	var (
 		t        store.Tenant
 		settings []byte // *[]byte scans json verbatim, NULL as nil
+		rps      *float64
+		burst    *int64
 	)
-	if err := row.Scan(&t.ID, &t.Name, &t.Tier, &t.Mode, &t.ApprovalMode, &settings, &t.Revision, &t.CreatedAt); err != nil {
+	if err := row.Scan(&t.ID, &t.Name, &t.Tier, &t.Mode, &t.ApprovalMode, &settings, &t.Revision, &t.CreatedAt, &rps, &burst); err != nil {
 		return store.Tenant{}, err
 	}
 	t.ApprovalSettings = settings
 	t.CreatedAt = t.CreatedAt.UTC()
+	if rps != nil && burst != nil { // the schema keeps both NULL or neither
+		t.RateLimit = &store.RateLimit{RequestsPerSecond: *rps, Burst: int(*burst)}
+	}
 	return t, nil
+}
+
+// rateLimitArgs returns a tenant's rate limit as the values of its two
+// columns, NULL for none.
+func rateLimitArgs(l *store.RateLimit) (rps *float64, burst *int64) {
+	if l == nil {
+		return nil, nil
+	}
+	b := int64(l.Burst)
+	return &l.RequestsPerSecond, &b
 }
 
 func checkTenantText(t store.Tenant) error {
@@ -29,7 +44,8 @@ func checkTenantText(t store.Tenant) error {
 		field{"approval_settings", string(t.ApprovalSettings)})
 }
 
-// CreateTenant stores t at revision 1 together with keys.
+// CreateTenant stores t at revision 1 together with keys, and notifies
+// revision 1 so other replicas publish the tenant before its first request.
 func (db *DB) CreateTenant(ctx context.Context, t store.Tenant, keys ...store.APIKey) (store.Tenant, error) {
 	t.Revision = 1
 	if t.CreatedAt.IsZero() {
@@ -52,8 +68,10 @@ func (db *DB) CreateTenant(ctx context.Context, t store.Tenant, keys ...store.AP
 		}
 	}
 	err := db.write(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			t.ID, t.Name, t.Tier, t.Mode, t.ApprovalMode, []byte(t.ApprovalSettings), t.Revision, t.CreatedAt); err != nil {
+		rps, burst := rateLimitArgs(t.RateLimit)
+		if _, err := tx.Exec(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+RETURNING `+notifyRevision,
+			t.ID, t.Name, t.Tier, t.Mode, t.ApprovalMode, []byte(t.ApprovalSettings), t.Revision, t.CreatedAt, rps, burst); err != nil {
 			return err
 		}
 		for _, k := range keys {
@@ -105,8 +123,8 @@ func (db *DB) ListTenants(ctx context.Context) ([]store.Tenant, error) {
 	return ts, nil
 }
 
-// UpdateTenant applies u and bumps the tenant's revision, holding the
-// tenant's row lock from the read to the write.
+// UpdateTenant applies u and bumps (and notifies) the tenant's revision,
+// holding the tenant's row lock from the read to the write.
 func (db *DB) UpdateTenant(ctx context.Context, id string, u store.TenantUpdate) (store.Tenant, error) {
 	if !storable(id) {
 		return store.Tenant{}, fmt.Errorf("update tenant %q: %w", id, store.ErrNotFound)
@@ -125,10 +143,12 @@ func (db *DB) UpdateTenant(ctx context.Context, id string, u store.TenantUpdate)
 		if err := checkTenantText(t); err != nil {
 			return err
 		}
+		rps, burst := rateLimitArgs(t.RateLimit)
 		return tx.QueryRow(ctx, `UPDATE tenants
-SET name = $1, tier = $2, mode = $3, approval_mode = $4, approval_settings = $5, revision = revision + 1
+SET name = $1, tier = $2, mode = $3, approval_mode = $4, approval_settings = $5, revision = revision + 1,
+    rate_limit_rps = $7, rate_limit_burst = $8
 WHERE id = $6
-RETURNING revision`, t.Name, t.Tier, t.Mode, t.ApprovalMode, []byte(t.ApprovalSettings), id).Scan(&t.Revision)
+RETURNING revision, `+notifyRevision, t.Name, t.Tier, t.Mode, t.ApprovalMode, []byte(t.ApprovalSettings), id, rps, burst).Scan(&t.Revision, nil)
 	})
 	if err != nil {
 		return store.Tenant{}, fmt.Errorf("update tenant %q: %w", id, err)
@@ -151,6 +171,9 @@ func applyTenantUpdate(t *store.Tenant, u store.TenantUpdate) {
 	}
 	if u.ApprovalSettings != nil {
 		t.ApprovalSettings = *u.ApprovalSettings
+	}
+	if u.SetRateLimit {
+		t.RateLimit = u.RateLimit
 	}
 }
 

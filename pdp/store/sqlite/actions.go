@@ -35,32 +35,49 @@ func scanAction(row rowScanner) (store.ActionRecord, error) {
 
 // InsertAction stores a; it is durable when InsertAction returns.
 func (db *DB) InsertAction(ctx context.Context, a store.ActionRecord) (store.ActionRecord, error) {
+	a, err := db.prepareAction(a)
+	if err != nil {
+		return store.ActionRecord{}, fmt.Errorf("insert action: %w", err)
+	}
+	err = db.write(ctx, func(tx *sql.Tx) error { return insertAction(ctx, tx, a, sql.NullInt64{}) })
+	if err != nil {
+		return store.ActionRecord{}, insertActionError(a, err)
+	}
+	return a, nil
+}
+
+// prepareAction sets what the store owns on an action about to be
+// inserted and validates it.
+func (db *DB) prepareAction(a store.ActionRecord) (store.ActionRecord, error) {
 	if a.CreatedAt.IsZero() {
 		a.CreatedAt = db.nowUTC()
 	} else {
 		a.CreatedAt = stamp(a.CreatedAt)
 	}
 	a.DecidedAt = stampPtr(a.DecidedAt)
-	if err := a.Validate(); err != nil {
-		return store.ActionRecord{}, fmt.Errorf("insert action: %w", err)
-	}
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO actions (`+actionCols+`)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			a.ID, a.TenantID, a.AgentID, a.Action, a.Connector, a.Operation, nullJSON(a.Params), a.StepType,
-			a.Status, nullJSON(a.Decision), a.TriggeredPolicy, a.Severity, a.RiskScore, a.ViolationCount, a.TraceID,
-			toMicros(a.CreatedAt), nullMicros(a.DecidedAt), a.ApproverID, a.DecisionReason)
-		return err
-	})
+	return a, a.Validate()
+}
+
+// insertAction inserts a prepared action; auditSeq is the sequence number
+// of its evaluation entry, if it has one.
+func insertAction(ctx context.Context, e execer, a store.ActionRecord, auditSeq sql.NullInt64) error {
+	_, err := e.ExecContext(ctx, `INSERT INTO actions (`+actionCols+`, audit_seq)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.ID, a.TenantID, a.AgentID, a.Action, a.Connector, a.Operation, nullJSON(a.Params), a.StepType,
+		a.Status, nullJSON(a.Decision), a.TriggeredPolicy, a.Severity, a.RiskScore, a.ViolationCount, a.TraceID,
+		toMicros(a.CreatedAt), nullMicros(a.DecidedAt), a.ApproverID, a.DecisionReason, auditSeq)
+	return err
+}
+
+// insertActionError classifies a failed insert of a.
+func insertActionError(a store.ActionRecord, err error) error {
 	switch {
 	case isDuplicate(err):
-		return store.ActionRecord{}, fmt.Errorf("insert action %q: %w", a.ID, store.ErrDuplicate)
+		return fmt.Errorf("insert action %q: %w", a.ID, store.ErrDuplicate)
 	case isMissingParent(err):
-		return store.ActionRecord{}, fmt.Errorf("insert action %q: tenant %q: %w", a.ID, a.TenantID, store.ErrNotFound)
-	case err != nil:
-		return store.ActionRecord{}, fmt.Errorf("insert action %q: %w", a.ID, err)
+		return fmt.Errorf("insert action %q: tenant %q: %w", a.ID, a.TenantID, store.ErrNotFound)
 	}
-	return a, nil
+	return fmt.Errorf("insert action %q: %w", a.ID, err)
 }
 
 // GetAction returns the tenant's action with this ID.

@@ -18,6 +18,8 @@
 // answers only after an action or audit entry is durable). WAL's default
 // NORMAL syncs only at checkpoints and can lose the last commits on power
 // loss; that is the cost FULL avoids, at one fsync per write transaction.
+// Writes that append to an audit chain share that fsync: they are group
+// committed (see committer).
 package sqlite
 
 import (
@@ -45,6 +47,10 @@ type DB struct {
 	w    *sql.DB // one connection: every write transaction
 	r    *sql.DB // query_only connections: every read
 	now  func() time.Time
+	gc   *committer // every write that appends an audit entry
+
+	verifiers     int   // how many read connections one VerifyAudit may use
+	verifySegment int64 // the fewest entries worth a verification worker
 }
 
 // Option configures Open.
@@ -54,6 +60,11 @@ type options struct {
 	now         func() time.Time
 	readers     int
 	busyTimeout time.Duration
+	maxBatch    int
+	batchObs    store.AuditBatchObserver
+
+	verifiers     int // 0: min(readers, GOMAXPROCS)
+	verifySegment int64
 }
 
 // WithNowFunc sets the clock timestamps are taken from (default time.Now).
@@ -73,12 +84,27 @@ func WithBusyTimeout(d time.Duration) Option {
 	return func(o *options) { o.busyTimeout = d }
 }
 
+// DefaultMaxBatch is how many writes one group commit holds at most.
+const DefaultMaxBatch = 256
+
+// WithMaxBatch sets how many audited writes one group-committed transaction
+// holds at most (default DefaultMaxBatch; 1 turns batching off).
+func WithMaxBatch(n int) Option {
+	return func(o *options) { o.maxBatch = n }
+}
+
+// WithAuditBatchObserver reports the size of every committed group commit
+// to o (pdp/metrics' gatehouse_audit_append_batch_size).
+func WithAuditBatchObserver(o store.AuditBatchObserver) Option {
+	return func(opts *options) { opts.batchObs = o }
+}
+
 // Open opens the SQLite database at path, creating the file if needed, and
 // applies the schema migrations it lacks. path is a file path (see
 // store.ParseDSN); in-memory databases are refused because the read and
 // write pools must share one database.
 func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
-	o := options{now: time.Now, readers: max(4, runtime.GOMAXPROCS(0)), busyTimeout: 5 * time.Second}
+	o := options{now: time.Now, readers: max(4, runtime.GOMAXPROCS(0)), busyTimeout: 5 * time.Second, maxBatch: DefaultMaxBatch, verifySegment: 50_000}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -91,6 +117,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	if o.busyTimeout < 0 {
 		return nil, fmt.Errorf("sqlite: busy timeout must be ≥ 0, got %v", o.busyTimeout)
 	}
+	if o.maxBatch < 1 {
+		return nil, fmt.Errorf("sqlite: max batch must be ≥ 1, got %d", o.maxBatch)
+	}
 	busy := strconv.FormatInt(o.busyTimeout.Milliseconds(), 10)
 
 	wq := url.Values{}
@@ -99,6 +128,13 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	wq.Set("_synchronous", "FULL")
 	wq.Set("_foreign_keys", "1")
 	wq.Set("_txlock", "immediate")
+	// Statements that fire triggers (every action insert or decision, which
+	// keep the dashboard's rollups) and the group committer's savepoints
+	// need a statement journal; in a temporary file it cost a third of a
+	// bulk load in write syscalls. It is small and lives for one statement,
+	// so it lives in memory. Reads keep file-backed temporary storage, so a
+	// large sort cannot grow without bound.
+	wq.Add("_pragma", "temp_store(memory)")
 	w, err := sql.Open("sqlite", path+"?"+wq.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -108,7 +144,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 
-	db := &DB{path: path, w: w, now: o.now}
+	if o.verifiers < 1 {
+		o.verifiers = max(1, min(o.readers, runtime.GOMAXPROCS(0)))
+	}
+	db := &DB{path: path, w: w, now: o.now, verifiers: o.verifiers, verifySegment: max(o.verifySegment, 1)}
 	if err := db.init(ctx); err != nil {
 		_ = w.Close()
 		return nil, err
@@ -126,6 +165,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	r.SetMaxOpenConns(o.readers)
 	r.SetMaxIdleConns(o.readers)
 	db.r = r
+	if db.gc, err = newCommitter(ctx, db, o.maxBatch, o.batchObs); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	if err := db.Ping(ctx); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -174,9 +217,13 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes both pools. Closing the last connection checkpoints the WAL
-// into the database file.
+// Close finishes the audited writes already queued, then closes both
+// pools. Closing the last connection checkpoints the WAL into the database
+// file.
 func (db *DB) Close() error {
+	if db.gc != nil {
+		db.gc.close()
+	}
 	var errs []error
 	if db.r != nil {
 		errs = append(errs, db.r.Close())
@@ -291,6 +338,11 @@ func isMissingParent(err error) bool {
 // rowScanner is what *sql.Row and *sql.Rows share.
 type rowScanner interface {
 	Scan(dest ...any) error
+}
+
+// execer is what *sql.DB and *sql.Tx share for statements.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
 // queryRower is what *sql.DB and *sql.Tx share for single-row queries.

@@ -53,13 +53,17 @@ func (db *DB) TenantByKeyHash(ctx context.Context, hash string) (store.Tenant, s
 		settings           sql.NullString
 		tCreated, kCreated int64
 		revoked            sql.NullInt64
+		rps                sql.NullFloat64
+		burst              sql.NullInt64
 	)
 	err := db.r.QueryRowContext(ctx, `SELECT
     t.id, t.name, t.tier, t.mode, t.approval_mode, t.approval_settings, t.revision, t.created_at,
+    t.rate_limit_rps, t.rate_limit_burst,
     k.id, k.tenant_id, k.hash, k.prefix, k.created_at, k.revoked_at
 FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
 WHERE k.hash = ? AND k.revoked_at IS NULL`, hash).Scan(
 		&t.ID, &t.Name, &t.Tier, &t.Mode, &t.ApprovalMode, &settings, &t.Revision, &tCreated,
+		&rps, &burst,
 		&k.ID, &k.TenantID, &k.Hash, &k.Prefix, &kCreated, &revoked)
 	if err != nil {
 		// The hash is a secret's digest: keep it out of the error.
@@ -67,6 +71,9 @@ WHERE k.hash = ? AND k.revoked_at IS NULL`, hash).Scan(
 	}
 	t.ApprovalSettings = fromNullJSON(settings)
 	t.CreatedAt = fromMicros(tCreated)
+	if rps.Valid {
+		t.RateLimit = &store.RateLimit{RequestsPerSecond: rps.Float64, Burst: int(burst.Int64)}
+	}
 	k.CreatedAt = fromMicros(kCreated)
 	k.RevokedAt = fromNullMicros(revoked)
 	return t, k, nil

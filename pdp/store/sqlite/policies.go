@@ -88,98 +88,128 @@ WHERE tenant_id = ? AND agent_id = ? AND name = ?`, key.TenantID, key.AgentID, k
 // PutPolicy inserts or replaces a policy, checking the limit when the write
 // adds an enabled policy; see store.PutPolicyRequest.
 func (db *DB) PutPolicy(ctx context.Context, req store.PutPolicyRequest) (store.PolicyWrite, error) {
+	pw, err := db.preparePut(req)
+	if err != nil {
+		return store.PolicyWrite{}, err
+	}
+	var out store.PolicyWrite
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = db.putPolicy(ctx, tx, pw)
+		return err
+	})
+	if err != nil {
+		return store.PolicyWrite{}, fmt.Errorf("put policy %s: %w", keyString(pw.key), err)
+	}
+	return out, nil
+}
+
+// preparedPut is a validated policy write, encoded for its statement.
+type preparedPut struct {
+	req     store.PutPolicyRequest
+	p       pdp.Policy
+	key     store.PolicyKey
+	content encodedContent
+}
+
+func (db *DB) preparePut(req store.PutPolicyRequest) (preparedPut, error) {
 	if err := req.Validate(); err != nil {
-		return store.PolicyWrite{}, fmt.Errorf("put policy: %w", err)
+		return preparedPut{}, fmt.Errorf("put policy: %w", err)
 	}
 	p := req.Policy
 	normalizePolicy(&p)
 	key := store.PolicyKey{TenantID: req.TenantID, AgentID: p.AgentID, Name: p.Name}
 	content, err := encodeContent(p)
 	if err != nil {
-		return store.PolicyWrite{}, fmt.Errorf("put policy %s: %w", keyString(key), err)
+		return preparedPut{}, fmt.Errorf("put policy %s: %w", keyString(key), err)
 	}
-	var out store.PolicyWrite
-	err = db.write(ctx, func(tx *sql.Tx) error {
-		rev, err := bumpRevision(ctx, tx, req.TenantID)
+	return preparedPut{req: req, p: p, key: key, content: content}, nil
+}
+
+// putPolicy is PutPolicy's transaction: PutPolicy and PutPolicyAudited
+// run it.
+func (db *DB) putPolicy(ctx context.Context, tx *sql.Tx, pw preparedPut) (store.PolicyWrite, error) {
+	req, p, key, content := pw.req, pw.p, pw.key, pw.content
+	rev, err := bumpRevision(ctx, tx, req.TenantID)
+	if err != nil {
+		return store.PolicyWrite{}, err
+	}
+	old, err := getPolicy(ctx, tx, key)
+	exists := err == nil
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return store.PolicyWrite{}, err
+	}
+	if !exists && req.MustExist {
+		return store.PolicyWrite{}, store.ErrNotFound
+	}
+	adds := p.Enabled && (!exists || !old.Enabled)
+	if adds && req.Limit != store.Unlimited {
+		// This policy is not enabled now, so it is not among those
+		// counted: the count is of the others.
+		n, err := countEnabled(ctx, tx, req.TenantID)
 		if err != nil {
-			return err
+			return store.PolicyWrite{}, err
 		}
-		old, err := getPolicy(ctx, tx, key)
-		exists := err == nil
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return err
+		if n >= req.Limit {
+			return store.PolicyWrite{}, &store.LimitError{Limit: req.Limit, Current: n}
 		}
-		if !exists && req.MustExist {
-			return store.ErrNotFound
-		}
-		adds := p.Enabled && (!exists || !old.Enabled)
-		if adds && req.Limit != store.Unlimited {
-			// This policy is not enabled now, so it is not among those
-			// counted: the count is of the others.
-			n, err := countEnabled(ctx, tx, req.TenantID)
-			if err != nil {
-				return err
-			}
-			if n >= req.Limit {
-				return &store.LimitError{Limit: req.Limit, Current: n}
-			}
-		}
-		now := db.nowUTC()
-		p.UpdatedAt = now
-		if exists {
-			p.Version = old.Version + 1
-			p.CreatedAt = old.CreatedAt
-			_, err = tx.ExecContext(ctx, `UPDATE policies
+	}
+	now := db.nowUTC()
+	p.UpdatedAt = now
+	if exists {
+		p.Version = old.Version + 1
+		p.CreatedAt = old.CreatedAt
+		_, err = tx.ExecContext(ctx, `UPDATE policies
 SET description = ?, step_types = ?, whitelisted_domains = ?, rules = ?, enabled = ?, version = ?, updated_at = ?
 WHERE tenant_id = ? AND agent_id = ? AND name = ?`,
-				p.Description, content.steps, content.domains, content.rules, p.Enabled, p.Version, toMicros(now),
-				key.TenantID, key.AgentID, key.Name)
-		} else {
-			p.Version = 1
-			p.CreatedAt = now
-			_, err = tx.ExecContext(ctx, `INSERT INTO policies (tenant_id, `+policyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				key.TenantID, key.AgentID, key.Name, p.Description, content.steps, content.domains, content.rules,
-				p.Enabled, p.Version, toMicros(now), toMicros(now))
-		}
-		if err != nil {
-			return err
-		}
-		out = store.PolicyWrite{Policy: p, Created: !exists, Revision: rev}
-		return nil
-	})
-	if err != nil {
-		return store.PolicyWrite{}, fmt.Errorf("put policy %s: %w", keyString(key), err)
+			p.Description, content.steps, content.domains, content.rules, p.Enabled, p.Version, toMicros(now),
+			key.TenantID, key.AgentID, key.Name)
+	} else {
+		p.Version = 1
+		p.CreatedAt = now
+		_, err = tx.ExecContext(ctx, `INSERT INTO policies (tenant_id, `+policyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			key.TenantID, key.AgentID, key.Name, p.Description, content.steps, content.domains, content.rules,
+			p.Enabled, p.Version, toMicros(now), toMicros(now))
 	}
-	return out, nil
+	if err != nil {
+		return store.PolicyWrite{}, err
+	}
+	return store.PolicyWrite{Policy: p, Created: !exists, Revision: rev}, nil
 }
 
 // DisablePolicy sets enabled=false at version+1.
 func (db *DB) DisablePolicy(ctx context.Context, key store.PolicyKey) (store.PolicyWrite, error) {
 	var out store.PolicyWrite
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		rev, err := bumpRevision(ctx, tx, key.TenantID)
-		if err != nil {
-			return err
-		}
-		p, err := getPolicy(ctx, tx, key)
-		if err != nil {
-			return noRows(err)
-		}
-		p.Enabled = false
-		p.Version++
-		p.UpdatedAt = db.nowUTC()
-		if _, err := tx.ExecContext(ctx, `UPDATE policies SET enabled = 0, version = ?, updated_at = ?
-WHERE tenant_id = ? AND agent_id = ? AND name = ?`,
-			p.Version, toMicros(p.UpdatedAt), key.TenantID, key.AgentID, key.Name); err != nil {
-			return err
-		}
-		out = store.PolicyWrite{Policy: p, Revision: rev}
-		return nil
+		var err error
+		out, err = db.disablePolicy(ctx, tx, key)
+		return err
 	})
 	if err != nil {
 		return store.PolicyWrite{}, fmt.Errorf("disable policy %s: %w", keyString(key), err)
 	}
 	return out, nil
+}
+
+// disablePolicy is DisablePolicy's transaction.
+func (db *DB) disablePolicy(ctx context.Context, tx *sql.Tx, key store.PolicyKey) (store.PolicyWrite, error) {
+	rev, err := bumpRevision(ctx, tx, key.TenantID)
+	if err != nil {
+		return store.PolicyWrite{}, err
+	}
+	p, err := getPolicy(ctx, tx, key)
+	if err != nil {
+		return store.PolicyWrite{}, noRows(err)
+	}
+	p.Enabled = false
+	p.Version++
+	p.UpdatedAt = db.nowUTC()
+	if _, err := tx.ExecContext(ctx, `UPDATE policies SET enabled = 0, version = ?, updated_at = ?
+WHERE tenant_id = ? AND agent_id = ? AND name = ?`,
+		p.Version, toMicros(p.UpdatedAt), key.TenantID, key.AgentID, key.Name); err != nil {
+		return store.PolicyWrite{}, err
+	}
+	return store.PolicyWrite{Policy: p, Revision: rev}, nil
 }
 
 // GetPolicy returns one policy, enabled or not.

@@ -9,20 +9,34 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-const tenantCols = `id, name, tier, mode, approval_mode, approval_settings, revision, created_at`
+const tenantCols = `id, name, tier, mode, approval_mode, approval_settings, revision, created_at, rate_limit_rps, rate_limit_burst`
 
 func scanTenant(row rowScanner) (store.Tenant, error) {
 	var (
 		t        store.Tenant
 		settings sql.NullString
 		created  int64
+		rps      sql.NullFloat64
+		burst    sql.NullInt64
 	)
-	if err := row.Scan(&t.ID, &t.Name, &t.Tier, &t.Mode, &t.ApprovalMode, &settings, &t.Revision, &created); err != nil {
+	if err := row.Scan(&t.ID, &t.Name, &t.Tier, &t.Mode, &t.ApprovalMode, &settings, &t.Revision, &created, &rps, &burst); err != nil {
 		return store.Tenant{}, err
 	}
 	t.ApprovalSettings = fromNullJSON(settings)
 	t.CreatedAt = fromMicros(created)
+	if rps.Valid {
+		t.RateLimit = &store.RateLimit{RequestsPerSecond: rps.Float64, Burst: int(burst.Int64)}
+	}
 	return t, nil
+}
+
+// rateLimitArgs returns a tenant's rate limit as the values of its two
+// columns, NULL for none.
+func rateLimitArgs(l *store.RateLimit) (rps, burst any) {
+	if l == nil {
+		return nil, nil
+	}
+	return l.RequestsPerSecond, l.Burst
 }
 
 // CreateTenant stores t at revision 1 together with keys.
@@ -45,8 +59,9 @@ func (db *DB) CreateTenant(ctx context.Context, t store.Tenant, keys ...store.AP
 		}
 	}
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			t.ID, t.Name, t.Tier, t.Mode, t.ApprovalMode, nullJSON(t.ApprovalSettings), t.Revision, toMicros(t.CreatedAt)); err != nil {
+		rps, burst := rateLimitArgs(t.RateLimit)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			t.ID, t.Name, t.Tier, t.Mode, t.ApprovalMode, nullJSON(t.ApprovalSettings), t.Revision, toMicros(t.CreatedAt), rps, burst); err != nil {
 			return err
 		}
 		for _, k := range keys {
@@ -109,9 +124,10 @@ func (db *DB) UpdateTenant(ctx context.Context, id string, u store.TenantUpdate)
 			return err
 		}
 		t.Revision++
+		rps, burst := rateLimitArgs(t.RateLimit)
 		_, err = tx.ExecContext(ctx, `UPDATE tenants
-SET name = ?, tier = ?, mode = ?, approval_mode = ?, approval_settings = ?, revision = ?
-WHERE id = ?`, t.Name, t.Tier, t.Mode, t.ApprovalMode, nullJSON(t.ApprovalSettings), t.Revision, id)
+SET name = ?, tier = ?, mode = ?, approval_mode = ?, approval_settings = ?, revision = ?, rate_limit_rps = ?, rate_limit_burst = ?
+WHERE id = ?`, t.Name, t.Tier, t.Mode, t.ApprovalMode, nullJSON(t.ApprovalSettings), t.Revision, rps, burst, id)
 		return err
 	})
 	if err != nil {
@@ -135,6 +151,9 @@ func applyTenantUpdate(t *store.Tenant, u store.TenantUpdate) {
 	}
 	if u.ApprovalSettings != nil {
 		t.ApprovalSettings = *u.ApprovalSettings
+	}
+	if u.SetRateLimit {
+		t.RateLimit = u.RateLimit
 	}
 }
 

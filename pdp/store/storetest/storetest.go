@@ -26,6 +26,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}{
 		{"Driver", driverTests},
 		{"Tenants", tenantTests},
+		{"RateLimits", rateLimitTests},
 		{"APIKeys", keyTests},
 		{"Policies", policyTests},
 		{"Actions", actionTests},

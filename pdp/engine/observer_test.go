@@ -1,0 +1,109 @@
+package engine
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+	"github.com/gatehouse-pdp/gatehouse/test/scale"
+)
+
+// recorder is an Observer that remembers what it was told.
+type recorder struct {
+	mu        sync.Mutex
+	decisions []observed
+	compiles  []time.Duration
+}
+
+type observed struct {
+	tenant string
+	d      *pdp.Decision
+	err    error
+	took   time.Duration
+}
+
+func (r *recorder) ObserveDecision(tenantID string, d *pdp.Decision, err error, took time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.decisions = append(r.decisions, observed{tenantID, d, err, took})
+}
+
+func (r *recorder) ObserveCompile(took time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.compiles = append(r.compiles, took)
+}
+
+// TestObserver: one observation per Evaluate — the decision, or the error
+// of a failed one — and one per compilation, agreeing with Stats.
+func TestObserver(t *testing.T) {
+	rec := &recorder{}
+	e := newEngine(t, Config{Timeout: 5 * time.Second}, WithObserver(rec))
+	e.SetTenant(pdp.TenantPolicies{TenantID: "acme", Revision: 1, Mode: pdp.ModeEnforcement, Policies: scale.SeedPolicies()})
+
+	evaluate(t, e, seedAction)                               // miss: compiles
+	blocked := evaluate(t, e, as(seedAction, "billing-bot")) // its own entry: compiles
+	evaluate(t, e, seedAction)                               // hit
+	_, err := e.Evaluate(t.Context(), pdp.Action{TenantID: "nobody", Name: "x"})
+	if !errors.Is(err, pdp.ErrEvaluationFailed) {
+		t.Fatalf("unknown tenant: %v", err)
+	}
+
+	if len(rec.decisions) != 4 {
+		t.Fatalf("%d decisions observed, want 4", len(rec.decisions))
+	}
+	if o := rec.decisions[1]; o.tenant != "acme" || o.d != blocked || o.err != nil || o.took <= 0 {
+		t.Errorf("second observation %+v: want acme's blocked decision and a duration", o)
+	}
+	if o := rec.decisions[3]; o.tenant != "nobody" || o.d != nil || !errors.Is(o.err, pdp.ErrEvaluationFailed) {
+		t.Errorf("failed evaluation observed as %+v", o)
+	}
+	st := e.Stats()
+	if uint64(len(rec.compiles)) != st.Compiles || st.Compiles != 2 {
+		t.Errorf("%d compiles observed, Stats has %d, want 2", len(rec.compiles), st.Compiles)
+	}
+	var sum time.Duration
+	for _, d := range rec.compiles {
+		sum += d
+	}
+	if sum != st.CompileTime {
+		t.Errorf("observed compile time %v, Stats has %v", sum, st.CompileTime)
+	}
+}
+
+// TestSlots: the bound admits up to its size, refuses past it at once
+// with an error that still reads as a failed evaluation, and frees a slot
+// on release; no bound admits everything.
+func TestSlots(t *testing.T) {
+	s := newSlots(2)
+	r1, err1 := s.admit()
+	r2, err2 := s.admit()
+	if err1 != nil || err2 != nil {
+		t.Fatalf("within the bound: %v %v", err1, err2)
+	}
+	_, err := s.admit()
+	if !errors.Is(err, ErrOverloaded) || !errors.Is(err, pdp.ErrEvaluationFailed) {
+		t.Fatalf("past the bound: %v; want ErrOverloaded and pdp.ErrEvaluationFailed", err)
+	}
+	r1()
+	r3, err := s.admit()
+	if err != nil {
+		t.Fatalf("after a release: %v", err)
+	}
+	r2()
+	r3()
+	var none slots = newSlots(-1)
+	for range 100 {
+		if _, err := none.admit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := (Config{}).Defaults().MaxConcurrent; n != DefaultMaxConcurrent() || n < 4 {
+		t.Errorf("default bound %d", n)
+	}
+	if err := (Config{MaxConcurrent: -2}).Defaults().Validate(); err == nil {
+		t.Error("MaxConcurrent -2 accepted")
+	}
+}

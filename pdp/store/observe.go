@@ -1,0 +1,61 @@
+package store
+
+import (
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+)
+
+// OpObserver is told how long each store call took, by the wrapper Traced
+// returns (main passes the metrics with WithOpObserver). op is the method
+// name, e.g. "InsertAction": a fixed set, never data. Implementations must
+// be fast and safe for concurrent use.
+type OpObserver interface {
+	ObserveStoreOp(op string, took time.Duration)
+}
+
+// AuditBatchObserver is told the size of every group commit of audit
+// appends (see AuditLog): how many writes shared one transaction. Drivers
+// that group-commit take one as an option and call it once per committed
+// batch, after the commit, from the committer; pdp/metrics implements it
+// as the histogram gatehouse_audit_append_batch_size. Implementations must
+// be fast and safe for concurrent use.
+type AuditBatchObserver interface {
+	ObserveAuditBatch(size int)
+}
+
+// TraceOption configures the wrapper Traced returns.
+type TraceOption func(*traced)
+
+// WithOpObserver makes the wrapper report every call's duration to o,
+// under the span's name without "store." (the same names, so a slow
+// operation on a dashboard is the span to look for in a trace).
+func WithOpObserver(o OpObserver) TraceOption {
+	return func(t *traced) { t.obs = o }
+}
+
+// newTraced is the one constructor of traced, for Traced and the wrappers
+// built on it.
+func newTraced(s Store, tp trace.TracerProvider, opts ...TraceOption) *traced {
+	t := &traced{s: s, tr: tp.Tracer("github.com/gatehouse-pdp/gatehouse/pdp/store")}
+	for _, o := range opts {
+		o(t)
+	}
+	return t
+}
+
+// observedSpan reports its lifetime to an OpObserver when it ends. Every
+// traced method ends its span exactly once, so this is exactly one
+// observation per call, errors included.
+type observedSpan struct {
+	trace.Span
+	op    string
+	start time.Time
+	obs   OpObserver
+}
+
+// End reports the call's duration, then ends the span.
+func (s *observedSpan) End(opts ...trace.SpanEndOption) {
+	s.obs.ObserveStoreOp(s.op, time.Since(s.start))
+	s.Span.End(opts...)
+}

@@ -1,0 +1,239 @@
+package sqlite_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+	"github.com/gatehouse-pdp/gatehouse/pdp/store"
+	"github.com/gatehouse-pdp/gatehouse/pdp/store/sqlite"
+	"github.com/gatehouse-pdp/gatehouse/pdp/store/storetest"
+)
+
+// The large benchmarks build their databases once per run; set
+// GATEHOUSE_BENCH_DIR to keep them between runs (they are rebuilt when
+// missing).
+func benchDB(b *testing.B, name string, build func(ctx context.Context, db *sqlite.DB) error, opts ...sqlite.Option) *sqlite.DB {
+	b.Helper()
+	dir := os.Getenv("GATEHOUSE_BENCH_DIR")
+	keep := dir != ""
+	if !keep {
+		dir = b.TempDir()
+	}
+	path := filepath.Join(dir, name+".db")
+	_, statErr := os.Stat(path)
+	db, err := sqlite.Open(b.Context(), path, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = db.Close() })
+	if statErr == nil {
+		return db // kept from an earlier run, or built by an earlier sub-benchmark
+	}
+	start := time.Now()
+	if err := build(b.Context(), db); err != nil {
+		_ = db.Close()
+		_ = os.Remove(path)
+		b.Fatal(err)
+	}
+	b.Logf("built %s in %v", name, time.Since(start).Round(time.Millisecond))
+	return db
+}
+
+func benchTenant(ctx context.Context, db *sqlite.DB, id string) error {
+	_, err := db.CreateTenant(ctx, store.Tenant{ID: id, Tier: store.TierEnterprise, Mode: pdp.ModeEnforcement})
+	return err
+}
+
+// BenchmarkAppendAudit measures durable appends per second with N
+// concurrent appenders over 3 tenants, group committed, and without
+// batching (maxBatch 1: one transaction and fsync per append) for
+// comparison.
+//
+//	go test ./pdp/store/sqlite -run '^$' -bench AppendAudit -benchtime 2000x
+func BenchmarkAppendAudit(b *testing.B) {
+	for _, maxBatch := range []int{sqlite.DefaultMaxBatch, 1} {
+		for _, writers := range []int{1, 8, 32, 128} {
+			b.Run(fmt.Sprintf("batch=%d/writers=%d", maxBatch, writers), func(b *testing.B) {
+				ctx := b.Context()
+				db, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "g.db"), sqlite.WithMaxBatch(maxBatch))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer db.Close()
+				tenants := []string{"t0", "t1", "t2"}
+				for _, tn := range tenants {
+					if err := benchTenant(ctx, db, tn); err != nil {
+						b.Fatal(err)
+					}
+				}
+				ev := store.AuditEvent{Event: store.EventActionExecuted, Metadata: []byte(`{"action_id":"act_0123456789abcdef01234567","agent_id":"billing-bot","risk_score":0.68}`)}
+				before := db.CommitStats()
+				var next atomic.Int64
+				b.ResetTimer()
+				var wg sync.WaitGroup
+				for w := range writers {
+					wg.Go(func() {
+						for next.Add(1) <= int64(b.N) {
+							if _, err := db.AppendAudit(ctx, tenants[w%len(tenants)], ev); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				b.StopTimer()
+				after := db.CommitStats()
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
+				b.ReportMetric(float64(after.Ops-before.Ops)/float64(max(after.Batches-before.Batches, 1)), "ops/batch")
+			})
+		}
+	}
+}
+
+// BenchmarkInsertActionAudited measures actions recorded with their
+// evaluation entries, as POST /v1/actions will, with 64 concurrent callers.
+func BenchmarkInsertActionAudited(b *testing.B) {
+	ctx := b.Context()
+	db, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "g.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	if err := benchTenant(ctx, db, "acme"); err != nil {
+		b.Fatal(err)
+	}
+	recs := slices.Collect(storetest.GenerateActions(storetest.ActionMix{TenantID: "acme", N: b.N, Since: time.Now().Add(-time.Hour), Until: time.Now(), Agents: 10, Policies: 5, Seed: 3}))
+	var next atomic.Int64
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(recs)); i = next.Add(1) - 1 {
+				if _, _, err := db.InsertActionAudited(ctx, recs[i], store.AuditEvent{}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "actions/s")
+}
+
+// BenchmarkVerifyAudit1M recomputes a chain of 1,000,000 entries.
+//
+//	go test ./pdp/store/sqlite -run '^$' -bench VerifyAudit1M -benchtime 3x
+func BenchmarkVerifyAudit1M(b *testing.B) {
+	const entries, perCall = 1_000_000, 10_000
+	build := func(ctx context.Context, db *sqlite.DB) error {
+		if err := benchTenant(ctx, db, "acme"); err != nil {
+			return err
+		}
+		evs := make([]store.AuditEvent, perCall)
+		at := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+		for i := 0; i < entries; i += perCall {
+			for j := range evs {
+				n := i + j
+				evs[j] = store.AuditEvent{Event: store.EventActionExecuted, Timestamp: at.Add(time.Duration(n) * time.Second),
+					Metadata: fmt.Appendf(nil, `{"action_id":"act_%024x","agent_id":"agent-%03d","risk_score":0.25}`, n, n%50)}
+			}
+			if _, err := db.AppendAudit(ctx, "acme", evs...); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	dir := b.TempDir()
+	if os.Getenv("GATEHOUSE_BENCH_DIR") == "" {
+		b.Setenv("GATEHOUSE_BENCH_DIR", dir) // build once for every sub-benchmark
+	}
+	for _, workers := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			db := benchDB(b, "verify-1m", build, sqlite.WithVerifyParallelism(workers, 50_000))
+			var v store.AuditVerification
+			for b.Loop() {
+				var err error
+				if v, err = db.VerifyAudit(b.Context(), "acme"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if !v.Valid || v.Entries != entries {
+				b.Fatalf("verification %+v", v)
+			}
+			b.ReportMetric(float64(b.N*entries)/b.Elapsed().Seconds(), "entries/s")
+		})
+	}
+}
+
+// BenchmarkDashboard1M computes dashboards over 1,000,000 evaluations
+// spread over the 30 days before until (not on an hour boundary, so the
+// edge scans run too), loaded with BulkInsertActions.
+//
+//	go test ./pdp/store/sqlite -run '^$' -bench Dashboard1M -benchtime 50x
+func BenchmarkDashboard1M(b *testing.B) {
+	const n = 1_000_000
+	until := time.Date(2025, 7, 1, 13, 37, 42, 123456000, time.UTC)
+	db := benchDB(b, "dashboard-1m", func(ctx context.Context, db *sqlite.DB) error {
+		if err := benchTenant(ctx, db, "acme"); err != nil {
+			return err
+		}
+		start := time.Now()
+		got, err := db.BulkInsertActions(ctx, storetest.GenerateActions(storetest.DefaultMix("acme", n, until)))
+		if err != nil {
+			return err
+		}
+		if got != n {
+			return fmt.Errorf("loaded %d actions, want %d", got, n)
+		}
+		b.Logf("bulk insert: %d actions in %v", n, time.Since(start).Round(time.Millisecond))
+		return nil
+	})
+	for _, c := range []struct {
+		name   string
+		window time.Duration
+		bucket store.Bucket
+	}{
+		{"30d-day", 30 * 24 * time.Hour, store.BucketDay},
+		{"7d-day", 7 * 24 * time.Hour, store.BucketDay},
+		{"24h-hour", 24 * time.Hour, store.BucketHour},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			q := store.DashboardQuery{Since: until.Add(-c.window), Until: until, Bucket: c.bucket}
+			var (
+				took []time.Duration
+				r    store.DashboardReport
+			)
+			for b.Loop() {
+				start := time.Now()
+				var err error
+				if r, err = db.Dashboard(b.Context(), "acme", q); err != nil {
+					b.Fatal(err)
+				}
+				took = append(took, time.Since(start))
+			}
+			if c.window == 30*24*time.Hour && r.Totals.Evaluations != n {
+				b.Fatalf("30-day window counts %d evaluations, want %d", r.Totals.Evaluations, n)
+			}
+			slices.Sort(took)
+			b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(took[len(took)*99/100].Microseconds())/1000, "p99-ms")
+		})
+	}
+	b.Run("agent-violations", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := db.AgentViolations(b.Context(), "acme", "agent-007", store.ViolationQuery{Limit: 50, Since: until.Add(-30 * 24 * time.Hour), Until: until}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -1,0 +1,23 @@
+package sqlite
+
+import "context"
+
+// ExecRaw runs one statement on the write connection, bypassing the store:
+// the tests' way to tamper with what it wrote.
+func (db *DB) ExecRaw(ctx context.Context, query string, args ...any) error {
+	_, err := db.w.ExecContext(ctx, query, args...)
+	return err
+}
+
+// WithVerifyParallelism makes VerifyAudit split chains into segments of at
+// least minSegment entries over up to workers connections, so tests reach
+// the joins between segments with small chains.
+func WithVerifyParallelism(workers int, minSegment int64) Option {
+	return func(o *options) { o.verifiers, o.verifySegment = workers, minSegment }
+}
+
+// UnpackEntry exposes unpackEntry to the fuzz test.
+func UnpackEntry(row []byte) (seq, ts int64, event, meta, prev, hash []byte, ok bool) {
+	e, ok := unpackEntry(row)
+	return e.seq, e.ts, e.event, e.meta, e.prev, e.hash, ok
+}
