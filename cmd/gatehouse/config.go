@@ -54,6 +54,8 @@ type Config struct {
 	HTTP      HTTPConfig      `json:"http"`
 	RateLimit RateLimitConfig `json:"rate_limit"`
 	Metrics   MetricsConfig   `json:"metrics"`
+	// DecisionLog holds the decision log's settings (config_decisionlog.go).
+	DecisionLog DecisionLogConfig `json:"decision_log"`
 }
 
 // EngineConfig is the config file's spelling of engine.Config; the engine
@@ -120,6 +122,7 @@ func (c Config) Defaults() Config {
 		FinancialApprovalThreshold: e.ApprovalThreshold,
 		MaxConcurrentEvaluations:   c.Engine.MaxConcurrentEvaluations,
 	}
+	c.DecisionLog = c.DecisionLog.defaults()
 	return c.opsDefaults()
 }
 
@@ -155,6 +158,9 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.opsValidate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.DecisionLog.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -360,6 +366,9 @@ var serveSettings = []*setting{
 	setMaxConcurrentEvaluations,
 	setRateLimitFree, setRateLimitStarter, setRateLimitPro, setRateLimitEnterprise,
 	setMetricsTenantLabels,
+	setDecisionLog, setDecisionLogPath, setDecisionLogMaxSizeMB, setDecisionLogMaxFiles,
+	setDecisionLogURL, setDecisionLogBatchSize, setDecisionLogFlushInterval,
+	setDecisionLogBufferSize, setDecisionLogMask,
 }
 
 // envConfig names the variable that may hold the config file's path.

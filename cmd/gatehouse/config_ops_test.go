@@ -199,7 +199,7 @@ func TestServeOps(t *testing.T) {
 		`gatehouse_engine_cache_hits_total 1`,
 		`gatehouse_engine_cache_misses_total 1`,
 		`gatehouse_compile_duration_seconds_count 1`,
-		`gatehouse_store_operation_duration_seconds_count{op="InsertAction"} 2`,
+		`gatehouse_store_operation_duration_seconds_count{op="InsertActionAudited"} 2`,
 		`gatehouse_store_operation_duration_seconds_count{op="TenantByKeyHash"} 1`,
 		"go_goroutines ", "process_cpu_seconds_total ",
 	} {

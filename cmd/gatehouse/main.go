@@ -45,6 +45,7 @@ Usage:
   gatehouse tenant create --name N --tier T     create a tenant, print its API key
   gatehouse bundle build --policies DIR --tenant T --out FILE
                                                 build a tenant's OPA bundle (GitOps)
+  gatehouse audit verify --tenant T             recompute a tenant's audit chain
   gatehouse healthcheck [--addr host:port]      exit 0 when a server answers /health
   gatehouse version                             print the versions
   gatehouse help [command]                      this text, or a command's flags
@@ -71,6 +72,8 @@ func run(ctx context.Context, args []string, s stdio) int {
 		return cmdTenant(ctx, rest, s)
 	case "bundle":
 		return cmdBundle(ctx, rest, s)
+	case "audit":
+		return cmdAudit(ctx, rest, s)
 	case "healthcheck":
 		return cmdHealthcheck(ctx, rest, s)
 	case "version", "--version":

@@ -155,6 +155,14 @@ func serve(ctx context.Context, cfg Config, s stdio, logger *slog.Logger, sigs <
 		return err
 	}
 
+	// Closed after the HTTP server has drained and before the store
+	// (defers run in reverse), so every answered decision is flushed.
+	dlog, err := newDecisionLog(cfg.DecisionLog, m, logger, s.stdout, s.stderr)
+	if err != nil {
+		return fmt.Errorf("decision log: %w", err)
+	}
+	defer closeDecisionLog(dlog, time.Duration(cfg.ShutdownTimeout), logger)
+
 	handler, err := api.New(cfg.apiConfig(), bw.apiDeps(api.Deps{
 		Registry:       reg,
 		Engine:         eng,
@@ -162,6 +170,7 @@ func serve(ctx context.Context, cfg Config, s stdio, logger *slog.Logger, sigs <
 		Logger:         logger,
 		TracerProvider: tel.tp,
 		Metrics:        m,
+		DecisionLog:    dlog,
 	}))
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
@@ -244,13 +253,13 @@ func openStore(ctx context.Context, dsn string, tp trace.TracerProvider, opts ..
 		if err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
-		return store.Traced(db, tp, opts...), nil
+		return traceStore(db, tp, opts...), nil
 	case store.BackendPostgres:
 		db, err := postgres.Open(ctx, path)
 		if err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
-		return store.Traced(db, tp, opts...), nil
+		return traceStore(db, tp, opts...), nil
 	}
 	return nil, fmt.Errorf("store backend %q is not supported", backend)
 }

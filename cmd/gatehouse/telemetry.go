@@ -170,10 +170,20 @@ func newExporter(ctx context.Context, name string, lookupEnv func(string) (strin
 // every record, so a log line can be found from its trace and back.
 type traceHandler struct{ slog.Handler }
 
-// Handle adds the span's ids, when the context carries a valid span.
+// Handle adds the span's ids, when the context carries a valid span; a
+// record that names its trace_id itself (the API's request line) keeps
+// it, so no line has the key twice.
 func (h traceHandler) Handle(ctx context.Context, r slog.Record) error {
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+		has := false
+		r.Attrs(func(a slog.Attr) bool {
+			has = a.Key == "trace_id"
+			return !has
+		})
+		if !has {
+			r.AddAttrs(slog.String("trace_id", sc.TraceID().String()))
+		}
+		r.AddAttrs(slog.String("span_id", sc.SpanID().String()))
 	}
 	return h.Handler.Handle(ctx, r)
 }

@@ -115,3 +115,20 @@ func TestLoggerAddsTraceIDs(t *testing.T) {
 		t.Error("bad level accepted")
 	}
 }
+
+// TestLoggerTraceIDOnce: a record that carries its own trace_id (the API's
+// request line) does not get a second one.
+func TestLoggerTraceIDOnce(t *testing.T) {
+	var out bytes.Buffer
+	logger, err := newLogger(&out, "debug")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	ctx := trace.ContextWithSpanContext(t.Context(), trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid}))
+	logger.InfoContext(ctx, "request", "trace_id", tid.String(), "status", 200)
+	if n := strings.Count(out.String(), `"trace_id"`); n != 1 || !strings.Contains(out.String(), `"span_id":"00f067aa0ba902b7"`) {
+		t.Errorf("want trace_id once and span_id:\n%s", out.String())
+	}
+}

@@ -222,10 +222,11 @@ func (s *server) submit(c *gin.Context, req *actionRequest) {
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RecordTimeout)
 	defer cancel()
-	if _, err := s.st.InsertAction(rctx, rec); err != nil {
+	if err := s.recordAction(rctx, c, rec, d); err != nil {
 		fail(c, fmt.Errorf("record action %s: %w", id, err))
 		return
 	}
+	s.logAction(ctx, c, &rec, d) // non-blocking (decisionlog.go)
 	if evalErr != nil {
 		s.log.WarnContext(ctx, "evaluation failed; action recorded as blocked",
 			slog.String("request_id", c.GetString(ctxRequestID)),
@@ -487,7 +488,8 @@ func queryInt(c *gin.Context, name string, def, lo, hi int, es *pdp.ValidationEr
 }
 
 // explainView is GET /v1/actions/{id}/explain (CONTRACT A7). approval is
-// null and audit_trail empty until approvals and the audit chain exist;
+// null for an action that was never held for review (see approvals.go);
+// audit_trail lists the action's entries of the audit chain;
 // memories_at_time is always null.
 type explainView struct {
 	ActionID       string          `json:"action_id"`
@@ -509,6 +511,11 @@ func (s *server) explainAction(c *gin.Context) {
 		return
 	}
 	v := view(rec)
+	approval, trail, err := s.explainGovernance(c.Request.Context(), tenant(c), rec)
+	if err != nil {
+		fail(c, err)
+		return
+	}
 	writeJSON(c, http.StatusOK, explainView{
 		ActionID:     rec.ID,
 		Action:       rec.Action,
@@ -517,7 +524,8 @@ func (s *server) explainAction(c *gin.Context) {
 		Operation:    rec.Operation,
 		SubmittedAt:  timestamp(rec.CreatedAt),
 		PolicyResult: v.PolicyResult,
-		AuditTrail:   []any{},
+		Approval:     approval,
+		AuditTrail:   trail,
 		Summary:      summary(rec, readDecision(rec)),
 	})
 }

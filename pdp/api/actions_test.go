@@ -247,11 +247,16 @@ func TestExplainAction(t *testing.T) {
 	got := expect(t, e.get("/v1/actions/"+id+"/explain", key), http.StatusOK, map[string]any{
 		"action_id": id, "action": "slack.send_message", "agent_id": "billing-bot",
 		"connector": "slack", "operation": "send_message",
-		"policy_result": res["policy_result"], "approval": nil, "audit_trail": []any{}, "memories_at_time": nil,
+		"policy_result": res["policy_result"], "approval": nil, "memories_at_time": nil,
 		"summary": "Action 'slack.send_message' by agent 'billing-bot' was blocked by policy 'pii_protection' (critical): PII blocked for billing-bot: email.",
 	})
 	if len(got) != 11 {
 		t.Errorf("explain fields %v", keys(got))
+	}
+	// The action's one entry: its evaluation (governance_test.go checks
+	// trails in depth).
+	if trail, _ := got["audit_trail"].([]any); len(trail) != 1 || trail[0].(map[string]any)["event"] != "action_blocked" {
+		t.Errorf("audit_trail %v", got["audit_trail"])
 	}
 	if s, _ := got["submitted_at"].(string); !rfc3339Z.MatchString(s) {
 		t.Errorf("submitted_at %v", got["submitted_at"])

@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gatehouse-pdp/gatehouse/bundles"
+	"github.com/gatehouse-pdp/gatehouse/pdp/decisionlog"
 	"github.com/gatehouse-pdp/gatehouse/pdp/engine"
 	"github.com/gatehouse-pdp/gatehouse/pdp/registry"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
@@ -106,6 +107,11 @@ type Deps struct {
 	Bundles *bundles.Cache
 	// BundleDrain, when closed, ends held bundle long polls (shutdown).
 	BundleDrain <-chan struct{}
+	// DecisionLog, when set, is handed every decision (decisionlog.go).
+	DecisionLog *decisionlog.Logger
+	// Now is the clock of approvals and the dashboard (default time.Now);
+	// tests inject one so approval modes' waiting times need no sleeping.
+	Now func() time.Time
 }
 
 // server holds what the handlers share.
@@ -118,8 +124,10 @@ type server struct {
 	random    io.Reader
 	adminHash [sha256.Size]byte
 	bundles   http.Handler // nil: no bundle route
+	gov       governance   // approvals, audit, dashboard (governance.go)
 
-	ops // metrics and rate limits (ops.go)
+	ops           // metrics and rate limits (ops.go)
+	observability // spans and the decision log (decisionlog.go)
 }
 
 // New returns the HTTP handler of the API.
@@ -150,6 +158,8 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 		s.adminHash = sha256.Sum256([]byte(cfg.AdminToken))
 	}
 	s.ops = newOps(cfg.Limits, deps.Metrics)
+	s.observability = newObservability(deps)
+	s.gov = newGovernance(deps)
 	if err := s.newBundleHandler(deps); err != nil {
 		return nil, err
 	}
@@ -196,6 +206,7 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 
 	s.bundleRoutes(v1)
 	s.dataRoutes(v1)
+	s.governanceRoutes(v1)
 
 	if cfg.AdminToken != "" {
 		admin := v1.Group("/admin", s.adminAuth)

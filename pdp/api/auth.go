@@ -3,11 +3,13 @@ package api
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
@@ -28,20 +30,39 @@ func bearer(h string) (string, bool) {
 
 // authenticate resolves the tenant from the API key; the tenant of a
 // request never comes from its body or query.
+// Its span, api.Authenticate, covers the key lookup (and its store call
+// on a cache miss) and the rate limit; a refused key is an event on it,
+// not an error.
 func (s *server) authenticate(c *gin.Context) {
+	ctx, span := s.tracer.Start(c.Request.Context(), "api.Authenticate")
 	key, ok := bearer(c.GetHeader("Authorization"))
 	if !ok {
+		span.AddEvent("no bearer token")
+		span.End()
 		fail(c, registry.ErrUnauthorized)
 		return
 	}
-	t, err := s.reg.Authenticate(c.Request.Context(), key)
+	t, err := s.reg.Authenticate(ctx, key)
 	if err != nil {
+		if errors.Is(err, registry.ErrUnauthorized) {
+			span.AddEvent(err.Error())
+		} else {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "authentication failed")
+		}
+		span.End()
 		fail(c, err)
 		return
 	}
 	c.Set(ctxTenant, t)
+	span.SetAttributes(attribute.String("tenant_id", t.ID))
 	trace.SpanFromContext(c.Request.Context()).SetAttributes(attribute.String("tenant_id", t.ID))
-	if !s.allowRate(c, key, t) {
+	allowed := s.allowRate(c, key, t)
+	if !allowed {
+		span.AddEvent("rate limited")
+	}
+	span.End()
+	if !allowed {
 		return
 	}
 	c.Next()

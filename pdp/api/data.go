@@ -27,7 +27,8 @@ import (
 //     Anything else under /v1/data is 404, another tenant's included.
 //
 // Unlike /v1/actions, a Data API decision is not recorded: it is a query,
-// as it is on OPA.
+// as it is on OPA. It is decision-logged, as on OPA, when a decision log
+// is configured; the response then carries its decision_id.
 func (s *server) dataRoutes(v1 *gin.RouterGroup) {
 	data := v1.Group("/data", s.authenticate)
 	data.POST("/gatehouse/decision/result", s.dataDecision)
@@ -69,11 +70,16 @@ func (s *server) dataDecision(c *gin.Context) {
 		fail(c, err) // 503 evaluation_unavailable
 		return
 	}
-	if !defined {
-		writeJSON(c, http.StatusOK, struct{}{})
-		return
+	// With a decision log, the response names the logged decision, as
+	// OPA's does (decisionlog.go).
+	resp := map[string]any{}
+	if id := s.logQuery(c, tenant(c).ID, input, result, defined); id != "" {
+		resp["decision_id"] = id
 	}
-	writeJSON(c, http.StatusOK, map[string]any{"result": result})
+	if defined {
+		resp["result"] = result
+	}
+	writeJSON(c, http.StatusOK, resp)
 }
 
 func (s *server) dataRead(c *gin.Context) {

@@ -28,13 +28,13 @@ const adminToken = "admin-token-0123456789"
 
 // panicStore is the real SQLite store with one trap: reading the action
 // "act_panic" panics, to exercise the recovery path through a real route.
-type panicStore struct{ store.Store }
+type panicStore struct{ store.GovernanceStore }
 
 func (s panicStore) GetAction(ctx context.Context, tenantID, id string) (store.ActionRecord, error) {
 	if id == "act_panic" {
 		panic("secret internal detail")
 	}
-	return s.Store.GetAction(ctx, tenantID, id)
+	return s.GovernanceStore.GetAction(ctx, tenantID, id)
 }
 
 // syncBuffer is a log sink safe for the server's goroutines.
@@ -62,12 +62,14 @@ type env struct {
 	eng  *engine.Engine
 	reg  *registry.Registry
 	logs *syncBuffer
+	path string // the SQLite file
 }
 
 type envOption struct {
 	cfg        api.Config
 	engineOpts []engine.Option
 	tp         trace.TracerProvider
+	now        func() time.Time // the API's clock (Deps.Now); nil: time.Now
 }
 
 func newEnv(t *testing.T, opts ...func(*envOption)) *env {
@@ -76,7 +78,12 @@ func newEnv(t *testing.T, opts ...func(*envOption)) *env {
 	for _, f := range opts {
 		f(&o)
 	}
-	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "gatehouse.db"))
+	path := filepath.Join(t.TempDir(), "gatehouse.db")
+	var dbOpts []sqlite.Option
+	if o.now != nil {
+		dbOpts = append(dbOpts, sqlite.WithNowFunc(o.now)) // one clock for the API and the store
+	}
+	db, err := sqlite.Open(t.Context(), path, dbOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,11 +102,11 @@ func newEnv(t *testing.T, opts ...func(*envOption)) *env {
 	if err := reg.Load(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	h, err := api.New(o.cfg, api.Deps{Registry: reg, Engine: eng, Store: st, Logger: log, TracerProvider: o.tp})
+	h, err := api.New(o.cfg, api.Deps{Registry: reg, Engine: eng, Store: st, Logger: log, TracerProvider: o.tp, Now: o.now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, h: h, st: st, eng: eng, reg: reg, logs: logs}
+	return &env{t: t, h: h, st: st, eng: eng, reg: reg, logs: logs, path: path}
 }
 
 // tenant creates a tenant through the registry and returns its ID and key.

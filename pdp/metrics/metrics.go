@@ -2,7 +2,8 @@
 // value holds a private registry (no global state; two servers in one
 // process never share series) with every collector, implements the small
 // observer interfaces the other packages declare (api.Metrics,
-// engine.Observer, store.OpObserver, store.AuditBatchObserver) and serves
+// engine.Observer, store.OpObserver, store.AuditBatchObserver,
+// decisionlog.Observer) and serves
 // the text exposition format for GET /metrics.
 //
 // Label values are bounded sets: routes are gin's patterns, never raw
@@ -49,6 +50,7 @@ type Metrics struct {
 	storeOps        *prometheus.HistogramVec
 	auditBatch      prometheus.Histogram
 	bundleDownloads *prometheus.CounterVec
+	decisionLogs    decisionLogCounters // decisionlog.go
 }
 
 // Bucket boundaries, in seconds unless said otherwise. A decision on a
@@ -124,6 +126,7 @@ func New(cfg Config) *Metrics {
 		m.decisions, m.decisionTime, m.compileTime,
 		m.storeOps, m.auditBatch, m.bundleDownloads,
 	)
+	m.decisionLogs = newDecisionLogCounters(m.reg)
 	return m
 }
 

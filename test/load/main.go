@@ -12,6 +12,17 @@
 //
 //	go run ./test/load -scale M -concurrency 16 -duration 15s -targets gatehouse,opa
 //
+// -gatehouse-args and -env add flags and environment variables to gatehouse
+// serve; with -sink, the tool also serves an HTTP endpoint that accepts and
+// discards every POST (an OTLP/HTTP trace receiver, a decision-log
+// endpoint), and {sink} in those flags and variables is its URL. Observability
+// on against off, on the same pinning:
+//
+//	go run ./test/load -targets gatehouse -sink \
+//	    -env OTEL_EXPORTER_OTLP_ENDPOINT={sink} -env OTEL_TRACES_SAMPLER=parentbased_traceidratio \
+//	    -env OTEL_TRACES_SAMPLER_ARG=0.1 -gatehouse-args '--decision-log http --decision-log-url {sink}/logs'
+//	go run ./test/load -targets gatehouse
+//
 // With -replicas N it starts N gatehouse processes on one -store (a
 // PostgreSQL database: each replica must see the others' writes), pins
 // replica i to the i-th of the ';'-separated -server-cpus lists, provisions
@@ -61,6 +72,8 @@ type options struct {
 	replicas    int
 	store       string
 	extraArgs   []string
+	env         []string // KEY=VALUE for gatehouse serve
+	sink        bool
 	work        string
 }
 
@@ -88,6 +101,14 @@ func main() {
 	flag.StringVar(&o.store, "store", "", "gatehouse --store (default: sqlite in the work directory); give an empty database, tenants are created anew")
 	flag.StringVar(&extra, "gatehouse-args", "", "extra flags for gatehouse serve, space-separated")
 	flag.StringVar(&o.work, "work", "", "work directory (default: a temporary one, removed after)")
+	flag.Func("env", "KEY=VALUE added to gatehouse serve's environment (repeatable); {sink} is the -sink URL", func(v string) error {
+		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+			return fmt.Errorf("%q: want KEY=VALUE", v)
+		}
+		o.env = append(o.env, v)
+		return nil
+	})
+	flag.BoolVar(&o.sink, "sink", false, "serve an HTTP endpoint in this process that accepts and discards every POST (OTLP traces, decision logs); {sink} in -gatehouse-args and -env is its URL")
 	flag.Parse()
 	o.targets = strings.Split(targets, ",")
 	o.extraArgs = strings.Fields(extra)
@@ -100,9 +121,49 @@ func main() {
 	if o.replicas > 1 && !strings.HasPrefix(o.store, "postgres://") && !strings.HasPrefix(o.store, "postgresql://") {
 		log.Fatal("-replicas above 1 needs a shared -store postgres://...")
 	}
+	if o.sink {
+		stop, err := startSink(&o)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer stop()
+	}
 	if err := run(o); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// startSink serves the discarding endpoint on loopback and puts its URL in
+// place of {sink} in o's gatehouse flags and environment. The returned
+// function stops it and logs what it took.
+func startSink(o *options) (func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	var posts, bytesIn atomic.Int64
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		posts.Add(1)
+		bytesIn.Add(n)
+		if r.URL.Path == "/v1/traces" {
+			// An empty ExportTraceServiceResponse: full success.
+			w.Header().Set("Content-Type", "application/x-protobuf")
+		}
+		w.WriteHeader(http.StatusOK)
+	}), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	url := "http://" + ln.Addr().String()
+	for i, a := range o.extraArgs {
+		o.extraArgs[i] = strings.ReplaceAll(a, "{sink}", url)
+	}
+	for i, e := range o.env {
+		o.env[i] = strings.ReplaceAll(e, "{sink}", url)
+	}
+	return func() {
+		_ = srv.Close()
+		log.Printf("sink %s: %d POSTs, %.1f MiB", url, posts.Load(), float64(bytesIn.Load())/(1<<20))
+	}, nil
 }
 
 func run(o options) error {
@@ -192,7 +253,7 @@ func runGatehouse(o options, s *scale.Scale) (result, error) {
 		}
 	}()
 	for i := range o.replicas {
-		srv, addr, err := start(cpus[i%len(cpus)], bin, args, listeningAddr)
+		srv, addr, err := start(cpus[i%len(cpus)], bin, args, o.env, listeningAddr)
 		if err != nil {
 			return result{}, fmt.Errorf("replica %d: %w", i, err)
 		}
@@ -271,7 +332,7 @@ func runOPA(o options, s *scale.Scale) (result, error) {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	// opa is one process: it gets every CPU the gatehouse replicas share.
 	cpus := strings.ReplaceAll(o.serverCPUs, ";", ",")
-	srv, _, err := start(cpus, bin, []string{"run", "--server", "--addr", addr, "--log-level", "error", "--bundle", dir}, nil)
+	srv, _, err := start(cpus, bin, []string{"run", "--server", "--addr", addr, "--log-level", "error", "--bundle", dir}, nil, nil)
 	if err != nil {
 		return result{}, err
 	}
@@ -445,9 +506,10 @@ type server struct {
 	cmd *exec.Cmd
 }
 
-// start runs bin with args, pinned to cpus when taskset exists; when
-// addrFrom is set it reads the real listening address from stderr.
-func start(cpus, bin string, args []string, addrFrom func(line string) string) (*server, string, error) {
+// start runs bin with args and env added to this process's environment,
+// pinned to cpus when taskset exists; when addrFrom is set it reads the
+// real listening address from stderr.
+func start(cpus, bin string, args, env []string, addrFrom func(line string) string) (*server, string, error) {
 	name, argv := bin, args
 	if cpus != "" {
 		if ts, err := exec.LookPath("taskset"); err == nil {
@@ -455,6 +517,7 @@ func start(cpus, bin string, args []string, addrFrom func(line string) string) (
 		}
 	}
 	cmd := exec.Command(name, argv...)
+	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, "", err

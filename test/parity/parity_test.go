@@ -230,6 +230,38 @@ func TestOPAParity(t *testing.T) {
 		}
 	})
 
+	t.Run("write-to-OPA delay over 20 writes", func(t *testing.T) {
+		// Alternate the zebra policy between critical (blocked) and low
+		// (allowed) and time each write until the long-polling OPA decides
+		// with it: the figure is the median of 20.
+		probe := action{Name: "notes.write", Params: map[string]any{"text": "zebra crossing"}, Step: "ACTION"}
+		in := probe.input(tenantID, tenantID)
+		var delays []time.Duration
+		for i := range 20 {
+			severity, want := "low", "allowed"
+			if i%2 == 1 {
+				severity, want = "critical", "blocked"
+			}
+			start := time.Now()
+			r := c.Do(t, "PUT", "/v1/control/policies/zebra", map[string]any{
+				"rules": []any{map[string]any{"match": "zebra", "severity": severity}},
+			})
+			if r.Status != 200 {
+				t.Fatalf("update zebra: %d %s", r.Status, r.Body)
+			}
+			for field(decideData(t, opa.Client(), opa.URL, in), "status") != want {
+				if time.Since(start) > maxPropagation {
+					t.Fatalf("write %d: OPA still not %s after %s", i, want, maxPropagation)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			delays = append(delays, time.Since(start))
+		}
+		slices.Sort(delays)
+		t.Logf("write → stock OPA deciding with it, 20 writes: median %s, max %s",
+			((delays[9] + delays[10]) / 2).Round(time.Millisecond), delays[19].Round(time.Millisecond))
+	})
+
 	t.Run("tampered bundle refused", func(t *testing.T) {
 		r := c.Do(t, "GET", "/v1/bundles/"+tenantID+".tar.gz", nil)
 		if r.Status != 200 {

@@ -21,6 +21,10 @@ import (
 // on one replica may take to govern the others.
 const Bound = time.Second
 
+// notificationsWithin bounds how long a started replica may take to
+// subscribe to revision notifications.
+const notificationsWithin = 10 * time.Second
+
 // adminToken enables every replica's admin API.
 const adminToken = "replicas-admin-token-0123456789"
 
@@ -69,8 +73,13 @@ func NewCluster(t *testing.T, n int, args ...string) *Cluster {
 			Args:         append([]string{"--admin-token", adminToken}, args...),
 		}))
 	}
-	for _, r := range c.Replicas {
+	for i, r := range c.Replicas {
 		r.WaitReady()
+		// Without notifications the periodic refresh alone would still
+		// keep the bound, hiding a regression: demand them.
+		if _, _, err := r.Stderr.Wait(0, notificationsWithin, e2e.LogMsg("revision notifications on")); err != nil {
+			t.Fatalf("replica %d does not follow revision notifications: %v", i, err)
+		}
 	}
 	c.DB = pgtest.Connect(t, u)
 	return c

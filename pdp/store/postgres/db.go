@@ -19,6 +19,10 @@
 // never waits behind its policy writes. Single-statement writes (inserts,
 // revocations) need no lock beyond their own.
 //
+// Audit chains serialize the same way, on a row per tenant: every append,
+// from whichever replica, first locks the tenant's audit head FOR UPDATE,
+// and appends within one process are group-committed (see commit.go).
+//
 // Reads that must agree with each other (TenantPolicies' revision and
 // policies, ListActions' page and total) run in one REPEATABLE READ, READ
 // ONLY transaction, which sees one snapshot and cannot fail to serialize.
@@ -73,6 +77,11 @@ type DB struct {
 	closing   context.Context
 	close     context.CancelFunc
 	listeners sync.WaitGroup
+
+	// gc group-commits every write that appends to an audit chain, and
+	// verify says how VerifyAudit splits a chain (see commit.go, audit.go).
+	gc     *committer
+	verify verifyConfig
 }
 
 // Option configures Open.
@@ -83,6 +92,7 @@ type options struct {
 	maxConns  int // 0: the URL's pool_max_conns, else pgxpool's default
 	minConns  int // 0: the URL's pool_min_conns, else none
 	reconnect backoff
+	gov       govOptions // the audit chain's options (commit.go)
 }
 
 // WithNowFunc sets the clock timestamps are taken from (default time.Now).
@@ -117,6 +127,9 @@ func (o options) validate() error {
 	if err := o.reconnect.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := o.gov.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -125,7 +138,7 @@ func (o options) validate() error {
 // and pool_max_conns are honoured) and applies the schema migrations it
 // lacks. ErrSchemaTooNew if a newer Gatehouse has migrated the database.
 func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
-	o := options{now: time.Now, reconnect: defaultReconnect}
+	o := options{now: time.Now, reconnect: defaultReconnect, gov: defaultGovOptions()}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -163,6 +176,8 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("postgres: migrate %s: %w", redact(url), err)
 	}
+	db.verify = o.gov.verifyConfig(cfg.MaxConns)
+	db.gc = newCommitter(db, o.gov)
 	return db, nil
 }
 
@@ -186,9 +201,13 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close ends every revision subscription and closes the pool, waiting for
-// connections in use to be returned.
+// Close finishes the audited writes already queued, ends every revision
+// subscription and closes the pool, waiting for connections in use to be
+// returned.
 func (db *DB) Close() error {
+	if db.gc != nil {
+		db.gc.close()
+	}
 	db.close()
 	db.listeners.Wait()
 	db.pool.Close()

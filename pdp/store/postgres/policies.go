@@ -83,85 +83,110 @@ RETURNING revision, `+notifyRevision, tenantID).Scan(&rev, nil)
 	return rev, err
 }
 
+// preparedPut is a validated policy write, ready for putPolicy.
+type preparedPut struct {
+	req     store.PutPolicyRequest
+	p       pdp.Policy
+	key     store.PolicyKey
+	content encodedContent
+}
+
+// preparePut checks and encodes a policy write before any transaction.
+func preparePut(req store.PutPolicyRequest) (preparedPut, error) {
+	if err := req.Validate(); err != nil {
+		return preparedPut{}, fmt.Errorf("put policy: %w", err)
+	}
+	p := req.Policy
+	normalizePolicy(&p)
+	key := store.PolicyKey{TenantID: req.TenantID, AgentID: p.AgentID, Name: p.Name}
+	if !storable(key.TenantID) {
+		return preparedPut{}, fmt.Errorf("put policy %s: tenant: %w", keyString(key), store.ErrNotFound)
+	}
+	// The lists are stored JSON-encoded, which escapes whatever they hold.
+	if err := checkText(field{"agent_id", p.AgentID}, field{"name", p.Name}, field{"description", p.Description}); err != nil {
+		return preparedPut{}, fmt.Errorf("put policy %s: %w", keyString(key), err)
+	}
+	content, err := encodeContent(p)
+	if err != nil {
+		return preparedPut{}, fmt.Errorf("put policy %s: %w", keyString(key), err)
+	}
+	return preparedPut{req: req, p: p, key: key, content: content}, nil
+}
+
 // PutPolicy inserts or replaces a policy, checking the limit when the write
 // adds an enabled policy; see store.PutPolicyRequest. The tenant's row lock
 // is taken first, so whether the write adds a policy, the count it is
 // checked against and the revision it gets are all decided after every
 // earlier write of the tenant, from any replica, has committed.
 func (db *DB) PutPolicy(ctx context.Context, req store.PutPolicyRequest) (store.PolicyWrite, error) {
-	if err := req.Validate(); err != nil {
-		return store.PolicyWrite{}, fmt.Errorf("put policy: %w", err)
-	}
-	p := req.Policy
-	normalizePolicy(&p)
-	key := store.PolicyKey{TenantID: req.TenantID, AgentID: p.AgentID, Name: p.Name}
-	if !storable(key.TenantID) {
-		return store.PolicyWrite{}, fmt.Errorf("put policy %s: tenant: %w", keyString(key), store.ErrNotFound)
-	}
-	// The lists are stored JSON-encoded, which escapes whatever they hold.
-	if err := checkText(field{"agent_id", p.AgentID}, field{"name", p.Name}, field{"description", p.Description}); err != nil {
-		return store.PolicyWrite{}, fmt.Errorf("put policy %s: %w", keyString(key), err)
-	}
-	content, err := encodeContent(p)
+	pw, err := preparePut(req)
 	if err != nil {
-		return store.PolicyWrite{}, fmt.Errorf("put policy %s: %w", keyString(key), err)
+		return store.PolicyWrite{}, err
 	}
 	var out store.PolicyWrite
 	err = db.write(ctx, func(tx pgx.Tx) error {
-		if _, err := lockTenant(ctx, tx, req.TenantID); err != nil {
-			return err
-		}
-		old, err := getPolicy(ctx, tx, key)
-		exists := err == nil
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		if !exists && req.MustExist {
-			return store.ErrNotFound
-		}
-		adds := p.Enabled && (!exists || !old.Enabled)
-		if adds && req.Limit != store.Unlimited {
-			// This policy is not enabled now, so it is not among those
-			// counted: the count is of the others.
-			n, err := countEnabled(ctx, tx, req.TenantID)
-			if err != nil {
-				return err
-			}
-			if n >= req.Limit {
-				return &store.LimitError{Limit: req.Limit, Current: n}
-			}
-		}
-		now := db.nowUTC()
-		p.UpdatedAt = now
-		if exists {
-			p.Version = old.Version + 1
-			p.CreatedAt = old.CreatedAt
-			_, err = tx.Exec(ctx, `UPDATE policies
-SET description = $1, step_types = $2, whitelisted_domains = $3, rules = $4, enabled = $5, version = $6, updated_at = $7
-WHERE tenant_id = $8 AND agent_id = $9 AND name = $10`,
-				p.Description, content.steps, content.domains, content.rules, p.Enabled, p.Version, now,
-				key.TenantID, key.AgentID, key.Name)
-		} else {
-			p.Version = 1
-			p.CreatedAt = now
-			_, err = tx.Exec(ctx, `INSERT INTO policies (tenant_id, `+policyCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-				key.TenantID, key.AgentID, key.Name, p.Description, content.steps, content.domains, content.rules,
-				p.Enabled, p.Version, now, now)
-		}
-		if err != nil {
-			return err
-		}
-		rev, err := bumpRevision(ctx, tx, req.TenantID)
-		if err != nil {
-			return err
-		}
-		out = store.PolicyWrite{Policy: p, Created: !exists, Revision: rev}
-		return nil
+		var err error
+		out, err = db.putPolicy(ctx, tx, pw)
+		return err
 	})
 	if err != nil {
-		return store.PolicyWrite{}, fmt.Errorf("put policy %s: %w", keyString(key), err)
+		return store.PolicyWrite{}, fmt.Errorf("put policy %s: %w", keyString(pw.key), err)
 	}
 	return out, nil
+}
+
+// putPolicy is PutPolicy's transaction: PutPolicy and PutPolicyAudited run
+// it. A refusal (ErrNotFound, *LimitError) is decided before it writes.
+func (db *DB) putPolicy(ctx context.Context, tx pgx.Tx, pw preparedPut) (store.PolicyWrite, error) {
+	req, p, key, content := pw.req, pw.p, pw.key, pw.content
+	if _, err := lockTenant(ctx, tx, req.TenantID); err != nil {
+		return store.PolicyWrite{}, err
+	}
+	old, err := getPolicy(ctx, tx, key)
+	exists := err == nil
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return store.PolicyWrite{}, err
+	}
+	if !exists && req.MustExist {
+		return store.PolicyWrite{}, store.ErrNotFound
+	}
+	adds := p.Enabled && (!exists || !old.Enabled)
+	if adds && req.Limit != store.Unlimited {
+		// This policy is not enabled now, so it is not among those
+		// counted: the count is of the others.
+		n, err := countEnabled(ctx, tx, req.TenantID)
+		if err != nil {
+			return store.PolicyWrite{}, err
+		}
+		if n >= req.Limit {
+			return store.PolicyWrite{}, &store.LimitError{Limit: req.Limit, Current: n}
+		}
+	}
+	now := db.nowUTC()
+	p.UpdatedAt = now
+	if exists {
+		p.Version = old.Version + 1
+		p.CreatedAt = old.CreatedAt
+		_, err = tx.Exec(ctx, `UPDATE policies
+SET description = $1, step_types = $2, whitelisted_domains = $3, rules = $4, enabled = $5, version = $6, updated_at = $7
+WHERE tenant_id = $8 AND agent_id = $9 AND name = $10`,
+			p.Description, content.steps, content.domains, content.rules, p.Enabled, p.Version, now,
+			key.TenantID, key.AgentID, key.Name)
+	} else {
+		p.Version = 1
+		p.CreatedAt = now
+		_, err = tx.Exec(ctx, `INSERT INTO policies (tenant_id, `+policyCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			key.TenantID, key.AgentID, key.Name, p.Description, content.steps, content.domains, content.rules,
+			p.Enabled, p.Version, now, now)
+	}
+	if err != nil {
+		return store.PolicyWrite{}, err
+	}
+	rev, err := bumpRevision(ctx, tx, req.TenantID)
+	if err != nil {
+		return store.PolicyWrite{}, err
+	}
+	return store.PolicyWrite{Policy: p, Created: !exists, Revision: rev}, nil
 }
 
 // DisablePolicy sets enabled=false at version+1.
@@ -171,32 +196,39 @@ func (db *DB) DisablePolicy(ctx context.Context, key store.PolicyKey) (store.Pol
 	}
 	var out store.PolicyWrite
 	err := db.write(ctx, func(tx pgx.Tx) error {
-		if _, err := lockTenant(ctx, tx, key.TenantID); err != nil {
-			return err
-		}
-		p, err := getPolicy(ctx, tx, key)
-		if err != nil {
-			return noRows(err)
-		}
-		p.Enabled = false
-		p.Version++
-		p.UpdatedAt = db.nowUTC()
-		if _, err := tx.Exec(ctx, `UPDATE policies SET enabled = false, version = $1, updated_at = $2
-WHERE tenant_id = $3 AND agent_id = $4 AND name = $5`,
-			p.Version, p.UpdatedAt, key.TenantID, key.AgentID, key.Name); err != nil {
-			return err
-		}
-		rev, err := bumpRevision(ctx, tx, key.TenantID)
-		if err != nil {
-			return err
-		}
-		out = store.PolicyWrite{Policy: p, Revision: rev}
-		return nil
+		var err error
+		out, err = db.disablePolicy(ctx, tx, key)
+		return err
 	})
 	if err != nil {
 		return store.PolicyWrite{}, fmt.Errorf("disable policy %s: %w", keyString(key), err)
 	}
 	return out, nil
+}
+
+// disablePolicy is DisablePolicy's transaction: DisablePolicy and
+// DisablePolicyAudited run it. ErrNotFound is decided before it writes.
+func (db *DB) disablePolicy(ctx context.Context, tx pgx.Tx, key store.PolicyKey) (store.PolicyWrite, error) {
+	if _, err := lockTenant(ctx, tx, key.TenantID); err != nil {
+		return store.PolicyWrite{}, err
+	}
+	p, err := getPolicy(ctx, tx, key)
+	if err != nil {
+		return store.PolicyWrite{}, noRows(err)
+	}
+	p.Enabled = false
+	p.Version++
+	p.UpdatedAt = db.nowUTC()
+	if _, err := tx.Exec(ctx, `UPDATE policies SET enabled = false, version = $1, updated_at = $2
+WHERE tenant_id = $3 AND agent_id = $4 AND name = $5`,
+		p.Version, p.UpdatedAt, key.TenantID, key.AgentID, key.Name); err != nil {
+		return store.PolicyWrite{}, err
+	}
+	rev, err := bumpRevision(ctx, tx, key.TenantID)
+	if err != nil {
+		return store.PolicyWrite{}, err
+	}
+	return store.PolicyWrite{Policy: p, Revision: rev}, nil
 }
 
 // GetPolicy returns one policy, enabled or not.

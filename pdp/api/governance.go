@@ -1,0 +1,166 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+	"github.com/gatehouse-pdp/gatehouse/pdp/approval"
+	"github.com/gatehouse-pdp/gatehouse/pdp/store"
+)
+
+// Governance: the approvals queue (approvals.go), the audit chain
+// (audit.go) and the dashboard (dashboard.go), CONTRACT A8–A10. They need
+// a store that keeps an audit chain (store.GovernanceStore); on one that
+// does not, every action is still recorded (without its entry) and these
+// routes answer 501 governance_unavailable rather than pretend.
+
+// governance is what those handlers share.
+type governance struct {
+	st        store.GovernanceStore // nil: the store keeps no audit chain
+	rules     *approval.Rules
+	now       func() time.Time
+	verifying *singleflight.Group // GET /v1/audit/verify, by tenant
+}
+
+func newGovernance(deps Deps) governance {
+	now := deps.Now
+	if now == nil {
+		now = time.Now
+	}
+	g := governance{rules: approval.New(now), now: now, verifying: &singleflight.Group{}}
+	if gs, ok := deps.Store.(store.GovernanceStore); ok {
+		g.st = gs
+	}
+	return g
+}
+
+// governanceRoutes registers the routes of CONTRACT A8–A10.
+func (s *server) governanceRoutes(v1 *gin.RouterGroup) {
+	approvals := v1.Group("/approvals", s.authenticate, s.needGovernance)
+	approvals.GET("", s.listApprovals)
+	approvals.POST("/:id/decision", s.decideApproval)
+
+	audit := v1.Group("/audit", s.authenticate, s.needGovernance)
+	audit.GET("", s.listAudit)
+	audit.GET("/verify", s.verifyAudit)
+
+	// Beside the policy routes under /control, without their
+	// invalid_policy validation code: these have codes of their own.
+	control := v1.Group("/control", s.authenticate, s.needGovernance)
+	control.GET("/dashboard", s.dashboard)
+	control.GET("/agents/:agent_id/violations", s.agentViolations)
+}
+
+// needGovernance refuses the governance routes on a store without a chain.
+func (s *server) needGovernance(c *gin.Context) {
+	if s.gov.st == nil {
+		fail(c, newError(http.StatusNotImplemented, pdp.CodeGovernanceUnavailable,
+			"The %s store does not keep approvals, the audit chain or the dashboard yet; use the SQLite store", s.st.Backend()))
+		return
+	}
+	c.Next()
+}
+
+// Gin context key of the memoized key ID.
+const ctxKeyID = "gatehouse.key_id"
+
+// keyID returns the ID of the API key the request authenticated with ("" if
+// it cannot be told): the default approver_id and the key_id of audit
+// entries. Only routes behind authenticate call it.
+func (s *server) keyID(c *gin.Context) string {
+	if id, ok := c.Get(ctxKeyID); ok {
+		s, _ := id.(string)
+		return s
+	}
+	id := ""
+	if key, ok := bearer(c.GetHeader("Authorization")); ok {
+		id, _ = s.reg.KeyID(c.Request.Context(), key) // authenticate accepted the key a moment ago
+	}
+	c.Set(ctxKeyID, id)
+	return id
+}
+
+// evaluationMeta is the metadata of an action's evaluation entry, beside
+// the action_id, event and timestamp the store sets. key_id names the
+// submitting key, which team mode needs to recognize the submitter.
+type evaluationMeta struct {
+	Action          string     `json:"action"`
+	AgentID         *string    `json:"agent_id"`
+	KeyID           *string    `json:"key_id"`
+	Status          pdp.Status `json:"status"`
+	ShadowStatus    pdp.Status `json:"shadow_status,omitempty"`
+	TriggeredPolicy *string    `json:"triggered_policy"`
+	Severity        *string    `json:"severity"`
+	RiskScore       float64    `json:"risk_score"`
+}
+
+// recordAction stores an evaluated action durably, with its evaluation
+// entry in the same group-committed transaction when the store keeps a
+// chain (CONTRACT A10: the response waits for both).
+func (s *server) recordAction(ctx context.Context, c *gin.Context, rec store.ActionRecord, d *pdp.Decision) error {
+	if s.gov.st == nil {
+		_, err := s.st.InsertAction(ctx, rec)
+		return err
+	}
+	if rec.CreatedAt.IsZero() {
+		// The API's clock, which the approval modes' waiting times read.
+		rec.CreatedAt = s.gov.now()
+	}
+	meta := evaluationMeta{
+		Action:          rec.Action,
+		AgentID:         agentPtr(rec.AgentID),
+		KeyID:           agentPtr(s.keyID(c)),
+		Status:          rec.Status,
+		ShadowStatus:    d.ShadowStatus,
+		TriggeredPolicy: agentPtr(rec.TriggeredPolicy),
+		Severity:        agentPtr(string(rec.Severity)),
+		RiskScore:       rec.RiskScore,
+	}
+	raw, err := encodeJSON(meta)
+	if err != nil {
+		return err
+	}
+	_, _, err = s.gov.st.InsertActionAudited(ctx, rec, store.AuditEvent{Metadata: raw})
+	return err
+}
+
+// entryView is one audit entry as the API shows it. timestamp is exactly
+// the text the entry's hash covers (RFC 3339, UTC, trailing zeros of the
+// fraction removed) and metadata the canonical JSON as stored, so a client
+// can recompute every entry_hash from GET /v1/audit alone.
+type entryView struct {
+	SequenceNumber int64  `json:"sequence_number"`
+	Timestamp      string `json:"timestamp"`
+	Event          string `json:"event"`
+	Metadata       any    `json:"metadata"`
+	PrevHash       string `json:"prev_hash"`
+	EntryHash      string `json:"entry_hash"`
+}
+
+func viewEntry(e store.AuditEntry) entryView {
+	var meta any = e.Metadata
+	if len(e.Metadata) == 0 {
+		meta = map[string]any{}
+	}
+	return entryView{
+		SequenceNumber: e.SequenceNumber,
+		Timestamp:      e.Timestamp.UTC().Format(time.RFC3339Nano),
+		Event:          e.Event,
+		Metadata:       meta,
+		PrevHash:       e.PrevHash,
+		EntryHash:      e.EntryHash,
+	}
+}
+
+func viewEntries(es []store.AuditEntry) []entryView {
+	out := make([]entryView, len(es))
+	for i, e := range es {
+		out[i] = viewEntry(e)
+	}
+	return out
+}

@@ -1,0 +1,542 @@
+package postgres
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+	"github.com/gatehouse-pdp/gatehouse/pdp/store"
+)
+
+var (
+	_ store.GovernanceStore = (*DB)(nil)
+	_ store.BulkActions     = (*DB)(nil)
+)
+
+const auditCols = `tenant_id, seq, ts, event, metadata, prev_hash, entry_hash`
+
+func scanAudit(row rowScanner) (store.AuditEntry, error) {
+	var (
+		e    store.AuditEntry
+		meta string
+	)
+	if err := row.Scan(&e.TenantID, &e.SequenceNumber, &e.Timestamp, &e.Event, &meta, &e.PrevHash, &e.EntryHash); err != nil {
+		return store.AuditEntry{}, err
+	}
+	e.Timestamp = e.Timestamp.UTC()
+	e.Metadata = json.RawMessage(meta)
+	return e, nil
+}
+
+func scanAudits(rows pgx.Rows) ([]store.AuditEntry, error) {
+	defer rows.Close()
+	es := []store.AuditEntry{}
+	for rows.Next() {
+		e, err := scanAudit(rows)
+		if err != nil {
+			return nil, err
+		}
+		es = append(es, e)
+	}
+	return es, rows.Err()
+}
+
+// sqlAppend inserts a run of one tenant's entries, however many, as one
+// statement: arrays, zipped by unnest.
+const sqlAppend = `INSERT INTO audit_log (tenant_id, seq, ts, event, metadata, action_id, prev_hash, entry_hash)
+SELECT $1, seq, ts, event, metadata, NULLIF(action_id, ''), prev_hash, entry_hash
+FROM unnest($2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+    AS e (seq, ts, event, metadata, action_id, prev_hash, entry_hash)`
+
+// appendEntries numbers and hashes evs (canonical, timestamps set or zero
+// for now) after the tenant's head and queues their insert. actionIDs[i]
+// is evs[i]'s metadata.action_id, or "".
+func (b *batch) appendEntries(tenantID string, evs []store.AuditEvent, actionIDs []string) ([]store.AuditEntry, error) {
+	h, err := b.head(tenantID)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := b.undo[tenantID]; !ok {
+		b.undo[tenantID] = *h
+	}
+	n := len(evs)
+	var (
+		out                            = make([]store.AuditEntry, n)
+		seqs                           = make([]int64, n)
+		tss                            = make([]time.Time, n)
+		events, metas, aids, prevs, hs = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	)
+	seq, hash := h.seq, h.hash
+	for i, ev := range evs {
+		ts := ev.Timestamp
+		if ts.IsZero() {
+			ts = b.db.now()
+		}
+		e := store.NewAuditEntry(tenantID, seq, hash, ts, ev.Event, ev.Metadata)
+		out[i] = e
+		seqs[i], tss[i], events[i], metas[i], aids[i], prevs[i], hs[i] = e.SequenceNumber, e.Timestamp, e.Event, string(e.Metadata), actionIDs[i], e.PrevHash, e.EntryHash
+		seq, hash = e.SequenceNumber, e.EntryHash
+	}
+	b.exec(sqlAppend, tenantID, seqs, tss, events, metas, aids, prevs, hs)
+	h.seq, h.hash, h.moved = seq, hash, true
+	return out, nil
+}
+
+// appendEvent appends one event whose metadata.action_id is actionID.
+func (b *batch) appendEvent(tenantID string, ev store.AuditEvent, actionID string) (store.AuditEntry, error) {
+	es, err := b.appendEntries(tenantID, []store.AuditEvent{ev}, []string{actionID})
+	if err != nil {
+		return store.AuditEntry{}, err
+	}
+	return es[0], nil
+}
+
+// canonicalEvent checks ev and makes its metadata canonical with set's
+// keys added; event fills an empty Event.
+func canonicalEvent(ev store.AuditEvent, event string, set map[string]any) (store.AuditEvent, error) {
+	if ev.Event == "" {
+		ev.Event = event
+	}
+	if err := ev.Validate(); err != nil {
+		return store.AuditEvent{}, err
+	}
+	// Canonical metadata is valid UTF-8 without a raw NUL (encoding/json
+	// replaces the one and escapes the other); the event name is the
+	// caller's text.
+	if err := checkText(field{"event", ev.Event}); err != nil {
+		return store.AuditEvent{}, err
+	}
+	meta, err := store.MergeMetadata(ev.Metadata, set)
+	if err != nil {
+		return store.AuditEvent{}, err
+	}
+	ev.Metadata = meta
+	return ev, nil
+}
+
+// AppendAudit appends events to the tenant's chain in one group-committed
+// transaction.
+func (db *DB) AppendAudit(ctx context.Context, tenantID string, events ...store.AuditEvent) ([]store.AuditEntry, error) {
+	if tenantID == "" {
+		return nil, fmt.Errorf("append audit: %w", pdp.Invalid("tenant_id", "required"))
+	}
+	if len(events) == 0 {
+		return []store.AuditEntry{}, nil
+	}
+	// Canonical forms are computed here, in the callers' goroutines, so
+	// the committer only numbers, hashes and writes.
+	evs := make([]store.AuditEvent, len(events))
+	aids := make([]string, len(events))
+	for i, ev := range events {
+		var err error
+		if evs[i], err = canonicalEvent(ev, "", nil); err != nil {
+			return nil, fmt.Errorf("append audit: event %d: %w", i, err)
+		}
+		aids[i] = store.MetadataActionID(evs[i].Metadata)
+	}
+	if !storable(tenantID) {
+		return nil, fmt.Errorf("append audit: tenant %q: %w", tenantID, store.ErrNotFound)
+	}
+	var out []store.AuditEntry
+	err := db.gc.do(ctx, tenantID, func(b *batch) error {
+		var err error
+		out, err = b.appendEntries(tenantID, evs, aids)
+		return err
+	})
+	if err != nil {
+		return nil, auditError("append audit", tenantID, err)
+	}
+	return out, nil
+}
+
+func auditError(op, tenantID string, err error) error {
+	if isMissingParent(err) {
+		return fmt.Errorf("%s: tenant %q: %w", op, tenantID, store.ErrNotFound)
+	}
+	return fmt.Errorf("%s of %q: %w", op, tenantID, err)
+}
+
+// FlushAudit waits until every audited write queued before it is answered.
+func (db *DB) FlushAudit(ctx context.Context) error {
+	if err := db.gc.do(ctx, "", func(*batch) error { return nil }); err != nil {
+		return fmt.Errorf("flush audit: %w", err)
+	}
+	return nil
+}
+
+// stampUp rounds t up to the stored precision, so a bound between two
+// stored instants selects what a full-precision comparison would.
+func stampUp(t time.Time) time.Time {
+	s := stamp(t)
+	if s.Before(t) {
+		s = s.Add(store.TimePrecision)
+	}
+	return s
+}
+
+// where builds a WHERE clause of conditions, numbering the parameters.
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) add(cond string, arg any) {
+	w.args = append(w.args, arg)
+	w.conds = append(w.conds, strings.ReplaceAll(cond, "?", fmt.Sprintf("$%d", len(w.args))))
+}
+
+func (w *where) String() string { return ` WHERE ` + strings.Join(w.conds, ` AND `) }
+
+// page returns " LIMIT $n OFFSET $m" and its arguments (LIMIT NULL is no
+// limit).
+func (w *where) page(limit, offset int) (string, []any) {
+	var l *int64
+	if limit > 0 {
+		v := int64(limit)
+		l = &v
+	}
+	n := len(w.args)
+	return fmt.Sprintf(` LIMIT $%d OFFSET $%d`, n+1, n+2), append(append([]any(nil), w.args...), l, int64(max(offset, 0)))
+}
+
+// ListAudit returns one page of the tenant's entries and the total
+// matching q, from one snapshot.
+func (db *DB) ListAudit(ctx context.Context, tenantID string, q store.AuditQuery) ([]store.AuditEntry, int, error) {
+	if !allStorable(tenantID, q.EventType) {
+		return []store.AuditEntry{}, 0, nil
+	}
+	w := &where{}
+	w.add(`tenant_id = ?`, tenantID)
+	if !q.Since.IsZero() {
+		w.add(`ts >= ?`, stampUp(q.Since))
+	}
+	if !q.Until.IsZero() {
+		w.add(`ts < ?`, stampUp(q.Until))
+	}
+	if q.EventType != "" {
+		w.add(`event = ?`, q.EventType)
+	}
+	order := ` ORDER BY seq`
+	if q.NewestFirst {
+		order = ` ORDER BY seq DESC`
+	}
+	page, pageArgs := w.page(q.Limit, q.Offset)
+	var (
+		total int
+		es    []store.AuditEntry
+	)
+	err := db.read(ctx, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM audit_log`+w.String(), w.args...).Scan(&total); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT `+auditCols+` FROM audit_log`+w.String()+order+page, pageArgs...)
+		if err != nil {
+			return err
+		}
+		es, err = scanAudits(rows)
+		return err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list audit of %q: %w", tenantID, err)
+	}
+	return es, total, nil
+}
+
+// AuditTrail returns the tenant's entries about one action, in chain order.
+func (db *DB) AuditTrail(ctx context.Context, tenantID, actionID string) ([]store.AuditEntry, error) {
+	if !allStorable(tenantID, actionID) {
+		return []store.AuditEntry{}, nil
+	}
+	rows, err := db.pool.Query(ctx, `SELECT `+auditCols+` FROM audit_log
+WHERE tenant_id = $1 AND action_id = $2 ORDER BY seq`, tenantID, actionID)
+	if err != nil {
+		return nil, fmt.Errorf("audit trail of %q: %w", actionID, err)
+	}
+	es, err := scanAudits(rows)
+	if err != nil {
+		return nil, fmt.Errorf("audit trail of %q: %w", actionID, err)
+	}
+	return es, nil
+}
+
+// VerifyAudit recomputes the tenant's chain. It reads the head and the
+// highest sequence number from one snapshot, splits [1, highest] into one
+// range per worker (see verifyConfig), streams each range through a
+// store.ChainVerifier on a connection of its own, and joins the segments
+// (store.JoinSegments). The workers read from different snapshots, which
+// is sound because the store never changes an entry once written and the
+// ranges end at the highest number read first; appends committed meanwhile,
+// by this process or any other, are not part of this verification.
+func (db *DB) VerifyAudit(ctx context.Context, tenantID string) (store.AuditVerification, error) {
+	if !storable(tenantID) {
+		return store.JoinSegments(0, ""), nil
+	}
+	var (
+		headSeq, top int64
+		headHash     string
+	)
+	err := db.read(ctx, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `SELECT seq, entry_hash FROM audit_heads WHERE tenant_id = $1`, tenantID).Scan(&headSeq, &headHash)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		var n *int64
+		if err := tx.QueryRow(ctx, `SELECT max(seq) FROM audit_log WHERE tenant_id = $1`, tenantID).Scan(&n); err != nil {
+			return err
+		}
+		if n != nil {
+			top = *n
+		}
+		return nil
+	})
+	if err != nil {
+		return store.AuditVerification{}, fmt.Errorf("verify audit of %q: %w", tenantID, err)
+	}
+	// Below a segment's worth of entries per worker, splitting costs more
+	// than it saves.
+	workers := int(min(int64(db.verify.workers), max(top/db.verify.segment, 1)))
+	segs := make([]store.ChainSegment, workers)
+	g, gctx := errgroup.WithContext(ctx)
+	for i := range workers {
+		lo, hi := 1+top*int64(i)/int64(workers), 1+top*int64(i+1)/int64(workers)
+		if i == 0 {
+			lo = math.MinInt64 // whatever precedes entry 1 is a problem too
+		}
+		g.Go(func() (err error) {
+			segs[i], err = db.verifyRange(gctx, tenantID, lo, hi)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return store.AuditVerification{}, fmt.Errorf("verify audit of %q: %w", tenantID, err)
+	}
+	return store.JoinSegments(headSeq, headHash, segs...), nil
+}
+
+// verifyRange streams the tenant's entries with lo ≤ seq < hi through a
+// verifier, one row at a time, straight from pgx's read
+// buffer: the integers and the timestamp are decoded from PostgreSQL's
+// binary format, the texts are used where they lie, and nothing is
+// allocated per row.
+func (db *DB) verifyRange(ctx context.Context, tenantID string, lo, hi int64) (store.ChainSegment, error) {
+	v := store.NewChainVerifier()
+	rows, err := db.pool.Query(ctx, `SELECT seq, ts, event, metadata, prev_hash, entry_hash FROM audit_log
+WHERE tenant_id = $1 AND seq >= $2 AND seq < $3 ORDER BY seq`, tenantID, lo, hi)
+	if err != nil {
+		return store.ChainSegment{}, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if fds := rows.FieldDescriptions(); fds[0].Format != pgtype.BinaryFormatCode || fds[1].Format != pgtype.BinaryFormatCode {
+			return store.ChainSegment{}, errors.New("audit rows arrive in text format, want binary")
+		}
+		raw := rows.RawValues()
+		seq, ts, err := decodeSeqTime(raw[0], raw[1])
+		if err != nil {
+			return store.ChainSegment{}, err
+		}
+		v.Add(seq, ts, raw[2], raw[3], raw[4], raw[5])
+	}
+	if err := rows.Err(); err != nil {
+		return store.ChainSegment{}, err
+	}
+	return v.Segment(), nil
+}
+
+// pgEpochMicros is PostgreSQL's epoch, 2000-01-01 UTC, in Unix
+// microseconds: binary timestamps count from it.
+const pgEpochMicros = 946_684_800_000_000
+
+// decodeSeqTime decodes a binary int8 and a binary timestamptz.
+func decodeSeqTime(seq, ts []byte) (int64, time.Time, error) {
+	if len(seq) != 8 || len(ts) != 8 {
+		return 0, time.Time{}, fmt.Errorf("malformed audit row: %d-byte seq, %d-byte ts", len(seq), len(ts))
+	}
+	us := int64(binary.BigEndian.Uint64(ts))
+	if us == math.MaxInt64 || us == math.MinInt64 { // ±infinity: never written by the store
+		return 0, time.Time{}, fmt.Errorf("audit entry %d has an infinite timestamp", int64(binary.BigEndian.Uint64(seq)))
+	}
+	return int64(binary.BigEndian.Uint64(seq)), time.UnixMicro(us + pgEpochMicros).UTC(), nil
+}
+
+// InsertActionAudited inserts a and appends its evaluation entry in one
+// group-committed transaction.
+func (db *DB) InsertActionAudited(ctx context.Context, a store.ActionRecord, ev store.AuditEvent) (store.ActionRecord, store.AuditEntry, error) {
+	a, err := db.prepareAction(a)
+	if err != nil {
+		return store.ActionRecord{}, store.AuditEntry{}, err
+	}
+	if ev.Timestamp.IsZero() {
+		ev.Timestamp = a.CreatedAt
+	}
+	ev, err = canonicalEvent(ev, store.EventForStatus(a.Status), map[string]any{"action_id": a.ID})
+	if err != nil {
+		return store.ActionRecord{}, store.AuditEntry{}, fmt.Errorf("insert action %q: audit: %w", a.ID, err)
+	}
+	var entry store.AuditEntry
+	err = db.gc.do(ctx, a.TenantID, func(b *batch) error {
+		e, err := b.appendEvent(a.TenantID, ev, a.ID)
+		if err != nil {
+			return err
+		}
+		b.exec(sqlInsertAction, actionArgs(a, &e.SequenceNumber)...)
+		entry = e
+		return nil
+	})
+	if err != nil {
+		return store.ActionRecord{}, store.AuditEntry{}, insertActionError(a, err)
+	}
+	return a, entry, nil
+}
+
+// sqlInsertAction inserts an action with the sequence number of its
+// evaluation entry (NULL for none).
+const sqlInsertAction = `INSERT INTO actions (` + actionCols + `, audit_seq)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`
+
+func actionArgs(a store.ActionRecord, auditSeq *int64) []any {
+	return []any{a.ID, a.TenantID, a.AgentID, a.Action, a.Connector, a.Operation, []byte(a.Params), a.StepType,
+		a.Status, []byte(a.Decision), a.TriggeredPolicy, a.Severity, a.RiskScore, a.ViolationCount, a.TraceID,
+		a.CreatedAt, a.DecidedAt, a.ApproverID, a.DecisionReason, auditSeq}
+}
+
+// prepareAction sets what the store owns on an action about to be
+// inserted and checks it, as InsertAction does.
+func (db *DB) prepareAction(a store.ActionRecord) (store.ActionRecord, error) {
+	if a.CreatedAt.IsZero() {
+		a.CreatedAt = db.nowUTC()
+	} else {
+		a.CreatedAt = stamp(a.CreatedAt)
+	}
+	a.DecidedAt = stampPtr(a.DecidedAt)
+	if err := a.Validate(); err != nil {
+		return store.ActionRecord{}, fmt.Errorf("insert action: %w", err)
+	}
+	if err := checkActionText(a); err != nil {
+		return store.ActionRecord{}, fmt.Errorf("insert action: %w", err)
+	}
+	if !storable(a.TenantID) {
+		return store.ActionRecord{}, fmt.Errorf("insert action %q: tenant %q: %w", a.ID, a.TenantID, store.ErrNotFound)
+	}
+	return a, nil
+}
+
+// insertActionError classifies a failed insert of a.
+func insertActionError(a store.ActionRecord, err error) error {
+	switch {
+	case isDuplicate(err):
+		return fmt.Errorf("insert action %q: %w", a.ID, store.ErrDuplicate)
+	case isMissingParent(err):
+		return fmt.Errorf("insert action %q: tenant %q: %w", a.ID, a.TenantID, store.ErrNotFound)
+	}
+	return fmt.Errorf("insert action %q: %w", a.ID, err)
+}
+
+// policyFacts are the metadata keys the store sets on a policy entry
+// (see store.AuditedWrites).
+func policyFacts(p pdp.Policy) map[string]any {
+	var agent any // null for a tenant-wide policy
+	scope := "tenant"
+	if p.AgentID != "" {
+		agent, scope = p.AgentID, "agent"
+	}
+	return map[string]any{"policy_name": p.Name, "agent_id": agent, "scope": scope, "version": p.Version, "enabled": p.Enabled}
+}
+
+// policyEntry appends the entry of policy write w.
+func (b *batch) policyEntry(tenantID string, w store.PolicyWrite, ev store.AuditEvent, event string) (store.AuditEntry, error) {
+	if ev.Timestamp.IsZero() {
+		ev.Timestamp = w.Policy.UpdatedAt
+	}
+	ev, err := canonicalEvent(ev, event, policyFacts(w.Policy))
+	if err != nil {
+		return store.AuditEntry{}, err
+	}
+	return b.appendEvent(tenantID, ev, store.MetadataActionID(ev.Metadata))
+}
+
+// policyOp runs a policy write (putPolicy or disablePolicy, which refuse
+// before they write) and its entry in a batch.
+func (b *batch) policyOp(tenantID string, ev store.AuditEvent, write func(tx pgx.Tx) (store.PolicyWrite, string, error)) (store.PolicyWrite, store.AuditEntry, error) {
+	tx, err := b.conn()
+	if err != nil {
+		return store.PolicyWrite{}, store.AuditEntry{}, err
+	}
+	w, event, err := write(tx)
+	if err != nil {
+		return store.PolicyWrite{}, store.AuditEntry{}, err
+	}
+	b.dirty = true
+	e, err := b.policyEntry(tenantID, w, ev, event)
+	if err != nil {
+		return store.PolicyWrite{}, store.AuditEntry{}, err
+	}
+	return w, e, nil
+}
+
+// PutPolicyAudited is PutPolicy with its entry in the same transaction.
+func (db *DB) PutPolicyAudited(ctx context.Context, req store.PutPolicyRequest, ev store.AuditEvent) (store.PolicyWrite, store.AuditEntry, error) {
+	pw, err := preparePut(req)
+	if err != nil {
+		return store.PolicyWrite{}, store.AuditEntry{}, err
+	}
+	if _, err := canonicalEvent(ev, store.EventPolicyUpdated, nil); err != nil { // refuse bad metadata before queueing
+		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("put policy %s: audit: %w", keyString(pw.key), err)
+	}
+	var (
+		out   store.PolicyWrite
+		entry store.AuditEntry
+	)
+	err = db.gc.do(ctx, req.TenantID, func(b *batch) error {
+		var err error
+		out, entry, err = b.policyOp(req.TenantID, ev, func(tx pgx.Tx) (store.PolicyWrite, string, error) {
+			w, err := db.putPolicy(b.ctx, tx, pw)
+			if w.Created {
+				return w, store.EventPolicyCreated, err
+			}
+			return w, store.EventPolicyUpdated, err
+		})
+		return err
+	})
+	if err != nil {
+		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("put policy %s: %w", keyString(pw.key), err)
+	}
+	return out, entry, nil
+}
+
+// DisablePolicyAudited is DisablePolicy with its entry in the same
+// transaction.
+func (db *DB) DisablePolicyAudited(ctx context.Context, key store.PolicyKey, ev store.AuditEvent) (store.PolicyWrite, store.AuditEntry, error) {
+	if _, err := canonicalEvent(ev, store.EventPolicyDisabled, nil); err != nil {
+		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("disable policy %s: audit: %w", keyString(key), err)
+	}
+	if !allStorable(key.TenantID, key.AgentID, key.Name) {
+		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("disable policy %s: %w", keyString(key), store.ErrNotFound)
+	}
+	var (
+		out   store.PolicyWrite
+		entry store.AuditEntry
+	)
+	err := db.gc.do(ctx, key.TenantID, func(b *batch) error {
+		var err error
+		out, entry, err = b.policyOp(key.TenantID, ev, func(tx pgx.Tx) (store.PolicyWrite, string, error) {
+			w, err := db.disablePolicy(b.ctx, tx, key)
+			return w, store.EventPolicyDisabled, err
+		})
+		return err
+	})
+	if err != nil {
+		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("disable policy %s: %w", keyString(key), err)
+	}
+	return out, entry, nil
+}
