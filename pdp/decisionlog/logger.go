@@ -56,14 +56,14 @@ func WithConsole(stdout, stderr io.Writer) Option {
 // Logger ships decision-log events. Log is safe for concurrent use and
 // never blocks; Close flushes. A nil *Logger logs nothing.
 type Logger struct {
-	cfg    Config
-	ch     chan *record
-	sink   sink
-	mask   *masker
+	cfg        Config
+	ch         chan *record
+	sink       sink
+	mask       *masker
 	labels     map[string]string
 	labelsJSON []byte // labels, encoded once
 	obs        Observer
-	log    *slog.Logger
+	log        *slog.Logger
 
 	stdout, stderr io.Writer
 

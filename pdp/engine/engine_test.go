@@ -196,7 +196,10 @@ func TestRevisions(t *testing.T) {
 }
 
 func TestConcurrentMissesCompileOnce(t *testing.T) {
-	e := newEngine(t, Config{})
+	// Unbounded: 32 evaluations at once exceed the default bound (4 ×
+	// GOMAXPROCS) whenever enough of them reach Eval together, and this
+	// test is about the one compile, not about admission (observer_test.go).
+	e := newEngine(t, Config{MaxConcurrent: -1})
 	e.SetTenant(pdp.TenantPolicies{TenantID: "acme", Revision: 7, Mode: pdp.ModeEnforcement, Policies: scale.SeedPolicies()})
 	var wg sync.WaitGroup
 	errs := make(chan error, 32)
