@@ -119,7 +119,7 @@ func serve(ctx context.Context, cfg Config, s stdio, logger *slog.Logger, sigs <
 	}()
 
 	m := metrics.New(cfg.Metrics.metricsConfig())
-	st, err := openStore(ctx, cfg.Store, tel.tp, store.WithOpObserver(m))
+	st, err := openObservedStore(ctx, cfg.Store, tel.tp, m, store.WithOpObserver(m))
 	if err != nil {
 		return err
 	}
@@ -243,19 +243,31 @@ func shutdown(srv *http.Server, timeout time.Duration, sigs <-chan os.Signal, lo
 
 // openStore opens the store the DSN names, traced with tp (and opts).
 func openStore(ctx context.Context, dsn string, tp trace.TracerProvider, opts ...store.TraceOption) (store.Store, error) {
+	return openObservedStore(ctx, dsn, tp, nil, opts...)
+}
+
+// openObservedStore is openStore with batches of the audit group commit
+// reported to batches (the audit batch-size metric); nil reports nothing.
+func openObservedStore(ctx context.Context, dsn string, tp trace.TracerProvider, batches store.AuditBatchObserver, opts ...store.TraceOption) (store.Store, error) {
 	backend, path, err := store.ParseDSN(dsn)
 	if err != nil {
 		return nil, err
 	}
+	var sqliteOpts []sqlite.Option
+	var postgresOpts []postgres.Option
+	if batches != nil {
+		sqliteOpts = append(sqliteOpts, sqlite.WithAuditBatchObserver(batches))
+		postgresOpts = append(postgresOpts, postgres.WithAuditBatchObserver(batches))
+	}
 	switch backend {
 	case store.BackendSQLite:
-		db, err := sqlite.Open(ctx, path)
+		db, err := sqlite.Open(ctx, path, sqliteOpts...)
 		if err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 		return traceStore(db, tp, opts...), nil
 	case store.BackendPostgres:
-		db, err := postgres.Open(ctx, path)
+		db, err := postgres.Open(ctx, path, postgresOpts...)
 		if err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
