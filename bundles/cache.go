@@ -91,6 +91,14 @@ func (c *Cache) Get(ctx context.Context, tp pdp.TenantPolicies) (*Built, error) 
 
 	key := tp.TenantID + "\x00" + strconv.FormatUint(tp.Revision, 10)
 	ch := c.flight.DoChan(key, func() (any, error) {
+		// A caller that missed just before another flight stored its
+		// result starts a flight of its own: look again before building.
+		c.mu.Lock()
+		if b := c.entry(tp.TenantID).built; b != nil && b.TenantRevision == tp.Revision {
+			c.mu.Unlock()
+			return b, nil
+		}
+		c.mu.Unlock()
 		c.builds.Add(1)
 		b, err := Build(tp, c.config, c.opts...)
 		if err != nil {
