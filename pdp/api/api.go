@@ -186,6 +186,9 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	r.GET("/health", s.health)
 	r.HEAD("/health", s.health)
 	s.opsRoutes(r)
+	if err := s.openapiRoutes(r); err != nil {
+		return nil, err
+	}
 
 	v1 := r.Group("/v1")
 	control := v1.Group("/control", s.authenticate, policyRoutes)
