@@ -251,4 +251,3 @@ func (c *Client) VerifyAudit(ctx context.Context) (*AuditVerification, error) {
 	}
 	return &v, nil
 }
-

@@ -464,7 +464,8 @@ type Client struct {
 
 // Client returns a client for the server authenticating with key.
 func (s *Server) Client(key string) *Client {
-	return &Client{URL: s.URL, Key: key, hc: &http.Client{Timeout: requestTimeout}}
+	// Every exchange is checked against docs/openapi.yaml (openapi.go).
+	return &Client{URL: s.URL, Key: key, hc: SpecClient(s.t)}
 }
 
 // Do sends a request. body is sent as is when it is a string, []byte or
@@ -489,7 +490,7 @@ func (c *Client) Do(t testing.TB, method, path string, body any, hdr ...string) 
 		}
 		r = bytes.NewReader(j)
 	}
-	req, err := http.NewRequestWithContext(context.Background(), method, c.URL+path, r)
+	req, err := http.NewRequestWithContext(WithTB(context.Background(), t), method, c.URL+path, r)
 	if err != nil {
 		t.Fatalf("request: %v", err)
 	}
