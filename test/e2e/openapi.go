@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,6 +44,23 @@ import (
 // Counts of validated exchanges, reported by TestMain.
 var specStats struct {
 	requests, invalid, responses, unrouted atomic.Int64
+
+	mu sync.Mutex
+	// why counts, per operation and first line of the validation error,
+	// the requests the document rejected (printed with -v).
+	why map[string]int
+}
+
+// noteInvalid records why a request did not match the document.
+func noteInvalid(route *routers.Route, err error) {
+	reason, _, _ := strings.Cut(err.Error(), "\n")
+	k := route.Method + " " + route.Path + ": " + reason
+	specStats.mu.Lock()
+	defer specStats.mu.Unlock()
+	if specStats.why == nil {
+		specStats.why = map[string]int{}
+	}
+	specStats.why[k]++
 }
 
 // specChecker holds the loaded document and its router.
@@ -187,6 +206,7 @@ func (v *SpecTransport) check(req *http.Request, reqBody []byte, resp *http.Resp
 	reqErr := openapi3filter.ValidateRequest(ctx, reqInput)
 	if reqErr != nil {
 		specStats.invalid.Add(1)
+		noteInvalid(route, reqErr)
 		if resp.StatusCode < 400 || resp.StatusCode >= 500 {
 			return fmt.Sprintf("the request does not match the document, yet the server answered %d: %v", resp.StatusCode, reqErr)
 		}
@@ -279,4 +299,12 @@ func clip(b []byte) string {
 func reportSpecStats() {
 	fmt.Fprintf(os.Stderr, "openapi: checked %d requests (%d deliberately invalid, refused as documented; %d to undocumented routes, answered 404/405) and %d responses against docs/openapi.yaml\n",
 		specStats.requests.Load(), specStats.invalid.Load(), specStats.unrouted.Load(), specStats.responses.Load())
+	if !testing.Verbose() {
+		return
+	}
+	specStats.mu.Lock()
+	defer specStats.mu.Unlock()
+	for _, k := range slices.Sorted(maps.Keys(specStats.why)) {
+		fmt.Fprintf(os.Stderr, "openapi:   %3d × %s\n", specStats.why[k], k)
+	}
 }
