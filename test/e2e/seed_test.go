@@ -181,7 +181,7 @@ func TestSeedWalkthrough(t *testing.T) {
 		for _, h := range cmd.headers {
 			req.Header.Set(h[0], h[1])
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := SpecClient(t).Do(req) // the README's commands, checked against docs/openapi.yaml too
 		if err != nil {
 			t.Fatalf("curl command %d: %v", i+1, err)
 		}
