@@ -11,6 +11,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-pdp/gatehouse/client"
+	"github.com/gatehouse-pdp/gatehouse/pdp/registry"
 	"github.com/gatehouse-pdp/gatehouse/test/e2e"
 )
 
@@ -77,12 +79,32 @@ func startWithExampleConfig(t *testing.T) *e2e.Server {
 	s := e2e.Start(t, binary(t), e2e.Options{
 		Dev:  true,
 		Args: []string{"--config", filepath.Join(root, "examples", "gatehouse.yaml")},
+		Env:  []string{"GATEHOUSE_ADMIN_TOKEN=" + adminToken},
 	})
 	if !strings.HasPrefix(s.Key, "nram_") {
 		t.Fatalf("--dev printed no key:\n%s", s.Stdout)
 	}
+	// Team mode, where an approver other than the submitter decides at
+	// once, so the "human" below needs neither a second approver nor
+	// solo mode's wait.
+	admin := &http.Client{Timeout: waitTimeout, Transport: e2e.NewSpecTransport(t, nil)}
+	req, _ := http.NewRequestWithContext(e2e.WithTB(t.Context(), t), http.MethodPatch,
+		s.URL+"/v1/admin/tenants/"+registry.BootstrapTenant, strings.NewReader(`{"approval_mode":"team"}`))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := admin.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PATCH approval_mode team: %d", resp.StatusCode)
+	}
 	return s
 }
+
+// adminToken enables the admin API of the agents' servers.
+const adminToken = "examples-admin-token-0123456789"
 
 // agent is a running example agent; its stdout lines arrive on lines.
 type agent struct {
