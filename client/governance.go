@@ -82,8 +82,9 @@ func (c *Client) ListApprovals(ctx context.Context, o ListApprovalsOptions) (*Ap
 // Decide approves or denies a held action. Refusals are *Error values:
 // CodeApprovalTooEarly (RetryAfter says when), CodeConfirmationRequired,
 // CodeApproverNotEligible, CodeApprovalAlreadyDecided, CodeApprovalNotFound.
-// In solo mode an approval sent within 5 s of the submission is held by
-// the server until then, so the call may take that long.
+// Which decisions are admitted when depends on the tenant's approval mode
+// (solo, team, enterprise); in enterprise mode an approval is one vote and
+// DecisionResult.Status stays pending_review until enough have come.
 func (c *Client) Decide(ctx context.Context, approvalID string, d Decision) (*DecisionResult, error) {
 	var r DecisionResult
 	if err := c.do(ctx, http.MethodPost, "/v1/approvals/"+url.PathEscape(approvalID)+"/decision", nil, d, &r); err != nil {
