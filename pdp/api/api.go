@@ -210,6 +210,7 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	s.bundleRoutes(v1)
 	s.dataRoutes(v1)
 	s.governanceRoutes(v1)
+	s.consoleRoutes(r, v1)
 
 	if cfg.AdminToken != "" {
 		admin := v1.Group("/admin", s.adminAuth)

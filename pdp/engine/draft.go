@@ -1,0 +1,129 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gatehouse-pdp/gatehouse/adapter"
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+)
+
+// ErrBundleTenant is returned by EvaluateDraft for a tenant whose policies
+// come from a bundle: a draft is tried against registry policies only.
+var ErrBundleTenant = errors.New("tenant is served from a bundle")
+
+// EvaluateDraft decides a as Evaluate would if the tenant's policies were
+// tp (typically the stored policies with one unsaved draft put in): the
+// console's playground tries a policy before it is saved this way.
+//
+// Nothing is kept: the modules are compiled into a unit of their own that
+// is dropped on return, so a draft never enters the prepared-query cache,
+// the module cache or the tenant's published state, and never changes
+// what Evaluate decides. Its cost is a full compile of the library plus
+// tp's enabled policies (tens of milliseconds); callers bound how many run
+// at once. The evaluation itself takes one of Config.MaxConcurrent's slots
+// and is bounded by Config.Timeout, like every other, and fails closed
+// the same way. tp.TenantID must be a tenant the engine knows from
+// SetTenant.
+func (e *Engine) EvaluateDraft(ctx context.Context, a pdp.Action, tp pdp.TenantPolicies) (d *pdp.Decision, err error) {
+	start := time.Now()
+	ctx, span := e.tracer.Start(ctx, "engine.EvaluateDraft", trace.WithAttributes(
+		attribute.String("tenant_id", a.TenantID),
+		attribute.String("agent_id", a.AgentID),
+	))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "evaluation failed")
+		} else {
+			span.SetAttributes(attribute.String("status", string(d.Status)))
+		}
+		span.End()
+	}()
+	if a.TenantID != tp.TenantID {
+		return nil, fmt.Errorf("%w: draft policies of tenant %q for an action of %q", pdp.ErrEvaluationFailed, tp.TenantID, a.TenantID)
+	}
+	e.mu.RLock()
+	st := e.tenants[a.TenantID]
+	e.mu.RUnlock()
+	switch {
+	case st == nil:
+		return nil, fmt.Errorf("%w: %w %q", pdp.ErrEvaluationFailed, ErrUnknownTenant, a.TenantID)
+	case st.source != "":
+		return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, ErrBundleTenant)
+	}
+
+	input, err := inputValue(a)
+	if err != nil {
+		return nil, fmt.Errorf("%w: input: %w", pdp.ErrEvaluationFailed, err)
+	}
+	pq, err := e.prepareDraft(ctx, &tp)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
+	}
+	release, err := e.slots.admit()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+	defer cancel()
+	c := topdown.NewCancel()
+	stop := context.AfterFunc(ctx, c.Cancel)
+	defer stop()
+	// No inter-query value cache: a draft's regexes must not take the
+	// place of the tenants' compiled ones.
+	rs, err := pq.Eval(ctx, rego.EvalParsedInput(input), rego.EvalExternalCancel(c))
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil, fmt.Errorf("%w: undefined result", pdp.ErrEvaluationFailed)
+	}
+	d, err = decode(rs[0].Expressions[0].Value)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
+	}
+	d.EvaluationTimeMS = float64(time.Since(start).Microseconds()) / 1000
+	return d, nil
+}
+
+// prepareDraft compiles tp with the library into a throwaway unit, the way
+// unitFor and prepare do for published tenants.
+func (e *Engine) prepareDraft(ctx context.Context, tp *pdp.TenantPolicies) (rego.PreparedEvalQuery, error) {
+	modules := make(map[string]*ast.Module, len(e.library)+len(tp.Policies))
+	for p, m := range e.library {
+		modules[p] = m
+	}
+	for i := range tp.Policies {
+		p := &tp.Policies[i]
+		if p.Enabled {
+			modules[adapter.PolicyPath(tp.TenantID, p.AgentID, p.Name)] = adapter.PolicyAST(tp.TenantID, p)
+		}
+	}
+	compiler := ast.NewCompiler()
+	compiler.Compile(modules)
+	if compiler.Failed() {
+		return rego.PreparedEvalQuery{}, fmt.Errorf("compile draft of tenant %q: %w", tp.TenantID, compiler.Errors)
+	}
+	store := inmem.NewFromObjectWithOpts(map[string]any{
+		adapter.Root: map[string]any{
+			"config":  e.data,
+			"tenants": map[string]any{tp.TenantID: adapter.TenantData(tp, "", true)},
+		},
+	}, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
+	return rego.New(rego.Query(e.query), rego.Compiler(compiler), rego.Store(store)).PrepareForEval(ctx)
+}
