@@ -287,7 +287,7 @@ async function run(page) {
   await expectText(trail, 'action_approved', 'the approval entry');
   await expectText(trail, 'sha256:', 'entries show their hashes');
   await expectText(page.locator('.summary'), 'approved', 'the summary says it was approved');
-  await shot(page, 'explain');
+  await shot(page, 'explain', true);
   await page.getByRole('link', { name: '← Actions' }).click();
   await shot(page, 'actions');
 

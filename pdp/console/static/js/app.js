@@ -61,6 +61,7 @@ function signIn(reason) {
 }
 
 function route() {
+  document.getElementById('toast').classList.remove('show');
   if (leave) {
     leave();
     leave = null;
