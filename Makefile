@@ -10,7 +10,7 @@ IMAGE     ?= gatehouse:$(VERSION)
 BENCH     ?= .
 COUNT     ?= 5
 
-.PHONY: all build run test test-go test-rego bench load lint tools image
+.PHONY: all build run test test-go test-rego bench load lint tools image screenshots
 
 all: lint test
 
@@ -44,6 +44,10 @@ test-go:
 test-rego:
 	$(OPA) check --strict rego/
 	$(OPA) test rego/ -v --fail-on-empty | tail -n 3
+
+## screenshots: the console's browser test (test/browser), copying its screenshots to docs/
+screenshots:
+	$(GO) test -count=1 -run TestConsole ./test/browser -update-docs
 
 ## bench: engine benchmarks, COUNT runs each, as benchstat input (bench.txt)
 bench:

@@ -35,7 +35,8 @@ const PROVOKED = {
   'sign in': [401],
   'create a policy with a validation error, then fix it': [400],
   'tier limits are explained': [403],
-  approvals: [409], // solo mode: an approval within 5 s of submission is too early
+  approvals: [409], // solo mode: a decision within 5 s of submission is too early
+  deny: [409],
   'a 401 returns to sign-in with the reason': [401],
 };
 
@@ -113,8 +114,8 @@ async function main() {
       await page.getByRole('heading', { name: heading, exact: true }).waitFor({ timeout: WAIT });
       await page.waitForLoadState('networkidle', { timeout: WAIT }).catch(() => {});
       await fitsWidth(page, `${heading} at 390x844`);
+      if (heading === 'Dashboard') await shot(page, 'mobile-dashboard');
     }
-    await shot(page, 'mobile-dashboard');
     log('every page fits 390x844');
   } finally {
     await browser.close();
@@ -202,6 +203,17 @@ async function run(page) {
   await expectText(page.locator('pre.rego'), 'package gatehouse', 'the generated module is shown');
   await shot(page, 'policies');
 
+  step = 'edit as YAML';
+  await page.getByRole('button', { name: 'Edit pii_protection (billing-bot)' }).click();
+  await expectText(page.getByRole('heading', { level: 2 }), 'Edit pii_protection (agent billing-bot)', 'the editor opens on the override');
+  await page.getByLabel('Format', { exact: true }).selectOption('yaml');
+  const yaml = await doc.inputValue();
+  if (!yaml.includes('agent_id: "billing-bot"') || !yaml.includes('reason: "PII blocked for billing-bot: {match}"')) throw new Error(`not converted to YAML:\n${yaml}`);
+  await doc.fill(yaml.replace('Block PII outright for billing-bot', 'Block PII outright for billing-bot (edited)'));
+  await page.getByRole('button', { name: 'Save policy' }).click();
+  await expectText(page.getByRole('status'), "Policy 'pii_protection' updated: agent billing-bot, version 2", 'the edit is saved');
+  await page.getByRole('button', { name: 'Close editor' }).click();
+
   step = 'disable and enable';
   await page.getByRole('button', { name: 'Disable pii_protection', exact: true }).click();
   await expectText(page.getByRole('status'), 'disabled, v2', 'disabled');
@@ -251,6 +263,9 @@ async function run(page) {
   await row.waitFor({ timeout: WAIT });
   const appeared = (Date.now() - submitted) / 1000;
   log(`held action on screen ${appeared.toFixed(1)} s after submission`);
+  // The page polls every second: 2 s is the promise, 4 s leaves room for a
+  // loaded CI machine without letting a broken poll pass.
+  if (appeared > 4) throw new Error(`the held action took ${appeared.toFixed(1)} s to appear`);
   await expectText(row, 'High-value financial operation requires approval', 'the row shows the reason');
   await expectText(row, 'FinancialSafety', 'the row shows the triggered policy');
   await shot(page, 'approvals');
@@ -262,6 +277,18 @@ async function run(page) {
   await expectText(row, 'Approved.', 'the approval is applied');
   const decided = await api('GET', `/v1/actions/${held.action_id}`);
   if (decided.status !== 'approved' || decided.reason !== 'Checked with finance') throw new Error(`after approval: ${JSON.stringify(decided)}`);
+
+  step = 'deny';
+  const denied = await api('POST', '/v1/actions', { action: 'bank.wire', params: { amount: 20000, to: 'unknown' }, agent_id: 'ops-bot' });
+  if (denied.status === 'pending_review') {
+    const drow = page.locator(`tr[data-id="${denied.action_id}"]`);
+    await drow.waitFor({ timeout: WAIT });
+    await drow.getByRole('textbox', { name: `Reason for bank.wire (${denied.action_id})` }).fill('Not during business hours');
+    await drow.getByRole('button', { name: `Deny bank.wire (${denied.action_id})` }).click();
+    await expectText(drow, 'Denied.', 'the denial is applied');
+  } else {
+    throw new Error(`expected bank.wire to be held, got ${denied.status}`);
+  }
 
   step = 'dashboard after';
   await page.getByRole('link', { name: 'Dashboard', exact: true }).click();
