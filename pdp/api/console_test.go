@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gatehouse-pdp/gatehouse/pdp/api"
 	"github.com/gatehouse-pdp/gatehouse/pdp/console"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
@@ -203,4 +204,16 @@ func configJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestDryRunRateLimited: a dry run counts against the key's rate limit as
+// a submitted action does, so the playground is no way around it.
+func TestDryRunRateLimited(t *testing.T) {
+	e := newEnv(t, func(o *envOption) {
+		o.cfg.Limits = api.Limits{RateLimits: map[store.Tier]store.RateLimit{store.TierPro: {RequestsPerSecond: 0.01, Burst: 2}}}
+	})
+	_, key := e.tenant(store.TierPro)
+	expect(t, e.post("/v1/actions", key, map[string]any{"action": "a"}), http.StatusOK, nil)
+	expect(t, e.post("/v1/control/dry-run", key, map[string]any{"action": "a"}), http.StatusOK, nil)
+	expectErrorCode(t, e.post("/v1/control/dry-run", key, map[string]any{"action": "a"}), http.StatusTooManyRequests, "RATE_LIMITED")
 }

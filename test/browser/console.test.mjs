@@ -72,7 +72,9 @@ async function api(method, path, body, key = KEY) {
 }
 
 async function shot(page, name, fullPage = false) {
-  await page.waitForLoadState('networkidle', { timeout: WAIT }).catch(() => {});
+  // Let pending requests settle so the picture is complete; the approvals
+  // page polls, so this is best effort and bounded.
+  await page.waitForLoadState('networkidle', { timeout: 3000 }).catch(() => {});
   const file = join(SHOTS, `console-${name}.png`);
   await page.screenshot({ path: file, fullPage });
   log(`screenshot ${file}`);
@@ -103,7 +105,12 @@ async function main() {
       // page; the browser logs nothing for them. A 5xx is always a bug.
       if (r.status() >= 500) consoleErrors.push(`${step}: ${r.status()} ${r.url()}`);
     });
-    page.on('requestfailed', (r) => consoleErrors.push(`${step}: request failed: ${r.url()} ${r.failure()?.errorText}`));
+    page.on('requestfailed', (r) => {
+      // A poll in flight when the test navigates away is aborted by the
+      // browser; any other failure is an error.
+      const why = r.failure()?.errorText || '';
+      if (why !== 'net::ERR_ABORTED') consoleErrors.push(`${step}: request failed: ${r.url()} ${why}`);
+    });
 
     await run(page);
 
@@ -112,7 +119,7 @@ async function main() {
     for (const [hash, heading] of [['#/policies', 'Policies'], ['#/playground', 'Playground'], ['#/approvals', 'Approvals'], ['#/dashboard', 'Dashboard'], ['#/actions', 'Actions']]) {
       await page.goto(`${URL}/console/${hash}`);
       await page.getByRole('heading', { name: heading, exact: true }).waitFor({ timeout: WAIT });
-      await page.waitForLoadState('networkidle', { timeout: WAIT }).catch(() => {});
+      await page.waitForLoadState('networkidle', { timeout: 3000 }).catch(() => {});
       await fitsWidth(page, `${heading} at 390x844`);
       if (heading === 'Dashboard') await shot(page, 'mobile-dashboard');
     }
