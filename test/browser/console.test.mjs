@@ -116,10 +116,18 @@ async function main() {
 
     step = 'narrow viewport';
     await page.setViewportSize({ width: 390, height: 844 });
-    for (const [hash, heading] of [['#/policies', 'Policies'], ['#/playground', 'Playground'], ['#/approvals', 'Approvals'], ['#/dashboard', 'Dashboard'], ['#/actions', 'Actions']]) {
+    // Each page is checked once its data is on it (a same-document
+    // navigation has no load state to wait for).
+    for (const [hash, heading, loaded] of [
+      ['#/policies', 'Policies', (p) => p.getByRole('row').filter({ hasText: 'agent: billing-bot' })],
+      ['#/playground', 'Playground', (p) => p.getByRole('button', { name: 'Evaluate' })],
+      ['#/approvals', 'Approvals', (p) => p.getByText(/Nothing is waiting for review|pending action/)],
+      ['#/dashboard', 'Dashboard', (p) => p.getByRole('img', { name: 'Violations by agent' })],
+      ['#/actions', 'Actions', (p) => p.getByText(/actions, newest first/)],
+    ]) {
       await page.goto(`${URL}/console/${hash}`);
       await page.getByRole('heading', { name: heading, exact: true }).waitFor({ timeout: WAIT });
-      await page.waitForLoadState('networkidle', { timeout: 3000 }).catch(() => {});
+      await loaded(page).first().waitFor({ timeout: WAIT });
       await fitsWidth(page, `${heading} at 390x844`);
       if (heading === 'Dashboard') await shot(page, 'mobile-dashboard');
     }
@@ -323,6 +331,7 @@ async function run(page) {
   await expectText(page.locator('.summary'), 'approved', 'the summary says it was approved');
   await shot(page, 'explain', true);
   await page.getByRole('link', { name: '← Actions' }).click();
+  await page.getByText(/approved actions, newest first/).waitFor({ timeout: WAIT });
   await shot(page, 'actions');
 
   step = 'keyboard';
@@ -341,7 +350,7 @@ async function run(page) {
   await page.getByLabel('API key').fill(FREE_KEY);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('link', { name: 'Dashboard', exact: true }).click();
-  await expectText(page.getByRole('alert'), 'needs the Starter tier or higher; this tenant is on Free', 'a Free tenant learns why');
+  await expectText(page.getByRole('alert'), 'The governance dashboard: available from the Starter tier up; this tenant is on Free', 'a Free tenant learns why');
   const raw = await page.locator('main').innerText();
   if (raw.includes('"error"')) throw new Error('raw error JSON shown');
   await shot(page, 'tier');

@@ -80,7 +80,7 @@ export function explain(err) {
     const what = FEATURES[b.feature] || `The feature '${b.feature}'`;
     return h('div', { class: 'notice', role: 'alert' },
       h('strong', {}, 'Not available on your plan. '),
-      `${what} needs the ${TIERS[b.required_tier] || b.required_tier} tier or higher; this tenant is on ${TIERS[b.current_tier] || b.current_tier}. `,
+      `${what}: available from the ${TIERS[b.required_tier] || b.required_tier} tier up; this tenant is on ${TIERS[b.current_tier] || b.current_tier}. `,
       'An operator can change the tier with the admin API (PATCH /v1/admin/tenants/{id}).',
       h('p', { class: 'muted' }, `Server: ${b.message}`));
   }

@@ -61,7 +61,9 @@ function signIn(reason) {
 }
 
 function route() {
-  document.getElementById('toast').classList.remove('show');
+  const t = document.getElementById('toast');
+  t.classList.remove('show');
+  t.textContent = '';
   if (leave) {
     leave();
     leave = null;
@@ -100,5 +102,10 @@ signout.addEventListener('click', () => {
   route();
 });
 
-window.addEventListener('hashchange', route);
+// After a navigation, focus moves to the new page, so keyboard and screen
+// reader users start there rather than at the link they left.
+window.addEventListener('hashchange', () => {
+  route();
+  if (getKey()) main.focus({ preventScroll: false });
+});
 route();

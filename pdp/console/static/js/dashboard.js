@@ -39,6 +39,8 @@ export function render(root) {
 
   function show(d) {
     const t = d.totals;
+    // The two bar charts sit side by side where the grid has room for two.
+    const half = window.innerWidth >= 720 ? 0.5 : 1;
     const labels = d.time_series.map((b) => bucketLabel(b.bucket, d.bucket));
     clear(body,
       h('ul', { class: 'totals', 'aria-label': 'Totals' },
@@ -55,14 +57,14 @@ export function render(root) {
             barChart(d.violations_by_policy.map((p) => ({
               label: p.policy,
               parts: SEVERITIES.map((s) => ({ name: s, cls: `sev-${s}`, value: (p.severity_breakdown || {})[s] || 0 })),
-            })), 'Violations by policy, by severity'),
+            })), 'Violations by policy, by severity', half),
             h('p', { class: 'legend' }, SEVERITIES.map((s) => h('span', { class: 'key' }, h('span', { class: `swatch sev-${s}` }), s))),
             dataTable(['Policy', 'Count', ...SEVERITIES], d.violations_by_policy.map((p) => [p.policy, p.count, ...SEVERITIES.map((s) => (p.severity_breakdown || {})[s] || 0)]), 'Violations by policy as a table'),
           ]),
         h('section', { class: 'card', 'aria-labelledby': 'agent-title' },
           h('h2', { id: 'agent-title' }, 'Violations by agent'),
           d.violations_by_agent.length === 0 ? h('p', { class: 'muted' }, 'No agent had violations in this window.') : [
-            barChart(d.violations_by_agent.map((a) => ({ label: a.agent_id || '(no agent)', parts: [{ name: 'violations', cls: 's1', value: a.count }] })), 'Violations by agent'),
+            barChart(d.violations_by_agent.map((a) => ({ label: a.agent_id || '(no agent)', parts: [{ name: 'violations', cls: 's1', value: a.count }] })), 'Violations by agent', half),
             h('ul', { class: 'drill', 'aria-label': 'Agents' }, d.violations_by_agent.map((a) => h('li', {},
               a.agent_id ? h('a', { href: `#/dashboard/agents/${encodeURIComponent(a.agent_id)}` }, `Violations of ${a.agent_id}`) : '(no agent)',
               ` — ${a.count}`))),
