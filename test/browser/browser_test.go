@@ -100,6 +100,24 @@ func TestConsole(t *testing.T) {
 		}
 	}
 
+	// The console's two routes, through the e2e client, which checks each
+	// exchange against docs/openapi.yaml.
+	c := srv.Client(pro)
+	dry := c.Do(t, http.MethodPost, "/v1/control/dry-run", map[string]any{
+		"action": "slack.send_message", "agent_id": "billing-bot",
+		"params": map[string]any{"channel": "#external", "text": "Customer email: alice@example.com"},
+		"draft":  "name: pii_protection\nagent_id: billing-bot\nrules:\n  - match: phone\n    severity: low\n", "draft_format": "yaml",
+	})
+	if dry.Status != http.StatusOK {
+		t.Fatalf("dry run: %d %s", dry.Status, dry.Body)
+	}
+	if m := dry.JSON(t); m["saved"].(map[string]any)["status"] != "blocked" || m["draft"].(map[string]any)["status"] != "allowed" {
+		t.Errorf("dry run: saved blocked and draft allowed expected: %s", dry.Body)
+	}
+	if r := c.Do(t, http.MethodGet, "/v1/control/agents", nil); r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"agent_id":"billing-bot"`) {
+		t.Errorf("agents: %d %s", r.Status, r.Body)
+	}
+
 	// The server's log (at debug level) must hold neither a key nor what
 	// the actions carried.
 	logs := srv.Stderr.String() + srv.Stdout.String()

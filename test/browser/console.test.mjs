@@ -221,6 +221,12 @@ async function run(page) {
   step = 'edit as YAML';
   await page.getByRole('button', { name: 'Edit pii_protection (billing-bot)' }).click();
   await expectText(page.getByRole('heading', { level: 2 }), 'Edit pii_protection (agent billing-bot)', 'the editor opens on the override');
+  // The stored document arrives after the heading: wait for it (the
+  // editor still shows YAML, as last used, with strings quoted).
+  await page.waitForFunction(() => document.querySelector('textarea.mono').value.includes('description: "Block PII outright for billing-bot"'), null, { timeout: WAIT });
+  await page.getByLabel('Format', { exact: true }).selectOption('json');
+  const asJSON = JSON.parse(await doc.inputValue());
+  if (asJSON.agent_id !== 'billing-bot' || asJSON.rules[0].on_violation !== 'block') throw new Error(`not converted to JSON: ${JSON.stringify(asJSON)}`);
   await page.getByLabel('Format', { exact: true }).selectOption('yaml');
   const yaml = await doc.inputValue();
   if (!yaml.includes('agent_id: "billing-bot"') || !yaml.includes('reason: "PII blocked for billing-bot: {match}"')) throw new Error(`not converted to YAML:\n${yaml}`);

@@ -22,11 +22,16 @@ export function render(root) {
       h('div', { class: 'row' }, field('Status', status), h('button', { type: 'button', class: 'secondary', onclick: () => load() }, 'Refresh'))),
     body);
 
+  // Only the latest request may draw (see dashboard.js).
+  let seq = 0;
   async function load() {
+    seq += 1;
+    const mine = seq;
     const qs = new URLSearchParams({ limit: String(PAGE), offset: String(offset) });
     if (status.value) qs.set('status', status.value);
     try {
       const r = await get(`/v1/actions?${qs}`);
+      if (mine !== seq) return;
       clear(body,
         h('p', { class: 'muted' }, `${r.total} ${status.value ? status.value.replace('_', ' ') : ''} actions, newest first.`),
         r.actions.length === 0 ? h('p', {}, 'No actions.') : h('div', { class: 'scroll' }, h('table', {},
@@ -44,7 +49,7 @@ export function render(root) {
           offset > 0 ? h('button', { type: 'button', class: 'secondary', onclick: () => { offset = Math.max(0, offset - PAGE); load(); } }, 'Newer') : null,
           offset + PAGE < r.total ? h('button', { type: 'button', class: 'secondary', onclick: () => { offset += PAGE; load(); } }, 'Older') : null));
     } catch (err) {
-      clear(body, explain(err));
+      if (mine === seq) clear(body, explain(err));
     }
   }
   load();

@@ -28,12 +28,17 @@ export function render(root) {
       h('div', { class: 'row' }, field('Window', win), h('button', { type: 'button', class: 'secondary', onclick: () => load() }, 'Refresh'))),
     body);
 
+  // Only the latest request may draw: an answer for a window the user has
+  // already changed is dropped.
+  let seq = 0;
   async function load() {
+    seq += 1;
+    const mine = seq;
     try {
       const d = await get(`/v1/control/dashboard?window=${encodeURIComponent(win.value)}`);
-      show(d);
+      if (mine === seq) show(d);
     } catch (err) {
-      clear(body, explain(err));
+      if (mine === seq) clear(body, explain(err));
     }
   }
 

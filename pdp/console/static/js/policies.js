@@ -41,10 +41,15 @@ export function render(root) {
         h('button', { type: 'submit' }, 'Show effective set')),
       effBox));
 
+  // Only the latest load may draw (a save and a toggle can overlap).
+  let seq = 0;
   async function load() {
+    seq += 1;
+    const mine = seq;
     try {
       const [base, agents] = await Promise.all([get('/v1/control/policies'), get('/v1/control/agents')]);
       const scoped = await Promise.all(agents.agents.map((a) => get(`/v1/control/policies${q(a.agent_id)}`)));
+      if (mine !== seq) return;
       const rows = [...base.policies];
       for (const s of scoped) rows.push(...s.policies.filter((p) => p.scope === 'agent'));
       clear(agentsList, agents.agents.map((a) => h('option', { value: a.agent_id })));
