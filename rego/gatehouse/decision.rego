@@ -59,7 +59,9 @@ _tenant_policies := {name: p |
 	p.step_types[step]
 }
 
-_builtin_names := ["FinancialSafety", "DataExfiltration"]
+# The built-ins as Novyx names them in decisions (CONTRACT A5); the policy
+# list and CRUD call them FinancialSafety and DataExfiltration.
+_builtin_names := ["FinancialSafetyPolicy", "DataExfiltrationPolicy"]
 
 _hits contains object.union(v, {"policy": name, "scope": "agent"}) if {
 	folded := text.folded
@@ -77,11 +79,11 @@ _hits contains object.union(v, {"policy": name, "scope": "tenant"}) if {
 	not _whitelisted(p)
 }
 
-_hits contains object.union(v, {"policy": "FinancialSafety", "scope": "builtin"}) if {
+_hits contains object.union(v, {"policy": "FinancialSafetyPolicy", "scope": "builtin"}) if {
 	some v in financial_safety.violations
 }
 
-_hits contains object.union(v, {"policy": "DataExfiltration", "scope": "builtin"}) if {
+_hits contains object.union(v, {"policy": "DataExfiltrationPolicy", "scope": "builtin"}) if {
 	some v in data_exfiltration.violations
 }
 

@@ -67,7 +67,7 @@ test_result_when_nothing_fires if {
 	r == {
 		"status": "allowed",
 		"risk_score": 0,
-		"policies_evaluated": ["pii", "FinancialSafety", "DataExfiltration"],
+		"policies_evaluated": ["pii", "FinancialSafetyPolicy", "DataExfiltrationPolicy"],
 		"triggered_policy": null,
 		"severity": null,
 		"reason": null,
@@ -81,7 +81,7 @@ test_result_when_a_policy_blocks if {
 	r == {
 		"status": "blocked",
 		"risk_score": 0.85,
-		"policies_evaluated": ["pii", "FinancialSafety", "DataExfiltration"],
+		"policies_evaluated": ["pii", "FinancialSafetyPolicy", "DataExfiltrationPolicy"],
 		"triggered_policy": "pii",
 		"severity": "critical",
 		"reason": "rule 0: critical block",
@@ -104,12 +104,12 @@ test_builtin_hits_join_the_decision if {
 	inp := object.union(_input, {"action": "wire_funds", "params": {"amount": 20000}})
 	r := _decide(inp, {})
 	r.status == "pending_review"
-	r.triggered_policy == "FinancialSafety"
+	r.triggered_policy == "FinancialSafetyPolicy"
 	r.severity == "high"
 	r.reason == "High-value financial operation requires approval"
 	r.risk_score == 0.8
 	r.violations == [{
-		"policy": "FinancialSafety",
+		"policy": "FinancialSafetyPolicy",
 		"scope": "builtin",
 		"rule": 1,
 		"severity": "high",
@@ -123,7 +123,7 @@ test_builtin_hits_join_the_decision if {
 test_tenant_without_policies_gets_builtins_only if {
 	r := _result(_input, {"acme": {"mode": "enforcement"}}, {})
 	r.status == "allowed"
-	r.policies_evaluated == ["FinancialSafety", "DataExfiltration"]
+	r.policies_evaluated == ["FinancialSafetyPolicy", "DataExfiltrationPolicy"]
 }
 
 test_unknown_tenant_is_undefined if {
@@ -170,7 +170,7 @@ test_step_types[name] if {
 test_builtins_run_for_every_step_type if {
 	inp := object.union(_input, {"action": "wire_funds", "params": {"amount": 5}, "step_type": "thought"})
 	r := _decide(inp, {})
-	_fired(r, "FinancialSafety")
+	_fired(r, "FinancialSafetyPolicy")
 }
 
 # --- whitelisted_domains (A3) ------------------------------------------
@@ -226,8 +226,8 @@ test_whitelist_never_affects_builtins if {
 	})
 	r := _result(inp, _whitelisting(["example.com"]), _whitelist_mods)
 	not _fired(r, "pii")
-	_fired(r, "FinancialSafety")
-	_fired(r, "DataExfiltration")
+	_fired(r, "FinancialSafetyPolicy")
+	_fired(r, "DataExfiltrationPolicy")
 }
 
 # --- scopes (A4) ---------------------------------------------------------
@@ -249,13 +249,13 @@ _scoped := {
 test_agent_policy_shadows_tenant_policy_of_same_name if {
 	r := _decide(_for_agent("billing-bot"), _scoped)
 	_order(r) == [["pii", "agent", 0], ["refunds", "agent", 0]]
-	r.policies_evaluated == ["pii", "refunds", "audit", "FinancialSafety", "DataExfiltration"]
+	r.policies_evaluated == ["pii", "refunds", "audit", "FinancialSafetyPolicy", "DataExfiltrationPolicy"]
 }
 
 test_other_agents_see_tenant_policies if {
 	r := _decide(_for_agent("support-bot"), _scoped)
 	_order(r) == [["pii", "tenant", 0]]
-	r.policies_evaluated == ["faq", "audit", "pii", "FinancialSafety", "DataExfiltration"]
+	r.policies_evaluated == ["faq", "audit", "pii", "FinancialSafetyPolicy", "DataExfiltrationPolicy"]
 }
 
 _no_agent := {
@@ -269,7 +269,7 @@ test_without_agent_scope_only_tenant_policies_apply[name] if {
 	some name, inp in _no_agent
 	r := _decide(inp, _scoped)
 	_order(r) == [["pii", "tenant", 0]]
-	r.policies_evaluated == ["audit", "pii", "FinancialSafety", "DataExfiltration"]
+	r.policies_evaluated == ["audit", "pii", "FinancialSafetyPolicy", "DataExfiltrationPolicy"]
 }
 
 test_agent_only_policy_applies_only_to_that_agent if {
@@ -291,7 +291,7 @@ test_disabled_agent_policy_shadows_nothing if {
 	}}
 	r := _result(_for_agent("billing-bot"), tenants, {"acme": _scoped})
 	_order(r) == [["refunds", "agent", 0], ["pii", "tenant", 0]]
-	r.policies_evaluated == ["refunds", "pii", "FinancialSafety", "DataExfiltration"]
+	r.policies_evaluated == ["refunds", "pii", "FinancialSafetyPolicy", "DataExfiltrationPolicy"]
 }
 
 # Shadowing is by name among the agent's enabled policies; the agent's copy
@@ -304,7 +304,7 @@ test_shadowing_does_not_depend_on_step_types if {
 	}}
 	r := _result(_for_agent("billing-bot"), tenants, {"acme": _scoped})
 	r.violations == []
-	r.policies_evaluated == ["FinancialSafety", "DataExfiltration"]
+	r.policies_evaluated == ["FinancialSafetyPolicy", "DataExfiltrationPolicy"]
 }
 
 test_shadowed_policy_fires_again_for_other_step_types if {
@@ -369,7 +369,7 @@ _order_cases := {
 	"tenant before builtin": {
 		"mods": {"tenant": {"zzz": {"violations": {_v(0, "critical", "block", 0.5)}}}},
 		"params": {"key": "AKIAIOSFODNN7EXAMPLE"},
-		"want": [["zzz", "tenant", 0], ["DataExfiltration", "builtin", 1]],
+		"want": [["zzz", "tenant", 0], ["DataExfiltrationPolicy", "builtin", 1]],
 	},
 	"policy name": {
 		"mods": {"tenant": {
@@ -438,7 +438,7 @@ test_policies_evaluated_in_effective_order if {
 		"agents": {"billing-bot": {"zeta": {"violations": set()}, "alpha": {"violations": set()}}},
 		"tenant": {"mid": {"violations": set()}, "beta": {"violations": set()}, "alpha": {"violations": set()}},
 	})
-	r.policies_evaluated == ["alpha", "zeta", "beta", "mid", "FinancialSafety", "DataExfiltration"]
+	r.policies_evaluated == ["alpha", "zeta", "beta", "mid", "FinancialSafetyPolicy", "DataExfiltrationPolicy"]
 }
 
 test_warnings_are_the_warn_hits_in_ranked_order if {
