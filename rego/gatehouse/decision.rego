@@ -94,11 +94,16 @@ _hits contains object.union(v, {"policy": "DataExfiltrationPolicy", "scope": "bu
 # A policy with a rule that has no pre-check gets the guard
 # {"{\"action\":": ""}, which every action text contains.
 
-# A policy is skipped when the action text names at least one hostname and
-# every one is a whitelisted domain or a subdomain of one.
+# A policy is skipped only when the action text names at least one
+# destination, every destination is a recognised hostname (text.targets,
+# text.hostnames: IP literals, single-label hosts, localhost, non-ASCII or
+# full-width spellings and ideographic dots are not), and every one is a
+# whitelisted domain or a subdomain of one. Anything else fails closed: the
+# policy applies.
 _whitelisted(p) if {
 	count(p.whitelisted_domains) > 0
-	count(text.hostnames) > 0
+	count(text.targets) > 0
+	count(text.unrecognised) == 0
 	every h in text.hostnames {
 		_domain_covers(p.whitelisted_domains, h)
 	}
