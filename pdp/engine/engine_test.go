@@ -75,7 +75,7 @@ func TestSeed(t *testing.T) {
 		if *d.TriggeredPolicy != "pii_protection" || *d.Severity != pdp.SeverityMedium {
 			t.Fatalf("agent %q: triggered %v severity %v", agent, *d.TriggeredPolicy, *d.Severity)
 		}
-		want := []string{"pii_protection", "FinancialSafety", "DataExfiltration"}
+		want := []string{"pii_protection", "FinancialSafetyPolicy", "DataExfiltrationPolicy"}
 		if len(d.PoliciesEvaluated) != 3 || d.PoliciesEvaluated[0] != want[0] || d.PoliciesEvaluated[2] != want[2] {
 			t.Fatalf("agent %q: policies_evaluated %v", agent, d.PoliciesEvaluated)
 		}

@@ -100,7 +100,7 @@ func TestOPAParity(t *testing.T) {
 		}
 		t.Logf("parity: %d actions, 0 differences between POST /v1/actions, Gatehouse's Data API and stock OPA; outcomes %v",
 			corpusSize, stats)
-		for _, want := range []string{"allowed", "blocked", "pending_review", "hit:FinancialSafety", "hit:DataExfiltration",
+		for _, want := range []string{"allowed", "blocked", "pending_review", "hit:FinancialSafetyPolicy", "hit:DataExfiltrationPolicy",
 			"hit:pii_protection", "hit:html_guard", "hit:unicode_words", "hit:outbound_http", "hit:step_scoped",
 			"hit:deploy_guard", "hit:refund_watch"} {
 			if stats[want] == 0 {
