@@ -1,6 +1,7 @@
 package bundles
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -168,4 +169,31 @@ func CheckRegexes(l *Loaded) (map[string]error, error) {
 		problems[id] = errors.Join(problems[id], err)
 	}
 	return problems, nil
+}
+
+// Check reads a built bundle back and checks it as a read-only server
+// will load it: its tenant only, every pattern valid, compiled with
+// Capabilities. `gatehouse bundle build` runs it before writing the file,
+// so a bundle it writes is never refused on load.
+func Check(b *Built) error {
+	ob, err := Load(bytes.NewReader(b.Bytes), nil)
+	if err != nil {
+		return err
+	}
+	l, err := FromBundle(ob)
+	if err != nil {
+		return err
+	}
+	if err := CheckTenants(l, []string{b.TenantID}); err != nil {
+		return err
+	}
+	problems, err := CheckRegexes(l)
+	if err != nil {
+		return err
+	}
+	for id, p := range problems {
+		return fmt.Errorf("tenant %q: %w", id, p)
+	}
+	_, err = Compile(l)
+	return err
 }
