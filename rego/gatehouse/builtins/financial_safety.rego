@@ -24,15 +24,29 @@ import data.gatehouse.text
 # description: The built-in's hits (at most one).
 violations contains _violation if _keyword
 
-# One replace_n call tells whether any money word occurs (folded, so
-# containment is sound for the case-insensitive regex) before the regex
-# runs on the whole action text.
-_words := {w: "" | some w in ["transfer", "wire", "payment", "payout", "refund", "withdraw", "charge", "invoice", "purchase"]}
+# A money word must occur (folded, so containment is sound for the
+# case-insensitive regex) before the regex runs on the whole action text.
+# One contains() per word allocates nothing; a replace_n guard would build
+# a replacer and copy the text on every decision.
+_money if contains(text.folded, "transfer")
 
-_keyword := regex.find_n(`(?i)(transfer|wire|payment|payout|refund|withdraw|charge|invoice|purchase)`, text.text, 1)[0] if {
-	folded := text.folded
-	strings.replace_n(_words, folded) != folded
-}
+_money if contains(text.folded, "wire")
+
+_money if contains(text.folded, "payment")
+
+_money if contains(text.folded, "payout")
+
+_money if contains(text.folded, "refund")
+
+_money if contains(text.folded, "withdraw")
+
+_money if contains(text.folded, "charge")
+
+_money if contains(text.folded, "invoice")
+
+_money if contains(text.folded, "purchase")
+
+_keyword := regex.find_n(`(?i)(transfer|wire|payment|payout|refund|withdraw|charge|invoice|purchase)`, text.text, 1)[0] if _money
 
 _settings := object.union({"hard_limit": 100000, "approval_threshold": 10000}, _configured)
 
@@ -43,8 +57,11 @@ _configured := data.gatehouse.config.financial_safety
 _amount_keys := {"amount", "value", "total", "sum"}
 
 # Every scalar under an amount key, at any depth. Objects and arrays are
-# containers: walk reaches the amounts inside them.
+# containers: walk reaches the amounts inside them. walk allocates a path
+# per node, so it runs only when the folded text holds a quoted amount key
+# (a key k with lower(k) an amount key folds to it: sound).
 _values contains v if {
+	_amount_key_pre
 	walk(object.get(input, "params", {}), [path, v])
 	count(path) > 0
 	key := path[count(path) - 1]
@@ -53,6 +70,14 @@ _values contains v if {
 	not is_object(v)
 	not is_array(v)
 }
+
+_amount_key_pre if contains(text.folded, `"amount":`)
+
+_amount_key_pre if contains(text.folded, `"value":`)
+
+_amount_key_pre if contains(text.folded, `"total":`)
+
+_amount_key_pre if contains(text.folded, `"sum":`)
 
 _parsed := [_parse(v) | some v in _values]
 
