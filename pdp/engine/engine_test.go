@@ -22,8 +22,14 @@ var seedAction = pdp.Action{
 	Params:   map[string]any{"channel": "#external", "text": "Customer email: alice@example.com"},
 }
 
+// newEngine returns an engine for cfg; a zero Timeout becomes 10 s, since
+// tests run on loaded machines and only the timeout tests (which set their
+// own) are about the 50 ms default.
 func newEngine(t *testing.T, cfg Config, opts ...Option) *Engine {
 	t.Helper()
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Second
+	}
 	e, err := New(cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
