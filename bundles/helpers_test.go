@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -103,7 +104,7 @@ func sampleActions(tenant string) []pdp.Action {
 // engineDecisions decides every action with the embedded engine.
 func engineDecisions(t testing.TB, tps []pdp.TenantPolicies, actions []pdp.Action) []*pdp.Decision {
 	t.Helper()
-	eng, err := engine.New(engine.Config{})
+	eng, err := engine.New(engine.Config{Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

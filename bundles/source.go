@@ -47,6 +47,10 @@ type SourceConfig struct {
 	MaxBytes int64
 	// Logger receives poll failures in Run; default slog.Default().
 	Logger *slog.Logger
+	// Tenants, when non-nil, are the only tenants this source's bundles may
+	// define (CheckTenants): a bundle naming another is refused, so one
+	// source can never decide for a tenant another source serves.
+	Tenants []string
 }
 
 // Source reads a bundle from a file or a bundle service, with the service
@@ -150,7 +154,14 @@ func (s *Source) load(r io.Reader) (*Loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	return FromBundle(b)
+	l, err := FromBundle(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckTenants(l, s.cfg.Tenants); err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 func (s *Source) fetchURL(ctx context.Context) (*Loaded, bool, error) {

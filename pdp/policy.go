@@ -132,10 +132,20 @@ func (p *Policy) Scope() Scope {
 	return ScopeTenant
 }
 
-// Built-in policy names as they appear in decisions and listings.
+// Built-in policy names as they appear in the policy list and CRUD
+// (CONTRACT A5).
 const (
 	BuiltinFinancialSafety  = "FinancialSafety"
 	BuiltinDataExfiltration = "DataExfiltration"
+)
+
+// Built-in policy names as they appear in decisions (triggered_policy,
+// violations, warnings, policies_evaluated), stats, the violations feed
+// and decision logs: Novyx's names, which its clients compare against.
+// The Rego library spells them so.
+const (
+	DecisionFinancialSafety  = "FinancialSafetyPolicy"
+	DecisionDataExfiltration = "DataExfiltrationPolicy"
 )
 
 // Builtin describes a built-in policy for listings.

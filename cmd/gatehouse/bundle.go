@@ -130,6 +130,12 @@ func cmdBundleBuild(_ context.Context, args []string, s stdio, thresholds []*set
 		}
 		return exitFail
 	}
+	// Read it back as `serve --bundle` will: restricted capabilities,
+	// valid patterns, this tenant only.
+	if err := bundles.Check(built); err != nil {
+		fmt.Fprintf(s.stderr, "gatehouse bundle build: %v\n", err)
+		return exitFail
+	}
 	if err := writeFileAtomic(*out, built.Bytes); err != nil {
 		fmt.Fprintf(s.stderr, "gatehouse bundle build: %v\n", err)
 		return exitFail

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,12 +123,16 @@ func TestBundleBuildRefuses(t *testing.T) {
 // TestBundleSettings: --bundle repeats and splits on commas, and the
 // bundle settings are checked together.
 func TestBundleSettings(t *testing.T) {
-	c, err := loadServe(t, []string{"--bundle", "a.tar.gz", "--bundle", "https://x/v1/bundles/t.tar.gz,b.tar.gz"}, nil)
+	c, err := loadServe(t, []string{"--bundle", "a=a.tar.gz", "--bundle", "t=https://x/v1/bundles/t.tar.gz?x=y,b+c=b.tar.gz"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"a.tar.gz", "https://x/v1/bundles/t.tar.gz", "b.tar.gz"}; strings.Join(c.Bundle.Sources, " ") != strings.Join(want, " ") {
+	if want := []string{"a=a.tar.gz", "t=https://x/v1/bundles/t.tar.gz?x=y", "b+c=b.tar.gz"}; strings.Join(c.Bundle.Sources, " ") != strings.Join(want, " ") {
 		t.Errorf("sources %q, want %q", c.Bundle.Sources, want)
+	}
+	_, err = loadServe(t, []string{"--bundle", "a.tar.gz,t=b.tar.gz"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "each must name the tenants") {
+		t.Errorf("two sources, one without tenants: %v", err)
 	}
 	c, err = loadServe(t, nil, map[string]string{"GATEHOUSE_BUNDLE": "x.tar.gz", "GATEHOUSE_BUNDLE_KEY_ID": "k"})
 	if err != nil || len(c.Bundle.Sources) != 1 || c.Bundle.KeyID != "k" {
@@ -136,5 +141,22 @@ func TestBundleSettings(t *testing.T) {
 	_, err = loadServe(t, []string{"--bundle-signing-key", "k.pem", "--bundle-signing-secret-file", "s", "--bundle-verify-key", "v.pem"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "set one, not both") || !strings.Contains(err.Error(), "bundle.verify_key") {
 		t.Errorf("conflicting bundle settings: %v", err)
+	}
+}
+
+// TestParseSource: the tenant prefix is recognised only as tenant ids
+// followed by '=', so URLs with query strings stay whole.
+func TestParseSource(t *testing.T) {
+	for in, want := range map[string]string{
+		"acme=./a.tar.gz":                    "[acme] ./a.tar.gz",
+		"acme+globex=https://gh/v1/b.tar.gz": "[acme globex] https://gh/v1/b.tar.gz",
+		"https://gh/v1/bundles/a.tar.gz?x=y": "[] https://gh/v1/bundles/a.tar.gz?x=y",
+		"./dir/a=b.tar.gz":                   "[] ./dir/a=b.tar.gz",
+		"bundle.tar.gz":                      "[] bundle.tar.gz",
+	} {
+		tenants, loc := parseSource(in)
+		if got := fmt.Sprintf("%v %s", tenants, loc); got != want {
+			t.Errorf("parseSource(%q) = %s, want %s", in, got, want)
+		}
 	}
 }

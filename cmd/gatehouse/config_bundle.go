@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/gatehouse-pdp/gatehouse/bundles"
@@ -15,7 +16,9 @@ import (
 type BundleConfig struct {
 	// Sources, when set, make the server read-only: its policies come from
 	// these bundle files or URLs (engine.LoadBundle) and policy writes are
-	// refused; tenants and keys still come from the store.
+	// refused; tenants and keys still come from the store. A source may be
+	// written TENANT[+TENANT...]=LOCATION: its bundles may then define only
+	// those tenants (parseSource). With more than one source, each must.
 	Sources []string `json:"sources"`
 	// BearerToken is sent as "Authorization: Bearer" to bundle URLs.
 	BearerToken string `json:"bearer_token"`
@@ -43,11 +46,29 @@ func (b BundleConfig) validate() error {
 		errs = append(errs, errors.New("bundle.bearer_token and bundle.verify_key apply to --bundle sources; none is set"))
 	}
 	for i, s := range b.Sources {
-		if strings.TrimSpace(s) == "" {
+		tenants, loc := parseSource(s)
+		switch {
+		case strings.TrimSpace(loc) == "":
 			errs = append(errs, fmt.Errorf("bundle.sources[%d]: empty", i))
+		case tenants == nil && len(b.Sources) > 1:
+			errs = append(errs, fmt.Errorf("bundle.sources[%d] %q: with several bundle sources, each must name the tenants it may define, as TENANT[+TENANT...]=%s", i, s, loc))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// sourceTenants matches the TENANT[+TENANT...]= prefix of a bundle source.
+// Tenant ids hold no ':' or '/', so a URL's query (?a=b) never matches.
+var sourceTenants = regexp.MustCompile(`^([A-Za-z0-9_.@-]+(?:\+[A-Za-z0-9_.@-]+)*)=(.+)$`)
+
+// parseSource splits a bundle source into the tenants it may define (nil:
+// not restricted) and its location.
+func parseSource(s string) (tenants []string, location string) {
+	m := sourceTenants.FindStringSubmatch(s)
+	if m == nil {
+		return nil, s
+	}
+	return strings.Split(m[1], "+"), m[2]
 }
 
 // signingKey reads the configured signing key; nil when none is set.
@@ -102,7 +123,7 @@ func list(f func(c *Config) *[]string) codec {
 var (
 	setBundle = func() *setting {
 		s := newSetting("bundle", "bundle.sources", "file|url",
-			"read-only mode: decide with this bundle (a file, or a bundle service URL polled like OPA does); repeatable or comma-separated. Policy writes are refused; tenants and keys still come from the store",
+			"read-only mode: decide with this bundle (a file, or a bundle service URL polled like OPA does), optionally as TENANT[+TENANT...]=LOCATION to allow its bundles only those tenants (required with several sources); repeatable or comma-separated. Policy writes are refused; tenants and keys still come from the store",
 			list(func(c *Config) *[]string { return &c.Bundle.Sources }))
 		s.repeatable = true
 		return s

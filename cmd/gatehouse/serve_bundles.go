@@ -61,12 +61,14 @@ func newBundleWiring(ctx context.Context, cfg Config, eng *engine.Engine, logger
 	if b.BearerToken != "" {
 		header.Set("Authorization", "Bearer "+b.BearerToken)
 	}
-	for _, loc := range b.Sources {
+	for _, spec := range b.Sources {
+		tenants, loc := parseSource(spec)
 		src, err := bundles.NewSource(bundles.SourceConfig{
 			Location: loc,
 			Verify:   verify,
 			Header:   header,
 			Logger:   logger,
+			Tenants:  tenants,
 		})
 		if err != nil {
 			return nil, err
@@ -79,6 +81,7 @@ func newBundleWiring(ctx context.Context, cfg Config, eng *engine.Engine, logger
 			return nil, err
 		}
 		logger.Info("bundle loaded", "bundle", loc, "revision", l.Revision, "tenants", l.TenantIDs)
+		logDegraded(logger, eng, loc, l)
 		w.sources = append(w.sources, src)
 		w.names = append(w.names, loc)
 	}
@@ -113,6 +116,7 @@ func (w *bundleWiring) run(ctx context.Context, eng *engine.Engine, logger *slog
 					return err
 				}
 				logger.Info("bundle loaded", "bundle", name, "revision", l.Revision, "tenants", l.TenantIDs)
+				logDegraded(logger, eng, name, l)
 				return nil
 			})
 		})
@@ -123,4 +127,15 @@ func (w *bundleWiring) run(ctx context.Context, eng *engine.Engine, logger *slog
 // it when shutdown starts.
 func (w *bundleWiring) stopLongPolls() {
 	w.once.Do(func() { close(w.drain) })
+}
+
+// logDegraded logs each tenant of a loaded bundle that fails closed because
+// the bundle holds an invalid policy for it.
+func logDegraded(logger *slog.Logger, eng *engine.Engine, name string, l *bundles.Loaded) {
+	degraded := eng.Degraded()
+	for _, id := range l.TenantIDs {
+		if err := degraded[id]; err != nil {
+			logger.Error("tenant holds an invalid policy; its decisions fail closed", "bundle", name, "tenant_id", id, "error", err)
+		}
+	}
 }

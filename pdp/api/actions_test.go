@@ -44,7 +44,7 @@ func TestSubmitActionResponse(t *testing.T) {
 		{"pending", map[string]any{"action": "ci.deploy", "params": map[string]any{"env": "prod"}}, "pending_review",
 			func(id string) string { return "Action requires approval. Track with action_id: " + id }, "approve_deploys", "high", "Deploys need a human: deploy", 0.68, 1, 0, ""},
 		{"blocked", map[string]any{"action": "bank.wire", "params": map[string]any{"amount": 250000}}, "blocked",
-			func(string) string { return "Action blocked: Financial operation exceeds hard limit: 250000" }, "FinancialSafety", "critical", "Financial operation exceeds hard limit: 250000", 1, 1, 0, ""},
+			func(string) string { return "Action blocked: Financial operation exceeds hard limit: 250000" }, "FinancialSafetyPolicy", "critical", "Financial operation exceeds hard limit: 250000", 1, 1, 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := expect(t, e.post("/v1/actions", key, tc.body), http.StatusOK, map[string]any{"status": tc.status, "agent_id": nil})

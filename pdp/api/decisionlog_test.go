@@ -150,7 +150,7 @@ func TestDecisionLogDataAPI(t *testing.T) {
 	if in["tenant_id"] != tenantID || evs[0].Custom["tenant_id"] != tenantID {
 		t.Errorf("input %v: the tenant must be the key's", in)
 	}
-	if len(evs[0].RuleLabels) != 1 || evs[0].RuleLabels[0].Policy != "FinancialSafety" {
+	if len(evs[0].RuleLabels) != 1 || evs[0].RuleLabels[0].Policy != "FinancialSafetyPolicy" {
 		t.Errorf("rule_labels %+v", evs[0].RuleLabels)
 	}
 	wantJSON(t, "result", evs[0].Result, res["result"])

@@ -94,7 +94,7 @@ func TestApprovalPollingPattern(t *testing.T) {
 	item := items[0].(map[string]any)
 	for k, want := range map[string]any{
 		"approval_id": id, "action_id": id, "action": "stripe.payment", "connector": "stripe", "agent_id": "payer-bot",
-		"status": "pending_review", "triggered_policy": "FinancialSafety", "risk_score": 0.8,
+		"status": "pending_review", "triggered_policy": "FinancialSafetyPolicy", "risk_score": 0.8,
 	} {
 		if item[k] != want {
 			t.Errorf("approval %s = %v, want %v", k, item[k], want)

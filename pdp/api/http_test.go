@@ -300,3 +300,28 @@ func TestConfig(t *testing.T) {
 		t.Error("New without dependencies succeeded")
 	}
 }
+
+// TestHealthDegraded: a tenant whose stored policy no longer validates
+// fails closed with 503 evaluation_unavailable, and /health (still 200:
+// the server serves everyone else) counts it.
+func TestHealthDegraded(t *testing.T) {
+	e := newEnv(t)
+	id, key := e.tenant(store.TierPro)
+	_, other := e.tenant(store.TierPro)
+	bad := pdp.Policy{Name: "pii", Enabled: true, StepTypes: []string{"ACTION"}, WhitelistedDomains: []string{},
+		Rules: []pdp.Rule{{Match: "(unclosed", Severity: "high", OnViolation: "block", Confidence: 0.85}}}
+	if err := e.eng.SetTenant(pdp.TenantPolicies{TenantID: id, Revision: 1 << 40, Mode: pdp.ModeEnforcement, Policies: []pdp.Policy{bad}}); err == nil {
+		t.Fatal("SetTenant accepted an invalid regex")
+	}
+	r := e.get("/health", "")
+	if r.code != 200 || strings.TrimSpace(string(r.body)) != `{"degraded_tenants":1,"status":"degraded"}` {
+		t.Fatalf("health = %d %s", r.code, r.body)
+	}
+	act := map[string]any{"action": "ping"}
+	if r := e.post("/v1/actions", key, act); r.code != 503 || !strings.Contains(string(r.body), "evaluation_unavailable") {
+		t.Errorf("degraded tenant's action = %d %s", r.code, r.body)
+	}
+	if r := e.post("/v1/actions", other, act); r.code != 200 {
+		t.Errorf("other tenant's action = %d %s", r.code, r.body)
+	}
+}

@@ -67,13 +67,19 @@ func (e *Engine) LoadBundle(ctx context.Context, source string, l *bundles.Loade
 	}
 	e.mu.RUnlock()
 
+	// Re-validate what the bundle carries: its patterns (a tenant with a
+	// bad one fails closed alone) and its built-ins (network and runtime
+	// ones refuse the bundle, see bundles.Compile).
+	problems, err := bundles.CheckRegexes(l)
+	if err != nil {
+		return fmt.Errorf("load bundle %s revision %q: %w", source, l.Revision, err)
+	}
 	start := time.Now()
-	compiler := ast.NewCompiler()
-	compiler.Compile(maps.Clone(l.Modules))
+	compiler, err := bundles.Compile(l)
 	e.compiles.Add(1)
 	e.compileNanos.Add(int64(time.Since(start)))
-	if compiler.Failed() {
-		return fmt.Errorf("load bundle %s revision %q: compile: %w", source, l.Revision, compiler.Errors)
+	if err != nil {
+		return fmt.Errorf("load bundle %s revision %q: %w", source, l.Revision, err)
 	}
 	store := inmem.NewFromObjectWithOpts(l.Data, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
 	u := &unit{compiler: compiler, store: store}
@@ -90,6 +96,11 @@ func (e *Engine) LoadBundle(ctx context.Context, source string, l *bundles.Loade
 			unit:      u,
 			source:    source,
 			data:      data,
+		}
+		if p := problems[id]; p != nil {
+			st.problem = fmt.Errorf("%w: bundle %s: %w", ErrTenantDegraded, source, p)
+			states[id] = st
+			continue
 		}
 		// Prepare now: a bundle that cannot decide is refused while the
 		// previous one still serves.

@@ -29,6 +29,10 @@ type Config struct {
 	MaxConcurrent int
 }
 
+// maxThreshold is the largest financial threshold: FinancialSafety's Rego
+// caps parsed amounts there, so that to_number never overflows.
+const maxThreshold = 1e300
+
 // Defaults returns c with every zero field set to its default.
 func (c Config) Defaults() Config {
 	if c.CacheSize == 0 {
@@ -66,6 +70,9 @@ func (c Config) Validate() error {
 	}
 	if c.HardLimit <= 0 || c.ApprovalThreshold <= 0 {
 		errs = append(errs, errors.New("financial thresholds must be positive"))
+	} else if c.HardLimit > maxThreshold {
+		// The library compares amounts beyond 10^300 as 10^300.
+		errs = append(errs, fmt.Errorf("financial hard limit %v: must be at most 1e300", c.HardLimit))
 	} else if c.ApprovalThreshold > c.HardLimit {
 		errs = append(errs, fmt.Errorf("financial approval threshold %v exceeds hard limit %v", c.ApprovalThreshold, c.HardLimit))
 	}

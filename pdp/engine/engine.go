@@ -32,6 +32,13 @@ import (
 // ErrUnknownTenant is returned for a tenant the engine was never given.
 var ErrUnknownTenant = errors.New("unknown tenant")
 
+// ErrTenantDegraded is returned for every decision of a tenant that holds
+// a policy the adapter refuses (an invalid regex written straight into the
+// store, or left by an older version): the tenant fails closed as a whole,
+// since deciding without the policy would skip it. Other tenants are not
+// affected. Degraded lists such tenants and why.
+var ErrTenantDegraded = errors.New("tenant holds an invalid policy")
+
 // Engine decides actions. It is safe for concurrent use.
 type Engine struct {
 	cfg     Config
@@ -82,6 +89,10 @@ type tenantState struct {
 	// a tenant published with SetTenant. data is then its data document.
 	source string
 	data   map[string]any
+
+	// problem is why the tenant cannot decide (ErrTenantDegraded), set
+	// when it was published; nil for a healthy tenant.
+	problem error
 }
 
 // unit is one tenant's policies at one revision, compiled with the library:
@@ -173,25 +184,61 @@ func New(cfg Config, opts ...Option) (*Engine, error) {
 // SetTenant publishes a tenant's policies at a new revision. The next
 // Evaluate for the tenant uses them; the tenant's entries of older
 // revisions are dropped from the cache. Other tenants are not affected.
-func (e *Engine) SetTenant(tp pdp.TenantPolicies) {
+//
+// Every enabled policy is validated again, as the API validates a write
+// (results are cached by content, so a revision re-checks only what
+// changed): a policy that no longer passes, e.g. a regex written straight
+// into the store, degrades the tenant, whose decisions then fail with
+// ErrTenantDegraded. SetTenant returns that problem, nil when the tenant
+// is healthy, so the caller can log it.
+func (e *Engine) SetTenant(tp pdp.TenantPolicies) error {
 	st := &tenantState{policies: &tp, overrides: map[string]bool{}}
 	for i := range tp.Policies {
 		if p := &tp.Policies[i]; p.Enabled && p.AgentID != "" {
 			st.overrides[p.AgentID] = true
 		}
 	}
-	e.mu.Lock()
+	e.mu.RLock()
 	old := e.tenants[tp.TenantID]
-	if old != nil {
+	e.mu.RUnlock()
+	if old != nil && old.source == "" {
 		st.modules = old.modules // translations of unchanged policies carry over
 	} else {
 		st.modules = newModuleCache()
 	}
+	var problems []error
+	for i := range tp.Policies {
+		if p := &tp.Policies[i]; p.Enabled {
+			if err := st.modules.validate(p); err != nil {
+				problems = append(problems, fmt.Errorf("policy %q (agent %q): %w", p.Name, p.AgentID, err))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		st.problem = fmt.Errorf("%w: %w", ErrTenantDegraded, errors.Join(problems...))
+	}
+	e.mu.Lock()
+	old = e.tenants[tp.TenantID]
 	e.tenants[tp.TenantID] = st
 	e.mu.Unlock()
 	if old != nil && old.policies.Revision != tp.Revision {
 		e.drop(tp.TenantID, old)
 	}
+	return st.problem
+}
+
+// Degraded returns the tenants that cannot decide because they hold an
+// invalid policy, each with why (wrapping ErrTenantDegraded).
+func (e *Engine) Degraded() map[string]error {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := map[string]error{}
+	for id, st := range e.tenants {
+		if st.problem != nil {
+			out[id] = st.problem
+		}
+	}
+	return out
 }
 
 // RemoveTenant forgets a tenant; its decisions fail from then on.
@@ -292,6 +339,9 @@ func (e *Engine) eval(ctx context.Context, span trace.Span, tenant, agent string
 	if st == nil {
 		return nil, fmt.Errorf("%w: %w %q", pdp.ErrEvaluationFailed, ErrUnknownTenant, tenant)
 	}
+	if st.problem != nil {
+		return nil, fmt.Errorf("%w: tenant %q: %w", pdp.ErrEvaluationFailed, tenant, st.problem)
+	}
 	k := key{tenant: tenant, revision: st.policies.Revision}
 	if st.overrides[agent] {
 		k.agent = agent
@@ -381,10 +431,14 @@ func (e *Engine) prepare(ctx context.Context, k key, st *tenantState) (_ *prepar
 		return nil, err
 	}
 	span.SetAttributes(attribute.Bool("unit_reused", reused))
+	// Strict: a built-in error (a regex that does not compile, a number
+	// out of range) fails the evaluation, and so the decision, instead of
+	// making one rule body undefined and the rule silently skipped.
 	pq, err := rego.New(
 		rego.Query(e.query),
 		rego.Compiler(u.compiler),
 		rego.Store(u.store),
+		rego.StrictBuiltinErrors(true),
 	).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("prepare tenant %q: %w", k.tenant, err)
@@ -438,6 +492,7 @@ func (e *Engine) unitFor(tenant string, st *tenantState) (_ *unit, reused bool, 
 type moduleCache struct {
 	mu      sync.Mutex
 	modules map[moduleKey]*ast.Module
+	checked map[moduleKey]error // adapter.Validate's verdict by content
 }
 
 type moduleKey struct {
@@ -446,7 +501,33 @@ type moduleKey struct {
 }
 
 func newModuleCache() *moduleCache {
-	return &moduleCache{modules: map[moduleKey]*ast.Module{}}
+	return &moduleCache{modules: map[moduleKey]*ast.Module{}, checked: map[moduleKey]error{}}
+}
+
+// validate runs adapter.Validate on a copy of p once per content.
+func (c *moduleCache) validate(p *pdp.Policy) error {
+	content, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	k := moduleKey{p.AgentID, p.Name, sha256.Sum256(content)}
+	c.mu.Lock()
+	verdict, seen := c.checked[k]
+	c.mu.Unlock()
+	if seen {
+		return verdict
+	}
+	cp := *p
+	verdict = adapter.Validate(&cp)
+	c.mu.Lock()
+	for old := range c.checked {
+		if old.agent == k.agent && old.name == k.name {
+			delete(c.checked, old)
+		}
+	}
+	c.checked[k] = verdict
+	c.mu.Unlock()
+	return verdict
 }
 
 func (c *moduleCache) get(tenant string, p *pdp.Policy) (*ast.Module, error) {

@@ -220,7 +220,7 @@ func Trigger(d *pdp.Decision) string {
 			return TriggerCustom
 		}
 	}
-	if name == pdp.BuiltinFinancialSafety || name == pdp.BuiltinDataExfiltration {
+	if name == pdp.DecisionFinancialSafety || name == pdp.DecisionDataExfiltration {
 		return TriggerBuiltin
 	}
 	return TriggerCustom

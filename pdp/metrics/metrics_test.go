@@ -62,7 +62,7 @@ func TestTrigger(t *testing.T) {
 			Violations: []pdp.Violation{{Policy: "pii", Scope: pdp.ScopeTenant}, {Policy: "DataExfiltration", Scope: pdp.ScopeBuiltin}}}, TriggerCustom},
 		{"custom agent", pdp.Decision{TriggeredPolicy: ptr("pii"),
 			Violations: []pdp.Violation{{Policy: "pii", Scope: pdp.ScopeAgent}}}, TriggerCustom},
-		{"builtin by name without violations", pdp.Decision{TriggeredPolicy: ptr("DataExfiltration")}, TriggerBuiltin},
+		{"builtin by name without violations", pdp.Decision{TriggeredPolicy: ptr("DataExfiltrationPolicy")}, TriggerBuiltin},
 	} {
 		if got := Trigger(&tc.d); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)

@@ -194,7 +194,13 @@ func (r *Registry) publishLocked(ctx context.Context, tenantID string, atLeast u
 	if cur, ok := r.eng.Revision(tenantID); ok && cur >= tp.Revision {
 		return nil
 	}
-	r.eng.SetTenant(tp)
+	if err := r.eng.SetTenant(tp); err != nil {
+		// The engine re-validates what the store holds; a policy that no
+		// longer passes (written around the API, or by an older version)
+		// makes this tenant fail closed until it is fixed.
+		r.log.ErrorContext(ctx, "tenant holds an invalid policy; its decisions fail closed",
+			slog.String("tenant_id", tenantID), slog.Any("error", err))
+	}
 	if r.onPublish != nil {
 		r.onPublish(tp.TenantID, tp.Revision)
 	}

@@ -59,7 +59,9 @@ _tenant_policies := {name: p |
 	p.step_types[step]
 }
 
-_builtin_names := ["FinancialSafety", "DataExfiltration"]
+# The built-ins as Novyx names them in decisions (CONTRACT A5); the policy
+# list and CRUD call them FinancialSafety and DataExfiltration.
+_builtin_names := ["FinancialSafetyPolicy", "DataExfiltrationPolicy"]
 
 _hits contains object.union(v, {"policy": name, "scope": "agent"}) if {
 	folded := text.folded
@@ -77,11 +79,11 @@ _hits contains object.union(v, {"policy": name, "scope": "tenant"}) if {
 	not _whitelisted(p)
 }
 
-_hits contains object.union(v, {"policy": "FinancialSafety", "scope": "builtin"}) if {
+_hits contains object.union(v, {"policy": "FinancialSafetyPolicy", "scope": "builtin"}) if {
 	some v in financial_safety.violations
 }
 
-_hits contains object.union(v, {"policy": "DataExfiltration", "scope": "builtin"}) if {
+_hits contains object.union(v, {"policy": "DataExfiltrationPolicy", "scope": "builtin"}) if {
 	some v in data_exfiltration.violations
 }
 
@@ -92,11 +94,16 @@ _hits contains object.union(v, {"policy": "DataExfiltration", "scope": "builtin"
 # A policy with a rule that has no pre-check gets the guard
 # {"{\"action\":": ""}, which every action text contains.
 
-# A policy is skipped when the action text names at least one hostname and
-# every one is a whitelisted domain or a subdomain of one.
+# A policy is skipped only when the action text names at least one
+# destination, every destination is a recognised hostname (text.targets,
+# text.hostnames: IP literals, single-label hosts, localhost, non-ASCII or
+# full-width spellings and ideographic dots are not), and every one is a
+# whitelisted domain or a subdomain of one. Anything else fails closed: the
+# policy applies.
 _whitelisted(p) if {
 	count(p.whitelisted_domains) > 0
-	count(text.hostnames) > 0
+	count(text.targets) > 0
+	count(text.unrecognised) == 0
 	every h in text.hostnames {
 		_domain_covers(p.whitelisted_domains, h)
 	}

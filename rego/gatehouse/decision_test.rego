@@ -67,7 +67,7 @@ test_result_when_nothing_fires if {
 	r == {
 		"status": "allowed",
 		"risk_score": 0,
-		"policies_evaluated": ["pii", "FinancialSafety", "DataExfiltration"],
+		"policies_evaluated": ["pii", "FinancialSafetyPolicy", "DataExfiltrationPolicy"],
 		"triggered_policy": null,
 		"severity": null,
 		"reason": null,
@@ -81,7 +81,7 @@ test_result_when_a_policy_blocks if {
 	r == {
 		"status": "blocked",
 		"risk_score": 0.85,
-		"policies_evaluated": ["pii", "FinancialSafety", "DataExfiltration"],
+		"policies_evaluated": ["pii", "FinancialSafetyPolicy", "DataExfiltrationPolicy"],
 		"triggered_policy": "pii",
 		"severity": "critical",
 		"reason": "rule 0: critical block",
@@ -104,12 +104,12 @@ test_builtin_hits_join_the_decision if {
 	inp := object.union(_input, {"action": "wire_funds", "params": {"amount": 20000}})
 	r := _decide(inp, {})
 	r.status == "pending_review"
-	r.triggered_policy == "FinancialSafety"
+	r.triggered_policy == "FinancialSafetyPolicy"
 	r.severity == "high"
 	r.reason == "High-value financial operation requires approval"
 	r.risk_score == 0.8
 	r.violations == [{
-		"policy": "FinancialSafety",
+		"policy": "FinancialSafetyPolicy",
 		"scope": "builtin",
 		"rule": 1,
 		"severity": "high",
@@ -123,7 +123,7 @@ test_builtin_hits_join_the_decision if {
 test_tenant_without_policies_gets_builtins_only if {
 	r := _result(_input, {"acme": {"mode": "enforcement"}}, {})
 	r.status == "allowed"
-	r.policies_evaluated == ["FinancialSafety", "DataExfiltration"]
+	r.policies_evaluated == ["FinancialSafetyPolicy", "DataExfiltrationPolicy"]
 }
 
 test_unknown_tenant_is_undefined if {
@@ -170,7 +170,7 @@ test_step_types[name] if {
 test_builtins_run_for_every_step_type if {
 	inp := object.union(_input, {"action": "wire_funds", "params": {"amount": 5}, "step_type": "thought"})
 	r := _decide(inp, {})
-	_fired(r, "FinancialSafety")
+	_fired(r, "FinancialSafetyPolicy")
 }
 
 # --- whitelisted_domains (A3) ------------------------------------------
@@ -184,6 +184,36 @@ _whitelist_cases := {
 	"look-alike suffix is not a subdomain": {"params": {"url": "https://notexample.com"}, "fires": true},
 	"whitelisted name inside another domain": {"params": {"url": "https://example.com.evil.io"}, "fires": true},
 	"no hostname: not skipped": {"params": {"to": "ops", "ip": "http://10.0.0.1/"}, "fires": true},
+	"e-mail domain covered: skipped": {"params": {"to": "Jane.Doe+x@mail.example.com."}, "fires": false},
+	# The attacker list (issue 10): naming a whitelisted domain anywhere
+	# must not skip the policy for a destination that is not one.
+	"IPv4 URL beside a whitelisted name": {"params": {"url": "http://10.0.0.1/x", "note": "example.com"}, "fires": true},
+	"bare IPv4 beside a whitelisted name": {"params": {"host": "169.254.169.254", "note": "example.com"}, "fires": true},
+	"decimal IPv4 URL": {"params": {"url": "http://2130706433/", "note": "example.com"}, "fires": true},
+	"hexadecimal IPv4 URL": {"params": {"url": "http://0x7f.1/", "note": "example.com"}, "fires": true},
+	"localhost URL": {"params": {"url": "http://localhost:8080/admin", "note": "example.com"}, "fires": true},
+	"bare localhost": {"params": {"host": "localhost", "note": "example.com"}, "fires": true},
+	"IPv6 loopback URL": {"params": {"url": "http://[::1]/", "note": "example.com"}, "fires": true},
+	"bare IPv6 loopback": {"params": {"host": "[::1]:22", "note": "example.com"}, "fires": true},
+	"single-label host": {"params": {"url": "http://intranet/", "note": "example.com"}, "fires": true},
+	"full-width host": {"params": {"url": "https://ｅｖｉｌ.com/", "note": "example.com"}, "fires": true},
+	"bare full-width host": {"params": {"host": "ｅｖｉｌ.com", "note": "example.com"}, "fires": true},
+	"full-width spelling of the whitelisted name": {"params": {"url": "https://ｅｘａｍｐｌｅ.com/"}, "fires": true},
+	"ideographic full stop": {"params": {"host": "evil。com", "note": "example.com"}, "fires": true},
+	"full-width full stop": {"params": {"url": "https://evil．com", "note": "example.com"}, "fires": true},
+	"halfwidth ideographic full stop": {"params": {"host": "evil｡com", "note": "example.com"}, "fires": true},
+	"Cyrillic look-alike": {"params": {"url": "https://ехаmple.com/"}, "fires": true},
+	"Kelvin sign": {"params": {"url": "https://example.\u212aom/"}, "fires": true},
+	"soft hyphen inside a name": {"params": {"host": "ev\u00adil.com", "note": "example.com"}, "fires": true},
+	"percent-encoded dot": {"params": {"url": "https://evil%2ecom/", "note": "example.com"}, "fires": true},
+	"trailing dot URL host": {"params": {"url": "https://example.com./"}, "fires": true},
+	"underscore in a name": {"params": {"url": "https://ev_il.example.com/"}, "fires": true},
+	"userinfo hides the host": {"params": {"url": "https://example.com@evil.io/"}, "fires": true},
+	"backslash ends the authority": {"params": {"url": "https://evil.io\\@example.com/"}, "fires": true},
+	"two at signs in an address": {"params": {"to": "a@evil.io@example.com"}, "fires": true},
+	"e-mail at an IP literal": {"params": {"to": "root@[127.0.0.1]", "note": "example.com"}, "fires": true},
+	"empty e-mail domain": {"params": {"to": "root@", "note": "example.com"}, "fires": true},
+	"port with a second colon": {"params": {"url": "https://example.com:80:81/"}, "fires": true},
 }
 
 _whitelisting(domains) := {"acme": {
@@ -226,8 +256,8 @@ test_whitelist_never_affects_builtins if {
 	})
 	r := _result(inp, _whitelisting(["example.com"]), _whitelist_mods)
 	not _fired(r, "pii")
-	_fired(r, "FinancialSafety")
-	_fired(r, "DataExfiltration")
+	_fired(r, "FinancialSafetyPolicy")
+	_fired(r, "DataExfiltrationPolicy")
 }
 
 # --- scopes (A4) ---------------------------------------------------------
@@ -249,13 +279,13 @@ _scoped := {
 test_agent_policy_shadows_tenant_policy_of_same_name if {
 	r := _decide(_for_agent("billing-bot"), _scoped)
 	_order(r) == [["pii", "agent", 0], ["refunds", "agent", 0]]
-	r.policies_evaluated == ["pii", "refunds", "audit", "FinancialSafety", "DataExfiltration"]
+	r.policies_evaluated == ["pii", "refunds", "audit", "FinancialSafetyPolicy", "DataExfiltrationPolicy"]
 }
 
 test_other_agents_see_tenant_policies if {
 	r := _decide(_for_agent("support-bot"), _scoped)
 	_order(r) == [["pii", "tenant", 0]]
-	r.policies_evaluated == ["faq", "audit", "pii", "FinancialSafety", "DataExfiltration"]
+	r.policies_evaluated == ["faq", "audit", "pii", "FinancialSafetyPolicy", "DataExfiltrationPolicy"]
 }
 
 _no_agent := {
@@ -269,7 +299,7 @@ test_without_agent_scope_only_tenant_policies_apply[name] if {
 	some name, inp in _no_agent
 	r := _decide(inp, _scoped)
 	_order(r) == [["pii", "tenant", 0]]
-	r.policies_evaluated == ["audit", "pii", "FinancialSafety", "DataExfiltration"]
+	r.policies_evaluated == ["audit", "pii", "FinancialSafetyPolicy", "DataExfiltrationPolicy"]
 }
 
 test_agent_only_policy_applies_only_to_that_agent if {
@@ -291,7 +321,7 @@ test_disabled_agent_policy_shadows_nothing if {
 	}}
 	r := _result(_for_agent("billing-bot"), tenants, {"acme": _scoped})
 	_order(r) == [["refunds", "agent", 0], ["pii", "tenant", 0]]
-	r.policies_evaluated == ["refunds", "pii", "FinancialSafety", "DataExfiltration"]
+	r.policies_evaluated == ["refunds", "pii", "FinancialSafetyPolicy", "DataExfiltrationPolicy"]
 }
 
 # Shadowing is by name among the agent's enabled policies; the agent's copy
@@ -304,7 +334,7 @@ test_shadowing_does_not_depend_on_step_types if {
 	}}
 	r := _result(_for_agent("billing-bot"), tenants, {"acme": _scoped})
 	r.violations == []
-	r.policies_evaluated == ["FinancialSafety", "DataExfiltration"]
+	r.policies_evaluated == ["FinancialSafetyPolicy", "DataExfiltrationPolicy"]
 }
 
 test_shadowed_policy_fires_again_for_other_step_types if {
@@ -369,7 +399,7 @@ _order_cases := {
 	"tenant before builtin": {
 		"mods": {"tenant": {"zzz": {"violations": {_v(0, "critical", "block", 0.5)}}}},
 		"params": {"key": "AKIAIOSFODNN7EXAMPLE"},
-		"want": [["zzz", "tenant", 0], ["DataExfiltration", "builtin", 1]],
+		"want": [["zzz", "tenant", 0], ["DataExfiltrationPolicy", "builtin", 1]],
 	},
 	"policy name": {
 		"mods": {"tenant": {
@@ -438,7 +468,7 @@ test_policies_evaluated_in_effective_order if {
 		"agents": {"billing-bot": {"zeta": {"violations": set()}, "alpha": {"violations": set()}}},
 		"tenant": {"mid": {"violations": set()}, "beta": {"violations": set()}, "alpha": {"violations": set()}},
 	})
-	r.policies_evaluated == ["alpha", "zeta", "beta", "mid", "FinancialSafety", "DataExfiltration"]
+	r.policies_evaluated == ["alpha", "zeta", "beta", "mid", "FinancialSafetyPolicy", "DataExfiltrationPolicy"]
 }
 
 test_warnings_are_the_warn_hits_in_ranked_order if {

@@ -115,3 +115,26 @@ test_hostnames[name] if {
 test_hostnames_in_keys if {
 	text.hostnames == {"example.com"} with input as {"action": "send", "params": {"example.com": true}}
 }
+
+# Every destination is a target, as written; only plain ASCII names with an
+# alphabetic last label are recognised hostnames.
+_target_cases := {
+	"URL host": {"s": "https://api.example.com:8443/v1", "targets": {"api.example.com"}, "unrecognised": set()},
+	"IPv4 URL": {"s": "http://10.0.0.1:8080/x", "targets": {"10.0.0.1"}, "unrecognised": {"10.0.0.1"}},
+	"bare IPv4": {"s": "ping 192.168.1.1", "targets": {"192.168.1.1"}, "unrecognised": {"192.168.1.1"}},
+	"IPv6 URL": {"s": "http://[::1]:80/", "targets": {"[::1]"}, "unrecognised": {"[::1]"}},
+	"localhost": {"s": "LocalHost:5432", "targets": {"LocalHost"}, "unrecognised": {"LocalHost"}},
+	"single label URL": {"s": "http://intranet/x", "targets": {"intranet"}, "unrecognised": {"intranet"}},
+	"full-width": {"s": "ｅｖｉｌ.com", "targets": {"ｅｖｉｌ.com"}, "unrecognised": {"ｅｖｉｌ.com"}},
+	"ideographic dot": {"s": "evil。com", "targets": {"evil。com"}, "unrecognised": {"evil。com"}},
+	"userinfo and port": {"s": "ftp://u:p@files.example.org:21/", "targets": {"files.example.org"}, "unrecognised": set()},
+	"e-mail": {"s": "a.b+c@Example.COM.", "targets": {"Example.COM"}, "unrecognised": set()},
+	"decimal number is not a target": {"s": "pi is 3.14 and v1.2", "targets": set(), "unrecognised": set()},
+}
+
+test_targets[name] if {
+	some name, c in _target_cases
+	inp := {"action": "http.get", "params": {"s": c.s}}
+	text.targets == c.targets with input as inp
+	text.unrecognised == c.unrecognised with input as inp
+}

@@ -35,7 +35,7 @@ func TestActionEndpoints(t *testing.T) {
 		wantField(t, pr, nil, "triggered_policy")
 		wantField(t, pr, []any{}, "violations")
 		wantField(t, pr, []any{}, "warnings")
-		wantField(t, pr, []string{"FinancialSafety", "DataExfiltration"}, "policies_evaluated")
+		wantField(t, pr, []string{"FinancialSafetyPolicy", "DataExfiltrationPolicy"}, "policies_evaluated")
 		if ms, ok := field(pr, "evaluation_time_ms").(float64); !ok || ms < 0 {
 			t.Errorf("evaluation_time_ms = %v", field(pr, "evaluation_time_ms"))
 		}
@@ -49,7 +49,7 @@ func TestActionEndpoints(t *testing.T) {
 		id, _ := field(r, "action_id").(string)
 		wantField(t, r, "pending_review", "status")
 		wantField(t, r, "Action requires approval. Track with action_id: "+id, "message")
-		wantField(t, r, "FinancialSafety", "policy_result", "triggered_policy")
+		wantField(t, r, "FinancialSafetyPolicy", "policy_result", "triggered_policy")
 		wantField(t, r, "high", "policy_result", "severity")
 		wantField(t, r, "High-value financial operation requires approval", "policy_result", "reason")
 		wantField(t, r, "builtin", "policy_result", "violations", 0, "scope")
@@ -69,7 +69,7 @@ func TestActionEndpoints(t *testing.T) {
 	t.Run("DataExfiltration blocks secrets", func(t *testing.T) {
 		r := submit(t, map[string]any{"action": "http.post", "params": map[string]any{"body": "key AKIAABCDEFGHIJKLMNOP"}})
 		wantField(t, r, "blocked", "status")
-		wantField(t, r, "DataExfiltration", "policy_result", "triggered_policy")
+		wantField(t, r, "DataExfiltrationPolicy", "policy_result", "triggered_policy")
 		wantField(t, r, "Potential data exfiltration: AWS access key", "policy_result", "reason")
 	})
 
@@ -82,7 +82,7 @@ func TestActionEndpoints(t *testing.T) {
 		if v, _ := field(r, "policy_result", "violations").([]any); len(v) != 2 {
 			t.Errorf("violations %s: want both hits", mustJSON(v))
 		}
-		wantField(t, r, []string{"no_stripe", "FinancialSafety", "DataExfiltration"}, "policy_result", "policies_evaluated")
+		wantField(t, r, []string{"no_stripe", "FinancialSafetyPolicy", "DataExfiltrationPolicy"}, "policy_result", "policies_evaluated")
 	})
 }
 
@@ -316,7 +316,7 @@ func TestShadowMode(t *testing.T) {
 	}
 	wantField(t, r, "allowed", "status")
 	wantField(t, r, "blocked", "policy_result", "shadow_status")
-	wantField(t, r, "FinancialSafety", "policy_result", "triggered_policy")
+	wantField(t, r, "FinancialSafetyPolicy", "policy_result", "triggered_policy")
 	wantField(t, wantStatus(t, c.Do(t, "GET", "/v1/control/policies", nil), 200), "shadow", "mode")
 }
 
@@ -348,5 +348,5 @@ func TestWhitelistedDomains(t *testing.T) {
 	// A whitelisted host does not exempt an action from the built-ins.
 	r := wantStatus(t, c.Do(t, "POST", "/v1/actions", map[string]any{"action": "http.fetch",
 		"params": map[string]any{"url": "https://example.com/?k=AKIAABCDEFGHIJKLMNOP"}}), 200)
-	wantField(t, r, "DataExfiltration", "policy_result", "triggered_policy")
+	wantField(t, r, "DataExfiltrationPolicy", "policy_result", "triggered_policy")
 }

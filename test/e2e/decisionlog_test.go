@@ -111,7 +111,7 @@ func TestDecisionLogHTTP(t *testing.T) {
 	q := evs[qid]
 	wantField(t, q, s.TenantID, "input", "tenant_id")
 	wantField(t, q, "pending_review", "result", "status")
-	wantField(t, q, "FinancialSafety", "rule_labels", 0, "policy")
+	wantField(t, q, "FinancialSafetyPolicy", "rule_labels", 0, "policy")
 
 	metrics := c.Do(t, "GET", "/metrics", nil)
 	if !strings.Contains(string(metrics.Body), "gatehouse_decision_logs_shipped_total 2") ||

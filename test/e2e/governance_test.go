@@ -92,7 +92,7 @@ func TestApprovalPolling(t *testing.T) {
 	wantField(t, item, "stripe", "connector")
 	wantField(t, item, "payer-bot", "agent_id")
 	wantField(t, item, "pending_review", "status")
-	wantField(t, item, "FinancialSafety", "triggered_policy")
+	wantField(t, item, "FinancialSafetyPolicy", "triggered_policy")
 	wantField(t, item, 0.8, "risk_score")
 	wantTime(t, field(item, "submitted_at"), "submitted_at")
 

@@ -25,7 +25,7 @@ func TestTenantIsolation(t *testing.T) {
 	// B's decisions ignore A's policies.
 	rb := wantStatus(t, b.Do(t, "POST", "/v1/actions", act), 200)
 	wantField(t, rb, "allowed", "status")
-	wantField(t, rb, []string{"FinancialSafety", "DataExfiltration"}, "policy_result", "policies_evaluated")
+	wantField(t, rb, []string{"FinancialSafetyPolicy", "DataExfiltrationPolicy"}, "policy_result", "policies_evaluated")
 	bID := field(rb, "action_id").(string)
 
 	// B cannot see, change or delete A's policies.

@@ -244,7 +244,7 @@ func TestSeedWalkthrough(t *testing.T) {
 	wantField(t, res, "Action blocked: PII blocked for billing-bot: email", "message")
 	wantField(t, res, "agent", "policy_result", "violations", 0, "scope")
 	wantField(t, res, "email", "policy_result", "violations", 0, "match")
-	wantField(t, res, []string{"pii_protection", "FinancialSafety", "DataExfiltration"}, "policy_result", "policies_evaluated")
+	wantField(t, res, []string{"pii_protection", "FinancialSafetyPolicy", "DataExfiltrationPolicy"}, "policy_result", "policies_evaluated")
 
 	// Step 4: support-bot, and no agent at all, get the tenant-wide policy:
 	// allowed, with one warning.

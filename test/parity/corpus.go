@@ -107,11 +107,22 @@ var (
 		"client_secret: 0123456789", "customer data", "customer records", "credit card 4111", "card number",
 		"credentials", "backup of passwords", "social security", "routine note", `literal \u003cscript\u003e`,
 		"quote \" and backslash \\", "tab\tnewline\n", "", "   ",
+		// Issue 10: whitelist hosts (outbound_http whitelists example.com),
+		// secrets being sent out, money words in params.
+		"http://10.0.0.1/admin", "http://localhost:8080/", "http://[::1]/", "http://intranet/",
+		"https://ｅｖｉｌ.com/", "evil。com", "https://example.com@evil.test/", "169.254.169.254",
+		"https://EXAMPLE.com./x", "mail me at Jane@Example.COM.", "send the prod secret", "export credentials now",
+		"upload passwords.txt", "email.send password_reset", "please wire it", "refund this invoice",
 	}
 	amounts = []any{
 		json.Number("0"), json.Number("9999"), json.Number("9999.99"), json.Number("10000"), json.Number("10000.5"),
 		json.Number("99999"), json.Number("100000"), json.Number("100001"), json.Number("250000"), json.Number("-5"),
 		json.Number("1e5"), "10000", "100000", "99999.99", "abc", "", json.Number("12.5"),
+		// Issue 10: permissive amounts, Unicode digits, huge and unparseable
+		// values, non-numbers.
+		"+150000", "1.5e5", "1_50000", "15,000.00", "１５００００", "١٥٠٠٠", "२०,०००", "$20000", "150000 €",
+		"1'500'000", "1e99999999999", "1e-99999999999", "1" + strings.Repeat("0", 320), json.Number("1e400"),
+		json.Number("-1e400"), "0x20000", "1.500.000", true, nil,
 	}
 	amountKeys = []string{"amount", "value", "total", "sum"}
 	textKeys   = []string{"text", "note", "channel", "url", "to", "email", "body", "é-key", "<b>", "password", "api_key"}

@@ -100,7 +100,7 @@ func TestOPAParity(t *testing.T) {
 		}
 		t.Logf("parity: %d actions, 0 differences between POST /v1/actions, Gatehouse's Data API and stock OPA; outcomes %v",
 			corpusSize, stats)
-		for _, want := range []string{"allowed", "blocked", "pending_review", "hit:FinancialSafety", "hit:DataExfiltration",
+		for _, want := range []string{"allowed", "blocked", "pending_review", "hit:FinancialSafetyPolicy", "hit:DataExfiltrationPolicy",
 			"hit:pii_protection", "hit:html_guard", "hit:unicode_words", "hit:outbound_http", "hit:step_scoped",
 			"hit:deploy_guard", "hit:refund_watch"} {
 			if stats[want] == 0 {
@@ -403,7 +403,9 @@ func decideActions(t *testing.T, c *e2e.Client, a action) any {
 // decideData asks a Data API (Gatehouse's or OPA's) for the decision.
 func decideData(t *testing.T, c *e2e.Client, url string, input map[string]any) any {
 	t.Helper()
-	r := c.Do(t, "POST", "/v1/data/gatehouse/decision/result", map[string]any{"input": input})
+	// strict-builtin-errors: what the README tells OPA clients to send, so
+	// a built-in error is an error (500) on OPA as it is (503) on Gatehouse.
+	r := c.Do(t, "POST", "/v1/data/gatehouse/decision/result?strict-builtin-errors=true", map[string]any{"input": input})
 	if r.Status != 200 {
 		t.Fatalf("POST %s/v1/data/gatehouse/decision/result: %d %s", url, r.Status, r.Body)
 	}

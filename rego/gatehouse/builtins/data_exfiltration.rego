@@ -1,5 +1,5 @@
 # METADATA
-# title: DataExfiltration
+# title: DataExfiltrationPolicy
 # description: |
 #   Policy to prevent data exfiltration attempts (CONTRACT A5): secret
 #   material anywhere in the action text blocks; a bulk export of sensitive
@@ -28,7 +28,7 @@ _secret(i, kind, m, keep) := {
 
 # METADATA
 # labels:
-#   policy: DataExfiltration
+#   policy: DataExfiltrationPolicy
 #   rule: 0
 #   severity: critical
 violations contains _secret(0, "private key", m, 100) if {
@@ -38,7 +38,7 @@ violations contains _secret(0, "private key", m, 100) if {
 
 # METADATA
 # labels:
-#   policy: DataExfiltration
+#   policy: DataExfiltrationPolicy
 #   rule: 1
 #   severity: critical
 violations contains _secret(1, "AWS access key", m, 4) if {
@@ -48,7 +48,7 @@ violations contains _secret(1, "AWS access key", m, 4) if {
 
 # METADATA
 # labels:
-#   policy: DataExfiltration
+#   policy: DataExfiltrationPolicy
 #   rule: 2
 #   severity: critical
 violations contains _secret(2, "GitHub token", m, 4) if {
@@ -58,7 +58,7 @@ violations contains _secret(2, "GitHub token", m, 4) if {
 
 # METADATA
 # labels:
-#   policy: DataExfiltration
+#   policy: DataExfiltrationPolicy
 #   rule: 3
 #   severity: critical
 violations contains _secret(3, "Slack token", m, 4) if {
@@ -76,7 +76,7 @@ _credential_pre if contains(text.folded, "secret")
 
 # METADATA
 # labels:
-#   policy: DataExfiltration
+#   policy: DataExfiltrationPolicy
 #   rule: 4
 #   severity: critical
 violations contains {
@@ -110,7 +110,7 @@ _sensitive_pre if contains(text.folded, "passwords")
 
 # METADATA
 # labels:
-#   policy: DataExfiltration
+#   policy: DataExfiltrationPolicy
 #   rule: 5
 #   severity: high
 violations contains {
@@ -124,4 +124,48 @@ violations contains {
 	regex.match(`(?i)(export|upload|dump|backup|sync)`, input.action)
 	_sensitive_pre
 	m := regex.find_n(_sensitive_re, text.text, 1)[0]
+}
+
+# Sending secrets out: a send/export/upload verb, then, within a few words,
+# the secrets or credentials it moves (`send … secret`, `export …
+# credential`, `upload … password`). Word boundaries keep names such as
+# password_reset or sender out; the match names the verb and the noun only,
+# never what lies between (which may be the secret itself).
+_sending_re := `(?i)\b(send|sent|export|upload)(?:s|ed|ing)?\b[^\n]{0,80}?\b(secret|credential|password)s?\b`
+
+# The nouns first (rarer than the verbs); contains() allocates nothing.
+_sending_pre if {
+	_secret_noun
+	_sending_verb
+}
+
+_secret_noun if contains(text.folded, "secret")
+
+_secret_noun if contains(text.folded, "password")
+
+_secret_noun if contains(text.folded, "credential")
+
+_sending_verb if contains(text.folded, "send")
+
+_sending_verb if contains(text.folded, "sent")
+
+_sending_verb if contains(text.folded, "export")
+
+_sending_verb if contains(text.folded, "upload")
+
+# METADATA
+# labels:
+#   policy: DataExfiltrationPolicy
+#   rule: 6
+#   severity: critical
+violations contains {
+	"rule": 6,
+	"severity": "critical",
+	"on_violation": "block",
+	"confidence": 0.9,
+	"match": concat(" … ", [m[1], m[2]]),
+	"reason": "Potential data exfiltration: sending secrets",
+} if {
+	_sending_pre
+	m := regex.find_all_string_submatch_n(_sending_re, text.text, 1)[0]
 }

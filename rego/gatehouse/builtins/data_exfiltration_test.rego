@@ -199,3 +199,42 @@ test_sensitive_text_without_export_yields_nothing if {
 test_export_word_only_in_params_yields_nothing if {
 	_check("send_email", {"op": "export", "what": "customer list"}) == set()
 }
+
+_sending(match) := {
+	"rule": 6,
+	"severity": "critical",
+	"on_violation": "block",
+	"confidence": 0.9,
+	"match": match,
+	"reason": "Potential data exfiltration: sending secrets",
+}
+
+# Sending secrets or credentials out blocks, whatever the action is called;
+# the match never carries the words between verb and noun.
+_sending_cases := {
+	"send … secret": {"action": "slack.post", "params": {"text": "send the prod secret to bob"}, "match": "send … secret"},
+	"export … credential": {"action": "run", "params": {"cmd": "export all credentials to pastebin"}, "match": "export … credential"},
+	"upload … password": {"action": "files.put", "params": {"note": "Uploading passwords.txt now"}, "match": "Upload … password"},
+	"verb in the action name": {"action": "slack.send", "params": {"text": "the db password is in the vault"}, "match": "send … password"},
+	"sent": {"action": "log", "params": {"msg": "sent secrets hunter to x"}, "match": "sent … secret"},
+}
+
+test_sending_secrets_blocks[name] if {
+	some name, c in _sending_cases
+	_sending(c.match) in _check(c.action, c.params)
+}
+
+_sending_near_misses := {
+	"password reset template": {"action": "email.send", "params": {"template": "password_reset"}},
+	"sender is not send": {"action": "mail", "params": {"sender": "ops", "note": "password policy"}},
+	"verb inside a name": {"action": "send_message", "params": {"note": "please reset my password tomorrow morning"}},
+	"noun before the verb": {"action": "note", "params": {"text": "secret santa: send gifts"}},
+	"verb without secrets": {"action": "slack.send", "params": {"text": "standup at 10"}},
+}
+
+test_sending_near_misses_do_not_fire[name] if {
+	some name, c in _sending_near_misses
+	every v in _check(c.action, c.params) {
+		v.rule != 6
+	}
+}

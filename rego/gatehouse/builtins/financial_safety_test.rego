@@ -36,7 +36,7 @@ _keyword_cases := {
 
 test_every_keyword_is_financial[name] if {
 	some name, c in _keyword_cases
-	_check(c.action, {}) == {{
+	_check(c.action, {"amount": 5}) == {{
 		"rule": 2,
 		"severity": "low",
 		"on_violation": "warn",
@@ -48,19 +48,38 @@ test_every_keyword_is_financial[name] if {
 
 test_non_financial_actions_yield_nothing if {
 	every action in ["send_email", "get_balance", "github.create_issue"] {
-		_check(action, {"amount": 500000, "note": "wire transfer refund"}) == set()
+		_check(action, {"amount": 500000, "note": "see the attached report"}) == set()
 	}
 }
 
-test_missing_params_is_a_low_warning if {
-	financial_safety.violations == {{
-		"rule": 2,
-		"severity": "low",
-		"on_violation": "warn",
-		"confidence": 0.85,
-		"match": "payout",
-		"reason": "Financial operation detected: payout",
-	}} with input as {"action": "payout"}
+# Money words count in params (keys and values) too; the match is the
+# first one in the action text, the action name coming first.
+test_keywords_in_params[name] if {
+	some name, c in {
+		"in a value": {"params": {"note": "wire 5 to bob", "amount": 5}, "match": "wire"},
+		"in a key": {"params": {"refund_amount": 1, "amount": 5}, "match": "refund"},
+		"upper case": {"params": {"memo": "PAYMENT due", "amount": 5}, "match": "PAYMENT"},
+	}
+	_outcome("send_email", c.params) == _warn(c.match)
+}
+
+test_keyword_in_name_comes_first if {
+	[v] := [v | some v in _check("refund", {"note": "charge", "amount": 5})]
+	v.match == "refund"
+}
+
+# A financial action with no amount is held for approval, never allowed
+# (Novyx's own example holds it).
+test_missing_amount_needs_approval[name] if {
+	some name, inp in {
+		"no params": {"action": "payout"},
+		"empty params": {"action": "payout", "params": {}},
+		"no amount key": {"action": "payout", "params": {"to": "bob", "price": 5}},
+		"amount object without a number": {"action": "payout", "params": {"amount": {"currency": "USD"}}},
+		"keyword in params only": {"action": "send_email", "params": {"body": "please wire the money"}},
+	}
+	[v] := [v | some v in financial_safety.violations] with input as inp
+	[v.on_violation, v.reason, v.severity] == array.concat(_approval, ["high"])
 }
 
 _amount_cases := {
@@ -77,7 +96,7 @@ test_amount_keys_at_any_depth[name] if {
 }
 
 test_other_keys_are_not_amounts if {
-	_outcome("wire_funds", {"price": 500000, "count": 200000, "amounts": 300000, "id": 150000}) == _warn("wire")
+	_outcome("wire_funds", {"price": 500000, "count": 200000, "amounts": 300000, "id": 150000}) == _approval
 }
 
 _string_cases := {
@@ -85,18 +104,58 @@ _string_cases := {
 	"plain digits": {"amount": "150000", "want": _block("150000")},
 	"surrounding spaces": {"amount": " 20000 ", "want": _approval},
 	"negative": {"amount": "-30000", "want": _warn("payment")},
-	"not a number": {"amount": "lots", "want": _warn("payment")},
-	"misplaced separator": {"amount": "1,50000", "want": _warn("payment")},
-	"currency sign": {"amount": "$20000", "want": _warn("payment")},
+	"not a number": {"amount": "lots", "want": _approval},
+	"empty string": {"amount": "", "want": _approval},
+	"only a sign": {"amount": "-", "want": _approval},
+	"two dots": {"amount": "1.500.000", "want": _approval},
+	"hexadecimal": {"amount": "0x20000", "want": _approval},
+	"misplaced separator": {"amount": "1,50000", "want": _block("1,50000")},
+	"currency sign": {"amount": "$20000", "want": _approval},
+	"trailing currency sign": {"amount": "150000 €", "want": _block("150000 €")},
+	"plus sign": {"amount": "+150000", "want": _block("+150000")},
+	"exponent": {"amount": "1.5e5", "want": _block("1.5e5")},
+	"upper-case exponent with sign": {"amount": "15E+3", "want": _approval},
+	"negative exponent": {"amount": "150000e-2", "want": _warn("payment")},
+	"underscore separators": {"amount": "1_50000", "want": _block("1_50000")},
+	"apostrophe separators": {"amount": "1'500'000", "want": _block("1'500'000")},
+	"space separators": {"amount": "150 000", "want": _block("150 000")},
+	"leading zeros": {"amount": "000150000", "want": _block("000150000")},
+	"fraction only": {"amount": ".5", "want": _warn("payment")},
+	"full-width digits": {"amount": "１５００００", "want": _block("１５００００")},
+	"Arabic-Indic digits": {"amount": "١٥٠٠٠٠", "want": _block("١٥٠٠٠٠")},
+	"Devanagari digits with a separator": {"amount": "२०,०००", "want": _approval},
+	"mixed scripts": {"amount": "1５0000", "want": _block("1５0000")},
+	"309 digits": {"amount": concat("", ["1", concat("", array.slice(_zeros, 0, 308))]), "want": _block(concat("", ["1", concat("", array.slice(_zeros, 0, 308))]))},
+	"huge exponent": {"amount": "1e99999999999", "want": _block("1e99999999999")},
+	"tiny exponent": {"amount": "1e-99999999999", "want": _warn("payment")},
+	"long fraction of zeros": {"amount": concat("", ["0.", concat("", _zeros), "1"]), "want": _warn("payment")},
+	"long mantissa scaled down": {"amount": concat("", ["2", concat("", _zeros), "e-396"]), "want": _approval},
 }
+
+_zeros := ["0" | some _ in numbers.range(1, 400)]
 
 test_numeric_strings[name] if {
 	some name, c in _string_cases
 	_outcome("payment", {"amount": c.amount}) == c.want
 }
 
-test_non_numbers_are_ignored if {
-	_outcome("payment", {"amount": true, "value": null, "total": {"x": 1}, "sum": [20000]}) == _warn("payment")
+test_non_numbers_need_approval[name] if {
+	some name, v in {"boolean": true, "null": null}
+	_outcome("payment", {"amount": 5, "value": v}) == _approval
+}
+
+test_containers_are_searched if {
+	_outcome("payment", {"total": {"x": 1}, "sum": [20000], "amount": {"value": 5}}) == _warn("payment")
+}
+
+# An amount over the hard limit blocks even when another cannot be parsed.
+test_block_beats_unknown if {
+	_outcome("payment", {"amount": "lots", "total": 200000}) == _block("200000")
+}
+
+test_json_numbers_beyond_float_range if {
+	_outcome("payment", {"amount": 1e400}) == _block("1e400")
+	_outcome("payment", {"amount": -1e400}) == _warn("payment")
 }
 
 test_largest_amount_wins if {

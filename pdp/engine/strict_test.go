@@ -1,0 +1,157 @@
+package engine
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/gatehouse-pdp/gatehouse/bundles"
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+	"github.com/gatehouse-pdp/gatehouse/test/scale"
+)
+
+// seedTenant is the seed's policies for tenant id.
+func seedTenant(id string, rev uint64) pdp.TenantPolicies {
+	return pdp.TenantPolicies{TenantID: id, Revision: rev, Mode: pdp.ModeEnforcement, Policies: scale.SeedPolicies()}
+}
+
+// invalidRegex returns a copy of the seed with rule 0 of the first policy
+// holding a pattern RE2 cannot compile, as a store edited around the API
+// (or written by an older version) could hold it.
+func invalidRegex(id string, rev uint64) pdp.TenantPolicies {
+	tp := seedTenant(id, rev)
+	tp.Policies[0].Rules = append([]pdp.Rule(nil), tp.Policies[0].Rules...)
+	tp.Policies[0].Rules[0].Match = "(unclosed"
+	return tp
+}
+
+// TestStoredInvalidRegexDegradesOnlyItsTenant: the engine re-validates what
+// it is given; a tenant holding a policy the API would refuse fails closed
+// (ErrEvaluationFailed, so 503) instead of skipping the rule, its reason
+// is reported, and another tenant still decides. Fixing the policy heals.
+func TestStoredInvalidRegexDegradesOnlyItsTenant(t *testing.T) {
+	e := newEngine(t, Config{Timeout: 10 * time.Second})
+	if err := e.SetTenant(seedTenant("globex", 1)); err != nil {
+		t.Fatalf("healthy tenant: %v", err)
+	}
+	err := e.SetTenant(invalidRegex("acme", 1))
+	if !errors.Is(err, ErrTenantDegraded) || !strings.Contains(err.Error(), "rules[0].match") {
+		t.Fatalf("SetTenant = %v, want ErrTenantDegraded naming rules[0].match", err)
+	}
+	_, err = e.Evaluate(t.Context(), seedAction)
+	if !errors.Is(err, pdp.ErrEvaluationFailed) || !errors.Is(err, ErrTenantDegraded) {
+		t.Fatalf("degraded tenant decided: %v", err)
+	}
+	if _, _, err := e.Query(t.Context(), "acme", Input(seedAction)); !errors.Is(err, ErrTenantDegraded) {
+		t.Fatalf("Data API path decided for a degraded tenant: %v", err)
+	}
+	other := seedAction
+	other.TenantID = "globex"
+	if d := evaluate(t, e, other); d.Status != pdp.StatusAllowed {
+		t.Errorf("other tenant: %s", d.Status)
+	}
+	if got := e.Degraded(); len(got) != 1 || got["acme"] == nil {
+		t.Errorf("Degraded = %v, want acme only", got)
+	}
+
+	if err := e.SetTenant(seedTenant("acme", 2)); err != nil {
+		t.Fatalf("fixed tenant: %v", err)
+	}
+	evaluate(t, e, seedAction)
+	if got := e.Degraded(); len(got) != 0 {
+		t.Errorf("Degraded after the fix = %v", got)
+	}
+}
+
+// strictBundle is the seed's bundle for acme plus one policy module whose
+// rule calls a built-in on the input that can fail: the failure must fail
+// the decision, not make the rule undefined (OPA's default).
+func strictBundle(t *testing.T, body string) *bundles.Loaded {
+	t.Helper()
+	l := loaded(t, seedTenant("acme", 1), Config{})
+	src := "package gatehouse.policies.acme.tenant.pii_protection\n\nextra contains 1 if {\n\t" + body + "\n}\n\n" +
+		"violations contains {\"rule\": 9, \"severity\": \"low\", \"on_violation\": \"warn\", \"confidence\": 1, \"match\": \"\", \"reason\": \"x\"} if extra[_]\n"
+	m, err := ast.ParseModuleWithOpts("gatehouse/policies/acme/tenant/extra.rego", src, ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Modules["gatehouse/policies/acme/tenant/extra.rego"] = m
+	return l
+}
+
+// TestBuiltinErrorsFailClosed: a built-in error inside a rule (a number out
+// of range, a regex that only fails at evaluation) makes the decision
+// fail, through Evaluate and Query alike.
+func TestBuiltinErrorsFailClosed(t *testing.T) {
+	for name, c := range map[string]struct {
+		body   string
+		params map[string]any
+	}{
+		"number overflow":          {`to_number(input.params.n) > 0`, map[string]any{"n": "1" + strings.Repeat("0", 400)}},
+		"regex from input":         {`regex.match(input.params.p, "x")`, map[string]any{"p": "(unclosed"}},
+		"regex compile at runtime": {`regex.match(concat("", ["(", "x"]), input.action)`, map[string]any{}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEngine(t, Config{Timeout: 10 * time.Second})
+			if err := e.LoadBundle(t.Context(), "b.tar.gz", strictBundle(t, c.body)); err != nil {
+				t.Fatal(err)
+			}
+			// "email" passes the policy's guard, so its rules run.
+			c.params["note"] = "email"
+			a := pdp.Action{TenantID: "acme", Name: "ping", Params: c.params}
+			if d, err := e.Evaluate(t.Context(), a); !errors.Is(err, pdp.ErrEvaluationFailed) {
+				t.Fatalf("Evaluate = %+v, %v; want ErrEvaluationFailed", d, err)
+			}
+			if _, _, err := e.Query(t.Context(), "acme", Input(a)); !errors.Is(err, pdp.ErrEvaluationFailed) {
+				t.Fatalf("Query: %v, want ErrEvaluationFailed", err)
+			}
+		})
+	}
+}
+
+// TestBundleInvalidRegexDegradesItsTenant: a bundle whose policy module
+// carries a pattern that does not compile loads, but that tenant fails
+// closed and is reported; a bad pattern in the library refuses the bundle.
+func TestBundleInvalidRegexDegradesItsTenant(t *testing.T) {
+	l := strictBundle(t, `regex.match("(unclosed", input.action)`)
+	e := newEngine(t, Config{Timeout: 10 * time.Second})
+	if err := e.LoadBundle(t.Context(), "b.tar.gz", l); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Evaluate(t.Context(), seedAction); !errors.Is(err, ErrTenantDegraded) {
+		t.Fatalf("Evaluate: %v, want ErrTenantDegraded", err)
+	}
+	if got := e.Degraded()["acme"]; got == nil || !strings.Contains(got.Error(), "extra.rego") {
+		t.Errorf("Degraded[acme] = %v, want the module named", got)
+	}
+
+	lib := loaded(t, seedTenant("acme", 1), Config{})
+	src := "package gatehouse.extra\n\nx if regex.match(`[z-a]`, input.action)\n"
+	lib.Modules["gatehouse/extra.rego"] = ast.MustParseModuleWithOpts(src, ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err := newEngine(t, Config{}).LoadBundle(t.Context(), "c.tar.gz", lib); err == nil || !strings.Contains(err.Error(), "outside a tenant") {
+		t.Errorf("library with a bad pattern: %v", err)
+	}
+}
+
+// TestBundleRefusesNetworkBuiltins: a bundle calling http.send, a net.*
+// built-in or opa.runtime is refused with the call named.
+func TestBundleRefusesNetworkBuiltins(t *testing.T) {
+	for _, body := range []string{
+		`http.send({"method": "GET", "url": "http://127.0.0.1:1/"}).status_code == 200`,
+		`count(net.lookup_ip_addr("example.com")) > 0`,
+		`opa.runtime().env.HOME != ""`,
+		`net.cidr_contains("10.0.0.0/8", "10.0.0.1")`,
+	} {
+		e := newEngine(t, Config{})
+		err := e.LoadBundle(t.Context(), "b.tar.gz", strictBundle(t, body))
+		if !errors.Is(err, bundles.ErrRefusedBuiltin) || !strings.Contains(err.Error(), "extra.rego:") {
+			t.Errorf("%s: LoadBundle = %v, want ErrRefusedBuiltin naming the module", body, err)
+		}
+		if _, ok := e.Revision("acme"); ok {
+			t.Errorf("%s: refused bundle's tenant was published", body)
+		}
+	}
+}
