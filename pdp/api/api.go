@@ -23,6 +23,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/bundles"
 	"github.com/gatehouse-pdp/gatehouse/pdp/decisionlog"
 	"github.com/gatehouse-pdp/gatehouse/pdp/engine"
+	"github.com/gatehouse-pdp/gatehouse/pdp/lifecycle"
 	"github.com/gatehouse-pdp/gatehouse/pdp/registry"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
@@ -125,6 +126,7 @@ type server struct {
 	adminHash [sha256.Size]byte
 	bundles   http.Handler // nil: no bundle route
 	gov       governance   // approvals, audit, dashboard (governance.go)
+	life      *lifecycle.Service
 
 	ops           // metrics and rate limits (ops.go)
 	observability // spans and the decision log (decisionlog.go)
@@ -160,6 +162,14 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	s.ops = newOps(cfg.Limits, deps.Metrics)
 	s.observability = newObservability(deps)
 	s.gov = newGovernance(deps)
+	life, err := lifecycle.New(lifecycle.Deps{
+		Engine: deps.Engine, Store: deps.Store, Registry: deps.Registry, DecisionLog: deps.DecisionLog,
+		Logger: deps.Logger, Now: s.gov.now, RecordTimeout: cfg.RecordTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.life = life
 	if err := s.newBundleHandler(deps); err != nil {
 		return nil, err
 	}

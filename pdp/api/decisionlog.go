@@ -1,16 +1,11 @@
 package api
 
 import (
-	"context"
-	"encoding/json"
-
 	"github.com/gin-gonic/gin"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/gatehouse-pdp/gatehouse/pdp"
 	"github.com/gatehouse-pdp/gatehouse/pdp/decisionlog"
-	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
 // Observability beyond metrics: the API's own spans and the decision log.
@@ -30,26 +25,6 @@ func newObservability(deps Deps) observability {
 		tp = otel.GetTracerProvider()
 	}
 	return observability{tracer: tp.Tracer("github.com/gatehouse-pdp/gatehouse/pdp/api"), dlog: deps.DecisionLog}
-}
-
-// logAction hands a recorded action's decision to the decision log:
-// decision_id is the action_id, the input is the engine's input document,
-// the result the policy_result as recorded.
-func (s *server) logAction(ctx context.Context, c *gin.Context, rec *store.ActionRecord, d *pdp.Decision) {
-	if s.dlog == nil {
-		return
-	}
-	s.dlog.Log(ctx, decisionlog.Decision{
-		ID:       rec.ID,
-		TenantID: rec.TenantID,
-		Input: decisionlog.ActionInput{
-			TenantID: rec.TenantID, AgentID: rec.AgentID, Action: rec.Action, StepType: rec.StepType, Params: rec.Params,
-		},
-		Result:      json.RawMessage(rec.Decision),
-		Violations:  d.Violations,
-		RequestedBy: c.Request.RemoteAddr,
-		TraceID:     rec.TraceID,
-	})
 }
 
 // logQuery hands a Data API decision to the decision log and returns its

@@ -17,6 +17,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
+	"github.com/gatehouse-pdp/gatehouse/pdp/engine"
+	"github.com/gatehouse-pdp/gatehouse/pdp/lifecycle"
 	"github.com/gatehouse-pdp/gatehouse/pdp/registry"
 )
 
@@ -96,9 +98,35 @@ func classify(c *gin.Context, err error) *apiError {
 		ve  *pdp.ValidationError
 		mbe *http.MaxBytesError
 	)
+	var (
+		tooLarge    *lifecycle.ParamsTooLargeError
+		unavailable *lifecycle.UnavailableError
+	)
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, &tooLarge):
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: pdp.CodePayloadTooLarge, Message: tooLarge.Error(), cause: err}
+	case errors.As(err, &unavailable):
+		// The cause was logged by the lifecycle; the action is recorded
+		// as blocked under its ID.
+		return &apiError{Status: http.StatusServiceUnavailable, Code: pdp.CodeEvaluationUnavailable,
+			Message: "Policy evaluation is unavailable; the action was not allowed",
+			Extra:   map[string]any{"action_id": unavailable.ActionID, "trace_id": unavailable.TraceID}}
+	case errors.Is(err, engine.ErrOverloaded):
+		// Refused before evaluating because engine.Config.MaxConcurrent
+		// evaluations were running: the code agents already treat as "not
+		// allowed, try again", with Retry-After: 1. Under overload,
+		// queueing would only make every decision late. Not evaluated, so
+		// not recorded and without an action_id.
+		c.Header("Retry-After", "1")
+		return &apiError{Status: http.StatusServiceUnavailable, Code: pdp.CodeEvaluationUnavailable,
+			Message: "Gatehouse is evaluating as many actions as it may at once; this one was neither evaluated nor allowed. Retry shortly."}
+	case errors.Is(err, lifecycle.ErrActionNotFound):
+		return &apiError{Status: http.StatusNotFound, Code: pdp.CodeActionNotFound,
+			Message: fmt.Sprintf("Action '%s' not found", truncate(c.Param("id"), maxActionIDLen)), cause: err}
+	case errors.Is(err, lifecycle.ErrGovernanceUnavailable):
+		return &apiError{Status: http.StatusNotImplemented, Code: pdp.CodeGovernanceUnavailable, Message: "The store does not keep approvals, the audit chain or the dashboard", cause: err}
 	case errors.As(err, &mbe):
 		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: pdp.CodePayloadTooLarge,
 			Message: fmt.Sprintf("request body exceeds %d bytes", mbe.Limit), cause: err}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"net/http"
 	"time"
 
@@ -9,7 +8,6 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
-	"github.com/gatehouse-pdp/gatehouse/pdp/approval"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
@@ -22,7 +20,6 @@ import (
 // governance is what those handlers share.
 type governance struct {
 	st        store.GovernanceStore // nil: the store keeps no audit chain
-	rules     *approval.Rules
 	now       func() time.Time
 	verifying *singleflight.Group // GET /v1/audit/verify, by tenant
 }
@@ -32,7 +29,7 @@ func newGovernance(deps Deps) governance {
 	if now == nil {
 		now = time.Now
 	}
-	g := governance{rules: approval.New(now), now: now, verifying: &singleflight.Group{}}
+	g := governance{now: now, verifying: &singleflight.Group{}}
 	if gs, ok := deps.Store.(store.GovernanceStore); ok {
 		g.st = gs
 	}
@@ -83,50 +80,6 @@ func (s *server) keyID(c *gin.Context) string {
 	}
 	c.Set(ctxKeyID, id)
 	return id
-}
-
-// evaluationMeta is the metadata of an action's evaluation entry, beside
-// the action_id, event and timestamp the store sets. key_id names the
-// submitting key, which team mode needs to recognize the submitter.
-type evaluationMeta struct {
-	Action          string     `json:"action"`
-	AgentID         *string    `json:"agent_id"`
-	KeyID           *string    `json:"key_id"`
-	Status          pdp.Status `json:"status"`
-	ShadowStatus    pdp.Status `json:"shadow_status,omitempty"`
-	TriggeredPolicy *string    `json:"triggered_policy"`
-	Severity        *string    `json:"severity"`
-	RiskScore       float64    `json:"risk_score"`
-}
-
-// recordAction stores an evaluated action durably, with its evaluation
-// entry in the same group-committed transaction when the store keeps a
-// chain (CONTRACT A10: the response waits for both).
-func (s *server) recordAction(ctx context.Context, c *gin.Context, rec store.ActionRecord, d *pdp.Decision) error {
-	if s.gov.st == nil {
-		_, err := s.st.InsertAction(ctx, rec)
-		return err
-	}
-	if rec.CreatedAt.IsZero() {
-		// The API's clock, which the approval modes' waiting times read.
-		rec.CreatedAt = s.gov.now()
-	}
-	meta := evaluationMeta{
-		Action:          rec.Action,
-		AgentID:         agentPtr(rec.AgentID),
-		KeyID:           agentPtr(s.keyID(c)),
-		Status:          rec.Status,
-		ShadowStatus:    d.ShadowStatus,
-		TriggeredPolicy: agentPtr(rec.TriggeredPolicy),
-		Severity:        agentPtr(string(rec.Severity)),
-		RiskScore:       rec.RiskScore,
-	}
-	raw, err := encodeJSON(meta)
-	if err != nil {
-		return err
-	}
-	_, _, err = s.gov.st.InsertActionAudited(ctx, rec, store.AuditEvent{Metadata: raw})
-	return err
 }
 
 // entryView is one audit entry as the API shows it. timestamp is exactly

@@ -162,16 +162,3 @@ func (s *server) allowRate(c *gin.Context, apiKey string, t store.Tenant) bool {
 	})
 	return false
 }
-
-// refuseOverloaded answers an action the engine refused because it was
-// already running engine.Config.MaxConcurrent evaluations: 503
-// evaluation_unavailable — the code agents already treat as "not allowed,
-// try again", so it fails closed — with Retry-After: 1. Under overload,
-// queueing would only make every decision late. The action was not
-// evaluated, so it is not recorded and has no action_id. (The engine's
-// observer counts the refusal.)
-func refuseOverloaded(c *gin.Context) {
-	c.Header("Retry-After", "1")
-	fail(c, newError(http.StatusServiceUnavailable, pdp.CodeEvaluationUnavailable,
-		"Gatehouse is evaluating as many actions as it may at once; this one was neither evaluated nor allowed. Retry shortly."))
-}

@@ -1,16 +1,31 @@
-// Command load drives POST /v1/actions on a real Gatehouse, and the same
-// corpus on a stock `opa run --server` serving the equivalent Rego and data
-// on POST /v1/data/gatehouse/decision/result, on loopback, for a bounded
-// time, and reports requests/s, p50, p99, errors and the server's peak RSS.
+// Command load measures POST /v1/actions on a real Gatehouse against a
+// stock `opa run --server` serving the equivalent Rego and data (POST
+// /v1/data/gatehouse/decision/result) with the same corpus, on loopback,
+// by the protocol of issue 11:
 //
-// It builds both binaries (gatehouse with the Makefile's flags, opa at the
-// version pinned in go.mod), provisions the chosen scale of test/scale
-// through the admin and policy APIs, and pins each server to -server-cpus
-// with taskset when taskset exists (run the tool itself under
-// `taskset -c 1` to pin the load generator to the other core; `make load`
-// does both).
+//   - both servers built here (gatehouse from -gatehouse-src with the
+//     Makefile's flags, opa at the version pinned in go.mod), pinned to
+//     -server-cpus with taskset and run with GOMAXPROCS=-gomaxprocs (1);
+//   - both started, provisioned (the -scale world of test/scale, through
+//     the admin and policy APIs) and warmed up — one pass over the corpus,
+//     then -warmup of closed-loop load — before anything is measured;
+//   - then -segments segments of -duration per target, alternating, with
+//     -concurrency closed-loop clients, so background load on a shared
+//     machine falls on both sides alike; gatehouse's compile counter
+//     (gatehouse_engine_cache_misses_total) is read around each segment,
+//     and must stay still;
+//   - it reports each segment, then per target the median requests/s,
+//     p50 and p99, the summed errors and compiles, peak RSS, and the ratio
+//     of the medians (and of each segment pair).
 //
-//	go run ./test/load -scale M -concurrency 16 -duration 15s -targets gatehouse,opa
+// Run the tool itself under `taskset -c 1` to keep the load generator off
+// the servers' core; `make load` does both:
+//
+//	go run ./test/load -scale M -concurrency 16 -segments 3 -duration 10s -targets gatehouse,opa
+//
+// -gatehouse-src builds another tree (a checkout of main) for a before and
+// after with the same command; -perf FILE records gatehouse's CPU during
+// its segments with `perf record -g` (FILE.1, FILE.2, ...).
 //
 // -gatehouse-args and -env add flags and environment variables to gatehouse
 // serve; with -sink, the tool also serves an HTTP endpoint that accepts and
@@ -30,7 +45,7 @@
 // a load balancer would:
 //
 //	createdb -h 127.0.0.1 -U postgres gh_load
-//	go run ./test/load -targets gatehouse -replicas 2 -server-cpus '0;1' \
+//	go run ./test/load -targets gatehouse,opa -replicas 2 -server-cpus '0;1' \
 //	    -store 'postgres://postgres@127.0.0.1:5432/gh_load?sslmode=disable'
 package main
 
@@ -75,18 +90,28 @@ type options struct {
 	env         []string // KEY=VALUE for gatehouse serve
 	sink        bool
 	work        string
+	segments    int
+	warmup      time.Duration
+	gomaxprocs  int
+	source      string // the gatehouse tree to build
+	perf        string // perf record output of the gatehouse segments
 }
 
-// result is one target's run.
+// result is one target's segment, or the summary of its segments.
 type result struct {
-	Target     string  `json:"target"`
-	Replicas   int     `json:"replicas,omitempty"` // gatehouse processes, when more than one
-	Requests   int     `json:"requests"`
-	Errors     int     `json:"errors"`
-	RPS        float64 `json:"rps"`
-	P50ms      float64 `json:"p50_ms"`
-	P99ms      float64 `json:"p99_ms"`
-	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	Target   string  `json:"target"`
+	Segment  int     `json:"segment,omitempty"`
+	Replicas int     `json:"replicas,omitempty"` // gatehouse processes, when more than one
+	Requests int     `json:"requests"`
+	Errors   int     `json:"errors"`
+	RPS      float64 `json:"rps"`
+	P50ms    float64 `json:"p50_ms"`
+	P99ms    float64 `json:"p99_ms"`
+	Compiles int     `json:"compiles"` // prepared queries compiled during the segment(s); -1 unknown
+	// CPUusPerReq is the servers' user+system CPU time per request.
+	CPUusPerReq float64  `json:"cpu_us_per_request"`
+	PeakRSSMiB  float64  `json:"peak_rss_mib,omitempty"`
+	Segments    []result `json:"segments,omitempty"`
 }
 
 func main() {
@@ -94,7 +119,12 @@ func main() {
 	var targets, extra string
 	flag.StringVar(&o.scale, "scale", "M", "corpus: S, M or L (test/scale)")
 	flag.IntVar(&o.concurrency, "concurrency", 16, "concurrent clients (1..256)")
-	flag.DurationVar(&o.duration, "duration", 15*time.Second, "measured time per target (1s..5m)")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time of one segment (1s..5m)")
+	flag.IntVar(&o.segments, "segments", 3, "measured segments per target, alternating between the targets (1..50)")
+	flag.DurationVar(&o.warmup, "warmup", 5*time.Second, "closed-loop warm-up per target after one pass over the corpus, before any segment (0..5m)")
+	flag.IntVar(&o.gomaxprocs, "gomaxprocs", 1, "GOMAXPROCS of both servers (0: leave unset)")
+	flag.StringVar(&o.source, "gatehouse-src", ".", "directory of the gatehouse tree to build (e.g. a checkout of main, for a before/after)")
+	flag.StringVar(&o.perf, "perf", "", "record a CPU profile of gatehouse during its measured segments with `perf record -g` to this file (needs perf)")
 	flag.StringVar(&targets, "targets", "gatehouse,opa", "comma-separated: gatehouse, opa")
 	flag.StringVar(&o.serverCPUs, "server-cpus", "0", "CPU list for the servers (taskset -c); with -replicas, one list per replica separated by ';' (\"0;1\"), reused in turn when there are fewer; empty: no pinning")
 	flag.IntVar(&o.replicas, "replicas", 1, "gatehouse serve processes on one -store, load spread round-robin (1..16; more than 1 needs a postgres:// -store)")
@@ -114,6 +144,9 @@ func main() {
 	o.extraArgs = strings.Fields(extra)
 	if o.concurrency < 1 || o.concurrency > 256 || o.duration < time.Second || o.duration > 5*time.Minute {
 		log.Fatal("concurrency must be 1..256 and duration 1s..5m")
+	}
+	if o.segments < 1 || o.segments > 50 || o.warmup < 0 || o.warmup > 5*time.Minute || o.gomaxprocs < 0 {
+		log.Fatal("segments must be 1..50, warmup 0..5m, gomaxprocs ≥ 0")
 	}
 	if o.replicas < 1 || o.replicas > 16 {
 		log.Fatal("replicas must be 1..16")
@@ -186,39 +219,234 @@ func run(o options) error {
 		defer os.RemoveAll(dir)
 		o.work = dir
 	}
-	var results []result
+	// Every target is started, provisioned and warmed before the first
+	// segment, then the segments alternate between them: whatever else
+	// the machine runs meanwhile falls on both sides alike.
+	var sides []*side
+	defer func() {
+		for _, sd := range sides {
+			sd.stop()
+		}
+	}()
 	for _, t := range o.targets {
-		var r result
+		var sd *side
 		var err error
 		switch t {
 		case "gatehouse":
-			r, err = runGatehouse(o, s)
+			sd, err = startGatehouse(o, s)
 		case "opa":
-			r, err = runOPA(o, s)
+			sd, err = startOPA(o, s)
 		default:
 			err = fmt.Errorf("unknown target %q", t)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", t, err)
 		}
+		sides = append(sides, sd)
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency, MaxConnsPerHost: o.concurrency}, Timeout: 10 * time.Second}
+	for _, sd := range sides {
+		log.Printf("%s: warming up (one pass over %d requests, then %s)", sd.name, len(sd.reqs), o.warmup)
+		for _, r := range sd.reqs {
+			do(client, r, sd.ok)
+		}
+		if o.warmup > 0 {
+			drive(client, o, sd.reqs, sd.ok, o.warmup)
+		}
+	}
+	var prof *profiler
+	if o.perf != "" && sides[0].name == "gatehouse" {
+		var err error
+		if prof, err = startPerf(o.perf, sides[0].pids()); err != nil {
+			return err
+		}
+	}
+	for seg := range o.segments {
+		for _, sd := range sides {
+			before, cpu0 := sd.compiles(), sd.cpuTime()
+			if prof != nil && sd == sides[0] {
+				prof.resume()
+			}
+			r := drive(client, o, sd.reqs, sd.ok, o.duration)
+			if prof != nil && sd == sides[0] {
+				prof.pause()
+			}
+			r.Compiles = sd.compiles() - before
+			if r.Requests > 0 {
+				r.CPUusPerReq = float64((sd.cpuTime() - cpu0).Microseconds()) / float64(r.Requests)
+			}
+			r.Target = sd.name
+			r.Segment = seg + 1
+			sd.segments = append(sd.segments, r)
+			log.Printf("segment %d %-10s %8.0f rps  p50 %6.2f ms  p99 %6.2f ms  errors %d  compiles %d  server CPU %4.0f µs/request",
+				seg+1, sd.name, r.RPS, r.P50ms, r.P99ms, r.Errors, r.Compiles, r.CPUusPerReq)
+		}
+	}
+	if prof != nil {
+		if err := prof.stop(); err != nil {
+			return err
+		}
+	}
+	var results []result
+	for _, sd := range sides {
+		r := summarize(sd.segments)
+		r.Target = sd.name
+		r.PeakRSSMiB = sd.peakRSS()
+		if len(sd.srvs) > 1 {
+			r.Replicas = len(sd.srvs)
+		}
 		results = append(results, r)
 	}
-	fmt.Printf("\nscale %s, %d actions, concurrency %d, %s per target, servers on CPUs %q",
-		o.scale, len(s.Actions), o.concurrency, o.duration, o.serverCPUs)
+
+	fmt.Printf("\nscale %s, %d actions, %d clients, %d segments of %s per target (alternating), warm-up %s, servers on CPUs %q, GOMAXPROCS=%d",
+		o.scale, len(s.Actions), o.concurrency, o.segments, o.duration, o.warmup, o.serverCPUs, o.gomaxprocs)
 	if o.replicas > 1 {
 		fmt.Printf(", %d gatehouse replicas (RSS summed)", o.replicas)
 	}
 	fmt.Println()
-	fmt.Printf("%-10s %10s %8s %9s %9s %7s %9s\n", "target", "requests", "rps", "p50 ms", "p99 ms", "errors", "RSS MiB")
+	fmt.Printf("%-10s %10s %8s %9s %9s %7s %9s %11s %9s\n", "target", "requests", "rps", "p50 ms", "p99 ms", "errors", "compiles", "CPU µs/req", "RSS MiB")
 	for _, r := range results {
-		fmt.Printf("%-10s %10d %8.0f %9.2f %9.2f %7d %9.1f\n", r.Target, r.Requests, r.RPS, r.P50ms, r.P99ms, r.Errors, r.PeakRSSMiB)
+		fmt.Printf("%-10s %10d %8.0f %9.2f %9.2f %7d %9d %11.0f %9.1f\n", r.Target, r.Requests, r.RPS, r.P50ms, r.P99ms, r.Errors, r.Compiles, r.CPUusPerReq, r.PeakRSSMiB)
 	}
-	if len(results) == 2 && results[1].RPS > 0 {
-		fmt.Printf("ratio %s/%s requests/s: %.2f×\n", results[0].Target, results[1].Target, results[0].RPS/results[1].RPS)
+	fmt.Println("(requests, errors and compiles summed over the segments; rps, p50, p99 and CPU per request their medians)")
+	if len(sides) == 2 && results[1].RPS > 0 {
+		var ratios []float64
+		for i := range sides[0].segments {
+			ratios = append(ratios, sides[0].segments[i].RPS/sides[1].segments[i].RPS)
+		}
+		fmt.Printf("ratio %s/%s requests/s: %.2f× (medians); per segment pair: %s\n",
+			results[0].Target, results[1].Target, results[0].RPS/results[1].RPS, formatRatios(ratios))
 	}
 	out, _ := json.Marshal(results)
 	fmt.Println(string(out))
 	return nil
+}
+
+func formatRatios(rs []float64) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf("%.2f×", r)
+	}
+	return strings.Join(parts, " ")
+}
+
+// summarize is the medians of the segments' rates and percentiles, and
+// the sums of their counts.
+func summarize(segs []result) result {
+	var r result
+	var rps, p50, p99, cpu []float64
+	for _, s := range segs {
+		r.Requests += s.Requests
+		r.Errors += s.Errors
+		r.Compiles += s.Compiles
+		rps, p50, p99, cpu = append(rps, s.RPS), append(p50, s.P50ms), append(p99, s.P99ms), append(cpu, s.CPUusPerReq)
+	}
+	r.RPS, r.P50ms, r.P99ms, r.CPUusPerReq = median(rps), median(p50), median(p99), median(cpu)
+	r.Segments = segs
+	return r
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// side is one target, started, provisioned and ready to drive.
+type side struct {
+	name     string
+	srvs     []*server
+	reqs     []request
+	ok       func([]byte) bool
+	metrics  []string // gatehouse /metrics URLs, one per replica
+	segments []result
+}
+
+func (sd *side) stop() {
+	for _, srv := range sd.srvs {
+		srv.stop()
+	}
+}
+
+func (sd *side) pids() []int {
+	var ps []int
+	for _, srv := range sd.srvs {
+		ps = append(ps, srv.cmd.Process.Pid)
+	}
+	return ps
+}
+
+// cpuTime is the servers' user+system CPU time so far, from
+// /proc/<pid>/stat (0 where that cannot be read).
+func (sd *side) cpuTime() time.Duration {
+	var sum time.Duration
+	for _, pid := range sd.pids() {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// Fields after the parenthesized command name; utime and stime
+		// are the 14th and 15th fields of the line, in clock ticks
+		// (USER_HZ, 100 on Linux).
+		_, rest, ok := strings.Cut(string(b), ") ")
+		f := strings.Fields(rest)
+		if !ok || len(f) < 13 {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		sum += time.Duration(ut+st) * 10 * time.Millisecond
+	}
+	return sum
+}
+
+func (sd *side) peakRSS() float64 {
+	var sum float64
+	for _, srv := range sd.srvs {
+		sum += srv.peakRSS()
+	}
+	return sum
+}
+
+// compiles is how many prepared queries gatehouse compiled so far (cache
+// misses, summed over replicas); -1 when it cannot be read. A stock opa
+// has no such counter: it is warmed up the same way and reports 0.
+func (sd *side) compiles() int {
+	n := 0
+	for _, u := range sd.metrics {
+		c, err := readCounter(u, "gatehouse_engine_cache_misses_total")
+		if err != nil {
+			log.Printf("compile counter: %v", err)
+			return -1
+		}
+		n += int(c)
+	}
+	return n
+}
+
+// readCounter reads one unlabelled sample from a Prometheus text page.
+func readCounter(url, name string) (float64, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("%s: no %s", url, name)
 }
 
 // request is one prepared HTTP call of the corpus.
@@ -228,13 +456,23 @@ type request struct {
 	body []byte
 }
 
-func runGatehouse(o options, s *scale.Scale) (result, error) {
+// serverEnv is the environment both servers get: GOMAXPROCS pinned alike.
+func serverEnv(o options, extra []string) []string {
+	env := slices.Clone(extra)
+	if o.gomaxprocs > 0 {
+		env = append(env, fmt.Sprintf("GOMAXPROCS=%d", o.gomaxprocs))
+	}
+	return env
+}
+
+func startGatehouse(o options, s *scale.Scale) (*side, error) {
 	bin := filepath.Join(o.work, "gatehouse")
 	build := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/gatehouse")
+	build.Dir = o.source
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
-		return result{}, fmt.Errorf("build: %w", err)
+		return nil, fmt.Errorf("build: %w", err)
 	}
 	store := o.store
 	if store == "" {
@@ -243,26 +481,20 @@ func runGatehouse(o options, s *scale.Scale) (result, error) {
 	token := "load-admin-token-0123456789"
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--store", store, "--admin-token", token, "--log-level", "info"}, o.extraArgs...)
 	cpus := strings.Split(o.serverCPUs, ";")
-	var (
-		srvs  []*server
-		bases []string // one per replica
-	)
-	defer func() {
-		for _, srv := range srvs {
-			srv.stop()
-		}
-	}()
+	sd := &side{name: "gatehouse", ok: func(b []byte) bool { return bytes.Contains(b, []byte(`"policy_result"`)) }}
+	var bases []string // one per replica
 	for i := range o.replicas {
-		srv, addr, err := start(cpus[i%len(cpus)], bin, args, o.env, listeningAddr)
+		srv, addr, err := start(cpus[i%len(cpus)], bin, args, serverEnv(o, o.env), listeningAddr)
 		if err != nil {
-			return result{}, fmt.Errorf("replica %d: %w", i, err)
+			sd.stop()
+			return nil, fmt.Errorf("replica %d: %w", i, err)
 		}
-		srvs = append(srvs, srv)
+		sd.srvs = append(sd.srvs, srv)
 		bases = append(bases, "http://"+addr)
+		sd.metrics = append(sd.metrics, "http://"+addr+"/metrics")
 	}
 	base := bases[0] // provisioning goes through the first replica
 
-	ids := map[string]string{}  // scale tenant → gatehouse tenant id
 	keys := map[string]string{} // scale tenant → api key
 	for _, tp := range s.Tenants {
 		var created struct {
@@ -271,16 +503,19 @@ func runGatehouse(o options, s *scale.Scale) (result, error) {
 		}
 		body := fmt.Sprintf(`{"name":%q,"tier":"enterprise"}`, tp.TenantID)
 		if err := call(base+"/v1/admin/tenants", token, []byte(body), http.StatusCreated, &created); err != nil {
-			return result{}, fmt.Errorf("create tenant: %w", err)
+			sd.stop()
+			return nil, fmt.Errorf("create tenant: %w", err)
 		}
-		ids[tp.TenantID], keys[tp.TenantID] = created.TenantID, created.APIKey
+		keys[tp.TenantID] = created.APIKey
 		for _, p := range tp.Policies {
 			doc, err := json.Marshal(policyDocument(p))
 			if err != nil {
-				return result{}, err
+				sd.stop()
+				return nil, err
 			}
 			if err := call(base+"/v1/control/policies", created.APIKey, doc, http.StatusCreated, nil); err != nil {
-				return result{}, fmt.Errorf("create policy: %w", err)
+				sd.stop()
+				return nil, fmt.Errorf("create policy: %w", err)
 			}
 		}
 	}
@@ -289,69 +524,61 @@ func runGatehouse(o options, s *scale.Scale) (result, error) {
 		// that long so none is measured on a policy set still arriving.
 		time.Sleep(time.Second)
 	}
-	reqs := make([]request, len(s.Actions))
+	sd.reqs = make([]request, len(s.Actions))
 	for i, a := range s.Actions {
 		body, err := json.Marshal(map[string]any{"action": a.Name, "params": a.Params, "agent_id": a.AgentID, "step_type": a.StepType})
 		if err != nil {
-			return result{}, err
+			sd.stop()
+			return nil, err
 		}
 		// Clients walk the corpus in order, so consecutive requests go to
 		// consecutive replicas: round-robin.
-		reqs[i] = request{url: bases[i%len(bases)] + "/v1/actions", key: keys[a.TenantID], body: body}
+		sd.reqs[i] = request{url: bases[i%len(bases)] + "/v1/actions", key: keys[a.TenantID], body: body}
 	}
-	r := drive(o, reqs, func(b []byte) bool { return bytes.Contains(b, []byte(`"policy_result"`)) })
-	r.Target = "gatehouse"
-	for _, srv := range srvs {
-		r.PeakRSSMiB += srv.peakRSS()
-	}
-	if len(srvs) > 1 {
-		r.Replicas = len(srvs)
-	}
-	return r, nil
+	return sd, nil
 }
 
-func runOPA(o options, s *scale.Scale) (result, error) {
+func startOPA(o options, s *scale.Scale) (*side, error) {
 	version, err := opaVersion()
 	if err != nil {
-		return result{}, err
+		return nil, err
 	}
 	bin := filepath.Join(o.work, "opa")
 	build := exec.Command("go", "build", "-o", bin, "github.com/open-policy-agent/opa")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
-		return result{}, fmt.Errorf("build opa %s: %w", version, err)
+		return nil, fmt.Errorf("build opa %s: %w", version, err)
 	}
 	dir := filepath.Join(o.work, "opa-bundle")
 	if err := writeBundleDir(dir, s); err != nil {
-		return result{}, err
+		return nil, err
 	}
 	port, err := freePort()
 	if err != nil {
-		return result{}, err
+		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	// opa is one process: it gets every CPU the gatehouse replicas share.
 	cpus := strings.ReplaceAll(o.serverCPUs, ";", ",")
-	srv, _, err := start(cpus, bin, []string{"run", "--server", "--addr", addr, "--log-level", "error", "--bundle", dir}, nil, nil)
+	srv, _, err := start(cpus, bin, []string{"run", "--server", "--addr", addr, "--log-level", "error", "--bundle", dir}, serverEnv(o, nil), nil)
 	if err != nil {
-		return result{}, err
+		return nil, err
 	}
-	defer srv.stop()
+	sd := &side{name: "opa " + version, srvs: []*server{srv}, ok: func(b []byte) bool { return bytes.Contains(b, []byte(`"result"`)) }}
 	if err := waitHealthy("http://"+addr+"/health", 60*time.Second); err != nil {
-		return result{}, err
+		sd.stop()
+		return nil, err
 	}
-	reqs := make([]request, len(s.Actions))
+	sd.reqs = make([]request, len(s.Actions))
 	for i, a := range s.Actions {
 		body, err := json.Marshal(map[string]any{"input": engine.Input(a)})
 		if err != nil {
-			return result{}, err
+			sd.stop()
+			return nil, err
 		}
-		reqs[i] = request{url: "http://" + addr + "/v1/data/gatehouse/decision/result", body: body}
+		sd.reqs[i] = request{url: "http://" + addr + "/v1/data/gatehouse/decision/result", body: body}
 	}
-	r := drive(o, reqs, func(b []byte) bool { return bytes.Contains(b, []byte(`"result"`)) })
-	r.Target = "opa " + version
-	r.PeakRSSMiB = srv.peakRSS()
-	return r, nil
+	return sd, nil
 }
 
 // writeBundleDir writes the library, every tenant's modules and the data
@@ -396,17 +623,13 @@ func writeBundleDir(dir string, s *scale.Scale) error {
 	return nil
 }
 
-// drive warms every request up once, then runs o.concurrency clients for
-// o.duration, each walking the corpus from its own offset.
-func drive(o options, reqs []request, ok func([]byte) bool) result {
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency, MaxConnsPerHost: o.concurrency}, Timeout: 10 * time.Second}
-	for _, r := range reqs {
-		do(client, r, ok)
-	}
+// drive runs o.concurrency closed-loop clients for d, each walking the
+// corpus from its own offset.
+func drive(client *http.Client, o options, reqs []request, ok func([]byte) bool, d time.Duration) result {
 	var wg sync.WaitGroup
 	var errs atomic.Int64
 	lat := make([][]time.Duration, o.concurrency)
-	deadline := time.Now().Add(o.duration)
+	deadline := time.Now().Add(d)
 	start := time.Now()
 	for w := range o.concurrency {
 		wg.Go(func() {
@@ -436,6 +659,58 @@ func drive(o options, reqs []request, ok func([]byte) bool) result {
 		P50ms:    pct(0.50),
 		P99ms:    pct(0.99),
 	}
+}
+
+// profiler is `perf record -g` attached to the gatehouse processes during
+// their measured segments only (warm-up and the other target's segments
+// are left out): one file per segment, <base>.1, <base>.2, ... Read them
+// with `perf report -i` or `perf script` (Go keeps frame pointers, so the
+// call graphs are whole).
+type profiler struct {
+	base string
+	pids []int
+	n    int
+	cmd  *exec.Cmd
+	out  []string
+}
+
+func startPerf(base string, pids []int) (*profiler, error) {
+	if _, err := exec.LookPath("perf"); err != nil {
+		return nil, fmt.Errorf("-perf needs perf: %w", err)
+	}
+	return &profiler{base: base, pids: pids}, nil
+}
+
+func (p *profiler) resume() {
+	p.n++
+	out := fmt.Sprintf("%s.%d", p.base, p.n)
+	ps := make([]string, len(p.pids))
+	for i, pid := range p.pids {
+		ps[i] = strconv.Itoa(pid)
+	}
+	p.cmd = exec.Command("perf", "record", "-F", "499", "-g", "-o", out, "-p", strings.Join(ps, ","))
+	p.cmd.Stdout, p.cmd.Stderr = io.Discard, io.Discard
+	if err := p.cmd.Start(); err != nil {
+		log.Printf("perf: %v", err)
+		p.cmd = nil
+		return
+	}
+	p.out = append(p.out, out)
+}
+
+func (p *profiler) pause() {
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	_ = p.cmd.Wait()
+	p.cmd = nil
+}
+
+func (p *profiler) stop() error {
+	p.pause()
+	log.Printf("perf profiles of the gatehouse segments: %s", strings.Join(p.out, " "))
+	return nil
 }
 
 func do(client *http.Client, r request, ok func([]byte) bool) bool {

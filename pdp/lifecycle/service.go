@@ -1,0 +1,117 @@
+// Package lifecycle runs an action through its life, without HTTP: it
+// validates a submitted action, decides it with the engine, records it
+// durably (with its audit entry, group-committed) before answering, takes
+// approvers' decisions on the held ones (CONTRACT A8) and explains any of
+// them. pdp/api authenticates and translates HTTP to these calls; every
+// rule of the action path lives here, so it is tested and reusable
+// without a server.
+package lifecycle
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp/approval"
+	"github.com/gatehouse-pdp/gatehouse/pdp/decisionlog"
+	"github.com/gatehouse-pdp/gatehouse/pdp/engine"
+	"github.com/gatehouse-pdp/gatehouse/pdp/registry"
+	"github.com/gatehouse-pdp/gatehouse/pdp/store"
+)
+
+// DefaultRecordTimeout bounds recording an action or a decision.
+const DefaultRecordTimeout = 5 * time.Second
+
+// Deps are the collaborators of a Service. Engine, Store and Registry are
+// required.
+type Deps struct {
+	Engine   *engine.Engine
+	Store    store.Store
+	Registry *registry.Registry
+	// DecisionLog, when set, is handed every recorded decision.
+	DecisionLog *decisionlog.Logger
+	// Logger defaults to discarding.
+	Logger *slog.Logger
+	// Now is the clock of records and of the approval modes' waiting
+	// times (default time.Now); tests inject one instead of sleeping.
+	Now func() time.Time
+	// Random is the source of action and trace IDs (default crypto/rand).
+	Random io.Reader
+	// RecordTimeout bounds a write after its decision (default
+	// DefaultRecordTimeout). The write is detached from the caller's
+	// context, so a client that hangs up cannot leave a decision
+	// unrecorded.
+	RecordTimeout time.Duration
+}
+
+// Service is the action lifecycle. It is safe for concurrent use.
+type Service struct {
+	eng     *engine.Engine
+	st      store.Store
+	gov     store.GovernanceStore // nil: the store keeps no audit chain
+	reg     *registry.Registry
+	dlog    *decisionlog.Logger
+	log     *slog.Logger
+	now     func() time.Time
+	random  io.Reader
+	rules   *approval.Rules
+	timeout time.Duration
+}
+
+// New returns the service wired with deps.
+func New(deps Deps) (*Service, error) {
+	if deps.Engine == nil || deps.Store == nil || deps.Registry == nil {
+		return nil, errors.New("lifecycle: Engine, Store and Registry are required")
+	}
+	if deps.RecordTimeout < 0 {
+		return nil, fmt.Errorf("lifecycle: record timeout %s is negative", deps.RecordTimeout)
+	}
+	s := &Service{
+		eng: deps.Engine, st: deps.Store, reg: deps.Registry, dlog: deps.DecisionLog,
+		log: deps.Logger, now: deps.Now, random: deps.Random, timeout: deps.RecordTimeout,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.random == nil {
+		s.random = rand.Reader
+	}
+	if s.timeout == 0 {
+		s.timeout = DefaultRecordTimeout
+	}
+	s.rules = approval.New(s.now)
+	if gs, ok := deps.Store.(store.GovernanceStore); ok {
+		s.gov = gs
+	}
+	return s, nil
+}
+
+// Governed reports whether the store keeps approvals and the audit chain;
+// without it, actions are still recorded (without entries) and the
+// approval workflow answers ErrGovernanceUnavailable.
+func (s *Service) Governed() bool { return s.gov != nil }
+
+// ErrGovernanceUnavailable: the store keeps no approvals or audit chain.
+var ErrGovernanceUnavailable = errors.New("the store keeps no approvals or audit chain")
+
+// RandomHex returns n random bytes as hex. crypto/rand does not fail on
+// supported platforms (Go 1.24+ crashes the program instead), so there is
+// no error to return.
+func (s *Service) RandomHex(n int) string {
+	var buf [32]byte
+	b := buf[:n]
+	if n > len(buf) {
+		b = make([]byte, n)
+	}
+	if _, err := io.ReadFull(s.random, b); err != nil {
+		panic(fmt.Sprintf("random source failed: %v", err))
+	}
+	return hex.EncodeToString(b)
+}

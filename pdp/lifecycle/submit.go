@@ -1,0 +1,319 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+	"github.com/gatehouse-pdp/gatehouse/pdp/decisionlog"
+	"github.com/gatehouse-pdp/gatehouse/pdp/engine"
+	"github.com/gatehouse-pdp/gatehouse/pdp/registry"
+	"github.com/gatehouse-pdp/gatehouse/pdp/store"
+)
+
+// Bounds of an action (CONTRACT A7).
+const (
+	MaxActionLen   = 200
+	MaxParamsBytes = 64 << 10
+)
+
+// ReasonUnavailable is the reason recorded for an action whose evaluation
+// failed: it is stored as blocked (fail closed) with this reason.
+const ReasonUnavailable = "evaluation unavailable"
+
+// Submission is one action as the caller received it, already decoded.
+type Submission struct {
+	TenantID string
+	// KeyID names the API key that submitted it ("" when unknown); team
+	// mode reads it from the evaluation entry to recognize the submitter.
+	KeyID string
+	// Name is the action ("slack.send_message").
+	Name     string
+	AgentID  string
+	StepType string // "" is the default step type; any case
+	// Params is the decoded params object (numbers as json.Number); nil
+	// is {}.
+	Params map[string]any
+	// ParamsJSON is Params encoded as JSON, when the caller has it; else
+	// Submit encodes Params.
+	ParamsJSON []byte
+	// TraceID is the request's trace; "" draws a random one, so every
+	// action has one.
+	TraceID string
+	// RequestedBy is the client's address, for the decision log.
+	RequestedBy string
+	// Problems are what decoding found (a field of the wrong type); they
+	// are reported with Submit's own, all at once.
+	Problems pdp.ValidationErrors
+}
+
+// Result is a submitted action's outcome.
+type Result struct {
+	ActionID string
+	TraceID  string
+	// Decision is the policy_result as recorded (ActionID set, lists
+	// never nil).
+	Decision *pdp.Decision
+	// Message is the response's sentence for the status (CONTRACT A7).
+	Message string
+}
+
+// ParamsTooLargeError refuses params over MaxParamsBytes as JSON.
+type ParamsTooLargeError struct{ Size int }
+
+func (e *ParamsTooLargeError) Error() string {
+	return fmt.Sprintf("params: must be at most %d bytes as JSON (got %d)", MaxParamsBytes, e.Size)
+}
+
+// UnavailableError is a decision that could not be made: the action was
+// recorded as blocked with ReasonUnavailable under ActionID, and is not
+// allowed. It unwraps to pdp.ErrEvaluationFailed and the cause.
+type UnavailableError struct {
+	ActionID string
+	TraceID  string
+	Cause    error
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("action %s not evaluated: %v", e.ActionID, e.Cause)
+}
+
+// Unwrap returns the cause (which wraps pdp.ErrEvaluationFailed).
+func (e *UnavailableError) Unwrap() error { return e.Cause }
+
+// Validate checks sub and normalizes its step type, returning every
+// problem at once.
+func (sub *Submission) Validate() error {
+	es := sub.Problems
+	switch {
+	case sub.Name == "" && len(es) == 0:
+		es = append(es, &pdp.ValidationError{Field: "action", Reason: "must not be empty"})
+	case utf8.RuneCountInString(sub.Name) > MaxActionLen:
+		es = append(es, &pdp.ValidationError{Field: "action", Reason: fmt.Sprintf("must be at most %d characters", MaxActionLen)})
+	case strings.IndexByte(sub.Name, 0) >= 0:
+		es = append(es, &pdp.ValidationError{Field: "action", Reason: "must not contain NUL bytes"})
+	}
+	var ve *pdp.ValidationError
+	if errors.As(registry.CheckAgentID("agent_id", sub.AgentID), &ve) {
+		es = append(es, ve)
+	}
+	if sub.StepType == "" {
+		sub.StepType = pdp.DefaultStepType
+	} else if up := strings.ToUpper(sub.StepType); slices.Contains(pdp.StepTypes, up) {
+		sub.StepType = up
+	} else {
+		es = append(es, &pdp.ValidationError{Field: "step_type", Reason: "must be one of thought, action, observation, output, error, policy_check"})
+	}
+	return es.Err()
+}
+
+// Submit validates the action, decides it, records it durably (with its
+// evaluation entry, in one group-committed transaction, when the store
+// keeps a chain) and returns the outcome only once it is on disk.
+//
+// A failed evaluation is never an allowed action: it is recorded as
+// blocked with ReasonUnavailable and returned as *UnavailableError. An
+// action the engine refused unevaluated (engine.ErrOverloaded) is not
+// recorded.
+func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
+	if err := sub.Validate(); err != nil {
+		return Result{}, err
+	}
+	if sub.Params == nil {
+		sub.Params = map[string]any{}
+	}
+	pj := sub.ParamsJSON
+	if pj == nil {
+		var err error
+		if pj, err = encodeJSON(sub.Params); err != nil {
+			return Result{}, &pdp.ValidationError{Field: "params", Reason: "cannot be encoded as JSON"}
+		}
+	}
+	if len(pj) > MaxParamsBytes {
+		return Result{}, &ParamsTooLargeError{Size: len(pj)}
+	}
+	id := "act_" + s.RandomHex(12)
+	traceID := sub.TraceID
+	if traceID == "" {
+		traceID = s.RandomHex(16)
+	}
+
+	d, evalErr := s.eng.Evaluate(ctx, pdp.Action{
+		TenantID: sub.TenantID,
+		AgentID:  sub.AgentID,
+		Name:     sub.Name,
+		Params:   sub.Params,
+		StepType: sub.StepType,
+	})
+	if errors.Is(evalErr, engine.ErrOverloaded) {
+		return Result{}, evalErr // not evaluated, so nothing to record
+	}
+	if evalErr != nil {
+		reason := ReasonUnavailable
+		d = &pdp.Decision{Status: pdp.StatusBlocked, Reason: &reason}
+	}
+	d.ActionID = id
+	normalizeDecision(d)
+	decision, err := encodeDecision(d)
+	if err != nil {
+		return Result{}, fmt.Errorf("encode decision: %w", err)
+	}
+	connector, operation := SplitAction(sub.Name)
+	rec := store.ActionRecord{
+		ID:             id,
+		TenantID:       sub.TenantID,
+		AgentID:        sub.AgentID,
+		Action:         sub.Name,
+		Connector:      connector,
+		Operation:      operation,
+		Params:         pj,
+		StepType:       sub.StepType,
+		Status:         d.Status,
+		Decision:       decision,
+		RiskScore:      d.RiskScore,
+		ViolationCount: len(d.Violations),
+		TraceID:        traceID,
+	}
+	if d.TriggeredPolicy != nil {
+		rec.TriggeredPolicy = *d.TriggeredPolicy
+	}
+	if d.Severity != nil {
+		rec.Severity = *d.Severity
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+	defer cancel()
+	if err := s.record(rctx, rec, sub.KeyID, d); err != nil {
+		return Result{}, fmt.Errorf("record action %s: %w", id, err)
+	}
+	s.logDecision(ctx, &rec, d, sub.RequestedBy) // non-blocking
+	if evalErr != nil {
+		s.log.WarnContext(ctx, "evaluation failed; action recorded as blocked",
+			slog.String("tenant_id", sub.TenantID), slog.String("action_id", id), slog.Any("error", evalErr))
+		return Result{}, &UnavailableError{ActionID: id, TraceID: traceID, Cause: evalErr}
+	}
+	return Result{ActionID: id, TraceID: traceID, Decision: d, Message: Message(d.Status, d.Reason, id)}, nil
+}
+
+// evaluationMeta is the metadata of an action's evaluation entry, beside
+// the action_id, event and timestamp the store sets. key_id names the
+// submitting key, which team mode needs to recognize the submitter.
+type evaluationMeta struct {
+	Action          string     `json:"action"`
+	AgentID         *string    `json:"agent_id"`
+	KeyID           *string    `json:"key_id"`
+	Status          pdp.Status `json:"status"`
+	ShadowStatus    pdp.Status `json:"shadow_status,omitempty"`
+	TriggeredPolicy *string    `json:"triggered_policy"`
+	Severity        *string    `json:"severity"`
+	RiskScore       float64    `json:"risk_score"`
+}
+
+// record stores an evaluated action durably, with its evaluation entry in
+// the same group-committed transaction when the store keeps a chain
+// (CONTRACT A10: the answer waits for both).
+func (s *Service) record(ctx context.Context, rec store.ActionRecord, keyID string, d *pdp.Decision) error {
+	if s.gov == nil {
+		_, err := s.st.InsertAction(ctx, rec)
+		return err
+	}
+	// The service's clock, which the approval modes' waiting times read.
+	rec.CreatedAt = s.now()
+	raw, err := encodeJSON(evaluationMeta{
+		Action:          rec.Action,
+		AgentID:         optPtr(rec.AgentID),
+		KeyID:           optPtr(keyID),
+		Status:          rec.Status,
+		ShadowStatus:    d.ShadowStatus,
+		TriggeredPolicy: optPtr(rec.TriggeredPolicy),
+		Severity:        optPtr(string(rec.Severity)),
+		RiskScore:       rec.RiskScore,
+	})
+	if err != nil {
+		return err
+	}
+	_, _, err = s.gov.InsertActionAudited(ctx, rec, store.AuditEvent{Metadata: raw})
+	return err
+}
+
+// logDecision hands a recorded action's decision to the decision log:
+// decision_id is the action_id, the input is the engine's input document,
+// the result the policy_result as recorded.
+func (s *Service) logDecision(ctx context.Context, rec *store.ActionRecord, d *pdp.Decision, requestedBy string) {
+	if s.dlog == nil {
+		return
+	}
+	s.dlog.Log(ctx, decisionlog.Decision{
+		ID:       rec.ID,
+		TenantID: rec.TenantID,
+		Input: decisionlog.ActionInput{
+			TenantID: rec.TenantID, AgentID: rec.AgentID, Action: rec.Action, StepType: rec.StepType, Params: rec.Params,
+		},
+		Result:      rec.Decision,
+		Violations:  d.Violations,
+		RequestedBy: requestedBy,
+		TraceID:     rec.TraceID,
+	})
+}
+
+// normalizeDecision makes lists [] rather than null.
+func normalizeDecision(d *pdp.Decision) {
+	if d.PoliciesEvaluated == nil {
+		d.PoliciesEvaluated = []string{}
+	}
+	if d.Violations == nil {
+		d.Violations = []pdp.Violation{}
+	}
+	if d.Warnings == nil {
+		d.Warnings = []pdp.Violation{}
+	}
+}
+
+// Messages of an action (CONTRACT A7), verbatim.
+const (
+	msgAllowed  = "Action permitted by policy evaluation"
+	msgBlocked  = "Action blocked: "
+	msgPending  = "Action requires approval. Track with action_id: "
+	msgApproved = "Action approved"
+	msgDenied   = "Action denied"
+)
+
+// Message is the sentence that goes with an action's status.
+func Message(st pdp.Status, reason *string, id string) string {
+	switch st {
+	case pdp.StatusBlocked:
+		r := "blocked by policy"
+		if reason != nil && *reason != "" {
+			r = *reason
+		}
+		return msgBlocked + r
+	case pdp.StatusPendingReview:
+		return msgPending + id
+	case pdp.StatusApproved:
+		return msgApproved
+	case pdp.StatusDenied:
+		return msgDenied
+	}
+	return msgAllowed
+}
+
+// SplitAction derives connector and operation from an action name:
+// "slack.send_message" → ("slack", "send_message"); a name without a dot
+// has no connector.
+func SplitAction(name string) (connector, operation string) {
+	if c, op, ok := strings.Cut(name, "."); ok {
+		return c, op
+	}
+	return "", name
+}
+
+func optPtr(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
