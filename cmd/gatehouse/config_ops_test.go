@@ -196,8 +196,10 @@ func TestServeOps(t *testing.T) {
 		`gatehouse_decisions_total{status="blocked",trigger="builtin"} 2`,
 		`gatehouse_requests_rejected_total{reason="rate_limited"} 1`,
 		`http_requests_total{method="POST",route="/v1/actions",status="429"} 1`,
-		`gatehouse_engine_cache_hits_total 1`,
-		`gatehouse_engine_cache_misses_total 1`,
+		// Compiled when the tenant was published (before serving), so
+		// both decisions hit the cache.
+		`gatehouse_engine_cache_hits_total 2`,
+		`gatehouse_engine_cache_misses_total 0`,
 		`gatehouse_compile_duration_seconds_count 1`,
 		`gatehouse_store_operation_duration_seconds_count{op="InsertActionAudited"} 2`,
 		`gatehouse_store_operation_duration_seconds_count{op="TenantByKeyHash"} 1`,

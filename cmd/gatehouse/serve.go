@@ -148,8 +148,14 @@ func serve(ctx context.Context, cfg Config, s stdio, logger *slog.Logger, sigs <
 	if err != nil {
 		return fmt.Errorf("registry: %w", err)
 	}
+	// Load publishes every tenant and compiles its prepared queries
+	// (registry warms on publish), all before the listener opens: /health
+	// answers only once no decision has a compile ahead of it.
 	if err := reg.Load(ctx); err != nil {
 		return fmt.Errorf("load policies: %w", err)
+	}
+	if es := eng.Stats(); es.Compiles > 0 {
+		logger.Info("engine warm", "prepared_queries", es.Size, "compile_ms", es.CompileTime.Milliseconds())
 	}
 	if err := bootstrap(ctx, cfg, reg, st, s, logger); err != nil {
 		return err

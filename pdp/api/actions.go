@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 	"go.opentelemetry.io/otel/trace"
@@ -33,17 +34,6 @@ type actionBody struct {
 	Params   json.RawMessage `json:"params"`
 	AgentID  *string         `json:"agent_id"`
 	StepType *string         `json:"step_type"`
-}
-
-// actionResponse is the answer of every submission.
-type actionResponse struct {
-	ActionID     string        `json:"action_id"`
-	Action       string        `json:"action"`
-	AgentID      *string       `json:"agent_id"`
-	Status       pdp.Status    `json:"status"`
-	PolicyResult *pdp.Decision `json:"policy_result"`
-	Message      string        `json:"message"`
-	TraceID      string        `json:"trace_id"`
 }
 
 func (s *server) submitAction(c *gin.Context) {
@@ -114,16 +104,16 @@ func (s *server) submit(c *gin.Context, sub lifecycle.Submission) {
 		fail(c, err)
 		return
 	}
-	writeJSON(c, http.StatusOK, actionResponse{
-		ActionID:     res.ActionID,
-		Action:       sub.Name,
-		AgentID:      agentPtr(sub.AgentID),
-		Status:       res.Decision.Status,
-		PolicyResult: res.Decision,
-		Message:      res.Message,
-		TraceID:      res.TraceID,
-	})
+	buf := responseBuffers.Get().(*[]byte)
+	b := append(res.AppendJSON((*buf)[:0]), '\n')
+	c.Data(http.StatusOK, "application/json", b)
+	*buf = b
+	responseBuffers.Put(buf)
 }
+
+// responseBuffers are reused for action responses: gin copies the body
+// into the connection's buffer before Data returns.
+var responseBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
 // traceID is the request span's trace id; without a recording tracer (and
 // no incoming traceparent) there is none, and the lifecycle draws a

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/gatehouse-pdp/gatehouse/bundles"
 	"github.com/gatehouse-pdp/gatehouse/pdp/decisionlog"
@@ -115,6 +116,23 @@ type Deps struct {
 	Now func() time.Time
 }
 
+// isNoop reports whether tp records nothing (tracing is off).
+func isNoop(tp trace.TracerProvider) bool {
+	_, ok := tp.(noop.TracerProvider)
+	return ok
+}
+
+// continueTrace is the request span middleware when tracing is off: an
+// incoming W3C traceparent is carried into the request's context (so the
+// action's trace_id is the caller's), and nothing else is done.
+func continueTrace(c *gin.Context) {
+	if c.Request.Header.Get("Traceparent") != "" {
+		ctx := propagation.TraceContext{}.Extract(c.Request.Context(), propagation.HeaderCarrier(c.Request.Header))
+		c.Request = c.Request.WithContext(ctx)
+	}
+	c.Next()
+}
+
 // server holds what the handlers share.
 type server struct {
 	cfg       Config
@@ -127,6 +145,7 @@ type server struct {
 	bundles   http.Handler // nil: no bundle route
 	gov       governance   // approvals, audit, dashboard (governance.go)
 	life      *lifecycle.Service
+	tracing   bool // false: the tracer provider is a no-op one
 
 	ops           // metrics and rate limits (ops.go)
 	observability // spans and the decision log (decisionlog.go)
@@ -183,13 +202,23 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
 
-	otelOpts := []otelgin.Option{otelgin.WithPropagators(
-		propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
-	)}
-	if deps.TracerProvider != nil {
-		otelOpts = append(otelOpts, otelgin.WithTracerProvider(deps.TracerProvider))
+	// Each middleware costs nothing when its feature is off: without a
+	// tracer (a no-op provider), requests get no span, only an incoming
+	// traceparent carried into the context so trace_id still continues
+	// the caller's trace.
+	tracing := deps.TracerProvider == nil || !isNoop(deps.TracerProvider)
+	s.tracing = tracing
+	spans := continueTrace
+	if tracing {
+		otelOpts := []otelgin.Option{otelgin.WithPropagators(
+			propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		)}
+		if deps.TracerProvider != nil {
+			otelOpts = append(otelOpts, otelgin.WithTracerProvider(deps.TracerProvider))
+		}
+		spans = otelgin.Middleware(cfg.ServiceName, otelOpts...)
 	}
-	r.Use(s.requestID, s.observeRequest, otelgin.Middleware(cfg.ServiceName, otelOpts...), s.errors, s.limitBody)
+	r.Use(s.requestID, s.observeRequest, spans, s.errors, s.limitBody)
 	r.NoRoute(s.noRoute)
 	r.NoMethod(s.noMethod)
 

@@ -158,7 +158,7 @@ func TestDecisionLogDataAPI(t *testing.T) {
 
 // TestRequestSpans: one trace per request; api.Authenticate, the engine's
 // and the store's spans are children of the request's span, which
-// continues the caller's W3C trace.
+// continues the caller's W3C trace; nothing compiles on the request.
 func TestRequestSpans(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
@@ -194,8 +194,10 @@ func TestRequestSpans(t *testing.T) {
 			t.Errorf("%s is a child of %s, want the request span %s", name, s.Parent().SpanID(), root.SpanContext().SpanID())
 		}
 	}
-	if c, ok := byName["engine.Compile"]; !ok || c.Parent().SpanID() != byName["engine.Evaluate"].SpanContext().SpanID() {
-		t.Errorf("engine.Compile (first decision) is not a child of engine.Evaluate")
+	// The tenant was compiled when it was created (the registry warms on
+	// publish): no decision compiles, so no request has a compile span.
+	if _, ok := byName["engine.Compile"]; ok {
+		t.Errorf("a decision compiled: engine.Compile in the request's trace")
 	}
 }
 

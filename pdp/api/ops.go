@@ -135,13 +135,13 @@ func (s *server) rateLimit(t store.Tenant) ratelimit.Limit {
 // fails the request with 429 RATE_LIMITED, its usage and Retry-After
 // (whole seconds, at least 1). authenticate calls it, so every route
 // behind an API key is limited; the admin token is not.
-func (s *server) allowRate(c *gin.Context, apiKey string, t store.Tenant) bool {
+func (s *server) allowRate(c *gin.Context, keyHash string, t store.Tenant) bool {
 	lim := s.rateLimit(t)
 	if lim.Unlimited() {
 		return true
 	}
 	// Buckets are keyed by the key's hash: the table never holds a secret.
-	r := s.limiter.Allow(store.HashAPIKey(apiKey), lim, s.now())
+	r := s.limiter.Allow(keyHash, lim, s.now())
 	if r.Allowed {
 		return true
 	}

@@ -149,10 +149,12 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 		`http_requests_total{method="GET",route="unmatched",status="404"}`:             1,
 		`http_request_duration_seconds_count{method="POST",route="/v1/actions"}`:       8,
 
-		`gatehouse_engine_cache_hits_total`:        5,
-		`gatehouse_engine_cache_misses_total`:      1,
+		// Compiles happen at write time (the tenant's creation, the
+		// policy write), never on a decision: every decision hits.
+		`gatehouse_engine_cache_hits_total`:        6,
+		`gatehouse_engine_cache_misses_total`:      0,
 		`gatehouse_engine_cache_entries`:           1,
-		`gatehouse_compile_duration_seconds_count`: 1,
+		`gatehouse_compile_duration_seconds_count`: 2,
 
 		`gatehouse_store_operation_duration_seconds_count{op="InsertAction"}`: 6,
 		`gatehouse_store_operation_duration_seconds_count{op="GetAction"}`:    1,

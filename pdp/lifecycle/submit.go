@@ -56,9 +56,13 @@ type Submission struct {
 type Result struct {
 	ActionID string
 	TraceID  string
+	// Action and AgentID are the action as decided.
+	Action  string
+	AgentID string
 	// Decision is the policy_result as recorded (ActionID set, lists
-	// never nil).
-	Decision *pdp.Decision
+	// never nil); DecisionJSON its encoding, as stored.
+	Decision     *pdp.Decision
+	DecisionJSON []byte
 	// Message is the response's sentence for the status (CONTRACT A7).
 	Message string
 }
@@ -196,7 +200,8 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 			slog.String("tenant_id", sub.TenantID), slog.String("action_id", id), slog.Any("error", evalErr))
 		return Result{}, &UnavailableError{ActionID: id, TraceID: traceID, Cause: evalErr}
 	}
-	return Result{ActionID: id, TraceID: traceID, Decision: d, Message: Message(d.Status, d.Reason, id)}, nil
+	return Result{ActionID: id, TraceID: traceID, Action: sub.Name, AgentID: sub.AgentID,
+		Decision: d, DecisionJSON: decision, Message: Message(d.Status, d.Reason, id)}, nil
 }
 
 // evaluationMeta is the metadata of an action's evaluation entry, beside

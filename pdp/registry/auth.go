@@ -20,23 +20,42 @@ const maxKeyLen = 256
 // answered from memory (see the package doc); the tenant's settings come
 // from the registry's latest view of the tenant.
 func (r *Registry) Authenticate(ctx context.Context, key string) (store.Tenant, error) {
+	id, err := r.Identify(ctx, key)
+	return id.Tenant, err
+}
+
+// Identity is who an accepted API key speaks for.
+type Identity struct {
+	Tenant store.Tenant
+	// KeyID names the key (never the key itself): who acted, as
+	// approvals and the audit chain record it.
+	KeyID string
+	// KeyHash is store.HashAPIKey of the key, already computed.
+	KeyHash string
+}
+
+// Identify is Authenticate returning the key's ID and hash too, so a
+// request computes neither twice. From memory for a key seen within the
+// auth cache's TTL; a revoked key is dropped from memory at once on this
+// server, and on every replica when its tenant's revision moves (watch.go).
+func (r *Registry) Identify(ctx context.Context, key string) (Identity, error) {
 	if !strings.HasPrefix(key, KeyPrefix) || len(key) > maxKeyLen {
-		return store.Tenant{}, ErrUnauthorized
+		return Identity{}, ErrUnauthorized
 	}
 	hash := store.HashAPIKey(key)
 	if e, ok := r.auth.get(hash); ok {
 		if t, ok := r.known(e.tenantID); ok {
 			r.ensurePublished(ctx, t.ID)
-			return t, nil
+			return Identity{Tenant: t, KeyID: e.keyID, KeyHash: hash}, nil
 		}
 	}
 	gen := r.auth.generation()
 	t, k, err := r.st.TenantByKeyHash(ctx, hash)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.Tenant{}, ErrUnauthorized
+		return Identity{}, ErrUnauthorized
 	}
 	if err != nil {
-		return store.Tenant{}, fmt.Errorf("authenticate: %w", err)
+		return Identity{}, fmt.Errorf("authenticate: %w", err)
 	}
 	r.remember(t)
 	r.auth.put(hash, authEntry{tenantID: t.ID, keyID: k.ID}, gen)
@@ -44,7 +63,7 @@ func (r *Registry) Authenticate(ctx context.Context, key string) (store.Tenant, 
 	if latest, ok := r.known(t.ID); ok {
 		t = latest
 	}
-	return t, nil
+	return Identity{Tenant: t, KeyID: k.ID, KeyHash: hash}, nil
 }
 
 // ensurePublished publishes a tenant the engine does not know, e.g. one

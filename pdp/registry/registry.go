@@ -200,6 +200,13 @@ func (r *Registry) publishLocked(ctx context.Context, tenantID string, atLeast u
 		// makes this tenant fail closed until it is fixed.
 		r.log.ErrorContext(ctx, "tenant holds an invalid policy; its decisions fail closed",
 			slog.String("tenant_id", tenantID), slog.Any("error", err))
+	} else if err := r.eng.Warm(ctx, tp.TenantID); err != nil {
+		// Compiled now, before the write returns (and before a server
+		// that is loading reports ready), so no decision pays for it. A
+		// failure only moves the compile (and its error) to the first
+		// decision.
+		r.log.WarnContext(ctx, "warming the tenant's prepared queries failed",
+			slog.String("tenant_id", tenantID), slog.Any("error", err))
 	}
 	if r.onPublish != nil {
 		r.onPublish(tp.TenantID, tp.Revision)

@@ -59,6 +59,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -91,9 +92,11 @@ type options struct {
 	sink        bool
 	work        string
 	segments    int
+	corpus      int
 	warmup      time.Duration
 	gomaxprocs  int
 	source      string // the gatehouse tree to build
+	baseline    string // the tree of target "baseline"
 	perf        string // perf record output of the gatehouse segments
 }
 
@@ -120,12 +123,14 @@ func main() {
 	flag.StringVar(&o.scale, "scale", "M", "corpus: S, M or L (test/scale)")
 	flag.IntVar(&o.concurrency, "concurrency", 16, "concurrent clients (1..256)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time of one segment (1s..5m)")
+	flag.IntVar(&o.corpus, "corpus", 5000, "requests in the corpus: the scale's actions, extended with more actions of the same tenants and agents (deterministic) up to this many")
 	flag.IntVar(&o.segments, "segments", 3, "measured segments per target, alternating between the targets (1..50)")
 	flag.DurationVar(&o.warmup, "warmup", 5*time.Second, "closed-loop warm-up per target after one pass over the corpus, before any segment (0..5m)")
 	flag.IntVar(&o.gomaxprocs, "gomaxprocs", 1, "GOMAXPROCS of both servers (0: leave unset)")
-	flag.StringVar(&o.source, "gatehouse-src", ".", "directory of the gatehouse tree to build (e.g. a checkout of main, for a before/after)")
+	flag.StringVar(&o.source, "gatehouse-src", ".", "directory of the gatehouse tree to build")
+	flag.StringVar(&o.baseline, "baseline-src", "", "directory of another gatehouse tree (a checkout of main), measured as target \"baseline\" in the same alternation: a before and after in one run")
 	flag.StringVar(&o.perf, "perf", "", "record a CPU profile of gatehouse during its measured segments with `perf record -g` to this file (needs perf)")
-	flag.StringVar(&targets, "targets", "gatehouse,opa", "comma-separated: gatehouse, opa")
+	flag.StringVar(&targets, "targets", "gatehouse,opa", "comma-separated: gatehouse, opa, baseline (see -baseline-src); segments alternate in this order")
 	flag.StringVar(&o.serverCPUs, "server-cpus", "0", "CPU list for the servers (taskset -c); with -replicas, one list per replica separated by ';' (\"0;1\"), reused in turn when there are fewer; empty: no pinning")
 	flag.IntVar(&o.replicas, "replicas", 1, "gatehouse serve processes on one -store, load spread round-robin (1..16; more than 1 needs a postgres:// -store)")
 	flag.StringVar(&o.store, "store", "", "gatehouse --store (default: sqlite in the work directory); give an empty database, tenants are created anew")
@@ -211,6 +216,7 @@ func run(o options) error {
 	default:
 		return fmt.Errorf("unknown scale %q", o.scale)
 	}
+	extendCorpus(s, o.corpus)
 	if o.work == "" {
 		dir, err := os.MkdirTemp("", "gatehouse-load-")
 		if err != nil {
@@ -233,7 +239,17 @@ func run(o options) error {
 		var err error
 		switch t {
 		case "gatehouse":
-			sd, err = startGatehouse(o, s)
+			sd, err = startGatehouse(o, s, t, o.source)
+		case "baseline":
+			if o.baseline == "" {
+				err = errors.New("target baseline needs -baseline-src")
+				break
+			}
+			if o.store != "" {
+				err = errors.New("target baseline needs its own store: leave -store empty (SQLite)")
+				break
+			}
+			sd, err = startGatehouse(o, s, t, o.baseline)
 		case "opa":
 			sd, err = startOPA(o, s)
 		default:
@@ -255,7 +271,7 @@ func run(o options) error {
 		}
 	}
 	var prof *profiler
-	if o.perf != "" && sides[0].name == "gatehouse" {
+	if o.perf != "" && sides[0].name != "opa" && !strings.HasPrefix(sides[0].name, "opa ") {
 		var err error
 		if prof, err = startPerf(o.perf, sides[0].pids()); err != nil {
 			return err
@@ -309,17 +325,35 @@ func run(o options) error {
 		fmt.Printf("%-10s %10d %8.0f %9.2f %9.2f %7d %9d %11.0f %9.1f\n", r.Target, r.Requests, r.RPS, r.P50ms, r.P99ms, r.Errors, r.Compiles, r.CPUusPerReq, r.PeakRSSMiB)
 	}
 	fmt.Println("(requests, errors and compiles summed over the segments; rps, p50, p99 and CPU per request their medians)")
-	if len(sides) == 2 && results[1].RPS > 0 {
-		var ratios []float64
-		for i := range sides[0].segments {
-			ratios = append(ratios, sides[0].segments[i].RPS/sides[1].segments[i].RPS)
+	// Every other target against the last one (list opa last for
+	// "× stock OPA"): the ratio of the medians, and of each segment pair.
+	ref := len(sides) - 1
+	for i := range ref {
+		if results[ref].RPS == 0 {
+			break
 		}
-		fmt.Printf("ratio %s/%s requests/s: %.2f× (medians); per segment pair: %s\n",
-			results[0].Target, results[1].Target, results[0].RPS/results[1].RPS, formatRatios(ratios))
+		var ratios []float64
+		for j := range sides[i].segments {
+			ratios = append(ratios, sides[i].segments[j].RPS/sides[ref].segments[j].RPS)
+		}
+		fmt.Printf("ratio %s/%s requests/s: %.2f× (medians); per segment pair: %s; CPU per request %.2f×\n",
+			results[i].Target, results[ref].Target, results[i].RPS/results[ref].RPS, formatRatios(ratios),
+			results[i].CPUusPerReq/results[ref].CPUusPerReq)
 	}
 	out, _ := json.Marshal(results)
 	fmt.Println(string(out))
 	return nil
+}
+
+// extendCorpus adds actions to s, cycling through its tenants' and
+// agents' actions, until it has n; the same n gives the same corpus.
+func extendCorpus(s *scale.Scale, n int) {
+	r := rand.New(rand.NewPCG(11, uint64(n)))
+	base := len(s.Actions)
+	for i := 0; len(s.Actions) < n && base > 0; i++ {
+		a := s.Actions[i%base]
+		s.Actions = append(s.Actions, scale.Action(r, a.TenantID, a.AgentID))
+	}
 }
 
 func formatRatios(rs []float64) string {
@@ -465,10 +499,10 @@ func serverEnv(o options, extra []string) []string {
 	return env
 }
 
-func startGatehouse(o options, s *scale.Scale) (*side, error) {
-	bin := filepath.Join(o.work, "gatehouse")
+func startGatehouse(o options, s *scale.Scale, name, src string) (*side, error) {
+	bin := filepath.Join(o.work, name)
 	build := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/gatehouse")
-	build.Dir = o.source
+	build.Dir = src
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
@@ -476,12 +510,12 @@ func startGatehouse(o options, s *scale.Scale) (*side, error) {
 	}
 	store := o.store
 	if store == "" {
-		store = "sqlite://" + filepath.Join(o.work, "load.db")
+		store = "sqlite://" + filepath.Join(o.work, name+".db")
 	}
 	token := "load-admin-token-0123456789"
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--store", store, "--admin-token", token, "--log-level", "info"}, o.extraArgs...)
 	cpus := strings.Split(o.serverCPUs, ";")
-	sd := &side{name: "gatehouse", ok: func(b []byte) bool { return bytes.Contains(b, []byte(`"policy_result"`)) }}
+	sd := &side{name: name, ok: func(b []byte) bool { return bytes.Contains(b, []byte(`"policy_result"`)) }}
 	var bases []string // one per replica
 	for i := range o.replicas {
 		srv, addr, err := start(cpus[i%len(cpus)], bin, args, serverEnv(o, o.env), listeningAddr)
