@@ -23,9 +23,10 @@
 //
 //	go run ./test/load -scale M -concurrency 16 -segments 3 -duration 10s -targets gatehouse,opa
 //
-// -gatehouse-src builds another tree (a checkout of main) for a before and
-// after with the same command; -perf FILE records gatehouse's CPU during
-// its segments with `perf record -g` (FILE.1, FILE.2, ...).
+// -baseline-src DIR adds target "baseline", gatehouse built from DIR (a
+// checkout of main), to the same alternation: a before and after in one
+// run. -perf FILE records each gatehouse's CPU during its segments with
+// `perf record -g` (FILE.<target>.1, FILE.<target>.2, ...).
 //
 // -gatehouse-args and -env add flags and environment variables to gatehouse
 // serve; with -sink, the tool also serves an HTTP endpoint that accepts and
@@ -270,22 +271,26 @@ func run(o options) error {
 			drive(client, o, sd.reqs, sd.ok, o.warmup)
 		}
 	}
-	var prof *profiler
-	if o.perf != "" && sides[0].name != "opa" && !strings.HasPrefix(sides[0].name, "opa ") {
-		var err error
-		if prof, err = startPerf(o.perf, sides[0].pids()); err != nil {
+	profs := map[*side]*profiler{} // every gatehouse side, with -perf
+	for _, sd := range sides {
+		if o.perf == "" || strings.HasPrefix(sd.name, "opa") {
+			continue
+		}
+		p, err := startPerf(o.perf+"."+sd.name, sd.pids())
+		if err != nil {
 			return err
 		}
+		profs[sd] = p
 	}
 	for seg := range o.segments {
 		for _, sd := range sides {
 			before, cpu0 := sd.compiles(), sd.cpuTime()
-			if prof != nil && sd == sides[0] {
-				prof.resume()
+			if p := profs[sd]; p != nil {
+				p.resume()
 			}
 			r := drive(client, o, sd.reqs, sd.ok, o.duration)
-			if prof != nil && sd == sides[0] {
-				prof.pause()
+			if p := profs[sd]; p != nil {
+				p.pause()
 			}
 			r.Compiles = sd.compiles() - before
 			if r.Requests > 0 {
@@ -298,8 +303,8 @@ func run(o options) error {
 				seg+1, sd.name, r.RPS, r.P50ms, r.P99ms, r.Errors, r.Compiles, r.CPUusPerReq)
 		}
 	}
-	if prof != nil {
-		if err := prof.stop(); err != nil {
+	for _, p := range profs {
+		if err := p.stop(); err != nil {
 			return err
 		}
 	}
@@ -758,11 +763,25 @@ func do(client *http.Client, r request, ok func([]byte) bool) bool {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		logError(err.Error())
 		return false
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return err == nil && resp.StatusCode == http.StatusOK && ok(b)
+	if err == nil && resp.StatusCode == http.StatusOK && ok(b) {
+		return true
+	}
+	logError(fmt.Sprintf("%d %.200s", resp.StatusCode, b))
+	return false
+}
+
+// errorsLogged bounds the failed requests logged: the first few say why.
+var errorsLogged atomic.Int64
+
+func logError(what string) {
+	if errorsLogged.Add(1) <= 5 {
+		log.Printf("request failed: %s", what)
+	}
 }
 
 func call(url, key string, body []byte, want int, out any) error {
