@@ -345,6 +345,13 @@ func run(o options) error {
 			results[i].Target, results[ref].Target, results[i].RPS/results[ref].RPS, formatRatios(ratios),
 			results[i].CPUusPerReq/results[ref].CPUusPerReq)
 	}
+	for i, sd := range sides {
+		if p := profs[sd]; p != nil && len(p.out) > 0 {
+			if err := printBudget(sd.name, p.out, results[i].CPUusPerReq); err != nil {
+				log.Printf("budget: %v", err)
+			}
+		}
+	}
 	out, _ := json.Marshal(results)
 	fmt.Println(string(out))
 	return nil
