@@ -14,6 +14,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 	"github.com/gatehouse-pdp/gatehouse/pdp/console"
 	"github.com/gatehouse-pdp/gatehouse/pdp/engine"
+	"github.com/gatehouse-pdp/gatehouse/pdp/lifecycle"
 	"github.com/gatehouse-pdp/gatehouse/pdp/registry"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
@@ -127,8 +128,8 @@ func dryRunAction(b *dryRunBody) (pdp.Action, error) {
 		es = append(es, &pdp.ValidationError{Field: "action", Reason: "is required"})
 	case *b.Action == "":
 		es = append(es, &pdp.ValidationError{Field: "action", Reason: "must not be empty"})
-	case utf8.RuneCountInString(*b.Action) > maxActionLen:
-		es = append(es, &pdp.ValidationError{Field: "action", Reason: fmt.Sprintf("must be at most %d characters", maxActionLen)})
+	case utf8.RuneCountInString(*b.Action) > lifecycle.MaxActionLen:
+		es = append(es, &pdp.ValidationError{Field: "action", Reason: fmt.Sprintf("must be at most %d characters", lifecycle.MaxActionLen)})
 	case strings.IndexByte(*b.Action, 0) >= 0:
 		es = append(es, &pdp.ValidationError{Field: "action", Reason: "must not contain NUL bytes"})
 	default:
@@ -157,9 +158,9 @@ func dryRunAction(b *dryRunBody) (pdp.Action, error) {
 	if err != nil {
 		return pdp.Action{}, &pdp.ValidationError{Field: "params", Reason: "cannot be encoded as JSON"}
 	}
-	if len(pj) > maxParamsBytes {
+	if len(pj) > lifecycle.MaxParamsBytes {
 		return pdp.Action{}, newError(http.StatusRequestEntityTooLarge, pdp.CodePayloadTooLarge,
-			"params: must be at most %d bytes as JSON (got %d)", maxParamsBytes, len(pj))
+			"params: must be at most %d bytes as JSON (got %d)", lifecycle.MaxParamsBytes, len(pj))
 	}
 	return a, nil
 }
@@ -246,7 +247,7 @@ func (p *playground) evaluateDraft(c *gin.Context, a pdp.Action, draft pdp.Polic
 func (p *playground) refuse(c *gin.Context, err error) {
 	switch {
 	case errors.Is(err, engine.ErrOverloaded):
-		refuseOverloaded(c)
+		fail(c, err) // 503 with Retry-After (errors.go)
 	case errors.Is(err, engine.ErrBundleTenant):
 		fail(c, newError(http.StatusConflict, pdp.CodeReadOnly,
 			"This server decides from bundles; drafts can be tried only against policies kept in its store"))
@@ -256,13 +257,13 @@ func (p *playground) refuse(c *gin.Context, err error) {
 }
 
 func dryRunView(a pdp.Action, d *pdp.Decision) dryRunDecision {
-	normalizeDecision(d)
+	lifecycle.NormalizeDecision(d)
 	return dryRunDecision{
 		Action:       a.Name,
 		AgentID:      agentPtr(a.AgentID),
 		Status:       d.Status,
 		PolicyResult: d,
-		Message:      actionMessage(d.Status, d.Reason, "(none: dry run, not recorded)"),
+		Message:      lifecycle.Message(d.Status, d.Reason, "(none: dry run, not recorded)"),
 	}
 }
 

@@ -162,7 +162,7 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 		d = &pdp.Decision{Status: pdp.StatusBlocked, Reason: &reason}
 	}
 	d.ActionID = id
-	normalizeDecision(d)
+	NormalizeDecision(d)
 	decision, err := encodeDecision(d)
 	if err != nil {
 		return Result{}, fmt.Errorf("encode decision: %w", err)
@@ -265,8 +265,9 @@ func (s *Service) logDecision(ctx context.Context, rec *store.ActionRecord, d *p
 	})
 }
 
-// normalizeDecision makes lists [] rather than null.
-func normalizeDecision(d *pdp.Decision) {
+// NormalizeDecision makes a decision's lists [] rather than null, as
+// every answer shows them.
+func NormalizeDecision(d *pdp.Decision) {
 	if d.PoliciesEvaluated == nil {
 		d.PoliciesEvaluated = []string{}
 	}
