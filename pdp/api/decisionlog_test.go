@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -221,5 +222,22 @@ func wantJSON(t *testing.T, what string, got, want any) {
 	wy, _ := json.Marshal(y)
 	if string(gx) != string(wy) {
 		t.Errorf("%s:\n got %s\nwant %s", what, gx, wy)
+	}
+}
+
+// TestTraceparentWithoutTracing: with tracing off (a no-op provider, as
+// serve installs without OTEL_* settings) the request has no span
+// middleware, yet an incoming traceparent still gives the action its
+// trace_id; without one, a random trace_id stands in.
+func TestTraceparentWithoutTracing(t *testing.T) {
+	e := newEnv(t, func(o *envOption) { o.tp = noop.NewTracerProvider() })
+	_, key := e.tenant(store.TierPro)
+	const parent = "4bf92f3577b34da6a3ce929d0e0e4736"
+	r := e.do(request{method: http.MethodPost, path: "/v1/actions", key: key, body: `{"action":"noop"}`,
+		header: map[string]string{"traceparent": "00-" + parent + "-00f067aa0ba902b7-01"}})
+	expect(t, r, http.StatusOK, map[string]any{"trace_id": parent})
+	got := expect(t, e.post("/v1/actions", key, `{"action":"noop"}`), http.StatusOK, nil)
+	if id := fmt.Sprint(got["trace_id"]); !traceIDPattern.MatchString(id) || id == parent {
+		t.Fatalf("trace_id without a traceparent: %q", id)
 	}
 }

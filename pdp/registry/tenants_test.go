@@ -304,3 +304,48 @@ func TestOptions(t *testing.T) {
 		t.Fatal("CreateTenant with an exhausted random source succeeded")
 	}
 }
+
+// TestIdentify: one lookup gives the tenant, the key's ID and its hash,
+// from memory after the first time; a revoked key is refused at once even
+// though it was cached; and a tenant's first publish compiled it, so its
+// first decision does not.
+func TestIdentify(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	tn, key := e.tenant(store.TierPro)
+	before := e.st.keyLookups.Load()
+	var first registry.Identity
+	for i := range 5 {
+		id, err := e.reg.Identify(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = id
+		}
+		if id.Tenant.ID != tn.ID || id.KeyHash != store.HashAPIKey(key) || id.KeyID == "" || id.KeyID != first.KeyID {
+			t.Fatalf("Identify = %+v", id)
+		}
+	}
+	if n := e.st.keyLookups.Load() - before; n != 1 {
+		t.Errorf("5 identifications cost %d store lookups, want 1", n)
+	}
+	if kid, err := e.reg.KeyID(ctx, key); err != nil || kid != first.KeyID {
+		t.Errorf("KeyID = %q, %v; want %q", kid, err, first.KeyID)
+	}
+	if err := e.reg.RevokeKey(ctx, first.KeyID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.reg.Identify(ctx, key); !errors.Is(err, registry.ErrUnauthorized) {
+		t.Fatalf("revoked key: %v", err)
+	}
+	if s := e.eng.Stats(); s.Compiles == 0 || s.Size == 0 {
+		t.Fatalf("the tenant was not compiled when it was published: %+v", s)
+	}
+	if _, err := e.eng.Evaluate(ctx, pdp.Action{TenantID: tn.ID, Name: "calendar.read"}); err != nil {
+		t.Fatal(err)
+	}
+	if s := e.eng.Stats(); s.Misses != 0 {
+		t.Fatalf("the first decision compiled: %+v", s)
+	}
+}
