@@ -5,11 +5,9 @@
 package api
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -140,7 +138,6 @@ type server struct {
 	eng       *engine.Engine
 	st        store.Store
 	log       *slog.Logger
-	random    io.Reader
 	adminHash [sha256.Size]byte
 	bundles   http.Handler // nil: no bundle route
 	gov       governance   // approvals, audit, dashboard (governance.go)
@@ -168,12 +165,11 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &server{
-		cfg:    cfg,
-		reg:    deps.Registry,
-		eng:    deps.Engine,
-		st:     deps.Store,
-		log:    deps.Logger,
-		random: rand.Reader,
+		cfg: cfg,
+		reg: deps.Registry,
+		eng: deps.Engine,
+		st:  deps.Store,
+		log: deps.Logger,
 	}
 	if cfg.AdminToken != "" {
 		s.adminHash = sha256.Sum256([]byte(cfg.AdminToken))

@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -138,15 +137,4 @@ func optString(s string) any {
 		return nil
 	}
 	return s
-}
-
-// randomHex returns n random bytes as hex. crypto/rand does not fail on
-// supported platforms (Go 1.24+ crashes the program instead), so there is
-// no error to return.
-func (s *server) randomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := io.ReadFull(s.random, b); err != nil {
-		panic(fmt.Sprintf("random source failed: %v", err))
-	}
-	return hex.EncodeToString(b)
 }
