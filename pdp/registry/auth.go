@@ -75,7 +75,9 @@ func (r *Registry) ensurePublished(ctx context.Context, tenantID string) {
 	}
 	if err := r.publish(ctx, tenantID, 0); err != nil {
 		r.log.WarnContext(ctx, "publish on authenticate failed", slog.String("tenant_id", tenantID), slog.Any("error", err))
+		return
 	}
+	r.warm(ctx, tenantID)
 }
 
 // authEntry is one cached lookup.

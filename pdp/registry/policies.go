@@ -120,6 +120,7 @@ func (r *Registry) put(ctx context.Context, tenantID string, doc *adapter.Docume
 	if err := r.publish(ctx, tenantID, w.Revision); err != nil {
 		return Write{}, err
 	}
+	r.warm(ctx, tenantID)
 	action := ActionUpdated
 	if w.Created {
 		action = ActionCreated
@@ -169,6 +170,7 @@ func (r *Registry) Disable(ctx context.Context, tenantID, agentID, name string) 
 	if err := r.publishLocked(ctx, tenantID, w.Revision); err != nil {
 		return Write{}, err
 	}
+	r.warm(ctx, tenantID)
 	return Write{Policy: w.Policy, Action: ActionDisabled, Revision: w.Revision}, nil
 }
 

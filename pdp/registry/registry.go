@@ -33,6 +33,10 @@ type Registry struct {
 	readOnly  *ReadOnlyError
 	onPublish func(tenantID string, revision uint64)
 
+	// warming counts the compiles started in the background after a
+	// publish by Watch (watch.go); Watch waits for them before it returns.
+	warming sync.WaitGroup
+
 	mu      sync.Mutex
 	locks   map[string]*sync.Mutex // per tenant: publishing and tenant updates
 	tenants map[string]store.Tenant
@@ -142,6 +146,7 @@ func (r *Registry) Load(ctx context.Context) error {
 		if err := r.publish(ctx, t.ID, t.Revision); err != nil {
 			return fmt.Errorf("load tenant %q: %w", t.ID, err)
 		}
+		r.warm(ctx, t.ID)
 	}
 	r.log.InfoContext(ctx, "policies loaded", slog.Int("tenants", len(ts)))
 	return nil
@@ -200,18 +205,31 @@ func (r *Registry) publishLocked(ctx context.Context, tenantID string, atLeast u
 		// makes this tenant fail closed until it is fixed.
 		r.log.ErrorContext(ctx, "tenant holds an invalid policy; its decisions fail closed",
 			slog.String("tenant_id", tenantID), slog.Any("error", err))
-	} else if err := r.eng.Warm(ctx, tp.TenantID); err != nil {
-		// Compiled now, before the write returns (and before a server
-		// that is loading reports ready), so no decision pays for it. A
-		// failure only moves the compile (and its error) to the first
-		// decision.
-		r.log.WarnContext(ctx, "warming the tenant's prepared queries failed",
-			slog.String("tenant_id", tenantID), slog.Any("error", err))
 	}
 	if r.onPublish != nil {
 		r.onPublish(tp.TenantID, tp.Revision)
 	}
 	return nil
+}
+
+// warm compiles the tenant's prepared queries (engine.Warm) so that no
+// decision pays for a compile: every write calls it before it returns, and
+// Load for every tenant before a server reports ready. Publishes of other
+// processes' writes (watch.go) warm in the background instead, so a slow
+// compile never holds up the next notification (a key revoked elsewhere
+// must stop working within the bound). A failure only moves the compile,
+// and its error, to the first decision.
+func (r *Registry) warm(ctx context.Context, tenantID string) {
+	if r.readOnly != nil {
+		return // the engine's tenants come from bundles
+	}
+	if _, ok := r.eng.Revision(tenantID); !ok {
+		return // not published (failed closed): nothing to compile
+	}
+	if err := r.eng.Warm(ctx, tenantID); err != nil {
+		r.log.WarnContext(ctx, "warming the tenant's prepared queries failed",
+			slog.String("tenant_id", tenantID), slog.Any("error", err))
+	}
 }
 
 // remember records t as the latest known state of the tenant unless a

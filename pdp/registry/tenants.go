@@ -101,6 +101,7 @@ func (r *Registry) createTenant(ctx context.Context, id string, nt NewTenant, ke
 	if err := r.publish(ctx, t.ID, t.Revision); err != nil {
 		return store.Tenant{}, "", err
 	}
+	r.warm(ctx, t.ID)
 	return t, key, nil
 }
 
@@ -199,6 +200,7 @@ func (r *Registry) UpdateTenant(ctx context.Context, id string, u TenantUpdate) 
 	if err := r.publishLocked(ctx, id, t.Revision); err != nil {
 		return store.Tenant{}, err
 	}
+	r.warm(ctx, id)
 	return t, nil
 }
 

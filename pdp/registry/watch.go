@@ -29,7 +29,9 @@ func (r *Registry) Refresh(ctx context.Context) error {
 		}
 		if err := r.publish(ctx, t.ID, t.Revision); err != nil {
 			errs = append(errs, fmt.Errorf("refresh tenant %q: %w", t.ID, err))
+			continue
 		}
+		r.warming.Go(func() { r.warm(ctx, t.ID) })
 	}
 	return errors.Join(errs...)
 }
@@ -58,6 +60,7 @@ func (r *Registry) Refresh(ctx context.Context) error {
 // working here within the same bound; on SQLite, a key revoked by another
 // process stops working within the auth cache TTL.
 func (r *Registry) Watch(ctx context.Context, interval time.Duration) {
+	defer r.warming.Wait()
 	if n, ok := store.RevisionsOf(r.st); ok {
 		var wg sync.WaitGroup
 		wg.Go(func() { r.follow(ctx, n) })
@@ -128,5 +131,9 @@ func (r *Registry) refreshTenant(ctx context.Context, tenantID string, rev uint6
 		return fmt.Errorf("refresh tenant %q: %w", tenantID, err)
 	}
 	r.remember(t)
-	return r.publish(ctx, tenantID, rev)
+	if err := r.publish(ctx, tenantID, rev); err != nil {
+		return err
+	}
+	r.warming.Go(func() { r.warm(ctx, tenantID) })
+	return nil
 }
