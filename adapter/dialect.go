@@ -10,66 +10,108 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 )
 
-// CaseInsensitivePrefix is the flag group every rule pattern is compiled
-// with: rules match case-insensitively (CONTRACT A3).
+// CaseInsensitivePrefix is the flag group RE2 needs to read a pattern
+// case-insensitively. Translated patterns do not use it (Translate spells
+// Python's case folding out character by character); it remains for the
+// library's own fixed patterns and for older callers.
 const CaseInsensitivePrefix = "(?i)"
 
+// Pattern is a rule pattern read once at write time: translated to RE2,
+// parsed and compiled once, and measured.
+type Pattern struct {
+	// Source is the pattern as written (Python re syntax).
+	Source string
+	// RE2 is its translation, what the generated Rego matches with.
+	RE2 string
+	// Cost is the most instruction visits Go's regexp makes per byte of
+	// text (see MaxRuleCost).
+	Cost int
+	// Nullable reports whether it admits an empty match (matchesEmpty).
+	Nullable bool
+}
+
+// AnalyzePattern translates pattern (Translate), compiles the translation
+// once with Go's regexp/syntax — what regexp.Compile, and so OPA, does —
+// and measures it. The error is a refusal reason without a field.
+func AnalyzePattern(pattern string) (*Pattern, error) {
+	re2, err := Translate(pattern)
+	if err != nil {
+		return nil, err
+	}
+	re, err := syntax.Parse(re2, syntax.Perl)
+	if err != nil {
+		return nil, patternError("invalid regex: " + regexErrorReason(err, pattern))
+	}
+	prog, err := syntax.Compile(re.Simplify())
+	if err != nil {
+		return nil, patternError("invalid regex: " + regexErrorReason(err, pattern))
+	}
+	return &Pattern{Source: pattern, RE2: re2, Cost: patternCost(prog), Nullable: nullable(re)}, nil
+}
+
 // CompilePattern compiles a rule pattern the way Gatehouse evaluates it:
-// RE2 syntax, case-insensitive. It is the one place CaseInsensitivePrefix is
-// added, so every caller sees the same regexp.
+// its translation to RE2 (Translate), which means what Python's
+// re.search(pattern, text, re.IGNORECASE) means.
 func CompilePattern(pattern string) (*regexp.Regexp, error) {
-	return regexp.Compile(CaseInsensitivePrefix + pattern)
+	re2, err := Translate(pattern)
+	if err != nil {
+		return nil, err
+	}
+	return regexp.Compile(re2)
 }
 
 // CheckPattern checks that pattern is a regex Gatehouse can evaluate with
-// the meaning its author intended. Policies are often written for Novyx's
-// hosted service, which uses Python's re; constructs that only Python
-// understands are rejected by name (`look-ahead (?=...) is not supported`)
-// rather than left to RE2's terser errors or, worse, to a different meaning
-// (RE2 reads \12 as an octal escape, Python as a back-reference, and a{,3}
-// is a repetition in Python but literal text in RE2). Then the pattern must
-// compile with CompilePattern. Problems are a *pdp.ValidationError for field.
+// the meaning its author intended. Policies are written for Python's re
+// (Novyx's hosted service); Translate rewrites it for RE2 and refuses by
+// name what RE2 cannot mean the same way (`look-ahead (?=...) is not
+// supported`, `word boundary \b is not supported: ...`) rather than leave
+// it to RE2's terser errors or, worse, a different meaning (RE2 reads \12
+// as an octal escape, Python as a back-reference; a{,3} is a repetition in
+// Python but literal text in RE2). Then the translation must compile and
+// cost at most MaxRuleCost. Problems are a *pdp.ValidationError for field.
 func CheckPattern(field, pattern string) error {
-	if ve := checkPattern(field, pattern); ve != nil {
+	if _, ve := checkPattern(field, pattern); ve != nil {
 		return ve
 	}
 	return nil // not a typed nil inside a non-nil error
 }
 
-func checkPattern(field, pattern string) *pdp.ValidationError {
-	if construct := pythonOnlyConstruct(pattern); construct != "" {
-		return &pdp.ValidationError{Field: field, Reason: construct}
+func checkPattern(field, pattern string) (*Pattern, *pdp.ValidationError) {
+	p, err := AnalyzePattern(pattern)
+	if err != nil {
+		return nil, &pdp.ValidationError{Field: field, Reason: err.Error()}
 	}
-	if _, err := CompilePattern(pattern); err != nil {
-		return &pdp.ValidationError{Field: field, Reason: "invalid regex: " + regexErrorReason(err, pattern)}
+	if p.Cost > MaxRuleCost {
+		return nil, &pdp.ValidationError{Field: field, Reason: costReason(p.Cost, MaxRuleCost, "a rule")}
 	}
-	return nil
+	return p, nil
+}
+
+// costReason explains a cost refusal with the bound.
+func costReason(cost, bound int, what string) string {
+	return fmt.Sprintf("regex too expensive: costs %d units per byte of text, over the bound of %d for %s (about %s per rule on a %d-byte action; simplify the pattern, e.g. fewer or smaller counted repetitions and alternatives)",
+		cost, bound, what, "1 ms", MaxActionTextBytes)
 }
 
 // regexErrorReason turns a regexp compile error into RE2's own reason,
-// without Go's "error parsing regexp: " prefix and without echoing the
-// whole pattern (with our prefix in front, which the author never wrote).
+// without Go's "error parsing regexp: " prefix. The failing expression is
+// quoted only when the author wrote it: the compiler saw the translation.
 func regexErrorReason(err error, pattern string) string {
 	var se *syntax.Error
 	if !errors.As(err, &se) {
 		return strings.TrimPrefix(err.Error(), "error parsing regexp: ")
 	}
 	reason := se.Code.String()
-	expr := se.Expr
-	if expr == CaseInsensitivePrefix+pattern {
+	if se.Expr == "" || se.Expr == pattern || !strings.Contains(pattern, se.Expr) {
 		return reason
 	}
-	expr = strings.TrimPrefix(expr, CaseInsensitivePrefix)
-	if expr == "" {
-		return reason
-	}
-	return reason + ": `" + expr + "`"
+	return reason + ": `" + se.Expr + "`"
 }
 
 // pythonOnlyConstruct scans pattern for the first Python-only construct and
 // returns why it is rejected, or "" when there is none. It understands
-// escapes, \Q...\E and character classes, so `\(?=`, `[(?=]` and `[]a]` are
-// not mistaken for constructs. It does not check that the pattern is
+// escapes and character classes, so `\(?=`, `[(?=]` and `[]a]` are not
+// mistaken for constructs. It does not check that the pattern is
 // otherwise valid; compiling does that.
 func pythonOnlyConstruct(p string) string {
 	for i := 0; i < len(p); {
@@ -79,15 +121,6 @@ func pythonOnlyConstruct(p string) string {
 				return "" // trailing backslash: the compiler reports it
 			}
 			switch n := p[i+1]; {
-			case n == 'Q': // RE2 quoting: literal up to \E or the end
-				end := strings.Index(p[i+2:], `\E`)
-				if end < 0 {
-					return ""
-				}
-				i += 2 + end + 2
-				continue
-			case n == 'Z':
-				return `\Z is not supported; use \z`
 			case n == 'g' && i+2 < len(p) && p[i+2] == '<':
 				return `back-reference \g<...> is not supported`
 			case n >= '1' && n <= '9':
@@ -158,8 +191,9 @@ func pythonOnlyGroup(rest string) string {
 }
 
 // skipCharClass returns the index just past the character class that opens
-// at p[i] == '['. A ']' right after "[" or "[^" is a literal, and "[:name:]"
-// is a POSIX class, as in RE2. An unterminated class runs to the end.
+// at p[i] == '['. A ']' right after "[" or "[^" is a literal, as in Python
+// (which has no POSIX classes: "[[:alpha:]" is a class of five characters).
+// An unterminated class runs to the end.
 func skipCharClass(p string, i int) int {
 	j := i + 1
 	if j < len(p) && p[j] == '^' {
@@ -175,13 +209,6 @@ func skipCharClass(p string, i int) int {
 			continue
 		case ']':
 			return j + 1
-		case '[':
-			if strings.HasPrefix(p[j:], "[:") {
-				if k := strings.Index(p[j+2:], ":]"); k >= 0 {
-					j += 2 + k + 2
-					continue
-				}
-			}
 		}
 		j++
 	}
@@ -215,19 +242,15 @@ func repetitionEnd(p string, i int) (end int, lower bool) {
 func isOctalDigit(b byte) bool { return b >= '0' && b <= '7' }
 
 // matchesEmpty reports whether pattern admits an empty match anywhere: the
-// regex is nullable once empty-width assertions (^ $ \b \B \A \z) are taken
-// as matching. Such a pattern (a*, (x|), \b, foo|$) makes a rule fire on
-// every action with an empty {match}. This is stricter than asking whether
-// it matches "" — `\b|x` does not match "" but matches every action text —
-// and the only patterns it rejects beyond that ask are ones like ^$ that can
-// never match an action text at all. A pattern that does not compile is
-// not nullable here; CheckPattern reports it.
+// regex is nullable once empty-width assertions (^ \A \z) are taken as
+// matching. Such a pattern (a*, (x|), foo|^) makes a rule fire on every
+// action with an empty {match}. This is stricter than asking whether it
+// matches "", and the only patterns it rejects beyond that ask are ones
+// like ^\Z that can never match an action text at all. A pattern that does
+// not translate or compile is not nullable here; CheckPattern reports it.
 func matchesEmpty(pattern string) bool {
-	re, err := syntax.Parse(CaseInsensitivePrefix+pattern, syntax.Perl)
-	if err != nil {
-		return false
-	}
-	return nullable(re)
+	p, err := AnalyzePattern(pattern)
+	return err == nil && p.Nullable
 }
 
 func nullable(re *syntax.Regexp) bool {

@@ -17,7 +17,10 @@ const (
 )
 
 // Literals returns a set of folded literals such that every match of the
-// case-insensitive pattern contains at least one of them, in Fold form. The
+// pattern (its translation, with Python's classes and case folding spelled
+// out as explicit character sets) contains at least one of them, in Fold
+// form: a class is enumerated member by member, so the set stays sound
+// whatever the class holds (ı, İ, K, full-width digits, ...). The
 // generated Rego tests them with contains() on the folded action text
 // before it runs the regex, so a regex that cannot match never runs; the
 // regex still decides, so semantics (and the {match} text) are unchanged.
@@ -28,7 +31,11 @@ const (
 // is either "exact" (it matches one of a small set of strings) or yields a
 // "necessary" set (every match contains one of them).
 func Literals(pattern string) (lits []string, ok bool) {
-	re, err := syntax.Parse(CaseInsensitivePrefix+pattern, syntax.Perl)
+	re2, err := Translate(pattern)
+	if err != nil {
+		return nil, false
+	}
+	re, err := syntax.Parse(re2, syntax.Perl)
 	if err != nil {
 		return nil, false
 	}

@@ -184,18 +184,18 @@ func ruleRules(p *pdp.Policy, i int) []*ast.Rule {
 	m := ast.VarTerm("m")
 	if alts, ok := literalAlternatives(r.Match); ok {
 		found := prefix + "found"
-		extra = append(extra, foundRule(found, alts, r.Match))
+		extra = append(extra, foundRule(found, alts, emittedPattern(r.Match)))
 		body.Append(ast.Assign.Expr(m, ast.VarTerm(found)))
 	} else {
 		ms := ast.VarTerm("ms")
-		body.Append(ast.Assign.Expr(ms, ast.RegexFind.Call(userString(CaseInsensitivePrefix+r.Match), ast.NewTerm(textRef), ast.IntNumberTerm(1))))
+		body.Append(ast.Assign.Expr(ms, ast.RegexFind.Call(userString(emittedPattern(r.Match)), ast.NewTerm(textRef), ast.IntNumberTerm(1))))
 		body.Append(ast.Assign.Expr(m, ast.RefTerm(ms, ast.IntNumberTerm(0))))
 	}
 	if r.ContextRequires != "" {
 		if lits, ok := Literals(r.ContextRequires); ok {
 			body.Append(guard(prefix+"context", lits, &extra))
 		}
-		body.Append(ast.RegexMatch.Expr(userString(CaseInsensitivePrefix+r.ContextRequires), ast.NewTerm(textRef)))
+		body.Append(ast.RegexMatch.Expr(userString(emittedPattern(r.ContextRequires)), ast.NewTerm(textRef)))
 	}
 
 	var reason *ast.Term
@@ -221,7 +221,9 @@ func ruleRules(p *pdp.Policy, i int) []*ast.Rule {
 
 // foundTemplate finds the first match of a pure alternation of ASCII
 // literals without a regex when the action text is ASCII: for ASCII text
-// and ASCII literals, folded containment is exactly (?i) matching, indexof
+// and ASCII literals, folded containment is exactly Python's IGNORECASE
+// matching (its extra equivalences, i ~ ı, s ~ ſ, k ~ K, all involve a
+// non-ASCII character), indexof
 // gives byte = rune positions, and min over [position, alternative index]
 // is RE2's leftmost-first choice. Other texts take the regex.
 var foundTemplate = ast.MustParseRuleWithOpts(`__found__ := substring(data.gatehouse.text.text, x[0], x[2]) if {
@@ -236,8 +238,24 @@ var foundTemplate = ast.MustParseRuleWithOpts(`__found__ := substring(data.gateh
 	ms := regex.find_n(__pattern__, data.gatehouse.text.text, 1)
 }`, ast.ParserOptions{RegoVersion: ast.RegoV1})
 
-// foundRule instantiates foundTemplate: the literals and the pattern enter
-// as string terms replacing the template's placeholder variables.
+// untranslatable is emitted in place of a pattern Translate refuses, which
+// only a policy stored by an older version can hold: it does not compile,
+// so evaluating the rule is an error (with strict builtin errors, a failed
+// decision) instead of a rule that silently means something else.
+const untranslatable = `(?:untranslatable pattern; re-save the policy`
+
+// emittedPattern is the RE2 pattern the generated Rego matches with: the
+// Python pattern's translation (Translate), or untranslatable.
+func emittedPattern(pattern string) string {
+	re2, err := Translate(pattern)
+	if err != nil {
+		return untranslatable
+	}
+	return re2
+}
+
+// foundRule instantiates foundTemplate: the literals and the translated
+// pattern enter as string terms replacing the template's placeholders.
 func foundRule(name string, alts []string, pattern string) *ast.Rule {
 	lits := make([]*ast.Term, len(alts))
 	for i, a := range alts {
@@ -250,7 +268,7 @@ func foundRule(name string, alts []string, pattern string) *ast.Rule {
 	}
 	fill := map[ast.Var]*ast.Term{
 		"__literals__": ast.ArrayTerm(lits...),
-		"__pattern__":  userString(CaseInsensitivePrefix + pattern),
+		"__pattern__":  userString(pattern),
 	}
 	// Replace whole terms (not only values): the formatter prints a string
 	// from its term's location text, which userString sets.

@@ -107,6 +107,7 @@ func Validate(p *pdp.Policy) error {
 // policyChecker collects the problems of one policy.
 type policyChecker struct {
 	errs pdp.ValidationErrors
+	cost int // regex cost of the rules checked so far
 }
 
 func (v *policyChecker) fail(field, format string, args ...any) {
@@ -256,21 +257,27 @@ func (v *policyChecker) rules(in []pdp.Rule) []pdp.Rule {
 	for i, r := range in {
 		out[i] = v.rule(fmt.Sprintf("rules[%d]", i), r)
 	}
+	if v.cost > MaxPolicyCost {
+		v.fail("rules", "%s", costReason(v.cost, MaxPolicyCost, "a policy"))
+	}
 	return out
 }
 
 func (v *policyChecker) rule(at string, r pdp.Rule) pdp.Rule {
 	field := func(name string) string { return at + "." + name }
 
+	cost := 0
 	switch f := field("match"); {
 	case !v.text(f, r.Match, maxPatternLen):
 	case r.Match == "":
 		v.fail(f, "is required")
 	default:
-		if ve := checkPattern(f, r.Match); ve != nil {
+		if p, ve := checkPattern(f, r.Match); ve != nil {
 			v.errs = append(v.errs, ve)
-		} else if matchesEmpty(r.Match) {
+		} else if p.Nullable {
 			v.fail(f, "matches the empty string; a rule must match at least one character")
+		} else {
+			cost += p.Cost
 		}
 	}
 
@@ -303,10 +310,13 @@ func (v *policyChecker) rule(at string, r pdp.Rule) pdp.Rule {
 	// pattern that matches the empty string is harmless there (it is always
 	// satisfied) and is allowed.
 	if f := field("context_requires"); v.text(f, r.ContextRequires, maxPatternLen) && r.ContextRequires != "" {
-		if ve := checkPattern(f, r.ContextRequires); ve != nil {
+		if p, ve := checkPattern(f, r.ContextRequires); ve != nil {
 			v.errs = append(v.errs, ve)
+		} else if cost += p.Cost; cost > MaxRuleCost {
+			v.fail(at, "%s", costReason(cost, MaxRuleCost, "a rule (match and context_requires together)"))
 		}
 	}
+	v.cost += cost
 
 	if c := r.Confidence; math.IsNaN(c) || c < 0 || c > 1 {
 		v.fail(field("confidence"), "must be a number from 0.0 to 1.0")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatehouse-pdp/gatehouse/adapter"
 	"github.com/gatehouse-pdp/gatehouse/pdp"
+	"github.com/gatehouse-pdp/gatehouse/pdp/lifecycle"
 )
 
 // dataRoutes serves a subset of OPA's Data API (CONTRACT B3), so OPA
@@ -64,6 +65,10 @@ func (s *server) dataDecision(c *gin.Context) {
 			fail(c, pdp.Invalid("input", "must be a JSON object"))
 			return
 		}
+	}
+	if err := lifecycle.CheckActionText(input["action"], input["params"]); err != nil {
+		fail(c, err)
+		return
 	}
 	result, defined, err := s.eng.Query(c.Request.Context(), tenant(c).ID, input)
 	if err != nil {

@@ -103,6 +103,7 @@ func classify(c *gin.Context, err error) *apiError {
 	)
 	var (
 		tooLarge    *lifecycle.ParamsTooLargeError
+		textLarge   *lifecycle.ActionTextTooLargeError
 		unavailable *lifecycle.UnavailableError
 	)
 	switch {
@@ -110,6 +111,8 @@ func classify(c *gin.Context, err error) *apiError {
 		return ae
 	case errors.As(err, &tooLarge):
 		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: pdp.CodePayloadTooLarge, Message: tooLarge.Error(), cause: err}
+	case errors.As(err, &textLarge):
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: pdp.CodePayloadTooLarge, Message: textLarge.Error(), cause: err}
 	case errors.As(err, &unavailable):
 		// The cause was logged by the lifecycle; the action is recorded
 		// as blocked under its ID.

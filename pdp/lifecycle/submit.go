@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/gatehouse-pdp/gatehouse/adapter"
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 	"github.com/gatehouse-pdp/gatehouse/pdp/decisionlog"
 	"github.com/gatehouse-pdp/gatehouse/pdp/engine"
@@ -72,6 +73,34 @@ type ParamsTooLargeError struct{ Size int }
 
 func (e *ParamsTooLargeError) Error() string {
 	return fmt.Sprintf("params: must be at most %d bytes as JSON (got %d)", MaxParamsBytes, e.Size)
+}
+
+// ActionTextTooLargeError refuses an action whose action text is over
+// adapter.MaxActionTextBytes (CheckActionText).
+type ActionTextTooLargeError struct{ Size int }
+
+func (e *ActionTextTooLargeError) Error() string {
+	return fmt.Sprintf("action text (the JSON of action and params that rules match) must be at most %d bytes (got %d)", adapter.MaxActionTextBytes, e.Size)
+}
+
+// CheckActionText refuses an action whose action text — the compact JSON
+// of {"action", "params"} that rules match, CONTRACT A3 — is longer than
+// adapter.MaxActionTextBytes: regex cost is bounded per byte of that text
+// (adapter/cost.go), and a text is never truncated, since a cut could hide
+// a match. The length is Go's encoding, which never undercounts the text
+// OPA builds. The Data API checks its input with it too.
+func CheckActionText(action, params any) error {
+	if params == nil {
+		params = map[string]any{}
+	}
+	text, err := encodeJSON(map[string]any{"action": action, "params": params})
+	if err != nil {
+		return &pdp.ValidationError{Field: "params", Reason: "cannot be encoded as JSON"}
+	}
+	if len(text) > adapter.MaxActionTextBytes {
+		return &ActionTextTooLargeError{Size: len(text)}
+	}
+	return nil
 }
 
 // UnavailableError is a decision that could not be made: the action was
@@ -140,6 +169,9 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 	}
 	if len(pj) > MaxParamsBytes {
 		return Result{}, &ParamsTooLargeError{Size: len(pj)}
+	}
+	if err := CheckActionText(sub.Name, sub.Params); err != nil {
+		return Result{}, err
 	}
 	id := "act_" + s.RandomHex(12)
 	traceID := sub.TraceID

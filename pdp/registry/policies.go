@@ -102,6 +102,14 @@ func (r *Registry) put(ctx context.Context, tenantID string, doc *adapter.Docume
 	if err != nil {
 		return Write{}, err
 	}
+	// The tenant's lock makes the regex budget check and the write atomic
+	// against other writes through this registry.
+	l := r.lockFor(tenantID)
+	l.Lock()
+	defer l.Unlock()
+	if err := r.checkRegexBudget(ctx, tenantID, p); err != nil {
+		return Write{}, err
+	}
 	w, err := r.putPolicy(ctx, store.PutPolicyRequest{
 		TenantID:  tenantID,
 		Policy:    p,
@@ -117,7 +125,7 @@ func (r *Registry) put(ctx context.Context, tenantID string, doc *adapter.Docume
 	case err != nil:
 		return Write{}, fmt.Errorf("put policy: %w", err)
 	}
-	if err := r.publish(ctx, tenantID, w.Revision); err != nil {
+	if err := r.publishLocked(ctx, tenantID, w.Revision); err != nil {
 		return Write{}, err
 	}
 	r.warm(ctx, tenantID)
@@ -126,6 +134,27 @@ func (r *Registry) put(ctx context.Context, tenantID string, doc *adapter.Docume
 		action = ActionCreated
 	}
 	return Write{Policy: w.Policy, Action: action, Revision: w.Revision}, nil
+}
+
+// checkRegexBudget refuses a write after which one decision of the tenant
+// could run more regex cost than adapter.MaxTenantCost: the tenant's
+// enabled policies with p in place of the one it replaces (CONTRACT A3,
+// "Regex cost"). A disabled p adds nothing.
+func (r *Registry) checkRegexBudget(ctx context.Context, tenantID string, p pdp.Policy) error {
+	tp, err := r.st.TenantPolicies(ctx, tenantID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // the write reports the missing tenant
+	}
+	if err != nil {
+		return fmt.Errorf("read policies for the regex budget: %w", err)
+	}
+	ps := []pdp.Policy{p}
+	for _, q := range tp.Policies {
+		if q.AgentID != p.AgentID || q.Name != p.Name {
+			ps = append(ps, q)
+		}
+	}
+	return adapter.CheckTenantCost("rules", ps)
 }
 
 // Disable soft-deletes a policy (DELETE, CONTRACT A6): enabled=false at
