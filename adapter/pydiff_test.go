@@ -70,7 +70,7 @@ func startOracle(t *testing.T) *pyOracle {
 type pyResult struct {
 	Err     string    `json:"e"`
 	Timeout bool      `json:"timeout"`
-	Spans [][]int64 `json:"s"`
+	Spans   [][]int64 `json:"s"`
 }
 
 func (o *pyOracle) search(t *testing.T, pattern string, texts []string) pyResult {
