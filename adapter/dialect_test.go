@@ -31,7 +31,6 @@ func TestCheckPatternRejectsPythonConstructs(t *testing.T) {
 		{`a{2}+`, "possessive quantifier }+ is not supported"},
 		{`a{2,}+`, "possessive quantifier }+ is not supported"},
 		{`a{2,5}+`, "possessive quantifier }+ is not supported"},
-		{`end\Z`, `\Z is not supported; use \z`},
 		{`a(?#comment)b`, "comment group (?#...) is not supported"},
 		{`(a)?(?(1)b|c)`, "conditional group (?(...)...) is not supported"},
 		{`a{,3}`, "repetition {,3} is not supported; use {0,3}"}, // literal text in RE2
@@ -43,8 +42,23 @@ func TestCheckPatternRejectsPythonConstructs(t *testing.T) {
 		// The first construct is the one reported.
 		{`(?=a)\1`, "look-ahead (?=...) is not supported"},
 		// After a class or a quote, scanning goes on.
-		{`[a]\Z`, `\Z is not supported; use \z`},
-		{`\Qx\E(?=y)`, "look-ahead (?=...) is not supported"},
+		{`[a](?=b)`, "look-ahead (?=...) is not supported"},
+		{`\Qx\E(?=y)`, "look-ahead (?=...) is not supported"}, // no \Q quoting in Python
+		// Python's re means something RE2 cannot: refused by name.
+		{`\bword\b`, `word boundary \b is not supported: Python's \b is Unicode, RE2's is ASCII-only and cannot be rebuilt without look-around`},
+		{`a\B`, `\B is not supported: Python's \B is Unicode, RE2's is ASCII-only and cannot be rebuilt without look-around`},
+		{`end$`, `$ is not supported: in Python it also matches before a final newline; use \Z for the end of the text`},
+		{`(?i)x`, "inline flags (?i) are not supported: rules are always case-insensitive and have no other flags"},
+		{`(?s:x)`, "inline flags (?s: are not supported: rules are always case-insensitive and have no other flags"},
+		{`(?<name>x)`, "named group (?<name>...) is not supported; use (?P<name>...)"},
+		{`\p{Greek}`, `bad escape \p`},
+		{`\Qx\E`, `bad escape \Q`},
+		{`\x{31}`, `bad escape \x{3: \x takes 2 hex digits, \u 4 and \U 8`},
+		{`\N{DIGIT ONE}`, `named character escape \N{...} is not supported; write the character or \uXXXX`},
+		{`\8`, `back-reference \8 is not supported`},
+		{`[\8]`, `bad escape \8`},
+		{`[\d-z]`, `bad character range in [...]: a range cannot start or end with \d`},
+		{`[z-a]`, `bad character range z-a`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pattern, func(t *testing.T) {
@@ -80,8 +94,6 @@ func TestCheckPatternAcceptsLookAlikes(t *testing.T) {
 		`[[]x`,          // '[' inside a class is literal
 		`[\]](?:x)`,     // escaped ']' in a class
 		`[\\]\d`,        // escaped backslash in a class, then an escape
-		`\Q(?=x)\E`,     // RE2 quoting
-		`\Q(?=x)`,       // quoting to the end
 		`[*+?]+x`,       // quantifier characters in a class
 		`\*+`,           // escaped '*' then a quantifier
 		`\++`,           // escaped '+' then a quantifier
@@ -95,18 +107,16 @@ func TestCheckPatternAcceptsLookAlikes(t *testing.T) {
 		`\0`,            // likewise
 		`\012`,          // likewise
 		`\\1`,           // escaped backslash then a literal 1
-		`\x{31}`,        // hex escape
-		`\z`,            // RE2's end of text
-		`\A\bword\B.`,   // assertions
+		`\x31\u0031\U00000031`, // Python's hex escapes
+		`\z`,            // end of text (Python 3.14 spells it so too)
+		`end\Z`,         // Python's end of text
+		`\Aword.`,       // assertions
 		`(?P<name>x)`,   // named group, Python style
-		`(?<name>x)`,    // named group, RE2 style
 		`(?:x)`,         // non-capturing group
-		`(?i)x`,         // flags
-		`(?i:x)(?-i:y)`, // scoped flags
+		`[\b]x`,         // backspace in a class
 		`a{2}b{2,}c{2,5}`,
 		`a{2}?b*?c+?d??`, // lazy quantifiers
 		`(email|phone|ssn|passport|routing)`,
-		`\p{Greek}+`,
 		`é+`,
 	} {
 		t.Run(p, func(t *testing.T) {
@@ -124,16 +134,14 @@ func TestCheckPatternInvalidRegex(t *testing.T) {
 	}{
 		{`(abc`, "rules[0].match: invalid regex: missing closing )"},
 		{`abc)`, "rules[0].match: invalid regex: unexpected )"},
-		{`[a-z`, "rules[0].match: invalid regex: missing closing ]: `[a-z`"},
+		{`[a-z`, "rules[0].match: unterminated character set at position 0"},
 		{`*a`, "rules[0].match: invalid regex: missing argument to repetition operator: `*`"},
 		{`a**`, "rules[0].match: invalid regex: invalid nested repetition operator: `**`"},
-		{`\u00e9`, "rules[0].match: invalid regex: invalid escape sequence: `\\u`"},
+		{`\u00e`, "rules[0].match: bad escape \\u00e: \\x takes 2 hex digits, \\u 4 and \\U 8"},
 		{`a{1001}`, "rules[0].match: invalid regex: invalid repeat count: `{1001}`"},
-		{`(?x)a b`, "rules[0].match: invalid regex: invalid or unsupported Perl syntax: `(?x`"},
-		{`a\`, "rules[0].match: invalid regex: trailing backslash at end of expression"},
-		{`[[:foo:]]`, "rules[0].match: invalid regex: invalid character class range: `[:foo:]`"},
-		{`\é`, "rules[0].match: invalid regex: invalid escape sequence: `\\é`"}, // a multi-byte rune after '\\'
-		{"\xff", "rules[0].match: invalid regex: invalid UTF-8: `\xff`"},
+		{`(?x)a b`, "rules[0].match: inline flags (?x) are not supported: rules are always case-insensitive and have no other flags"},
+		{`a\`, "rules[0].match: bad escape (end of pattern)"},
+		{"\xff", "rules[0].match: must be valid UTF-8"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.pattern, func(t *testing.T) {
@@ -150,10 +158,10 @@ func TestCompilePatternIsCaseInsensitive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if re.String() != CaseInsensitivePrefix+"wire_transfer" {
+	if re.String() != "[Ww][Ii\\x{130}\\x{131}][Rr][Ee]_[Tt][Rr][Aa][Nn][Ss\\x{17f}][Ff][Ee][Rr]" {
 		t.Errorf("String() = %q", re.String())
 	}
-	for _, s := range []string{`{"action":"WIRE_TRANSFER"}`, "Wire_Transfer"} {
+	for _, s := range []string{`{"action":"WIRE_TRANSFER"}`, "Wire_Transfer", "wıre_tranſfer"} {
 		if !re.MatchString(s) {
 			t.Errorf("%q does not match %q", re, s)
 		}
@@ -171,15 +179,13 @@ func TestMatchesEmpty(t *testing.T) {
 		{`(?:)`, true},
 		{`a{0,3}`, true},
 		{`(a*)+`, true},
-		{`\b`, true},
-		{`foo|$`, true},
-		{`^$`, true},
-		{`\b|x`, true}, // never matches "" but matches every action text
+		{`foo|\Z`, true},
+		{`^\Z`, true},
+		{`\A|x`, true}, // never matches "" at a later position, but matches every text
 		{`a`, false},
 		{`a+`, false},
 		{`a{1,3}`, false},
-		{`\bfoo\b`, false},
-		{`^a*b$`, false},
+		{`^a*b\Z`, false},
 		{`(email|phone)`, false},
 		{`[^x]`, false},
 		{`.`, false},
@@ -198,7 +204,7 @@ func TestMatchesEmpty(t *testing.T) {
 // matchesEmpty must cover at least the brief's definition: every pattern
 // that matches "" at position 0 is rejected.
 func TestMatchesEmptyCoversEmptyText(t *testing.T) {
-	for _, p := range []string{`a*`, `(x|)`, `^`, `$`, `\B`, `(?i)(?:)`, `x{0}`, `[a-z]*?`} {
+	for _, p := range []string{`a*`, `(x|)`, `^`, `\Z`, `\A`, `(?:)`, `x{0}`, `[a-z]*?`} {
 		re, err := CompilePattern(p)
 		if err != nil {
 			t.Fatal(err)

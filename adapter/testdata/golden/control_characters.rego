@@ -9,7 +9,7 @@ package gatehouse.policies.t1.tenant.controls
 #   severity: low
 violations contains {"confidence": 0.85, "match": m, "on_violation": "warn", "reason": replace("\u0007\u000b\u0010\u007f\ufeff\udb40\udc01😀 \u00ad {match}", "{match}", m), "rule": 0, "severity": "low"} if {
 	_r0_match
-	ms := regex.find_n("(?i)a\u0010b\u007f\ufeff|\u0007\u000b\udb40\udc01x", data.gatehouse.text.text, 1)
+	ms := regex.find_n("[Aa]\\x{10}[Bb]\\\u007f\\x{feff}|\\x{7}\\x{b}\\x{e0001}[Xx]", data.gatehouse.text.text, 1)
 	m := ms[0]
 }
 

@@ -9,7 +9,7 @@ package gatehouse.policies["tenant:a@b.c"].agents["."]["x-y"]
 #   severity: low
 violations contains {"confidence": 0.85, "match": m, "on_violation": "warn", "reason": replace("\n}\n{match}\n", "{match}", m), "rule": 0, "severity": "low"} if {
 	_r0_match
-	ms := regex.find_n("(?i)`{3}\n(#|\")", data.gatehouse.text.text, 1)
+	ms := regex.find_n("\\`{3}\\x{a}(\\#|\\\")", data.gatehouse.text.text, 1)
 	m := ms[0]
 }
 

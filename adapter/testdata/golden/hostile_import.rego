@@ -9,7 +9,7 @@ package gatehouse.policies["."].agents[".."]["import"]
 #   severity: medium
 violations contains {"confidence": 0.85, "match": m, "on_violation": "warn", "reason": replace("{match}", "{match}", m), "rule": 0, "severity": "medium"} if {
 	_r0_match
-	ms := regex.find_n("(?i)import data\\.|package\\s+evil", data.gatehouse.text.text, 1)
+	ms := regex.find_n("[Ii\\x{130}\\x{131}][Mm][Pp][Oo][Rr][Tt] [Dd][Aa][Tt][Aa]\\.|[Pp][Aa][Cc][Kk\\x{212a}][Aa][Gg][Ee][\\x{9}-\\x{d}\\x{1c}-\\x{20}\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}]+[Ee][Vv][Ii\\x{130}\\x{131}][Ll]", data.gatehouse.text.text, 1)
 	m := ms[0]
 }
 

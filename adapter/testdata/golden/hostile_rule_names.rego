@@ -9,7 +9,7 @@ package gatehouse.policies.t1.agents._r0_match.violations
 #   severity: low
 violations contains {"confidence": 0.85, "match": m, "on_violation": "warn", "reason": replace("Policy 'violations' violated: {match}", "{match}", m), "rule": 0, "severity": "low"} if {
 	_r0_match
-	ms := regex.find_n("(?i)_r0_match|violations|data\\.gatehouse", data.gatehouse.text.text, 1)
+	ms := regex.find_n("_[Rr]0_[Mm][Aa][Tt][Cc][Hh]|[Vv][Ii\\x{130}\\x{131}][Oo][Ll][Aa][Tt][Ii\\x{130}\\x{131}][Oo][Nn][Ss\\x{17f}]|[Dd][Aa][Tt][Aa]\\.[Gg][Aa][Tt][Ee][Hh][Oo][Uu][Ss\\x{17f}][Ee]", data.gatehouse.text.text, 1)
 	m := ms[0]
 }
 

@@ -9,7 +9,7 @@ package gatehouse.policies.t1.tenant.plain
 #   severity: medium
 violations contains {"confidence": 0.85, "match": m, "on_violation": "warn", "reason": concat("", ["Policy 'plain' violated: ", m]), "rule": 0, "severity": "medium"} if {
 	_r0_match
-	ms := regex.find_n("(?i)(delete|drop)_table", data.gatehouse.text.text, 1)
+	ms := regex.find_n("([Dd][Ee][Ll][Ee][Tt][Ee]|[Dd][Rr][Oo][Pp])_[Tt][Aa][Bb][Ll][Ee]", data.gatehouse.text.text, 1)
 	m := ms[0]
 }
 

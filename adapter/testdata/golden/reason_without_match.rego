@@ -22,7 +22,7 @@ _r0_found := substring(data.gatehouse.text.text, x[0], x[2]) if {
 	])
 } else := ms[0] if {
 	ms := regex.find_n(
-		"(?i)secret",
+		"[Ss\\x{17f}][Ee][Cc][Rr][Ee][Tt]",
 		data.gatehouse.text.text, 1,
 	)
 }

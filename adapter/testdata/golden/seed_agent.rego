@@ -32,7 +32,7 @@ _r0_found := substring(data.gatehouse.text.text, x[0], x[2]) if {
 	])
 } else := ms[0] if {
 	ms := regex.find_n(
-		"(?i)(email|phone|ssn|passport|routing)",
+		"([Ee][Mm][Aa][Ii\\x{130}\\x{131}][Ll]|[Pp][Hh][Oo][Nn][Ee]|[Ss\\x{17f}][Ss\\x{17f}][Nn]|[Pp][Aa][Ss\\x{17f}][Ss\\x{17f}][Pp][Oo][Rr][Tt]|[Rr][Oo][Uu][Tt][Ii\\x{130}\\x{131}][Nn][Gg])",
 		data.gatehouse.text.text, 1,
 	)
 }

@@ -11,7 +11,7 @@ violations contains {"confidence": 0.85, "match": m, "on_violation": "warn", "re
 	_r0_match
 	m := _r0_found
 	_r0_context
-	regex.match("(?i)(external|public)", data.gatehouse.text.text)
+	regex.match("([Ee][Xx][Tt][Ee][Rr][Nn][Aa][Ll]|[Pp][Uu][Bb][Ll][Ii\\x{130}\\x{131}][Cc])", data.gatehouse.text.text)
 }
 
 _r0_match if contains(data.gatehouse.text.folded, "email")
@@ -28,7 +28,7 @@ _r0_found := substring(data.gatehouse.text.text, x[0], x[2]) if {
 	])
 } else := ms[0] if {
 	ms := regex.find_n(
-		"(?i)(email|phone)",
+		"([Ee][Mm][Aa][Ii\\x{130}\\x{131}][Ll]|[Pp][Hh][Oo][Nn][Ee])",
 		data.gatehouse.text.text, 1,
 	)
 }
