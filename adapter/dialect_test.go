@@ -84,36 +84,36 @@ func TestCheckPatternRejectsPythonConstructs(t *testing.T) {
 // same way Python does: they must be accepted.
 func TestCheckPatternAcceptsLookAlikes(t *testing.T) {
 	for _, p := range []string{
-		`\(?=x\)`,       // escaped paren: optional "(" then "=x)"
-		`\(?!x`,         // likewise
-		`[(?=]`,         // in a class
-		`[(?!<=>#]+`,    // in a class
-		`[]a](?:b)`,     // ']' first in a class is literal
-		`[^]a]x`,        // and after '^'
-		`[[:alpha:]]+x`, // POSIX class inside a class
-		`[[]x`,          // '[' inside a class is literal
-		`[\]](?:x)`,     // escaped ']' in a class
-		`[\\]\d`,        // escaped backslash in a class, then an escape
-		`[*+?]+x`,       // quantifier characters in a class
-		`\*+`,           // escaped '*' then a quantifier
-		`\++`,           // escaped '+' then a quantifier
-		`\?+`,           // escaped '?' then a quantifier
-		`a}+`,           // a literal '}' repeated
-		`a{}+`,          // "{}" is literal in both dialects
-		`a{x}+`,         // so is "{x}"
-		`\{2}+`,         // escaped brace: literal text
-		`[{,3}]`,        // braces in a class
-		`\123`,          // octal escape in both dialects
-		`\0`,            // likewise
-		`\012`,          // likewise
-		`\\1`,           // escaped backslash then a literal 1
+		`\(?=x\)`,              // escaped paren: optional "(" then "=x)"
+		`\(?!x`,                // likewise
+		`[(?=]`,                // in a class
+		`[(?!<=>#]+`,           // in a class
+		`[]a](?:b)`,            // ']' first in a class is literal
+		`[^]a]x`,               // and after '^'
+		`[[:alpha:]]+x`,        // POSIX class inside a class
+		`[[]x`,                 // '[' inside a class is literal
+		`[\]](?:x)`,            // escaped ']' in a class
+		`[\\]\d`,               // escaped backslash in a class, then an escape
+		`[*+?]+x`,              // quantifier characters in a class
+		`\*+`,                  // escaped '*' then a quantifier
+		`\++`,                  // escaped '+' then a quantifier
+		`\?+`,                  // escaped '?' then a quantifier
+		`a}+`,                  // a literal '}' repeated
+		`a{}+`,                 // "{}" is literal in both dialects
+		`a{x}+`,                // so is "{x}"
+		`\{2}+`,                // escaped brace: literal text
+		`[{,3}]`,               // braces in a class
+		`\123`,                 // octal escape in both dialects
+		`\0`,                   // likewise
+		`\012`,                 // likewise
+		`\\1`,                  // escaped backslash then a literal 1
 		`\x31\u0031\U00000031`, // Python's hex escapes
-		`\z`,            // end of text (Python 3.14 spells it so too)
-		`end\Z`,         // Python's end of text
-		`\Aword.`,       // assertions
-		`(?P<name>x)`,   // named group, Python style
-		`(?:x)`,         // non-capturing group
-		`[\b]x`,         // backspace in a class
+		`\z`,                   // end of text (Python 3.14 spells it so too)
+		`end\Z`,                // Python's end of text
+		`\Aword.`,              // assertions
+		`(?P<name>x)`,          // named group, Python style
+		`(?:x)`,                // non-capturing group
+		`[\b]x`,                // backspace in a class
 		`a{2}b{2,}c{2,5}`,
 		`a{2}?b*?c+?d??`, // lazy quantifiers
 		`(email|phone|ssn|passport|routing)`,
