@@ -49,9 +49,9 @@ var ruleWords = [][]string{
 }
 
 var ruleRegexes = []string{
-	`\b\d{3}-\d{2}-\d{4}\b`,
+	`(?:^|\W)\d{3}-\d{2}-\d{4}(?:\W|\Z)`,
 	`[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}`,
-	`\b(?:\d[ -]*?){13,16}\b`,
+	`\d{4}[ -]?\d{4}[ -]?\d{4}`,
 	`(external|public)\s+(channel|share)`,
 }
 
