@@ -66,7 +66,7 @@ func TestRegexReproductions(t *testing.T) {
 		pattern, text string
 		want          bool
 	}{
-		{`\d{3}-\d{2}-\d{4}`, `{"ssn":"١٢٣-٤٥-٦٧٨٩"}`, true},  // Arabic-Indic digits
+		{`\d{3}-\d{2}-\d{4}`, `{"ssn":"١٢٣-٤٥-٦٧٨٩"}`, true}, // Arabic-Indic digits
 		{`\d{3}-\d{2}-\d{4}`, `{"ssn":"１２３-４５-６７８９"}`, true}, // full-width digits
 		{`\d{3}-\d{2}-\d{4}`, `{"ssn":"123-45-678"}`, false},
 		{`rm\s+-rf`, "rm\u00a0-rf /", true},
