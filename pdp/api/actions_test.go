@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gatehouse-pdp/gatehouse/adapter"
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 	"github.com/gatehouse-pdp/gatehouse/pdp/engine"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
@@ -185,8 +186,17 @@ func TestParamsBound(t *testing.T) {
 		http.StatusRequestEntityTooLarge, pdp.CodePayloadTooLarge, "params: must be at most 65536 bytes as JSON")
 	expectErrorCode(t, e.post("/v1/actions/http/post", key, map[string]any{"t": big}),
 		http.StatusRequestEntityTooLarge, pdp.CodePayloadTooLarge, "params")
-	// Just under the bound passes: {"t":"…"} is 8 bytes of overhead.
-	expect(t, e.post("/v1/actions", key, map[string]any{"action": "a", "params": map[string]any{"t": big[:64<<10-8]}}), http.StatusOK, nil)
+	// Under the params bound but over the action text's (adapter's regex
+	// cost bound): refused, never truncated.
+	expectErrorCode(t, e.post("/v1/actions", key, map[string]any{"action": "a", "params": map[string]any{"t": big[:64<<10-8]}}),
+		http.StatusRequestEntityTooLarge, pdp.CodePayloadTooLarge, "action text (the JSON of action and params that rules match) must be at most 4096 bytes")
+	// {"action":"a","params":{"t":"…"}} is 32 bytes of overhead: exactly
+	// at the bound passes, one byte more does not.
+	expect(t, e.post("/v1/actions", key, map[string]any{"action": "a", "params": map[string]any{"t": big[:adapter.MaxActionTextBytes-32]}}), http.StatusOK, nil)
+	expectErrorCode(t, e.post("/v1/actions", key, map[string]any{"action": "a", "params": map[string]any{"t": big[:adapter.MaxActionTextBytes-31]}}),
+		http.StatusRequestEntityTooLarge, pdp.CodePayloadTooLarge, "got 4097")
+	expectErrorCode(t, e.post("/v1/data/gatehouse/decision/result", key, map[string]any{"input": map[string]any{"action": "a", "params": map[string]any{"t": big[:adapter.MaxActionTextBytes-31]}}}),
+		http.StatusRequestEntityTooLarge, pdp.CodePayloadTooLarge, "got 4097")
 }
 
 func TestListActions(t *testing.T) {

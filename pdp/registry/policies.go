@@ -141,16 +141,13 @@ func (r *Registry) put(ctx context.Context, tenantID string, doc *adapter.Docume
 // enabled policies with p in place of the one it replaces (CONTRACT A3,
 // "Regex cost"). A disabled p adds nothing.
 func (r *Registry) checkRegexBudget(ctx context.Context, tenantID string, p pdp.Policy) error {
-	tp, err := r.st.TenantPolicies(ctx, tenantID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil // the write reports the missing tenant
-	}
+	stored, err := r.st.ListPolicies(ctx, tenantID, store.PolicyFilter{})
 	if err != nil {
 		return fmt.Errorf("read policies for the regex budget: %w", err)
 	}
 	ps := []pdp.Policy{p}
-	for _, q := range tp.Policies {
-		if q.AgentID != p.AgentID || q.Name != p.Name {
+	for _, q := range stored {
+		if q.Enabled && (q.AgentID != p.AgentID || q.Name != p.Name) {
 			ps = append(ps, q)
 		}
 	}

@@ -1,12 +1,14 @@
 package registry_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/gatehouse-pdp/gatehouse/adapter"
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 	"github.com/gatehouse-pdp/gatehouse/pdp/registry"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
@@ -484,4 +486,49 @@ func TestLoadAndRefresh(t *testing.T) {
 	if _, ok := two.eng.Revision(b.ID); !ok {
 		t.Fatal("Authenticate did not publish the new tenant")
 	}
+}
+
+// TestTenantRegexBudget: a write after which one decision of the tenant
+// could run more regex cost than adapter.MaxTenantCost is refused naming
+// the bound; replacing or disabling policies makes room again; agents'
+// policies count only the costliest agent's.
+func TestTenantRegexBudget(t *testing.T) {
+	e := newEnv(t)
+	tn, _ := e.tenant(store.TierEnterprise)
+	// Each policy: rules of `.{10}~`, well within the rule and policy bounds.
+	heavy := func(name, agent string, rules int) *adapter.Document {
+		rs := make([]any, rules)
+		for i := range rs {
+			rs[i] = map[string]any{"match": `.{10}~`, "severity": "low"}
+		}
+		m := map[string]any{"name": name, "rules": rs}
+		if agent != "" {
+			m["agent_id"] = agent
+		}
+		b, _ := json.Marshal(m)
+		return doc(t, string(b))
+	}
+	a, err := adapter.AnalyzePattern(`.{10}~`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perPolicy := adapter.MaxPolicyCost / a.Cost // rules that fit one policy
+	fill := adapter.MaxTenantCost / a.Cost      // rules that fit the tenant
+	e.put(tn.ID, heavy("p1", "", min(perPolicy, fill)))
+	rest := fill - min(perPolicy, fill)
+	if rest > 0 {
+		e.put(tn.ID, heavy("p2", "", rest))
+	}
+	// Agent-scoped policies add to the tenant-wide ones.
+	_, err = e.reg.Put(t.Context(), tn.ID, heavy("p3", "bot-1", 1))
+	var ve *pdp.ValidationError
+	if !errors.As(err, &ve) || ve.Field != "rules" ||
+		!strings.Contains(ve.Reason, fmt.Sprintf("over the tenant bound of %d", adapter.MaxTenantCost)) {
+		t.Fatalf("Put over the tenant budget = %v", err)
+	}
+	// Replacing p1 by a cheaper version makes room; the budget counts the
+	// replacement, not both.
+	e.put(tn.ID, heavy("p1", "", 1))
+	e.put(tn.ID, heavy("p3", "bot-1", 2))
+	e.put(tn.ID, heavy("p4", "bot-2", 2)) // another agent: only the costliest counts
 }
