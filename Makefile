@@ -10,7 +10,7 @@ IMAGE     ?= gatehouse:$(VERSION)
 BENCH     ?= .
 COUNT     ?= 5
 
-.PHONY: all build run test test-go test-rego bench load lint tools image screenshots
+.PHONY: all build run test test-go test-rego test-pyre bench load lint tools image screenshots
 
 all: lint test
 
@@ -48,6 +48,12 @@ test-rego:
 ## screenshots: the console's browser test (test/browser), copying its screenshots to docs/
 screenshots:
 	$(GO) test -count=1 -run TestConsole ./test/browser -update-docs
+
+## test-pyre: the full differential test of the regex dialect against CPython's re
+## (python3; `make test` runs it at a smaller count)
+PYRE_PAIRS ?= 200000
+test-pyre:
+	$(GO) test -count=1 -timeout 30m -run '^TestPythonDifferential$$' ./adapter/ -v -args -pyre.pairs=$(PYRE_PAIRS)
 
 ## bench: engine benchmarks, COUNT runs each, as benchstat input (bench.txt)
 bench:

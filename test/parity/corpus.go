@@ -56,6 +56,12 @@ func richPolicies() []map[string]any {
 		{"name": "legacy", "rules": []any{
 			rule("match", "note", "severity", "critical"),
 		}},
+		// Python re semantics (issue 10): Unicode \d and \s, i ~ ı.
+		{"name": "python_re", "rules": []any{
+			rule("match", `\d{3}-\d{2}-\d{4}`, "severity", "high", "on_violation", "warn", "reason", "SSN-like {match}"),
+			rule("match", `rm\s+-rf`, "severity", "critical", "reason", "Destructive {match}"),
+			rule("match", "bitcoin", "severity", "medium", "reason", "Crypto {match}"),
+		}},
 	}
 }
 
@@ -113,6 +119,9 @@ var (
 		"https://ｅｖｉｌ.com/", "evil。com", "https://example.com@evil.test/", "169.254.169.254",
 		"https://EXAMPLE.com./x", "mail me at Jane@Example.COM.", "send the prod secret", "export credentials now",
 		"upload passwords.txt", "email.send password_reset", "please wire it", "refund this invoice",
+		// Python re semantics: Unicode digits and spaces, dotless/dotted i.
+		"SSN ١٢٣-٤٥-٦٧٨٩", "SSN １２３-４５-６７８９", "rm\u00a0-rf /", "rm\u3000-rf", "rm\u200b-rf", "rm -rf /tmp",
+		"bıtcoın", "BİTCOİN", "Bitcoin",
 	}
 	amounts = []any{
 		json.Number("0"), json.Number("9999"), json.Number("9999.99"), json.Number("10000"), json.Number("10000.5"),
