@@ -4,6 +4,7 @@ package adapter
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -262,10 +263,11 @@ type patternError string
 func (e patternError) Error() string { return string(e) }
 
 type translator struct {
-	p   string
-	i   int
-	d   *pyData
-	out strings.Builder
+	p     string
+	i     int
+	d     *pyData
+	out   strings.Builder
+	names []string // group names so far
 }
 
 func (t *translator) failf(format string, args ...any) error {
@@ -332,6 +334,11 @@ func (t *translator) group() error {
 		if end < 0 {
 			return t.failf("missing > in group name")
 		}
+		name := rest[4:end]
+		if slices.Contains(t.names, name) {
+			return t.failf("redefinition of group name %q", name)
+		}
+		t.names = append(t.names, name)
 		t.out.WriteString(rest[:end+1]) // RE2 checks the name
 		t.i += end + 1
 	case strings.HasPrefix(rest, "(?<"):

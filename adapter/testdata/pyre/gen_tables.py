@@ -10,7 +10,8 @@ matches this interpreter's Unicode database exactly:
   \\s  Py_UNICODE_ISSPACE     (str.isspace)
   \\w  Py_UNICODE_ISALNUM or '_' (str.isalnum)
   case: _sre.unicode_tolower, _sre.unicode_iscased, re._casefix._EXTRA_CASES,
-        and the simple upper case of non-BMP characters (RANGE_UNI_IGNORE).
+        and _PyUnicode_ToUppercase (the first character of str.upper), which
+        RANGE_UNI_IGNORE consults.
 """
 import _sre
 import sys
@@ -35,11 +36,7 @@ def ranges(pred):
 
 
 def isch(method):
-    def pred(c):
-        if 0xD800 <= c <= 0xDFFF:
-            return getattr(chr(c), method)()
-        return getattr(chr(c), method)()
-    return pred
+    return lambda c: getattr(chr(c), method)()
 
 
 def fmt_ranges(name, rs):
@@ -75,9 +72,11 @@ def main():
     lower = [(c, _sre.unicode_tolower(c)) for c in range(MAX) if _sre.unicode_tolower(c) != c]
     upper = []
     for c in range(MAX):
-        u = chr(c).upper()
-        if len(u) == 1 and ord(u) != c:
-            upper.append((c, ord(u)))
+        # sre_upper_unicode is _PyUnicode_ToUppercase: the first character
+        # of the full upper case (ŉ -> ʼ of "ʼN"), which str.upper shows.
+        u = ord(chr(c).upper()[0])
+        if u != c:
+            upper.append((c, u))
     fixes = []
     for k, vs in sorted(_casefix._EXTRA_CASES.items()):
         for v in vs:
@@ -109,7 +108,7 @@ def main():
         "// pyLower is _sre.unicode_tolower where it is not the identity.",
         fmt_pairs("pyLower", lower),
         "",
-        "// pyUpper is the simple upper case (single-character str.upper), which",
+        "// pyUpper is sre_upper_unicode: the first character of str.upper, which",
         "// RANGE_UNI_IGNORE consults for ranges reaching past the BMP.",
         fmt_pairs("pyUpper", upper),
         "",
