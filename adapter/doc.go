@@ -11,8 +11,12 @@
 // removed. Both steps return pdp.ValidationErrors holding every problem at
 // once, each a *pdp.ValidationError whose message reads "field: reason".
 //
-// Patterns are RE2, not Python re. CheckPattern rejects the Python-only
-// constructs by name, so a policy written for Novyx's hosted service fails
-// loudly instead of meaning something else, and CompilePattern is the one
-// place the case-insensitive prefix is added.
+// Patterns are Python re, evaluated on RE2. Translate rewrites a pattern
+// into the RE2 pattern that means what Python's re.search(pattern, text,
+// re.IGNORECASE) means — Unicode classes and Python's case folding spelled
+// out as explicit sets (pyre.go) — and refuses by name what RE2 cannot
+// mean the same way; the translation is what the generated Rego matches
+// with. AnalyzePattern parses and compiles each pattern once per write and
+// measures its per-byte cost, which Validate bounds per rule and policy
+// and CheckTenantCost per tenant (cost.go).
 package adapter
