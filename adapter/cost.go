@@ -303,7 +303,43 @@ func TenantCost(policies []pdp.Policy) int {
 // CheckTenantCost returns a *pdp.ValidationError naming field when
 // policies together exceed MaxTenantCost.
 func CheckTenantCost(field string, policies []pdp.Policy) error {
-	if c := TenantCost(policies); c > MaxTenantCost {
+	return tenantCostError(field, TenantCost(policies))
+}
+
+// CheckTenantWrite is CheckTenantCost for a write of p, whose cost the
+// write's validation measured (Document.PolicyWithCost), among the
+// tenant's stored policies: the stored version of p (same scope and name)
+// is replaced, and disabled policies count nothing.
+func CheckTenantWrite(field string, p *pdp.Policy, cost int, stored []pdp.Policy) error {
+	if !p.Enabled {
+		cost = 0
+	}
+	tenant, agents := 0, map[string]int{}
+	if p.AgentID == "" {
+		tenant = cost
+	} else {
+		agents[p.AgentID] = cost
+	}
+	for i := range stored {
+		q := &stored[i]
+		if !q.Enabled || q.AgentID == p.AgentID && q.Name == p.Name {
+			continue
+		}
+		if q.AgentID == "" {
+			tenant += PolicyCost(q)
+		} else {
+			agents[q.AgentID] += PolicyCost(q)
+		}
+	}
+	most := 0
+	for _, c := range agents {
+		most = max(most, c)
+	}
+	return tenantCostError(field, tenant+most)
+}
+
+func tenantCostError(field string, c int) error {
+	if c > MaxTenantCost {
 		return &pdp.ValidationError{Field: field, Reason: fmt.Sprintf(
 			"regex too expensive for the tenant: its policies would cost %d units per byte of text in one decision, over the tenant bound of %d (about 10 ms on a %d-byte action); simplify or disable rules",
 			c, MaxTenantCost, MaxActionTextBytes)}

@@ -53,7 +53,7 @@ func TestCheckPatternRejectsPythonConstructs(t *testing.T) {
 		{`(?<name>x)`, "named group (?<name>...) is not supported; use (?P<name>...)"},
 		{`\p{Greek}`, `bad escape \p`},
 		{`\Qx\E`, `bad escape \Q`},
-		{`\x{31}`, `bad escape \x{3: \x takes 2 hex digits, \u 4 and \U 8`},
+		{`\x{31}`, `\x{...} is RE2 syntax; Python writes \xhh, \uhhhh or \Uhhhhhhhh`},
 		{`\N{DIGIT ONE}`, `named character escape \N{...} is not supported; write the character or \uXXXX`},
 		{`\8`, `back-reference \8 is not supported`},
 		{`[\8]`, `bad escape \8`},

@@ -187,7 +187,8 @@ var equivalencePatterns = []string{
 // noiseRunes are inserted between and inside generated matches: JSON
 // punctuation, whitespace, and runes whose folding is unusual.
 var noiseRunes = []rune("{}[]\":,\\ \t\n_-./@#<>&'`0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" +
-	"ßẞſKÅåσςΣǅǆǄİıﬀﬃéüΩω☃𝔘\u2028\u2029\u00a0θϑϴ")
+	"ßẞſKÅåσςΣǅǆǄİıﬀﬃéüΩω☃𝔘\u2028\u2029\u00a0θϑϴ" +
+	"٣３𝟗\u3000\u200b\x1c\u0345ͅµμ")
 
 // textGen generates texts for one pattern: strings drawn from the pattern's
 // own language (so most match), then mutated by fold-equivalent

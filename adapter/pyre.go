@@ -418,6 +418,9 @@ func (t *translator) charEscape(inClass bool) (rune, error) {
 		t.i += 2
 		return '\\', nil
 	case 'x', 'u', 'U':
+		if strings.HasPrefix(t.p[t.i:], `\x{`) {
+			return 0, t.failf(`\x{...} is RE2 syntax; Python writes \xhh, \uhhhh or \Uhhhhhhhh`)
+		}
 		n := map[byte]int{'x': 2, 'u': 4, 'U': 8}[c]
 		hex := t.p[t.i+2 : min(len(t.p), t.i+2+n)]
 		v, err := strconv.ParseUint(hex, 16, 32)

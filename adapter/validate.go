@@ -41,6 +41,15 @@ var (
 // describes; Version and the timestamps are zero, for the registry to set.
 // Every problem is reported at once as pdp.ValidationErrors.
 func (d *Document) Policy() (pdp.Policy, error) {
+	p, _, err := d.PolicyWithCost()
+	return p, err
+}
+
+// PolicyWithCost is Policy that also returns the policy's regex cost (the
+// sum of its patterns' costs, see MaxPolicyCost), measured while the
+// patterns are compiled for validation: a write compiles each pattern once
+// and hands the cost to the tenant budget check (CheckTenantWrite).
+func (d *Document) PolicyWithCost() (pdp.Policy, int, error) {
 	p := pdp.Policy{
 		Name:               deref(d.Name),
 		Description:        deref(d.Description),
@@ -65,10 +74,11 @@ func (d *Document) Policy() (pdp.Policy, error) {
 			}
 		}
 	}
-	if err := Validate(&p); err != nil {
-		return pdp.Policy{}, err
+	cost, err := validate(&p)
+	if err != nil {
+		return pdp.Policy{}, 0, err
 	}
-	return p, nil
+	return p, cost, nil
 }
 
 func deref[T any](v *T) T {
@@ -89,6 +99,12 @@ func deref[T any](v *T) T {
 // It returns every problem at once as pdp.ValidationErrors, and on error
 // leaves p untouched.
 func Validate(p *pdp.Policy) error {
+	_, err := validate(p)
+	return err
+}
+
+// validate is Validate that also returns the policy's regex cost.
+func validate(p *pdp.Policy) (int, error) {
 	v := &policyChecker{}
 	n := *p
 	n.Name = v.name(p.Name)
@@ -98,10 +114,10 @@ func Validate(p *pdp.Policy) error {
 	n.WhitelistedDomains = v.domains(p.WhitelistedDomains)
 	n.Rules = v.rules(p.Rules)
 	if err := v.errs.Err(); err != nil {
-		return err
+		return 0, err
 	}
 	*p = n
-	return nil
+	return v.cost, nil
 }
 
 // policyChecker collects the problems of one policy.

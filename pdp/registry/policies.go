@@ -98,7 +98,7 @@ func (r *Registry) put(ctx context.Context, tenantID string, doc *adapter.Docume
 		d.Name = &pathName
 		doc = &d
 	}
-	p, err := doc.Policy()
+	p, cost, err := doc.PolicyWithCost()
 	if err != nil {
 		return Write{}, err
 	}
@@ -107,7 +107,7 @@ func (r *Registry) put(ctx context.Context, tenantID string, doc *adapter.Docume
 	l := r.lockFor(tenantID)
 	l.Lock()
 	defer l.Unlock()
-	if err := r.checkRegexBudget(ctx, tenantID, p); err != nil {
+	if err := r.checkRegexBudget(ctx, tenantID, &p, cost); err != nil {
 		return Write{}, err
 	}
 	w, err := r.putPolicy(ctx, store.PutPolicyRequest{
@@ -138,20 +138,14 @@ func (r *Registry) put(ctx context.Context, tenantID string, doc *adapter.Docume
 
 // checkRegexBudget refuses a write after which one decision of the tenant
 // could run more regex cost than adapter.MaxTenantCost: the tenant's
-// enabled policies with p in place of the one it replaces (CONTRACT A3,
-// "Regex cost"). A disabled p adds nothing.
-func (r *Registry) checkRegexBudget(ctx context.Context, tenantID string, p pdp.Policy) error {
+// enabled policies with p (whose cost its validation measured) in place of
+// the one it replaces. A disabled p adds nothing.
+func (r *Registry) checkRegexBudget(ctx context.Context, tenantID string, p *pdp.Policy, cost int) error {
 	stored, err := r.st.ListPolicies(ctx, tenantID, store.PolicyFilter{})
 	if err != nil {
 		return fmt.Errorf("read policies for the regex budget: %w", err)
 	}
-	ps := []pdp.Policy{p}
-	for _, q := range stored {
-		if q.Enabled && (q.AgentID != p.AgentID || q.Name != p.Name) {
-			ps = append(ps, q)
-		}
-	}
-	return adapter.CheckTenantCost("rules", ps)
+	return adapter.CheckTenantWrite("rules", p, cost, stored)
 }
 
 // Disable soft-deletes a policy (DELETE, CONTRACT A6): enabled=false at
