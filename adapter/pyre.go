@@ -87,18 +87,22 @@ func (d *pyData) toUpper(r rune) rune {
 // lowerPreimage is {c : lower(c) ∈ x}: the characters Python's *_UNI_IGNORE
 // opcodes accept for a set x of lower-case targets.
 func (d *pyData) lowerPreimage(x runeSet) runeSet {
-	out := x.minus(d.lowerMoved)
-	var add []rune
 	if x.size() <= 64 { // a literal's targets: use the inverse index
+		var pairs []rune
 		for i := 0; i+1 < len(x); i += 2 {
 			for l := x[i]; l <= x[i+1]; l++ {
+				if _, moved := d.lower[l]; !moved {
+					pairs = append(pairs, l, l)
+				}
 				for _, c := range d.lowerOf[l] {
-					add = append(add, c, c)
+					pairs = append(pairs, c, c)
 				}
 			}
 		}
-		return out.union(newRuneSet(add))
+		return newRuneSet(pairs)
 	}
+	out := x.minus(d.lowerMoved)
+	var add []rune
 	for c, l := range d.lower {
 		if x.contains(l) {
 			add = append(add, c, c)
@@ -247,6 +251,15 @@ func (c *pyClass) set(d *pyData) runeSet {
 // Python 3's re.search(pattern, text, re.IGNORECASE) on str, or an error
 // whose text names the construct it refuses. The result needs no flags.
 func Translate(pattern string) (string, error) {
+	if r, ok := translations.get(pattern); ok {
+		return r.re2, r.err
+	}
+	re2, err := translate(pattern)
+	translations.put(pattern, translation{re2, err})
+	return re2, err
+}
+
+func translate(pattern string) (string, error) {
 	if construct := pythonOnlyConstruct(pattern); construct != "" {
 		return "", patternError(construct)
 	}
@@ -255,6 +268,41 @@ func Translate(pattern string) (string, error) {
 		return "", err
 	}
 	return t.out.String(), nil
+}
+
+// translations memoizes Translate, a pure function called for every rule
+// each time a tenant's modules are built (pre-checks, the emitted pattern,
+// the policy guard). It is bounded: when full it starts over, so it holds
+// at most maxTranslations patterns (1024 characters each, translations a
+// few KB) whatever the tenants write.
+var translations = &translationCache{m: map[string]translation{}}
+
+const maxTranslations = 4096
+
+type translation struct {
+	re2 string
+	err error
+}
+
+type translationCache struct {
+	mu sync.Mutex
+	m  map[string]translation
+}
+
+func (c *translationCache) get(p string) (translation, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.m[p]
+	return r, ok
+}
+
+func (c *translationCache) put(p string, r translation) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxTranslations {
+		clear(c.m)
+	}
+	c.m[p] = r
 }
 
 // patternError is a refusal reason, reported as the field's reason.
