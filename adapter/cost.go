@@ -64,14 +64,18 @@ const (
 // Exploration limits of patternCost: past them the cost is the
 // instruction-count bound.
 const (
-	maxCostStates = 4096
-	maxCostWork   = 4 << 20
+	maxCostStates = 1024
+	maxCostWork   = 1 << 18 // ~3 ms of exploration at most
+	maxCostInsts  = 2048    // larger programs take the instruction bound at once
 )
 
 // patternCost returns the most instruction visits Go's regexp makes for
 // one byte of text running prog unanchored.
 func patternCost(prog *syntax.Prog) int {
 	bound := 2 * len(prog.Inst)
+	if len(prog.Inst) > maxCostInsts {
+		return bound
+	}
 	e := newCostExplorer(prog)
 	if e == nil {
 		return bound
