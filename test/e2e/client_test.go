@@ -32,7 +32,7 @@ func TestGoClientPolicyFlow(t *testing.T) {
 	doc := client.Policy{
 		Name:        "pii",
 		Description: "No personal data out",
-		Rules:       []client.Rule{{Match: `\bssn\b`, Severity: "critical", Reason: "SSN: {match}"}},
+		Rules:       []client.Rule{{Match: `ssn`, Severity: "critical", Reason: "SSN: {match}"}},
 	}
 	w, err := c.PutPolicy(ctx, doc)
 	if err != nil || w.Action != "created" || w.Version != 1 || w.Scope != "tenant" || w.AgentID != nil {
@@ -43,7 +43,7 @@ func TestGoClientPolicyFlow(t *testing.T) {
 	}
 	agentDoc := doc
 	agentDoc.AgentID = "billing-bot"
-	agentDoc.Rules = []client.Rule{{Match: `\bssn\b`, Severity: "low"}}
+	agentDoc.Rules = []client.Rule{{Match: `ssn`, Severity: "low"}}
 	if w, err = c.PutPolicy(ctx, agentDoc); err != nil || w.Scope != "agent" || w.AgentID == nil || *w.AgentID != "billing-bot" {
 		t.Fatalf("agent-scoped: %+v, %v", w, err)
 	}
