@@ -93,7 +93,7 @@ func TestConnectorRoute(t *testing.T) {
 	// A warn policy that matches only the exact action text CONTRACT A3
 	// defines: sorted keys, no HTML escaping, non-ASCII as is, and params
 	// without agent_id and step_type.
-	exact := `^\{"action":"slack\.chat\.post_message","params":\{"channel":"#general","text":"<hi> ünï & co"\}\}$`
+	exact := `^\{"action":"slack\.chat\.post_message","params":\{"channel":"#general","text":"<hi> ünï & co"\}\}\Z`
 	wantStatus(t, c.Do(t, "POST", "/v1/control/policies", map[string]any{
 		"name": "exact_text", "rules": []any{map[string]any{"match": exact, "severity": "low", "reason": "exact"}},
 	}), 201)
