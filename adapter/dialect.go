@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"strings"
+	"sync"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 )
@@ -34,6 +35,36 @@ type Pattern struct {
 // once with Go's regexp/syntax — what regexp.Compile, and so OPA, does —
 // and measures it. The error is a refusal reason without a field.
 func AnalyzePattern(pattern string) (*Pattern, error) {
+	analyses.mu.Lock()
+	r, ok := analyses.m[pattern]
+	analyses.mu.Unlock()
+	if ok {
+		return r.p, r.err
+	}
+	p, err := analyzePattern(pattern)
+	analyses.mu.Lock()
+	if len(analyses.m) >= maxTranslations {
+		clear(analyses.m)
+	}
+	analyses.m[pattern] = analysis{p, err}
+	analyses.mu.Unlock()
+	return p, err
+}
+
+// analyses memoizes AnalyzePattern, a pure function the registry, the
+// tenant budget and the engine's re-validation of stored policies all
+// call; bounded like translations. Patterns are never modified.
+var analyses = struct {
+	mu sync.Mutex
+	m  map[string]analysis
+}{m: map[string]analysis{}}
+
+type analysis struct {
+	p   *Pattern
+	err error
+}
+
+func analyzePattern(pattern string) (*Pattern, error) {
 	re2, err := Translate(pattern)
 	if err != nil {
 		return nil, err
