@@ -182,10 +182,34 @@ type AuditVerification struct {
 	// an entry whose prev_hash is not its predecessor's entry_hash.
 	FirstBadSequence *int64
 	// LastSequence and LastHash name the last entry that checked out (0
-	// and GenesisHash when none did, or the chain is empty).
+	// and GenesisHash when none did, or the chain is empty). When entries
+	// stand past the recorded head, they name the head.
 	LastSequence int64
 	LastHash     string
+	// Reason says what is wrong, "" when Valid: one sentence, the same on
+	// every driver (the Reason* constants, some with a sequence number or
+	// action ID filled in).
+	Reason string
+	// Cause is the error that kept the chain from being read, when that is
+	// why it is not valid (Reason is ReasonUnreadable). It is for logs:
+	// it may name tables and hosts, which a response must not show.
+	Cause error
 }
+
+// Reasons a chain is not valid (AuditVerification.Reason).
+const (
+	ReasonGap         = "an entry is missing: the sequence numbers have a gap"
+	ReasonLink        = "prev_hash is not the previous entry's entry_hash"
+	ReasonHash        = "entry_hash does not match the entry's content"
+	ReasonTruncated   = "entries were removed from the end of the chain: the recorded head is further"
+	ReasonHeadHash    = "the last entry is not the one the recorded head names"
+	ReasonPastHead    = "entries stand past the recorded head: they were not written by the store"
+	ReasonNoHead      = "the chain's recorded head is missing, so removed entries at the end cannot be told"
+	ReasonAction      = "an action does not match the latest audit entry about it"
+	ReasonNoAction    = "an action the chain records is missing from the actions"
+	ReasonUnreadable  = "the audit chain cannot be read"
+	reasonBeforeFirst = "the first entry does not start the chain"
+)
 
 // GenesisHash is the prev_hash of a chain's first entry: 64 zeros.
 const GenesisHash = "0000000000000000000000000000000000000000000000000000000000000000"
@@ -368,7 +392,8 @@ type ChainSegment struct {
 	// Bad is the first sequence number inside the run that does not check
 	// out: a missing number, a prev_hash that is not its predecessor's
 	// entry_hash, an entry_hash that does not match the entry.
-	Bad      *int64
+	Bad       *int64
+	BadReason string // why Bad is bad
 	LastSeq  int64  // the last entry that checked out (FirstSeq-1 if none)
 	LastHash string // its entry_hash ("" if none)
 }
@@ -387,10 +412,10 @@ func (v *ChainVerifier) Add(seq int64, ts time.Time, event, metadata, prevHash, 
 	case s.Entries == 1:
 		s.FirstSeq, s.FirstPrev, s.LastSeq = seq, string(prevHash), seq-1
 	case seq != s.LastSeq+1: // a gap (a repeat cannot pass a primary key)
-		v.fail(s.LastSeq + 1)
+		v.fail(s.LastSeq+1, ReasonGap)
 		return
 	case !bytes.Equal(prevHash, v.prev):
-		v.fail(seq)
+		v.fail(seq, ReasonLink)
 		return
 	}
 	v.canon = CanonicalAuditEntry(v.canon[:0], seq, ts, string(event), metadata)
@@ -400,14 +425,14 @@ func (v *ChainVerifier) Add(seq int64, ts time.Time, event, metadata, prevHash, 
 	v.computed = append(v.computed[:0], HashPrefix...)
 	v.computed = hex.AppendEncode(v.computed, v.h.Sum(v.sum[:0]))
 	if !bytes.Equal(v.computed, entryHash) {
-		v.fail(seq)
+		v.fail(seq, ReasonHash)
 		return
 	}
 	v.prev = append(v.prev[:0], entryHash...)
 	s.LastSeq = seq
 }
 
-func (v *ChainVerifier) fail(seq int64) { v.seg.Bad = &seq }
+func (v *ChainVerifier) fail(seq int64, reason string) { v.seg.Bad, v.seg.BadReason = &seq, reason }
 
 // Segment returns what the verifier saw.
 func (v *ChainVerifier) Segment() ChainSegment {
@@ -418,54 +443,78 @@ func (v *ChainVerifier) Segment() ChainSegment {
 	return s
 }
 
-// Result verifies the run as a whole chain; see JoinSegments for headSeq
-// and headHash.
-func (v *ChainVerifier) Result(headSeq int64, headHash string) AuditVerification {
-	return JoinSegments(headSeq, headHash, v.Segment())
+// Result verifies the run as a whole chain; see JoinSegments for head.
+func (v *ChainVerifier) Result(head *ChainHead) AuditVerification {
+	return JoinSegments(head, v.Segment())
 }
 
 // JoinSegments verifies a chain from the segments of consecutive sequence
 // ranges, in order: each segment's first entry must follow the last good
 // entry of the ones before it (entry 1 follows GenesisHash), and the first
 // failure wins. Empty segments are skipped: the numbers they lack show as
-// a gap where the chain resumes, or at the head. headSeq and headHash are
-// the head the store recorded with its last append (0 and "" if it keeps
-// none): entries removed from the end leave a chain that checks out but
-// stops short of it.
-func JoinSegments(headSeq int64, headHash string, segs ...ChainSegment) AuditVerification {
+// a gap where the chain resumes, or at the head.
+//
+// head is the head the store recorded with its last append, nil when its
+// row is missing. The entries must end exactly at it: entries removed from
+// the end leave a chain that checks out but stops short of it, entries
+// added behind the store's back stand past it, and without a head removed
+// entries could not be told, so a missing head with entries is not valid
+// either (an unknown tenant has neither, and an empty, valid chain).
+func JoinSegments(head *ChainHead, segs ...ChainSegment) AuditVerification {
 	var (
 		bad     *int64
+		reason  string
 		entries int
 		next    = int64(1)
 		prev    = GenesisHash
 	)
-	fail := func(seq int64) { bad = &seq }
+	fail := func(seq int64, why string) { bad, reason = &seq, why }
 	for _, s := range segs {
 		entries += s.Entries
 		switch {
 		case bad != nil || s.Entries == 0:
 		case s.FirstSeq != next:
-			fail(min(next, s.FirstSeq))
+			why := ReasonGap
+			if s.FirstSeq < next {
+				why = reasonBeforeFirst
+			}
+			fail(min(next, s.FirstSeq), why)
 		case s.FirstPrev != prev:
-			fail(s.FirstSeq)
+			fail(s.FirstSeq, ReasonLink)
 		default:
 			if s.LastSeq >= s.FirstSeq { // its good prefix extends the chain
 				next, prev = s.LastSeq+1, s.LastHash
 			}
 			if s.Bad != nil {
-				fail(*s.Bad)
+				fail(*s.Bad, s.BadReason)
 			}
 		}
 	}
-	if bad == nil && headSeq > 0 {
+	last, lastHash := next-1, prev
+	if bad == nil {
 		switch {
-		case headSeq >= next:
-			fail(next)
-		case headSeq == next-1 && headHash != prev:
-			fail(headSeq)
+		case head == nil && entries > 0:
+			fail(next, ReasonNoHead)
+		case head == nil:
+		case head.Seq >= next:
+			fail(next, ReasonTruncated)
+		case head.Seq == next-1 && head.Hash != prev:
+			fail(head.Seq, ReasonHeadHash)
+		case head.Seq < next-1:
+			fail(head.Seq+1, ReasonPastHead)
+			last, lastHash = head.Seq, head.Hash
+			if head.Seq == 0 {
+				lastHash = GenesisHash
+			}
 		}
 	}
-	return AuditVerification{Valid: bad == nil, Entries: entries, FirstBadSequence: bad, LastSequence: next - 1, LastHash: prev}
+	return AuditVerification{Valid: bad == nil, Entries: entries, FirstBadSequence: bad, LastSequence: last, LastHash: lastHash, Reason: reason}
+}
+
+// Unreadable is the verification of a chain that could not be read: not
+// valid, with ReasonUnreadable and the error as Cause.
+func Unreadable(err error) AuditVerification {
+	return AuditVerification{Reason: ReasonUnreadable, LastHash: GenesisHash, Cause: err}
 }
 
 // String renders a verification for logs.
@@ -473,5 +522,8 @@ func (r AuditVerification) String() string {
 	if r.Valid {
 		return fmt.Sprintf("valid chain of %d entries", r.Entries)
 	}
-	return fmt.Sprintf("broken chain of %d entries, first bad sequence %d", r.Entries, *r.FirstBadSequence)
+	if r.FirstBadSequence == nil {
+		return fmt.Sprintf("invalid chain of %d entries: %s (%v)", r.Entries, r.Reason, r.Cause)
+	}
+	return fmt.Sprintf("broken chain of %d entries, first bad sequence %d: %s", r.Entries, *r.FirstBadSequence, r.Reason)
 }

@@ -119,12 +119,12 @@ func chainOf(n int) []store.AuditEntry {
 	return es
 }
 
-func verify(es []store.AuditEntry, headSeq int64, headHash string) store.AuditVerification {
+func verify(es []store.AuditEntry, head *store.ChainHead) store.AuditVerification {
 	v := store.NewChainVerifier()
 	for _, e := range es {
 		v.Add(e.SequenceNumber, e.Timestamp, []byte(e.Event), e.Metadata, []byte(e.PrevHash), []byte(e.EntryHash))
 	}
-	return v.Result(headSeq, headHash)
+	return v.Result(head)
 }
 
 func TestChainVerifier(t *testing.T) {
@@ -135,27 +135,34 @@ func TestChainVerifier(t *testing.T) {
 	swapped := append([]store.AuditEntry(nil), good...) // rows 3 and 4 trade contents
 	swapped[2], swapped[3] = swapped[3], swapped[2]
 	swapped[2].SequenceNumber, swapped[3].SequenceNumber = 3, 4
+	head := &store.ChainHead{Seq: 6, Hash: last.EntryHash}
 	cases := []struct {
-		name     string
-		es       []store.AuditEntry
-		headSeq  int64
-		headHash string
-		entries  int
-		bad      int64 // 0: valid
+		name    string
+		es      []store.AuditEntry
+		head    *store.ChainHead
+		entries int
+		bad     int64 // 0: valid
+		reason  string
 	}{
-		{"empty", nil, 0, "", 0, 0},
-		{"valid", good, 0, "", 6, 0},
-		{"valid with head", good, 6, last.EntryHash, 6, 0},
-		{"edited", edited, 6, last.EntryHash, 6, 3},
-		{"swapped", swapped, 0, "", 6, 3},
-		{"gap", append(append([]store.AuditEntry(nil), good[:2]...), good[3:]...), 0, "", 5, 3},
-		{"no first", good[1:], 0, "", 5, 1},
-		{"truncated", good[:4], 6, last.EntryHash, 4, 5},
-		{"head hash differs", good, 6, "sha256:00", 6, 6},
-		{"everything removed", nil, 6, last.EntryHash, 0, 1},
+		{"unknown tenant", nil, nil, 0, 0, ""},
+		{"empty", nil, &store.ChainHead{Hash: store.GenesisHash}, 0, 0, ""},
+		{"valid", good, head, 6, 0, ""},
+		{"head missing", good, nil, 6, 7, store.ReasonNoHead},
+		{"edited", edited, head, 6, 3, store.ReasonHash},
+		{"swapped", swapped, head, 6, 3, store.ReasonLink},
+		{"gap", append(append([]store.AuditEntry(nil), good[:2]...), good[3:]...), head, 5, 3, store.ReasonGap},
+		{"no first", good[1:], head, 5, 1, store.ReasonGap},
+		{"truncated", good[:4], head, 4, 5, store.ReasonTruncated},
+		{"head hash differs", good, &store.ChainHead{Seq: 6, Hash: "sha256:00"}, 6, 6, store.ReasonHeadHash},
+		{"everything removed", nil, head, 0, 1, store.ReasonTruncated},
+		{"past the head", good, &store.ChainHead{Seq: 4, Hash: good[3].EntryHash}, 6, 5, store.ReasonPastHead},
+		{"past an empty head", good, &store.ChainHead{Hash: store.GenesisHash}, 6, 1, store.ReasonPastHead},
 	}
 	for _, c := range cases {
-		r := verify(c.es, c.headSeq, c.headHash)
+		r := verify(c.es, c.head)
+		if r.Reason != c.reason {
+			t.Errorf("%s: reason %q, want %q", c.name, r.Reason, c.reason)
+		}
 		switch {
 		case c.bad == 0 && (!r.Valid || r.FirstBadSequence != nil || r.Entries != c.entries):
 			t.Errorf("%s: %+v, want valid with %d entries", c.name, r, c.entries)
@@ -166,7 +173,7 @@ func TestChainVerifier(t *testing.T) {
 	// Verified in segments split anywhere, every case reads the same as in
 	// one pass: what parallel verification relies on.
 	for _, c := range cases {
-		whole := verify(c.es, c.headSeq, c.headHash)
+		whole := verify(c.es, c.head)
 		for a := int64(1); a <= 8; a++ {
 			for b := a; b <= 8; b++ {
 				vs := []*store.ChainVerifier{store.NewChainVerifier(), store.NewChainVerifier(), store.NewChainVerifier()}
@@ -179,17 +186,17 @@ func TestChainVerifier(t *testing.T) {
 					}
 					vs[i].Add(e.SequenceNumber, e.Timestamp, []byte(e.Event), e.Metadata, []byte(e.PrevHash), []byte(e.EntryHash))
 				}
-				got := store.JoinSegments(c.headSeq, c.headHash, vs[0].Segment(), vs[1].Segment(), vs[2].Segment())
+				got := store.JoinSegments(c.head, vs[0].Segment(), vs[1].Segment(), vs[2].Segment())
 				if fmt.Sprint(got) != fmt.Sprint(whole) || got.LastSequence != whole.LastSequence || got.LastHash != whole.LastHash {
 					t.Errorf("%s split at %d, %d: %+v, one pass %+v", c.name, a, b, got, whole)
 				}
 			}
 		}
 	}
-	if r := verify(good, 0, ""); r.LastSequence != 6 || r.LastHash != last.EntryHash {
+	if r := verify(good, head); r.LastSequence != 6 || r.LastHash != last.EntryHash {
 		t.Errorf("head of a valid chain: %d %s", r.LastSequence, r.LastHash)
 	}
-	if r := verify(nil, 0, ""); r.LastSequence != 0 || r.LastHash != store.GenesisHash {
+	if r := verify(nil, nil); r.LastSequence != 0 || r.LastHash != store.GenesisHash {
 		t.Errorf("head of an empty chain: %d %s", r.LastSequence, r.LastHash)
 	}
 }
@@ -207,7 +214,7 @@ func BenchmarkChainVerifier(b *testing.B) {
 		for i, e := range es {
 			v.Add(e.SequenceNumber, e.Timestamp, rows[i].ev, rows[i].md, rows[i].prev, rows[i].hash)
 		}
-		if !v.Result(0, "").Valid {
+		if !v.Result(&store.ChainHead{Seq: int64(len(es)), Hash: es[len(es)-1].EntryHash}).Valid {
 			b.Fatal("invalid")
 		}
 	}

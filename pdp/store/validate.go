@@ -3,6 +3,9 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 )
@@ -59,12 +62,51 @@ func (r PutPolicyRequest) Validate() error {
 	return es.Err()
 }
 
-// Validate checks an action about to be inserted.
-func (a ActionRecord) Validate() error {
+// Bounds of a stored action's fields. They are the store's, generous
+// beside the API's (an action name of 200 bytes, params of 64 KiB), so a
+// caller that passed the API's checks is never refused here; they exist so
+// no write is unbounded whoever calls the store.
+const (
+	MaxActionIDLen     = 256     // id, tenant_id, agent_id, step_type, status, severity, trace_id, approver_id
+	MaxActionTextLen   = 4 << 10 // action, connector, operation, triggered_policy
+	MaxActionReasonLen = 64 << 10
+	MaxActionJSONBytes = 1 << 20 // params, decision
+)
+
+// Validate checks an action about to be inserted; it is ValidateAction.
+func (a ActionRecord) Validate() error { return ValidateAction(a) }
+
+// ValidateAction is the one check of an action every driver runs before
+// writing it, and the service runs before deciding it, so an input no
+// driver can store is refused before a decision is made, identically on
+// every backend: required fields, every text valid UTF-8 without NUL
+// (PostgreSQL cannot store either; SQLite would), the Max* bounds, and
+// params and decision valid JSON. It returns every problem at once as
+// pdp.ValidationErrors (errors.As finds a *pdp.ValidationError naming the
+// field).
+func ValidateAction(a ActionRecord) error {
 	var es pdp.ValidationErrors
 	for _, f := range []struct{ name, v string }{{"id", a.ID}, {"tenant_id", a.TenantID}, {"action", a.Action}, {"status", string(a.Status)}} {
 		if f.v == "" {
 			es = append(es, invalid(f.name, "required"))
+		}
+	}
+	for _, f := range []struct {
+		name, v string
+		max     int
+	}{
+		{"id", a.ID, MaxActionIDLen}, {"tenant_id", a.TenantID, MaxActionIDLen}, {"agent_id", a.AgentID, MaxActionIDLen},
+		{"action", a.Action, MaxActionTextLen}, {"connector", a.Connector, MaxActionTextLen},
+		{"operation", a.Operation, MaxActionTextLen}, {"params", string(a.Params), MaxActionJSONBytes},
+		{"step_type", a.StepType, MaxActionIDLen}, {"status", string(a.Status), MaxActionIDLen},
+		{"decision", string(a.Decision), MaxActionJSONBytes}, {"triggered_policy", a.TriggeredPolicy, MaxActionTextLen},
+		{"severity", string(a.Severity), MaxActionIDLen}, {"trace_id", a.TraceID, MaxActionIDLen},
+		{"approver_id", a.ApproverID, MaxActionIDLen}, {"decision_reason", a.DecisionReason, MaxActionReasonLen},
+	} {
+		if len(f.v) > f.max {
+			es = append(es, invalid(f.name, "at most %d bytes", f.max))
+		} else if !Storable(f.v) {
+			es = append(es, invalid(f.name, textReason))
 		}
 	}
 	if a.Params != nil && !json.Valid(a.Params) {
@@ -72,6 +114,47 @@ func (a ActionRecord) Validate() error {
 	}
 	if a.Decision != nil && !json.Valid(a.Decision) {
 		es = append(es, invalid("decision", "not valid JSON"))
+	}
+	if a.ViolationCount < 0 {
+		es = append(es, invalid("violation_count", "must be ≥ 0"))
+	}
+	if math.IsNaN(a.RiskScore) || math.IsInf(a.RiskScore, 0) {
+		es = append(es, invalid("risk_score", "must be a finite number"))
+	}
+	return es.Err()
+}
+
+const textReason = "must be valid UTF-8 without NUL characters"
+
+// Storable reports whether every backend can hold s as text: valid UTF-8
+// without NUL. A lookup of a key that is not storable finds nothing, as it
+// could never have been written; a write of one is a validation error.
+func Storable(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
+}
+
+// AllStorable reports whether every s is Storable.
+func AllStorable(ss ...string) bool {
+	for _, s := range ss {
+		if !Storable(s) {
+			return false
+		}
+	}
+	return true
+}
+
+// Text is a named text value about to be written.
+type Text struct{ Field, Value string }
+
+// CheckText returns a pdp.ValidationErrors naming every text that is not
+// Storable, or nil. JSON passes through it too: valid JSON never holds a
+// raw NUL, but may hold invalid UTF-8.
+func CheckText(ts ...Text) error {
+	var es pdp.ValidationErrors
+	for _, t := range ts {
+		if !Storable(t.Value) {
+			es = append(es, invalid(t.Field, textReason))
+		}
 	}
 	return es.Err()
 }

@@ -39,7 +39,7 @@ func (db *DB) InsertAction(ctx context.Context, a store.ActionRecord) (store.Act
 	if err != nil {
 		return store.ActionRecord{}, fmt.Errorf("insert action: %w", err)
 	}
-	err = db.write(ctx, func(tx *sql.Tx) error { return insertAction(ctx, tx, a, sql.NullInt64{}) })
+	err = db.write(ctx, func(tx *sql.Tx) error { return insertAction(ctx, tx, a) })
 	if err != nil {
 		return store.ActionRecord{}, insertActionError(a, err)
 	}
@@ -58,14 +58,20 @@ func (db *DB) prepareAction(a store.ActionRecord) (store.ActionRecord, error) {
 	return a, a.Validate()
 }
 
-// insertAction inserts a prepared action; auditSeq is the sequence number
-// of its evaluation entry, if it has one.
-func insertAction(ctx context.Context, e execer, a store.ActionRecord, auditSeq sql.NullInt64) error {
-	_, err := e.ExecContext(ctx, `INSERT INTO actions (`+actionCols+`, audit_seq)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.ID, a.TenantID, a.AgentID, a.Action, a.Connector, a.Operation, nullJSON(a.Params), a.StepType,
+const sqlInsertAction = `INSERT INTO actions (` + actionCols + `, audit_seq)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// actionArgs are sqlInsertAction's arguments; auditSeq is the sequence
+// number of the action's evaluation entry, if it has one.
+func actionArgs(a store.ActionRecord, auditSeq sql.NullInt64) []any {
+	return []any{a.ID, a.TenantID, a.AgentID, a.Action, a.Connector, a.Operation, nullJSON(a.Params), a.StepType,
 		a.Status, nullJSON(a.Decision), a.TriggeredPolicy, a.Severity, a.RiskScore, a.ViolationCount, a.TraceID,
-		toMicros(a.CreatedAt), nullMicros(a.DecidedAt), a.ApproverID, a.DecisionReason, auditSeq)
+		toMicros(a.CreatedAt), nullMicros(a.DecidedAt), a.ApproverID, a.DecisionReason, auditSeq}
+}
+
+// insertAction inserts a prepared action without an entry.
+func insertAction(ctx context.Context, e execer, a store.ActionRecord) error {
+	_, err := e.ExecContext(ctx, sqlInsertAction, actionArgs(a, sql.NullInt64{})...)
 	return err
 }
 

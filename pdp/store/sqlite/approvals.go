@@ -145,11 +145,7 @@ RETURNING `+actionCols, st, toMicros(at), approver, reason, tenantID, actionID))
 	if err != nil {
 		return store.ActionRecord{}, store.AuditEntry{}, err
 	}
-	if ev.Timestamp.IsZero() {
-		ev.Timestamp = at
-	}
-	ev, err = canonicalEvent(ev, store.EventForStatus(st), map[string]any{"action_id": actionID, "status": st, "approver_id": approver})
-	if err != nil {
+	if ev, err = store.DecisionEvent(a, ev); err != nil {
 		return store.ActionRecord{}, store.AuditEntry{}, err
 	}
 	e, err := b.appendEvent(tenantID, ev, actionID)
@@ -164,7 +160,7 @@ func (db *DB) DecideAction(ctx context.Context, req store.DecideRequest) (store.
 	if err := req.Validate(); err != nil {
 		return store.ActionRecord{}, store.AuditEntry{}, fmt.Errorf("decide action: %w", err)
 	}
-	if _, err := canonicalEvent(req.Audit, store.EventForStatus(req.Status), nil); err != nil {
+	if _, err := store.CanonicalEvent(req.Audit, store.EventForStatus(req.Status), nil); err != nil {
 		return store.ActionRecord{}, store.AuditEntry{}, fmt.Errorf("decide action %q: audit: %w", req.ActionID, err)
 	}
 	at := req.DecidedAt
@@ -176,7 +172,7 @@ func (db *DB) DecideAction(ctx context.Context, req store.DecideRequest) (store.
 		a     store.ActionRecord
 		entry store.AuditEntry
 	)
-	err := db.gc.do(ctx, func(b *batch) error {
+	err := db.gc.Do(ctx, req.TenantID, func(b *batch) error {
 		var err error
 		a, entry, err = b.decide(req.TenantID, req.ActionID, req.Status, req.ApproverID, req.Reason, at, req.Audit)
 		return err
@@ -202,17 +198,15 @@ func (db *DB) RecordApprovalVote(ctx context.Context, req store.VoteRequest) (st
 	if ev.Timestamp.IsZero() {
 		ev.Timestamp = v.VotedAt
 	}
-	ev, err := canonicalEvent(ev, store.EventApprovalVote, map[string]any{
-		"action_id": v.ActionID, "approver_id": v.ApproverID, "decision": v.Decision, "role": v.Role, "is_manager": v.IsManager,
-	})
+	ev, err := store.CanonicalEvent(ev, store.EventApprovalVote, store.VoteFacts(v))
 	if err != nil {
 		return store.VoteResult{}, fmt.Errorf("record vote on %q: audit: %w", v.ActionID, err)
 	}
-	if _, err := canonicalEvent(req.DecisionAudit, store.EventActionApproved, nil); err != nil {
+	if _, err := store.CanonicalEvent(req.DecisionAudit, store.EventActionApproved, nil); err != nil {
 		return store.VoteResult{}, fmt.Errorf("record vote on %q: decision audit: %w", v.ActionID, err)
 	}
 	var res store.VoteResult
-	err = db.gc.do(ctx, func(b *batch) error {
+	err = db.gc.Do(ctx, v.TenantID, func(b *batch) error {
 		res = store.VoteResult{}
 		var st pdp.Status
 		err := b.tx.QueryRowContext(b.ctx, `SELECT status FROM actions WHERE tenant_id = ? AND id = ?`, v.TenantID, v.ActionID).Scan(&st)
@@ -237,22 +231,8 @@ func (db *DB) RecordApprovalVote(ctx context.Context, req store.VoteRequest) (st
 		if res.Votes, err = votes(b.ctx, b.tx, v.TenantID, v.ActionID); err != nil {
 			return err
 		}
-		counts := req.Counts
-		if counts == nil {
-			counts = func(store.ApprovalVote) bool { return true }
-		}
-		for _, x := range res.Votes {
-			if x.Decision == pdp.StatusApproved && counts(x) {
-				res.Approvals++
-			}
-		}
-		final := pdp.Status("")
-		switch {
-		case v.Decision == pdp.StatusDenied && counts(v):
-			final = pdp.StatusDenied
-		case v.Decision == pdp.StatusApproved && res.Approvals >= req.MinApprovals:
-			final = pdp.StatusApproved
-		}
+		var final pdp.Status
+		res.Approvals, final = store.Tally(res.Votes, v, req.MinApprovals, req.Counts)
 		if final == "" {
 			res.Action, err = scanAction(b.tx.QueryRowContext(b.ctx, `SELECT `+actionCols+` FROM actions WHERE tenant_id = ? AND id = ?`, v.TenantID, v.ActionID))
 			return err

@@ -9,11 +9,11 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/gatehouse-pdp/gatehouse/pdp"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
@@ -48,55 +48,22 @@ func scanAudits(rows *sql.Rows) ([]store.AuditEntry, error) {
 	return es, rows.Err()
 }
 
-// appendEvent appends ev, whose metadata is canonical and whose
-// metadata.action_id is actionID, at its timestamp (or now).
-func (b *batch) appendEvent(tenantID string, ev store.AuditEvent, actionID string) (store.AuditEntry, error) {
-	ts := ev.Timestamp
-	if ts.IsZero() {
-		ts = b.db.now()
-	}
-	return b.appendEntry(tenantID, ts, ev.Event, ev.Metadata, actionID)
-}
-
-// canonicalEvent checks ev and makes its metadata canonical with set's
-// keys added; event fills an empty Event.
-func canonicalEvent(ev store.AuditEvent, event string, set map[string]any) (store.AuditEvent, error) {
-	if ev.Event == "" {
-		ev.Event = event
-	}
-	if err := ev.Validate(); err != nil {
-		return store.AuditEvent{}, err
-	}
-	meta, err := store.MergeMetadata(ev.Metadata, set)
-	if err != nil {
-		return store.AuditEvent{}, err
-	}
-	ev.Metadata = meta
-	return ev, nil
-}
-
 // AppendAudit appends events to the tenant's chain in one group-committed
 // transaction.
 func (db *DB) AppendAudit(ctx context.Context, tenantID string, events ...store.AuditEvent) ([]store.AuditEntry, error) {
-	if tenantID == "" {
-		return nil, fmt.Errorf("append audit: %w", pdp.Invalid("tenant_id", "required"))
+	evs, err := store.PrepareAppend(tenantID, events)
+	if err != nil {
+		return nil, fmt.Errorf("append audit: %w", err)
 	}
-	if len(events) == 0 {
+	if len(evs) == 0 {
 		return []store.AuditEntry{}, nil
 	}
-	// Canonical forms are computed here, in the callers' goroutines, so
-	// the committer only numbers, hashes and writes.
-	evs := make([]store.AuditEvent, len(events))
-	aids := make([]string, len(events))
-	for i, ev := range events {
-		var err error
-		if evs[i], err = canonicalEvent(ev, "", nil); err != nil {
-			return nil, fmt.Errorf("append audit: event %d: %w", i, err)
-		}
-		aids[i] = store.MetadataActionID(evs[i].Metadata)
+	aids := make([]string, len(evs))
+	for i, ev := range evs {
+		aids[i] = store.MetadataActionID(ev.Metadata)
 	}
 	out := make([]store.AuditEntry, 0, len(evs))
-	err := db.gc.do(ctx, func(b *batch) error {
+	err = db.gc.Do(ctx, tenantID, func(b *batch) error {
 		out = out[:0]
 		for i, ev := range evs {
 			e, err := b.appendEvent(tenantID, ev, aids[i])
@@ -122,7 +89,7 @@ func auditError(op, tenantID string, err error) error {
 
 // FlushAudit waits until every audited write queued before it is answered.
 func (db *DB) FlushAudit(ctx context.Context) error {
-	if err := db.gc.do(ctx, func(*batch) error { return nil }); err != nil {
+	if err := db.gc.Flush(ctx); err != nil {
 		return fmt.Errorf("flush audit: %w", err)
 	}
 	return nil
@@ -216,22 +183,39 @@ WHERE tenant_id = ? AND action_id = ? ORDER BY seq`, tenantID, actionID)
 	return es, nil
 }
 
-// VerifyAudit recomputes the tenant's chain. It reads the head and the
-// highest sequence number, splits [1, highest] into one range per worker
-// (up to GOMAXPROCS, within the read pool), streams each range through a
+// VerifyAudit recomputes the tenant's chain, then compares its actions
+// with the chain (checkActions). It reads the head and the highest
+// sequence number, splits [1, highest] into one range per worker (up to
+// GOMAXPROCS, within the read pool), streams each range through a
 // store.ChainVerifier on its own read connection, and joins the segments
 // (store.JoinSegments). The workers read from different snapshots, which
 // is sound because the store never changes an entry once written and the
 // ranges end at the highest number read first; appends made meanwhile are
-// not part of this verification.
+// not part of this verification. A chain that cannot be read is not
+// valid (store.Unreadable); only a cancelled ctx is an error.
 func (db *DB) VerifyAudit(ctx context.Context, tenantID string) (store.AuditVerification, error) {
+	v, err := db.verifyAudit(ctx, tenantID)
+	if err != nil {
+		if ctx.Err() != nil {
+			return store.AuditVerification{}, fmt.Errorf("verify audit of %q: %w", tenantID, ctx.Err())
+		}
+		return store.Unreadable(fmt.Errorf("verify audit of %q: %w", tenantID, err)), nil
+	}
+	return v, nil
+}
+
+func (db *DB) verifyAudit(ctx context.Context, tenantID string) (store.AuditVerification, error) {
 	var (
-		headSeq, top int64
-		headHash     string
+		head *store.ChainHead
+		top  int64
 	)
 	err := db.read(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `SELECT seq, entry_hash FROM audit_heads WHERE tenant_id = ?`, tenantID).Scan(&headSeq, &headHash)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		var h store.ChainHead
+		err := tx.QueryRowContext(ctx, sqlHead, tenantID).Scan(&h.Seq, &h.Hash)
+		switch {
+		case err == nil:
+			head = &h
+		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
 		var n sql.NullInt64
@@ -242,7 +226,7 @@ func (db *DB) VerifyAudit(ctx context.Context, tenantID string) (store.AuditVeri
 		return nil
 	})
 	if err != nil {
-		return store.AuditVerification{}, fmt.Errorf("verify audit of %q: %w", tenantID, err)
+		return store.AuditVerification{}, err
 	}
 	// Below verifySegment entries per worker, splitting costs more than it
 	// saves.
@@ -260,10 +244,87 @@ func (db *DB) VerifyAudit(ctx context.Context, tenantID string) (store.AuditVeri
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return store.AuditVerification{}, fmt.Errorf("verify audit of %q: %w", tenantID, err)
+		return store.AuditVerification{}, err
 	}
-	return store.JoinSegments(headSeq, headHash, segs...), nil
+	v := store.JoinSegments(head, segs...)
+	if !v.Valid {
+		return v, nil
+	}
+	return db.checkActions(ctx, tenantID, v)
 }
+
+// checkActions compares each of the tenant's actions with the latest
+// entry about it that carries an action digest, and each such entry's
+// action with the table (store.ActionCheck).
+func (db *DB) checkActions(ctx context.Context, tenantID string, v store.AuditVerification) (store.AuditVerification, error) {
+	var c store.ActionCheck
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT `+qualified("a", actionCols)+`, l.seq, l.prev_hash, l.metadata FROM actions AS a
+LEFT JOIN audit_log AS l ON l.tenant_id = a.tenant_id AND l.seq = (
+    SELECT max(seq) FROM audit_log INDEXED BY audit_log_action
+    WHERE tenant_id = a.tenant_id AND action_id = a.id AND instr(metadata, '"`+store.MetaActionDigest+`":') > 0)
+WHERE a.tenant_id = ?`, tenantID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				seq        sql.NullInt64
+				prev, meta sql.NullString
+			)
+			a, err := scanAction(scanExtra{rows, []any{&seq, &prev, &meta}})
+			if err != nil {
+				return err
+			}
+			c.Action(a, seq.Int64, prev.String, []byte(meta.String))
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = tx.QueryContext(ctx, `SELECT l.action_id, l.seq, l.prev_hash, l.metadata FROM audit_log AS l
+WHERE l.tenant_id = ? AND l.action_id IS NOT NULL AND instr(l.metadata, '"`+store.MetaActionDigest+`":') > 0
+  AND NOT EXISTS (SELECT 1 FROM actions AS a WHERE a.tenant_id = l.tenant_id AND a.id = l.action_id)`, tenantID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				id, prev, meta string
+				seq            int64
+			)
+			if err := rows.Scan(&id, &seq, &prev, &meta); err != nil {
+				return err
+			}
+			c.Orphan(id, seq, prev, []byte(meta))
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return store.AuditVerification{}, err
+	}
+	return c.Apply(v), nil
+}
+
+// qualified prefixes each of the comma-separated columns cols with
+// table.
+func qualified(table, cols string) string {
+	fs := strings.Split(cols, ",")
+	for i, f := range fs {
+		fs[i] = table + "." + strings.TrimSpace(f)
+	}
+	return strings.Join(fs, ", ")
+}
+
+// scanExtra scans the action columns into what scanAction passes and the
+// columns after them into extra.
+type scanExtra struct {
+	rows  rowScanner
+	extra []any
+}
+
+func (s scanExtra) Scan(dest ...any) error { return s.rows.Scan(append(dest, s.extra...)...) }
 
 // verifyRange streams the tenant's entries with lo ≤ seq < hi through a
 // verifier, holding one row at a time.
@@ -334,20 +395,16 @@ func (db *DB) InsertActionAudited(ctx context.Context, a store.ActionRecord, ev 
 	if err != nil {
 		return store.ActionRecord{}, store.AuditEntry{}, fmt.Errorf("insert action: %w", err)
 	}
-	if ev.Timestamp.IsZero() {
-		ev.Timestamp = a.CreatedAt
-	}
-	ev, err = canonicalEvent(ev, store.EventForStatus(a.Status), map[string]any{"action_id": a.ID})
-	if err != nil {
+	if ev, err = store.ActionEvent(a, ev); err != nil {
 		return store.ActionRecord{}, store.AuditEntry{}, fmt.Errorf("insert action %q: audit: %w", a.ID, err)
 	}
 	var entry store.AuditEntry
-	err = db.gc.do(ctx, func(b *batch) error {
+	err = db.gc.Do(ctx, a.TenantID, func(b *batch) error {
 		e, err := b.appendEvent(a.TenantID, ev, a.ID)
 		if err != nil {
 			return err
 		}
-		if err := insertAction(b.ctx, b.tx, a, sql.NullInt64{Int64: e.SequenceNumber, Valid: true}); err != nil {
+		if _, err := b.exec(sqlInsertAction, actionArgs(a, sql.NullInt64{Int64: e.SequenceNumber, Valid: true})...); err != nil {
 			return err
 		}
 		entry = e
@@ -359,23 +416,9 @@ func (db *DB) InsertActionAudited(ctx context.Context, a store.ActionRecord, ev 
 	return a, entry, nil
 }
 
-// policyFacts are the metadata keys the store sets on a policy entry
-// (see store.AuditedWrites).
-func policyFacts(p pdp.Policy) map[string]any {
-	var agent any // null for a tenant-wide policy
-	scope := "tenant"
-	if p.AgentID != "" {
-		agent, scope = p.AgentID, "agent"
-	}
-	return map[string]any{"policy_name": p.Name, "agent_id": agent, "scope": scope, "version": p.Version, "enabled": p.Enabled}
-}
-
 // policyEntry appends the entry of policy write w.
 func (b *batch) policyEntry(tenantID string, w store.PolicyWrite, ev store.AuditEvent, event string) (store.AuditEntry, error) {
-	if ev.Timestamp.IsZero() {
-		ev.Timestamp = w.Policy.UpdatedAt
-	}
-	ev, err := canonicalEvent(ev, event, policyFacts(w.Policy))
+	ev, err := store.PolicyEvent(w, ev, event)
 	if err != nil {
 		return store.AuditEntry{}, err
 	}
@@ -388,14 +431,14 @@ func (db *DB) PutPolicyAudited(ctx context.Context, req store.PutPolicyRequest, 
 	if err != nil {
 		return store.PolicyWrite{}, store.AuditEntry{}, err
 	}
-	if _, err := canonicalEvent(ev, store.EventPolicyUpdated, nil); err != nil { // refuse bad metadata before queueing
+	if _, err := store.CanonicalEvent(ev, store.EventPolicyUpdated, nil); err != nil { // refuse bad metadata before queueing
 		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("put policy %s: audit: %w", keyString(pw.key), err)
 	}
 	var (
 		out   store.PolicyWrite
 		entry store.AuditEntry
 	)
-	err = db.gc.do(ctx, func(b *batch) error {
+	err = db.gc.Do(ctx, req.TenantID, func(b *batch) error {
 		w, err := db.putPolicy(b.ctx, b.tx, pw)
 		if err != nil {
 			return err
@@ -419,14 +462,14 @@ func (db *DB) PutPolicyAudited(ctx context.Context, req store.PutPolicyRequest, 
 // DisablePolicyAudited is DisablePolicy with its entry in the same
 // transaction.
 func (db *DB) DisablePolicyAudited(ctx context.Context, key store.PolicyKey, ev store.AuditEvent) (store.PolicyWrite, store.AuditEntry, error) {
-	if _, err := canonicalEvent(ev, store.EventPolicyDisabled, nil); err != nil {
+	if _, err := store.CanonicalEvent(ev, store.EventPolicyDisabled, nil); err != nil {
 		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("disable policy %s: audit: %w", keyString(key), err)
 	}
 	var (
 		out   store.PolicyWrite
 		entry store.AuditEntry
 	)
-	err := db.gc.do(ctx, func(b *batch) error {
+	err := db.gc.Do(ctx, key.TenantID, func(b *batch) error {
 		w, err := db.disablePolicy(b.ctx, b.tx, key)
 		if err != nil {
 			return err

@@ -48,6 +48,9 @@ type DB struct {
 	r    *sql.DB // query_only connections: every read
 	now  func() time.Time
 	gc   *committer // every write that appends an audit entry
+	// stmts are the statements every batch runs, prepared once on the
+	// write connection (see commit.go).
+	stmts map[string]*sql.Stmt
 
 	verifiers     int   // how many read connections one VerifyAudit may use
 	verifySegment int64 // the fewest entries worth a verification worker
@@ -165,7 +168,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	r.SetMaxOpenConns(o.readers)
 	r.SetMaxIdleConns(o.readers)
 	db.r = r
-	if db.gc, err = newCommitter(ctx, db, o.maxBatch, o.batchObs); err != nil {
+	if err = db.startCommitter(ctx, o.maxBatch, o.batchObs); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
@@ -222,8 +225,9 @@ func (db *DB) Ping(ctx context.Context) error {
 // file.
 func (db *DB) Close() error {
 	if db.gc != nil {
-		db.gc.close()
+		db.gc.Close()
 	}
+	db.closeStmts()
 	var errs []error
 	if db.r != nil {
 		errs = append(errs, db.r.Close())

@@ -1,0 +1,359 @@
+package store
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+)
+
+// ErrChainBroken: a tenant's stored chain head does not agree with its
+// entries (the head row is missing while entries exist, or entries stand
+// past the head), so appending would either fork the chain or build on
+// entries nobody can vouch for. Writes to that tenant's chain fail with
+// it until an operator has looked (gatehouse audit verify says where).
+var ErrChainBroken = errors.New("audit chain head does not match its entries")
+
+// ChainHead is the last entry of a tenant's chain as a writer sees it.
+type ChainHead struct {
+	Seq  int64
+	Hash string
+}
+
+// ResolveHead decides where a tenant's next entry goes from what a write
+// transaction read: whether the tenant exists, its recorded head (nil if
+// the row is missing) and the last stored entry (nil if there is none).
+// Every driver calls it, so every driver refuses the same damage:
+//
+//   - no tenant: ErrNotFound;
+//   - no head row: ErrChainBroken (every tenant has one from its creation;
+//     a missing one was deleted, which would otherwise hide a truncation);
+//   - entries past the head, or a last entry at the head's number with
+//     another hash: ErrChainBroken (they were written behind the store's
+//     back; chaining onto them would vouch for them);
+//   - otherwise the recorded head, also when entries were removed from the
+//     end: appends leave the gap verification reports instead of reusing
+//     the numbers.
+func ResolveHead(tenantID string, exists bool, head, tip *ChainHead) (ChainHead, error) {
+	switch {
+	case !exists:
+		return ChainHead{}, fmt.Errorf("tenant %q: %w", tenantID, ErrNotFound)
+	case head == nil:
+		return ChainHead{}, fmt.Errorf("tenant %q has no recorded head: %w", tenantID, ErrChainBroken)
+	case tip != nil && tip.Seq > head.Seq:
+		return ChainHead{}, fmt.Errorf("tenant %q has entries up to %d past its recorded head %d: %w", tenantID, tip.Seq, head.Seq, ErrChainBroken)
+	case tip != nil && tip.Seq == head.Seq && tip.Hash != head.Hash:
+		return ChainHead{}, fmt.Errorf("tenant %q's entry %d is not the recorded head: %w", tenantID, head.Seq, ErrChainBroken)
+	}
+	return *head, nil
+}
+
+// Chains is the chain bookkeeping one group-committed batch shares: each
+// tenant's head as the batch has extended it so far, what the running op
+// changed (so a refused op can be undone without touching the others),
+// and which heads to write back before COMMIT. Drivers load heads (Load)
+// with their own SQL and store entries Append returns.
+type Chains struct {
+	heads map[string]*chainHead
+	undo  map[string]chainHead
+	now   func() time.Time
+}
+
+type chainHead struct {
+	ChainHead
+	moved bool
+}
+
+// NewChains returns empty bookkeeping; now stamps entries whose event has
+// no timestamp.
+func NewChains(now func() time.Time) *Chains {
+	return &Chains{heads: map[string]*chainHead{}, undo: map[string]chainHead{}, now: now}
+}
+
+// Loaded reports whether the tenant's head is known to the batch.
+func (c *Chains) Loaded(tenantID string) bool { return c.heads[tenantID] != nil }
+
+// Load records the tenant's head as read at the start of its first write.
+func (c *Chains) Load(tenantID string, h ChainHead) { c.heads[tenantID] = &chainHead{ChainHead: h} }
+
+// StartOp begins a new op: later Undo calls put back only what it moved.
+func (c *Chains) StartOp() { clear(c.undo) }
+
+// Undo puts back the heads the running op moved.
+func (c *Chains) Undo() {
+	for t, h := range c.undo {
+		*c.heads[t] = h
+	}
+	clear(c.undo)
+}
+
+// Append numbers, stamps and hashes evs (metadata canonical) after the
+// tenant's head and moves the head past them. actionIDs[i] is evs[i]'s
+// metadata.action_id or "" (the driver stores it for AuditTrail). The
+// tenant's head must be loaded.
+func (c *Chains) Append(tenantID string, evs ...AuditEvent) ([]AuditEntry, error) {
+	h := c.heads[tenantID]
+	if h == nil { // a driver appending to a chain it did not load: a bug
+		return nil, fmt.Errorf("store: tenant %q's chain head is not loaded by this batch", tenantID)
+	}
+	if _, ok := c.undo[tenantID]; !ok {
+		c.undo[tenantID] = *h
+	}
+	out := make([]AuditEntry, len(evs))
+	for i, ev := range evs {
+		ts := ev.Timestamp
+		if ts.IsZero() {
+			ts = c.now()
+		}
+		out[i] = NewAuditEntry(tenantID, h.Seq, h.Hash, ts, ev.Event, ev.Metadata)
+		h.Seq, h.Hash, h.moved = out[i].SequenceNumber, out[i].EntryHash, true
+	}
+	return out, nil
+}
+
+// Moved returns the heads the batch moved, to write back before COMMIT.
+func (c *Chains) Moved() (tenants []string, heads []ChainHead) {
+	for t, h := range c.heads {
+		if h.moved {
+			tenants, heads = append(tenants, t), append(heads, h.ChainHead)
+		}
+	}
+	return tenants, heads
+}
+
+// CanonicalEvent checks ev and makes its metadata canonical with set's
+// keys added; event fills an empty Event. Callers run it in their own
+// goroutine, before queueing, so the committer only numbers, hashes and
+// writes.
+func CanonicalEvent(ev AuditEvent, event string, set map[string]any) (AuditEvent, error) {
+	if ev.Event == "" {
+		ev.Event = event
+	}
+	if err := ev.Validate(); err != nil {
+		return AuditEvent{}, err
+	}
+	// Canonical metadata is valid UTF-8 without a raw NUL (encoding/json
+	// replaces the one and escapes the other); the event name is the
+	// caller's text.
+	if err := CheckText(Text{"event", ev.Event}); err != nil {
+		return AuditEvent{}, err
+	}
+	meta, err := MergeMetadata(ev.Metadata, set)
+	if err != nil {
+		return AuditEvent{}, err
+	}
+	ev.Metadata = meta
+	return ev, nil
+}
+
+// PrepareAppend makes AppendAudit's events canonical and returns them with
+// each one's metadata.action_id.
+func PrepareAppend(tenantID string, events []AuditEvent) ([]AuditEvent, error) {
+	if tenantID == "" {
+		return nil, pdp.Invalid("tenant_id", "required")
+	}
+	evs := make([]AuditEvent, len(events))
+	for i, ev := range events {
+		var err error
+		if evs[i], err = CanonicalEvent(ev, "", nil); err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+	}
+	return evs, nil
+}
+
+// PolicyFacts are the metadata keys the store sets on a policy write's
+// entry (see AuditedWrites).
+func PolicyFacts(p pdp.Policy) map[string]any {
+	var agent any // null for a tenant-wide policy
+	scope := "tenant"
+	if p.AgentID != "" {
+		agent, scope = p.AgentID, "agent"
+	}
+	return map[string]any{"policy_name": p.Name, "agent_id": agent, "scope": scope, "version": p.Version, "enabled": p.Enabled}
+}
+
+// PolicyEvent is the entry of policy write w: ev with its defaults (event,
+// the policy's UpdatedAt) and PolicyFacts.
+func PolicyEvent(w PolicyWrite, ev AuditEvent, event string) (AuditEvent, error) {
+	if ev.Timestamp.IsZero() {
+		ev.Timestamp = w.Policy.UpdatedAt
+	}
+	return CanonicalEvent(ev, event, PolicyFacts(w.Policy))
+}
+
+// MetaActionDigest is the metadata key the store sets, on an action's
+// evaluation entry and on its decision entry, to ActionDigest of the
+// action as that write left it. VerifyAudit compares every action with
+// the latest entry about it that carries one, so the actions table's
+// decision fields are covered by the chain too: editing blocked into
+// allowed, a risk score, an approver, or removing the action, is found.
+const MetaActionDigest = "action_digest"
+
+// ActionDigest returns "sha256:" + hex(sha256(fields)) over every stored
+// field of a, each as a big-endian uint32 length then its bytes, in this
+// order: id, tenant_id, agent_id, action, connector, operation, params,
+// step_type, status, decision, triggered_policy, severity, risk_score
+// (the IEEE 754 bits, 8 bytes), violation_count (8 bytes), trace_id,
+// created_at (Unix microseconds, 8 bytes), decided_at (the same, or 0
+// bytes when undecided), approver_id, decision_reason. NULL JSON and empty
+// JSON are the same, empty.
+func ActionDigest(a ActionRecord) string {
+	h := sha256.New()
+	var buf [8]byte
+	put := func(b []byte) {
+		binary.BigEndian.PutUint32(buf[:4], uint32(len(b)))
+		h.Write(buf[:4])
+		h.Write(b)
+	}
+	str := func(s string) { put([]byte(s)) }
+	num := func(n uint64) {
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], n)
+		put(b[:])
+	}
+	str(a.ID)
+	str(a.TenantID)
+	str(a.AgentID)
+	str(a.Action)
+	str(a.Connector)
+	str(a.Operation)
+	put(a.Params)
+	str(a.StepType)
+	str(string(a.Status))
+	put(a.Decision)
+	str(a.TriggeredPolicy)
+	str(string(a.Severity))
+	num(math.Float64bits(a.RiskScore))
+	num(uint64(a.ViolationCount))
+	str(a.TraceID)
+	num(uint64(a.CreatedAt.UnixMicro()))
+	if a.DecidedAt != nil {
+		num(uint64(a.DecidedAt.UnixMicro()))
+	} else {
+		put(nil)
+	}
+	str(a.ApproverID)
+	str(a.DecisionReason)
+	return HashPrefix + hex.EncodeToString(h.Sum(nil))
+}
+
+// ActionEvent is an action's evaluation entry: ev with its defaults (the
+// event for a.Status, a.CreatedAt) and the facts the store sets
+// (action_id, action_digest). a must be as it will be stored.
+func ActionEvent(a ActionRecord, ev AuditEvent) (AuditEvent, error) {
+	if ev.Timestamp.IsZero() {
+		ev.Timestamp = a.CreatedAt
+	}
+	return CanonicalEvent(ev, EventForStatus(a.Status), map[string]any{"action_id": a.ID, MetaActionDigest: ActionDigest(a)})
+}
+
+// DecisionEvent is a decision's entry: ev with its defaults (the event
+// for a.Status, a.DecidedAt) and the facts the store sets (action_id,
+// status, approver_id, action_digest). a is the action as decided.
+func DecisionEvent(a ActionRecord, ev AuditEvent) (AuditEvent, error) {
+	if ev.Timestamp.IsZero() && a.DecidedAt != nil {
+		ev.Timestamp = *a.DecidedAt
+	}
+	return CanonicalEvent(ev, EventForStatus(a.Status), map[string]any{
+		"action_id": a.ID, "status": a.Status, "approver_id": a.ApproverID, MetaActionDigest: ActionDigest(a),
+	})
+}
+
+// VoteFacts are the metadata keys the store sets on a vote's entry.
+func VoteFacts(v ApprovalVote) map[string]any {
+	return map[string]any{"action_id": v.ActionID, "approver_id": v.ApproverID, "decision": v.Decision, "role": v.Role, "is_manager": v.IsManager}
+}
+
+// Tally counts the approving votes that count (counts nil: all of them)
+// and says which final status the newest vote v reaches, "" for none: a
+// counted deny decides at once, approvals decide at minApprovals
+// (CONTRACT A8).
+func Tally(votes []ApprovalVote, v ApprovalVote, minApprovals int, counts func(ApprovalVote) bool) (approvals int, final pdp.Status) {
+	if counts == nil {
+		counts = func(ApprovalVote) bool { return true }
+	}
+	for _, x := range votes {
+		if x.Decision == pdp.StatusApproved && counts(x) {
+			approvals++
+		}
+	}
+	switch {
+	case v.Decision == pdp.StatusDenied && counts(v):
+		final = pdp.StatusDenied
+	case v.Decision == pdp.StatusApproved && approvals >= minApprovals:
+		final = pdp.StatusApproved
+	}
+	return approvals, final
+}
+
+// ActionCheck compares a tenant's actions with its chain, for VerifyAudit:
+// drivers feed it every action with the latest entry about it carrying an
+// action digest (Action), and every such entry whose action is gone
+// (Orphan). An action whose fields differ from what that entry vouches
+// for, or that is gone, makes the verification invalid at that entry.
+// Actions no entry vouches for (recorded by InsertAction or a bulk load,
+// or before digests were recorded) are not checked.
+type ActionCheck struct {
+	bad    *int64
+	prev   string
+	reason string
+}
+
+// Action checks action a against the entry numbered seq (0: none) with
+// prev_hash prev and metadata meta.
+func (c *ActionCheck) Action(a ActionRecord, seq int64, prev string, meta []byte) {
+	if seq == 0 {
+		return
+	}
+	d, ok := metadataDigest(meta)
+	if !ok || d == ActionDigest(a) {
+		return
+	}
+	c.fail(seq, prev, fmt.Sprintf("%s: %q (entry %d)", ReasonAction, a.ID, seq))
+}
+
+// Orphan reports the entry numbered seq vouching for action id, which is
+// not stored.
+func (c *ActionCheck) Orphan(id string, seq int64, prev string, meta []byte) {
+	if _, ok := metadataDigest(meta); ok {
+		c.fail(seq, prev, fmt.Sprintf("%s: %q (entry %d)", ReasonNoAction, id, seq))
+	}
+}
+
+func (c *ActionCheck) fail(seq int64, prev, reason string) {
+	if c.bad == nil || seq < *c.bad {
+		c.bad, c.prev, c.reason = &seq, prev, reason
+	}
+}
+
+// Apply returns v (a valid chain's verification) made invalid at the
+// first entry an action contradicts, if any.
+func (c *ActionCheck) Apply(v AuditVerification) AuditVerification {
+	if c.bad == nil || !v.Valid {
+		return v
+	}
+	v.Valid, v.FirstBadSequence, v.Reason = false, c.bad, c.reason
+	v.LastSequence, v.LastHash = *c.bad-1, c.prev
+	return v
+}
+
+// metadataDigest returns the top-level action_digest of canonical
+// metadata.
+func metadataDigest(meta []byte) (string, bool) {
+	var m map[string]json.RawMessage // keys match exactly, unlike a struct's
+	if json.Unmarshal(meta, &m) != nil {
+		return "", false
+	}
+	var d string
+	if json.Unmarshal(m[MetaActionDigest], &d) != nil {
+		return "", false
+	}
+	return d, true
+}

@@ -1,0 +1,217 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// Group commit, shared by every driver. Every write that appends to an
+// audit chain is an Op handed to one committer goroutine per store, which
+// runs the ops queued meanwhile — of any tenants — in one transaction
+// committed with one flush to disk: under load the cost of durability is
+// shared by a whole batch instead of paid per write.
+//
+//   - A caller waits until its batch has committed (or failed) and gets
+//     the result; a nil error means durable (the driver's Attempt returns
+//     only after COMMIT did). Its context only matters before its op
+//     starts: a cancelled op is skipped, a started one finishes, so an
+//     error means "not written" (but see the driver for a connection lost
+//     during COMMIT).
+//   - Batches hold at most maxBatch ops. The committer never waits to fill
+//     one: it takes what queued while the previous batch was committing, so
+//     a lone write pays one transaction and no added latency, and a
+//     caller's wait is bounded by the batch before its own plus its own.
+//   - An op that refuses before writing (not found, already decided, over
+//     the limit) gets its error and the batch goes on. An attempt that
+//     fails because of one op's write is run again without that op (the
+//     culprit), which gets the error; the others are unaffected. A failure
+//     the driver calls retryable (a deadlock) reruns the batch as is, a
+//     few times.
+//   - Close stops accepting ops, lets the committer drain the queue, and
+//     returns once every queued op is answered; the driver then closes its
+//     database.
+//
+// The driver supplies Attempt: its transaction, its statements. B is the
+// driver's batch state, handed to each op's Run.
+type Committer[B any] struct {
+	attempt   AttemptFunc[B]
+	retryable func(error) bool
+	queue     chan *Op[B]
+	maxBatch  int
+	obs       AuditBatchObserver // nil: batch sizes are not reported
+
+	mu     sync.RWMutex // guards closed against sends in flight
+	closed bool
+	done   chan struct{} // closed when the committer has exited
+
+	batches, ops, reruns atomic.Int64
+}
+
+// Op is one write in a batch. Tenant is the chain it appends to ("" for
+// none); Run executes inside the batch's transaction and must be safe to
+// run again (an attempt that is rolled back runs its ops again).
+type Op[B any] struct {
+	Ctx    context.Context
+	Tenant string
+	Run    func(b B) error
+	done   chan error // buffered: the committer never blocks on a caller
+}
+
+// AttemptFunc runs the live ops (indexes into ops) in one transaction and
+// commits it. On success res[i] holds op i's own answer (nil, or a refusal
+// that wrote nothing). Otherwise nothing was written, and culprit is the
+// index of the op whose write failed, to leave out of the next attempt, or
+// -1 when the failure is the batch's own (every live op gets err).
+type AttemptFunc[B any] func(ops []*Op[B], live []int) (res []error, culprit int, err error)
+
+// CommitStats reports how a group committer has batched so far.
+type CommitStats struct {
+	Batches int64 // transactions committed
+	Ops     int64 // writes they held
+	Reruns  int64 // attempts rolled back and run again without a failed write
+}
+
+// ErrClosed is returned for writes submitted after Close.
+var ErrClosed = errors.New("store: database is closed")
+
+// maxRetries is how often a batch whose failure is retryable is run again
+// before its culprit is failed.
+const maxRetries = 3
+
+// NewCommitter starts a committer of batches of at most maxBatch ops;
+// retryable may be nil (nothing is retried).
+func NewCommitter[B any](maxBatch int, obs AuditBatchObserver, attempt AttemptFunc[B], retryable func(error) bool) *Committer[B] {
+	if retryable == nil {
+		retryable = func(error) bool { return false }
+	}
+	c := &Committer[B]{attempt: attempt, retryable: retryable, queue: make(chan *Op[B], 4*maxBatch), maxBatch: maxBatch, obs: obs, done: make(chan struct{})}
+	go c.loop()
+	return c
+}
+
+// Do queues run, which appends to tenant's chain ("" for none), and waits
+// for its batch's outcome.
+func (c *Committer[B]) Do(ctx context.Context, tenant string, run func(b B) error) error {
+	o := &Op[B]{Ctx: ctx, Tenant: tenant, Run: run, done: make(chan error, 1)}
+	c.mu.RLock()
+	if c.closed {
+		c.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case c.queue <- o:
+	case <-ctx.Done():
+		c.mu.RUnlock()
+		return ctx.Err()
+	}
+	c.mu.RUnlock()
+	return <-o.done // the committer answers every queued op, also when closing
+}
+
+// Flush returns once every op queued before it is answered.
+func (c *Committer[B]) Flush(ctx context.Context) error {
+	return c.Do(ctx, "", func(B) error { return nil })
+}
+
+// Close stops accepting ops and waits until every queued one is answered.
+func (c *Committer[B]) Close() {
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		close(c.queue)
+	}
+	c.mu.Unlock()
+	<-c.done
+}
+
+// Stats returns the counters; Ops/Batches is the mean batch size.
+func (c *Committer[B]) Stats() CommitStats {
+	return CommitStats{Batches: c.batches.Load(), Ops: c.ops.Load(), Reruns: c.reruns.Load()}
+}
+
+func (c *Committer[B]) loop() {
+	defer close(c.done)
+	ops := make([]*Op[B], 0, c.maxBatch)
+	for {
+		o, ok := <-c.queue
+		if !ok {
+			return
+		}
+		ops = append(ops[:0], o)
+	fill:
+		for len(ops) < c.maxBatch {
+			select {
+			case o, ok := <-c.queue:
+				if !ok {
+					break fill
+				}
+				ops = append(ops, o)
+			default:
+				break fill
+			}
+		}
+		c.commit(ops)
+		clear(ops) // drop references to finished ops
+	}
+}
+
+// commit runs one batch, again without its culprits until it commits, and
+// answers each of its ops.
+func (c *Committer[B]) commit(ops []*Op[B]) {
+	results := make([]error, len(ops))
+	live := make([]int, 0, len(ops))
+	for i, o := range ops {
+		if err := o.Ctx.Err(); err != nil {
+			results[i] = err
+			continue
+		}
+		live = append(live, i)
+	}
+	retries := 0
+	for len(live) > 0 {
+		res, culprit, err := c.attempt(ops, live)
+		if err == nil {
+			for _, i := range live {
+				results[i] = res[i]
+			}
+			c.batches.Add(1)
+			c.ops.Add(int64(len(ops)))
+			if c.obs != nil {
+				c.obs.ObserveAuditBatch(len(ops))
+			}
+			break
+		}
+		if c.retryable(err) && retries < maxRetries {
+			retries++
+			continue
+		}
+		if culprit < 0 { // the batch itself failed: nothing of it was written
+			for _, i := range live {
+				results[i] = err
+			}
+			break
+		}
+		results[culprit] = err
+		live = slices.DeleteFunc(live, func(i int) bool { return i == culprit })
+		c.reruns.Add(1)
+	}
+	for i, o := range ops {
+		o.done <- results[i]
+	}
+}
+
+// SafeRun runs one op, turning a panic into that op's error so the
+// committer — every audited writer's only path to the database — survives
+// it.
+func SafeRun[B any](run func(B) error, b B) (err error, panicked bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			err, panicked = fmt.Errorf("store: write panicked: %v", r), true
+		}
+	}()
+	return run(b), false
+}
