@@ -394,8 +394,8 @@ type ChainSegment struct {
 	// entry_hash, an entry_hash that does not match the entry.
 	Bad       *int64
 	BadReason string // why Bad is bad
-	LastSeq  int64  // the last entry that checked out (FirstSeq-1 if none)
-	LastHash string // its entry_hash ("" if none)
+	LastSeq   int64  // the last entry that checked out (FirstSeq-1 if none)
+	LastHash  string // its entry_hash ("" if none)
 }
 
 // NewChainVerifier returns a verifier for a run of entries.
