@@ -24,7 +24,7 @@ type pathTamperer struct {
 	paths map[store.GovernanceStore]string
 }
 
-func (p *pathTamperer) exec(t *testing.T, s store.GovernanceStore, q string, args ...any) {
+func (p *pathTamperer) Exec(t *testing.T, s store.GovernanceStore, q string, args ...any) {
 	t.Helper()
 	p.mu.Lock()
 	path := p.paths[s]
@@ -40,11 +40,16 @@ func (p *pathTamperer) exec(t *testing.T, s store.GovernanceStore, q string, arg
 }
 
 func (p *pathTamperer) SetAuditField(t *testing.T, s store.GovernanceStore, tenantID string, seq int64, field, value string) {
-	p.exec(t, s, fmt.Sprintf(`UPDATE audit_log SET %s = ? WHERE tenant_id = ? AND seq = ?`, field), value, tenantID, seq)
+	p.Exec(t, s, fmt.Sprintf(`UPDATE audit_log SET %s = ? WHERE tenant_id = ? AND seq = ?`, field), value, tenantID, seq)
 }
 
 func (p *pathTamperer) DeleteAuditEntry(t *testing.T, s store.GovernanceStore, tenantID string, seq int64) {
-	p.exec(t, s, `DELETE FROM audit_log WHERE tenant_id = ? AND seq = ?`, tenantID, seq)
+	p.Exec(t, s, `DELETE FROM audit_log WHERE tenant_id = ? AND seq = ?`, tenantID, seq)
+}
+
+func (p *pathTamperer) InsertAuditEntry(t *testing.T, s store.GovernanceStore, e store.AuditEntry) {
+	p.Exec(t, s, `INSERT INTO audit_log (tenant_id, seq, ts, event, metadata, prev_hash, entry_hash) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		e.TenantID, e.SequenceNumber, e.Timestamp.UnixMicro(), e.Event, string(e.Metadata), e.PrevHash, e.EntryHash)
 }
 
 // TestTracedGovernanceConformance proves the decorator forwards every

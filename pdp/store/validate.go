@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
@@ -161,4 +162,20 @@ func CheckText(ts ...Text) error {
 
 func invalid(field, format string, args ...any) *pdp.ValidationError {
 	return &pdp.ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// PrepareAction sets what the store owns on an action about to be
+// inserted — CreatedAt (now() when zero) and DecidedAt in UTC at
+// TimePrecision — and runs ValidateAction: what every driver's insert
+// starts with, so the record it returns is exactly what will be stored.
+func PrepareAction(a ActionRecord, now func() time.Time) (ActionRecord, error) {
+	if a.CreatedAt.IsZero() {
+		a.CreatedAt = now()
+	}
+	a.CreatedAt = a.CreatedAt.UTC().Truncate(TimePrecision)
+	if a.DecidedAt != nil {
+		d := a.DecidedAt.UTC().Truncate(TimePrecision)
+		a.DecidedAt = &d
+	}
+	return a, ValidateAction(a)
 }

@@ -32,48 +32,16 @@ func scanAction(row rowScanner) (store.ActionRecord, error) {
 	return a, nil
 }
 
-func checkActionText(a store.ActionRecord) error {
-	// TenantID is left out: a tenant it cannot name does not exist.
-	return checkText(
-		field{"id", a.ID}, field{"agent_id", a.AgentID}, field{"action", a.Action},
-		field{"connector", a.Connector}, field{"operation", a.Operation}, field{"params", string(a.Params)},
-		field{"step_type", a.StepType}, field{"status", string(a.Status)}, field{"decision", string(a.Decision)},
-		field{"triggered_policy", a.TriggeredPolicy}, field{"severity", string(a.Severity)},
-		field{"trace_id", a.TraceID}, field{"approver_id", a.ApproverID}, field{"decision_reason", a.DecisionReason},
-	)
-}
-
 // InsertAction stores a; it is durable when InsertAction returns (the
 // commit waits for the WAL flush unless the server runs with
 // synchronous_commit off).
 func (db *DB) InsertAction(ctx context.Context, a store.ActionRecord) (store.ActionRecord, error) {
-	if a.CreatedAt.IsZero() {
-		a.CreatedAt = db.nowUTC()
-	} else {
-		a.CreatedAt = stamp(a.CreatedAt)
+	a, err := db.prepareAction(a)
+	if err != nil {
+		return store.ActionRecord{}, err
 	}
-	a.DecidedAt = stampPtr(a.DecidedAt)
-	if err := a.Validate(); err != nil {
-		return store.ActionRecord{}, fmt.Errorf("insert action: %w", err)
-	}
-	if err := checkActionText(a); err != nil {
-		return store.ActionRecord{}, fmt.Errorf("insert action: %w", err)
-	}
-	if !storable(a.TenantID) {
-		return store.ActionRecord{}, fmt.Errorf("insert action %q: tenant %q: %w", a.ID, a.TenantID, store.ErrNotFound)
-	}
-	_, err := db.pool.Exec(ctx, `INSERT INTO actions (`+actionCols+`)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
-		a.ID, a.TenantID, a.AgentID, a.Action, a.Connector, a.Operation, []byte(a.Params), a.StepType,
-		a.Status, []byte(a.Decision), a.TriggeredPolicy, a.Severity, a.RiskScore, a.ViolationCount, a.TraceID,
-		a.CreatedAt, a.DecidedAt, a.ApproverID, a.DecisionReason)
-	switch {
-	case isDuplicate(err):
-		return store.ActionRecord{}, fmt.Errorf("insert action %q: %w", a.ID, store.ErrDuplicate)
-	case isMissingParent(err):
-		return store.ActionRecord{}, fmt.Errorf("insert action %q: tenant %q: %w", a.ID, a.TenantID, store.ErrNotFound)
-	case err != nil:
-		return store.ActionRecord{}, fmt.Errorf("insert action %q: %w", a.ID, err)
+	if _, err := db.pool.Exec(ctx, sqlInsertAction, actionArgs(a, nil)...); err != nil {
+		return store.ActionRecord{}, insertActionError(a, err)
 	}
 	return a, nil
 }

@@ -151,11 +151,7 @@ RETURNING `+actionCols, st, at, approver, reason, tenantID, actionID)
 	if err != nil {
 		return store.ActionRecord{}, store.AuditEntry{}, err
 	}
-	if ev.Timestamp.IsZero() {
-		ev.Timestamp = at
-	}
-	ev, err = canonicalEvent(ev, store.EventForStatus(st), map[string]any{"action_id": actionID, "status": st, "approver_id": approver})
-	if err != nil {
+	if ev, err = store.DecisionEvent(a, ev); err != nil {
 		return store.ActionRecord{}, store.AuditEntry{}, err
 	}
 	e, err := b.appendEvent(tenantID, ev, actionID)
@@ -172,7 +168,7 @@ func (db *DB) DecideAction(ctx context.Context, req store.DecideRequest) (store.
 	if err := req.Validate(); err != nil {
 		return store.ActionRecord{}, store.AuditEntry{}, fmt.Errorf("decide action: %w", err)
 	}
-	if _, err := canonicalEvent(req.Audit, store.EventForStatus(req.Status), nil); err != nil {
+	if _, err := store.CanonicalEvent(req.Audit, store.EventForStatus(req.Status), nil); err != nil {
 		return store.ActionRecord{}, store.AuditEntry{}, fmt.Errorf("decide action %q: audit: %w", req.ActionID, err)
 	}
 	if err := checkText(field{"approver_id", req.ApproverID}, field{"reason", req.Reason}); err != nil {
@@ -190,7 +186,7 @@ func (db *DB) DecideAction(ctx context.Context, req store.DecideRequest) (store.
 		a     store.ActionRecord
 		entry store.AuditEntry
 	)
-	err := db.gc.do(ctx, req.TenantID, func(b *batch) error {
+	err := db.gc.Do(ctx, req.TenantID, func(b *batch) error {
 		var err error
 		a, entry, err = b.decide(req.TenantID, req.ActionID, req.Status, req.ApproverID, req.Reason, at, req.Audit)
 		return err
@@ -225,21 +221,15 @@ func (db *DB) RecordApprovalVote(ctx context.Context, req store.VoteRequest) (st
 	if ev.Timestamp.IsZero() {
 		ev.Timestamp = v.VotedAt
 	}
-	ev, err := canonicalEvent(ev, store.EventApprovalVote, map[string]any{
-		"action_id": v.ActionID, "approver_id": v.ApproverID, "decision": v.Decision, "role": v.Role, "is_manager": v.IsManager,
-	})
+	ev, err := store.CanonicalEvent(ev, store.EventApprovalVote, store.VoteFacts(v))
 	if err != nil {
 		return store.VoteResult{}, fmt.Errorf("record vote on %q: audit: %w", v.ActionID, err)
 	}
-	if _, err := canonicalEvent(req.DecisionAudit, store.EventActionApproved, nil); err != nil {
+	if _, err := store.CanonicalEvent(req.DecisionAudit, store.EventActionApproved, nil); err != nil {
 		return store.VoteResult{}, fmt.Errorf("record vote on %q: decision audit: %w", v.ActionID, err)
 	}
-	counts := req.Counts
-	if counts == nil {
-		counts = func(store.ApprovalVote) bool { return true }
-	}
 	var res store.VoteResult
-	err = db.gc.do(ctx, v.TenantID, func(b *batch) error {
+	err = db.gc.Do(ctx, v.TenantID, func(b *batch) error {
 		res = store.VoteResult{}
 		var st pdp.Status
 		err := b.queryRow(into(&st), `SELECT status FROM actions WHERE tenant_id = $1 AND id = $2`, v.TenantID, v.ActionID)
@@ -270,18 +260,8 @@ ON CONFLICT (tenant_id, action_id, approver_id) DO NOTHING RETURNING seq`,
 		}, sqlVotes, v.TenantID, v.ActionID); err != nil {
 			return err
 		}
-		for _, x := range res.Votes {
-			if x.Decision == pdp.StatusApproved && counts(x) {
-				res.Approvals++
-			}
-		}
-		final := pdp.Status("")
-		switch {
-		case v.Decision == pdp.StatusDenied && counts(v):
-			final = pdp.StatusDenied
-		case v.Decision == pdp.StatusApproved && res.Approvals >= req.MinApprovals:
-			final = pdp.StatusApproved
-		}
+		var final pdp.Status
+		res.Approvals, final = store.Tally(res.Votes, v, req.MinApprovals, req.Counts)
 		if final == "" {
 			return b.queryRow(func(r rowScanner) (err error) {
 				res.Action, err = scanAction(r)

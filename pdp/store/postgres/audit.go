@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/gatehouse-pdp/gatehouse/pdp"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
@@ -62,33 +61,20 @@ FROM unnest($2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[],
 // for now) after the tenant's head and queues their insert. actionIDs[i]
 // is evs[i]'s metadata.action_id, or "".
 func (b *batch) appendEntries(tenantID string, evs []store.AuditEvent, actionIDs []string) ([]store.AuditEntry, error) {
-	h, err := b.head(tenantID)
+	out, err := b.chains.Append(tenantID, evs...)
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := b.undo[tenantID]; !ok {
-		b.undo[tenantID] = *h
-	}
-	n := len(evs)
+	n := len(out)
 	var (
-		out                            = make([]store.AuditEntry, n)
-		seqs                           = make([]int64, n)
-		tss                            = make([]time.Time, n)
-		events, metas, aids, prevs, hs = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		seqs                     = make([]int64, n)
+		tss                      = make([]time.Time, n)
+		events, metas, prevs, hs = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	)
-	seq, hash := h.seq, h.hash
-	for i, ev := range evs {
-		ts := ev.Timestamp
-		if ts.IsZero() {
-			ts = b.db.now()
-		}
-		e := store.NewAuditEntry(tenantID, seq, hash, ts, ev.Event, ev.Metadata)
-		out[i] = e
-		seqs[i], tss[i], events[i], metas[i], aids[i], prevs[i], hs[i] = e.SequenceNumber, e.Timestamp, e.Event, string(e.Metadata), actionIDs[i], e.PrevHash, e.EntryHash
-		seq, hash = e.SequenceNumber, e.EntryHash
+	for i, e := range out {
+		seqs[i], tss[i], events[i], metas[i], prevs[i], hs[i] = e.SequenceNumber, e.Timestamp, e.Event, string(e.Metadata), e.PrevHash, e.EntryHash
 	}
-	b.exec(sqlAppend, tenantID, seqs, tss, events, metas, aids, prevs, hs)
-	h.seq, h.hash, h.moved = seq, hash, true
+	b.exec(sqlAppend, tenantID, seqs, tss, events, metas, actionIDs, prevs, hs)
 	return out, nil
 }
 
@@ -101,54 +87,25 @@ func (b *batch) appendEvent(tenantID string, ev store.AuditEvent, actionID strin
 	return es[0], nil
 }
 
-// canonicalEvent checks ev and makes its metadata canonical with set's
-// keys added; event fills an empty Event.
-func canonicalEvent(ev store.AuditEvent, event string, set map[string]any) (store.AuditEvent, error) {
-	if ev.Event == "" {
-		ev.Event = event
-	}
-	if err := ev.Validate(); err != nil {
-		return store.AuditEvent{}, err
-	}
-	// Canonical metadata is valid UTF-8 without a raw NUL (encoding/json
-	// replaces the one and escapes the other); the event name is the
-	// caller's text.
-	if err := checkText(field{"event", ev.Event}); err != nil {
-		return store.AuditEvent{}, err
-	}
-	meta, err := store.MergeMetadata(ev.Metadata, set)
-	if err != nil {
-		return store.AuditEvent{}, err
-	}
-	ev.Metadata = meta
-	return ev, nil
-}
-
 // AppendAudit appends events to the tenant's chain in one group-committed
 // transaction.
 func (db *DB) AppendAudit(ctx context.Context, tenantID string, events ...store.AuditEvent) ([]store.AuditEntry, error) {
-	if tenantID == "" {
-		return nil, fmt.Errorf("append audit: %w", pdp.Invalid("tenant_id", "required"))
+	evs, err := store.PrepareAppend(tenantID, events)
+	if err != nil {
+		return nil, fmt.Errorf("append audit: %w", err)
 	}
-	if len(events) == 0 {
+	if len(evs) == 0 {
 		return []store.AuditEntry{}, nil
 	}
-	// Canonical forms are computed here, in the callers' goroutines, so
-	// the committer only numbers, hashes and writes.
-	evs := make([]store.AuditEvent, len(events))
-	aids := make([]string, len(events))
-	for i, ev := range events {
-		var err error
-		if evs[i], err = canonicalEvent(ev, "", nil); err != nil {
-			return nil, fmt.Errorf("append audit: event %d: %w", i, err)
-		}
-		aids[i] = store.MetadataActionID(evs[i].Metadata)
+	aids := make([]string, len(evs))
+	for i, ev := range evs {
+		aids[i] = store.MetadataActionID(ev.Metadata)
 	}
 	if !storable(tenantID) {
 		return nil, fmt.Errorf("append audit: tenant %q: %w", tenantID, store.ErrNotFound)
 	}
 	var out []store.AuditEntry
-	err := db.gc.do(ctx, tenantID, func(b *batch) error {
+	err = db.gc.Do(ctx, tenantID, func(b *batch) error {
 		var err error
 		out, err = b.appendEntries(tenantID, evs, aids)
 		return err
@@ -168,7 +125,7 @@ func auditError(op, tenantID string, err error) error {
 
 // FlushAudit waits until every audited write queued before it is answered.
 func (db *DB) FlushAudit(ctx context.Context) error {
-	if err := db.gc.do(ctx, "", func(*batch) error { return nil }); err != nil {
+	if err := db.gc.Flush(ctx); err != nil {
 		return fmt.Errorf("flush audit: %w", err)
 	}
 	return nil
@@ -279,15 +236,30 @@ WHERE tenant_id = $1 AND action_id = $2 ORDER BY seq`, tenantID, actionID)
 // by this process or any other, are not part of this verification.
 func (db *DB) VerifyAudit(ctx context.Context, tenantID string) (store.AuditVerification, error) {
 	if !storable(tenantID) {
-		return store.JoinSegments(0, ""), nil
+		return store.JoinSegments(nil), nil
 	}
+	v, err := db.verifyAudit(ctx, tenantID)
+	if err != nil {
+		if ctx.Err() != nil {
+			return store.AuditVerification{}, fmt.Errorf("verify audit of %q: %w", tenantID, ctx.Err())
+		}
+		return store.Unreadable(fmt.Errorf("verify audit of %q: %w", tenantID, err)), nil
+	}
+	return v, nil
+}
+
+func (db *DB) verifyAudit(ctx context.Context, tenantID string) (store.AuditVerification, error) {
 	var (
-		headSeq, top int64
-		headHash     string
+		head *store.ChainHead
+		top  int64
 	)
 	err := db.read(ctx, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `SELECT seq, entry_hash FROM audit_heads WHERE tenant_id = $1`, tenantID).Scan(&headSeq, &headHash)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		var h store.ChainHead
+		err := tx.QueryRow(ctx, `SELECT seq, entry_hash FROM audit_heads WHERE tenant_id = $1`, tenantID).Scan(&h.Seq, &h.Hash)
+		switch {
+		case err == nil:
+			head = &h
+		case !errors.Is(err, pgx.ErrNoRows):
 			return err
 		}
 		var n *int64
@@ -300,7 +272,7 @@ func (db *DB) VerifyAudit(ctx context.Context, tenantID string) (store.AuditVeri
 		return nil
 	})
 	if err != nil {
-		return store.AuditVerification{}, fmt.Errorf("verify audit of %q: %w", tenantID, err)
+		return store.AuditVerification{}, err
 	}
 	// Below a segment's worth of entries per worker, splitting costs more
 	// than it saves.
@@ -318,10 +290,87 @@ func (db *DB) VerifyAudit(ctx context.Context, tenantID string) (store.AuditVeri
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return store.AuditVerification{}, fmt.Errorf("verify audit of %q: %w", tenantID, err)
+		return store.AuditVerification{}, err
 	}
-	return store.JoinSegments(headSeq, headHash, segs...), nil
+	v := store.JoinSegments(head, segs...)
+	if !v.Valid {
+		return v, nil
+	}
+	return db.checkActions(ctx, tenantID, v)
 }
+
+// checkActions compares each of the tenant's actions with the latest
+// entry about it that carries an action digest, and each such entry's
+// action with the table (store.ActionCheck), from one snapshot.
+func (db *DB) checkActions(ctx context.Context, tenantID string, v store.AuditVerification) (store.AuditVerification, error) {
+	var c store.ActionCheck
+	err := db.read(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+qualified("a", actionCols)+`, l.seq, l.prev_hash, l.metadata FROM actions AS a
+LEFT JOIN LATERAL (SELECT seq, prev_hash, metadata FROM audit_log
+    WHERE tenant_id = a.tenant_id AND action_id = a.id AND strpos(metadata, '"`+store.MetaActionDigest+`":') > 0
+    ORDER BY seq DESC LIMIT 1) AS l ON true
+WHERE a.tenant_id = $1`, tenantID)
+		if err != nil {
+			return err
+		}
+		var (
+			seq        *int64
+			prev, meta *string
+		)
+		for rows.Next() {
+			a, err := scanAction(scanExtra{rows, []any{&seq, &prev, &meta}})
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			if seq != nil {
+				c.Action(a, *seq, *prev, []byte(*meta))
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT l.action_id, l.seq, l.prev_hash, l.metadata FROM audit_log AS l
+WHERE l.tenant_id = $1 AND l.action_id IS NOT NULL AND strpos(l.metadata, '"`+store.MetaActionDigest+`":') > 0
+  AND NOT EXISTS (SELECT 1 FROM actions AS a WHERE a.tenant_id = l.tenant_id AND a.id = l.action_id)`, tenantID)
+		if err != nil {
+			return err
+		}
+		var (
+			id, p, m string
+			s        int64
+		)
+		_, err = pgx.ForEachRow(rows, []any{&id, &s, &p, &m}, func() error {
+			c.Orphan(id, s, p, []byte(m))
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return store.AuditVerification{}, err
+	}
+	return c.Apply(v), nil
+}
+
+// qualified prefixes each of the comma-separated columns cols with
+// table.
+func qualified(table, cols string) string {
+	fs := strings.Split(cols, ",")
+	for i, f := range fs {
+		fs[i] = table + "." + strings.TrimSpace(f)
+	}
+	return strings.Join(fs, ", ")
+}
+
+// scanExtra scans the action columns into what scanAction passes and the
+// columns after them into extra.
+type scanExtra struct {
+	rows  rowScanner
+	extra []any
+}
+
+func (s scanExtra) Scan(dest ...any) error { return s.rows.Scan(append(dest, s.extra...)...) }
 
 // verifyRange streams the tenant's entries with lo ≤ seq < hi through a
 // verifier, one row at a time, straight from pgx's read
@@ -376,15 +425,11 @@ func (db *DB) InsertActionAudited(ctx context.Context, a store.ActionRecord, ev 
 	if err != nil {
 		return store.ActionRecord{}, store.AuditEntry{}, err
 	}
-	if ev.Timestamp.IsZero() {
-		ev.Timestamp = a.CreatedAt
-	}
-	ev, err = canonicalEvent(ev, store.EventForStatus(a.Status), map[string]any{"action_id": a.ID})
-	if err != nil {
+	if ev, err = store.ActionEvent(a, ev); err != nil {
 		return store.ActionRecord{}, store.AuditEntry{}, fmt.Errorf("insert action %q: audit: %w", a.ID, err)
 	}
 	var entry store.AuditEntry
-	err = db.gc.do(ctx, a.TenantID, func(b *batch) error {
+	err = db.gc.Do(ctx, a.TenantID, func(b *batch) error {
 		e, err := b.appendEvent(a.TenantID, ev, a.ID)
 		if err != nil {
 			return err
@@ -411,22 +456,11 @@ func actionArgs(a store.ActionRecord, auditSeq *int64) []any {
 }
 
 // prepareAction sets what the store owns on an action about to be
-// inserted and checks it, as InsertAction does.
+// inserted and validates it (store.PrepareAction).
 func (db *DB) prepareAction(a store.ActionRecord) (store.ActionRecord, error) {
-	if a.CreatedAt.IsZero() {
-		a.CreatedAt = db.nowUTC()
-	} else {
-		a.CreatedAt = stamp(a.CreatedAt)
-	}
-	a.DecidedAt = stampPtr(a.DecidedAt)
-	if err := a.Validate(); err != nil {
+	a, err := store.PrepareAction(a, db.now)
+	if err != nil {
 		return store.ActionRecord{}, fmt.Errorf("insert action: %w", err)
-	}
-	if err := checkActionText(a); err != nil {
-		return store.ActionRecord{}, fmt.Errorf("insert action: %w", err)
-	}
-	if !storable(a.TenantID) {
-		return store.ActionRecord{}, fmt.Errorf("insert action %q: tenant %q: %w", a.ID, a.TenantID, store.ErrNotFound)
 	}
 	return a, nil
 }
@@ -442,23 +476,9 @@ func insertActionError(a store.ActionRecord, err error) error {
 	return fmt.Errorf("insert action %q: %w", a.ID, err)
 }
 
-// policyFacts are the metadata keys the store sets on a policy entry
-// (see store.AuditedWrites).
-func policyFacts(p pdp.Policy) map[string]any {
-	var agent any // null for a tenant-wide policy
-	scope := "tenant"
-	if p.AgentID != "" {
-		agent, scope = p.AgentID, "agent"
-	}
-	return map[string]any{"policy_name": p.Name, "agent_id": agent, "scope": scope, "version": p.Version, "enabled": p.Enabled}
-}
-
 // policyEntry appends the entry of policy write w.
 func (b *batch) policyEntry(tenantID string, w store.PolicyWrite, ev store.AuditEvent, event string) (store.AuditEntry, error) {
-	if ev.Timestamp.IsZero() {
-		ev.Timestamp = w.Policy.UpdatedAt
-	}
-	ev, err := canonicalEvent(ev, event, policyFacts(w.Policy))
+	ev, err := store.PolicyEvent(w, ev, event)
 	if err != nil {
 		return store.AuditEntry{}, err
 	}
@@ -490,14 +510,14 @@ func (db *DB) PutPolicyAudited(ctx context.Context, req store.PutPolicyRequest, 
 	if err != nil {
 		return store.PolicyWrite{}, store.AuditEntry{}, err
 	}
-	if _, err := canonicalEvent(ev, store.EventPolicyUpdated, nil); err != nil { // refuse bad metadata before queueing
+	if _, err := store.CanonicalEvent(ev, store.EventPolicyUpdated, nil); err != nil { // refuse bad metadata before queueing
 		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("put policy %s: audit: %w", keyString(pw.key), err)
 	}
 	var (
 		out   store.PolicyWrite
 		entry store.AuditEntry
 	)
-	err = db.gc.do(ctx, req.TenantID, func(b *batch) error {
+	err = db.gc.Do(ctx, req.TenantID, func(b *batch) error {
 		var err error
 		out, entry, err = b.policyOp(req.TenantID, ev, func(tx pgx.Tx) (store.PolicyWrite, string, error) {
 			w, err := db.putPolicy(b.ctx, tx, pw)
@@ -517,7 +537,7 @@ func (db *DB) PutPolicyAudited(ctx context.Context, req store.PutPolicyRequest, 
 // DisablePolicyAudited is DisablePolicy with its entry in the same
 // transaction.
 func (db *DB) DisablePolicyAudited(ctx context.Context, key store.PolicyKey, ev store.AuditEvent) (store.PolicyWrite, store.AuditEntry, error) {
-	if _, err := canonicalEvent(ev, store.EventPolicyDisabled, nil); err != nil {
+	if _, err := store.CanonicalEvent(ev, store.EventPolicyDisabled, nil); err != nil {
 		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("disable policy %s: audit: %w", keyString(key), err)
 	}
 	if !allStorable(key.TenantID, key.AgentID, key.Name) {
@@ -527,7 +547,7 @@ func (db *DB) DisablePolicyAudited(ctx context.Context, key store.PolicyKey, ev 
 		out   store.PolicyWrite
 		entry store.AuditEntry
 	)
-	err := db.gc.do(ctx, key.TenantID, func(b *batch) error {
+	err := db.gc.Do(ctx, key.TenantID, func(b *batch) error {
 		var err error
 		out, entry, err = b.policyOp(key.TenantID, ev, func(tx pgx.Tx) (store.PolicyWrite, string, error) {
 			w, err := db.disablePolicy(b.ctx, tx, key)

@@ -58,7 +58,7 @@ func BenchmarkAppendAudit(b *testing.B) {
 					}
 				}
 				ev := store.AuditEvent{Event: store.EventActionExecuted, Metadata: []byte(`{"action_id":"act_0123456789abcdef01234567","agent_id":"billing-bot","risk_score":0.68}`)}
-				var before []postgres.CommitStats
+				var before []store.CommitStats
 				for _, db := range dbs {
 					before = append(before, db.CommitStats())
 				}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,9 +31,9 @@ import (
 // needs first too), so two transactions never wait for each other in a
 // cycle.
 //
-// Group commit. Every write that appends an entry is an op handed to one
-// committer goroutine per DB, which runs the ops queued meanwhile — of any
-// tenants — in one transaction, committed with one WAL flush:
+// Group commit is store.Committer's (queue, batches, reruns without a
+// culprit, answers); this file is PostgreSQL's transaction for one batch,
+// committed with one WAL flush:
 //
 //   - The ops' statements are pipelined: an op queues its writes (and
 //     their entries, hashed in memory from the heads) and reads only when
@@ -51,29 +49,10 @@ import (
 //     rolled back and run again without that op, which gets its error;
 //     the others are unaffected. A deadlock or serialization failure is
 //     retried as is, a few times.
-//   - A caller waits until its batch has committed (or failed) and gets
-//     the result; a nil error means durable. An error means not written,
-//     with one exception no client of a remote database escapes: a
-//     connection lost while COMMIT was in flight leaves the outcome
-//     unknown (the error says "commit batch"). Its context only matters
-//     before its op starts: a cancelled op is skipped, a started one
-//     finishes.
-//   - Batches hold at most maxBatch ops. The committer never waits to fill
-//     one: it takes what queued while the previous batch was committing.
-//   - Close stops accepting ops, lets the committer drain the queue, and
-//     only then is the pool closed; FlushAudit waits for what is queued.
-type committer struct {
-	db       *DB
-	queue    chan *op
-	maxBatch int
-	obs      store.AuditBatchObserver // nil: batch sizes are not reported
-
-	mu     sync.RWMutex // guards closed against sends in flight
-	closed bool
-	done   chan struct{} // closed when the committer has exited
-
-	batches, ops, reruns atomic.Int64
-}
+//   - An error means not written, with one exception no client of a
+//     remote database escapes: a connection lost while COMMIT was in
+//     flight leaves the outcome unknown (the error says "commit batch").
+type committer = store.Committer[*batch]
 
 // DefaultMaxBatch is how many writes one group commit holds at most.
 const DefaultMaxBatch = 256
@@ -85,9 +64,6 @@ const (
 	batchTimeout = time.Minute
 	// rollbackTimeout bounds rolling back a failed attempt.
 	rollbackTimeout = 5 * time.Second
-	// maxRetries is how often a batch that hit a deadlock or a
-	// serialization failure is retried before its culprit is failed.
-	maxRetries = 3
 )
 
 // govOptions are the audit chain's options.
@@ -144,125 +120,7 @@ func WithAuditBatchObserver(o store.AuditBatchObserver) Option {
 	return func(opts *options) { opts.gov.batchObs = o }
 }
 
-// op is one write in a batch. tenant is the chain it appends to ("" for
-// none); run executes inside the batch's transaction and must be safe to
-// run again (a batch whose transaction is rolled back runs its ops again).
-type op struct {
-	ctx    context.Context
-	tenant string
-	run    func(b *batch) error
-	done   chan error // buffered: the committer never blocks on a caller
-}
-
-// errClosed is returned for writes submitted after Close.
-var errClosed = errors.New("postgres: database is closed")
-
-func newCommitter(db *DB, o govOptions) *committer {
-	c := &committer{db: db, queue: make(chan *op, 4*o.maxBatch), maxBatch: o.maxBatch, obs: o.batchObs, done: make(chan struct{})}
-	go c.loop()
-	return c
-}
-
-// do queues run, which appends to tenant's chain, and waits for its
-// batch's outcome.
-func (c *committer) do(ctx context.Context, tenant string, run func(b *batch) error) error {
-	o := &op{ctx: ctx, tenant: tenant, run: run, done: make(chan error, 1)}
-	c.mu.RLock()
-	if c.closed {
-		c.mu.RUnlock()
-		return errClosed
-	}
-	select {
-	case c.queue <- o:
-	case <-ctx.Done():
-		c.mu.RUnlock()
-		return ctx.Err()
-	}
-	c.mu.RUnlock()
-	return <-o.done // the committer answers every queued op, also when closing
-}
-
-// close stops accepting ops and waits until every queued one is answered.
-func (c *committer) close() {
-	c.mu.Lock()
-	if !c.closed {
-		c.closed = true
-		close(c.queue)
-	}
-	c.mu.Unlock()
-	<-c.done
-}
-
-func (c *committer) loop() {
-	defer close(c.done)
-	ops := make([]*op, 0, c.maxBatch)
-	for {
-		o, ok := <-c.queue
-		if !ok {
-			return
-		}
-		ops = append(ops[:0], o)
-	fill:
-		for len(ops) < c.maxBatch {
-			select {
-			case o, ok := <-c.queue:
-				if !ok {
-					break fill
-				}
-				ops = append(ops, o)
-			default:
-				break fill
-			}
-		}
-		c.commit(ops)
-		clear(ops) // drop references to finished ops
-	}
-}
-
-// commit runs one batch, again without its culprits until it commits, and
-// answers each of its ops.
-func (c *committer) commit(ops []*op) {
-	results := make([]error, len(ops))
-	live := make([]int, 0, len(ops))
-	for i, o := range ops {
-		if err := o.ctx.Err(); err != nil {
-			results[i] = err
-			continue
-		}
-		live = append(live, i)
-	}
-	retries := 0
-	for len(live) > 0 {
-		res, culprit, err := c.attempt(ops, live)
-		if err == nil {
-			for _, i := range live {
-				results[i] = res[i]
-			}
-			c.batches.Add(1)
-			c.ops.Add(int64(len(ops)))
-			if c.obs != nil {
-				c.obs.ObserveAuditBatch(len(ops))
-			}
-			break
-		}
-		if retryable(err) && retries < maxRetries {
-			retries++
-			continue
-		}
-		if culprit < 0 { // the batch itself failed: nothing of it was written
-			for _, i := range live {
-				results[i] = err
-			}
-			break
-		}
-		results[culprit] = err
-		live = slices.DeleteFunc(live, func(i int) bool { return i == culprit })
-		c.reruns.Add(1)
-	}
-	for i, o := range ops {
-		o.done <- results[i]
-	}
-}
+type op = store.Op[*batch]
 
 // retryable reports a failure that says nothing about the ops themselves.
 func retryable(err error) bool {
@@ -275,10 +133,10 @@ func retryable(err error) bool {
 // Otherwise nothing was written, and culprit is the index of the op whose
 // write failed, to leave out of the next attempt, or -1 when the failure is
 // the batch's own.
-func (c *committer) attempt(ops []*op, live []int) (res []error, culprit int, err error) {
+func (db *DB) attempt(ops []*op, live []int) (res []error, culprit int, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
-	tx, err := c.db.pool.BeginTx(ctx, writeTx)
+	tx, err := db.pool.BeginTx(ctx, writeTx)
 	if err != nil {
 		return nil, -1, fmt.Errorf("begin batch: %w", err)
 	}
@@ -290,10 +148,10 @@ func (c *committer) attempt(ops []*op, live []int) (res []error, culprit int, er
 			_ = tx.Rollback(rctx)
 		}
 	}()
-	b := &batch{ctx: ctx, tx: tx, db: c.db, cur: -1}
+	b := &batch{ctx: ctx, tx: tx, db: db, cur: -1, chains: store.NewChains(db.now)}
 	var tenants []string
 	for _, i := range live {
-		if t := ops[i].tenant; t != "" && !slices.Contains(tenants, t) {
+		if t := ops[i].Tenant; t != "" && !slices.Contains(tenants, t) {
 			tenants = append(tenants, t)
 		}
 	}
@@ -303,12 +161,12 @@ func (c *committer) attempt(ops []*op, live []int) (res []error, culprit int, er
 	res = make([]error, len(ops))
 	for _, i := range live {
 		o := ops[i]
-		if o.tenant != "" && b.heads[o.tenant] == nil {
-			res[i] = fmt.Errorf("tenant %q: %w", o.tenant, store.ErrNotFound)
+		if err := b.headErr[o.Tenant]; err != nil {
+			res[i] = err
 			continue
 		}
 		b.start(i)
-		err, panicked := safeRun(o.run, b)
+		err, panicked := store.SafeRun(o.Run, b)
 		switch {
 		case b.fatal != nil:
 			return nil, -1, b.fatal
@@ -323,7 +181,7 @@ func (c *committer) attempt(ops []*op, live []int) (res []error, culprit int, er
 			}
 			return nil, i, err
 		case err != nil: // a refusal before writing anything
-			b.restore()
+			b.chains.Undo()
 			res[i] = err
 		}
 	}
@@ -341,38 +199,17 @@ func (c *committer) attempt(ops []*op, live []int) (res []error, culprit int, er
 	return res, -1, nil
 }
 
-// safeRun runs one op, turning a panic into that op's error so the
-// committer — every audited writer's only path to the database — survives
-// it.
-func safeRun(run func(b *batch) error, b *batch) (err error, panicked bool) {
-	defer func() {
-		if r := recover(); r != nil {
-			err, panicked = fmt.Errorf("postgres: write panicked: %v", r), true
-		}
-	}()
-	return run(b), false
-}
-
-// CommitStats reports how the group committer has batched so far.
-type CommitStats struct {
-	Batches int64 // transactions committed
-	Ops     int64 // writes they held
-	Reruns  int64 // attempts rolled back and run again without a failed write
-}
-
 // CommitStats returns the group committer's counters; Ops/Batches is the
 // mean batch size.
-func (db *DB) CommitStats() CommitStats {
-	return CommitStats{Batches: db.gc.batches.Load(), Ops: db.gc.ops.Load(), Reruns: db.gc.reruns.Load()}
-}
+func (db *DB) CommitStats() store.CommitStats { return db.gc.Stats() }
 
 // batch is the state one attempt's ops share.
 type batch struct {
-	ctx   context.Context
-	tx    pgx.Tx
-	db    *DB
-	heads map[string]*chainHead // tenant → its chain's head, as extended so far
-	undo  map[string]chainHead  // the current op's first change per tenant
+	ctx     context.Context
+	tx      pgx.Tx
+	db      *DB
+	chains  *store.Chains
+	headErr map[string]error // tenant → why its chain cannot be extended
 
 	cur   int  // the running op's index, -1 for the batch's own statements
 	dirty bool // the running op has written, or queued a write
@@ -398,17 +235,10 @@ type stmtFailure struct {
 // round trip failed: the attempt is over, and is rerun without that op.
 var errAborted = errors.New("postgres: batch aborted by another write")
 
-// chainHead is the last entry of a tenant's chain. moved marks heads to
-// write back to audit_heads.
-type chainHead struct {
-	seq   int64
-	hash  string
-	moved bool
-}
-
 // start begins op i.
 func (b *batch) start(i int) {
-	b.cur, b.dirty, b.undo = i, false, map[string]chainHead{}
+	b.cur, b.dirty = i, false
+	b.chains.StartOp()
 }
 
 // The statements of the heads.
@@ -417,78 +247,73 @@ const (
 	// The later of the head and the last stored entry: see audit_heads.
 	sqlTips = `SELECT t.id, l.seq, l.entry_hash FROM unnest($1::text[]) AS t (id)
 CROSS JOIN LATERAL (SELECT seq, entry_hash FROM audit_log WHERE tenant_id = t.id ORDER BY seq DESC LIMIT 1) AS l`
+	sqlTenants   = `SELECT id FROM tenants WHERE id = ANY ($1)`
 	sqlSaveHeads = `UPDATE audit_heads AS h SET seq = v.seq, entry_hash = v.entry_hash
 FROM unnest($1::text[], $2::bigint[], $3::text[]) AS v (tenant_id, seq, entry_hash) WHERE h.tenant_id = v.tenant_id`
 )
 
-// lockHeads locks the heads of tenants and reads them, in one round trip.
-// A tenant without a head does not exist.
+// lockHeads locks the heads of tenants and reads them, with the last
+// entry of each chain and whether the tenant exists, in one round trip;
+// store.ResolveHead judges each, and an op appending to a tenant it
+// refuses gets its error before running.
 func (b *batch) lockHeads(tenants []string) error {
-	b.heads = map[string]*chainHead{}
+	b.headErr = map[string]error{}
 	if len(tenants) == 0 {
 		return nil
 	}
+	heads := map[string]*store.ChainHead{}
+	tips := map[string]*store.ChainHead{}
+	exists := map[string]bool{}
 	pb := &pgx.Batch{}
 	pb.Queue(sqlLockHeads, tenants)
 	pb.Queue(sqlTips, tenants) // a statement of its own: a snapshot taken after the locks
+	pb.Queue(sqlTenants, tenants)
 	br := b.tx.SendBatch(b.ctx, pb)
 	defer br.Close()
-	for _, add := range []func(t string, seq int64, hash string){
-		func(t string, seq int64, hash string) { b.heads[t] = &chainHead{seq: seq, hash: hash} },
-		func(t string, seq int64, hash string) {
-			if h := b.heads[t]; h != nil && seq > h.seq {
-				h.seq, h.hash = seq, hash
-			}
-		},
-	} {
+	for _, into := range []map[string]*store.ChainHead{heads, tips} {
 		rows, err := br.Query()
 		if err != nil {
 			return err
 		}
 		var (
-			t    string
-			seq  int64
-			hash string
+			t string
+			h store.ChainHead
 		)
-		_, err = pgx.ForEachRow(rows, []any{&t, &seq, &hash}, func() error {
-			add(t, seq, hash)
+		_, err = pgx.ForEachRow(rows, []any{&t, &h.Seq, &h.Hash}, func() error {
+			into[t] = &store.ChainHead{Seq: h.Seq, Hash: h.Hash}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
 	}
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	var t string
+	if _, err := pgx.ForEachRow(rows, []any{&t}, func() error { exists[t] = true; return nil }); err != nil {
+		return err
+	}
+	for _, t := range tenants {
+		h, err := store.ResolveHead(t, exists[t], heads[t], tips[t])
+		if err != nil {
+			b.headErr[t] = err
+			continue
+		}
+		b.chains.Load(t, h)
+	}
 	return br.Close()
-}
-
-// head returns the tenant's head; the op's tenant was locked by the batch.
-func (b *batch) head(tenantID string) (*chainHead, error) {
-	h := b.heads[tenantID]
-	if h == nil { // an op appending to a chain it did not declare: a bug
-		return nil, fmt.Errorf("postgres: tenant %q's chain is not locked by this batch", tenantID)
-	}
-	return h, nil
-}
-
-// restore puts back the heads the current op moved.
-func (b *batch) restore() {
-	for t, h := range b.undo {
-		*b.heads[t] = h
-	}
 }
 
 // saveHeads sends what is queued and records the heads the batch moved.
 func (b *batch) saveHeads() error {
-	var (
-		ts, hashes []string
-		seqs       []int64
-	)
-	for t, h := range b.heads {
-		if h.moved {
-			ts, seqs, hashes = append(ts, t), append(seqs, h.seq), append(hashes, h.hash)
-		}
-	}
+	ts, heads := b.chains.Moved()
 	if len(ts) > 0 {
+		seqs, hashes := make([]int64, len(heads)), make([]string, len(heads))
+		for i, h := range heads {
+			seqs[i], hashes[i] = h.Seq, h.Hash
+		}
 		b.exec(sqlSaveHeads, ts, seqs, hashes)
 	}
 	return b.flush()

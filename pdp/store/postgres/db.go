@@ -177,7 +177,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 		return nil, fmt.Errorf("postgres: migrate %s: %w", redact(url), err)
 	}
 	db.verify = o.gov.verifyConfig(cfg.MaxConns)
-	db.gc = newCommitter(db, o.gov)
+	db.gc = store.NewCommitter(o.gov.maxBatch, o.gov.batchObs, db.attempt, retryable)
 	return db, nil
 }
 
@@ -206,7 +206,7 @@ func (db *DB) Ping(ctx context.Context) error {
 // returned.
 func (db *DB) Close() error {
 	if db.gc != nil {
-		db.gc.close()
+		db.gc.Close()
 	}
 	db.close()
 	db.listeners.Wait()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -491,4 +492,30 @@ func TestBatchRerunsWithoutTheFailedWrite(t *testing.T) {
 		t.Errorf("VerifyAudit = %+v, %v; want valid with %d entries", v, err, writers-writers/8)
 	}
 	t.Logf("%+v", db.CommitStats())
+}
+
+func (tp tamperer) InsertAuditEntry(t *testing.T, s store.GovernanceStore, e store.AuditEntry) {
+	t.Helper()
+	if err := tp.db(t, s).ExecRaw(t.Context(), `INSERT INTO audit_log (tenant_id, seq, ts, event, metadata, prev_hash, entry_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		e.TenantID, e.SequenceNumber, e.Timestamp, e.Event, string(e.Metadata), e.PrevHash, e.EntryHash); err != nil {
+		t.Fatalf("tamper: %v", err)
+	}
+}
+
+// Exec numbers the ? placeholders of query as PostgreSQL wants them.
+func (tp tamperer) Exec(t *testing.T, s store.GovernanceStore, query string, args ...any) {
+	t.Helper()
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	if err := tp.db(t, s).ExecRaw(t.Context(), b.String(), args...); err != nil {
+		t.Fatalf("tamper: %v", err)
+	}
 }

@@ -410,8 +410,9 @@ func TestText(t *testing.T) {
 		if _, err := db.GetPolicy(ctx, store.PolicyKey{TenantID: "acme", AgentID: s, Name: "P"}); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("GetPolicy agent %q: %v, want ErrNotFound", s, err)
 		}
-		if _, err := db.InsertAction(ctx, store.ActionRecord{ID: "act_2", TenantID: s, Action: "x", Status: pdp.StatusAllowed}); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("InsertAction tenant %q: %v, want ErrNotFound", s, err)
+		// store.ValidateAction refuses it on every driver, before any lookup.
+		if _, err := db.InsertAction(ctx, store.ActionRecord{ID: "act_2", TenantID: s, Action: "x", Status: pdp.StatusAllowed}); !errors.As(err, &ve) || ve.Field != "tenant_id" {
+			t.Errorf("InsertAction tenant %q: %v, want a validation error for tenant_id", s, err)
 		}
 		if ps, err := db.ListPolicies(ctx, "acme", store.PolicyFilter{AgentID: &s}); err != nil || len(ps) != 0 {
 			t.Errorf("ListPolicies agent %q: %v, %v; want none", s, ps, err)

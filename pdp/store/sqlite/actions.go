@@ -47,15 +47,9 @@ func (db *DB) InsertAction(ctx context.Context, a store.ActionRecord) (store.Act
 }
 
 // prepareAction sets what the store owns on an action about to be
-// inserted and validates it.
+// inserted and validates it (store.PrepareAction).
 func (db *DB) prepareAction(a store.ActionRecord) (store.ActionRecord, error) {
-	if a.CreatedAt.IsZero() {
-		a.CreatedAt = db.nowUTC()
-	} else {
-		a.CreatedAt = stamp(a.CreatedAt)
-	}
-	a.DecidedAt = stampPtr(a.DecidedAt)
-	return a, a.Validate()
+	return store.PrepareAction(a, db.now)
 }
 
 const sqlInsertAction = `INSERT INTO actions (` + actionCols + `, audit_seq)

@@ -67,3 +67,18 @@ func (tp tamperer) DeleteAuditEntry(t *testing.T, s store.GovernanceStore, tenan
 		t.Fatalf("tamper: %v", err)
 	}
 }
+
+func (tp tamperer) InsertAuditEntry(t *testing.T, s store.GovernanceStore, e store.AuditEntry) {
+	t.Helper()
+	if err := tp.db(t, s).ExecRaw(t.Context(), `INSERT INTO audit_log (tenant_id, seq, ts, event, metadata, prev_hash, entry_hash) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		e.TenantID, e.SequenceNumber, e.Timestamp.UnixMicro(), e.Event, string(e.Metadata), e.PrevHash, e.EntryHash); err != nil {
+		t.Fatalf("tamper: %v", err)
+	}
+}
+
+func (tp tamperer) Exec(t *testing.T, s store.GovernanceStore, query string, args ...any) {
+	t.Helper()
+	if err := tp.db(t, s).ExecRaw(t.Context(), query, args...); err != nil {
+		t.Fatalf("tamper: %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package storetest
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,6 +98,43 @@ var actionTests = []test{
 		wantValidation(t, "no status", err, "status")
 		if _, n, _ := s.ListActions(ctx, "acme", store.ActionQuery{}); n != 1 {
 			t.Errorf("%d actions after refused inserts, want 1", n)
+		}
+	}},
+	{"ValidateAction", func(t *testing.T, s store.Store) {
+		// One validation for every driver, the one the service runs
+		// before deciding: a connector path with %FF decodes to invalid
+		// UTF-8, which SQLite would store and PostgreSQL refuse.
+		ctx := t.Context()
+		newTenant(t, s, "acme")
+		long := strings.Repeat("x", store.MaxActionTextLen+1)
+		for _, c := range []struct {
+			field string
+			edit  func(a *store.ActionRecord)
+		}{
+			{"connector", func(a *store.ActionRecord) { a.Connector, a.Action = "\xff", "\xff.send" }},
+			{"operation", func(a *store.ActionRecord) { a.Operation = "send\x00" }},
+			{"agent_id", func(a *store.ActionRecord) { a.AgentID = "bot\xc3" }},
+			{"decision_reason", func(a *store.ActionRecord) { a.DecisionReason = "why\x00" }},
+			{"params", func(a *store.ActionRecord) { a.Params = json.RawMessage("{\"a\":\"\xff\"}") }},
+			{"action", func(a *store.ActionRecord) { a.Action = long }},
+			{"id", func(a *store.ActionRecord) { a.ID = strings.Repeat("i", store.MaxActionIDLen+1) }},
+			{"violation_count", func(a *store.ActionRecord) { a.ViolationCount = -1 }},
+		} {
+			a := action("acme", "act_v", base, pdp.StatusAllowed)
+			c.edit(&a)
+			wantValidation(t, "ValidateAction "+c.field, store.ValidateAction(a), c.field)
+			_, err := s.InsertAction(ctx, a)
+			wantValidation(t, "InsertAction "+c.field, err, c.field)
+			if g, ok := s.(store.GovernanceStore); ok {
+				_, _, err := g.InsertActionAudited(ctx, a, store.AuditEvent{})
+				wantValidation(t, "InsertActionAudited "+c.field, err, c.field)
+			}
+		}
+		if _, n, _ := s.ListActions(ctx, "acme", store.ActionQuery{}); n != 0 {
+			t.Errorf("%d actions after refused inserts, want 0", n)
+		}
+		if err := store.ValidateAction(action("acme", "act_ok", base, pdp.StatusAllowed)); err != nil {
+			t.Errorf("ValidateAction of a valid action: %v", err)
 		}
 	}},
 	{"GetMissing", func(t *testing.T, s store.Store) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -336,7 +337,7 @@ var auditedWriteTests = []govTest{
 func tamperTests(tamper Tamperer) []govTest {
 	// tampered builds a 10-entry chain, lets f change it, and checks what
 	// VerifyAudit reports.
-	tampered := func(f func(t *testing.T, s store.GovernanceStore, es []store.AuditEntry), entries int, firstBad int64) func(*testing.T, store.GovernanceStore) {
+	tampered := func(f func(t *testing.T, s store.GovernanceStore, es []store.AuditEntry), entries int, firstBad int64, reason ...string) func(*testing.T, store.GovernanceStore) {
 		return func(t *testing.T, s store.GovernanceStore) {
 			newTenant(t, s, "acme")
 			newTenant(t, s, "other")
@@ -352,6 +353,9 @@ func tamperTests(tamper Tamperer) []govTest {
 			}
 			if v.LastSequence != firstBad-1 {
 				t.Errorf("LastSequence = %d, want the last good entry %d", v.LastSequence, firstBad-1)
+			}
+			if v.Reason == "" || (len(reason) > 0 && !strings.HasPrefix(v.Reason, reason[0])) {
+				t.Errorf("Reason = %q, want %q", v.Reason, reason)
 			}
 			wantChain(t, s, "other", 3) // one tenant's damage is its own
 		}
@@ -389,6 +393,31 @@ func tamperTests(tamper Tamperer) []govTest {
 			tamper.DeleteAuditEntry(t, s, "acme", 10)
 			tamper.DeleteAuditEntry(t, s, "acme", 9)
 		}, 8, 9)},
+		{"AppendedPastTheHead", tampered(func(t *testing.T, s store.GovernanceStore, es []store.AuditEntry) {
+			// Entries with correct hashes added behind the store's back:
+			// they chain, but the head the store recorded is behind them.
+			prev := es[9]
+			for i := range 2 {
+				e := store.NewAuditEntry("acme", prev.SequenceNumber, prev.EntryHash, base.Add(time.Duration(i)*time.Second), "forged", json.RawMessage(`{"i":0}`))
+				tamper.InsertAuditEntry(t, s, e)
+				prev = e
+			}
+			// The live store must not chain onto them.
+			_, err := s.AppendAudit(t.Context(), "acme", store.AuditEvent{Event: "next"})
+			wantErr(t, "append past a forged tail", err, store.ErrChainBroken)
+		}, 12, 11, store.ReasonPastHead)},
+		{"HeadDeleted", tampered(func(t *testing.T, s store.GovernanceStore, es []store.AuditEntry) {
+			tamper.Exec(t, s, `DELETE FROM audit_heads WHERE tenant_id = ?`, "acme")
+			_, err := s.AppendAudit(t.Context(), "acme", store.AuditEvent{Event: "next"})
+			wantErr(t, "append without a head", err, store.ErrChainBroken)
+			if errors.Is(err, store.ErrNotFound) {
+				t.Errorf("append without a head: %v, must not claim the tenant is missing", err)
+			}
+		}, 10, 11, store.ReasonNoHead)},
+		{"HeadDeletedAndTruncated", tampered(func(t *testing.T, s store.GovernanceStore, es []store.AuditEntry) {
+			tamper.Exec(t, s, `DELETE FROM audit_heads WHERE tenant_id = ?`, "acme")
+			tamper.DeleteAuditEntry(t, s, "acme", 10)
+		}, 9, 10, store.ReasonNoHead)},
 		{"AppendAfterTruncationKeepsTheGap", tampered(func(t *testing.T, s store.GovernanceStore, es []store.AuditEntry) {
 			tamper.DeleteAuditEntry(t, s, "acme", 10)
 			got := appendN(t, s, "acme", 1)
@@ -396,6 +425,66 @@ func tamperTests(tamper Tamperer) []govTest {
 				t.Errorf("append after truncation got sequence %d, want 11 (never reuse a number)", got[0].SequenceNumber)
 			}
 		}, 10, 10)},
+		{"ActionStatusEdited", actionTampered(tamper, func(t *testing.T, s store.GovernanceStore) {
+			tamper.Exec(t, s, `UPDATE actions SET status = 'allowed' WHERE tenant_id = ? AND id = ?`, "acme", "act_blocked")
+		}, 2, store.ReasonAction)},
+		{"ActionRiskEdited", actionTampered(tamper, func(t *testing.T, s store.GovernanceStore) {
+			tamper.Exec(t, s, `UPDATE actions SET risk_score = 0.1, triggered_policy = '' WHERE tenant_id = ? AND id = ?`, "acme", "act_blocked")
+		}, 2, store.ReasonAction)},
+		{"DecisionEdited", actionTampered(tamper, func(t *testing.T, s store.GovernanceStore) {
+			// The decision entry vouches for the decided action.
+			tamper.Exec(t, s, `UPDATE actions SET status = 'approved', approver_id = 'mallory' WHERE tenant_id = ? AND id = ?`, "acme", "act_held")
+		}, 4, store.ReasonAction)},
+		{"ActionDeleted", actionTampered(tamper, func(t *testing.T, s store.GovernanceStore) {
+			tamper.Exec(t, s, `DELETE FROM actions WHERE tenant_id = ? AND id = ?`, "acme", "act_allowed")
+		}, 1, store.ReasonNoAction)},
+		{"ActionRenamed", actionTampered(tamper, func(t *testing.T, s store.GovernanceStore) {
+			tamper.Exec(t, s, `UPDATE actions SET id = 'act_other' WHERE tenant_id = ? AND id = ?`, "acme", "act_blocked")
+		}, 2, store.ReasonNoAction)},
+		{"Unreadable", func(t *testing.T, s store.GovernanceStore) {
+			newTenant(t, s, "acme")
+			appendN(t, s, "acme", 3)
+			tamper.Exec(t, s, `ALTER TABLE audit_log RENAME TO audit_log_gone`)
+			v, err := s.VerifyAudit(t.Context(), "acme")
+			if err != nil {
+				t.Fatalf("VerifyAudit of an unreadable chain: %v, want an answer", err)
+			}
+			if v.Valid || v.Reason != store.ReasonUnreadable || v.Cause == nil {
+				t.Errorf("VerifyAudit of an unreadable chain = %+v, want invalid with reason %q and a cause", v, store.ReasonUnreadable)
+			}
+		}},
+	}
+}
+
+// actionTampered records four actions through the audited paths —
+// allowed (entry 1), blocked (2), held (3) and then denied (4) — lets f
+// edit the actions table, and checks that VerifyAudit finds it at entry
+// firstBad with reason. Untouched, the same store verifies.
+func actionTampered(tamper Tamperer, f func(t *testing.T, s store.GovernanceStore), firstBad int64, reason string) func(*testing.T, store.GovernanceStore) {
+	return func(t *testing.T, s store.GovernanceStore) {
+		ctx := t.Context()
+		newTenant(t, s, "acme")
+		blocked := action("acme", "act_blocked", base.Add(time.Second), pdp.StatusBlocked)
+		blocked.TriggeredPolicy, blocked.Severity, blocked.RiskScore, blocked.ViolationCount = "NoDrop", pdp.SeverityCritical, 0.95, 1
+		for _, a := range []store.ActionRecord{action("acme", "act_allowed", base, pdp.StatusAllowed), blocked, heldAction("acme", "act_held", base.Add(2*time.Second))} {
+			if _, _, err := s.InsertActionAudited(ctx, a, store.AuditEvent{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, _, err := s.DecideAction(ctx, store.DecideRequest{TenantID: "acme", ActionID: "act_held", Status: pdp.StatusDenied, ApproverID: "al", Reason: "no"}); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := s.VerifyAudit(ctx, "acme"); err != nil || !v.Valid {
+			t.Fatalf("VerifyAudit before tampering: %+v, %v", v, err)
+		}
+		f(t, s)
+		v, err := s.VerifyAudit(ctx, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Valid || v.FirstBadSequence == nil || *v.FirstBadSequence != firstBad || !strings.HasPrefix(v.Reason, reason) || v.LastSequence != firstBad-1 {
+			t.Errorf("VerifyAudit = %+v (first bad %v), want invalid at %d, reason %q", v, deref(v.FirstBadSequence), firstBad, reason)
+		}
 	}
 }
 

@@ -20,6 +20,12 @@ type Tamperer interface {
 	SetAuditField(t *testing.T, s store.GovernanceStore, tenantID string, seq int64, field, value string)
 	// DeleteAuditEntry removes the tenant's entry seq.
 	DeleteAuditEntry(t *testing.T, s store.GovernanceStore, tenantID string, seq int64)
+	// InsertAuditEntry stores e as a row of audit_log, as it is, without
+	// touching the head.
+	InsertAuditEntry(t *testing.T, s store.GovernanceStore, e store.AuditEntry)
+	// Exec runs one SQL statement written with ? placeholders, portable
+	// between the drivers (no timestamps).
+	Exec(t *testing.T, s store.GovernanceStore, query string, args ...any)
 }
 
 // RunGovernance runs the suite of the audit chain, approvals and the
