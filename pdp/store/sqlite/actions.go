@@ -41,7 +41,7 @@ func (db *DB) InsertAction(ctx context.Context, a store.ActionRecord) (store.Act
 	}
 	err = db.write(ctx, func(tx *sql.Tx) error { return insertAction(ctx, tx, a) })
 	if err != nil {
-		return store.ActionRecord{}, insertActionError(a, err)
+		return store.ActionRecord{}, db.InsertActionError(a, err)
 	}
 	return a, nil
 }
@@ -67,17 +67,6 @@ func actionArgs(a store.ActionRecord, auditSeq sql.NullInt64) []any {
 func insertAction(ctx context.Context, e execer, a store.ActionRecord) error {
 	_, err := e.ExecContext(ctx, sqlInsertAction, actionArgs(a, sql.NullInt64{})...)
 	return err
-}
-
-// insertActionError classifies a failed insert of a.
-func insertActionError(a store.ActionRecord, err error) error {
-	switch {
-	case isDuplicate(err):
-		return fmt.Errorf("insert action %q: %w", a.ID, store.ErrDuplicate)
-	case isMissingParent(err):
-		return fmt.Errorf("insert action %q: tenant %q: %w", a.ID, a.TenantID, store.ErrNotFound)
-	}
-	return fmt.Errorf("insert action %q: %w", a.ID, err)
 }
 
 // GetAction returns the tenant's action with this ID.

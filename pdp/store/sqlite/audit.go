@@ -48,53 +48,6 @@ func scanAudits(rows *sql.Rows) ([]store.AuditEntry, error) {
 	return es, rows.Err()
 }
 
-// AppendAudit appends events to the tenant's chain in one group-committed
-// transaction.
-func (db *DB) AppendAudit(ctx context.Context, tenantID string, events ...store.AuditEvent) ([]store.AuditEntry, error) {
-	evs, err := store.PrepareAppend(tenantID, events)
-	if err != nil {
-		return nil, fmt.Errorf("append audit: %w", err)
-	}
-	if len(evs) == 0 {
-		return []store.AuditEntry{}, nil
-	}
-	aids := make([]string, len(evs))
-	for i, ev := range evs {
-		aids[i] = store.MetadataActionID(ev.Metadata)
-	}
-	out := make([]store.AuditEntry, 0, len(evs))
-	err = db.gc.Do(ctx, tenantID, func(b *batch) error {
-		out = out[:0]
-		for i, ev := range evs {
-			e, err := b.appendEvent(tenantID, ev, aids[i])
-			if err != nil {
-				return err
-			}
-			out = append(out, e)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, auditError("append audit", tenantID, err)
-	}
-	return out, nil
-}
-
-func auditError(op, tenantID string, err error) error {
-	if isMissingParent(err) {
-		return fmt.Errorf("%s: tenant %q: %w", op, tenantID, store.ErrNotFound)
-	}
-	return fmt.Errorf("%s of %q: %w", op, tenantID, err)
-}
-
-// FlushAudit waits until every audited write queued before it is answered.
-func (db *DB) FlushAudit(ctx context.Context) error {
-	if err := db.gc.Flush(ctx); err != nil {
-		return fmt.Errorf("flush audit: %w", err)
-	}
-	return nil
-}
-
 // ListAudit returns one page of the tenant's entries and the total
 // matching q, from one snapshot.
 func (db *DB) ListAudit(ctx context.Context, tenantID string, q store.AuditQuery) ([]store.AuditEntry, int, error) {
@@ -388,100 +341,34 @@ func unpackEntry(row []byte) (packedEntry, bool) {
 	return packedEntry{seq: n[0], ts: n[1], event: row[:le], meta: row[le : le+lm], prev: row[le+lm : le+lm+lp], hash: row[le+lm+lp:]}, true
 }
 
-// InsertActionAudited inserts a and appends its evaluation entry in one
-// group-committed transaction.
-func (db *DB) InsertActionAudited(ctx context.Context, a store.ActionRecord, ev store.AuditEvent) (store.ActionRecord, store.AuditEntry, error) {
-	a, err := db.prepareAction(a)
-	if err != nil {
-		return store.ActionRecord{}, store.AuditEntry{}, fmt.Errorf("insert action: %w", err)
-	}
-	if ev, err = store.ActionEvent(a, ev); err != nil {
-		return store.ActionRecord{}, store.AuditEntry{}, fmt.Errorf("insert action %q: audit: %w", a.ID, err)
-	}
-	var entry store.AuditEntry
-	err = db.gc.Do(ctx, a.TenantID, func(b *batch) error {
-		e, err := b.appendEvent(a.TenantID, ev, a.ID)
-		if err != nil {
-			return err
-		}
-		if _, err := b.exec(sqlInsertAction, actionArgs(a, sql.NullInt64{Int64: e.SequenceNumber, Valid: true})...); err != nil {
-			return err
-		}
-		entry = e
-		return nil
-	})
-	if err != nil {
-		return store.ActionRecord{}, store.AuditEntry{}, insertActionError(a, err)
-	}
-	return a, entry, nil
-}
-
-// policyEntry appends the entry of policy write w.
-func (b *batch) policyEntry(tenantID string, w store.PolicyWrite, ev store.AuditEvent, event string) (store.AuditEntry, error) {
-	ev, err := store.PolicyEvent(w, ev, event)
-	if err != nil {
-		return store.AuditEntry{}, err
-	}
-	return b.appendEvent(tenantID, ev, store.MetadataActionID(ev.Metadata))
-}
-
 // PutPolicyAudited is PutPolicy with its entry in the same transaction.
 func (db *DB) PutPolicyAudited(ctx context.Context, req store.PutPolicyRequest, ev store.AuditEvent) (store.PolicyWrite, store.AuditEntry, error) {
 	pw, err := db.preparePut(req)
 	if err != nil {
 		return store.PolicyWrite{}, store.AuditEntry{}, err
 	}
-	if _, err := store.CanonicalEvent(ev, store.EventPolicyUpdated, nil); err != nil { // refuse bad metadata before queueing
-		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("put policy %s: audit: %w", keyString(pw.key), err)
-	}
-	var (
-		out   store.PolicyWrite
-		entry store.AuditEntry
-	)
-	err = db.gc.Do(ctx, req.TenantID, func(b *batch) error {
+	w, e, err := db.PolicyAudited(ctx, req.TenantID, ev, store.EventPolicyUpdated, func(b *batch) (store.PolicyWrite, string, error) {
 		w, err := db.putPolicy(b.ctx, b.tx, pw)
-		if err != nil {
-			return err
-		}
-		event := store.EventPolicyUpdated
 		if w.Created {
-			event = store.EventPolicyCreated
+			return w, store.EventPolicyCreated, err
 		}
-		if entry, err = b.policyEntry(req.TenantID, w, ev, event); err != nil {
-			return err
-		}
-		out = w
-		return nil
+		return w, store.EventPolicyUpdated, err
 	})
 	if err != nil {
 		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("put policy %s: %w", keyString(pw.key), err)
 	}
-	return out, entry, nil
+	return w, e, nil
 }
 
 // DisablePolicyAudited is DisablePolicy with its entry in the same
 // transaction.
 func (db *DB) DisablePolicyAudited(ctx context.Context, key store.PolicyKey, ev store.AuditEvent) (store.PolicyWrite, store.AuditEntry, error) {
-	if _, err := store.CanonicalEvent(ev, store.EventPolicyDisabled, nil); err != nil {
-		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("disable policy %s: audit: %w", keyString(key), err)
-	}
-	var (
-		out   store.PolicyWrite
-		entry store.AuditEntry
-	)
-	err := db.gc.Do(ctx, key.TenantID, func(b *batch) error {
+	w, e, err := db.PolicyAudited(ctx, key.TenantID, ev, store.EventPolicyDisabled, func(b *batch) (store.PolicyWrite, string, error) {
 		w, err := db.disablePolicy(b.ctx, b.tx, key)
-		if err != nil {
-			return err
-		}
-		if entry, err = b.policyEntry(key.TenantID, w, ev, store.EventPolicyDisabled); err != nil {
-			return err
-		}
-		out = w
-		return nil
+		return w, store.EventPolicyDisabled, err
 	})
 	if err != nil {
 		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("disable policy %s: %w", keyString(key), err)
 	}
-	return out, entry, nil
+	return w, e, nil
 }

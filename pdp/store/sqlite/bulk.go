@@ -41,7 +41,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`)
 			if _, err := stmt.ExecContext(ctx, a.ID, a.TenantID, a.AgentID, a.Action, a.Connector, a.Operation, nullJSON(a.Params), a.StepType,
 				a.Status, nullJSON(a.Decision), a.TriggeredPolicy, a.Severity, a.RiskScore, a.ViolationCount, a.TraceID,
 				toMicros(a.CreatedAt), nullMicros(a.DecidedAt), a.ApproverID, a.DecisionReason); err != nil {
-				return insertActionError(a, err)
+				return db.InsertActionError(a, err)
 			}
 			n++
 		}

@@ -51,7 +51,10 @@ func (db *DB) startCommitter(ctx context.Context, maxBatch int, obs store.AuditB
 		}
 		db.stmts[q] = st
 	}
-	db.gc = store.NewCommitter(maxBatch, obs, db.attempt, nil)
+	db.AuditedWriter = store.AuditedWriter[*batch]{
+		GC: store.NewCommitter(maxBatch, obs, db.attempt, nil), Now: db.now,
+		Duplicate: isDuplicate, MissingParent: isMissingParent,
+	}
 	return nil
 }
 
@@ -115,7 +118,7 @@ const batchTimeout = time.Minute
 
 // CommitStats returns the group committer's counters; Ops/Batches is the
 // mean batch size.
-func (db *DB) CommitStats() store.CommitStats { return db.gc.Stats() }
+func (db *DB) CommitStats() store.CommitStats { return db.GC.Stats() }
 
 // batch is the state one batch's ops share.
 type batch struct {
@@ -135,9 +138,9 @@ func (b *batch) queryRow(query string, args ...any) *sql.Row {
 	return b.tx.StmtContext(b.ctx, b.db.stmts[query]).QueryRowContext(b.ctx, args...)
 }
 
-// loadHead reads the tenant's head on its first use in the batch and lets
+// LoadHead reads the tenant's head on its first use in the batch and lets
 // store.ResolveHead judge it against the last stored entry.
-func (b *batch) loadHead(tenantID string) error {
+func (b *batch) LoadHead(tenantID string) error {
 	if b.chains.Loaded(tenantID) {
 		return nil
 	}
@@ -179,23 +182,25 @@ func (b *batch) scanHead(query, tenantID string) (*store.ChainHead, error) {
 	return &h, nil
 }
 
-// appendEvent stores ev (metadata canonical) as the next entry of the
-// tenant's chain; actionID is its metadata.action_id or "".
-func (b *batch) appendEvent(tenantID string, ev store.AuditEvent, actionID string) (store.AuditEntry, error) {
-	if err := b.loadHead(tenantID); err != nil {
-		return store.AuditEntry{}, err
+// Chains is the batch's chain bookkeeping.
+func (b *batch) Chains() *store.Chains { return b.chains }
+
+// WriteEntries stores one tenant's entries.
+func (b *batch) WriteEntries(tenantID string, es []store.AuditEntry, actionIDs []string) error {
+	for i, e := range es {
+		var aid sql.NullString
+		if actionIDs[i] != "" {
+			aid = sql.NullString{String: actionIDs[i], Valid: true}
+		}
+		if _, err := b.exec(sqlAppend, tenantID, e.SequenceNumber, toMicros(e.Timestamp), e.Event, string(e.Metadata), aid, e.PrevHash, e.EntryHash); err != nil {
+			return err
+		}
 	}
-	es, err := b.chains.Append(tenantID, ev)
-	if err != nil {
-		return store.AuditEntry{}, err
-	}
-	e := es[0]
-	var aid sql.NullString
-	if actionID != "" {
-		aid = sql.NullString{String: actionID, Valid: true}
-	}
-	if _, err := b.exec(sqlAppend, tenantID, e.SequenceNumber, toMicros(e.Timestamp), e.Event, string(e.Metadata), aid, e.PrevHash, e.EntryHash); err != nil {
-		return store.AuditEntry{}, err
-	}
-	return e, nil
+	return nil
+}
+
+// InsertAction stores a with its evaluation entry's sequence number.
+func (b *batch) InsertAction(a store.ActionRecord, auditSeq int64) error {
+	_, err := b.exec(sqlInsertAction, actionArgs(a, sql.NullInt64{Int64: auditSeq, Valid: true})...)
+	return err
 }

@@ -47,7 +47,9 @@ type DB struct {
 	w    *sql.DB // one connection: every write transaction
 	r    *sql.DB // query_only connections: every read
 	now  func() time.Time
-	gc   *committer // every write that appends an audit entry
+	// AuditedWriter is every write that appends an audit entry, on the
+	// group committer (see commit.go).
+	store.AuditedWriter[*batch]
 	// stmts are the statements every batch runs, prepared once on the
 	// write connection (see commit.go).
 	stmts map[string]*sql.Stmt
@@ -224,8 +226,8 @@ func (db *DB) Ping(ctx context.Context) error {
 // pools. Closing the last connection checkpoints the WAL into the database
 // file.
 func (db *DB) Close() error {
-	if db.gc != nil {
-		db.gc.Close()
+	if db.GC != nil {
+		db.GC.Close()
 	}
 	db.closeStmts()
 	var errs []error
