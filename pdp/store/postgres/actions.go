@@ -41,7 +41,7 @@ func (db *DB) InsertAction(ctx context.Context, a store.ActionRecord) (store.Act
 		return store.ActionRecord{}, err
 	}
 	if _, err := db.pool.Exec(ctx, sqlInsertAction, actionArgs(a, nil)...); err != nil {
-		return store.ActionRecord{}, insertActionError(a, err)
+		return store.ActionRecord{}, db.InsertActionError(a, err)
 	}
 	return a, nil
 }

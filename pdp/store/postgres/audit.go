@@ -57,77 +57,26 @@ SELECT $1, seq, ts, event, metadata, NULLIF(action_id, ''), prev_hash, entry_has
 FROM unnest($2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
     AS e (seq, ts, event, metadata, action_id, prev_hash, entry_hash)`
 
-// appendEntries numbers and hashes evs (canonical, timestamps set or zero
-// for now) after the tenant's head and queues their insert. actionIDs[i]
-// is evs[i]'s metadata.action_id, or "".
-func (b *batch) appendEntries(tenantID string, evs []store.AuditEvent, actionIDs []string) ([]store.AuditEntry, error) {
-	out, err := b.chains.Append(tenantID, evs...)
-	if err != nil {
-		return nil, err
-	}
-	n := len(out)
+// WriteEntries queues the insert of one tenant's entries, however many,
+// as one statement.
+func (b *batch) WriteEntries(tenantID string, es []store.AuditEntry, actionIDs []string) error {
+	n := len(es)
 	var (
 		seqs                     = make([]int64, n)
 		tss                      = make([]time.Time, n)
 		events, metas, prevs, hs = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	)
-	for i, e := range out {
+	for i, e := range es {
 		seqs[i], tss[i], events[i], metas[i], prevs[i], hs[i] = e.SequenceNumber, e.Timestamp, e.Event, string(e.Metadata), e.PrevHash, e.EntryHash
 	}
 	b.exec(sqlAppend, tenantID, seqs, tss, events, metas, actionIDs, prevs, hs)
-	return out, nil
+	return nil
 }
 
-// appendEvent appends one event whose metadata.action_id is actionID.
-func (b *batch) appendEvent(tenantID string, ev store.AuditEvent, actionID string) (store.AuditEntry, error) {
-	es, err := b.appendEntries(tenantID, []store.AuditEvent{ev}, []string{actionID})
-	if err != nil {
-		return store.AuditEntry{}, err
-	}
-	return es[0], nil
-}
-
-// AppendAudit appends events to the tenant's chain in one group-committed
-// transaction.
-func (db *DB) AppendAudit(ctx context.Context, tenantID string, events ...store.AuditEvent) ([]store.AuditEntry, error) {
-	evs, err := store.PrepareAppend(tenantID, events)
-	if err != nil {
-		return nil, fmt.Errorf("append audit: %w", err)
-	}
-	if len(evs) == 0 {
-		return []store.AuditEntry{}, nil
-	}
-	aids := make([]string, len(evs))
-	for i, ev := range evs {
-		aids[i] = store.MetadataActionID(ev.Metadata)
-	}
-	if !storable(tenantID) {
-		return nil, fmt.Errorf("append audit: tenant %q: %w", tenantID, store.ErrNotFound)
-	}
-	var out []store.AuditEntry
-	err = db.gc.Do(ctx, tenantID, func(b *batch) error {
-		var err error
-		out, err = b.appendEntries(tenantID, evs, aids)
-		return err
-	})
-	if err != nil {
-		return nil, auditError("append audit", tenantID, err)
-	}
-	return out, nil
-}
-
-func auditError(op, tenantID string, err error) error {
-	if isMissingParent(err) {
-		return fmt.Errorf("%s: tenant %q: %w", op, tenantID, store.ErrNotFound)
-	}
-	return fmt.Errorf("%s of %q: %w", op, tenantID, err)
-}
-
-// FlushAudit waits until every audited write queued before it is answered.
-func (db *DB) FlushAudit(ctx context.Context) error {
-	if err := db.gc.Flush(ctx); err != nil {
-		return fmt.Errorf("flush audit: %w", err)
-	}
+// InsertAction queues the insert of a with its evaluation entry's
+// sequence number.
+func (b *batch) InsertAction(a store.ActionRecord, auditSeq int64) error {
+	b.exec(sqlInsertAction, actionArgs(a, &auditSeq)...)
 	return nil
 }
 
@@ -418,32 +367,6 @@ func decodeSeqTime(seq, ts []byte) (int64, time.Time, error) {
 	return int64(binary.BigEndian.Uint64(seq)), time.UnixMicro(us + pgEpochMicros).UTC(), nil
 }
 
-// InsertActionAudited inserts a and appends its evaluation entry in one
-// group-committed transaction.
-func (db *DB) InsertActionAudited(ctx context.Context, a store.ActionRecord, ev store.AuditEvent) (store.ActionRecord, store.AuditEntry, error) {
-	a, err := db.prepareAction(a)
-	if err != nil {
-		return store.ActionRecord{}, store.AuditEntry{}, err
-	}
-	if ev, err = store.ActionEvent(a, ev); err != nil {
-		return store.ActionRecord{}, store.AuditEntry{}, fmt.Errorf("insert action %q: audit: %w", a.ID, err)
-	}
-	var entry store.AuditEntry
-	err = db.gc.Do(ctx, a.TenantID, func(b *batch) error {
-		e, err := b.appendEvent(a.TenantID, ev, a.ID)
-		if err != nil {
-			return err
-		}
-		b.exec(sqlInsertAction, actionArgs(a, &e.SequenceNumber)...)
-		entry = e
-		return nil
-	})
-	if err != nil {
-		return store.ActionRecord{}, store.AuditEntry{}, insertActionError(a, err)
-	}
-	return a, entry, nil
-}
-
 // sqlInsertAction inserts an action with the sequence number of its
 // evaluation entry (NULL for none).
 const sqlInsertAction = `INSERT INTO actions (` + actionCols + `, audit_seq)
@@ -465,43 +388,18 @@ func (db *DB) prepareAction(a store.ActionRecord) (store.ActionRecord, error) {
 	return a, nil
 }
 
-// insertActionError classifies a failed insert of a.
-func insertActionError(a store.ActionRecord, err error) error {
-	switch {
-	case isDuplicate(err):
-		return fmt.Errorf("insert action %q: %w", a.ID, store.ErrDuplicate)
-	case isMissingParent(err):
-		return fmt.Errorf("insert action %q: tenant %q: %w", a.ID, a.TenantID, store.ErrNotFound)
-	}
-	return fmt.Errorf("insert action %q: %w", a.ID, err)
-}
-
-// policyEntry appends the entry of policy write w.
-func (b *batch) policyEntry(tenantID string, w store.PolicyWrite, ev store.AuditEvent, event string) (store.AuditEntry, error) {
-	ev, err := store.PolicyEvent(w, ev, event)
-	if err != nil {
-		return store.AuditEntry{}, err
-	}
-	return b.appendEvent(tenantID, ev, store.MetadataActionID(ev.Metadata))
-}
-
-// policyOp runs a policy write (putPolicy or disablePolicy, which refuse
-// before they write) and its entry in a batch.
-func (b *batch) policyOp(tenantID string, ev store.AuditEvent, write func(tx pgx.Tx) (store.PolicyWrite, string, error)) (store.PolicyWrite, store.AuditEntry, error) {
+// policyWrite runs a policy write (putPolicy or disablePolicy, which
+// refuse before they write) on the batch's connection.
+func (b *batch) policyWrite(write func(tx pgx.Tx) (store.PolicyWrite, string, error)) (store.PolicyWrite, string, error) {
 	tx, err := b.conn()
 	if err != nil {
-		return store.PolicyWrite{}, store.AuditEntry{}, err
+		return store.PolicyWrite{}, "", err
 	}
 	w, event, err := write(tx)
-	if err != nil {
-		return store.PolicyWrite{}, store.AuditEntry{}, err
+	if err == nil {
+		b.dirty = true
 	}
-	b.dirty = true
-	e, err := b.policyEntry(tenantID, w, ev, event)
-	if err != nil {
-		return store.PolicyWrite{}, store.AuditEntry{}, err
-	}
-	return w, e, nil
+	return w, event, err
 }
 
 // PutPolicyAudited is PutPolicy with its entry in the same transaction.
@@ -510,53 +408,38 @@ func (db *DB) PutPolicyAudited(ctx context.Context, req store.PutPolicyRequest, 
 	if err != nil {
 		return store.PolicyWrite{}, store.AuditEntry{}, err
 	}
-	if _, err := store.CanonicalEvent(ev, store.EventPolicyUpdated, nil); err != nil { // refuse bad metadata before queueing
-		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("put policy %s: audit: %w", keyString(pw.key), err)
-	}
-	var (
-		out   store.PolicyWrite
-		entry store.AuditEntry
-	)
-	err = db.gc.Do(ctx, req.TenantID, func(b *batch) error {
-		var err error
-		out, entry, err = b.policyOp(req.TenantID, ev, func(tx pgx.Tx) (store.PolicyWrite, string, error) {
+	w, e, err := db.PolicyAudited(ctx, req.TenantID, ev, store.EventPolicyUpdated, func(b *batch) (store.PolicyWrite, string, error) {
+		return b.policyWrite(func(tx pgx.Tx) (store.PolicyWrite, string, error) {
 			w, err := db.putPolicy(b.ctx, tx, pw)
 			if w.Created {
 				return w, store.EventPolicyCreated, err
 			}
 			return w, store.EventPolicyUpdated, err
 		})
-		return err
 	})
 	if err != nil {
 		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("put policy %s: %w", keyString(pw.key), err)
 	}
-	return out, entry, nil
+	return w, e, nil
 }
 
 // DisablePolicyAudited is DisablePolicy with its entry in the same
 // transaction.
 func (db *DB) DisablePolicyAudited(ctx context.Context, key store.PolicyKey, ev store.AuditEvent) (store.PolicyWrite, store.AuditEntry, error) {
-	if _, err := store.CanonicalEvent(ev, store.EventPolicyDisabled, nil); err != nil {
-		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("disable policy %s: audit: %w", keyString(key), err)
-	}
 	if !allStorable(key.TenantID, key.AgentID, key.Name) {
+		if _, err := store.CanonicalEvent(ev, store.EventPolicyDisabled, nil); err != nil {
+			return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("disable policy %s: audit: %w", keyString(key), err)
+		}
 		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("disable policy %s: %w", keyString(key), store.ErrNotFound)
 	}
-	var (
-		out   store.PolicyWrite
-		entry store.AuditEntry
-	)
-	err := db.gc.Do(ctx, key.TenantID, func(b *batch) error {
-		var err error
-		out, entry, err = b.policyOp(key.TenantID, ev, func(tx pgx.Tx) (store.PolicyWrite, string, error) {
+	w, e, err := db.PolicyAudited(ctx, key.TenantID, ev, store.EventPolicyDisabled, func(b *batch) (store.PolicyWrite, string, error) {
+		return b.policyWrite(func(tx pgx.Tx) (store.PolicyWrite, string, error) {
 			w, err := db.disablePolicy(b.ctx, tx, key)
 			return w, store.EventPolicyDisabled, err
 		})
-		return err
 	})
 	if err != nil {
 		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("disable policy %s: %w", keyString(key), err)
 	}
-	return out, entry, nil
+	return w, e, nil
 }

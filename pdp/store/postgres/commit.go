@@ -201,7 +201,7 @@ func (db *DB) attempt(ops []*op, live []int) (res []error, culprit int, err erro
 
 // CommitStats returns the group committer's counters; Ops/Batches is the
 // mean batch size.
-func (db *DB) CommitStats() store.CommitStats { return db.gc.Stats() }
+func (db *DB) CommitStats() store.CommitStats { return db.GC.Stats() }
 
 // batch is the state one attempt's ops share.
 type batch struct {
@@ -304,6 +304,21 @@ func (b *batch) lockHeads(tenants []string) error {
 		b.chains.Load(t, h)
 	}
 	return br.Close()
+}
+
+// Chains is the batch's chain bookkeeping.
+func (b *batch) Chains() *store.Chains { return b.chains }
+
+// LoadHead checks the tenant's head was locked and loaded by lockHeads.
+func (b *batch) LoadHead(tenantID string) error {
+	switch {
+	case b.chains.Loaded(tenantID):
+		return nil
+	case b.headErr[tenantID] != nil:
+		return b.headErr[tenantID]
+	}
+	// An op appending to a chain it did not declare: a bug.
+	return fmt.Errorf("postgres: tenant %q's chain is not locked by this batch", tenantID)
 }
 
 // saveHeads sends what is queued and records the heads the batch moved.

@@ -78,9 +78,10 @@ type DB struct {
 	close     context.CancelFunc
 	listeners sync.WaitGroup
 
-	// gc group-commits every write that appends to an audit chain, and
-	// verify says how VerifyAudit splits a chain (see commit.go, audit.go).
-	gc     *committer
+	// AuditedWriter group-commits every write that appends to an audit
+	// chain, and verify says how VerifyAudit splits a chain (see
+	// commit.go, audit.go).
+	store.AuditedWriter[*batch]
 	verify verifyConfig
 }
 
@@ -177,7 +178,10 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 		return nil, fmt.Errorf("postgres: migrate %s: %w", redact(url), err)
 	}
 	db.verify = o.gov.verifyConfig(cfg.MaxConns)
-	db.gc = store.NewCommitter(o.gov.maxBatch, o.gov.batchObs, db.attempt, retryable)
+	db.AuditedWriter = store.AuditedWriter[*batch]{
+		GC: store.NewCommitter(o.gov.maxBatch, o.gov.batchObs, db.attempt, retryable), Now: db.now,
+		Duplicate: isDuplicate, MissingParent: isMissingParent,
+	}
 	return db, nil
 }
 
@@ -205,8 +209,8 @@ func (db *DB) Ping(ctx context.Context) error {
 // subscription and closes the pool, waiting for connections in use to be
 // returned.
 func (db *DB) Close() error {
-	if db.gc != nil {
-		db.gc.Close()
+	if db.GC != nil {
+		db.GC.Close()
 	}
 	db.close()
 	db.listeners.Wait()
