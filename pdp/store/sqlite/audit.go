@@ -343,19 +343,19 @@ func unpackEntry(row []byte) (packedEntry, bool) {
 
 // PutPolicyAudited is PutPolicy with its entry in the same transaction.
 func (db *DB) PutPolicyAudited(ctx context.Context, req store.PutPolicyRequest, ev store.AuditEvent) (store.PolicyWrite, store.AuditEntry, error) {
-	pw, err := db.preparePut(req)
+	p, key, err := store.PreparePut(req)
 	if err != nil {
 		return store.PolicyWrite{}, store.AuditEntry{}, err
 	}
 	w, e, err := db.PolicyAudited(ctx, req.TenantID, ev, store.EventPolicyUpdated, func(b *batch) (store.PolicyWrite, string, error) {
-		w, err := db.putPolicy(b.ctx, b.tx, pw)
+		w, err := store.PutPolicyIn(policyTx{b.ctx, b.tx}, req, p, db.nowUTC())
 		if w.Created {
 			return w, store.EventPolicyCreated, err
 		}
 		return w, store.EventPolicyUpdated, err
 	})
 	if err != nil {
-		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("put policy %s: %w", keyString(pw.key), err)
+		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("put policy %s: %w", key, err)
 	}
 	return w, e, nil
 }
@@ -364,11 +364,11 @@ func (db *DB) PutPolicyAudited(ctx context.Context, req store.PutPolicyRequest, 
 // transaction.
 func (db *DB) DisablePolicyAudited(ctx context.Context, key store.PolicyKey, ev store.AuditEvent) (store.PolicyWrite, store.AuditEntry, error) {
 	w, e, err := db.PolicyAudited(ctx, key.TenantID, ev, store.EventPolicyDisabled, func(b *batch) (store.PolicyWrite, string, error) {
-		w, err := db.disablePolicy(b.ctx, b.tx, key)
+		w, err := store.DisablePolicyIn(policyTx{b.ctx, b.tx}, key, db.nowUTC())
 		return w, store.EventPolicyDisabled, err
 	})
 	if err != nil {
-		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("disable policy %s: %w", keyString(key), err)
+		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("disable policy %s: %w", key, err)
 	}
 	return w, e, nil
 }
