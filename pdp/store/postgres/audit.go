@@ -404,13 +404,13 @@ func (b *batch) policyWrite(write func(tx pgx.Tx) (store.PolicyWrite, string, er
 
 // PutPolicyAudited is PutPolicy with its entry in the same transaction.
 func (db *DB) PutPolicyAudited(ctx context.Context, req store.PutPolicyRequest, ev store.AuditEvent) (store.PolicyWrite, store.AuditEntry, error) {
-	pw, err := preparePut(req)
+	p, key, err := store.PreparePut(req)
 	if err != nil {
 		return store.PolicyWrite{}, store.AuditEntry{}, err
 	}
 	w, e, err := db.PolicyAudited(ctx, req.TenantID, ev, store.EventPolicyUpdated, func(b *batch) (store.PolicyWrite, string, error) {
 		return b.policyWrite(func(tx pgx.Tx) (store.PolicyWrite, string, error) {
-			w, err := db.putPolicy(b.ctx, tx, pw)
+			w, err := store.PutPolicyIn(policyTx{b.ctx, tx}, req, p, db.nowUTC())
 			if w.Created {
 				return w, store.EventPolicyCreated, err
 			}
@@ -418,7 +418,7 @@ func (db *DB) PutPolicyAudited(ctx context.Context, req store.PutPolicyRequest, 
 		})
 	})
 	if err != nil {
-		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("put policy %s: %w", keyString(pw.key), err)
+		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("put policy %s: %w", key, err)
 	}
 	return w, e, nil
 }
@@ -428,18 +428,18 @@ func (db *DB) PutPolicyAudited(ctx context.Context, req store.PutPolicyRequest, 
 func (db *DB) DisablePolicyAudited(ctx context.Context, key store.PolicyKey, ev store.AuditEvent) (store.PolicyWrite, store.AuditEntry, error) {
 	if !allStorable(key.TenantID, key.AgentID, key.Name) {
 		if _, err := store.CanonicalEvent(ev, store.EventPolicyDisabled, nil); err != nil {
-			return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("disable policy %s: audit: %w", keyString(key), err)
+			return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("disable policy %s: audit: %w", key, err)
 		}
-		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("disable policy %s: %w", keyString(key), store.ErrNotFound)
+		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("disable policy %s: %w", key, store.ErrNotFound)
 	}
 	w, e, err := db.PolicyAudited(ctx, key.TenantID, ev, store.EventPolicyDisabled, func(b *batch) (store.PolicyWrite, string, error) {
 		return b.policyWrite(func(tx pgx.Tx) (store.PolicyWrite, string, error) {
-			w, err := db.disablePolicy(b.ctx, tx, key)
+			w, err := store.DisablePolicyIn(policyTx{b.ctx, tx}, key, db.nowUTC())
 			return w, store.EventPolicyDisabled, err
 		})
 	})
 	if err != nil {
-		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("disable policy %s: %w", keyString(key), err)
+		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("disable policy %s: %w", key, err)
 	}
 	return w, e, nil
 }

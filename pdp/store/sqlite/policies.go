@@ -75,7 +75,9 @@ func (t policyTx) GetPolicy(key store.PolicyKey) (pdp.Policy, bool, error) {
 	return p, err == nil, err
 }
 
-func (t policyTx) CountEnabled(tenantID string) (int, error) { return countEnabled(t.ctx, t.tx, tenantID) }
+func (t policyTx) CountEnabled(tenantID string) (int, error) {
+	return countEnabled(t.ctx, t.tx, tenantID)
+}
 
 func (t policyTx) SavePolicy(key store.PolicyKey, p pdp.Policy, insert bool) error {
 	l, err := store.EncodePolicyLists(p)
@@ -198,4 +200,3 @@ func (db *DB) TenantPolicies(ctx context.Context, tenantID string) (pdp.TenantPo
 	}
 	return tp, nil
 }
-
