@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -9,6 +10,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 )
@@ -356,4 +359,75 @@ func metadataDigest(meta []byte) (string, bool) {
 		return "", false
 	}
 	return d, true
+}
+
+// ChainSource is how VerifyChain reads one tenant's chain from a driver.
+type ChainSource struct {
+	// Head reads, from one snapshot, the recorded head (nil when its row
+	// is missing) and the highest stored sequence number (0 for none).
+	Head func(ctx context.Context) (head *ChainHead, top int64, err error)
+	// Range streams the entries with lo ≤ seq < hi, in order, through a
+	// ChainVerifier.
+	Range func(ctx context.Context, lo, hi int64) (ChainSegment, error)
+	// Actions feeds the tenant's actions and the entries vouching for them
+	// to c (see ActionCheck).
+	Actions func(ctx context.Context, c *ActionCheck) error
+	// Workers is how many Ranges may run at once, Segment the fewest
+	// entries worth a worker.
+	Workers int
+	Segment int64
+}
+
+// VerifyChain is every driver's VerifyAudit: it reads the head and the
+// highest sequence number, splits [1, highest] into one range per worker,
+// verifies the ranges concurrently, joins them (JoinSegments), and
+// compares a valid chain with the tenant's actions (ActionCheck). The
+// ranges are read from different snapshots, which is sound because the
+// store never changes an entry once written and the ranges end at the
+// highest number read first; appends made meanwhile are not part of this
+// verification. A chain that cannot be read is not valid (Unreadable);
+// only a cancelled ctx is an error.
+func VerifyChain(ctx context.Context, tenantID string, src ChainSource) (AuditVerification, error) {
+	v, err := verifyChain(ctx, src)
+	if err != nil {
+		if ctx.Err() != nil {
+			return AuditVerification{}, fmt.Errorf("verify audit of %q: %w", tenantID, ctx.Err())
+		}
+		return Unreadable(fmt.Errorf("verify audit of %q: %w", tenantID, err)), nil
+	}
+	return v, nil
+}
+
+func verifyChain(ctx context.Context, src ChainSource) (AuditVerification, error) {
+	head, top, err := src.Head(ctx)
+	if err != nil {
+		return AuditVerification{}, err
+	}
+	// Below a segment's worth of entries per worker, splitting costs more
+	// than it saves.
+	workers := int(min(int64(max(src.Workers, 1)), max(top/max(src.Segment, 1), 1)))
+	segs := make([]ChainSegment, workers)
+	g, gctx := errgroup.WithContext(ctx)
+	for i := range workers {
+		lo, hi := 1+top*int64(i)/int64(workers), 1+top*int64(i+1)/int64(workers)
+		if i == 0 {
+			lo = math.MinInt64 // whatever precedes entry 1 is a problem too
+		}
+		g.Go(func() (err error) {
+			segs[i], err = src.Range(gctx, lo, hi)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return AuditVerification{}, err
+	}
+	v := JoinSegments(head, segs...)
+	if !v.Valid {
+		return v, nil
+	}
+	var c ActionCheck
+	if err := src.Actions(ctx, &c); err != nil {
+		return AuditVerification{}, err
+	}
+	return c.Apply(v), nil
 }

@@ -161,6 +161,38 @@ type TenantUpdate struct {
 	RateLimit    *RateLimit
 }
 
+// Apply sets the fields of t that u changes.
+func (u TenantUpdate) Apply(t *Tenant) {
+	if u.Name != nil {
+		t.Name = *u.Name
+	}
+	if u.Tier != nil {
+		t.Tier = *u.Tier
+	}
+	if u.Mode != nil {
+		t.Mode = *u.Mode
+	}
+	if u.ApprovalMode != nil {
+		t.ApprovalMode = *u.ApprovalMode
+	}
+	if u.ApprovalSettings != nil {
+		t.ApprovalSettings = *u.ApprovalSettings
+	}
+	if u.SetRateLimit {
+		t.RateLimit = u.RateLimit
+	}
+}
+
+// StampUp rounds t up to TimePrecision, in UTC, so a query bound between
+// two stored instants selects what a full-precision comparison would.
+func StampUp(t time.Time) time.Time {
+	s := t.UTC().Truncate(TimePrecision)
+	if s.Before(t) {
+		s = s.Add(TimePrecision)
+	}
+	return s
+}
+
 // APIKey is the stored form of an API key: only its hash and a display
 // prefix, never the key.
 type APIKey struct {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
@@ -80,16 +79,6 @@ func (b *batch) InsertAction(a store.ActionRecord, auditSeq int64) error {
 	return nil
 }
 
-// stampUp rounds t up to the stored precision, so a bound between two
-// stored instants selects what a full-precision comparison would.
-func stampUp(t time.Time) time.Time {
-	s := stamp(t)
-	if s.Before(t) {
-		s = s.Add(store.TimePrecision)
-	}
-	return s
-}
-
 // where builds a WHERE clause of conditions, numbering the parameters.
 type where struct {
 	conds []string
@@ -124,10 +113,10 @@ func (db *DB) ListAudit(ctx context.Context, tenantID string, q store.AuditQuery
 	w := &where{}
 	w.add(`tenant_id = ?`, tenantID)
 	if !q.Since.IsZero() {
-		w.add(`ts >= ?`, stampUp(q.Since))
+		w.add(`ts >= ?`, store.StampUp(q.Since))
 	}
 	if !q.Until.IsZero() {
-		w.add(`ts < ?`, stampUp(q.Until))
+		w.add(`ts < ?`, store.StampUp(q.Until))
 	}
 	if q.EventType != "" {
 		w.add(`event = ?`, q.EventType)
@@ -175,85 +164,45 @@ WHERE tenant_id = $1 AND action_id = $2 ORDER BY seq`, tenantID, actionID)
 	return es, nil
 }
 
-// VerifyAudit recomputes the tenant's chain. It reads the head and the
-// highest sequence number from one snapshot, splits [1, highest] into one
-// range per worker (see verifyConfig), streams each range through a
-// store.ChainVerifier on a connection of its own, and joins the segments
-// (store.JoinSegments). The workers read from different snapshots, which
-// is sound because the store never changes an entry once written and the
-// ranges end at the highest number read first; appends committed meanwhile,
-// by this process or any other, are not part of this verification.
+// VerifyAudit recomputes the tenant's chain and compares its actions with
+// it (store.VerifyChain), each range on a connection of its own (see
+// verifyConfig).
 func (db *DB) VerifyAudit(ctx context.Context, tenantID string) (store.AuditVerification, error) {
 	if !storable(tenantID) {
 		return store.JoinSegments(nil), nil
 	}
-	v, err := db.verifyAudit(ctx, tenantID)
-	if err != nil {
-		if ctx.Err() != nil {
-			return store.AuditVerification{}, fmt.Errorf("verify audit of %q: %w", tenantID, ctx.Err())
-		}
-		return store.Unreadable(fmt.Errorf("verify audit of %q: %w", tenantID, err)), nil
-	}
-	return v, nil
-}
-
-func (db *DB) verifyAudit(ctx context.Context, tenantID string) (store.AuditVerification, error) {
-	var (
-		head *store.ChainHead
-		top  int64
-	)
-	err := db.read(ctx, func(tx pgx.Tx) error {
-		var h store.ChainHead
-		err := tx.QueryRow(ctx, `SELECT seq, entry_hash FROM audit_heads WHERE tenant_id = $1`, tenantID).Scan(&h.Seq, &h.Hash)
-		switch {
-		case err == nil:
-			head = &h
-		case !errors.Is(err, pgx.ErrNoRows):
-			return err
-		}
-		var n *int64
-		if err := tx.QueryRow(ctx, `SELECT max(seq) FROM audit_log WHERE tenant_id = $1`, tenantID).Scan(&n); err != nil {
-			return err
-		}
-		if n != nil {
-			top = *n
-		}
-		return nil
+	return store.VerifyChain(ctx, tenantID, store.ChainSource{
+		Head: func(ctx context.Context) (head *store.ChainHead, top int64, err error) {
+			err = db.read(ctx, func(tx pgx.Tx) error {
+				var h store.ChainHead
+				switch err := tx.QueryRow(ctx, `SELECT seq, entry_hash FROM audit_heads WHERE tenant_id = $1`, tenantID).Scan(&h.Seq, &h.Hash); {
+				case err == nil:
+					head = &h
+				case !errors.Is(err, pgx.ErrNoRows):
+					return err
+				}
+				var n *int64
+				err := tx.QueryRow(ctx, `SELECT max(seq) FROM audit_log WHERE tenant_id = $1`, tenantID).Scan(&n)
+				if n != nil {
+					top = *n
+				}
+				return err
+			})
+			return head, top, err
+		},
+		Range: func(ctx context.Context, lo, hi int64) (store.ChainSegment, error) {
+			return db.verifyRange(ctx, tenantID, lo, hi)
+		},
+		Actions: func(ctx context.Context, c *store.ActionCheck) error { return db.checkActions(ctx, tenantID, c) },
+		Workers: db.verify.workers, Segment: db.verify.segment,
 	})
-	if err != nil {
-		return store.AuditVerification{}, err
-	}
-	// Below a segment's worth of entries per worker, splitting costs more
-	// than it saves.
-	workers := int(min(int64(db.verify.workers), max(top/db.verify.segment, 1)))
-	segs := make([]store.ChainSegment, workers)
-	g, gctx := errgroup.WithContext(ctx)
-	for i := range workers {
-		lo, hi := 1+top*int64(i)/int64(workers), 1+top*int64(i+1)/int64(workers)
-		if i == 0 {
-			lo = math.MinInt64 // whatever precedes entry 1 is a problem too
-		}
-		g.Go(func() (err error) {
-			segs[i], err = db.verifyRange(gctx, tenantID, lo, hi)
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return store.AuditVerification{}, err
-	}
-	v := store.JoinSegments(head, segs...)
-	if !v.Valid {
-		return v, nil
-	}
-	return db.checkActions(ctx, tenantID, v)
 }
 
 // checkActions compares each of the tenant's actions with the latest
 // entry about it that carries an action digest, and each such entry's
 // action with the table (store.ActionCheck), from one snapshot.
-func (db *DB) checkActions(ctx context.Context, tenantID string, v store.AuditVerification) (store.AuditVerification, error) {
-	var c store.ActionCheck
-	err := db.read(ctx, func(tx pgx.Tx) error {
+func (db *DB) checkActions(ctx context.Context, tenantID string, c *store.ActionCheck) error {
+	return db.read(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT `+qualified("a", actionCols)+`, l.seq, l.prev_hash, l.metadata FROM actions AS a
 LEFT JOIN LATERAL (SELECT seq, prev_hash, metadata FROM audit_log
     WHERE tenant_id = a.tenant_id AND action_id = a.id AND strpos(metadata, '"`+store.MetaActionDigest+`":') > 0
@@ -296,10 +245,6 @@ WHERE l.tenant_id = $1 AND l.action_id IS NOT NULL AND strpos(l.metadata, '"`+st
 		})
 		return err
 	})
-	if err != nil {
-		return store.AuditVerification{}, err
-	}
-	return c.Apply(v), nil
 }
 
 // qualified prefixes each of the comma-separated columns cols with

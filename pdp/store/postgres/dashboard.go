@@ -50,7 +50,7 @@ func (db *DB) Dashboard(ctx context.Context, tenantID string, q store.DashboardQ
 	if !storable(tenantID) {
 		return b.Report(), nil
 	}
-	lo, hi := stampUp(q.Since).UTC(), stampUp(q.Until).UTC()
+	lo, hi := store.StampUp(q.Since).UTC(), store.StampUp(q.Until).UTC()
 	pb := &pgx.Batch{}
 	countRows := func(rows pgx.Rows) error {
 		var (
@@ -141,10 +141,10 @@ func (db *DB) AgentViolations(ctx context.Context, tenantID, agentID string, q s
 	// actions_agent_violations.
 	w.conds = append(w.conds, `a.violation_count > 0`)
 	if !q.Since.IsZero() {
-		w.add(`a.created_at >= ?`, stampUp(q.Since))
+		w.add(`a.created_at >= ?`, store.StampUp(q.Since))
 	}
 	if !q.Until.IsZero() {
-		w.add(`a.created_at < ?`, stampUp(q.Until))
+		w.add(`a.created_at < ?`, store.StampUp(q.Until))
 	}
 	page, pageArgs := w.page(q.Limit, q.Offset)
 	var total int

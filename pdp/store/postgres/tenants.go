@@ -136,7 +136,7 @@ func (db *DB) UpdateTenant(ctx context.Context, id string, u store.TenantUpdate)
 		if err != nil {
 			return noRows(err)
 		}
-		applyTenantUpdate(&t, u)
+		u.Apply(&t)
 		if err := t.Validate(); err != nil {
 			return err
 		}
@@ -154,27 +154,6 @@ RETURNING revision, `+notifyRevision, t.Name, t.Tier, t.Mode, t.ApprovalMode, []
 		return store.Tenant{}, fmt.Errorf("update tenant %q: %w", id, err)
 	}
 	return t, nil
-}
-
-func applyTenantUpdate(t *store.Tenant, u store.TenantUpdate) {
-	if u.Name != nil {
-		t.Name = *u.Name
-	}
-	if u.Tier != nil {
-		t.Tier = *u.Tier
-	}
-	if u.Mode != nil {
-		t.Mode = *u.Mode
-	}
-	if u.ApprovalMode != nil {
-		t.ApprovalMode = *u.ApprovalMode
-	}
-	if u.ApprovalSettings != nil {
-		t.ApprovalSettings = *u.ApprovalSettings
-	}
-	if u.SetRateLimit {
-		t.RateLimit = u.RateLimit
-	}
 }
 
 // CountTenants returns how many tenants exist.

@@ -7,12 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
-	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
@@ -55,11 +51,11 @@ func (db *DB) ListAudit(ctx context.Context, tenantID string, q store.AuditQuery
 	args := []any{tenantID}
 	if !q.Since.IsZero() {
 		where += ` AND ts >= ?`
-		args = append(args, toMicros(stampUp(q.Since)))
+		args = append(args, toMicros(store.StampUp(q.Since)))
 	}
 	if !q.Until.IsZero() {
 		where += ` AND ts < ?`
-		args = append(args, toMicros(stampUp(q.Until)))
+		args = append(args, toMicros(store.StampUp(q.Until)))
 	}
 	if q.EventType != "" {
 		where += ` AND event = ?`
@@ -111,16 +107,6 @@ func (db *DB) ListAudit(ctx context.Context, tenantID string, q store.AuditQuery
 	return es, total, nil
 }
 
-// stampUp rounds t up to the stored precision, so a bound between two
-// stored instants selects what a full-precision comparison would.
-func stampUp(t time.Time) time.Time {
-	s := stamp(t)
-	if s.Before(t) {
-		s = s.Add(store.TimePrecision)
-	}
-	return s
-}
-
 // AuditTrail returns the tenant's entries about one action, in chain order.
 func (db *DB) AuditTrail(ctx context.Context, tenantID, actionID string) ([]store.AuditEntry, error) {
 	// INDEXED BY: see ListAudit; without it the planner walks the chain.
@@ -136,82 +122,40 @@ WHERE tenant_id = ? AND action_id = ? ORDER BY seq`, tenantID, actionID)
 	return es, nil
 }
 
-// VerifyAudit recomputes the tenant's chain, then compares its actions
-// with the chain (checkActions). It reads the head and the highest
-// sequence number, splits [1, highest] into one range per worker (up to
-// GOMAXPROCS, within the read pool), streams each range through a
-// store.ChainVerifier on its own read connection, and joins the segments
-// (store.JoinSegments). The workers read from different snapshots, which
-// is sound because the store never changes an entry once written and the
-// ranges end at the highest number read first; appends made meanwhile are
-// not part of this verification. A chain that cannot be read is not
-// valid (store.Unreadable); only a cancelled ctx is an error.
+// VerifyAudit recomputes the tenant's chain and compares its actions with
+// it (store.VerifyChain), each range on its own read connection (up to
+// GOMAXPROCS, within the read pool).
 func (db *DB) VerifyAudit(ctx context.Context, tenantID string) (store.AuditVerification, error) {
-	v, err := db.verifyAudit(ctx, tenantID)
-	if err != nil {
-		if ctx.Err() != nil {
-			return store.AuditVerification{}, fmt.Errorf("verify audit of %q: %w", tenantID, ctx.Err())
-		}
-		return store.Unreadable(fmt.Errorf("verify audit of %q: %w", tenantID, err)), nil
-	}
-	return v, nil
-}
-
-func (db *DB) verifyAudit(ctx context.Context, tenantID string) (store.AuditVerification, error) {
-	var (
-		head *store.ChainHead
-		top  int64
-	)
-	err := db.read(ctx, func(tx *sql.Tx) error {
-		var h store.ChainHead
-		err := tx.QueryRowContext(ctx, sqlHead, tenantID).Scan(&h.Seq, &h.Hash)
-		switch {
-		case err == nil:
-			head = &h
-		case !errors.Is(err, sql.ErrNoRows):
-			return err
-		}
-		var n sql.NullInt64
-		if err := tx.QueryRowContext(ctx, `SELECT max(seq) FROM audit_log WHERE tenant_id = ?`, tenantID).Scan(&n); err != nil {
-			return err
-		}
-		top = n.Int64
-		return nil
+	return store.VerifyChain(ctx, tenantID, store.ChainSource{
+		Head: func(ctx context.Context) (head *store.ChainHead, top int64, err error) {
+			err = db.read(ctx, func(tx *sql.Tx) error {
+				var h store.ChainHead
+				switch err := tx.QueryRowContext(ctx, sqlHead, tenantID).Scan(&h.Seq, &h.Hash); {
+				case err == nil:
+					head = &h
+				case !errors.Is(err, sql.ErrNoRows):
+					return err
+				}
+				var n sql.NullInt64
+				err := tx.QueryRowContext(ctx, `SELECT max(seq) FROM audit_log WHERE tenant_id = ?`, tenantID).Scan(&n)
+				top = n.Int64
+				return err
+			})
+			return head, top, err
+		},
+		Range: func(ctx context.Context, lo, hi int64) (store.ChainSegment, error) {
+			return db.verifyRange(ctx, tenantID, lo, hi)
+		},
+		Actions: func(ctx context.Context, c *store.ActionCheck) error { return db.checkActions(ctx, tenantID, c) },
+		Workers: db.verifiers, Segment: db.verifySegment,
 	})
-	if err != nil {
-		return store.AuditVerification{}, err
-	}
-	// Below verifySegment entries per worker, splitting costs more than it
-	// saves.
-	workers := int(min(int64(db.verifiers), max(top/db.verifySegment, 1)))
-	segs := make([]store.ChainSegment, workers)
-	g, gctx := errgroup.WithContext(ctx)
-	for i := range workers {
-		lo, hi := 1+top*int64(i)/int64(workers), 1+top*int64(i+1)/int64(workers)
-		if i == 0 {
-			lo = math.MinInt64 // whatever precedes entry 1 is a problem too
-		}
-		g.Go(func() (err error) {
-			segs[i], err = db.verifyRange(gctx, tenantID, lo, hi)
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return store.AuditVerification{}, err
-	}
-	v := store.JoinSegments(head, segs...)
-	if !v.Valid {
-		return v, nil
-	}
-	return db.checkActions(ctx, tenantID, v)
 }
 
 // checkActions compares each of the tenant's actions with the latest
 // entry about it that carries an action digest, and each such entry's
 // action with the table (store.ActionCheck).
-func (db *DB) checkActions(ctx context.Context, tenantID string, v store.AuditVerification) (store.AuditVerification, error) {
-	var c store.ActionCheck
-	err := db.read(ctx, func(tx *sql.Tx) error {
+func (db *DB) checkActions(ctx context.Context, tenantID string, c *store.ActionCheck) error {
+	return db.read(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT `+qualified("a", actionCols)+`, l.seq, l.prev_hash, l.metadata FROM actions AS a
 LEFT JOIN audit_log AS l ON l.tenant_id = a.tenant_id AND l.seq = (
     SELECT max(seq) FROM audit_log INDEXED BY audit_log_action
@@ -254,10 +198,6 @@ WHERE l.tenant_id = ? AND l.action_id IS NOT NULL AND instr(l.metadata, '"`+stor
 		}
 		return rows.Err()
 	})
-	if err != nil {
-		return store.AuditVerification{}, err
-	}
-	return c.Apply(v), nil
 }
 
 // qualified prefixes each of the comma-separated columns cols with

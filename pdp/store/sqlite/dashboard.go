@@ -58,7 +58,7 @@ func (db *DB) Dashboard(ctx context.Context, tenantID string, q store.DashboardQ
 		return store.DashboardReport{}, fmt.Errorf("dashboard: %w", err)
 	}
 	b := store.NewDashboardBuilder(q)
-	lo, hi := toMicros(stampUp(q.Since)), toMicros(stampUp(q.Until))
+	lo, hi := toMicros(store.StampUp(q.Since)), toMicros(store.StampUp(q.Until))
 	err := db.read(ctx, func(tx *sql.Tx) error {
 		if err := countStatuses(ctx, tx, b, tenantID, lo, hi); err != nil {
 			return err
@@ -192,10 +192,10 @@ func eachRow(rows *sql.Rows, fn func(*sql.Rows) error) error {
 func bounds(since, until time.Time) (lo, hi int64) {
 	lo, hi = math.MinInt64, math.MaxInt64
 	if !since.IsZero() {
-		lo = toMicros(stampUp(since))
+		lo = toMicros(store.StampUp(since))
 	}
 	if !until.IsZero() {
-		hi = toMicros(stampUp(until))
+		hi = toMicros(store.StampUp(until))
 	}
 	return lo, hi
 }
