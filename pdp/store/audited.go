@@ -39,6 +39,8 @@ type BatchTx interface {
 	Votes(tenantID, actionID string) ([]ApprovalVote, error)
 	// GetAction reads the tenant's action.
 	GetAction(tenantID, actionID string) (ActionRecord, error)
+	// PolicyTx is the batch's transaction for a policy write.
+	PolicyTx() (PolicyTx, error)
 }
 
 // NotPendingError explains why an action found in status st (with its
@@ -164,11 +166,51 @@ func (w *AuditedWriter[B]) InsertActionError(a ActionRecord, err error) error {
 	return fmt.Errorf("insert action %q: %w", a.ID, err)
 }
 
-// PolicyAudited runs a driver's policy write in a batch with its entry:
-// write returns what it wrote and its event (policy_created …); event is
-// the default checked before queueing. The write refuses before writing
-// (not found, over the limit), which appends nothing.
-func (w *AuditedWriter[B]) PolicyAudited(ctx context.Context, tenantID string, ev AuditEvent, event string, write func(b B) (PolicyWrite, string, error)) (PolicyWrite, AuditEntry, error) {
+// CommitStats returns the group committer's counters; Ops/Batches is the
+// mean batch size.
+func (w *AuditedWriter[B]) CommitStats() CommitStats { return w.GC.Stats() }
+
+// PutPolicyAudited is PutPolicy plus its entry, in one group-committed
+// transaction (see AuditedWrites).
+func (w *AuditedWriter[B]) PutPolicyAudited(ctx context.Context, req PutPolicyRequest, ev AuditEvent) (PolicyWrite, AuditEntry, error) {
+	p, key, err := PreparePut(req)
+	if err != nil {
+		return PolicyWrite{}, AuditEntry{}, err
+	}
+	pw, e, err := w.policyAudited(ctx, req.TenantID, ev, EventPolicyUpdated, func(tx PolicyTx, now time.Time) (PolicyWrite, string, error) {
+		pw, err := PutPolicyIn(tx, req, p, now)
+		if pw.Created {
+			return pw, EventPolicyCreated, err
+		}
+		return pw, EventPolicyUpdated, err
+	})
+	if err != nil {
+		return PolicyWrite{}, AuditEntry{}, fmt.Errorf("put policy %s: %w", key, err)
+	}
+	return pw, e, nil
+}
+
+// DisablePolicyAudited is DisablePolicy plus its entry, in one
+// group-committed transaction.
+func (w *AuditedWriter[B]) DisablePolicyAudited(ctx context.Context, key PolicyKey, ev AuditEvent) (PolicyWrite, AuditEntry, error) {
+	pw, e, err := w.policyAudited(ctx, key.TenantID, ev, EventPolicyDisabled, func(tx PolicyTx, now time.Time) (PolicyWrite, string, error) {
+		if !AllStorable(key.TenantID, key.AgentID, key.Name) { // it could not have been written
+			return PolicyWrite{}, "", ErrNotFound
+		}
+		pw, err := DisablePolicyIn(tx, key, now)
+		return pw, EventPolicyDisabled, err
+	})
+	if err != nil {
+		return PolicyWrite{}, AuditEntry{}, fmt.Errorf("disable policy %s: %w", key, err)
+	}
+	return pw, e, nil
+}
+
+// policyAudited runs a policy write in a batch with its entry: write
+// returns what it wrote and its event; event is the default checked
+// before queueing. The write refuses before writing (not found, over the
+// limit), which appends nothing.
+func (w *AuditedWriter[B]) policyAudited(ctx context.Context, tenantID string, ev AuditEvent, event string, write func(tx PolicyTx, now time.Time) (PolicyWrite, string, error)) (PolicyWrite, AuditEntry, error) {
 	if _, err := CanonicalEvent(ev, event, nil); err != nil { // refuse bad metadata before queueing
 		return PolicyWrite{}, AuditEntry{}, fmt.Errorf("audit: %w", err)
 	}
@@ -177,7 +219,11 @@ func (w *AuditedWriter[B]) PolicyAudited(ctx context.Context, tenantID string, e
 		entry AuditEntry
 	)
 	err := w.GC.Do(ctx, tenantID, func(b B) error {
-		pw, event, err := write(b)
+		tx, err := b.PolicyTx()
+		if err != nil {
+			return err
+		}
+		pw, event, err := write(tx, stampNow(time.Time{}, w.Now))
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -430,4 +431,29 @@ func verifyChain(ctx context.Context, src ChainSource) (AuditVerification, error
 		return AuditVerification{}, err
 	}
 	return c.Apply(v), nil
+}
+
+// Scanner is what a driver's row types share.
+type Scanner interface {
+	Scan(dest ...any) error
+}
+
+// ScanExtra scans a row whose leading columns a scan function reads (it
+// passes their destinations) and whose trailing ones go into Extra.
+type ScanExtra struct {
+	Row   Scanner
+	Extra []any
+}
+
+// Scan scans dest and then Extra.
+func (s ScanExtra) Scan(dest ...any) error { return s.Row.Scan(append(dest, s.Extra...)...) }
+
+// Qualified prefixes each of the comma-separated columns cols with table,
+// for a query joining tables that share column names.
+func Qualified(table, cols string) string {
+	fs := strings.Split(cols, ",")
+	for i, f := range fs {
+		fs[i] = table + "." + strings.TrimSpace(f)
+	}
+	return strings.Join(fs, ", ")
 }

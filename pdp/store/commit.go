@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Group commit, shared by every driver. Every write that appends to an
@@ -66,7 +67,14 @@ type Op[B any] struct {
 // that wrote nothing). Otherwise nothing was written, and culprit is the
 // index of the op whose write failed, to leave out of the next attempt, or
 // -1 when the failure is the batch's own (every live op gets err).
-type AttemptFunc[B any] func(ops []*Op[B], live []int) (res []error, culprit int, err error)
+//
+// ctx bounds the attempt (BatchTimeout). It is not any caller's: one
+// caller giving up must not abort the others' statements, but a wedged
+// database must not hold every writer forever either.
+type AttemptFunc[B any] func(ctx context.Context, ops []*Op[B], live []int) (res []error, culprit int, err error)
+
+// BatchTimeout bounds one attempt at a batch.
+const BatchTimeout = time.Minute
 
 // CommitStats reports how a group committer has batched so far.
 type CommitStats struct {
@@ -173,7 +181,9 @@ func (c *Committer[B]) commit(ops []*Op[B]) {
 	}
 	retries := 0
 	for len(live) > 0 {
-		res, culprit, err := c.attempt(ops, live)
+		ctx, cancel := context.WithTimeout(context.Background(), BatchTimeout)
+		res, culprit, err := c.attempt(ctx, ops, live)
+		cancel()
 		if err == nil {
 			for _, i := range live {
 				results[i] = res[i]

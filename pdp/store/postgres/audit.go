@@ -203,7 +203,7 @@ func (db *DB) VerifyAudit(ctx context.Context, tenantID string) (store.AuditVeri
 // action with the table (store.ActionCheck), from one snapshot.
 func (db *DB) checkActions(ctx context.Context, tenantID string, c *store.ActionCheck) error {
 	return db.read(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT `+qualified("a", actionCols)+`, l.seq, l.prev_hash, l.metadata FROM actions AS a
+		rows, err := tx.Query(ctx, `SELECT `+store.Qualified("a", actionCols)+`, l.seq, l.prev_hash, l.metadata FROM actions AS a
 LEFT JOIN LATERAL (SELECT seq, prev_hash, metadata FROM audit_log
     WHERE tenant_id = a.tenant_id AND action_id = a.id AND strpos(metadata, '"`+store.MetaActionDigest+`":') > 0
     ORDER BY seq DESC LIMIT 1) AS l ON true
@@ -216,7 +216,7 @@ WHERE a.tenant_id = $1`, tenantID)
 			prev, meta *string
 		)
 		for rows.Next() {
-			a, err := scanAction(scanExtra{rows, []any{&seq, &prev, &meta}})
+			a, err := scanAction(store.ScanExtra{Row: rows, Extra: []any{&seq, &prev, &meta}})
 			if err != nil {
 				rows.Close()
 				return err
@@ -246,25 +246,6 @@ WHERE l.tenant_id = $1 AND l.action_id IS NOT NULL AND strpos(l.metadata, '"`+st
 		return err
 	})
 }
-
-// qualified prefixes each of the comma-separated columns cols with
-// table.
-func qualified(table, cols string) string {
-	fs := strings.Split(cols, ",")
-	for i, f := range fs {
-		fs[i] = table + "." + strings.TrimSpace(f)
-	}
-	return strings.Join(fs, ", ")
-}
-
-// scanExtra scans the action columns into what scanAction passes and the
-// columns after them into extra.
-type scanExtra struct {
-	rows  rowScanner
-	extra []any
-}
-
-func (s scanExtra) Scan(dest ...any) error { return s.rows.Scan(append(dest, s.extra...)...) }
 
 // verifyRange streams the tenant's entries with lo ≤ seq < hi through a
 // verifier, one row at a time, straight from pgx's read
@@ -331,60 +312,4 @@ func (db *DB) prepareAction(a store.ActionRecord) (store.ActionRecord, error) {
 		return store.ActionRecord{}, fmt.Errorf("insert action: %w", err)
 	}
 	return a, nil
-}
-
-// policyWrite runs a policy write (putPolicy or disablePolicy, which
-// refuse before they write) on the batch's connection.
-func (b *batch) policyWrite(write func(tx pgx.Tx) (store.PolicyWrite, string, error)) (store.PolicyWrite, string, error) {
-	tx, err := b.conn()
-	if err != nil {
-		return store.PolicyWrite{}, "", err
-	}
-	w, event, err := write(tx)
-	if err == nil {
-		b.dirty = true
-	}
-	return w, event, err
-}
-
-// PutPolicyAudited is PutPolicy with its entry in the same transaction.
-func (db *DB) PutPolicyAudited(ctx context.Context, req store.PutPolicyRequest, ev store.AuditEvent) (store.PolicyWrite, store.AuditEntry, error) {
-	p, key, err := store.PreparePut(req)
-	if err != nil {
-		return store.PolicyWrite{}, store.AuditEntry{}, err
-	}
-	w, e, err := db.PolicyAudited(ctx, req.TenantID, ev, store.EventPolicyUpdated, func(b *batch) (store.PolicyWrite, string, error) {
-		return b.policyWrite(func(tx pgx.Tx) (store.PolicyWrite, string, error) {
-			w, err := store.PutPolicyIn(policyTx{b.ctx, tx}, req, p, db.nowUTC())
-			if w.Created {
-				return w, store.EventPolicyCreated, err
-			}
-			return w, store.EventPolicyUpdated, err
-		})
-	})
-	if err != nil {
-		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("put policy %s: %w", key, err)
-	}
-	return w, e, nil
-}
-
-// DisablePolicyAudited is DisablePolicy with its entry in the same
-// transaction.
-func (db *DB) DisablePolicyAudited(ctx context.Context, key store.PolicyKey, ev store.AuditEvent) (store.PolicyWrite, store.AuditEntry, error) {
-	if !allStorable(key.TenantID, key.AgentID, key.Name) {
-		if _, err := store.CanonicalEvent(ev, store.EventPolicyDisabled, nil); err != nil {
-			return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("disable policy %s: audit: %w", key, err)
-		}
-		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("disable policy %s: %w", key, store.ErrNotFound)
-	}
-	w, e, err := db.PolicyAudited(ctx, key.TenantID, ev, store.EventPolicyDisabled, func(b *batch) (store.PolicyWrite, string, error) {
-		return b.policyWrite(func(tx pgx.Tx) (store.PolicyWrite, string, error) {
-			w, err := store.DisablePolicyIn(policyTx{b.ctx, tx}, key, db.nowUTC())
-			return w, store.EventPolicyDisabled, err
-		})
-	})
-	if err != nil {
-		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("disable policy %s: %w", key, err)
-	}
-	return w, e, nil
 }

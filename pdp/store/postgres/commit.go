@@ -57,14 +57,9 @@ type committer = store.Committer[*batch]
 // DefaultMaxBatch is how many writes one group commit holds at most.
 const DefaultMaxBatch = 256
 
-// Bounds of a batch.
-const (
-	// batchTimeout bounds one attempt at a batch's transaction, so a
-	// wedged database cannot hold every writer forever.
-	batchTimeout = time.Minute
-	// rollbackTimeout bounds rolling back a failed attempt.
-	rollbackTimeout = 5 * time.Second
-)
+// rollbackTimeout bounds rolling back a failed attempt (store.BatchTimeout
+// bounds the attempt).
+const rollbackTimeout = 5 * time.Second
 
 // govOptions are the audit chain's options.
 type govOptions struct {
@@ -133,9 +128,7 @@ func retryable(err error) bool {
 // Otherwise nothing was written, and culprit is the index of the op whose
 // write failed, to leave out of the next attempt, or -1 when the failure is
 // the batch's own.
-func (db *DB) attempt(ops []*op, live []int) (res []error, culprit int, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
-	defer cancel()
+func (db *DB) attempt(ctx context.Context, ops []*op, live []int) (res []error, culprit int, err error) {
 	tx, err := db.pool.BeginTx(ctx, writeTx)
 	if err != nil {
 		return nil, -1, fmt.Errorf("begin batch: %w", err)
@@ -198,10 +191,6 @@ func (db *DB) attempt(ops []*op, live []int) (res []error, culprit int, err erro
 	committed = true
 	return res, -1, nil
 }
-
-// CommitStats returns the group committer's counters; Ops/Batches is the
-// mean batch size.
-func (db *DB) CommitStats() store.CommitStats { return db.GC.Stats() }
 
 // batch is the state one attempt's ops share.
 type batch struct {
@@ -452,4 +441,14 @@ func (b *batch) fail(op int, err error) error {
 // left the transaction aborted.
 func (b *batch) txFailed() bool {
 	return b.tx.Conn().PgConn().TxStatus() == 'E'
+}
+
+// PolicyTx sends what is queued and returns the batch's transaction for
+// a policy write, which marks the op as having written when it writes.
+func (b *batch) PolicyTx() (store.PolicyTx, error) {
+	tx, err := b.conn()
+	if err != nil {
+		return nil, err
+	}
+	return policyTx{ctx: b.ctx, tx: tx, wrote: func() { b.dirty = true }}, nil
 }

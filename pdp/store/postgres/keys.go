@@ -123,7 +123,7 @@ RETURNING tenant_id`, db.nowUTC(), id).Scan(&tenantID)
 		if err != nil {
 			return err
 		}
-		_, err = policyTx{ctx, tx}.BumpRevision(tenantID)
+		_, err = policyTx{ctx: ctx, tx: tx}.BumpRevision(tenantID)
 		return err
 	})
 	if err != nil {

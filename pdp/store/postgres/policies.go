@@ -53,8 +53,16 @@ WHERE tenant_id = $1 AND agent_id = $2 AND name = $3`, key.TenantID, key.AgentID
 
 // policyTx is store.PolicyTx on a write transaction.
 type policyTx struct {
-	ctx context.Context
-	tx  pgx.Tx
+	ctx   context.Context
+	tx    pgx.Tx
+	wrote func() // nil, or told of every write
+}
+
+func (t policyTx) written(err error) error {
+	if err == nil && t.wrote != nil {
+		t.wrote()
+	}
+	return err
 }
 
 // LockTenant takes the tenant's row lock, so whether a write adds a
@@ -86,13 +94,13 @@ func (t policyTx) SavePolicy(key store.PolicyKey, p pdp.Policy, insert bool) err
 	if insert {
 		_, err = t.tx.Exec(t.ctx, `INSERT INTO policies (tenant_id, `+policyCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 			key.TenantID, key.AgentID, key.Name, p.Description, l.Steps, l.Domains, l.Rules, p.Enabled, p.Version, p.CreatedAt, p.UpdatedAt)
-		return err
+		return t.written(err)
 	}
 	_, err = t.tx.Exec(t.ctx, `UPDATE policies
 SET description = $1, step_types = $2, whitelisted_domains = $3, rules = $4, enabled = $5, version = $6, updated_at = $7
 WHERE tenant_id = $8 AND agent_id = $9 AND name = $10`,
 		p.Description, l.Steps, l.Domains, l.Rules, p.Enabled, p.Version, p.UpdatedAt, key.TenantID, key.AgentID, key.Name)
-	return err
+	return t.written(err)
 }
 
 // BumpRevision increments the tenant's revision as the last statement of
@@ -102,7 +110,7 @@ func (t policyTx) BumpRevision(tenantID string) (uint64, error) {
 	var rev uint64
 	err := t.tx.QueryRow(t.ctx, `UPDATE tenants SET revision = revision + 1 WHERE id = $1
 RETURNING revision, `+notifyRevision, tenantID).Scan(&rev, nil)
-	return rev, err
+	return rev, t.written(err)
 }
 
 // PutPolicy inserts or replaces a policy, checking the limit when the write
@@ -114,7 +122,7 @@ func (db *DB) PutPolicy(ctx context.Context, req store.PutPolicyRequest) (store.
 	}
 	var out store.PolicyWrite
 	err = db.write(ctx, func(tx pgx.Tx) (err error) {
-		out, err = store.PutPolicyIn(policyTx{ctx, tx}, req, p, db.nowUTC())
+		out, err = store.PutPolicyIn(policyTx{ctx: ctx, tx: tx}, req, p, db.nowUTC())
 		return err
 	})
 	if err != nil {
@@ -130,7 +138,7 @@ func (db *DB) DisablePolicy(ctx context.Context, key store.PolicyKey) (store.Pol
 	}
 	var out store.PolicyWrite
 	err := db.write(ctx, func(tx pgx.Tx) (err error) {
-		out, err = store.DisablePolicyIn(policyTx{ctx, tx}, key, db.nowUTC())
+		out, err = store.DisablePolicyIn(policyTx{ctx: ctx, tx: tx}, key, db.nowUTC())
 		return err
 	})
 	if err != nil {

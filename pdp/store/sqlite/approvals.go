@@ -48,7 +48,7 @@ func (db *DB) ListApprovals(ctx context.Context, tenantID string, q store.Approv
 				ap  store.Approval
 				seq sql.NullInt64
 			)
-			if ap.Action, err = scanAction(scanPrefix{rows, &seq}); err != nil {
+			if ap.Action, err = scanAction(store.ScanExtra{Row: rows, Extra: []any{&seq}}); err != nil {
 				return err
 			}
 			ap.AuditSequence = seq.Int64
@@ -61,15 +61,6 @@ func (db *DB) ListApprovals(ctx context.Context, tenantID string, q store.Approv
 	}
 	return out, total, nil
 }
-
-// scanPrefix scans the action columns into what scanAction passes and the
-// columns after them into extra.
-type scanPrefix struct {
-	rows  rowScanner
-	extra *sql.NullInt64
-}
-
-func (s scanPrefix) Scan(dest ...any) error { return s.rows.Scan(append(dest, s.extra)...) }
 
 const voteCols = `tenant_id, action_id, approver_id, role, is_manager, decision, reason, voted_at`
 

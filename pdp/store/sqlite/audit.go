@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
@@ -156,7 +155,7 @@ func (db *DB) VerifyAudit(ctx context.Context, tenantID string) (store.AuditVeri
 // action with the table (store.ActionCheck).
 func (db *DB) checkActions(ctx context.Context, tenantID string, c *store.ActionCheck) error {
 	return db.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT `+qualified("a", actionCols)+`, l.seq, l.prev_hash, l.metadata FROM actions AS a
+		rows, err := tx.QueryContext(ctx, `SELECT `+store.Qualified("a", actionCols)+`, l.seq, l.prev_hash, l.metadata FROM actions AS a
 LEFT JOIN audit_log AS l ON l.tenant_id = a.tenant_id AND l.seq = (
     SELECT max(seq) FROM audit_log INDEXED BY audit_log_action
     WHERE tenant_id = a.tenant_id AND action_id = a.id AND instr(metadata, '"`+store.MetaActionDigest+`":') > 0)
@@ -170,7 +169,7 @@ WHERE a.tenant_id = ?`, tenantID)
 				seq        sql.NullInt64
 				prev, meta sql.NullString
 			)
-			a, err := scanAction(scanExtra{rows, []any{&seq, &prev, &meta}})
+			a, err := scanAction(store.ScanExtra{Row: rows, Extra: []any{&seq, &prev, &meta}})
 			if err != nil {
 				return err
 			}
@@ -199,25 +198,6 @@ WHERE l.tenant_id = ? AND l.action_id IS NOT NULL AND instr(l.metadata, '"`+stor
 		return rows.Err()
 	})
 }
-
-// qualified prefixes each of the comma-separated columns cols with
-// table.
-func qualified(table, cols string) string {
-	fs := strings.Split(cols, ",")
-	for i, f := range fs {
-		fs[i] = table + "." + strings.TrimSpace(f)
-	}
-	return strings.Join(fs, ", ")
-}
-
-// scanExtra scans the action columns into what scanAction passes and the
-// columns after them into extra.
-type scanExtra struct {
-	rows  rowScanner
-	extra []any
-}
-
-func (s scanExtra) Scan(dest ...any) error { return s.rows.Scan(append(dest, s.extra...)...) }
 
 // verifyRange streams the tenant's entries with lo ≤ seq < hi through a
 // verifier, holding one row at a time.
@@ -279,36 +259,4 @@ func unpackEntry(row []byte) (packedEntry, bool) {
 		return packedEntry{}, false
 	}
 	return packedEntry{seq: n[0], ts: n[1], event: row[:le], meta: row[le : le+lm], prev: row[le+lm : le+lm+lp], hash: row[le+lm+lp:]}, true
-}
-
-// PutPolicyAudited is PutPolicy with its entry in the same transaction.
-func (db *DB) PutPolicyAudited(ctx context.Context, req store.PutPolicyRequest, ev store.AuditEvent) (store.PolicyWrite, store.AuditEntry, error) {
-	p, key, err := store.PreparePut(req)
-	if err != nil {
-		return store.PolicyWrite{}, store.AuditEntry{}, err
-	}
-	w, e, err := db.PolicyAudited(ctx, req.TenantID, ev, store.EventPolicyUpdated, func(b *batch) (store.PolicyWrite, string, error) {
-		w, err := store.PutPolicyIn(policyTx{b.ctx, b.tx}, req, p, db.nowUTC())
-		if w.Created {
-			return w, store.EventPolicyCreated, err
-		}
-		return w, store.EventPolicyUpdated, err
-	})
-	if err != nil {
-		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("put policy %s: %w", key, err)
-	}
-	return w, e, nil
-}
-
-// DisablePolicyAudited is DisablePolicy with its entry in the same
-// transaction.
-func (db *DB) DisablePolicyAudited(ctx context.Context, key store.PolicyKey, ev store.AuditEvent) (store.PolicyWrite, store.AuditEntry, error) {
-	w, e, err := db.PolicyAudited(ctx, key.TenantID, ev, store.EventPolicyDisabled, func(b *batch) (store.PolicyWrite, string, error) {
-		w, err := store.DisablePolicyIn(policyTx{b.ctx, b.tx}, key, db.nowUTC())
-		return w, store.EventPolicyDisabled, err
-	})
-	if err != nil {
-		return store.PolicyWrite{}, store.AuditEntry{}, fmt.Errorf("disable policy %s: %w", key, err)
-	}
-	return w, e, nil
 }

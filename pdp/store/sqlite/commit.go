@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
@@ -66,12 +65,7 @@ func (db *DB) closeStmts() {
 
 // attempt runs the live ops in one transaction. Each op's failure is its
 // own (savepoints), so there is never a culprit to rerun without.
-func (db *DB) attempt(ops []*store.Op[*batch], live []int) ([]error, int, error) {
-	// The batch is not any caller's: one caller giving up must not abort
-	// the others' statements. Bound it so a wedged database cannot hold
-	// every writer forever.
-	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
-	defer cancel()
+func (db *DB) attempt(ctx context.Context, ops []*store.Op[*batch], live []int) ([]error, int, error) {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, -1, fmt.Errorf("begin batch: %w", err)
@@ -112,13 +106,6 @@ func (db *DB) attempt(ops []*store.Op[*batch], live []int) ([]error, int, error)
 	committed = true
 	return res, -1, nil
 }
-
-// batchTimeout bounds one batch's transaction.
-const batchTimeout = time.Minute
-
-// CommitStats returns the group committer's counters; Ops/Batches is the
-// mean batch size.
-func (db *DB) CommitStats() store.CommitStats { return db.GC.Stats() }
 
 // batch is the state one batch's ops share.
 type batch struct {
@@ -204,3 +191,6 @@ func (b *batch) InsertAction(a store.ActionRecord, auditSeq int64) error {
 	_, err := b.exec(sqlInsertAction, actionArgs(a, sql.NullInt64{Int64: auditSeq, Valid: true})...)
 	return err
 }
+
+// PolicyTx is the batch's transaction for a policy write.
+func (b *batch) PolicyTx() (store.PolicyTx, error) { return policyTx{b.ctx, b.tx}, nil }
