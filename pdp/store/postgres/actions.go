@@ -48,7 +48,7 @@ func (db *DB) InsertAction(ctx context.Context, a store.ActionRecord) (store.Act
 
 // GetAction returns the tenant's action with this ID.
 func (db *DB) GetAction(ctx context.Context, tenantID, id string) (store.ActionRecord, error) {
-	if !allStorable(tenantID, id) {
+	if !store.AllStorable(tenantID, id) {
 		return store.ActionRecord{}, fmt.Errorf("get action %q: %w", id, store.ErrNotFound)
 	}
 	a, err := scanAction(db.pool.QueryRow(ctx, `SELECT `+actionCols+` FROM actions WHERE id = $1 AND tenant_id = $2`, id, tenantID))
@@ -62,7 +62,7 @@ func (db *DB) GetAction(ctx context.Context, tenantID, id string) (store.ActionR
 // the total matching q; both from one snapshot.
 func (db *DB) ListActions(ctx context.Context, tenantID string, q store.ActionQuery) ([]store.ActionRecord, int, error) {
 	as := []store.ActionRecord{}
-	if !allStorable(tenantID, string(q.Status)) {
+	if !store.AllStorable(tenantID, string(q.Status)) {
 		return as, 0, nil
 	}
 	where := ` WHERE tenant_id = $1`

@@ -23,7 +23,7 @@ func (db *DB) ListApprovals(ctx context.Context, tenantID string, q store.Approv
 		return nil, 0, fmt.Errorf("list approvals: %w", err)
 	}
 	out := []store.Approval{}
-	if !storable(tenantID) {
+	if !store.Storable(tenantID) {
 		return out, 0, nil
 	}
 	w := &where{}
@@ -87,7 +87,7 @@ const sqlVotes = `SELECT ` + voteCols + ` FROM approval_votes WHERE tenant_id = 
 
 // ApprovalVotes returns the votes on the tenant's action, oldest first.
 func (db *DB) ApprovalVotes(ctx context.Context, tenantID, actionID string) ([]store.ApprovalVote, error) {
-	if !allStorable(tenantID, actionID) {
+	if !store.AllStorable(tenantID, actionID) {
 		return []store.ApprovalVote{}, nil
 	}
 	rows, err := db.pool.Query(ctx, sqlVotes, tenantID, actionID)

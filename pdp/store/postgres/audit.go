@@ -107,7 +107,7 @@ func (w *where) page(limit, offset int) (string, []any) {
 // ListAudit returns one page of the tenant's entries and the total
 // matching q, from one snapshot.
 func (db *DB) ListAudit(ctx context.Context, tenantID string, q store.AuditQuery) ([]store.AuditEntry, int, error) {
-	if !allStorable(tenantID, q.EventType) {
+	if !store.AllStorable(tenantID, q.EventType) {
 		return []store.AuditEntry{}, 0, nil
 	}
 	w := &where{}
@@ -149,7 +149,7 @@ func (db *DB) ListAudit(ctx context.Context, tenantID string, q store.AuditQuery
 
 // AuditTrail returns the tenant's entries about one action, in chain order.
 func (db *DB) AuditTrail(ctx context.Context, tenantID, actionID string) ([]store.AuditEntry, error) {
-	if !allStorable(tenantID, actionID) {
+	if !store.AllStorable(tenantID, actionID) {
 		return []store.AuditEntry{}, nil
 	}
 	rows, err := db.pool.Query(ctx, `SELECT `+auditCols+` FROM audit_log
@@ -168,7 +168,7 @@ WHERE tenant_id = $1 AND action_id = $2 ORDER BY seq`, tenantID, actionID)
 // it (store.VerifyChain), each range on a connection of its own (see
 // verifyConfig).
 func (db *DB) VerifyAudit(ctx context.Context, tenantID string) (store.AuditVerification, error) {
-	if !storable(tenantID) {
+	if !store.Storable(tenantID) {
 		return store.JoinSegments(nil), nil
 	}
 	return store.VerifyChain(ctx, tenantID, store.ChainSource{

@@ -47,7 +47,7 @@ func (db *DB) Dashboard(ctx context.Context, tenantID string, q store.DashboardQ
 		return store.DashboardReport{}, fmt.Errorf("dashboard: %w", err)
 	}
 	b := store.NewDashboardBuilder(q)
-	if !storable(tenantID) {
+	if !store.Storable(tenantID) {
 		return b.Report(), nil
 	}
 	lo, hi := store.StampUp(q.Since).UTC(), store.StampUp(q.Until).UTC()
@@ -131,7 +131,7 @@ WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3 AND violation_coun
 // first, and their number in the window, from one snapshot.
 func (db *DB) AgentViolations(ctx context.Context, tenantID, agentID string, q store.ViolationQuery) ([]store.AgentViolation, int, error) {
 	out := []store.AgentViolation{}
-	if !allStorable(tenantID, agentID) {
+	if !store.AllStorable(tenantID, agentID) {
 		return out, 0, nil
 	}
 	w := &where{}

@@ -47,13 +47,11 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/gatehouse-pdp/gatehouse/pdp"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
@@ -300,40 +298,6 @@ func noRows(err error) error {
 		return store.ErrNotFound
 	}
 	return err
-}
-
-// storable reports whether PostgreSQL can hold s as text: valid UTF-8
-// without NUL, which SQLite would store but PostgreSQL refuses with an
-// error. A lookup of a key that is not storable finds nothing, as it could
-// never have been written; a write of one is a validation error.
-func storable(s string) bool {
-	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
-}
-
-// allStorable reports whether every s is storable.
-func allStorable(ss ...string) bool {
-	for _, s := range ss {
-		if !storable(s) {
-			return false
-		}
-	}
-	return true
-}
-
-// field is a named text value about to be written.
-type field struct{ name, value string }
-
-// checkText returns a pdp.ValidationErrors naming every field PostgreSQL
-// could not store, or nil. JSON fields pass through it too: valid JSON
-// never holds a raw NUL, but may hold invalid UTF-8.
-func checkText(fs ...field) error {
-	var es pdp.ValidationErrors
-	for _, f := range fs {
-		if !storable(f.value) {
-			es = append(es, &pdp.ValidationError{Field: f.name, Reason: "must be valid UTF-8 without NUL characters"})
-		}
-	}
-	return es.Err()
 }
 
 // rowScanner is what pgx.Row and pgx.Rows share.

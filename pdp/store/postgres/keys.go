@@ -29,7 +29,7 @@ func validateKey(k store.APIKey) error {
 	}
 	// TenantID is left out: a tenant it cannot name does not exist, which
 	// the foreign key reports as ErrNotFound, as it would in SQLite.
-	return checkText(field{"id", k.ID}, field{"hash", k.Hash}, field{"prefix", k.Prefix})
+	return store.CheckText(store.Text{Field: "id", Value: k.ID}, store.Text{Field: "hash", Value: k.Hash}, store.Text{Field: "prefix", Value: k.Prefix})
 }
 
 func insertKey(ctx context.Context, tx pgx.Tx, k store.APIKey) error {
@@ -44,7 +44,7 @@ func (db *DB) CreateAPIKey(ctx context.Context, k store.APIKey) (store.APIKey, e
 	if err := validateKey(k); err != nil {
 		return store.APIKey{}, fmt.Errorf("create key: %w", err)
 	}
-	if !storable(k.TenantID) {
+	if !store.Storable(k.TenantID) {
 		return store.APIKey{}, fmt.Errorf("create key %q: tenant %q: %w", k.ID, k.TenantID, store.ErrNotFound)
 	}
 	err := db.write(ctx, func(tx pgx.Tx) error { return insertKey(ctx, tx, k) })
@@ -62,7 +62,7 @@ func (db *DB) CreateAPIKey(ctx context.Context, k store.APIKey) (store.APIKey, e
 // TenantByKeyHash returns the tenant of the unrevoked key with this hash.
 func (db *DB) TenantByKeyHash(ctx context.Context, hash string) (store.Tenant, store.APIKey, error) {
 	// The hash is a secret's digest: keep it out of the errors.
-	if !storable(hash) {
+	if !store.Storable(hash) {
 		return store.Tenant{}, store.APIKey{}, fmt.Errorf("key lookup: %w", store.ErrNotFound)
 	}
 	var (
@@ -103,7 +103,7 @@ WHERE k.hash = $1 AND k.revoked_at IS NULL`, hash).Scan(
 // need no lock beyond the key row's: the second waits for the first and
 // then finds revoked_at set.
 func (db *DB) RevokeAPIKey(ctx context.Context, id string) error {
-	if !storable(id) {
+	if !store.Storable(id) {
 		return fmt.Errorf("revoke key %q: %w", id, store.ErrNotFound)
 	}
 	err := db.write(ctx, func(tx pgx.Tx) error {

@@ -133,7 +133,7 @@ func (db *DB) PutPolicy(ctx context.Context, req store.PutPolicyRequest) (store.
 
 // DisablePolicy sets enabled=false at version+1.
 func (db *DB) DisablePolicy(ctx context.Context, key store.PolicyKey) (store.PolicyWrite, error) {
-	if !allStorable(key.TenantID, key.AgentID, key.Name) {
+	if !store.AllStorable(key.TenantID, key.AgentID, key.Name) {
 		return store.PolicyWrite{}, fmt.Errorf("disable policy %s: %w", key, store.ErrNotFound)
 	}
 	var out store.PolicyWrite
@@ -149,7 +149,7 @@ func (db *DB) DisablePolicy(ctx context.Context, key store.PolicyKey) (store.Pol
 
 // GetPolicy returns one policy, enabled or not.
 func (db *DB) GetPolicy(ctx context.Context, key store.PolicyKey) (pdp.Policy, error) {
-	if !allStorable(key.TenantID, key.AgentID, key.Name) {
+	if !store.AllStorable(key.TenantID, key.AgentID, key.Name) {
 		return pdp.Policy{}, fmt.Errorf("get policy %s: %w", key, store.ErrNotFound)
 	}
 	p, err := getPolicy(ctx, db.pool, key)
@@ -161,7 +161,7 @@ func (db *DB) GetPolicy(ctx context.Context, key store.PolicyKey) (pdp.Policy, e
 
 // ListPolicies returns the tenant's policies matching f.
 func (db *DB) ListPolicies(ctx context.Context, tenantID string, f store.PolicyFilter) ([]pdp.Policy, error) {
-	if !storable(tenantID) || (f.AgentID != nil && !storable(*f.AgentID)) {
+	if !store.Storable(tenantID) || (f.AgentID != nil && !store.Storable(*f.AgentID)) {
 		return []pdp.Policy{}, nil
 	}
 	q := `SELECT ` + policyCols + ` FROM policies WHERE tenant_id = $1`
@@ -192,7 +192,7 @@ func countEnabled(ctx context.Context, q querier, tenantID string) (int, error) 
 
 // CountEnabledPolicies counts the tenant's enabled policies, both scopes.
 func (db *DB) CountEnabledPolicies(ctx context.Context, tenantID string) (int, error) {
-	if !storable(tenantID) {
+	if !store.Storable(tenantID) {
 		return 0, nil
 	}
 	n, err := countEnabled(ctx, db.pool, tenantID)
@@ -204,7 +204,7 @@ func (db *DB) CountEnabledPolicies(ctx context.Context, tenantID string) (int, e
 
 // TenantPolicies reads revision, mode and enabled policies in one snapshot.
 func (db *DB) TenantPolicies(ctx context.Context, tenantID string) (pdp.TenantPolicies, error) {
-	if !storable(tenantID) {
+	if !store.Storable(tenantID) {
 		return pdp.TenantPolicies{}, fmt.Errorf("tenant policies of %q: %w", tenantID, store.ErrNotFound)
 	}
 	tp := pdp.TenantPolicies{TenantID: tenantID}

@@ -40,8 +40,8 @@ func rateLimitArgs(l *store.RateLimit) (rps *float64, burst *int64) {
 }
 
 func checkTenantText(t store.Tenant) error {
-	return checkText(field{"id", t.ID}, field{"name", t.Name}, field{"approval_mode", t.ApprovalMode},
-		field{"approval_settings", string(t.ApprovalSettings)})
+	return store.CheckText(store.Text{Field: "id", Value: t.ID}, store.Text{Field: "name", Value: t.Name}, store.Text{Field: "approval_mode", Value: t.ApprovalMode},
+		store.Text{Field: "approval_settings", Value: string(t.ApprovalSettings)})
 }
 
 // CreateTenant stores t at revision 1 together with keys, and notifies
@@ -92,7 +92,7 @@ RETURNING `+notifyRevision,
 
 // GetTenant returns one tenant.
 func (db *DB) GetTenant(ctx context.Context, id string) (store.Tenant, error) {
-	if !storable(id) {
+	if !store.Storable(id) {
 		return store.Tenant{}, fmt.Errorf("get tenant %q: %w", id, store.ErrNotFound)
 	}
 	t, err := scanTenant(db.pool.QueryRow(ctx, `SELECT `+tenantCols+` FROM tenants WHERE id = $1`, id))
@@ -126,7 +126,7 @@ func (db *DB) ListTenants(ctx context.Context) ([]store.Tenant, error) {
 // UpdateTenant applies u and bumps (and notifies) the tenant's revision,
 // holding the tenant's row lock from the read to the write.
 func (db *DB) UpdateTenant(ctx context.Context, id string, u store.TenantUpdate) (store.Tenant, error) {
-	if !storable(id) {
+	if !store.Storable(id) {
 		return store.Tenant{}, fmt.Errorf("update tenant %q: %w", id, store.ErrNotFound)
 	}
 	var t store.Tenant

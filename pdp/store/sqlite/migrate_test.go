@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"database/sql"
+	"encoding/json"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -84,5 +86,95 @@ VALUES (?, 'acme', ?, 'x', '', 'x', NULL, 'ACTION', ?, NULL, ?, 'high', 0.68, ?,
 	r, _ = db.Dashboard(ctx, "acme", store.DashboardQuery{Since: day, Until: day.Add(48 * time.Hour), Bucket: store.BucketDay})
 	if r.Totals.PendingReview != 0 || r.Totals.Denied != 1 {
 		t.Errorf("a decision on an old action moves its count: %+v", r.Totals)
+	}
+}
+
+// TestMigrationAuditHeads upgrades a store written by the previous
+// version's migrations (0001–0003): a tenant with a chain keeps its head
+// and its chain continues, a tenant that never appended gets a head, and
+// a tenant whose head was deleted stays without one (verification says so
+// and appends are refused) rather than being given a fresh head that
+// would hide a truncation.
+func TestMigrationAuditHeads(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "old.db")
+	w, err := sql.Open("sqlite", path+"?_pragma=journal_mode(wal)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Version > 3 {
+			break
+		}
+		if err := apply(ctx, w, m, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+	prev := store.GenesisHash
+	for i, id := range []string{"acme", "quiet", "headless"} {
+		if _, err := w.ExecContext(ctx, `INSERT INTO tenants (id, name, tier, mode, approval_mode, approval_settings, revision, created_at)
+VALUES (?, ?, 'pro', 'enforcement', 'team', NULL, 1, ?)`, id, id, at.Add(time.Duration(i)).UnixMicro()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// acme and headless have two entries each, as the previous version
+	// wrote them; headless's head row has been deleted.
+	for _, tenant := range []string{"acme", "headless"} {
+		prev = store.GenesisHash
+		for seq := int64(1); seq <= 2; seq++ {
+			e := store.NewAuditEntry(tenant, seq-1, prev, at.Add(time.Duration(seq)*time.Second), "note", json.RawMessage(`{}`))
+			if _, err := w.ExecContext(ctx, `INSERT INTO audit_log (tenant_id, seq, ts, event, metadata, prev_hash, entry_hash) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+				tenant, e.SequenceNumber, e.Timestamp.UnixMicro(), e.Event, string(e.Metadata), e.PrevHash, e.EntryHash); err != nil {
+				t.Fatal(err)
+			}
+			prev = e.EntryHash
+		}
+		if tenant == "acme" {
+			if _, err := w.ExecContext(ctx, `INSERT INTO audit_heads (tenant_id, seq, entry_hash) VALUES (?, 2, ?)`, tenant, prev); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for tenant, want := range map[string]bool{"acme": true, "quiet": true, "headless": false} {
+		v, err := db.VerifyAudit(ctx, tenant)
+		if err != nil || v.Valid != want {
+			t.Errorf("VerifyAudit(%s) after upgrade = %+v, %v; want valid %v", tenant, v, err, want)
+		}
+	}
+	if es, err := db.AppendAudit(ctx, "acme", store.AuditEvent{Event: "after"}); err != nil || es[0].SequenceNumber != 3 {
+		t.Errorf("acme's chain after upgrade: %+v, %v; want entry 3", es, err)
+	}
+	if es, err := db.AppendAudit(ctx, "quiet", store.AuditEvent{Event: "first"}); err != nil || es[0].SequenceNumber != 1 {
+		t.Errorf("quiet's chain after upgrade: %+v, %v; want entry 1", es, err)
+	}
+	if _, err := db.AppendAudit(ctx, "headless", store.AuditEvent{Event: "next"}); !errors.Is(err, store.ErrChainBroken) {
+		t.Errorf("headless's chain after upgrade: %v, want ErrChainBroken", err)
+	}
+	// Tenants created after the upgrade have a head from the start.
+	if _, err := db.CreateTenant(ctx, store.Tenant{ID: "new", Tier: store.TierPro, Mode: pdp.ModeEnforcement}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ExecRaw(ctx, `DELETE FROM audit_heads WHERE tenant_id = 'new'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.AppendAudit(ctx, "new", store.AuditEvent{Event: "x"}); !errors.Is(err, store.ErrChainBroken) {
+		t.Errorf("a new tenant whose head was deleted: %v, want ErrChainBroken", err)
 	}
 }
