@@ -52,6 +52,9 @@ type auditReport struct {
 	Entries          int    `json:"entries"`
 	FirstBadSequence *int64 `json:"first_bad_sequence"`
 	Timestamp        string `json:"timestamp"`
+	// Reason says what is wrong when the chain is not valid (the store's
+	// Reason* sentences).
+	Reason string `json:"reason,omitempty"`
 }
 
 // cmdAudit runs `gatehouse audit <subcommand>`.
@@ -127,15 +130,18 @@ func auditVerify(ctx context.Context, cfg Config, tenantID string, s stdio) int 
 	}
 	line, err := json.Marshal(auditReport{
 		TenantID: tenantID, Valid: v.Valid, Entries: v.Entries, FirstBadSequence: v.FirstBadSequence,
-		Timestamp: time.Now().UTC().Format("2006-01-02T15:04:05.000000Z"),
+		Timestamp: time.Now().UTC().Format("2006-01-02T15:04:05.000000Z"), Reason: v.Reason,
 	})
 	if err != nil {
 		return failf(exitFail, "%v", err)
 	}
 	fmt.Fprintf(s.stdout, "%s\n", line)
-	if !v.Valid {
-		return failf(exitFail, "tenant %q: the audit chain is broken at sequence %d (%d entries; entries 1-%d verify)",
-			tenantID, *v.FirstBadSequence, v.Entries, v.LastSequence)
+	switch {
+	case !v.Valid && v.FirstBadSequence == nil: // it could not be read
+		return failf(exitFail, "tenant %q: %s: %v", tenantID, v.Reason, v.Cause)
+	case !v.Valid:
+		return failf(exitFail, "tenant %q: the audit chain is broken at sequence %d (%d entries; entries 1-%d verify): %s",
+			tenantID, *v.FirstBadSequence, v.Entries, v.LastSequence, v.Reason)
 	}
 	fmt.Fprintf(s.stderr, "gatehouse audit verify: tenant %q: %d entries verified in %s\n", tenantID, v.Entries, time.Since(start).Round(time.Millisecond))
 	return exitOK

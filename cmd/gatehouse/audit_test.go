@@ -59,8 +59,28 @@ func TestAuditVerify(t *testing.T) {
 	if code != exitFail || json.Unmarshal([]byte(out), &rep) != nil || rep.Valid || rep.FirstBadSequence == nil || *rep.FirstBadSequence != 3 {
 		t.Fatalf("tampered chain: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	if !strings.Contains(errOut, "broken at sequence 3") {
-		t.Errorf("stderr %q", errOut)
+	if !strings.Contains(errOut, "broken at sequence 3") || rep.Reason != store.ReasonHash {
+		t.Errorf("stderr %q, reason %q", errOut, rep.Reason)
+	}
+
+	// A chain that cannot be read is a broken chain with its reason, not
+	// a crash.
+	raw, err = sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The chain as written again, but an index verification reads by gone.
+	if _, err := raw.Exec(`UPDATE audit_log SET metadata = '{"i":2}' WHERE tenant_id = ? AND seq = 3`, tn.TenantID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`DROP INDEX audit_log_action`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	code, out, errOut = runCmd(t, nil, "audit", "verify", "--tenant", tn.TenantID, "--store", dsn)
+	rep = auditReport{}
+	if code != exitFail || json.Unmarshal([]byte(out), &rep) != nil || rep.Valid || rep.Reason != store.ReasonUnreadable || !strings.Contains(errOut, "audit_log_action") {
+		t.Fatalf("unreadable chain: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 
 	for _, tc := range []struct {

@@ -88,6 +88,9 @@ type verification struct {
 	// The last entry that checked out (0 and the genesis hash when none).
 	LastVerifiedSequence int64  `json:"last_verified_sequence"`
 	LastVerifiedHash     string `json:"last_verified_hash"`
+	// Reason says what is wrong when the chain is not valid (the store's
+	// Reason* sentences; never the cause of a read failure).
+	Reason string `json:"reason,omitempty"`
 }
 
 func (s *server) verifyAudit(c *gin.Context) {
@@ -111,6 +114,7 @@ func (s *server) verifyAudit(c *gin.Context) {
 		Timestamp:            timestamp(s.gov.now()),
 		LastVerifiedSequence: r.LastSequence,
 		LastVerifiedHash:     r.LastHash,
+		Reason:               r.Reason,
 	})
 }
 
