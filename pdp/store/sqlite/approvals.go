@@ -128,6 +128,7 @@ func (b *batch) Decide(tenantID, actionID string, st pdp.Status, approver, reaso
 SET status = ?, decided_at = ?, approver_id = ?, decision_reason = ?
 WHERE tenant_id = ? AND id = ? AND status = 'pending_review'
 RETURNING `+actionCols, st, toMicros(at), approver, reason, tenantID, actionID))
+	b.wrote(err)
 	if errors.Is(err, sql.ErrNoRows) {
 		if err := b.CheckPending(tenantID, actionID); err != nil {
 			return store.ActionRecord{}, err
@@ -141,6 +142,7 @@ RETURNING `+actionCols, st, toMicros(at), approver, reason, tenantID, actionID))
 func (b *batch) InsertVote(v store.ApprovalVote) error {
 	_, err := b.tx.ExecContext(b.ctx, `INSERT INTO approval_votes (`+voteCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		v.TenantID, v.ActionID, v.ApproverID, v.Role, v.IsManager, v.Decision, v.Reason, toMicros(v.VotedAt))
+	b.wrote(err)
 	if isDuplicate(err) {
 		return store.ErrAlreadyVoted
 	}

@@ -6,15 +6,24 @@ import (
 	"errors"
 	"fmt"
 
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
 // Group commit is store.Committer's; this file is SQLite's transaction for
 // one batch.
 //
-//   - Each op runs inside its own SAVEPOINT, so an op that fails (a
-//     duplicate ID, a limit refused, a decision lost) is rolled back alone
-//     and the rest of its batch commits; its caller gets its own error.
+//   - Ops run without savepoints (a savepoint costs two statements and a
+//     statement journal per op, for failures that are rare). An op that
+//     refuses before writing (a limit, a decision lost, a duplicate vote:
+//     a failed statement is undone by SQLite alone) gets its error and the
+//     batch goes on. An op that fails after writing (a duplicate action
+//     ID after its entry), or with an error that may have ended the
+//     transaction (I/O, interrupt), is the attempt's culprit: the
+//     transaction is rolled back and store.Committer runs the batch again
+//     without it.
 //   - Chains are extended in memory while the batch runs (store.Chains; one
 //     head lookup per tenant per batch), and heads are written back to
 //     audit_heads before COMMIT. BEGIN IMMEDIATE holds SQLite's write lock
@@ -28,13 +37,10 @@ type committer = store.Committer[*batch]
 
 // The committer's statements.
 const (
-	sqlSavepoint  = `SAVEPOINT op`
-	sqlRelease    = `RELEASE op`
-	sqlRollbackTo = `ROLLBACK TO op`
-	sqlHead       = `SELECT seq, entry_hash FROM audit_heads WHERE tenant_id = ?`
-	sqlTip        = `SELECT seq, entry_hash FROM audit_log WHERE tenant_id = ? ORDER BY seq DESC LIMIT 1`
-	sqlTenant     = `SELECT 1 FROM tenants WHERE id = ?`
-	sqlAppend     = `INSERT INTO audit_log (tenant_id, seq, ts, event, metadata, action_id, prev_hash, entry_hash)
+	sqlHead   = `SELECT seq, entry_hash FROM audit_heads WHERE tenant_id = ?`
+	sqlTip    = `SELECT seq, entry_hash FROM audit_log WHERE tenant_id = ? ORDER BY seq DESC LIMIT 1`
+	sqlTenant = `SELECT 1 FROM tenants WHERE id = ?`
+	sqlAppend = `INSERT INTO audit_log (tenant_id, seq, ts, event, metadata, action_id, prev_hash, entry_hash)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlSaveHead = `INSERT INTO audit_heads (tenant_id, seq, entry_hash) VALUES (?, ?, ?)
 ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, entry_hash = excluded.entry_hash`
@@ -42,7 +48,7 @@ ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, entry_hash = excluded.
 
 func (db *DB) startCommitter(ctx context.Context, maxBatch int, obs store.AuditBatchObserver) error {
 	db.stmts = map[string]*sql.Stmt{}
-	for _, q := range []string{sqlSavepoint, sqlRelease, sqlRollbackTo, sqlHead, sqlTip, sqlTenant, sqlAppend, sqlSaveHead, sqlInsertAction} {
+	for _, q := range []string{sqlHead, sqlTip, sqlTenant, sqlAppend, sqlSaveHead, sqlInsertAction} {
 		st, err := db.w.PrepareContext(ctx, q)
 		if err != nil {
 			db.closeStmts()
@@ -63,8 +69,7 @@ func (db *DB) closeStmts() {
 	}
 }
 
-// attempt runs the live ops in one transaction. Each op's failure is its
-// own (savepoints), so there is never a culprit to rerun without.
+// attempt runs the live ops in one transaction.
 func (db *DB) attempt(ctx context.Context, ops []*store.Op[*batch], live []int) ([]error, int, error) {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -79,19 +84,16 @@ func (db *DB) attempt(ctx context.Context, ops []*store.Op[*batch], live []int) 
 	b := &batch{ctx: ctx, tx: tx, db: db, chains: store.NewChains(db.now)}
 	res := make([]error, len(ops))
 	for _, i := range live {
-		if _, err := b.exec(sqlSavepoint); err != nil {
-			return nil, -1, fmt.Errorf("batch savepoint: %w", err)
-		}
+		b.dirty = false
 		b.chains.StartOp()
-		if err, _ := store.SafeRun(ops[i].Run, b); err != nil {
-			res[i] = err
+		err, panicked := store.SafeRun(ops[i].Run, b)
+		switch {
+		case err == nil:
+		case panicked || b.dirty || !refusal(err):
+			return nil, i, err
+		default:
 			b.chains.Undo()
-			if _, rerr := b.exec(sqlRollbackTo); rerr != nil {
-				return nil, -1, fmt.Errorf("batch rollback to savepoint: %w (after %w)", rerr, err)
-			}
-		}
-		if _, err := b.exec(sqlRelease); err != nil {
-			return nil, -1, fmt.Errorf("batch release savepoint: %w", err)
+			res[i] = err
 		}
 	}
 	tenants, heads := b.chains.Moved()
@@ -113,11 +115,33 @@ type batch struct {
 	tx     *sql.Tx
 	db     *DB
 	chains *store.Chains
+	dirty  bool // the running op has written
 }
 
-// exec runs one of the committer's prepared statements in the batch.
+// exec runs one of the committer's prepared writes in the batch.
 func (b *batch) exec(query string, args ...any) (sql.Result, error) {
-	return b.tx.StmtContext(b.ctx, b.db.stmts[query]).ExecContext(b.ctx, args...)
+	r, err := b.tx.StmtContext(b.ctx, b.db.stmts[query]).ExecContext(b.ctx, args...)
+	b.wrote(err)
+	return r, err
+}
+
+// wrote marks the running op as having written if err is nil.
+func (b *batch) wrote(err error) {
+	if err == nil {
+		b.dirty = true
+	}
+}
+
+// refusal reports whether an op's error left the transaction as it was
+// before the failed statement: any error of the store's own, or a
+// constraint violation (SQLite undoes the statement, not the
+// transaction). Other SQLite errors may have rolled the transaction back.
+func refusal(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return true
+	}
+	return se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
 }
 
 // queryRow runs one of the committer's prepared queries in the batch.
@@ -193,4 +217,6 @@ func (b *batch) InsertAction(a store.ActionRecord, auditSeq int64) error {
 }
 
 // PolicyTx is the batch's transaction for a policy write.
-func (b *batch) PolicyTx() (store.PolicyTx, error) { return policyTx{b.ctx, b.tx}, nil }
+func (b *batch) PolicyTx() (store.PolicyTx, error) {
+	return policyTx{ctx: b.ctx, tx: b.tx, wrote: b.wrote}, nil
+}

@@ -52,8 +52,16 @@ WHERE tenant_id = ? AND agent_id = ? AND name = ?`, key.TenantID, key.AgentID, k
 
 // policyTx is store.PolicyTx on a write transaction.
 type policyTx struct {
-	ctx context.Context
-	tx  *sql.Tx
+	ctx   context.Context
+	tx    *sql.Tx
+	wrote func(error) // nil, or told of every write's outcome
+}
+
+func (t policyTx) written(err error) error {
+	if t.wrote != nil {
+		t.wrote(err)
+	}
+	return err
 }
 
 // LockTenant checks the tenant exists. The single write connection and
@@ -88,20 +96,20 @@ func (t policyTx) SavePolicy(key store.PolicyKey, p pdp.Policy, insert bool) err
 		_, err = t.tx.ExecContext(t.ctx, `INSERT INTO policies (tenant_id, `+policyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			key.TenantID, key.AgentID, key.Name, p.Description, string(l.Steps), string(l.Domains), string(l.Rules),
 			p.Enabled, p.Version, toMicros(p.CreatedAt), toMicros(p.UpdatedAt))
-		return err
+		return t.written(err)
 	}
 	_, err = t.tx.ExecContext(t.ctx, `UPDATE policies
 SET description = ?, step_types = ?, whitelisted_domains = ?, rules = ?, enabled = ?, version = ?, updated_at = ?
 WHERE tenant_id = ? AND agent_id = ? AND name = ?`,
 		p.Description, string(l.Steps), string(l.Domains), string(l.Rules), p.Enabled, p.Version, toMicros(p.UpdatedAt),
 		key.TenantID, key.AgentID, key.Name)
-	return err
+	return t.written(err)
 }
 
 func (t policyTx) BumpRevision(tenantID string) (uint64, error) {
 	var rev uint64
 	err := t.tx.QueryRowContext(t.ctx, `UPDATE tenants SET revision = revision + 1 WHERE id = ? RETURNING revision`, tenantID).Scan(&rev)
-	return rev, err
+	return rev, t.written(err)
 }
 
 // PutPolicy inserts or replaces a policy, checking the limit when the write
@@ -113,7 +121,7 @@ func (db *DB) PutPolicy(ctx context.Context, req store.PutPolicyRequest) (store.
 	}
 	var out store.PolicyWrite
 	err = db.write(ctx, func(tx *sql.Tx) (err error) {
-		out, err = store.PutPolicyIn(policyTx{ctx, tx}, req, p, db.nowUTC())
+		out, err = store.PutPolicyIn(policyTx{ctx: ctx, tx: tx}, req, p, db.nowUTC())
 		return err
 	})
 	if err != nil {
@@ -126,7 +134,7 @@ func (db *DB) PutPolicy(ctx context.Context, req store.PutPolicyRequest) (store.
 func (db *DB) DisablePolicy(ctx context.Context, key store.PolicyKey) (store.PolicyWrite, error) {
 	var out store.PolicyWrite
 	err := db.write(ctx, func(tx *sql.Tx) (err error) {
-		out, err = store.DisablePolicyIn(policyTx{ctx, tx}, key, db.nowUTC())
+		out, err = store.DisablePolicyIn(policyTx{ctx: ctx, tx: tx}, key, db.nowUTC())
 		return err
 	})
 	if err != nil {
