@@ -457,3 +457,27 @@ func Qualified(table, cols string) string {
 	}
 	return strings.Join(fs, ", ")
 }
+
+// Rows is what *sql.Rows and pgx.Rows share.
+type Rows interface {
+	Scanner
+	Next() bool
+	Err() error
+}
+
+// Collect scans every row with scan, into a non-nil slice (an empty
+// listing encodes as []). The caller closes rows.
+func Collect[T any](rows Rows, scan func(Scanner) (T, error)) ([]T, error) {
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

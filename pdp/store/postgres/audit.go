@@ -38,15 +38,7 @@ func scanAudit(row rowScanner) (store.AuditEntry, error) {
 
 func scanAudits(rows pgx.Rows) ([]store.AuditEntry, error) {
 	defer rows.Close()
-	es := []store.AuditEntry{}
-	for rows.Next() {
-		e, err := scanAudit(rows)
-		if err != nil {
-			return nil, err
-		}
-		es = append(es, e)
-	}
-	return es, rows.Err()
+	return store.Collect(rows, scanAudit)
 }
 
 // sqlAppend inserts a run of one tenant's entries, however many, as one

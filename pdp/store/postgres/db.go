@@ -301,9 +301,7 @@ func noRows(err error) error {
 }
 
 // rowScanner is what pgx.Row and pgx.Rows share.
-type rowScanner interface {
-	Scan(dest ...any) error
-}
+type rowScanner = store.Scanner
 
 // querier is what *pgxpool.Pool and pgx.Tx share.
 type querier interface {

@@ -35,15 +35,7 @@ func scanPolicy(row rowScanner) (pdp.Policy, error) {
 
 func scanPolicies(rows pgx.Rows) ([]pdp.Policy, error) {
 	defer rows.Close()
-	ps := []pdp.Policy{}
-	for rows.Next() {
-		p, err := scanPolicy(rows)
-		if err != nil {
-			return nil, err
-		}
-		ps = append(ps, p)
-	}
-	return ps, rows.Err()
+	return store.Collect(rows, scanPolicy)
 }
 
 func getPolicy(ctx context.Context, q querier, key store.PolicyKey) (pdp.Policy, error) {

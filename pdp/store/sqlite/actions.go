@@ -106,14 +106,8 @@ func (db *DB) ListActions(ctx context.Context, tenantID string, q store.ActionQu
 			return err
 		}
 		defer rows.Close()
-		for rows.Next() {
-			a, err := scanAction(rows)
-			if err != nil {
-				return err
-			}
-			as = append(as, a)
-		}
-		return rows.Err()
+		as, err = store.Collect(rows, scanAction)
+		return err
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("list actions of %q: %w", tenantID, err)

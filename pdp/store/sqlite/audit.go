@@ -32,15 +32,7 @@ func scanAudit(row rowScanner) (store.AuditEntry, error) {
 
 func scanAudits(rows *sql.Rows) ([]store.AuditEntry, error) {
 	defer rows.Close()
-	es := []store.AuditEntry{}
-	for rows.Next() {
-		e, err := scanAudit(rows)
-		if err != nil {
-			return nil, err
-		}
-		es = append(es, e)
-	}
-	return es, rows.Err()
+	return store.Collect(rows, scanAudit)
 }
 
 // ListAudit returns one page of the tenant's entries and the total

@@ -342,9 +342,7 @@ func isMissingParent(err error) bool {
 }
 
 // rowScanner is what *sql.Row and *sql.Rows share.
-type rowScanner interface {
-	Scan(dest ...any) error
-}
+type rowScanner = store.Scanner
 
 // execer is what *sql.DB and *sql.Tx share for statements.
 type execer interface {

@@ -34,15 +34,7 @@ func scanPolicy(row rowScanner) (pdp.Policy, error) {
 
 func scanPolicies(rows *sql.Rows) ([]pdp.Policy, error) {
 	defer rows.Close()
-	ps := []pdp.Policy{}
-	for rows.Next() {
-		p, err := scanPolicy(rows)
-		if err != nil {
-			return nil, err
-		}
-		ps = append(ps, p)
-	}
-	return ps, rows.Err()
+	return store.Collect(rows, scanPolicy)
 }
 
 func getPolicy(ctx context.Context, q queryRower, key store.PolicyKey) (pdp.Policy, error) {

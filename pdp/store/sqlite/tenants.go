@@ -96,15 +96,8 @@ func (db *DB) ListTenants(ctx context.Context) ([]store.Tenant, error) {
 		return nil, fmt.Errorf("list tenants: %w", err)
 	}
 	defer rows.Close()
-	ts := []store.Tenant{}
-	for rows.Next() {
-		t, err := scanTenant(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list tenants: %w", err)
-		}
-		ts = append(ts, t)
-	}
-	if err := rows.Err(); err != nil {
+	ts, err := store.Collect(rows, scanTenant)
+	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)
 	}
 	return ts, nil
