@@ -63,10 +63,15 @@ func actionArgs(a store.ActionRecord, auditSeq sql.NullInt64) []any {
 		toMicros(a.CreatedAt), nullMicros(a.DecidedAt), a.ApproverID, a.DecisionReason, auditSeq}
 }
 
-// insertAction inserts a prepared action without an entry.
+// insertAction inserts a prepared action without an entry, and its
+// rollups.
 func insertAction(ctx context.Context, e execer, a store.ActionRecord) error {
-	_, err := e.ExecContext(ctx, sqlInsertAction, actionArgs(a, sql.NullInt64{})...)
-	return err
+	if _, err := e.ExecContext(ctx, sqlInsertAction, actionArgs(a, sql.NullInt64{})...); err != nil {
+		return err
+	}
+	var r rollups
+	r.add(a)
+	return r.writeTo(ctx, e)
 }
 
 // GetAction returns the tenant's action with this ID.

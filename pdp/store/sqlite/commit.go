@@ -48,7 +48,7 @@ ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, entry_hash = excluded.
 
 func (db *DB) startCommitter(ctx context.Context, maxBatch int, obs store.AuditBatchObserver) error {
 	db.stmts = map[string]*sql.Stmt{}
-	for _, q := range []string{sqlHead, sqlTip, sqlTenant, sqlAppend, sqlSaveHead, sqlInsertAction} {
+	for _, q := range []string{sqlHead, sqlTip, sqlTenant, sqlAppend, sqlSaveHead, sqlInsertAction, sqlCountUpsert, sqlPolicyUpsert, sqlAgentUpsert} {
 		st, err := db.w.PrepareContext(ctx, q)
 		if err != nil {
 			db.closeStmts()
@@ -96,6 +96,9 @@ func (db *DB) attempt(ctx context.Context, ops []*store.Op[*batch], live []int) 
 			res[i] = err
 		}
 	}
+	if err := b.roll.write(func(q string, args ...any) error { _, err := b.exec(q, args...); return err }); err != nil {
+		return nil, -1, fmt.Errorf("batch rollups: %w", err)
+	}
 	tenants, heads := b.chains.Moved()
 	for i, t := range tenants {
 		if _, err := b.exec(sqlSaveHead, t, heads[i].Seq, heads[i].Hash); err != nil {
@@ -115,7 +118,8 @@ type batch struct {
 	tx     *sql.Tx
 	db     *DB
 	chains *store.Chains
-	dirty  bool // the running op has written
+	roll   rollups // the actions the batch inserted
+	dirty  bool    // the running op has written
 }
 
 // exec runs one of the committer's prepared writes in the batch.
@@ -211,9 +215,15 @@ func (b *batch) WriteEntries(tenantID string, es []store.AuditEntry, actionIDs [
 }
 
 // InsertAction stores a with its evaluation entry's sequence number.
+// Its rollups are written with the batch's: an op that fails after it
+// has written reruns the batch without it, so only committed inserts
+// are counted.
 func (b *batch) InsertAction(a store.ActionRecord, auditSeq int64) error {
-	_, err := b.exec(sqlInsertAction, actionArgs(a, sql.NullInt64{Int64: auditSeq, Valid: true})...)
-	return err
+	if _, err := b.exec(sqlInsertAction, actionArgs(a, sql.NullInt64{Int64: auditSeq, Valid: true})...); err != nil {
+		return err
+	}
+	b.roll.add(a)
+	return nil
 }
 
 // PolicyTx is the batch's transaction for a policy write.
