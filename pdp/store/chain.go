@@ -297,38 +297,56 @@ func Tally(votes []ApprovalVote, v ApprovalVote, minApprovals int, counts func(A
 	return approvals, final
 }
 
-// ActionCheck compares a tenant's actions with its chain, for VerifyAudit:
-// drivers feed it every action with the latest entry about it carrying an
-// action digest (Action), and every such entry whose action is gone
-// (Orphan). An action whose fields differ from what that entry vouches
-// for, or that is gone, makes the verification invalid at that entry.
-// Actions no entry vouches for (recorded by InsertAction or a bulk load,
-// or before digests were recorded) are not checked.
+// ActionCheck compares a tenant's actions with its chain, for VerifyAudit.
+// Drivers feed it every entry that names a stored action and mentions an
+// action digest, ordered by action ID and then sequence number, each with
+// its action (Entry); and every such entry whose action is gone, deleted
+// or renamed (Orphan). The latest entry carrying a digest for an action
+// is what the action must match. Actions no entry vouches for (recorded
+// by InsertAction or a bulk load, or before digests were recorded) are
+// never read, so the check costs in proportion to audited actions.
 type ActionCheck struct {
 	bad    *int64
 	prev   string
 	reason string
+
+	pending bool // the latest entry of the current action waits to be checked
+	id      string
+	seq     int64
+	prevOf  string
+	digest  string
+	actual  string // ActionDigest of the stored action
 }
 
-// Action checks action a against the entry numbered seq (0: none) with
-// prev_hash prev and metadata meta.
-func (c *ActionCheck) Action(a ActionRecord, seq int64, prev string, meta []byte) {
-	if seq == 0 {
-		return
-	}
+// Entry feeds one entry numbered seq (prev_hash prev, metadata meta) about
+// the stored action a.
+func (c *ActionCheck) Entry(seq int64, prev string, meta []byte, a ActionRecord) {
 	d, ok := metadataDigest(meta)
-	if !ok || d == ActionDigest(a) {
-		return
+	if !ok {
+		return // the key was nested, not the store's
 	}
-	c.fail(seq, prev, fmt.Sprintf("%s: %q (entry %d)", ReasonAction, a.ID, seq))
+	if c.pending && c.id != a.ID {
+		c.flush()
+	}
+	if !c.pending || c.id != a.ID {
+		c.actual = ActionDigest(a)
+	}
+	c.pending, c.id, c.seq, c.prevOf, c.digest = true, a.ID, seq, prev, d
 }
 
-// Orphan reports the entry numbered seq vouching for action id, which is
-// not stored.
+// Orphan feeds an entry numbered seq about action id, which is not stored.
 func (c *ActionCheck) Orphan(id string, seq int64, prev string, meta []byte) {
 	if _, ok := metadataDigest(meta); ok {
 		c.fail(seq, prev, fmt.Sprintf("%s: %q (entry %d)", ReasonNoAction, id, seq))
 	}
+}
+
+// flush checks the current action against its latest entry.
+func (c *ActionCheck) flush() {
+	if c.pending && c.actual != c.digest {
+		c.fail(c.seq, c.prevOf, fmt.Sprintf("%s: %q (entry %d)", ReasonAction, c.id, c.seq))
+	}
+	c.pending = false
 }
 
 func (c *ActionCheck) fail(seq int64, prev, reason string) {
@@ -340,6 +358,7 @@ func (c *ActionCheck) fail(seq int64, prev, reason string) {
 // Apply returns v (a valid chain's verification) made invalid at the
 // first entry an action contradicts, if any.
 func (c *ActionCheck) Apply(v AuditVerification) AuditVerification {
+	c.flush()
 	if c.bad == nil || !v.Valid {
 		return v
 	}

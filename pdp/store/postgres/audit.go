@@ -190,22 +190,22 @@ func (db *DB) VerifyAudit(ctx context.Context, tenantID string) (store.AuditVeri
 	})
 }
 
-// checkActions compares each of the tenant's actions with the latest
-// entry about it that carries an action digest, and each such entry's
-// action with the table (store.ActionCheck), from one snapshot.
+// checkActions feeds c the tenant's entries that name an action and
+// mention an action digest, with their actions, in (action_id, seq)
+// order, then those whose action is gone (store.ActionCheck); one
+// snapshot.
 func (db *DB) checkActions(ctx context.Context, tenantID string, c *store.ActionCheck) error {
+	const digested = ` AND l.action_id IS NOT NULL AND strpos(l.metadata, '"` + store.MetaActionDigest + `":') > 0`
 	return db.read(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT `+store.Qualified("a", actionCols)+`, l.seq, l.prev_hash, l.metadata FROM actions AS a
-LEFT JOIN LATERAL (SELECT seq, prev_hash, metadata FROM audit_log
-    WHERE tenant_id = a.tenant_id AND action_id = a.id AND strpos(metadata, '"`+store.MetaActionDigest+`":') > 0
-    ORDER BY seq DESC LIMIT 1) AS l ON true
-WHERE a.tenant_id = $1`, tenantID)
+		rows, err := tx.Query(ctx, `SELECT `+store.Qualified("a", actionCols)+`, l.seq, l.prev_hash, l.metadata
+FROM audit_log AS l JOIN actions AS a ON a.id = l.action_id AND a.tenant_id = l.tenant_id
+WHERE l.tenant_id = $1`+digested+` ORDER BY l.action_id, l.seq`, tenantID)
 		if err != nil {
 			return err
 		}
 		var (
-			seq        *int64
-			prev, meta *string
+			prev, meta string
+			seq        int64
 		)
 		for rows.Next() {
 			a, err := scanAction(store.ScanExtra{Row: rows, Extra: []any{&seq, &prev, &meta}})
@@ -213,26 +213,20 @@ WHERE a.tenant_id = $1`, tenantID)
 				rows.Close()
 				return err
 			}
-			if seq != nil {
-				c.Action(a, *seq, *prev, []byte(*meta))
-			}
+			c.Entry(seq, prev, []byte(meta), a)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
 		rows, err = tx.Query(ctx, `SELECT l.action_id, l.seq, l.prev_hash, l.metadata FROM audit_log AS l
-WHERE l.tenant_id = $1 AND l.action_id IS NOT NULL AND strpos(l.metadata, '"`+store.MetaActionDigest+`":') > 0
-  AND NOT EXISTS (SELECT 1 FROM actions AS a WHERE a.tenant_id = l.tenant_id AND a.id = l.action_id)`, tenantID)
+WHERE l.tenant_id = $1`+digested+` AND NOT EXISTS (SELECT 1 FROM actions AS a WHERE a.id = l.action_id AND a.tenant_id = l.tenant_id)`, tenantID)
 		if err != nil {
 			return err
 		}
-		var (
-			id, p, m string
-			s        int64
-		)
-		_, err = pgx.ForEachRow(rows, []any{&id, &s, &p, &m}, func() error {
-			c.Orphan(id, s, p, []byte(m))
+		var id string
+		_, err = pgx.ForEachRow(rows, []any{&id, &seq, &prev, &meta}, func() error {
+			c.Orphan(id, seq, prev, []byte(meta))
 			return nil
 		})
 		return err

@@ -142,52 +142,48 @@ func (db *DB) VerifyAudit(ctx context.Context, tenantID string) (store.AuditVeri
 	})
 }
 
-// checkActions compares each of the tenant's actions with the latest
-// entry about it that carries an action digest, and each such entry's
-// action with the table (store.ActionCheck).
+// checkActions feeds c the tenant's entries that name an action and
+// mention an action digest, with their actions, in (action_id, seq) order
+// along the audit_log_action index, then those whose action is gone
+// (store.ActionCheck).
 func (db *DB) checkActions(ctx context.Context, tenantID string, c *store.ActionCheck) error {
+	const digested = ` AND l.action_id IS NOT NULL AND instr(l.metadata, '"` + store.MetaActionDigest + `":') > 0`
 	return db.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT `+store.Qualified("a", actionCols)+`, l.seq, l.prev_hash, l.metadata FROM actions AS a
-LEFT JOIN audit_log AS l ON l.tenant_id = a.tenant_id AND l.seq = (
-    SELECT max(seq) FROM audit_log INDEXED BY audit_log_action
-    WHERE tenant_id = a.tenant_id AND action_id = a.id AND instr(metadata, '"`+store.MetaActionDigest+`":') > 0)
-WHERE a.tenant_id = ?`, tenantID)
+		rows, err := tx.QueryContext(ctx, `SELECT `+store.Qualified("a", actionCols)+`, l.seq, l.prev_hash, l.metadata
+FROM audit_log AS l INDEXED BY audit_log_action JOIN actions AS a ON a.id = l.action_id AND a.tenant_id = l.tenant_id
+WHERE l.tenant_id = ?`+digested+` ORDER BY l.action_id, l.seq`, tenantID)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
+		var (
+			prev, meta string
+			seq        int64
+		)
 		for rows.Next() {
-			var (
-				seq        sql.NullInt64
-				prev, meta sql.NullString
-			)
 			a, err := scanAction(store.ScanExtra{Row: rows, Extra: []any{&seq, &prev, &meta}})
 			if err != nil {
 				return err
 			}
-			c.Action(a, seq.Int64, prev.String, []byte(meta.String))
+			c.Entry(seq, prev, []byte(meta), a)
 		}
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		rows, err = tx.QueryContext(ctx, `SELECT l.action_id, l.seq, l.prev_hash, l.metadata FROM audit_log AS l
-WHERE l.tenant_id = ? AND l.action_id IS NOT NULL AND instr(l.metadata, '"`+store.MetaActionDigest+`":') > 0
-  AND NOT EXISTS (SELECT 1 FROM actions AS a WHERE a.tenant_id = l.tenant_id AND a.id = l.action_id)`, tenantID)
+		orphans, err := tx.QueryContext(ctx, `SELECT l.action_id, l.seq, l.prev_hash, l.metadata FROM audit_log AS l
+WHERE l.tenant_id = ?`+digested+` AND NOT EXISTS (SELECT 1 FROM actions AS a WHERE a.id = l.action_id AND a.tenant_id = l.tenant_id)`, tenantID)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				id, prev, meta string
-				seq            int64
-			)
-			if err := rows.Scan(&id, &seq, &prev, &meta); err != nil {
+		defer orphans.Close()
+		var id string
+		for orphans.Next() {
+			if err := orphans.Scan(&id, &seq, &prev, &meta); err != nil {
 				return err
 			}
 			c.Orphan(id, seq, prev, []byte(meta))
 		}
-		return rows.Err()
+		return orphans.Err()
 	})
 }
 
