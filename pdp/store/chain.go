@@ -298,17 +298,19 @@ func Tally(votes []ApprovalVote, v ApprovalVote, minApprovals int, counts func(A
 }
 
 // ActionCheck compares a tenant's actions with its chain, for VerifyAudit.
-// Drivers feed it every entry that names a stored action and mentions an
-// action digest, ordered by action ID and then sequence number, each with
-// its action (Entry); and every such entry whose action is gone, deleted
-// or renamed (Orphan). The latest entry carrying a digest for an action
-// is what the action must match. Actions no entry vouches for (recorded
-// by InsertAction or a bulk load, or before digests were recorded) are
-// never read, so the check costs in proportion to audited actions.
+// The latest entry carrying an action digest for an action is what the
+// action must match; an action such an entry names that is gone (deleted,
+// renamed) is as bad. Actions no entry vouches for (recorded by
+// InsertAction or a bulk load, or before digests were recorded) are not
+// checked. Drivers feed it entries with Entry (each action's entries
+// consecutively, in sequence order) and Orphan; see ActionSource for the
+// passes that do it without random reads on a large store.
 type ActionCheck struct {
-	bad    *int64
-	prev   string
-	reason string
+	checked int // actions compared with an entry
+	decided int // of which approved or denied
+	bad     *int64
+	prev    string
+	reason  string
 
 	pending bool // the latest entry of the current action waits to be checked
 	id      string
@@ -330,6 +332,10 @@ func (c *ActionCheck) Entry(seq int64, prev string, meta []byte, a ActionRecord)
 	}
 	if !c.pending || c.id != a.ID {
 		c.actual = ActionDigest(a)
+		c.checked++
+		if isFinal(a.Status) {
+			c.decided++
+		}
 	}
 	c.pending, c.id, c.seq, c.prevOf, c.digest = true, a.ID, seq, prev, d
 }
@@ -381,6 +387,54 @@ func metadataDigest(meta []byte) (string, bool) {
 	return d, true
 }
 
+// ActionSource is how VerifyChain compares a tenant's actions with its
+// chain (ActionCheck) from a driver. Reading, for every action, the
+// latest entry about it by index would be a random read per action, which
+// on a large store takes minutes; so the check runs two passes that read
+// in storage order and are complete when their count agrees with the
+// chain's, and falls back to the exhaustive pass only when it does not
+// (which, on an untampered store, is never).
+type ActionSource struct {
+	// Fast feeds c, through Entry, every action that has an evaluation
+	// entry (audit_seq) and is not decided, with that entry, reading the
+	// actions in storage order and each entry by its sequence number; and
+	// every decided action with the latest entry about it carrying a
+	// digest.
+	Fast func(ctx context.Context, c *ActionCheck) error
+	// Vouched counts, in one pass over the chain, the distinct actions
+	// named by entries whose metadata mentions an action digest, and how
+	// many of those entries are decisions (action_approved,
+	// action_denied). Every decided action has exactly one decision
+	// entry, so a decided action that Fast compared with anything else
+	// (its decision undone in the table) shows in the second count.
+	Vouched func(ctx context.Context) (actions, decisions int, err error)
+	// All feeds c every entry that names a stored action and mentions an
+	// action digest, ordered by action ID and then sequence number, with
+	// its action (Entry), then every such entry whose action is not stored
+	// (Orphan).
+	All func(ctx context.Context, c *ActionCheck) error
+}
+
+// check runs the passes of s into a fresh check and applies it to v.
+func (s ActionSource) check(ctx context.Context, v AuditVerification) (AuditVerification, error) {
+	var c ActionCheck
+	if err := s.Fast(ctx, &c); err != nil {
+		return AuditVerification{}, err
+	}
+	c.flush()
+	n, d, err := s.Vouched(ctx)
+	if err != nil {
+		return AuditVerification{}, err
+	}
+	if n != c.checked || d != c.decided { // the fast passes missed what an entry vouches for
+		c = ActionCheck{}
+		if err := s.All(ctx, &c); err != nil {
+			return AuditVerification{}, err
+		}
+	}
+	return c.Apply(v), nil
+}
+
 // ChainSource is how VerifyChain reads one tenant's chain from a driver.
 type ChainSource struct {
 	// Head reads, from one snapshot, the recorded head (nil when its row
@@ -389,9 +443,8 @@ type ChainSource struct {
 	// Range streams the entries with lo ≤ seq < hi, in order, through a
 	// ChainVerifier.
 	Range func(ctx context.Context, lo, hi int64) (ChainSegment, error)
-	// Actions feeds the tenant's actions and the entries vouching for them
-	// to c (see ActionCheck).
-	Actions func(ctx context.Context, c *ActionCheck) error
+	// Actions compares the tenant's actions with the chain.
+	Actions ActionSource
 	// Workers is how many Ranges may run at once, Segment the fewest
 	// entries worth a worker.
 	Workers int
@@ -445,11 +498,7 @@ func verifyChain(ctx context.Context, src ChainSource) (AuditVerification, error
 	if !v.Valid {
 		return v, nil
 	}
-	var c ActionCheck
-	if err := src.Actions(ctx, &c); err != nil {
-		return AuditVerification{}, err
-	}
-	return c.Apply(v), nil
+	return src.Actions.check(ctx, v)
 }
 
 // Scanner is what a driver's row types share.

@@ -78,8 +78,8 @@ const BatchTimeout = time.Minute
 
 // CommitStats reports how a group committer has batched so far.
 type CommitStats struct {
-	Batches int64 // transactions committed
-	Ops     int64 // writes they held
+	Batches int64 // batches taken from the queue and answered
+	Ops     int64 // writes they held, failed ones included
 	Reruns  int64 // attempts rolled back and run again without a failed write
 }
 
@@ -188,11 +188,6 @@ func (c *Committer[B]) commit(ops []*Op[B]) {
 			for _, i := range live {
 				results[i] = res[i]
 			}
-			c.batches.Add(1)
-			c.ops.Add(int64(len(ops)))
-			if c.obs != nil {
-				c.obs.ObserveAuditBatch(len(ops))
-			}
 			break
 		}
 		if c.retryable(err) && retries < maxRetries {
@@ -208,6 +203,13 @@ func (c *Committer[B]) commit(ops []*Op[B]) {
 		results[culprit] = err
 		live = slices.DeleteFunc(live, func(i int) bool { return i == culprit })
 		c.reruns.Add(1)
+	}
+	// Every batch taken from the queue counts, also one whose writes all
+	// failed: the counters say how writes were grouped.
+	c.batches.Add(1)
+	c.ops.Add(int64(len(ops)))
+	if c.obs != nil {
+		c.obs.ObserveAuditBatch(len(ops))
 	}
 	for i, o := range ops {
 		o.done <- results[i]

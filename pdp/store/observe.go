@@ -16,8 +16,9 @@ type OpObserver interface {
 
 // AuditBatchObserver is told the size of every group commit of audit
 // appends (see AuditLog): how many writes shared one transaction. Drivers
-// that group-commit take one as an option and call it once per committed
-// batch, after the commit, from the committer; pdp/metrics implements it
+// that group-commit take one as an option and call it once per batch,
+// after it is answered (committed, or failed as a whole), from the
+// committer; pdp/metrics implements it
 // as the histogram gatehouse_audit_append_batch_size. Implementations must
 // be fast and safe for concurrent use.
 type AuditBatchObserver interface {

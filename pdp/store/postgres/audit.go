@@ -185,24 +185,53 @@ func (db *DB) VerifyAudit(ctx context.Context, tenantID string) (store.AuditVeri
 		Range: func(ctx context.Context, lo, hi int64) (store.ChainSegment, error) {
 			return db.verifyRange(ctx, tenantID, lo, hi)
 		},
-		Actions: func(ctx context.Context, c *store.ActionCheck) error { return db.checkActions(ctx, tenantID, c) },
+		Actions: store.ActionSource{
+			Fast: func(ctx context.Context, c *store.ActionCheck) error { return db.actionsFast(ctx, tenantID, c) },
+			Vouched: func(ctx context.Context) (n, d int, err error) {
+				err = db.pool.QueryRow(ctx, `SELECT count(DISTINCT action_id), count(*) FILTER (WHERE event IN ('action_approved', 'action_denied'))
+FROM audit_log AS l WHERE l.tenant_id = $1`+digested, tenantID).Scan(&n, &d)
+				return n, d, err
+			},
+			All: func(ctx context.Context, c *store.ActionCheck) error { return db.checkActions(ctx, tenantID, c) },
+		},
 		Workers: db.verify.workers, Segment: db.verify.segment,
 	})
 }
 
-// checkActions feeds c the tenant's entries that name an action and
-// mention an action digest, with their actions, in (action_id, seq)
-// order, then those whose action is gone (store.ActionCheck); one
-// snapshot.
-func (db *DB) checkActions(ctx context.Context, tenantID string, c *store.ActionCheck) error {
-	const digested = ` AND l.action_id IS NOT NULL AND strpos(l.metadata, '"` + store.MetaActionDigest + `":') > 0`
+// digested selects the entries l that name an action and mention an
+// action digest.
+const digested = ` AND l.action_id IS NOT NULL AND strpos(l.metadata, '"` + store.MetaActionDigest + `":') > 0`
+
+// actionsFast is store.ActionSource.Fast: undecided actions with their
+// evaluation entries by primary key, then decided ones with their latest
+// digest entry; one snapshot.
+func (db *DB) actionsFast(ctx context.Context, tenantID string, c *store.ActionCheck) error {
 	return db.read(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT `+store.Qualified("a", actionCols)+`, l.seq, l.prev_hash, l.metadata
-FROM audit_log AS l JOIN actions AS a ON a.id = l.action_id AND a.tenant_id = l.tenant_id
-WHERE l.tenant_id = $1`+digested+` ORDER BY l.action_id, l.seq`, tenantID)
+		for _, q := range []string{
+			`SELECT ` + store.Qualified("a", actionCols) + `, l.seq, l.prev_hash, l.metadata
+FROM actions AS a JOIN audit_log AS l ON l.tenant_id = a.tenant_id AND l.seq = a.audit_seq
+WHERE a.tenant_id = $1 AND a.audit_seq IS NOT NULL AND a.status NOT IN ('approved', 'denied')`,
+			`SELECT ` + store.Qualified("a", actionCols) + `, l.seq, l.prev_hash, l.metadata
+FROM actions AS a CROSS JOIN LATERAL (SELECT seq, prev_hash, metadata FROM audit_log AS l
+    WHERE l.tenant_id = a.tenant_id AND l.action_id = a.id` + digested + ` ORDER BY seq DESC LIMIT 1) AS l
+WHERE a.tenant_id = $1 AND a.status IN ('approved', 'denied')`,
+		} {
+			if err := feedEntries(tx.Query(ctx, q, tenantID))(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// feedEntries feeds c rows of action columns followed by an entry's seq,
+// prev_hash and metadata.
+func feedEntries(rows pgx.Rows, err error) func(c *store.ActionCheck) error {
+	return func(c *store.ActionCheck) error {
 		if err != nil {
 			return err
 		}
+		defer rows.Close()
 		var (
 			prev, meta string
 			seq        int64
@@ -210,16 +239,30 @@ WHERE l.tenant_id = $1`+digested+` ORDER BY l.action_id, l.seq`, tenantID)
 		for rows.Next() {
 			a, err := scanAction(store.ScanExtra{Row: rows, Extra: []any{&seq, &prev, &meta}})
 			if err != nil {
-				rows.Close()
 				return err
 			}
 			c.Entry(seq, prev, []byte(meta), a)
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		return rows.Err()
+	}
+}
+
+// checkActions feeds c the tenant's entries that name an action and
+// mention an action digest, with their actions, in (action_id, seq)
+// order, then those whose action is gone (store.ActionCheck); one
+// snapshot.
+func (db *DB) checkActions(ctx context.Context, tenantID string, c *store.ActionCheck) error {
+	return db.read(ctx, func(tx pgx.Tx) error {
+		if err := feedEntries(tx.Query(ctx, `SELECT `+store.Qualified("a", actionCols)+`, l.seq, l.prev_hash, l.metadata
+FROM audit_log AS l JOIN actions AS a ON a.id = l.action_id AND a.tenant_id = l.tenant_id
+WHERE l.tenant_id = $1`+digested+` ORDER BY l.action_id, l.seq`, tenantID))(c); err != nil {
 			return err
 		}
-		rows, err = tx.Query(ctx, `SELECT l.action_id, l.seq, l.prev_hash, l.metadata FROM audit_log AS l
+		var (
+			prev, meta string
+			seq        int64
+		)
+		rows, err := tx.Query(ctx, `SELECT l.action_id, l.seq, l.prev_hash, l.metadata FROM audit_log AS l
 WHERE l.tenant_id = $1`+digested+` AND NOT EXISTS (SELECT 1 FROM actions AS a WHERE a.id = l.action_id AND a.tenant_id = l.tenant_id)`, tenantID)
 		if err != nil {
 			return err

@@ -137,21 +137,49 @@ func (db *DB) VerifyAudit(ctx context.Context, tenantID string) (store.AuditVeri
 		Range: func(ctx context.Context, lo, hi int64) (store.ChainSegment, error) {
 			return db.verifyRange(ctx, tenantID, lo, hi)
 		},
-		Actions: func(ctx context.Context, c *store.ActionCheck) error { return db.checkActions(ctx, tenantID, c) },
+		Actions: store.ActionSource{
+			Fast: func(ctx context.Context, c *store.ActionCheck) error { return db.actionsFast(ctx, tenantID, c) },
+			Vouched: func(ctx context.Context) (n, d int, err error) {
+				err = db.r.QueryRowContext(ctx, `SELECT count(DISTINCT action_id), coalesce(sum(event IN ('action_approved', 'action_denied')), 0)
+FROM audit_log AS l WHERE l.tenant_id = ?`+digested, tenantID).Scan(&n, &d)
+				return n, d, err
+			},
+			All: func(ctx context.Context, c *store.ActionCheck) error { return db.checkActions(ctx, tenantID, c) },
+		},
 		Workers: db.verifiers, Segment: db.verifySegment,
 	})
 }
 
-// checkActions feeds c the tenant's entries that name an action and
-// mention an action digest, with their actions, in (action_id, seq) order
-// along the audit_log_action index, then those whose action is gone
-// (store.ActionCheck).
-func (db *DB) checkActions(ctx context.Context, tenantID string, c *store.ActionCheck) error {
-	const digested = ` AND l.action_id IS NOT NULL AND instr(l.metadata, '"` + store.MetaActionDigest + `":') > 0`
+// digested selects the entries l that name an action and mention an
+// action digest.
+const digested = ` AND l.action_id IS NOT NULL AND instr(l.metadata, '"` + store.MetaActionDigest + `":') > 0`
+
+// actionsFast is store.ActionSource.Fast: undecided actions in storage
+// order with their evaluation entries by primary key, then decided ones
+// (through the approvals index) with their latest digest entry.
+func (db *DB) actionsFast(ctx context.Context, tenantID string, c *store.ActionCheck) error {
 	return db.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT `+store.Qualified("a", actionCols)+`, l.seq, l.prev_hash, l.metadata
-FROM audit_log AS l INDEXED BY audit_log_action JOIN actions AS a ON a.id = l.action_id AND a.tenant_id = l.tenant_id
-WHERE l.tenant_id = ?`+digested+` ORDER BY l.action_id, l.seq`, tenantID)
+		for _, q := range []string{
+			`SELECT ` + store.Qualified("a", actionCols) + `, l.seq, l.prev_hash, l.metadata
+FROM actions AS a NOT INDEXED JOIN audit_log AS l ON l.tenant_id = a.tenant_id AND l.seq = a.audit_seq
+WHERE a.tenant_id = ? AND a.audit_seq IS NOT NULL AND a.status NOT IN ('approved', 'denied')`,
+			`SELECT ` + store.Qualified("a", actionCols) + `, l.seq, l.prev_hash, l.metadata
+FROM actions AS a INDEXED BY actions_approvals JOIN audit_log AS l ON l.tenant_id = a.tenant_id AND l.seq = (
+    SELECT max(seq) FROM audit_log AS l INDEXED BY audit_log_action WHERE l.tenant_id = a.tenant_id AND l.action_id = a.id` + digested + `)
+WHERE a.tenant_id = ? AND a.status IN ('approved', 'denied')`,
+		} {
+			if err := feedEntries(tx.QueryContext(ctx, q, tenantID))(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// feedEntries feeds c rows of action columns followed by an entry's seq,
+// prev_hash and metadata.
+func feedEntries(rows *sql.Rows, err error) func(c *store.ActionCheck) error {
+	return func(c *store.ActionCheck) error {
 		if err != nil {
 			return err
 		}
@@ -167,16 +195,31 @@ WHERE l.tenant_id = ?`+digested+` ORDER BY l.action_id, l.seq`, tenantID)
 			}
 			c.Entry(seq, prev, []byte(meta), a)
 		}
-		if err := rows.Err(); err != nil {
+		return rows.Err()
+	}
+}
+
+// checkActions feeds c the tenant's entries that name an action and
+// mention an action digest, with their actions, in (action_id, seq) order
+// along the audit_log_action index, then those whose action is gone
+// (store.ActionCheck).
+func (db *DB) checkActions(ctx context.Context, tenantID string, c *store.ActionCheck) error {
+	return db.read(ctx, func(tx *sql.Tx) error {
+		if err := feedEntries(tx.QueryContext(ctx, `SELECT `+store.Qualified("a", actionCols)+`, l.seq, l.prev_hash, l.metadata
+FROM audit_log AS l INDEXED BY audit_log_action JOIN actions AS a ON a.id = l.action_id AND a.tenant_id = l.tenant_id
+WHERE l.tenant_id = ?`+digested+` ORDER BY l.action_id, l.seq`, tenantID))(c); err != nil {
 			return err
 		}
+		var (
+			id, prev, meta string
+			seq            int64
+		)
 		orphans, err := tx.QueryContext(ctx, `SELECT l.action_id, l.seq, l.prev_hash, l.metadata FROM audit_log AS l
 WHERE l.tenant_id = ?`+digested+` AND NOT EXISTS (SELECT 1 FROM actions AS a WHERE a.id = l.action_id AND a.tenant_id = l.tenant_id)`, tenantID)
 		if err != nil {
 			return err
 		}
 		defer orphans.Close()
-		var id string
 		for orphans.Next() {
 			if err := orphans.Scan(&id, &seq, &prev, &meta); err != nil {
 				return err

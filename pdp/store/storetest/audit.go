@@ -439,8 +439,19 @@ func tamperTests(tamper Tamperer) []govTest {
 			tamper.Exec(t, s, `DELETE FROM actions WHERE tenant_id = ? AND id = ?`, "acme", "act_allowed")
 		}, 1, store.ReasonNoAction)},
 		{"ActionRenamed", actionTampered(tamper, func(t *testing.T, s store.GovernanceStore) {
+			// The renamed row still points at act_blocked's entry, whose
+			// digest names the old ID.
 			tamper.Exec(t, s, `UPDATE actions SET id = 'act_other' WHERE tenant_id = ? AND id = ?`, "acme", "act_blocked")
-		}, 2, store.ReasonNoAction)},
+		}, 2, store.ReasonAction)},
+		{"ActionUnlinkedAndEdited", actionTampered(tamper, func(t *testing.T, s store.GovernanceStore) {
+			// Cut from its entry and edited: the entry still vouches for it.
+			tamper.Exec(t, s, `UPDATE actions SET audit_seq = NULL, status = 'allowed' WHERE tenant_id = ? AND id = ?`, "acme", "act_blocked")
+		}, 2, store.ReasonAction)},
+		{"DecisionReverted", actionTampered(tamper, func(t *testing.T, s store.GovernanceStore) {
+			// Put back exactly as it was before its decision: its evaluation
+			// entry matches, but the decision entry is the latest.
+			tamper.Exec(t, s, `UPDATE actions SET status = 'pending_review', decided_at = NULL, approver_id = '', decision_reason = '' WHERE tenant_id = ? AND id = ?`, "acme", "act_held")
+		}, 4, store.ReasonAction)},
 		{"Unreadable", func(t *testing.T, s store.GovernanceStore) {
 			newTenant(t, s, "acme")
 			appendN(t, s, "acme", 3)
