@@ -395,11 +395,10 @@ func metadataDigest(meta []byte) (string, bool) {
 // chain's, and falls back to the exhaustive pass only when it does not
 // (which, on an untampered store, is never).
 type ActionSource struct {
-	// Fast feeds c, through Entry, every action that has an evaluation
-	// entry (audit_seq) and is not decided, with that entry, reading the
-	// actions in storage order and each entry by its sequence number; and
-	// every decided action with the latest entry about it carrying a
-	// digest.
+	// Fast feeds c, through Entry, every undecided action that has an
+	// evaluation entry (audit_seq), with that entry read by its sequence
+	// number; and every decision entry (action_approved, action_denied)
+	// carrying a digest, with its action.
 	Fast func(ctx context.Context, c *ActionCheck) error
 	// Vouched counts, in one pass over the chain, the distinct actions
 	// named by entries whose metadata mentions an action digest, and how

@@ -202,19 +202,20 @@ FROM audit_log AS l WHERE l.tenant_id = $1`+digested, tenantID).Scan(&n, &d)
 // action digest.
 const digested = ` AND l.action_id IS NOT NULL AND strpos(l.metadata, '"` + store.MetaActionDigest + `":') > 0`
 
-// actionsFast is store.ActionSource.Fast: undecided actions with their
-// evaluation entries by primary key, then decided ones with their latest
-// digest entry; one snapshot.
+// actionsFast is store.ActionSource.Fast: undecided actions that have an
+// evaluation entry, in audit order, each with that entry by primary key;
+// then every decision entry (a decided action's latest digest entry: a
+// decision happens once, after the evaluation) with its action by ID. So
+// it reads audited actions and decisions, never a bulk-loaded action.
 func (db *DB) actionsFast(ctx context.Context, tenantID string, c *store.ActionCheck) error {
 	return db.read(ctx, func(tx pgx.Tx) error {
 		for _, q := range []string{
 			`SELECT ` + store.Qualified("a", actionCols) + `, l.seq, l.prev_hash, l.metadata
 FROM actions AS a JOIN audit_log AS l ON l.tenant_id = a.tenant_id AND l.seq = a.audit_seq
-WHERE a.tenant_id = $1 AND a.audit_seq IS NOT NULL AND a.status NOT IN ('approved', 'denied')`,
+WHERE a.tenant_id = $1 AND a.status IN ('allowed', 'blocked', 'pending_review') AND a.audit_seq IS NOT NULL`,
 			`SELECT ` + store.Qualified("a", actionCols) + `, l.seq, l.prev_hash, l.metadata
-FROM actions AS a CROSS JOIN LATERAL (SELECT seq, prev_hash, metadata FROM audit_log AS l
-    WHERE l.tenant_id = a.tenant_id AND l.action_id = a.id` + digested + ` ORDER BY seq DESC LIMIT 1) AS l
-WHERE a.tenant_id = $1 AND a.status IN ('approved', 'denied')`,
+FROM audit_log AS l JOIN actions AS a ON a.id = l.action_id AND a.tenant_id = l.tenant_id
+WHERE l.tenant_id = $1 AND l.event IN ('action_approved', 'action_denied')` + digested,
 		} {
 			if err := feedEntries(tx.Query(ctx, q, tenantID))(c); err != nil {
 				return err

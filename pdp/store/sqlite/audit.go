@@ -154,19 +154,20 @@ FROM audit_log AS l WHERE l.tenant_id = ?`+digested, tenantID).Scan(&n, &d)
 // action digest.
 const digested = ` AND l.action_id IS NOT NULL AND instr(l.metadata, '"` + store.MetaActionDigest + `":') > 0`
 
-// actionsFast is store.ActionSource.Fast: undecided actions in storage
-// order with their evaluation entries by primary key, then decided ones
-// (through the approvals index) with their latest digest entry.
+// actionsFast is store.ActionSource.Fast: undecided actions that have an
+// evaluation entry, in audit order, each with that entry by primary key;
+// then every decision entry (a decided action's latest digest entry: a
+// decision happens once, after the evaluation) with its action by ID. So
+// it reads audited actions and decisions, never a bulk-loaded action.
 func (db *DB) actionsFast(ctx context.Context, tenantID string, c *store.ActionCheck) error {
 	return db.read(ctx, func(tx *sql.Tx) error {
 		for _, q := range []string{
 			`SELECT ` + store.Qualified("a", actionCols) + `, l.seq, l.prev_hash, l.metadata
-FROM actions AS a NOT INDEXED JOIN audit_log AS l ON l.tenant_id = a.tenant_id AND l.seq = a.audit_seq
-WHERE a.tenant_id = ? AND a.audit_seq IS NOT NULL AND a.status NOT IN ('approved', 'denied')`,
+FROM actions AS a INDEXED BY actions_approvals JOIN audit_log AS l ON l.tenant_id = a.tenant_id AND l.seq = a.audit_seq
+WHERE a.tenant_id = ? AND a.status IN ('allowed', 'blocked', 'pending_review') AND a.audit_seq IS NOT NULL`,
 			`SELECT ` + store.Qualified("a", actionCols) + `, l.seq, l.prev_hash, l.metadata
-FROM actions AS a INDEXED BY actions_approvals JOIN audit_log AS l ON l.tenant_id = a.tenant_id AND l.seq = (
-    SELECT max(seq) FROM audit_log AS l INDEXED BY audit_log_action WHERE l.tenant_id = a.tenant_id AND l.action_id = a.id` + digested + `)
-WHERE a.tenant_id = ? AND a.status IN ('approved', 'denied')`,
+FROM audit_log AS l INDEXED BY audit_log_event JOIN actions AS a ON a.id = l.action_id AND a.tenant_id = l.tenant_id
+WHERE l.tenant_id = ? AND l.event IN ('action_approved', 'action_denied')` + digested,
 		} {
 			if err := feedEntries(tx.QueryContext(ctx, q, tenantID))(c); err != nil {
 				return err
