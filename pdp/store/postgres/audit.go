@@ -212,7 +212,7 @@ func (db *DB) actionsFast(ctx context.Context, tenantID string, c *store.ActionC
 		for _, q := range []string{
 			`SELECT ` + store.Qualified("a", actionCols) + `, l.seq, l.prev_hash, l.metadata
 FROM actions AS a JOIN audit_log AS l ON l.tenant_id = a.tenant_id AND l.seq = a.audit_seq
-WHERE a.tenant_id = $1 AND a.status IN ('allowed', 'blocked', 'pending_review') AND a.audit_seq IS NOT NULL`,
+WHERE a.tenant_id = $1 AND a.status IN ('allowed', 'blocked', 'pending_review') AND a.audit_seq > 0`,
 			`SELECT ` + store.Qualified("a", actionCols) + `, l.seq, l.prev_hash, l.metadata
 FROM audit_log AS l JOIN actions AS a ON a.id = l.action_id AND a.tenant_id = l.tenant_id
 WHERE l.tenant_id = $1 AND l.event IN ('action_approved', 'action_denied')` + digested,
