@@ -548,3 +548,21 @@ func Collect[T any](rows Rows, scan func(Scanner) (T, error)) ([]T, error) {
 	}
 	return out, nil
 }
+
+// Feed feeds c, through Entry, rows of an action's columns (read by scan)
+// followed by an entry's seq, prev_hash and metadata. The caller closes
+// rows.
+func (c *ActionCheck) Feed(rows Rows, scan func(Scanner) (ActionRecord, error)) error {
+	var (
+		prev, meta string
+		seq        int64
+	)
+	for rows.Next() {
+		a, err := scan(ScanExtra{Row: rows, Extra: []any{&seq, &prev, &meta}})
+		if err != nil {
+			return err
+		}
+		c.Entry(seq, prev, []byte(meta), a)
+	}
+	return rows.Err()
+}

@@ -225,26 +225,15 @@ WHERE l.tenant_id = $1 AND l.event IN ('action_approved', 'action_denied')` + di
 	})
 }
 
-// feedEntries feeds c rows of action columns followed by an entry's seq,
-// prev_hash and metadata.
+// feedEntries feeds c the rows of a query of action columns followed by
+// an entry's seq, prev_hash and metadata (store.ActionCheck.Feed).
 func feedEntries(rows pgx.Rows, err error) func(c *store.ActionCheck) error {
 	return func(c *store.ActionCheck) error {
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
-		var (
-			prev, meta string
-			seq        int64
-		)
-		for rows.Next() {
-			a, err := scanAction(store.ScanExtra{Row: rows, Extra: []any{&seq, &prev, &meta}})
-			if err != nil {
-				return err
-			}
-			c.Entry(seq, prev, []byte(meta), a)
-		}
-		return rows.Err()
+		return c.Feed(rows, scanAction)
 	}
 }
 
