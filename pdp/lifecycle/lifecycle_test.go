@@ -160,6 +160,12 @@ func TestSubmitValidation(t *testing.T) {
 		{"NUL in action", lifecycle.Submission{Name: "a\x00b"}, []string{"action"}},
 		{"bad step type", lifecycle.Submission{Name: "a.b", StepType: "dance"}, []string{"step_type"}},
 		{"bad agent", lifecycle.Submission{Name: "a.b", AgentID: strings.Repeat("x", 1000)}, []string{"agent_id"}},
+		// A connector path with %FF decodes to invalid UTF-8: refused
+		// before deciding on every driver, not stored raw by one and
+		// refused after deciding by another.
+		{"invalid UTF-8 in a connector path", lifecycle.Submission{Name: "github/repos/\xff/merge"}, []string{"action", "operation"}},
+		{"invalid UTF-8 in raw params", lifecycle.Submission{Name: "a.b", Params: map[string]any{"x": "y"},
+			ParamsJSON: []byte("{\"x\":\"\xff\"}")}, []string{"params"}},
 		{"decoding problems come first, all at once", lifecycle.Submission{Name: "a.b", StepType: "dance",
 			Problems: pdp.ValidationErrors{{Field: "agent_id", Reason: "must be a string"}}}, []string{"agent_id", "step_type"}},
 	}

@@ -173,6 +173,17 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 	if err := CheckActionText(sub.Name, sub.Params); err != nil {
 		return Result{}, err
 	}
+	connector, operation := SplitAction(sub.Name)
+	// What no store can hold (invalid UTF-8, NUL) is refused before
+	// deciding, the same on every driver, so a decision is never made for
+	// an action that could not then be recorded.
+	if err := store.CheckText(
+		store.Text{Field: "action", Value: sub.Name}, store.Text{Field: "agent_id", Value: sub.AgentID},
+		store.Text{Field: "connector", Value: connector}, store.Text{Field: "operation", Value: operation},
+		store.Text{Field: "params", Value: string(pj)}, store.Text{Field: "trace_id", Value: sub.TraceID},
+	); err != nil {
+		return Result{}, err
+	}
 	id := "act_" + s.RandomHex(12)
 	traceID := sub.TraceID
 	if traceID == "" {
@@ -199,7 +210,6 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("encode decision: %w", err)
 	}
-	connector, operation := SplitAction(sub.Name)
 	rec := store.ActionRecord{
 		ID:             id,
 		TenantID:       sub.TenantID,
