@@ -22,7 +22,7 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
-    go build -trimpath -ldflags "-s -w -X github.com/gatehouse-pdp/gatehouse/pdp.Version=${VERSION}" \
+    go build -trimpath -v -ldflags "-s -w -X github.com/gatehouse-pdp/gatehouse/pdp.Version=${VERSION}" \
     -o /out/gatehouse ./cmd/gatehouse
 # The volume's mount point, made here: distroless has no shell to mkdir with.
 RUN mkdir /out/data
