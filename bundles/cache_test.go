@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gatehouse-pdp/gatehouse/bundles"
@@ -86,37 +87,69 @@ func TestCacheWait(t *testing.T) {
 			t.Error("changed")
 		}
 	})
+	// Whether a Notify wakes a waiter depends on the waiter having begun to
+	// wait: each case runs in a synctest bubble, where synctest.Wait returns
+	// once the waiter is blocked (no sleep guessing how long that takes) and
+	// the timeouts pass on the bubble's fake clock, at once.
+	inBubble := func(t *testing.T, f func(t *testing.T, cache *bundles.Cache, etag string)) {
+		synctest.Test(t, func(t *testing.T) {
+			cache := bundles.NewCache(nil)
+			r, err := cache.Get(t.Context(), sampleTenant(t, "acme", 1, ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f(t, cache, r.ETag)
+		})
+	}
 	t.Run("released by Notify", func(t *testing.T) {
-		done := make(chan bool)
-		go func() { done <- cache.Wait(ctx, "acme", r1.ETag, 10*time.Second) }()
-		time.Sleep(50 * time.Millisecond)
-		start := time.Now()
-		cache.Notify("acme", 2)
-		if !<-done || time.Since(start) > time.Second {
-			t.Error("not released")
-		}
+		inBubble(t, func(t *testing.T, cache *bundles.Cache, etag string) {
+			done := make(chan bool)
+			go func() { done <- cache.Wait(t.Context(), "acme", etag, 10*time.Second) }()
+			synctest.Wait()
+			start := time.Now()
+			cache.Notify("acme", 2)
+			if !<-done || time.Since(start) != 0 {
+				t.Error("not released at once")
+			}
+		})
 	})
 	t.Run("repeated revision wakes no one", func(t *testing.T) {
-		if cache.Wait(ctx, "acme", r1.ETag, 10*time.Millisecond) {
-			t.Fatal("changed before the repeat")
-		}
-		done := make(chan bool)
-		go func() { done <- cache.Wait(ctx, "acme", r1.ETag, 300*time.Millisecond) }()
-		time.Sleep(50 * time.Millisecond)
-		cache.Notify("acme", 2)
-		if <-done {
-			t.Error("woken by a repeated revision")
-		}
+		inBubble(t, func(t *testing.T, cache *bundles.Cache, etag string) {
+			cache.Notify("acme", 2)
+			done := make(chan bool)
+			go func() { done <- cache.Wait(t.Context(), "acme", etag, 300*time.Millisecond) }()
+			synctest.Wait()
+			cache.Notify("acme", 2)
+			synctest.Wait()
+			select {
+			case <-done:
+				t.Error("woken by a repeated revision")
+			default:
+			}
+			if <-done {
+				t.Error("reported a change at the timeout")
+			}
+		})
 	})
 	t.Run("other tenants stay asleep", func(t *testing.T) {
-		done := make(chan bool)
-		go func() { done <- cache.Wait(ctx, "acme", r1.ETag, 300*time.Millisecond) }()
-		time.Sleep(50 * time.Millisecond)
-		cache.Notify("other", 7)
-		if <-done {
-			t.Error("woken by another tenant")
-		}
+		inBubble(t, func(t *testing.T, cache *bundles.Cache, etag string) {
+			done := make(chan bool)
+			go func() { done <- cache.Wait(t.Context(), "acme", etag, 300*time.Millisecond) }()
+			synctest.Wait()
+			cache.Notify("other", 7)
+			synctest.Wait()
+			select {
+			case <-done:
+				t.Error("woken by another tenant")
+			default:
+			}
+			if <-done {
+				t.Error("reported a change at the timeout")
+			}
+		})
 	})
+	// The cases below share the cache above, at revision 2 from now on.
+	cache.Notify("acme", 2)
 	t.Run("newer bundle already cached", func(t *testing.T) {
 		if _, err := cache.Get(ctx, sampleTenant(t, "acme", 2, "")); err != nil {
 			t.Fatal(err)

@@ -114,6 +114,7 @@ func TestSourceURL(t *testing.T) {
 	if _, _, err := src2.Fetch(ctx); err != nil {
 		t.Fatal(err)
 	}
+	ts.drainReads()
 	done := make(chan *bundles.Loaded)
 	go func() {
 		l, changed, err := src2.Fetch(ctx)
@@ -122,10 +123,11 @@ func TestSourceURL(t *testing.T) {
 		}
 		done <- l
 	}()
-	time.Sleep(200 * time.Millisecond)
+	ts.waitRead(t, "the pending fetch") // its long poll holds revision 1 now
 	start = time.Now()
 	rev := ts.write("acme")
-	if l := <-done; l == nil || l.Revision != "2" || time.Since(start) > time.Second || rev != 2 {
+	// Released by the write, not by its 20 s long poll running out.
+	if l := <-done; l == nil || l.Revision != "2" || time.Since(start) > 15*time.Second || rev != 2 {
 		t.Errorf("after write: %v after %v", l != nil && l.Revision == "2", time.Since(start))
 	}
 

@@ -15,6 +15,7 @@ const (
 	CodeMethodNotAllowed      = "METHOD_NOT_ALLOWED"
 	CodePayloadTooLarge       = "PAYLOAD_TOO_LARGE"
 	CodeInternal              = "INTERNAL"
+	CodeConflict              = "CONFLICT"
 	CodeFeatureRequired       = "novyx_ram.v1.tier.feature_required"
 	CodeLimitExceeded         = "novyx_ram.v1.tier.limit_exceeded"
 	CodeInvalidPolicy         = "novyx_ram.v1.control.invalid_policy"

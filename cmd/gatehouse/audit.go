@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -100,10 +99,8 @@ func auditVerify(ctx context.Context, cfg Config, tenantID string, s stdio) int 
 	}
 	// Verifying must not create a store: a mistyped path is an error, not
 	// an empty, valid chain.
-	if backend, path, err := store.ParseDSN(cfg.Store); err == nil && backend == store.BackendSQLite {
-		if _, err := os.Stat(path); err != nil {
-			return failf(exitUsage, "store %s: %v", cfg.Store, err)
-		}
+	if err := existingStore(cfg.Store); err != nil {
+		return failf(exitUsage, "%v", err)
 	}
 	st, err := openStore(ctx, cfg.Store, noop.NewTracerProvider())
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 func TestAuditVerify(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "g.db")
 	dsn := "sqlite://" + path
-	code, out, errOut := runCmd(t, nil, "tenant", "create", "--name", "Acme", "--tier", "pro", "--store", dsn)
+	code, out, errOut := runCmd(t, nil, "tenant", "create", "--name", "Acme", "--tier", "pro", "--store", dsn, "--create-store")
 	if code != 0 {
 		t.Fatalf("tenant create: %d %s", code, errOut)
 	}
@@ -92,7 +92,7 @@ func TestAuditVerify(t *testing.T) {
 		{[]string{"audit", "check"}, exitUsage, "Usage: gatehouse audit verify"},
 		{[]string{"audit", "verify", "--store", dsn}, exitUsage, "--tenant is required"},
 		{[]string{"audit", "verify", "--tenant", "ten_missing", "--store", dsn}, exitUsage, `tenant "ten_missing" not found`},
-		{[]string{"audit", "verify", "--tenant", "t", "--store", "sqlite://" + filepath.Join(t.TempDir(), "none.db")}, exitUsage, "no such file"},
+		{[]string{"audit", "verify", "--tenant", "t", "--store", "sqlite://" + filepath.Join(t.TempDir(), "none.db")}, exitUsage, "no store at"},
 		{[]string{"audit", "verify", "--tenant", "t", "--bogus"}, exitUsage, "flag provided but not defined"},
 	} {
 		code, _, errOut := runCmd(t, nil, tc.args...)

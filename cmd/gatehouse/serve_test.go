@@ -167,9 +167,11 @@ func TestShutdownWaitsForInFlight(t *testing.T) {
 		res := make(chan error, 1)
 		go get(url, res)
 		<-entered
+		shutting := make(chan struct{})
+		srv.RegisterOnShutdown(func() { close(shutting) })
 		shut := make(chan error, 1)
-		go func() { shut <- shutdown(srv, 5*time.Second, make(chan os.Signal), logger) }()
-		time.Sleep(50 * time.Millisecond)
+		go func() { shut <- shutdown(srv, time.Minute, make(chan os.Signal), logger) }()
+		<-shutting // Shutdown has begun, with the request still in flight
 		close(release)
 		if err := <-res; err != nil {
 			t.Errorf("in-flight request: %v", err)

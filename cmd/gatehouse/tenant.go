@@ -16,22 +16,30 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-const tenantUsage = `Usage: gatehouse tenant create --name N --tier free|starter|pro|enterprise [flags]
+const tenantUsage = `Usage: gatehouse tenant create --id ID --tier free|starter|pro|enterprise [flags]
 
-Creates a tenant in the store and prints one JSON line on stdout:
-  {"tenant_id":"...","name":"N","tier":"T","api_key":"nram_..."}
+Creates a tenant in an existing store and prints one JSON line on stdout:
+  {"tenant_id":"ID","name":"N","tier":"T","api_key":"nram_..."}
 The API key is shown only this once. The store may be in use by a running
-server (SQLite in WAL mode allows it); the server picks the tenant up.
+server (SQLite in WAL mode allows it); the server picks the tenant up. A
+SQLite store that does not exist is an error (a mistyped path must not
+become a new, empty store) unless --create-store says to make it.
 
 Flags:
+  --id id
+      the tenant's ID: what bundles (/v1/bundles/ID.tar.gz), the admin API
+      and "audit verify --tenant" name it by; 1-64 letters, digits, '_' and
+      '-'. An ID that exists is refused. Default: a generated ten_... ID
   --name name
-      the tenant's display name (required)
+      the tenant's display name (default: the ID; required without --id)
   --tier tier
       free, starter, pro or enterprise (required)
   --mode mode
       enforcement (default) or shadow
   --approval-mode mode
       solo, team or enterprise (default: the strongest the tier allows)
+  --create-store
+      create the SQLite store file when it does not exist
   --config file
       YAML config file whose store is used (env GATEHOUSE_CONFIG)
 `
@@ -64,7 +72,9 @@ func cmdTenantCreate(ctx context.Context, args []string, s stdio) int {
 	fs := flag.NewFlagSet("tenant create", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	cf := bindConfig(fs, setStore)
+	id := fs.String("id", "", "")
 	name := fs.String("name", "", "")
+	createStore := fs.Bool("create-store", false, "")
 	tier := fs.String("tier", "", "")
 	mode := fs.String("mode", "", "")
 	approvalMode := fs.String("approval-mode", "", "")
@@ -76,8 +86,8 @@ func cmdTenantCreate(ctx context.Context, args []string, s stdio) int {
 		return code
 	}
 	var problems []string
-	if strings.TrimSpace(*name) == "" {
-		problems = append(problems, "--name is required")
+	if strings.TrimSpace(*name) == "" && *id == "" {
+		problems = append(problems, "--id (or --name) is required")
 	}
 	if *tier == "" {
 		problems = append(problems, "--tier is required (free, starter, pro or enterprise)")
@@ -90,6 +100,10 @@ func cmdTenantCreate(ctx context.Context, args []string, s stdio) int {
 	cfg, err := cf.load(s.lookupEnv)
 	if err != nil {
 		problems = append(problems, err.Error())
+	} else if !*createStore {
+		if err := existingStore(cfg.Store); err != nil {
+			problems = append(problems, err.Error()+"; or pass --create-store to make a new, empty one")
+		}
 	}
 	if len(problems) > 0 {
 		fmt.Fprintf(s.stderr, "gatehouse tenant create: %s\n", strings.Join(problems, "\n"))
@@ -97,6 +111,7 @@ func cmdTenantCreate(ctx context.Context, args []string, s stdio) int {
 	}
 
 	out, err := createTenant(ctx, cfg, registry.NewTenant{
+		ID:           *id,
 		Name:         *name,
 		Tier:         store.Tier(*tier),
 		Mode:         pdp.Mode(*mode),

@@ -29,12 +29,12 @@ func TestReadmeCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bins := t.TempDir()
-	gatehouse, err := e2e.Build(root, bins)
+	// The builds every test package shares: usually made already.
+	gatehouse, err := e2e.Binary(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opa, err := e2e.BuildOPA(root, bins)
+	opa, err := e2e.OPABinary(root)
 	if err != nil {
 		t.Fatal(err)
 	}

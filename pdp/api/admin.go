@@ -48,6 +48,7 @@ func viewTenant(t store.Tenant) tenantView {
 }
 
 type createTenantBody struct {
+	ID           *string `json:"id"`
 	Name         *string `json:"name"`
 	Tier         *string `json:"tier"`
 	Mode         *string `json:"mode"`
@@ -66,6 +67,7 @@ func (s *server) createTenant(c *gin.Context) {
 		return
 	}
 	t, key, err := s.reg.CreateTenant(c.Request.Context(), registry.NewTenant{
+		ID:           deref(b.ID),
 		Name:         deref(b.Name),
 		Tier:         store.Tier(deref(b.Tier)),
 		Mode:         pdp.Mode(deref(b.Mode)),

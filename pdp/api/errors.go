@@ -146,6 +146,8 @@ func classify(c *gin.Context, err error) *apiError {
 		return &apiError{Status: http.StatusForbidden, Code: pdp.CodeCannotDeleteBuiltin, Message: "Built-in policies cannot be deleted", cause: err}
 	case errors.Is(err, registry.ErrTenantNotFound):
 		return &apiError{Status: http.StatusNotFound, Code: pdp.CodeNotFound, Message: "Tenant not found", cause: err}
+	case errors.Is(err, registry.ErrTenantExists):
+		return &apiError{Status: http.StatusConflict, Code: pdp.CodeConflict, Message: "A tenant with this id already exists", cause: err}
 	case errors.Is(err, registry.ErrKeyNotFound):
 		return &apiError{Status: http.StatusNotFound, Code: pdp.CodeNotFound, Message: "API key not found", cause: err}
 	case errors.Is(err, pdp.ErrEvaluationFailed):

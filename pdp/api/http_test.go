@@ -252,7 +252,14 @@ func TestAdminAPI(t *testing.T) {
 		"tenant_id": id, "name": "Acme", "tier": "starter", "mode": "enforcement", "approval_mode": "team",
 		"approval_modes": []any{"solo", "team"}, "approval_settings": nil,
 	})
-	if got := expect(t, admin("GET", "/v1/admin/tenants", nil), http.StatusOK, nil); got["total"] != 2.0 {
+	// A chosen id is the tenant's id; it is unique.
+	expect(t, admin("POST", "/v1/admin/tenants", `{"id":"acme","tier":"free"}`), http.StatusCreated,
+		map[string]any{"tenant_id": "acme", "name": "acme", "tier": "free"})
+	expectError(t, admin("POST", "/v1/admin/tenants", `{"id":"acme","name":"Acme 2","tier":"pro"}`), http.StatusConflict,
+		pdp.CodeConflict, "A tenant with this id already exists", nil)
+	expectError(t, admin("POST", "/v1/admin/tenants", `{"id":"acme/x","tier":"pro"}`), http.StatusBadRequest,
+		pdp.CodeValidation, "id: must be 1-64 letters, digits, '_' or '-', starting with a letter or digit", nil)
+	if got := expect(t, admin("GET", "/v1/admin/tenants", nil), http.StatusOK, nil); got["total"] != 3.0 {
 		t.Errorf("list tenants = %v", got)
 	}
 	// An upgrade applies to the next request.

@@ -20,4 +20,6 @@ var (
 	ErrKeyNotFound = fmt.Errorf("API key %w", pdp.ErrNotFound)
 	// ErrCannotDeleteBuiltin: a delete named a built-in policy.
 	ErrCannotDeleteBuiltin = errors.New("built-in policies cannot be deleted")
+	// ErrTenantExists: a tenant was to be created with an ID already taken.
+	ErrTenantExists = fmt.Errorf("tenant already exists: %w", pdp.ErrConflict)
 )

@@ -25,9 +25,14 @@ const (
 // BootstrapTenant is the ID and name of the tenant Bootstrap creates.
 const BootstrapTenant = "default"
 
-// NewTenant describes a tenant to create. Mode defaults to enforcement and
-// ApprovalMode to the strongest mode the tier allows.
+// NewTenant describes a tenant to create. ID defaults to a generated
+// "ten_" + 16 hex, Name to a chosen ID (it is required otherwise), Mode to enforcement and ApprovalMode to
+// the strongest mode the tier allows.
 type NewTenant struct {
+	// ID is what the API, bundles (/v1/bundles/{id}.tar.gz) and the admin
+	// API name the tenant by: 1-64 letters, digits, '_' and '-', starting
+	// with a letter or digit, so it reads the same in every URL and path.
+	ID           string
 	Name         string
 	Tier         store.Tier
 	Mode         pdp.Mode
@@ -52,12 +57,44 @@ type TenantUpdate struct {
 
 // CreateTenant creates a tenant and its first API key, returning the key
 // itself once: only its hash is stored.
+// A chosen ID that is taken is ErrTenantExists.
 func (r *Registry) CreateTenant(ctx context.Context, nt NewTenant) (store.Tenant, string, error) {
-	id, err := r.newID("ten_", 8)
-	if err != nil {
-		return store.Tenant{}, "", err
+	id := nt.ID
+	if id == "" {
+		var err error
+		if id, err = r.newID("ten_", 8); err != nil {
+			return store.Tenant{}, "", err
+		}
+	} else if !validTenantID(id) {
+		return store.Tenant{}, "", pdp.Invalid("id", "must be 1-%d letters, digits, '_' or '-', starting with a letter or digit", maxTenantIDLen)
 	}
-	return r.createTenant(ctx, id, nt, "")
+	if nt.Name == "" && nt.ID != "" {
+		nt.Name = nt.ID // a chosen ID names the tenant well enough
+	}
+	t, key, err := r.createTenant(ctx, id, nt, "")
+	if nt.ID != "" && errors.Is(err, store.ErrDuplicate) {
+		return store.Tenant{}, "", fmt.Errorf("tenant %q: %w", id, ErrTenantExists)
+	}
+	return t, key, err
+}
+
+// maxTenantIDLen bounds a chosen tenant ID.
+const maxTenantIDLen = 64
+
+// validTenantID: ^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$.
+func validTenantID(id string) bool {
+	if id == "" || len(id) > maxTenantIDLen {
+		return false
+	}
+	for i, c := range id {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case (c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func (r *Registry) createTenant(ctx context.Context, id string, nt NewTenant, key string) (store.Tenant, string, error) {

@@ -349,3 +349,33 @@ func TestIdentify(t *testing.T) {
 		t.Fatalf("the first decision compiled: %+v", s)
 	}
 }
+
+// TestCreateTenantID: a chosen ID is the tenant's ID (its name by default),
+// follows the URL-safe rule, and is refused when taken — the first tenant
+// and its key untouched.
+func TestCreateTenantID(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	tn, key, err := e.reg.CreateTenant(ctx, registry.NewTenant{ID: "acme", Tier: store.TierPro})
+	if err != nil || tn.ID != "acme" || tn.Name != "acme" {
+		t.Fatalf("%+v %v: want ID and name acme", tn, err)
+	}
+	if _, _, err := e.reg.CreateTenant(ctx, registry.NewTenant{ID: "acme", Name: "Other", Tier: store.TierFree}); !errors.Is(err, registry.ErrTenantExists) || !errors.Is(err, pdp.ErrConflict) {
+		t.Errorf("duplicate ID: %v, want ErrTenantExists", err)
+	}
+	if got, err := e.reg.Authenticate(ctx, key); err != nil || got.ID != "acme" || got.Tier != store.TierPro {
+		t.Errorf("the first acme after the refused duplicate: %+v %v", got, err)
+	}
+	for _, bad := range []string{"-acme", "_x", "a b", "a/b", "a.b", "ünï", strings.Repeat("a", 65)} {
+		_, _, err := e.reg.CreateTenant(ctx, registry.NewTenant{ID: bad, Tier: store.TierFree})
+		var ve *pdp.ValidationError
+		if !errors.As(err, &ve) || ve.Field != "id" {
+			t.Errorf("ID %q: %v, want a validation error on id", bad, err)
+		}
+	}
+	for _, good := range []string{"a", "A-1_b", strings.Repeat("z", 64)} {
+		if _, _, err := e.reg.CreateTenant(ctx, registry.NewTenant{ID: good, Tier: store.TierFree}); err != nil {
+			t.Errorf("ID %q: %v", good, err)
+		}
+	}
+}

@@ -96,10 +96,14 @@ func TestApprovalPolling(t *testing.T) {
 	wantField(t, item, 0.8, "risk_score")
 	wantTime(t, field(item, "submitted_at"), "submitted_at")
 
-	// The agent polls; a human decides meanwhile.
+	// The agent polls; a human decides once the agent has seen it pending.
+	polled := make(chan struct{})
+	var pollOnce sync.Once
+	seenPending := func() { pollOnce.Do(func() { close(polled) }) }
+	defer seenPending() // never leave the decider waiting
 	var decided sync.WaitGroup
 	decided.Go(func() {
-		time.Sleep(300 * time.Millisecond)
+		<-polled
 		d := wantStatus(t, govDecide(t, human, id, map[string]any{"decision": "approve", "reason": "invoice 42"}), 200)
 		wantField(t, d, id, "approval_id")
 		wantField(t, d, "approve", "decision")
@@ -108,9 +112,13 @@ func TestApprovalPolling(t *testing.T) {
 		wantField(t, d, humanKeyID, "approver_id") // the default: the deciding key's ID
 	})
 	var got map[string]any
-	if !eventually(10*time.Second, func() bool {
+	if !eventually(30*time.Second, func() bool {
 		got = wantStatus(t, agent.Do(t, "GET", "/v1/actions/"+id, nil), 200)
-		return got["status"] != "pending_review"
+		if got["status"] == "pending_review" {
+			seenPending()
+			return false
+		}
+		return true
 	}) {
 		t.Fatalf("the action stayed pending_review: %s", mustJSON(got))
 	}
@@ -163,6 +171,8 @@ func TestSoloMode(t *testing.T) {
 	wantError(t, govDecide(t, c, plain, "decision=deny"), 400, "VALIDATION_ERROR") // a form body is not JSON: use the query string
 	wantError(t, c.Do(t, "POST", "/v1/approvals/"+plain+"/decision?decision=deny", nil), 409, "novyx_ram.v1.control.approval_too_early")
 
+	// Waiting what the server said is the protocol under test, not a
+	// guess at how long something takes: the server's clock only moves on.
 	time.Sleep(time.Duration(retry) * time.Second)
 	wantError(t, govDecide(t, c, id, map[string]any{"decision": "approve", "confirmation": "rollback"}), 400, "novyx_ram.v1.control.confirmation_required")
 	d := wantStatus(t, govDecide(t, c, id, map[string]any{"decision": "approved", "confirmation": "ROLLBACK", "approver_id": "solo-admin"}), 200)

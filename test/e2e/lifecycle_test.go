@@ -90,7 +90,7 @@ func TestTenantCreateOutput(t *testing.T) {
 	t.Parallel()
 	b := binary(t)
 	storeDSN := SQLiteStore(t)
-	res := Run(t, b, nil, "tenant", "create", "--name", "Acme Corp", "--tier", "pro", "--store", storeDSN)
+	res := Run(t, b, nil, "tenant", "create", "--name", "Acme Corp", "--tier", "pro", "--store", storeDSN, "--create-store")
 	if res.Code != 0 {
 		t.Fatalf("exit %d: %s", res.Code, res.Stderr)
 	}
@@ -147,7 +147,7 @@ func TestTenantCreateOutput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"tenant", "create"}, tc.args...)
 			if !strings.Contains(strings.Join(tc.args, " "), "--store") {
-				args = append(args, "--store", SQLiteStore(t))
+				args = append(args, "--store", SQLiteStore(t), "--create-store")
 			}
 			res := Run(t, b, nil, args...)
 			if res.Code != tc.code || res.Stdout != "" || !strings.Contains(res.Stderr, tc.msg) {
@@ -164,7 +164,9 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 	s, c := startDev(t, Options{})
 	wantStatus(t, c.Do(t, "POST", "/v1/control/policies", blockPolicy("pii", "email", "")), 201)
 
-	// Send the headers and half the body, so the request is in flight.
+	// Send the headers with Expect: 100-continue, so the request is in
+	// flight: the server answers "100 Continue" when the handler starts
+	// reading the body, which proves it has the request (no sleep needed).
 	body := `{"action":"mail.send","params":{"email":"a@b.c"}}`
 	conn, err := net.DialTimeout("tcp", s.Addr, 5*time.Second)
 	if err != nil {
@@ -172,11 +174,16 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(requestTimeout))
-	fmt.Fprintf(conn, "POST /v1/actions HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
-		s.Addr, s.Key, len(body), body[:10])
-	// Let the server read the headers: the connection is then active and
-	// Shutdown waits for it.
-	time.Sleep(300 * time.Millisecond)
+	fmt.Fprintf(conn, "POST /v1/actions HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n",
+		s.Addr, s.Key, len(body))
+	br := bufio.NewReader(conn)
+	if line, err := br.ReadString('\n'); err != nil || !strings.Contains(line, " 100 ") {
+		t.Fatalf("want 100 Continue, got %q %v", line, err)
+	}
+	if blank, err := br.ReadString('\n'); err != nil || blank != "\r\n" {
+		t.Fatalf("after 100 Continue: %q %v", blank, err)
+	}
+	fmt.Fprint(conn, body[:10])
 
 	s.Signal(syscall.SIGTERM)
 	if _, _, err := s.Stderr.Wait(0, 10*time.Second, LogMsg("shutting down")); err != nil {
@@ -201,7 +208,6 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 
 	// Finish the request: it completes with its decision.
 	fmt.Fprint(conn, body[10:])
-	br := bufio.NewReader(conn)
 	status, err := br.ReadString('\n')
 	if err != nil || !strings.Contains(status, " 200 ") {
 		t.Fatalf("in-flight request: %q %v", status, err)

@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// bin is the gatehouse binary TestMain built; "" with -short.
+// bin is the gatehouse binary under test (Binary); "" with -short.
 var bin string
 
 func TestMain(m *testing.M) {
@@ -22,23 +22,16 @@ func TestMain(m *testing.M) {
 	if testing.Short() {
 		os.Exit(m.Run()) // every test skips itself
 	}
-	dir, err := os.MkdirTemp("", "gatehouse-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err == nil {
-		bin, err = Build(root, dir)
+		bin, err = Binary(root)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
-		_ = os.RemoveAll(dir)
 		os.Exit(1)
 	}
 	code := m.Run()
 	reportSpecStats()
-	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
 

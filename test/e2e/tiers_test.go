@@ -39,7 +39,7 @@ func createTenant(t *testing.T, storeDSN, name, tier string, extra ...string) te
 func usable(t *testing.T, s *Server, key string) *Client {
 	t.Helper()
 	c := s.Client(key)
-	if !eventually(2*time.Second, func() bool {
+	if !eventually(20*time.Second, func() bool {
 		return c.Do(t, "GET", "/v1/control/policies", nil).Status == 200
 	}) {
 		t.Fatalf("key of a tenant created beside the running server never worked: %s",
@@ -189,7 +189,7 @@ func TestTierMatrix(t *testing.T) {
 func TestTenantCreatedWhileStopped(t *testing.T) {
 	t.Parallel()
 	storeDSN := SQLiteStore(t)
-	tl := createTenant(t, storeDSN, "early", "starter")
+	tl := createTenant(t, storeDSN, "early", "starter", "--create-store")
 	s := Start(t, binary(t), Options{Store: storeDSN})
 	c := s.Client(tl.APIKey)
 	wantStatus(t, c.Do(t, "POST", "/v1/control/policies", warnPolicy("p", "x")), 201)

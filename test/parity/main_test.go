@@ -16,7 +16,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/test/e2e"
 )
 
-// Binaries built by TestMain; "" with -short.
+// The binaries under test (e2e.Binary, e2e.OPABinary: shared builds); "" with -short.
 var gatehouseBin, opaBin string
 
 // root is the module root.
@@ -32,23 +32,15 @@ func TestMain(m *testing.M) {
 	if testing.Short() {
 		os.Exit(m.Run()) // every test skips itself
 	}
-	dir, err := os.MkdirTemp("", "gatehouse-parity-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	gatehouseBin, err = e2e.Build(root, dir)
+	gatehouseBin, err = e2e.Binary(root)
 	if err == nil {
-		opaBin, err = e2e.BuildOPA(root, dir)
+		opaBin, err = e2e.OPABinary(root)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "parity:", err)
-		_ = os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
 func binaries(t *testing.T) {
