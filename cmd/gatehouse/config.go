@@ -8,12 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
-
-	"sigs.k8s.io/yaml"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp/api"
 	"github.com/gatehouse-pdp/gatehouse/pdp/engine"
@@ -454,19 +451,6 @@ func (cf *configFlags) load(lookupEnv func(string) (string, bool)) (Config, erro
 		errs = append(errs, err)
 	}
 	return c, errors.Join(errs...)
-}
-
-// readConfigFile decodes the YAML (or JSON) file at path into c, refusing
-// unknown and duplicate keys so a typo never silently leaves a default.
-func readConfigFile(path string, c *Config) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("config file: %w", err)
-	}
-	if err := yaml.UnmarshalStrict(b, c); err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
-	}
-	return nil
 }
 
 // printSettings writes the --help entry of each setting: its flag, what it

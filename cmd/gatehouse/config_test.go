@@ -168,6 +168,31 @@ func TestConfigFileIsStrict(t *testing.T) {
 			t.Error("missing file accepted")
 		}
 	})
+	t.Run("every problem at once, in YAML terms", func(t *testing.T) {
+		content := "adr: 1\nstore: sqlite://x.db\nengine:\n  cache_sise: 3\n  eval_timeout: 5\n" +
+			"max_body_bytes: big\nshutdown_timeout: forever\naddr: a\naddr: b\nrate_limit: 5\nbundle:\n  sources: x\n"
+		_, err := loadServe(t, []string{"--config", writeFile(t, "g.yaml", content)}, nil)
+		if err == nil {
+			t.Fatal("accepted")
+		}
+		for _, want := range []string{
+			"line 1: adr: unknown key (did you mean addr?)",
+			"line 4: engine.cache_sise: unknown key (did you mean cache_size?)",
+			`line 5: engine.eval_timeout: want a duration string such as "15s", got 5`,
+			`line 6: max_body_bytes: want a whole number, got the string "big"`,
+			`line 7: shutdown_timeout: time: invalid duration "forever"`,
+			"line 9: addr: given twice (first on line 8)",
+			"line 10: rate_limit: want a mapping of keys to values, got the number 5",
+			`line 12: bundle.sources: want a list of strings, got the string "x"`,
+		} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error lacks %q:\n%v", want, err)
+			}
+		}
+		if strings.Contains(err.Error(), "JSON") || strings.Contains(err.Error(), "json") {
+			t.Errorf("a YAML file's errors talk about JSON:\n%v", err)
+		}
+	})
 	t.Run("JSON is YAML", func(t *testing.T) {
 		c, err := loadServe(t, []string{"--config", writeFile(t, "g.json", `{"addr":"127.0.0.1:9","engine":{"eval_timeout":"10ms"}}`)}, nil)
 		if err != nil || c.Addr != "127.0.0.1:9" {
