@@ -160,6 +160,7 @@ func serve(ctx context.Context, cfg Config, s stdio, logger *slog.Logger, sigs <
 	if err := bootstrap(ctx, cfg, reg, st, s, logger); err != nil {
 		return err
 	}
+	bw.warnCoverage(ctx, reg, logger)
 
 	// Closed after the HTTP server has drained and before the store
 	// (defers run in reverse), so every answered decision is flushed.

@@ -5,6 +5,7 @@
 package api
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -109,6 +110,10 @@ type Deps struct {
 	BundleDrain <-chan struct{}
 	// DecisionLog, when set, is handed every decision (decisionlog.go).
 	DecisionLog *decisionlog.Logger
+	// HealthDetail, when set, adds its fields to GET /health's body (a
+	// read-only server reports the tenants its bundles cannot serve). It
+	// must answer quickly: load balancers probe /health often.
+	HealthDetail func(ctx context.Context) map[string]any
 	// Now is the clock of approvals and the dashboard (default time.Now);
 	// tests inject one so approval modes' waiting times need no sleeping.
 	Now func() time.Time
@@ -133,16 +138,17 @@ func continueTrace(c *gin.Context) {
 
 // server holds what the handlers share.
 type server struct {
-	cfg       Config
-	reg       *registry.Registry
-	eng       *engine.Engine
-	st        store.Store
-	log       *slog.Logger
-	adminHash [sha256.Size]byte
-	bundles   http.Handler // nil: no bundle route
-	gov       governance   // approvals, audit, dashboard (governance.go)
-	life      *lifecycle.Service
-	tracing   bool // false: the tracer provider is a no-op one
+	cfg          Config
+	reg          *registry.Registry
+	eng          *engine.Engine
+	st           store.Store
+	log          *slog.Logger
+	adminHash    [sha256.Size]byte
+	bundles      http.Handler // nil: no bundle route
+	gov          governance   // approvals, audit, dashboard (governance.go)
+	life         *lifecycle.Service
+	tracing      bool // false: the tracer provider is a no-op one
+	healthDetail func(ctx context.Context) map[string]any
 
 	ops           // metrics and rate limits (ops.go)
 	observability // spans and the decision log (decisionlog.go)
@@ -170,6 +176,8 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 		eng: deps.Engine,
 		st:  deps.Store,
 		log: deps.Logger,
+
+		healthDetail: deps.HealthDetail,
 	}
 	if cfg.AdminToken != "" {
 		s.adminHash = sha256.Sum256([]byte(cfg.AdminToken))

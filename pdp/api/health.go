@@ -1,6 +1,7 @@
 package api
 
 import (
+	"maps"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -16,14 +17,22 @@ import (
 // the answer stays 200, with status "degraded" and their number in
 // degraded_tenants. Which tenants and why is in the log, not here: this
 // route has no authentication.
+//
+// Deps.HealthDetail may add fields (a read-only server's bundle
+// coverage, in counts for the same reason; it lists the store's tenants at
+// most every 5 s), never the status.
 func (s *server) health(c *gin.Context) {
 	if c.Request.Method == http.MethodHead {
 		c.Status(http.StatusOK)
 		return
 	}
-	if n := len(s.eng.Degraded()); n > 0 {
-		writeJSON(c, http.StatusOK, map[string]any{"status": "degraded", "degraded_tenants": n})
-		return
+	body := map[string]any{}
+	if s.healthDetail != nil {
+		maps.Copy(body, s.healthDetail(c.Request.Context()))
 	}
-	writeJSON(c, http.StatusOK, map[string]string{"status": "ok"})
+	body["status"] = "ok"
+	if n := len(s.eng.Degraded()); n > 0 {
+		body["status"], body["degraded_tenants"] = "degraded", n
+	}
+	writeJSON(c, http.StatusOK, body)
 }
