@@ -14,7 +14,7 @@ COUNT     ?= 5
 # race detector (test-race) and every other package's without (test-go).
 RACE_PKGS := ./pdp/engine/... ./pdp/registry/... ./pdp/store/... ./pdp/api/... ./bundles/... ./pdp/decisionlog/...
 
-.PHONY: all build install run test test-go test-race test-rego bench load lint tools image screenshots test-pyre
+.PHONY: all build install install-opa run test test-go test-race test-rego bench load lint tools image screenshots test-pyre
 
 all: lint test
 
@@ -43,6 +43,12 @@ install:
 	@dir="$$($(GO) env GOBIN)"; [ -n "$$dir" ] || dir="$$($(GO) env GOPATH)/bin"; \
 	  echo "installed $$dir/gatehouse"; \
 	  case ":$$PATH:" in *":$$dir:"*) ;; *) echo "$$dir is not on your PATH; add it: export PATH=\"$$dir:\$$PATH\"";; esac
+
+## install-opa: the opa CLI pinned in go.mod (the one the tests compare with), into the same place
+install-opa:
+	@echo '==> installing the pinned opa CLI with go install (the first time: a few minutes)'
+	$(GO) install github.com/open-policy-agent/opa
+	@dir="$$($(GO) env GOBIN)"; [ -n "$$dir" ] || dir="$$($(GO) env GOPATH)/bin"; echo "installed $$dir/opa ($$("$$dir/opa" version | head -n 1))"
 
 ## run: serve on the embedded SQLite store (./gatehouse.db) with a dev key printed once
 run: build

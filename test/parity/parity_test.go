@@ -37,8 +37,8 @@ const (
 	tenantID          = "default" // the bootstrap tenant
 )
 
-// sidecarConfig is the OPA configuration README and examples/ show.
-var sidecarConfig = filepath.Join("..", "..", "examples", "opa-sidecar", "opa-config.yaml")
+// sidecarConfig is the production (signed) OPA configuration examples/opa-sidecar shows.
+var sidecarConfig = filepath.Join("..", "..", "examples", "opa-sidecar", "opa-config-signed.yaml")
 
 // TestOPAParity runs the whole story against one signed Gatehouse and one
 // stock OPA configured with examples/opa-sidecar/opa-config.yaml.
