@@ -24,7 +24,7 @@ func TestReadOnlyCoverage(t *testing.T) {
 
 	for msg, tenant := range map[string]string{
 		"read-only: bundles hold tenants the store does not have; no API key can reach them (create them with gatehouse tenant create --id)": "acme",
-		"read-only: store tenants no bundle holds; their decisions fail closed (503)":                                                         "default",
+		"read-only: store tenants no bundle holds; their decisions fail closed (503)":                                                        "default",
 	} {
 		line, _, err := s.Stderr.Wait(0, 0, LogMsg(msg))
 		if err != nil {

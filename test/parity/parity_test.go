@@ -30,8 +30,10 @@ const (
 	corpusSize = 600
 	corpusSeed = 20261124
 	// maxPropagation is how long a policy write may take to reach a
-	// long-polling OPA.
-	maxPropagation = 5 * time.Second
+	// long-polling OPA: about 50 ms, but a loaded machine can stall OPA's
+	// activation for seconds. Below the sidecar's 10 s min_delay_seconds,
+	// so a pass still proves the long poll, not the next regular poll.
+	maxPropagation = 9 * time.Second
 	// activationTimeout bounds OPA's first bundle activation.
 	activationTimeout = 60 * time.Second
 	tenantID          = "default" // the bootstrap tenant
