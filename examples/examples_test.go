@@ -33,8 +33,7 @@ const (
 
 var (
 	root string // the repository
-	bins string // where binaries are built
-	// gatehouse is built once by TestMain (not with -short).
+	// gatehouse is the shared build of the binary (e2e.Binary; not with -short).
 	gatehouse string
 )
 
@@ -43,20 +42,13 @@ func TestMain(m *testing.M) {
 	var err error
 	root, err = filepath.Abs("..")
 	if err == nil && !testing.Short() {
-		bins, err = os.MkdirTemp("", "gatehouse-examples-")
-		if err == nil {
-			gatehouse, err = e2e.Build(root, bins)
-		}
+		gatehouse, err = e2e.Binary(root)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "examples:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
-	if bins != "" {
-		_ = os.RemoveAll(bins)
-	}
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
 // binary returns the gatehouse binary, skipping with -short.
@@ -68,8 +60,9 @@ func binary(t *testing.T) string {
 	return gatehouse
 }
 
-// opaBinary builds the pinned opa CLI once, for the tests that need it.
-var opaBinary = sync.OnceValues(func() (string, error) { return e2e.BuildOPA(root, bins) })
+// opaBinary is the pinned opa CLI (the one `go tool opa` runs), for the
+// tests that need it.
+var opaBinary = sync.OnceValues(func() (string, error) { return e2e.OPABinary(root) })
 
 // startWithExampleConfig starts `gatehouse serve --dev --config
 // examples/gatehouse.yaml`, as a user following the examples would (the

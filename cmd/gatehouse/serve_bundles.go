@@ -208,10 +208,8 @@ func (w *bundleWiring) warnCoverage(ctx context.Context, reg *registry.Registry,
 // healthDetail is a read-only server's part of GET /health.
 func (w *bundleWiring) healthDetail(ctx context.Context) map[string]any {
 	c := w.coverage(ctx, w.reg)
-	b := map[string]any{
-		"read_only": true,
-		"sources":   w.names,
-	}
+	// No sources either: a bundle URL or path can name a tenant.
+	b := map[string]any{"read_only": true}
 	if c.err != nil {
 		b["coverage_error"] = "could not list the store's tenants"
 	} else {

@@ -43,7 +43,7 @@ const (
 var sidecarConfig = filepath.Join("..", "..", "examples", "opa-sidecar", "opa-config-signed.yaml")
 
 // TestOPAParity runs the whole story against one signed Gatehouse and one
-// stock OPA configured with examples/opa-sidecar/opa-config.yaml.
+// stock OPA configured with examples/opa-sidecar/opa-config-signed.yaml.
 func TestOPAParity(t *testing.T) {
 	binaries(t)
 	dir := t.TempDir()
