@@ -20,7 +20,7 @@ all: lint test
 
 ## tools: download modules and build the pinned opa CLI (go tool opa)
 tools:
-	@echo '==> tools: go mod download, then build the pinned opa CLI (the first time: a few minutes, compiling OPA)'
+	@echo "==> [$$(date -u +%T)]" 'tools: go mod download, then build the pinned opa CLI (the first time: a few minutes, compiling OPA)'
 	$(GO) mod download
 	$(OPA) version >/dev/null
 
@@ -62,19 +62,19 @@ test: tools lint test-rego test-go test-race
 ## test-go: every package's tests but RACE_PKGS'; the tests that run the
 ## binary share one build of it (test/e2e's TestMain cache, keyed by the source)
 test-go:
-	@echo '==> test-go: go test on every package but the race-tested ones (end-to-end, parity, replicas, image, CLI, ...)'
+	@echo "==> [$$(date -u +%T)]" 'test-go: go test on every package but the race-tested ones (end-to-end, parity, replicas, image, CLI, ...)'
 	$(GO) test -count=1 -timeout 20m $$($(GO) list $(PKGS) | grep -v -F $(patsubst ./%/...,-e /%,$(RACE_PKGS)))
 
 ## test-race: RACE_PKGS' tests with the race detector
 test-race:
-	@echo '==> test-race: go test -race on $(RACE_PKGS)'
+	@echo "==> [$$(date -u +%T)]" 'test-race: go test -race on $(RACE_PKGS)'
 	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
 
 ## test-rego: opa check --strict and opa test on the Rego library, with the
 ## pinned CLI. No pipe after opa test: its exit status is make's (a failing
 ## Rego test fails the target; TestRegoTargetFails proves it).
 test-rego:
-	@echo '==> test-rego: opa check --strict and opa test on rego/'
+	@echo "==> [$$(date -u +%T)]" 'test-rego: opa check --strict and opa test on rego/'
 	$(OPA) check --strict rego/
 	$(OPA) test rego/ --fail-on-empty
 
@@ -100,7 +100,7 @@ load:
 
 ## lint: gofmt, go vet and opa fmt must have nothing to say
 lint:
-	@echo '==> lint: gofmt, go vet, opa fmt'
+	@echo "==> [$$(date -u +%T)]" 'lint: gofmt, go vet, opa fmt'
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting'; exit 1; }
 	$(GO) vet $(PKGS)
 	@test -z "$$($(OPA) fmt -l rego/)" || { $(OPA) fmt -l rego/; echo 'opa fmt: files above need formatting'; exit 1; }
