@@ -42,7 +42,7 @@ Novyx Control API.
 
 Usage:
   gatehouse serve [flags]                       run the server
-  gatehouse tenant create --name N --tier T     create a tenant, print its API key
+  gatehouse tenant create --id ID --tier T      create a tenant, print its API key
   gatehouse bundle build --policies DIR --tenant T --out FILE
                                                 build a tenant's OPA bundle (GitOps)
   gatehouse audit verify --tenant T             recompute a tenant's audit chain
