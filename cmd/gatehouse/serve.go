@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"os/signal"
 	"sync"
 	"syscall"
@@ -119,9 +120,21 @@ func serve(ctx context.Context, cfg Config, s stdio, logger *slog.Logger, sigs <
 	}()
 
 	m := metrics.New(cfg.Metrics.metricsConfig())
+	// serve is the one command that creates a store; say so, with the
+	// absolute path, so a server started from the wrong folder is noticed.
+	missing := existingStore(cfg.Store)
 	st, err := openObservedStore(ctx, cfg.Store, tel.tp, m, store.WithOpObserver(m))
 	if err != nil {
 		return err
+	}
+	if missing != nil {
+		_, path, _ := store.ParseDSN(cfg.Store)
+		abs, _ := filepath.Abs(path)
+		if cfg.Dev || cfg.BootstrapKey != "" {
+			logger.Info("created a new SQLite store", "path", abs)
+		} else {
+			logger.Warn("created a new, empty SQLite store: is --store (or GATEHOUSE_STORE, or the folder) the one you meant?", "path", abs)
+		}
 	}
 	defer func() {
 		if cerr := st.Close(); cerr != nil {
