@@ -60,7 +60,7 @@ func TestConsole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin, err := e2e.Build(root, t.TempDir())
+	bin, err := e2e.Binary(root) // the build every test package shares
 	if err != nil {
 		t.Fatal(err)
 	}
