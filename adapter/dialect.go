@@ -64,6 +64,22 @@ type analysis struct {
 	err error
 }
 
+// RE2Cost measures a pattern already in RE2 syntax (a translation, as
+// generated modules carry it) the way AnalyzePattern measures a Python
+// one: a bundle's patterns are checked against the same bounds as a
+// write's, since a bundle holds only translations.
+func RE2Cost(re2 string) (int, error) {
+	re, err := syntax.Parse(re2, syntax.Perl)
+	if err != nil {
+		return 0, err
+	}
+	prog, err := syntax.Compile(re.Simplify())
+	if err != nil {
+		return 0, err
+	}
+	return patternCost(prog), nil
+}
+
 func analyzePattern(pattern string) (*Pattern, error) {
 	re2, err := Translate(pattern)
 	if err != nil {

@@ -101,6 +101,17 @@ func CheckTenants(l *Loaded, allowed []string) error {
 	return nil
 }
 
+// policyAgent returns the agent of a generated agent-scoped policy module
+// (package gatehouse.policies.<tenant>.agents.<agent>...), or "".
+func policyAgent(m *ast.Module) string {
+	p := m.Package.Path
+	if len(p) < 6 || !p[4].Equal(ast.StringTerm("agents")) {
+		return ""
+	}
+	s, _ := p[5].Value.(ast.String)
+	return string(s)
+}
+
 // policyTenant returns the tenant of a generated policy module
 // (package gatehouse.policies.<tenant>...).
 func policyTenant(m *ast.Module) (string, bool) {
@@ -127,10 +138,20 @@ var regexArg = map[string]int{
 // that reaches it fail (strict built-in errors). A bad pattern in a
 // tenant's policy module degrades that tenant only (the returned map,
 // tenant → why); one in any other module (the library) refuses the bundle.
+//
+// A tenant's policy modules are also held to the adapter's cost bounds (a
+// pattern at most adapter.MaxRuleCost, a tenant's patterns together at
+// most adapter.MaxTenantCost, counted as adapter.TenantCost counts a
+// write: the tenant-wide policies plus the costliest agent's), so a hand-made bundle cannot hand one tenant a regex
+// that stalls the evaluation slots every tenant shares. The library's own
+// patterns are Gatehouse's and are not counted.
 func CheckRegexes(l *Loaded) (map[string]error, error) {
 	problems := map[string]error{}
+	// tenant → agent ("" for tenant-wide) → cost of its patterns
+	costs := map[string]map[string]int{}
 	for _, p := range slices.Sorted(maps.Keys(l.Modules)) {
 		m := l.Modules[p]
+		id, isPolicy := policyTenant(m)
 		var errs []error
 		check := func(op *ast.Term, args []*ast.Term) {
 			i, ok := regexArg[op.String()]
@@ -143,6 +164,23 @@ func CheckRegexes(l *Loaded) (map[string]error, error) {
 			}
 			if _, err := regexp.Compile(string(s)); err != nil {
 				errs = append(errs, fmt.Errorf("%s:%d: %s pattern: %w", p, args[i].Location.Row, op, err))
+				return
+			}
+			if !isPolicy {
+				return
+			}
+			cost, err := adapter.RE2Cost(string(s))
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("%s:%d: %s pattern: %w", p, args[i].Location.Row, op, err))
+			case cost > adapter.MaxRuleCost:
+				errs = append(errs, fmt.Errorf("%s:%d: %s pattern: regex too expensive: costs %d, over the bound of %d for a rule",
+					p, args[i].Location.Row, op, cost, adapter.MaxRuleCost))
+			default:
+				if costs[id] == nil {
+					costs[id] = map[string]int{}
+				}
+				costs[id][policyAgent(m)] += cost
 			}
 		}
 		ast.WalkExprs(m, func(e *ast.Expr) bool {
@@ -162,11 +200,21 @@ func CheckRegexes(l *Loaded) (map[string]error, error) {
 			continue
 		}
 		err := errors.Join(errs...)
-		id, ok := policyTenant(m)
-		if !ok {
+		if !isPolicy {
 			return nil, fmt.Errorf("invalid regex outside a tenant's policies: %w", err)
 		}
 		problems[id] = errors.Join(problems[id], err)
+	}
+	for _, id := range slices.Sorted(maps.Keys(costs)) {
+		most := 0
+		for agent, c := range costs[id] {
+			if agent != "" {
+				most = max(most, c)
+			}
+		}
+		if c := costs[id][""] + most; c > adapter.MaxTenantCost {
+			problems[id] = errors.Join(problems[id], fmt.Errorf("the tenant's regexes together cost %d, over the bound of %d for a tenant", c, adapter.MaxTenantCost))
+		}
 	}
 	return problems, nil
 }

@@ -2,12 +2,14 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/gatehouse-pdp/gatehouse/adapter"
 	"github.com/gatehouse-pdp/gatehouse/bundles"
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 	"github.com/gatehouse-pdp/gatehouse/test/scale"
@@ -133,6 +135,39 @@ func TestBundleInvalidRegexDegradesItsTenant(t *testing.T) {
 	lib.Modules["gatehouse/extra.rego"] = ast.MustParseModuleWithOpts(src, ast.ParserOptions{RegoVersion: ast.RegoV1})
 	if err := newEngine(t, Config{}).LoadBundle(t.Context(), "c.tar.gz", lib); err == nil || !strings.Contains(err.Error(), "outside a tenant") {
 		t.Errorf("library with a bad pattern: %v", err)
+	}
+}
+
+// TestBundleExpensiveRegexDegradesItsTenant: a hand-made bundle is held
+// to the cost bounds a write is: one pattern over adapter.MaxRuleCost, or
+// a tenant's patterns together over adapter.MaxTenantCost, degrade that
+// tenant (it fails closed) instead of stalling the shared evaluation slots.
+func TestBundleExpensiveRegexDegradesItsTenant(t *testing.T) {
+	cheap := `a.{0,10}b`
+	c, err := adapter.RE2Cost(cheap)
+	if err != nil || c > adapter.MaxRuleCost || c == 0 {
+		t.Fatalf("RE2Cost(%s) = %d, %v: want a pattern within the rule bound", cheap, c, err)
+	}
+	many := make([]string, adapter.MaxTenantCost/c+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("regex.match(`%s%d`, input.action)", cheap, i)
+	}
+	for name, tc := range map[string]struct{ body, want string }{
+		"one pattern over the rule bound":         {"regex.match(`(?s).{0,200}~`, input.action)", "over the bound of 56 for a rule"},
+		"patterns together over the tenant bound": {strings.Join(many, "\n\t"), "over the bound of 480 for a tenant"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEngine(t, Config{Timeout: 10 * time.Second})
+			if err := e.LoadBundle(t.Context(), "b.tar.gz", strictBundle(t, tc.body)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.Evaluate(t.Context(), seedAction); !errors.Is(err, ErrTenantDegraded) {
+				t.Fatalf("Evaluate: %v, want ErrTenantDegraded", err)
+			}
+			if got := e.Degraded()["acme"]; got == nil || !strings.Contains(got.Error(), tc.want) {
+				t.Errorf("Degraded[acme] = %v, want %q", got, tc.want)
+			}
+		})
 	}
 }
 
