@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
@@ -79,22 +80,33 @@ WHERE k.hash = ? AND k.revoked_at IS NULL`, hash).Scan(
 	return t, k, nil
 }
 
-// RevokeAPIKey revokes a key; a revoked key keeps its first revocation time.
+// RevokeAPIKey revokes a key; a revoked key keeps its first revocation
+// time. As on PostgreSQL, the revocation bumps the owning tenant's
+// revision in the same transaction, so another process serving the same
+// file drops the key from its authentication cache at its next comparison
+// of revisions rather than at the cache's TTL. Revoking a revoked key
+// changes nothing and bumps nothing.
 func (db *DB) RevokeAPIKey(ctx context.Context, id string) error {
 	now := toMicros(db.nowUTC())
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?`, now, id)
+		var tenantID string
+		err := tx.QueryRowContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL
+RETURNING tenant_id`, now, id).Scan(&tenantID)
+		if errors.Is(err, sql.ErrNoRows) {
+			var exists bool
+			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = ?)`, id).Scan(&exists); err != nil {
+				return err
+			}
+			if !exists {
+				return store.ErrNotFound
+			}
+			return nil
+		}
 		if err != nil {
 			return err
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return store.ErrNotFound
-		}
-		return nil
+		_, err = policyTx{ctx: ctx, tx: tx}.BumpRevision(tenantID)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("revoke key %q: %w", id, err)

@@ -67,16 +67,28 @@ var keyTests = []test{
 	{"Revoke", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
 		newTenant(t, s, "acme", newKey("key_a", "nram_a"), newKey("key_b", "nram_b"))
+		before, err := s.GetTenant(ctx, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := s.RevokeAPIKey(ctx, "key_a"); err != nil {
 			t.Fatal(err)
 		}
-		_, _, err := s.TenantByKeyHash(ctx, store.HashAPIKey("nram_a"))
+		// The revocation bumps the tenant's revision: that is how other
+		// processes learn to drop the key from their caches.
+		if after, err := s.GetTenant(ctx, "acme"); err != nil || after.Revision != before.Revision+1 {
+			t.Errorf("revision after a revocation: %d (%v), want %d", after.Revision, err, before.Revision+1)
+		}
+		_, _, err = s.TenantByKeyHash(ctx, store.HashAPIKey("nram_a"))
 		wantErr(t, "revoked key", err, store.ErrNotFound)
 		if _, _, err := s.TenantByKeyHash(ctx, store.HashAPIKey("nram_b")); err != nil {
 			t.Errorf("the tenant's other key after a revocation: %v", err)
 		}
 		if err := s.RevokeAPIKey(ctx, "key_a"); err != nil {
 			t.Errorf("revoking twice: %v, want nil", err)
+		}
+		if again, err := s.GetTenant(ctx, "acme"); err != nil || again.Revision != before.Revision+1 {
+			t.Errorf("revision after revoking twice: %d (%v), want %d (unchanged)", again.Revision, err, before.Revision+1)
 		}
 		wantErr(t, "revoke missing", s.RevokeAPIKey(ctx, "key_zzz"), store.ErrNotFound)
 		// A revoked key's hash stays taken: a key is never reissued.
