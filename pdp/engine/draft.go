@@ -9,10 +9,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
-	"github.com/open-policy-agent/opa/v1/topdown"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gatehouse-pdp/gatehouse/adapter"
 	"github.com/gatehouse-pdp/gatehouse/pdp"
@@ -37,19 +33,8 @@ var ErrBundleTenant = errors.New("tenant is served from a bundle")
 // SetTenant.
 func (e *Engine) EvaluateDraft(ctx context.Context, a pdp.Action, tp pdp.TenantPolicies) (d *pdp.Decision, err error) {
 	start := time.Now()
-	ctx, span := e.tracer.Start(ctx, "engine.EvaluateDraft", trace.WithAttributes(
-		attribute.String("tenant_id", a.TenantID),
-		attribute.String("agent_id", a.AgentID),
-	))
-	defer func() {
-		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, "evaluation failed")
-		} else {
-			span.SetAttributes(attribute.String("status", string(d.Status)))
-		}
-		span.End()
-	}()
+	ctx, span := e.startDecisionSpan(ctx, "engine.EvaluateDraft", a)
+	defer func() { endDecisionSpan(span, d, err) }()
 	if a.TenantID != tp.TenantID {
 		return nil, fmt.Errorf("%w: draft policies of tenant %q for an action of %q", pdp.ErrEvaluationFailed, tp.TenantID, a.TenantID)
 	}
@@ -71,34 +56,13 @@ func (e *Engine) EvaluateDraft(ctx context.Context, a pdp.Action, tp pdp.TenantP
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
 	}
-	release, err := e.slots.admit()
+	// No inter-query value cache: a draft's regexes must not take the
+	// place of the tenants' compiled ones.
+	rs, err := e.run(ctx, pq, input, nil)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
-	defer cancel()
-	c := topdown.NewCancel()
-	stop := context.AfterFunc(ctx, c.Cancel)
-	defer stop()
-	// No inter-query value cache: a draft's regexes must not take the
-	// place of the tenants' compiled ones.
-	rs, err := pq.Eval(ctx, rego.EvalParsedInput(input), rego.EvalExternalCancel(c))
-	if err == nil {
-		err = ctx.Err()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
-	}
-	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
-		return nil, fmt.Errorf("%w: undefined result", pdp.ErrEvaluationFailed)
-	}
-	d, err = decode(rs[0].Expressions[0].Value)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
-	}
-	d.EvaluationTimeMS = float64(time.Since(start).Microseconds()) / 1000
-	return d, nil
+	return decisionOf(rs, start)
 }
 
 // prepareDraft compiles tp with the library into a throwaway unit, the way
@@ -125,5 +89,7 @@ func (e *Engine) prepareDraft(ctx context.Context, tp *pdp.TenantPolicies) (rego
 			"tenants": map[string]any{tp.TenantID: adapter.TenantData(tp, "", true)},
 		},
 	}, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
-	return rego.New(rego.Query(e.query), rego.Compiler(compiler), rego.Store(store)).PrepareForEval(ctx)
+	// Strict like every published tenant's query: a draft decides exactly
+	// as POST /v1/actions would once it is saved.
+	return e.prepareQuery(ctx, compiler, store)
 }

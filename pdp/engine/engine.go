@@ -295,18 +295,9 @@ func (e *Engine) Stats() Stats {
 // an error, and never a Decision for a failed or unfinished evaluation.
 func (e *Engine) Evaluate(ctx context.Context, a pdp.Action) (d *pdp.Decision, err error) {
 	start := time.Now()
-	ctx, span := e.tracer.Start(ctx, "engine.Evaluate", trace.WithAttributes(
-		attribute.String("tenant_id", a.TenantID),
-		attribute.String("agent_id", a.AgentID),
-	))
+	ctx, span := e.startDecisionSpan(ctx, "engine.Evaluate", a)
 	defer func() {
-		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, "evaluation failed")
-		} else {
-			span.SetAttributes(attribute.String("status", string(d.Status)))
-		}
-		span.End()
+		endDecisionSpan(span, d, err)
 		e.observeDecision(a.TenantID, d, err, time.Since(start))
 	}()
 
@@ -318,10 +309,35 @@ func (e *Engine) Evaluate(ctx context.Context, a pdp.Action) (d *pdp.Decision, e
 	if err != nil {
 		return nil, err
 	}
+	return decisionOf(rs, start)
+}
+
+// startDecisionSpan starts the span of one decision of a.
+func (e *Engine) startDecisionSpan(ctx context.Context, name string, a pdp.Action) (context.Context, trace.Span) {
+	return e.tracer.Start(ctx, name, trace.WithAttributes(
+		attribute.String("tenant_id", a.TenantID),
+		attribute.String("agent_id", a.AgentID),
+	))
+}
+
+// endDecisionSpan records a decision's outcome on its span and ends it.
+func endDecisionSpan(span trace.Span, d *pdp.Decision, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "evaluation failed")
+	} else {
+		span.SetAttributes(attribute.String("status", string(d.Status)))
+	}
+	span.End()
+}
+
+// decisionOf decodes the decision of a result set. An undefined result or
+// one that does not decode is an error, never a decision (fail closed).
+func decisionOf(rs rego.ResultSet, start time.Time) (*pdp.Decision, error) {
 	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
 		return nil, fmt.Errorf("%w: undefined result", pdp.ErrEvaluationFailed)
 	}
-	d, err = decode(rs[0].Expressions[0].Value)
+	d, err := decode(rs[0].Expressions[0].Value)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
 	}
@@ -358,6 +374,14 @@ func (e *Engine) eval(ctx context.Context, span trace.Span, tenant, agent string
 		}
 	}
 
+	return e.run(ctx, pq.query, input, e.values)
+}
+
+// run evaluates a prepared decision query with input in one of the
+// evaluation slots, bounded by Config.Timeout, passing values (the
+// inter-query value cache) when not nil. Every error wraps
+// pdp.ErrEvaluationFailed, but for ErrOverloaded from the slots.
+func (e *Engine) run(ctx context.Context, pq rego.PreparedEvalQuery, input ast.Value, values cache.InterQueryValueCache) (rego.ResultSet, error) {
 	release, err := e.slots.admit()
 	if err != nil {
 		return nil, err
@@ -371,11 +395,11 @@ func (e *Engine) eval(ctx context.Context, span trace.Span, tenant, agent string
 	stop := context.AfterFunc(ctx, c.Cancel)
 	defer stop()
 	opts := []rego.EvalOption{rego.EvalParsedInput(input), rego.EvalExternalCancel(c)}
-	if e.values != nil {
+	if values != nil {
 		// Passed on every Eval: PreparedEvalQuery ignores the rego.New option.
-		opts = append(opts, rego.EvalInterQueryBuiltinValueCache(e.values))
+		opts = append(opts, rego.EvalInterQueryBuiltinValueCache(values))
 	}
-	rs, err := pq.query.Eval(ctx, opts...)
+	rs, err := pq.Eval(ctx, opts...)
 	if err == nil {
 		err = ctx.Err() // a result that raced a deadline is not trusted
 	}
@@ -431,19 +455,24 @@ func (e *Engine) prepare(ctx context.Context, k key, st *tenantState) (_ *prepar
 		return nil, err
 	}
 	span.SetAttributes(attribute.Bool("unit_reused", reused))
-	// Strict: a built-in error (a regex that does not compile, a number
-	// out of range) fails the evaluation, and so the decision, instead of
-	// making one rule body undefined and the rule silently skipped.
-	pq, err := rego.New(
-		rego.Query(e.query),
-		rego.Compiler(u.compiler),
-		rego.Store(u.store),
-		rego.StrictBuiltinErrors(true),
-	).PrepareForEval(ctx)
+	pq, err := e.prepareQuery(ctx, u.compiler, u.store)
 	if err != nil {
 		return nil, fmt.Errorf("prepare tenant %q: %w", k.tenant, err)
 	}
 	return &prepared{query: pq}, nil
+}
+
+// prepareQuery prepares the decision query over a compiled unit. Strict:
+// a built-in error (a regex that does not compile, a number out of range)
+// fails the evaluation, and so the decision, instead of making one rule
+// body undefined and the rule silently skipped.
+func (e *Engine) prepareQuery(ctx context.Context, c *ast.Compiler, s storage.Store) (rego.PreparedEvalQuery, error) {
+	return rego.New(
+		rego.Query(e.query),
+		rego.Compiler(c),
+		rego.Store(s),
+		rego.StrictBuiltinErrors(true),
+	).PrepareForEval(ctx)
 }
 
 // unitFor returns the tenant's compiled unit for st's revision, compiling
