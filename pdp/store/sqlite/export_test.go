@@ -21,3 +21,25 @@ func UnpackEntry(row []byte) (seq, ts int64, event, meta, prev, hash []byte, ok 
 	e, ok := unpackEntry(row)
 	return e.seq, e.ts, e.event, e.meta, e.prev, e.hash, ok
 }
+
+// QueryPlan returns EXPLAIN QUERY PLAN's detail lines for query, in order.
+func (db *DB) QueryPlan(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := db.r.QueryContext(ctx, `EXPLAIN QUERY PLAN `+query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			return nil, err
+		}
+		out = append(out, detail)
+	}
+	return out, rows.Err()
+}
+
+// FastActionQueries are actionsFast's queries.
+var FastActionQueries = []string{sqlFastUndecided, sqlFastDecided}

@@ -82,3 +82,24 @@ func (tp tamperer) Exec(t *testing.T, s store.GovernanceStore, query string, arg
 		t.Fatalf("tamper: %v", err)
 	}
 }
+
+// TestVerifyActionPlans pins the join order of VerifyAudit's fast action
+// passes: each starts from the side with few rows (audited undecided
+// actions by actions_approvals, decision entries by audit_log_event) and
+// looks the other up by key. The other order walks every entry of the
+// chain, which took seconds per 1,000,000 entries.
+func TestVerifyActionPlans(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "gatehouse.db"))
+	for i, want := range [][]string{
+		{"SEARCH a USING INDEX actions_approvals (tenant_id=? AND status=? AND audit_seq>?)", "SEARCH l USING PRIMARY KEY (tenant_id=? AND seq=?)"},
+		{"SEARCH l USING INDEX audit_log_event (tenant_id=? AND event=?)", "SEARCH a USING INDEX sqlite_autoindex_actions_1 (id=?)"},
+	} {
+		got, err := db.QueryPlan(t.Context(), sqlite.FastActionQueries[i], "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("query %d plan:\n%q\nwant\n%q", i, got, want)
+		}
+	}
+}
