@@ -396,6 +396,11 @@ type ChainSegment struct {
 	BadReason string // why Bad is bad
 	LastSeq   int64  // the last entry that checked out (FirstSeq-1 if none)
 	LastHash  string // its entry_hash ("" if none)
+	// Digests counts the rows whose metadata mentions the action digest
+	// key (`"action_digest":`, as the drivers' SQL matches it), after a
+	// failure too: when no row of the chain does, no entry vouches for an
+	// action and VerifyChain skips ActionSource.Vouched's pass.
+	Digests int
 }
 
 // NewChainVerifier returns a verifier for a run of entries.
@@ -406,6 +411,9 @@ func NewChainVerifier() *ChainVerifier { return &ChainVerifier{h: sha256.New()} 
 func (v *ChainVerifier) Add(seq int64, ts time.Time, event, metadata, prevHash, entryHash []byte) {
 	s := &v.seg
 	s.Entries++
+	if bytes.Contains(metadata, digestMention) {
+		s.Digests++
+	}
 	switch {
 	case s.Bad != nil:
 		return

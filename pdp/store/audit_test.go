@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -228,6 +229,51 @@ func TestEventForStatus(t *testing.T) {
 	} {
 		if got := store.EventForStatus(st); got != want {
 			t.Errorf("EventForStatus(%s) = %q, want %q", st, got, want)
+		}
+	}
+}
+
+// TestVerifyChainSkipsVouched: the pass counting vouched-for actions runs
+// whenever a verified entry mentions the digest key (even nested, which
+// the drivers' SQL matches too), and only then.
+func TestVerifyChainSkipsVouched(t *testing.T) {
+	for _, tc := range []struct {
+		meta     string
+		mentions int
+	}{
+		{`{"action_id":"a1","status":"allowed"}`, 0},
+		{`{"action_id":"a1","note":{"action_digest":"x"}}`, 1},
+		{`{"action_digest":"sha256:00","action_id":"a1"}`, 1},
+	} {
+		es := chainOf(3)
+		es = append(es, store.NewAuditEntry("t", 3, es[2].EntryHash, es[2].Timestamp, "e", json.RawMessage(tc.meta)))
+		vouched := 0
+		src := store.ChainSource{
+			Head: func(context.Context) (*store.ChainHead, int64, error) {
+				return &store.ChainHead{Seq: 4, Hash: es[3].EntryHash}, 4, nil
+			},
+			Range: func(_ context.Context, lo, hi int64) (store.ChainSegment, error) {
+				v := store.NewChainVerifier()
+				for _, e := range es {
+					if e.SequenceNumber >= lo && e.SequenceNumber < hi {
+						v.Add(e.SequenceNumber, e.Timestamp, []byte(e.Event), e.Metadata, []byte(e.PrevHash), []byte(e.EntryHash))
+					}
+				}
+				return v.Segment(), nil
+			},
+			Actions: store.ActionSource{
+				Fast:    func(context.Context, *store.ActionCheck) error { return nil },
+				Vouched: func(context.Context) (int, int, error) { vouched++; return 0, 0, nil },
+				All:     func(context.Context, *store.ActionCheck) error { return errors.New("not reached") },
+			},
+			Workers: 2, Segment: 1,
+		}
+		v, err := store.VerifyChain(t.Context(), "t", src)
+		if err != nil || !v.Valid || v.Entries != 4 {
+			t.Errorf("%s: VerifyChain = %+v, %v; want valid with 4 entries", tc.meta, v, err)
+		}
+		if vouched != tc.mentions {
+			t.Errorf("%s: Vouched ran %d times, want %d", tc.meta, vouched, tc.mentions)
 		}
 	}
 }
