@@ -11,6 +11,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sync/errgroup"
 
@@ -379,8 +380,22 @@ func (c *ActionCheck) Apply(v AuditVerification) AuditVerification {
 }
 
 // metadataDigest returns the top-level action_digest of canonical
-// metadata.
+// metadata. VerifyAudit calls it for every entry about an action, so it
+// checks the text with json.Valid (which allocates nothing) and walks the
+// top level itself (topLevelString); only text that walk cannot settle
+// (escapes in a key or in the value) is decoded in full, as before.
 func metadataDigest(meta []byte) (string, bool) {
+	if !json.Valid(meta) {
+		return "", false
+	}
+	if d, ok, sure := topLevelString(meta, MetaActionDigest); sure {
+		return d, ok
+	}
+	return decodeDigest(meta)
+}
+
+// decodeDigest is metadataDigest by decoding the whole object.
+func decodeDigest(meta []byte) (string, bool) {
 	var m map[string]json.RawMessage // keys match exactly, unlike a struct's
 	if json.Unmarshal(meta, &m) != nil {
 		return "", false
@@ -390,6 +405,126 @@ func metadataDigest(meta []byte) (string, bool) {
 		return "", false
 	}
 	return d, true
+}
+
+// topLevelString finds, in the valid JSON text b, the value of the last
+// top-level member named key (as json.Unmarshal into a map keeps the last)
+// and whether it is a string (or null, which decodes into one as "").
+// sure is false when the answer needs a
+// decoder: b is not an object, a key or the value has an escape, or the
+// value is not valid UTF-8.
+func topLevelString(b []byte, key string) (val string, ok, sure bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return "", false, false
+	}
+	i++
+	for {
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return "", false, false
+		}
+		if b[i] == '}' {
+			return val, ok, true
+		}
+		if b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+		k, next, plain := jsonString(b, i)
+		if !plain {
+			return "", false, false
+		}
+		i = skipSpace(b, next)
+		if i >= len(b) || b[i] != ':' {
+			return "", false, false
+		}
+		i = skipSpace(b, i+1)
+		end := skipValue(b, i)
+		if end < 0 {
+			return "", false, false
+		}
+		if string(k) == key {
+			switch b[i] {
+			case 'n': // null decodes into a string as ""
+				val, ok = "", true
+			default:
+				val, ok = "", false
+			case '"':
+				v, _, plain := jsonString(b, i)
+				if !plain || !utf8.Valid(v) { // the decoder replaces bad UTF-8
+					return "", false, false
+				}
+				val, ok = string(v), true
+			}
+		}
+		i = end
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// jsonString returns the contents of the string starting at b[i] and the
+// index after it; plain is false when it is not a string or has escapes.
+func jsonString(b []byte, i int) (s []byte, next int, plain bool) {
+	if i >= len(b) || b[i] != '"' {
+		return nil, 0, false
+	}
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			return nil, 0, false
+		case '"':
+			return b[i+1 : j], j + 1, true
+		}
+	}
+	return nil, 0, false
+}
+
+// skipValue returns the index after the valid JSON value starting at
+// b[i], or -1: strings are skipped with their escapes, and brackets
+// counted outside them.
+func skipValue(b []byte, i int) int {
+	depth := 0
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			j := i + 1
+			for ; j < len(b) && b[j] != '"'; j++ {
+				if b[j] == '\\' {
+					j++
+				}
+			}
+			if j >= len(b) {
+				return -1
+			}
+			i = j
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i // the end of the enclosing object
+			}
+			if depth--; depth == 0 {
+				return i + 1
+			}
+		case ',':
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	if depth == 0 {
+		return i
+	}
+	return -1
 }
 
 // ActionSource is how VerifyChain compares a tenant's actions with its
