@@ -1,7 +1,10 @@
 // Package client is a Go client for Gatehouse's Control API (the Novyx
 // Control API): policies, actions, approvals, the governance dashboard and
 // the audit chain. docs/openapi.yaml describes the same API; the e2e suite
-// checks this client's traffic against it.
+// checks this client's traffic against it. Its types describe the wire
+// format on purpose rather than reuse the server's domain types (package
+// pdp): a refactor inside the server never changes a client's API, and
+// the document, not shared Go code, keeps the two in step.
 //
 // Every method takes a context and honours its cancellation and deadline.
 // A non-2xx answer is returned as a *Error carrying the contract's stable

@@ -37,18 +37,7 @@ func TestReadmeCommands(t *testing.T) {
 	if len(blocks) != 2 || !strings.Contains(blocks[0], "--config-file opa-config.yaml") || !strings.Contains(blocks[1], "--config-file opa-config-signed.yaml") {
 		t.Fatalf("README.md has %d sh blocks; want the local one (opa-config.yaml), then the signed one", len(blocks))
 	}
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gatehouse, err := e2e.Binary(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opa, err := e2e.OPABinary(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gatehouse, opa := e2e.Tools(t, filepath.Join("..", ".."))
 	// The PATH `make install` and `make install-opa` give.
 	bin := t.TempDir()
 	for name, target := range map[string]string{"gatehouse": gatehouse, "opa": opa} {

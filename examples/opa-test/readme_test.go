@@ -25,19 +25,8 @@ func TestReadmeCommands(t *testing.T) {
 	if len(cmds) < 2 || !strings.HasPrefix(cmds[0], "gatehouse bundle build ") || !strings.HasPrefix(cmds[len(cmds)-1], "opa test ") {
 		t.Fatalf("README shows %q; want `gatehouse bundle build ...` then `opa test ...`", cmds)
 	}
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The builds every test package shares: usually made already.
-	gatehouse, err := e2e.Binary(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opa, err := e2e.OPABinary(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gatehouse, opa := e2e.Tools(t, filepath.Join("..", ".."))
 	work := t.TempDir()
 	if err := os.CopyFS(work, os.DirFS(".")); err != nil {
 		t.Fatal(err)

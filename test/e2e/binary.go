@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -240,4 +241,23 @@ func prune(base, key string) {
 			continue
 		}
 	}
+}
+
+// Tools returns the gatehouse binary and the opa CLI of the repository at
+// root, relative paths resolved from the test's directory (Binary and
+// OPABinary), failing t when either cannot be had: the pair the README
+// tests put on a PATH.
+func Tools(t testing.TB, root string) (gatehouse, opa string) {
+	t.Helper()
+	root, err := filepath.Abs(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gatehouse, err = Binary(root); err != nil {
+		t.Fatal(err)
+	}
+	if opa, err = OPABinary(root); err != nil {
+		t.Fatal(err)
+	}
+	return gatehouse, opa
 }
