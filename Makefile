@@ -90,7 +90,7 @@ test-pyre:
 
 ## bench: engine benchmarks, COUNT runs each, as benchstat input (bench.txt)
 bench:
-	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(COUNT) ./pdp/engine/ | tee bench.txt
+	bash -o pipefail -c "$(GO) test -run '^\$$' -bench '$(BENCH)' -benchmem -count $(COUNT) ./pdp/engine/ | tee bench.txt"
 
 ## load: loopback load on POST /v1/actions vs a stock opa (servers on CPU 0, load on CPU 1)
 LOAD_ARGS ?= -scale M -concurrency 16 -duration 15s
