@@ -95,7 +95,7 @@ func BenchmarkFloor(b *testing.B) {
 			texts := make([]string, len(s.Actions))
 			keys := make([]string, len(s.Actions))
 			for i, a := range s.Actions {
-				texts[i] = actionText(b, a)
+				texts[i] = floorText(b, a)
 				keys[i] = a.TenantID + "\x00" + a.AgentID
 				if _, ok := rules[keys[i]]; ok {
 					continue
@@ -137,8 +137,8 @@ func BenchmarkFloor(b *testing.B) {
 	}
 }
 
-// actionText is the contract's action text, built in Go.
-func actionText(tb testing.TB, a pdp.Action) string {
+// floorText is the contract's action text, built with encoding/json.
+func floorText(tb testing.TB, a pdp.Action) string {
 	var sb strings.Builder
 	enc := json.NewEncoder(&sb)
 	enc.SetEscapeHTML(false)
