@@ -239,7 +239,7 @@ func sameDecision(a, b *pdp.Decision) bool {
 // TestHintsDifferential decides generated actions three ways — with the
 // engine's hints (Evaluate), without (the plain query, as stock OPA), and
 // without hints or the precomputed views (the library computing the views
-// itself) — and requires the same decision field by field, or the same
+// itself, every 8th action) — and requires the same decision field by field, or the same
 // failure. It also checks that every rule that fires was a candidate.
 func TestHintsDifferential(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
@@ -262,7 +262,12 @@ func TestHintsDifferential(t *testing.T) {
 		a := hintAction(r, world)
 		hinted, herr := e.Evaluate(t.Context(), a)
 		plain, perr := unhinted(t, e, a)
-		computed, cerr := cv.decide(t, e, a)
+		// The library's own views on every 8th action (a third
+		// evaluation; the views are per scope and step, not per action).
+		computed, cerr := plain, perr
+		if i%8 == 0 {
+			computed, cerr = cv.decide(t, e, a)
+		}
 		switch {
 		case (herr != nil) != (perr != nil) || (perr != nil) != (cerr != nil):
 			t.Fatalf("action %d %+v: errors differ: hinted %v, unhinted %v, computed views %v", i, a, herr, perr, cerr)
