@@ -74,6 +74,11 @@ type key struct {
 
 type prepared struct {
 	query rego.PreparedEvalQuery
+	// hinted is the decision query evaluated with the engine's hints
+	// (hintedQuery), its result left as AST; nil when the tenant decides
+	// without them (bundle tenants, a custom WithQuery).
+	hinted *rego.PreparedEvalQuery
+	hinter *adapter.Hinter
 }
 
 // tenantState is what SetTenant recorded for one tenant.
@@ -103,6 +108,7 @@ type tenantState struct {
 type unit struct {
 	compiler *ast.Compiler
 	store    storage.Store
+	hinter   *adapter.Hinter // registry tenants: candidates for the hints
 }
 
 // Option configures an Engine.
@@ -301,11 +307,24 @@ func (e *Engine) Evaluate(ctx context.Context, a pdp.Action) (d *pdp.Decision, e
 		e.observeDecision(a.TenantID, d, err, time.Since(start))
 	}()
 
-	input, err := inputValue(a)
+	input, params, err := inputAndParams(a)
 	if err != nil {
 		return nil, fmt.Errorf("%w: input: %w", pdp.ErrEvaluationFailed, err)
 	}
-	rs, err := e.eval(ctx, span, a.TenantID, a.AgentID, input)
+	pq, err := e.entry(ctx, span, a.TenantID, a.AgentID)
+	if err != nil {
+		return nil, err
+	}
+	if pq.hinted != nil {
+		if wrapped, ok := hintedInput(pq.hinter, a, input, params); ok {
+			rs, err := e.run(ctx, *pq.hinted, wrapped, e.values)
+			if err != nil {
+				return nil, err
+			}
+			return decisionOfAST(rs, start)
+		}
+	}
+	rs, err := e.run(ctx, pq.query, input, e.values)
 	if err != nil {
 		return nil, err
 	}
@@ -349,6 +368,16 @@ func decisionOf(rs rego.ResultSet, start time.Time) (*pdp.Decision, error) {
 // miss) with input, bounded by Config.Timeout. Every error wraps
 // pdp.ErrEvaluationFailed; an empty result set is the caller's to judge.
 func (e *Engine) eval(ctx context.Context, span trace.Span, tenant, agent string, input ast.Value) (rego.ResultSet, error) {
+	pq, err := e.entry(ctx, span, tenant, agent)
+	if err != nil {
+		return nil, err
+	}
+	return e.run(ctx, pq.query, input, e.values)
+}
+
+// entry returns the prepared queries of the tenant's entry for agent,
+// compiling them on a miss. Errors wrap pdp.ErrEvaluationFailed.
+func (e *Engine) entry(ctx context.Context, span trace.Span, tenant, agent string) (*prepared, error) {
 	e.mu.RLock()
 	st := e.tenants[tenant]
 	e.mu.RUnlock()
@@ -373,8 +402,7 @@ func (e *Engine) eval(ctx context.Context, span trace.Span, tenant, agent string
 			return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
 		}
 	}
-
-	return e.run(ctx, pq.query, input, e.values)
+	return pq, nil
 }
 
 // run evaluates a prepared decision query with input in one of the
@@ -459,7 +487,17 @@ func (e *Engine) prepare(ctx context.Context, k key, st *tenantState) (_ *prepar
 	if err != nil {
 		return nil, fmt.Errorf("prepare tenant %q: %w", k.tenant, err)
 	}
-	return &prepared{query: pq}, nil
+	p := &prepared{query: pq}
+	if st.source == "" && e.query == adapter.DecisionQuery {
+		// Registry tenants decide with the engine's hints; a bundle's
+		// library is the bundle's own and is evaluated as shipped.
+		hq, err := e.prepareHinted(ctx, u.compiler, u.store)
+		if err != nil {
+			return nil, fmt.Errorf("prepare tenant %q: %w", k.tenant, err)
+		}
+		p.hinted, p.hinter = &hq, u.hinter
+	}
+	return p, nil
 }
 
 // prepareQuery prepares the decision query over a compiled unit. Strict:
@@ -510,7 +548,7 @@ func (e *Engine) unitFor(tenant string, st *tenantState) (_ *unit, reused bool, 
 			"tenants": map[string]any{tenant: adapter.TenantData(st.policies, "", true)},
 		},
 	}, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
-	st.unit = &unit{compiler: compiler, store: store}
+	st.unit = &unit{compiler: compiler, store: store, hinter: adapter.NewHinter(st.policies)}
 	return st.unit, false, nil
 }
 

@@ -33,6 +33,38 @@ _step := upper(input.step_type) if {
 	input.step_type != ""
 }
 
+# --- the view: what applies to this agent and step type -------------------
+#
+# A view is everything about the tenant's policies that is the same for
+# every action of one scope and step type: the effective agent-scoped and
+# tenant-wide policies (name → {whitelisted_domains, guard, ...}), the list
+# of evaluated policies and the finished result when nothing fires. The
+# adapter computes the views once per revision into the tenant's data
+# (data.gatehouse.tenants[t].views: "agents" for agents with their own
+# policies, "default" for every other agent, "builtins_only" for a step
+# type no policy lists); a stock OPA reads the same document from the
+# bundle. Data without views (hand-written, or mocked in tests) gets the
+# same view computed here, and _computed_view is the definition the
+# adapter's precomputation is tested against.
+_view := v if {
+	v := _tenant.views.agents[input.agent_id][_step]
+} else := v if {
+	not _tenant.views.agents[input.agent_id]
+	v := _tenant.views["default"][_step]
+} else := _tenant.views.builtins_only if {
+	_tenant.views
+} else := _computed_view
+
+_computed_view := {
+	"agent": _agent_policies,
+	"tenant": _tenant_policies,
+	"evaluated": _policies_evaluated,
+	"allowed": _with_mode(_allowed_result(_policies_evaluated)),
+} if {
+	_tenant
+	not _tenant.views
+}
+
 # The enabled agent-scoped policies of input.agent_id; a null, absent or
 # unknown agent has none.
 default _agent_scope := {}
@@ -63,36 +95,67 @@ _tenant_policies := {name: p |
 # list and CRUD call them FinancialSafety and DataExfiltration.
 _builtin_names := ["FinancialSafetyPolicy", "DataExfiltrationPolicy"]
 
-_hits contains object.union(v, {"policy": name, "scope": "agent"}) if {
-	folded := text.folded
-	some name, p in _agent_policies
-	strings.replace_n(p.guard, folded) != folded
-	some v in data.gatehouse.policies[input.tenant_id].agents[input.agent_id][name].violations
-	not _whitelisted(p)
-}
+_policies_evaluated := array.concat(
+	array.concat(sort(object.keys(_agent_policies)), sort(object.keys(_tenant_policies))),
+	_builtin_names,
+)
 
-_hits contains object.union(v, {"policy": name, "scope": "tenant"}) if {
-	folded := text.folded
-	some name, p in _tenant_policies
-	strings.replace_n(p.guard, folded) != folded
-	some v in data.gatehouse.policies[input.tenant_id].tenant[name].violations
-	not _whitelisted(p)
-}
-
-_hits contains object.union(v, {"policy": "FinancialSafetyPolicy", "scope": "builtin"}) if {
-	some v in financial_safety.violations
-}
-
-_hits contains object.union(v, {"policy": "DataExfiltrationPolicy", "scope": "builtin"}) if {
-	some v in data_exfiltration.violations
-}
-
+# --- candidates: the policies whose rules could fire ----------------------
+#
 # A policy's guard (always present in the data) holds the pre-check
 # literals of all its rules: when the folded text contains none, no rule
 # can fire and the policy is skipped with one call instead of one per rule.
 # Replacing every literal with "" changes the text exactly when one occurs.
 # A policy with a rule that has no pre-check gets the guard
 # {"{\"action\":": ""}, which every action text contains.
+#
+# Gatehouse's engine evaluates this query with hints
+# (data.gatehouse.hints, set only by the engine's own query through
+# `with`, never read from input): the candidates it found with one
+# multi-pattern pass over the folded text, a subset of the view's policies
+# that contains every policy that can fire (tested). Without hints (a stock
+# OPA, the Data API, opa test) the guards decide; the result is the same.
+_candidates := c if {
+	c := data.gatehouse.hints.candidates
+} else := {"agent": _guarded(_view.agent), "tenant": _guarded(_view.tenant)}
+
+_guarded(policies) := {name |
+	folded := text.folded
+	some name, p in policies
+	strings.replace_n(p.guard, folded) != folded
+}
+
+# A built-in is evaluated unless the engine's hints say none of its rules'
+# anchors occur in the text.
+_builtin_candidate(name) if data.gatehouse.hints.builtins[name]
+
+_builtin_candidate(_) if not data.gatehouse.hints.builtins
+
+# --- hits ------------------------------------------------------------------
+
+_hits contains object.union(v, {"policy": name, "scope": "agent"}) if {
+	some name in _candidates.agent
+	p := _view.agent[name]
+	some v in data.gatehouse.policies[input.tenant_id].agents[input.agent_id][name].violations
+	not _whitelisted(p)
+}
+
+_hits contains object.union(v, {"policy": name, "scope": "tenant"}) if {
+	some name in _candidates.tenant
+	p := _view.tenant[name]
+	some v in data.gatehouse.policies[input.tenant_id].tenant[name].violations
+	not _whitelisted(p)
+}
+
+_hits contains object.union(v, {"policy": "FinancialSafetyPolicy", "scope": "builtin"}) if {
+	_builtin_candidate("FinancialSafetyPolicy")
+	some v in financial_safety.violations
+}
+
+_hits contains object.union(v, {"policy": "DataExfiltrationPolicy", "scope": "builtin"}) if {
+	_builtin_candidate("DataExfiltrationPolicy")
+	some v in data_exfiltration.violations
+}
 
 # A policy is skipped only when the action text names at least one
 # destination, every destination is a recognised hostname (text.targets,
@@ -140,32 +203,36 @@ _violations := [x[5] | some x in sort([[
 	some h in _hits
 ])]
 
-_policies_evaluated := array.concat(
-	array.concat(sort(object.keys(_agent_policies)), sort(object.keys(_tenant_policies))),
-	_builtin_names,
-)
-
 _risk_score := round(max([r |
 	some h in _hits
 	r := _severity_weight[h.severity] * h.confidence
 ]) * 100) / 100
 
-# Nothing fired: the common case, composed without sorting.
-_result := {
+# The result when nothing fires, before the tenant's mode applies.
+_allowed_result(evaluated) := {
 	"status": "allowed",
 	"risk_score": 0,
-	"policies_evaluated": _policies_evaluated,
+	"policies_evaluated": evaluated,
 	"triggered_policy": null,
 	"severity": null,
 	"reason": null,
 	"violations": [],
 	"warnings": [],
-} if {
-	count(_hits) == 0
-} else := {
+}
+
+# Shadow mode: everything is reported, but the status is always allowed;
+# shadow_status says what it would have been.
+_with_mode(r) := r if {
+	object.get(_tenant, "mode", "enforcement") != "shadow"
+} else := object.union(r, {"status": "allowed", "shadow_status": r.status}) if {
+	_tenant.mode == "shadow"
+}
+
+# Something fired: the strongest hit triggers.
+_fired_result := {
 	"status": _status_of_outcome[trigger.on_violation],
 	"risk_score": _risk_score,
-	"policies_evaluated": _policies_evaluated,
+	"policies_evaluated": _view.evaluated,
 	"triggered_policy": trigger.policy,
 	"severity": trigger.severity,
 	"reason": trigger.reason,
@@ -178,10 +245,11 @@ _result := {
 # METADATA
 # description: The policy_result of CONTRACT A7, less action_id and timing.
 # entrypoint: true
-result := _result if {
+result := _view.allowed if {
 	is_string(input.action)
-	object.get(_tenant, "mode", "enforcement") != "shadow"
-} else := object.union(_result, {"status": "allowed", "shadow_status": _result.status}) if {
+	_tenant
+	count(_hits) == 0
+} else := _with_mode(_fired_result) if {
 	is_string(input.action)
-	_tenant.mode == "shadow"
+	_tenant
 }
