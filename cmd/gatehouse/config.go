@@ -66,6 +66,7 @@ type EngineConfig struct {
 	// MaxConcurrentEvaluations stays "auto" (0) here: its default depends
 	// on the machine, so the engine resolves it (config_ops.go).
 	MaxConcurrentEvaluations Concurrency `json:"max_concurrent_evaluations"`
+	CompileBudget            int         `json:"compile_budget"`
 }
 
 // apiConfig returns the API's settings of c.
@@ -82,6 +83,7 @@ func (c EngineConfig) engineConfig() engine.Config {
 		HardLimit:         c.FinancialHardLimit,
 		ApprovalThreshold: c.FinancialApprovalThreshold,
 		MaxConcurrent:     int(c.MaxConcurrentEvaluations),
+		CompileBudget:     c.CompileBudget,
 	}
 }
 
@@ -118,6 +120,7 @@ func (c Config) Defaults() Config {
 		FinancialHardLimit:         e.HardLimit,
 		FinancialApprovalThreshold: e.ApprovalThreshold,
 		MaxConcurrentEvaluations:   c.Engine.MaxConcurrentEvaluations,
+		CompileBudget:              e.CompileBudget,
 	}
 	c.DecisionLog = c.DecisionLog.defaults()
 	return c.opsDefaults()
@@ -350,13 +353,16 @@ var (
 	setApprovalThreshold = newSetting("financial-approval-threshold", "engine.financial_approval_threshold", "amount",
 		"FinancialSafety: amounts at or above this need approval",
 		float(func(c *Config) *float64 { return &c.Engine.FinancialApprovalThreshold }))
+	setCompileBudget = newSetting("engine-compile-budget", "engine.compile_budget", "n",
+		"largest compile of one tenant, in compile units (~6 µs each); a policy write past it is refused with 400",
+		integer(func(c *Config) *int { return &c.Engine.CompileBudget }))
 )
 
 // serveSettings lists every setting of serve, in --help order.
 var serveSettings = []*setting{
 	setAddr, setStore, setAdminToken, setBootstrapKey, setDev, setLogLevel,
 	setShutdownTimeout, setMaxBodyBytes, setCacheSize, setRegexCacheSize,
-	setEvalTimeout, setHardLimit, setApprovalThreshold,
+	setEvalTimeout, setHardLimit, setApprovalThreshold, setCompileBudget,
 	setBundle, setBundleBearerToken, setBundleVerifyKey,
 	setBundleSigningKey, setBundleSigningSecretFile, setBundleKeyID,
 	setReadHeaderTimeout, setReadTimeout, setWriteTimeout, setIdleTimeout,

@@ -104,10 +104,11 @@ func (c Config) Validate() error {
 	if c.MaxConcurrentPerTenant < -1 || c.MaxConcurrentPerTenant > maxMaxConcurrent {
 		errs = append(errs, fmt.Errorf("engine max concurrent evaluations per tenant %d: must be -1 (unbounded) or 1..%d", c.MaxConcurrentPerTenant, maxMaxConcurrent))
 	}
-	if c.CompileWorkers < 1 || c.CompileWorkers > maxCompileWorkers {
+	// 0 (the default, resolved by Defaults) passes for these two.
+	if c.CompileWorkers < 0 || c.CompileWorkers > maxCompileWorkers {
 		errs = append(errs, fmt.Errorf("engine compile workers %d: must be 1..%d", c.CompileWorkers, maxCompileWorkers))
 	}
-	if c.CompileBudget < 1 {
+	if c.CompileBudget < 0 {
 		errs = append(errs, fmt.Errorf("engine compile budget %d: must be positive", c.CompileBudget))
 	}
 	return errors.Join(errs...)

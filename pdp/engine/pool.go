@@ -37,3 +37,7 @@ func (p compilePool) do(ctx context.Context, f func() error) error {
 
 // size is the number of compiles that may run at once.
 func (p compilePool) size() int { return cap(p) }
+
+// CompileWorkers returns how many compiles run at once
+// (Config.CompileWorkers).
+func (e *Engine) CompileWorkers() int { return e.pool.size() }
