@@ -50,7 +50,9 @@ func (w *warmup) run(ctx context.Context, reg *registry.Registry, eng *engine.En
 	var mu sync.Mutex
 	last := start
 	reg.Warm(ctx, w.tenants, func(n int) {
-		w.compiled.Store(int64(n))
+		// Workers report concurrently: keep the largest count.
+		for old := w.compiled.Load(); int64(n) > old && !w.compiled.CompareAndSwap(old, int64(n)); old = w.compiled.Load() {
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		if now := time.Now(); now.Sub(last) >= progressEvery && n < len(w.tenants) {
