@@ -66,7 +66,9 @@ type EngineConfig struct {
 	// MaxConcurrentEvaluations stays "auto" (0) here: its default depends
 	// on the machine, so the engine resolves it (config_ops.go).
 	MaxConcurrentEvaluations Concurrency `json:"max_concurrent_evaluations"`
-	CompileBudget            int         `json:"compile_budget"`
+	// MaxConcurrentPerTenant stays "auto" (0) too: half of the above.
+	MaxConcurrentPerTenant Concurrency `json:"max_concurrent_evaluations_per_tenant"`
+	CompileBudget          int         `json:"compile_budget"`
 }
 
 // apiConfig returns the API's settings of c.
@@ -77,13 +79,14 @@ func (c Config) apiConfig() api.Config {
 // engineConfig returns c as the engine takes it.
 func (c EngineConfig) engineConfig() engine.Config {
 	return engine.Config{
-		CacheSize:         c.CacheSize,
-		RegexCacheSize:    c.RegexCacheSize,
-		Timeout:           time.Duration(c.EvalTimeout),
-		HardLimit:         c.FinancialHardLimit,
-		ApprovalThreshold: c.FinancialApprovalThreshold,
-		MaxConcurrent:     int(c.MaxConcurrentEvaluations),
-		CompileBudget:     c.CompileBudget,
+		CacheSize:              c.CacheSize,
+		RegexCacheSize:         c.RegexCacheSize,
+		Timeout:                time.Duration(c.EvalTimeout),
+		HardLimit:              c.FinancialHardLimit,
+		ApprovalThreshold:      c.FinancialApprovalThreshold,
+		MaxConcurrent:          int(c.MaxConcurrentEvaluations),
+		MaxConcurrentPerTenant: int(c.MaxConcurrentPerTenant),
+		CompileBudget:          c.CompileBudget,
 	}
 }
 
@@ -120,6 +123,7 @@ func (c Config) Defaults() Config {
 		FinancialHardLimit:         e.HardLimit,
 		FinancialApprovalThreshold: e.ApprovalThreshold,
 		MaxConcurrentEvaluations:   c.Engine.MaxConcurrentEvaluations,
+		MaxConcurrentPerTenant:     c.Engine.MaxConcurrentPerTenant,
 		CompileBudget:              e.CompileBudget,
 	}
 	c.DecisionLog = c.DecisionLog.defaults()
@@ -366,7 +370,7 @@ var serveSettings = []*setting{
 	setBundle, setBundleBearerToken, setBundleVerifyKey,
 	setBundleSigningKey, setBundleSigningSecretFile, setBundleKeyID,
 	setReadHeaderTimeout, setReadTimeout, setWriteTimeout, setIdleTimeout,
-	setMaxConcurrentEvaluations,
+	setMaxConcurrentEvaluations, setMaxConcurrentPerTenant,
 	setRateLimitFree, setRateLimitStarter, setRateLimitPro, setRateLimitEnterprise,
 	setMetricsTenantLabels,
 	setDecisionLog, setDecisionLogPath, setDecisionLogMaxSizeMB, setDecisionLogMaxFiles,
