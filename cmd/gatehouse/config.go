@@ -66,6 +66,9 @@ type EngineConfig struct {
 	// MaxConcurrentEvaluations stays "auto" (0) here: its default depends
 	// on the machine, so the engine resolves it (config_ops.go).
 	MaxConcurrentEvaluations Concurrency `json:"max_concurrent_evaluations"`
+	// MaxConcurrentPerTenant stays "auto" (0) too: half of the above.
+	MaxConcurrentPerTenant Concurrency `json:"max_concurrent_evaluations_per_tenant"`
+	CompileBudget          int         `json:"compile_budget"`
 }
 
 // apiConfig returns the API's settings of c.
@@ -76,12 +79,14 @@ func (c Config) apiConfig() api.Config {
 // engineConfig returns c as the engine takes it.
 func (c EngineConfig) engineConfig() engine.Config {
 	return engine.Config{
-		CacheSize:         c.CacheSize,
-		RegexCacheSize:    c.RegexCacheSize,
-		Timeout:           time.Duration(c.EvalTimeout),
-		HardLimit:         c.FinancialHardLimit,
-		ApprovalThreshold: c.FinancialApprovalThreshold,
-		MaxConcurrent:     int(c.MaxConcurrentEvaluations),
+		CacheSize:              c.CacheSize,
+		RegexCacheSize:         c.RegexCacheSize,
+		Timeout:                time.Duration(c.EvalTimeout),
+		HardLimit:              c.FinancialHardLimit,
+		ApprovalThreshold:      c.FinancialApprovalThreshold,
+		MaxConcurrent:          int(c.MaxConcurrentEvaluations),
+		MaxConcurrentPerTenant: int(c.MaxConcurrentPerTenant),
+		CompileBudget:          c.CompileBudget,
 	}
 }
 
@@ -118,6 +123,8 @@ func (c Config) Defaults() Config {
 		FinancialHardLimit:         e.HardLimit,
 		FinancialApprovalThreshold: e.ApprovalThreshold,
 		MaxConcurrentEvaluations:   c.Engine.MaxConcurrentEvaluations,
+		MaxConcurrentPerTenant:     c.Engine.MaxConcurrentPerTenant,
+		CompileBudget:              e.CompileBudget,
 	}
 	c.DecisionLog = c.DecisionLog.defaults()
 	return c.opsDefaults()
@@ -350,17 +357,20 @@ var (
 	setApprovalThreshold = newSetting("financial-approval-threshold", "engine.financial_approval_threshold", "amount",
 		"FinancialSafety: amounts at or above this need approval",
 		float(func(c *Config) *float64 { return &c.Engine.FinancialApprovalThreshold }))
+	setCompileBudget = newSetting("engine-compile-budget", "engine.compile_budget", "n",
+		"largest compile of one tenant, in compile units (~6 µs each); a policy write past it is refused with 400",
+		integer(func(c *Config) *int { return &c.Engine.CompileBudget }))
 )
 
 // serveSettings lists every setting of serve, in --help order.
 var serveSettings = []*setting{
 	setAddr, setStore, setAdminToken, setBootstrapKey, setDev, setLogLevel,
 	setShutdownTimeout, setMaxBodyBytes, setCacheSize, setRegexCacheSize,
-	setEvalTimeout, setHardLimit, setApprovalThreshold,
+	setEvalTimeout, setHardLimit, setApprovalThreshold, setCompileBudget,
 	setBundle, setBundleBearerToken, setBundleVerifyKey,
 	setBundleSigningKey, setBundleSigningSecretFile, setBundleKeyID,
 	setReadHeaderTimeout, setReadTimeout, setWriteTimeout, setIdleTimeout,
-	setMaxConcurrentEvaluations,
+	setMaxConcurrentEvaluations, setMaxConcurrentPerTenant,
 	setRateLimitFree, setRateLimitStarter, setRateLimitPro, setRateLimitEnterprise,
 	setMetricsTenantLabels,
 	setDecisionLog, setDecisionLogPath, setDecisionLogMaxSizeMB, setDecisionLogMaxFiles,

@@ -114,6 +114,11 @@ type Deps struct {
 	// read-only server reports the tenants its bundles cannot serve). It
 	// must answer quickly: load balancers probe /health often.
 	HealthDetail func(ctx context.Context) map[string]any
+	// Warming, when set, reports a server that is still compiling the
+	// tenants it started with: while warming is true GET /health answers
+	// 503 {"status":"warming"} with the counts (the server is live but not
+	// ready). It must answer quickly.
+	Warming func() (warming bool, compiled, tenants int)
 	// Now is the clock of approvals and the dashboard (default time.Now);
 	// tests inject one so approval modes' waiting times need no sleeping.
 	Now func() time.Time
@@ -149,6 +154,7 @@ type server struct {
 	life         *lifecycle.Service
 	tracing      bool // false: the tracer provider is a no-op one
 	healthDetail func(ctx context.Context) map[string]any
+	warming      func() (warming bool, compiled, tenants int)
 
 	ops           // metrics and rate limits (ops.go)
 	observability // spans and the decision log (decisionlog.go)
@@ -178,6 +184,7 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 		log: deps.Logger,
 
 		healthDetail: deps.HealthDetail,
+		warming:      deps.Warming,
 	}
 	if cfg.AdminToken != "" {
 		s.adminHash = sha256.Sum256([]byte(cfg.AdminToken))

@@ -224,7 +224,9 @@ func (s *server) render(c *gin.Context, e *apiError) {
 func (s *server) logRequest(c *gin.Context, start time.Time) {
 	status := c.Writer.Status()
 	level := slog.LevelDebug
-	if status >= 500 {
+	// A 503 from /health while warming is the server's expected state
+	// after a start (progress is logged at info), not a failure.
+	if status >= 500 && !(status == http.StatusServiceUnavailable && c.FullPath() == "/health") {
 		level = slog.LevelError
 	}
 	ctx := c.Request.Context()

@@ -58,7 +58,7 @@ func (e *Engine) EvaluateDraft(ctx context.Context, a pdp.Action, tp pdp.TenantP
 	}
 	// No inter-query value cache: a draft's regexes must not take the
 	// place of the tenants' compiled ones.
-	rs, err := e.run(ctx, pq, input, nil)
+	rs, err := e.run(ctx, a.TenantID, pq, input, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -72,16 +72,31 @@ func (e *Engine) prepareDraft(ctx context.Context, tp *pdp.TenantPolicies) (rego
 	for p, m := range e.library {
 		modules[p] = m
 	}
+	cost := 0
 	for i := range tp.Policies {
 		p := &tp.Policies[i]
 		if p.Enabled {
-			modules[adapter.PolicyPath(tp.TenantID, p.AgentID, p.Name)] = adapter.PolicyAST(tp.TenantID, p)
+			t := translate(tp.TenantID, p)
+			cost += t.cost
+			modules[adapter.PolicyPath(tp.TenantID, p.AgentID, p.Name)] = t.module
 		}
 	}
-	compiler := ast.NewCompiler()
-	compiler.Compile(modules)
-	if compiler.Failed() {
-		return rego.PreparedEvalQuery{}, fmt.Errorf("compile draft of tenant %q: %w", tp.TenantID, compiler.Errors)
+	// A draft is held to the compile budget a write is held to: it would
+	// cost the compile pool as much.
+	if cost > e.cfg.CompileBudget {
+		return rego.PreparedEvalQuery{}, budgetError(cost, e.cfg.CompileBudget)
+	}
+	var compiler *ast.Compiler
+	err := e.pool.do(ctx, func() error {
+		compiler = ast.NewCompiler()
+		compiler.Compile(modules)
+		if compiler.Failed() {
+			return fmt.Errorf("compile draft of tenant %q: %w", tp.TenantID, compiler.Errors)
+		}
+		return nil
+	})
+	if err != nil {
+		return rego.PreparedEvalQuery{}, err
 	}
 	store := inmem.NewFromObjectWithOpts(map[string]any{
 		adapter.Root: map[string]any{

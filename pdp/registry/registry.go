@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp/engine"
@@ -133,23 +134,67 @@ func New(st store.Store, eng *engine.Engine, opts ...Option) (*Registry, error) 
 	}, nil
 }
 
-// Load publishes every tenant's policies to the engine. It fails if any
-// tenant cannot be read: a server must not start deciding for some tenants
-// with others unknown.
+// Load publishes every tenant's policies to the engine and compiles them
+// (Publish, then Warm). It fails if any tenant cannot be read: a server
+// must not start deciding for some tenants with others unknown.
 func (r *Registry) Load(ctx context.Context) error {
+	ids, err := r.Publish(ctx)
+	if err != nil {
+		return err
+	}
+	r.Warm(ctx, ids, nil)
+	return nil
+}
+
+// Publish publishes every stored tenant's policies to the engine, without
+// compiling them, and returns the tenants' ids. It fails if any tenant
+// cannot be read. `gatehouse serve` publishes before it listens and warms
+// (Warm) while /health says warming.
+func (r *Registry) Publish(ctx context.Context) ([]string, error) {
 	ts, err := r.st.ListTenants(ctx)
 	if err != nil {
-		return fmt.Errorf("load tenants: %w", err)
+		return nil, fmt.Errorf("load tenants: %w", err)
 	}
+	ids := make([]string, 0, len(ts))
 	for _, t := range ts {
 		r.remember(t)
 		if err := r.publish(ctx, t.ID, t.Revision); err != nil {
-			return fmt.Errorf("load tenant %q: %w", t.ID, err)
+			return nil, fmt.Errorf("load tenant %q: %w", t.ID, err)
 		}
-		r.warm(ctx, t.ID)
+		ids = append(ids, t.ID)
 	}
 	r.log.InfoContext(ctx, "policies loaded", slog.Int("tenants", len(ts)))
-	return nil
+	return ids, nil
+}
+
+// Warm compiles the prepared queries of tenants (engine.Warm), as many at
+// once as the engine's compile pool runs, and calls progress (when not
+// nil) after each tenant with the number done so far. A tenant whose
+// compile fails is logged and counted as done: its decisions fail closed
+// or compile on their own.
+func (r *Registry) Warm(ctx context.Context, tenants []string, progress func(done int)) {
+	next := make(chan string)
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	for range min(r.eng.CompileWorkers(), max(1, len(tenants))) {
+		wg.Go(func() {
+			for id := range next {
+				r.warm(ctx, id)
+				n := done.Add(1)
+				if progress != nil {
+					progress(int(n))
+				}
+			}
+		})
+	}
+	for _, id := range tenants {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- id
+	}
+	close(next)
+	wg.Wait()
 }
 
 // lockFor returns the tenant's mutex, which serializes publishing (so the
