@@ -31,6 +31,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -53,6 +54,10 @@ type DB struct {
 	// stmts are the statements every batch runs, prepared once on the
 	// write connection (see commit.go).
 	stmts map[string]*sql.Stmt
+	// writes counts write transactions outside the committer (write), so
+	// the committer forgets the heads it remembers (heads) after one.
+	writes atomic.Uint64
+	heads  headCache
 
 	verifiers     int   // how many read connections one VerifyAudit may use
 	verifySegment int64 // the fewest entries worth a verification worker
@@ -242,6 +247,7 @@ func (db *DB) Close() error {
 // connection) and commits when fn returns nil; otherwise, or on a panic,
 // it rolls back. Like OPA's storage.Txn, a transaction never leaks open.
 func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	db.writes.Add(1) // before it can write: the next batch reads heads again
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
