@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -217,4 +218,46 @@ func FuzzUnpackEntry(f *testing.F) {
 	f.Fuzz(func(t *testing.T, row []byte) {
 		sqlite.UnpackEntry(row) // must not panic
 	})
+}
+
+// TestHeadCacheSeesOtherWriters checks that the heads a committer
+// remembers between batches are read again after anyone else wrote: a
+// second store on the same file (another process) appending, and rows
+// written behind both stores' backs through a plain connection.
+func TestHeadCacheSeesOtherWriters(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "g.db")
+	a := newGovernance(t, path)
+	b := open(t, path)
+	appendOne := func(db *sqlite.DB, i int) ([]store.AuditEntry, error) {
+		return db.AppendAudit(ctx, "t0", store.AuditEvent{Event: "note", Metadata: []byte(fmt.Sprintf(`{"i":%d}`, i))})
+	}
+	// a, b, a, a, b: each must continue the chain the other left.
+	for i, db := range []*sqlite.DB{a, b, a, a, b} {
+		es, err := appendOne(db, i)
+		if err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+		if es[0].SequenceNumber != int64(i+1) {
+			t.Fatalf("append %d got sequence %d, want %d (a remembered head was stale)", i, es[0].SequenceNumber, i+1)
+		}
+	}
+	if v, err := a.VerifyAudit(ctx, "t0"); err != nil || !v.Valid || v.Entries != 5 {
+		t.Fatalf("verify: %+v, %v", v, err)
+	}
+
+	// An entry past the head, written by a connection of neither store:
+	// a's next append must judge the head again and refuse.
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.ExecContext(ctx, `INSERT INTO audit_log (tenant_id, seq, ts, event, metadata, action_id, prev_hash, entry_hash)
+SELECT tenant_id, seq + 1, ts, event, metadata, action_id, entry_hash, entry_hash FROM audit_log WHERE tenant_id = 't0' AND seq = 5`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := appendOne(a, 6); !errors.Is(err, store.ErrChainBroken) {
+		t.Fatalf("append after an entry past the head: %v, want ErrChainBroken", err)
+	}
 }
