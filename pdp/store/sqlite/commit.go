@@ -78,7 +78,7 @@ func (c *headCache) check(version int64, writes uint64) {
 
 func (db *DB) startCommitter(ctx context.Context, maxBatch int, obs store.AuditBatchObserver) error {
 	db.stmts = map[string]*sql.Stmt{}
-	for _, q := range []string{sqlHead, sqlTip, sqlTenant, sqlAppend, sqlSaveHead, sqlDataVersion, sqlInsertAction, sqlCountUpsert, sqlPolicyUpsert, sqlAgentUpsert} {
+	for _, q := range append([]string{sqlHead, sqlTip, sqlTenant, sqlAppend, sqlSaveHead, sqlDataVersion, sqlInsertAction}, rollupStatements()...) {
 		st, err := db.w.PrepareContext(ctx, q)
 		if err != nil {
 			db.closeStmts()
