@@ -101,6 +101,7 @@ func cmdServe(ctx context.Context, args []string, s stdio) int {
 // store, telemetry. Each step is logged.
 func serve(ctx context.Context, cfg Config, s stdio, logger *slog.Logger, sigs <-chan os.Signal) (err error) {
 	logger.Info("starting", "version", pdp.Version, "store", redactDSN(cfg.Store), "addr", cfg.Addr)
+	tuneGC(s.lookupEnv, logger)
 
 	tel, err := newTelemetry(ctx, s.lookupEnv, s.stdout, logger)
 	if err != nil {

@@ -30,10 +30,12 @@ const (
 
 // actionBody is the body of POST /v1/actions.
 type actionBody struct {
-	Action   *string         `json:"action"`
-	Params   json.RawMessage `json:"params"`
-	AgentID  *string         `json:"agent_id"`
-	StepType *string         `json:"step_type"`
+	Action *string `json:"action"`
+	// Params is decoded with the body in one pass (numbers as
+	// json.Number): nil when absent or null.
+	Params   any     `json:"params"`
+	AgentID  *string `json:"agent_id"`
+	StepType *string `json:"step_type"`
 }
 
 func (s *server) submitAction(c *gin.Context) {
@@ -53,7 +55,7 @@ func (s *server) submitAction(c *gin.Context) {
 	} else {
 		sub.Name = *b.Action
 	}
-	if sub.Params, err = decodeParams(b.Params, "params"); err != nil {
+	if sub.Params, err = paramsObject(b.Params, "params"); err != nil {
 		fail(c, err)
 		return
 	}
@@ -157,6 +159,18 @@ func decodeParams(raw []byte, field string) (map[string]any, error) {
 		return nil, &pdp.ValidationError{Field: field, Reason: "must be an object"}
 	}
 	return m, nil
+}
+
+// paramsObject is a decoded params value as an object: absent or null is
+// {}, anything but an object an error naming field.
+func paramsObject(v any, field string) (map[string]any, error) {
+	switch p := v.(type) {
+	case nil:
+		return map[string]any{}, nil
+	case map[string]any:
+		return p, nil
+	}
+	return nil, &pdp.ValidationError{Field: field, Reason: "must be an object"}
 }
 
 // takeString removes key from m and returns it as a string ("" when absent

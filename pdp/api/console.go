@@ -135,7 +135,7 @@ func dryRunAction(b *dryRunBody) (pdp.Action, error) {
 	default:
 		a.Name = *b.Action
 	}
-	params, err := decodeParams(b.Params, "params")
+	params, err := paramsObject(b.Params, "params")
 	if err != nil {
 		return pdp.Action{}, err
 	}

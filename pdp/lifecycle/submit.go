@@ -170,8 +170,11 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 	if len(pj) > MaxParamsBytes {
 		return Result{}, &ParamsTooLargeError{Size: len(pj)}
 	}
-	if err := CheckActionText(sub.Name, sub.Params); err != nil {
-		return Result{}, err
+	// The action text is {"action":<name>,"params":<pj>}: pj is params
+	// as CheckActionText would encode them, so its length is counted
+	// without encoding params again.
+	if n := len(`{"action":,"params":}`) + len(appendString(nil, sub.Name)) + len(pj); n > adapter.MaxActionTextBytes {
+		return Result{}, &ActionTextTooLargeError{Size: n}
 	}
 	connector, operation := SplitAction(sub.Name)
 	// What no store can hold (invalid UTF-8, NUL) is refused before
