@@ -147,7 +147,7 @@ func (r *Registry) newKeyRecord(key string) (store.APIKey, error) {
 	if err != nil {
 		return store.APIKey{}, err
 	}
-	return store.APIKey{ID: id, Hash: store.HashAPIKey(key), Prefix: store.KeyPrefix(key)}, nil
+	return store.OwnerKey(store.APIKey{ID: id, Hash: store.HashAPIKey(key), Prefix: store.KeyPrefix(key)}), nil
 }
 
 // Tenant returns one tenant as stored, or ErrTenantNotFound.

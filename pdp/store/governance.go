@@ -15,6 +15,7 @@ type GovernanceStore interface {
 	AuditedWrites
 	Approvals
 	Dashboards
+	KeyManagement
 }
 
 // BulkActions loads actions in bulk, for benchmarks, load tests and
