@@ -300,6 +300,11 @@ func (w *AuditedWriter[B]) RotateAPIKeyAudited(ctx context.Context, tenantID, ol
 		if err := tx.InsertKey(next); err != nil {
 			return err
 		}
+		// Other replicas drop the old key's cached copy, which does not
+		// know its expiry, when the revision moves.
+		if _, err := tx.BumpRevision(tenantID); err != nil {
+			return err
+		}
 		e := ev
 		if e.Timestamp.IsZero() {
 			e.Timestamp = next.CreatedAt
