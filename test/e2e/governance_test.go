@@ -196,8 +196,8 @@ func TestTeamMode(t *testing.T) {
 		c    *Client
 		body map[string]any
 	}{
-		{agent, map[string]any{"decision": "approve"}},                             // the submitting key, no approver named
-		{agent, map[string]any{"decision": "approve", "approver_id": "alice"}},     // naming someone else changes nothing
+		{agent, map[string]any{"decision": "approve"}},                         // the submitting key, no approver named
+		{agent, map[string]any{"decision": "approve", "approver_id": "alice"}}, // naming someone else changes nothing
 	} {
 		r := govDecide(t, tc.c, id, tc.body)
 		e := wantError(t, r, 409, "novyx_ram.v1.control.approval_too_early")
