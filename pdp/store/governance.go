@@ -16,6 +16,7 @@ type GovernanceStore interface {
 	Approvals
 	Dashboards
 	KeyManagement
+	ApproverStats
 }
 
 // BulkActions loads actions in bulk, for benchmarks, load tests and

@@ -326,3 +326,21 @@ func (w *AuditedWriter[B]) RotateAPIKeyAudited(ctx context.Context, tenantID, ol
 	}
 	return next, entry, nil
 }
+
+// ApproverDecisions counts one approver's final decisions.
+type ApproverDecisions struct {
+	ApproverID string
+	Approved   int64
+	Denied     int64
+}
+
+// MaxApproversListed bounds DecisionsByApprover's answer.
+const MaxApproversListed = 100
+
+// ApproverStats counts decisions per approver for the dashboard.
+type ApproverStats interface {
+	// DecisionsByApprover counts the tenant's actions decided in [since,
+	// until) per approver, most decisions first (then by approver), at
+	// most MaxApproversListed of them.
+	DecisionsByApprover(ctx context.Context, tenantID string, since, until time.Time) ([]ApproverDecisions, error)
+}

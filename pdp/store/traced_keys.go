@@ -30,3 +30,9 @@ func (t *tracedGovernance) RotateAPIKeyAudited(ctx context.Context, tenantID, ol
 	defer func() { end(span, err) }()
 	return t.g.RotateAPIKeyAudited(ctx, tenantID, oldID, next, oldExpires, ev)
 }
+
+func (t *tracedGovernance) DecisionsByApprover(ctx context.Context, tenantID string, since, until time.Time) (_ []ApproverDecisions, err error) {
+	ctx, span := t.start(ctx, "DecisionsByApprover", tenantAttr(tenantID))
+	defer func() { end(span, err) }()
+	return t.g.DecisionsByApprover(ctx, tenantID, since, until)
+}

@@ -350,6 +350,10 @@ func TestDashboardNumbers(t *testing.T) {
 	alice := govPerson(t, s, c, "alice", "member", false)
 	wantStatus(t, govDecide(t, alice, approved, map[string]any{"decision": "approve"}), 200)
 	wantStatus(t, govDecide(t, alice, denied, map[string]any{"decision": "deny"}), 200)
+	byApprover := field(wantStatus(t, c.Do(t, "GET", "/v1/control/dashboard", nil), 200), "decisions_by_approver")
+	if mustJSON(byApprover) != `[{"approved":1,"approver_id":"alice","denied":1}]` {
+		t.Errorf("decisions_by_approver %s", mustJSON(byApprover))
+	}
 
 	for _, q := range []string{"", "?window=24h", "?window=7d&bucket=hour", "?window=30d"} {
 		d := wantStatus(t, c.Do(t, "GET", "/v1/control/dashboard"+q, nil), 200)

@@ -222,3 +222,30 @@ func (t policyTx) ExpireKey(id string, at time.Time) error {
 	_, err := t.tx.Exec(t.ctx, `UPDATE api_keys SET expires_at = $1 WHERE id = $2`, at, id)
 	return t.written(err)
 }
+
+// DecisionsByApprover counts the tenant's decisions in [since, until) per
+// approver.
+func (db *DB) DecisionsByApprover(ctx context.Context, tenantID string, since, until time.Time) ([]store.ApproverDecisions, error) {
+	if !store.Storable(tenantID) {
+		return []store.ApproverDecisions{}, nil
+	}
+	rows, err := db.pool.Query(ctx, `SELECT approver_id,
+    count(*) FILTER (WHERE status = 'approved'), count(*) FILTER (WHERE status = 'denied')
+FROM actions
+WHERE tenant_id = $1 AND status IN ('approved', 'denied') AND decided_at >= $2 AND decided_at < $3
+GROUP BY approver_id
+ORDER BY count(*) DESC, approver_id
+LIMIT $4`, tenantID, since, until, store.MaxApproversListed)
+	if err != nil {
+		return nil, fmt.Errorf("decisions by approver: %w", err)
+	}
+	defer rows.Close()
+	out, err := store.Collect(rows, func(r rowScanner) (store.ApproverDecisions, error) {
+		var a store.ApproverDecisions
+		return a, r.Scan(&a.ApproverID, &a.Approved, &a.Denied)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("decisions by approver: %w", err)
+	}
+	return out, nil
+}

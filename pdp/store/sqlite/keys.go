@@ -209,3 +209,27 @@ func (t policyTx) ExpireKey(id string, at time.Time) error {
 	_, err := t.tx.ExecContext(t.ctx, `UPDATE api_keys SET expires_at = ? WHERE id = ?`, toMicros(at), id)
 	return t.written(err)
 }
+
+// DecisionsByApprover counts the tenant's decisions in [since, until) per
+// approver.
+func (db *DB) DecisionsByApprover(ctx context.Context, tenantID string, since, until time.Time) ([]store.ApproverDecisions, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT approver_id,
+    sum(status = 'approved'), sum(status = 'denied')
+FROM actions
+WHERE tenant_id = ? AND status IN ('approved', 'denied') AND decided_at >= ? AND decided_at < ?
+GROUP BY approver_id
+ORDER BY count(*) DESC, approver_id
+LIMIT ?`, tenantID, toMicros(since), toMicros(until), store.MaxApproversListed)
+	if err != nil {
+		return nil, fmt.Errorf("decisions by approver: %w", err)
+	}
+	defer rows.Close()
+	out, err := store.Collect(rows, func(r rowScanner) (store.ApproverDecisions, error) {
+		var a store.ApproverDecisions
+		return a, r.Scan(&a.ApproverID, &a.Approved, &a.Denied)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("decisions by approver: %w", err)
+	}
+	return out, nil
+}

@@ -173,3 +173,32 @@ var keyIdentityTests = []govTest{
 		}
 	}},
 }
+
+var approverStatsTests = []govTest{
+	{"DecisionsByApprover", func(t *testing.T, s store.GovernanceStore) {
+		ctx := t.Context()
+		newTenant(t, s, "acme")
+		newTenant(t, s, "other")
+		at := base
+		for i, d := range []struct {
+			tenant, approver string
+			st               pdp.Status
+		}{{"acme", "alice", pdp.StatusApproved}, {"acme", "alice", pdp.StatusDenied}, {"acme", "bob", pdp.StatusApproved}, {"other", "alice", pdp.StatusApproved}} {
+			id := "act_" + string(rune('a'+i))
+			if _, _, err := s.InsertActionAudited(ctx, store.ActionRecord{ID: id, TenantID: d.tenant, Action: "pay", Status: pdp.StatusPendingReview, CreatedAt: at}, store.AuditEvent{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := s.DecideAction(ctx, store.DecideRequest{TenantID: d.tenant, ActionID: id, Status: d.st, ApproverID: d.approver, DecidedAt: at.Add(time.Minute)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.DecisionsByApprover(ctx, "acme", base, base.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		same(t, "acme's decisions", got, []store.ApproverDecisions{{ApproverID: "alice", Approved: 1, Denied: 1}, {ApproverID: "bob", Approved: 1}})
+		if got, err := s.DecisionsByApprover(ctx, "acme", base.Add(time.Hour), base.Add(2*time.Hour)); err != nil || len(got) != 0 {
+			t.Errorf("outside the window: %v, %v", got, err)
+		}
+	}},
+}
