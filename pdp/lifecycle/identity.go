@@ -39,7 +39,11 @@ func (e *IdentityError) Extra() map[string]any {
 // becomes the key's agent; a different one, a step type the key may not
 // use, or an unbound key where the tenant requires agent keys, is an
 // *IdentityError. sub.StepType is already normalized.
-func (sub *Submission) bindIdentity() error {
+func (sub *Submission) bindIdentity() error { return sub.BindIdentity() }
+
+// BindIdentity is bindIdentity for callers that decide without recording
+// (the Data API), so an agent-bound key asks as its agent there too.
+func (sub *Submission) BindIdentity() error {
 	k := sub.Key
 	if k == nil {
 		return nil

@@ -200,3 +200,21 @@ func TestKeysSelfService(t *testing.T) {
 	}
 	wantField(t, wantStatus(t, owner.Do(t, "GET", "/v1/audit/verify", nil), 200), true, "valid")
 }
+
+// TestAgentKeyQueriesAsItsAgent: the Data API and dry runs, which decide
+// without recording, bind an agent-bound key to its agent too.
+func TestAgentKeyQueriesAsItsAgent(t *testing.T) {
+	t.Parallel()
+	s := govServer(t, SQLiteStore(t), NewKey())
+	tenantID, owner := govTenant(t, s, "pro")
+	wantStatus(t, owner.Do(t, "POST", "/v1/control/policies", blockPolicy("no_email", "email", "billing-bot")), 201)
+	m := wantStatus(t, owner.Do(t, "POST", "/v1/keys", map[string]any{"name": "billing-bot", "agent_id": "billing-bot"}), 201)
+	bot := s.Client(m["api_key"].(string))
+	input := map[string]any{"action": "slack.send_message", "params": map[string]any{"text": "email me"}}
+	r := wantStatus(t, bot.Do(t, "POST", "/v1/data/gatehouse/decision/result", map[string]any{"input": input}), 200)
+	wantField(t, r, "blocked", "result", "status")
+	wantError(t, bot.Do(t, "POST", "/v1/data/gatehouse/decision/result", map[string]any{"input": map[string]any{
+		"action": "slack.send_message", "params": map[string]any{"text": "email me"}, "agent_id": "support-bot"}}), 403, "novyx_ram.v1.control.agent_mismatch")
+	wantError(t, bot.Do(t, "POST", "/v1/control/dry-run", map[string]any{"action": "slack.send_message", "agent_id": "support-bot"}), 403, "novyx_ram.v1.control.agent_mismatch")
+	_ = tenantID
+}
