@@ -420,6 +420,7 @@ func TestAuditTamper(t *testing.T) {
 	storeDSN, key := SQLiteStore(t), NewKey()
 	s := govServer(t, storeDSN, key)
 	c := s.Client(key)
+	wantStatus(t, s.Client(govAdminToken).Do(t, "PATCH", "/v1/admin/tenants/default", map[string]any{"approval_mode": "enterprise"}), 200)
 	wantStatus(t, c.Do(t, "POST", "/v1/control/policies", warnPolicy("emails", "email")), 201)
 	govSubmit(t, c, map[string]any{"action": "slack.send", "params": map[string]any{"text": "email"}}, "allowed")
 	govSubmit(t, c, map[string]any{"action": "bank.wire", "params": map[string]any{"amount": 150000}}, "blocked")
@@ -567,7 +568,7 @@ func TestGovernanceConcurrency(t *testing.T) {
 	decisions := nApproved.Load() + nDenied.Load()
 	v := wantStatus(t, agent.Do(t, "GET", "/v1/audit/verify", nil), 200)
 	wantField(t, v, true, "valid")
-	wantField(t, v, total+decisions, "entries")
+	wantField(t, v, total+decisions+1, "entries") // + the human's key_created
 	d := wantStatus(t, agent.Do(t, "GET", "/v1/control/dashboard?window=24h", nil), 200)
 	wantField(t, d, map[string]any{
 		"evaluations": total, "executed": nAllowed.Load() + nApproved.Load(), "blocked": nBlocked.Load(),
@@ -586,7 +587,7 @@ func TestGovernanceConcurrency(t *testing.T) {
 			break
 		}
 	}
-	for i := 1; i <= int(total+decisions); i++ {
+	for i := 1; i <= int(total+decisions+1); i++ {
 		if !seen[float64(i)] {
 			t.Fatalf("sequence %d missing from GET /v1/audit (%d seen)", i, len(seen))
 		}
@@ -594,7 +595,7 @@ func TestGovernanceConcurrency(t *testing.T) {
 
 	s.Stop()
 	res := Run(t, binary(t), nil, "audit", "verify", "--tenant", tenantID, "--store", storeDSN)
-	if res.Code != 0 || !strings.Contains(res.Stdout, fmt.Sprintf(`"entries":%d`, total+decisions)) {
+	if res.Code != 0 || !strings.Contains(res.Stdout, fmt.Sprintf(`"entries":%d`, total+decisions+1)) {
 		t.Errorf("audit verify after the run: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 }

@@ -66,7 +66,7 @@ func submitHeld(t *testing.T, c *Cluster, i int, ref string) string {
 
 // approvers are the people deciding in these tests; each has a key of
 // its own, since the approver is the deciding key's owner.
-var approvers = []string{"prober", "approver-0", "approver-1", "enterprise-approver-0", "enterprise-approver-1", "team-approver-0", "team-approver-1"}
+var approvers = []string{"prober", "denier", "approver-0", "approver-1", "enterprise-approver-0", "enterprise-approver-1", "team-approver-0", "team-approver-1"}
 
 // govCluster is NewCluster with tenant "default" in enterprise mode (two
 // approvals) and a key for every approver, created before any test
