@@ -41,6 +41,9 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight requests may take to finish
 	// after SIGTERM/SIGINT.
 	ShutdownTimeout Duration `json:"shutdown_timeout"`
+	// KeyRotationGrace is how long a rotated API key keeps working
+	// (POST /v1/keys/rotate without grace_period_seconds).
+	KeyRotationGrace Duration `json:"key_rotation_grace"`
 	// MaxBodyBytes bounds a request body; larger ones get 413.
 	MaxBodyBytes int64 `json:"max_body_bytes"`
 	// Engine holds the decision engine's settings.
@@ -111,6 +114,9 @@ func (c Config) Defaults() Config {
 	if c.LogLevel == "" {
 		c.LogLevel = defaultLogLevel
 	}
+	if c.KeyRotationGrace == 0 {
+		c.KeyRotationGrace = Duration(registry.DefaultRotationGrace)
+	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = Duration(defaultShutdownTimeout)
 	}
@@ -147,6 +153,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, fmt.Errorf("log_level: %w", err))
+	}
+	if d := time.Duration(c.KeyRotationGrace); d < time.Second || d > registry.MaxRotationGrace {
+		errs = append(errs, fmt.Errorf("key_rotation_grace %s: must be between 1s and %s", d, registry.MaxRotationGrace))
 	}
 	if d := time.Duration(c.ShutdownTimeout); d <= 0 || d > maxShutdownTimeout {
 		errs = append(errs, fmt.Errorf("shutdown_timeout %s: must be more than 0 and at most %s", d, maxShutdownTimeout))
@@ -339,6 +348,9 @@ var (
 	setShutdownTimeout = newSetting("shutdown-timeout", "shutdown_timeout", "duration",
 		"on SIGTERM/SIGINT, how long in-flight requests may take to finish",
 		duration(func(c *Config) *Duration { return &c.ShutdownTimeout }))
+	setKeyRotationGrace = newSetting("key-rotation-grace", "key_rotation_grace", "duration",
+		"how long a rotated API key keeps working (POST /v1/keys/rotate)",
+		duration(func(c *Config) *Duration { return &c.KeyRotationGrace }))
 	setMaxBodyBytes = newSetting("max-body-bytes", "max_body_bytes", "n",
 		"largest request body accepted; larger ones get 413",
 		integer(func(c *Config) *int64 { return &c.MaxBodyBytes }))
@@ -365,7 +377,7 @@ var (
 // serveSettings lists every setting of serve, in --help order.
 var serveSettings = []*setting{
 	setAddr, setStore, setAdminToken, setBootstrapKey, setDev, setLogLevel,
-	setShutdownTimeout, setMaxBodyBytes, setCacheSize, setRegexCacheSize,
+	setShutdownTimeout, setKeyRotationGrace, setMaxBodyBytes, setCacheSize, setRegexCacheSize,
 	setEvalTimeout, setHardLimit, setApprovalThreshold, setCompileBudget,
 	setBundle, setBundleBearerToken, setBundleVerifyKey,
 	setBundleSigningKey, setBundleSigningSecretFile, setBundleKeyID,

@@ -158,7 +158,8 @@ func serve(ctx context.Context, cfg Config, s stdio, logger *slog.Logger, sigs <
 	if err != nil {
 		return err
 	}
-	reg, err := registry.New(st, eng, append([]registry.Option{registry.WithLogger(logger)}, bw.registryOptions()...)...)
+	reg, err := registry.New(st, eng, append([]registry.Option{registry.WithLogger(logger),
+		registry.WithRotationGrace(time.Duration(cfg.KeyRotationGrace))}, bw.registryOptions()...)...)
 	if err != nil {
 		return fmt.Errorf("registry: %w", err)
 	}

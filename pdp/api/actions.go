@@ -97,8 +97,13 @@ func (s *server) submitConnectorAction(c *gin.Context) {
 // answers its outcome.
 func (s *server) submit(c *gin.Context, sub lifecycle.Submission) {
 	ctx := c.Request.Context()
-	sub.TenantID = tenant(c).ID
+	t := tenant(c)
+	sub.TenantID = t.ID
 	sub.KeyID = s.keyID(c)
+	if k := apiKey(c); k.ID != "" {
+		sub.Key = &k
+	}
+	sub.RequireAgentKeys = t.RequireAgentKeys
 	sub.TraceID = traceID(ctx)
 	sub.RequestedBy = c.Request.RemoteAddr
 	res, err := s.life.Submit(ctx, sub)
@@ -210,6 +215,8 @@ type actionView struct {
 	DecidedAt    any             `json:"decided_at"`
 	CreatedAt    string          `json:"created_at"`
 	TraceID      any             `json:"trace_id"`
+	// DecidedBy is who decided a held action (GET /v1/actions/{id} only).
+	DecidedBy *decidedByView `json:"decided_by,omitempty"`
 }
 
 // view renders a record. reason is the human decision's reason once an
@@ -251,9 +258,20 @@ func (s *server) record(c *gin.Context) (store.ActionRecord, bool) {
 }
 
 func (s *server) getAction(c *gin.Context) {
-	if rec, ok := s.record(c); ok {
-		writeJSON(c, http.StatusOK, view(rec))
+	rec, ok := s.record(c)
+	if !ok {
+		return
 	}
+	v := view(rec)
+	if rec.DecidedAt != nil {
+		d, _, err := s.life.WhoDecided(c.Request.Context(), rec.TenantID, rec.ID)
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		v.DecidedBy = viewDecider(d, rec)
+	}
+	writeJSON(c, http.StatusOK, v)
 }
 
 func (s *server) listActions(c *gin.Context) {

@@ -122,6 +122,9 @@ type Deps struct {
 	// Now is the clock of approvals and the dashboard (default time.Now);
 	// tests inject one so approval modes' waiting times need no sleeping.
 	Now func() time.Time
+	// Sleep is how an early solo-mode approval is held (default a timer;
+	// see lifecycle.Deps.Sleep); tests inject one that moves their clock.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // isNoop reports whether tp records nothing (tracing is off).
@@ -194,7 +197,7 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	s.gov = newGovernance(deps)
 	life, err := lifecycle.New(lifecycle.Deps{
 		Engine: deps.Engine, Store: deps.Store, Registry: deps.Registry, DecisionLog: deps.DecisionLog,
-		Logger: deps.Logger, Now: s.gov.now, RecordTimeout: cfg.RecordTimeout,
+		Logger: deps.Logger, Now: s.gov.now, Sleep: deps.Sleep, RecordTimeout: cfg.RecordTimeout,
 	})
 	if err != nil {
 		return nil, err
@@ -261,6 +264,7 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	s.dataRoutes(v1)
 	s.governanceRoutes(v1)
 	s.consoleRoutes(r, v1)
+	s.keyRoutes(v1)
 
 	if cfg.AdminToken != "" {
 		admin := v1.Group("/admin", s.adminAuth)

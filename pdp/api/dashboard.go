@@ -74,6 +74,15 @@ type dashboardView struct {
 	ViolationsByPolicy []policyCountView `json:"violations_by_policy"`
 	ViolationsByAgent  []agentCountView  `json:"violations_by_agent"`
 	TimeSeries         []bucketView      `json:"time_series"`
+	// DecisionsByApprover counts the window's final decisions per
+	// deciding identity (README "Who may do what").
+	DecisionsByApprover []approverCountView `json:"decisions_by_approver"`
+}
+
+type approverCountView struct {
+	ApproverID string `json:"approver_id"`
+	Approved   int64  `json:"approved"`
+	Denied     int64  `json:"denied"`
 }
 
 func (s *server) dashboard(c *gin.Context) {
@@ -139,6 +148,15 @@ func (s *server) dashboard(c *gin.Context) {
 	}
 	for i, b := range r.Series {
 		v.TimeSeries[i] = bucketView{Bucket: b.Start.UTC().Format(time.RFC3339), countsView: viewCounts(b.DashboardCounts)}
+	}
+	byApprover, err := s.gov.st.DecisionsByApprover(c.Request.Context(), t.ID, r.Since, r.Until.Add(store.TimePrecision))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	v.DecisionsByApprover = make([]approverCountView, len(byApprover))
+	for i, a := range byApprover {
+		v.DecisionsByApprover[i] = approverCountView{ApproverID: a.ApproverID, Approved: a.Approved, Denied: a.Denied}
 	}
 	writeJSON(c, http.StatusOK, v)
 }

@@ -33,6 +33,10 @@ type Registry struct {
 	// snapshot handed to the engine (WithPublishHook).
 	readOnly  *ReadOnlyError
 	onPublish func(tenantID string, revision uint64)
+	// now is the clock of key expiry (rotation grace periods); grace is
+	// the default grace period of a rotated key (keys.go).
+	now   func() time.Time
+	grace time.Duration
 
 	// warming counts the compiles started in the background after a
 	// publish by Watch (watch.go); Watch waits for them before it returns.
@@ -53,6 +57,8 @@ type options struct {
 	authItems int
 	readOnly  *ReadOnlyError
 	onPublish func(tenantID string, revision uint64)
+	now       func() time.Time
+	grace     time.Duration
 }
 
 // WithLogger sets where the registry logs (default: nowhere).
@@ -92,6 +98,30 @@ func WithAuthCacheSize(n int) Option {
 	}
 }
 
+// WithNow sets the registry's clock (default time.Now): when a rotated
+// key's grace period ends. Tests inject one to move through it.
+func WithNow(now func() time.Time) Option {
+	return func(o *options) error {
+		if now == nil {
+			return errors.New("registry: nil clock")
+		}
+		o.now = now
+		return nil
+	}
+}
+
+// WithRotationGrace sets how long a rotated key keeps working by default
+// (DefaultRotationGrace; 0..MaxRotationGrace).
+func WithRotationGrace(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 || d > MaxRotationGrace {
+			return fmt.Errorf("registry: key rotation grace %s: must be between 0 and %s", d, MaxRotationGrace)
+		}
+		o.grace = d
+		return nil
+	}
+}
+
 // WithRandom sets the source of API keys and IDs (default crypto/rand);
 // for tests that need a failing or fixed source.
 func WithRandom(r io.Reader) Option {
@@ -115,18 +145,24 @@ func New(st store.Store, eng *engine.Engine, opts ...Option) (*Registry, error) 
 		random:    rand.Reader,
 		authTTL:   5 * time.Second,
 		authItems: 10000,
+		now:       time.Now,
+		grace:     DefaultRotationGrace,
 	}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
 		}
 	}
+	auth := newAuthCache(o.authTTL, o.authItems)
+	auth.now = o.now
 	return &Registry{
+		now:       o.now,
+		grace:     o.grace,
 		st:        st,
 		eng:       eng,
 		log:       o.log,
 		random:    o.random,
-		auth:      newAuthCache(o.authTTL, o.authItems),
+		auth:      auth,
 		readOnly:  o.readOnly,
 		onPublish: o.onPublish,
 		locks:     map[string]*sync.Mutex{},

@@ -46,6 +46,7 @@ func (k APIKey) Validate() error {
 			es = append(es, invalid(f.name, "required"))
 		}
 	}
+	es = append(es, k.identityProblems()...)
 	return es.Err()
 }
 
