@@ -273,7 +273,6 @@ func BenchmarkDecisionFired(b *testing.B) {
 			if len(actions) == 0 {
 				b.Skip("no action of the corpus fires that many rules")
 			}
-			b.ReportMetric(float64(len(actions))/float64(len(s.Actions))*100, "%corpus")
 			i := 0
 			done := reportCPU(b)
 			for b.Loop() {
@@ -283,6 +282,7 @@ func BenchmarkDecisionFired(b *testing.B) {
 				i++
 			}
 			done()
+			b.ReportMetric(float64(len(actions))/float64(len(s.Actions))*100, "%corpus")
 		})
 	}
 }
