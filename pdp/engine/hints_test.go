@@ -24,6 +24,8 @@ import (
 // with and without hints; `make test-hints` runs 200,000.
 var hintActions = flag.Int("hints.actions", 0, "actions for TestHintsDifferential (default 3000, 600 with -short)")
 
+var hintSeed = flag.Uint64("hints.seed", 0, "seed for TestHintsDifferential (default: the time)")
+
 func hintCount(t *testing.T) int {
 	switch {
 	case *hintActions > 0:
@@ -246,7 +248,10 @@ func sameDecision(a, b *pdp.Decision) bool {
 // itself, every 8th action) — and requires the same decision field by field, or the same
 // failure. It also checks that every rule that fires was a candidate.
 func TestHintsDifferential(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
+	seed := *hintSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
 	t.Logf("seed %d, %d actions", seed, hintCount(t))
 	r := rand.New(rand.NewPCG(seed, 17))
 	world := hintWorld(r, 40)
