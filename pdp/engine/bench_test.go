@@ -288,3 +288,40 @@ func BenchmarkReprepare(b *testing.B) {
 func seedPolicies(id string) pdp.TenantPolicies {
 	return pdp.TenantPolicies{TenantID: id, Revision: 1, Mode: pdp.ModeEnforcement, Policies: scale.SeedPolicies()}
 }
+
+// BenchmarkDecisionFired is BenchmarkDecision/M split by how many rules
+// fire (custom and built-in): 0, 1, 2 and 3 or more violations.
+func BenchmarkDecisionFired(b *testing.B) {
+	s := scale.M()
+	e := loadScale(b, s, Config{CacheSize: 20000, Timeout: time.Second})
+	buckets := map[string][]pdp.Action{}
+	for _, a := range s.Actions {
+		d, err := e.Evaluate(b.Context(), a)
+		if err != nil {
+			b.Fatal(err)
+		}
+		k := fmt.Sprint(len(d.Violations))
+		if len(d.Violations) >= 3 {
+			k = "3+"
+		}
+		buckets[k] = append(buckets[k], a)
+	}
+	for _, k := range []string{"0", "1", "2", "3+"} {
+		b.Run("fired="+k, func(b *testing.B) {
+			actions := buckets[k]
+			if len(actions) == 0 {
+				b.Skip("no action of the corpus fires that many rules")
+			}
+			i := 0
+			done := reportCPU(b)
+			for b.Loop() {
+				if _, err := e.Evaluate(b.Context(), actions[i%len(actions)]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			done()
+			b.ReportMetric(float64(len(actions))/float64(len(s.Actions))*100, "%corpus")
+		})
+	}
+}

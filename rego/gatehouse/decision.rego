@@ -11,7 +11,15 @@
 #       "tenant": {name: {"step_types": {"ACTION": true, ...},
 #                         "whitelisted_domains": [...],
 #                         "guard": {literal: "", ...}}},
-#       "agents": {agent_id: {name: {...same...}}}}
+#       "agents": {agent_id: {name: {...same...}}},
+#       "views": {"default": {STEP: view}, "agents": {agent_id: {STEP: view}},
+#                 "builtins_only": view}}     (optional, see _view)
+#     view = {"agent": {name: policy}, "tenant": {name: policy},
+#             "evaluated": [names], "allowed": the result when nothing fires}
+#   Hints (optional; only Gatehouse's engine sets them, through `with`):
+#     data.gatehouse.hints = {"text", "folded", "ascii",
+#       "candidates": {"agent": [names], "tenant": [names]},
+#       "builtins": {name: true}}
 #   Generated modules:
 #     data.gatehouse.policies[t].tenant[name].violations
 #     data.gatehouse.policies[t].agents[agent_id][name].violations
@@ -49,11 +57,15 @@ _step := upper(input.step_type) if {
 _view := v if {
 	v := _tenant.views.agents[input.agent_id][_step]
 } else := v if {
-	not _tenant.views.agents[input.agent_id]
+	not _own_views
 	v := _tenant.views["default"][_step]
 } else := _tenant.views.builtins_only if {
 	_tenant.views
 } else := _computed_view
+
+# A rule, so that an absent input.agent_id makes it undefined (a ref to
+# input inside `not` would be evaluated outside it, and fail the body).
+_own_views if _tenant.views.agents[input.agent_id]
 
 _computed_view := {
 	"agent": _agent_policies,
