@@ -203,7 +203,7 @@ func (c *Client) AgentViolations(ctx context.Context, agentID string, o Violatio
 	return &v, nil
 }
 
-// AuditPage is a page of the audit chain, in chain order.
+// AuditPage is a page of the audit chain, newest first.
 type AuditPage struct {
 	Entries []AuditEntry `json:"entries"`
 	Total   int          `json:"total"`
@@ -215,7 +215,8 @@ type AuditPage struct {
 type AuditOptions struct {
 	Limit, Offset int
 	Since, Until  time.Time
-	// EventType selects one event, e.g. "action_blocked".
+	// EventType selects one event, e.g. "action_blocked", or several,
+	// comma-separated: "action_blocked,action_pending_review".
 	EventType string
 }
 

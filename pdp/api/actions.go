@@ -247,13 +247,16 @@ func (s *server) listActions(c *gin.Context) {
 	limit := queryInt(c, "limit", defaultListLimit, 1, maxListLimit, &es)
 	offset := queryInt(c, "offset", 0, 0, maxListOffset, &es)
 	status := pdp.Status(c.Query("status"))
+	if err := es.Err(); err != nil {
+		fail(c, err)
+		return
+	}
 	switch status {
 	case "", pdp.StatusAllowed, pdp.StatusBlocked, pdp.StatusPendingReview, pdp.StatusApproved, pdp.StatusDenied:
 	default:
-		es = append(es, &pdp.ValidationError{Field: "status", Reason: "must be one of allowed, blocked, pending_review, approved, denied"})
-	}
-	if err := es.Err(); err != nil {
-		fail(c, err)
+		// A status no action has matches none (docs/api.md §A7), as a
+		// filter does in Novyx: an empty list, not an error.
+		writeJSON(c, http.StatusOK, gin.H{"actions": []actionView{}, "total": 0})
 		return
 	}
 	recs, total, err := s.life.Actions(c.Request.Context(), tenant(c).ID, store.ActionQuery{Status: status, Limit: limit, Offset: offset})
@@ -268,10 +271,11 @@ func (s *server) listActions(c *gin.Context) {
 	writeJSON(c, http.StatusOK, gin.H{"actions": views, "total": total})
 }
 
-// queryInt reads an optional integer query parameter within [lo, hi].
+// queryInt reads an optional integer query parameter within [lo, hi]; an
+// empty one is not given (docs/api.md §A1).
 func queryInt(c *gin.Context, name string, def, lo, hi int, es *pdp.ValidationErrors) int {
-	raw, ok := c.GetQuery(name)
-	if !ok {
+	raw := c.Query(name)
+	if raw == "" {
 		return def
 	}
 	n, err := strconv.Atoi(raw)

@@ -56,16 +56,19 @@ func (s *server) listApprovals(c *gin.Context) {
 	var es pdp.ValidationErrors
 	limit := queryInt(c, "limit", defaultListLimit, 1, maxListLimit, &es)
 	offset := queryInt(c, "offset", 0, 0, maxListOffset, &es)
-	name, raw := "status_filter", c.Query("status_filter")
+	raw := c.Query("status_filter")
 	if raw == "" {
-		name, raw = "status", c.Query("status")
+		raw = c.Query("status")
 	}
 	status, ok := parseApprovalStatus(raw)
-	if !ok {
-		es = append(es, &pdp.ValidationError{Field: name, Reason: "must be one of pending_review, approved, denied, all"})
-	}
 	if err := es.Err(); err != nil {
 		fail(c, err)
+		return
+	}
+	if !ok {
+		// A status no approval has matches none (docs/api.md §A8): an
+		// empty list, not an error.
+		writeJSON(c, http.StatusOK, gin.H{"approvals": []approvalItem{}, "total": 0})
 		return
 	}
 	aps, total, err := s.life.Approvals(c.Request.Context(), tenant(c).ID, store.ApprovalQuery{Status: status, Limit: limit, Offset: offset})
@@ -142,13 +145,14 @@ func readDecisionInput(c *gin.Context) (in lifecycle.DecisionRequest, err error)
 		}
 		*boolField(&in, name) = b
 	}
+	// An empty query parameter is not given (docs/api.md §A1).
 	for _, name := range decisionStrings {
-		if v, ok := c.GetQuery(name); ok {
+		if v := c.Query(name); v != "" {
 			setString(name, v)
 		}
 	}
 	for _, name := range decisionBools {
-		if v, ok := c.GetQuery(name); ok {
+		if v := c.Query(name); v != "" {
 			setBool(name, v)
 		}
 	}

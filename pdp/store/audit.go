@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -163,12 +164,29 @@ type AuditEntry struct {
 
 // AuditQuery selects a page of audit entries. The zero value selects all.
 type AuditQuery struct {
-	Since       time.Time // entries at or after, unless zero
-	Until       time.Time // entries before, unless zero
-	EventType   string    // "" for every event
-	Limit       int       // ≤ 0 for no limit; the API layer bounds it
+	Since     time.Time // entries at or after, unless zero
+	Until     time.Time // entries before, unless zero
+	EventType string    // "" for every event
+	// EventTypes, when not empty, selects entries whose event is any of
+	// them (with EventType, if set, as one more).
+	EventTypes  []string
+	Limit       int // ≤ 0 for no limit; the API layer bounds it
 	Offset      int
 	NewestFirst bool // highest sequence number first
+}
+
+// Events returns the event names q selects, nil for every event.
+func (q AuditQuery) Events() []string {
+	var out []string
+	if q.EventType != "" {
+		out = append(out, q.EventType)
+	}
+	for _, e := range q.EventTypes {
+		if e != "" && !slices.Contains(out, e) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // AuditVerification is the result of recomputing a chain.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -99,7 +100,8 @@ func (w *where) page(limit, offset int) (string, []any) {
 // ListAudit returns one page of the tenant's entries and the total
 // matching q, from one snapshot.
 func (db *DB) ListAudit(ctx context.Context, tenantID string, q store.AuditQuery) ([]store.AuditEntry, int, error) {
-	if !store.AllStorable(tenantID, q.EventType) {
+	events := slices.DeleteFunc(q.Events(), func(e string) bool { return !store.Storable(e) })
+	if !store.Storable(tenantID) || len(q.Events()) > 0 && len(events) == 0 {
 		return []store.AuditEntry{}, 0, nil
 	}
 	w := &where{}
@@ -110,8 +112,8 @@ func (db *DB) ListAudit(ctx context.Context, tenantID string, q store.AuditQuery
 	if !q.Until.IsZero() {
 		w.add(`ts < ?`, store.StampUp(q.Until))
 	}
-	if q.EventType != "" {
-		w.add(`event = ?`, q.EventType)
+	if len(events) > 0 {
+		w.add(`event = ANY(?)`, events)
 	}
 	order := ` ORDER BY seq`
 	if q.NewestFirst {

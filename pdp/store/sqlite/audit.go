@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
@@ -48,9 +49,12 @@ func (db *DB) ListAudit(ctx context.Context, tenantID string, q store.AuditQuery
 		where += ` AND ts < ?`
 		args = append(args, toMicros(store.StampUp(q.Until)))
 	}
-	if q.EventType != "" {
-		where += ` AND event = ?`
-		args = append(args, q.EventType)
+	events := q.Events()
+	if len(events) > 0 {
+		where += ` AND event IN (?` + strings.Repeat(`, ?`, len(events)-1) + `)`
+		for _, e := range events {
+			args = append(args, e)
+		}
 	}
 	order := ` ORDER BY seq`
 	if q.NewestFirst {
@@ -70,7 +74,7 @@ func (db *DB) ListAudit(ctx context.Context, tenantID string, q store.AuditQuery
 	pageArgs := append(append([]any(nil), args...), limit, max(q.Offset, 0))
 	page := `SELECT ` + auditCols + ` FROM audit_log` + where + order + ` LIMIT ? OFFSET ?`
 	switch {
-	case q.EventType != "":
+	case len(events) > 0:
 		page = `SELECT ` + auditCols + ` FROM audit_log INDEXED BY audit_log_event` + where + order + ` LIMIT ? OFFSET ?`
 	case !q.Since.IsZero() || !q.Until.IsZero():
 		page = `SELECT ` + auditCols + ` FROM audit_log WHERE tenant_id = ? AND seq IN (
