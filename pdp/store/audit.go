@@ -208,6 +208,12 @@ type AuditVerification struct {
 	// every driver (the Reason* constants, some with a sequence number or
 	// action ID filled in).
 	Reason string
+	// RetainedFrom is the sequence number the retained chain starts at: 1,
+	// or the one after the checkpoint when old entries were pruned
+	// (AuditArchive.PruneAudit).
+	RetainedFrom int64
+	// Checkpoint is the last pruned entry, nil when none was pruned.
+	Checkpoint *AuditCheckpoint
 	// Cause is the error that kept the chain from being read, when that is
 	// why it is not valid (Reason is ReasonUnreadable). It is for logs:
 	// it may name tables and hosts, which a response must not show.
@@ -487,6 +493,14 @@ func (v *ChainVerifier) Result(head *ChainHead) AuditVerification {
 // entries could not be told, so a missing head with entries is not valid
 // either (an unknown tenant has neither, and an empty, valid chain).
 func JoinSegments(head *ChainHead, segs ...ChainSegment) AuditVerification {
+	return JoinSegmentsFrom(head, nil, segs...)
+}
+
+// JoinSegmentsFrom is JoinSegments for a chain whose entries up to and
+// including start were pruned (nil: none were): the first retained entry
+// must be start.Seq+1 and its prev_hash start.Hash, the checkpoint
+// recorded when they were removed.
+func JoinSegmentsFrom(head, start *ChainHead, segs ...ChainSegment) AuditVerification {
 	var (
 		bad     *int64
 		reason  string
@@ -494,6 +508,10 @@ func JoinSegments(head *ChainHead, segs ...ChainSegment) AuditVerification {
 		next    = int64(1)
 		prev    = GenesisHash
 	)
+	if start != nil {
+		next, prev = start.Seq+1, start.Hash
+	}
+	first := next
 	fail := func(seq int64, why string) { bad, reason = &seq, why }
 	for _, s := range segs {
 		entries += s.Entries
@@ -517,6 +535,9 @@ func JoinSegments(head *ChainHead, segs ...ChainSegment) AuditVerification {
 		}
 	}
 	last, lastHash := next-1, prev
+	if last == 0 {
+		lastHash = GenesisHash
+	}
 	if bad == nil {
 		switch {
 		case head == nil && entries > 0:
@@ -534,13 +555,13 @@ func JoinSegments(head *ChainHead, segs ...ChainSegment) AuditVerification {
 			}
 		}
 	}
-	return AuditVerification{Valid: bad == nil, Entries: entries, FirstBadSequence: bad, LastSequence: last, LastHash: lastHash, Reason: reason}
+	return AuditVerification{Valid: bad == nil, Entries: entries, FirstBadSequence: bad, LastSequence: last, LastHash: lastHash, Reason: reason, RetainedFrom: first}
 }
 
 // Unreadable is the verification of a chain that could not be read: not
 // valid, with ReasonUnreadable and the error as Cause.
 func Unreadable(err error) AuditVerification {
-	return AuditVerification{Reason: ReasonUnreadable, LastHash: GenesisHash, Cause: err}
+	return AuditVerification{Reason: ReasonUnreadable, LastHash: GenesisHash, RetainedFrom: 1, Cause: err}
 }
 
 // String renders a verification for logs.
