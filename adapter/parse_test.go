@@ -362,7 +362,7 @@ func TestDecodeFieldOfProblems(t *testing.T) {
 	if !errors.As(err, &ve) {
 		t.Fatalf("errors.As(%v, *pdp.ValidationError) = false", err)
 	}
-	if ve.Field != "rules[0]" || ve.Reason != `unknown field "sevrity"` {
+	if ve.Field != "rules[0]" || ve.Reason != `unknown field "sevrity" (policies are strict: a misspelt field would silently weaken the policy)` {
 		t.Errorf("got Field %q Reason %q", ve.Field, ve.Reason)
 	}
 }

@@ -16,7 +16,6 @@ import (
 const (
 	maxNameLen        = 64
 	maxDescriptionLen = 1024
-	maxAgentIDLen     = 128
 	maxStepTypes      = 6
 	maxDomains        = 100
 	maxHostnameLen    = 253
@@ -27,8 +26,7 @@ const (
 )
 
 var (
-	namePattern    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	agentIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:@-]{1,128}$`)
+	namePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 )
 
 var (
@@ -171,8 +169,8 @@ func (v *policyChecker) description(d string) string {
 // tenant-wide policy, as leaving it out does (the Novyx SDKs send null or ""
 // interchangeably), rather than an error or an agent with no name.
 func (v *policyChecker) agentID(id string) string {
-	if v.text("agent_id", id, 0) && id != "" && !agentIDPattern.MatchString(id) {
-		v.fail("agent_id", "must be 1-%d characters of letters, digits, '_', '.', ':', '@' or '-'", maxAgentIDLen)
+	if v.text("agent_id", id, 0) && id != "" && !pdp.ValidAgentID(id) {
+		v.fail("agent_id", "%s", pdp.AgentIDRule)
 	}
 	return id
 }

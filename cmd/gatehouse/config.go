@@ -53,6 +53,8 @@ type Config struct {
 	Metrics   MetricsConfig   `json:"metrics"`
 	// DecisionLog holds the decision log's settings (config_decisionlog.go).
 	DecisionLog DecisionLogConfig `json:"decision_log"`
+	// AuditRetention prunes old audit entries (config_retention.go).
+	AuditRetention AuditRetentionConfig `json:"audit_retention"`
 }
 
 // EngineConfig is the config file's spelling of engine.Config; the engine
@@ -120,6 +122,7 @@ func (c Config) Defaults() Config {
 		MaxConcurrentEvaluations:   c.Engine.MaxConcurrentEvaluations,
 	}
 	c.DecisionLog = c.DecisionLog.defaults()
+	c.AuditRetention = c.AuditRetention.defaults()
 	return c.opsDefaults()
 }
 
@@ -158,6 +161,9 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.DecisionLog.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.AuditRetention.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -366,6 +372,8 @@ var serveSettings = []*setting{
 	setDecisionLog, setDecisionLogPath, setDecisionLogMaxSizeMB, setDecisionLogMaxFiles,
 	setDecisionLogURL, setDecisionLogBatchSize, setDecisionLogFlushInterval,
 	setDecisionLogBufferSize, setDecisionLogMask,
+	setAuditRetention, setAuditRetentionFree, setAuditRetentionStarter, setAuditRetentionPro,
+	setAuditRetentionEnterprise, setAuditPruneInterval,
 }
 
 // envConfig names the variable that may hold the config file's path.

@@ -202,6 +202,11 @@ func serve(ctx context.Context, cfg Config, s stdio, logger *slog.Logger, sigs <
 	var bg sync.WaitGroup
 	bg.Go(func() { reg.Watch(bgCtx, refreshInterval) })
 	bw.run(bgCtx, eng, logger, &bg)
+	if err := startRetention(bgCtx, cfg.AuditRetention, st, logger, &bg); err != nil {
+		stopBackground()
+		bg.Wait()
+		return err
+	}
 	defer func() {
 		stopBackground()
 		bg.Wait()

@@ -42,8 +42,11 @@ func (s *server) submitAction(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	// Unknown top-level fields are ignored, as Novyx ignores them
+	// (docs/api.md §A7): a newer SDK sending a field this server does not
+	// know must still be decided. The known ones are checked strictly.
 	var b actionBody
-	if err := decodeStrict(body, &b); err != nil {
+	if err := decodeLenient(body, &b); err != nil {
 		fail(c, err)
 		return
 	}

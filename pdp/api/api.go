@@ -205,6 +205,11 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
+	// Route on the path as sent, then unescape the values: an agent_id
+	// may hold "/" (docs/api.md §A3), sent as %2F in
+	// /v1/control/agents/{agent_id}/violations, and must stay one segment.
+	r.UseRawPath = true
+	r.UnescapePathValues = true
 
 	// Each middleware costs nothing when its feature is off: without a
 	// tracer (a no-op provider), requests get no span, only an incoming

@@ -140,6 +140,19 @@ type verification struct {
 	// Reason says what is wrong when the chain is not valid (the store's
 	// Reason* sentences; never the cause of a read failure).
 	Reason string `json:"reason,omitempty"`
+	// RetainedFromSequence is where the retained chain starts: 1, or the
+	// entry after the checkpoint when retention pruned older ones.
+	RetainedFromSequence int64 `json:"retained_from_sequence"`
+	// Checkpoint is the last pruned entry the first retained one links
+	// to, null when nothing was pruned.
+	Checkpoint *checkpointView `json:"checkpoint"`
+}
+
+// checkpointView is a pruned chain's checkpoint.
+type checkpointView struct {
+	SequenceNumber int64  `json:"sequence_number"`
+	EntryHash      string `json:"entry_hash"`
+	PrunedAt       string `json:"pruned_at"`
 }
 
 func (s *server) verifyAudit(c *gin.Context) {
@@ -164,7 +177,16 @@ func (s *server) verifyAudit(c *gin.Context) {
 		LastVerifiedSequence: r.LastSequence,
 		LastVerifiedHash:     r.LastHash,
 		Reason:               r.Reason,
+		RetainedFromSequence: max(r.RetainedFrom, 1),
+		Checkpoint:           viewCheckpoint(r.Checkpoint),
 	})
+}
+
+func viewCheckpoint(cp *store.AuditCheckpoint) *checkpointView {
+	if cp == nil {
+		return nil
+	}
+	return &checkpointView{SequenceNumber: cp.Seq, EntryHash: cp.Hash, PrunedAt: timestamp(cp.PrunedAt)}
 }
 
 // verifyTimeout bounds one verification; a chain of a million entries

@@ -48,6 +48,7 @@ func (s *server) governanceRoutes(v1 *gin.RouterGroup) {
 	audit := v1.Group("/audit", s.authenticate, s.needGovernance)
 	audit.GET("", s.listAudit)
 	audit.GET("/verify", s.verifyAudit)
+	audit.GET("/export", s.exportAudit)
 
 	// Beside the policy routes under /control, without their
 	// invalid_policy validation code: these have codes of their own.

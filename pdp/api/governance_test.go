@@ -655,7 +655,9 @@ func TestDashboard(t *testing.T) {
 			t.Errorf("no params in %v", got)
 		}
 	}
-	expectErrorCode(t, e.get("/v1/control/agents/bad%20agent/violations", key), http.StatusBadRequest, pdp.CodeInvalidViolationsParam, "agent_id:")
+	expectErrorCode(t, e.get("/v1/control/agents/bad%09agent/violations", key), http.StatusBadRequest, pdp.CodeInvalidViolationsParam, "agent_id:")
+	// Spaces and slashes are an agent_id's own, percent-encoded in the path.
+	expect(t, e.get("/v1/control/agents/ops%20bot%2Feu/violations", key), http.StatusOK, map[string]any{"agent_id": "ops bot/eu", "total": 0})
 
 	// The tier gate comes first.
 	_, free := e.tenantWith(store.TierFree)

@@ -74,6 +74,22 @@ func decodeStrict(body []byte, v any) error {
 	return nil
 }
 
+// decodeLenient is decodeStrict without the refusal of unknown fields.
+func decodeLenient(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return &pdp.ValidationError{Reason: "the request body is empty; expected a JSON object"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return jsonProblem(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return &pdp.ValidationError{Reason: "unexpected data after the JSON object"}
+	}
+	return nil
+}
+
 // jsonProblem turns an encoding/json error into a *pdp.ValidationError.
 func jsonProblem(err error) error {
 	var (

@@ -134,7 +134,7 @@ func TestListPolicies(t *testing.T) {
 		{"mine", "billing-bot", "agent", false, false},
 		{"pii_protection", "billing-bot", "agent", true, true},
 	})
-	expectErrorCode(t, e.get("/v1/control/policies?agent_id=bad%20agent", key), http.StatusBadRequest, pdp.CodeInvalidPolicy, "agent_id")
+	expectErrorCode(t, e.get("/v1/control/policies?agent_id=bad%09agent", key), http.StatusBadRequest, pdp.CodeInvalidPolicy, "agent_id")
 }
 
 // TestPolicyCRUD walks A6 row by row.
@@ -281,7 +281,7 @@ func TestInvalidPolicies(t *testing.T) {
 		{"step type", `{"name":"p","step_types":["dance"],"rules":[{"match":"a","severity":"low"}]}`, []string{"step_types"}},
 		{"domain", `{"name":"p","whitelisted_domains":["not a host"],"rules":[{"match":"a","severity":"low"}]}`, []string{"whitelisted_domains[0]"}},
 		{"description", `{"name":"p","description":"` + strings.Repeat("d", 1025) + `","rules":[{"match":"a","severity":"low"}]}`, []string{"description"}},
-		{"agent id", `{"name":"p","agent_id":"bad agent","rules":[{"match":"a","severity":"low"}]}`, []string{"agent_id"}},
+		{"agent id", `{"name":"p","agent_id":"bad\u0007agent","rules":[{"match":"a","severity":"low"}]}`, []string{"agent_id"}},
 		{"malformed", `{"name":"p",`, []string{"invalid JSON"}},
 		{"not an object", `[1,2]`, []string{"object"}},
 		{"trailing", `{"name":"p","rules":[{"match":"a","severity":"low"}]} {}`, []string{"unexpected data"}},

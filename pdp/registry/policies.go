@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/gatehouse-pdp/gatehouse/adapter"
@@ -27,17 +26,13 @@ type Write struct {
 	Revision uint64
 }
 
-// agentIDPattern is CONTRACT A3's agent_id rule (the same one adapter
-// applies to a policy document's agent_id).
-var agentIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:@-]{1,128}$`)
-
 // CheckAgentID returns a *pdp.ValidationError naming field unless id is ""
 // (no agent) or a valid agent ID.
 func CheckAgentID(field, id string) error {
-	if id == "" || agentIDPattern.MatchString(id) {
+	if id == "" || pdp.ValidAgentID(id) {
 		return nil
 	}
-	return pdp.Invalid(field, "must be 1-128 characters of letters, digits, '_', '.', ':', '@' or '-'")
+	return pdp.Invalid(field, "%s", pdp.AgentIDRule)
 }
 
 // Builtin returns the built-in policy that name reserves (any case, with or

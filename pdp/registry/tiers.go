@@ -22,7 +22,13 @@ const (
 	// FeatureGovernanceDashboard is the dashboard and agent violations
 	// (Starter and up).
 	FeatureGovernanceDashboard Feature = "governance_dashboard"
+	// FeatureAuditExport is GET /v1/audit/export (Starter and up).
+	FeatureAuditExport Feature = "audit_export"
 )
+
+// Features lists every gated feature, in the order GET /v1/usage shows
+// them.
+var Features = []Feature{FeatureDraftPolicies, FeatureAgentScopedPolicies, FeatureGovernanceDashboard, FeatureAuditExport}
 
 // Approval modes (CONTRACT A8), weakest first.
 const (
@@ -39,6 +45,7 @@ var minimumTier = map[Feature]store.Tier{
 	FeatureDraftPolicies:       store.TierStarter,
 	FeatureAgentScopedPolicies: store.TierPro,
 	FeatureGovernanceDashboard: store.TierStarter,
+	FeatureAuditExport:         store.TierStarter,
 }
 
 func rank(t store.Tier) int { return slices.Index(tiers, t) }
