@@ -92,3 +92,11 @@ func (es ValidationErrors) As(target any) bool {
 	}
 	return false
 }
+
+// IsGenericCode reports whether code is one of the generic, upper-case
+// codes (UNAUTHORIZED, VALIDATION_ERROR, …) rather than a namespaced one
+// (novyx_ram.v1.control.*, actions.not_found): their envelopes differ in
+// what "error" holds (docs/api.md §A1).
+func IsGenericCode(code string) bool {
+	return code != "" && !strings.Contains(code, ".")
+}

@@ -36,6 +36,9 @@ func (s *server) newBundleHandler(deps Deps) error {
 		MaxWait: BundleMaxWait,
 		Logger:  s.log,
 		Drain:   deps.BundleDrain,
+		Envelope: func(status int, code, message string) []byte {
+			return append((&apiError{Status: status, Code: code, Message: message}).body(), '\n')
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("api: %w", err)

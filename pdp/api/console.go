@@ -34,7 +34,9 @@ const maxDraftsRunning = 2
 //   - GET /v1/control/agents names every agent with agent-scoped policies,
 //     so the policies page can show both scopes.
 func (s *server) consoleRoutes(r *gin.Engine, v1 *gin.RouterGroup) {
-	console.Register(r)
+	console.Register(r, func(c *gin.Context, message string) {
+		fail(c, newError(http.StatusNotFound, pdp.CodeNotFound, "%s", message))
+	})
 	p := &playground{server: s, drafts: make(chan struct{}, maxDraftsRunning)}
 	control := v1.Group("/control", s.authenticate, policyRoutes)
 	control.POST("/dry-run", p.dryRun)

@@ -23,7 +23,7 @@ func writeJSON(c *gin.Context, status int, v any) {
 	if err != nil {
 		// Only a bug can get here (every response is a plain struct or map).
 		status = http.StatusInternalServerError
-		b = []byte(`{"error":"INTERNAL","code":"INTERNAL","message":"Internal server error","status":500}`)
+		b = (&apiError{Status: status, Code: pdp.CodeInternal, Message: "Internal server error"}).body()
 	}
 	c.Data(status, "application/json", append(b, '\n'))
 }
