@@ -180,7 +180,8 @@ type AgentViolation struct {
 // AgentViolations is a page of an agent's violations, newest first.
 type AgentViolations struct {
 	AgentID    string           `json:"agent_id"`
-	Total      int              `json:"total"`
+	Total      int              `json:"total"`    // every match, across pages
+	Returned   int              `json:"returned"` // this page's size
 	Backend    string           `json:"backend"`
 	Violations []AgentViolation `json:"violations"`
 	Limit      int              `json:"limit"`

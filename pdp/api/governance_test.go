@@ -574,7 +574,6 @@ func TestDashboard(t *testing.T) {
 		},
 		"violations_by_agent": []any{
 			map[string]any{"agent_id": "ci-bot", "count": 4},
-			map[string]any{"agent_id": nil, "count": 1},
 			map[string]any{"agent_id": "leaky-bot", "count": 1},
 		},
 	})
@@ -620,9 +619,14 @@ func TestDashboard(t *testing.T) {
 	}
 
 	// An agent's violations, newest first.
-	v := expect(t, e.get("/v1/control/agents/ci-bot/violations", key), http.StatusOK, map[string]any{"agent_id": "ci-bot", "total": 4, "backend": "sqlite"})
+	v := expect(t, e.get("/v1/control/agents/ci-bot/violations", key), http.StatusOK, map[string]any{"agent_id": "ci-bot", "total": 4, "returned": 4, "backend": "sqlite"})
 	vs := v["violations"].([]any)
-	wantEvents := []string{"action_denied", "action_pending_review", "action_executed", "action_approved"}
+	// An approved action was executed: its event says so, its status says how.
+	wantEvents := []string{"action_denied", "action_pending_review", "action_executed", "action_executed"}
+	if field(vs[3], "status") != "approved" {
+		t.Errorf("approved violation: %v", vs[3])
+	}
+	expect(t, e.get("/v1/control/agents/ci-bot/violations?limit=1", key), http.StatusOK, map[string]any{"total": 4, "returned": 1})
 	for i, x := range vs {
 		if field(x, "event") != wantEvents[i] {
 			t.Errorf("violation %d event %v, want %s", i, field(x, "event"), wantEvents[i])
