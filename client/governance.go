@@ -305,3 +305,39 @@ func (c *Client) ExportAudit(ctx context.Context, o AuditExportOptions, w io.Wri
 	}
 	return n, nil
 }
+
+// Usage is GET /v1/usage: the tenant's tier, what it may do and how much
+// of it it uses.
+type Usage struct {
+	TenantID     string         `json:"tenant_id"`
+	Tier         string         `json:"tier"`
+	Features     map[string]any `json:"features"` // bool per feature; approval_modes a list
+	ApprovalMode string         `json:"approval_mode"`
+	Limits       struct {
+		CustomPolicies *int `json:"custom_policies"` // nil: unlimited
+		RateLimit      *struct {
+			RequestsPerSecond float64 `json:"requests_per_second"`
+			Burst             int     `json:"burst"`
+		} `json:"rate_limit"` // nil: unlimited
+	} `json:"limits"`
+	Usage struct {
+		CustomPolicies   int `json:"custom_policies"`
+		PendingApprovals int `json:"pending_approvals"`
+	} `json:"usage"`
+}
+
+// Allows reports whether the tenant's tier includes feature, e.g.
+// "agent_scoped_policies".
+func (u *Usage) Allows(feature string) bool {
+	b, _ := u.Features[feature].(bool)
+	return b
+}
+
+// GetUsage returns the key's tenant's usage.
+func (c *Client) GetUsage(ctx context.Context) (*Usage, error) {
+	var u Usage
+	if err := c.do(ctx, http.MethodGet, "/v1/usage", nil, nil, &u); err != nil {
+		return nil, err
+	}
+	return &u, nil
+}

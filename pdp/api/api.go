@@ -255,6 +255,8 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	actions.POST("/:connector", s.submitConnectorAction)
 	actions.POST("/:connector/*operation", s.submitConnectorAction)
 
+	v1.GET("/usage", s.authenticate, s.usage)
+
 	s.bundleRoutes(v1)
 	s.dataRoutes(v1)
 	s.governanceRoutes(v1)

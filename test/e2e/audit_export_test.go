@@ -35,8 +35,14 @@ func TestAuditExportFormats(t *testing.T) {
 	govSubmit(t, c, map[string]any{"action": "slack.send", "params": map[string]any{"text": "email"}, "agent_id": "ops bot/eu"}, "allowed")
 	govSubmit(t, c, map[string]any{"action": "bank.wire", "params": map[string]any{"amount": 150000}}, "blocked")
 
+	ok := func(r *Response) {
+		t.Helper()
+		if r.Status != 200 {
+			t.Fatalf("export: %d %s", r.Status, r.Body)
+		}
+	}
 	r := c.Do(t, "GET", "/v1/audit/export", nil) // csv by default
-	wantStatus(t, r, 200)
+	ok(r)
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/csv") {
 		t.Errorf("Content-Type %q", ct)
 	}
@@ -53,7 +59,7 @@ func TestAuditExportFormats(t *testing.T) {
 	}
 
 	r = c.Do(t, "GET", "/v1/audit/export?format=json&event_type=action_executed,action_blocked", nil)
-	wantStatus(t, r, 200)
+	ok(r)
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type %q", ct)
 	}
@@ -63,7 +69,7 @@ func TestAuditExportFormats(t *testing.T) {
 	}
 
 	r = c.Do(t, "GET", "/v1/audit/export?format=jsonl&since=2000-01-01&until=", nil)
-	wantStatus(t, r, 200)
+	ok(r)
 	if ct := r.Header.Get("Content-Type"); ct != "application/x-ndjson" {
 		t.Errorf("Content-Type %q", ct)
 	}
@@ -72,7 +78,7 @@ func TestAuditExportFormats(t *testing.T) {
 	}
 	// An empty window is a valid, empty document.
 	r = c.Do(t, "GET", "/v1/audit/export?format=json&until=2000-01-01", nil)
-	if wantStatus(t, r, 200); string(r.Body) != "[]" {
+	if ok(r); string(r.Body) != "[]" {
 		t.Errorf("empty json export %q", r.Body)
 	}
 	wantError(t, c.Do(t, "GET", "/v1/audit/export?format=xml", nil), 400, "VALIDATION_ERROR")
