@@ -256,7 +256,7 @@ func TestActionValidation(t *testing.T) {
 		"action too long":   fmt.Sprintf(`{"action":%q}`, strings.Repeat("a", 201)),
 		"action not string": `{"action":42}`,
 		"params not object": `{"action":"x","params":[1,2]}`,
-		"bad agent_id":      `{"action":"x","agent_id":"has space"}`,
+		"bad agent_id":      `{"action":"x","agent_id":"has\u0000nul"}`,
 		"bad step_type":     `{"action":"x","step_type":"dance"}`,
 	}
 	for name, body := range cases {

@@ -95,8 +95,8 @@ func TestInvalidPolicies(t *testing.T) {
 		{"unknown field", doc("rulez", []any{}), "rulez"},
 		{"unknown rule field", doc("rules", []any{rule("sevrity", "low")}), "sevrity"},
 		{"enabled not a bool", doc("enabled", "yes"), "enabled"},
-		{"bad agent_id", doc("agent_id", "has space"), "agent_id"},
-		{"agent_id too long", doc("agent_id", strings.Repeat("a", 129)), "agent_id"},
+		{"bad agent_id", doc("agent_id", "has\ttab"), "agent_id"},
+		{"agent_id too long", doc("agent_id", strings.Repeat("a", 201)), "agent_id"},
 		{"reserved name", doc("name", "FinancialSafety"), "name"},
 		{"rules not objects", doc("rules", []any{"x"}), "rules[0]"},
 	}
