@@ -25,7 +25,7 @@ const MaxDocumentBytes = 1 << 20
 // Format is the encoding of a policy document.
 type Format int
 
-// Formats. YAML has the same schema as JSON (CONTRACT A3).
+// Formats. YAML has the same schema as JSON (docs/api.md §A3).
 const (
 	FormatJSON Format = iota
 	FormatYAML

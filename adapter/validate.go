@@ -11,7 +11,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 )
 
-// Bounds of a policy document (CONTRACT A3). Lengths of text count
+// Bounds of a policy document (docs/api.md §A3). Lengths of text count
 // characters (runes), not bytes.
 const (
 	maxNameLen        = 64
@@ -87,7 +87,7 @@ func deref[T any](v *T) T {
 	return *v
 }
 
-// Validate checks the content fields of p (Name … Rules) against CONTRACT A3
+// Validate checks the content fields of p (Name … Rules) against docs/api.md §A3
 // and normalizes them in place: step types upper-case, deduplicated, and
 // ["ACTION"] when nil; whitelisted domains lower-case, deduplicated, and an
 // empty (never nil) list when absent; severity and on_violation lower-case,
@@ -341,7 +341,7 @@ func (v *policyChecker) rule(at string, r pdp.Rule) pdp.Rule {
 // IsReservedName reports whether name is one of the built-in policies'
 // reserved names: FinancialSafety or DataExfiltration in any (ASCII) case,
 // with or without a "Policy" suffix, such as "financialsafetypolicy" or
-// "DATAEXFILTRATION" (CONTRACT A5).
+// "DATAEXFILTRATION" (docs/api.md §A5).
 func IsReservedName(name string) bool {
 	n := strings.TrimSuffix(lowerASCII(name), "policy")
 	for _, b := range pdp.Builtins {

@@ -52,7 +52,7 @@ func LoadDir(dir, tenantID string) (pdp.TenantPolicies, error) {
 }
 
 // LoadFS reads the policies of one tenant from a tree of JSON and YAML
-// policy documents (CONTRACT A3):
+// policy documents (docs/api.md §A3):
 //
 //	pii.yaml                      tenant-wide policies, at the top level
 //	agents/billing-bot/pii.yaml   policies of agent billing-bot

@@ -27,7 +27,7 @@ func traceStore(s store.Store, tp trace.TracerProvider, opts ...store.TraceOptio
 
 const auditUsage = `Usage: gatehouse audit verify --tenant T [flags]
 
-Recomputes tenant T's audit chain (CONTRACT A10) from the store, as GET
+Recomputes tenant T's audit chain (docs/api.md §A10) from the store, as GET
 /v1/audit/verify does, and prints one JSON line on stdout:
   {"tenant_id":"T","valid":true,"entries":N,"first_bad_sequence":null,"timestamp":"..."}
 The store may be in use by a running server.

@@ -18,7 +18,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-// Config is every setting of `gatehouse serve` (CONTRACT B1). Each one is
+// Config is every setting of `gatehouse serve` (docs/api.md §B1). Each one is
 // read from its flag, else its GATEHOUSE_* environment variable, else the
 // YAML config file, else its default: see settings for the three spellings
 // of each. The zero value of a field means its default; Defaults fills them
@@ -426,7 +426,7 @@ func (v *flagValue) Set(raw string) error {
 func (v *flagValue) IsBoolFlag() bool { return v.s.isBool }
 
 // load builds the Config: defaults, overlaid by the config file, by the
-// environment, then by the flags given (CONTRACT B1's precedence), and
+// environment, then by the flags given (docs/api.md §B1's precedence), and
 // validates it. It returns every problem found, not just the first. Only
 // the settings bound to the FlagSet are read from the environment, so an
 // unrelated variable cannot break a subcommand that does not use it.

@@ -289,7 +289,7 @@ func queryInt(c *gin.Context, name string, def, lo, hi int, es *pdp.ValidationEr
 	return n
 }
 
-// explainView is GET /v1/actions/{id}/explain (CONTRACT A7). approval is
+// explainView is GET /v1/actions/{id}/explain (docs/api.md §A7). approval is
 // null for an action that was never held for review (see approvals.go);
 // audit_trail lists the action's entries of the audit chain;
 // memories_at_time is always null.

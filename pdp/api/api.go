@@ -40,7 +40,7 @@ const (
 // Config holds the API's settings. The zero value of a field means its
 // default; Validate reports every problem at once.
 type Config struct {
-	// AdminToken enables the admin API (CONTRACT B2) when set; without it
+	// AdminToken enables the admin API (docs/api.md §B2) when set; without it
 	// every /v1/admin route answers 404. At least 16 characters.
 	AdminToken string
 	// MaxBodyBytes bounds every request body (default 1 MiB, 64 KiB..64

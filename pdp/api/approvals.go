@@ -17,7 +17,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-// The approvals queue (CONTRACT A8): the workflow is pdp/lifecycle's;
+// The approvals queue (docs/api.md §A8): the workflow is pdp/lifecycle's;
 // these handlers decode its requests and render its results.
 
 // statusAll is the approvals filter that selects every approval.

@@ -14,7 +14,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-// The tenant's audit chain (CONTRACT A10): every policy write, evaluation
+// The tenant's audit chain (docs/api.md §A10): every policy write, evaluation
 // and approval decision appended by the store in the transaction of the
 // write itself. GET /v1/audit pages through it in chain order; GET
 // /v1/audit/verify recomputes it.

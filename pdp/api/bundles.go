@@ -20,7 +20,7 @@ import (
 // must be longer, or held polls would be cut off mid-answer.
 const BundleMaxWait = 2 * time.Minute
 
-// newBundleHandler wires GET /v1/bundles/{tenant}.tar.gz (CONTRACT B3) when
+// newBundleHandler wires GET /v1/bundles/{tenant}.tar.gz (docs/api.md §B3) when
 // deps has a bundle cache: bundles of the tenant's policies as the store
 // holds them now, built once per revision and signed when the cache signs.
 func (s *server) newBundleHandler(deps Deps) error {

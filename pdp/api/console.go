@@ -121,7 +121,7 @@ func (p *playground) dryRun(c *gin.Context) {
 	writeJSON(c, http.StatusOK, resp)
 }
 
-// dryRunAction validates the action as POST /v1/actions does (CONTRACT A7).
+// dryRunAction validates the action as POST /v1/actions does (docs/api.md §A7).
 func dryRunAction(b *dryRunBody) (pdp.Action, error) {
 	var es pdp.ValidationErrors
 	a := pdp.Action{AgentID: deref(b.AgentID), StepType: deref(b.StepType)}
@@ -168,7 +168,7 @@ func dryRunAction(b *dryRunBody) (pdp.Action, error) {
 }
 
 // draftPolicy checks a draft as saving it would: the tier's feature first,
-// then the document (CONTRACT A1's order). The enabled-policy limit is not
+// then the document (docs/api.md §A1's order). The enabled-policy limit is not
 // checked: a draft adds nothing.
 func (p *playground) draftPolicy(c *gin.Context, t store.Tenant, b *dryRunBody) (*pdp.Policy, error) {
 	format := adapter.FormatJSON

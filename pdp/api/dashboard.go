@@ -12,7 +12,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-// The governance dashboard (CONTRACT A9), feature governance_dashboard
+// The governance dashboard (docs/api.md §A9), feature governance_dashboard
 // (Starter and up). The store computes it from its rollups (see
 // store.Dashboards for what is counted where); this file checks the tier
 // and the parameters and renders it.

@@ -94,7 +94,7 @@ const (
 )
 
 // policyRoutes marks a route whose 400s are invalid_policy rather than
-// VALIDATION_ERROR (CONTRACT A1, A6).
+// VALIDATION_ERROR (docs/api.md §A1, A6).
 func policyRoutes(c *gin.Context) {
 	c.Set(ctxValidationCode, pdp.CodeInvalidPolicy)
 }

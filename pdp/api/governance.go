@@ -15,7 +15,7 @@ import (
 )
 
 // Governance: the approvals queue (approvals.go), the audit chain
-// (audit.go) and the dashboard (dashboard.go), CONTRACT A8–A10. They need
+// (audit.go) and the dashboard (dashboard.go), docs/api.md §A8–A10. They need
 // a store that keeps an audit chain (store.GovernanceStore); on one that
 // does not, every action is still recorded (without its entry) and these
 // routes answer 501 governance_unavailable rather than pretend.
@@ -39,7 +39,7 @@ func newGovernance(deps Deps) governance {
 	return g
 }
 
-// governanceRoutes registers the routes of CONTRACT A8–A10.
+// governanceRoutes registers the routes of docs/api.md §A8–A10.
 func (s *server) governanceRoutes(v1 *gin.RouterGroup) {
 	approvals := v1.Group("/approvals", s.authenticate, s.needGovernance)
 	approvals.GET("", s.listApprovals)

@@ -208,7 +208,7 @@ func expect(t *testing.T, r response, code int, want map[string]any) map[string]
 	return got
 }
 
-// envelope is the error body of CONTRACT A1 plus extra fields; expectError
+// envelope is the error body of docs/api.md §A1 plus extra fields; expectError
 // checks that the body has exactly these fields.
 func expectError(t *testing.T, r response, status int, code, message string, extra map[string]any) {
 	t.Helper()

@@ -15,7 +15,7 @@ import (
 	library "github.com/gatehouse-pdp/gatehouse/rego"
 )
 
-// connectors are the connectors the Control API advertises (CONTRACT A6).
+// connectors are the connectors the Control API advertises (docs/api.md §A6).
 var connectors = []string{"github", "slack", "linear", "pagerduty", "http"}
 
 // builtinModules are the library files holding each built-in's Rego.
@@ -92,7 +92,7 @@ func (s *server) listPolicies(c *gin.Context) {
 		return
 	}
 	// An enabled agent-scoped policy shadows the tenant-wide one of its
-	// name for that agent (CONTRACT A4); a disabled one shadows nothing.
+	// name for that agent (docs/api.md §A4); a disabled one shadows nothing.
 	shadowed := map[string]bool{}
 	for _, p := range ps {
 		if p.AgentID != "" && p.Enabled {

@@ -36,7 +36,7 @@ func CheckAgentID(field, id string) error {
 }
 
 // Builtin returns the built-in policy that name reserves (any case, with or
-// without a "Policy" suffix; CONTRACT A5).
+// without a "Policy" suffix; docs/api.md §A5).
 func Builtin(name string) (pdp.Builtin, bool) {
 	if !adapter.IsReservedName(name) {
 		return pdp.Builtin{}, false
@@ -51,7 +51,7 @@ func Builtin(name string) (pdp.Builtin, bool) {
 }
 
 // Put creates or updates the policy doc describes at its scope (POST,
-// CONTRACT A6): version 1 when created, +1 on every update; a disabled
+// docs/api.md §A6): version 1 when created, +1 on every update; a disabled
 // policy is re-enabled unless doc says enabled: false. Checks run in the
 // contract's order: the tier's feature (agent-scoped or custom policies),
 // then the document (pdp.ValidationErrors naming every bad field, reserved
@@ -143,7 +143,7 @@ func (r *Registry) checkRegexBudget(ctx context.Context, tenantID string, p *pdp
 	return adapter.CheckTenantWrite("rules", p, cost, stored)
 }
 
-// Disable soft-deletes a policy (DELETE, CONTRACT A6): enabled=false at
+// Disable soft-deletes a policy (DELETE, docs/api.md §A6): enabled=false at
 // version+1. Disabling a policy that is already disabled changes nothing —
 // no new version, no new revision — and returns it as it is, so a repeated
 // DELETE is an idempotent 200. A built-in name is ErrCannotDeleteBuiltin;

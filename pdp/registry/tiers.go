@@ -10,7 +10,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-// Feature is a capability a tier may or may not include (CONTRACT A2).
+// Feature is a capability a tier may or may not include (docs/api.md §A2).
 type Feature string
 
 // Features gated by tier.
@@ -30,7 +30,7 @@ const (
 // them.
 var Features = []Feature{FeatureDraftPolicies, FeatureAgentScopedPolicies, FeatureGovernanceDashboard, FeatureAuditExport}
 
-// Approval modes (CONTRACT A8), weakest first.
+// Approval modes (docs/api.md §A8), weakest first.
 const (
 	ApprovalSolo       = approval.Solo
 	ApprovalTeam       = approval.Team
@@ -108,13 +108,13 @@ func ApprovalModes(tier store.Tier) []string {
 }
 
 // DefaultApprovalMode is the strongest mode tier allows, which a new tenant
-// starts in (CONTRACT A8).
+// starts in (docs/api.md §A8).
 func DefaultApprovalMode(tier store.Tier) string {
 	m := ApprovalModes(tier)
 	return m[len(m)-1]
 }
 
-// TierError is a 403 of CONTRACT A1: a feature the tenant's tier lacks
+// TierError is a 403 of docs/api.md §A1: a feature the tenant's tier lacks
 // (Code pdp.CodeFeatureRequired, with Feature, RequiredTier, CurrentTier),
 // or the custom policy limit reached (Code pdp.CodeLimitExceeded, with
 // Limit and Current).

@@ -18,7 +18,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 )
 
-// AuditLog keeps each tenant's tamper-evident audit chain (CONTRACT A10):
+// AuditLog keeps each tenant's tamper-evident audit chain (docs/api.md §A10):
 // entries numbered 1, 2, 3 … without gaps per tenant, each hashed over the
 // previous entry's hash and its own canonical form (see
 // CanonicalAuditEntry), so editing, removing or reordering a stored entry
@@ -76,7 +76,7 @@ type AuditedWrites interface {
 }
 
 // The audit event catalogue. Evaluation entries use the dashboard's event
-// names (CONTRACT A9).
+// names (docs/api.md §A9).
 const (
 	EventPolicyCreated  = "policy_created"
 	EventPolicyUpdated  = "policy_updated"

@@ -284,7 +284,7 @@ func VoteFacts(v ApprovalVote) map[string]any {
 // Tally counts the approving votes that count (counts nil: all of them)
 // and says which final status the newest vote v reaches, "" for none: a
 // counted deny decides at once, approvals decide at minApprovals
-// (CONTRACT A8).
+// (docs/api.md §A8).
 func Tally(votes []ApprovalVote, v ApprovalVote, minApprovals int, counts func(ApprovalVote) bool) (approvals int, final pdp.Status) {
 	if counts == nil {
 		counts = func(ApprovalVote) bool { return true }

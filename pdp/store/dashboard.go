@@ -9,7 +9,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 )
 
-// Dashboards answers the governance dashboard (CONTRACT A9) from the stored
+// Dashboards answers the governance dashboard (docs/api.md §A9) from the stored
 // actions.
 //
 // Definitions, the same for every driver (DashboardBuilder implements the

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// TestActionEndpoints walks every row of CONTRACT A7.
+// TestActionEndpoints walks every row of docs/api.md §A7.
 func TestActionEndpoints(t *testing.T) {
 	t.Parallel()
 	_, c := startDev(t, Options{})
@@ -90,7 +90,7 @@ func TestActionEndpoints(t *testing.T) {
 func TestConnectorRoute(t *testing.T) {
 	t.Parallel()
 	_, c := startDev(t, Options{})
-	// A warn policy that matches only the exact action text CONTRACT A3
+	// A warn policy that matches only the exact action text docs/api.md §A3
 	// defines: sorted keys, no HTML escaping, non-ASCII as is, and params
 	// without agent_id and step_type.
 	exact := `^\{"action":"slack\.chat\.post_message","params":\{"channel":"#general","text":"<hi> ünï & co"\}\}\Z`
@@ -279,7 +279,7 @@ func TestActionValidation(t *testing.T) {
 }
 
 // TestFailClosed: an evaluation that cannot finish is refused with 503,
-// never allowed (CONTRACT A7), and still recorded.
+// never allowed (docs/api.md §A7), and still recorded.
 func TestFailClosed(t *testing.T) {
 	t.Parallel()
 	_, c := startDev(t, Options{Args: []string{"--engine-eval-timeout", "1ns"}})
@@ -324,7 +324,7 @@ func TestShadowMode(t *testing.T) {
 }
 
 // TestWhitelistedDomains: a policy is skipped when every hostname of the
-// action is (under) a whitelisted domain (CONTRACT A3); built-ins never
+// action is (under) a whitelisted domain (docs/api.md §A3); built-ins never
 // are.
 func TestWhitelistedDomains(t *testing.T) {
 	t.Parallel()

@@ -13,7 +13,7 @@ import (
 	_ "modernc.org/sqlite"
 )
 
-// CONTRACT A8–A10 through the binary: approvals in every mode, the audit
+// docs/api.md §A8–A10 through the binary: approvals in every mode, the audit
 // chain and its verification (API and CLI), the dashboard.
 //
 // Waiting times: solo mode's 5 s is waited for for real here (it is

@@ -246,7 +246,7 @@ func skipUnbuilt(t *testing.T, r *Response) {
 	}
 }
 
-// wantRisk checks policy_result.risk_score against CONTRACT A7: 0 when
+// wantRisk checks policy_result.risk_score against docs/api.md §A7: 0 when
 // nothing fired, else the largest weight(severity) × confidence over the
 // hits, with two decimals.
 func wantRisk(t testing.TB, pr any) {
