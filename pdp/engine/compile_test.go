@@ -171,6 +171,11 @@ var expensiveAction = pdp.Action{TenantID: "hog", Name: "http.post", Params: map
 // under test).
 func TestFairSlotsBurst(t *testing.T) {
 	e := newEngine(t, Config{MaxConcurrent: 4, MaxConcurrentPerTenant: 2, Timeout: time.Minute})
+	// Past its share the burst is refused at once, as under sustained
+	// overload, instead of waiting (the waiting is TestSlotsWait's): with a
+	// one-minute timeout its waits would rarely run out, and the test
+	// would not know the burst went past its share.
+	e.slots.maxWaiters = 0
 	if err := e.SetTenant(expensiveTenant(t, "hog")); err != nil {
 		t.Fatal(err)
 	}
