@@ -130,7 +130,7 @@ func (db *DB) DisablePolicy(ctx context.Context, key store.PolicyKey) (store.Pol
 	}
 	var out store.PolicyWrite
 	err := db.write(ctx, func(tx pgx.Tx) (err error) {
-		out, err = store.DisablePolicyIn(policyTx{ctx: ctx, tx: tx}, key, db.nowUTC())
+		out, err = store.DisablePolicyIn(policyTx{ctx: ctx, tx: tx}, key, "", db.nowUTC())
 		return err
 	})
 	if err != nil {

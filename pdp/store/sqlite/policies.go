@@ -126,7 +126,7 @@ func (db *DB) PutPolicy(ctx context.Context, req store.PutPolicyRequest) (store.
 func (db *DB) DisablePolicy(ctx context.Context, key store.PolicyKey) (store.PolicyWrite, error) {
 	var out store.PolicyWrite
 	err := db.write(ctx, func(tx *sql.Tx) (err error) {
-		out, err = store.DisablePolicyIn(policyTx{ctx: ctx, tx: tx}, key, db.nowUTC())
+		out, err = store.DisablePolicyIn(policyTx{ctx: ctx, tx: tx}, key, "", db.nowUTC())
 		return err
 	})
 	if err != nil {

@@ -1,0 +1,19 @@
+package store
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+)
+
+func (t *traced) PolicyVersions(ctx context.Context, key PolicyKey) (_ []PolicyVersion, err error) {
+	ctx, span := t.start(ctx, "PolicyVersions", keyAttrs(key)...)
+	defer func() { end(span, err) }()
+	return t.s.PolicyVersions(ctx, key)
+}
+
+func (t *traced) PolicyVersion(ctx context.Context, key PolicyKey, version int) (_ PolicyVersion, err error) {
+	ctx, span := t.start(ctx, "PolicyVersion", append(keyAttrs(key), attribute.Int("version", version))...)
+	defer func() { end(span, err) }()
+	return t.s.PolicyVersion(ctx, key, version)
+}
