@@ -149,7 +149,13 @@ func (s *server) getPolicy(c *gin.Context) {
 		fail(c, policyError(err, name, agentID))
 		return
 	}
-	writeJSON(c, http.StatusOK, policyView{
+	writeJSON(c, http.StatusOK, customView(p))
+}
+
+// customView is GET /v1/control/policies/{name}'s view of a custom policy
+// (also of one of its versions).
+func customView(p pdp.Policy) policyView {
+	return policyView{
 		Name:        p.Name,
 		Description: p.Description,
 		Source:      sourceCustom,
@@ -161,7 +167,7 @@ func (s *server) getPolicy(c *gin.Context) {
 			Rules: p.Rules, StepTypes: p.StepTypes, WhitelistedDomains: p.WhitelistedDomains},
 		CreatedAt: timestamp(p.CreatedAt),
 		UpdatedAt: timestamp(p.UpdatedAt),
-	})
+	}
 }
 
 // policyRego serves the Rego a policy is enforced with: the generated
@@ -205,7 +211,7 @@ func (s *server) replacePolicy(c *gin.Context) {
 // tenant's current tier and whether the body sets agent_id, before the
 // document is validated — then the document, then the limit (registry).
 func (s *server) writePolicy(c *gin.Context, pathName string) {
-	ctx := c.Request.Context()
+	ctx := registry.WithActor(c.Request.Context(), s.keyID(c))
 	body, err := readBody(c)
 	if err != nil {
 		fail(c, err)
@@ -245,7 +251,8 @@ func (s *server) writePolicy(c *gin.Context, pathName string) {
 
 func (s *server) deletePolicy(c *gin.Context) {
 	name, agentID := c.Param("name"), c.Query("agent_id")
-	w, err := s.reg.Disable(c.Request.Context(), tenant(c).ID, agentID, name)
+	ctx := registry.WithActor(c.Request.Context(), s.keyID(c))
+	w, err := s.reg.Disable(ctx, tenant(c).ID, agentID, name)
 	if err != nil {
 		fail(c, policyError(err, name, agentID))
 		return
