@@ -26,6 +26,7 @@ type Store interface {
 	Policies
 	PolicyVersions
 	Actions
+	ActionWindows
 }
 
 // Driver is the base every backend implements.

@@ -17,3 +17,9 @@ func (t *traced) PolicyVersion(ctx context.Context, key PolicyKey, version int) 
 	defer func() { end(span, err) }()
 	return t.s.PolicyVersion(ctx, key, version)
 }
+
+func (t *traced) ActionsInWindow(ctx context.Context, tenantID string, w ActionWindow) (_ []ActionRecord, err error) {
+	ctx, span := t.start(ctx, "ActionsInWindow", tenantAttr(tenantID), attribute.Int("limit", w.Limit))
+	defer func() { end(span, err) }()
+	return t.s.ActionsInWindow(ctx, tenantID, w)
+}

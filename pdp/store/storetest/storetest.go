@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"APIKeys", keyTests},
 		{"Policies", policyTests},
 		{"PolicyVersions", versionTests},
+		{"ActionWindows", windowTests},
 		{"Actions", actionTests},
 		{"Isolation", isolationTests},
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
@@ -169,5 +170,50 @@ var auditedVersionTests = []govTest{
 			t.Errorf("actors from the audit metadata: %q %q %q", vs[3].Actor, vs[1].Actor, vs[0].Actor)
 		}
 		wantChain(t, s, "acme", 4)
+	}},
+}
+
+var windowTests = []test{
+	{"PagesNewestFirst", func(t *testing.T, s store.Store) {
+		ctx := t.Context()
+		newTenant(t, s, "acme")
+		newTenant(t, s, "globex")
+		// 30 actions, two per instant (ties are broken by insertion order).
+		for i := range 30 {
+			a := action("acme", fmt.Sprintf("act_w%02d", i), base.Add(time.Duration(i/2)*time.Second), pdp.StatusAllowed)
+			if _, err := s.InsertAction(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.InsertAction(ctx, action("globex", "act_other", base.Add(5*time.Second), pdp.StatusAllowed)); err != nil {
+			t.Fatal(err)
+		}
+		w := store.ActionWindow{Since: base.Add(3 * time.Second), Until: base.Add(12 * time.Second), Limit: 4}
+		var got []string
+		for {
+			page, err := s.ActionsInWindow(ctx, "acme", w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			if len(page) > 4 {
+				t.Fatalf("page of %d", len(page))
+			}
+			for _, a := range page {
+				got = append(got, a.ID)
+			}
+			w.After = &page[len(page)-1]
+		}
+		var want []string
+		for i := 23; i >= 6; i-- { // instants 3 … 11 inclusive
+			want = append(want, fmt.Sprintf("act_w%02d", i))
+		}
+		same(t, "window", got, want)
+		other, err := s.ActionsInWindow(ctx, "globex", store.ActionWindow{Since: base, Until: base.Add(time.Hour), Limit: 100})
+		if err != nil || len(other) != 1 || other[0].ID != "act_other" {
+			t.Errorf("other tenant: %v, %v", other, err)
+		}
 	}},
 }

@@ -1,0 +1,36 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp/store"
+)
+
+// ActionsInWindow returns one page of the tenant's actions in w, newest
+// first. The page after an action starts below its (created_at, seq).
+func (db *DB) ActionsInWindow(ctx context.Context, tenantID string, w store.ActionWindow) ([]store.ActionRecord, error) {
+	if !store.Storable(tenantID) {
+		return []store.ActionRecord{}, nil
+	}
+	q := `SELECT ` + actionCols + ` FROM actions WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3`
+	args := []any{tenantID, w.Since, w.Until}
+	if w.After != nil {
+		if !store.Storable(w.After.ID) {
+			return []store.ActionRecord{}, nil
+		}
+		q += ` AND (created_at, seq) < ($4, (SELECT seq FROM actions WHERE id = $5))`
+		args = append(args, w.After.CreatedAt, w.After.ID)
+	}
+	args = append(args, int64(max(w.Limit, 1)))
+	rows, err := db.pool.Query(ctx, q+actionOrder+fmt.Sprintf(` LIMIT $%d`, len(args)), args...)
+	if err != nil {
+		return nil, fmt.Errorf("actions of %q in a window: %w", tenantID, err)
+	}
+	defer rows.Close()
+	as, err := store.Collect(rows, scanAction)
+	if err != nil {
+		return nil, fmt.Errorf("actions of %q in a window: %w", tenantID, err)
+	}
+	return as, nil
+}

@@ -1,0 +1,29 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp/store"
+)
+
+// ActionsInWindow returns one page of the tenant's actions in w, newest
+// first. The page after an action starts below its (created_at, seq).
+func (db *DB) ActionsInWindow(ctx context.Context, tenantID string, w store.ActionWindow) ([]store.ActionRecord, error) {
+	q := `SELECT ` + actionCols + ` FROM actions WHERE tenant_id = ? AND created_at >= ? AND created_at < ?`
+	args := []any{tenantID, toMicros(w.Since), toMicros(w.Until)}
+	if w.After != nil {
+		q += ` AND (created_at, seq) < (?, (SELECT seq FROM actions WHERE id = ?))`
+		args = append(args, toMicros(w.After.CreatedAt), w.After.ID)
+	}
+	rows, err := db.r.QueryContext(ctx, q+actionOrder+` LIMIT ?`, append(args, max(w.Limit, 1))...)
+	if err != nil {
+		return nil, fmt.Errorf("actions of %q in a window: %w", tenantID, err)
+	}
+	defer rows.Close()
+	as, err := store.Collect(rows, scanAction)
+	if err != nil {
+		return nil, fmt.Errorf("actions of %q in a window: %w", tenantID, err)
+	}
+	return as, nil
+}
