@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
+	"github.com/gatehouse-pdp/gatehouse/pdp/impact"
 	"github.com/gatehouse-pdp/gatehouse/pdp/policydiff"
 	"github.com/gatehouse-pdp/gatehouse/pdp/registry"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
@@ -21,6 +22,7 @@ func (s *server) historyRoutes(v1 *gin.RouterGroup) {
 	control.GET("/policies/:name/versions/:version", s.policyVersion)
 	control.GET("/policies/:name/diff", s.policyDiff)
 	control.POST("/policies/:name/rollback", s.rollbackPolicy)
+	s.impactRoute(control, impact.New(s.st, s.eng, impact.WithClock(s.gov.now)))
 }
 
 // versionItem is one entry of GET /v1/control/policies/{name}/versions.

@@ -50,9 +50,10 @@ var DefaultRate = ratelimit.Limit{RequestsPerSecond: 1.0 / 20, Burst: 3}
 
 // Errors of Run; classify them with errors.Is / errors.As.
 var (
-	// ErrBusy: the tenant already has an analysis running, or the server
-	// runs as many as it may.
-	ErrBusy = errors.New("an impact analysis is already running")
+	// ErrTenantBusy: the tenant already has an analysis running.
+	ErrTenantBusy = errors.New("an impact analysis of this tenant is already running")
+	// ErrServerBusy: the server runs as many analyses as it may.
+	ErrServerBusy = errors.New("this server runs as many impact analyses as it may")
 	// ErrPolicyNotFound: the change names a policy (to disable or roll
 	// back) that does not exist at that scope, or a version it lacks.
 	ErrPolicyNotFound = fmt.Errorf("policy %w", pdp.ErrNotFound)
@@ -253,12 +254,12 @@ func (s *Service) admit(tenantID string) (release func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.running[tenantID] {
-		return nil, fmt.Errorf("%w for this tenant", ErrBusy)
+		return nil, ErrTenantBusy
 	}
 	select {
 	case s.server <- struct{}{}:
 	default:
-		return nil, fmt.Errorf("%w: this server runs %d at most", ErrBusy, maxServerRuns)
+		return nil, fmt.Errorf("%w (%d)", ErrServerBusy, maxServerRuns)
 	}
 	s.running[tenantID] = true
 	return func() {
