@@ -196,7 +196,7 @@ func impactView(r *impact.Result) gin.H {
 		"recorded": false, "evaluated": r.Evaluated, "changed": r.Changed, "failed": r.Failed,
 		"transitions": r.Transitions, "by_agent": agents, "by_policy": r.ByPolicy, "examples": examples,
 		"partial": r.Partial, "truncated": r.Truncated,
-		"window": gin.H{"since": timestamp(r.Window.Since), "until": timestamp(r.Window.Until), "limit": r.Window.Limit, "time_budget_ms": r.Window.BudgetMS},
+		"window":     gin.H{"since": timestamp(r.Window.Since), "until": timestamp(r.Window.Until), "limit": r.Window.Limit, "time_budget_ms": r.Window.BudgetMS},
 		"compile_ms": r.CompileMS, "first_result_ms": r.FirstResultMS, "duration_ms": r.DurationMS,
 	}
 }
