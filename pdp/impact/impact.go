@@ -355,12 +355,19 @@ func (s *Service) Run(ctx context.Context, req Request) (*Result, error) {
 			break
 		}
 		w.After = &page[len(page)-1]
-		for i := 0; i < len(page); i += chunkSize {
+		for i := 0; i < len(page); {
 			if !s.now().Before(deadline) {
 				res.Partial = true
 				break
 			}
-			chunk := page[i:min(i+chunkSize, len(page))]
+			// A first chunk as small as the workers, so the first result
+			// comes soon after the compiles.
+			size := chunkSize
+			if res.Evaluated+res.Failed == 0 {
+				size = s.workers
+			}
+			chunk := page[i:min(i+size, len(page))]
+			i += len(chunk)
 			outs, err := s.decide(ctx, req.TenantID, before, after, chunk)
 			if err != nil {
 				return nil, err
