@@ -403,6 +403,7 @@ func TenantData(tp *pdp.TenantPolicies, agent string, allAgents bool) map[string
 			"step_types":          steps,
 			"whitelisted_domains": toAny(p.WhitelistedDomains),
 			"guard":               PolicyGuard(p),
+			"mode":                p.ModeName(),
 		}
 		switch {
 		case p.AgentID == "":

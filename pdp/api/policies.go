@@ -41,6 +41,7 @@ type policyItem struct {
 	CreatedAt   string  `json:"created_at,omitempty"`
 	UpdatedAt   string  `json:"updated_at,omitempty"`
 	Effective   *bool   `json:"effective,omitempty"`
+	Mode        string  `json:"mode,omitempty"`
 }
 
 type policyConfig struct {
@@ -60,6 +61,7 @@ type policyView struct {
 	Scope       string       `json:"scope"`
 	Enabled     bool         `json:"enabled"`
 	Version     int          `json:"version"`
+	Mode        string       `json:"mode,omitempty"`
 	Config      policyConfig `json:"config"`
 	CreatedAt   any          `json:"created_at"`
 	UpdatedAt   any          `json:"updated_at"`
@@ -91,10 +93,11 @@ func (s *server) listPolicies(c *gin.Context) {
 		return
 	}
 	// An enabled agent-scoped policy shadows the tenant-wide one of its
-	// name for that agent (CONTRACT A4); a disabled one shadows nothing.
+	// name for that agent (CONTRACT A4) when it enforces; a disabled one,
+	// or one in shadow mode, overrides nothing.
 	shadowed := map[string]bool{}
 	for _, p := range ps {
-		if p.AgentID != "" && p.Enabled {
+		if p.AgentID != "" && p.Enabled && !p.Shadow() {
 			shadowed[p.Name] = true
 		}
 	}
@@ -113,6 +116,7 @@ func (s *server) listPolicies(c *gin.Context) {
 			Version:     p.Version,
 			CreatedAt:   timestamp(p.CreatedAt),
 			UpdatedAt:   timestamp(p.UpdatedAt),
+			Mode:        p.ModeName(),
 		}
 		if agentID != "" {
 			eff := p.Enabled && (p.AgentID != "" || !shadowed[p.Name])
@@ -163,6 +167,7 @@ func customView(p pdp.Policy) policyView {
 		Scope:       string(p.Scope()),
 		Enabled:     p.Enabled,
 		Version:     p.Version,
+		Mode:        p.ModeName(),
 		Config: policyConfig{Name: p.Name, Description: p.Description,
 			Rules: p.Rules, StepTypes: p.StepTypes, WhitelistedDomains: p.WhitelistedDomains},
 		CreatedAt: timestamp(p.CreatedAt),

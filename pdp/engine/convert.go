@@ -109,6 +109,11 @@ func decode(v any) (*pdp.Decision, error) {
 	if d.Warnings, err = violations(m["warnings"], err); err != nil {
 		return nil, err
 	}
+	if sh, ok := m["shadow"]; ok {
+		if d.Shadow, err = shadowHits(sh); err != nil {
+			return nil, err
+		}
+	}
 	if d.Status != pdp.StatusAllowed && d.Status != pdp.StatusBlocked && d.Status != pdp.StatusPendingReview {
 		return nil, fmt.Errorf("result.status %q is not a decision status", d.Status)
 	}
@@ -148,6 +153,30 @@ func violations(v any, err error) ([]pdp.Violation, error) {
 			Match:       s("match"),
 			Confidence:  conf,
 		}
+	}
+	return out, nil
+}
+
+// shadowHits decodes the result's shadow list.
+func shadowHits(v any) ([]pdp.ShadowHit, error) {
+	items, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("shadow is %T, not an array", v)
+	}
+	out := make([]pdp.ShadowHit, len(items))
+	for i, it := range items {
+		m, ok := it.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("shadow hit %d is %T", i, it)
+		}
+		rule, err := number(m["rule"])
+		if err != nil {
+			return nil, err
+		}
+		s := func(k string) string { x, _ := m[k].(string); return x }
+		out[i] = pdp.ShadowHit{Policy: s("policy"), Scope: pdp.Scope(s("scope")), Rule: int(rule),
+			Severity: pdp.Severity(s("severity")), OnViolation: pdp.Outcome(s("on_violation")),
+			Reason: s("reason"), Match: s("match"), WouldStatus: pdp.Status(s("would_status"))}
 	}
 	return out, nil
 }

@@ -16,7 +16,7 @@ type Diff struct {
 	// Identical is true when nothing that decides or describes the policy
 	// changed (versions and timestamps aside).
 	Identical bool `json:"identical"`
-	// Metadata lists changed scalar fields: description, enabled.
+	// Metadata lists changed scalar fields: description, enabled, mode.
 	Metadata []FieldChange `json:"metadata"`
 	// Lists are the list fields that changed: step_types,
 	// whitelisted_domains.
@@ -82,6 +82,9 @@ func Compare(a, b pdp.Policy) Diff {
 	}
 	if a.Enabled != b.Enabled {
 		d.Metadata = append(d.Metadata, FieldChange{"enabled", a.Enabled, b.Enabled})
+	}
+	if a.ModeName() != b.ModeName() {
+		d.Metadata = append(d.Metadata, FieldChange{"mode", a.ModeName(), b.ModeName()})
 	}
 	for _, l := range []struct {
 		field string

@@ -72,7 +72,7 @@ func (r *Registry) Version(ctx context.Context, tenantID, agentID, name string, 
 }
 
 // Rollback writes a new version of a policy whose content — description,
-// step types, whitelist, rules and enabled flag — equals version's. It is
+// step types, whitelist, rules, mode and enabled flag — equals version's. It is
 // a write like any other: the tier's feature, validation (the version is
 // validated again, as today's rules stand), the regex budget and the
 // enabled-policy limit apply, and it is audited (policy_rolled_back).
@@ -103,6 +103,8 @@ func DocumentOf(p pdp.Policy) *adapter.Document {
 	if p.AgentID == "" {
 		d.AgentID = nil
 	}
+	mode := p.ModeName()
+	d.Mode = &mode
 	for i, r := range p.Rules {
 		sev, out := string(r.Severity), string(r.OnViolation)
 		rd := adapter.RuleDocument{Match: &r.Match, Severity: &sev, OnViolation: &out, Confidence: &r.Confidence}

@@ -48,9 +48,10 @@ type PolicyVersions interface {
 	PolicyVersion(ctx context.Context, key PolicyKey, version int) (PolicyVersion, error)
 }
 
-// ContentDigest is "sha256:" + hex(sha256) of the JSON of p's content and
-// enabled flag (name, description, agent_id, step_types,
-// whitelisted_domains, rules, enabled; not its version or timestamps): two
+// ContentDigest is "sha256:" + hex(sha256) of the JSON of p's content,
+// enabled flag and mode (name, description, agent_id, step_types,
+// whitelisted_domains, rules, enabled, mode when shadow; not its version
+// or timestamps): two
 // versions with the same digest decide alike. Each policy write's audit
 // entry carries the digest of the version it wrote, so the chain vouches
 // for the history.
@@ -64,10 +65,23 @@ func ContentDigest(p pdp.Policy) string {
 		Domains     []string   `json:"whitelisted_domains"`
 		Rules       []pdp.Rule `json:"rules"`
 		Enabled     bool       `json:"enabled"`
-	}{p.Name, p.Description, p.AgentID, p.StepTypes, p.WhitelistedDomains, p.Rules, p.Enabled}
+		Mode        string     `json:"mode,omitempty"`
+	}{p.Name, p.Description, p.AgentID, p.StepTypes, p.WhitelistedDomains, p.Rules, p.Enabled, ""}
+	if p.Shadow() { // enforcing policies keep the digest they had before modes
+		c.Mode = string(pdp.PolicyShadow)
+	}
 	b, _ := json.Marshal(c) // strings, bools and numbers only: cannot fail
 	sum := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// DecodeMode reads a stored policy mode: "shadow", or anything else
+// (stored "enforce") as the default, "".
+func DecodeMode(s string) pdp.PolicyMode {
+	if s == string(pdp.PolicyShadow) {
+		return pdp.PolicyShadow
+	}
+	return ""
 }
 
 // metadataString returns the string under key of a JSON object, or "".

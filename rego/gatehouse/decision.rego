@@ -10,7 +10,8 @@
 #     data.gatehouse.tenants[t] = {"mode": "enforcement"|"shadow",
 #       "tenant": {name: {"step_types": {"ACTION": true, ...},
 #                         "whitelisted_domains": [...],
-#                         "guard": {literal: "", ...}}},
+#                         "guard": {literal: "", ...},
+#                         "mode": "enforce"|"shadow"}},
 #       "agents": {agent_id: {name: {...same...}}}}
 #   Generated modules:
 #     data.gatehouse.policies[t].tenant[name].violations
@@ -48,14 +49,29 @@ _agent_policies := {name: p |
 	p.step_types[step]
 }
 
-# Enabled tenant-wide policies not shadowed by an enabled agent-scoped
-# policy of the same name (disabled policies are not in the data, so they
-# shadow nothing), that apply to this step type.
+# A policy in shadow mode is evaluated like any other, but its hits go to
+# the result's "shadow" list and never change the status, the trigger or
+# the risk score. Data without a mode (an older bundle) enforces.
+_is_shadow(p) if p.mode == "shadow"
+
+# The names an agent-scoped copy overrides for its agent: those of its
+# enabled copies that enforce. A shadow agent-scoped copy overrides
+# nothing: the tenant-wide copy keeps deciding (or shadowing, if it is a
+# shadow copy itself) beside it, so trying a stricter copy in shadow never
+# removes the protection the tenant-wide copy gives meanwhile.
+_agent_overrides := {name |
+	some name, p in _agent_scope
+	not _is_shadow(p)
+}
+
+# Enabled tenant-wide policies not overridden by an enabled, enforcing
+# agent-scoped policy of the same name (disabled policies are not in the
+# data, so they override nothing), that apply to this step type.
 _tenant_policies := {name: p |
 	step := _step
-	scope := _agent_scope
+	overrides := _agent_overrides
 	some name, p in _tenant.tenant
-	not scope[name]
+	not overrides[name]
 	p.step_types[step]
 }
 
@@ -66,6 +82,7 @@ _builtin_names := ["FinancialSafetyPolicy", "DataExfiltrationPolicy"]
 _hits contains object.union(v, {"policy": name, "scope": "agent"}) if {
 	folded := text.folded
 	some name, p in _agent_policies
+	not _is_shadow(p)
 	strings.replace_n(p.guard, folded) != folded
 	some v in data.gatehouse.policies[input.tenant_id].agents[input.agent_id][name].violations
 	not _whitelisted(p)
@@ -74,6 +91,25 @@ _hits contains object.union(v, {"policy": name, "scope": "agent"}) if {
 _hits contains object.union(v, {"policy": name, "scope": "tenant"}) if {
 	folded := text.folded
 	some name, p in _tenant_policies
+	not _is_shadow(p)
+	strings.replace_n(p.guard, folded) != folded
+	some v in data.gatehouse.policies[input.tenant_id].tenant[name].violations
+	not _whitelisted(p)
+}
+
+_shadow_hits contains object.union(v, {"policy": name, "scope": "agent"}) if {
+	folded := text.folded
+	some name, p in _agent_policies
+	_is_shadow(p)
+	strings.replace_n(p.guard, folded) != folded
+	some v in data.gatehouse.policies[input.tenant_id].agents[input.agent_id][name].violations
+	not _whitelisted(p)
+}
+
+_shadow_hits contains object.union(v, {"policy": name, "scope": "tenant"}) if {
+	folded := text.folded
+	some name, p in _tenant_policies
+	_is_shadow(p)
 	strings.replace_n(p.guard, folded) != folded
 	some v in data.gatehouse.policies[input.tenant_id].tenant[name].violations
 	not _whitelisted(p)
@@ -140,6 +176,31 @@ _violations := [x[5] | some x in sort([[
 	some h in _hits
 ])]
 
+# Shadow hits ranked like violations, each with the status it alone
+# would give.
+_shadow := [{
+	"policy": h.policy,
+	"scope": h.scope,
+	"rule": h.rule,
+	"severity": h.severity,
+	"on_violation": h.on_violation,
+	"reason": h.reason,
+	"match": h.match,
+	"would_status": _status_of_outcome[h.on_violation],
+} |
+	some x in sort([[
+		0 - _outcome_rank[h.on_violation],
+		0 - _severity_rank[h.severity],
+		_scope_rank[h.scope],
+		h.policy,
+		h.rule,
+		h,
+	] |
+		some h in _shadow_hits
+	])
+	h := x[5]
+]
+
 _policies_evaluated := array.concat(
 	array.concat(sort(object.keys(_agent_policies)), sort(object.keys(_tenant_policies))),
 	_builtin_names,
@@ -175,13 +236,18 @@ _result := {
 	trigger := _violations[0]
 }
 
+# The result with the shadow hits, when a shadow policy fired.
+_full := object.union(_result, {"shadow": _shadow}) if {
+	count(_shadow_hits) > 0
+} else := _result
+
 # METADATA
 # description: The policy_result of CONTRACT A7, less action_id and timing.
 # entrypoint: true
-result := _result if {
+result := _full if {
 	is_string(input.action)
 	object.get(_tenant, "mode", "enforcement") != "shadow"
-} else := object.union(_result, {"status": "allowed", "shadow_status": _result.status}) if {
+} else := object.union(_full, {"status": "allowed", "shadow_status": _result.status}) if {
 	is_string(input.action)
 	_tenant.mode == "shadow"
 }

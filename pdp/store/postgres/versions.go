@@ -7,21 +7,23 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-const versionCols = `agent_id, name, version, action, actor, rolled_back_from, description, step_types, whitelisted_domains, rules, enabled, created_at, updated_at`
+const versionCols = `agent_id, name, version, action, actor, rolled_back_from, description, step_types, whitelisted_domains, rules, enabled, mode, created_at, updated_at`
 
 func scanVersion(row rowScanner) (store.PolicyVersion, error) {
 	var (
 		v                     store.PolicyVersion
 		steps, domains, rules []byte
+		mode                  string
 	)
 	p := &v.Policy
 	if err := row.Scan(&p.AgentID, &p.Name, &p.Version, &v.Action, &v.Actor, &v.RolledBackFrom,
-		&p.Description, &steps, &domains, &rules, &p.Enabled, &p.CreatedAt, &p.UpdatedAt); err != nil {
+		&p.Description, &steps, &domains, &rules, &p.Enabled, &mode, &p.CreatedAt, &p.UpdatedAt); err != nil {
 		return store.PolicyVersion{}, err
 	}
 	if err := store.DecodePolicyLists(p, steps, domains, rules); err != nil {
 		return store.PolicyVersion{}, err
 	}
+	p.Mode = store.DecodeMode(mode)
 	p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
 	return v, nil
 }
@@ -34,9 +36,9 @@ func (t policyTx) SaveVersion(key store.PolicyKey, v store.PolicyVersion) error 
 		return err
 	}
 	_, err = t.tx.Exec(t.ctx, `INSERT INTO policy_versions (tenant_id, `+versionCols+`)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 		key.TenantID, key.AgentID, key.Name, p.Version, v.Action, v.Actor, v.RolledBackFrom,
-		p.Description, l.Steps, l.Domains, l.Rules, p.Enabled, p.CreatedAt, p.UpdatedAt)
+		p.Description, l.Steps, l.Domains, l.Rules, p.Enabled, p.ModeName(), p.CreatedAt, p.UpdatedAt)
 	return t.written(err)
 }
 

@@ -7,22 +7,24 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-const versionCols = `agent_id, name, version, action, actor, rolled_back_from, description, step_types, whitelisted_domains, rules, enabled, created_at, updated_at`
+const versionCols = `agent_id, name, version, action, actor, rolled_back_from, description, step_types, whitelisted_domains, rules, enabled, mode, created_at, updated_at`
 
 func scanVersion(row rowScanner) (store.PolicyVersion, error) {
 	var (
 		v                     store.PolicyVersion
 		steps, domains, rules []byte
+		mode                  string
 		created, updated      int64
 	)
 	p := &v.Policy
 	if err := row.Scan(&p.AgentID, &p.Name, &p.Version, &v.Action, &v.Actor, &v.RolledBackFrom,
-		&p.Description, &steps, &domains, &rules, &p.Enabled, &created, &updated); err != nil {
+		&p.Description, &steps, &domains, &rules, &p.Enabled, &mode, &created, &updated); err != nil {
 		return store.PolicyVersion{}, err
 	}
 	if err := store.DecodePolicyLists(p, steps, domains, rules); err != nil {
 		return store.PolicyVersion{}, err
 	}
+	p.Mode = store.DecodeMode(mode)
 	p.CreatedAt, p.UpdatedAt = fromMicros(created), fromMicros(updated)
 	return v, nil
 }
@@ -35,9 +37,9 @@ func (t policyTx) SaveVersion(key store.PolicyKey, v store.PolicyVersion) error 
 		return err
 	}
 	_, err = t.tx.ExecContext(t.ctx, `INSERT INTO policy_versions (tenant_id, `+versionCols+`)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		key.TenantID, key.AgentID, key.Name, p.Version, v.Action, v.Actor, v.RolledBackFrom,
-		p.Description, string(l.Steps), string(l.Domains), string(l.Rules), p.Enabled,
+		p.Description, string(l.Steps), string(l.Domains), string(l.Rules), p.Enabled, p.ModeName(),
 		toMicros(p.CreatedAt), toMicros(p.UpdatedAt))
 	return t.written(err)
 }

@@ -70,7 +70,7 @@ var versionTests = []test{
 			v1 := policy(agent, "pii", true)
 			do(s.PutPolicy(ctx, store.PutPolicyRequest{TenantID: "acme", Policy: v1, Limit: store.Unlimited, Actor: "key_a"}))
 			v2 := v1
-			v2.Description = "tightened"
+			v2.Description, v2.Mode = "tightened", pdp.PolicyShadow
 			v2.Rules = append([]pdp.Rule{{Match: "ssn", Severity: pdp.SeverityCritical, OnViolation: pdp.OutcomeBlock, Confidence: 1}}, v1.Rules...)
 			do(s.PutPolicy(ctx, store.PutPolicyRequest{TenantID: "acme", Policy: v2, Limit: store.Unlimited, MustExist: true, Actor: "key_b"}))
 			do(s.DisablePolicy(ctx, key))

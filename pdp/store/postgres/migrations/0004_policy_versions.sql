@@ -2,7 +2,10 @@
 -- left it, in the write's transaction: one row per (tenant, scope, name,
 -- version). created_at is the policy's, updated_at this version's write
 -- time. Policies stored before this migration get their current version,
--- action 'imported'.
+-- action 'imported'. A policy's mode (per-policy shadow mode) is
+-- 'enforce' or 'shadow'; existing policies enforce.
+ALTER TABLE policies ADD COLUMN mode text NOT NULL DEFAULT 'enforce' CHECK (mode IN ('enforce', 'shadow'));
+
 CREATE TABLE policy_versions (
     tenant_id           text COLLATE "C" NOT NULL REFERENCES tenants (id),
     agent_id            text COLLATE "C" NOT NULL,
@@ -16,6 +19,7 @@ CREATE TABLE policy_versions (
     whitelisted_domains json        NOT NULL,
     rules               json        NOT NULL,
     enabled             boolean     NOT NULL,
+    mode                text        NOT NULL CHECK (mode IN ('enforce', 'shadow')),
     created_at          timestamptz NOT NULL,
     updated_at          timestamptz NOT NULL,
     PRIMARY KEY (tenant_id, agent_id, name, version)
@@ -23,5 +27,5 @@ CREATE TABLE policy_versions (
 
 INSERT INTO policy_versions
 SELECT tenant_id, agent_id, name, version, 'imported', '', 0, description, step_types,
-       whitelisted_domains, rules, enabled, created_at, updated_at
+       whitelisted_domains, rules, enabled, mode, created_at, updated_at
 FROM policies;
