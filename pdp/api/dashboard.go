@@ -74,6 +74,14 @@ type dashboardView struct {
 	ViolationsByPolicy []policyCountView `json:"violations_by_policy"`
 	ViolationsByAgent  []agentCountView  `json:"violations_by_agent"`
 	TimeSeries         []bucketView      `json:"time_series"`
+	// ShadowHitsByPolicy counts the hits of policies in shadow mode in the
+	// window's decisions (policy_result.shadow entries), most first.
+	ShadowHitsByPolicy []shadowCountView `json:"shadow_hits_by_policy"`
+}
+
+type shadowCountView struct {
+	Policy string `json:"policy"`
+	Count  int64  `json:"count"`
 }
 
 func (s *server) dashboard(c *gin.Context) {
@@ -139,6 +147,15 @@ func (s *server) dashboard(c *gin.Context) {
 	}
 	for i, b := range r.Series {
 		v.TimeSeries[i] = bucketView{Bucket: b.Start.UTC().Format(time.RFC3339), countsView: viewCounts(b.DashboardCounts)}
+	}
+	hits, err := s.st.ShadowHitsByPolicy(c.Request.Context(), t.ID, r.Since, r.Until)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	v.ShadowHitsByPolicy = make([]shadowCountView, len(hits))
+	for i, h := range hits {
+		v.ShadowHitsByPolicy[i] = shadowCountView{Policy: h.Policy, Count: h.Count}
 	}
 	writeJSON(c, http.StatusOK, v)
 }

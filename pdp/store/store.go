@@ -27,6 +27,7 @@ type Store interface {
 	PolicyVersions
 	Actions
 	ActionWindows
+	ShadowHitCounter
 }
 
 // Driver is the base every backend implements.

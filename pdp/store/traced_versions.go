@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 )
@@ -22,4 +23,10 @@ func (t *traced) ActionsInWindow(ctx context.Context, tenantID string, w ActionW
 	ctx, span := t.start(ctx, "ActionsInWindow", tenantAttr(tenantID), attribute.Int("limit", w.Limit))
 	defer func() { end(span, err) }()
 	return t.s.ActionsInWindow(ctx, tenantID, w)
+}
+
+func (t *traced) ShadowHitsByPolicy(ctx context.Context, tenantID string, since, until time.Time) (_ []PolicyHits, err error) {
+	ctx, span := t.start(ctx, "ShadowHitsByPolicy", tenantAttr(tenantID))
+	defer func() { end(span, err) }()
+	return t.s.ShadowHitsByPolicy(ctx, tenantID, since, until)
 }

@@ -24,3 +24,17 @@ type ActionWindows interface {
 	// An empty page is the end.
 	ActionsInWindow(ctx context.Context, tenantID string, w ActionWindow) ([]ActionRecord, error)
 }
+
+// PolicyHits is how many shadow hits one policy had.
+type PolicyHits struct {
+	Policy string
+	Count  int64
+}
+
+// ShadowHitCounter counts the hits of policies in shadow mode.
+type ShadowHitCounter interface {
+	// ShadowHitsByPolicy counts the entries of policy_result.shadow of the
+	// tenant's actions created in [since, until), by policy name, most
+	// first, then by name.
+	ShadowHitsByPolicy(ctx context.Context, tenantID string, since, until time.Time) ([]PolicyHits, error)
+}

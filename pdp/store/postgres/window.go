@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
@@ -33,4 +34,29 @@ func (db *DB) ActionsInWindow(ctx context.Context, tenantID string, w store.Acti
 		return nil, fmt.Errorf("actions of %q in a window: %w", tenantID, err)
 	}
 	return as, nil
+}
+
+// ShadowHitsByPolicy counts the shadow hits recorded in the window's
+// decisions. Only decisions that mention "shadow" are parsed.
+func (db *DB) ShadowHitsByPolicy(ctx context.Context, tenantID string, since, until time.Time) ([]store.PolicyHits, error) {
+	out := []store.PolicyHits{}
+	if !store.Storable(tenantID) {
+		return out, nil
+	}
+	rows, err := db.pool.Query(ctx, `SELECT h->>'policy' AS policy, count(*) AS n
+FROM actions a, json_array_elements(a.decision->'shadow') h
+WHERE a.tenant_id = $1 AND a.created_at >= $2 AND a.created_at < $3 AND a.decision::text LIKE '%"shadow":[%'
+GROUP BY policy ORDER BY n DESC, policy`, tenantID, store.StampUp(since), store.StampUp(until))
+	if err != nil {
+		return nil, fmt.Errorf("shadow hits of %q: %w", tenantID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h store.PolicyHits
+		if err := rows.Scan(&h.Policy, &h.Count); err != nil {
+			return nil, fmt.Errorf("shadow hits of %q: %w", tenantID, err)
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
 }

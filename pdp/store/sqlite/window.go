@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
@@ -26,4 +27,26 @@ func (db *DB) ActionsInWindow(ctx context.Context, tenantID string, w store.Acti
 		return nil, fmt.Errorf("actions of %q in a window: %w", tenantID, err)
 	}
 	return as, nil
+}
+
+// ShadowHitsByPolicy counts the shadow hits recorded in the window's
+// decisions. Only decisions that mention "shadow" are parsed.
+func (db *DB) ShadowHitsByPolicy(ctx context.Context, tenantID string, since, until time.Time) ([]store.PolicyHits, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT json_extract(h.value, '$.policy') AS policy, count(*) AS n
+FROM actions a, json_each(a.decision, '$.shadow') h
+WHERE a.tenant_id = ? AND a.created_at >= ? AND a.created_at < ? AND a.decision LIKE '%"shadow":[%'
+GROUP BY policy ORDER BY n DESC, policy`, tenantID, toMicros(store.StampUp(since)), toMicros(store.StampUp(until)))
+	if err != nil {
+		return nil, fmt.Errorf("shadow hits of %q: %w", tenantID, err)
+	}
+	defer rows.Close()
+	out := []store.PolicyHits{}
+	for rows.Next() {
+		var h store.PolicyHits
+		if err := rows.Scan(&h.Policy, &h.Count); err != nil {
+			return nil, fmt.Errorf("shadow hits of %q: %w", tenantID, err)
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
 }
