@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Policies", policyTests},
 		{"PolicyVersions", versionTests},
 		{"ActionWindows", windowTests},
+		{"ShadowHits", shadowCountTests},
 		{"Actions", actionTests},
 		{"Isolation", isolationTests},
 	}

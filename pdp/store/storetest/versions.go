@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -215,5 +216,46 @@ var windowTests = []test{
 		if err != nil || len(other) != 1 || other[0].ID != "act_other" {
 			t.Errorf("other tenant: %v, %v", other, err)
 		}
+	}},
+}
+
+var shadowCountTests = []test{
+	{"ShadowHitsByPolicy", func(t *testing.T, s store.Store) {
+		ctx := t.Context()
+		newTenant(t, s, "acme")
+		newTenant(t, s, "globex")
+		dec := func(policies ...string) json.RawMessage {
+			var hits []map[string]any
+			for _, p := range policies {
+				hits = append(hits, map[string]any{"policy": p, "scope": "tenant", "rule": 0, "severity": "high",
+					"on_violation": "block", "reason": "r", "match": "m", "would_status": "blocked"})
+			}
+			m := map[string]any{"status": "allowed", "violations": []any{}}
+			if hits != nil {
+				m["shadow"] = hits
+			}
+			b, _ := json.Marshal(m)
+			return b
+		}
+		for i, d := range []json.RawMessage{dec("cards", "pii"), dec("cards"), dec(), dec("cards")} {
+			a := action("acme", fmt.Sprintf("act_s%d", i), base.Add(time.Duration(i)*time.Minute), pdp.StatusAllowed)
+			a.Decision = d
+			if i == 3 {
+				a.CreatedAt = base.Add(-time.Hour) // outside the window
+			}
+			if _, err := s.InsertAction(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		other := action("globex", "act_g", base, pdp.StatusAllowed)
+		other.Decision = dec("cards")
+		if _, err := s.InsertAction(ctx, other); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.ShadowHitsByPolicy(ctx, "acme", base, base.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		same(t, "shadow hits", got, []store.PolicyHits{{Policy: "cards", Count: 2}, {Policy: "pii", Count: 1}})
 	}},
 }
