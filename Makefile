@@ -14,7 +14,7 @@ COUNT     ?= 5
 # race detector (test-race) and every other package's without (test-go).
 RACE_PKGS := ./pdp/engine/... ./pdp/registry/... ./pdp/store/... ./pdp/api/... ./bundles/... ./pdp/decisionlog/...
 
-.PHONY: all build install install-opa run test test-go test-race test-rego bench load lint tools image screenshots test-pyre
+.PHONY: all build install install-opa run test test-go test-race test-rego bench load lint tools image screenshots test-pyre test-hints
 
 all: lint test
 
@@ -81,6 +81,13 @@ test-rego:
 ## screenshots: the console's browser test (test/browser), copying its screenshots to docs/
 screenshots:
 	$(GO) test -count=1 -run TestConsole ./test/browser -update-docs
+
+## test-hints: the full differential test of hinted against unhinted decisions
+## (the engine's hints, the plain query as stock OPA runs it, and the library's
+## own views; `make test` runs it at a smaller count)
+HINT_ACTIONS ?= 200000
+test-hints:
+	$(GO) test -count=1 -timeout 60m -run '^TestHintsDifferential$$' ./pdp/engine/ -v -args -hints.actions=$(HINT_ACTIONS)
 
 ## test-pyre: the full differential test of the regex dialect against CPython's re
 ## (python3; `make test` runs it at a smaller count)

@@ -31,6 +31,13 @@ const (
 // is either "exact" (it matches one of a small set of strings) or yields a
 // "necessary" set (every match contains one of them).
 func Literals(pattern string) (lits []string, ok bool) {
+	return necessaryLiterals(pattern, minPrefilterLength)
+}
+
+// necessaryLiterals is Literals with the shortest acceptable literal as a
+// parameter: the engine's candidate pass (hints.go) takes single
+// characters too, since one multi-pattern scan tests them all at once.
+func necessaryLiterals(pattern string, minLength int) (lits []string, ok bool) {
 	re2, err := Translate(pattern)
 	if err != nil {
 		return nil, false
@@ -45,7 +52,7 @@ func Literals(pattern string) (lits []string, ok bool) {
 		return nil, false
 	}
 	for _, s := range set {
-		if len(s) < minPrefilterLength {
+		if len(s) < minLength {
 			return nil, false
 		}
 	}

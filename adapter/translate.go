@@ -384,12 +384,16 @@ func floatNumber(f float64) ast.Number {
 
 // TenantData returns the data document of one tenant,
 // data.gatehouse.tenants[tenant]: its mode and, per scope, the step types
-// and whitelisted domains of each enabled policy. When agent is non-empty
+// and whitelisted domains of each enabled policy; and "views", what the
+// library would otherwise derive from those at every decision (the
+// effective policies per scope and step type, policies_evaluated, the
+// result when nothing fires), computed once here. When agent is non-empty
 // only that agent's scope is included (the engine compiles per agent);
 // allAgents includes every agent (bundles).
 func TenantData(tp *pdp.TenantPolicies, agent string, allAgents bool) map[string]any {
 	tenant := map[string]any{}
 	agents := map[string]any{}
+	metas := map[*pdp.Policy]map[string]any{}
 	for i := range tp.Policies {
 		p := &tp.Policies[i]
 		if !p.Enabled {
@@ -405,6 +409,7 @@ func TenantData(tp *pdp.TenantPolicies, agent string, allAgents bool) map[string
 			"guard":               PolicyGuard(p),
 			"mode":                p.ModeName(),
 		}
+		metas[p] = meta
 		switch {
 		case p.AgentID == "":
 			tenant[p.Name] = meta
@@ -421,7 +426,8 @@ func TenantData(tp *pdp.TenantPolicies, agent string, allAgents bool) map[string
 	if mode == "" {
 		mode = pdp.ModeEnforcement
 	}
-	return map[string]any{"mode": string(mode), "tenant": tenant, "agents": agents}
+	views := tenantViews(tp, agent, allAgents, func(p *pdp.Policy) map[string]any { return metas[p] }, string(mode))
+	return map[string]any{"mode": string(mode), "tenant": tenant, "agents": agents, "views": views}
 }
 
 // alwaysGuard is the guard of a policy that cannot be skipped: every

@@ -2,222 +2,39 @@ package bundles
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"maps"
-	"regexp"
-	"slices"
-	"sort"
-	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
-	"github.com/gatehouse-pdp/gatehouse/adapter"
+	"github.com/gatehouse-pdp/gatehouse/bundles/loaded"
 )
 
-// refusedBuiltins are the built-ins a bundle's Rego may not call: they
-// reach the network (http.send, net.lookup_ip_addr) or the process
-// (opa.runtime exposes the environment, where secrets live). A decision
-// must depend on its input and the bundle only, and cost what its text
-// costs. Every net.* built-in is refused, the pure CIDR ones included: no
-// Gatehouse bundle needs them, and one rule is easier to check than a list.
-var refusedBuiltins = map[string]bool{"http.send": true, "opa.runtime": true}
-
-func refused(name string) bool {
-	return refusedBuiltins[name] || strings.HasPrefix(name, "net.")
-}
-
-// Capabilities returns the capabilities bundles are compiled with: this
-// OPA's, less the refused built-ins.
-func Capabilities() *ast.Capabilities {
-	c := ast.CapabilitiesForThisVersion()
-	c.Builtins = slices.DeleteFunc(slices.Clone(c.Builtins), func(b *ast.Builtin) bool { return refused(b.Name) })
-	return c
-}
+// The checks a loaded bundle must pass live in package loaded, which the
+// engine imports without importing this package; these names keep them
+// where callers of package bundles look for them.
 
 // ErrRefusedBuiltin is returned for a bundle whose Rego calls a network or
 // runtime built-in.
-var ErrRefusedBuiltin = errors.New("bundle calls a built-in Gatehouse bundles may not use")
+var ErrRefusedBuiltin = loaded.ErrRefusedBuiltin
 
 // ErrUnexpectedTenant is returned for a bundle that defines a tenant its
 // source is not configured for.
-var ErrUnexpectedTenant = errors.New("bundle defines a tenant its source is not configured for")
+var ErrUnexpectedTenant = loaded.ErrUnexpectedTenant
 
-// Compile compiles a loaded bundle's modules with Capabilities. A call to a
-// refused built-in is named with the module and line, before the compiler
-// would report it as an undefined function.
-func Compile(l *Loaded) (*ast.Compiler, error) {
-	paths := slices.Sorted(maps.Keys(l.Modules))
-	for _, p := range paths {
-		var bad *ast.Term
-		ast.WalkTerms(l.Modules[p], func(t *ast.Term) bool {
-			if bad != nil {
-				return true
-			}
-			if r, ok := t.Value.(ast.Ref); ok && refused(r.String()) {
-				bad = t
-			}
-			return false
-		})
-		if bad != nil {
-			return nil, fmt.Errorf("%w: %s:%d calls %v (network and runtime built-ins such as http.send, net.* and opa.runtime are refused)",
-				ErrRefusedBuiltin, p, bad.Location.Row, bad)
-		}
-	}
-	c := ast.NewCompiler().WithCapabilities(Capabilities())
-	c.Compile(maps.Clone(l.Modules))
-	if c.Failed() {
-		return nil, fmt.Errorf("compile: %w", c.Errors)
-	}
-	return c, nil
-}
+// Capabilities returns the capabilities bundles are compiled with: this
+// OPA's, less the refused built-ins (loaded.Capabilities).
+func Capabilities() *ast.Capabilities { return loaded.Capabilities() }
 
-// CheckTenants refuses a bundle that defines, in its data or its policy
-// modules, a tenant outside allowed. A nil allowed permits any tenant (a
-// server with a single bundle source that names none).
-func CheckTenants(l *Loaded, allowed []string) error {
-	if allowed == nil {
-		return nil
-	}
-	seen := map[string]bool{}
-	for _, id := range l.TenantIDs {
-		seen[id] = true
-	}
-	for _, m := range l.Modules {
-		if id, ok := policyTenant(m); ok {
-			seen[id] = true
-		}
-	}
-	var bad []string
-	for id := range seen {
-		if !slices.Contains(allowed, id) {
-			bad = append(bad, id)
-		}
-	}
-	if len(bad) > 0 {
-		sort.Strings(bad)
-		return fmt.Errorf("%w: %q (configured: %q)", ErrUnexpectedTenant, bad, allowed)
-	}
-	return nil
-}
+// Compile compiles a loaded bundle's modules (loaded.Compile).
+func Compile(l *Loaded) (*ast.Compiler, error) { return loaded.Compile(l) }
 
-// policyAgent returns the agent of a generated agent-scoped policy module
-// (package gatehouse.policies.<tenant>.agents.<agent>...), or "".
-func policyAgent(m *ast.Module) string {
-	p := m.Package.Path
-	if len(p) < 6 || !p[4].Equal(ast.StringTerm("agents")) {
-		return ""
-	}
-	s, _ := p[5].Value.(ast.String)
-	return string(s)
-}
+// CheckTenants refuses a bundle that defines a tenant outside allowed
+// (loaded.CheckTenants).
+func CheckTenants(l *Loaded, allowed []string) error { return loaded.CheckTenants(l, allowed) }
 
-// policyTenant returns the tenant of a generated policy module
-// (package gatehouse.policies.<tenant>...).
-func policyTenant(m *ast.Module) (string, bool) {
-	p := m.Package.Path
-	if len(p) < 4 || !p[1].Equal(ast.StringTerm(adapter.Root)) || !p[2].Equal(ast.StringTerm("policies")) {
-		return "", false
-	}
-	s, ok := p[3].Value.(ast.String)
-	return string(s), ok
-}
-
-// regexArg is the index of the pattern argument of OPA's regex built-ins.
-var regexArg = map[string]int{
-	"regex.match":                      0,
-	"regex.find_n":                     0,
-	"regex.find_all_string_submatch_n": 0,
-	"regex.split":                      0,
-	"regex.replace":                    1,
-}
-
-// CheckRegexes re-validates the constant patterns a bundle's modules pass
-// to OPA's regex built-ins, as the adapter validated them when the bundle
-// was built: a pattern that does not compile would make every decision
-// that reaches it fail (strict built-in errors). A bad pattern in a
-// tenant's policy module degrades that tenant only (the returned map,
-// tenant → why); one in any other module (the library) refuses the bundle.
-//
-// A tenant's policy modules are also held to the adapter's cost bounds (a
-// pattern at most adapter.MaxRuleCost, a tenant's patterns together at
-// most adapter.MaxTenantCost, counted as adapter.TenantCost counts a
-// write: the tenant-wide policies plus the costliest agent's), so a hand-made bundle cannot hand one tenant a regex
-// that stalls the evaluation slots every tenant shares. The library's own
-// patterns are Gatehouse's and are not counted.
-func CheckRegexes(l *Loaded) (map[string]error, error) {
-	problems := map[string]error{}
-	// tenant → agent ("" for tenant-wide) → cost of its patterns
-	costs := map[string]map[string]int{}
-	for _, p := range slices.Sorted(maps.Keys(l.Modules)) {
-		m := l.Modules[p]
-		id, isPolicy := policyTenant(m)
-		var errs []error
-		check := func(op *ast.Term, args []*ast.Term) {
-			i, ok := regexArg[op.String()]
-			if !ok || i >= len(args) {
-				return
-			}
-			s, ok := args[i].Value.(ast.String)
-			if !ok {
-				return
-			}
-			if _, err := regexp.Compile(string(s)); err != nil {
-				errs = append(errs, fmt.Errorf("%s:%d: %s pattern: %w", p, args[i].Location.Row, op, err))
-				return
-			}
-			if !isPolicy {
-				return
-			}
-			cost, err := adapter.RE2Cost(string(s))
-			switch {
-			case err != nil:
-				errs = append(errs, fmt.Errorf("%s:%d: %s pattern: %w", p, args[i].Location.Row, op, err))
-			case cost > adapter.MaxRuleCost:
-				errs = append(errs, fmt.Errorf("%s:%d: %s pattern: regex too expensive: costs %d, over the bound of %d for a rule",
-					p, args[i].Location.Row, op, cost, adapter.MaxRuleCost))
-			default:
-				if costs[id] == nil {
-					costs[id] = map[string]int{}
-				}
-				costs[id][policyAgent(m)] += cost
-			}
-		}
-		ast.WalkExprs(m, func(e *ast.Expr) bool {
-			if e.IsCall() {
-				terms := e.Terms.([]*ast.Term)
-				check(terms[0], terms[1:])
-			}
-			return false
-		})
-		ast.WalkTerms(m, func(t *ast.Term) bool {
-			if c, ok := t.Value.(ast.Call); ok && len(c) > 0 {
-				check(c[0], c[1:])
-			}
-			return false
-		})
-		if len(errs) == 0 {
-			continue
-		}
-		err := errors.Join(errs...)
-		if !isPolicy {
-			return nil, fmt.Errorf("invalid regex outside a tenant's policies: %w", err)
-		}
-		problems[id] = errors.Join(problems[id], err)
-	}
-	for _, id := range slices.Sorted(maps.Keys(costs)) {
-		most := 0
-		for agent, c := range costs[id] {
-			if agent != "" {
-				most = max(most, c)
-			}
-		}
-		if c := costs[id][""] + most; c > adapter.MaxTenantCost {
-			problems[id] = errors.Join(problems[id], fmt.Errorf("the tenant's regexes together cost %d, over the bound of %d for a tenant", c, adapter.MaxTenantCost))
-		}
-	}
-	return problems, nil
-}
+// CheckRegexes re-validates a bundle's constant patterns
+// (loaded.CheckRegexes).
+func CheckRegexes(l *Loaded) (map[string]error, error) { return loaded.CheckRegexes(l) }
 
 // Check reads a built bundle back and checks it as a read-only server
 // will load it: its tenant only, every pattern valid, compiled with

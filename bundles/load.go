@@ -15,6 +15,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/bundle"
 
 	"github.com/gatehouse-pdp/gatehouse/adapter"
+	"github.com/gatehouse-pdp/gatehouse/bundles/loaded"
 )
 
 // DefaultMaxBytes bounds a bundle read by Load: its compressed size and,
@@ -106,23 +107,9 @@ func checkExpandedSize(data []byte, limit int64) error {
 	}
 }
 
-// Loaded is a bundle ready for an engine: what `gatehouse serve --bundle`
-// decides with. Policies cannot be recovered from Rego, so it carries the
-// compiled form's inputs instead: the modules (library included, as the
-// bundle shipped it) and the data document.
-type Loaded struct {
-	// Revision is the manifest revision.
-	Revision string
-	// Modules are the parsed modules by bundle path without the leading
-	// "/", e.g. "gatehouse/decision.rego".
-	Modules map[string]*ast.Module
-	// Data is the bundle's data document, rooted at data (so
-	// Data["gatehouse"]["tenants"] holds the tenants); numbers are
-	// json.Number.
-	Data map[string]any
-	// TenantIDs are the tenants in data.gatehouse.tenants, sorted.
-	TenantIDs []string
-}
+// Loaded is a bundle ready for an engine (loaded.Bundle; the type lives
+// there so that the engine does not import this package).
+type Loaded = loaded.Bundle
 
 // FromBundle checks that b is a Gatehouse bundle — roots exactly
 // ["gatehouse"], the decision package present, at least one tenant — and

@@ -59,6 +59,8 @@ const (
 	CodeInvalidDashboardParam  = "novyx_ram.v1.control.invalid_dashboard_param"
 	CodeInvalidViolationsParam = "novyx_ram.v1.control.invalid_violations_param"
 	CodeGovernanceUnavailable  = "novyx_ram.v1.control.governance_unavailable"
+	CodeForbidden              = "FORBIDDEN"                           // the key lacks the route's scope, or would give more rights than its own
+	CodeAgentMismatch          = "novyx_ram.v1.control.agent_mismatch" // an agent-bound key named another agent or step type
 )
 
 // Error is a non-2xx answer: the contract's envelope {"error", "code",

@@ -21,6 +21,29 @@ type Approval struct {
 	RiskScore       float64    `json:"risk_score"`
 	ApproverID      *string    `json:"approver_id"`
 	DecidedAt       *time.Time `json:"decided_at"`
+	// Votes are who voted (enterprise mode); DecidedBy who decided.
+	Votes     []Voter    `json:"votes"`
+	DecidedBy *DecidedBy `json:"decided_by"`
+}
+
+// Voter is one vote on an approval: the identity and its key's role.
+type Voter struct {
+	ApproverID   string    `json:"approver_id"`
+	ApproverRole *string   `json:"approver_role"`
+	IsManager    bool      `json:"is_manager"`
+	Decision     Status    `json:"decision"`
+	VotedAt      time.Time `json:"voted_at"`
+}
+
+// DecidedBy is who decided an approval: the deciding identity (the key's
+// owner), its key's role and manager flag, the key, and the approver_id
+// label the request sent.
+type DecidedBy struct {
+	ApproverID    string  `json:"approver_id"`
+	ApproverRole  *string `json:"approver_role"`
+	IsManager     bool    `json:"is_manager"`
+	KeyID         *string `json:"key_id"`
+	ApproverLabel *string `json:"approver_label"`
 }
 
 // ApprovalList is a page of ListApprovals.
@@ -39,10 +62,12 @@ type ListApprovalsOptions struct {
 
 // Decision is a human's decision on a held action.
 type Decision struct {
-	// Decision is "approve" or "deny".
-	Decision string `json:"decision"`
+	// Decision is "approve" or "deny" ("" sends none: approve).
+	Decision string `json:"decision,omitempty"`
 	Reason   string `json:"reason,omitempty"`
-	// ApproverID defaults to the deciding key's id.
+	// ApproverID is a display label: the approver is the deciding key's
+	// owner. ApproverRole and IsManager come from the key too; sent, they
+	// must agree with it.
 	ApproverID   string `json:"approver_id,omitempty"`
 	ApproverRole string `json:"approver_role,omitempty"`
 	// Confirmation must be "ROLLBACK" to approve a destructive action in
@@ -61,6 +86,8 @@ type DecisionResult struct {
 	Reason            *string    `json:"reason"`
 	Status            Status     `json:"status"`
 	ApproverID        string     `json:"approver_id"`
+	ApproverLabel     *string    `json:"approver_label"`
+	ApproverRole      *string    `json:"approver_role"`
 	DecidedAt         *time.Time `json:"decided_at"`
 	ApprovalsReceived *int       `json:"approvals_received,omitempty"`
 	MinApprovals      *int       `json:"min_approvals,omitempty"`

@@ -157,8 +157,7 @@ func approvalTimeout(name string) string {
 }
 
 // playHuman runs an agent to its end, deciding its held action with
-// decision from another key's point of view, as a human at a console
-// would, and returns the agent's output.
+// decision with her own key, as a human at a console would, and returns the agent's output.
 func playHuman(t *testing.T, s *e2e.Server, a *agent, decision, reason string) []string {
 	t.Helper()
 	var line string
@@ -176,11 +175,21 @@ func playHuman(t *testing.T, s *e2e.Server, a *agent, decision, reason string) [
 	}
 	f := strings.Fields(line)
 	id := f[len(f)-1]
-	c, err := client.New(s.URL, s.Key, client.WithHTTPClient(e2e.SpecClient(t)))
+	owner, err := client.New(s.URL, s.Key, client.WithHTTPClient(e2e.SpecClient(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := c.Decide(e2e.WithTB(t.Context(), t), id, client.Decision{Decision: decision, Reason: reason, ApproverID: "alice"})
+	// The human decides with her own key: the approver is its owner, and
+	// the agent's key is the submitter team mode makes wait.
+	k, err := owner.CreateKey(e2e.WithTB(t.Context(), t), client.NewKey{Name: "alice", Role: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(s.URL, k.APIKey, client.WithHTTPClient(e2e.SpecClient(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Decide(e2e.WithTB(t.Context(), t), id, client.Decision{Decision: decision, Reason: reason})
 	if err != nil {
 		t.Fatalf("decide %s: %v", id, err)
 	}

@@ -35,6 +35,11 @@ const (
 	CodeInvalidDashboardParam  = "novyx_ram.v1.control.invalid_dashboard_param"
 	CodeInvalidViolationsParam = "novyx_ram.v1.control.invalid_violations_param"
 	CodeGovernanceUnavailable  = "novyx_ram.v1.control.governance_unavailable"
+
+	// Identities (README "Who may do what").
+	CodeForbidden     = "FORBIDDEN"                           // the key lacks the route's scope
+	CodeAgentMismatch = "novyx_ram.v1.control.agent_mismatch" // an agent-bound key named another agent, or a step type it may not use
+	CodeKeyNotFound   = "novyx_ram.v1.control.key_not_found"
 )
 
 // Sentinel errors shared by the layers; classify with errors.Is.

@@ -41,6 +41,9 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight requests may take to finish
 	// after SIGTERM/SIGINT.
 	ShutdownTimeout Duration `json:"shutdown_timeout"`
+	// KeyRotationGrace is how long a rotated API key keeps working
+	// (POST /v1/keys/rotate without grace_period_seconds).
+	KeyRotationGrace Duration `json:"key_rotation_grace"`
 	// MaxBodyBytes bounds a request body; larger ones get 413.
 	MaxBodyBytes int64 `json:"max_body_bytes"`
 	// Engine holds the decision engine's settings.
@@ -66,6 +69,9 @@ type EngineConfig struct {
 	// MaxConcurrentEvaluations stays "auto" (0) here: its default depends
 	// on the machine, so the engine resolves it (config_ops.go).
 	MaxConcurrentEvaluations Concurrency `json:"max_concurrent_evaluations"`
+	// MaxConcurrentPerTenant stays "auto" (0) too: half of the above.
+	MaxConcurrentPerTenant Concurrency `json:"max_concurrent_evaluations_per_tenant"`
+	CompileBudget          int         `json:"compile_budget"`
 }
 
 // apiConfig returns the API's settings of c.
@@ -76,12 +82,14 @@ func (c Config) apiConfig() api.Config {
 // engineConfig returns c as the engine takes it.
 func (c EngineConfig) engineConfig() engine.Config {
 	return engine.Config{
-		CacheSize:         c.CacheSize,
-		RegexCacheSize:    c.RegexCacheSize,
-		Timeout:           time.Duration(c.EvalTimeout),
-		HardLimit:         c.FinancialHardLimit,
-		ApprovalThreshold: c.FinancialApprovalThreshold,
-		MaxConcurrent:     int(c.MaxConcurrentEvaluations),
+		CacheSize:              c.CacheSize,
+		RegexCacheSize:         c.RegexCacheSize,
+		Timeout:                time.Duration(c.EvalTimeout),
+		HardLimit:              c.FinancialHardLimit,
+		ApprovalThreshold:      c.FinancialApprovalThreshold,
+		MaxConcurrent:          int(c.MaxConcurrentEvaluations),
+		MaxConcurrentPerTenant: int(c.MaxConcurrentPerTenant),
+		CompileBudget:          c.CompileBudget,
 	}
 }
 
@@ -106,6 +114,9 @@ func (c Config) Defaults() Config {
 	if c.LogLevel == "" {
 		c.LogLevel = defaultLogLevel
 	}
+	if c.KeyRotationGrace == 0 {
+		c.KeyRotationGrace = Duration(registry.DefaultRotationGrace)
+	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = Duration(defaultShutdownTimeout)
 	}
@@ -118,6 +129,8 @@ func (c Config) Defaults() Config {
 		FinancialHardLimit:         e.HardLimit,
 		FinancialApprovalThreshold: e.ApprovalThreshold,
 		MaxConcurrentEvaluations:   c.Engine.MaxConcurrentEvaluations,
+		MaxConcurrentPerTenant:     c.Engine.MaxConcurrentPerTenant,
+		CompileBudget:              e.CompileBudget,
 	}
 	c.DecisionLog = c.DecisionLog.defaults()
 	return c.opsDefaults()
@@ -140,6 +153,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, fmt.Errorf("log_level: %w", err))
+	}
+	if d := time.Duration(c.KeyRotationGrace); d < time.Second || d > registry.MaxRotationGrace {
+		errs = append(errs, fmt.Errorf("key_rotation_grace %s: must be between 1s and %s", d, registry.MaxRotationGrace))
 	}
 	if d := time.Duration(c.ShutdownTimeout); d <= 0 || d > maxShutdownTimeout {
 		errs = append(errs, fmt.Errorf("shutdown_timeout %s: must be more than 0 and at most %s", d, maxShutdownTimeout))
@@ -332,6 +348,9 @@ var (
 	setShutdownTimeout = newSetting("shutdown-timeout", "shutdown_timeout", "duration",
 		"on SIGTERM/SIGINT, how long in-flight requests may take to finish",
 		duration(func(c *Config) *Duration { return &c.ShutdownTimeout }))
+	setKeyRotationGrace = newSetting("key-rotation-grace", "key_rotation_grace", "duration",
+		"how long a rotated API key keeps working (POST /v1/keys/rotate)",
+		duration(func(c *Config) *Duration { return &c.KeyRotationGrace }))
 	setMaxBodyBytes = newSetting("max-body-bytes", "max_body_bytes", "n",
 		"largest request body accepted; larger ones get 413",
 		integer(func(c *Config) *int64 { return &c.MaxBodyBytes }))
@@ -350,17 +369,20 @@ var (
 	setApprovalThreshold = newSetting("financial-approval-threshold", "engine.financial_approval_threshold", "amount",
 		"FinancialSafety: amounts at or above this need approval",
 		float(func(c *Config) *float64 { return &c.Engine.FinancialApprovalThreshold }))
+	setCompileBudget = newSetting("engine-compile-budget", "engine.compile_budget", "n",
+		"largest compile of one tenant, in compile units (~6 µs each); a policy write past it is refused with 400",
+		integer(func(c *Config) *int { return &c.Engine.CompileBudget }))
 )
 
 // serveSettings lists every setting of serve, in --help order.
 var serveSettings = []*setting{
 	setAddr, setStore, setAdminToken, setBootstrapKey, setDev, setLogLevel,
-	setShutdownTimeout, setMaxBodyBytes, setCacheSize, setRegexCacheSize,
-	setEvalTimeout, setHardLimit, setApprovalThreshold,
+	setShutdownTimeout, setKeyRotationGrace, setMaxBodyBytes, setCacheSize, setRegexCacheSize,
+	setEvalTimeout, setHardLimit, setApprovalThreshold, setCompileBudget,
 	setBundle, setBundleBearerToken, setBundleVerifyKey,
 	setBundleSigningKey, setBundleSigningSecretFile, setBundleKeyID,
 	setReadHeaderTimeout, setReadTimeout, setWriteTimeout, setIdleTimeout,
-	setMaxConcurrentEvaluations,
+	setMaxConcurrentEvaluations, setMaxConcurrentPerTenant,
 	setRateLimitFree, setRateLimitStarter, setRateLimitPro, setRateLimitEnterprise,
 	setMetricsTenantLabels,
 	setDecisionLog, setDecisionLogPath, setDecisionLogMaxSizeMB, setDecisionLogMaxFiles,

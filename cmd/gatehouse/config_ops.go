@@ -284,6 +284,9 @@ var (
 	setMaxConcurrentEvaluations = newSetting("max-concurrent-evaluations", "engine.max_concurrent_evaluations", "n|auto",
 		"decisions evaluated at once; past it an action is refused at once with 503 evaluation_unavailable and Retry-After: 1 (auto: 4 × GOMAXPROCS; -1: no bound)",
 		concurrency(func(c *Config) *Concurrency { return &c.Engine.MaxConcurrentEvaluations }))
+	setMaxConcurrentPerTenant = newSetting("max-concurrent-evaluations-per-tenant", "engine.max_concurrent_evaluations_per_tenant", "n|auto",
+		"evaluation slots one tenant may hold at once; past it that tenant's actions get the same 503, the other slots stay free for other tenants (auto: half of max-concurrent-evaluations; -1: no per-tenant bound)",
+		concurrency(func(c *Config) *Concurrency { return &c.Engine.MaxConcurrentPerTenant }))
 	setRateLimitFree = newSetting("rate-limit-free", "rate_limit.free", "rps[:burst]",
 		"per-API-key request rate of free tenants; past it 429 RATE_LIMITED with Retry-After (0: unlimited)",
 		rate(func(c *Config) *RateSpec { return &c.RateLimit.Free }))

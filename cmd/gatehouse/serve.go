@@ -101,6 +101,7 @@ func cmdServe(ctx context.Context, args []string, s stdio) int {
 // store, telemetry. Each step is logged.
 func serve(ctx context.Context, cfg Config, s stdio, logger *slog.Logger, sigs <-chan os.Signal) (err error) {
 	logger.Info("starting", "version", pdp.Version, "store", redactDSN(cfg.Store), "addr", cfg.Addr)
+	tuneGC(s.lookupEnv, logger)
 
 	tel, err := newTelemetry(ctx, s.lookupEnv, s.stdout, logger)
 	if err != nil {
@@ -157,19 +158,19 @@ func serve(ctx context.Context, cfg Config, s stdio, logger *slog.Logger, sigs <
 	if err != nil {
 		return err
 	}
-	reg, err := registry.New(st, eng, append([]registry.Option{registry.WithLogger(logger)}, bw.registryOptions()...)...)
+	reg, err := registry.New(st, eng, append([]registry.Option{registry.WithLogger(logger),
+		registry.WithRotationGrace(time.Duration(cfg.KeyRotationGrace))}, bw.registryOptions()...)...)
 	if err != nil {
 		return fmt.Errorf("registry: %w", err)
 	}
-	// Load publishes every tenant and compiles its prepared queries
-	// (registry warms on publish), all before the listener opens: /health
-	// answers only once no decision has a compile ahead of it.
-	if err := reg.Load(ctx); err != nil {
+	// Publish every tenant now; they compile once the listener is open,
+	// in the engine's compile pool, while /health answers 503 "warming"
+	// (warmup): ready means no decision has a compile ahead of it.
+	tenants, err := reg.Publish(ctx)
+	if err != nil {
 		return fmt.Errorf("load policies: %w", err)
 	}
-	if es := eng.Stats(); es.Compiles > 0 {
-		logger.Info("engine warm", "prepared_queries", es.Size, "compile_ms", es.CompileTime.Milliseconds())
-	}
+	warm := newWarmup(tenants)
 	if err := bootstrap(ctx, cfg, reg, st, s, logger); err != nil {
 		return err
 	}
@@ -191,6 +192,7 @@ func serve(ctx context.Context, cfg Config, s stdio, logger *slog.Logger, sigs <
 		TracerProvider: tel.tp,
 		Metrics:        m,
 		DecisionLog:    dlog,
+		Warming:        warm.state,
 	}))
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
@@ -226,6 +228,7 @@ func serve(ctx context.Context, cfg Config, s stdio, logger *slog.Logger, sigs <
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	logger.Info("listening", "addr", ln.Addr().String())
+	bg.Go(func() { warm.run(bgCtx, reg, eng, logger) })
 
 	select {
 	case err := <-served:

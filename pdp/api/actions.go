@@ -30,10 +30,12 @@ const (
 
 // actionBody is the body of POST /v1/actions.
 type actionBody struct {
-	Action   *string         `json:"action"`
-	Params   json.RawMessage `json:"params"`
-	AgentID  *string         `json:"agent_id"`
-	StepType *string         `json:"step_type"`
+	Action *string `json:"action"`
+	// Params is decoded with the body in one pass (numbers as
+	// json.Number): nil when absent or null.
+	Params   any     `json:"params"`
+	AgentID  *string `json:"agent_id"`
+	StepType *string `json:"step_type"`
 }
 
 func (s *server) submitAction(c *gin.Context) {
@@ -53,7 +55,7 @@ func (s *server) submitAction(c *gin.Context) {
 	} else {
 		sub.Name = *b.Action
 	}
-	if sub.Params, err = decodeParams(b.Params, "params"); err != nil {
+	if sub.Params, err = paramsObject(b.Params, "params"); err != nil {
 		fail(c, err)
 		return
 	}
@@ -95,8 +97,13 @@ func (s *server) submitConnectorAction(c *gin.Context) {
 // answers its outcome.
 func (s *server) submit(c *gin.Context, sub lifecycle.Submission) {
 	ctx := c.Request.Context()
-	sub.TenantID = tenant(c).ID
+	t := tenant(c)
+	sub.TenantID = t.ID
 	sub.KeyID = s.keyID(c)
+	if k := apiKey(c); k.ID != "" {
+		sub.Key = &k
+	}
+	sub.RequireAgentKeys = t.RequireAgentKeys
 	sub.TraceID = traceID(ctx)
 	sub.RequestedBy = c.Request.RemoteAddr
 	res, err := s.life.Submit(ctx, sub)
@@ -159,6 +166,18 @@ func decodeParams(raw []byte, field string) (map[string]any, error) {
 	return m, nil
 }
 
+// paramsObject is a decoded params value as an object: absent or null is
+// {}, anything but an object an error naming field.
+func paramsObject(v any, field string) (map[string]any, error) {
+	switch p := v.(type) {
+	case nil:
+		return map[string]any{}, nil
+	case map[string]any:
+		return p, nil
+	}
+	return nil, &pdp.ValidationError{Field: field, Reason: "must be an object"}
+}
+
 // takeString removes key from m and returns it as a string ("" when absent
 // or null).
 func takeString(m map[string]any, key string) (string, error) {
@@ -196,6 +215,8 @@ type actionView struct {
 	DecidedAt    any             `json:"decided_at"`
 	CreatedAt    string          `json:"created_at"`
 	TraceID      any             `json:"trace_id"`
+	// DecidedBy is who decided a held action (GET /v1/actions/{id} only).
+	DecidedBy *decidedByView `json:"decided_by,omitempty"`
 }
 
 // view renders a record. reason is the human decision's reason once an
@@ -237,9 +258,20 @@ func (s *server) record(c *gin.Context) (store.ActionRecord, bool) {
 }
 
 func (s *server) getAction(c *gin.Context) {
-	if rec, ok := s.record(c); ok {
-		writeJSON(c, http.StatusOK, view(rec))
+	rec, ok := s.record(c)
+	if !ok {
+		return
 	}
+	v := view(rec)
+	if rec.DecidedAt != nil {
+		d, _, err := s.life.WhoDecided(c.Request.Context(), rec.TenantID, rec.ID)
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		v.DecidedBy = viewDecider(d, rec)
+	}
+	writeJSON(c, http.StatusOK, v)
 }
 
 func (s *server) listActions(c *gin.Context) {

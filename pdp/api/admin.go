@@ -24,6 +24,7 @@ type tenantView struct {
 	ApprovalModes    []string        `json:"approval_modes"`
 	ApprovalSettings json.RawMessage `json:"approval_settings"`
 	RateLimit        *rateLimitView  `json:"rate_limit"` // null: the tier's default
+	RequireAgentKeys bool            `json:"require_agent_keys"`
 	Revision         uint64          `json:"revision"`
 	CreatedAt        string          `json:"created_at"`
 }
@@ -42,6 +43,7 @@ func viewTenant(t store.Tenant) tenantView {
 		ApprovalModes:    registry.ApprovalModes(t.Tier),
 		ApprovalSettings: settings,
 		RateLimit:        viewRateLimit(t.RateLimit),
+		RequireAgentKeys: t.RequireAgentKeys,
 		Revision:         t.Revision,
 		CreatedAt:        timestamp(t.CreatedAt),
 	}
@@ -109,6 +111,7 @@ type updateTenantBody struct {
 	ApprovalMode     *string         `json:"approval_mode"`
 	ApprovalSettings json.RawMessage `json:"approval_settings"` // JSON null clears
 	RateLimit        json.RawMessage `json:"rate_limit"`        // JSON null: back to the tier's default
+	RequireAgentKeys *bool           `json:"require_agent_keys"`
 }
 
 func (s *server) updateTenant(c *gin.Context) {
@@ -122,7 +125,7 @@ func (s *server) updateTenant(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	u := registry.TenantUpdate{Name: b.Name, ApprovalMode: b.ApprovalMode}
+	u := registry.TenantUpdate{Name: b.Name, ApprovalMode: b.ApprovalMode, RequireAgentKeys: b.RequireAgentKeys}
 	if b.Tier != nil {
 		tier := store.Tier(*b.Tier)
 		u.Tier = &tier

@@ -114,9 +114,17 @@ type Deps struct {
 	// read-only server reports the tenants its bundles cannot serve). It
 	// must answer quickly: load balancers probe /health often.
 	HealthDetail func(ctx context.Context) map[string]any
+	// Warming, when set, reports a server that is still compiling the
+	// tenants it started with: while warming is true GET /health answers
+	// 503 {"status":"warming"} with the counts (the server is live but not
+	// ready). It must answer quickly.
+	Warming func() (warming bool, compiled, tenants int)
 	// Now is the clock of approvals and the dashboard (default time.Now);
 	// tests inject one so approval modes' waiting times need no sleeping.
 	Now func() time.Time
+	// Sleep is how an early solo-mode approval is held (default a timer;
+	// see lifecycle.Deps.Sleep); tests inject one that moves their clock.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // isNoop reports whether tp records nothing (tracing is off).
@@ -149,6 +157,7 @@ type server struct {
 	life         *lifecycle.Service
 	tracing      bool // false: the tracer provider is a no-op one
 	healthDetail func(ctx context.Context) map[string]any
+	warming      func() (warming bool, compiled, tenants int)
 
 	ops           // metrics and rate limits (ops.go)
 	observability // spans and the decision log (decisionlog.go)
@@ -178,6 +187,7 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 		log: deps.Logger,
 
 		healthDetail: deps.HealthDetail,
+		warming:      deps.Warming,
 	}
 	if cfg.AdminToken != "" {
 		s.adminHash = sha256.Sum256([]byte(cfg.AdminToken))
@@ -187,7 +197,7 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	s.gov = newGovernance(deps)
 	life, err := lifecycle.New(lifecycle.Deps{
 		Engine: deps.Engine, Store: deps.Store, Registry: deps.Registry, DecisionLog: deps.DecisionLog,
-		Logger: deps.Logger, Now: s.gov.now, RecordTimeout: cfg.RecordTimeout,
+		Logger: deps.Logger, Now: s.gov.now, Sleep: deps.Sleep, RecordTimeout: cfg.RecordTimeout,
 	})
 	if err != nil {
 		return nil, err
@@ -255,6 +265,7 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	s.governanceRoutes(v1)
 	s.historyRoutes(v1)
 	s.consoleRoutes(r, v1)
+	s.keyRoutes(v1)
 
 	if cfg.AdminToken != "" {
 		admin := v1.Group("/admin", s.adminAuth)

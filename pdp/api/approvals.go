@@ -36,6 +36,44 @@ type approvalItem struct {
 	RiskScore       float64    `json:"risk_score"`
 	ApproverID      any        `json:"approver_id"`
 	DecidedAt       any        `json:"decided_at"`
+	// Votes are who voted (enterprise mode); DecidedBy who decided.
+	Votes     []voterView    `json:"votes"`
+	DecidedBy *decidedByView `json:"decided_by"`
+}
+
+// voterView is one vote as the queue shows it: the identity and its role.
+type voterView struct {
+	ApproverID string     `json:"approver_id"`
+	Role       any        `json:"approver_role"`
+	IsManager  bool       `json:"is_manager"`
+	Decision   pdp.Status `json:"decision"`
+	VotedAt    string     `json:"voted_at"`
+}
+
+// decidedByView is who decided an approval: the deciding identity, its
+// key's role and manager flag, the key, and the label the request sent.
+type decidedByView struct {
+	ApproverID    string `json:"approver_id"`
+	ApproverRole  any    `json:"approver_role"`
+	IsManager     bool   `json:"is_manager"`
+	KeyID         any    `json:"key_id"`
+	ApproverLabel any    `json:"approver_label"`
+}
+
+// viewDecider renders who decided rec (nil while undecided); a decision
+// recorded without an entry shows its approver only.
+func viewDecider(d *lifecycle.Decider, rec store.ActionRecord) *decidedByView {
+	if rec.DecidedAt == nil {
+		return nil
+	}
+	if d == nil {
+		return &decidedByView{ApproverID: rec.ApproverID}
+	}
+	id := d.ApproverID
+	if id == "" {
+		id = rec.ApproverID
+	}
+	return &decidedByView{ApproverID: id, ApproverRole: optString(d.Role), IsManager: d.IsManager, KeyID: optString(d.KeyID), ApproverLabel: optString(d.Label)}
 }
 
 // parseApprovalStatus reads the queue's filter: pending_review (the
@@ -88,6 +126,16 @@ func (s *server) listApprovals(c *gin.Context) {
 			RiskScore:       a.RiskScore,
 			ApproverID:      optString(a.ApproverID),
 			DecidedAt:       optTimestamp(a.DecidedAt),
+		}
+		d, votes, err := s.life.WhoDecided(c.Request.Context(), a.TenantID, a.ID)
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		items[i].DecidedBy = viewDecider(d, a)
+		items[i].Votes = make([]voterView, len(votes))
+		for j, v := range votes {
+			items[i].Votes[j] = voterView{ApproverID: v.ApproverID, Role: optString(v.Role), IsManager: v.IsManager, Decision: v.Decision, VotedAt: timestamp(v.VotedAt)}
 		}
 	}
 	writeJSON(c, http.StatusOK, gin.H{"approvals": items, "total": total})
@@ -174,7 +222,8 @@ func readDecisionInput(c *gin.Context) (in lifecycle.DecisionRequest, err error)
 		var v string
 		if json.Unmarshal(raw, &v) != nil {
 			if name == "decision" {
-				in.Decision = nil // not a decision at all: invalid_decision
+				s := string(raw) // not a decision at all: invalid_decision
+				in.Decision = &s
 				continue
 			}
 			in.Problems = append(in.Problems, &pdp.ValidationError{Field: name, Reason: "must be a string"})
@@ -209,7 +258,11 @@ type decisionView struct {
 	Reason     *string           `json:"reason"`
 	Status     pdp.Status        `json:"status"`
 	ApproverID string            `json:"approver_id"`
-	DecidedAt  any               `json:"decided_at"`
+	// ApproverLabel is the approver_id the request sent (a display label);
+	// ApproverRole the deciding key's role.
+	ApproverLabel any `json:"approver_label"`
+	ApproverRole  any `json:"approver_role"`
+	DecidedAt     any `json:"decided_at"`
 	// In enterprise mode: counted approvals so far, and how many approve.
 	ApprovalsReceived *int `json:"approvals_received,omitempty"`
 	MinApprovals      *int `json:"min_approvals,omitempty"`
@@ -237,14 +290,14 @@ func (s *server) decideApproval(c *gin.Context) {
 		return
 	}
 	id := c.Param("id")
-	in.TenantID, in.ApprovalID, in.KeyID = tenant(c).ID, id, s.keyID(c)
+	in.TenantID, in.ApprovalID, in.KeyID, in.Decider = tenant(c).ID, id, s.keyID(c), apiKey(c)
 	res, err := s.life.Decide(c.Request.Context(), in)
 	if err != nil {
 		fail(c, approvalError(c, id, err))
 		return
 	}
 	out := decisionView{ApprovalID: res.ApprovalID, Decision: res.Decision, Reason: reasonPtr(res.Reason), ApproverID: res.ApproverID,
-		Status: res.Status, DecidedAt: optTimestamp(res.DecidedAt)}
+		ApproverLabel: optString(res.Label), ApproverRole: optString(res.Role), Status: res.Status, DecidedAt: optTimestamp(res.DecidedAt)}
 	if res.Vote {
 		out.ApprovalsReceived, out.MinApprovals = &res.ApprovalsReceived, &res.MinApprovals
 	}

@@ -61,7 +61,14 @@ func (s *server) authenticate(c *gin.Context) {
 	}
 	c.Set(ctxTenant, t)
 	c.Set(ctxKeyID, id.KeyID)
+	c.Set(ctxKey, id.Key)
 	span.SetAttributes(attribute.String("tenant_id", t.ID))
+	if err := authorize(c, id.Key); err != nil {
+		span.AddEvent("scope refused")
+		span.End()
+		fail(c, err)
+		return
+	}
 	trace.SpanFromContext(c.Request.Context()).SetAttributes(attribute.String("tenant_id", t.ID))
 	allowed := s.allowRate(c, id.KeyHash, t)
 	if !allowed {
@@ -89,6 +96,11 @@ func (s *server) authenticateUntraced(c *gin.Context) {
 	}
 	c.Set(ctxTenant, id.Tenant)
 	c.Set(ctxKeyID, id.KeyID)
+	c.Set(ctxKey, id.Key)
+	if err := authorize(c, id.Key); err != nil {
+		fail(c, err)
+		return
+	}
 	if s.allowRate(c, id.KeyHash, id.Tenant) {
 		c.Next()
 	}

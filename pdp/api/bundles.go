@@ -67,9 +67,14 @@ func (s *server) authorizeBundle(r *http.Request, tenant string) error {
 			return nil
 		}
 	}
-	t, err := s.reg.Authenticate(r.Context(), token)
+	id, err := s.reg.Identify(r.Context(), token)
 	if err != nil {
 		return err
+	}
+	t := id.Tenant
+	if !RouteAccess["GET /v1/bundles/:file"].Admits(id.Key) {
+		return &bundles.StatusError{Status: http.StatusForbidden, Code: pdp.CodeForbidden,
+			Message: "This API key lacks the scope policies:read that this route needs"}
 	}
 	if t.ID != tenant {
 		return &bundles.StatusError{Status: http.StatusNotFound, Code: pdp.CodeNotFound, Message: "Tenant not found"}

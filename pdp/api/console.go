@@ -91,6 +91,15 @@ func (p *playground) dryRun(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	// An agent-bound key tries actions as its agent, as it submits them.
+	if k := apiKey(c); k.AgentID != "" {
+		sub := lifecycle.Submission{AgentID: a.AgentID, StepType: a.StepType, Key: &k}
+		if err := sub.BindIdentity(); err != nil {
+			fail(c, err)
+			return
+		}
+		a.AgentID = sub.AgentID
+	}
 	t := tenant(c)
 	a.TenantID = t.ID
 
@@ -135,7 +144,7 @@ func dryRunAction(b *dryRunBody) (pdp.Action, error) {
 	default:
 		a.Name = *b.Action
 	}
-	params, err := decodeParams(b.Params, "params")
+	params, err := paramsObject(b.Params, "params")
 	if err != nil {
 		return pdp.Action{}, err
 	}

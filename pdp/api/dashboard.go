@@ -77,6 +77,15 @@ type dashboardView struct {
 	// ShadowHitsByPolicy counts the hits of policies in shadow mode in the
 	// window's decisions (policy_result.shadow entries), most first.
 	ShadowHitsByPolicy []shadowCountView `json:"shadow_hits_by_policy"`
+	// DecisionsByApprover counts the window's final decisions per
+	// deciding identity (README "Who may do what").
+	DecisionsByApprover []approverCountView `json:"decisions_by_approver"`
+}
+
+type approverCountView struct {
+	ApproverID string `json:"approver_id"`
+	Approved   int64  `json:"approved"`
+	Denied     int64  `json:"denied"`
 }
 
 type shadowCountView struct {
@@ -156,6 +165,15 @@ func (s *server) dashboard(c *gin.Context) {
 	v.ShadowHitsByPolicy = make([]shadowCountView, len(hits))
 	for i, h := range hits {
 		v.ShadowHitsByPolicy[i] = shadowCountView{Policy: h.Policy, Count: h.Count}
+	}
+	byApprover, err := s.gov.st.DecisionsByApprover(c.Request.Context(), t.ID, r.Since, r.Until.Add(store.TimePrecision))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	v.DecisionsByApprover = make([]approverCountView, len(byApprover))
+	for i, a := range byApprover {
+		v.DecisionsByApprover[i] = approverCountView{ApproverID: a.ApproverID, Approved: a.Approved, Denied: a.Denied}
 	}
 	writeJSON(c, http.StatusOK, v)
 }

@@ -70,6 +70,26 @@ func (s *server) dataDecision(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	// An agent-bound key asks as its agent, as it submits (identity.go).
+	if k := apiKey(c); k.AgentID != "" {
+		if input == nil {
+			input = map[string]any{}
+		}
+		agent, _ := input["agent_id"].(string)
+		step, _ := input["step_type"].(string)
+		sub := lifecycle.Submission{AgentID: agent, StepType: strings.ToUpper(step), Key: &k}
+		if sub.StepType == "" {
+			sub.StepType = pdp.DefaultStepType
+		}
+		if _, isString := input["agent_id"].(string); input["agent_id"] != nil && !isString {
+			sub.AgentID = "(not a string)"
+		}
+		if err := sub.BindIdentity(); err != nil {
+			fail(c, err)
+			return
+		}
+		input["agent_id"] = sub.AgentID
+	}
 	result, defined, err := s.eng.Query(c.Request.Context(), tenant(c).ID, input)
 	if err != nil {
 		fail(c, err) // 503 evaluation_unavailable

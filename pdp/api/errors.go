@@ -102,6 +102,10 @@ func classify(c *gin.Context, err error) *apiError {
 		mbe *http.MaxBytesError
 	)
 	var (
+		rights *registry.RightsError
+		ide    *lifecycle.IdentityError
+	)
+	var (
 		tooLarge    *lifecycle.ParamsTooLargeError
 		textLarge   *lifecycle.ActionTextTooLargeError
 		unavailable *lifecycle.UnavailableError
@@ -150,6 +154,12 @@ func classify(c *gin.Context, err error) *apiError {
 		return &apiError{Status: http.StatusConflict, Code: pdp.CodeConflict, Message: "A tenant with this id already exists", cause: err}
 	case errors.Is(err, registry.ErrKeyNotFound):
 		return &apiError{Status: http.StatusNotFound, Code: pdp.CodeNotFound, Message: "API key not found", cause: err}
+	case errors.As(err, &rights):
+		return &apiError{Status: http.StatusForbidden, Code: pdp.CodeForbidden, Message: rights.Error(), cause: err}
+	case errors.As(err, &ide):
+		return &apiError{Status: http.StatusForbidden, Code: pdp.CodeAgentMismatch, Message: ide.Error(), Extra: ide.Extra(), cause: err}
+	case errors.Is(err, registry.ErrKeysUnavailable):
+		return &apiError{Status: http.StatusNotImplemented, Code: pdp.CodeGovernanceUnavailable, Message: "The store does not keep the audit chain, which key operations are recorded on", cause: err}
 	case errors.Is(err, pdp.ErrEvaluationFailed):
 		return &apiError{Status: http.StatusServiceUnavailable, Code: pdp.CodeEvaluationUnavailable,
 			Message: "Policy evaluation is unavailable; the action was not allowed", cause: err}
@@ -224,7 +234,9 @@ func (s *server) render(c *gin.Context, e *apiError) {
 func (s *server) logRequest(c *gin.Context, start time.Time) {
 	status := c.Writer.Status()
 	level := slog.LevelDebug
-	if status >= 500 {
+	// A 503 from /health while warming is the server's expected state
+	// after a start (progress is logged at info), not a failure.
+	if status >= 500 && !(status == http.StatusServiceUnavailable && c.FullPath() == "/health") {
 		level = slog.LevelError
 	}
 	ctx := c.Request.Context()

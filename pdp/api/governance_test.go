@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
+	"github.com/gatehouse-pdp/gatehouse/pdp/registry"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
@@ -40,9 +42,19 @@ func (c *clock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
+// Sleep moves the clock instead of waiting: how the API holds an early
+// solo-mode approval in these tests.
+func (c *clock) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.Advance(d)
+	return nil
+}
+
 func govEnv(t *testing.T) (*env, *clock) {
 	c := newClock()
-	return newEnv(t, func(o *envOption) { o.now = c.Now }), c
+	return newEnv(t, func(o *envOption) { o.now, o.sleep = c.Now, c.Sleep }), c
 }
 
 func (e *env) admin(method, path string, body any) response {
@@ -50,11 +62,12 @@ func (e *env) admin(method, path string, body any) response {
 	return e.do(request{method: method, path: path, key: adminToken, body: body})
 }
 
-// tenantWith creates a tenant of tier through the admin API and returns its
-// ID and key.
+// tenantWith creates a tenant of tier, in the strongest approval mode the
+// tier allows, through the admin API and returns its ID and key.
 func (e *env) tenantWith(tier store.Tier) (string, string) {
 	e.t.Helper()
-	m := expect(e.t, e.admin("POST", "/v1/admin/tenants", map[string]any{"name": "gov-" + string(tier), "tier": tier}), http.StatusCreated, nil)
+	m := expect(e.t, e.admin("POST", "/v1/admin/tenants", map[string]any{"name": "gov-" + string(tier), "tier": tier,
+		"approval_mode": registry.DefaultApprovalMode(tier)}), http.StatusCreated, nil)
 	return m["tenant_id"].(string), m["api_key"].(string)
 }
 
@@ -62,6 +75,15 @@ func (e *env) tenantWith(tier store.Tier) (string, string) {
 func (e *env) secondKey(tenantID string) (keyID, key string) {
 	e.t.Helper()
 	m := expect(e.t, e.admin("POST", "/v1/admin/tenants/"+tenantID+"/keys", nil), http.StatusCreated, nil)
+	return m["key_id"].(string), m["api_key"].(string)
+}
+
+// person creates a key of the tenant for a named person through POST
+// /v1/keys, with creator's rights, and returns its ID and secret.
+func (e *env) person(creator, name, role string, manager bool) (keyID, key string) {
+	e.t.Helper()
+	m := expect(e.t, e.post("/v1/keys", creator, map[string]any{"name": name, "role": role, "is_manager": manager}), http.StatusCreated,
+		map[string]any{"name": name, "role": role})
 	return m["key_id"].(string), m["api_key"].(string)
 }
 
@@ -85,8 +107,8 @@ func (e *env) decide(key, id string, body any) response {
 
 func TestApprovalPollingPattern(t *testing.T) {
 	e, clk := govEnv(t)
-	tenantID, agentKey := e.tenantWith(store.TierPro) // team mode
-	_, humanKey := e.secondKey(tenantID)
+	_, agentKey := e.tenantWith(store.TierPro) // team mode
+	_, humanKey := e.person(agentKey, "alice", "admin", false)
 
 	id := e.held(agentKey, "payer-bot")
 	list := expect(t, e.get("/v1/approvals", humanKey), http.StatusOK, map[string]any{"total": 1})
@@ -107,17 +129,26 @@ func TestApprovalPollingPattern(t *testing.T) {
 	expect(t, e.get("/v1/actions/"+id, agentKey), http.StatusOK, map[string]any{"status": "pending_review", "approver_id": nil, "decided_at": nil})
 
 	clk.Advance(time.Second)
-	got := expect(t, e.decide(humanKey, id, map[string]any{"decision": "approved", "reason": "expected invoice", "approver_id": "alice"}), http.StatusOK, map[string]any{
+	// approver_id is a display label: the approver is the key's owner.
+	got := expect(t, e.decide(humanKey, id, map[string]any{"decision": "approved", "reason": "expected invoice", "approver_id": "Alice A."}), http.StatusOK, map[string]any{
 		"approval_id": id, "decision": "approve", "reason": "expected invoice", "status": "approved", "approver_id": "alice",
+		"approver_label": "Alice A.", "approver_role": "admin",
 		"decided_at": clk.Now().Format("2006-01-02T15:04:05.000000Z"),
 	})
 	if _, ok := got["approvals_received"]; ok {
 		t.Errorf("approvals_received outside enterprise mode: %v", got)
 	}
-	expect(t, e.get("/v1/actions/"+id, agentKey), http.StatusOK, map[string]any{
+	decided := expect(t, e.get("/v1/actions/"+id, agentKey), http.StatusOK, map[string]any{
 		"status": "approved", "reason": "expected invoice", "approver_id": "alice", "message": "Action approved",
 		"decided_at": clk.Now().Format("2006-01-02T15:04:05.000000Z"),
 	})
+	if by := decided["decided_by"]; field(by, "approver_id") != "alice" || field(by, "approver_role") != "admin" || field(by, "approver_label") != "Alice A." {
+		t.Errorf("decided_by %v", by)
+	}
+	queue := expect(t, e.get("/v1/approvals?status_filter=approved", humanKey), http.StatusOK, nil)["approvals"].([]any)
+	if by := field(queue[0], "decided_by"); field(by, "approver_id") != "alice" || field(by, "approver_role") != "admin" {
+		t.Errorf("the queue's decided_by %v", by)
+	}
 	expect(t, e.get("/v1/approvals", humanKey), http.StatusOK, map[string]any{"total": 0, "approvals": []any{}})
 	expect(t, e.get("/v1/approvals?status_filter=approved", humanKey), http.StatusOK, map[string]any{"total": 1})
 	expect(t, e.get("/v1/approvals?status=all", humanKey), http.StatusOK, map[string]any{"total": 1})
@@ -161,17 +192,20 @@ func TestSoloMode(t *testing.T) {
 	e, clk := govEnv(t)
 	_, key := e.tenantWith(store.TierFree) // solo: the free tier's only mode
 
+	// An approval that arrives early is held until 5 s after submission,
+	// then applied: the documented flow (the submitting key approves).
 	id := e.held(key, "payer-bot")
-	r := e.decide(key, id, map[string]any{"decision": "approve"})
-	expectError(t, r, http.StatusConflict, pdp.CodeApprovalTooEarly, "In solo mode a decision is accepted 5s after submission. Retry in 5 s",
-		map[string]any{"retry_after_seconds": 5, "not_before": clk.Now().Add(5 * time.Second).Format("2006-01-02T15:04:05.000000Z")})
-	if r.header.Get("Retry-After") != "5" {
-		t.Errorf("Retry-After %q", r.header.Get("Retry-After"))
-	}
-	clk.Advance(4200 * time.Millisecond)
-	expectErrorCode(t, e.decide(key, id, `{"decision":"deny"}`), http.StatusConflict, pdp.CodeApprovalTooEarly, "Retry in 1 s")
-	clk.Advance(800 * time.Millisecond)
-	expect(t, e.decide(key, id, `{"decision":"deny","reason":"not now"}`), http.StatusOK, map[string]any{"status": "denied", "decision": "deny"})
+	submitted := clk.Now()
+	expect(t, e.decide(key, id, map[string]any{"decision": "approve"}), http.StatusOK, map[string]any{
+		"status": "approved", "decided_at": submitted.Add(5 * time.Second).Format("2006-01-02T15:04:05.000000Z"),
+	})
+	expectErrorCode(t, e.decide(key, id, `{"decision":"approve"}`), http.StatusConflict, pdp.CodeApprovalAlreadyDecided)
+	// A deny applies at once.
+	id = e.held(key, "payer-bot")
+	submitted = clk.Now()
+	expect(t, e.decide(key, id, `{"decision":"deny","reason":"not now"}`), http.StatusOK, map[string]any{
+		"status": "denied", "decision": "deny", "decided_at": submitted.Format("2006-01-02T15:04:05.000000Z"),
+	})
 
 	// A destructive action: approving needs the typed confirmation, which
 	// is asked for before the wait (fix first, then wait, then succeed).
@@ -180,9 +214,6 @@ func TestSoloMode(t *testing.T) {
 	expectError(t, e.decide(key, id, `{"decision":"approve"}`), http.StatusBadRequest, pdp.CodeConfirmationRequired,
 		`Action 'ledger.remove_payment' is destructive: approving it in solo mode needs confirmation "ROLLBACK"`, map[string]any{"confirmation": "ROLLBACK"})
 	expectErrorCode(t, e.decide(key, id, `{"decision":"approve","confirmation":"rollback"}`), http.StatusBadRequest, pdp.CodeConfirmationRequired)
-	expectErrorCode(t, e.decide(key, id, `{"decision":"approve","confirmation":"ROLLBACK"}`), http.StatusConflict, pdp.CodeApprovalTooEarly)
-	clk.Advance(5 * time.Second)
-	expectErrorCode(t, e.decide(key, id, `{"decision":"approve"}`), http.StatusBadRequest, pdp.CodeConfirmationRequired)
 	expect(t, e.decide(key, id, `{"decision":"approve","confirmation":"ROLLBACK"}`), http.StatusOK, map[string]any{"status": "approved"})
 	ex := expect(t, e.get("/v1/actions/"+id+"/explain", key), http.StatusOK, nil)
 	if field(ex, "approval", "destructive") != true || field(ex, "approval", "mode") != "solo" {
@@ -191,7 +222,6 @@ func TestSoloMode(t *testing.T) {
 
 	// Denying a destructive action needs no confirmation.
 	id = e.submit(key, destructive, pdp.StatusPendingReview)
-	clk.Advance(5 * time.Second)
 	expect(t, e.decide(key, id, `{"decision":"reject"}`), http.StatusOK, map[string]any{"status": "denied"})
 }
 
@@ -201,24 +231,29 @@ func TestTeamMode(t *testing.T) {
 	humanKeyID, humanKey := e.secondKey(tenantID)
 
 	id := e.held(agentKey, "payer-bot")
-	// The submitting key, deciding without naming anyone: its own action.
+	// The submitting key approving its own action waits, whatever
+	// approver_id it names (the issue's reproduction: naming anyone else
+	// used to approve at once).
 	r := e.decide(agentKey, id, `{"decision":"approve"}`)
 	expectError(t, r, http.StatusConflict, pdp.CodeApprovalTooEarly,
-		"In team mode the submitter of an action may decide it only 10m0s after submission; another approver may decide now. Retry in 600 s",
+		"In team mode the submitter of an action may approve it only 10m0s after submission; another approver may approve now. Retry in 600 s",
 		map[string]any{"retry_after_seconds": 600, "not_before": clk.Now().Add(10 * time.Minute).Format("2006-01-02T15:04:05.000000Z")})
-	// Another key naming the submitting agent is the submitter too.
-	expectErrorCode(t, e.decide(humanKey, id, `{"decision":"approve","approver_id":"payer-bot"}`), http.StatusConflict, pdp.CodeApprovalTooEarly)
+	expectErrorCode(t, e.decide(agentKey, id, `{"decision":"approve","approver_id":"bob"}`), http.StatusConflict, pdp.CodeApprovalTooEarly)
 	clk.Advance(9*time.Minute + 59*time.Second)
-	expectErrorCode(t, e.decide(agentKey, id, `{"decision":"deny"}`), http.StatusConflict, pdp.CodeApprovalTooEarly, "Retry in 1 s")
+	expectErrorCode(t, e.decide(agentKey, id, `{"decision":"approve"}`), http.StatusConflict, pdp.CodeApprovalTooEarly, "Retry in 1 s")
 	clk.Advance(time.Second)
+	expect(t, e.decide(agentKey, id, `{"decision":"approve"}`), http.StatusOK, map[string]any{"status": "approved"})
+
+	// The submitter denies at once.
+	id = e.held(agentKey, "payer-bot")
 	expect(t, e.decide(agentKey, id, `{"decision":"deny"}`), http.StatusOK, map[string]any{"status": "denied"})
 
-	// Anyone else decides at once; the approver defaults to the key's ID.
+	// Anyone else decides at once; the approver is the key's owner (an
+	// unnamed key's ID), and a named approver_id is its label only.
 	id = e.held(agentKey, "payer-bot")
-	expect(t, e.decide(humanKey, id, `{"decision":"approve"}`), http.StatusOK, map[string]any{"status": "approved", "approver_id": humanKeyID})
+	expect(t, e.decide(humanKey, id, `{"decision":"approve","approver_id":"payer-bot"}`), http.StatusOK,
+		map[string]any{"status": "approved", "approver_id": humanKeyID, "approver_label": "payer-bot"})
 	expect(t, e.get("/v1/actions/"+id, agentKey), http.StatusOK, map[string]any{"approver_id": humanKeyID})
-	id = e.held(agentKey, "payer-bot")
-	expect(t, e.decide(agentKey, id, `{"decision":"approve","approver_id":"bob"}`), http.StatusOK, map[string]any{"status": "approved", "approver_id": "bob"})
 }
 
 func TestEnterpriseMode(t *testing.T) {
@@ -227,20 +262,30 @@ func TestEnterpriseMode(t *testing.T) {
 	expect(t, e.admin("GET", "/v1/admin/tenants/"+tenantID, nil), http.StatusOK, map[string]any{
 		"approval_mode": "enterprise", "approval_settings": map[string]any{"min_approvals": 2},
 	})
+	_, alice := e.person(key, "alice", "admin", true)
+	_, bob := e.person(key, "bob", "member", false)
 
 	id := e.held(key, "payer-bot")
-	expect(t, e.decide(key, id, `{"decision":"approve","approver_id":"alice"}`), http.StatusOK, map[string]any{
+	// The issue's reproduction: the submitting key naming two approvers is
+	// one identity, one vote; the repeat answers the current state.
+	expect(t, e.decide(key, id, `{"decision":"approve","approver_id":"alice","approver_role":"owner","is_manager":true}`), http.StatusOK, map[string]any{
 		"status": "pending_review", "approvals_received": 1, "min_approvals": 2, "decided_at": nil,
 	})
-	// Votes are per distinct approver, and immutable.
-	expectErrorCode(t, e.decide(key, id, `{"decision":"deny","approver_id":"alice"}`), http.StatusConflict, pdp.CodeApprovalAlreadyDecided, "already voted")
-	expect(t, e.get("/v1/approvals", key), http.StatusOK, map[string]any{"total": 1})
-	expect(t, e.decide(key, id, `{"decision":"approve","approver_id":"bob"}`), http.StatusOK, map[string]any{
-		"status": "approved", "approvals_received": 2, "min_approvals": 2,
+	expect(t, e.decide(key, id, `{"decision":"approve","approver_id":"bob","approver_role":"owner","is_manager":true}`), http.StatusOK, map[string]any{
+		"status": "pending_review", "approvals_received": 1, "min_approvals": 2, "decided_at": nil,
 	})
-	expectErrorCode(t, e.decide(key, id, `{"decision":"approve","approver_id":"carol"}`), http.StatusConflict, pdp.CodeApprovalAlreadyDecided, "already approved by 'bob'")
+	// A changed vote is refused: votes are immutable.
+	expectErrorCode(t, e.decide(key, id, `{"decision":"deny"}`), http.StatusConflict, pdp.CodeApprovalAlreadyDecided, "already voted")
+	q := expect(t, e.get("/v1/approvals", key), http.StatusOK, map[string]any{"total": 1})
+	if votes := field(q["approvals"].([]any)[0], "votes").([]any); len(votes) != 1 || field(votes[0], "approver_role") != "owner" {
+		t.Errorf("the queue's votes %v", votes)
+	}
+	expect(t, e.decide(alice, id, `{"decision":"approve"}`), http.StatusOK, map[string]any{
+		"status": "approved", "approvals_received": 2, "min_approvals": 2, "approver_id": "alice", "approver_role": "admin",
+	})
+	expectErrorCode(t, e.decide(bob, id, `{"decision":"approve"}`), http.StatusConflict, pdp.CodeApprovalAlreadyDecided, "already approved by 'alice'")
 	ex := expect(t, e.get("/v1/actions/"+id+"/explain", key), http.StatusOK, nil)
-	if votes := field(ex, "approval", "votes").([]any); len(votes) != 2 || field(votes[0], "approver_id") != "alice" {
+	if votes := field(ex, "approval", "votes").([]any); len(votes) != 2 || field(votes[1], "approver_id") != "alice" {
 		t.Errorf("votes %v", votes)
 	}
 	if got := field(ex, "approval", "approvals_received"); got != 2.0 {
@@ -254,18 +299,21 @@ func TestEnterpriseMode(t *testing.T) {
 		t.Errorf("trail events %v", events)
 	}
 
-	// Roles and managers: who counts.
-	expect(t, e.admin("PATCH", "/v1/admin/tenants/"+tenantID, `{"approval_settings":{"min_approvals":3,"allowed_roles":["security","finance"],"require_manager":true}}`), http.StatusOK, nil)
+	// Roles and managers come from the keys: who counts.
+	_, carol := e.person(key, "carol", "admin", false)
+	_, dave := e.person(key, "dave", "admin", true)
+	expect(t, e.admin("PATCH", "/v1/admin/tenants/"+tenantID, `{"approval_settings":{"min_approvals":3,"allowed_roles":["admin","owner"],"require_manager":true}}`), http.StatusOK, nil)
 	id = e.held(key, "payer-bot")
-	expectErrorCode(t, e.decide(key, id, `{"decision":"approve","approver_id":"alice","approver_role":"security"}`), http.StatusForbidden, pdp.CodeApproverNotEligible, "require_manager")
-	expectErrorCode(t, e.decide(key, id, `{"decision":"approve","approver_id":"alice","approver_role":"intern","is_manager":true}`), http.StatusForbidden, pdp.CodeApproverNotEligible, "security, finance", "'intern'")
+	expectErrorCode(t, e.decide(carol, id, `{"decision":"approve"}`), http.StatusForbidden, pdp.CodeApproverNotEligible, "require_manager")
+	expectErrorCode(t, e.decide(bob, id, `{"decision":"approve","is_manager":true}`), http.StatusForbidden, pdp.CodeApproverNotEligible, "is_manager comes from the API key")
+	expectErrorCode(t, e.decide(alice, id, `{"decision":"approve","approver_role":"owner"}`), http.StatusForbidden, pdp.CodeApproverNotEligible, "approver_role comes from the API key")
 	// An ineligible deny does not finalize anything.
-	expectErrorCode(t, e.decide(key, id, `{"decision":"deny","approver_id":"mallory"}`), http.StatusForbidden, pdp.CodeApproverNotEligible)
-	// Query-string fields work too; "true" is a boolean there.
-	expect(t, e.post("/v1/approvals/"+id+"/decision?decision=approve&approver_id=alice&approver_role=Security&is_manager=true", key, nil), http.StatusOK,
+	expectErrorCode(t, e.decide(carol, id, `{"decision":"deny"}`), http.StatusForbidden, pdp.CodeApproverNotEligible)
+	// Query-string fields work too; consistent claims are accepted.
+	expect(t, e.post("/v1/approvals/"+id+"/decision?decision=approve&approver_id=Alice&approver_role=Admin&is_manager=true", alice, nil), http.StatusOK,
 		map[string]any{"status": "pending_review", "approvals_received": 1, "min_approvals": 3})
 	// Any eligible deny finalizes.
-	expect(t, e.decide(key, id, `{"decision":"deny","approver_id":"dave","approver_role":"finance","is_manager":true,"reason":"no"}`), http.StatusOK,
+	expect(t, e.decide(dave, id, `{"decision":"deny","reason":"no"}`), http.StatusOK,
 		map[string]any{"status": "denied", "approvals_received": 1, "min_approvals": 3})
 
 	// Settings are validated against what the modes understand.
@@ -288,10 +336,11 @@ func TestModeChangeAppliesAtOnce(t *testing.T) {
 	e, clk := govEnv(t)
 	tenantID, key := e.tenantWith(store.TierEnterprise)
 	id := e.held(key, "payer-bot")
+	submitted := clk.Now()
 	expect(t, e.admin("PATCH", "/v1/admin/tenants/"+tenantID, `{"approval_mode":"solo"}`), http.StatusOK, nil)
-	expectErrorCode(t, e.decide(key, id, `{"decision":"approve"}`), http.StatusConflict, pdp.CodeApprovalTooEarly)
-	clk.Advance(5 * time.Second)
-	expect(t, e.decide(key, id, `{"decision":"approve"}`), http.StatusOK, map[string]any{"status": "approved"})
+	// Solo's delay, not enterprise's second approver: held 5 s, then applied.
+	expect(t, e.decide(key, id, `{"decision":"approve"}`), http.StatusOK, map[string]any{
+		"status": "approved", "decided_at": submitted.Add(5 * time.Second).Format("2006-01-02T15:04:05.000000Z")})
 }
 
 func TestDecisionErrors(t *testing.T) {
@@ -310,10 +359,11 @@ func TestDecisionErrors(t *testing.T) {
 		code   string
 		msg    string
 	}{
-		{"no decision", id, `{}`, 400, pdp.CodeInvalidDecision, "decision is required: approve or deny"},
-		{"no body", id, nil, 400, pdp.CodeInvalidDecision, "decision is required: approve or deny"},
+		// Without a decision it is an approval: the submitter's, which team mode makes wait.
+		{"no decision", id, `{}`, 409, pdp.CodeApprovalTooEarly, "may approve it only"},
+		{"no body", id, nil, 409, pdp.CodeApprovalTooEarly, "may approve it only"},
 		{"unknown decision", id, `{"decision":"maybe"}`, 400, pdp.CodeInvalidDecision, "decision 'maybe' is not one of approve, approved, deny, denied, reject, rejected"},
-		{"decision not a string", id, `{"decision":true}`, 400, pdp.CodeInvalidDecision, "decision is required: approve or deny"},
+		{"decision not a string", id, `{"decision":true}`, 400, pdp.CodeInvalidDecision, "decision 'true' is not one of"},
 		{"invalid decision before a missing approval", "act_000000000000000000000000", `{"decision":"yes"}`, 400, pdp.CodeInvalidDecision, "decision 'yes' is not one"},
 		{"malformed body", id, `{"decision":`, 400, pdp.CodeValidation, "invalid JSON"},
 		{"body not an object", id, `["approve"]`, 400, pdp.CodeValidation, "the request body must be a JSON object"},
@@ -337,12 +387,13 @@ func TestDecisionErrors(t *testing.T) {
 	t.Run("the body wins over the query", func(t *testing.T) {
 		id := e.held(key, "payer-bot")
 		expect(t, e.post("/v1/approvals/"+id+"/decision?decision=approve&reason=q&approver_id=bob", key, `{"decision":"deny","reason":"body"}`), http.StatusOK,
-			map[string]any{"decision": "deny", "status": "denied", "reason": "body", "approver_id": "bob"})
+			map[string]any{"decision": "deny", "status": "denied", "reason": "body", "approver_label": "bob"})
 	})
 	t.Run("decisions are immutable", func(t *testing.T) {
-		expect(t, e.decide(key, id, `{"decision":"approve","approver_id":"alice"}`), http.StatusOK, map[string]any{"status": "approved"})
+		_, alice := e.person(key, "alice", "admin", false)
+		expect(t, e.decide(alice, id, `{"decision":"approve","approver_id":"Alice"}`), http.StatusOK, map[string]any{"status": "approved"})
 		for _, body := range []string{`{"decision":"approve","approver_id":"alice"}`, `{"decision":"deny","approver_id":"bob"}`} {
-			r := e.decide(key, id, body)
+			r := e.decide(alice, id, body)
 			got := expectErrorCode(t, r, http.StatusConflict, pdp.CodeApprovalAlreadyDecided, "already approved by 'alice'; decisions are immutable")
 			if got["approval_status"] != "approved" || got["approval_id"] != id {
 				t.Errorf("extra fields %v", got)
@@ -426,9 +477,10 @@ func TestAuditChain(t *testing.T) {
 	e.submit(key, `{"action":"bank.wire","params":{"amount":150000,"memo":"<b>&"},"agent_id":"b-bot"}`, pdp.StatusBlocked)
 	clk.Advance(time.Minute)
 	id := e.held(key, "payer-bot")
-	expect(t, e.decide(key, id, `{"decision":"approve","approver_id":"ünïcødé \u2028 <ok>"}`), http.StatusOK, nil)
+	_, human := e.secondKey(tenantID)
+	expect(t, e.decide(human, id, `{"decision":"approve","approver_id":"ünïcødé \u2028 <ok>"}`), http.StatusOK, nil)
 
-	want := []string{"policy_created", "policy_created", "policy_disabled", "action_executed", "action_blocked", "action_pending_review", "action_approved"}
+	want := []string{"policy_created", "policy_created", "policy_disabled", "action_executed", "action_blocked", "action_pending_review", "key_created", "action_approved"}
 	got := expect(t, e.get("/v1/audit", key), http.StatusOK, map[string]any{"total": len(want), "limit": 50, "offset": 0})
 	entries := got["entries"].([]any)
 	if len(entries) != len(want) {
@@ -477,8 +529,8 @@ func TestAuditChain(t *testing.T) {
 	for q, n := range map[string]int{
 		"?event_type=policy_created":                               2,
 		"?event_type=nothing_such":                                 0,
-		"?limit=2&offset=6":                                        1,
-		"?since=" + start.Add(30*time.Second).Format(time.RFC3339): 5,
+		"?limit=2&offset=6":                                        2,
+		"?since=" + start.Add(30*time.Second).Format(time.RFC3339): 6,
 		"?until=" + start.Add(30*time.Second).Format(time.RFC3339): 2,
 		"?since=" + start.Add(30*time.Second).Format(time.RFC3339) + "&until=" + start.Add(90*time.Second).Format(time.RFC3339): 3,
 	} {

@@ -70,6 +70,7 @@ type envOption struct {
 	engineOpts []engine.Option
 	tp         trace.TracerProvider
 	now        func() time.Time // the API's clock (Deps.Now); nil: time.Now
+	sleep      func(ctx context.Context, d time.Duration) error
 }
 
 func newEnv(t *testing.T, opts ...func(*envOption)) *env {
@@ -95,14 +96,18 @@ func newEnv(t *testing.T, opts ...func(*envOption)) *env {
 	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	reg, err := registry.New(st, eng, registry.WithLogger(log))
+	regOpts := []registry.Option{registry.WithLogger(log)}
+	if o.now != nil {
+		regOpts = append(regOpts, registry.WithNow(o.now)) // key expiry on the same clock
+	}
+	reg, err := registry.New(st, eng, regOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := reg.Load(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	h, err := api.New(o.cfg, api.Deps{Registry: reg, Engine: eng, Store: st, Logger: log, TracerProvider: o.tp, Now: o.now})
+	h, err := api.New(o.cfg, api.Deps{Registry: reg, Engine: eng, Store: st, Logger: log, TracerProvider: o.tp, Now: o.now, Sleep: o.sleep})
 	if err != nil {
 		t.Fatal(err)
 	}

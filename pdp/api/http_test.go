@@ -249,7 +249,7 @@ func TestAdminAPI(t *testing.T) {
 	expectErrorCode(t, e.post("/v1/control/policies", key, rule("p", "bot", "x")), 403, pdp.CodeFeatureRequired)
 
 	expect(t, admin("GET", "/v1/admin/tenants/"+id, nil), http.StatusOK, map[string]any{
-		"tenant_id": id, "name": "Acme", "tier": "starter", "mode": "enforcement", "approval_mode": "team",
+		"tenant_id": id, "name": "Acme", "tier": "starter", "mode": "enforcement", "approval_mode": "solo",
 		"approval_modes": []any{"solo", "team"}, "approval_settings": nil,
 	})
 	// A chosen id is the tenant's id; it is unique.

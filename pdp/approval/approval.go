@@ -5,12 +5,13 @@
 // given, so every waiting rule is tested without sleeping.
 //
 // The modes, weakest first:
-//   - solo: one approver decides, but not before SoloDelay has passed since
-//     the action was submitted (a pause against reflexive clicks), and
+//   - solo: one approver decides; an approval not before SoloDelay has
+//     passed since the action was submitted (a pause against reflexive
+//     clicks, which the lifecycle holds rather than refuses), and
 //     approving a destructive action (its name matches Destructive) needs
-//     the typed confirmation "ROLLBACK".
+//     the typed confirmation "ROLLBACK". A deny applies at once.
 //   - team: any approver other than the submitter decides at once; the
-//     submitter only after SubmitterDelay.
+//     submitter approves only after SubmitterDelay, and denies at once.
 //   - enterprise: each distinct eligible approver casts a vote; the action
 //     is approved when MinApprovals eligible approvals are in, denied by
 //     the first eligible deny. Settings.AllowedRoles and
@@ -41,8 +42,8 @@ var Modes = []string{Solo, Team, Enterprise}
 
 // Waiting times of the modes (CONTRACT A8).
 const (
-	// SoloDelay is how long after submission a solo-mode decision is
-	// refused.
+	// SoloDelay is how long after submission a solo-mode approval waits
+	// (the lifecycle holds an earlier one until then).
 	SoloDelay = 5 * time.Second
 	// SubmitterDelay is how long after submission the submitter of an
 	// action may not decide it in team mode.
@@ -119,10 +120,10 @@ type TooEarlyError struct {
 // Error returns a sentence for the API's message.
 func (e *TooEarlyError) Error() string {
 	if e.Submitter {
-		return fmt.Sprintf("In team mode the submitter of an action may decide it only %s after submission; another approver may decide now. Retry in %d s",
+		return fmt.Sprintf("In team mode the submitter of an action may approve it only %s after submission; another approver may approve now. Retry in %d s",
 			SubmitterDelay, e.RetryAfterSeconds())
 	}
-	return fmt.Sprintf("In solo mode a decision is accepted %s after submission. Retry in %d s", SoloDelay, e.RetryAfterSeconds())
+	return fmt.Sprintf("In solo mode an approval is accepted %s after submission. Retry in %d s", SoloDelay, e.RetryAfterSeconds())
 }
 
 // Unwrap returns ErrTooEarly.
@@ -159,16 +160,18 @@ type Held struct {
 	// SubmitterKey is the ID of the API key that submitted it ("" when
 	// unknown).
 	SubmitterKey string
+	// Submitter is the identity that submitted it: the submitting key's
+	// owner ("" when unknown, for actions recorded before identities).
+	Submitter string
 	// SubmittedAt is when it was evaluated and recorded.
 	SubmittedAt time.Time
 }
 
-// IsSubmitter reports whether approverID names the submitter of h: its
-// agent, or the API key it was submitted with (an approver_id defaults to
-// the deciding key's ID, so a key deciding its own submission without
-// naming anyone is its submitter).
+// IsSubmitter reports whether the identity approverID is the submitter of
+// h: the identity that submitted it, the key it was submitted with (the
+// identity of an unnamed key is its ID), or its agent.
 func (h Held) IsSubmitter(approverID string) bool {
-	return approverID != "" && (approverID == h.AgentID || approverID == h.SubmitterKey)
+	return approverID != "" && (approverID == h.Submitter || approverID == h.AgentID || approverID == h.SubmitterKey)
 }
 
 // Request is one approver's decision.
@@ -222,12 +225,14 @@ func (r *Rules) Check(p Policy, h Held, req Request) (Verdict, error) {
 			return Verdict{}, fmt.Errorf("%w: action '%s' is destructive; approving it in solo mode needs confirmation %q",
 				ErrConfirmationRequired, h.Action, Confirmation)
 		}
-		if err := wait(p.Mode, h.SubmittedAt.Add(SoloDelay), now, false); err != nil {
-			return Verdict{}, err
+		if req.Decision == Approve {
+			if err := wait(p.Mode, h.SubmittedAt.Add(SoloDelay), now, false); err != nil {
+				return Verdict{}, err
+			}
 		}
 		return Verdict{}, nil
 	case Team:
-		if h.IsSubmitter(req.ApproverID) {
+		if req.Decision == Approve && h.IsSubmitter(req.ApproverID) {
 			if err := wait(p.Mode, h.SubmittedAt.Add(SubmitterDelay), now, true); err != nil {
 				return Verdict{}, err
 			}
@@ -259,12 +264,12 @@ func wait(mode string, notBefore, now time.Time, submitter bool) error {
 // case-insensitively; with no allowed_roles every role (and none) counts.
 func (s Settings) Eligible(role string, isManager bool) error {
 	if s.RequireManager && !isManager {
-		return &NotEligibleError{Reason: "This tenant's approvals count only managers' decisions (require_manager): send is_manager=true as a manager"}
+		return &NotEligibleError{Reason: "This tenant's approvals count only managers' decisions (require_manager), and this API key is not a manager's"}
 	}
 	if len(s.AllowedRoles) > 0 && !slices.ContainsFunc(s.AllowedRoles, func(r string) bool { return strings.EqualFold(r, strings.TrimSpace(role)) }) {
-		got := "no approver_role"
+		got := "a key without a role"
 		if role != "" {
-			got = fmt.Sprintf("approver_role '%s'", shorten(role))
+			got = fmt.Sprintf("this API key's role '%s'", shorten(role))
 		}
 		return &NotEligibleError{Reason: fmt.Sprintf("This tenant's approvals count only the roles %s; got %s", strings.Join(s.AllowedRoles, ", "), got)}
 	}

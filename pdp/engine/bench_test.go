@@ -6,9 +6,11 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gatehouse-pdp/gatehouse/adapter"
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 	"github.com/gatehouse-pdp/gatehouse/test/scale"
 )
@@ -73,7 +75,8 @@ func BenchmarkDecision(b *testing.B) {
 type floorRule struct{ re *regexp.Regexp }
 
 // BenchmarkFloor applies the same effective custom rules with plain
-// precompiled Go regexps ((?i), one FindStringIndex per rule, no OPA) on
+// precompiled Go regexps (the translated patterns the Rego runs, one
+// FindStringIndex per rule, no OPA) on
 // the same action texts, built before the timer starts. It is the bar the
 // translated Rego must beat.
 func BenchmarkFloor(b *testing.B) {
@@ -84,7 +87,14 @@ func BenchmarkFloor(b *testing.B) {
 			compiled := map[string]*regexp.Regexp{}
 			re := func(p string) *regexp.Regexp {
 				if compiled[p] == nil {
-					compiled[p] = regexp.MustCompile("(?i)" + p)
+					// The translation (Python's meaning, case folding
+					// spelled out) is what the Rego runs; the Python
+					// pattern itself may not parse as RE2 (\Z).
+					re2, err := adapter.Translate(p)
+					if err != nil {
+						b.Fatal(err)
+					}
+					compiled[p] = regexp.MustCompile(re2)
 				}
 				return compiled[p]
 			}
@@ -95,7 +105,7 @@ func BenchmarkFloor(b *testing.B) {
 			texts := make([]string, len(s.Actions))
 			keys := make([]string, len(s.Actions))
 			for i, a := range s.Actions {
-				texts[i] = actionText(b, a)
+				texts[i] = floorText(b, a)
 				keys[i] = a.TenantID + "\x00" + a.AgentID
 				if _, ok := rules[keys[i]]; ok {
 					continue
@@ -137,8 +147,8 @@ func BenchmarkFloor(b *testing.B) {
 	}
 }
 
-// actionText is the contract's action text, built in Go.
-func actionText(tb testing.TB, a pdp.Action) string {
+// floorText is the contract's action text, built with encoding/json.
+func floorText(tb testing.TB, a pdp.Action) string {
 	var sb strings.Builder
 	enc := json.NewEncoder(&sb)
 	enc.SetEscapeHTML(false)
@@ -152,9 +162,11 @@ func actionText(tb testing.TB, a pdp.Action) string {
 // of 3 rules (translation included: a fresh tenant id every iteration).
 func BenchmarkCompile(b *testing.B) {
 	s := scale.Generate("compile", 1, 1, 25, 3, 0, 0)
-	e := loadScale(b, s, Config{})
+	e := loadScale(b, s, Config{Timeout: time.Second}) // measure the compile, not the 50 ms budget on a loaded machine
 	a := s.Actions[0]
 	i := 0
+	done := reportCPU(b)
+	defer done()
 	for b.Loop() {
 		tp := s.Tenants[0]
 		tp.TenantID = fmt.Sprintf("cold-%d", i)
@@ -180,7 +192,7 @@ func BenchmarkHeapPerEntry(b *testing.B) {
 			}
 			var perEntry float64
 			for b.Loop() {
-				e := loadScale(b, &sample, Config{CacheSize: 20000})
+				e := loadScale(b, &sample, Config{CacheSize: 20000, Timeout: time.Second})
 				var before, after runtime.MemStats
 				runtime.GC()
 				runtime.ReadMemStats(&before)
@@ -237,6 +249,79 @@ func BenchmarkRegexCache(b *testing.B) {
 				}
 				i++
 			}
+		})
+	}
+}
+
+// BenchmarkReprepare measures a decision whose prepared query was evicted
+// from the LRU: the tenant keeps its compiled unit, so the miss prepares
+// the query again without compiling (a cache of one entry and two tenants
+// decided in turn: every decision misses).
+func BenchmarkReprepare(b *testing.B) {
+	e := loadScale(b, &scale.Scale{Tenants: []pdp.TenantPolicies{seedPolicies("a"), seedPolicies("b")}}, Config{CacheSize: 1, Timeout: time.Second})
+	acts := []pdp.Action{{TenantID: "a", Name: "http.post"}, {TenantID: "b", Name: "http.post"}}
+	for _, a := range acts {
+		if _, err := e.Evaluate(b.Context(), a); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var units atomic.Int64
+	e.compileHook = func() { units.Add(1) }
+	i := 0
+	done := reportCPU(b)
+	for b.Loop() {
+		if _, err := e.Evaluate(b.Context(), acts[i%2]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	done()
+	st := e.Stats()
+	if st.Misses < uint64(b.N) {
+		b.Fatalf("%d misses in %d decisions: the cache kept the entries", st.Misses, b.N)
+	}
+	if n := units.Load(); n != 0 {
+		b.Fatalf("%d units compiled after evictions; want the tenants' units reused", n)
+	}
+}
+
+func seedPolicies(id string) pdp.TenantPolicies {
+	return pdp.TenantPolicies{TenantID: id, Revision: 1, Mode: pdp.ModeEnforcement, Policies: scale.SeedPolicies()}
+}
+
+// BenchmarkDecisionFired is BenchmarkDecision/M split by how many rules
+// fire (custom and built-in): 0, 1, 2 and 3 or more violations.
+func BenchmarkDecisionFired(b *testing.B) {
+	s := scale.M()
+	e := loadScale(b, s, Config{CacheSize: 20000, Timeout: time.Second})
+	buckets := map[string][]pdp.Action{}
+	for _, a := range s.Actions {
+		d, err := e.Evaluate(b.Context(), a)
+		if err != nil {
+			b.Fatal(err)
+		}
+		k := fmt.Sprint(len(d.Violations))
+		if len(d.Violations) >= 3 {
+			k = "3+"
+		}
+		buckets[k] = append(buckets[k], a)
+	}
+	for _, k := range []string{"0", "1", "2", "3+"} {
+		b.Run("fired="+k, func(b *testing.B) {
+			actions := buckets[k]
+			if len(actions) == 0 {
+				b.Skip("no action of the corpus fires that many rules")
+			}
+			i := 0
+			done := reportCPU(b)
+			for b.Loop() {
+				if _, err := e.Evaluate(b.Context(), actions[i%len(actions)]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			done()
+			b.ReportMetric(float64(len(actions))/float64(len(s.Actions))*100, "%corpus")
 		})
 	}
 }

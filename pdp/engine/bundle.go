@@ -15,7 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gatehouse-pdp/gatehouse/adapter"
-	"github.com/gatehouse-pdp/gatehouse/bundles"
+	bundleload "github.com/gatehouse-pdp/gatehouse/bundles/loaded"
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 )
 
@@ -40,7 +40,7 @@ const bundleRevisionBase = 1 << 62
 // engine keeps what it had. The prepared-query cache works as for registry
 // tenants: each load is a new revision, so entries of the previous bundle
 // are unreachable at once and dropped.
-func (e *Engine) LoadBundle(ctx context.Context, source string, l *bundles.Loaded) (err error) {
+func (e *Engine) LoadBundle(ctx context.Context, source string, l *bundleload.Bundle) (err error) {
 	ctx, span := e.tracer.Start(ctx, "engine.LoadBundle", trace.WithAttributes(
 		attribute.String("bundle_source", source),
 		attribute.String("bundle_revision", l.Revision),
@@ -69,15 +69,20 @@ func (e *Engine) LoadBundle(ctx context.Context, source string, l *bundles.Loade
 
 	// Re-validate what the bundle carries: its patterns (a tenant with a
 	// bad one fails closed alone) and its built-ins (network and runtime
-	// ones refuse the bundle, see bundles.Compile).
-	problems, err := bundles.CheckRegexes(l)
+	// ones refuse the bundle, see bundleload.Compile).
+	problems, err := bundleload.CheckRegexes(l)
 	if err != nil {
 		return fmt.Errorf("load bundle %s revision %q: %w", source, l.Revision, err)
 	}
-	start := time.Now()
-	compiler, err := bundles.Compile(l)
-	e.compiles.Add(1)
-	e.compileNanos.Add(int64(time.Since(start)))
+	// The bundle compiles in the engine's compile pool, as a tenant does.
+	var compiler *ast.Compiler
+	err = e.pool.do(ctx, func() (err error) {
+		start := time.Now()
+		compiler, err = bundleload.Compile(l)
+		e.compiles.Add(1)
+		e.compileNanos.Add(int64(time.Since(start)))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("load bundle %s revision %q: %w", source, l.Revision, err)
 	}

@@ -27,6 +27,19 @@ type Config struct {
 	// Evaluate fails at once with ErrOverloaded (see slots). Default
 	// DefaultMaxConcurrent(), 4 × GOMAXPROCS; -1 is unbounded.
 	MaxConcurrent int
+	// MaxConcurrentPerTenant bounds the evaluation slots one tenant may
+	// hold at once (see slots): past it that tenant's evaluations fail at
+	// once with ErrOverloaded while the other slots stay free for other
+	// tenants. Default half of MaxConcurrent (at least 1); -1 is no
+	// per-tenant bound. Ignored when MaxConcurrent is unbounded.
+	MaxConcurrentPerTenant int
+	// CompileWorkers bounds the compiles running at once (the compile
+	// pool). Default DefaultCompileWorkers(), half of GOMAXPROCS.
+	CompileWorkers int
+	// CompileBudget bounds one tenant's compile, in compile units (see
+	// CompileCost): a policy write after which the tenant would cost more
+	// is refused (ErrCompileBudget). Default DefaultCompileBudget.
+	CompileBudget int
 }
 
 // maxThreshold is the largest financial threshold: FinancialSafety's Rego
@@ -53,6 +66,15 @@ func (c Config) Defaults() Config {
 	if c.MaxConcurrent == 0 {
 		c.MaxConcurrent = DefaultMaxConcurrent()
 	}
+	if c.MaxConcurrentPerTenant == 0 {
+		c.MaxConcurrentPerTenant = max(1, c.MaxConcurrent/2)
+	}
+	if c.CompileWorkers == 0 {
+		c.CompileWorkers = DefaultCompileWorkers()
+	}
+	if c.CompileBudget == 0 {
+		c.CompileBudget = DefaultCompileBudget
+	}
 	return c
 }
 
@@ -78,6 +100,16 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConcurrent < -1 || c.MaxConcurrent > maxMaxConcurrent {
 		errs = append(errs, fmt.Errorf("engine max concurrent evaluations %d: must be -1 (unbounded) or 1..%d", c.MaxConcurrent, maxMaxConcurrent))
+	}
+	if c.MaxConcurrentPerTenant < -1 || c.MaxConcurrentPerTenant > maxMaxConcurrent {
+		errs = append(errs, fmt.Errorf("engine max concurrent evaluations per tenant %d: must be -1 (unbounded) or 1..%d", c.MaxConcurrentPerTenant, maxMaxConcurrent))
+	}
+	// 0 (the default, resolved by Defaults) passes for these two.
+	if c.CompileWorkers < 0 || c.CompileWorkers > maxCompileWorkers {
+		errs = append(errs, fmt.Errorf("engine compile workers %d: must be 1..%d", c.CompileWorkers, maxCompileWorkers))
+	}
+	if c.CompileBudget < 0 {
+		errs = append(errs, fmt.Errorf("engine compile budget %d: must be positive", c.CompileBudget))
 	}
 	return errors.Join(errs...)
 }

@@ -12,17 +12,25 @@ import (
 
 // inputValue builds the decision input {tenant_id, agent_id, action,
 // params, step_type} as an AST value, so OPA does not convert it again.
-// Params numbers should be json.Number: their text is kept exactly.
+// Params numbers should be json.Number: their text is kept exactly. The
+// usual JSON shapes (what the API decodes) are converted directly; any
+// other Go value goes through ast.InterfaceToValue.
 func inputValue(a pdp.Action) (ast.Value, error) {
+	in, _, err := inputAndParams(a)
+	return in, err
+}
+
+// inputAndParams is inputValue that also returns the params object.
+func inputAndParams(a pdp.Action) (ast.Value, ast.Object, error) {
 	params := ast.NewObject()
 	if a.Params != nil {
-		v, err := ast.InterfaceToValue(a.Params)
-		if err != nil {
-			return nil, err
-		}
-		obj, ok := v.(ast.Object)
-		if !ok {
-			return nil, fmt.Errorf("params must be an object")
+		obj := ast.NewObjectWithCapacity(len(a.Params))
+		for k, v := range a.Params {
+			t, err := termOf(v)
+			if err != nil {
+				return nil, nil, err
+			}
+			obj.Insert(ast.StringTerm(k), t)
 		}
 		params = obj
 	}
@@ -36,7 +44,45 @@ func inputValue(a pdp.Action) (ast.Value, error) {
 		ast.Item(ast.InternedTerm("action"), ast.StringTerm(a.Name)),
 		ast.Item(ast.InternedTerm("params"), ast.NewTerm(params)),
 		ast.Item(ast.InternedTerm("step_type"), ast.StringTerm(step)),
-	), nil
+	), params, nil
+}
+
+// termOf converts one JSON-shaped Go value to a term without reflection.
+func termOf(v any) (*ast.Term, error) {
+	switch x := v.(type) {
+	case nil:
+		return ast.InternedNullTerm, nil
+	case string:
+		return ast.StringTerm(x), nil
+	case bool:
+		return ast.InternedTerm(x), nil
+	case map[string]any:
+		obj := ast.NewObjectWithCapacity(len(x))
+		for k, e := range x {
+			t, err := termOf(e)
+			if err != nil {
+				return nil, err
+			}
+			obj.Insert(ast.StringTerm(k), t)
+		}
+		return ast.NewTerm(obj), nil
+	case []any:
+		ts := make([]*ast.Term, len(x))
+		for i, e := range x {
+			t, err := termOf(e)
+			if err != nil {
+				return nil, err
+			}
+			ts[i] = t
+		}
+		return ast.ArrayTerm(ts...), nil
+	}
+	// json.Number (range-checked and interned there) and everything else.
+	val, err := ast.InterfaceToValue(v)
+	if err != nil {
+		return nil, err
+	}
+	return ast.NewTerm(val), nil
 }
 
 func agentTerm(id string) *ast.Term {
@@ -193,4 +239,135 @@ func number(v any) (float64, error) {
 		return float64(n), nil
 	}
 	return math.NaN(), fmt.Errorf("%v is %T, not a number", v, v)
+}
+
+// decodeAST converts the result document, left as AST by the hinted query,
+// into a Decision, with decode's checks: an object with a decision status,
+// strings or null where the contract has them, numbers for risk_score and
+// each violation's rule and confidence.
+func decodeAST(v ast.Value) (*pdp.Decision, error) {
+	m, ok := v.(ast.Object)
+	if !ok {
+		return nil, fmt.Errorf("result is %T, not an object", v)
+	}
+	var err error
+	fail := func(format string, args ...any) {
+		if err == nil {
+			err = fmt.Errorf(format, args...)
+		}
+	}
+	get := func(k string) ast.Value {
+		if t := m.Get(ast.InternedTerm(k)); t != nil {
+			return t.Value
+		}
+		return nil
+	}
+	str := func(k string) string {
+		s, ok := get(k).(ast.String)
+		if !ok {
+			fail("result.%s is %T, not a string", k, get(k))
+		}
+		return string(s)
+	}
+	optStr := func(k string) *string {
+		switch get(k).(type) {
+		case nil, ast.Null:
+			return nil
+		}
+		s := str(k)
+		return &s
+	}
+	d := &pdp.Decision{}
+	d.Status = pdp.Status(str("status"))
+	if get("shadow_status") != nil {
+		d.ShadowStatus = pdp.Status(str("shadow_status"))
+	}
+	if d.RiskScore, ok = astNumber(get("risk_score")); !ok {
+		fail("result.risk_score is not a number")
+	}
+	d.TriggeredPolicy = optStr("triggered_policy")
+	if s := optStr("severity"); s != nil {
+		sev := pdp.Severity(*s)
+		d.Severity = &sev
+	}
+	d.Reason = optStr("reason")
+	if names, ok := get("policies_evaluated").(*ast.Array); ok {
+		d.PoliciesEvaluated = make([]string, names.Len())
+		for i := range names.Len() {
+			s, _ := names.Elem(i).Value.(ast.String)
+			d.PoliciesEvaluated[i] = string(s)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if d.Violations, err = violationsAST(get("violations")); err != nil {
+		return nil, err
+	}
+	if d.Warnings, err = violationsAST(get("warnings")); err != nil {
+		return nil, err
+	}
+	if d.Status != pdp.StatusAllowed && d.Status != pdp.StatusBlocked && d.Status != pdp.StatusPendingReview {
+		return nil, fmt.Errorf("result.status %q is not a decision status", d.Status)
+	}
+	return d, nil
+}
+
+var (
+	keyPolicy      = ast.InternedTerm("policy")
+	keyScope       = ast.InternedTerm("scope")
+	keyRule        = ast.InternedTerm("rule")
+	keySeverity    = ast.InternedTerm("severity")
+	keyOnViolation = ast.InternedTerm("on_violation")
+	keyReason      = ast.InternedTerm("reason")
+	keyMatch       = ast.InternedTerm("match")
+	keyConfidence  = ast.InternedTerm("confidence")
+)
+
+func violationsAST(v ast.Value) ([]pdp.Violation, error) {
+	items, ok := v.(*ast.Array)
+	if !ok {
+		return nil, fmt.Errorf("violations are %T, not an array", v)
+	}
+	out := make([]pdp.Violation, items.Len())
+	for i := range items.Len() {
+		m, ok := items.Elem(i).Value.(ast.Object)
+		if !ok {
+			return nil, fmt.Errorf("violation %d is %T", i, items.Elem(i).Value)
+		}
+		val := func(k *ast.Term) ast.Value {
+			if t := m.Get(k); t != nil {
+				return t.Value
+			}
+			return nil
+		}
+		s := func(k *ast.Term) string { x, _ := val(k).(ast.String); return string(x) }
+		rule, ok := astNumber(val(keyRule))
+		if !ok {
+			return nil, fmt.Errorf("violation %d: rule is not a number", i)
+		}
+		conf, ok := astNumber(val(keyConfidence))
+		if !ok {
+			return nil, fmt.Errorf("violation %d: confidence is not a number", i)
+		}
+		out[i] = pdp.Violation{
+			Policy:      s(keyPolicy),
+			Scope:       pdp.Scope(s(keyScope)),
+			Rule:        int(rule),
+			Severity:    pdp.Severity(s(keySeverity)),
+			OnViolation: pdp.Outcome(s(keyOnViolation)),
+			Reason:      s(keyReason),
+			Match:       s(keyMatch),
+			Confidence:  conf,
+		}
+	}
+	return out, nil
+}
+
+func astNumber(v ast.Value) (float64, bool) {
+	n, ok := v.(ast.Number)
+	if !ok {
+		return math.NaN(), false
+	}
+	return n.Float64()
 }

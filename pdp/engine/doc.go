@@ -19,6 +19,27 @@
 // compile once (singleflight). Translating a policy into a module is cached
 // by (scope, name, version), so a write re-translates only what changed.
 //
+// # Compiles
+//
+// Compiles stay off the request path: the registry warms a tenant (Warm)
+// before a write returns, and a server warms every tenant before it
+// reports ready. Every compile — a tenant's unit, a draft, a bundle — runs
+// in a bounded pool (Config.CompileWorkers), and one revision compiles
+// once however many callers miss on it, detached from their contexts: a
+// caller that gives up returns its own context's error and the others
+// still get the compile. A tenant's compile cost is predicted from its
+// translated modules (CompileCost, in AST nodes) and bounded by
+// Config.CompileBudget, which the registry checks before it stores a
+// write. An LRU eviction drops a prepared query only: the tenant keeps
+// its compiled unit, and the next decision re-prepares the query against
+// it without compiling. Engine's doc comment gives the lock order.
+//
+// # Fair evaluation
+//
+// Evaluations take one of Config.MaxConcurrent slots, and one tenant at
+// most Config.MaxConcurrentPerTenant of them (half by default), so a
+// burst from one tenant leaves slots free for the others (see slots).
+//
 // On a hit Evaluate compiles nothing and does no I/O: it converts the input,
 // evaluates the prepared query with the shared inter-query value cache (so
 // regexes are compiled once per process, not per evaluation, and not in

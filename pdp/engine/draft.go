@@ -102,7 +102,7 @@ func (d *Draft) evaluate(ctx context.Context, a pdp.Action, start time.Time, val
 	if err != nil {
 		return nil, fmt.Errorf("%w: input: %w", pdp.ErrEvaluationFailed, err)
 	}
-	rs, err := d.e.run(ctx, d.query, input, values)
+	rs, err := d.e.run(ctx, d.tenant, d.query, input, values)
 	if err != nil {
 		return nil, err
 	}
@@ -116,16 +116,31 @@ func (e *Engine) prepareDraft(ctx context.Context, tp *pdp.TenantPolicies) (rego
 	for p, m := range e.library {
 		modules[p] = m
 	}
+	cost := 0
 	for i := range tp.Policies {
 		p := &tp.Policies[i]
 		if p.Enabled {
-			modules[adapter.PolicyPath(tp.TenantID, p.AgentID, p.Name)] = adapter.PolicyAST(tp.TenantID, p)
+			t := translate(tp.TenantID, p)
+			cost += t.cost
+			modules[adapter.PolicyPath(tp.TenantID, p.AgentID, p.Name)] = t.module
 		}
 	}
-	compiler := ast.NewCompiler()
-	compiler.Compile(modules)
-	if compiler.Failed() {
-		return rego.PreparedEvalQuery{}, fmt.Errorf("compile draft of tenant %q: %w", tp.TenantID, compiler.Errors)
+	// A draft is held to the compile budget a write is held to: it would
+	// cost the compile pool as much.
+	if cost > e.cfg.CompileBudget {
+		return rego.PreparedEvalQuery{}, budgetError(cost, e.cfg.CompileBudget)
+	}
+	var compiler *ast.Compiler
+	err := e.pool.do(ctx, func() error {
+		compiler = ast.NewCompiler()
+		compiler.Compile(modules)
+		if compiler.Failed() {
+			return fmt.Errorf("compile draft of tenant %q: %w", tp.TenantID, compiler.Errors)
+		}
+		return nil
+	})
+	if err != nil {
+		return rego.PreparedEvalQuery{}, err
 	}
 	store := inmem.NewFromObjectWithOpts(map[string]any{
 		adapter.Root: map[string]any{

@@ -40,6 +40,27 @@ var ErrUnknownTenant = errors.New("unknown tenant")
 var ErrTenantDegraded = errors.New("tenant holds an invalid policy")
 
 // Engine decides actions. It is safe for concurrent use.
+//
+// # Lock order
+//
+// A goroutine that holds several of the engine's locks takes them in this
+// order, and never the other way round:
+//
+//  1. bundleMu (LoadBundle only), then
+//  2. mu (the tenants map; held only to read or swap entries, never while
+//     compiling, evaluating or waiting), then
+//  3. a tenant's unitMu (held while its unit compiles, so one revision
+//     compiles once), then
+//  4. a compile-pool token (taken with unitMu held; a waiter gives up when
+//     its context ends), then
+//  5. a tenant's moduleCache.mu, and the LRU's and the slots' own locks,
+//     which are leaves: nothing else is taken while they are held.
+//
+// A caller's context never reaches a compile: compiles run in goroutines
+// of their own with the context's values but not its cancellation
+// (context.WithoutCancel), so a caller that gives up (a client that hangs
+// up, a deadline) leaves the compile to finish for the callers that share
+// it, and returns its own context's error.
 type Engine struct {
 	cfg     Config
 	tracer  trace.Tracer
@@ -57,7 +78,12 @@ type Engine struct {
 	hits, misses, evictions, compiles atomic.Uint64
 	compileNanos                      atomic.Int64
 	obs                               Observer // WithObserver; nil: nobody
-	slots                             slots    // Config.MaxConcurrent; nil: unbounded
+	slots                             *slots   // Config.MaxConcurrent; nil: unbounded
+	pool                              compilePool
+
+	// compileHook, when set, runs inside every tenant compile before the
+	// compiler starts; for tests that hold a compile in flight.
+	compileHook func()
 
 	bundleMu  sync.Mutex          // serializes LoadBundle
 	bundleGen atomic.Uint64       // revisions of bundle tenants, see LoadBundle
@@ -74,6 +100,11 @@ type key struct {
 
 type prepared struct {
 	query rego.PreparedEvalQuery
+	// hinted is the decision query evaluated with the engine's hints
+	// (hintedQuery), its result left as AST; nil when the tenant decides
+	// without them (bundle tenants, a custom WithQuery).
+	hinted *rego.PreparedEvalQuery
+	hinter *adapter.Hinter
 }
 
 // tenantState is what SetTenant recorded for one tenant.
@@ -103,6 +134,7 @@ type tenantState struct {
 type unit struct {
 	compiler *ast.Compiler
 	store    storage.Store
+	hinter   *adapter.Hinter // registry tenants: candidates for the hints
 }
 
 // Option configures an Engine.
@@ -159,7 +191,8 @@ func New(cfg Config, opts ...Option) (*Engine, error) {
 		data:    cfg.ConfigData(),
 		tenants: map[string]*tenantState{},
 		sources: map[string][]string{},
-		slots:   newSlots(cfg.MaxConcurrent),
+		slots:   newSlots(cfg.MaxConcurrent, cfg.MaxConcurrentPerTenant),
+		pool:    newCompilePool(cfg.CompileWorkers),
 	}
 	for p, m := range lib {
 		e.library[p] = m
@@ -301,11 +334,24 @@ func (e *Engine) Evaluate(ctx context.Context, a pdp.Action) (d *pdp.Decision, e
 		e.observeDecision(a.TenantID, d, err, time.Since(start))
 	}()
 
-	input, err := inputValue(a)
+	input, params, err := inputAndParams(a)
 	if err != nil {
 		return nil, fmt.Errorf("%w: input: %w", pdp.ErrEvaluationFailed, err)
 	}
-	rs, err := e.eval(ctx, span, a.TenantID, a.AgentID, input)
+	pq, err := e.entry(ctx, span, a.TenantID, a.AgentID)
+	if err != nil {
+		return nil, err
+	}
+	if pq.hinted != nil {
+		if wrapped, ok := hintedInput(pq.hinter, a, input, params); ok {
+			rs, err := e.run(ctx, a.TenantID, *pq.hinted, wrapped, e.values)
+			if err != nil {
+				return nil, err
+			}
+			return decisionOfAST(rs, start)
+		}
+	}
+	rs, err := e.run(ctx, a.TenantID, pq.query, input, e.values)
 	if err != nil {
 		return nil, err
 	}
@@ -349,6 +395,16 @@ func decisionOf(rs rego.ResultSet, start time.Time) (*pdp.Decision, error) {
 // miss) with input, bounded by Config.Timeout. Every error wraps
 // pdp.ErrEvaluationFailed; an empty result set is the caller's to judge.
 func (e *Engine) eval(ctx context.Context, span trace.Span, tenant, agent string, input ast.Value) (rego.ResultSet, error) {
+	pq, err := e.entry(ctx, span, tenant, agent)
+	if err != nil {
+		return nil, err
+	}
+	return e.run(ctx, tenant, pq.query, input, e.values)
+}
+
+// entry returns the prepared queries of the tenant's entry for agent,
+// compiling them on a miss. Errors wrap pdp.ErrEvaluationFailed.
+func (e *Engine) entry(ctx context.Context, span trace.Span, tenant, agent string) (*prepared, error) {
 	e.mu.RLock()
 	st := e.tenants[tenant]
 	e.mu.RUnlock()
@@ -373,16 +429,15 @@ func (e *Engine) eval(ctx context.Context, span trace.Span, tenant, agent string
 			return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
 		}
 	}
-
-	return e.run(ctx, pq.query, input, e.values)
+	return pq, nil
 }
 
 // run evaluates a prepared decision query with input in one of the
 // evaluation slots, bounded by Config.Timeout, passing values (the
 // inter-query value cache) when not nil. Every error wraps
 // pdp.ErrEvaluationFailed, but for ErrOverloaded from the slots.
-func (e *Engine) run(ctx context.Context, pq rego.PreparedEvalQuery, input ast.Value, values cache.InterQueryValueCache) (rego.ResultSet, error) {
-	release, err := e.slots.admit()
+func (e *Engine) run(ctx context.Context, tenant string, pq rego.PreparedEvalQuery, input ast.Value, values cache.InterQueryValueCache) (rego.ResultSet, error) {
+	release, err := e.slots.admit(tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -410,14 +465,17 @@ func (e *Engine) run(ctx context.Context, pq rego.PreparedEvalQuery, input ast.V
 }
 
 // compile prepares the query of key k once, however many callers miss on
-// it at the same moment.
+// it at the same moment. The shared work runs detached from every caller's
+// cancellation (see Engine's lock order notes); each caller waits for it
+// until its own context ends.
 func (e *Engine) compile(ctx context.Context, k key, st *tenantState) (*prepared, error) {
 	sfKey := k.tenant + "\x00" + k.agent + "\x00" + strconv.FormatUint(k.revision, 10)
-	v, err, _ := e.flight.Do(sfKey, func() (any, error) {
+	detached := context.WithoutCancel(ctx)
+	ch := e.flight.DoChan(sfKey, func() (any, error) {
 		if pq, ok := e.cache.Get(k); ok {
 			return pq, nil // compiled by a caller that finished just before
 		}
-		pq, err := e.prepare(ctx, k, st)
+		pq, err := e.prepare(detached, k, st)
 		if err != nil {
 			return nil, err
 		}
@@ -428,10 +486,15 @@ func (e *Engine) compile(ctx context.Context, k key, st *tenantState) (*prepared
 		}
 		return pq, nil
 	})
-	if err != nil {
-		return nil, err
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*prepared), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for the compile of tenant %q: %w", k.tenant, context.Cause(ctx))
 	}
-	return v.(*prepared), nil
 }
 
 func (e *Engine) prepare(ctx context.Context, k key, st *tenantState) (_ *prepared, err error) {
@@ -450,7 +513,7 @@ func (e *Engine) prepare(ctx context.Context, k key, st *tenantState) (_ *prepar
 		e.recordCompile(time.Since(start))
 	}()
 
-	u, reused, err := e.unitFor(k.tenant, st)
+	u, reused, err := e.unitFor(ctx, k.tenant, st)
 	if err != nil {
 		return nil, err
 	}
@@ -459,7 +522,17 @@ func (e *Engine) prepare(ctx context.Context, k key, st *tenantState) (_ *prepar
 	if err != nil {
 		return nil, fmt.Errorf("prepare tenant %q: %w", k.tenant, err)
 	}
-	return &prepared{query: pq}, nil
+	p := &prepared{query: pq}
+	if st.source == "" && e.query == adapter.DecisionQuery {
+		// Registry tenants decide with the engine's hints; a bundle's
+		// library is the bundle's own and is evaluated as shipped.
+		hq, err := e.prepareHinted(ctx, u.compiler, u.store)
+		if err != nil {
+			return nil, fmt.Errorf("prepare tenant %q: %w", k.tenant, err)
+		}
+		p.hinted, p.hinter = &hq, u.hinter
+	}
+	return p, nil
 }
 
 // prepareQuery prepares the decision query over a compiled unit. Strict:
@@ -476,9 +549,11 @@ func (e *Engine) prepareQuery(ctx context.Context, c *ast.Compiler, s storage.St
 }
 
 // unitFor returns the tenant's compiled unit for st's revision, compiling
-// it on first use. A failed compile is not kept, so a cancelled caller does
-// not poison the revision.
-func (e *Engine) unitFor(tenant string, st *tenantState) (_ *unit, reused bool, _ error) {
+// it on first use in the compile pool. A failed compile is not kept, so a
+// cancelled caller does not poison the revision. ctx must not be a
+// caller's cancellable context (compile passes a detached one): unitMu is
+// held while the unit compiles.
+func (e *Engine) unitFor(ctx context.Context, tenant string, st *tenantState) (_ *unit, reused bool, _ error) {
 	st.unitMu.Lock()
 	defer st.unitMu.Unlock()
 	if st.unit != nil {
@@ -497,12 +572,22 @@ func (e *Engine) unitFor(tenant string, st *tenantState) (_ *unit, reused bool, 
 		if err != nil {
 			return nil, false, err
 		}
-		modules[adapter.PolicyPath(tenant, p.AgentID, p.Name)] = m
+		modules[adapter.PolicyPath(tenant, p.AgentID, p.Name)] = m.module
 	}
-	compiler := ast.NewCompiler()
-	compiler.Compile(modules)
-	if compiler.Failed() {
-		return nil, false, fmt.Errorf("compile tenant %q: %w", tenant, compiler.Errors)
+	var compiler *ast.Compiler
+	err := e.pool.do(ctx, func() error {
+		if e.compileHook != nil {
+			e.compileHook()
+		}
+		compiler = ast.NewCompiler()
+		compiler.Compile(modules)
+		if compiler.Failed() {
+			return fmt.Errorf("compile tenant %q: %w", tenant, compiler.Errors)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
 	}
 	store := inmem.NewFromObjectWithOpts(map[string]any{
 		adapter.Root: map[string]any{
@@ -510,7 +595,7 @@ func (e *Engine) unitFor(tenant string, st *tenantState) (_ *unit, reused bool, 
 			"tenants": map[string]any{tenant: adapter.TenantData(st.policies, "", true)},
 		},
 	}, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
-	st.unit = &unit{compiler: compiler, store: store}
+	st.unit = &unit{compiler: compiler, store: store, hinter: adapter.NewHinter(st.policies)}
 	return st.unit, false, nil
 }
 
@@ -520,7 +605,7 @@ func (e *Engine) unitFor(tenant string, st *tenantState) (_ *unit, reused bool, 
 // from files, which carry none).
 type moduleCache struct {
 	mu      sync.Mutex
-	modules map[moduleKey]*ast.Module
+	modules map[moduleKey]translated
 	checked map[moduleKey]error // adapter.Validate's verdict by content
 }
 
@@ -529,8 +614,14 @@ type moduleKey struct {
 	sum         [sha256.Size]byte
 }
 
+// translated is one policy's module and its compile cost (compileUnits).
+type translated struct {
+	module *ast.Module
+	cost   int
+}
+
 func newModuleCache() *moduleCache {
-	return &moduleCache{modules: map[moduleKey]*ast.Module{}, checked: map[moduleKey]error{}}
+	return &moduleCache{modules: map[moduleKey]translated{}, checked: map[moduleKey]error{}}
 }
 
 // validate runs adapter.Validate on a copy of p once per content.
@@ -559,22 +650,19 @@ func (c *moduleCache) validate(p *pdp.Policy) error {
 	return verdict
 }
 
-func (c *moduleCache) get(tenant string, p *pdp.Policy) (*ast.Module, error) {
-	content, err := json.Marshal(struct {
-		S, W []string
-		R    []pdp.Rule
-	}{p.StepTypes, p.WhitelistedDomains, p.Rules})
+// get returns the translation of p, translating it on first use.
+func (c *moduleCache) get(tenant string, p *pdp.Policy) (translated, error) {
+	k, err := translationKey(p)
 	if err != nil {
-		return nil, err
+		return translated{}, err
 	}
-	k := moduleKey{p.AgentID, p.Name, sha256.Sum256(content)}
 	c.mu.Lock()
-	m := c.modules[k]
+	m, ok := c.modules[k]
 	c.mu.Unlock()
-	if m != nil {
+	if ok {
 		return m, nil
 	}
-	m = adapter.PolicyAST(tenant, p)
+	m = translate(tenant, p)
 	c.mu.Lock()
 	// Drop other versions of the same policy: they can never be used again.
 	for old := range c.modules {
@@ -585,4 +673,35 @@ func (c *moduleCache) get(tenant string, p *pdp.Policy) (*ast.Module, error) {
 	c.modules[k] = m
 	c.mu.Unlock()
 	return m, nil
+}
+
+// peek returns the translation of p if it is cached, without translating
+// it or dropping any other version.
+func (c *moduleCache) peek(p *pdp.Policy) (translated, bool) {
+	k, err := translationKey(p)
+	if err != nil {
+		return translated{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.modules[k]
+	return m, ok
+}
+
+// translationKey identifies what a policy's module is made of.
+func translationKey(p *pdp.Policy) (moduleKey, error) {
+	content, err := json.Marshal(struct {
+		S, W []string
+		R    []pdp.Rule
+	}{p.StepTypes, p.WhitelistedDomains, p.Rules})
+	if err != nil {
+		return moduleKey{}, err
+	}
+	return moduleKey{p.AgentID, p.Name, sha256.Sum256(content)}, nil
+}
+
+// translate translates p and measures its compile cost.
+func translate(tenant string, p *pdp.Policy) translated {
+	m := adapter.PolicyAST(tenant, p)
+	return translated{module: m, cost: compileUnits(m)}
 }

@@ -77,26 +77,26 @@ func TestObserver(t *testing.T) {
 // with an error that still reads as a failed evaluation, and frees a slot
 // on release; no bound admits everything.
 func TestSlots(t *testing.T) {
-	s := newSlots(2)
-	r1, err1 := s.admit()
-	r2, err2 := s.admit()
+	s := newSlots(2, -1)
+	r1, err1 := s.admit("a")
+	r2, err2 := s.admit("a")
 	if err1 != nil || err2 != nil {
 		t.Fatalf("within the bound: %v %v", err1, err2)
 	}
-	_, err := s.admit()
+	_, err := s.admit("b")
 	if !errors.Is(err, ErrOverloaded) || !errors.Is(err, pdp.ErrEvaluationFailed) {
 		t.Fatalf("past the bound: %v; want ErrOverloaded and pdp.ErrEvaluationFailed", err)
 	}
 	r1()
-	r3, err := s.admit()
+	r3, err := s.admit("a")
 	if err != nil {
 		t.Fatalf("after a release: %v", err)
 	}
 	r2()
 	r3()
-	var none slots = newSlots(-1)
+	var none = newSlots(-1, 1)
 	for range 100 {
-		if _, err := none.admit(); err != nil {
+		if _, err := none.admit("a"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -105,5 +105,51 @@ func TestSlots(t *testing.T) {
 	}
 	if err := (Config{MaxConcurrent: -2}).Defaults().Validate(); err == nil {
 		t.Error("MaxConcurrent -2 accepted")
+	}
+}
+
+// TestSlotsPerTenant: one tenant holds at most its share; the slots it
+// cannot take stay free for other tenants, and a release gives the share
+// back.
+func TestSlotsPerTenant(t *testing.T) {
+	s := newSlots(4, 2)
+	var held []func()
+	for range 2 {
+		r, err := s.admit("hog")
+		if err != nil {
+			t.Fatalf("within the share: %v", err)
+		}
+		held = append(held, r)
+	}
+	if _, err := s.admit("hog"); !errors.Is(err, ErrOverloaded) || !errors.Is(err, pdp.ErrEvaluationFailed) {
+		t.Fatalf("past the share: %v; want ErrOverloaded", err)
+	}
+	for _, tenant := range []string{"a", "b"} {
+		r, err := s.admit(tenant)
+		if err != nil {
+			t.Fatalf("tenant %s refused while the hog holds its share: %v", tenant, err)
+		}
+		held = append(held, r)
+	}
+	if _, err := s.admit("c"); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("past the total: %v; want ErrOverloaded", err)
+	}
+	held[0]()
+	if r, err := s.admit("hog"); err != nil {
+		t.Fatalf("after a release: %v", err)
+	} else {
+		r()
+	}
+	for _, r := range held[1:] {
+		r()
+	}
+	if s.running != 0 || len(s.byTenant) != 0 {
+		t.Fatalf("after every release: running %d, byTenant %v", s.running, s.byTenant)
+	}
+	if d := (Config{MaxConcurrent: 8}).Defaults(); d.MaxConcurrentPerTenant != 4 {
+		t.Errorf("default share of 8 slots: %d, want 4", d.MaxConcurrentPerTenant)
+	}
+	if d := (Config{MaxConcurrent: 1}).Defaults(); d.MaxConcurrentPerTenant != 1 {
+		t.Errorf("default share of 1 slot: %d, want 1", d.MaxConcurrentPerTenant)
 	}
 }

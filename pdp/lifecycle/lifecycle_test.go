@@ -1,9 +1,11 @@
 package lifecycle_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -46,6 +48,28 @@ type env struct {
 	reg  *registry.Registry
 	clk  *clock
 	path string
+
+	mu    sync.Mutex
+	slept []time.Duration // what Decide held early solo approvals for
+}
+
+// sleep is the service's Sleep: it moves the clock instead of waiting,
+// unless ctx is done.
+func (e *env) sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.slept = append(e.slept, d)
+	e.mu.Unlock()
+	e.clk.Advance(d)
+	return nil
+}
+
+func (e *env) holds() []time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.slept)
 }
 
 func newEnv(t *testing.T) *env {
@@ -65,11 +89,38 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := lifecycle.New(lifecycle.Deps{Engine: eng, Store: db, Registry: reg, Now: clk.Now})
+	e := &env{t: t, db: db, eng: eng, reg: reg, clk: clk, path: path}
+	svc, err := lifecycle.New(lifecycle.Deps{Engine: eng, Store: db, Registry: reg, Now: clk.Now, Sleep: e.sleep})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, svc: svc, db: db, eng: eng, reg: reg, clk: clk, path: path}
+	e.svc = svc
+	return e
+}
+
+// tenantIn creates a tenant of tier in approval mode and returns it with
+// its first key as the registry identifies it.
+func (e *env) tenantIn(tier store.Tier, mode string) (string, store.APIKey) {
+	e.t.Helper()
+	tn, secret, err := e.reg.CreateTenant(e.t.Context(), registry.NewTenant{Name: "t-" + string(tier), Tier: tier, ApprovalMode: mode})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	id, err := e.reg.Identify(e.t.Context(), secret)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tn.ID, id.Key
+}
+
+// key creates a key of the tenant with creator's rights and returns it.
+func (e *env) key(creator store.APIKey, nk registry.NewKey) store.APIKey {
+	e.t.Helper()
+	k, _, err := e.reg.CreateTenantKey(e.t.Context(), creator, nk)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return k
 }
 
 // tenant creates a tenant of tier and returns its ID and first key's ID.
@@ -228,28 +279,47 @@ func TestDecideSolo(t *testing.T) {
 	e := newEnv(t)
 	tid, keyID := e.tenant(store.TierFree) // solo mode
 	id := e.held(tid, keyID, "bot")
-	decide := func(raw string, mut func(*lifecycle.DecisionRequest)) (lifecycle.DecisionResult, error) {
-		req := lifecycle.DecisionRequest{TenantID: tid, ApprovalID: id, Decision: ptr(raw), KeyID: keyID}
+	submitted := e.clk.Now()
+	decide := func(raw *string, mut func(*lifecycle.DecisionRequest)) (lifecycle.DecisionResult, error) {
+		req := lifecycle.DecisionRequest{TenantID: tid, ApprovalID: id, Decision: raw, KeyID: keyID}
 		if mut != nil {
 			mut(&req)
 		}
 		return e.svc.Decide(t.Context(), req)
 	}
-	var tooEarly *approval.TooEarlyError
-	if _, err := decide("approve", nil); !errors.As(err, &tooEarly) || tooEarly.RetryAfterSeconds() != 5 {
-		t.Fatalf("at once: %v, want too early by 5 s", err)
-	}
-	e.clk.Advance(approval.SoloDelay)
-	res, err := decide(" Approved ", func(r *lifecycle.DecisionRequest) { r.Reason = "ok\nfine" })
+	// An approval at once is held until 5 s after submission, then
+	// applied; without a decision it is an approval.
+	res, err := decide(nil, func(r *lifecycle.DecisionRequest) { r.Reason = "ok\nfine" })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Status != pdp.StatusApproved || res.ApproverID != keyID || res.Vote || res.DecidedAt == nil || !res.DecidedAt.Equal(e.clk.Now()) {
+	if got := e.holds(); len(got) != 1 || got[0] != approval.SoloDelay {
+		t.Fatalf("held for %v, want [5s]", got)
+	}
+	if res.Status != pdp.StatusApproved || res.ApproverID != keyID || res.Vote || res.DecidedAt == nil || !res.DecidedAt.Equal(submitted.Add(approval.SoloDelay)) {
 		t.Fatalf("result %+v", res)
 	}
 	var ade *store.AlreadyDecidedError
-	if _, err := decide("deny", nil); !errors.As(err, &ade) || ade.Status != pdp.StatusApproved {
+	if _, err := decide(ptr("deny"), nil); !errors.As(err, &ade) || ade.Status != pdp.StatusApproved {
 		t.Fatalf("second decision: %v", err)
+	}
+
+	// A deny applies at once, unheld.
+	denied := e.held(tid, keyID, "bot")
+	res, err = e.svc.Decide(t.Context(), lifecycle.DecisionRequest{TenantID: tid, ApprovalID: denied, Decision: ptr("deny"), KeyID: keyID})
+	if err != nil || res.Status != pdp.StatusDenied || len(e.holds()) != 1 {
+		t.Fatalf("deny at once: %+v, %v (holds %v)", res, err, e.holds())
+	}
+
+	// A caller that gives up while held applies nothing.
+	gaveUp := e.held(tid, keyID, "bot")
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := e.svc.Decide(ctx, lifecycle.DecisionRequest{TenantID: tid, ApprovalID: gaveUp, Decision: ptr("approve"), KeyID: keyID}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled while held: %v", err)
+	}
+	if rec, err := e.svc.Action(t.Context(), tid, gaveUp); err != nil || rec.Status != pdp.StatusPendingReview {
+		t.Fatalf("after a cancelled decision: %s, %v", rec.Status, err)
 	}
 
 	// A destructive action needs the confirmation, in solo mode only.
@@ -269,23 +339,25 @@ func TestDecideSolo(t *testing.T) {
 
 func TestDecideTeamRecognizesTheSubmitter(t *testing.T) {
 	e := newEnv(t)
-	tid, submitter := e.tenant(store.TierPro) // team mode
-	other, _, err := e.reg.CreateKey(t.Context(), tid)
-	if err != nil {
-		t.Fatal(err)
+	tid, owner := e.tenantIn(store.TierPro, approval.Team)
+	submitter := e.key(owner, registry.NewKey{Name: "alice", Role: pdp.RoleMember})
+	alsoAlice := e.key(owner, registry.NewKey{Name: "alice", Role: pdp.RoleMember}) // the same person's second key
+	other := e.key(owner, registry.NewKey{Name: "bob", Role: pdp.RoleMember})
+	id := e.submit(lifecycle.Submission{TenantID: tid, KeyID: submitter.ID, Key: &submitter, Name: "stripe.payment", AgentID: "bot",
+		Params: map[string]any{"amount": json.Number("50000")}}, pdp.StatusPendingReview).ActionID
+	decide := func(k store.APIKey, decision, label string) (lifecycle.DecisionResult, error) {
+		return e.svc.Decide(t.Context(), lifecycle.DecisionRequest{TenantID: tid, ApprovalID: id, Decision: ptr(decision), KeyID: k.ID, Decider: k, ApproverID: label, Reason: "no", Confidential: true})
 	}
-	id := e.held(tid, submitter, "bot")
 	var tooEarly *approval.TooEarlyError
-	_, err = e.svc.Decide(t.Context(), lifecycle.DecisionRequest{TenantID: tid, ApprovalID: id, Decision: ptr("approve"), KeyID: submitter})
-	if !errors.As(err, &tooEarly) || !tooEarly.Submitter {
-		t.Fatalf("submitter's key: %v, want too early as submitter", err)
+	for _, k := range []store.APIKey{submitter, alsoAlice} {
+		// Whatever approver_id the body names, the submitting identity
+		// waits 10 minutes to approve.
+		if _, err := decide(k, "approve", "someone-else"); !errors.As(err, &tooEarly) || !tooEarly.Submitter {
+			t.Fatalf("submitter's key %s: %v, want too early as submitter", k.ID, err)
+		}
 	}
-	_, err = e.svc.Decide(t.Context(), lifecycle.DecisionRequest{TenantID: tid, ApprovalID: id, Decision: ptr("approve"), KeyID: other.ID, ApproverID: "bot"})
-	if !errors.As(err, &tooEarly) {
-		t.Fatalf("naming the submitting agent: %v, want too early", err)
-	}
-	res, err := e.svc.Decide(t.Context(), lifecycle.DecisionRequest{TenantID: tid, ApprovalID: id, Decision: ptr("deny"), KeyID: other.ID, Reason: "no", Confidential: true})
-	if err != nil || res.Status != pdp.StatusDenied || res.ApproverID != other.ID {
+	res, err := decide(other, "deny", "Bob B.")
+	if err != nil || res.Status != pdp.StatusDenied || res.ApproverID != "bob" || res.Label != "Bob B." {
 		t.Fatalf("other key: %+v, %v", res, err)
 	}
 	x, err := e.svc.Explain(t.Context(), mustTenant(t, e, tid), id)
@@ -297,8 +369,54 @@ func TestDecideTeamRecognizesTheSubmitter(t *testing.T) {
 		strings.Contains(string(last.Metadata), `"reason"`) || !strings.Contains(string(last.Metadata), `"confidential":true`) {
 		t.Fatalf("explain %+v, last entry %s", x.Review, last.Metadata)
 	}
-	if !strings.HasSuffix(x.Summary, "It was denied by '"+other.ID+"'.") {
+	if !strings.HasSuffix(x.Summary, "It was denied by 'bob'.") {
 		t.Fatalf("summary %q", x.Summary)
+	}
+	d, _, err := e.svc.WhoDecided(t.Context(), tid, id)
+	if err != nil || d == nil || d.ApproverID != "bob" || d.Role != "member" || d.KeyID != other.ID || d.Label != "Bob B." {
+		t.Fatalf("who decided: %+v, %v", d, err)
+	}
+
+	// The submitter denies at once.
+	id2 := e.submit(lifecycle.Submission{TenantID: tid, KeyID: submitter.ID, Key: &submitter, Name: "stripe.payment",
+		Params: map[string]any{"amount": json.Number("50000")}}, pdp.StatusPendingReview).ActionID
+	res, err = e.svc.Decide(t.Context(), lifecycle.DecisionRequest{TenantID: tid, ApprovalID: id2, Decision: ptr("deny"), KeyID: submitter.ID, Decider: submitter})
+	if err != nil || res.Status != pdp.StatusDenied {
+		t.Fatalf("the submitter's deny: %+v, %v", res, err)
+	}
+}
+
+func TestDecideAgentKeyNeverDecidesItsAgent(t *testing.T) {
+	e := newEnv(t)
+	tid, owner := e.tenantIn(store.TierFree, approval.Solo)
+	bot := e.key(owner, registry.NewKey{Name: "payer-bot", Role: pdp.RoleMember, AgentID: "payer-bot",
+		Scopes: []pdp.KeyScope{pdp.ScopeActionsSubmit, pdp.ScopeApprovalsDecide}})
+	// The bound key submits as its agent, whatever it leaves out.
+	res := e.submit(lifecycle.Submission{TenantID: tid, KeyID: bot.ID, Key: &bot, Name: "stripe.payment",
+		Params: map[string]any{"amount": json.Number("50000")}}, pdp.StatusPendingReview)
+	if res.AgentID != "payer-bot" {
+		t.Fatalf("agent of a bound key's action: %q", res.AgentID)
+	}
+	e.clk.Advance(time.Hour)
+	var ne *approval.NotEligibleError
+	_, err := e.svc.Decide(t.Context(), lifecycle.DecisionRequest{TenantID: tid, ApprovalID: res.ActionID, KeyID: bot.ID, Decider: bot, ApproverID: "alice"})
+	if !errors.As(err, &ne) {
+		t.Fatalf("the agent's key approving its own action: %v", err)
+	}
+	// Another agent, a step type, a tenant requiring agent keys.
+	var ide *lifecycle.IdentityError
+	_, err = e.svc.Submit(t.Context(), lifecycle.Submission{TenantID: tid, Key: &bot, Name: "db.read", AgentID: "other-bot"})
+	if !errors.As(err, &ide) || ide.Field != "agent_id" {
+		t.Fatalf("another agent: %v", err)
+	}
+	limited := e.key(owner, registry.NewKey{Name: "thinker", AgentID: "thinker", StepTypes: []string{"action"}})
+	_, err = e.svc.Submit(t.Context(), lifecycle.Submission{TenantID: tid, Key: &limited, Name: "db.read", StepType: "thought"})
+	if !errors.As(err, &ide) || ide.Field != "step_type" {
+		t.Fatalf("a step type the key may not use: %v", err)
+	}
+	_, err = e.svc.Submit(t.Context(), lifecycle.Submission{TenantID: tid, Key: &owner, Name: "db.read", RequireAgentKeys: true})
+	if !errors.As(err, &ide) || ide.Field != "agent_id" {
+		t.Fatalf("an unbound key where agent keys are required: %v", err)
 	}
 }
 
@@ -313,22 +431,33 @@ func mustTenant(t *testing.T, e *env, id string) store.Tenant {
 
 func TestDecideEnterpriseCountsVotes(t *testing.T) {
 	e := newEnv(t)
-	tid, keyID := e.tenant(store.TierEnterprise)
-	id := e.held(tid, keyID, "bot")
-	vote := func(approver string) (lifecycle.DecisionResult, error) {
-		return e.svc.Decide(t.Context(), lifecycle.DecisionRequest{TenantID: tid, ApprovalID: id, Decision: ptr("approve"), ApproverID: approver})
+	tid, owner := e.tenantIn(store.TierEnterprise, approval.Enterprise)
+	alice := e.key(owner, registry.NewKey{Name: "alice", Role: pdp.RoleAdmin})
+	id := e.held(tid, owner.ID, "bot")
+	vote := func(k store.APIKey, decision, label string) (lifecycle.DecisionResult, error) {
+		return e.svc.Decide(t.Context(), lifecycle.DecisionRequest{TenantID: tid, ApprovalID: id, Decision: ptr(decision), ApproverID: label, KeyID: k.ID, Decider: k})
 	}
-	res, err := vote("alice")
+	res, err := vote(alice, "approve", "alice")
 	if err != nil || !res.Vote || res.Status != pdp.StatusPendingReview || res.ApprovalsReceived != 1 || res.MinApprovals != approval.DefaultMinApprovals {
 		t.Fatalf("first vote: %+v, %v", res, err)
 	}
-	if _, err := vote("alice"); !errors.Is(err, store.ErrAlreadyVoted) {
-		t.Fatalf("second vote of alice: %v", err)
-	}
-	for i := 2; i <= approval.DefaultMinApprovals; i++ {
-		if res, err = vote("approver-" + string(rune('a'+i))); err != nil {
-			t.Fatal(err)
+	// The same key naming other approvers is still alice: the same vote,
+	// answered with the current state and nothing written.
+	for _, label := range []string{"alice", "bob", "carol"} {
+		res, err = vote(alice, "approve", label)
+		if err != nil || !res.Repeated || res.Status != pdp.StatusPendingReview || res.ApprovalsReceived != 1 {
+			t.Fatalf("alice again as %q: %+v, %v", label, res, err)
 		}
+	}
+	if _, err := vote(alice, "deny", "alice"); !errors.Is(err, store.ErrAlreadyVoted) {
+		t.Fatalf("alice changing her vote: %v", err)
+	}
+	votes, err := e.db.ApprovalVotes(t.Context(), tid, id)
+	if err != nil || len(votes) != 1 || votes[0].ApproverID != "alice" || votes[0].Role != "admin" {
+		t.Fatalf("votes: %+v, %v", votes, err)
+	}
+	if res, err = vote(owner, "approve", ""); err != nil {
+		t.Fatal(err)
 	}
 	if res.Status != pdp.StatusApproved || res.ApprovalsReceived != approval.DefaultMinApprovals {
 		t.Fatalf("last vote: %+v", res)
@@ -351,7 +480,7 @@ func TestDecideErrors(t *testing.T) {
 		req  lifecycle.DecisionRequest
 		ok   func(error) bool
 	}{
-		{"no decision", lifecycle.DecisionRequest{TenantID: tid, ApprovalID: held}, func(err error) bool { return errors.As(err, &invalid) && invalid.Raw == nil }},
+		{"an empty decision", lifecycle.DecisionRequest{TenantID: tid, ApprovalID: held, Decision: ptr("")}, func(err error) bool { return errors.As(err, &invalid) && *invalid.Raw == "" }},
 		{"invalid decision before a missing approval", lifecycle.DecisionRequest{TenantID: tid, ApprovalID: "act_nope", Decision: ptr("maybe")},
 			func(err error) bool { return errors.As(err, &invalid) }},
 		{"field problems before a missing approval", lifecycle.DecisionRequest{TenantID: tid, ApprovalID: "act_nope", Decision: ptr("deny"), ApproverRole: "a\x01"},

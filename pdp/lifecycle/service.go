@@ -8,6 +8,7 @@
 package lifecycle
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -41,6 +42,10 @@ type Deps struct {
 	Now func() time.Time
 	// Random is the source of action and trace IDs (default crypto/rand).
 	Random io.Reader
+	// Sleep waits d or until ctx is done (then its error): how Decide
+	// holds an early solo-mode approval. Default: a timer. Tests inject
+	// one that moves their clock.
+	Sleep func(ctx context.Context, d time.Duration) error
 	// RecordTimeout bounds a write after its decision (default
 	// DefaultRecordTimeout). The write is detached from the caller's
 	// context, so a client that hangs up cannot leave a decision
@@ -60,6 +65,7 @@ type Service struct {
 	random  io.Reader
 	rules   *approval.Rules
 	timeout time.Duration
+	sleep   func(ctx context.Context, d time.Duration) error
 }
 
 // New returns the service wired with deps.
@@ -72,7 +78,10 @@ func New(deps Deps) (*Service, error) {
 	}
 	s := &Service{
 		eng: deps.Engine, st: deps.Store, reg: deps.Registry, dlog: deps.DecisionLog,
-		log: deps.Logger, now: deps.Now, random: deps.Random, timeout: deps.RecordTimeout,
+		log: deps.Logger, now: deps.Now, random: deps.Random, timeout: deps.RecordTimeout, sleep: deps.Sleep,
+	}
+	if s.sleep == nil {
+		s.sleep = sleepCtx
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -91,6 +100,18 @@ func New(deps Deps) (*Service, error) {
 		s.gov = gs
 	}
 	return s, nil
+}
+
+// sleepCtx waits d, or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Governed reports whether the store keeps approvals and the audit chain;

@@ -51,6 +51,12 @@ type Submission struct {
 	// Problems are what decoding found (a field of the wrong type); they
 	// are reported with Submit's own, all at once.
 	Problems pdp.ValidationErrors
+	// Key is the submitting key, whose bound agent and step types bind the
+	// submission (identity.go); nil binds nothing.
+	Key *store.APIKey
+	// RequireAgentKeys is the tenant's setting: only agent-bound keys
+	// submit.
+	RequireAgentKeys bool
 }
 
 // Result is a submitted action's outcome.
@@ -157,6 +163,9 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 	if err := sub.Validate(); err != nil {
 		return Result{}, err
 	}
+	if err := sub.bindIdentity(); err != nil {
+		return Result{}, err
+	}
 	if sub.Params == nil {
 		sub.Params = map[string]any{}
 	}
@@ -170,8 +179,11 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 	if len(pj) > MaxParamsBytes {
 		return Result{}, &ParamsTooLargeError{Size: len(pj)}
 	}
-	if err := CheckActionText(sub.Name, sub.Params); err != nil {
-		return Result{}, err
+	// The action text is {"action":<name>,"params":<pj>}: pj is params
+	// as CheckActionText would encode them, so its length is counted
+	// without encoding params again.
+	if n := len(`{"action":,"params":}`) + len(appendString(nil, sub.Name)) + len(pj); n > adapter.MaxActionTextBytes {
+		return Result{}, &ActionTextTooLargeError{Size: n}
 	}
 	connector, operation := SplitAction(sub.Name)
 	// What no store can hold (invalid UTF-8, NUL) is refused before
@@ -233,7 +245,11 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 	defer cancel()
-	if err := s.record(rctx, rec, sub.KeyID, d); err != nil {
+	submitter := ""
+	if sub.Key != nil {
+		submitter = sub.Key.Identity()
+	}
+	if err := s.record(rctx, rec, sub.KeyID, submitter, d); err != nil {
 		return Result{}, fmt.Errorf("record action %s: %w", id, err)
 	}
 	s.logDecision(ctx, &rec, d, sub.RequestedBy) // non-blocking
@@ -253,6 +269,7 @@ type evaluationMeta struct {
 	Action          string     `json:"action"`
 	AgentID         *string    `json:"agent_id"`
 	KeyID           *string    `json:"key_id"`
+	SubmittedBy     *string    `json:"submitted_by,omitempty"`
 	Status          pdp.Status `json:"status"`
 	ShadowStatus    pdp.Status `json:"shadow_status,omitempty"`
 	TriggeredPolicy *string    `json:"triggered_policy"`
@@ -263,7 +280,7 @@ type evaluationMeta struct {
 // record stores an evaluated action durably, with its evaluation entry in
 // the same group-committed transaction when the store keeps a chain
 // (CONTRACT A10: the answer waits for both).
-func (s *Service) record(ctx context.Context, rec store.ActionRecord, keyID string, d *pdp.Decision) error {
+func (s *Service) record(ctx context.Context, rec store.ActionRecord, keyID, submitter string, d *pdp.Decision) error {
 	if s.gov == nil {
 		_, err := s.st.InsertAction(ctx, rec)
 		return err
@@ -274,6 +291,7 @@ func (s *Service) record(ctx context.Context, rec store.ActionRecord, keyID stri
 		Action:          rec.Action,
 		AgentID:         optPtr(rec.AgentID),
 		KeyID:           optPtr(keyID),
+		SubmittedBy:     optPtr(submitter),
 		Status:          rec.Status,
 		ShadowStatus:    d.ShadowStatus,
 		TriggeredPolicy: optPtr(rec.TriggeredPolicy),

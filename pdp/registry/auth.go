@@ -32,21 +32,29 @@ type Identity struct {
 	KeyID string
 	// KeyHash is store.HashAPIKey of the key, already computed.
 	KeyHash string
+	// Key is the key as stored (its hash aside): its owner, role, manager
+	// flag, scopes, bound agent and step types.
+	Key store.APIKey
 }
 
-// Identify is Authenticate returning the key's ID and hash too, so a
+// Identify is Authenticate returning the key's identity and hash too, so a
 // request computes neither twice. From memory for a key seen within the
 // auth cache's TTL; a revoked key is dropped from memory at once on this
 // server, and on every replica when its tenant's revision moves (watch.go).
+// A rotated key past its grace period is refused from memory too: the
+// cached key carries its expiry.
 func (r *Registry) Identify(ctx context.Context, key string) (Identity, error) {
 	if !strings.HasPrefix(key, KeyPrefix) || len(key) > maxKeyLen {
 		return Identity{}, ErrUnauthorized
 	}
 	hash := store.HashAPIKey(key)
 	if e, ok := r.auth.get(hash); ok {
+		if e.key.ExpiredAt(r.now()) {
+			return Identity{}, ErrUnauthorized
+		}
 		if t, ok := r.known(e.tenantID); ok {
 			r.ensurePublished(ctx, t.ID)
-			return Identity{Tenant: t, KeyID: e.keyID, KeyHash: hash}, nil
+			return Identity{Tenant: t, KeyID: e.keyID, KeyHash: hash, Key: e.key}, nil
 		}
 	}
 	gen := r.auth.generation()
@@ -57,13 +65,17 @@ func (r *Registry) Identify(ctx context.Context, key string) (Identity, error) {
 	if err != nil {
 		return Identity{}, fmt.Errorf("authenticate: %w", err)
 	}
+	k.Hash = ""
+	if k.ExpiredAt(r.now()) {
+		return Identity{}, ErrUnauthorized
+	}
 	r.remember(t)
-	r.auth.put(hash, authEntry{tenantID: t.ID, keyID: k.ID}, gen)
+	r.auth.put(hash, authEntry{tenantID: t.ID, keyID: k.ID, key: k}, gen)
 	r.ensurePublished(ctx, t.ID)
 	if latest, ok := r.known(t.ID); ok {
 		t = latest
 	}
-	return Identity{Tenant: t, KeyID: k.ID, KeyHash: hash}, nil
+	return Identity{Tenant: t, KeyID: k.ID, KeyHash: hash, Key: k}, nil
 }
 
 // ensurePublished publishes a tenant the engine does not know, e.g. one
@@ -84,6 +96,7 @@ func (r *Registry) ensurePublished(ctx context.Context, tenantID string) {
 type authEntry struct {
 	tenantID string
 	keyID    string
+	key      store.APIKey // without its hash
 	expires  time.Time
 }
 

@@ -22,6 +22,17 @@
 // within max(notification latency, refresh interval); see Watch.
 // Authenticate also publishes a tenant the engine does not know yet.
 //
+// # Budgets and compiles
+//
+// A policy write is checked, under the tenant's lock and before anything
+// is stored, against the regex budget (adapter.CheckTenantWrite) and the
+// engine's compile budget (engine.CompileCost over the tenant's policies
+// as the write would leave them): either refusal is a
+// *pdp.ValidationError (400) naming the bound. After publishing, the
+// write compiles the tenant's prepared queries (engine.Warm) before it
+// returns. Publish and Warm split Load so that a server can listen, and
+// say it is warming, while the tenants it starts with compile.
+//
 // # Authentication cache
 //
 // Authenticate keeps key-hash → (tenant, key) lookups in memory for a short

@@ -109,7 +109,7 @@ func (r *Registry) put(ctx context.Context, tenantID string, doc *adapter.Docume
 	l := r.lockFor(tenantID)
 	l.Lock()
 	defer l.Unlock()
-	if err := r.checkRegexBudget(ctx, tenantID, &p, cost); err != nil {
+	if err := r.checkBudgets(ctx, tenantID, &p, cost); err != nil {
 		return Write{}, err
 	}
 	w, err := r.putPolicy(ctx, store.PutPolicyRequest{
@@ -140,16 +140,31 @@ func (r *Registry) put(ctx context.Context, tenantID string, doc *adapter.Docume
 	return Write{Policy: w.Policy, Action: action, Revision: w.Revision}, nil
 }
 
-// checkRegexBudget refuses a write after which one decision of the tenant
-// could run more regex cost than adapter.MaxTenantCost: the tenant's
-// enabled policies with p (whose cost its validation measured) in place of
-// the one it replaces. A disabled p adds nothing.
-func (r *Registry) checkRegexBudget(ctx context.Context, tenantID string, p *pdp.Policy, cost int) error {
+// checkBudgets refuses a write after which one decision of the tenant
+// could run more regex cost than adapter.MaxTenantCost (the tenant's
+// enabled policies with p, whose cost its validation measured, in place of
+// the one it replaces; a disabled p adds nothing), or after which
+// compiling the tenant would cost more than the engine's compile budget
+// (engine.CompileCost, a prediction from the translated modules' size made
+// before anything is compiled or stored). Both are 400s naming the bound;
+// nothing is stored.
+func (r *Registry) checkBudgets(ctx context.Context, tenantID string, p *pdp.Policy, cost int) error {
 	stored, err := r.st.ListPolicies(ctx, tenantID, store.PolicyFilter{})
 	if err != nil {
 		return fmt.Errorf("read policies for the regex budget: %w", err)
 	}
-	return adapter.CheckTenantWrite("rules", p, cost, stored)
+	if err := adapter.CheckTenantWrite("rules", p, cost, stored); err != nil {
+		return err
+	}
+	next := make([]pdp.Policy, 0, len(stored)+1)
+	for _, q := range stored {
+		if q.AgentID != p.AgentID || q.Name != p.Name {
+			next = append(next, q)
+		}
+	}
+	next = append(next, *p)
+	_, err = r.eng.CompileCost(tenantID, next)
+	return err
 }
 
 // Disable soft-deletes a policy (DELETE, CONTRACT A6): enabled=false at

@@ -4,12 +4,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-pdp/gatehouse/adapter"
 	"github.com/gatehouse-pdp/gatehouse/pdp"
+	"github.com/gatehouse-pdp/gatehouse/pdp/engine"
 	"github.com/gatehouse-pdp/gatehouse/pdp/registry"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
@@ -531,4 +534,66 @@ func TestTenantRegexBudget(t *testing.T) {
 	e.put(tn.ID, heavy("p1", "", 1))
 	e.put(tn.ID, heavy("p3", "bot-1", 2))
 	e.put(tn.ID, heavy("p4", "bot-2", 2)) // another agent: only the costliest counts
+}
+
+// TestCompileBudget: a write after which compiling the tenant would cost
+// more than the engine's compile budget is refused before anything is
+// stored — a ValidationError on "rules" naming the budget — and the
+// tenant keeps deciding with what it had; disabling a policy makes room.
+// Agent-scoped policies count in full (one compile holds every agent's).
+func TestCompileBudget(t *testing.T) {
+	policy := func(name, agent string) *adapter.Document {
+		rs := make([]any, 20)
+		for i := range rs {
+			rs[i] = map[string]any{"match": fmt.Sprintf(`secret%02d`, i), "severity": "low"}
+		}
+		b, _ := json.Marshal(map[string]any{"name": name, "agent_id": agent, "rules": rs})
+		return doc(t, string(b))
+	}
+	probe, err := engine.New(engine.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, _, err := policy("p", "bot-0").PolicyWithCost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit, err := probe.CompileCost("x", []pdp.Policy{one})
+	if err != nil || unit == 0 {
+		t.Fatalf("CompileCost: %d, %v", unit, err)
+	}
+
+	st := &countingStore{Store: openStore(t, filepath.Join(t.TempDir(), "gatehouse.db"))}
+	eng, err := engine.New(engine.Config{Timeout: 5 * time.Second, CompileBudget: unit*5/2 + 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.New(st, eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, st: st, eng: eng, reg: reg}
+	tn, _ := e.tenant(store.TierEnterprise)
+	e.put(tn.ID, policy("p1", "bot-1"))
+	w := e.put(tn.ID, policy("p2", "bot-2"))
+	_, err = reg.Put(t.Context(), tn.ID, policy("p3", "bot-3"))
+	var ve *pdp.ValidationError
+	if !errors.As(err, &ve) || ve.Field != "rules" || !errors.Is(err, engine.ErrCompileBudget) ||
+		!strings.Contains(ve.Reason, fmt.Sprintf("over the compile budget of %d", eng.CompileBudget())) {
+		t.Fatalf("Put over the compile budget = %v", err)
+	}
+	if rev, _ := eng.Revision(tn.ID); rev != w.Revision {
+		t.Errorf("revision moved to %d after a refused write (was %d)", rev, w.Revision)
+	}
+	ps, err := st.ListPolicies(t.Context(), tn.ID, store.PolicyFilter{})
+	if err != nil || len(ps) != 2 {
+		t.Fatalf("stored after the refused write: %d policies, %v; want 2", len(ps), err)
+	}
+	if d := e.decide(tn.ID, "bot-2", "http.post", map[string]any{"q": "secret07"}); len(d.Violations)+len(d.Warnings) == 0 {
+		t.Errorf("the tenant stopped deciding with its policies: %+v", d)
+	}
+	if _, err := reg.Disable(t.Context(), tn.ID, "bot-1", "p1"); err != nil {
+		t.Fatal(err)
+	}
+	e.put(tn.ID, policy("p3", "bot-3"))
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp/engine"
@@ -32,6 +33,10 @@ type Registry struct {
 	// snapshot handed to the engine (WithPublishHook).
 	readOnly  *ReadOnlyError
 	onPublish func(tenantID string, revision uint64)
+	// now is the clock of key expiry (rotation grace periods); grace is
+	// the default grace period of a rotated key (keys.go).
+	now   func() time.Time
+	grace time.Duration
 
 	// warming counts the compiles started in the background after a
 	// publish by Watch (watch.go); Watch waits for them before it returns.
@@ -52,6 +57,8 @@ type options struct {
 	authItems int
 	readOnly  *ReadOnlyError
 	onPublish func(tenantID string, revision uint64)
+	now       func() time.Time
+	grace     time.Duration
 }
 
 // WithLogger sets where the registry logs (default: nowhere).
@@ -91,6 +98,30 @@ func WithAuthCacheSize(n int) Option {
 	}
 }
 
+// WithNow sets the registry's clock (default time.Now): when a rotated
+// key's grace period ends. Tests inject one to move through it.
+func WithNow(now func() time.Time) Option {
+	return func(o *options) error {
+		if now == nil {
+			return errors.New("registry: nil clock")
+		}
+		o.now = now
+		return nil
+	}
+}
+
+// WithRotationGrace sets how long a rotated key keeps working by default
+// (DefaultRotationGrace; 0..MaxRotationGrace).
+func WithRotationGrace(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 || d > MaxRotationGrace {
+			return fmt.Errorf("registry: key rotation grace %s: must be between 0 and %s", d, MaxRotationGrace)
+		}
+		o.grace = d
+		return nil
+	}
+}
+
 // WithRandom sets the source of API keys and IDs (default crypto/rand);
 // for tests that need a failing or fixed source.
 func WithRandom(r io.Reader) Option {
@@ -114,18 +145,24 @@ func New(st store.Store, eng *engine.Engine, opts ...Option) (*Registry, error) 
 		random:    rand.Reader,
 		authTTL:   5 * time.Second,
 		authItems: 10000,
+		now:       time.Now,
+		grace:     DefaultRotationGrace,
 	}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
 		}
 	}
+	auth := newAuthCache(o.authTTL, o.authItems)
+	auth.now = o.now
 	return &Registry{
+		now:       o.now,
+		grace:     o.grace,
 		st:        st,
 		eng:       eng,
 		log:       o.log,
 		random:    o.random,
-		auth:      newAuthCache(o.authTTL, o.authItems),
+		auth:      auth,
 		readOnly:  o.readOnly,
 		onPublish: o.onPublish,
 		locks:     map[string]*sync.Mutex{},
@@ -133,23 +170,67 @@ func New(st store.Store, eng *engine.Engine, opts ...Option) (*Registry, error) 
 	}, nil
 }
 
-// Load publishes every tenant's policies to the engine. It fails if any
-// tenant cannot be read: a server must not start deciding for some tenants
-// with others unknown.
+// Load publishes every tenant's policies to the engine and compiles them
+// (Publish, then Warm). It fails if any tenant cannot be read: a server
+// must not start deciding for some tenants with others unknown.
 func (r *Registry) Load(ctx context.Context) error {
+	ids, err := r.Publish(ctx)
+	if err != nil {
+		return err
+	}
+	r.Warm(ctx, ids, nil)
+	return nil
+}
+
+// Publish publishes every stored tenant's policies to the engine, without
+// compiling them, and returns the tenants' ids. It fails if any tenant
+// cannot be read. `gatehouse serve` publishes before it listens and warms
+// (Warm) while /health says warming.
+func (r *Registry) Publish(ctx context.Context) ([]string, error) {
 	ts, err := r.st.ListTenants(ctx)
 	if err != nil {
-		return fmt.Errorf("load tenants: %w", err)
+		return nil, fmt.Errorf("load tenants: %w", err)
 	}
+	ids := make([]string, 0, len(ts))
 	for _, t := range ts {
 		r.remember(t)
 		if err := r.publish(ctx, t.ID, t.Revision); err != nil {
-			return fmt.Errorf("load tenant %q: %w", t.ID, err)
+			return nil, fmt.Errorf("load tenant %q: %w", t.ID, err)
 		}
-		r.warm(ctx, t.ID)
+		ids = append(ids, t.ID)
 	}
 	r.log.InfoContext(ctx, "policies loaded", slog.Int("tenants", len(ts)))
-	return nil
+	return ids, nil
+}
+
+// Warm compiles the prepared queries of tenants (engine.Warm), as many at
+// once as the engine's compile pool runs, and calls progress (when not
+// nil) after each tenant with the number done so far. A tenant whose
+// compile fails is logged and counted as done: its decisions fail closed
+// or compile on their own.
+func (r *Registry) Warm(ctx context.Context, tenants []string, progress func(done int)) {
+	next := make(chan string)
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	for range min(r.eng.CompileWorkers(), max(1, len(tenants))) {
+		wg.Go(func() {
+			for id := range next {
+				r.warm(ctx, id)
+				n := done.Add(1)
+				if progress != nil {
+					progress(int(n))
+				}
+			}
+		})
+	}
+	for _, id := range tenants {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- id
+	}
+	close(next)
+	wg.Wait()
 }
 
 // lockFor returns the tenant's mutex, which serializes publishing (so the

@@ -53,6 +53,9 @@ type TenantUpdate struct {
 	// rate becomes the rate rounded up.
 	SetRateLimit bool
 	RateLimit    *store.RateLimit
+	// RequireAgentKeys, when set, makes every action come from an
+	// agent-bound key (or lifts that).
+	RequireAgentKeys *bool
 }
 
 // CreateTenant creates a tenant and its first API key, returning the key
@@ -109,7 +112,7 @@ func (r *Registry) createTenant(ctx context.Context, id string, nt NewTenant, ke
 		es = append(es, modeProblem(nt.Mode))
 	}
 	if nt.ApprovalMode == "" && nt.Tier.Valid() {
-		nt.ApprovalMode = DefaultApprovalMode(nt.Tier)
+		nt.ApprovalMode = NewTenantApprovalMode
 	} else if nt.Tier.Valid() && !slices.Contains(ApprovalModes(nt.Tier), nt.ApprovalMode) {
 		es = append(es, approvalProblem(nt.Tier, nt.ApprovalMode))
 	}
@@ -147,7 +150,7 @@ func (r *Registry) newKeyRecord(key string) (store.APIKey, error) {
 	if err != nil {
 		return store.APIKey{}, err
 	}
-	return store.APIKey{ID: id, Hash: store.HashAPIKey(key), Prefix: store.KeyPrefix(key)}, nil
+	return store.OwnerKey(store.APIKey{ID: id, Hash: store.HashAPIKey(key), Prefix: store.KeyPrefix(key)}), nil
 }
 
 // Tenant returns one tenant as stored, or ErrTenantNotFound.
@@ -180,7 +183,7 @@ func (r *Registry) UpdateTenant(ctx context.Context, id string, u TenantUpdate) 
 		return store.Tenant{}, err
 	}
 	var es pdp.ValidationErrors
-	su := store.TenantUpdate{Name: u.Name, Tier: u.Tier, Mode: u.Mode, ApprovalMode: u.ApprovalMode}
+	su := store.TenantUpdate{Name: u.Name, Tier: u.Tier, Mode: u.Mode, ApprovalMode: u.ApprovalMode, RequireAgentKeys: u.RequireAgentKeys}
 	if u.Name != nil {
 		checkTenantName(&es, *u.Name)
 	}
@@ -252,7 +255,12 @@ func (r *Registry) CreateKey(ctx context.Context, tenantID string) (store.APIKey
 		return store.APIKey{}, "", err
 	}
 	k.TenantID = tenantID
-	k, err = r.st.CreateAPIKey(ctx, k)
+	k.CreatedAt = r.now()
+	if km, ok := r.st.(store.KeyManagement); ok {
+		k, _, err = km.CreateAPIKeyAudited(ctx, k, store.AuditEvent{Metadata: []byte(`{"created_by_operator":true}`)})
+	} else {
+		k, err = r.st.CreateAPIKey(ctx, k)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return store.APIKey{}, "", fmt.Errorf("%w: %q", ErrTenantNotFound, tenantID)
 	}

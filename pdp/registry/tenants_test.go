@@ -22,10 +22,12 @@ func TestCreateTenant(t *testing.T) {
 		tier     store.Tier
 		approval string
 	}{
+		// Every tier starts in solo (issue 15: the documented flow works
+		// on a fresh tenant); operators move it to team or enterprise.
 		{store.TierFree, "solo"},
-		{store.TierStarter, "team"},
-		{store.TierPro, "team"},
-		{store.TierEnterprise, "enterprise"},
+		{store.TierStarter, "solo"},
+		{store.TierPro, "solo"},
+		{store.TierEnterprise, "solo"},
 	} {
 		tn, key, err := e.reg.CreateTenant(ctx, registry.NewTenant{Name: "n", Tier: tc.tier})
 		if err != nil {
@@ -46,7 +48,7 @@ func TestCreateTenant(t *testing.T) {
 			t.Errorf("new tenant not published")
 		}
 	}
-	if tn, _, _ := e.reg.CreateTenant(ctx, registry.NewTenant{Name: "e", Tier: store.TierEnterprise}); string(tn.ApprovalSettings) != `{"min_approvals":2}` {
+	if tn, _, _ := e.reg.CreateTenant(ctx, registry.NewTenant{Name: "e", Tier: store.TierEnterprise, ApprovalMode: "enterprise"}); string(tn.ApprovalSettings) != `{"min_approvals":2}` {
 		t.Errorf("enterprise approval settings = %s", tn.ApprovalSettings)
 	}
 	tn, _, err := e.reg.CreateTenant(ctx, registry.NewTenant{Name: "s", Tier: store.TierPro, Mode: pdp.ModeShadow, ApprovalMode: "solo"})

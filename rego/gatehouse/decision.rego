@@ -3,16 +3,23 @@
 # description: |
 #   The single decision query of Gatehouse, data.gatehouse.decision.result,
 #   for input {tenant_id, agent_id, action, params, step_type}. It merges the
-#   scopes (CONTRACT A4), runs the tenant's generated policies and the
-#   built-ins, and composes the policy_result of CONTRACT A7.
+#   scopes (docs/api.md §A4), runs the tenant's generated policies and the
+#   built-ins, and composes the policy_result of docs/api.md §A7.
 #
 #   Data (only enabled policies appear):
 #     data.gatehouse.tenants[t] = {"mode": "enforcement"|"shadow",
 #       "tenant": {name: {"step_types": {"ACTION": true, ...},
 #                         "whitelisted_domains": [...],
-#                         "guard": {literal: "", ...},
-#                         "mode": "enforce"|"shadow"}},
-#       "agents": {agent_id: {name: {...same...}}}}
+#                         "guard": {literal: "", ...}}},
+#       "agents": {agent_id: {name: {...same...}}},
+#       "views": {"default": {STEP: view}, "agents": {agent_id: {STEP: view}},
+#                 "builtins_only": view}}     (optional, see _view)
+#     view = {"agent": {name: policy}, "tenant": {name: policy},
+#             "evaluated": [names], "allowed": the result when nothing fires}
+#   Hints (optional; only Gatehouse's engine sets them, through `with`):
+#     data.gatehouse.hints = {"text", "folded", "ascii",
+#       "candidates": {"agent": [names], "tenant": [names]},
+#       "builtins": {name: true}}
 #   Generated modules:
 #     data.gatehouse.policies[t].tenant[name].violations
 #     data.gatehouse.policies[t].agents[agent_id][name].violations
@@ -34,6 +41,42 @@ _step := upper(input.step_type) if {
 	input.step_type != ""
 }
 
+# --- the view: what applies to this agent and step type -------------------
+#
+# A view is everything about the tenant's policies that is the same for
+# every action of one scope and step type: the effective agent-scoped and
+# tenant-wide policies (name → {whitelisted_domains, guard, ...}), the list
+# of evaluated policies and the finished result when nothing fires. The
+# adapter computes the views once per revision into the tenant's data
+# (data.gatehouse.tenants[t].views: "agents" for agents with their own
+# policies, "default" for every other agent, "builtins_only" for a step
+# type no policy lists); a stock OPA reads the same document from the
+# bundle. Data without views (hand-written, or mocked in tests) gets the
+# same view computed here, and _computed_view is the definition the
+# adapter's precomputation is tested against.
+_view := v if {
+	v := _tenant.views.agents[input.agent_id][_step]
+} else := v if {
+	not _own_views
+	v := _tenant.views["default"][_step]
+} else := _tenant.views.builtins_only if {
+	_tenant.views
+} else := _computed_view
+
+# A rule, so that an absent input.agent_id makes it undefined (a ref to
+# input inside `not` would be evaluated outside it, and fail the body).
+_own_views if _tenant.views.agents[input.agent_id]
+
+_computed_view := {
+	"agent": _agent_policies,
+	"tenant": _tenant_policies,
+	"evaluated": _policies_evaluated,
+	"allowed": _with_mode(_allowed_result(_policies_evaluated)),
+} if {
+	_tenant
+	not _tenant.views
+}
+
 # The enabled agent-scoped policies of input.agent_id; a null, absent or
 # unknown agent has none.
 default _agent_scope := {}
@@ -49,86 +92,82 @@ _agent_policies := {name: p |
 	p.step_types[step]
 }
 
-# A policy in shadow mode is evaluated like any other, but its hits go to
-# the result's "shadow" list and never change the status, the trigger or
-# the risk score. Data without a mode (an older bundle) enforces.
-_is_shadow(p) if p.mode == "shadow"
-
-# The names an agent-scoped copy overrides for its agent: those of its
-# enabled copies that enforce. A shadow agent-scoped copy overrides
-# nothing: the tenant-wide copy keeps deciding (or shadowing, if it is a
-# shadow copy itself) beside it, so trying a stricter copy in shadow never
-# removes the protection the tenant-wide copy gives meanwhile.
-_agent_overrides := {name |
-	some name, p in _agent_scope
-	not _is_shadow(p)
-}
-
-# Enabled tenant-wide policies not overridden by an enabled, enforcing
-# agent-scoped policy of the same name (disabled policies are not in the
-# data, so they override nothing), that apply to this step type.
+# Enabled tenant-wide policies not shadowed by an enabled agent-scoped
+# policy of the same name (disabled policies are not in the data, so they
+# shadow nothing), that apply to this step type.
 _tenant_policies := {name: p |
 	step := _step
-	overrides := _agent_overrides
+	scope := _agent_scope
 	some name, p in _tenant.tenant
-	not overrides[name]
+	not scope[name]
 	p.step_types[step]
 }
 
-# The built-ins as Novyx names them in decisions (CONTRACT A5); the policy
+# The built-ins as Novyx names them in decisions (docs/api.md §A5); the policy
 # list and CRUD call them FinancialSafety and DataExfiltration.
 _builtin_names := ["FinancialSafetyPolicy", "DataExfiltrationPolicy"]
 
-_hits contains object.union(v, {"policy": name, "scope": "agent"}) if {
-	folded := text.folded
-	some name, p in _agent_policies
-	not _is_shadow(p)
-	strings.replace_n(p.guard, folded) != folded
-	some v in data.gatehouse.policies[input.tenant_id].agents[input.agent_id][name].violations
-	not _whitelisted(p)
-}
+_policies_evaluated := array.concat(
+	array.concat(sort(object.keys(_agent_policies)), sort(object.keys(_tenant_policies))),
+	_builtin_names,
+)
 
-_hits contains object.union(v, {"policy": name, "scope": "tenant"}) if {
-	folded := text.folded
-	some name, p in _tenant_policies
-	not _is_shadow(p)
-	strings.replace_n(p.guard, folded) != folded
-	some v in data.gatehouse.policies[input.tenant_id].tenant[name].violations
-	not _whitelisted(p)
-}
-
-_shadow_hits contains object.union(v, {"policy": name, "scope": "agent"}) if {
-	folded := text.folded
-	some name, p in _agent_policies
-	_is_shadow(p)
-	strings.replace_n(p.guard, folded) != folded
-	some v in data.gatehouse.policies[input.tenant_id].agents[input.agent_id][name].violations
-	not _whitelisted(p)
-}
-
-_shadow_hits contains object.union(v, {"policy": name, "scope": "tenant"}) if {
-	folded := text.folded
-	some name, p in _tenant_policies
-	_is_shadow(p)
-	strings.replace_n(p.guard, folded) != folded
-	some v in data.gatehouse.policies[input.tenant_id].tenant[name].violations
-	not _whitelisted(p)
-}
-
-_hits contains object.union(v, {"policy": "FinancialSafetyPolicy", "scope": "builtin"}) if {
-	some v in financial_safety.violations
-}
-
-_hits contains object.union(v, {"policy": "DataExfiltrationPolicy", "scope": "builtin"}) if {
-	some v in data_exfiltration.violations
-}
-
+# --- candidates: the policies whose rules could fire ----------------------
+#
 # A policy's guard (always present in the data) holds the pre-check
 # literals of all its rules: when the folded text contains none, no rule
 # can fire and the policy is skipped with one call instead of one per rule.
 # Replacing every literal with "" changes the text exactly when one occurs.
 # A policy with a rule that has no pre-check gets the guard
 # {"{\"action\":": ""}, which every action text contains.
+#
+# Gatehouse's engine evaluates this query with hints
+# (data.gatehouse.hints, set only by the engine's own query through
+# `with`, never read from input): the candidates it found with one
+# multi-pattern pass over the folded text, a subset of the view's policies
+# that contains every policy that can fire (tested). Without hints (a stock
+# OPA, the Data API, opa test) the guards decide; the result is the same.
+_candidates := c if {
+	c := data.gatehouse.hints.candidates
+} else := {"agent": _guarded(_view.agent), "tenant": _guarded(_view.tenant)}
+
+_guarded(policies) := {name |
+	folded := text.folded
+	some name, p in policies
+	strings.replace_n(p.guard, folded) != folded
+}
+
+# A built-in is evaluated unless the engine's hints say none of its rules'
+# anchors occur in the text.
+_builtin_candidate(name) if data.gatehouse.hints.builtins[name]
+
+_builtin_candidate(_) if not data.gatehouse.hints.builtins
+
+# --- hits ------------------------------------------------------------------
+
+_hits contains object.union(v, {"policy": name, "scope": "agent"}) if {
+	some name in _candidates.agent
+	p := _view.agent[name]
+	some v in data.gatehouse.policies[input.tenant_id].agents[input.agent_id][name].violations
+	not _whitelisted(p)
+}
+
+_hits contains object.union(v, {"policy": name, "scope": "tenant"}) if {
+	some name in _candidates.tenant
+	p := _view.tenant[name]
+	some v in data.gatehouse.policies[input.tenant_id].tenant[name].violations
+	not _whitelisted(p)
+}
+
+_hits contains object.union(v, {"policy": "FinancialSafetyPolicy", "scope": "builtin"}) if {
+	_builtin_candidate("FinancialSafetyPolicy")
+	some v in financial_safety.violations
+}
+
+_hits contains object.union(v, {"policy": "DataExfiltrationPolicy", "scope": "builtin"}) if {
+	_builtin_candidate("DataExfiltrationPolicy")
+	some v in data_exfiltration.violations
+}
 
 # A policy is skipped only when the action text names at least one
 # destination, every destination is a recognised hostname (text.targets,
@@ -176,57 +215,36 @@ _violations := [x[5] | some x in sort([[
 	some h in _hits
 ])]
 
-# Shadow hits ranked like violations, each with the status it alone
-# would give.
-_shadow := [{
-	"policy": h.policy,
-	"scope": h.scope,
-	"rule": h.rule,
-	"severity": h.severity,
-	"on_violation": h.on_violation,
-	"reason": h.reason,
-	"match": h.match,
-	"would_status": _status_of_outcome[h.on_violation],
-} |
-	some x in sort([[
-		0 - _outcome_rank[h.on_violation],
-		0 - _severity_rank[h.severity],
-		_scope_rank[h.scope],
-		h.policy,
-		h.rule,
-		h,
-	] |
-		some h in _shadow_hits
-	])
-	h := x[5]
-]
-
-_policies_evaluated := array.concat(
-	array.concat(sort(object.keys(_agent_policies)), sort(object.keys(_tenant_policies))),
-	_builtin_names,
-)
-
 _risk_score := round(max([r |
 	some h in _hits
 	r := _severity_weight[h.severity] * h.confidence
 ]) * 100) / 100
 
-# Nothing fired: the common case, composed without sorting.
-_result := {
+# The result when nothing fires, before the tenant's mode applies.
+_allowed_result(evaluated) := {
 	"status": "allowed",
 	"risk_score": 0,
-	"policies_evaluated": _policies_evaluated,
+	"policies_evaluated": evaluated,
 	"triggered_policy": null,
 	"severity": null,
 	"reason": null,
 	"violations": [],
 	"warnings": [],
-} if {
-	count(_hits) == 0
-} else := {
+}
+
+# Shadow mode: everything is reported, but the status is always allowed;
+# shadow_status says what it would have been.
+_with_mode(r) := r if {
+	object.get(_tenant, "mode", "enforcement") != "shadow"
+} else := object.union(r, {"status": "allowed", "shadow_status": r.status}) if {
+	_tenant.mode == "shadow"
+}
+
+# Something fired: the strongest hit triggers.
+_fired_result := {
 	"status": _status_of_outcome[trigger.on_violation],
 	"risk_score": _risk_score,
-	"policies_evaluated": _policies_evaluated,
+	"policies_evaluated": _view.evaluated,
 	"triggered_policy": trigger.policy,
 	"severity": trigger.severity,
 	"reason": trigger.reason,
@@ -236,18 +254,14 @@ _result := {
 	trigger := _violations[0]
 }
 
-# The result with the shadow hits, when a shadow policy fired.
-_full := object.union(_result, {"shadow": _shadow}) if {
-	count(_shadow_hits) > 0
-} else := _result
-
 # METADATA
-# description: The policy_result of CONTRACT A7, less action_id and timing.
+# description: The policy_result of docs/api.md §A7, less action_id and timing.
 # entrypoint: true
-result := _full if {
+result := _view.allowed if {
 	is_string(input.action)
-	object.get(_tenant, "mode", "enforcement") != "shadow"
-} else := object.union(_full, {"status": "allowed", "shadow_status": _result.status}) if {
+	_tenant
+	count(_hits) == 0
+} else := _with_mode(_fired_result) if {
 	is_string(input.action)
-	_tenant.mode == "shadow"
+	_tenant
 }

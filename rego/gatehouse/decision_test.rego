@@ -527,3 +527,63 @@ test_guard[name] if {
 	r := _result(inp, tenants, {"acme": {"tenant": {"pii": {"violations": {_block}}}}})
 	_fired(r, "pii") == c.fires
 }
+
+# --- precomputed views and hints ----------------------------------------
+
+# The views the adapter precomputes for _scoped's data, written out.
+_view_of(agent, tenant, evaluated) := {
+	"agent": agent,
+	"tenant": tenant,
+	"evaluated": evaluated,
+	"allowed": {
+		"status": "allowed", "risk_score": 0, "policies_evaluated": evaluated,
+		"triggered_policy": null, "severity": null, "reason": null, "violations": [], "warnings": [],
+	},
+}
+
+_with_views := object.union(_data_for(_scoped), {"acme": {"views": {
+	"default": {"ACTION": _view_of({}, {"audit": _policy, "pii": _policy}, ["audit", "pii", "FinancialSafetyPolicy", "DataExfiltrationPolicy"])},
+	"agents": {
+		"billing-bot": {"ACTION": _view_of({"pii": _policy, "refunds": _policy}, {"audit": _policy}, ["pii", "refunds", "audit", "FinancialSafetyPolicy", "DataExfiltrationPolicy"])},
+		"support-bot": {"ACTION": _view_of({"faq": _policy}, {"audit": _policy, "pii": _policy}, ["faq", "audit", "pii", "FinancialSafetyPolicy", "DataExfiltrationPolicy"])},
+	},
+	"builtins_only": _view_of({}, {}, ["FinancialSafetyPolicy", "DataExfiltrationPolicy"]),
+}}})
+
+test_precomputed_views_decide_as_computed_ones[name] if {
+	some name, inp in {
+		"billing-bot": _for_agent("billing-bot"),
+		"support-bot": _for_agent("support-bot"),
+		"no agent": _input,
+		"unknown agent": _for_agent("new-bot"),
+		"unlisted step type": object.union(_for_agent("billing-bot"), {"step_type": "output"}),
+	}
+	_result(inp, _with_views, {"acme": _scoped}) == _decide(inp, _scoped)
+}
+
+# Hints are trusted facts: only the engine's own query sets them. A policy
+# that is not a candidate is not evaluated, a built-in not listed is
+# skipped, and the hinted text is the text.
+test_hints_restrict_evaluation_to_candidates if {
+	hints := {"candidates": {"agent": [], "tenant": ["audit"]}, "builtins": {}}
+	r := decision.result with input as object.union(_input, {"action": "wire_funds"})
+		with data.gatehouse.tenants as _with_views
+		with data.gatehouse.policies as {"acme": _scoped}
+		with data.gatehouse.hints as hints
+	r.violations == []
+	r.policies_evaluated == ["audit", "pii", "FinancialSafetyPolicy", "DataExfiltrationPolicy"]
+}
+
+test_hints_cannot_add_policies_outside_the_view if {
+	hints := {"candidates": {"agent": ["refunds"], "tenant": ["pii"]}, "builtins": {}}
+	r := decision.result with input as _input
+		with data.gatehouse.tenants as _with_views
+		with data.gatehouse.policies as {"acme": _scoped}
+		with data.gatehouse.hints as hints
+	_order(r) == [["pii", "tenant", 0]]
+}
+
+test_hints_in_input_are_ignored if {
+	inp := object.union(_input, {"hints": {"candidates": {"agent": [], "tenant": []}, "builtins": {}}})
+	_order(_result(inp, _with_views, {"acme": _scoped})) == [["pii", "tenant", 0]]
+}

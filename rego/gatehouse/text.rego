@@ -9,8 +9,15 @@
 package gatehouse.text
 
 # METADATA
-# description: The action text that rules' regexes run on.
-text := _marshalled if {
+# description: |
+#   The action text that rules' regexes run on.
+#   Gatehouse's engine computes it in Go (byte for byte the same, fuzzed)
+#   and hands it over as a hint, data.gatehouse.hints.text, through its
+#   own query; without hints (a stock OPA, the Data API) it is computed
+#   here.
+text := t if {
+	t := data.gatehouse.hints.text
+} else := _marshalled if {
 	not contains(_marshalled, `\u`)
 } else := strings.replace_n(_unescape, _marshalled)
 
@@ -37,7 +44,9 @@ _unescape := {
 #   Kelvin sign and K become k), so a case-insensitive literal can match the
 #   text only if its folded form is contained in this string: containment
 #   is a sound pre-check. A test checks the invariant over all of Unicode.
-folded := lower(upper(text))
+folded := f if {
+	f := data.gatehouse.hints.folded
+} else := lower(upper(text))
 
 # METADATA
 # description: |
@@ -45,7 +54,12 @@ folded := lower(upper(text))
 #   exactly case-insensitive matching of ASCII literals, and byte offsets
 #   are rune offsets, so generated rules may find a literal alternation's
 #   match without a regex.
-ascii if regex.match(`^[\x00-\x7f]*$`, text)
+ascii if data.gatehouse.hints.ascii
+
+ascii if {
+	not data.gatehouse.hints
+	regex.match(`^[\x00-\x7f]*$`, text)
+}
 
 # METADATA
 # description: |

@@ -133,9 +133,29 @@ func TestGoClientActionFlow(t *testing.T) {
 	if err != nil || q.Total != 1 || q.Approvals[0].ApprovalID != held.ActionID {
 		t.Fatalf("approvals queue: %+v, %v", q, err)
 	}
-	dr, err := c.Decide(ctx, held.ActionID, client.Decision{Decision: "deny", Reason: "freeze", ApproverID: "alice"})
-	if err != nil || dr.Status != client.StatusDenied || dr.Decision != "deny" || dr.ApproverID != "alice" {
+	// Alice decides with her own key: the approver is its owner.
+	ak, err := c.CreateKey(ctx, client.NewKey{Name: "alice", Role: "admin"})
+	if err != nil || ak.APIKey == "" || ak.Name != "alice" || len(ak.Scopes) != 7 {
+		t.Fatalf("create alice's key: %+v, %v", ak, err)
+	}
+	alice, err := client.New(s.URL, ak.APIKey, client.WithHTTPClient(SpecClient(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dr, err := alice.Decide(ctx, held.ActionID, client.Decision{Decision: "deny", Reason: "freeze", ApproverID: "Alice A."})
+	if err != nil || dr.Status != client.StatusDenied || dr.Decision != "deny" || dr.ApproverID != "alice" || dr.ApproverLabel == nil || *dr.ApproverLabel != "Alice A." {
 		t.Fatalf("deny: %+v, %v", dr, err)
+	}
+	keys, err := c.ListKeys(ctx)
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("keys: %+v, %v", keys, err)
+	}
+	rk, err := alice.RotateKey(ctx, client.RotateOptions{})
+	if err != nil || rk.RotatedKeyID != ak.KeyID || rk.APIKey == "" {
+		t.Fatalf("rotate: %+v, %v", rk, err)
+	}
+	if err := c.RevokeKey(ctx, rk.KeyID); err != nil {
+		t.Fatal(err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

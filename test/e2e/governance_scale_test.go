@@ -37,7 +37,7 @@ func TestGovernanceAtScale(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := db.CreateTenant(ctx, store.Tenant{ID: "acme", Name: "acme", Tier: store.TierEnterprise, Mode: pdp.ModeEnforcement, ApprovalMode: "enterprise"},
-		store.APIKey{ID: "key_acme", Hash: store.HashAPIKey(key), Prefix: store.KeyPrefix(key)}); err != nil {
+		store.OwnerKey(store.APIKey{ID: "key_acme", Hash: store.HashAPIKey(key), Prefix: store.KeyPrefix(key)})); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()

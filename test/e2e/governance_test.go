@@ -33,11 +33,16 @@ func govServer(t *testing.T, storeDSN, key string) *Server {
 	return Start(t, binary(t), Options{Store: storeDSN, BootstrapKey: key, Args: []string{"--admin-token", govAdminToken}})
 }
 
-// govTenant creates a tenant of tier through the admin API and returns its
-// ID and a client with its key.
+// govModes is the strongest approval mode of each tier, which these tests
+// put their tenants in (new tenants start in solo).
+var govModes = map[string]string{"free": "solo", "starter": "team", "pro": "team", "enterprise": "enterprise"}
+
+// govTenant creates a tenant of tier, in the strongest approval mode the
+// tier allows, through the admin API and returns its ID and a client with
+// its key.
 func govTenant(t *testing.T, s *Server, tier string) (string, *Client) {
 	t.Helper()
-	m := wantStatus(t, s.Client(govAdminToken).Do(t, "POST", "/v1/admin/tenants", map[string]any{"name": "gov-" + tier, "tier": tier}), 201)
+	m := wantStatus(t, s.Client(govAdminToken).Do(t, "POST", "/v1/admin/tenants", map[string]any{"name": "gov-" + tier, "tier": tier, "approval_mode": govModes[tier]}), 201)
 	return m["tenant_id"].(string), s.Client(m["api_key"].(string))
 }
 
@@ -148,7 +153,9 @@ func TestApprovalPolling(t *testing.T) {
 	wantField(t, wantStatus(t, human.Do(t, "GET", "/v1/approvals?status=all", nil), 200), 1, "total")
 }
 
-// TestSoloMode: the 5 s pause, waited for for real, and ROLLBACK.
+// TestSoloMode: ROLLBACK first; an early approval held by the server
+// (waited for for real, and measured, in TestNovyxApprovalFlow); a deny
+// applied at once.
 func TestSoloMode(t *testing.T) {
 	t.Parallel()
 	s := govServer(t, SQLiteStore(t), NewKey())
@@ -159,31 +166,21 @@ func TestSoloMode(t *testing.T) {
 	id := govSubmit(t, c, destructive, "pending_review")
 	plain := govHeld(t, c, "payer-bot")
 
-	// Fix what is wrong first; then wait what you are told.
+	// Fix what is wrong first (at once, unheld); then the server holds
+	// the approval until the pause has passed.
 	e := wantError(t, govDecide(t, c, id, map[string]any{"decision": "approve"}), 400, "novyx_ram.v1.control.confirmation_required")
 	wantContains(t, e["message"], `"ROLLBACK"`)
-	r := govDecide(t, c, id, map[string]any{"decision": "approve", "confirmation": "ROLLBACK"})
-	e = wantError(t, r, 409, "novyx_ram.v1.control.approval_too_early")
-	retry, _ := e["retry_after_seconds"].(float64)
-	if retry < 1 || retry > 5 || r.Header.Get("Retry-After") != strconv.Itoa(int(retry)) {
-		t.Fatalf("retry_after_seconds %v, Retry-After %q", e["retry_after_seconds"], r.Header.Get("Retry-After"))
-	}
-	wantError(t, govDecide(t, c, plain, "decision=deny"), 400, "VALIDATION_ERROR") // a form body is not JSON: use the query string
-	wantError(t, c.Do(t, "POST", "/v1/approvals/"+plain+"/decision?decision=deny", nil), 409, "novyx_ram.v1.control.approval_too_early")
-
-	// Waiting what the server said is the protocol under test, not a
-	// guess at how long something takes: the server's clock only moves on.
-	time.Sleep(time.Duration(retry) * time.Second)
 	wantError(t, govDecide(t, c, id, map[string]any{"decision": "approve", "confirmation": "rollback"}), 400, "novyx_ram.v1.control.confirmation_required")
-	d := wantStatus(t, govDecide(t, c, id, map[string]any{"decision": "approved", "confirmation": "ROLLBACK", "approver_id": "solo-admin"}), 200)
-	wantField(t, d, "approved", "status")
-	wantField(t, d, "solo-admin", "approver_id")
-	// The query string works as well as the body.
-	d = wantStatus(t, c.Do(t, "POST", "/v1/approvals/"+plain+"/decision?decision=rejected&reason=nope", nil), 200)
+	wantError(t, govDecide(t, c, plain, "decision=deny"), 400, "VALIDATION_ERROR") // a form body is not JSON: use the query string
+	// A deny applies at once, by the query string as well as the body.
+	d := wantStatus(t, c.Do(t, "POST", "/v1/approvals/"+plain+"/decision?decision=rejected&reason=nope", nil), 200)
 	wantField(t, d, "deny", "decision")
 	wantField(t, d, "denied", "status")
 	wantField(t, d, "nope", "reason")
 	wantField(t, wantStatus(t, c.Do(t, "GET", "/v1/actions/"+plain, nil), 200), "denied", "status")
+	d = wantStatus(t, govDecide(t, c, id, map[string]any{"decision": "approved", "confirmation": "ROLLBACK", "approver_id": "solo-admin"}), 200)
+	wantField(t, d, "approved", "status")
+	wantField(t, d, "solo-admin", "approver_label")
 }
 
 // TestTeamMode: another approver at once; the submitter is refused for 10
@@ -199,61 +196,86 @@ func TestTeamMode(t *testing.T) {
 		c    *Client
 		body map[string]any
 	}{
-		{agent, map[string]any{"decision": "approve"}},                             // the submitting key, no approver named
-		{human, map[string]any{"decision": "approve", "approver_id": "payer-bot"}}, // naming the submitting agent
+		{agent, map[string]any{"decision": "approve"}},                         // the submitting key, no approver named
+		{agent, map[string]any{"decision": "approve", "approver_id": "alice"}}, // naming someone else changes nothing
 	} {
 		r := govDecide(t, tc.c, id, tc.body)
 		e := wantError(t, r, 409, "novyx_ram.v1.control.approval_too_early")
 		if retry, _ := e["retry_after_seconds"].(float64); retry < 590 || retry > 600 {
 			t.Errorf("retry_after_seconds %v, want about 600", e["retry_after_seconds"])
 		}
-		wantContains(t, e["message"], "another approver may decide now")
+		wantContains(t, e["message"], "another approver may approve now")
 		wantTime(t, e["not_before"], "not_before")
 	}
 	d := wantStatus(t, govDecide(t, human, id, map[string]any{"decision": "deny", "approver_id": "alice", "reason": "wrong vendor"}), 200)
 	wantField(t, d, "denied", "status")
-	// The agent's own key may decide at once when it names another person.
+	// The issue's reproduction: the agent's own key naming another person
+	// is still the submitter, and waits.
 	id = govHeld(t, agent, "payer-bot")
-	wantField(t, wantStatus(t, govDecide(t, agent, id, map[string]any{"decision": "approve", "approver_id": "bob"}), 200), "approved", "status")
+	wantError(t, govDecide(t, agent, id, map[string]any{"decision": "approve", "approver_id": "bob"}), 409, "novyx_ram.v1.control.approval_too_early")
+	// Its deny applies at once.
+	wantField(t, wantStatus(t, govDecide(t, agent, id, map[string]any{"decision": "deny"}), 200), "denied", "status")
 }
 
-// TestEnterpriseMode: votes of distinct eligible approvers, min_approvals,
-// roles, managers, and any eligible deny finalizing.
+// govPerson creates a key for a named person through POST /v1/keys.
+func govPerson(t *testing.T, s *Server, creator *Client, name, role string, manager bool) *Client {
+	t.Helper()
+	m := wantStatus(t, creator.Do(t, "POST", "/v1/keys", map[string]any{"name": name, "role": role, "is_manager": manager}), 201)
+	return s.Client(m["api_key"].(string))
+}
+
+// TestEnterpriseMode: votes of distinct identities, min_approvals, roles
+// and managers from the keys, and any eligible deny finalizing.
 func TestEnterpriseMode(t *testing.T) {
 	t.Parallel()
 	s := govServer(t, SQLiteStore(t), NewKey())
-	c := s.Client(s.Key) // tenant "default": enterprise, min_approvals 2
+	c := s.Client(s.Key) // tenant "default": enterprise tier, solo mode until moved
 	admin := s.Client(govAdminToken)
-	wantField(t, wantStatus(t, admin.Do(t, "GET", "/v1/admin/tenants/default", nil), 200), map[string]any{"min_approvals": 2}, "approval_settings")
+	wantField(t, wantStatus(t, admin.Do(t, "GET", "/v1/admin/tenants/default", nil), 200), "solo", "approval_mode")
+	wantStatus(t, admin.Do(t, "PATCH", "/v1/admin/tenants/default", map[string]any{"approval_mode": "enterprise", "approval_settings": map[string]any{"min_approvals": 2}}), 200)
+	alice := govPerson(t, s, c, "alice", "admin", true)
+	bob := govPerson(t, s, c, "bob", "member", false)
 
 	id := govHeld(t, c, "payer-bot")
-	d := wantStatus(t, govDecide(t, c, id, map[string]any{"decision": "approve", "approver_id": "alice"}), 200)
+	d := wantStatus(t, govDecide(t, alice, id, map[string]any{"decision": "approve"}), 200)
 	wantField(t, d, "pending_review", "status")
 	wantField(t, d, 1, "approvals_received")
 	wantField(t, d, 2, "min_approvals")
-	wantError(t, govDecide(t, c, id, map[string]any{"decision": "approve", "approver_id": "alice"}), 409, "novyx_ram.v1.control.approval_already_decided")
-	d = wantStatus(t, govDecide(t, c, id, map[string]any{"decision": "approve", "approver_id": "bob"}), 200)
+	wantField(t, d, "alice", "approver_id")
+	wantField(t, d, "admin", "approver_role")
+	// The same vote again: its state, 200; a changed vote: 409.
+	wantField(t, wantStatus(t, govDecide(t, alice, id, map[string]any{"decision": "approve", "approver_id": "alice"}), 200), 1, "approvals_received")
+	wantError(t, govDecide(t, alice, id, map[string]any{"decision": "deny"}), 409, "novyx_ram.v1.control.approval_already_decided")
+	q := wantStatus(t, c.Do(t, "GET", "/v1/approvals", nil), 200)
+	wantField(t, q, "alice", "approvals", 0, "votes", 0, "approver_id")
+	wantField(t, q, "admin", "approvals", 0, "votes", 0, "approver_role")
+	d = wantStatus(t, govDecide(t, bob, id, map[string]any{"decision": "approve", "approver_id": "Bob"}), 200)
 	wantField(t, d, "approved", "status")
 	wantField(t, d, 2, "approvals_received")
-	wantError(t, govDecide(t, c, id, map[string]any{"decision": "deny", "approver_id": "carol"}), 409, "novyx_ram.v1.control.approval_already_decided")
+	wantError(t, govDecide(t, c, id, map[string]any{"decision": "deny"}), 409, "novyx_ram.v1.control.approval_already_decided")
 	votes := asSlice(field(wantStatus(t, c.Do(t, "GET", "/v1/actions/"+id+"/explain", nil), 200), "approval", "votes"))
 	if len(votes) != 2 {
 		t.Errorf("votes %s", mustJSON(votes))
 	}
+	got := wantStatus(t, c.Do(t, "GET", "/v1/actions/"+id, nil), 200)
+	wantField(t, got, "bob", "decided_by", "approver_id")
+	wantField(t, got, "member", "decided_by", "approver_role")
 
 	wantStatus(t, admin.Do(t, "PATCH", "/v1/admin/tenants/default", map[string]any{
-		"approval_settings": map[string]any{"min_approvals": 3, "allowed_roles": []string{"security"}, "require_manager": true},
+		"approval_settings": map[string]any{"min_approvals": 3, "allowed_roles": []string{"admin"}, "require_manager": true},
 	}), 200)
 	wantError(t, admin.Do(t, "PATCH", "/v1/admin/tenants/default", map[string]any{"approval_settings": map[string]any{"min_approvals": -1}}), 400, "VALIDATION_ERROR")
+	erin := govPerson(t, s, c, "erin", "admin", false)
+	heidi := govPerson(t, s, c, "heidi", "admin", true)
 	id = govHeld(t, c, "payer-bot")
-	wantError(t, govDecide(t, c, id, map[string]any{"decision": "approve", "approver_id": "erin", "approver_role": "security"}), 403, "novyx_ram.v1.control.approver_not_eligible")
-	wantError(t, govDecide(t, c, id, map[string]any{"decision": "deny", "approver_id": "frank", "approver_role": "sales", "is_manager": true}), 403, "novyx_ram.v1.control.approver_not_eligible")
-	d = wantStatus(t, govDecide(t, c, id, map[string]any{"decision": "approve", "approver_id": "grace", "approver_role": "security", "is_manager": true}), 200)
+	wantError(t, govDecide(t, erin, id, map[string]any{"decision": "approve"}), 403, "novyx_ram.v1.control.approver_not_eligible")
+	wantError(t, govDecide(t, bob, id, map[string]any{"decision": "deny", "approver_role": "admin", "is_manager": true}), 403, "novyx_ram.v1.control.approver_not_eligible")
+	d = wantStatus(t, govDecide(t, alice, id, map[string]any{"decision": "approve", "approver_role": "admin", "is_manager": true}), 200)
 	wantField(t, d, "pending_review", "status")
 	wantField(t, d, 3, "min_approvals")
-	d = wantStatus(t, govDecide(t, c, id, map[string]any{"decision": "deny", "approver_id": "heidi", "approver_role": "security", "is_manager": "true", "reason": "too big"}), 200)
+	d = wantStatus(t, govDecide(t, heidi, id, map[string]any{"decision": "deny", "reason": "too big"}), 200)
 	wantField(t, d, "denied", "status")
-	got := wantStatus(t, c.Do(t, "GET", "/v1/actions/"+id, nil), 200)
+	got = wantStatus(t, c.Do(t, "GET", "/v1/actions/"+id, nil), 200)
 	wantField(t, got, "denied", "status")
 	wantField(t, got, "heidi", "approver_id")
 	wantField(t, got, "too big", "reason")
@@ -269,7 +291,7 @@ func TestApprovalErrors(t *testing.T) {
 	allowed := govSubmit(t, c, map[string]any{"action": "github.create_issue"}, "allowed")
 
 	for name, body := range map[string]any{
-		"missing": map[string]any{}, "unknown": map[string]any{"decision": "maybe"}, "not a string": map[string]any{"decision": 1},
+		"unknown": map[string]any{"decision": "maybe"}, "not a string": map[string]any{"decision": 1}, "empty": map[string]any{"decision": ""},
 	} {
 		t.Run("invalid decision: "+name, func(t *testing.T) {
 			wantError(t, govDecide(t, c, id, body), 400, "novyx_ram.v1.control.invalid_decision")
@@ -290,9 +312,10 @@ func TestApprovalErrors(t *testing.T) {
 			wantContains(t, e["message"], path)
 		})
 	}
-	wantStatus(t, govDecide(t, c, id, map[string]any{"decision": "approve", "approver_id": "alice"}), 200)
+	alice := govPerson(t, s, c, "alice", "member", false)
+	wantStatus(t, govDecide(t, alice, id, map[string]any{"approver_id": "alice"}), 200) // no decision: approve
 	for _, body := range []map[string]any{{"decision": "approve", "approver_id": "alice"}, {"decision": "deny", "approver_id": "bob"}} {
-		e := wantError(t, govDecide(t, c, id, body), 409, "novyx_ram.v1.control.approval_already_decided")
+		e := wantError(t, govDecide(t, alice, id, body), 409, "novyx_ram.v1.control.approval_already_decided")
 		wantField(t, e, "approved", "approval_status")
 	}
 	wantField(t, wantStatus(t, c.Do(t, "GET", "/v1/actions/"+id, nil), 200), "alice", "approver_id")
@@ -324,8 +347,13 @@ func TestDashboardNumbers(t *testing.T) {
 	approved := govSubmit(t, c, map[string]any{"action": "ci.deploy", "agent_id": "ci-bot"}, "pending_review")
 	govSubmit(t, c, map[string]any{"action": "ci.deploy", "agent_id": "ci-bot"}, "pending_review")
 	denied := govSubmit(t, c, map[string]any{"action": "ci.deploy", "agent_id": "ci-bot"}, "pending_review")
-	wantStatus(t, govDecide(t, c, approved, map[string]any{"decision": "approve", "approver_id": "alice"}), 200)
-	wantStatus(t, govDecide(t, c, denied, map[string]any{"decision": "deny", "approver_id": "alice"}), 200)
+	alice := govPerson(t, s, c, "alice", "member", false)
+	wantStatus(t, govDecide(t, alice, approved, map[string]any{"decision": "approve"}), 200)
+	wantStatus(t, govDecide(t, alice, denied, map[string]any{"decision": "deny"}), 200)
+	byApprover := field(wantStatus(t, c.Do(t, "GET", "/v1/control/dashboard", nil), 200), "decisions_by_approver")
+	if mustJSON(byApprover) != `[{"approved":1,"approver_id":"alice","denied":1}]` {
+		t.Errorf("decisions_by_approver %s", mustJSON(byApprover))
+	}
 
 	for _, q := range []string{"", "?window=24h", "?window=7d&bucket=hour", "?window=30d"} {
 		d := wantStatus(t, c.Do(t, "GET", "/v1/control/dashboard"+q, nil), 200)
@@ -392,6 +420,7 @@ func TestAuditTamper(t *testing.T) {
 	storeDSN, key := SQLiteStore(t), NewKey()
 	s := govServer(t, storeDSN, key)
 	c := s.Client(key)
+	wantStatus(t, s.Client(govAdminToken).Do(t, "PATCH", "/v1/admin/tenants/default", map[string]any{"approval_mode": "enterprise"}), 200)
 	wantStatus(t, c.Do(t, "POST", "/v1/control/policies", warnPolicy("emails", "email")), 201)
 	govSubmit(t, c, map[string]any{"action": "slack.send", "params": map[string]any{"text": "email"}}, "allowed")
 	govSubmit(t, c, map[string]any{"action": "bank.wire", "params": map[string]any{"amount": 150000}}, "blocked")
@@ -539,7 +568,7 @@ func TestGovernanceConcurrency(t *testing.T) {
 	decisions := nApproved.Load() + nDenied.Load()
 	v := wantStatus(t, agent.Do(t, "GET", "/v1/audit/verify", nil), 200)
 	wantField(t, v, true, "valid")
-	wantField(t, v, total+decisions, "entries")
+	wantField(t, v, total+decisions+1, "entries") // + the human's key_created
 	d := wantStatus(t, agent.Do(t, "GET", "/v1/control/dashboard?window=24h", nil), 200)
 	wantField(t, d, map[string]any{
 		"evaluations": total, "executed": nAllowed.Load() + nApproved.Load(), "blocked": nBlocked.Load(),
@@ -558,7 +587,7 @@ func TestGovernanceConcurrency(t *testing.T) {
 			break
 		}
 	}
-	for i := 1; i <= int(total+decisions); i++ {
+	for i := 1; i <= int(total+decisions+1); i++ {
 		if !seen[float64(i)] {
 			t.Fatalf("sequence %d missing from GET /v1/audit (%d seen)", i, len(seen))
 		}
@@ -566,7 +595,7 @@ func TestGovernanceConcurrency(t *testing.T) {
 
 	s.Stop()
 	res := Run(t, binary(t), nil, "audit", "verify", "--tenant", tenantID, "--store", storeDSN)
-	if res.Code != 0 || !strings.Contains(res.Stdout, fmt.Sprintf(`"entries":%d`, total+decisions)) {
+	if res.Code != 0 || !strings.Contains(res.Stdout, fmt.Sprintf(`"entries":%d`, total+decisions+1)) {
 		t.Errorf("audit verify after the run: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 }

@@ -64,9 +64,39 @@ func submitHeld(t *testing.T, c *Cluster, i int, ref string) string {
 	return id
 }
 
-// postDecision posts a decision on approval id to replica i.
-func postDecision(ctx context.Context, c *Cluster, i int, id, decision, approver string) (Answer, error) {
-	return c.Send(ctx, i, c.Key, "/v1/approvals/"+id+"/decision", map[string]any{"decision": decision, "approver_id": approver, "reason": "replica test"})
+// approvers are the people deciding in these tests; each has a key of
+// its own, since the approver is the deciding key's owner.
+var approvers = []string{"prober", "denier", "approver-0", "approver-1", "enterprise-approver-0", "enterprise-approver-1", "team-approver-0", "team-approver-1"}
+
+// govCluster is NewCluster with tenant "default" in enterprise mode (two
+// approvals) and a key for every approver, created before any test
+// counts entries.
+func govCluster(t *testing.T, n int) (*Cluster, map[string]string) {
+	t.Helper()
+	c := NewCluster(t, n)
+	if r := c.Admin(0).Do(t, http.MethodPatch, "/v1/admin/tenants/default", map[string]any{"approval_mode": "enterprise",
+		"approval_settings": map[string]any{"min_approvals": 2}}); r.Status != http.StatusOK {
+		t.Fatalf("PATCH approval_mode enterprise: %d %s", r.Status, r.Body)
+	}
+	keys := map[string]string{}
+	for _, name := range approvers {
+		r := c.Client(0).Do(t, http.MethodPost, "/v1/keys", map[string]any{"name": name, "role": "admin"})
+		if r.Status != http.StatusCreated {
+			t.Fatalf("key for %s: %d %s", name, r.Status, r.Body)
+		}
+		keys[name] = r.JSON(t)["api_key"].(string)
+	}
+	return c, keys
+}
+
+// postDecision posts a decision on approval id to replica i with the
+// approver's own key.
+func postDecision(ctx context.Context, c *Cluster, keys map[string]string, i int, id, decision, approver string) (Answer, error) {
+	key, ok := keys[approver]
+	if !ok {
+		return Answer{}, fmt.Errorf("no key for approver %q", approver)
+	}
+	return c.Send(ctx, i, key, "/v1/approvals/"+id+"/decision", map[string]any{"decision": decision, "reason": "replica test"})
 }
 
 // decisionEntries is how many entries a successful decision appended: its vote
@@ -85,12 +115,12 @@ func decisionEntries(a Answer, mode string) int {
 // The tenant's chain must verify on both replicas and hold exactly one
 // entry per evaluation, vote and decision.
 func TestAuditChainAcrossReplicas(t *testing.T) {
-	c := NewCluster(t, 2)
+	c, keys := govCluster(t, 2)
 	ctx := t.Context()
 	base := verifyChainOnAll(t, c, -1)
 	// Probe the decision route once, before the load.
 	probe := submitHeld(t, c, 0, "probe")
-	ans, err := postDecision(ctx, c, 1, probe, "deny", "prober")
+	ans, err := postDecision(ctx, c, keys, 1, probe, "deny", "prober")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +175,7 @@ func TestAuditChainAcrossReplicas(t *testing.T) {
 		wg.Go(func() {
 			defer func() { <-sem }()
 			if k%2 == 0 { // one deny finalizes
-				ans, err := postDecision(ctx, c, k%2, id, "deny", "denier")
+				ans, err := postDecision(ctx, c, keys, k%2, id, "deny", "denier")
 				if err != nil || ans.Status != http.StatusOK || ans.Body["status"] != "denied" {
 					failed("deny %s: %d %v %v", id, ans.Status, ans.Body, err)
 					return
@@ -166,7 +196,7 @@ func TestAuditChainAcrossReplicas(t *testing.T) {
 			for r := range 2 {
 				vg.Go(func() {
 					<-start
-					pair[r], errs[r] = postDecision(ctx, c, r, id, "approve", fmt.Sprintf("approver-%d", r))
+					pair[r], errs[r] = postDecision(ctx, c, keys, r, id, "approve", fmt.Sprintf("approver-%d", r))
 				})
 			}
 			close(start)
@@ -225,7 +255,7 @@ func TestAuditChainAcrossReplicas(t *testing.T) {
 // verifies on both replicas afterwards, with one entry per evaluation and
 // per applied vote or decision.
 func TestDecisionOnceAcrossReplicas(t *testing.T) {
-	c := NewCluster(t, 2)
+	c, keys := govCluster(t, 2)
 	ctx := t.Context()
 	base := verifyChainOnAll(t, c, -1)
 	entries := 0
@@ -241,7 +271,7 @@ func TestDecisionOnceAcrossReplicas(t *testing.T) {
 		for r := range 2 {
 			wg.Go(func() {
 				<-start
-				answers[r], errs[r] = postDecision(ctx, c, r, id, decision, fmt.Sprintf("%s-approver-%d", mode, r))
+				answers[r], errs[r] = postDecision(ctx, c, keys, r, id, decision, fmt.Sprintf("%s-approver-%d", mode, r))
 			})
 		}
 		close(start)

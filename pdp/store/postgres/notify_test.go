@@ -77,7 +77,7 @@ func TestRevisionNotifications(t *testing.T) {
 
 	start := time.Now()
 	tn, err := a.CreateTenant(ctx, store.Tenant{ID: "acme:eu", Tier: store.TierStarter, Mode: pdp.ModeEnforcement},
-		store.APIKey{ID: "key_1", Hash: "h1", Prefix: "nram_1"})
+		store.OwnerKey(store.APIKey{ID: "key_1", Hash: "h1", Prefix: "nram_1"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestRevisionNotifications(t *testing.T) {
 	if err := a.RevokeAPIKey(ctx, "key_1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.CreateAPIKey(ctx, store.APIKey{ID: "key_2", TenantID: tn.ID, Hash: "h2", Prefix: "nram_2"}); err != nil {
+	if _, err := a.CreateAPIKey(ctx, store.OwnerKey(store.APIKey{ID: "key_2", TenantID: tn.ID, Hash: "h2", Prefix: "nram_2"})); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.InsertAction(ctx, store.ActionRecord{ID: "act_1", TenantID: tn.ID, Action: "x", Status: pdp.StatusAllowed}); err != nil {

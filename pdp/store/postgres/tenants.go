@@ -9,7 +9,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-const tenantCols = `id, name, tier, mode, approval_mode, approval_settings, revision, created_at, rate_limit_rps, rate_limit_burst`
+const tenantCols = `id, name, tier, mode, approval_mode, approval_settings, revision, created_at, rate_limit_rps, rate_limit_burst, require_agent_keys`
 
 func scanTenant(row rowScanner) (store.Tenant, error) {
 	var (
@@ -18,7 +18,7 @@ func scanTenant(row rowScanner) (store.Tenant, error) {
 		rps      *float64
 		burst    *int64
 	)
-	if err := row.Scan(&t.ID, &t.Name, &t.Tier, &t.Mode, &t.ApprovalMode, &settings, &t.Revision, &t.CreatedAt, &rps, &burst); err != nil {
+	if err := row.Scan(&t.ID, &t.Name, &t.Tier, &t.Mode, &t.ApprovalMode, &settings, &t.Revision, &t.CreatedAt, &rps, &burst, &t.RequireAgentKeys); err != nil {
 		return store.Tenant{}, err
 	}
 	t.ApprovalSettings = settings
@@ -69,9 +69,9 @@ func (db *DB) CreateTenant(ctx context.Context, t store.Tenant, keys ...store.AP
 	}
 	err := db.write(ctx, func(tx pgx.Tx) error {
 		rps, burst := rateLimitArgs(t.RateLimit)
-		if _, err := tx.Exec(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		if _, err := tx.Exec(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 RETURNING `+notifyRevision,
-			t.ID, t.Name, t.Tier, t.Mode, t.ApprovalMode, []byte(t.ApprovalSettings), t.Revision, t.CreatedAt, rps, burst); err != nil {
+			t.ID, t.Name, t.Tier, t.Mode, t.ApprovalMode, []byte(t.ApprovalSettings), t.Revision, t.CreatedAt, rps, burst, t.RequireAgentKeys); err != nil {
 			return err
 		}
 		for _, k := range keys {
@@ -139,9 +139,9 @@ func (db *DB) UpdateTenant(ctx context.Context, id string, u store.TenantUpdate)
 		rps, burst := rateLimitArgs(t.RateLimit)
 		return tx.QueryRow(ctx, `UPDATE tenants
 SET name = $1, tier = $2, mode = $3, approval_mode = $4, approval_settings = $5, revision = revision + 1,
-    rate_limit_rps = $7, rate_limit_burst = $8
+    rate_limit_rps = $7, rate_limit_burst = $8, require_agent_keys = $9
 WHERE id = $6
-RETURNING revision, `+notifyRevision, t.Name, t.Tier, t.Mode, t.ApprovalMode, []byte(t.ApprovalSettings), id, rps, burst).Scan(&t.Revision, nil)
+RETURNING revision, `+notifyRevision, t.Name, t.Tier, t.Mode, t.ApprovalMode, []byte(t.ApprovalSettings), id, rps, burst, t.RequireAgentKeys).Scan(&t.Revision, nil)
 	})
 	if err != nil {
 		return store.Tenant{}, fmt.Errorf("update tenant %q: %w", id, err)

@@ -32,7 +32,15 @@ import (
 //   - COMMIT returns after the WAL is synced (synchronous=FULL), so a
 //     caller is answered only once its write is on disk.
 //   - Every statement a batch runs is prepared once on the write
-//     connection; Tx.StmtContext reuses it in each batch.
+//     connection; Tx.StmtContext binds it to the batch once per batch.
+//   - Heads are remembered across batches (headCache): a tenant's head is
+//     read from audit_heads and judged against its last entry
+//     (store.ResolveHead) on its first append, and again whenever anything
+//     but this committer may have written since: another process (SQLite's
+//     data_version, read under the batch's write lock) or another write
+//     transaction of this process (DB.writes). Otherwise the head is the
+//     one this committer's last COMMIT left, and a batch reads nothing
+//     before it appends.
 type committer = store.Committer[*batch]
 
 // The committer's statements.
@@ -44,11 +52,33 @@ const (
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlSaveHead = `INSERT INTO audit_heads (tenant_id, seq, entry_hash) VALUES (?, ?, ?)
 ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, entry_hash = excluded.entry_hash`
+	sqlDataVersion = `PRAGMA data_version`
 )
+
+// headCache is the chain heads the committer's own COMMITs left, valid
+// while nothing else has written to the database: version is SQLite's
+// data_version of the write connection (it changes when another
+// connection, in any process, commits) and writes DB.writes (this
+// process's write transactions outside the committer) when they were
+// taken. Only the committer goroutine touches it.
+type headCache struct {
+	heads   map[string]store.ChainHead
+	version int64
+	writes  uint64
+}
+
+// check empties the cache unless version and writes are those it was
+// filled at, and records them.
+func (c *headCache) check(version int64, writes uint64) {
+	if c.heads == nil || version != c.version || writes != c.writes {
+		c.heads = map[string]store.ChainHead{}
+	}
+	c.version, c.writes = version, writes
+}
 
 func (db *DB) startCommitter(ctx context.Context, maxBatch int, obs store.AuditBatchObserver) error {
 	db.stmts = map[string]*sql.Stmt{}
-	for _, q := range []string{sqlHead, sqlTip, sqlTenant, sqlAppend, sqlSaveHead, sqlInsertAction, sqlCountUpsert, sqlPolicyUpsert, sqlAgentUpsert} {
+	for _, q := range append([]string{sqlHead, sqlTip, sqlTenant, sqlAppend, sqlSaveHead, sqlDataVersion, sqlInsertAction}, rollupStatements()...) {
 		st, err := db.w.PrepareContext(ctx, q)
 		if err != nil {
 			db.closeStmts()
@@ -81,7 +111,19 @@ func (db *DB) attempt(ctx context.Context, ops []*store.Op[*batch], live []int) 
 			_ = tx.Rollback()
 		}
 	}()
-	b := &batch{ctx: ctx, tx: tx, db: db, chains: store.NewChains(db.now)}
+	// The statements run without the attempt's deadline: once BEGIN
+	// IMMEDIATE holds the write lock (under ctx) they wait for no one, and
+	// a context that can be done costs modernc's driver a goroutine per
+	// statement to watch it.
+	b := &batch{ctx: context.WithoutCancel(ctx), tx: tx, db: db, chains: store.NewChains(db.now), stmts: make(map[string]*sql.Stmt, 8)}
+	// Under the write lock BEGIN IMMEDIATE took: no other connection can
+	// commit until this batch has.
+	writes := db.writes.Load()
+	var version int64
+	if err := b.queryRow(sqlDataVersion).Scan(&version); err != nil {
+		return nil, -1, fmt.Errorf("begin batch: data_version: %w", err)
+	}
+	db.heads.check(version, writes)
 	res := make([]error, len(ops))
 	for _, i := range live {
 		b.dirty = false
@@ -106,9 +148,11 @@ func (db *DB) attempt(ctx context.Context, ops []*store.Op[*batch], live []int) 
 		}
 	}
 	if err := tx.Commit(); err != nil {
+		db.heads.heads = nil // whatever COMMIT left, it is read again
 		return nil, -1, fmt.Errorf("commit batch: %w", err)
 	}
 	committed = true
+	b.chains.Heads(func(t string, h store.ChainHead) { db.heads.heads[t] = h })
 	return res, -1, nil
 }
 
@@ -118,13 +162,24 @@ type batch struct {
 	tx     *sql.Tx
 	db     *DB
 	chains *store.Chains
-	roll   rollups // the actions the batch inserted
-	dirty  bool    // the running op has written
+	roll   rollups              // the actions the batch inserted
+	dirty  bool                 // the running op has written
+	stmts  map[string]*sql.Stmt // the committer's statements bound to tx
+}
+
+// stmt is the prepared query bound to the batch's transaction.
+func (b *batch) stmt(query string) *sql.Stmt {
+	st := b.stmts[query]
+	if st == nil {
+		st = b.tx.StmtContext(b.ctx, b.db.stmts[query])
+		b.stmts[query] = st
+	}
+	return st
 }
 
 // exec runs one of the committer's prepared writes in the batch.
 func (b *batch) exec(query string, args ...any) (sql.Result, error) {
-	r, err := b.tx.StmtContext(b.ctx, b.db.stmts[query]).ExecContext(b.ctx, args...)
+	r, err := b.stmt(query).ExecContext(b.ctx, args...)
 	b.wrote(err)
 	return r, err
 }
@@ -150,13 +205,17 @@ func refusal(err error) bool {
 
 // queryRow runs one of the committer's prepared queries in the batch.
 func (b *batch) queryRow(query string, args ...any) *sql.Row {
-	return b.tx.StmtContext(b.ctx, b.db.stmts[query]).QueryRowContext(b.ctx, args...)
+	return b.stmt(query).QueryRowContext(b.ctx, args...)
 }
 
 // LoadHead reads the tenant's head on its first use in the batch and lets
 // store.ResolveHead judge it against the last stored entry.
 func (b *batch) LoadHead(tenantID string) error {
 	if b.chains.Loaded(tenantID) {
+		return nil
+	}
+	if h, ok := b.db.heads.heads[tenantID]; ok { // this committer's own last COMMIT
+		b.chains.Load(tenantID, h)
 		return nil
 	}
 	head, err := b.scanHead(sqlHead, tenantID)

@@ -31,6 +31,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -53,6 +55,15 @@ type DB struct {
 	// stmts are the statements every batch runs, prepared once on the
 	// write connection (see commit.go).
 	stmts map[string]*sql.Stmt
+	// writes counts write transactions outside the committer (write), so
+	// the committer forgets the heads it remembers (heads) after one.
+	writes atomic.Uint64
+	heads  headCache
+	// ckpt is the connection that checkpoints the WAL in the background
+	// (see checkpoint.go).
+	ckpt               *sql.DB
+	ckptStop, ckptDone chan struct{}
+	ckptOnce           sync.Once
 
 	verifiers     int   // how many read connections one VerifyAudit may use
 	verifySegment int64 // the fewest entries worth a verification worker
@@ -140,6 +151,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	// so it lives in memory. Reads keep file-backed temporary storage, so a
 	// large sort cannot grow without bound.
 	wq.Add("_pragma", "temp_store(memory)")
+	wq.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", walSafetyPages)) // see checkpoint.go
 	w, err := sql.Open("sqlite", path+"?"+wq.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -171,6 +183,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	r.SetMaxIdleConns(o.readers)
 	db.r = r
 	if err = db.startCommitter(ctx, o.maxBatch, o.batchObs); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	if err = db.startCheckpointer(ctx, busy); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
@@ -230,7 +246,7 @@ func (db *DB) Close() error {
 		db.GC.Close()
 	}
 	db.closeStmts()
-	var errs []error
+	errs := []error{db.stopCheckpointer()}
 	if db.r != nil {
 		errs = append(errs, db.r.Close())
 	}
@@ -242,6 +258,7 @@ func (db *DB) Close() error {
 // connection) and commits when fn returns nil; otherwise, or on a panic,
 // it rolls back. Like OPA's storage.Txn, a transaction never leaks open.
 func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	db.writes.Add(1) // before it can write: the next batch reads heads again
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -17,7 +17,8 @@ func TestPragmas(t *testing.T) {
 		{"synchronous", "2"}, // FULL
 		{"foreign_keys", "1"},
 		{"busy_timeout", "5000"},
-		{"temp_store", "2"}, // MEMORY: statement journals of trigger-firing writes
+		{"temp_store", "2"},             // MEMORY: statement journals of trigger-firing writes
+		{"wal_autocheckpoint", "10000"}, // a safety net: checkpoints run beside the writer (checkpoint.go)
 	} {
 		var got string
 		if err := db.w.QueryRowContext(t.Context(), "PRAGMA "+c.pragma).Scan(&got); err != nil {

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"strings"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
@@ -38,15 +39,63 @@ type agentBucket struct {
 	day           int64
 }
 
-// The upserts of a rollup's buckets.
-const (
-	sqlCountUpsert = `INSERT INTO action_counts_hourly (tenant_id, hour, status, n) VALUES (?, ?, ?, ?)
-ON CONFLICT DO UPDATE SET n = n + excluded.n`
-	sqlPolicyUpsert = `INSERT INTO policy_violations_daily (tenant_id, day, policy, severity, n) VALUES (?, ?, ?, ?, ?)
-ON CONFLICT DO UPDATE SET n = n + excluded.n`
-	sqlAgentUpsert = `INSERT INTO agent_violations_daily (tenant_id, day, agent_id, n) VALUES (?, ?, ?, ?)
-ON CONFLICT DO UPDATE SET n = n + excluded.n`
+// rollupTable is one rollup table's upsert, for any number of rows: a
+// batch writes its buckets of a table in as few statements as
+// rollupChunks allow, each prepared once (rollupStatements).
+type rollupTable struct {
+	head string // up to VALUES
+	cols int
+	sqls map[int]string // rows → statement
+}
+
+func newRollupTable(table, cols string, n int) rollupTable {
+	t := rollupTable{head: "INSERT INTO " + table + " (" + cols + ") VALUES ", cols: n, sqls: map[int]string{}}
+	row := "(?" + strings.Repeat(", ?", n-1) + ")"
+	for _, k := range rollupChunks {
+		t.sqls[k] = t.head + row + strings.Repeat(", "+row, k-1) + "\nON CONFLICT DO UPDATE SET n = n + excluded.n"
+	}
+	return t
+}
+
+// rollupChunks are the row counts of the prepared upserts, largest first.
+var rollupChunks = []int{32, 8, 2, 1}
+
+// The rollup tables.
+var (
+	countsTable   = newRollupTable("action_counts_hourly", "tenant_id, hour, status, n", 4)
+	policiesTable = newRollupTable("policy_violations_daily", "tenant_id, day, policy, severity, n", 5)
+	agentsTable   = newRollupTable("agent_violations_daily", "tenant_id, day, agent_id, n", 4)
 )
+
+// rollupStatements are every upsert write may run.
+func rollupStatements() []string {
+	var out []string
+	for _, t := range []rollupTable{countsTable, policiesTable, agentsTable} {
+		for _, k := range rollupChunks {
+			out = append(out, t.sqls[k])
+		}
+	}
+	return out
+}
+
+// upsert writes rows (each t.cols values) through exec in chunks.
+func (t rollupTable) upsert(exec func(query string, args ...any) error, rows []any) error {
+	for len(rows) > 0 {
+		n := len(rows) / t.cols
+		k := rollupChunks[len(rollupChunks)-1]
+		for _, c := range rollupChunks {
+			if c <= n {
+				k = c
+				break
+			}
+		}
+		if err := exec(t.sqls[k], rows[:k*t.cols]...); err != nil {
+			return err
+		}
+		rows = rows[k*t.cols:]
+	}
+	return nil
+}
 
 // add counts one inserted action.
 func (r *rollups) add(a store.ActionRecord) {
@@ -63,22 +112,30 @@ func (r *rollups) add(a store.ActionRecord) {
 	}
 }
 
-// write upserts the buckets through exec and empties r.
+// write upserts the buckets through exec, several rows per statement,
+// and empties r. Buckets are distinct keys, so no statement names a row
+// twice.
 func (r *rollups) write(exec func(query string, args ...any) error) error {
+	rows := make([]any, 0, 5*max(len(r.counts), len(r.policies), len(r.agents)))
 	for k, n := range r.counts {
-		if err := exec(sqlCountUpsert, k.tenant, k.hour, k.status, n); err != nil {
-			return err
-		}
+		rows = append(rows, k.tenant, k.hour, k.status, n)
 	}
+	if err := countsTable.upsert(exec, rows); err != nil {
+		return err
+	}
+	rows = rows[:0]
 	for k, n := range r.policies {
-		if err := exec(sqlPolicyUpsert, k.tenant, k.day, k.policy, k.severity, n); err != nil {
-			return err
-		}
+		rows = append(rows, k.tenant, k.day, k.policy, k.severity, n)
 	}
+	if err := policiesTable.upsert(exec, rows); err != nil {
+		return err
+	}
+	rows = rows[:0]
 	for k, n := range r.agents {
-		if err := exec(sqlAgentUpsert, k.tenant, k.day, k.agent, n); err != nil {
-			return err
-		}
+		rows = append(rows, k.tenant, k.day, k.agent, n)
+	}
+	if err := agentsTable.upsert(exec, rows); err != nil {
+		return err
 	}
 	*r = rollups{}
 	return nil

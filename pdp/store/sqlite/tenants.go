@@ -9,7 +9,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-const tenantCols = `id, name, tier, mode, approval_mode, approval_settings, revision, created_at, rate_limit_rps, rate_limit_burst`
+const tenantCols = `id, name, tier, mode, approval_mode, approval_settings, revision, created_at, rate_limit_rps, rate_limit_burst, require_agent_keys`
 
 func scanTenant(row rowScanner) (store.Tenant, error) {
 	var (
@@ -19,7 +19,7 @@ func scanTenant(row rowScanner) (store.Tenant, error) {
 		rps      sql.NullFloat64
 		burst    sql.NullInt64
 	)
-	if err := row.Scan(&t.ID, &t.Name, &t.Tier, &t.Mode, &t.ApprovalMode, &settings, &t.Revision, &created, &rps, &burst); err != nil {
+	if err := row.Scan(&t.ID, &t.Name, &t.Tier, &t.Mode, &t.ApprovalMode, &settings, &t.Revision, &created, &rps, &burst, &t.RequireAgentKeys); err != nil {
 		return store.Tenant{}, err
 	}
 	t.ApprovalSettings = fromNullJSON(settings)
@@ -60,8 +60,8 @@ func (db *DB) CreateTenant(ctx context.Context, t store.Tenant, keys ...store.AP
 	}
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		rps, burst := rateLimitArgs(t.RateLimit)
-		if _, err := tx.ExecContext(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			t.ID, t.Name, t.Tier, t.Mode, t.ApprovalMode, nullJSON(t.ApprovalSettings), t.Revision, toMicros(t.CreatedAt), rps, burst); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tenants (`+tenantCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			t.ID, t.Name, t.Tier, t.Mode, t.ApprovalMode, nullJSON(t.ApprovalSettings), t.Revision, toMicros(t.CreatedAt), rps, burst, t.RequireAgentKeys); err != nil {
 			return err
 		}
 		for _, k := range keys {
@@ -119,8 +119,9 @@ func (db *DB) UpdateTenant(ctx context.Context, id string, u store.TenantUpdate)
 		t.Revision++
 		rps, burst := rateLimitArgs(t.RateLimit)
 		_, err = tx.ExecContext(ctx, `UPDATE tenants
-SET name = ?, tier = ?, mode = ?, approval_mode = ?, approval_settings = ?, revision = ?, rate_limit_rps = ?, rate_limit_burst = ?
-WHERE id = ?`, t.Name, t.Tier, t.Mode, t.ApprovalMode, nullJSON(t.ApprovalSettings), t.Revision, rps, burst, id)
+SET name = ?, tier = ?, mode = ?, approval_mode = ?, approval_settings = ?, revision = ?, rate_limit_rps = ?, rate_limit_burst = ?,
+    require_agent_keys = ?
+WHERE id = ?`, t.Name, t.Tier, t.Mode, t.ApprovalMode, nullJSON(t.ApprovalSettings), t.Revision, rps, burst, t.RequireAgentKeys, id)
 		return err
 	})
 	if err != nil {

@@ -45,6 +45,8 @@ func RunGovernance(t *testing.T, open func(t *testing.T) store.GovernanceStore, 
 		{"Dashboard", dashboardTests},
 		{"AgentViolations", violationTests},
 		{"GovernanceIsolation", governanceIsolationTests},
+		{"KeyIdentities", keyIdentityTests},
+		{"ApproverStats", approverStatsTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -12,8 +12,8 @@ var keyTests = []test{
 	{"CreateAndLookup", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
 		tn := newTenant(t, s, "acme")
-		in := store.APIKey{ID: "key_1", TenantID: "acme", Hash: store.HashAPIKey("nram_secret_one"), Prefix: store.KeyPrefix("nram_secret_one"),
-			RevokedAt: ptr(base)} // ignored on create
+		in := store.OwnerKey(store.APIKey{ID: "key_1", TenantID: "acme", Hash: store.HashAPIKey("nram_secret_one"), Prefix: store.KeyPrefix("nram_secret_one"),
+			RevokedAt: ptr(base)}) // ignored on create
 		k, err := s.CreateAPIKey(ctx, in)
 		if err != nil {
 			t.Fatal(err)
@@ -92,24 +92,24 @@ var keyTests = []test{
 		}
 		wantErr(t, "revoke missing", s.RevokeAPIKey(ctx, "key_zzz"), store.ErrNotFound)
 		// A revoked key's hash stays taken: a key is never reissued.
-		_, err = s.CreateAPIKey(ctx, store.APIKey{ID: "key_c", TenantID: "acme", Hash: store.HashAPIKey("nram_a")})
+		_, err = s.CreateAPIKey(ctx, store.OwnerKey(store.APIKey{ID: "key_c", TenantID: "acme", Hash: store.HashAPIKey("nram_a")}))
 		wantErr(t, "reuse of a revoked hash", err, store.ErrDuplicate)
 	}},
 	{"CreateErrors", func(t *testing.T, s store.Store) {
 		ctx := t.Context()
 		newTenant(t, s, "acme", newKey("key_a", "nram_a"))
-		_, err := s.CreateAPIKey(ctx, store.APIKey{ID: "key_x", TenantID: "nope", Hash: store.HashAPIKey("nram_x")})
+		_, err := s.CreateAPIKey(ctx, store.OwnerKey(store.APIKey{ID: "key_x", TenantID: "nope", Hash: store.HashAPIKey("nram_x")}))
 		wantErr(t, "missing tenant", err, store.ErrNotFound)
-		_, err = s.CreateAPIKey(ctx, store.APIKey{ID: "key_a", TenantID: "acme", Hash: store.HashAPIKey("nram_y")})
+		_, err = s.CreateAPIKey(ctx, store.OwnerKey(store.APIKey{ID: "key_a", TenantID: "acme", Hash: store.HashAPIKey("nram_y")}))
 		wantErr(t, "taken ID", err, store.ErrDuplicate)
-		_, err = s.CreateAPIKey(ctx, store.APIKey{ID: "key_y", TenantID: "acme", Hash: store.HashAPIKey("nram_a")})
+		_, err = s.CreateAPIKey(ctx, store.OwnerKey(store.APIKey{ID: "key_y", TenantID: "acme", Hash: store.HashAPIKey("nram_a")}))
 		wantErr(t, "taken hash", err, store.ErrDuplicate)
-		_, err = s.CreateAPIKey(ctx, store.APIKey{ID: "key_z", TenantID: "acme"})
+		_, err = s.CreateAPIKey(ctx, store.OwnerKey(store.APIKey{ID: "key_z", TenantID: "acme"}))
 		wantValidation(t, "no hash", err, "hash")
 	}},
 	{"CreatedAtGiven", func(t *testing.T, s store.Store) {
 		newTenant(t, s, "acme")
-		k, err := s.CreateAPIKey(t.Context(), store.APIKey{ID: "k", TenantID: "acme", Hash: "h", CreatedAt: base.Add(999 * time.Nanosecond)})
+		k, err := s.CreateAPIKey(t.Context(), store.OwnerKey(store.APIKey{ID: "k", TenantID: "acme", Hash: "h", CreatedAt: base.Add(999 * time.Nanosecond)}))
 		if err != nil || !k.CreatedAt.Equal(base) {
 			t.Errorf("CreatedAt = %v, %v; want %v", k.CreatedAt, err, base)
 		}

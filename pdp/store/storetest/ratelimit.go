@@ -15,7 +15,7 @@ var rateLimitTests = []test{
 		ctx := t.Context()
 		in := store.Tenant{ID: "acme", Tier: store.TierFree, Mode: pdp.ModeEnforcement,
 			RateLimit: &store.RateLimit{RequestsPerSecond: 2.5, Burst: 7}}
-		k := store.APIKey{ID: "key_1", Hash: store.HashAPIKey("nram_ratelimitkey"), Prefix: "nram_rat"}
+		k := store.OwnerKey(store.APIKey{ID: "key_1", Hash: store.HashAPIKey("nram_ratelimitkey"), Prefix: "nram_rat"})
 		got, err := s.CreateTenant(ctx, in, k)
 		if err != nil {
 			t.Fatal(err)

@@ -82,7 +82,7 @@ func newTenant(t *testing.T, s store.Store, id string, keys ...store.APIKey) sto
 
 // newKey returns an APIKey for full key text k.
 func newKey(id, k string) store.APIKey {
-	return store.APIKey{ID: id, Hash: store.HashAPIKey(k), Prefix: store.KeyPrefix(k)}
+	return store.OwnerKey(store.APIKey{ID: id, Hash: store.HashAPIKey(k), Prefix: store.KeyPrefix(k)})
 }
 
 // policy returns a valid normalized policy.

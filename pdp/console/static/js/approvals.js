@@ -11,9 +11,9 @@ const POLL_MS = 1000;
 
 // RULES explain each refusal of POST /v1/approvals/{id}/decision.
 const RULES = {
-  'novyx_ram.v1.control.approval_too_early': 'Too early: in solo mode a decision is accepted 5 s after submission; in team mode the person who submitted an action may approve it only 10 minutes after submission (another approver at once).',
+  'novyx_ram.v1.control.approval_too_early': 'Too early: in team mode the person who submitted an action may approve it only 10 minutes after submission (another approver at once; a deny at once). In solo mode the server holds an early approval until 5 s after submission.',
   'novyx_ram.v1.control.confirmation_required': 'Solo mode: this action is destructive (delete, drop, destroy, remove, truncate, rollback, revoke), so approving it needs the confirmation word ROLLBACK.',
-  'novyx_ram.v1.control.approver_not_eligible': 'Enterprise mode: only approvers with an allowed role (and a manager, when required) count.',
+  'novyx_ram.v1.control.approver_not_eligible': 'Not eligible: a key bound to an agent never decides that agent\'s actions, and in enterprise mode only keys with an allowed role (and a manager\'s, when required) count. Roles come from the API key.',
   'novyx_ram.v1.control.approval_already_decided': 'Decisions are final: this action was already decided.',
   'novyx_ram.v1.control.approval_not_found': 'This action is not (or no longer) waiting for review.',
   'novyx_ram.v1.control.invalid_decision': 'The decision was not understood.',
@@ -37,7 +37,7 @@ export function render(root) {
     h('h1', {}, 'Approvals'),
     h('section', { class: 'card' },
       h('p', { class: 'muted' }, 'Actions held for review, oldest first. The list refreshes itself every second.'),
-      h('div', { class: 'row' }, field('Approver ID', approver, 'Optional; defaults to the API key\'s owner.')),
+      h('div', { class: 'row' }, field('Approver label', approver, 'Optional, shown beside the decision; the approver is always the API key\'s owner.')),
       status, problem,
       h('div', { class: 'scroll' }, table)));
 

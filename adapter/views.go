@@ -1,0 +1,166 @@
+package adapter
+
+import (
+	"slices"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+)
+
+// BuiltinNames are the built-ins as decisions name them (CONTRACT A5), in
+// the order policies_evaluated lists them.
+var BuiltinNames = []string{"FinancialSafetyPolicy", "DataExfiltrationPolicy"}
+
+// scopeView is the effective policy set of one scope (an agent with its own
+// enabled policies, or every other agent) for one step type: what the Rego
+// library's _computed_view derives from the data at each decision, here
+// computed once per revision.
+type scopeView struct {
+	agent, tenant []*pdp.Policy // sorted by name
+}
+
+// effectiveViews returns, for the default scope ("") and each agent with
+// enabled agent-scoped policies, the views by step type; a step type no
+// effective policy lists has no view (the library then uses
+// builtins_only).
+func effectiveViews(tp *pdp.TenantPolicies) map[string]map[string]*scopeView {
+	tenantWide := map[string]*pdp.Policy{}
+	agentScoped := map[string]map[string]*pdp.Policy{}
+	for i := range tp.Policies {
+		p := &tp.Policies[i]
+		if !p.Enabled {
+			continue
+		}
+		if p.AgentID == "" {
+			tenantWide[p.Name] = p
+			continue
+		}
+		if agentScoped[p.AgentID] == nil {
+			agentScoped[p.AgentID] = map[string]*pdp.Policy{}
+		}
+		agentScoped[p.AgentID][p.Name] = p
+	}
+	out := map[string]map[string]*scopeView{"": scopeViews(nil, tenantWide)}
+	for agent, own := range agentScoped {
+		out[agent] = scopeViews(own, tenantWide)
+	}
+	return out
+}
+
+// scopeViews follows CONTRACT A4 as decision.rego does: an agent's enabled
+// policy shadows the tenant-wide one of the same name whatever its step
+// types; then each policy applies to the step types it lists.
+func scopeViews(own, tenantWide map[string]*pdp.Policy) map[string]*scopeView {
+	views := map[string]*scopeView{}
+	view := func(step string) *scopeView {
+		if views[step] == nil {
+			views[step] = &scopeView{}
+		}
+		return views[step]
+	}
+	for _, p := range own {
+		for _, st := range slices.Compact(slices.Sorted(slices.Values(p.StepTypes))) {
+			v := view(st)
+			v.agent = append(v.agent, p)
+		}
+	}
+	for name, p := range tenantWide {
+		if own[name] != nil {
+			continue
+		}
+		for _, st := range slices.Compact(slices.Sorted(slices.Values(p.StepTypes))) {
+			v := view(st)
+			v.tenant = append(v.tenant, p)
+		}
+	}
+	byName := func(a, b *pdp.Policy) int {
+		switch {
+		case a.Name < b.Name:
+			return -1
+		case a.Name > b.Name:
+			return 1
+		}
+		return 0
+	}
+	for _, v := range views {
+		slices.SortFunc(v.agent, byName)
+		slices.SortFunc(v.tenant, byName)
+	}
+	return views
+}
+
+// evaluated is the view's policies_evaluated: agent-scoped names, then
+// tenant-wide names, each sorted, then the built-ins.
+func (v *scopeView) evaluated() []any {
+	out := make([]any, 0, len(v.agent)+len(v.tenant)+len(BuiltinNames))
+	for _, p := range v.agent {
+		out = append(out, p.Name)
+	}
+	for _, p := range v.tenant {
+		out = append(out, p.Name)
+	}
+	for _, n := range BuiltinNames {
+		out = append(out, n)
+	}
+	return out
+}
+
+// allowedResult is the decision when nothing fires, with the tenant's mode
+// applied: decision.rego's _with_mode(_allowed_result(evaluated)).
+func allowedResult(evaluated []any, mode string) map[string]any {
+	r := map[string]any{
+		"status":             "allowed",
+		"risk_score":         0,
+		"policies_evaluated": evaluated,
+		"triggered_policy":   nil,
+		"severity":           nil,
+		"reason":             nil,
+		"violations":         []any{},
+		"warnings":           []any{},
+	}
+	if mode == string(pdp.ModeShadow) {
+		r["shadow_status"] = "allowed"
+	}
+	return r
+}
+
+// viewData renders one view as the library reads it: the effective
+// policies by scope (name → the policy's data entry), the evaluated list
+// and the finished no-hit result.
+func viewData(v *scopeView, meta func(*pdp.Policy) map[string]any, mode string) map[string]any {
+	agent := make(map[string]any, len(v.agent))
+	for _, p := range v.agent {
+		agent[p.Name] = meta(p)
+	}
+	tenant := make(map[string]any, len(v.tenant))
+	for _, p := range v.tenant {
+		tenant[p.Name] = meta(p)
+	}
+	ev := v.evaluated()
+	return map[string]any{"agent": agent, "tenant": tenant, "evaluated": ev, "allowed": allowedResult(ev, mode)}
+}
+
+// tenantViews renders data.gatehouse.tenants[t].views: "default" (agents
+// without policies of their own) and "agents" (each agent with some), each
+// by step type, and "builtins_only" for a step type no effective policy
+// lists. With allAgents false only agent's scope is included.
+func tenantViews(tp *pdp.TenantPolicies, agent string, allAgents bool, meta func(*pdp.Policy) map[string]any, mode string) map[string]any {
+	eff := effectiveViews(tp)
+	render := func(byStep map[string]*scopeView) map[string]any {
+		out := make(map[string]any, len(byStep))
+		for st, v := range byStep {
+			out[st] = viewData(v, meta, mode)
+		}
+		return out
+	}
+	agents := map[string]any{}
+	for a, byStep := range eff {
+		if a != "" && (allAgents || a == agent) {
+			agents[a] = render(byStep)
+		}
+	}
+	return map[string]any{
+		"default":       render(eff[""]),
+		"agents":        agents,
+		"builtins_only": viewData(&scopeView{}, meta, mode),
+	}
+}

@@ -1,0 +1,115 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+
+	"github.com/gatehouse-pdp/gatehouse/adapter"
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+	library "github.com/gatehouse-pdp/gatehouse/rego"
+)
+
+// hintedQuery is the decision query as Evaluate runs it for registry
+// tenants. Its input is the engine's own wrapper {"input": <the action's
+// input>, "hints": <facts computed in Go>}: the library sees the action's
+// input as input and the hints as data.gatehouse.hints, which nothing
+// else sets (no store document, no client input: the Data API evaluates
+// the plain query, and a client's fields named like hints stay inside
+// the action's input, where the library never looks for hints).
+//
+// The hints: text, folded and ascii (the action text, computed in Go byte
+// for byte as the library computes it), candidates (the view's policies
+// that could fire, found with one multi-pattern pass, adapter.Hinter) and
+// builtins (the built-ins whose anchors occur). The library decides the
+// same without them; they only spare it work.
+const hintedQuery = adapter.DecisionQuery + " with input as input.input with data.gatehouse.hints as input.hints"
+
+// prepareHinted prepares hintedQuery over a compiled unit, strict like
+// prepareQuery, with the result kept as AST (decodeAST reads it).
+func (e *Engine) prepareHinted(ctx context.Context, c *ast.Compiler, s storage.Store) (rego.PreparedEvalQuery, error) {
+	return rego.New(
+		rego.Query(hintedQuery),
+		rego.Compiler(c),
+		rego.Store(s),
+		rego.StrictBuiltinErrors(true),
+		rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }),
+	).PrepareForEval(ctx)
+}
+
+var (
+	hintInputKey    = ast.InternedTerm("input")
+	hintHintsKey    = ast.InternedTerm("hints")
+	hintText        = ast.InternedTerm("text")
+	hintFolded      = ast.InternedTerm("folded")
+	hintASCII       = ast.InternedTerm("ascii")
+	hintCandidates  = ast.InternedTerm("candidates")
+	hintBuiltins    = ast.InternedTerm("builtins")
+	hintAgent       = ast.InternedTerm("agent")
+	hintTenant      = ast.InternedTerm("tenant")
+	hintFinancial   = ast.InternedTerm(adapter.BuiltinNames[0])
+	hintExfiltrated = ast.InternedTerm(adapter.BuiltinNames[1])
+)
+
+// hintedInput returns hintedQuery's input for action a, whose decision
+// input and params are input and params; ok is false when the action text
+// cannot be computed in Go (the caller then evaluates without hints).
+func hintedInput(h *adapter.Hinter, a pdp.Action, input ast.Value, params ast.Object) (ast.Value, bool) {
+	text, err := actionText(a.Name, params)
+	if err != nil || h == nil {
+		return nil, false
+	}
+	folded := foldText(text)
+	agent, tenant := h.Candidates(a.AgentID, a.StepType, folded)
+	builtins := make([][2]*ast.Term, 0, 2)
+	if library.FinancialSafetyMayFire(folded) {
+		builtins = append(builtins, [2]*ast.Term{hintFinancial, ast.InternedTerm(true)})
+	}
+	if library.DataExfiltrationMayFire(a.Name, text, folded) {
+		builtins = append(builtins, [2]*ast.Term{hintExfiltrated, ast.InternedTerm(true)})
+	}
+	hints := ast.NewObject(
+		[2]*ast.Term{hintText, ast.StringTerm(text)},
+		[2]*ast.Term{hintFolded, ast.StringTerm(folded)},
+		[2]*ast.Term{hintASCII, ast.InternedTerm(isASCII(text))},
+		[2]*ast.Term{hintCandidates, ast.ObjectTerm(
+			[2]*ast.Term{hintAgent, namesTerm(agent)},
+			[2]*ast.Term{hintTenant, namesTerm(tenant)},
+		)},
+		[2]*ast.Term{hintBuiltins, ast.ObjectTerm(builtins...)},
+	)
+	return ast.NewObject(
+		[2]*ast.Term{hintInputKey, ast.NewTerm(input)},
+		[2]*ast.Term{hintHintsKey, ast.NewTerm(hints)},
+	), true
+}
+
+func namesTerm(names []string) *ast.Term {
+	ts := make([]*ast.Term, len(names))
+	for i, n := range names {
+		ts[i] = ast.StringTerm(n)
+	}
+	return ast.ArrayTerm(ts...)
+}
+
+// decisionOfAST is decisionOf for a result set whose values are AST terms
+// (prepareHinted).
+func decisionOfAST(rs rego.ResultSet, start time.Time) (*pdp.Decision, error) {
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil, fmt.Errorf("%w: undefined result", pdp.ErrEvaluationFailed)
+	}
+	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
+	if !ok {
+		return nil, fmt.Errorf("%w: result is %T, not a term", pdp.ErrEvaluationFailed, rs[0].Expressions[0].Value)
+	}
+	d, err := decodeAST(t.Value)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
+	}
+	d.EvaluationTimeMS = float64(time.Since(start).Microseconds()) / 1000
+	return d, nil
+}

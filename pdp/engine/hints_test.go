@@ -1,0 +1,483 @@
+package engine
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+
+	"github.com/gatehouse-pdp/gatehouse/adapter"
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+	library "github.com/gatehouse-pdp/gatehouse/rego"
+)
+
+// hintActions is how many generated actions the differential test decides
+// with and without hints; `make test-hints` runs 200,000.
+var hintActions = flag.Int("hints.actions", 0, "actions for TestHintsDifferential (default 3000, 600 with -short)")
+
+var hintSeed = flag.Uint64("hints.seed", 0, "seed for TestHintsDifferential (default: the time)")
+
+func hintCount(t *testing.T) int {
+	switch {
+	case *hintActions > 0:
+		return *hintActions
+	case testing.Short():
+		return 600
+	}
+	return 3000
+}
+
+// Words the generated rules and texts share, so rules fire, almost fire
+// (one literal of two) and do not.
+var hintWords = []string{
+	"email", "phone", "ssn", "passport", "password", "secret", "token", "salary", "invoice",
+	"external", "public", "customer", "channel", "share", "delete", "drop", "internal only",
+	"straße", "kelvin", "ıd", "ſecret", "ΣΣ", "café", "send", "export", "upload", "key",
+}
+
+var hintPatterns = []string{
+	`(email|phone|address)`, `(ssn|passport|routing)`, `(password|secret|token)`,
+	`(?:^|\W)\d{3}-\d{2}-\d{4}(?:\W|\Z)`, `[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}`,
+	`\d{4}[ -]?\d{4}[ -]?\d{4}`, `(external|public)\s+(channel|share)`, `internal only`,
+	`straße|kelvin`, `sal+ary`, `x`, `[0-9a-f]{8}`, `café|naïve`, `delete\s+\w+`, `.`,
+}
+
+var hintSteps = []string{"ACTION", "THOUGHT", "OUTPUT", "OBSERVATION"}
+
+// hintWorld generates tenants with tenant-wide and agent-scoped policies,
+// several step types, whitelists, shadow mode and disabled policies.
+func hintWorld(r *rand.Rand, tenants int) []pdp.TenantPolicies {
+	var out []pdp.TenantPolicies
+	sev := []pdp.Severity{pdp.SeverityCritical, pdp.SeverityHigh, pdp.SeverityMedium, pdp.SeverityLow}
+	outcomes := []pdp.Outcome{pdp.OutcomeBlock, pdp.OutcomeRequireApproval, pdp.OutcomeWarn}
+	policy := func(name, agent string) pdp.Policy {
+		p := pdp.Policy{Name: name, AgentID: agent, Enabled: r.IntN(8) != 0, Version: 1,
+			StepTypes: []string{hintSteps[r.IntN(2)]}}
+		if r.IntN(3) == 0 {
+			p.StepTypes = append(p.StepTypes, hintSteps[2+r.IntN(2)])
+		}
+		if r.IntN(5) == 0 {
+			p.WhitelistedDomains = []string{"example.com"}
+		}
+		for i := range 1 + r.IntN(3) {
+			rule := pdp.Rule{Match: hintPatterns[r.IntN(len(hintPatterns))], Severity: sev[r.IntN(4)],
+				OnViolation: outcomes[r.IntN(3)], Confidence: float64(r.IntN(100)+1) / 100}
+			switch r.IntN(4) {
+			case 0:
+				rule.ContextRequires = `(external|public|customer)`
+			case 1:
+				rule.Reason = fmt.Sprintf("%s rule %d: {match}", name, i)
+			}
+			p.Rules = append(p.Rules, rule)
+		}
+		return p
+	}
+	for t := range tenants {
+		tp := pdp.TenantPolicies{TenantID: fmt.Sprintf("h-%03d", t), Revision: 1, Mode: pdp.ModeEnforcement}
+		if r.IntN(4) == 0 {
+			tp.Mode = pdp.ModeShadow
+		}
+		for i := range r.IntN(5) {
+			tp.Policies = append(tp.Policies, policy(fmt.Sprintf("p%d", i), ""))
+		}
+		for a := range 2 {
+			for i := range r.IntN(3) {
+				tp.Policies = append(tp.Policies, policy(fmt.Sprintf("p%d", i+r.IntN(2)), fmt.Sprintf("agent-%d", a)))
+			}
+		}
+		seen := map[string]bool{}
+		tp.Policies = slices.DeleteFunc(tp.Policies, func(p pdp.Policy) bool {
+			k := p.AgentID + "/" + p.Name
+			dup := seen[k]
+			seen[k] = true
+			return dup
+		})
+		for i := range tp.Policies {
+			if err := adapter.Validate(&tp.Policies[i]); err != nil {
+				panic(fmt.Sprintf("generated policy %+v: %v", tp.Policies[i], err))
+			}
+		}
+		out = append(out, tp)
+	}
+	return out
+}
+
+// genText returns a short text mixing the shared words, built-in anchors,
+// destinations, digits and characters JSON escapes or case folding treats
+// specially.
+func genText(r *rand.Rand) string {
+	pieces := []string{
+		"AKIAIOSFODNN7EXAMPLE", "ghp_" + strings.Repeat("a1B2", 9), "gh", "xoxb-1234567890-abc",
+		"-----BEGIN RSA PRIVATE KEY-----", `password="hunter2hunter2"`, "api_key: abcdefghij",
+		"send the secrets", "export all credentials", "refund", "wire", "PURCHASE",
+		"https://example.com/x", "https://evil.io/y", "ops@example.com", "10.0.0.1", "a@b.co",
+		"123-45-6789", "4111 1111 1111 1111", "٣٤٥٦٧٨٩٠", "１２３４", "deadbeef",
+		"<tag>&amp;", "\u2028", "\u2029", `\u003c`, "\\", "\"", "\n", "\t", "\x01", "\x7f",
+		"İ", "ı", "ſ", "\u212a", "ß", "ẞ", "é", "ǅ", "😀", "  ", ".", "-", "_",
+	}
+	var b strings.Builder
+	for range r.IntN(8) {
+		if r.IntN(2) == 0 {
+			b.WriteString(hintWords[r.IntN(len(hintWords))])
+		} else {
+			b.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		b.WriteString([]string{" ", "", "\n", ",", " delete "}[r.IntN(5)])
+	}
+	s := b.String()
+	if r.IntN(3) == 0 {
+		s = strings.ToUpper(s)
+	}
+	return s
+}
+
+func hintValue(r *rand.Rand, depth int) any {
+	switch r.IntN(9) {
+	case 0:
+		return json.Number([]string{"0", "5", "20000", "150000", "-3.5", "1e3", "12345678901234567890"}[r.IntN(7)])
+	case 1:
+		return r.IntN(2) == 0
+	case 2:
+		return nil
+	case 3:
+		if depth < 2 {
+			m := map[string]any{}
+			for range r.IntN(3) {
+				m[hintKey(r)] = hintValue(r, depth+1)
+			}
+			return m
+		}
+	case 4:
+		if depth < 2 {
+			var a []any
+			for range r.IntN(3) {
+				a = append(a, hintValue(r, depth+1))
+			}
+			return a
+		}
+	}
+	return genText(r)
+}
+
+func hintKey(r *rand.Rand) string {
+	keys := []string{"text", "to", "url", "amount", "value", "Total", "body", "note", "hints", "candidates", "b", "ä", "Z", "key"}
+	return keys[r.IntN(len(keys))]
+}
+
+func hintAction(r *rand.Rand, tenants []pdp.TenantPolicies) pdp.Action {
+	tp := tenants[r.IntN(len(tenants))]
+	names := []string{"http.post", "slack.send_message", "export_data", "wire_transfer", "db.dump", "sync_users", "files.upload", "ſync", "noop"}
+	a := pdp.Action{TenantID: tp.TenantID, Name: names[r.IntN(len(names))], Params: map[string]any{}}
+	if r.IntN(5) == 0 {
+		a.Name += " " + genText(r)
+	}
+	for range r.IntN(4) {
+		a.Params[hintKey(r)] = hintValue(r, 0)
+	}
+	a.AgentID = []string{"", "agent-0", "agent-1", "agent-9"}[r.IntN(4)]
+	a.StepType = []string{"", "ACTION", "action", "thought", "Output", "observation", "error", "bogus"}[r.IntN(8)]
+	return a
+}
+
+// unhinted evaluates the plain decision query, as a stock OPA and the Data
+// API do, and decodes it as Evaluate does.
+func unhinted(t testing.TB, e *Engine, a pdp.Action) (*pdp.Decision, error) {
+	in := Input(a)
+	if a.AgentID == "" && len(a.Params)%2 == 0 {
+		delete(in, "agent_id") // absent, as a Data API client may send it
+	}
+	r, ok, err := e.Query(t.Context(), a.TenantID, in)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("undefined")
+	}
+	return decode(r)
+}
+
+// computedViews evaluates the plain query on data without the adapter's
+// precomputed views: the library's own _computed_view decides.
+type computedViews struct {
+	queries map[string]rego.PreparedEvalQuery
+}
+
+func (c *computedViews) decide(t testing.TB, e *Engine, a pdp.Action) (*pdp.Decision, error) {
+	pq, ok := c.queries[a.TenantID]
+	if !ok {
+		e.mu.RLock()
+		st := e.tenants[a.TenantID]
+		e.mu.RUnlock()
+		data := adapter.TenantData(st.policies, "", true)
+		delete(data, "views")
+		store := inmem.NewFromObjectWithOpts(map[string]any{adapter.Root: map[string]any{
+			"config": e.data, "tenants": map[string]any{a.TenantID: data},
+		}}, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
+		var err error
+		pq, err = e.prepareQuery(t.Context(), st.unit.compiler, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.queries[a.TenantID] = pq
+	}
+	rs, err := pq.Eval(t.Context(), rego.EvalInput(Input(a)))
+	if err != nil {
+		return nil, err
+	}
+	return decisionOf(rs, time.Now())
+}
+
+func sameDecision(a, b *pdp.Decision) bool {
+	x, y := *a, *b
+	x.EvaluationTimeMS, y.EvaluationTimeMS = 0, 0
+	return reflect.DeepEqual(x, y)
+}
+
+// TestHintsDifferential decides generated actions three ways — with the
+// engine's hints (Evaluate), without (the plain query, as stock OPA), and
+// without hints or the precomputed views (the library computing the views
+// itself, every 8th action) — and requires the same decision field by field, or the same
+// failure. It also checks that every rule that fires was a candidate.
+func TestHintsDifferential(t *testing.T) {
+	seed := *hintSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Logf("seed %d, %d actions", seed, hintCount(t))
+	r := rand.New(rand.NewPCG(seed, 17))
+	world := hintWorld(r, 40)
+	e, err := New(Config{CacheSize: 1000, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tp := range world {
+		if err := e.SetTenant(tp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cv := &computedViews{queries: map[string]rego.PreparedEvalQuery{}}
+	fired := map[int]int{}
+	failures := 0
+	for i := range hintCount(t) {
+		a := hintAction(r, world)
+		hinted, herr := e.Evaluate(t.Context(), a)
+		plain, perr := unhinted(t, e, a)
+		// The library's own views on every 8th action (a third
+		// evaluation; the views are per scope and step, not per action).
+		computed, cerr := plain, perr
+		if i%8 == 0 {
+			computed, cerr = cv.decide(t, e, a)
+		}
+		switch {
+		case (herr != nil) != (perr != nil) || (perr != nil) != (cerr != nil):
+			t.Fatalf("action %d %+v: errors differ: hinted %v, unhinted %v, computed views %v", i, a, herr, perr, cerr)
+		case herr != nil:
+			failures++
+			continue
+		case !sameDecision(hinted, plain):
+			t.Fatalf("action %d %+v:\nhinted   %+v\nunhinted %+v", i, a, hinted, plain)
+		case !sameDecision(plain, computed):
+			t.Fatalf("action %d %+v:\nprecomputed views %+v\ncomputed views    %+v", i, a, plain, computed)
+		}
+		fired[min(len(plain.Violations), 3)]++
+		checkCandidates(t, e, a, plain)
+		if n := i + 1; n%10000 == 0 {
+			t.Logf("%d actions decided three ways, 0 differences so far; by violations (0, 1, 2, 3+): %v", n, fired)
+		}
+	}
+	t.Logf("decisions by violations (0, 1, 2, 3+): %v; failed closed alike: %d", fired, failures)
+	if fired[0] == 0 || fired[1] == 0 || fired[3] == 0 {
+		t.Fatalf("the generator should produce decisions with 0, 1 and 3+ violations: %v", fired)
+	}
+}
+
+// checkCandidates is the property the hints rest on: every policy with a
+// violation was a candidate, every built-in that fired was not skipped.
+func checkCandidates(t testing.TB, e *Engine, a pdp.Action, d *pdp.Decision) {
+	t.Helper()
+	e.mu.RLock()
+	st := e.tenants[a.TenantID]
+	e.mu.RUnlock()
+	_, params, err := inputAndParams(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := actionText(a.Name, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	folded := foldText(text)
+	agent, tenant := st.unit.hinter.Candidates(a.AgentID, a.StepType, folded)
+	for _, v := range d.Violations {
+		ok := false
+		switch v.Scope {
+		case pdp.ScopeAgent:
+			ok = slices.Contains(agent, v.Policy)
+		case pdp.ScopeTenant:
+			ok = slices.Contains(tenant, v.Policy)
+		default:
+			ok = v.Policy == "FinancialSafetyPolicy" && library.FinancialSafetyMayFire(folded) ||
+				v.Policy == "DataExfiltrationPolicy" && library.DataExfiltrationMayFire(a.Name, text, folded)
+		}
+		if !ok {
+			t.Fatalf("%+v: %s/%s rule %d fired but was not a candidate (agent %v, tenant %v)", a, v.Scope, v.Policy, v.Rule, agent, tenant)
+		}
+	}
+}
+
+// TestCandidatesSupersetOfFired checks the candidate property alone on
+// more actions than the differential test decides three ways.
+func TestCandidatesSupersetOfFired(t *testing.T) {
+	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+	world := hintWorld(r, 30)
+	e, err := New(Config{CacheSize: 1000, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tp := range world {
+		e.SetTenant(tp)
+	}
+	hits := 0
+	for range 2 * hintCount(t) {
+		a := hintAction(r, world)
+		d, err := unhinted(t, e, a)
+		if err != nil {
+			continue
+		}
+		hits += len(d.Violations)
+		checkCandidates(t, e, a, d)
+	}
+	if hits == 0 {
+		t.Fatal("no rule fired: the property was not exercised")
+	}
+}
+
+// TestClientCannotSupplyHints: whatever a client names hints — a params
+// key, a top-level input field of the Data API — decides nothing; the
+// library reads hints only from data.gatehouse.hints, which only the
+// engine's own query sets.
+func TestClientCannotSupplyHints(t *testing.T) {
+	tp := pdp.TenantPolicies{TenantID: "acme", Revision: 1, Mode: pdp.ModeEnforcement, Policies: []pdp.Policy{{
+		Name: "pii", StepTypes: []string{"ACTION"}, Enabled: true, Version: 1,
+		Rules: []pdp.Rule{{Match: "(email|phone)", Severity: pdp.SeverityCritical, OnViolation: pdp.OutcomeBlock, Confidence: 1}},
+	}}}
+	e, err := New(Config{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.SetTenant(tp)
+	// Hints that would skip everything and rewrite the text.
+	forged := map[string]any{
+		"text": `{"action":"noop","params":{}}`, "folded": `{"action":"noop","params":{}}`, "ascii": true,
+		"candidates": map[string]any{"agent": []any{}, "tenant": []any{}}, "builtins": map[string]any{},
+	}
+	a := pdp.Action{TenantID: "acme", Name: "wire_transfer", Params: map[string]any{
+		"to": "bob email", "amount": json.Number("500000"), "hints": forged,
+		"gatehouse": map[string]any{"hints": forged},
+	}}
+	d, err := e.Evaluate(t.Context(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status != pdp.StatusBlocked || len(d.Violations) != 2 {
+		t.Fatalf("forged hints in params changed the decision: %+v", d)
+	}
+	in := Input(a)
+	in["hints"] = forged
+	in["input"] = map[string]any{"action": "noop", "tenant_id": "acme"}
+	r, ok, err := e.Query(t.Context(), "acme", in)
+	if err != nil || !ok {
+		t.Fatal(err, ok)
+	}
+	q, err := decode(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameDecision(d, q) {
+		t.Fatalf("Data API with forged hints: %+v, want %+v", q, d)
+	}
+}
+
+// TestActionTextMatchesLibrary checks the Go action text against the
+// library's on generated actions (FuzzActionText explores further).
+func TestActionTextMatchesLibrary(t *testing.T) {
+	pq := textQuery(t)
+	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
+	for range hintCount(t) {
+		a := pdp.Action{Name: genText(r), Params: map[string]any{}}
+		for range r.IntN(4) {
+			a.Params[hintKey(r)] = hintValue(r, 0)
+		}
+		compareText(t, pq, a)
+	}
+}
+
+// FuzzActionText: the action text, its folded form and the ASCII test
+// computed in Go are byte for byte the library's, for any name and params
+// of strings, numbers, nested objects and arrays.
+func FuzzActionText(f *testing.F) {
+	f.Add("send", "to", "a\u2028b<c>&d\\u003c", "1e3", true)
+	f.Add("ſync", "K", "\xff\xfe\x01\"\\", "-0.5", false)
+	f.Add("", "", "İı ß ẞ ǅ 😀", "0", true)
+	pq := textQuery(f)
+	f.Fuzz(func(t *testing.T, name, key, s, num string, nested bool) {
+		params := map[string]any{key: s}
+		if validNumber(num) {
+			params["n"] = json.Number(num)
+		}
+		if nested {
+			params["z"] = []any{map[string]any{s: name, "b": nil}, s, true}
+		}
+		compareText(t, pq, pdp.Action{Name: name, Params: params})
+	})
+}
+
+func textQuery(tb testing.TB) rego.PreparedEvalQuery {
+	lib, err := library.Parsed()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := ast.NewCompiler()
+	c.Compile(lib)
+	if c.Failed() {
+		tb.Fatal(c.Errors)
+	}
+	pq, err := rego.New(rego.Query(`t := data.gatehouse.text.text; f := data.gatehouse.text.folded; a := count({1 | data.gatehouse.text.ascii}) == 1`),
+		rego.Compiler(c), rego.Store(inmem.New()), rego.StrictBuiltinErrors(true)).PrepareForEval(tb.Context())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pq
+}
+
+func compareText(t testing.TB, pq rego.PreparedEvalQuery, a pdp.Action) {
+	t.Helper()
+	input, params, err := inputAndParams(a)
+	if err != nil {
+		t.Skip("not an input the engine accepts")
+	}
+	text, goErr := actionText(a.Name, params)
+	rs, err := pq.Eval(t.Context(), rego.EvalParsedInput(input))
+	if goErr != nil {
+		if err == nil {
+			t.Fatalf("%+v: Go refused the text (%v), the library computed %q", a, goErr, rs[0].Bindings["t"])
+		}
+		return // both refuse: the engine then evaluates unhinted and fails as the library does
+	}
+	if err != nil || len(rs) != 1 {
+		t.Fatalf("%+v: library: %v %v", a, err, rs)
+	}
+	b := rs[0].Bindings
+	if b["t"] != text || b["f"] != foldText(text) || b["a"] != isASCII(text) {
+		t.Fatalf("%+v:\nGo      %q %q %v\nlibrary %q %q %v", a, text, foldText(text), isASCII(text), b["t"], b["f"], b["a"])
+	}
+}
