@@ -53,10 +53,18 @@ func (e *Engine) EvaluateDraft(ctx context.Context, a pdp.Action, tp pdp.TenantP
 // It holds its own regex cache, so a draft's patterns compile once per
 // draft and never take the place of the tenants' compiled ones. Safe for
 // concurrent use; drop it to free it.
+//
+// Like a published registry tenant, a draft decides with the engine's
+// hints (hintedQuery, candidates from its own adapter.Hinter), falling
+// back to the plain query when the action text cannot be computed in Go;
+// the two decide the same (TestDraftHinted), so a replay or a dry run
+// decides as POST /v1/actions would once the draft is saved.
 type Draft struct {
 	e      *Engine
 	tenant string
 	query  rego.PreparedEvalQuery
+	hinted *rego.PreparedEvalQuery // nil with a custom query (WithQuery)
+	hinter *adapter.Hinter
 	values cache.InterQueryValueCache
 }
 
@@ -76,7 +84,7 @@ func (e *Engine) PrepareDraft(ctx context.Context, tp pdp.TenantPolicies) (*Draf
 	case st.source != "":
 		return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, ErrBundleTenant)
 	}
-	pq, err := e.prepareDraft(ctx, &tp)
+	dr, err := e.prepareDraft(ctx, &tp)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
 	}
@@ -84,7 +92,8 @@ func (e *Engine) PrepareDraft(ctx context.Context, tp pdp.TenantPolicies) (*Draf
 	values := cache.NewInterQueryValueCache(ctx, &cache.Config{
 		InterQueryBuiltinValueCache: cache.InterQueryBuiltinValueCacheConfig{MaxNumEntries: &n},
 	})
-	return &Draft{e: e, tenant: tp.TenantID, query: pq, values: values}, nil
+	dr.values = values
+	return dr, nil
 }
 
 // Evaluate decides a with the draft's policies, as Evaluate would decide
@@ -98,9 +107,18 @@ func (d *Draft) evaluate(ctx context.Context, a pdp.Action, start time.Time, val
 	if a.TenantID != d.tenant {
 		return nil, fmt.Errorf("%w: draft of tenant %q for an action of %q", pdp.ErrEvaluationFailed, d.tenant, a.TenantID)
 	}
-	input, err := inputValue(a)
+	input, params, err := inputAndParams(a)
 	if err != nil {
 		return nil, fmt.Errorf("%w: input: %w", pdp.ErrEvaluationFailed, err)
+	}
+	if d.hinted != nil {
+		if wrapped, ok := hintedInput(d.hinter, a, input, params); ok {
+			rs, err := d.e.run(ctx, d.tenant, *d.hinted, wrapped, values)
+			if err != nil {
+				return nil, err
+			}
+			return decisionOfAST(rs, start)
+		}
 	}
 	rs, err := d.e.run(ctx, d.tenant, d.query, input, values)
 	if err != nil {
@@ -111,7 +129,7 @@ func (d *Draft) evaluate(ctx context.Context, a pdp.Action, start time.Time, val
 
 // prepareDraft compiles tp with the library into a throwaway unit, the way
 // unitFor and prepare do for published tenants.
-func (e *Engine) prepareDraft(ctx context.Context, tp *pdp.TenantPolicies) (rego.PreparedEvalQuery, error) {
+func (e *Engine) prepareDraft(ctx context.Context, tp *pdp.TenantPolicies) (*Draft, error) {
 	modules := make(map[string]*ast.Module, len(e.library)+len(tp.Policies))
 	for p, m := range e.library {
 		modules[p] = m
@@ -128,7 +146,7 @@ func (e *Engine) prepareDraft(ctx context.Context, tp *pdp.TenantPolicies) (rego
 	// A draft is held to the compile budget a write is held to: it would
 	// cost the compile pool as much.
 	if cost > e.cfg.CompileBudget {
-		return rego.PreparedEvalQuery{}, budgetError(cost, e.cfg.CompileBudget)
+		return nil, budgetError(cost, e.cfg.CompileBudget)
 	}
 	var compiler *ast.Compiler
 	err := e.pool.do(ctx, func() error {
@@ -140,7 +158,7 @@ func (e *Engine) prepareDraft(ctx context.Context, tp *pdp.TenantPolicies) (rego
 		return nil
 	})
 	if err != nil {
-		return rego.PreparedEvalQuery{}, err
+		return nil, err
 	}
 	store := inmem.NewFromObjectWithOpts(map[string]any{
 		adapter.Root: map[string]any{
@@ -150,5 +168,17 @@ func (e *Engine) prepareDraft(ctx context.Context, tp *pdp.TenantPolicies) (rego
 	}, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
 	// Strict like every published tenant's query: a draft decides exactly
 	// as POST /v1/actions would once it is saved.
-	return e.prepareQuery(ctx, compiler, store)
+	pq, err := e.prepareQuery(ctx, compiler, store)
+	if err != nil {
+		return nil, err
+	}
+	d := &Draft{e: e, tenant: tp.TenantID, query: pq}
+	if e.query == adapter.DecisionQuery {
+		hq, err := e.prepareHinted(ctx, compiler, store)
+		if err != nil {
+			return nil, err
+		}
+		d.hinted, d.hinter = &hq, adapter.NewHinter(tp)
+	}
+	return d, nil
 }
