@@ -77,7 +77,7 @@ func seedStore(t testing.TB, path string, s *scale.Scale) string {
 			first = key
 		}
 		if _, err := db.CreateTenant(ctx, store.Tenant{ID: tp.TenantID, Name: tp.TenantID, Tier: store.TierEnterprise, Mode: pdp.ModeEnforcement, ApprovalMode: "enterprise"},
-			store.APIKey{ID: "key_" + tp.TenantID, Hash: store.HashAPIKey(key), Prefix: store.KeyPrefix(key)}); err != nil {
+			store.OwnerKey(store.APIKey{ID: "key_" + tp.TenantID, Hash: store.HashAPIKey(key), Prefix: store.KeyPrefix(key)})); err != nil {
 			t.Fatal(err)
 		}
 		for _, p := range tp.Policies {
