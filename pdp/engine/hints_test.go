@@ -311,7 +311,10 @@ func TestHintsDifferential(t *testing.T) {
 	if fired[0] == 0 || fired[1] == 0 || fired[3] == 0 {
 		t.Fatalf("the generator should produce decisions with 0, 1 and 3+ violations: %v", fired)
 	}
-	if shadowed == shadowOnly || shadowOnly == 0 {
+	// Shadow hits beside violations and alone: ~3% and ~1% of actions, so
+	// required from the default 3,000 actions on (600 with -short may see
+	// none of one kind).
+	if hintCount(t) >= 3000 && (shadowed == shadowOnly || shadowOnly == 0) {
 		t.Fatalf("the generator should produce shadow hits beside violations (%d) and alone (%d)", shadowed-shadowOnly, shadowOnly)
 	}
 }
