@@ -103,7 +103,7 @@ func mustCost(t *testing.T, pattern string) int {
 }
 
 // TestCorpusAccepted checks that every pattern Gatehouse ships or documents
-// is accepted under the cost bounds: the seed (CONTRACT, the Novyx docs'
+// is accepted under the cost bounds: the seed (docs/api.md part A, the Novyx docs'
 // agent-scoped example), the examples/ policies, and the bench worlds of
 // test/scale (every policy, and every tenant within MaxTenantCost).
 func TestCorpusAccepted(t *testing.T) {

@@ -47,7 +47,7 @@ import (
 // issue's attacker pattern (~113 branches `.{1000}X`, which RE2 factors to
 // `.{1000}[a-z]`) costs 2,003 and is refused.
 const (
-	// MaxActionTextBytes is the most bytes of action text (CONTRACT A3's
+	// MaxActionTextBytes is the most bytes of action text (docs/api.md §A3's
 	// compact JSON of action and params) a decision may match rules
 	// against. A larger action is refused (413), never truncated: a cut
 	// text could hide a match.

@@ -6,7 +6,7 @@
 // it — and reports every problem with the path of the field, so a typo such
 // as "sevrity" can never silently weaken a policy. Document.Policy (or
 // Validate, for a pdp.Policy built elsewhere) then checks every value against
-// CONTRACT A3 and returns the normalized policy: step types upper-case,
+// docs/api.md §A3 and returns the normalized policy: step types upper-case,
 // severities and outcomes lower-case, defaults filled in, duplicates
 // removed. Both steps return pdp.ValidationErrors holding every problem at
 // once, each a *pdp.ValidationError whose message reads "field: reason".

@@ -25,7 +25,7 @@ const MaxDocumentBytes = 1 << 20
 // Format is the encoding of a policy document.
 type Format int
 
-// Formats. YAML has the same schema as JSON (CONTRACT A3).
+// Formats. YAML has the same schema as JSON (docs/api.md §A3).
 const (
 	FormatJSON Format = iota
 	FormatYAML
@@ -236,7 +236,10 @@ func (w *docWalker) object(raw json.RawMessage, path string, fields map[string]f
 		set, known := fields[key]
 		switch {
 		case !known:
-			w.fail(path, "unknown field %q", shorten(key))
+			// Strict on purpose (docs/api.md §A3): a misspelt
+			// context_requires or on_violation would otherwise silently
+			// weaken the policy.
+			w.fail(path, "unknown field %q (policies are strict: a misspelt field would silently weaken the policy)", shorten(key))
 		case seen[key]:
 			w.fail(path, "duplicate field %q", key)
 		default:

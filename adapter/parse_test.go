@@ -270,12 +270,12 @@ func TestDecodeErrors(t *testing.T) {
 		want   []string
 	}{
 		// Unknown and repeated fields.
-		{"unknown top-level field", `{"name":"x","nmae":"y"}`, FormatJSON, []string{`unknown field "nmae"`}},
+		{"unknown top-level field", `{"name":"x","nmae":"y"}`, FormatJSON, []string{`unknown field "nmae" (policies are strict: a misspelt field would silently weaken the policy)`}},
 		{"unknown rule field", `{"rules":[{"match":"a"},{"match":"b","sevrity":"low"}]}`, FormatJSON,
-			[]string{`rules[1]: unknown field "sevrity"`}},
-		{"field names are case-sensitive", `{"Name":"x"}`, FormatJSON, []string{`unknown field "Name"`}},
+			[]string{`rules[1]: unknown field "sevrity" (policies are strict: a misspelt field would silently weaken the policy)`}},
+		{"field names are case-sensitive", `{"Name":"x"}`, FormatJSON, []string{`unknown field "Name" (policies are strict: a misspelt field would silently weaken the policy)`}},
 		{"long unknown field is shortened", `{"` + strings.Repeat("x", 70) + `":1}`, FormatJSON,
-			[]string{`unknown field "` + strings.Repeat("x", 64) + `…"`}},
+			[]string{`unknown field "` + strings.Repeat("x", 64) + `…" (policies are strict: a misspelt field would silently weaken the policy)`}},
 		{"duplicate top-level field", `{"name":"a","name":"b"}`, FormatJSON, []string{`duplicate field "name"`}},
 		{"duplicate rule field", `{"rules":[{"severity":"critical","severity":"low"}]}`, FormatJSON,
 			[]string{`rules[0]: duplicate field "severity"`}},
@@ -302,8 +302,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"enabled string", `{"enabled":"true"}`, FormatJSON, []string{"enabled: must be a boolean"}},
 		{"enabled number", `{"enabled":1}`, FormatJSON, []string{"enabled: must be a boolean"}},
 		{"every problem at once", `{"name":1,"x":2,"rules":[{"severity":3,"y":4},5]}`, FormatJSON, []string{
-			"name: must be a string", `unknown field "x"`, "rules[0].severity: must be a string",
-			`rules[0]: unknown field "y"`, "rules[1]: must be an object"}},
+			"name: must be a string", `unknown field "x" (policies are strict: a misspelt field would silently weaken the policy)`, "rules[0].severity: must be a string",
+			`rules[0]: unknown field "y" (policies are strict: a misspelt field would silently weaken the policy)`, "rules[1]: must be an object"}},
 
 		// The document as a whole.
 		{"null document", `null`, FormatJSON, []string{"the policy document must be an object"}},
@@ -319,7 +319,7 @@ func TestDecodeErrors(t *testing.T) {
 
 		// YAML: same schema, same messages.
 		{"YAML unknown field", "name: x\nrules:\n  - match: a\n    sevrity: low\n", FormatYAML,
-			[]string{`rules[0]: unknown field "sevrity"`}},
+			[]string{`rules[0]: unknown field "sevrity" (policies are strict: a misspelt field would silently weaken the policy)`}},
 		{"YAML wrong type", "name: [x]\nrules:\n  - severity: 3\n", FormatYAML,
 			[]string{"name: must be a string", "rules[0].severity: must be a string"}},
 		{"YAML number name", "name: 2024\n", FormatYAML, []string{"name: must be a string"}},
@@ -362,7 +362,7 @@ func TestDecodeFieldOfProblems(t *testing.T) {
 	if !errors.As(err, &ve) {
 		t.Fatalf("errors.As(%v, *pdp.ValidationError) = false", err)
 	}
-	if ve.Field != "rules[0]" || ve.Reason != `unknown field "sevrity"` {
+	if ve.Field != "rules[0]" || ve.Reason != `unknown field "sevrity" (policies are strict: a misspelt field would silently weaken the policy)` {
 		t.Errorf("got Field %q Reason %q", ve.Field, ve.Reason)
 	}
 }

@@ -341,7 +341,7 @@ func (g *textGen) classRune(ranges []rune) rune {
 	}
 }
 
-// actionText builds the action text as CONTRACT A3 defines it: compact JSON
+// actionText builds the action text as docs/api.md §A3 defines it: compact JSON
 // of {"action", "params"}, keys sorted, no HTML escaping, non-ASCII left as
 // is (encoding/json still escapes U+2028 and U+2029, which are undone; an
 // escaped backslash is consumed as a unit so "\\u2028" in the text stays).

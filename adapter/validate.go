@@ -12,12 +12,11 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 )
 
-// Bounds of a policy document (CONTRACT A3). Lengths of text count
+// Bounds of a policy document (docs/api.md §A3). Lengths of text count
 // characters (runes), not bytes.
 const (
 	maxNameLen        = 64
 	maxDescriptionLen = 1024
-	maxAgentIDLen     = 128
 	maxStepTypes      = 6
 	maxDomains        = 100
 	maxHostnameLen    = 253
@@ -28,8 +27,7 @@ const (
 )
 
 var (
-	namePattern    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	agentIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:@-]{1,128}$`)
+	namePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 )
 
 var (
@@ -105,7 +103,7 @@ func deref[T any](v *T) T {
 	return *v
 }
 
-// Validate checks the content fields of p (Name … Rules) against CONTRACT A3
+// Validate checks the content fields of p (Name … Rules) against docs/api.md §A3
 // and normalizes them in place: step types upper-case, deduplicated, and
 // ["ACTION"] when nil; whitelisted domains lower-case, deduplicated, and an
 // empty (never nil) list when absent; severity and on_violation lower-case,
@@ -187,8 +185,8 @@ func (v *policyChecker) description(d string) string {
 // tenant-wide policy, as leaving it out does (the Novyx SDKs send null or ""
 // interchangeably), rather than an error or an agent with no name.
 func (v *policyChecker) agentID(id string) string {
-	if v.text("agent_id", id, 0) && id != "" && !agentIDPattern.MatchString(id) {
-		v.fail("agent_id", "must be 1-%d characters of letters, digits, '_', '.', ':', '@' or '-'", maxAgentIDLen)
+	if v.text("agent_id", id, 0) && id != "" && !pdp.ValidAgentID(id) {
+		v.fail("agent_id", "%s", pdp.AgentIDRule)
 	}
 	return id
 }
@@ -359,7 +357,7 @@ func (v *policyChecker) rule(at string, r pdp.Rule) pdp.Rule {
 // IsReservedName reports whether name is one of the built-in policies'
 // reserved names: FinancialSafety or DataExfiltration in any (ASCII) case,
 // with or without a "Policy" suffix, such as "financialsafetypolicy" or
-// "DATAEXFILTRATION" (CONTRACT A5).
+// "DATAEXFILTRATION" (docs/api.md §A5).
 func IsReservedName(name string) bool {
 	n := strings.TrimSuffix(lowerASCII(name), "policy")
 	for _, b := range pdp.Builtins {

@@ -156,9 +156,9 @@ func TestDocumentPolicyBounds(t *testing.T) {
 		{"description 1024 runes", func(d *Document) { d.Description = new(strings.Repeat("é", 1024)) }, ""},
 		{"description 1025 runes", func(d *Document) { d.Description = new(strings.Repeat("é", 1025)) },
 			"description: must be at most 1024 characters"},
-		{"agent_id 128", func(d *Document) { d.AgentID = new(strings.Repeat("a", 128)) }, ""},
-		{"agent_id 129", func(d *Document) { d.AgentID = new(strings.Repeat("a", 129)) },
-			"agent_id: must be 1-128 characters of letters, digits, '_', '.', ':', '@' or '-'"},
+		{"agent_id 200", func(d *Document) { d.AgentID = new(strings.Repeat("é", 200)) }, ""},
+		{"agent_id 201", func(d *Document) { d.AgentID = new(strings.Repeat("a", 201)) },
+			"agent_id: must be 1-200 printable characters (letters, digits, spaces, punctuation such as '/' — no control characters)"},
 		{"step_types 6", func(d *Document) { d.StepTypes = repeatList("action", 6) }, ""},
 		{"step_types 7", func(d *Document) { d.StepTypes = repeatList("action", 7) },
 			"step_types: must have at most 6 entries"},
@@ -258,10 +258,10 @@ func TestDocumentPolicyErrors(t *testing.T) {
 			[]string{`name: "DataExfiltrationPolicy" is a reserved name of a built-in policy`}},
 
 		// agent_id
-		{"agent_id with space", func(d *Document) { d.AgentID = new("billing bot") },
-			[]string{"agent_id: must be 1-128 characters of letters, digits, '_', '.', ':', '@' or '-'"}},
-		{"agent_id with slash", func(d *Document) { d.AgentID = new("a/b") },
-			[]string{"agent_id: must be 1-128 characters of letters, digits, '_', '.', ':', '@' or '-'"}},
+		{"agent_id with a tab", func(d *Document) { d.AgentID = new("billing\tbot") },
+			[]string{"agent_id: must be 1-200 printable characters (letters, digits, spaces, punctuation such as '/' — no control characters)"}},
+		{"agent_id with a line separator", func(d *Document) { d.AgentID = new("a\u2028b") },
+			[]string{"agent_id: must be 1-200 printable characters (letters, digits, spaces, punctuation such as '/' — no control characters)"}},
 
 		// step_types
 		{"step_types empty", func(d *Document) { d.StepTypes = []string{} },

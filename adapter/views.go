@@ -6,7 +6,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 )
 
-// BuiltinNames are the built-ins as decisions name them (CONTRACT A5), in
+// BuiltinNames are the built-ins as decisions name them (docs/api.md §A5), in
 // the order policies_evaluated lists them.
 var BuiltinNames = []string{"FinancialSafetyPolicy", "DataExfiltrationPolicy"}
 
@@ -46,7 +46,7 @@ func effectiveViews(tp *pdp.TenantPolicies) map[string]map[string]*scopeView {
 	return out
 }
 
-// scopeViews follows CONTRACT A4 as decision.rego does: an agent's enabled,
+// scopeViews follows docs/api.md §A4 as decision.rego does: an agent's enabled,
 // enforcing policy overrides the tenant-wide one of the same name whatever
 // its step types (a shadow agent copy overrides nothing); then each policy
 // applies to the step types it lists. Shadow policies are in the views

@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -24,9 +24,6 @@ const AgentsDir = "agents"
 
 // maxPolicyFiles bounds the files of one policy tree.
 const maxPolicyFiles = 10000
-
-// agentIDPattern is CONTRACT A3's agent_id.
-var agentIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:@-]{1,128}$`)
 
 // FileError is a problem with one file of a policy tree. Path is relative to
 // the tree's root with "/" separators; Err names the field where there is
@@ -55,14 +52,16 @@ func LoadDir(dir, tenantID string) (pdp.TenantPolicies, error) {
 }
 
 // LoadFS reads the policies of one tenant from a tree of JSON and YAML
-// policy documents (CONTRACT A3):
+// policy documents (docs/api.md §A3):
 //
 //	pii.yaml                      tenant-wide policies, at the top level
 //	agents/billing-bot/pii.yaml   policies of agent billing-bot
 //
 // Each file holds one policy, decoded and validated as the API does; its
 // name comes from the document (the file name is irrelevant). A file under
-// agents/<id>/ belongs to agent <id>, which must be a valid agent_id, and
+// agents/<id>/ belongs to agent <id> (percent-decoded, so an agent_id
+// with "/" or other characters a file name cannot hold is written
+// agents/ops%20bot%2Feu/), which must be a valid agent_id, and
 // its own agent_id field, if set, must say the same; a top-level file must
 // not name an agent. Files must end in .json, .yaml or .yml; names starting
 // with "." (such as .git, or a Kubernetes volume's ..data) are ignored,
@@ -179,13 +178,16 @@ func (l *dirLoader) tree() {
 
 func (l *dirLoader) agents() {
 	names, isDir := l.entries(AgentsDir)
-	for _, agent := range names {
-		dir := AgentsDir + "/" + agent
+	for _, name := range names {
+		dir := AgentsDir + "/" + name
+		// The directory is the agent_id, percent-encoded where a file
+		// name cannot hold it (agents/ops%20bot%2Feu/ is "ops bot/eu").
+		agent, err := url.PathUnescape(name)
 		switch {
-		case !isDir[agent]:
+		case !isDir[name]:
 			l.fail(dir, errors.New("unexpected file: agent-scoped policies go in agents/<agent_id>/"))
-		case !agentIDPattern.MatchString(agent):
-			l.fail(dir+"/", errors.New("directory name is not a valid agent_id: must be 1-128 characters of letters, digits, '_', '.', ':', '@' or '-'"))
+		case err != nil || !pdp.ValidAgentID(agent):
+			l.fail(dir+"/", errors.New("directory name is not a valid agent_id (percent-encoded where needed): "+pdp.AgentIDRule))
 		default:
 			files, isSub := l.entries(dir)
 			for _, name := range files {

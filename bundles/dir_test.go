@@ -170,8 +170,8 @@ func TestLoadDirErrors(t *testing.T) {
 		},
 		{
 			name:  "invalid agent directory",
-			files: map[string]string{"agents/bad agent/p.json": ok},
-			want:  []string{"agents/bad agent/: directory name is not a valid agent_id"},
+			files: map[string]string{"agents/bad%agent/p.json": ok},
+			want:  []string{"agents/bad%agent/: directory name is not a valid agent_id"},
 		},
 		{
 			name:  "file directly in agents",

@@ -1,5 +1,5 @@
 // Package bundles builds, signs, verifies, serves and loads the OPA bundles
-// of Gatehouse tenants (CONTRACT B3), so that a stock `opa` decides exactly
+// of Gatehouse tenants (docs/api.md §B3), so that a stock `opa` decides exactly
 // as Gatehouse does.
 //
 // # Layout

@@ -76,6 +76,10 @@ type HandlerConfig struct {
 	// if its wait had passed: a server shutting down closes it (e.g. from
 	// http.Server.RegisterOnShutdown) so it need not wait out MaxWait.
 	Drain <-chan struct{}
+	// Envelope, when set, builds the body of an error response; the API
+	// passes the one that builds all of its envelopes. Without it the
+	// handler builds the same envelope itself (docs/api.md §A1).
+	Envelope func(status int, code, message string) []byte
 }
 
 // NewHandler returns the handler of GET (and HEAD) /v1/bundles/{tenant}.tar.gz,
@@ -227,24 +231,34 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if se.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
 	}
-	writeEnvelope(w, se.Status, se.Code, se.Message)
+	envelope := h.cfg.Envelope
+	if envelope == nil {
+		envelope = defaultEnvelope
+	}
+	b := envelope(se.Status, se.Code, se.Message)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(se.Status)
+	_, _ = w.Write(b)
 }
 
-// writeEnvelope writes {"error","code","message","status"} in that order.
-func writeEnvelope(w http.ResponseWriter, status int, code, message string) {
+// defaultEnvelope is {"error","code","message","status"} in that order,
+// error being the message for a generic code and the code otherwise.
+func defaultEnvelope(status int, code, message string) []byte {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
+	errField := code
+	if pdp.IsGenericCode(code) {
+		errField = message
+	}
 	_ = enc.Encode(struct {
 		Error   string `json:"error"`
 		Code    string `json:"code"`
 		Message string `json:"message"`
 		Status  int    `json:"status"`
-	}{code, code, message, status})
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(b.Len()))
-	w.WriteHeader(status)
-	_, _ = w.Write(b.Bytes())
+	}{errField, code, message, status})
+	return b.Bytes()
 }
 
 // tenantFromPath returns the last segment of u's path less PathSuffix,

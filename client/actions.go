@@ -130,6 +130,10 @@ type AuditEntry struct {
 	SequenceNumber int64           `json:"sequence_number"`
 	Timestamp      string          `json:"timestamp"` // exactly the text the hash covers
 	Event          string          `json:"event"`
+	Operation      string          `json:"operation"`   // Novyx's name for Event
+	AgentID        *string         `json:"agent_id"`    // metadata.agent_id
+	ArtifactID     *string         `json:"artifact_id"` // metadata.action_id, else policy_name
+	ContentHash    string          `json:"content_hash"`
 	Metadata       json.RawMessage `json:"metadata"`
 	PrevHash       string          `json:"prev_hash"`
 	EntryHash      string          `json:"entry_hash"`

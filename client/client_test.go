@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse-pdp/gatehouse/client"
@@ -108,5 +109,17 @@ func TestConnectorActionsAndListings(t *testing.T) {
 	p, err := c.ListAudit(ctx, client.AuditOptions{Limit: 2})
 	if err != nil || len(p.Entries) == 0 || p.Limit != 2 {
 		t.Fatalf("ListAudit: %+v, %v", p, err)
+	}
+	// Newest first, with Novyx's names beside the chain's.
+	if e := p.Entries[0]; e.Operation != e.Event || !strings.HasPrefix(e.ContentHash, "sha256:") || int(e.SequenceNumber) != p.Total {
+		t.Errorf("newest entry %+v of %d", e, p.Total)
+	}
+	var out strings.Builder
+	if n, err := c.ExportAudit(ctx, client.AuditExportOptions{Format: "jsonl"}, &out); err != nil || n == 0 || strings.Count(out.String(), "\n") != p.Total {
+		t.Errorf("ExportAudit: %d bytes, %d lines for %d entries, %v", n, strings.Count(out.String(), "\n"), p.Total, err)
+	}
+	u, err := c.GetUsage(ctx)
+	if err != nil || u.Tier == "" || !u.Allows("draft_policies") || u.Allows("no_such_feature") {
+		t.Errorf("GetUsage: %+v, %v", u, err)
 	}
 }

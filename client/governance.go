@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -205,7 +207,8 @@ type AgentViolation struct {
 // AgentViolations is a page of an agent's violations, newest first.
 type AgentViolations struct {
 	AgentID    string           `json:"agent_id"`
-	Total      int              `json:"total"`
+	Total      int              `json:"total"`    // every match, across pages
+	Returned   int              `json:"returned"` // this page's size
 	Backend    string           `json:"backend"`
 	Violations []AgentViolation `json:"violations"`
 	Limit      int              `json:"limit"`
@@ -230,7 +233,7 @@ func (c *Client) AgentViolations(ctx context.Context, agentID string, o Violatio
 	return &v, nil
 }
 
-// AuditPage is a page of the audit chain, in chain order.
+// AuditPage is a page of the audit chain, newest first.
 type AuditPage struct {
 	Entries []AuditEntry `json:"entries"`
 	Total   int          `json:"total"`
@@ -242,7 +245,8 @@ type AuditPage struct {
 type AuditOptions struct {
 	Limit, Offset int
 	Since, Until  time.Time
-	// EventType selects one event, e.g. "action_blocked".
+	// EventType selects one event, e.g. "action_blocked", or several,
+	// comma-separated: "action_blocked,action_pending_review".
 	EventType string
 }
 
@@ -263,7 +267,10 @@ func (c *Client) ListAudit(ctx context.Context, o AuditOptions) (*AuditPage, err
 
 // AuditVerification is the answer of VerifyAudit.
 type AuditVerification struct {
-	Valid                bool      `json:"valid"`
+	Valid bool `json:"valid"`
+	// RetainedFromSequence is where the retained chain starts (1 unless
+	// retention pruned older entries).
+	RetainedFromSequence int64     `json:"retained_from_sequence"`
 	Entries              int       `json:"entries"`
 	FirstBadSequence     *int64    `json:"first_bad_sequence"`
 	Timestamp            time.Time `json:"timestamp"`
@@ -278,4 +285,86 @@ func (c *Client) VerifyAudit(ctx context.Context) (*AuditVerification, error) {
 		return nil, err
 	}
 	return &v, nil
+}
+
+// AuditExportOptions select what ExportAudit writes.
+type AuditExportOptions struct {
+	// Format is "csv" (the default), "json" or "jsonl".
+	Format       string
+	Since, Until time.Time
+	EventType    string
+}
+
+// ExportAudit streams the tenant's audit chain (Starter and up), in chain
+// order, in o.Format, into w, and returns how many bytes it wrote.
+func (c *Client) ExportAudit(ctx context.Context, o AuditExportOptions, w io.Writer) (int64, error) {
+	q := url.Values{}
+	if o.Format != "" {
+		q.Set("format", o.Format)
+	}
+	timeQuery(q, "since", o.Since)
+	timeQuery(q, "until", o.Until)
+	if o.EventType != "" {
+		q.Set("event_type", o.EventType)
+	}
+	u := c.base.JoinPath("/v1/audit/export")
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return 0, fmt.Errorf("gatehouse client: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	if c.userAgent != "" {
+		req.Header.Set("User-Agent", c.userAgent)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("gatehouse client: GET /v1/audit/export: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+		return 0, decodeError(resp, raw)
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("gatehouse client: GET /v1/audit/export: %w", err)
+	}
+	return n, nil
+}
+
+// Usage is GET /v1/usage: the tenant's tier, what it may do and how much
+// of it it uses.
+type Usage struct {
+	TenantID     string         `json:"tenant_id"`
+	Tier         string         `json:"tier"`
+	Features     map[string]any `json:"features"` // bool per feature; approval_modes a list
+	ApprovalMode string         `json:"approval_mode"`
+	Limits       struct {
+		CustomPolicies *int `json:"custom_policies"` // nil: unlimited
+		RateLimit      *struct {
+			RequestsPerSecond float64 `json:"requests_per_second"`
+			Burst             int     `json:"burst"`
+		} `json:"rate_limit"` // nil: unlimited
+	} `json:"limits"`
+	Usage struct {
+		CustomPolicies   int `json:"custom_policies"`
+		PendingApprovals int `json:"pending_approvals"`
+	} `json:"usage"`
+}
+
+// Allows reports whether the tenant's tier includes feature, e.g.
+// "agent_scoped_policies".
+func (u *Usage) Allows(feature string) bool {
+	b, _ := u.Features[feature].(bool)
+	return b
+}
+
+// GetUsage returns the key's tenant's usage.
+func (c *Client) GetUsage(ctx context.Context) (*Usage, error) {
+	var u Usage
+	if err := c.do(ctx, http.MethodGet, "/v1/usage", nil, nil, &u); err != nil {
+		return nil, err
+	}
+	return &u, nil
 }

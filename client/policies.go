@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Rule is one rule of a policy (CONTRACT A3).
+// Rule is one rule of a policy (docs/api.md §A3).
 type Rule struct {
 	// Match is an RE2 regular expression, matched case-insensitively
 	// against the action text.

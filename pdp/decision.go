@@ -34,7 +34,7 @@ type Action struct {
 	StepType string         `json:"step_type,omitempty"`
 }
 
-// Violation is one rule hit (CONTRACT A7). Rule is the 0-based rule index
+// Violation is one rule hit (docs/api.md §A7). Rule is the 0-based rule index
 // inside the policy; built-ins number their checks the same way.
 type Violation struct {
 	Policy      string   `json:"policy"`

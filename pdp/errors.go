@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Error codes of the contract's error envelope (CONTRACT A1), in one place.
+// Error codes of the contract's error envelope (docs/api.md §A1), in one place.
 const (
 	CodeUnauthorized          = "UNAUTHORIZED"
 	CodeRateLimited           = "RATE_LIMITED"
@@ -25,7 +25,7 @@ const (
 	CodeReadOnly              = "novyx_ram.v1.control.read_only"
 	CodeActionNotFound        = "actions.not_found"
 
-	// Approvals, the dashboard and the audit chain (CONTRACT A8, A9).
+	// Approvals, the dashboard and the audit chain (docs/api.md §A8, A9).
 	CodeInvalidDecision        = "novyx_ram.v1.control.invalid_decision"
 	CodeConfirmationRequired   = "novyx_ram.v1.control.confirmation_required"
 	CodeApproverNotEligible    = "novyx_ram.v1.control.approver_not_eligible"
@@ -96,4 +96,12 @@ func (es ValidationErrors) As(target any) bool {
 		return true
 	}
 	return false
+}
+
+// IsGenericCode reports whether code is one of the generic, upper-case
+// codes (UNAUTHORIZED, VALIDATION_ERROR, …) rather than a namespaced one
+// (novyx_ram.v1.control.*, actions.not_found): their envelopes differ in
+// what "error" holds (docs/api.md §A1).
+func IsGenericCode(code string) bool {
+	return code != "" && !strings.Contains(code, ".")
 }

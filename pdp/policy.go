@@ -2,7 +2,7 @@ package pdp
 
 import "time"
 
-// Severity ranks how serious a rule's hit is (CONTRACT A3).
+// Severity ranks how serious a rule's hit is (docs/api.md §A3).
 type Severity string
 
 // Severities, strongest first.
@@ -28,7 +28,7 @@ func (s Severity) Rank() int {
 	return 0
 }
 
-// Weight is the severity's factor in risk_score (CONTRACT A7).
+// Weight is the severity's factor in risk_score (docs/api.md §A7).
 func (s Severity) Weight() float64 {
 	switch s {
 	case SeverityCritical:
@@ -157,7 +157,7 @@ func (p *Policy) Scope() Scope {
 }
 
 // Built-in policy names as they appear in the policy list and CRUD
-// (CONTRACT A5).
+// (docs/api.md §A5).
 const (
 	BuiltinFinancialSafety  = "FinancialSafety"
 	BuiltinDataExfiltration = "DataExfiltration"

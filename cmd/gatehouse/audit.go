@@ -27,7 +27,7 @@ func traceStore(s store.Store, tp trace.TracerProvider, opts ...store.TraceOptio
 
 const auditUsage = `Usage: gatehouse audit verify --tenant T [flags]
 
-Recomputes tenant T's audit chain (CONTRACT A10) from the store, as GET
+Recomputes tenant T's audit chain (docs/api.md §A10) from the store, as GET
 /v1/audit/verify does, and prints one JSON line on stdout:
   {"tenant_id":"T","valid":true,"entries":N,"first_bad_sequence":null,"timestamp":"..."}
 The store may be in use by a running server.
@@ -51,6 +51,9 @@ type auditReport struct {
 	Entries          int    `json:"entries"`
 	FirstBadSequence *int64 `json:"first_bad_sequence"`
 	Timestamp        string `json:"timestamp"`
+	// RetainedFromSequence is where the retained chain starts (1 unless
+	// retention pruned older entries).
+	RetainedFromSequence int64 `json:"retained_from_sequence"`
 	// Reason says what is wrong when the chain is not valid (the store's
 	// Reason* sentences).
 	Reason string `json:"reason,omitempty"`
@@ -128,6 +131,7 @@ func auditVerify(ctx context.Context, cfg Config, tenantID string, s stdio) int 
 	line, err := json.Marshal(auditReport{
 		TenantID: tenantID, Valid: v.Valid, Entries: v.Entries, FirstBadSequence: v.FirstBadSequence,
 		Timestamp: time.Now().UTC().Format("2006-01-02T15:04:05.000000Z"), Reason: v.Reason,
+		RetainedFromSequence: max(v.RetainedFrom, 1),
 	})
 	if err != nil {
 		return failf(exitFail, "%v", err)

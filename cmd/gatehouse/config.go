@@ -18,7 +18,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-// Config is every setting of `gatehouse serve` (CONTRACT B1). Each one is
+// Config is every setting of `gatehouse serve` (docs/api.md §B1). Each one is
 // read from its flag, else its GATEHOUSE_* environment variable, else the
 // YAML config file, else its default: see settings for the three spellings
 // of each. The zero value of a field means its default; Defaults fills them
@@ -56,6 +56,8 @@ type Config struct {
 	Metrics   MetricsConfig   `json:"metrics"`
 	// DecisionLog holds the decision log's settings (config_decisionlog.go).
 	DecisionLog DecisionLogConfig `json:"decision_log"`
+	// AuditRetention prunes old audit entries (config_retention.go).
+	AuditRetention AuditRetentionConfig `json:"audit_retention"`
 }
 
 // EngineConfig is the config file's spelling of engine.Config; the engine
@@ -133,6 +135,7 @@ func (c Config) Defaults() Config {
 		CompileBudget:              e.CompileBudget,
 	}
 	c.DecisionLog = c.DecisionLog.defaults()
+	c.AuditRetention = c.AuditRetention.defaults()
 	return c.opsDefaults()
 }
 
@@ -174,6 +177,9 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.DecisionLog.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.AuditRetention.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -388,6 +394,8 @@ var serveSettings = []*setting{
 	setDecisionLog, setDecisionLogPath, setDecisionLogMaxSizeMB, setDecisionLogMaxFiles,
 	setDecisionLogURL, setDecisionLogBatchSize, setDecisionLogFlushInterval,
 	setDecisionLogBufferSize, setDecisionLogMask,
+	setAuditRetention, setAuditRetentionFree, setAuditRetentionStarter, setAuditRetentionPro,
+	setAuditRetentionEnterprise, setAuditPruneInterval,
 }
 
 // envConfig names the variable that may hold the config file's path.
@@ -440,7 +448,7 @@ func (v *flagValue) Set(raw string) error {
 func (v *flagValue) IsBoolFlag() bool { return v.s.isBool }
 
 // load builds the Config: defaults, overlaid by the config file, by the
-// environment, then by the flags given (CONTRACT B1's precedence), and
+// environment, then by the flags given (docs/api.md §B1's precedence), and
 // validates it. It returns every problem found, not just the first. Only
 // the settings bound to the FlagSet are read from the environment, so an
 // unrelated variable cannot break a subcommand that does not use it.

@@ -10,7 +10,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/bundles"
 )
 
-// BundleConfig holds the bundle settings of `serve` (CONTRACT B3): how the
+// BundleConfig holds the bundle settings of `serve` (docs/api.md §B3): how the
 // bundles it serves are signed, and the bundles a read-only server decides
 // with.
 type BundleConfig struct {

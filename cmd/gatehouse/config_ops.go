@@ -82,7 +82,7 @@ func (h HTTPConfig) validate() error {
 }
 
 // RateLimitConfig is the default request rate limit of each tier, per API
-// key (CONTRACT A1); "0", the default, is unlimited. A tenant's own limit,
+// key (docs/api.md §A1); "0", the default, is unlimited. A tenant's own limit,
 // set with the admin API, overrides its tier's.
 type RateLimitConfig struct {
 	Free       RateSpec `json:"free"`

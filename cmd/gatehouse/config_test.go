@@ -53,7 +53,7 @@ func TestConfigDefaults(t *testing.T) {
 	}
 }
 
-// TestConfigPrecedence: flag > env > file > default (CONTRACT B1), for
+// TestConfigPrecedence: flag > env > file > default (docs/api.md §B1), for
 // every kind of setting.
 func TestConfigPrecedence(t *testing.T) {
 	file := writeFile(t, "g.yaml", `

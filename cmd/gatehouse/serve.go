@@ -40,7 +40,7 @@ const (
 	// and this is the fallback for notifications lost while the listener
 	// reconnects; on SQLite it is the only way. A write is enforced by every
 	// replica within max(notification latency, refreshInterval + one
-	// refresh): inside the contract's 1 s (CONTRACT A4), at the cost of one
+	// refresh): inside the contract's 1 s (docs/api.md §A4), at the cost of one
 	// query every interval. See registry.Watch.
 	refreshInterval = 500 * time.Millisecond
 	// telemetryFlushTimeout bounds exporting the last spans on exit.
@@ -204,6 +204,11 @@ func serve(ctx context.Context, cfg Config, s stdio, logger *slog.Logger, sigs <
 	var bg sync.WaitGroup
 	bg.Go(func() { reg.Watch(bgCtx, refreshInterval) })
 	bw.run(bgCtx, eng, logger, &bg)
+	if err := startRetention(bgCtx, cfg.AuditRetention, st, logger, &bg); err != nil {
+		stopBackground()
+		bg.Wait()
+		return err
+	}
 	defer func() {
 		stopBackground()
 		bg.Wait()

@@ -16,7 +16,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/registry"
 )
 
-// bundleWiring is serve's part in bundles (CONTRACT B3). A normal server
+// bundleWiring is serve's part in bundles (docs/api.md §B3). A normal server
 // serves GET /v1/bundles/{tenant}.tar.gz from a cache that the registry
 // wakes after every publish. A read-only server (--bundle) decides with the
 // bundles it reads instead: the engine's tenants come from them, and the

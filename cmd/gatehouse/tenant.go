@@ -60,7 +60,7 @@ func cmdTenant(ctx context.Context, args []string, s stdio) int {
 }
 
 // tenantCreated is the line `tenant create` prints, the same object the
-// admin API's POST /v1/admin/tenants returns (CONTRACT B1, B2).
+// admin API's POST /v1/admin/tenants returns (docs/api.md §B1, B2).
 type tenantCreated struct {
 	TenantID string `json:"tenant_id"`
 	Name     string `json:"name"`

@@ -44,8 +44,11 @@ func (s *server) submitAction(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	// Unknown top-level fields are ignored, as Novyx ignores them
+	// (docs/api.md §A7): a newer SDK sending a field this server does not
+	// know must still be decided. The known ones are checked strictly.
 	var b actionBody
-	if err := decodeStrict(body, &b); err != nil {
+	if err := decodeLenient(body, &b); err != nil {
 		fail(c, err)
 		return
 	}
@@ -279,13 +282,16 @@ func (s *server) listActions(c *gin.Context) {
 	limit := queryInt(c, "limit", defaultListLimit, 1, maxListLimit, &es)
 	offset := queryInt(c, "offset", 0, 0, maxListOffset, &es)
 	status := pdp.Status(c.Query("status"))
+	if err := es.Err(); err != nil {
+		fail(c, err)
+		return
+	}
 	switch status {
 	case "", pdp.StatusAllowed, pdp.StatusBlocked, pdp.StatusPendingReview, pdp.StatusApproved, pdp.StatusDenied:
 	default:
-		es = append(es, &pdp.ValidationError{Field: "status", Reason: "must be one of allowed, blocked, pending_review, approved, denied"})
-	}
-	if err := es.Err(); err != nil {
-		fail(c, err)
+		// A status no action has matches none (docs/api.md §A7), as a
+		// filter does in Novyx: an empty list, not an error.
+		writeJSON(c, http.StatusOK, gin.H{"actions": []actionView{}, "total": 0})
 		return
 	}
 	recs, total, err := s.life.Actions(c.Request.Context(), tenant(c).ID, store.ActionQuery{Status: status, Limit: limit, Offset: offset})
@@ -300,10 +306,11 @@ func (s *server) listActions(c *gin.Context) {
 	writeJSON(c, http.StatusOK, gin.H{"actions": views, "total": total})
 }
 
-// queryInt reads an optional integer query parameter within [lo, hi].
+// queryInt reads an optional integer query parameter within [lo, hi]; an
+// empty one is not given (docs/api.md §A1).
 func queryInt(c *gin.Context, name string, def, lo, hi int, es *pdp.ValidationErrors) int {
-	raw, ok := c.GetQuery(name)
-	if !ok {
+	raw := c.Query(name)
+	if raw == "" {
 		return def
 	}
 	n, err := strconv.Atoi(raw)
@@ -314,7 +321,7 @@ func queryInt(c *gin.Context, name string, def, lo, hi int, es *pdp.ValidationEr
 	return n
 }
 
-// explainView is GET /v1/actions/{id}/explain (CONTRACT A7). approval is
+// explainView is GET /v1/actions/{id}/explain (docs/api.md §A7). approval is
 // null for an action that was never held for review (see approvals.go);
 // audit_trail lists the action's entries of the audit chain;
 // memories_at_time is always null.

@@ -11,7 +11,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-// The admin API (CONTRACT B2) is registered only when an admin token is
+// The admin API (docs/api.md §B2) is registered only when an admin token is
 // configured; adminAuth guards every route.
 
 // tenantView is a tenant as the admin API shows it (never its keys).

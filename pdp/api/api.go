@@ -40,7 +40,7 @@ const (
 // Config holds the API's settings. The zero value of a field means its
 // default; Validate reports every problem at once.
 type Config struct {
-	// AdminToken enables the admin API (CONTRACT B2) when set; without it
+	// AdminToken enables the admin API (docs/api.md §B2) when set; without it
 	// every /v1/admin route answers 404. At least 16 characters.
 	AdminToken string
 	// MaxBodyBytes bounds every request body (default 1 MiB, 64 KiB..64
@@ -215,6 +215,11 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
+	// Route on the path as sent, then unescape the values: an agent_id
+	// may hold "/" (docs/api.md §A3), sent as %2F in
+	// /v1/control/agents/{agent_id}/violations, and must stay one segment.
+	r.UseRawPath = true
+	r.UnescapePathValues = true
 
 	// Each middleware costs nothing when its feature is off: without a
 	// tracer (a no-op provider), requests get no span, only an incoming
@@ -259,6 +264,8 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	actions.GET("/:id/explain", s.explainAction)
 	actions.POST("/:connector", s.submitConnectorAction)
 	actions.POST("/:connector/*operation", s.submitConnectorAction)
+
+	v1.GET("/usage", s.authenticate, s.usage)
 
 	s.bundleRoutes(v1)
 	s.dataRoutes(v1)

@@ -17,7 +17,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-// The approvals queue (CONTRACT A8): the workflow is pdp/lifecycle's;
+// The approvals queue (docs/api.md §A8): the workflow is pdp/lifecycle's;
 // these handlers decode its requests and render its results.
 
 // statusAll is the approvals filter that selects every approval.
@@ -94,16 +94,19 @@ func (s *server) listApprovals(c *gin.Context) {
 	var es pdp.ValidationErrors
 	limit := queryInt(c, "limit", defaultListLimit, 1, maxListLimit, &es)
 	offset := queryInt(c, "offset", 0, 0, maxListOffset, &es)
-	name, raw := "status_filter", c.Query("status_filter")
+	raw := c.Query("status_filter")
 	if raw == "" {
-		name, raw = "status", c.Query("status")
+		raw = c.Query("status")
 	}
 	status, ok := parseApprovalStatus(raw)
-	if !ok {
-		es = append(es, &pdp.ValidationError{Field: name, Reason: "must be one of pending_review, approved, denied, all"})
-	}
 	if err := es.Err(); err != nil {
 		fail(c, err)
+		return
+	}
+	if !ok {
+		// A status no approval has matches none (docs/api.md §A8): an
+		// empty list, not an error.
+		writeJSON(c, http.StatusOK, gin.H{"approvals": []approvalItem{}, "total": 0})
 		return
 	}
 	aps, total, err := s.life.Approvals(c.Request.Context(), tenant(c).ID, store.ApprovalQuery{Status: status, Limit: limit, Offset: offset})
@@ -190,13 +193,14 @@ func readDecisionInput(c *gin.Context) (in lifecycle.DecisionRequest, err error)
 		}
 		*boolField(&in, name) = b
 	}
+	// An empty query parameter is not given (docs/api.md §A1).
 	for _, name := range decisionStrings {
-		if v, ok := c.GetQuery(name); ok {
+		if v := c.Query(name); v != "" {
 			setString(name, v)
 		}
 	}
 	for _, name := range decisionBools {
-		if v, ok := c.GetQuery(name); ok {
+		if v := c.Query(name); v != "" {
 			setBool(name, v)
 		}
 	}

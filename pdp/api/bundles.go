@@ -20,7 +20,7 @@ import (
 // must be longer, or held polls would be cut off mid-answer.
 const BundleMaxWait = 2 * time.Minute
 
-// newBundleHandler wires GET /v1/bundles/{tenant}.tar.gz (CONTRACT B3) when
+// newBundleHandler wires GET /v1/bundles/{tenant}.tar.gz (docs/api.md §B3) when
 // deps has a bundle cache: bundles of the tenant's policies as the store
 // holds them now, built once per revision and signed when the cache signs.
 func (s *server) newBundleHandler(deps Deps) error {
@@ -36,6 +36,9 @@ func (s *server) newBundleHandler(deps Deps) error {
 		MaxWait: BundleMaxWait,
 		Logger:  s.log,
 		Drain:   deps.BundleDrain,
+		Envelope: func(status int, code, message string) []byte {
+			return append((&apiError{Status: status, Code: code, Message: message}).body(), '\n')
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("api: %w", err)

@@ -34,7 +34,9 @@ const maxDraftsRunning = 2
 //   - GET /v1/control/agents names every agent with agent-scoped policies,
 //     so the policies page can show both scopes.
 func (s *server) consoleRoutes(r *gin.Engine, v1 *gin.RouterGroup) {
-	console.Register(r)
+	console.Register(r, func(c *gin.Context, message string) {
+		fail(c, newError(http.StatusNotFound, pdp.CodeNotFound, "%s", message))
+	})
 	p := &playground{server: s, drafts: make(chan struct{}, maxDraftsRunning)}
 	control := v1.Group("/control", s.authenticate, policyRoutes)
 	control.POST("/dry-run", p.dryRun)
@@ -128,7 +130,7 @@ func (p *playground) dryRun(c *gin.Context) {
 	writeJSON(c, http.StatusOK, resp)
 }
 
-// dryRunAction validates the action as POST /v1/actions does (CONTRACT A7).
+// dryRunAction validates the action as POST /v1/actions does (docs/api.md §A7).
 func dryRunAction(b *dryRunBody) (pdp.Action, error) {
 	var es pdp.ValidationErrors
 	a := pdp.Action{AgentID: deref(b.AgentID), StepType: deref(b.StepType)}
@@ -175,7 +177,7 @@ func dryRunAction(b *dryRunBody) (pdp.Action, error) {
 }
 
 // draftPolicy checks a draft as saving it would: the tier's feature first,
-// then the document (CONTRACT A1's order). The enabled-policy limit is not
+// then the document (docs/api.md §A1's order). The enabled-policy limit is not
 // checked: a draft adds nothing.
 func (p *playground) draftPolicy(c *gin.Context, t store.Tenant, b *dryRunBody) (*pdp.Policy, error) {
 	format := adapter.FormatJSON

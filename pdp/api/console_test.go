@@ -129,7 +129,7 @@ func TestDryRunValidation(t *testing.T) {
 		{"no action", map[string]any{}, []string{"action: is required"}},
 		{"empty action", map[string]any{"action": ""}, []string{"action: must not be empty"}},
 		{"long action", map[string]any{"action": strings.Repeat("a", 201)}, []string{"action: must be at most 200"}},
-		{"bad agent", map[string]any{"action": "a", "agent_id": "no spaces"}, []string{"agent_id"}},
+		{"bad agent", map[string]any{"action": "a", "agent_id": "no\ncontrol"}, []string{"agent_id"}},
 		{"bad step", map[string]any{"action": "a", "step_type": "dance"}, []string{"step_type"}},
 		{"params not an object", map[string]any{"action": "a", "params": []int{1}}, []string{"params: must be an object"}},
 		{"format without draft", map[string]any{"action": "a", "draft_format": "yaml"}, []string{"draft_format"}},

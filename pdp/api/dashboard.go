@@ -12,7 +12,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-// The governance dashboard (CONTRACT A9), feature governance_dashboard
+// The governance dashboard (docs/api.md §A9), feature governance_dashboard
 // (Starter and up). The store computes it from its rollups (see
 // store.Dashboards for what is counted where); this file checks the tier
 // and the parameters and renders it.
@@ -151,8 +151,13 @@ func (s *server) dashboard(c *gin.Context) {
 			string(pdp.SeverityLow):      p.Severities.Low,
 		}}
 	}
-	for i, a := range r.ByAgent {
-		v.ViolationsByAgent[i] = agentCountView{AgentID: agentPtr(a.AgentID), Count: a.Count}
+	// Agentless actions are counted under totals only: a client keys this
+	// list by agent, and a null key breaks it (docs/api.md §A9).
+	v.ViolationsByAgent = v.ViolationsByAgent[:0]
+	for _, a := range r.ByAgent {
+		if a.AgentID != "" {
+			v.ViolationsByAgent = append(v.ViolationsByAgent, agentCountView{AgentID: agentPtr(a.AgentID), Count: a.Count})
+		}
 	}
 	for i, b := range r.Series {
 		v.TimeSeries[i] = bucketView{Bucket: b.Start.UTC().Format(time.RFC3339), countsView: viewCounts(b.DashboardCounts)}
@@ -237,5 +242,6 @@ func (s *server) agentViolations(c *gin.Context) {
 			items[i].AuditChainIndex = v.AuditSequence
 		}
 	}
-	writeJSON(c, http.StatusOK, gin.H{"agent_id": agentID, "total": total, "backend": s.gov.st.Backend(), "violations": items, "limit": limit, "offset": offset})
+	// total: every match of the query; returned: this page's size.
+	writeJSON(c, http.StatusOK, gin.H{"agent_id": agentID, "total": total, "returned": len(items), "backend": s.gov.st.Backend(), "violations": items, "limit": limit, "offset": offset})
 }

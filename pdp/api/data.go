@@ -16,7 +16,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/lifecycle"
 )
 
-// dataRoutes serves a subset of OPA's Data API (CONTRACT B3), so OPA
+// dataRoutes serves a subset of OPA's Data API (docs/api.md §B3), so OPA
 // clients can query Gatehouse as they would a sidecar OPA serving the
 // tenant's bundle:
 //   - POST /v1/data/gatehouse/decision/result {"input": {...}} →

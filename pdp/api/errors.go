@@ -25,9 +25,14 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/registry"
 )
 
-// apiError is one response in the contract's error envelope (CONTRACT A1):
-// {"error": code, "code": code, "message", "status"} plus Extra fields.
-// cause, if any, is logged and never sent.
+// apiError is one response in the error envelope (docs/api.md §A1):
+// {"error", "code", "message", "status"} plus Extra fields, where error is
+// the human message for the generic codes (UNAUTHORIZED, VALIDATION_ERROR,
+// NOT_FOUND, …), as Novyx's generic envelope has it, and the code itself
+// for the namespaced ones (novyx_ram.v1.*, actions.not_found), as the
+// Control API's errors have it. body is the one place an envelope is
+// built; every error response goes through render. cause, if any, is
+// logged and never sent.
 type apiError struct {
 	Status  int
 	Code    string
@@ -58,7 +63,11 @@ func (e *apiError) body() json.RawMessage {
 		b.WriteByte(':')
 		b.Write(vb)
 	}
-	field("error", e.Code)
+	if pdp.IsGenericCode(e.Code) {
+		field("error", e.Message)
+	} else {
+		field("error", e.Code)
+	}
 	field("code", e.Code)
 	field("message", e.Message)
 	field("status", e.Status)
@@ -85,7 +94,7 @@ const (
 )
 
 // policyRoutes marks a route whose 400s are invalid_policy rather than
-// VALIDATION_ERROR (CONTRACT A1, A6).
+// VALIDATION_ERROR (docs/api.md §A1, A6).
 func policyRoutes(c *gin.Context) {
 	c.Set(ctxValidationCode, pdp.CodeInvalidPolicy)
 }

@@ -1,6 +1,9 @@
 package api
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -12,7 +15,7 @@ import (
 )
 
 // Governance: the approvals queue (approvals.go), the audit chain
-// (audit.go) and the dashboard (dashboard.go), CONTRACT A8–A10. They need
+// (audit.go) and the dashboard (dashboard.go), docs/api.md §A8–A10. They need
 // a store that keeps an audit chain (store.GovernanceStore); on one that
 // does not, every action is still recorded (without its entry) and these
 // routes answer 501 governance_unavailable rather than pretend.
@@ -36,7 +39,7 @@ func newGovernance(deps Deps) governance {
 	return g
 }
 
-// governanceRoutes registers the routes of CONTRACT A8–A10.
+// governanceRoutes registers the routes of docs/api.md §A8–A10.
 func (s *server) governanceRoutes(v1 *gin.RouterGroup) {
 	approvals := v1.Group("/approvals", s.authenticate, s.needGovernance)
 	approvals.GET("", s.listApprovals)
@@ -45,6 +48,7 @@ func (s *server) governanceRoutes(v1 *gin.RouterGroup) {
 	audit := v1.Group("/audit", s.authenticate, s.needGovernance)
 	audit.GET("", s.listAudit)
 	audit.GET("/verify", s.verifyAudit)
+	audit.GET("/export", s.exportAudit)
 
 	// Beside the policy routes under /control, without their
 	// invalid_policy validation code: these have codes of their own.
@@ -86,13 +90,22 @@ func (s *server) keyID(c *gin.Context) string {
 // the text the entry's hash covers (RFC 3339, UTC, trailing zeros of the
 // fraction removed) and metadata the canonical JSON as stored, so a client
 // can recompute every entry_hash from GET /v1/audit alone.
+//
+// operation, agent_id, artifact_id and content_hash are Novyx's names for
+// what the entry already holds (docs/api.md §A10): the event, the
+// metadata's agent_id, its action_id or policy_name, and the SHA-256 of
+// the entry's canonical form alone (entry_hash also covers prev_hash).
 type entryView struct {
-	SequenceNumber int64  `json:"sequence_number"`
-	Timestamp      string `json:"timestamp"`
-	Event          string `json:"event"`
-	Metadata       any    `json:"metadata"`
-	PrevHash       string `json:"prev_hash"`
-	EntryHash      string `json:"entry_hash"`
+	SequenceNumber int64   `json:"sequence_number"`
+	Timestamp      string  `json:"timestamp"`
+	Event          string  `json:"event"`
+	Operation      string  `json:"operation"`
+	AgentID        *string `json:"agent_id"`
+	ArtifactID     *string `json:"artifact_id"`
+	ContentHash    string  `json:"content_hash"`
+	Metadata       any     `json:"metadata"`
+	PrevHash       string  `json:"prev_hash"`
+	EntryHash      string  `json:"entry_hash"`
 }
 
 func viewEntry(e store.AuditEntry) entryView {
@@ -100,14 +113,41 @@ func viewEntry(e store.AuditEntry) entryView {
 	if len(e.Metadata) == 0 {
 		meta = map[string]any{}
 	}
+	facts := entryFactsOf(e)
 	return entryView{
 		SequenceNumber: e.SequenceNumber,
 		Timestamp:      e.Timestamp.UTC().Format(time.RFC3339Nano),
 		Event:          e.Event,
+		Operation:      e.Event,
+		AgentID:        facts.agentID,
+		ArtifactID:     facts.artifactID,
+		ContentHash:    facts.contentHash,
 		Metadata:       meta,
 		PrevHash:       e.PrevHash,
 		EntryHash:      e.EntryHash,
 	}
+}
+
+// entryFacts are the Novyx-named fields derived from an entry.
+type entryFacts struct {
+	agentID, artifactID *string
+	contentHash         string
+}
+
+func entryFactsOf(e store.AuditEntry) entryFacts {
+	var m struct {
+		AgentID    *string `json:"agent_id"`
+		ActionID   *string `json:"action_id"`
+		PolicyName *string `json:"policy_name"`
+	}
+	_ = json.Unmarshal(e.Metadata, &m) // stored canonical; anything else names nothing
+	f := entryFacts{agentID: m.AgentID, artifactID: m.ActionID}
+	if f.artifactID == nil {
+		f.artifactID = m.PolicyName
+	}
+	sum := sha256.Sum256(store.CanonicalAuditEntry(nil, e.SequenceNumber, e.Timestamp, e.Event, e.Metadata))
+	f.contentHash = store.HashPrefix + hex.EncodeToString(sum[:])
+	return f
 }
 
 func viewEntries(es []store.AuditEntry) []entryView {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -413,12 +414,14 @@ func TestDecisionErrors(t *testing.T) {
 	})
 	t.Run("listing filters", func(t *testing.T) {
 		for q, msg := range map[string]string{
-			"?status_filter=maybe": "status_filter: must be one of pending_review, approved, denied, all",
-			"?status=blocked":      "status: must be one of pending_review, approved, denied, all",
-			"?limit=0":             "limit: must be an integer from 1 to 500",
-			"?offset=-1":           "offset: must be an integer from 0 to",
+			"?limit=0":   "limit: must be an integer from 1 to 500",
+			"?offset=-1": "offset: must be an integer from 0 to",
 		} {
 			expectErrorCode(t, e.get("/v1/approvals"+q, key), http.StatusBadRequest, pdp.CodeValidation, msg)
+		}
+		// A status no approval has matches none.
+		for _, q := range []string{"?status_filter=maybe", "?status=blocked"} {
+			expect(t, e.get("/v1/approvals"+q, key), http.StatusOK, map[string]any{"approvals": []any{}, "total": 0})
 		}
 		// status_filter wins over status; two denied so far (the body-wins
 		// and confidential cases), one approved.
@@ -486,13 +489,20 @@ func TestAuditChain(t *testing.T) {
 	if len(entries) != len(want) {
 		t.Fatalf("%d entries, want %d: %s", len(entries), len(want), mustJSON(entries))
 	}
+	slices.Reverse(entries) // newest first
 	for i, x := range entries {
 		if ev := field(x, "event"); ev != want[i] {
 			t.Errorf("entry %d event %v, want %s", i+1, ev, want[i])
 		}
+		if op := field(x, "operation"); op != want[i] {
+			t.Errorf("entry %d operation %v, want %s", i+1, op, want[i])
+		}
 		if seq := field(x, "sequence_number"); seq != float64(i+1) {
 			t.Errorf("entry %d sequence_number %v", i+1, seq)
 		}
+	}
+	if field(entries[2], "agent_id") != "billing-bot" || field(entries[2], "artifact_id") != "pii_protection" || field(entries[7], "artifact_id") != id {
+		t.Errorf("agent_id/artifact_id: %s", mustJSON(entries))
 	}
 	if m := field(entries[2], "metadata").(map[string]any); m["policy_name"] != "pii_protection" || m["agent_id"] != "billing-bot" || m["scope"] != "agent" || m["enabled"] != false {
 		t.Errorf("policy_disabled metadata %v", m)
@@ -516,6 +526,7 @@ func TestAuditChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	prev := strings.Repeat("0", 64)
+	slices.Reverse(page.Entries)
 	for _, x := range page.Entries {
 		ev, _ := json.Marshal(x.Event)
 		canonical := `{"event":` + string(ev) + `,"metadata":` + string(x.Metadata) + `,"sequence_number":` + strconv.FormatInt(x.SequenceNumber, 10) + `,"timestamp":"` + x.Timestamp + `"}`
@@ -530,6 +541,10 @@ func TestAuditChain(t *testing.T) {
 		"?event_type=policy_created":                               2,
 		"?event_type=nothing_such":                                 0,
 		"?limit=2&offset=6":                                        2,
+		"?event_type=policy_created,%20action_approved":            3,
+		"?limit=&offset=&since=&until=&event_type=":                8,
+		"?since=2000-01-02":                                        8,
+		"?until=2000-01-02T10:00":                                  0,
 		"?since=" + start.Add(30*time.Second).Format(time.RFC3339): 6,
 		"?until=" + start.Add(30*time.Second).Format(time.RFC3339): 2,
 		"?since=" + start.Add(30*time.Second).Format(time.RFC3339) + "&until=" + start.Add(90*time.Second).Format(time.RFC3339): 3,
@@ -543,9 +558,9 @@ func TestAuditChain(t *testing.T) {
 		"?limit=0":                    "limit: must be an integer from 1 to 1000",
 		"?limit=1001":                 "limit: must be an integer from 1 to 1000",
 		"?offset=x":                   "offset: must be an integer",
-		"?since=yesterday":            `since: must be an RFC 3339 timestamp such as 2025-06-01T00:00:00Z (got "yesterday")`,
+		"?since=yesterday":            `since: must be an RFC 3339 timestamp such as 2025-06-01T00:00:00Z, a naive ISO time (UTC) or a date such as 2025-06-01 (got "yesterday")`,
 		"?until=2025-13-01T00:00:00Z": "until: must be an RFC 3339 timestamp",
-		"?event_type=" + "a%20b":      "event_type: must be 1-64 letters",
+		"?event_type=" + "a%20b":      "event_type: each event must be 1-64 letters",
 		"?since=2025-06-02T00:00:00Z&until=2025-06-01T00:00:00Z": "until: must be after since",
 	} {
 		expectErrorCode(t, e.get("/v1/audit"+q, key), http.StatusBadRequest, pdp.CodeValidation, msg)
@@ -611,7 +626,6 @@ func TestDashboard(t *testing.T) {
 		},
 		"violations_by_agent": []any{
 			map[string]any{"agent_id": "ci-bot", "count": 4},
-			map[string]any{"agent_id": nil, "count": 1},
 			map[string]any{"agent_id": "leaky-bot", "count": 1},
 		},
 	})
@@ -657,9 +671,14 @@ func TestDashboard(t *testing.T) {
 	}
 
 	// An agent's violations, newest first.
-	v := expect(t, e.get("/v1/control/agents/ci-bot/violations", key), http.StatusOK, map[string]any{"agent_id": "ci-bot", "total": 4, "backend": "sqlite"})
+	v := expect(t, e.get("/v1/control/agents/ci-bot/violations", key), http.StatusOK, map[string]any{"agent_id": "ci-bot", "total": 4, "returned": 4, "backend": "sqlite"})
 	vs := v["violations"].([]any)
-	wantEvents := []string{"action_denied", "action_pending_review", "action_executed", "action_approved"}
+	// An approved action was executed: its event says so, its status says how.
+	wantEvents := []string{"action_denied", "action_pending_review", "action_executed", "action_executed"}
+	if field(vs[3], "status") != "approved" {
+		t.Errorf("approved violation: %v", vs[3])
+	}
+	expect(t, e.get("/v1/control/agents/ci-bot/violations?limit=1", key), http.StatusOK, map[string]any{"total": 4, "returned": 1})
 	for i, x := range vs {
 		if field(x, "event") != wantEvents[i] {
 			t.Errorf("violation %d event %v, want %s", i, field(x, "event"), wantEvents[i])
@@ -692,7 +711,9 @@ func TestDashboard(t *testing.T) {
 			t.Errorf("no params in %v", got)
 		}
 	}
-	expectErrorCode(t, e.get("/v1/control/agents/bad%20agent/violations", key), http.StatusBadRequest, pdp.CodeInvalidViolationsParam, "agent_id:")
+	expectErrorCode(t, e.get("/v1/control/agents/bad%09agent/violations", key), http.StatusBadRequest, pdp.CodeInvalidViolationsParam, "agent_id:")
+	// Spaces and slashes are an agent_id's own, percent-encoded in the path.
+	expect(t, e.get("/v1/control/agents/ops%20bot%2Feu/violations", key), http.StatusOK, map[string]any{"agent_id": "ops bot/eu", "total": 0})
 
 	// The tier gate comes first.
 	_, free := e.tenantWith(store.TierFree)

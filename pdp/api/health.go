@@ -7,8 +7,8 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// health answers 200 {"status":"ok"} without authentication (CONTRACT
-// B1). New runs only with an open store and a ready engine, so a handler
+// health answers 200 {"status":"ok"} without authentication (docs/api.md
+// §B1). New runs only with an open store and a ready engine, so a handler
 // that answers at all is healthy; it deliberately does no I/O, so load
 // balancers probing it cost nothing.
 //

@@ -213,7 +213,10 @@ func TestTenantIsolation(t *testing.T) {
 	// B is not governed by A's policies; a tenant_id in the body is refused,
 	// not obeyed.
 	expect(t, e.post("/v1/actions", keyB, seedAction), http.StatusOK, map[string]any{"status": "allowed"})
-	expectErrorCode(t, e.post("/v1/actions", keyB, `{"action":"a","tenant_id":"x"}`), 400, pdp.CodeValidation, "tenant_id: unknown field")
+	// Unknown fields are ignored; the tenant is always the key's.
+	id := expect(t, e.post("/v1/actions", keyB, `{"action":"a","tenant_id":"x"}`), http.StatusOK, map[string]any{"status": "allowed"})["action_id"].(string)
+	expect(t, e.get("/v1/actions/"+id, keyB), http.StatusOK, map[string]any{"action": "a"})
+	expectErrorCode(t, e.get("/v1/actions/"+id, keyA), 404, pdp.CodeActionNotFound)
 	// A's policies are intact.
 	expect(t, e.get("/v1/control/policies/pii_protection", keyA), http.StatusOK, map[string]any{"enabled": true, "version": 1})
 	expect(t, e.post("/v1/actions", keyA, seedAction), http.StatusOK, map[string]any{"status": "blocked"})

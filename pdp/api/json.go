@@ -23,7 +23,7 @@ func writeJSON(c *gin.Context, status int, v any) {
 	if err != nil {
 		// Only a bug can get here (every response is a plain struct or map).
 		status = http.StatusInternalServerError
-		b = []byte(`{"error":"INTERNAL","code":"INTERNAL","message":"Internal server error","status":500}`)
+		b = (&apiError{Status: status, Code: pdp.CodeInternal, Message: "Internal server error"}).body()
 	}
 	c.Data(status, "application/json", append(b, '\n'))
 }
@@ -65,6 +65,22 @@ func decodeStrict(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonProblem(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return &pdp.ValidationError{Reason: "unexpected data after the JSON object"}
+	}
+	return nil
+}
+
+// decodeLenient is decodeStrict without the refusal of unknown fields.
+func decodeLenient(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return &pdp.ValidationError{Reason: "the request body is empty; expected a JSON object"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
 		return jsonProblem(err)
 	}

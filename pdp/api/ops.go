@@ -17,7 +17,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-// Operating the API: metrics, per-key rate limits (CONTRACT A1), and the
+// Operating the API: metrics, per-key rate limits (docs/api.md §A1), and the
 // answer to the engine's bound on concurrent evaluations. Everything here
 // refuses work before it is done, or counts it after; none of it changes a
 // decision.
@@ -49,7 +49,7 @@ const rejectRateLimited = "rate_limited"
 // engine.Config.MaxConcurrent; the API turns its refusals into 503s.)
 type Limits struct {
 	// RateLimits is the default request rate limit of each tier, applied
-	// per API key to every request authenticated with one (CONTRACT A1).
+	// per API key to every request authenticated with one (docs/api.md §A1).
 	// A tier not listed, or with 0 requests per second, is unlimited: the
 	// contract's default is off. A tenant's own store.Tenant.RateLimit
 	// (admin API: PATCH /v1/admin/tenants/{id} {"rate_limit": ...})

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -14,7 +15,7 @@ import (
 	library "github.com/gatehouse-pdp/gatehouse/rego"
 )
 
-// connectors are the connectors the Control API advertises (CONTRACT A6).
+// connectors are the connectors the Control API advertises (docs/api.md §A6).
 var connectors = []string{"github", "slack", "linear", "pagerduty", "http"}
 
 // builtinModules are the library files holding each built-in's Rego.
@@ -93,8 +94,8 @@ func (s *server) listPolicies(c *gin.Context) {
 		return
 	}
 	// An enabled agent-scoped policy shadows the tenant-wide one of its
-	// name for that agent (CONTRACT A4) when it enforces; a disabled one,
-	// or one in shadow mode, overrides nothing.
+	// name for that agent (docs/api.md §A4) when it enforces; a disabled
+	// one, or one in shadow mode, overrides nothing.
 	shadowed := map[string]bool{}
 	for _, p := range ps {
 		if p.AgentID != "" && p.Enabled && !p.Shadow() {
@@ -228,7 +229,10 @@ func (s *server) writePolicy(c *gin.Context, pathName string) {
 		return
 	}
 	format := adapter.FormatFromContentType(c.GetHeader("Content-Type"))
-	if err := registry.RequireFeature(t.Tier, registry.PolicyWriteFeature(setsAgentID(body, format))); err != nil {
+	// The scope may also be named in the query, as on GET and DELETE
+	// (docs/api.md §A6): PUT …/policies/{name}?agent_id=X targets X's copy.
+	queryAgent := c.Query("agent_id")
+	if err := registry.RequireFeature(t.Tier, registry.PolicyWriteFeature(queryAgent != "" || setsAgentID(body, format))); err != nil {
 		fail(c, err)
 		return
 	}
@@ -236,6 +240,16 @@ func (s *server) writePolicy(c *gin.Context, pathName string) {
 	if err != nil {
 		fail(c, err)
 		return
+	}
+	if queryAgent != "" {
+		switch {
+		case doc.AgentID == nil || *doc.AgentID == "":
+			doc.AgentID = &queryAgent
+		case *doc.AgentID != queryAgent:
+			fail(c, &pdp.ValidationError{Field: "agent_id", Reason: fmt.Sprintf("the body's %q conflicts with the query's %q; name the scope once, or the same in both",
+				truncate(*doc.AgentID, 64), truncate(queryAgent, 64))})
+			return
+		}
 	}
 	var w registry.Write
 	if pathName == "" {

@@ -134,7 +134,7 @@ func TestListPolicies(t *testing.T) {
 		{"mine", "billing-bot", "agent", false, false},
 		{"pii_protection", "billing-bot", "agent", true, true},
 	})
-	expectErrorCode(t, e.get("/v1/control/policies?agent_id=bad%20agent", key), http.StatusBadRequest, pdp.CodeInvalidPolicy, "agent_id")
+	expectErrorCode(t, e.get("/v1/control/policies?agent_id=bad%09agent", key), http.StatusBadRequest, pdp.CodeInvalidPolicy, "agent_id")
 }
 
 // TestPolicyCRUD walks A6 row by row.
@@ -168,6 +168,12 @@ func TestPolicyCRUD(t *testing.T) {
 			map[string]any{"agent_id": "bot", "scope": "agent", "action": "created", "version": 1}},
 		{"put agent copy", func() response { return put("p", rule("p", "bot", "f")) }, 200,
 			map[string]any{"agent_id": "bot", "scope": "agent", "version": 2}},
+		{"put agent copy by query", func() response { return put("p?agent_id=bot", rule("p", "", "f")) }, 200,
+			map[string]any{"agent_id": "bot", "scope": "agent", "version": 3}},
+		{"put agent copy, query and body agree", func() response { return put("p?agent_id=bot", rule("p", "bot", "f")) }, 200,
+			map[string]any{"agent_id": "bot", "scope": "agent", "version": 4}},
+		{"put conflicting scopes", func() response { return put("p?agent_id=bot", rule("p", "other", "f")) }, 400,
+			map[string]any{"code": pdp.CodeInvalidPolicy}},
 		{"delete", func() response { return del("p") }, 200,
 			map[string]any{"policy_name": "p", "agent_id": nil, "scope": "tenant", "action": "disabled", "version": 5, "message": "Policy 'p' disabled"}},
 		{"delete again", func() response { return del("p") }, 200,
@@ -175,13 +181,13 @@ func TestPolicyCRUD(t *testing.T) {
 		{"get disabled", func() response { return e.get("/v1/control/policies/p", key) }, 200,
 			map[string]any{"enabled": false, "version": 5, "scope": "tenant"}},
 		{"agent copy untouched", func() response { return e.get("/v1/control/policies/p?agent_id=bot", key) }, 200,
-			map[string]any{"enabled": true, "version": 2, "scope": "agent", "agent_id": "bot"}},
+			map[string]any{"enabled": true, "version": 4, "scope": "agent", "agent_id": "bot"}},
 		{"re-post re-enables", func() response { return e.post("/v1/control/policies", key, rule("p", "", "g")) }, 200,
 			map[string]any{"action": "updated", "version": 6}},
 		{"get re-enabled", func() response { return e.get("/v1/control/policies/p", key) }, 200,
 			map[string]any{"enabled": true, "version": 6}},
 		{"delete agent copy", func() response { return del("p?agent_id=bot") }, 200,
-			map[string]any{"agent_id": "bot", "scope": "agent", "action": "disabled", "version": 3}},
+			map[string]any{"agent_id": "bot", "scope": "agent", "action": "disabled", "version": 5}},
 		{"get builtin", func() response { return e.get("/v1/control/policies/FinancialSafety", key) }, 200,
 			map[string]any{"name": "FinancialSafety", "source": "builtin", "agent_id": nil, "scope": "builtin", "enabled": true,
 				"description": "Policy to prevent unauthorized financial operations.", "created_at": nil, "updated_at": nil}},
@@ -281,7 +287,7 @@ func TestInvalidPolicies(t *testing.T) {
 		{"step type", `{"name":"p","step_types":["dance"],"rules":[{"match":"a","severity":"low"}]}`, []string{"step_types"}},
 		{"domain", `{"name":"p","whitelisted_domains":["not a host"],"rules":[{"match":"a","severity":"low"}]}`, []string{"whitelisted_domains[0]"}},
 		{"description", `{"name":"p","description":"` + strings.Repeat("d", 1025) + `","rules":[{"match":"a","severity":"low"}]}`, []string{"description"}},
-		{"agent id", `{"name":"p","agent_id":"bad agent","rules":[{"match":"a","severity":"low"}]}`, []string{"agent_id"}},
+		{"agent id", `{"name":"p","agent_id":"bad\u0007agent","rules":[{"match":"a","severity":"low"}]}`, []string{"agent_id"}},
 		{"malformed", `{"name":"p",`, []string{"invalid JSON"}},
 		{"not an object", `[1,2]`, []string{"object"}},
 		{"trailing", `{"name":"p","rules":[{"match":"a","severity":"low"}]} {}`, []string{"unexpected data"}},

@@ -24,7 +24,8 @@ type Access struct {
 	// Scopes admit a key holding any one of them.
 	Scopes []pdp.KeyScope
 	// AnyKey admits every key of the tenant: the route acts only on the
-	// key itself (POST /v1/keys/rotate without key_id).
+	// key itself (POST /v1/keys/rotate without key_id) or tells any key
+	// what its tenant may do (GET /v1/usage).
 	AnyKey bool
 	// Admin routes take the operator's admin token, not a key.
 	Admin bool
@@ -80,6 +81,8 @@ var RouteAccess = map[string]Access{
 
 	"GET /v1/audit":        scopes(pdp.ScopeAuditRead),
 	"GET /v1/audit/verify": scopes(pdp.ScopeAuditRead),
+	"GET /v1/audit/export": scopes(pdp.ScopeAuditRead),
+	"GET /v1/usage":        {AnyKey: true},
 
 	"GET /v1/control/dashboard":                   scopes(pdp.ScopeDashboardRead),
 	"GET /v1/control/agents/:agent_id/violations": scopes(pdp.ScopeDashboardRead),
@@ -113,7 +116,7 @@ func (a Access) String() string {
 	case a.Admin:
 		return "admin token"
 	case a.AnyKey:
-		return "any key (itself)"
+		return "any key"
 	}
 	out := make([]string, len(a.Scopes))
 	for i, s := range a.Scopes {

@@ -1,4 +1,4 @@
-// Package approval holds the rules of CONTRACT A8's approval modes: whether
+// Package approval holds the rules of docs/api.md §A8's approval modes: whether
 // one approver's decision on a held (pending_review) action may be applied
 // now, and how. It decides nothing about storage — the store applies a
 // decision exactly once — and reads the time only through the clock it is
@@ -30,7 +30,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 )
 
-// Approval modes (CONTRACT A8), weakest first.
+// Approval modes (docs/api.md §A8), weakest first.
 const (
 	Solo       = "solo"
 	Team       = "team"
@@ -40,7 +40,7 @@ const (
 // Modes lists the approval modes, weakest first.
 var Modes = []string{Solo, Team, Enterprise}
 
-// Waiting times of the modes (CONTRACT A8).
+// Waiting times of the modes (docs/api.md §A8).
 const (
 	// SoloDelay is how long after submission a solo-mode approval waits
 	// (the lifecycle holds an earlier one until then).
@@ -54,7 +54,7 @@ const (
 // action in solo mode. It is compared exactly (case-sensitively).
 const Confirmation = "ROLLBACK"
 
-// destructive is CONTRACT A8's test of a destructive action name, matched
+// destructive is docs/api.md §A8's test of a destructive action name, matched
 // anywhere in the name and in any case.
 var destructive = regexp.MustCompile(`(?i)(delete|drop|destroy|remove|truncate|rollback|revoke)`)
 
@@ -70,7 +70,7 @@ const (
 	Deny    Decision = "deny"
 )
 
-// ParseDecision normalizes the spellings CONTRACT A8 accepts, in any case
+// ParseDecision normalizes the spellings docs/api.md §A8 accepts, in any case
 // and with surrounding spaces: approve/approved, deny/denied/reject/rejected.
 func ParseDecision(s string) (Decision, bool) {
 	switch strings.ToLower(strings.TrimSpace(s)) {

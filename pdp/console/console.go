@@ -34,7 +34,11 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 	"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // Register adds GET and HEAD /console and /console/*file to r.
-func Register(r gin.IRoutes) {
+//
+// notFound answers a request for a file the console does not have; the
+// API passes the function that builds its error envelope (one place builds
+// every envelope).
+func Register(r gin.IRoutes, notFound func(c *gin.Context, message string)) {
 	static, err := fs.Sub(assets, "static")
 	if err != nil {
 		panic("console: embedded assets missing: " + err.Error()) // a build defect, caught by every test
@@ -57,10 +61,7 @@ func Register(r gin.IRoutes) {
 			name = "index.html"
 		}
 		if f, err := fs.Stat(static, name); err != nil || f.IsDir() {
-			c.AbortWithStatusJSON(http.StatusNotFound, gin.H{
-				"error": "NOT_FOUND", "code": "NOT_FOUND", "status": http.StatusNotFound,
-				"message": "No console file " + path.Join("/console", name),
-			})
+			notFound(c, "No console file "+path.Join("/console", name))
 			return
 		}
 		// ServeFileFS sets the type by extension and answers conditional

@@ -13,7 +13,9 @@ import (
 func TestRegister(t *testing.T) {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	Register(r)
+	Register(r, func(c *gin.Context, message string) {
+		c.AbortWithStatusJSON(http.StatusNotFound, gin.H{"error": message, "code": "NOT_FOUND", "message": message, "status": http.StatusNotFound})
+	})
 	for _, tc := range []struct {
 		method, path string
 		status       int
@@ -45,7 +47,7 @@ func TestRegister(t *testing.T) {
 			}
 			if tc.status == http.StatusNotFound {
 				var env map[string]any
-				if err := json.Unmarshal(w.Body.Bytes(), &env); err != nil || env["status"] != float64(404) || env["error"] != "NOT_FOUND" {
+				if err := json.Unmarshal(w.Body.Bytes(), &env); err != nil || env["status"] != float64(404) || env["code"] != "NOT_FOUND" {
 					t.Errorf("404 envelope %s (%v)", w.Body.String(), err)
 				}
 			}

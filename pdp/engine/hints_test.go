@@ -234,7 +234,13 @@ func (c *computedViews) decide(t testing.TB, e *Engine, a pdp.Action) (*pdp.Deci
 		}
 		c.queries[a.TenantID] = pq
 	}
-	rs, err := pq.Eval(t.Context(), rego.EvalInput(Input(a)))
+	// Converted as Query converts it (rego.EvalInput would round-trip it
+	// through JSON, which turns a Go nil slice into null, not []).
+	in, err := ast.InterfaceToValue(Input(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := pq.Eval(t.Context(), rego.EvalParsedInput(in))
 	if err != nil {
 		return nil, err
 	}

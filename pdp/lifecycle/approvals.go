@@ -17,7 +17,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-// The approval workflow (CONTRACT A8). A pending_review action is an
+// The approval workflow (docs/api.md §A8). A pending_review action is an
 // approval and its approval_id is the action_id; the queue is read from
 // the actions, and a decision is applied by the store exactly once
 // (store.Approvals) after the tenant's approval mode admitted it

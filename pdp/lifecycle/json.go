@@ -158,7 +158,7 @@ func appendViolations(b []byte, vs []pdp.Violation) ([]byte, error) {
 	return append(b, ']'), nil
 }
 
-// AppendJSON appends the answer of the submission (CONTRACT A7):
+// AppendJSON appends the answer of the submission (docs/api.md §A7):
 // {"action_id","action","agent_id","status","policy_result","message",
 // "trace_id"}, with policy_result the bytes that were stored.
 func (r *Result) AppendJSON(b []byte) []byte {

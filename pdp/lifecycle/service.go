@@ -1,7 +1,7 @@
 // Package lifecycle runs an action through its life, without HTTP: it
 // validates a submitted action, decides it with the engine, records it
 // durably (with its audit entry, group-committed) before answering, takes
-// approvers' decisions on the held ones (CONTRACT A8) and explains any of
+// approvers' decisions on the held ones (docs/api.md §A8) and explains any of
 // them. pdp/api authenticates and translates HTTP to these calls; every
 // rule of the action path lives here, so it is tested and reusable
 // without a server.

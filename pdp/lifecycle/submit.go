@@ -17,7 +17,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-// Bounds of an action (CONTRACT A7).
+// Bounds of an action (docs/api.md §A7).
 const (
 	MaxActionLen   = 200
 	MaxParamsBytes = 64 << 10
@@ -70,7 +70,7 @@ type Result struct {
 	// never nil); DecisionJSON its encoding, as stored.
 	Decision     *pdp.Decision
 	DecisionJSON []byte
-	// Message is the response's sentence for the status (CONTRACT A7).
+	// Message is the response's sentence for the status (docs/api.md §A7).
 	Message string
 }
 
@@ -90,7 +90,7 @@ func (e *ActionTextTooLargeError) Error() string {
 }
 
 // CheckActionText refuses an action whose action text — the compact JSON
-// of {"action", "params"} that rules match, CONTRACT A3 — is longer than
+// of {"action", "params"} that rules match, docs/api.md §A3 — is longer than
 // adapter.MaxActionTextBytes: regex cost is bounded per byte of that text
 // (adapter/cost.go), and a text is never truncated, since a cut could hide
 // a match. The length is Go's encoding, which never undercounts the text
@@ -279,7 +279,7 @@ type evaluationMeta struct {
 
 // record stores an evaluated action durably, with its evaluation entry in
 // the same group-committed transaction when the store keeps a chain
-// (CONTRACT A10: the answer waits for both).
+// (docs/api.md §A10: the answer waits for both).
 func (s *Service) record(ctx context.Context, rec store.ActionRecord, keyID, submitter string, d *pdp.Decision) error {
 	if s.gov == nil {
 		_, err := s.st.InsertAction(ctx, rec)
@@ -339,7 +339,7 @@ func NormalizeDecision(d *pdp.Decision) {
 	}
 }
 
-// Messages of an action (CONTRACT A7), verbatim.
+// Messages of an action (docs/api.md §A7), verbatim.
 const (
 	msgAllowed  = "Action permitted by policy evaluation"
 	msgBlocked  = "Action blocked: "

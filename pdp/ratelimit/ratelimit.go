@@ -1,6 +1,6 @@
 // Package ratelimit keeps one token bucket per key (Gatehouse keys them by
 // API key) and answers whether a request may pass now and, if not, when it
-// may (CONTRACT A1's 429 RATE_LIMITED with its usage and Retry-After).
+// may (docs/api.md §A1's 429 RATE_LIMITED with its usage and Retry-After).
 //
 // A bucket holds Burst tokens and refills at RequestsPerSecond; a request
 // takes one. Its state is two numbers, and a bucket that has refilled to

@@ -10,7 +10,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-// Policy writes append to the tenant's audit chain (CONTRACT A10) in the
+// Policy writes append to the tenant's audit chain (docs/api.md §A10) in the
 // same transaction as the write when the store keeps one
 // (store.AuditedWrites); the store fills in the event and the policy's
 // facts. A store without a chain (PostgreSQL, for now) writes as before.

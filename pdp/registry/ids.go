@@ -6,7 +6,7 @@ import (
 	"io"
 )
 
-// KeyPrefix starts every API key (CONTRACT A1).
+// KeyPrefix starts every API key (docs/api.md §A1).
 const KeyPrefix = "nram_"
 
 // keyRandomChars is how many base62 characters follow the prefix: 40 of

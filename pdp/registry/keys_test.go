@@ -106,7 +106,7 @@ func TestKeysNeverGiveMoreRights(t *testing.T) {
 	if _, err := identify(t, reg, adminSecret); !errors.Is(err, registry.ErrUnauthorized) {
 		t.Errorf("a revoked key authenticates: %v", err)
 	}
-	for _, bad := range []registry.NewKey{{}, {Name: "x", Role: "boss"}, {Name: "x", Scopes: []pdp.KeyScope{"root"}}, {Name: "x", StepTypes: []string{"dream"}}, {Name: "x", AgentID: "a b"}} {
+	for _, bad := range []registry.NewKey{{}, {Name: "x", Role: "boss"}, {Name: "x", Scopes: []pdp.KeyScope{"root"}}, {Name: "x", StepTypes: []string{"dream"}}, {Name: "x", AgentID: "a\x01b"}} {
 		var ve *pdp.ValidationError
 		if _, _, err := reg.CreateTenantKey(t.Context(), owner.Key, bad); !errors.As(err, &ve) {
 			t.Errorf("%+v: %v, want a validation error", bad, err)

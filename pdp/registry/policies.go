@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/gatehouse-pdp/gatehouse/adapter"
@@ -27,21 +26,17 @@ type Write struct {
 	Revision uint64
 }
 
-// agentIDPattern is CONTRACT A3's agent_id rule (the same one adapter
-// applies to a policy document's agent_id).
-var agentIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:@-]{1,128}$`)
-
 // CheckAgentID returns a *pdp.ValidationError naming field unless id is ""
 // (no agent) or a valid agent ID.
 func CheckAgentID(field, id string) error {
-	if id == "" || agentIDPattern.MatchString(id) {
+	if id == "" || pdp.ValidAgentID(id) {
 		return nil
 	}
-	return pdp.Invalid(field, "must be 1-128 characters of letters, digits, '_', '.', ':', '@' or '-'")
+	return pdp.Invalid(field, "%s", pdp.AgentIDRule)
 }
 
 // Builtin returns the built-in policy that name reserves (any case, with or
-// without a "Policy" suffix; CONTRACT A5).
+// without a "Policy" suffix; docs/api.md §A5).
 func Builtin(name string) (pdp.Builtin, bool) {
 	if !adapter.IsReservedName(name) {
 		return pdp.Builtin{}, false
@@ -56,7 +51,7 @@ func Builtin(name string) (pdp.Builtin, bool) {
 }
 
 // Put creates or updates the policy doc describes at its scope (POST,
-// CONTRACT A6): version 1 when created, +1 on every update; a disabled
+// docs/api.md §A6): version 1 when created, +1 on every update; a disabled
 // policy is re-enabled unless doc says enabled: false. Checks run in the
 // contract's order: the tier's feature (agent-scoped or custom policies),
 // then the document (pdp.ValidationErrors naming every bad field, reserved
@@ -167,7 +162,7 @@ func (r *Registry) checkBudgets(ctx context.Context, tenantID string, p *pdp.Pol
 	return err
 }
 
-// Disable soft-deletes a policy (DELETE, CONTRACT A6): enabled=false at
+// Disable soft-deletes a policy (DELETE, docs/api.md §A6): enabled=false at
 // version+1. Disabling a policy that is already disabled changes nothing —
 // no new version, no new revision — and returns it as it is, so a repeated
 // DELETE is an idempotent 200. A built-in name is ErrCannotDeleteBuiltin;

@@ -205,7 +205,7 @@ func TestDisable(t *testing.T) {
 			t.Errorf("Disable(%q, %q) = %v, want %v", tc.agent, tc.name, err, tc.want)
 		}
 	}
-	if _, err := e.reg.Disable(ctx, tn.ID, "bad agent!", "pii_protection"); validationErr(t, err).Field != "agent_id" {
+	if _, err := e.reg.Disable(ctx, tn.ID, "bad\nagent", "pii_protection"); validationErr(t, err).Field != "agent_id" {
 		t.Errorf("bad agent_id: %v", err)
 	}
 }

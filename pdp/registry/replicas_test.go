@@ -19,7 +19,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store/postgres/pgtest"
 )
 
-// replicaBound is CONTRACT A4's "within 1 s on every replica". A loaded
+// replicaBound is docs/api.md §A4's "within 1 s on every replica". A loaded
 // CI machine can stall one goroutine past it, so the tests hold the
 // median of repeated writes to it, and each single change to loadedBound.
 const replicaBound = time.Second
@@ -35,7 +35,7 @@ func wantMedian(t *testing.T, what string, delays []time.Duration) {
 	t.Helper()
 	slices.Sort(delays)
 	if m := delays[len(delays)/2]; m > replicaBound {
-		t.Errorf("%s: median %s, want ≤ %s (CONTRACT A4)", what, m, replicaBound)
+		t.Errorf("%s: median %s, want ≤ %s (docs/api.md §A4)", what, m, replicaBound)
 	}
 }
 

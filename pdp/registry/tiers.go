@@ -10,7 +10,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-// Feature is a capability a tier may or may not include (CONTRACT A2).
+// Feature is a capability a tier may or may not include (docs/api.md §A2).
 type Feature string
 
 // Features gated by tier.
@@ -22,9 +22,15 @@ const (
 	// FeatureGovernanceDashboard is the dashboard and agent violations
 	// (Starter and up).
 	FeatureGovernanceDashboard Feature = "governance_dashboard"
+	// FeatureAuditExport is GET /v1/audit/export (Starter and up).
+	FeatureAuditExport Feature = "audit_export"
 )
 
-// Approval modes (CONTRACT A8), weakest first.
+// Features lists every gated feature, in the order GET /v1/usage shows
+// them.
+var Features = []Feature{FeatureDraftPolicies, FeatureAgentScopedPolicies, FeatureGovernanceDashboard, FeatureAuditExport}
+
+// Approval modes (docs/api.md §A8), weakest first.
 const (
 	ApprovalSolo       = approval.Solo
 	ApprovalTeam       = approval.Team
@@ -39,6 +45,7 @@ var minimumTier = map[Feature]store.Tier{
 	FeatureDraftPolicies:       store.TierStarter,
 	FeatureAgentScopedPolicies: store.TierPro,
 	FeatureGovernanceDashboard: store.TierStarter,
+	FeatureAuditExport:         store.TierStarter,
 }
 
 func rank(t store.Tier) int { return slices.Index(tiers, t) }
@@ -114,7 +121,7 @@ func DefaultApprovalMode(tier store.Tier) string {
 	return m[len(m)-1]
 }
 
-// TierError is a 403 of CONTRACT A1: a feature the tenant's tier lacks
+// TierError is a 403 of docs/api.md §A1: a feature the tenant's tier lacks
 // (Code pdp.CodeFeatureRequired, with Feature, RequiredTier, CurrentTier),
 // or the custom policy limit reached (Code pdp.CodeLimitExceeded, with
 // Limit and Current).

@@ -53,7 +53,7 @@ func (r *Registry) Refresh(ctx context.Context) error {
 //
 // So a write committed on any replica is enforced by this one within
 // max(notification latency, interval + one Refresh): within 1 s with the
-// 500 ms interval `gatehouse serve` uses (CONTRACT A4). Key revocations
+// 500 ms interval `gatehouse serve` uses (docs/api.md §A4). Key revocations
 // ride on the same revisions (the PostgreSQL store bumps the tenant's
 // revision when it revokes a key, and any revision advance drops the
 // tenant's cached key lookups), so a key revoked on another replica stops

@@ -8,8 +8,8 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 )
 
-// Approvals stores the human side of pending_review actions (CONTRACT
-// A8). An approval is a pending_review action; its approval_id is the
+// Approvals stores the human side of pending_review actions (docs/api.md
+// §A8). An approval is a pending_review action; its approval_id is the
 // action's ID, and deciding it sets the action's status to approved or
 // denied exactly once. How a decision is reached (modes, eligibility,
 // waiting times) is the API's; the store guarantees that a decision and its
@@ -103,7 +103,7 @@ type VoteRequest struct {
 	Vote ApprovalVote
 	// MinApprovals is how many counted approving votes approve the action;
 	// the vote that reaches it decides, in its own transaction. A counted
-	// deny decides at once (CONTRACT A8: any eligible deny finalizes). ≥ 1.
+	// deny decides at once (docs/api.md §A8: any eligible deny finalizes). ≥ 1.
 	MinApprovals int
 	// Counts reports whether a stored vote counts — the tenant's
 	// allowed_roles and require_manager as they are now, since settings

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -17,7 +18,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 )
 
-// AuditLog keeps each tenant's tamper-evident audit chain (CONTRACT A10):
+// AuditLog keeps each tenant's tamper-evident audit chain (docs/api.md §A10):
 // entries numbered 1, 2, 3 … without gaps per tenant, each hashed over the
 // previous entry's hash and its own canonical form (see
 // CanonicalAuditEntry), so editing, removing or reordering a stored entry
@@ -75,7 +76,7 @@ type AuditedWrites interface {
 }
 
 // The audit event catalogue. Evaluation entries use the dashboard's event
-// names (CONTRACT A9).
+// names (docs/api.md §A9).
 const (
 	EventPolicyCreated  = "policy_created"
 	EventPolicyUpdated  = "policy_updated"
@@ -166,12 +167,29 @@ type AuditEntry struct {
 
 // AuditQuery selects a page of audit entries. The zero value selects all.
 type AuditQuery struct {
-	Since       time.Time // entries at or after, unless zero
-	Until       time.Time // entries before, unless zero
-	EventType   string    // "" for every event
-	Limit       int       // ≤ 0 for no limit; the API layer bounds it
+	Since     time.Time // entries at or after, unless zero
+	Until     time.Time // entries before, unless zero
+	EventType string    // "" for every event
+	// EventTypes, when not empty, selects entries whose event is any of
+	// them (with EventType, if set, as one more).
+	EventTypes  []string
+	Limit       int // ≤ 0 for no limit; the API layer bounds it
 	Offset      int
 	NewestFirst bool // highest sequence number first
+}
+
+// Events returns the event names q selects, nil for every event.
+func (q AuditQuery) Events() []string {
+	var out []string
+	if q.EventType != "" {
+		out = append(out, q.EventType)
+	}
+	for _, e := range q.EventTypes {
+		if e != "" && !slices.Contains(out, e) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // AuditVerification is the result of recomputing a chain.
@@ -193,6 +211,12 @@ type AuditVerification struct {
 	// every driver (the Reason* constants, some with a sequence number or
 	// action ID filled in).
 	Reason string
+	// RetainedFrom is the sequence number the retained chain starts at: 1,
+	// or the one after the checkpoint when old entries were pruned
+	// (AuditArchive.PruneAudit).
+	RetainedFrom int64
+	// Checkpoint is the last pruned entry, nil when none was pruned.
+	Checkpoint *AuditCheckpoint
 	// Cause is the error that kept the chain from being read, when that is
 	// why it is not valid (Reason is ReasonUnreadable). It is for logs:
 	// it may name tables and hosts, which a response must not show.
@@ -472,6 +496,14 @@ func (v *ChainVerifier) Result(head *ChainHead) AuditVerification {
 // entries could not be told, so a missing head with entries is not valid
 // either (an unknown tenant has neither, and an empty, valid chain).
 func JoinSegments(head *ChainHead, segs ...ChainSegment) AuditVerification {
+	return JoinSegmentsFrom(head, nil, segs...)
+}
+
+// JoinSegmentsFrom is JoinSegments for a chain whose entries up to and
+// including start were pruned (nil: none were): the first retained entry
+// must be start.Seq+1 and its prev_hash start.Hash, the checkpoint
+// recorded when they were removed.
+func JoinSegmentsFrom(head, start *ChainHead, segs ...ChainSegment) AuditVerification {
 	var (
 		bad     *int64
 		reason  string
@@ -479,6 +511,10 @@ func JoinSegments(head *ChainHead, segs ...ChainSegment) AuditVerification {
 		next    = int64(1)
 		prev    = GenesisHash
 	)
+	if start != nil {
+		next, prev = start.Seq+1, start.Hash
+	}
+	first := next
 	fail := func(seq int64, why string) { bad, reason = &seq, why }
 	for _, s := range segs {
 		entries += s.Entries
@@ -502,6 +538,9 @@ func JoinSegments(head *ChainHead, segs ...ChainSegment) AuditVerification {
 		}
 	}
 	last, lastHash := next-1, prev
+	if last == 0 {
+		lastHash = GenesisHash
+	}
 	if bad == nil {
 		switch {
 		case head == nil && entries > 0:
@@ -519,13 +558,13 @@ func JoinSegments(head *ChainHead, segs ...ChainSegment) AuditVerification {
 			}
 		}
 	}
-	return AuditVerification{Valid: bad == nil, Entries: entries, FirstBadSequence: bad, LastSequence: last, LastHash: lastHash, Reason: reason}
+	return AuditVerification{Valid: bad == nil, Entries: entries, FirstBadSequence: bad, LastSequence: last, LastHash: lastHash, Reason: reason, RetainedFrom: first}
 }
 
 // Unreadable is the verification of a chain that could not be read: not
 // valid, with ReasonUnreadable and the error as Cause.
 func Unreadable(err error) AuditVerification {
-	return AuditVerification{Reason: ReasonUnreadable, LastHash: GenesisHash, Cause: err}
+	return AuditVerification{Reason: ReasonUnreadable, LastHash: GenesisHash, RetainedFrom: 1, Cause: err}
 }
 
 // String renders a verification for logs.

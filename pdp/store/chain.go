@@ -306,7 +306,7 @@ func VoteFacts(v ApprovalVote) map[string]any {
 // Tally counts the approving votes that count (counts nil: all of them)
 // and says which final status the newest vote v reaches, "" for none: a
 // counted deny decides at once, approvals decide at minApprovals
-// (CONTRACT A8).
+// (docs/api.md §A8).
 func Tally(votes []ApprovalVote, v ApprovalVote, minApprovals int, counts func(ApprovalVote) bool) (approvals int, final pdp.Status) {
 	if counts == nil {
 		counts = func(ApprovalVote) bool { return true }
@@ -615,6 +615,9 @@ type ChainSource struct {
 	Range func(ctx context.Context, lo, hi int64) (ChainSegment, error)
 	// Actions compares the tenant's actions with the chain.
 	Actions ActionSource
+	// Checkpoint, when set, reads the tenant's pruning checkpoint (nil
+	// when nothing was pruned).
+	Checkpoint func(ctx context.Context) (*AuditCheckpoint, error)
 	// Workers is how many Ranges may run at once, Segment the fewest
 	// entries worth a worker.
 	Workers int
@@ -642,6 +645,36 @@ func VerifyChain(ctx context.Context, tenantID string, src ChainSource) (AuditVe
 }
 
 func verifyChain(ctx context.Context, src ChainSource) (AuditVerification, error) {
+	// A prune that commits while the ranges are read would look like
+	// entries missing from the start: read the checkpoint before and
+	// after, and verify again when it moved (a prune is rare and bounded).
+	for try := 0; ; try++ {
+		cp, err := readCheckpoint(ctx, src)
+		if err != nil {
+			return AuditVerification{}, err
+		}
+		v, err := verifyFrom(ctx, src, cp)
+		if err != nil || v.Valid || try == 2 {
+			return v, err
+		}
+		again, err := readCheckpoint(ctx, src)
+		if err != nil {
+			return AuditVerification{}, err
+		}
+		if again.Head() == nil && cp.Head() == nil || again != nil && cp != nil && *again.Head() == *cp.Head() {
+			return v, nil
+		}
+	}
+}
+
+func readCheckpoint(ctx context.Context, src ChainSource) (*AuditCheckpoint, error) {
+	if src.Checkpoint == nil {
+		return nil, nil
+	}
+	return src.Checkpoint(ctx)
+}
+
+func verifyFrom(ctx context.Context, src ChainSource, cp *AuditCheckpoint) (AuditVerification, error) {
 	head, top, err := src.Head(ctx)
 	if err != nil {
 		return AuditVerification{}, err
@@ -664,7 +697,8 @@ func verifyChain(ctx context.Context, src ChainSource) (AuditVerification, error
 	if err := g.Wait(); err != nil {
 		return AuditVerification{}, err
 	}
-	v := JoinSegments(head, segs...)
+	v := JoinSegmentsFrom(head, cp.Head(), segs...)
+	v.Checkpoint = cp
 	if !v.Valid {
 		return v, nil
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 )
 
-// Dashboards answers the governance dashboard (CONTRACT A9) from the stored
+// Dashboards answers the governance dashboard (docs/api.md §A9) from the stored
 // actions.
 //
 // Definitions, the same for every driver (DashboardBuilder implements the
@@ -263,8 +263,14 @@ type AgentViolation struct {
 	AuditHash       string // its entry_hash, "" if none
 }
 
-// ViolationEvent names a violation by its action's current status: warn-only
-// hits leave an action allowed, action_executed; then action_blocked,
-// action_pending_review, action_denied, and action_approved for a held
-// action a human let through.
-func ViolationEvent(st pdp.Status) string { return EventForStatus(st) }
+// ViolationEvent names a violation by its action's current status, within
+// the feed's documented set (docs/api.md §A9): warn-only hits leave an
+// action allowed, action_executed; then action_blocked,
+// action_pending_review, action_denied; a held action a human let through
+// was executed too, action_executed (its status says approved).
+func ViolationEvent(st pdp.Status) string {
+	if st == pdp.StatusApproved {
+		return EventActionExecuted
+	}
+	return EventForStatus(st)
+}

@@ -6,7 +6,7 @@ import (
 )
 
 // GovernanceStore is a Store that also keeps the audit chain, approvals
-// and the dashboard's queries (CONTRACT A8–A10). It is a separate
+// and the dashboard's queries (docs/api.md §A8–A10). It is a separate
 // interface so drivers can adopt it one at a time; main asserts it of the
 // Store it opens.
 type GovernanceStore interface {

@@ -12,7 +12,7 @@ const (
 	MaxBurst             = 1_000_000
 )
 
-// RateLimit is a tenant's own request rate limit (CONTRACT A1), which
+// RateLimit is a tenant's own request rate limit (docs/api.md §A1), which
 // overrides the default of its tier: each of the tenant's API keys has a
 // token bucket holding Burst requests, refilled at RequestsPerSecond.
 // RequestsPerSecond 0 means unlimited (Burst is then 0 too), so a tenant

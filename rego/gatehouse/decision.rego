@@ -3,8 +3,8 @@
 # description: |
 #   The single decision query of Gatehouse, data.gatehouse.decision.result,
 #   for input {tenant_id, agent_id, action, params, step_type}. It merges the
-#   scopes (CONTRACT A4), runs the tenant's generated policies and the
-#   built-ins, and composes the policy_result of CONTRACT A7.
+#   scopes (docs/api.md §A4), runs the tenant's generated policies and the
+#   built-ins, and composes the policy_result of docs/api.md §A7.
 #
 #   Data (only enabled policies appear):
 #     data.gatehouse.tenants[t] = {"mode": "enforcement"|"shadow",
@@ -122,7 +122,7 @@ _tenant_policies := {name: p |
 	p.step_types[step]
 }
 
-# The built-ins as Novyx names them in decisions (CONTRACT A5); the policy
+# The built-ins as Novyx names them in decisions (docs/api.md §A5); the policy
 # list and CRUD call them FinancialSafety and DataExfiltration.
 _builtin_names := ["FinancialSafetyPolicy", "DataExfiltrationPolicy"]
 
@@ -328,7 +328,7 @@ _fired_result := {
 # already applied to it). Otherwise the strongest enforced hit decides.
 
 # METADATA
-# description: The policy_result of CONTRACT A7, less action_id and timing.
+# description: The policy_result of docs/api.md §A7, less action_id and timing.
 # entrypoint: true
 result := _view.allowed if {
 	is_string(input.action)

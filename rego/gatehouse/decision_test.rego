@@ -1,7 +1,7 @@
 # METADATA
 # title: Decision tests
 # description: |
-#   CONTRACT A3 (step_types, whitelisted_domains), A4 (scopes) and A7
+#   docs/api.md §A3 (step_types, whitelisted_domains), A4 (scopes) and A7
 #   (status, triggered_policy, risk_score, policies_evaluated, violations,
 #   warnings, shadow mode) for data.gatehouse.decision.result.
 #

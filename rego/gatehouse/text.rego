@@ -1,7 +1,7 @@
 # METADATA
 # title: Action text
 # description: |
-#   The text every rule is matched against (CONTRACT A3): the compact JSON of
+#   The text every rule is matched against (docs/api.md §A3): the compact JSON of
 #   {"action": <name>, "params": <params>} with object keys sorted, no HTML
 #   escaping and non-ASCII characters left as they are; plus its case-folded
 #   form, used by literal pre-checks that skip regexes which cannot match, and

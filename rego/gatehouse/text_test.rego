@@ -1,6 +1,6 @@
 # METADATA
 # title: Action text tests
-# description: CONTRACT A3 — the text rules run on, its folded form, and the
+# description: docs/api.md §A3 — the text rules run on, its folded form, and the
 #   hostnames whitelisted_domains compares.
 package gatehouse.text_test
 

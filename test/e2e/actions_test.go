@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// TestActionEndpoints walks every row of CONTRACT A7.
+// TestActionEndpoints walks every row of docs/api.md §A7.
 func TestActionEndpoints(t *testing.T) {
 	t.Parallel()
 	_, c := startDev(t, Options{})
@@ -90,7 +90,7 @@ func TestActionEndpoints(t *testing.T) {
 func TestConnectorRoute(t *testing.T) {
 	t.Parallel()
 	_, c := startDev(t, Options{})
-	// A warn policy that matches only the exact action text CONTRACT A3
+	// A warn policy that matches only the exact action text docs/api.md §A3
 	// defines: sorted keys, no HTML escaping, non-ASCII as is, and params
 	// without agent_id and step_type.
 	exact := `^\{"action":"slack\.chat\.post_message","params":\{"channel":"#general","text":"<hi> ünï & co"\}\}\Z`
@@ -214,9 +214,12 @@ func TestActionRecords(t *testing.T) {
 		l = wantStatus(t, c.Do(t, "GET", "/v1/actions?status=pending_review", nil), 200)
 		wantField(t, l, 1, "total")
 
-		for _, q := range []string{"limit=-1", "limit=abc", "offset=-3", "status=maybe"} {
+		for _, q := range []string{"limit=-1", "limit=abc", "offset=-3"} {
 			wantError(t, c.Do(t, "GET", "/v1/actions?"+q, nil), 400, "VALIDATION_ERROR")
 		}
+		// An unknown status matches nothing; empty parameters are not given.
+		wantField(t, wantStatus(t, c.Do(t, "GET", "/v1/actions?status=maybe", nil), 200), 0, "total")
+		wantField(t, wantStatus(t, c.Do(t, "GET", "/v1/actions?status=pending_review&limit=&offset=", nil), 200), 1, "total")
 	})
 
 	t.Run("explain", func(t *testing.T) {
@@ -253,7 +256,7 @@ func TestActionValidation(t *testing.T) {
 		"action too long":   fmt.Sprintf(`{"action":%q}`, strings.Repeat("a", 201)),
 		"action not string": `{"action":42}`,
 		"params not object": `{"action":"x","params":[1,2]}`,
-		"bad agent_id":      `{"action":"x","agent_id":"has space"}`,
+		"bad agent_id":      `{"action":"x","agent_id":"has\u0000nul"}`,
 		"bad step_type":     `{"action":"x","step_type":"dance"}`,
 	}
 	for name, body := range cases {
@@ -276,7 +279,7 @@ func TestActionValidation(t *testing.T) {
 }
 
 // TestFailClosed: an evaluation that cannot finish is refused with 503,
-// never allowed (CONTRACT A7), and still recorded.
+// never allowed (docs/api.md §A7), and still recorded.
 func TestFailClosed(t *testing.T) {
 	t.Parallel()
 	_, c := startDev(t, Options{Args: []string{"--engine-eval-timeout", "1ns"}})
@@ -321,7 +324,7 @@ func TestShadowMode(t *testing.T) {
 }
 
 // TestWhitelistedDomains: a policy is skipped when every hostname of the
-// action is (under) a whitelisted domain (CONTRACT A3); built-ins never
+// action is (under) a whitelisted domain (docs/api.md §A3); built-ins never
 // are.
 func TestWhitelistedDomains(t *testing.T) {
 	t.Parallel()

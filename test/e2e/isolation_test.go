@@ -3,7 +3,7 @@ package e2e
 import "testing"
 
 // TestTenantIsolation: two tenants on one server see nothing of each
-// other: policies, decisions, actions (CONTRACT A1: the tenant comes from
+// other: policies, decisions, actions (docs/api.md §A1: the tenant comes from
 // the key, never from the request).
 func TestTenantIsolation(t *testing.T) {
 	t.Parallel()

@@ -92,6 +92,7 @@ var loadSpec = sync.OnceValues(func() (*specChecker, error) {
 	// Bundles are binary: checked for their documented type, not decoded.
 	openapi3filter.RegisterBodyDecoder("application/gzip", openapi3filter.FileBodyDecoder)
 	openapi3filter.RegisterBodyDecoder("application/vnd.openpolicyagent.bundles", openapi3filter.FileBodyDecoder)
+	openapi3filter.RegisterBodyDecoder("application/x-ndjson", openapi3filter.FileBodyDecoder)
 	return &specChecker{doc: doc, router: router, envelope: doc.Components.Schemas["ErrorEnvelope"].Value}, nil
 })
 

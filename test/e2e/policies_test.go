@@ -33,7 +33,7 @@ var builtinDescriptions = map[string]string{
 	"DataExfiltration": "Policy to prevent data exfiltration attempts.",
 }
 
-// TestPolicyEndpoints walks every row of CONTRACT A6.
+// TestPolicyEndpoints walks every row of docs/api.md §A6.
 func TestPolicyEndpoints(t *testing.T) {
 	t.Parallel()
 	_, c := startDev(t, Options{})

@@ -150,8 +150,8 @@ func parseCurl(script string) ([]curlCommand, error) {
 	return out, nil
 }
 
-// TestSeedWalkthrough runs the seed document's walkthrough (CONTRACT
-// preamble): the three curl commands with their bodies byte for byte,
+// TestSeedWalkthrough runs the seed document's walkthrough (the seed
+// document, docs/api.md part A): the three curl commands with their bodies byte for byte,
 // then the actions its steps 3 and 4 describe.
 func TestSeedWalkthrough(t *testing.T) {
 	t.Parallel()

@@ -16,7 +16,7 @@ const (
 
 // TestTracingConsole: OTEL_TRACES_EXPORTER=console writes spans to
 // stdout, continuing the caller's W3C trace; the action response carries
-// the trace_id (CONTRACT B4).
+// the trace_id (docs/api.md §B4).
 func TestTracingConsole(t *testing.T) {
 	t.Parallel()
 	s, c := startDev(t, Options{Env: []string{"OTEL_TRACES_EXPORTER=console", "OTEL_SERVICE_NAME=gh-e2e"}})

@@ -48,7 +48,7 @@ func usable(t *testing.T, s *Server, key string) *Client {
 	return c
 }
 
-// wantFeatureRequired checks a 403 feature_required body (CONTRACT A1).
+// wantFeatureRequired checks a 403 feature_required body (docs/api.md §A1).
 func wantFeatureRequired(t *testing.T, r *Response, feature, required, current string) {
 	t.Helper()
 	m := wantError(t, r, 403, "novyx_ram.v1.tier.feature_required")
@@ -59,7 +59,7 @@ func wantFeatureRequired(t *testing.T, r *Response, feature, required, current s
 	wantField(t, m, current, "current_tier")
 }
 
-// wantLimitExceeded checks a 403 limit_exceeded body (CONTRACT A1).
+// wantLimitExceeded checks a 403 limit_exceeded body (docs/api.md §A1).
 func wantLimitExceeded(t *testing.T, r *Response, tier string, limit int) {
 	t.Helper()
 	m := wantError(t, r, 403, "novyx_ram.v1.tier.limit_exceeded")
@@ -69,7 +69,7 @@ func wantLimitExceeded(t *testing.T, r *Response, tier string, limit int) {
 }
 
 // TestTierMatrix creates a tenant of every tier with `gatehouse tenant
-// create` on the store of a running server and checks CONTRACT A2.
+// create` on the store of a running server and checks docs/api.md §A2.
 func TestTierMatrix(t *testing.T) {
 	t.Parallel()
 	s := Start(t, binary(t), Options{BootstrapKey: NewKey()})

@@ -47,7 +47,7 @@ func repeat(n int, v any) []any {
 
 // TestInvalidPolicies: each invalid document is refused with 400
 // invalid_policy, a message naming the field, and nothing is stored
-// (CONTRACT A3).
+// (docs/api.md §A3).
 func TestInvalidPolicies(t *testing.T) {
 	t.Parallel()
 	_, c := startDev(t, Options{})
@@ -95,8 +95,8 @@ func TestInvalidPolicies(t *testing.T) {
 		{"unknown field", doc("rulez", []any{}), "rulez"},
 		{"unknown rule field", doc("rules", []any{rule("sevrity", "low")}), "sevrity"},
 		{"enabled not a bool", doc("enabled", "yes"), "enabled"},
-		{"bad agent_id", doc("agent_id", "has space"), "agent_id"},
-		{"agent_id too long", doc("agent_id", strings.Repeat("a", 129)), "agent_id"},
+		{"bad agent_id", doc("agent_id", "has\ttab"), "agent_id"},
+		{"agent_id too long", doc("agent_id", strings.Repeat("a", 201)), "agent_id"},
 		{"reserved name", doc("name", "FinancialSafety"), "name"},
 		{"rules not objects", doc("rules", []any{"x"}), "rules[0]"},
 	}
@@ -135,7 +135,7 @@ func TestMalformedBodies(t *testing.T) {
 	_, c := startDev(t, Options{})
 	for _, body := range []string{`{"name": "p", `, `not json`, ``, `null`, `[]`} {
 		t.Run(fmt.Sprintf("%q", body), func(t *testing.T) {
-			// CONTRACT A1 reads either way for Control routes; Gatehouse
+			// docs/api.md §A1 reads either way for Control routes; Gatehouse
 			// answers invalid_policy there, as for any other bad document.
 			wantError(t, c.Do(t, "POST", "/v1/control/policies", body), 400, "novyx_ram.v1.control.invalid_policy")
 			wantError(t, c.Do(t, "PUT", "/v1/control/policies/p", body), 400, "novyx_ram.v1.control.invalid_policy")
@@ -202,7 +202,7 @@ var authedRoutes = []struct{ method, path, body string }{
 	{"GET", "/v1/actions/act_1/explain", ""},
 }
 
-// laterRoutes need a key too but belong to CONTRACT A8–A10, which later
+// laterRoutes need a key too but belong to docs/api.md §A8–A10, which later
 // issues build; until then they may answer 404, and are skipped.
 var laterRoutes = []struct{ method, path, body string }{
 	{"GET", "/v1/approvals", ""},

@@ -566,7 +566,7 @@ func startGatehouse(o options, s *scale.Scale, name, src string) (*side, error) 
 		}
 	}
 	if len(bases) > 1 {
-		// Every replica enforces a write within 1 s (CONTRACT A4); wait
+		// Every replica enforces a write within 1 s (docs/api.md §A4); wait
 		// that long so none is measured on a policy set still arriving.
 		time.Sleep(time.Second)
 	}

@@ -1,5 +1,5 @@
 // Package parity proves that a stock `opa run --server` pulling a tenant's
-// bundle from Gatehouse decides exactly as Gatehouse does (CONTRACT B3):
+// bundle from Gatehouse decides exactly as Gatehouse does (docs/api.md §B3):
 // the real gatehouse binary and the pinned opa CLI, both on 127.0.0.1,
 // a generated corpus decided by POST /v1/actions, by Gatehouse's Data API
 // and by OPA's, compared field by field; then how fast a policy write

@@ -17,7 +17,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/test/e2e"
 )
 
-// Bound is CONTRACT A4's "within 1 s on every replica": how long a write
+// Bound is docs/api.md §A4's "within 1 s on every replica": how long a write
 // on one replica may take to govern the others.
 const Bound = time.Second
 

@@ -10,9 +10,9 @@ import (
 
 // The audit chain and the approvals are one per database: whichever
 // replica appends or decides, the tenant's chain must stay gap-free and
-// fork-free (CONTRACT A10) and a decision must happen exactly once (A8).
+// fork-free (docs/api.md §A10) and a decision must happen exactly once (A8).
 
-// codeAlreadyDecided is CONTRACT A8's code for a decision on a decided
+// codeAlreadyDecided is docs/api.md §A8's code for a decision on a decided
 // approval.
 const codeAlreadyDecided = "novyx_ram.v1.control.approval_already_decided"
 

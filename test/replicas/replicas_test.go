@@ -14,7 +14,7 @@ import (
 
 // TestPolicyWriteGovernsOtherReplica writes a policy through replica A 50
 // times, each time blocking a new word, and measures how long replica B
-// takes to block it: CONTRACT A4 allows 1 s.
+// takes to block it: docs/api.md §A4 allows 1 s.
 func TestPolicyWriteGovernsOtherReplica(t *testing.T) {
 	c := NewCluster(t, 2)
 	a := c.Client(0)

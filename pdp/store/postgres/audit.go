@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 var (
 	_ store.GovernanceStore = (*DB)(nil)
 	_ store.BulkActions     = (*DB)(nil)
+	_ store.AuditArchive    = (*DB)(nil)
 )
 
 const auditCols = `tenant_id, seq, ts, event, metadata, prev_hash, entry_hash`
@@ -99,20 +101,11 @@ func (w *where) page(limit, offset int) (string, []any) {
 // ListAudit returns one page of the tenant's entries and the total
 // matching q, from one snapshot.
 func (db *DB) ListAudit(ctx context.Context, tenantID string, q store.AuditQuery) ([]store.AuditEntry, int, error) {
-	if !store.AllStorable(tenantID, q.EventType) {
+	events := slices.DeleteFunc(q.Events(), func(e string) bool { return !store.Storable(e) })
+	if !store.Storable(tenantID) || len(q.Events()) > 0 && len(events) == 0 {
 		return []store.AuditEntry{}, 0, nil
 	}
-	w := &where{}
-	w.add(`tenant_id = ?`, tenantID)
-	if !q.Since.IsZero() {
-		w.add(`ts >= ?`, store.StampUp(q.Since))
-	}
-	if !q.Until.IsZero() {
-		w.add(`ts < ?`, store.StampUp(q.Until))
-	}
-	if q.EventType != "" {
-		w.add(`event = ?`, q.EventType)
-	}
+	w := auditWhere(tenantID, q, events)
 	order := ` ORDER BY seq`
 	if q.NewestFirst {
 		order = ` ORDER BY seq DESC`
@@ -137,6 +130,138 @@ func (db *DB) ListAudit(ctx context.Context, tenantID string, q store.AuditQuery
 		return nil, 0, fmt.Errorf("list audit of %q: %w", tenantID, err)
 	}
 	return es, total, nil
+}
+
+// auditWhere selects the tenant's entries in q's window with one of events
+// (any when empty).
+func auditWhere(tenantID string, q store.AuditQuery, events []string) *where {
+	w := &where{}
+	w.add(`tenant_id = ?`, tenantID)
+	if !q.Since.IsZero() {
+		w.add(`ts >= ?`, store.StampUp(q.Since))
+	}
+	if !q.Until.IsZero() {
+		w.add(`ts < ?`, store.StampUp(q.Until))
+	}
+	if len(events) > 0 {
+		w.add(`event = ANY(?)`, events)
+	}
+	return w
+}
+
+// ExportAudit streams the tenant's entries matching q in chain order from
+// one snapshot, one row at a time.
+func (db *DB) ExportAudit(ctx context.Context, tenantID string, q store.AuditQuery, fn func(store.AuditEntry) error) error {
+	events := slices.DeleteFunc(q.Events(), func(e string) bool { return !store.Storable(e) })
+	if !store.Storable(tenantID) || len(q.Events()) > 0 && len(events) == 0 {
+		return nil
+	}
+	w := auditWhere(tenantID, q, events)
+	err := db.read(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+auditCols+` FROM audit_log`+w.String()+` ORDER BY seq`, w.args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			e, err := scanAudit(rows)
+			if err != nil {
+				return err
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return fmt.Errorf("export audit of %q: %w", tenantID, err)
+	}
+	return nil
+}
+
+const sqlCheckpoint = `SELECT seq, entry_hash, pruned_at FROM audit_checkpoints WHERE tenant_id = $1`
+
+func scanCheckpoint(row pgx.Row) (*store.AuditCheckpoint, error) {
+	var cp store.AuditCheckpoint
+	switch err := row.Scan(&cp.Seq, &cp.Hash, &cp.PrunedAt); {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	cp.PrunedAt = cp.PrunedAt.UTC()
+	return &cp, nil
+}
+
+// PruneAudit removes the tenant's oldest entries up to the cutoff and
+// moves its checkpoint, in one transaction holding the tenant's head lock
+// (which serializes it with appends and other prunes on every replica),
+// after verifying what it removes (store.AuditArchive).
+func (db *DB) PruneAudit(ctx context.Context, tenantID string, before time.Time, maxEntries int) (*store.AuditCheckpoint, int, error) {
+	if !store.Storable(tenantID) {
+		return nil, 0, nil
+	}
+	var (
+		out     *store.AuditCheckpoint
+		removed int
+	)
+	err := db.write(ctx, func(tx pgx.Tx) error {
+		var one int
+		switch err := tx.QueryRow(ctx, `SELECT 1 FROM audit_heads WHERE tenant_id = $1 FOR UPDATE`, tenantID).Scan(&one); {
+		case errors.Is(err, pgx.ErrNoRows):
+			return nil // no tenant, or no head: nothing this may prune
+		case err != nil:
+			return err
+		}
+		cp, err := scanCheckpoint(tx.QueryRow(ctx, sqlCheckpoint, tenantID))
+		if err != nil {
+			return err
+		}
+		out = cp
+		var first, top *int64
+		if err := tx.QueryRow(ctx, `SELECT min(seq) FROM audit_log WHERE tenant_id = $1 AND ts >= $2`, tenantID, store.StampUp(before)).Scan(&first); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT max(seq) FROM audit_log WHERE tenant_id = $1`, tenantID).Scan(&top); err != nil {
+			return err
+		}
+		upTo := store.PruneUpTo(cp, deref(first), deref(top), maxEntries)
+		if upTo <= 0 {
+			return nil
+		}
+		seg, err := verifyIn(ctx, tx, tenantID, math.MinInt64, upTo+1)
+		if err != nil {
+			return err
+		}
+		next, err := store.CheckPruned(tenantID, cp, seg, upTo, db.now())
+		if err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM audit_log WHERE tenant_id = $1 AND seq <= $2`, tenantID, upTo)
+		if err != nil {
+			return err
+		}
+		removed = int(tag.RowsAffected())
+		if _, err := tx.Exec(ctx, `INSERT INTO audit_checkpoints (tenant_id, seq, entry_hash, pruned_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, entry_hash = excluded.entry_hash, pruned_at = excluded.pruned_at`,
+			tenantID, next.Seq, next.Hash, next.PrunedAt); err != nil {
+			return err
+		}
+		out = &next
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("prune audit of %q: %w", tenantID, err)
+	}
+	return out, removed, nil
+}
+
+func deref(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 // AuditTrail returns the tenant's entries about one action, in chain order.
@@ -193,6 +318,9 @@ FROM audit_log AS l WHERE l.tenant_id = $1`+digested, tenantID).Scan(&n, &d)
 				return n, d, err
 			},
 			All: func(ctx context.Context, c *store.ActionCheck) error { return db.checkActions(ctx, tenantID, c) },
+		},
+		Checkpoint: func(ctx context.Context) (*store.AuditCheckpoint, error) {
+			return scanCheckpoint(db.pool.QueryRow(ctx, sqlCheckpoint, tenantID))
 		},
 		Workers: db.verify.workers, Segment: db.verify.segment,
 	})
@@ -272,8 +400,13 @@ WHERE l.tenant_id = $1`+digested+` AND NOT EXISTS (SELECT 1 FROM actions AS a WH
 // binary format, the texts are used where they lie, and nothing is
 // allocated per row.
 func (db *DB) verifyRange(ctx context.Context, tenantID string, lo, hi int64) (store.ChainSegment, error) {
+	return verifyIn(ctx, db.pool, tenantID, lo, hi)
+}
+
+// verifyIn is verifyRange through q (a pool or a transaction).
+func verifyIn(ctx context.Context, q querier, tenantID string, lo, hi int64) (store.ChainSegment, error) {
 	v := store.NewChainVerifier()
-	rows, err := db.pool.Query(ctx, `SELECT seq, ts, event, metadata, prev_hash, entry_hash FROM audit_log
+	rows, err := q.Query(ctx, `SELECT seq, ts, event, metadata, prev_hash, entry_hash FROM audit_log
 WHERE tenant_id = $1 AND seq >= $2 AND seq < $3 ORDER BY seq`, tenantID, lo, hi)
 	if err != nil {
 		return store.ChainSegment{}, err

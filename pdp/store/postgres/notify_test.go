@@ -14,7 +14,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store/postgres"
 )
 
-// notifyBound is CONTRACT A4's "within 1 s on every replica": what one
+// notifyBound is docs/api.md §A4's "within 1 s on every replica": what one
 // notification may take from commit to subscriber.
 const notifyBound = time.Second
 

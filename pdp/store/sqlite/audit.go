@@ -7,12 +7,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-var _ store.GovernanceStore = (*DB)(nil)
+var (
+	_ store.GovernanceStore = (*DB)(nil)
+	_ store.AuditArchive    = (*DB)(nil)
+)
 
 const auditCols = `tenant_id, seq, ts, event, metadata, prev_hash, entry_hash`
 
@@ -38,20 +44,8 @@ func scanAudits(rows *sql.Rows) ([]store.AuditEntry, error) {
 // ListAudit returns one page of the tenant's entries and the total
 // matching q, from one snapshot.
 func (db *DB) ListAudit(ctx context.Context, tenantID string, q store.AuditQuery) ([]store.AuditEntry, int, error) {
-	where := ` WHERE tenant_id = ?`
-	args := []any{tenantID}
-	if !q.Since.IsZero() {
-		where += ` AND ts >= ?`
-		args = append(args, toMicros(store.StampUp(q.Since)))
-	}
-	if !q.Until.IsZero() {
-		where += ` AND ts < ?`
-		args = append(args, toMicros(store.StampUp(q.Until)))
-	}
-	if q.EventType != "" {
-		where += ` AND event = ?`
-		args = append(args, q.EventType)
-	}
+	where, args := auditWhere(tenantID, q)
+	events := q.Events()
 	order := ` ORDER BY seq`
 	if q.NewestFirst {
 		order = ` ORDER BY seq DESC`
@@ -70,7 +64,7 @@ func (db *DB) ListAudit(ctx context.Context, tenantID string, q store.AuditQuery
 	pageArgs := append(append([]any(nil), args...), limit, max(q.Offset, 0))
 	page := `SELECT ` + auditCols + ` FROM audit_log` + where + order + ` LIMIT ? OFFSET ?`
 	switch {
-	case q.EventType != "":
+	case len(events) > 0:
 		page = `SELECT ` + auditCols + ` FROM audit_log INDEXED BY audit_log_event` + where + order + ` LIMIT ? OFFSET ?`
 	case !q.Since.IsZero() || !q.Until.IsZero():
 		page = `SELECT ` + auditCols + ` FROM audit_log WHERE tenant_id = ? AND seq IN (
@@ -96,6 +90,126 @@ func (db *DB) ListAudit(ctx context.Context, tenantID string, q store.AuditQuery
 		return nil, 0, fmt.Errorf("list audit of %q: %w", tenantID, err)
 	}
 	return es, total, nil
+}
+
+// auditWhere is the WHERE clause selecting the tenant's entries matching
+// q's window and events.
+func auditWhere(tenantID string, q store.AuditQuery) (string, []any) {
+	where := ` WHERE tenant_id = ?`
+	args := []any{tenantID}
+	if !q.Since.IsZero() {
+		where += ` AND ts >= ?`
+		args = append(args, toMicros(store.StampUp(q.Since)))
+	}
+	if !q.Until.IsZero() {
+		where += ` AND ts < ?`
+		args = append(args, toMicros(store.StampUp(q.Until)))
+	}
+	if events := q.Events(); len(events) > 0 {
+		where += ` AND event IN (?` + strings.Repeat(`, ?`, len(events)-1) + `)`
+		for _, e := range events {
+			args = append(args, e)
+		}
+	}
+	return where, args
+}
+
+// ExportAudit streams the tenant's entries matching q in chain order from
+// one read snapshot, one row at a time.
+func (db *DB) ExportAudit(ctx context.Context, tenantID string, q store.AuditQuery, fn func(store.AuditEntry) error) error {
+	where, args := auditWhere(tenantID, q)
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT `+auditCols+` FROM audit_log`+where+` ORDER BY seq`, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			e, err := scanAudit(rows)
+			if err != nil {
+				return err
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return fmt.Errorf("export audit of %q: %w", tenantID, err)
+	}
+	return nil
+}
+
+const sqlCheckpoint = `SELECT seq, entry_hash, pruned_at FROM audit_checkpoints WHERE tenant_id = ?`
+
+func scanCheckpoint(row *sql.Row) (*store.AuditCheckpoint, error) {
+	var (
+		cp store.AuditCheckpoint
+		at int64
+	)
+	switch err := row.Scan(&cp.Seq, &cp.Hash, &at); {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	cp.PrunedAt = fromMicros(at)
+	return &cp, nil
+}
+
+// PruneAudit removes the tenant's oldest entries up to the cutoff and
+// moves its checkpoint, in one write transaction, after verifying what it
+// removes (store.AuditArchive).
+func (db *DB) PruneAudit(ctx context.Context, tenantID string, before time.Time, maxEntries int) (*store.AuditCheckpoint, int, error) {
+	var (
+		out     *store.AuditCheckpoint
+		removed int
+	)
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		cp, err := scanCheckpoint(tx.QueryRowContext(ctx, sqlCheckpoint, tenantID))
+		if err != nil {
+			return err
+		}
+		out = cp
+		var first, top sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT min(seq) FROM audit_log INDEXED BY audit_log_ts WHERE tenant_id = ? AND ts >= ?`,
+			tenantID, toMicros(store.StampUp(before))).Scan(&first); err != nil {
+			return err
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT max(seq) FROM audit_log WHERE tenant_id = ?`, tenantID).Scan(&top); err != nil {
+			return err
+		}
+		upTo := store.PruneUpTo(cp, first.Int64, top.Int64, maxEntries)
+		if upTo <= 0 {
+			return nil
+		}
+		seg, err := verifyIn(ctx, tx, tenantID, math.MinInt64, upTo+1)
+		if err != nil {
+			return err
+		}
+		next, err := store.CheckPruned(tenantID, cp, seg, upTo, db.now())
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM audit_log WHERE tenant_id = ? AND seq <= ?`, tenantID, upTo)
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		removed = int(n)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_checkpoints (tenant_id, seq, entry_hash, pruned_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, entry_hash = excluded.entry_hash, pruned_at = excluded.pruned_at`,
+			tenantID, next.Seq, next.Hash, toMicros(next.PrunedAt)); err != nil {
+			return err
+		}
+		out = &next
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("prune audit of %q: %w", tenantID, err)
+	}
+	return out, removed, nil
 }
 
 // AuditTrail returns the tenant's entries about one action, in chain order.
@@ -145,6 +259,9 @@ FROM audit_log AS l WHERE l.tenant_id = ?`+digested, tenantID).Scan(&n, &d)
 				return n, d, err
 			},
 			All: func(ctx context.Context, c *store.ActionCheck) error { return db.checkActions(ctx, tenantID, c) },
+		},
+		Checkpoint: func(ctx context.Context) (*store.AuditCheckpoint, error) {
+			return scanCheckpoint(db.r.QueryRowContext(ctx, sqlCheckpoint, tenantID))
 		},
 		Workers: db.verifiers, Segment: db.verifySegment,
 	})
@@ -236,9 +353,18 @@ WHERE l.tenant_id = ?`+digested+` AND NOT EXISTS (SELECT 1 FROM actions AS a WHE
 // <len(metadata)> <len(prev_hash)> " followed by the four texts, because
 // with this driver every column fetch costs a mutex round trip, and those
 // dominated a streaming read: one column instead of six doubles the rate.
-func (db *DB) verifyRange(ctx context.Context, tenantID string, lo, hi int64) (store.ChainSegment, error) {
+func (db *DB) verifyRange(ctx context.Context, tenantID string, lo, hi int64) (seg store.ChainSegment, err error) {
+	err = db.read(ctx, func(tx *sql.Tx) error {
+		seg, err = verifyIn(ctx, tx, tenantID, lo, hi)
+		return err
+	})
+	return seg, err
+}
+
+// verifyIn is verifyRange in the transaction tx.
+func verifyIn(ctx context.Context, tx *sql.Tx, tenantID string, lo, hi int64) (store.ChainSegment, error) {
 	v := store.NewChainVerifier()
-	err := db.read(ctx, func(tx *sql.Tx) error {
+	err := func() error {
 		rows, err := tx.QueryContext(ctx, `SELECT printf('%d %d %d %d %d ', seq, ts, octet_length(event), octet_length(metadata),
     octet_length(prev_hash)) || event || metadata || prev_hash || entry_hash
 FROM audit_log WHERE tenant_id = ? AND seq >= ? AND seq < ? ORDER BY seq`, tenantID, lo, hi)
@@ -258,7 +384,7 @@ FROM audit_log WHERE tenant_id = ? AND seq >= ? AND seq < ? ORDER BY seq`, tenan
 			v.Add(r.seq, fromMicros(r.ts), r.event, r.meta, r.prev, r.hash)
 		}
 		return rows.Err()
-	})
+	}()
 	return v.Segment(), err
 }
 

@@ -282,7 +282,7 @@ var violationTests = []govTest{
 		for _, v := range vs {
 			got = append(got, v.ActionID+":"+v.Event)
 		}
-		same(t, "violations", got, []string{"v5:action_approved", "v4:action_denied", "v3:action_pending_review", "v2:action_blocked", "v1:action_executed"})
+		same(t, "violations", got, []string{"v5:action_executed", "v4:action_denied", "v3:action_pending_review", "v2:action_blocked", "v1:action_executed"})
 		if total != 5 {
 			t.Errorf("total %d, want 5", total)
 		}

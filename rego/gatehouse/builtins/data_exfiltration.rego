@@ -1,7 +1,7 @@
 # METADATA
 # title: DataExfiltrationPolicy
 # description: |
-#   Policy to prevent data exfiltration attempts (CONTRACT A5): secret
+#   Policy to prevent data exfiltration attempts (docs/api.md §A5): secret
 #   material anywhere in the action text blocks; a bulk export of sensitive
 #   data needs approval. Secrets are never echoed: the match of a secret
 #   hit is redacted (the PEM header, a token's first four characters, or the

@@ -1,6 +1,6 @@
 # METADATA
 # title: DataExfiltration tests
-# description: CONTRACT A5 — secret material blocks, bulk export of sensitive
+# description: docs/api.md §A5 — secret material blocks, bulk export of sensitive
 #   data needs approval, and near-misses stay quiet.
 package gatehouse.builtins.data_exfiltration_test
 

@@ -1,7 +1,7 @@
 # METADATA
 # title: FinancialSafetyPolicy
 # description: |
-#   Policy to prevent unauthorized financial operations (CONTRACT A5). An
+#   Policy to prevent unauthorized financial operations (docs/api.md §A5). An
 #   action is financial when its action text (name or params) contains a
 #   money word; its amount is the largest number under the keys amount,
 #   value, total or sum anywhere in params: JSON numbers, or strings parsed

@@ -1,6 +1,6 @@
 # METADATA
 # title: FinancialSafety tests
-# description: CONTRACT A5 — financial actions, amounts and thresholds.
+# description: docs/api.md §A5 — financial actions, amounts and thresholds.
 package gatehouse.builtins.financial_safety_test
 
 import data.gatehouse.builtins.financial_safety

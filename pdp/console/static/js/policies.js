@@ -91,7 +91,7 @@ export function render(root) {
         const r = await call('DELETE', path(p.name, p.agent_id));
         toast(`${r.message} (disabled, v${r.version})`);
       } else {
-        // Posting a policy again re-enables it (CONTRACT A6).
+        // Posting a policy again re-enables it (docs/api.md §A6).
         const cur = await get(path(p.name, p.agent_id));
         const doc = documentOf(cur);
         delete doc.enabled;

@@ -1,4 +1,4 @@
--- 0002: a tenant's own request rate limit (CONTRACT A1), overriding the
+-- 0002: a tenant's own request rate limit (docs/api.md §A1), overriding the
 -- default of its tier. Both NULL: the tier's default; requests per second
 -- 0: unlimited. The store's RateLimit.Validate checks the rest.
 

@@ -1,5 +1,5 @@
 -- 0003: the audit chain, approval votes, and the dashboard's rollups
--- (CONTRACT A8–A10).
+-- (docs/api.md §A8–A10).
 --
 -- Functions are created with SET search_path FROM CURRENT: table names in
 -- their bodies resolve in the schema they were migrated into, whatever

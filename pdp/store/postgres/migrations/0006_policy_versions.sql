@@ -1,4 +1,4 @@
--- 0005: policy history. Every policy write stores the whole policy as it
+-- 0006: policy history. Every policy write stores the whole policy as it
 -- left it, in the write's transaction: one row per (tenant, scope, name,
 -- version). created_at is the policy's, updated_at this version's write
 -- time. Policies stored before this migration get their current version,
