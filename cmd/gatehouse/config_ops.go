@@ -282,10 +282,10 @@ var (
 		"HTTP: how long a keep-alive connection may wait for its next request",
 		duration(func(c *Config) *Duration { return &c.HTTP.IdleTimeout }))
 	setMaxConcurrentEvaluations = newSetting("max-concurrent-evaluations", "engine.max_concurrent_evaluations", "n|auto",
-		"decisions evaluated at once; past it an action is refused at once with 503 evaluation_unavailable and Retry-After: 1 (auto: 4 × GOMAXPROCS; -1: no bound)",
+		"decisions evaluated at once; past it an action waits for a slot up to a fifth of the evaluation timeout, then is refused with 503 evaluation_unavailable and Retry-After: 1 (auto: 4 × GOMAXPROCS; -1: no bound)",
 		concurrency(func(c *Config) *Concurrency { return &c.Engine.MaxConcurrentEvaluations }))
 	setMaxConcurrentPerTenant = newSetting("max-concurrent-evaluations-per-tenant", "engine.max_concurrent_evaluations_per_tenant", "n|auto",
-		"evaluation slots one tenant may hold at once; past it that tenant's actions get the same 503, the other slots stay free for other tenants (auto: half of max-concurrent-evaluations; -1: no per-tenant bound)",
+		"evaluation slots one tenant may hold at once; past it that tenant's actions wait, then get the same 503, the other slots stay free for other tenants (auto: half of max-concurrent-evaluations; -1: no per-tenant bound)",
 		concurrency(func(c *Config) *Concurrency { return &c.Engine.MaxConcurrentPerTenant }))
 	setRateLimitFree = newSetting("rate-limit-free", "rate_limit.free", "rps[:burst]",
 		"per-API-key request rate of free tenants; past it 429 RATE_LIMITED with Retry-After (0: unlimited)",

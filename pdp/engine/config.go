@@ -24,13 +24,14 @@ type Config struct {
 	HardLimit         float64
 	ApprovalThreshold float64
 	// MaxConcurrent bounds the evaluations running at once; past it
-	// Evaluate fails at once with ErrOverloaded (see slots). Default
+	// Evaluate waits for a slot up to Timeout/5, then fails with
+	// ErrOverloaded (see slots). Default
 	// DefaultMaxConcurrent(), 4 × GOMAXPROCS; -1 is unbounded.
 	MaxConcurrent int
 	// MaxConcurrentPerTenant bounds the evaluation slots one tenant may
-	// hold at once (see slots): past it that tenant's evaluations fail at
-	// once with ErrOverloaded while the other slots stay free for other
-	// tenants. Default half of MaxConcurrent (at least 1); -1 is no
+	// hold at once (see slots): past it that tenant's evaluations wait
+	// (up to Timeout/5, then ErrOverloaded) while the other slots stay free
+	// for other tenants. Default half of MaxConcurrent (at least 1); -1 is no
 	// per-tenant bound. Ignored when MaxConcurrent is unbounded.
 	MaxConcurrentPerTenant int
 	// CompileWorkers bounds the compiles running at once (the compile

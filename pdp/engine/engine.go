@@ -191,7 +191,7 @@ func New(cfg Config, opts ...Option) (*Engine, error) {
 		data:    cfg.ConfigData(),
 		tenants: map[string]*tenantState{},
 		sources: map[string][]string{},
-		slots:   newSlots(cfg.MaxConcurrent, cfg.MaxConcurrentPerTenant),
+		slots:   newSlots(cfg.MaxConcurrent, cfg.MaxConcurrentPerTenant).withWait(cfg.Timeout / 5),
 		pool:    newCompilePool(cfg.CompileWorkers),
 	}
 	for p, m := range lib {
@@ -437,7 +437,7 @@ func (e *Engine) entry(ctx context.Context, span trace.Span, tenant, agent strin
 // inter-query value cache) when not nil. Every error wraps
 // pdp.ErrEvaluationFailed, but for ErrOverloaded from the slots.
 func (e *Engine) run(ctx context.Context, tenant string, pq rego.PreparedEvalQuery, input ast.Value, values cache.InterQueryValueCache) (rego.ResultSet, error) {
-	release, err := e.slots.admit(tenant)
+	release, err := e.slots.admit(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}

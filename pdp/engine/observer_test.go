@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -78,17 +79,17 @@ func TestObserver(t *testing.T) {
 // on release; no bound admits everything.
 func TestSlots(t *testing.T) {
 	s := newSlots(2, -1)
-	r1, err1 := s.admit("a")
-	r2, err2 := s.admit("a")
+	r1, err1 := s.admit(context.Background(), "a")
+	r2, err2 := s.admit(context.Background(), "a")
 	if err1 != nil || err2 != nil {
 		t.Fatalf("within the bound: %v %v", err1, err2)
 	}
-	_, err := s.admit("b")
+	_, err := s.admit(context.Background(), "b")
 	if !errors.Is(err, ErrOverloaded) || !errors.Is(err, pdp.ErrEvaluationFailed) {
 		t.Fatalf("past the bound: %v; want ErrOverloaded and pdp.ErrEvaluationFailed", err)
 	}
 	r1()
-	r3, err := s.admit("a")
+	r3, err := s.admit(context.Background(), "a")
 	if err != nil {
 		t.Fatalf("after a release: %v", err)
 	}
@@ -96,7 +97,7 @@ func TestSlots(t *testing.T) {
 	r3()
 	var none = newSlots(-1, 1)
 	for range 100 {
-		if _, err := none.admit("a"); err != nil {
+		if _, err := none.admit(context.Background(), "a"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -115,27 +116,27 @@ func TestSlotsPerTenant(t *testing.T) {
 	s := newSlots(4, 2)
 	var held []func()
 	for range 2 {
-		r, err := s.admit("hog")
+		r, err := s.admit(context.Background(), "hog")
 		if err != nil {
 			t.Fatalf("within the share: %v", err)
 		}
 		held = append(held, r)
 	}
-	if _, err := s.admit("hog"); !errors.Is(err, ErrOverloaded) || !errors.Is(err, pdp.ErrEvaluationFailed) {
+	if _, err := s.admit(context.Background(), "hog"); !errors.Is(err, ErrOverloaded) || !errors.Is(err, pdp.ErrEvaluationFailed) {
 		t.Fatalf("past the share: %v; want ErrOverloaded", err)
 	}
 	for _, tenant := range []string{"a", "b"} {
-		r, err := s.admit(tenant)
+		r, err := s.admit(context.Background(), tenant)
 		if err != nil {
 			t.Fatalf("tenant %s refused while the hog holds its share: %v", tenant, err)
 		}
 		held = append(held, r)
 	}
-	if _, err := s.admit("c"); !errors.Is(err, ErrOverloaded) {
+	if _, err := s.admit(context.Background(), "c"); !errors.Is(err, ErrOverloaded) {
 		t.Fatalf("past the total: %v; want ErrOverloaded", err)
 	}
 	held[0]()
-	if r, err := s.admit("hog"); err != nil {
+	if r, err := s.admit(context.Background(), "hog"); err != nil {
 		t.Fatalf("after a release: %v", err)
 	} else {
 		r()
@@ -151,5 +152,82 @@ func TestSlotsPerTenant(t *testing.T) {
 	}
 	if d := (Config{MaxConcurrent: 1}).Defaults(); d.MaxConcurrentPerTenant != 1 {
 		t.Errorf("default share of 1 slot: %d, want 1", d.MaxConcurrentPerTenant)
+	}
+}
+
+// TestSlotsWait: with a wait, an evaluation past its tenant's share (or
+// past the total) waits for a release instead of failing at once, gives up
+// with ErrOverloaded when none comes in time or its context ends, and the
+// number of waiters is bounded.
+func TestSlotsWait(t *testing.T) {
+	s := newSlots(2, 1).withWait(time.Minute)
+	hold, err := s.admit(context.Background(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		r, err := s.admit(context.Background(), "a")
+		if err == nil {
+			r()
+		}
+		got <- err
+	}()
+	waitFor(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.waiting == 1 })
+	// Another tenant is not held up by the waiting one.
+	if r, err := s.admit(context.Background(), "b"); err != nil {
+		t.Fatalf("tenant b: %v", err)
+	} else {
+		r()
+	}
+	hold()
+	if err := <-got; err != nil {
+		t.Fatalf("the waiter after a release: %v", err)
+	}
+
+	// No release: the wait ends with ErrOverloaded (context or timer).
+	hold, _ = s.admit(context.Background(), "a")
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { _, err := s.admit(ctx, "a"); got <- err }()
+	waitFor(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.waiting == 1 })
+	cancel()
+	if err := <-got; !errors.Is(err, ErrOverloaded) || !errors.Is(err, pdp.ErrEvaluationFailed) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled waiter: %v", err)
+	}
+	short := newSlots(1, -1).withWait(time.Millisecond)
+	r, _ := short.admit(context.Background(), "a")
+	if _, err := short.admit(context.Background(), "a"); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("after the wait: %v; want ErrOverloaded", err)
+	}
+	r()
+	hold()
+
+	// At most maxWaiters wait; the next is refused at once.
+	s.maxWaiters = 1
+	hold, _ = s.admit(context.Background(), "a")
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() { _, err := s.admit(ctx, "a"); got <- err }()
+	waitFor(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.waiting == 1 })
+	start := time.Now()
+	if _, err := s.admit(context.Background(), "a"); !errors.Is(err, ErrOverloaded) || time.Since(start) > 30*time.Second {
+		t.Fatalf("past maxWaiters: %v after %v; want ErrOverloaded at once", err, time.Since(start))
+	}
+	cancel()
+	<-got
+	hold()
+	if s.running != 0 || s.waiting != 0 || len(s.byTenant) != 0 {
+		t.Fatalf("after every release: running %d, waiting %d, byTenant %v", s.running, s.waiting, s.byTenant)
+	}
+}
+
+// waitFor polls cond until it holds or a generous deadline passes.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 30 s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

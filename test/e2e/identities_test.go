@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -195,6 +196,7 @@ func TestKeysSelfService(t *testing.T) {
 			events = append(events, ev)
 		}
 	}
+	slices.Reverse(events) // the listing is newest first
 	if strings.Join(events, ",") != "key_created,key_created,key_rotated,key_rotated,key_revoked" {
 		t.Errorf("key events on the chain: %v", events)
 	}
