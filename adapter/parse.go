@@ -69,6 +69,7 @@ type Document struct {
 	WhitelistedDomains []string       `json:"whitelisted_domains,omitzero"`
 	Rules              []RuleDocument `json:"rules,omitzero"`
 	Enabled            *bool          `json:"enabled,omitzero"`
+	Mode               *string        `json:"mode,omitzero"`
 }
 
 // RuleDocument is one rule of a Document as the user wrote it.
@@ -186,6 +187,7 @@ func documentFields(d *Document) map[string]fieldSetter {
 		"whitelisted_domains": func(w *docWalker, raw json.RawMessage, p string) { d.WhitelistedDomains = w.strs(raw, p) },
 		"rules":               func(w *docWalker, raw json.RawMessage, p string) { d.Rules = w.rules(raw, p) },
 		"enabled":             func(w *docWalker, raw json.RawMessage, p string) { d.Enabled = w.boolean(raw, p) },
+		"mode":                func(w *docWalker, raw json.RawMessage, p string) { d.Mode = w.str(raw, p) },
 	}
 }
 

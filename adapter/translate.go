@@ -407,6 +407,7 @@ func TenantData(tp *pdp.TenantPolicies, agent string, allAgents bool) map[string
 			"step_types":          steps,
 			"whitelisted_domains": toAny(p.WhitelistedDomains),
 			"guard":               PolicyGuard(p),
+			"mode":                p.ModeName(),
 		}
 		metas[p] = meta
 		switch {

@@ -1,6 +1,7 @@
 package adapter
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -56,6 +57,14 @@ func (d *Document) PolicyWithCost() (pdp.Policy, int, error) {
 		WhitelistedDomains: d.WhitelistedDomains,
 		Enabled:            d.Enabled == nil || *d.Enabled,
 	}
+	var modeErr *pdp.ValidationError
+	switch m := strings.ToLower(deref(d.Mode)); m {
+	case "", string(pdp.PolicyEnforce):
+	case string(pdp.PolicyShadow):
+		p.Mode = pdp.PolicyShadow
+	default:
+		modeErr = &pdp.ValidationError{Field: "mode", Reason: "must be enforce or shadow"}
+	}
 	if d.Rules != nil {
 		p.Rules = make([]pdp.Rule, len(d.Rules))
 		for i, r := range d.Rules {
@@ -73,6 +82,13 @@ func (d *Document) PolicyWithCost() (pdp.Policy, int, error) {
 		}
 	}
 	cost, err := validate(&p)
+	if modeErr != nil {
+		var es pdp.ValidationErrors
+		if !errors.As(err, &es) && err != nil {
+			return pdp.Policy{}, 0, err
+		}
+		return pdp.Policy{}, 0, append(es, modeErr)
+	}
 	if err != nil {
 		return pdp.Policy{}, 0, err
 	}

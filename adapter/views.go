@@ -6,7 +6,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 )
 
-// BuiltinNames are the built-ins as decisions name them (CONTRACT A5), in
+// BuiltinNames are the built-ins as decisions name them (docs/api.md §A5), in
 // the order policies_evaluated lists them.
 var BuiltinNames = []string{"FinancialSafetyPolicy", "DataExfiltrationPolicy"}
 
@@ -46,9 +46,11 @@ func effectiveViews(tp *pdp.TenantPolicies) map[string]map[string]*scopeView {
 	return out
 }
 
-// scopeViews follows CONTRACT A4 as decision.rego does: an agent's enabled
-// policy shadows the tenant-wide one of the same name whatever its step
-// types; then each policy applies to the step types it lists.
+// scopeViews follows docs/api.md §A4 as decision.rego does: an agent's enabled,
+// enforcing policy overrides the tenant-wide one of the same name whatever
+// its step types (a shadow agent copy overrides nothing); then each policy
+// applies to the step types it lists. Shadow policies are in the views
+// like any other: the library sorts their hits out by mode.
 func scopeViews(own, tenantWide map[string]*pdp.Policy) map[string]*scopeView {
 	views := map[string]*scopeView{}
 	view := func(step string) *scopeView {
@@ -64,7 +66,10 @@ func scopeViews(own, tenantWide map[string]*pdp.Policy) map[string]*scopeView {
 		}
 	}
 	for name, p := range tenantWide {
-		if own[name] != nil {
+		// Only an enforcing agent copy overrides (issue 16, per-policy
+		// shadow mode): beside a shadow agent copy the tenant-wide copy
+		// keeps deciding, or shadowing if it is a shadow copy itself.
+		if o := own[name]; o != nil && !o.Shadow() {
 			continue
 		}
 		for _, st := range slices.Compact(slices.Sorted(slices.Values(p.StepTypes))) {

@@ -48,6 +48,19 @@ type Violation struct {
 	Confidence  float64 `json:"confidence"`
 }
 
+// ShadowHit is one hit of a policy in shadow mode; WouldStatus is what
+// the hit alone would have made the action's status.
+type ShadowHit struct {
+	Policy      string `json:"policy"`
+	Scope       string `json:"scope"`
+	Rule        int    `json:"rule"`
+	Severity    string `json:"severity"`
+	OnViolation string `json:"on_violation"`
+	Reason      string `json:"reason"`
+	Match       string `json:"match"`
+	WouldStatus string `json:"would_status"`
+}
+
 // PolicyResult is the decision's detail.
 type PolicyResult struct {
 	ActionID          string      `json:"action_id"`
@@ -61,6 +74,9 @@ type PolicyResult struct {
 	Reason            *string     `json:"reason"`
 	Violations        []Violation `json:"violations"`
 	Warnings          []Violation `json:"warnings"`
+	// Shadow lists the hits of policies in shadow mode (never enforced);
+	// empty when none fired.
+	Shadow []ShadowHit `json:"shadow,omitempty"`
 }
 
 // ActionResult is the answer of a submission.

@@ -37,6 +37,9 @@ type Policy struct {
 	Rules              []Rule   `json:"rules"`
 	// Enabled nil means true.
 	Enabled *bool `json:"enabled,omitempty"`
+	// Mode is enforce (the default when empty) or shadow: a shadow policy
+	// is evaluated, but its hits only go to PolicyResult.Shadow.
+	Mode string `json:"mode,omitempty"`
 }
 
 // PolicyWrite is the answer of a create, update or delete.
@@ -66,6 +69,8 @@ type PolicySummary struct {
 	// Effective is set when listing for an agent: whether the policy
 	// applies to it (an enabled agent-scoped copy shadows the tenant's).
 	Effective *bool `json:"effective,omitempty"`
+	// Mode is enforce or shadow (custom policies).
+	Mode string `json:"mode,omitempty"`
 }
 
 // PolicyList is the answer of ListPolicies.
@@ -94,6 +99,7 @@ type PolicyDetail struct {
 	Scope       string       `json:"scope"`
 	Enabled     bool         `json:"enabled"`
 	Version     int          `json:"version"`
+	Mode        string       `json:"mode,omitempty"`
 	Config      PolicyConfig `json:"config"`
 	CreatedAt   *time.Time   `json:"created_at"`
 	UpdatedAt   *time.Time   `json:"updated_at"`

@@ -62,6 +62,24 @@ type Decision struct {
 	Reason            *string     `json:"reason"`
 	Violations        []Violation `json:"violations"`
 	Warnings          []Violation `json:"warnings"`
+	// Shadow lists the hits of policies in shadow mode, strongest first;
+	// they never change the status, trigger or risk score. Absent when no
+	// shadow policy fired.
+	Shadow []ShadowHit `json:"shadow,omitempty"`
+}
+
+// ShadowHit is one rule hit of a policy in shadow mode. WouldStatus is
+// the status the hit alone would give the action were its policy
+// enforcing.
+type ShadowHit struct {
+	Policy      string   `json:"policy"`
+	Scope       Scope    `json:"scope"`
+	Rule        int      `json:"rule"`
+	Severity    Severity `json:"severity"`
+	OnViolation Outcome  `json:"on_violation"`
+	Reason      string   `json:"reason"`
+	Match       string   `json:"match"`
+	WouldStatus Status   `json:"would_status"`
 }
 
 // TenantPolicies is everything the engine needs to decide for one tenant at

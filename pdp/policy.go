@@ -112,16 +112,40 @@ type Rule struct {
 // a tenant-wide policy. The content fields (Name … Rules) are what a user
 // writes; Enabled, Version and the timestamps are kept by the registry.
 type Policy struct {
-	Name               string    `json:"name"`
-	Description        string    `json:"description,omitempty"`
-	AgentID            string    `json:"agent_id,omitempty"`
-	StepTypes          []string  `json:"step_types"`
-	WhitelistedDomains []string  `json:"whitelisted_domains"`
-	Rules              []Rule    `json:"rules"`
-	Enabled            bool      `json:"enabled"`
-	Version            int       `json:"version"`
-	CreatedAt          time.Time `json:"created_at"`
-	UpdatedAt          time.Time `json:"updated_at"`
+	Name               string   `json:"name"`
+	Description        string   `json:"description,omitempty"`
+	AgentID            string   `json:"agent_id,omitempty"`
+	StepTypes          []string `json:"step_types"`
+	WhitelistedDomains []string `json:"whitelisted_domains"`
+	Rules              []Rule   `json:"rules"`
+	// Mode is PolicyEnforce (stored as "", the default) or PolicyShadow: a
+	// shadow policy is evaluated but never changes the decision; its hits
+	// are reported in the decision's shadow list.
+	Mode      PolicyMode `json:"mode,omitempty"`
+	Enabled   bool       `json:"enabled"`
+	Version   int        `json:"version"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+}
+
+// PolicyMode is a policy's mode.
+type PolicyMode string
+
+// Policy modes. The zero value means PolicyEnforce.
+const (
+	PolicyEnforce PolicyMode = "enforce"
+	PolicyShadow  PolicyMode = "shadow"
+)
+
+// Shadow reports whether p is in shadow mode.
+func (p *Policy) Shadow() bool { return p.Mode == PolicyShadow }
+
+// ModeName is p's mode as the API shows it: "enforce" or "shadow".
+func (p *Policy) ModeName() string {
+	if p.Shadow() {
+		return string(PolicyShadow)
+	}
+	return string(PolicyEnforce)
 }
 
 // Scope reports whether p is tenant-wide or agent-scoped.

@@ -46,6 +46,9 @@ Usage:
   gatehouse bundle build --policies DIR --tenant T --out FILE
                                                 build a tenant's OPA bundle (GitOps)
   gatehouse audit verify --tenant T             recompute a tenant's audit chain
+  gatehouse policy impact --policy FILE --since 7d
+                                                what a policy change would have done to
+                                                recorded actions (asks a running server)
   gatehouse healthcheck [--addr host:port]      exit 0 when a server answers /health
   gatehouse version                             print the versions
   gatehouse help [command]                      this text, or a command's flags
@@ -74,6 +77,8 @@ func run(ctx context.Context, args []string, s stdio) int {
 		return cmdBundle(ctx, rest, s)
 	case "audit":
 		return cmdAudit(ctx, rest, s)
+	case "policy":
+		return cmdPolicy(ctx, rest, s)
 	case "healthcheck":
 		return cmdHealthcheck(ctx, rest, s)
 	case "version", "--version":

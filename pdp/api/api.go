@@ -270,6 +270,7 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	s.bundleRoutes(v1)
 	s.dataRoutes(v1)
 	s.governanceRoutes(v1)
+	s.historyRoutes(v1)
 	s.consoleRoutes(r, v1)
 	s.keyRoutes(v1)
 

@@ -74,6 +74,9 @@ type dashboardView struct {
 	ViolationsByPolicy []policyCountView `json:"violations_by_policy"`
 	ViolationsByAgent  []agentCountView  `json:"violations_by_agent"`
 	TimeSeries         []bucketView      `json:"time_series"`
+	// ShadowHitsByPolicy counts the hits of policies in shadow mode in the
+	// window's decisions (policy_result.shadow entries), most first.
+	ShadowHitsByPolicy []shadowCountView `json:"shadow_hits_by_policy"`
 	// DecisionsByApprover counts the window's final decisions per
 	// deciding identity (README "Who may do what").
 	DecisionsByApprover []approverCountView `json:"decisions_by_approver"`
@@ -83,6 +86,11 @@ type approverCountView struct {
 	ApproverID string `json:"approver_id"`
 	Approved   int64  `json:"approved"`
 	Denied     int64  `json:"denied"`
+}
+
+type shadowCountView struct {
+	Policy string `json:"policy"`
+	Count  int64  `json:"count"`
 }
 
 func (s *server) dashboard(c *gin.Context) {
@@ -153,6 +161,15 @@ func (s *server) dashboard(c *gin.Context) {
 	}
 	for i, b := range r.Series {
 		v.TimeSeries[i] = bucketView{Bucket: b.Start.UTC().Format(time.RFC3339), countsView: viewCounts(b.DashboardCounts)}
+	}
+	hits, err := s.st.ShadowHitsByPolicy(c.Request.Context(), t.ID, r.Since, r.Until)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	v.ShadowHitsByPolicy = make([]shadowCountView, len(hits))
+	for i, h := range hits {
+		v.ShadowHitsByPolicy[i] = shadowCountView{Policy: h.Policy, Count: h.Count}
 	}
 	byApprover, err := s.gov.st.DecisionsByApprover(c.Request.Context(), t.ID, r.Since, r.Until.Add(store.TimePrecision))
 	if err != nil {

@@ -42,6 +42,7 @@ type policyItem struct {
 	CreatedAt   string  `json:"created_at,omitempty"`
 	UpdatedAt   string  `json:"updated_at,omitempty"`
 	Effective   *bool   `json:"effective,omitempty"`
+	Mode        string  `json:"mode,omitempty"`
 }
 
 type policyConfig struct {
@@ -61,6 +62,7 @@ type policyView struct {
 	Scope       string       `json:"scope"`
 	Enabled     bool         `json:"enabled"`
 	Version     int          `json:"version"`
+	Mode        string       `json:"mode,omitempty"`
 	Config      policyConfig `json:"config"`
 	CreatedAt   any          `json:"created_at"`
 	UpdatedAt   any          `json:"updated_at"`
@@ -92,10 +94,11 @@ func (s *server) listPolicies(c *gin.Context) {
 		return
 	}
 	// An enabled agent-scoped policy shadows the tenant-wide one of its
-	// name for that agent (docs/api.md §A4); a disabled one shadows nothing.
+	// name for that agent (docs/api.md §A4) when it enforces; a disabled
+	// one, or one in shadow mode, overrides nothing.
 	shadowed := map[string]bool{}
 	for _, p := range ps {
-		if p.AgentID != "" && p.Enabled {
+		if p.AgentID != "" && p.Enabled && !p.Shadow() {
 			shadowed[p.Name] = true
 		}
 	}
@@ -114,6 +117,7 @@ func (s *server) listPolicies(c *gin.Context) {
 			Version:     p.Version,
 			CreatedAt:   timestamp(p.CreatedAt),
 			UpdatedAt:   timestamp(p.UpdatedAt),
+			Mode:        p.ModeName(),
 		}
 		if agentID != "" {
 			eff := p.Enabled && (p.AgentID != "" || !shadowed[p.Name])
@@ -150,7 +154,13 @@ func (s *server) getPolicy(c *gin.Context) {
 		fail(c, policyError(err, name, agentID))
 		return
 	}
-	writeJSON(c, http.StatusOK, policyView{
+	writeJSON(c, http.StatusOK, customView(p))
+}
+
+// customView is GET /v1/control/policies/{name}'s view of a custom policy
+// (also of one of its versions).
+func customView(p pdp.Policy) policyView {
+	return policyView{
 		Name:        p.Name,
 		Description: p.Description,
 		Source:      sourceCustom,
@@ -158,11 +168,12 @@ func (s *server) getPolicy(c *gin.Context) {
 		Scope:       string(p.Scope()),
 		Enabled:     p.Enabled,
 		Version:     p.Version,
+		Mode:        p.ModeName(),
 		Config: policyConfig{Name: p.Name, Description: p.Description,
 			Rules: p.Rules, StepTypes: p.StepTypes, WhitelistedDomains: p.WhitelistedDomains},
 		CreatedAt: timestamp(p.CreatedAt),
 		UpdatedAt: timestamp(p.UpdatedAt),
-	})
+	}
 }
 
 // policyRego serves the Rego a policy is enforced with: the generated
@@ -206,7 +217,7 @@ func (s *server) replacePolicy(c *gin.Context) {
 // tenant's current tier and whether the body sets agent_id, before the
 // document is validated — then the document, then the limit (registry).
 func (s *server) writePolicy(c *gin.Context, pathName string) {
-	ctx := c.Request.Context()
+	ctx := registry.WithActor(c.Request.Context(), s.keyID(c))
 	body, err := readBody(c)
 	if err != nil {
 		fail(c, err)
@@ -259,7 +270,8 @@ func (s *server) writePolicy(c *gin.Context, pathName string) {
 
 func (s *server) deletePolicy(c *gin.Context) {
 	name, agentID := c.Param("name"), c.Query("agent_id")
-	w, err := s.reg.Disable(c.Request.Context(), tenant(c).ID, agentID, name)
+	ctx := registry.WithActor(c.Request.Context(), s.keyID(c))
+	w, err := s.reg.Disable(ctx, tenant(c).ID, agentID, name)
 	if err != nil {
 		fail(c, policyError(err, name, agentID))
 		return

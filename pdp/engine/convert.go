@@ -155,6 +155,11 @@ func decode(v any) (*pdp.Decision, error) {
 	if d.Warnings, err = violations(m["warnings"], err); err != nil {
 		return nil, err
 	}
+	if sh, ok := m["shadow"]; ok {
+		if d.Shadow, err = shadowHits(sh); err != nil {
+			return nil, err
+		}
+	}
 	if d.Status != pdp.StatusAllowed && d.Status != pdp.StatusBlocked && d.Status != pdp.StatusPendingReview {
 		return nil, fmt.Errorf("result.status %q is not a decision status", d.Status)
 	}
@@ -194,6 +199,30 @@ func violations(v any, err error) ([]pdp.Violation, error) {
 			Match:       s("match"),
 			Confidence:  conf,
 		}
+	}
+	return out, nil
+}
+
+// shadowHits decodes the result's shadow list.
+func shadowHits(v any) ([]pdp.ShadowHit, error) {
+	items, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("shadow is %T, not an array", v)
+	}
+	out := make([]pdp.ShadowHit, len(items))
+	for i, it := range items {
+		m, ok := it.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("shadow hit %d is %T", i, it)
+		}
+		rule, err := number(m["rule"])
+		if err != nil {
+			return nil, err
+		}
+		s := func(k string) string { x, _ := m[k].(string); return x }
+		out[i] = pdp.ShadowHit{Policy: s("policy"), Scope: pdp.Scope(s("scope")), Rule: int(rule),
+			Severity: pdp.Severity(s("severity")), OnViolation: pdp.Outcome(s("on_violation")),
+			Reason: s("reason"), Match: s("match"), WouldStatus: pdp.Status(s("would_status"))}
 	}
 	return out, nil
 }
@@ -278,6 +307,11 @@ func decodeAST(v ast.Value) (*pdp.Decision, error) {
 	if d.Warnings, err = violationsAST(get("warnings")); err != nil {
 		return nil, err
 	}
+	if sh := get("shadow"); sh != nil {
+		if d.Shadow, err = shadowHitsAST(sh); err != nil {
+			return nil, err
+		}
+	}
 	if d.Status != pdp.StatusAllowed && d.Status != pdp.StatusBlocked && d.Status != pdp.StatusPendingReview {
 		return nil, fmt.Errorf("result.status %q is not a decision status", d.Status)
 	}
@@ -330,6 +364,45 @@ func violationsAST(v ast.Value) ([]pdp.Violation, error) {
 			Reason:      s(keyReason),
 			Match:       s(keyMatch),
 			Confidence:  conf,
+		}
+	}
+	return out, nil
+}
+
+var keyWouldStatus = ast.InternedTerm("would_status")
+
+// shadowHitsAST is shadowHits for a result left as AST.
+func shadowHitsAST(v ast.Value) ([]pdp.ShadowHit, error) {
+	items, ok := v.(*ast.Array)
+	if !ok {
+		return nil, fmt.Errorf("shadow is %T, not an array", v)
+	}
+	out := make([]pdp.ShadowHit, items.Len())
+	for i := range items.Len() {
+		m, ok := items.Elem(i).Value.(ast.Object)
+		if !ok {
+			return nil, fmt.Errorf("shadow hit %d is %T", i, items.Elem(i).Value)
+		}
+		val := func(k *ast.Term) ast.Value {
+			if t := m.Get(k); t != nil {
+				return t.Value
+			}
+			return nil
+		}
+		s := func(k *ast.Term) string { x, _ := val(k).(ast.String); return string(x) }
+		rule, ok := astNumber(val(keyRule))
+		if !ok {
+			return nil, fmt.Errorf("shadow hit %d: rule is not a number", i)
+		}
+		out[i] = pdp.ShadowHit{
+			Policy:      s(keyPolicy),
+			Scope:       pdp.Scope(s(keyScope)),
+			Rule:        int(rule),
+			Severity:    pdp.Severity(s(keySeverity)),
+			OnViolation: pdp.Outcome(s(keyOnViolation)),
+			Reason:      s(keyReason),
+			Match:       s(keyMatch),
+			WouldStatus: pdp.Status(s(keyWouldStatus)),
 		}
 	}
 	return out, nil

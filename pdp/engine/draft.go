@@ -9,6 +9,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown/cache"
 
 	"github.com/gatehouse-pdp/gatehouse/adapter"
 	"github.com/gatehouse-pdp/gatehouse/pdp"
@@ -38,27 +39,88 @@ func (e *Engine) EvaluateDraft(ctx context.Context, a pdp.Action, tp pdp.TenantP
 	if a.TenantID != tp.TenantID {
 		return nil, fmt.Errorf("%w: draft policies of tenant %q for an action of %q", pdp.ErrEvaluationFailed, tp.TenantID, a.TenantID)
 	}
+	dr, err := e.PrepareDraft(ctx, tp)
+	if err != nil {
+		return nil, err
+	}
+	// No inter-query value cache: one evaluation gains nothing from it.
+	return dr.evaluate(ctx, a, start, nil)
+}
+
+// Draft is a tenant's policy set compiled on its own, outside the
+// engine's caches and published state, to evaluate many actions against
+// one compile (impact analysis replays recorded actions through two).
+// It holds its own regex cache, so a draft's patterns compile once per
+// draft and never take the place of the tenants' compiled ones. Safe for
+// concurrent use; drop it to free it.
+//
+// Like a published registry tenant, a draft decides with the engine's
+// hints (hintedQuery, candidates from its own adapter.Hinter), falling
+// back to the plain query when the action text cannot be computed in Go;
+// the two decide the same (TestDraftHinted), so a replay or a dry run
+// decides as POST /v1/actions would once the draft is saved.
+type Draft struct {
+	e      *Engine
+	tenant string
+	query  rego.PreparedEvalQuery
+	hinted *rego.PreparedEvalQuery // nil with a custom query (WithQuery)
+	hinter *adapter.Hinter
+	values cache.InterQueryValueCache
+}
+
+// draftRegexCacheSize bounds a Draft's own regex cache.
+const draftRegexCacheSize = 4096
+
+// PrepareDraft compiles tp (the library plus tp's enabled policies) once.
+// tp.TenantID must be a tenant the engine knows from SetTenant and serves
+// from the registry, not from a bundle.
+func (e *Engine) PrepareDraft(ctx context.Context, tp pdp.TenantPolicies) (*Draft, error) {
 	e.mu.RLock()
-	st := e.tenants[a.TenantID]
+	st := e.tenants[tp.TenantID]
 	e.mu.RUnlock()
 	switch {
 	case st == nil:
-		return nil, fmt.Errorf("%w: %w %q", pdp.ErrEvaluationFailed, ErrUnknownTenant, a.TenantID)
+		return nil, fmt.Errorf("%w: %w %q", pdp.ErrEvaluationFailed, ErrUnknownTenant, tp.TenantID)
 	case st.source != "":
 		return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, ErrBundleTenant)
 	}
-
-	input, err := inputValue(a)
-	if err != nil {
-		return nil, fmt.Errorf("%w: input: %w", pdp.ErrEvaluationFailed, err)
-	}
-	pq, err := e.prepareDraft(ctx, &tp)
+	dr, err := e.prepareDraft(ctx, &tp)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
 	}
-	// No inter-query value cache: a draft's regexes must not take the
-	// place of the tenants' compiled ones.
-	rs, err := e.run(ctx, a.TenantID, pq, input, nil)
+	n := draftRegexCacheSize
+	values := cache.NewInterQueryValueCache(ctx, &cache.Config{
+		InterQueryBuiltinValueCache: cache.InterQueryBuiltinValueCacheConfig{MaxNumEntries: &n},
+	})
+	dr.values = values
+	return dr, nil
+}
+
+// Evaluate decides a with the draft's policies, as Evaluate would decide
+// it had they been published: one of Config.MaxConcurrent's slots,
+// Config.Timeout, fail closed. Nothing is recorded or counted.
+func (d *Draft) Evaluate(ctx context.Context, a pdp.Action) (*pdp.Decision, error) {
+	return d.evaluate(ctx, a, time.Now(), d.values)
+}
+
+func (d *Draft) evaluate(ctx context.Context, a pdp.Action, start time.Time, values cache.InterQueryValueCache) (*pdp.Decision, error) {
+	if a.TenantID != d.tenant {
+		return nil, fmt.Errorf("%w: draft of tenant %q for an action of %q", pdp.ErrEvaluationFailed, d.tenant, a.TenantID)
+	}
+	input, params, err := inputAndParams(a)
+	if err != nil {
+		return nil, fmt.Errorf("%w: input: %w", pdp.ErrEvaluationFailed, err)
+	}
+	if d.hinted != nil {
+		if wrapped, ok := hintedInput(d.hinter, a, input, params); ok {
+			rs, err := d.e.run(ctx, d.tenant, *d.hinted, wrapped, values)
+			if err != nil {
+				return nil, err
+			}
+			return decisionOfAST(rs, start)
+		}
+	}
+	rs, err := d.e.run(ctx, d.tenant, d.query, input, values)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +129,7 @@ func (e *Engine) EvaluateDraft(ctx context.Context, a pdp.Action, tp pdp.TenantP
 
 // prepareDraft compiles tp with the library into a throwaway unit, the way
 // unitFor and prepare do for published tenants.
-func (e *Engine) prepareDraft(ctx context.Context, tp *pdp.TenantPolicies) (rego.PreparedEvalQuery, error) {
+func (e *Engine) prepareDraft(ctx context.Context, tp *pdp.TenantPolicies) (*Draft, error) {
 	modules := make(map[string]*ast.Module, len(e.library)+len(tp.Policies))
 	for p, m := range e.library {
 		modules[p] = m
@@ -84,7 +146,7 @@ func (e *Engine) prepareDraft(ctx context.Context, tp *pdp.TenantPolicies) (rego
 	// A draft is held to the compile budget a write is held to: it would
 	// cost the compile pool as much.
 	if cost > e.cfg.CompileBudget {
-		return rego.PreparedEvalQuery{}, budgetError(cost, e.cfg.CompileBudget)
+		return nil, budgetError(cost, e.cfg.CompileBudget)
 	}
 	var compiler *ast.Compiler
 	err := e.pool.do(ctx, func() error {
@@ -96,7 +158,7 @@ func (e *Engine) prepareDraft(ctx context.Context, tp *pdp.TenantPolicies) (rego
 		return nil
 	})
 	if err != nil {
-		return rego.PreparedEvalQuery{}, err
+		return nil, err
 	}
 	store := inmem.NewFromObjectWithOpts(map[string]any{
 		adapter.Root: map[string]any{
@@ -106,5 +168,17 @@ func (e *Engine) prepareDraft(ctx context.Context, tp *pdp.TenantPolicies) (rego
 	}, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
 	// Strict like every published tenant's query: a draft decides exactly
 	// as POST /v1/actions would once it is saved.
-	return e.prepareQuery(ctx, compiler, store)
+	pq, err := e.prepareQuery(ctx, compiler, store)
+	if err != nil {
+		return nil, err
+	}
+	d := &Draft{e: e, tenant: tp.TenantID, query: pq}
+	if e.query == adapter.DecisionQuery {
+		hq, err := e.prepareHinted(ctx, compiler, store)
+		if err != nil {
+			return nil, err
+		}
+		d.hinted, d.hinter = &hq, adapter.NewHinter(tp)
+	}
+	return d, nil
 }

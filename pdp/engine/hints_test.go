@@ -54,7 +54,9 @@ var hintPatterns = []string{
 var hintSteps = []string{"ACTION", "THOUGHT", "OUTPUT", "OBSERVATION"}
 
 // hintWorld generates tenants with tenant-wide and agent-scoped policies,
-// several step types, whitelists, shadow mode and disabled policies.
+// several step types, whitelists, the tenant's shadow mode, policies in
+// shadow mode (issue 16; at both scopes, so shadow agent copies beside
+// enforcing or shadow tenant-wide ones) and disabled policies.
 func hintWorld(r *rand.Rand, tenants int) []pdp.TenantPolicies {
 	var out []pdp.TenantPolicies
 	sev := []pdp.Severity{pdp.SeverityCritical, pdp.SeverityHigh, pdp.SeverityMedium, pdp.SeverityLow}
@@ -67,6 +69,9 @@ func hintWorld(r *rand.Rand, tenants int) []pdp.TenantPolicies {
 		}
 		if r.IntN(5) == 0 {
 			p.WhitelistedDomains = []string{"example.com"}
+		}
+		if r.IntN(4) == 0 {
+			p.Mode = pdp.PolicyShadow
 		}
 		for i := range 1 + r.IntN(3) {
 			rule := pdp.Rule{Match: hintPatterns[r.IntN(len(hintPatterns))], Severity: sev[r.IntN(4)],
@@ -272,6 +277,7 @@ func TestHintsDifferential(t *testing.T) {
 	}
 	cv := &computedViews{queries: map[string]rego.PreparedEvalQuery{}}
 	fired := map[int]int{}
+	shadowed, shadowOnly := 0, 0
 	failures := 0
 	for i := range hintCount(t) {
 		a := hintAction(r, world)
@@ -295,19 +301,33 @@ func TestHintsDifferential(t *testing.T) {
 			t.Fatalf("action %d %+v:\nprecomputed views %+v\ncomputed views    %+v", i, a, plain, computed)
 		}
 		fired[min(len(plain.Violations), 3)]++
+		if len(plain.Shadow) > 0 {
+			shadowed++
+			if len(plain.Violations) == 0 {
+				shadowOnly++
+			}
+		}
 		checkCandidates(t, e, a, plain)
 		if n := i + 1; n%10000 == 0 {
 			t.Logf("%d actions decided three ways, 0 differences so far; by violations (0, 1, 2, 3+): %v", n, fired)
 		}
 	}
-	t.Logf("decisions by violations (0, 1, 2, 3+): %v; failed closed alike: %d", fired, failures)
+	t.Logf("decisions by violations (0, 1, 2, 3+): %v; with shadow hits: %d (%d with no violation); failed closed alike: %d",
+		fired, shadowed, shadowOnly, failures)
 	if fired[0] == 0 || fired[1] == 0 || fired[3] == 0 {
 		t.Fatalf("the generator should produce decisions with 0, 1 and 3+ violations: %v", fired)
+	}
+	// Shadow hits beside violations and alone: ~3% and ~1% of actions, so
+	// required from the default 3,000 actions on (600 with -short may see
+	// none of one kind).
+	if hintCount(t) >= 3000 && (shadowed == shadowOnly || shadowOnly == 0) {
+		t.Fatalf("the generator should produce shadow hits beside violations (%d) and alone (%d)", shadowed-shadowOnly, shadowOnly)
 	}
 }
 
 // checkCandidates is the property the hints rest on: every policy with a
-// violation was a candidate, every built-in that fired was not skipped.
+// violation or a shadow hit was a candidate, every built-in that fired was
+// not skipped.
 func checkCandidates(t testing.TB, e *Engine, a pdp.Action, d *pdp.Decision) {
 	t.Helper()
 	e.mu.RLock()
@@ -338,6 +358,11 @@ func checkCandidates(t testing.TB, e *Engine, a pdp.Action, d *pdp.Decision) {
 			t.Fatalf("%+v: %s/%s rule %d fired but was not a candidate (agent %v, tenant %v)", a, v.Scope, v.Policy, v.Rule, agent, tenant)
 		}
 	}
+	for _, h := range d.Shadow {
+		if (h.Scope != pdp.ScopeAgent || !slices.Contains(agent, h.Policy)) && (h.Scope != pdp.ScopeTenant || !slices.Contains(tenant, h.Policy)) {
+			t.Fatalf("%+v: shadow %s/%s rule %d fired but was not a candidate (agent %v, tenant %v)", a, h.Scope, h.Policy, h.Rule, agent, tenant)
+		}
+	}
 }
 
 // TestCandidatesSupersetOfFired checks the candidate property alone on
@@ -359,7 +384,7 @@ func TestCandidatesSupersetOfFired(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		hits += len(d.Violations)
+		hits += len(d.Violations) + len(d.Shadow)
 		checkCandidates(t, e, a, d)
 	}
 	if hits == 0 {

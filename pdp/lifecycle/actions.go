@@ -49,6 +49,7 @@ type StoredDecision struct {
 	Violations      []pdp.Violation `json:"violations"`
 	Warnings        []pdp.Violation `json:"warnings"`
 	Policies        []string        `json:"policies_evaluated"`
+	Shadow          []pdp.ShadowHit `json:"shadow"`
 }
 
 // ReadDecision reads rec's policy_result; one that does not parse reads

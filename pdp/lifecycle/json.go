@@ -88,7 +88,40 @@ func appendDecision(b []byte, d *pdp.Decision) ([]byte, error) {
 	if b, err = appendViolations(b, d.Warnings); err != nil {
 		return nil, err
 	}
+	if len(d.Shadow) > 0 {
+		b = append(b, `,"shadow":`...)
+		b = appendShadow(b, d.Shadow)
+	}
 	return append(b, '}'), nil
+}
+
+// appendShadow encodes the hits of shadow policies.
+func appendShadow(b []byte, hs []pdp.ShadowHit) []byte {
+	b = append(b, '[')
+	for i := range hs {
+		h := &hs[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"policy":`...)
+		b = appendString(b, h.Policy)
+		b = append(b, `,"scope":`...)
+		b = appendString(b, string(h.Scope))
+		b = append(b, `,"rule":`...)
+		b = strconv.AppendInt(b, int64(h.Rule), 10)
+		b = append(b, `,"severity":`...)
+		b = appendString(b, string(h.Severity))
+		b = append(b, `,"on_violation":`...)
+		b = appendString(b, string(h.OnViolation))
+		b = append(b, `,"reason":`...)
+		b = appendString(b, h.Reason)
+		b = append(b, `,"match":`...)
+		b = appendString(b, h.Match)
+		b = append(b, `,"would_status":`...)
+		b = appendString(b, string(h.WouldStatus))
+		b = append(b, '}')
+	}
+	return append(b, ']')
 }
 
 func appendViolations(b []byte, vs []pdp.Violation) ([]byte, error) {

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
@@ -24,7 +25,15 @@ func (r *Registry) putPolicy(ctx context.Context, req store.PutPolicyRequest) (s
 
 func (r *Registry) disablePolicy(ctx context.Context, key store.PolicyKey) (store.PolicyWrite, error) {
 	if aw, ok := r.st.(store.AuditedWrites); ok {
-		w, _, err := aw.DisablePolicyAudited(ctx, key, store.AuditEvent{})
+		var ev store.AuditEvent
+		if a := actorOf(ctx); a != "" {
+			md, err := json.Marshal(map[string]string{"actor": a})
+			if err != nil {
+				return store.PolicyWrite{}, err
+			}
+			ev.Metadata = md
+		}
+		w, _, err := aw.DisablePolicyAudited(ctx, key, ev)
 		return w, err
 	}
 	return r.st.DisablePolicy(ctx, key)

@@ -59,7 +59,7 @@ func Builtin(name string) (pdp.Builtin, bool) {
 // inside the store's write transaction so concurrent writes cannot pass it
 // together. The engine sees the result before Put returns.
 func (r *Registry) Put(ctx context.Context, tenantID string, doc *adapter.Document) (Write, error) {
-	return r.put(ctx, tenantID, doc, "", false)
+	return r.put(ctx, tenantID, doc, "", false, 0)
 }
 
 // Replace is PUT: a full replacement of an existing policy named name at
@@ -67,10 +67,12 @@ func (r *Registry) Put(ctx context.Context, tenantID string, doc *adapter.Docume
 // ErrPolicyNotFound if there is no such policy at that scope; otherwise as
 // Put.
 func (r *Registry) Replace(ctx context.Context, tenantID, name string, doc *adapter.Document) (Write, error) {
-	return r.put(ctx, tenantID, doc, name, true)
+	return r.put(ctx, tenantID, doc, name, true, 0)
 }
 
-func (r *Registry) put(ctx context.Context, tenantID string, doc *adapter.Document, pathName string, replace bool) (Write, error) {
+// put writes doc; rollbackOf > 0 records the write as a rollback to that
+// version.
+func (r *Registry) put(ctx context.Context, tenantID string, doc *adapter.Document, pathName string, replace bool, rollbackOf int) (Write, error) {
 	if err := r.checkWritable(); err != nil {
 		return Write{}, err
 	}
@@ -106,10 +108,12 @@ func (r *Registry) put(ctx context.Context, tenantID string, doc *adapter.Docume
 		return Write{}, err
 	}
 	w, err := r.putPolicy(ctx, store.PutPolicyRequest{
-		TenantID:  tenantID,
-		Policy:    p,
-		Limit:     PolicyLimit(t.Tier),
-		MustExist: replace,
+		TenantID:   tenantID,
+		Policy:     p,
+		Limit:      PolicyLimit(t.Tier),
+		MustExist:  replace,
+		Actor:      actorOf(ctx),
+		RollbackOf: rollbackOf,
 	})
 	var le *store.LimitError
 	switch {

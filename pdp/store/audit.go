@@ -81,6 +81,9 @@ const (
 	EventPolicyCreated  = "policy_created"
 	EventPolicyUpdated  = "policy_updated"
 	EventPolicyDisabled = "policy_disabled"
+	// A rollback (store.PutPolicyRequest.RollbackOf) is an update whose
+	// entry names the version it restored.
+	EventPolicyRolledBack = "policy_rolled_back"
 
 	EventActionExecuted      = "action_executed"       // allowed (warn-only hits included)
 	EventActionBlocked       = "action_blocked"        // blocked, also when evaluation failed

@@ -178,9 +178,15 @@ func (w *AuditedWriter[B]) PutPolicyAudited(ctx context.Context, req PutPolicyRe
 		return PolicyWrite{}, AuditEntry{}, err
 	}
 	pw, e, err := w.policyAudited(ctx, req.TenantID, ev, EventPolicyUpdated, func(tx PolicyTx, now time.Time) (PolicyWrite, string, error) {
+		if req.Actor == "" {
+			req.Actor = metadataString(ev.Metadata, "actor")
+		}
 		pw, err := PutPolicyIn(tx, req, p, now)
-		if pw.Created {
+		switch {
+		case pw.Created:
 			return pw, EventPolicyCreated, err
+		case pw.Version.Action == VersionRolledBack:
+			return pw, EventPolicyRolledBack, err
 		}
 		return pw, EventPolicyUpdated, err
 	})
@@ -197,7 +203,7 @@ func (w *AuditedWriter[B]) DisablePolicyAudited(ctx context.Context, key PolicyK
 		if !AllStorable(key.TenantID, key.AgentID, key.Name) { // it could not have been written
 			return PolicyWrite{}, "", ErrNotFound
 		}
-		pw, err := DisablePolicyIn(tx, key, now)
+		pw, err := DisablePolicyIn(tx, key, metadataString(ev.Metadata, "actor"), now)
 		return pw, EventPolicyDisabled, err
 	})
 	if err != nil {

@@ -199,7 +199,20 @@ func PolicyEvent(w PolicyWrite, ev AuditEvent, event string) (AuditEvent, error)
 	if ev.Timestamp.IsZero() {
 		ev.Timestamp = w.Policy.UpdatedAt
 	}
-	return CanonicalEvent(ev, event, PolicyFacts(w.Policy))
+	facts := PolicyFacts(w.Policy)
+	// The version the write stored: what it did and a digest of its
+	// content, so the chain vouches for the policy's history.
+	if w.Version.Action != "" {
+		facts["version_action"] = w.Version.Action
+		facts["content_digest"] = ContentDigest(w.Policy)
+		if w.Version.Actor != "" {
+			facts["actor"] = w.Version.Actor
+		}
+		if w.Version.RolledBackFrom > 0 {
+			facts["rolled_back_from"] = w.Version.RolledBackFrom
+		}
+	}
+	return CanonicalEvent(ev, event, facts)
 }
 
 // MetaActionDigest is the metadata key the store sets, on an action's

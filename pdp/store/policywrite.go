@@ -26,6 +26,9 @@ type PolicyTx interface {
 	// SavePolicy inserts (insert) or updates the policy with p's content,
 	// enabled flag, version and timestamps.
 	SavePolicy(key PolicyKey, p pdp.Policy, insert bool) error
+	// SaveVersion stores v, the version the write made, in the policy's
+	// history.
+	SaveVersion(key PolicyKey, v PolicyVersion) error
 	// BumpRevision increments the tenant's revision and returns it: the
 	// write's last statement.
 	BumpRevision(tenantID string) (uint64, error)
@@ -85,17 +88,29 @@ func PutPolicyIn(tx PolicyTx, req PutPolicyRequest, p pdp.Policy, now time.Time)
 	if err := tx.SavePolicy(key, p, !exists); err != nil {
 		return PolicyWrite{}, err
 	}
+	v := PolicyVersion{Policy: p, Action: VersionUpdated, Actor: req.Actor}
+	switch {
+	case !exists:
+		v.Action = VersionCreated
+	case req.RollbackOf > 0:
+		v.Action, v.RolledBackFrom = VersionRolledBack, req.RollbackOf
+	case p.Enabled && !old.Enabled:
+		v.Action = VersionEnabled
+	}
+	if err := tx.SaveVersion(key, v); err != nil {
+		return PolicyWrite{}, err
+	}
 	rev, err := tx.BumpRevision(key.TenantID)
 	if err != nil {
 		return PolicyWrite{}, err
 	}
-	return PolicyWrite{Policy: p, Created: !exists, Revision: rev}, nil
+	return PolicyWrite{Policy: p, Created: !exists, Revision: rev, Version: v}, nil
 }
 
 // DisablePolicyIn sets the policy's enabled=false at version+1 in tx
-// (also when it is disabled already). ErrNotFound is decided before
-// anything is written.
-func DisablePolicyIn(tx PolicyTx, key PolicyKey, now time.Time) (PolicyWrite, error) {
+// (also when it is disabled already), a version written by actor.
+// ErrNotFound is decided before anything is written.
+func DisablePolicyIn(tx PolicyTx, key PolicyKey, actor string, now time.Time) (PolicyWrite, error) {
 	if err := tx.LockTenant(key.TenantID); err != nil {
 		return PolicyWrite{}, err
 	}
@@ -110,11 +125,15 @@ func DisablePolicyIn(tx PolicyTx, key PolicyKey, now time.Time) (PolicyWrite, er
 	if err := tx.SavePolicy(key, p, false); err != nil {
 		return PolicyWrite{}, err
 	}
+	v := PolicyVersion{Policy: p, Action: VersionDisabled, Actor: actor}
+	if err := tx.SaveVersion(key, v); err != nil {
+		return PolicyWrite{}, err
+	}
 	rev, err := tx.BumpRevision(key.TenantID)
 	if err != nil {
 		return PolicyWrite{}, err
 	}
-	return PolicyWrite{Policy: p, Revision: rev}, nil
+	return PolicyWrite{Policy: p, Revision: rev, Version: v}, nil
 }
 
 // NormalizePolicy makes absent lists empty, so a policy reads back the

@@ -24,7 +24,10 @@ type Store interface {
 	Tenants
 	APIKeys
 	Policies
+	PolicyVersions
 	Actions
+	ActionWindows
+	ShadowHitCounter
 }
 
 // Driver is the base every backend implements.
@@ -265,6 +268,12 @@ type PutPolicyRequest struct {
 	// MustExist makes the write an update only (PUT): ErrNotFound if the
 	// policy does not exist at this scope.
 	MustExist bool
+	// Actor names who writes (kept in the version), or "".
+	Actor string
+	// RollbackOf, when > 0, is the earlier version whose content Policy
+	// restores: the version is recorded as rolled_back from it. The
+	// write is otherwise an ordinary update.
+	RollbackOf int
 }
 
 // PolicyWrite is the result of a policy write.
@@ -272,6 +281,9 @@ type PolicyWrite struct {
 	Policy   pdp.Policy // as stored, with its version and timestamps
 	Created  bool       // true when the write inserted the policy
 	Revision uint64     // the tenant's revision after the write
+	// Version is the history entry the write stored (Version.Action says
+	// what it did).
+	Version PolicyVersion
 }
 
 // PolicyFilter selects policies. The zero value selects all of them.

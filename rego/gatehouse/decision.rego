@@ -10,12 +10,14 @@
 #     data.gatehouse.tenants[t] = {"mode": "enforcement"|"shadow",
 #       "tenant": {name: {"step_types": {"ACTION": true, ...},
 #                         "whitelisted_domains": [...],
-#                         "guard": {literal: "", ...}}},
+#                         "guard": {literal: "", ...},
+#                         "mode": "enforce"|"shadow"}},
 #       "agents": {agent_id: {name: {...same...}}},
 #       "views": {"default": {STEP: view}, "agents": {agent_id: {STEP: view}},
 #                 "builtins_only": view}}     (optional, see _view)
 #     view = {"agent": {name: policy}, "tenant": {name: policy},
-#             "evaluated": [names], "allowed": the result when nothing fires}
+#             "evaluated": [names], "allowed": the result when nothing fires
+#               (no hit, shadow hits included)}
 #   Hints (optional; only Gatehouse's engine sets them, through `with`):
 #     data.gatehouse.hints = {"text", "folded", "ascii",
 #       "candidates": {"agent": [names], "tenant": [names]},
@@ -92,14 +94,31 @@ _agent_policies := {name: p |
 	p.step_types[step]
 }
 
-# Enabled tenant-wide policies not shadowed by an enabled agent-scoped
-# policy of the same name (disabled policies are not in the data, so they
-# shadow nothing), that apply to this step type.
+# A policy in shadow mode (issue 16) is evaluated like any other, but its
+# hits go to the result's "shadow" list and never change the status, the
+# trigger, the severity, the reason, the risk score, the violations or the
+# warnings. Data without a mode (an older bundle) enforces.
+_is_shadow(p) if p.mode == "shadow"
+
+# The names an agent-scoped copy overrides for its agent: those of its
+# enabled copies that enforce. A shadow agent-scoped copy overrides
+# nothing: the tenant-wide copy keeps deciding (or shadowing, if it is a
+# shadow copy itself) beside it, so trying a stricter copy in shadow never
+# removes the protection the tenant-wide copy gives meanwhile. The
+# adapter's views apply the same rule (adapter/views.go).
+_agent_overrides := {name |
+	some name, p in _agent_scope
+	not _is_shadow(p)
+}
+
+# Enabled tenant-wide policies not overridden by an enabled, enforcing
+# agent-scoped policy of the same name (disabled policies are not in the
+# data, so they override nothing), that apply to this step type.
 _tenant_policies := {name: p |
 	step := _step
-	scope := _agent_scope
+	overrides := _agent_overrides
 	some name, p in _tenant.tenant
-	not scope[name]
+	not overrides[name]
 	p.step_types[step]
 }
 
@@ -148,6 +167,7 @@ _builtin_candidate(_) if not data.gatehouse.hints.builtins
 _hits contains object.union(v, {"policy": name, "scope": "agent"}) if {
 	some name in _candidates.agent
 	p := _view.agent[name]
+	not _is_shadow(p)
 	some v in data.gatehouse.policies[input.tenant_id].agents[input.agent_id][name].violations
 	not _whitelisted(p)
 }
@@ -155,6 +175,25 @@ _hits contains object.union(v, {"policy": name, "scope": "agent"}) if {
 _hits contains object.union(v, {"policy": name, "scope": "tenant"}) if {
 	some name in _candidates.tenant
 	p := _view.tenant[name]
+	not _is_shadow(p)
+	some v in data.gatehouse.policies[input.tenant_id].tenant[name].violations
+	not _whitelisted(p)
+}
+
+# The hits of shadow policies, found the same way (the candidates and the
+# hints cover them too); reported, never enforced.
+_shadow_hits contains object.union(v, {"policy": name, "scope": "agent"}) if {
+	some name in _candidates.agent
+	p := _view.agent[name]
+	_is_shadow(p)
+	some v in data.gatehouse.policies[input.tenant_id].agents[input.agent_id][name].violations
+	not _whitelisted(p)
+}
+
+_shadow_hits contains object.union(v, {"policy": name, "scope": "tenant"}) if {
+	some name in _candidates.tenant
+	p := _view.tenant[name]
+	_is_shadow(p)
 	some v in data.gatehouse.policies[input.tenant_id].tenant[name].violations
 	not _whitelisted(p)
 }
@@ -215,6 +254,36 @@ _violations := [x[5] | some x in sort([[
 	some h in _hits
 ])]
 
+# Shadow hits ranked like violations, each with the status it alone
+# would give were its policy enforcing.
+_shadow := [{
+	"policy": h.policy,
+	"scope": h.scope,
+	"rule": h.rule,
+	"severity": h.severity,
+	"on_violation": h.on_violation,
+	"reason": h.reason,
+	"match": h.match,
+	"would_status": _status_of_outcome[h.on_violation],
+} |
+	some x in sort([[
+		0 - _outcome_rank[h.on_violation],
+		0 - _severity_rank[h.severity],
+		_scope_rank[h.scope],
+		h.policy,
+		h.rule,
+		h,
+	] |
+		some h in _shadow_hits
+	])
+	h := x[5]
+]
+
+# r with the shadow hits, when a shadow policy fired.
+_with_shadow(r) := object.union(r, {"shadow": _shadow}) if {
+	count(_shadow_hits) > 0
+} else := r
+
 _risk_score := round(max([r |
 	some h in _hits
 	r := _severity_weight[h.severity] * h.confidence
@@ -254,6 +323,10 @@ _fired_result := {
 	trigger := _violations[0]
 }
 
+# Nothing fired, shadow policies included: the view's precomputed result.
+# Only shadow hits: the same result with the shadow list (the tenant's mode
+# already applied to it). Otherwise the strongest enforced hit decides.
+
 # METADATA
 # description: The policy_result of docs/api.md §A7, less action_id and timing.
 # entrypoint: true
@@ -261,7 +334,12 @@ result := _view.allowed if {
 	is_string(input.action)
 	_tenant
 	count(_hits) == 0
-} else := _with_mode(_fired_result) if {
+	count(_shadow_hits) == 0
+} else := object.union(_view.allowed, {"shadow": _shadow}) if {
+	is_string(input.action)
+	_tenant
+	count(_hits) == 0
+} else := _with_shadow(_with_mode(_fired_result)) if {
 	is_string(input.action)
 	_tenant
 }

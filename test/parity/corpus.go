@@ -53,6 +53,20 @@ func richPolicies() []map[string]any {
 		{"name": "refund_watch", "agent_id": "ops-bot", "rules": []any{
 			rule("match", "refund", "severity", "critical"),
 		}},
+		// Per-policy shadow mode (issue 16): a tenant-wide shadow policy; a
+		// shadow agent-scoped copy, which overrides nothing (the
+		// tenant-wide pii_protection keeps deciding for support-bot); a
+		// tenant-wide shadow copy that billing-bot's enforcing copy
+		// overrides and that ops-bot (its copy disabled) sees.
+		{"name": "card_watch", "mode": "shadow", "rules": []any{
+			rule("match", `\d{4}`, "severity", "critical", "reason", "Four digits: {match}"),
+		}},
+		{"name": "pii_protection", "agent_id": "support-bot", "mode": "shadow", "rules": []any{
+			rule("match", "(email|phone)", "severity", "high", "reason", "support-bot PII: {match}"),
+		}},
+		{"name": "refund_watch", "mode": "shadow", "rules": []any{
+			rule("match", "refund", "severity", "medium", "on_violation", "block"),
+		}},
 		{"name": "legacy", "rules": []any{
 			rule("match", "note", "severity", "critical"),
 		}},

@@ -99,12 +99,18 @@ func TestOPAParity(t *testing.T) {
 					stats["hit:"+p]++
 				}
 			}
+			for _, v := range asSlice(field(viaActions, "shadow")) {
+				p, _ := field(v, "policy").(string)
+				sc, _ := field(v, "scope").(string)
+				stats["shadow:"+p+":"+sc]++
+			}
 		}
 		t.Logf("parity: %d actions, 0 differences between POST /v1/actions, Gatehouse's Data API and stock OPA; outcomes %v",
 			corpusSize, stats)
 		for _, want := range []string{"allowed", "blocked", "pending_review", "hit:FinancialSafetyPolicy", "hit:DataExfiltrationPolicy",
 			"hit:pii_protection", "hit:html_guard", "hit:unicode_words", "hit:outbound_http", "hit:step_scoped",
-			"hit:deploy_guard", "hit:refund_watch"} {
+			"hit:deploy_guard", "hit:refund_watch",
+			"shadow:card_watch:tenant", "shadow:pii_protection:agent", "shadow:refund_watch:tenant"} {
 			if stats[want] == 0 {
 				t.Errorf("the corpus never produced %s: widen the generator", want)
 			}

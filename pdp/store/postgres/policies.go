@@ -11,7 +11,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-const policyCols = `agent_id, name, description, step_types, whitelisted_domains, rules, enabled, version, created_at, updated_at`
+const policyCols = `agent_id, name, description, step_types, whitelisted_domains, rules, enabled, mode, version, created_at, updated_at`
 
 // policyOrder is the order of every policy listing: tenant-wide (empty
 // agent_id) first. The columns are COLLATE "C", so this is byte order.
@@ -21,13 +21,15 @@ func scanPolicy(row rowScanner) (pdp.Policy, error) {
 	var (
 		p                     pdp.Policy
 		steps, domains, rules []byte
+		mode                  string
 	)
-	if err := row.Scan(&p.AgentID, &p.Name, &p.Description, &steps, &domains, &rules, &p.Enabled, &p.Version, &p.CreatedAt, &p.UpdatedAt); err != nil {
+	if err := row.Scan(&p.AgentID, &p.Name, &p.Description, &steps, &domains, &rules, &p.Enabled, &mode, &p.Version, &p.CreatedAt, &p.UpdatedAt); err != nil {
 		return pdp.Policy{}, err
 	}
 	if err := store.DecodePolicyLists(&p, steps, domains, rules); err != nil {
 		return pdp.Policy{}, err
 	}
+	p.Mode = store.DecodeMode(mode)
 	p.CreatedAt = p.CreatedAt.UTC()
 	p.UpdatedAt = p.UpdatedAt.UTC()
 	return p, nil
@@ -84,14 +86,14 @@ func (t policyTx) SavePolicy(key store.PolicyKey, p pdp.Policy, insert bool) err
 		return err
 	}
 	if insert {
-		_, err = t.tx.Exec(t.ctx, `INSERT INTO policies (tenant_id, `+policyCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-			key.TenantID, key.AgentID, key.Name, p.Description, l.Steps, l.Domains, l.Rules, p.Enabled, p.Version, p.CreatedAt, p.UpdatedAt)
+		_, err = t.tx.Exec(t.ctx, `INSERT INTO policies (tenant_id, `+policyCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			key.TenantID, key.AgentID, key.Name, p.Description, l.Steps, l.Domains, l.Rules, p.Enabled, p.ModeName(), p.Version, p.CreatedAt, p.UpdatedAt)
 		return t.written(err)
 	}
 	_, err = t.tx.Exec(t.ctx, `UPDATE policies
-SET description = $1, step_types = $2, whitelisted_domains = $3, rules = $4, enabled = $5, version = $6, updated_at = $7
-WHERE tenant_id = $8 AND agent_id = $9 AND name = $10`,
-		p.Description, l.Steps, l.Domains, l.Rules, p.Enabled, p.Version, p.UpdatedAt, key.TenantID, key.AgentID, key.Name)
+SET description = $1, step_types = $2, whitelisted_domains = $3, rules = $4, enabled = $5, mode = $6, version = $7, updated_at = $8
+WHERE tenant_id = $9 AND agent_id = $10 AND name = $11`,
+		p.Description, l.Steps, l.Domains, l.Rules, p.Enabled, p.ModeName(), p.Version, p.UpdatedAt, key.TenantID, key.AgentID, key.Name)
 	return t.written(err)
 }
 
@@ -130,7 +132,7 @@ func (db *DB) DisablePolicy(ctx context.Context, key store.PolicyKey) (store.Pol
 	}
 	var out store.PolicyWrite
 	err := db.write(ctx, func(tx pgx.Tx) (err error) {
-		out, err = store.DisablePolicyIn(policyTx{ctx: ctx, tx: tx}, key, db.nowUTC())
+		out, err = store.DisablePolicyIn(policyTx{ctx: ctx, tx: tx}, key, "", db.nowUTC())
 		return err
 	})
 	if err != nil {

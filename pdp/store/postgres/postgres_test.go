@@ -128,7 +128,7 @@ func TestConcurrentMigrate(t *testing.T) {
 	if tables, err = pgx.CollectRows(r, pgx.RowTo[string]); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := strings.Join(tables, ","), "action_counts_hourly,actions,agent_violations_daily,api_keys,approval_votes,audit_checkpoints,audit_heads,audit_log,policies,policy_violations_daily,schema_migrations,tenants"; got != want {
+	if got, want := strings.Join(tables, ","), "action_counts_hourly,actions,agent_violations_daily,api_keys,approval_votes,audit_checkpoints,audit_heads,audit_log,policies,policy_versions,policy_violations_daily,schema_migrations,tenants"; got != want {
 		t.Errorf("tables = %s, want %s", got, want)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
-const policyCols = `agent_id, name, description, step_types, whitelisted_domains, rules, enabled, version, created_at, updated_at`
+const policyCols = `agent_id, name, description, step_types, whitelisted_domains, rules, enabled, mode, version, created_at, updated_at`
 
 // policyOrder is the order of every policy listing: tenant-wide (”) first.
 const policyOrder = ` ORDER BY agent_id, name`
@@ -20,13 +20,15 @@ func scanPolicy(row rowScanner) (pdp.Policy, error) {
 		p                     pdp.Policy
 		steps, domains, rules []byte
 		created, updated      int64
+		mode                  string
 	)
-	if err := row.Scan(&p.AgentID, &p.Name, &p.Description, &steps, &domains, &rules, &p.Enabled, &p.Version, &created, &updated); err != nil {
+	if err := row.Scan(&p.AgentID, &p.Name, &p.Description, &steps, &domains, &rules, &p.Enabled, &mode, &p.Version, &created, &updated); err != nil {
 		return pdp.Policy{}, err
 	}
 	if err := store.DecodePolicyLists(&p, steps, domains, rules); err != nil {
 		return pdp.Policy{}, err
 	}
+	p.Mode = store.DecodeMode(mode)
 	p.CreatedAt = fromMicros(created)
 	p.UpdatedAt = fromMicros(updated)
 	return p, nil
@@ -85,15 +87,15 @@ func (t policyTx) SavePolicy(key store.PolicyKey, p pdp.Policy, insert bool) err
 		return err
 	}
 	if insert {
-		_, err = t.tx.ExecContext(t.ctx, `INSERT INTO policies (tenant_id, `+policyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err = t.tx.ExecContext(t.ctx, `INSERT INTO policies (tenant_id, `+policyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			key.TenantID, key.AgentID, key.Name, p.Description, string(l.Steps), string(l.Domains), string(l.Rules),
-			p.Enabled, p.Version, toMicros(p.CreatedAt), toMicros(p.UpdatedAt))
+			p.Enabled, p.ModeName(), p.Version, toMicros(p.CreatedAt), toMicros(p.UpdatedAt))
 		return t.written(err)
 	}
 	_, err = t.tx.ExecContext(t.ctx, `UPDATE policies
-SET description = ?, step_types = ?, whitelisted_domains = ?, rules = ?, enabled = ?, version = ?, updated_at = ?
+SET description = ?, step_types = ?, whitelisted_domains = ?, rules = ?, enabled = ?, mode = ?, version = ?, updated_at = ?
 WHERE tenant_id = ? AND agent_id = ? AND name = ?`,
-		p.Description, string(l.Steps), string(l.Domains), string(l.Rules), p.Enabled, p.Version, toMicros(p.UpdatedAt),
+		p.Description, string(l.Steps), string(l.Domains), string(l.Rules), p.Enabled, p.ModeName(), p.Version, toMicros(p.UpdatedAt),
 		key.TenantID, key.AgentID, key.Name)
 	return t.written(err)
 }
@@ -126,7 +128,7 @@ func (db *DB) PutPolicy(ctx context.Context, req store.PutPolicyRequest) (store.
 func (db *DB) DisablePolicy(ctx context.Context, key store.PolicyKey) (store.PolicyWrite, error) {
 	var out store.PolicyWrite
 	err := db.write(ctx, func(tx *sql.Tx) (err error) {
-		out, err = store.DisablePolicyIn(policyTx{ctx: ctx, tx: tx}, key, db.nowUTC())
+		out, err = store.DisablePolicyIn(policyTx{ctx: ctx, tx: tx}, key, "", db.nowUTC())
 		return err
 	})
 	if err != nil {

@@ -39,6 +39,7 @@ func RunGovernance(t *testing.T, open func(t *testing.T) store.GovernanceStore, 
 	}{
 		{"Audit", auditTests},
 		{"AuditedWrites", auditedWriteTests},
+		{"AuditedPolicyVersions", auditedVersionTests},
 		{"Tamper", tamperTests(tamper)},
 		{"Retention", retentionTests(tamper)},
 		{"Approvals", approvalTests},

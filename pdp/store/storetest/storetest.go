@@ -29,6 +29,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RateLimits", rateLimitTests},
 		{"APIKeys", keyTests},
 		{"Policies", policyTests},
+		{"PolicyVersions", versionTests},
+		{"ActionWindows", windowTests},
+		{"ShadowHits", shadowCountTests},
 		{"Actions", actionTests},
 		{"Isolation", isolationTests},
 	}
@@ -228,6 +231,7 @@ type state struct {
 	Compiled pdp.TenantPolicies
 	Actions  []store.ActionRecord
 	Total    int
+	Versions map[string][]store.PolicyVersion
 }
 
 func snapshot(t *testing.T, s store.Store, tenant string) state {
@@ -244,6 +248,7 @@ func snapshot(t *testing.T, s store.Store, tenant string) state {
 	if st.Compiled, err = s.TenantPolicies(ctx, tenant); err != nil {
 		t.Fatal(err)
 	}
+	st.Versions = versionsOf(t, s, tenant, st.Policies)
 	if st.Actions, st.Total, err = s.ListActions(ctx, tenant, store.ActionQuery{}); err != nil {
 		t.Fatal(err)
 	}
