@@ -329,40 +329,64 @@ var (
 	keyConfidence  = ast.InternedTerm("confidence")
 )
 
-func violationsAST(v ast.Value) ([]pdp.Violation, error) {
+// astObjects returns the objects of an array result field named what
+// (violations, shadow hits), or an error naming the first that is not one.
+func astObjects(v ast.Value, what string) ([]ast.Object, error) {
 	items, ok := v.(*ast.Array)
 	if !ok {
-		return nil, fmt.Errorf("violations are %T, not an array", v)
+		return nil, fmt.Errorf("%s are %T, not an array", what, v)
 	}
-	out := make([]pdp.Violation, items.Len())
+	out := make([]ast.Object, items.Len())
 	for i := range items.Len() {
 		m, ok := items.Elem(i).Value.(ast.Object)
 		if !ok {
-			return nil, fmt.Errorf("violation %d is %T", i, items.Elem(i).Value)
+			return nil, fmt.Errorf("%s %d is %T", what, i, items.Elem(i).Value)
 		}
-		val := func(k *ast.Term) ast.Value {
-			if t := m.Get(k); t != nil {
-				return t.Value
-			}
-			return nil
-		}
-		s := func(k *ast.Term) string { x, _ := val(k).(ast.String); return string(x) }
-		rule, ok := astNumber(val(keyRule))
+		out[i] = m
+	}
+	return out, nil
+}
+
+// astString is the string at k in m, or "" when absent or not a string.
+func astString(m ast.Object, k *ast.Term) string {
+	if t := m.Get(k); t != nil {
+		x, _ := t.Value.(ast.String)
+		return string(x)
+	}
+	return ""
+}
+
+// astField is the value at k in m, or nil.
+func astField(m ast.Object, k *ast.Term) ast.Value {
+	if t := m.Get(k); t != nil {
+		return t.Value
+	}
+	return nil
+}
+
+func violationsAST(v ast.Value) ([]pdp.Violation, error) {
+	objs, err := astObjects(v, "violations")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]pdp.Violation, len(objs))
+	for i, m := range objs {
+		rule, ok := astNumber(astField(m, keyRule))
 		if !ok {
 			return nil, fmt.Errorf("violation %d: rule is not a number", i)
 		}
-		conf, ok := astNumber(val(keyConfidence))
+		conf, ok := astNumber(astField(m, keyConfidence))
 		if !ok {
 			return nil, fmt.Errorf("violation %d: confidence is not a number", i)
 		}
 		out[i] = pdp.Violation{
-			Policy:      s(keyPolicy),
-			Scope:       pdp.Scope(s(keyScope)),
+			Policy:      astString(m, keyPolicy),
+			Scope:       pdp.Scope(astString(m, keyScope)),
 			Rule:        int(rule),
-			Severity:    pdp.Severity(s(keySeverity)),
-			OnViolation: pdp.Outcome(s(keyOnViolation)),
-			Reason:      s(keyReason),
-			Match:       s(keyMatch),
+			Severity:    pdp.Severity(astString(m, keySeverity)),
+			OnViolation: pdp.Outcome(astString(m, keyOnViolation)),
+			Reason:      astString(m, keyReason),
+			Match:       astString(m, keyMatch),
 			Confidence:  conf,
 		}
 	}
@@ -373,36 +397,25 @@ var keyWouldStatus = ast.InternedTerm("would_status")
 
 // shadowHitsAST is shadowHits for a result left as AST.
 func shadowHitsAST(v ast.Value) ([]pdp.ShadowHit, error) {
-	items, ok := v.(*ast.Array)
-	if !ok {
-		return nil, fmt.Errorf("shadow is %T, not an array", v)
+	objs, err := astObjects(v, "shadow hits")
+	if err != nil {
+		return nil, err
 	}
-	out := make([]pdp.ShadowHit, items.Len())
-	for i := range items.Len() {
-		m, ok := items.Elem(i).Value.(ast.Object)
-		if !ok {
-			return nil, fmt.Errorf("shadow hit %d is %T", i, items.Elem(i).Value)
-		}
-		val := func(k *ast.Term) ast.Value {
-			if t := m.Get(k); t != nil {
-				return t.Value
-			}
-			return nil
-		}
-		s := func(k *ast.Term) string { x, _ := val(k).(ast.String); return string(x) }
-		rule, ok := astNumber(val(keyRule))
+	out := make([]pdp.ShadowHit, len(objs))
+	for i, m := range objs {
+		rule, ok := astNumber(astField(m, keyRule))
 		if !ok {
 			return nil, fmt.Errorf("shadow hit %d: rule is not a number", i)
 		}
 		out[i] = pdp.ShadowHit{
-			Policy:      s(keyPolicy),
-			Scope:       pdp.Scope(s(keyScope)),
+			Policy:      astString(m, keyPolicy),
+			Scope:       pdp.Scope(astString(m, keyScope)),
 			Rule:        int(rule),
-			Severity:    pdp.Severity(s(keySeverity)),
-			OnViolation: pdp.Outcome(s(keyOnViolation)),
-			Reason:      s(keyReason),
-			Match:       s(keyMatch),
-			WouldStatus: pdp.Status(s(keyWouldStatus)),
+			Severity:    pdp.Severity(astString(m, keySeverity)),
+			OnViolation: pdp.Outcome(astString(m, keyOnViolation)),
+			Reason:      astString(m, keyReason),
+			Match:       astString(m, keyMatch),
+			WouldStatus: pdp.Status(astString(m, keyWouldStatus)),
 		}
 	}
 	return out, nil
