@@ -66,6 +66,7 @@ type Engine struct {
 	tracer  trace.Tracer
 	query   string
 	library map[string]*ast.Module
+	lib     libraryOnce    // the library compiled alone, once (libcompile.go)
 	data    map[string]any // data.gatehouse.config
 
 	mu      sync.RWMutex
@@ -135,6 +136,9 @@ type unit struct {
 	compiler *ast.Compiler
 	store    storage.Store
 	hinter   *adapter.Hinter // registry tenants: candidates for the hints
+	// incremental: the tenant's modules were merged onto the library
+	// compiled once (libcompile.go), not compiled with it.
+	incremental bool
 }
 
 // Option configures an Engine.
@@ -559,10 +563,7 @@ func (e *Engine) unitFor(ctx context.Context, tenant string, st *tenantState) (_
 	if st.unit != nil {
 		return st.unit, true, nil
 	}
-	modules := make(map[string]*ast.Module, len(e.library)+len(st.policies.Policies))
-	for p, m := range e.library {
-		modules[p] = m
-	}
+	modules := make(map[string]*ast.Module, len(st.policies.Policies))
 	for i := range st.policies.Policies {
 		p := &st.policies.Policies[i]
 		if !p.Enabled {
@@ -574,15 +575,16 @@ func (e *Engine) unitFor(ctx context.Context, tenant string, st *tenantState) (_
 		}
 		modules[adapter.PolicyPath(tenant, p.AgentID, p.Name)] = m.module
 	}
-	var compiler *ast.Compiler
-	err := e.pool.do(ctx, func() error {
+	var (
+		compiler    *ast.Compiler
+		incremental bool
+	)
+	err := e.pool.do(ctx, func() (err error) {
 		if e.compileHook != nil {
 			e.compileHook()
 		}
-		compiler = ast.NewCompiler()
-		compiler.Compile(modules)
-		if compiler.Failed() {
-			return fmt.Errorf("compile tenant %q: %w", tenant, compiler.Errors)
+		if compiler, incremental, err = e.compileUnit(modules); err != nil {
+			return fmt.Errorf("compile tenant %q: %w", tenant, err)
 		}
 		return nil
 	})
@@ -595,7 +597,7 @@ func (e *Engine) unitFor(ctx context.Context, tenant string, st *tenantState) (_
 			"tenants": map[string]any{tenant: adapter.TenantData(st.policies, "", true)},
 		},
 	}, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
-	st.unit = &unit{compiler: compiler, store: store, hinter: adapter.NewHinter(st.policies)}
+	st.unit = &unit{compiler: compiler, store: store, hinter: adapter.NewHinter(st.policies), incremental: incremental}
 	return st.unit, false, nil
 }
 

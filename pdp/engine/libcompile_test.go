@@ -1,0 +1,165 @@
+package engine
+
+import (
+	"errors"
+	"flag"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/gatehouse-pdp/gatehouse/test/scale"
+)
+
+var mergeAll = flag.Bool("merge.all", false, "TestMergedUnitsDecideAsWhole: compare every tenant of scale M")
+
+// wholeCompiles makes e compile every unit whole, library included, as
+// it did before units were merged onto the library compiled once.
+func wholeCompiles(e *Engine) {
+	e.lib.once.Do(func() { e.lib.err = errWholeCompile })
+}
+
+// TestMergedUnitsDecideAsWhole: units merged onto the library compiled
+// once decide every action of scale M (a sample of tenants under -short)
+// exactly as units compiled whole, through the hinted query (Evaluate) and
+// the plain one (Query), and every generated tenant takes the merged path.
+// A sample of 15 tenants (5 under -short); -merge.all for all 100.
+func TestMergedUnitsDecideAsWhole(t *testing.T) {
+	s := scale.M()
+	switch {
+	case *mergeAll:
+	case testing.Short():
+		s.Tenants = s.Tenants[:5]
+	default:
+		s.Tenants = s.Tenants[:15]
+	}
+	tenants := map[string]bool{}
+	for _, tp := range s.Tenants {
+		tenants[tp.TenantID] = true
+	}
+	merged := loadScale(t, s, Config{CacheSize: 20000, Timeout: time.Minute})
+	whole := loadScale(t, s, Config{CacheSize: 20000, Timeout: time.Minute})
+	wholeCompiles(whole)
+	n := 0
+	for _, a := range s.Actions {
+		if !tenants[a.TenantID] {
+			continue
+		}
+		n++
+		dm, errM := merged.Evaluate(t.Context(), a)
+		dw, errW := whole.Evaluate(t.Context(), a)
+		if errM != nil || errW != nil {
+			t.Fatalf("action %d: merged %v, whole %v", n, errM, errW)
+		}
+		dm.EvaluationTimeMS, dw.EvaluationTimeMS = 0, 0
+		if !reflect.DeepEqual(dm, dw) {
+			t.Fatalf("action %+v:\nmerged %+v\nwhole  %+v", a, dm, dw)
+		}
+		in := map[string]any{"agent_id": a.AgentID, "action": a.Name, "params": a.Params, "step_type": string(a.StepType)}
+		if a.StepType == "" {
+			delete(in, "step_type")
+		}
+		rm, okM, errM := merged.Query(t.Context(), a.TenantID, in)
+		rw, okW, errW := whole.Query(t.Context(), a.TenantID, in)
+		if errM != nil || errW != nil || okM != okW || !reflect.DeepEqual(rm, rw) {
+			t.Fatalf("query of action %+v:\nmerged %v %v %v\nwhole  %v %v %v", a, rm, okM, errM, rw, okW, errW)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no action compared")
+	}
+	for id := range tenants {
+		st := merged.tenants[id]
+		if st.unit == nil || !st.unit.incremental {
+			t.Errorf("tenant %s: unit compiled whole; want it merged onto the library", id)
+		}
+		if whole.tenants[id].unit.incremental {
+			t.Errorf("tenant %s: the whole-compile engine merged", id)
+		}
+	}
+}
+
+// TestMergeGuards: a library rule under the tenants' root, or a tenant
+// module that refers to a library rule that refers back to the tenants'
+// root, makes units compile whole; the decisions stay what they were.
+func TestMergeGuards(t *testing.T) {
+	lib, err := compileLibrary(mustParse(t, map[string]string{
+		"lib.rego": `package gatehouse.lib
+back if data.gatehouse.policies.x.y
+leaf := 1
+calls_back if back`,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		src   string
+		whole bool
+	}{
+		"refers to a leaf":              {`package gatehouse.policies.t.tenant.p` + "\nv if data.gatehouse.lib.leaf == 1", false},
+		"refers to a rule that reaches": {`package gatehouse.policies.t.tenant.p` + "\nv if data.gatehouse.lib.back", true},
+		"reaches through a dependent":   {`package gatehouse.policies.t.tenant.p` + "\nv if data.gatehouse.lib.calls_back", true},
+		"refers to any library rule":    {`package gatehouse.policies.t.tenant.p` + "\nv if data.gatehouse.lib[_]", true},
+		"refers to leaves by a var":     {`package gatehouse.policies.t.tenant.p` + "\nv if data.gatehouse[_].leaf", false},
+		"outside the tenants' root":     {`package gatehouse.other` + "\nv := 1", true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := mergeOnto(lib, mustParse(t, map[string]string{"t.rego": tc.src}))
+			if got := errors.Is(err, errWholeCompile); got != tc.whole {
+				t.Fatalf("whole compile = %v (%v), want %v", got, err, tc.whole)
+			}
+		})
+	}
+	if _, err := compileLibrary(mustParse(t, map[string]string{
+		"lib.rego": "package gatehouse\npolicies := {}",
+	})); !errors.Is(err, errWholeCompile) {
+		t.Fatalf("library rule at the tenants' root: %v, want a whole compile", err)
+	}
+
+	// Through the engine: a library module that holds a rule under the
+	// tenants' root still decides, compiled whole.
+	e := newEngine(t, Config{}, WithModules(map[string]string{
+		"extra.rego": "package gatehouse.policies.zz\nextra := 1",
+	}))
+	if err := e.SetTenant(seedTenant("acme", 1)); err != nil {
+		t.Fatal(err)
+	}
+	d := evaluate(t, e, seedAction)
+	if d.Status == "" {
+		t.Fatal("no decision")
+	}
+	if e.tenants["acme"].unit.incremental {
+		t.Error("unit merged although the library has a rule under the tenants' root")
+	}
+}
+
+// TestMergeFallsBackOnTenantErrors: tenant modules that do not compile
+// alone (a call of a library function) compile whole.
+func TestMergeFallsBackOnTenantErrors(t *testing.T) {
+	lib, err := compileLibrary(mustParse(t, map[string]string{
+		"lib.rego": "package gatehouse.lib\nf(x) := x",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = mergeOnto(lib, mustParse(t, map[string]string{
+		"t.rego": "package gatehouse.policies.t.tenant.p\nv := data.gatehouse.lib.f(1)",
+	}))
+	if err == nil {
+		t.Fatal("a tenant module calling a library function merged")
+	}
+}
+
+func mustParse(t *testing.T, srcs map[string]string) map[string]*ast.Module {
+	t.Helper()
+	out := map[string]*ast.Module{}
+	for p, src := range srcs {
+		m, err := ast.ParseModuleWithOpts(p, src, ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[p] = m
+	}
+	return out
+}
