@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // Prefilter limits: how many literals a rule's pre-check may test, how long
@@ -37,18 +39,18 @@ func Literals(pattern string) (lits []string, ok bool) {
 // necessaryLiterals is Literals with the shortest acceptable literal as a
 // parameter: the engine's candidate pass (hints.go) takes single
 // characters too, since one multi-pattern scan tests them all at once.
+//
+// Results are remembered by pattern (literalMemo): a tenant's compile asks
+// for every rule's set two or three times (the generated pre-check, the
+// first-match literals, the engine's candidates), and parsing and walking
+// the pattern is most of a policy's translation.
 func necessaryLiterals(pattern string, minLength int) (lits []string, ok bool) {
-	re2, err := Translate(pattern)
-	if err != nil {
-		return nil, false
+	set, hit := literalMemo.Get(pattern)
+	if !hit {
+		set = analyzeLiterals(pattern)
+		literalMemo.Add(pattern, set)
 	}
-	re, err := syntax.Parse(re2, syntax.Perl)
-	if err != nil {
-		return nil, false
-	}
-	info := analyze(re.Simplify())
-	set := info.necessary()
-	if len(set) == 0 || len(set) > maxPrefilterLiterals {
+	if set == nil {
 		return nil, false
 	}
 	for _, s := range set {
@@ -56,7 +58,29 @@ func necessaryLiterals(pattern string, minLength int) (lits []string, ok bool) {
 			return nil, false
 		}
 	}
-	return set, true
+	return slices.Clone(set), true
+}
+
+// literalMemo holds analyzeLiterals' results for the patterns seen last.
+var literalMemo, _ = lru.New[string, []string](4096)
+
+// analyzeLiterals returns the pattern's necessary literal set, nil when no
+// usable one exists.
+func analyzeLiterals(pattern string) []string {
+	re2, err := Translate(pattern)
+	if err != nil {
+		return nil
+	}
+	re, err := syntax.Parse(re2, syntax.Perl)
+	if err != nil {
+		return nil
+	}
+	info := analyze(re.Simplify())
+	set := info.necessary()
+	if len(set) == 0 || len(set) > maxPrefilterLiterals {
+		return nil
+	}
+	return set
 }
 
 // litInfo describes a regex node: exact != nil means the node matches
