@@ -14,38 +14,35 @@ import (
 //
 // OPA's compiler runs every stage over every module it is given, so a unit
 // compiled from the library and a tenant's modules together pays for the
-// library each time (~15 ms of ~60 ms for a 25-policy tenant). Instead the
-// engine compiles the library once (libCompiler), then for each unit:
+// library each time (~15 ms of ~60 ms for a 25-policy tenant) and holds a
+// copy of it (~0.7 MB per tenant). Instead the engine compiles the library
+// once (libUnit) and compiles each tenant's modules alone, with every
+// stage, in a compiler whose rule tree also holds the library's rules: a
+// stage right after the rule tree is built grafts a copy of the compiled
+// library's tree onto it (ast.TreeNode.Copy, "a shallow copy suitable for
+// augmentation": new nodes, the library's compiled rules shared read-only,
+// indices dropped). Every later stage sees the library as a compile of
+// both together would: function arities and undefined functions, safety
+// reordering, `with` rewriting, rule conflicts (the whole tree is walked),
+// rule indices (rebuilt for the library's nodes too, so which refs are
+// virtual is judged over the whole set) and the types (the checker starts
+// from the compiled library's environment, extended, never modified). The
+// stages that walk modules rather than the tree (the rewrites) run over
+// the tenant's modules only: the library's are compiled already.
 //
-//  1. compiles the tenant's modules alone, with every stage (rewrites and
-//     checks) but the index stages, type-checking them against the
-//     library's types (the compiled library's TypeEnv seeds the checker);
-//  2. merges: hands the compiled library modules and the compiled tenant
-//     modules to a compiler that runs only the stages that build the
-//     structures evaluation reads — module tree, rule tree, annotation set,
-//     rule indices and comprehension indices — over both, as OPA's own
-//     external rule sources do for precompiled rules (ast.ExternalSourceOptions:
-//     "start from AllStages() and remove only the stages you need").
-//
-// Stage by stage the modules end up as a compile of both together would
-// leave them: the rewrites of a module depend only on the module and on
-// which refs are functions (a tenant module that calls a library function
-// does not compile alone: the unit is then compiled whole), and the
-// indices, the only structures that depend on the whole set, are built
-// over the whole set. What the split could miss are the checks that span
-// both sets, so they are kept by construction:
-//   - rule conflicts: no library rule lives under the tenants' root
-//     (data.gatehouse.policies), checked when the library compiles;
-//   - recursion: a cycle through both sets would need a library rule that a
-//     tenant module refers to and that itself (transitively) refers to the
-//     tenants' root; such rules are found when the library compiles
-//     (libUnit.reaches) and a tenant module referring to one is compiled
-//     whole;
-//   - types: the tenant modules are checked against the library's types.
-//
-// Any doubt (the library does not compile alone, a guard trips, the tenant
-// modules fail alone) falls back to compiling the unit whole, so errors
-// are OPA's own. The fallback is slower, never different.
+// What that leaves to guard, checked when the library compiles or before
+// a tenant compiles; any doubt compiles the unit whole, so errors are
+// OPA's own and the fallback is slower, never different:
+//   - a tenant module outside the tenants' root (data.gatehouse.policies),
+//     or a library rule under it: the grafted tree would mix them;
+//   - recursion through both sets: the graph is built over the tenant's
+//     rules, so a cycle through a library rule that refers back to the
+//     tenants' root would go unseen; such library rules are found when
+//     the library compiles (libUnit.reaches) and a tenant module that
+//     refers to one is compiled whole;
+//   - comprehension indices, which OPA keys by the compiled term and keeps
+//     per compiler: the library's would be lost, so a library with an
+//     indexed comprehension (it has none) compiles units whole.
 
 // libUnit is the library compiled alone, shared read-only by every unit
 // merged with it.
@@ -61,34 +58,6 @@ var errWholeCompile = errors.New("compile the unit whole")
 
 // tenantsRoot is where tenant modules live: data.gatehouse.policies.
 var tenantsRoot = ast.MustParseRef("data." + adapter.Root + ".policies")
-
-// mergeStages are the stages the merging compile runs.
-var mergeStages = []ast.StageID{
-	ast.StageSetModuleTree,
-	ast.StageSetRuleTree,
-	ast.StageSetAnnotationSet,
-	ast.StageBuildRuleIndices,
-	ast.StageBuildComprehensionIndices,
-}
-
-// skipAllBut returns every compiler stage but keep.
-func skipAllBut(keep []ast.StageID) []ast.StageID {
-	var skip []ast.StageID
-	for _, s := range ast.AllStages() {
-		if !slices.Contains(keep, s) {
-			skip = append(skip, s)
-		}
-	}
-	return skip
-}
-
-// tenantSkip are the stages the compile of tenant modules alone skips:
-// the merge builds the indices over the whole set.
-var tenantSkip = []ast.StageID{
-	ast.StageBuildRuleIndices,
-	ast.StageBuildComprehensionIndices,
-	ast.StageBuildRequiredCapabilities,
-}
 
 // libraryOnce compiles the engine's library alone, once; nil (and
 // errWholeCompile) when units must be compiled whole.
@@ -110,6 +79,16 @@ func compileLibrary(modules map[string]*ast.Module) (*libUnit, error) {
 		return nil, errWholeCompile
 	}
 	lu := &libUnit{compiler: c, reaches: map[*ast.Rule]bool{}}
+	indexed := false
+	for _, m := range c.Modules {
+		ast.WalkTerms(m, func(t *ast.Term) bool {
+			indexed = indexed || c.ComprehensionIndex(t) != nil
+			return indexed
+		})
+	}
+	if indexed {
+		return nil, errWholeCompile
+	}
 	for _, m := range c.Modules {
 		for _, r := range m.Rules {
 			if overlaps(r.Ref().GroundPrefix(), tenantsRoot, m.Package.Path) {
@@ -172,12 +151,11 @@ func refersUnder(r *ast.Rule, root ast.Ref) bool {
 }
 
 // compileUnit compiles the library and a tenant's modules into one
-// compiler, merging them onto the compiled library when it can (see the
-// top of this file) and compiling them whole otherwise. incremental says
-// which it did.
+// compiler, onto the library compiled once when it can (see the top of this
+// file) and whole otherwise. incremental says which it did.
 func (e *Engine) compileUnit(tenantModules map[string]*ast.Module) (c *ast.Compiler, incremental bool, err error) {
 	if lib, err := e.lib.get(e.library); err == nil {
-		if c, err := mergeOnto(lib, tenantModules); err == nil {
+		if c, err := compileOnto(lib, tenantModules); err == nil {
 			return c, true, nil
 		}
 	}
@@ -196,64 +174,62 @@ func (e *Engine) compileUnit(tenantModules map[string]*ast.Module) (c *ast.Compi
 	return c, false, nil
 }
 
-// mergeOnto compiles tenant modules alone, then merges them with the
-// compiled library; errWholeCompile (or the tenant compile's errors) when
-// the unit must be compiled whole instead.
-func mergeOnto(lib *libUnit, tenantModules map[string]*ast.Module) (*ast.Compiler, error) {
-	tc := ast.NewCompiler().
-		WithSkipStages(tenantSkip...).
-		// Type-check against the library's types: the checker extends a
-		// wrapper of the library's environment, never the environment
-		// itself, which the library's compiler keeps for every unit.
+// compileOnto compiles tenant modules onto the compiled library;
+// errWholeCompile (or the compile's errors) when the unit must be compiled
+// whole instead.
+func compileOnto(lib *libUnit, tenantModules map[string]*ast.Module) (*ast.Compiler, error) {
+	for _, m := range tenantModules {
+		if !m.Package.Path.HasPrefix(tenantsRoot) {
+			return nil, errWholeCompile
+		}
+	}
+	c := ast.NewCompiler().
+		WithStageAfterID(ast.StageSetRuleTree, ast.CompilerStageDefinition{
+			Name:       "GatehouseLibraryRules",
+			MetricName: "compile_stage_gatehouse_library_rules",
+			Stage: func(c *ast.Compiler) *ast.Error {
+				graft(c.RuleTree, lib.compiler.RuleTree)
+				return nil
+			},
+		}).
 		WithStageAfterID(ast.StageCheckRecursion, ast.CompilerStageDefinition{
 			Name:       "GatehouseLibraryTypes",
 			MetricName: "compile_stage_gatehouse_library_types",
 			Stage: func(c *ast.Compiler) *ast.Error {
+				// The checker wraps this environment and adds to the
+				// wrapper: the library's stays as it is for every unit.
 				c.TypeEnv = lib.compiler.TypeEnv
 				return nil
 			},
 		})
-	tc.Compile(tenantModules)
-	if tc.Failed() {
-		return nil, tc.Errors
+	c.Compile(tenantModules)
+	if c.Failed() {
+		return nil, c.Errors
 	}
-	for _, m := range tc.Modules {
-		if !m.Package.Path.HasPrefix(tenantsRoot) {
-			return nil, errWholeCompile
-		}
+	for _, m := range c.Modules {
 		if reachesBack(lib, m) {
 			return nil, errWholeCompile
 		}
 	}
-	all := make(map[string]*ast.Module, len(lib.compiler.Modules)+len(tc.Modules))
-	for p, m := range lib.compiler.Modules {
-		all[p] = m
+	return c, nil
+}
+
+// graft adds a copy of the library's rule tree lib to a tenant compile's
+// rule tree dst: new nodes without indices (the tenant compile builds them
+// over the whole tree), sharing the library's compiled rules.
+func graft(dst, lib *ast.TreeNode) {
+	cp := lib.Copy()
+	cp.DepthFirst(func(n *ast.TreeNode) bool {
+		n.Index = nil
+		return false
+	})
+	for k, child := range cp.Children {
+		dst.MergeChild(k, child)
 	}
-	for p, m := range tc.Modules {
-		if _, dup := all[p]; dup {
-			return nil, errWholeCompile
-		}
-		all[p] = m
-	}
-	mc := ast.NewCompiler().WithSkipStages(skipAllBut(mergeStages)...)
-	mc.Compile(all) // copies the modules: the library's stay as they are
-	if mc.Failed() {
-		return nil, mc.Errors
-	}
-	// What the skipped stages would have set: the types (the library's and
-	// the tenant's, from the tenant compile) and the names of rewritten
-	// variables (for traces and print output only; both compiles number
-	// their generated variables from zero, so where the same generated
-	// name occurs in both the tenant's entry is kept).
-	mc.TypeEnv = tc.TypeEnv
-	mc.RewrittenVars = make(map[ast.Var]ast.Var, len(lib.compiler.RewrittenVars)+len(tc.RewrittenVars))
-	for k, v := range lib.compiler.RewrittenVars {
-		mc.RewrittenVars[k] = v
-	}
-	for k, v := range tc.RewrittenVars {
-		mc.RewrittenVars[k] = v
-	}
-	return mc, nil
+	dst.DepthFirst(func(n *ast.TreeNode) bool {
+		slices.SortFunc(n.Sorted, ast.Value.Compare)
+		return false
+	})
 }
 
 // reachesBack reports whether a compiled tenant module refers to a library

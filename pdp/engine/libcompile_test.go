@@ -103,9 +103,10 @@ calls_back if back`,
 		"refers to any library rule":    {`package gatehouse.policies.t.tenant.p` + "\nv if data.gatehouse.lib[_]", true},
 		"refers to leaves by a var":     {`package gatehouse.policies.t.tenant.p` + "\nv if data.gatehouse[_].leaf", false},
 		"outside the tenants' root":     {`package gatehouse.other` + "\nv := 1", true},
+		"with a with":                   {`package gatehouse.policies.t.tenant.p` + "\nv if data.gatehouse.lib.leaf with input as 1", false},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := mergeOnto(lib, mustParse(t, map[string]string{"t.rego": tc.src}))
+			_, err := compileOnto(lib, mustParse(t, map[string]string{"t.rego": tc.src}))
 			if got := errors.Is(err, errWholeCompile); got != tc.whole {
 				t.Fatalf("whole compile = %v (%v), want %v", got, err, tc.whole)
 			}
@@ -134,20 +135,33 @@ calls_back if back`,
 	}
 }
 
-// TestMergeFallsBackOnTenantErrors: tenant modules that do not compile
-// alone (a call of a library function) compile whole.
-func TestMergeFallsBackOnTenantErrors(t *testing.T) {
+// TestCompileOntoSeesTheLibrary: a tenant module compiled onto the
+// library sees the library's functions and types as a whole compile does,
+// and is refused where a whole compile is.
+func TestCompileOntoSeesTheLibrary(t *testing.T) {
 	lib, err := compileLibrary(mustParse(t, map[string]string{
-		"lib.rego": "package gatehouse.lib\nf(x) := x",
+		"lib.rego": "package gatehouse.lib\nf(x) := x\ns := \"text\"",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = mergeOnto(lib, mustParse(t, map[string]string{
-		"t.rego": "package gatehouse.policies.t.tenant.p\nv := data.gatehouse.lib.f(1)",
-	}))
-	if err == nil {
-		t.Fatal("a tenant module calling a library function merged")
+	for src, ok := range map[string]bool{
+		"v := data.gatehouse.lib.f(1)":                 true,
+		"v if data.gatehouse.lib.f(1, 2, 3)":           false, // arity
+		"v if count(data.gatehouse.lib.s) > 1":         true,
+		"v if data.gatehouse.lib.s + 1 > 1":            false, // a string is no number
+		"v if data.gatehouse.lib.nothing(1)":           false, // undefined function
+		"v if data.gatehouse.lib.f(1) with input as 2": true,
+	} {
+		_, err := compileOnto(lib, mustParse(t, map[string]string{
+			"t.rego": "package gatehouse.policies.t.tenant.p\n" + src,
+		}))
+		if (err == nil) != ok {
+			t.Errorf("%s: %v, want ok=%v", src, err, ok)
+		}
+		if err != nil && errors.Is(err, errWholeCompile) {
+			t.Errorf("%s: refused by a guard, want the compiler's own error", src)
+		}
 	}
 }
 
