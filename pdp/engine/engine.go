@@ -597,6 +597,7 @@ func (e *Engine) unitFor(ctx context.Context, tenant string, st *tenantState) (_
 			"tenants": map[string]any{tenant: adapter.TenantData(st.policies, "", true)},
 		},
 	}, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
+	st.modules.release()
 	st.unit = &unit{compiler: compiler, store: store, hinter: adapter.NewHinter(st.policies), incremental: incremental}
 	return st.unit, false, nil
 }
@@ -616,7 +617,8 @@ type moduleKey struct {
 	sum         [sha256.Size]byte
 }
 
-// translated is one policy's module and its compile cost (compileUnits).
+// translated is one policy's module and its compile cost (compileUnits);
+// module is nil once released (the cost stays).
 type translated struct {
 	module *ast.Module
 	cost   int
@@ -661,7 +663,7 @@ func (c *moduleCache) get(tenant string, p *pdp.Policy) (translated, error) {
 	c.mu.Lock()
 	m, ok := c.modules[k]
 	c.mu.Unlock()
-	if ok {
+	if ok && m.module != nil {
 		return m, nil
 	}
 	m = translate(tenant, p)
@@ -675,6 +677,20 @@ func (c *moduleCache) get(tenant string, p *pdp.Policy) (translated, error) {
 	c.modules[k] = m
 	c.mu.Unlock()
 	return m, nil
+}
+
+// release drops the translated modules, keeping their costs (what
+// CompileCost reads): once a unit is compiled its compiler holds its own
+// copies, and a later revision translates again what it needs (a
+// translation costs a fraction of a millisecond per policy; keeping them
+// cost about a quarter of a tenant's heap).
+func (c *moduleCache) release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, m := range c.modules {
+		m.module = nil
+		c.modules[k] = m
+	}
 }
 
 // peek returns the translation of p if it is cached, without translating

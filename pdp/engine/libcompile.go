@@ -153,9 +153,17 @@ func refersUnder(r *ast.Rule, root ast.Ref) bool {
 // compileUnit compiles the library and a tenant's modules into one
 // compiler, onto the library compiled once when it can (see the top of this
 // file) and whole otherwise. incremental says which it did.
+//
+// The compiler's rule graph is dropped: it serves the compile's recursion
+// and type checks, and afterwards only the type check of a query's `with`
+// when it is prepared (without it the rules that depend on a replaced
+// document keep their own types instead of being relaxed to any: a check,
+// which can refuse a query, never a different decision; the engine's
+// queries prepare either way), and it was a tenth of a unit's heap.
 func (e *Engine) compileUnit(tenantModules map[string]*ast.Module) (c *ast.Compiler, incremental bool, err error) {
 	if lib, err := e.lib.get(e.library); err == nil {
 		if c, err := compileOnto(lib, tenantModules); err == nil {
+			trim(c)
 			return c, true, nil
 		}
 	}
@@ -171,7 +179,24 @@ func (e *Engine) compileUnit(tenantModules map[string]*ast.Module) (c *ast.Compi
 	if c.Failed() {
 		return nil, false, c.Errors
 	}
+	trim(c)
 	return c, false, nil
+}
+
+// trim drops what a compiled unit need not keep: the rule graph (see
+// compileUnit), and the modules as they were before compiling, which OPA's
+// module copy leaves reachable from every else branch (Module.Copy points
+// the copied rules at the copy, but not their else rules): the else rules
+// are pointed at their rule's module, the same package.
+func trim(c *ast.Compiler) {
+	c.Graph = nil
+	for _, m := range c.Modules {
+		for _, r := range m.Rules {
+			for e := r.Else; e != nil; e = e.Else {
+				e.Module = r.Module
+			}
+		}
+	}
 }
 
 // compileOnto compiles tenant modules onto the compiled library;
