@@ -26,8 +26,9 @@ var ErrBundleTenant = errors.New("tenant is served from a bundle")
 // Nothing is kept: the modules are compiled into a unit of their own that
 // is dropped on return, so a draft never enters the prepared-query cache,
 // the module cache or the tenant's published state, and never changes
-// what Evaluate decides. Its cost is a full compile of the library plus
-// tp's enabled policies (tens of milliseconds); callers bound how many run
+// what Evaluate decides. Its cost is a compile of tp's enabled policies
+// onto the library compiled once (tens of milliseconds, see
+// libcompile.go); callers bound how many run
 // at once. The evaluation itself takes one of Config.MaxConcurrent's slots
 // and is bounded by Config.Timeout, like every other, and fails closed
 // the same way. tp.TenantID must be a tenant the engine knows from
@@ -71,7 +72,7 @@ type Draft struct {
 // draftRegexCacheSize bounds a Draft's own regex cache.
 const draftRegexCacheSize = 4096
 
-// PrepareDraft compiles tp (the library plus tp's enabled policies) once.
+// PrepareDraft compiles tp (tp's enabled policies onto the library) once.
 // tp.TenantID must be a tenant the engine knows from SetTenant and serves
 // from the registry, not from a bundle.
 func (e *Engine) PrepareDraft(ctx context.Context, tp pdp.TenantPolicies) (*Draft, error) {
@@ -127,13 +128,10 @@ func (d *Draft) evaluate(ctx context.Context, a pdp.Action, start time.Time, val
 	return decisionOf(rs, start)
 }
 
-// prepareDraft compiles tp with the library into a throwaway unit, the way
+// prepareDraft compiles tp onto the library into a throwaway unit, the way
 // unitFor and prepare do for published tenants.
 func (e *Engine) prepareDraft(ctx context.Context, tp *pdp.TenantPolicies) (*Draft, error) {
-	modules := make(map[string]*ast.Module, len(e.library)+len(tp.Policies))
-	for p, m := range e.library {
-		modules[p] = m
-	}
+	modules := make(map[string]*ast.Module, len(tp.Policies))
 	cost := 0
 	for i := range tp.Policies {
 		p := &tp.Policies[i]
@@ -149,11 +147,9 @@ func (e *Engine) prepareDraft(ctx context.Context, tp *pdp.TenantPolicies) (*Dra
 		return nil, budgetError(cost, e.cfg.CompileBudget)
 	}
 	var compiler *ast.Compiler
-	err := e.pool.do(ctx, func() error {
-		compiler = ast.NewCompiler()
-		compiler.Compile(modules)
-		if compiler.Failed() {
-			return fmt.Errorf("compile draft of tenant %q: %w", tp.TenantID, compiler.Errors)
+	err := e.pool.do(ctx, func() (err error) {
+		if compiler, _, err = e.compileUnit(modules); err != nil {
+			return fmt.Errorf("compile draft of tenant %q: %w", tp.TenantID, err)
 		}
 		return nil
 	})

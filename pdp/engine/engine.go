@@ -127,17 +127,17 @@ type tenantState struct {
 	problem error
 }
 
-// unit is one tenant's policies at one revision, compiled with the library:
-// the compiler and the store every prepared query of the tenant evaluates
-// against. Compiling per tenant rather than per agent keeps the library's
-// compiled form (about 350 KB) from being repeated for each agent with
-// overrides; each cache entry adds only its prepared query.
+// unit is one tenant's policies at one revision, compiled onto the library
+// (compiled once for all tenants, see libcompile.go): the compiler and the
+// store every prepared query of the tenant evaluates against. A tenant's
+// entries (one per agent with overrides) share it; each cache entry adds
+// only its prepared queries.
 type unit struct {
 	compiler *ast.Compiler
 	store    storage.Store
 	hinter   *adapter.Hinter // registry tenants: candidates for the hints
-	// incremental: the tenant's modules were merged onto the library
-	// compiled once (libcompile.go), not compiled with it.
+	// incremental: the tenant's modules were compiled onto the library
+	// compiled once (libcompile.go), not whole with it.
 	incremental bool
 }
 
