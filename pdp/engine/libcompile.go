@@ -18,23 +18,30 @@ import (
 // copy of it (~0.7 MB per tenant). Instead the engine compiles the library
 // once (libUnit) and compiles each tenant's modules alone, with every
 // stage, in a compiler whose rule tree also holds the library's rules: a
-// stage right after the rule tree is built grafts a copy of the compiled
-// library's tree onto it (ast.TreeNode.Copy, "a shallow copy suitable for
-// augmentation": new nodes, the library's compiled rules shared read-only,
-// indices dropped). Every later stage sees the library as a compile of
-// both together would: function arities and undefined functions, safety
-// reordering, `with` rewriting, rule conflicts (the whole tree is walked),
-// rule indices (rebuilt for the library's nodes too, so which refs are
-// virtual is judged over the whole set) and the types (the checker starts
-// from the compiled library's environment, extended, never modified). The
-// stages that walk modules rather than the tree (the rewrites) run over
-// the tenant's modules only: the library's are compiled already.
+// stage grafts a copy of the compiled library's tree onto the tenant's
+// (ast.TreeNode.Copy, "a shallow copy suitable for augmentation": new
+// nodes, the library's compiled rules shared read-only, indices dropped)
+// right after the rule-conflict check, which rewrites the rules it walks
+// in place and so must not walk shared ones (the tenant's own rules are
+// checked, and no tenant rule can conflict with a library rule: see the
+// guards). Every later stage sees the library as a compile of both
+// together would: function arities and undefined functions, safety
+// reordering, rule indices (rebuilt for the library's nodes too, so which
+// refs are virtual is judged over the whole set) and the types (the
+// checker starts from the compiled library's environment, extended, never
+// modified). The stages that walk modules rather than the tree (the
+// rewrites) run over the tenant's modules only: the library's are
+// compiled already.
 //
 // What that leaves to guard, checked when the library compiles or before
 // a tenant compiles; any doubt compiles the unit whole, so errors are
 // OPA's own and the fallback is slower, never different:
 //   - a tenant module outside the tenants' root (data.gatehouse.policies),
-//     or a library rule under it: the grafted tree would mix them;
+//     or a library rule under it: the grafted tree would mix them, and
+//     their conflicts would go unchecked;
+//   - a tenant module with a `with`: its targets are rewritten before the
+//     library is grafted, when a library function would not be known as
+//     one;
 //   - recursion through both sets: the graph is built over the tenant's
 //     rules, so a cycle through a library rule that refers back to the
 //     tenants' root would go unseen; such library rules are found when
@@ -43,9 +50,12 @@ import (
 //   - comprehension indices, which OPA keys by the compiled term and keeps
 //     per compiler: the library's would be lost, so a library with an
 //     indexed comprehension (it has none) compiles units whole.
+//
+// The unit's compiler keeps the names of the tenant's rewritten variables
+// only (Compiler.RewrittenVars); evaluation reads them for traces alone.
 
 // libUnit is the library compiled alone, shared read-only by every unit
-// merged with it.
+// compiled onto it.
 type libUnit struct {
 	compiler *ast.Compiler
 	// reaches holds the library rules that refer, directly or through
@@ -204,12 +214,12 @@ func trim(c *ast.Compiler) {
 // whole instead.
 func compileOnto(lib *libUnit, tenantModules map[string]*ast.Module) (*ast.Compiler, error) {
 	for _, m := range tenantModules {
-		if !m.Package.Path.HasPrefix(tenantsRoot) {
+		if !m.Package.Path.HasPrefix(tenantsRoot) || hasWith(m) {
 			return nil, errWholeCompile
 		}
 	}
 	c := ast.NewCompiler().
-		WithStageAfterID(ast.StageSetRuleTree, ast.CompilerStageDefinition{
+		WithStageAfterID(ast.StageCheckRuleConflicts, ast.CompilerStageDefinition{
 			Name:       "GatehouseLibraryRules",
 			MetricName: "compile_stage_gatehouse_library_rules",
 			Stage: func(c *ast.Compiler) *ast.Error {
@@ -255,6 +265,16 @@ func graft(dst, lib *ast.TreeNode) {
 		slices.SortFunc(n.Sorted, ast.Value.Compare)
 		return false
 	})
+}
+
+// hasWith reports whether any expression of m has a `with` modifier.
+func hasWith(m *ast.Module) bool {
+	found := false
+	ast.WalkExprs(m, func(x *ast.Expr) bool {
+		found = found || len(x.With) > 0
+		return found
+	})
+	return found
 }
 
 // reachesBack reports whether a compiled tenant module refers to a library

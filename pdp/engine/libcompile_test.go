@@ -3,32 +3,35 @@ package engine
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/gatehouse-pdp/gatehouse/pdp"
 	"github.com/gatehouse-pdp/gatehouse/test/scale"
 )
 
-var mergeAll = flag.Bool("merge.all", false, "TestMergedUnitsDecideAsWhole: compare every tenant of scale M")
+var ontoAll = flag.Bool("onto.all", false, "TestUnitsOntoLibraryDecideAsWhole: compare every tenant of scale M")
 
 // wholeCompiles makes e compile every unit whole, library included, as
-// it did before units were merged onto the library compiled once.
+// it did before units were compiled onto the library compiled once.
 func wholeCompiles(e *Engine) {
 	e.lib.once.Do(func() { e.lib.err = errWholeCompile })
 }
 
-// TestMergedUnitsDecideAsWhole: units merged onto the library compiled
+// TestUnitsOntoLibraryDecideAsWhole: units compiled onto the library compiled
 // once decide every action of scale M (a sample of tenants under -short)
 // exactly as units compiled whole, through the hinted query (Evaluate) and
-// the plain one (Query), and every generated tenant takes the merged path.
-// A sample of 15 tenants (5 under -short); -merge.all for all 100.
-func TestMergedUnitsDecideAsWhole(t *testing.T) {
+// the plain one (Query), and every generated tenant takes that path.
+// A sample of 15 tenants (5 under -short); -onto.all for all 100.
+func TestUnitsOntoLibraryDecideAsWhole(t *testing.T) {
 	s := scale.M()
 	switch {
-	case *mergeAll:
+	case *ontoAll:
 	case testing.Short():
 		s.Tenants = s.Tenants[:5]
 	default:
@@ -38,7 +41,7 @@ func TestMergedUnitsDecideAsWhole(t *testing.T) {
 	for _, tp := range s.Tenants {
 		tenants[tp.TenantID] = true
 	}
-	merged := loadScale(t, s, Config{CacheSize: 20000, Timeout: time.Minute})
+	onto := loadScale(t, s, Config{CacheSize: 20000, Timeout: time.Minute})
 	whole := loadScale(t, s, Config{CacheSize: 20000, Timeout: time.Minute})
 	wholeCompiles(whole)
 	n := 0
@@ -47,43 +50,43 @@ func TestMergedUnitsDecideAsWhole(t *testing.T) {
 			continue
 		}
 		n++
-		dm, errM := merged.Evaluate(t.Context(), a)
+		dm, errM := onto.Evaluate(t.Context(), a)
 		dw, errW := whole.Evaluate(t.Context(), a)
 		if errM != nil || errW != nil {
-			t.Fatalf("action %d: merged %v, whole %v", n, errM, errW)
+			t.Fatalf("action %d: onto %v, whole %v", n, errM, errW)
 		}
 		dm.EvaluationTimeMS, dw.EvaluationTimeMS = 0, 0
 		if !reflect.DeepEqual(dm, dw) {
-			t.Fatalf("action %+v:\nmerged %+v\nwhole  %+v", a, dm, dw)
+			t.Fatalf("action %+v:\nonto  %+v\nwhole %+v", a, dm, dw)
 		}
 		in := map[string]any{"agent_id": a.AgentID, "action": a.Name, "params": a.Params, "step_type": string(a.StepType)}
 		if a.StepType == "" {
 			delete(in, "step_type")
 		}
-		rm, okM, errM := merged.Query(t.Context(), a.TenantID, in)
+		rm, okM, errM := onto.Query(t.Context(), a.TenantID, in)
 		rw, okW, errW := whole.Query(t.Context(), a.TenantID, in)
 		if errM != nil || errW != nil || okM != okW || !reflect.DeepEqual(rm, rw) {
-			t.Fatalf("query of action %+v:\nmerged %v %v %v\nwhole  %v %v %v", a, rm, okM, errM, rw, okW, errW)
+			t.Fatalf("query of action %+v:\nonto  %v %v %v\nwhole %v %v %v", a, rm, okM, errM, rw, okW, errW)
 		}
 	}
 	if n == 0 {
 		t.Fatal("no action compared")
 	}
 	for id := range tenants {
-		st := merged.tenants[id]
+		st := onto.tenants[id]
 		if st.unit == nil || !st.unit.incremental {
-			t.Errorf("tenant %s: unit compiled whole; want it merged onto the library", id)
+			t.Errorf("tenant %s: unit compiled whole; want it compiled onto the library", id)
 		}
 		if whole.tenants[id].unit.incremental {
-			t.Errorf("tenant %s: the whole-compile engine merged", id)
+			t.Errorf("tenant %s: the whole-compile engine compiled onto the library", id)
 		}
 	}
 }
 
-// TestMergeGuards: a library rule under the tenants' root, or a tenant
+// TestOntoGuards: a library rule under the tenants' root, or a tenant
 // module that refers to a library rule that refers back to the tenants'
 // root, makes units compile whole; the decisions stay what they were.
-func TestMergeGuards(t *testing.T) {
+func TestOntoGuards(t *testing.T) {
 	lib, err := compileLibrary(mustParse(t, map[string]string{
 		"lib.rego": `package gatehouse.lib
 back if data.gatehouse.policies.x.y
@@ -103,7 +106,7 @@ calls_back if back`,
 		"refers to any library rule":    {`package gatehouse.policies.t.tenant.p` + "\nv if data.gatehouse.lib[_]", true},
 		"refers to leaves by a var":     {`package gatehouse.policies.t.tenant.p` + "\nv if data.gatehouse[_].leaf", false},
 		"outside the tenants' root":     {`package gatehouse.other` + "\nv := 1", true},
-		"with a with":                   {`package gatehouse.policies.t.tenant.p` + "\nv if data.gatehouse.lib.leaf with input as 1", false},
+		"with a with":                   {`package gatehouse.policies.t.tenant.p` + "\nv if data.gatehouse.lib.leaf with input as 1", true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := compileOnto(lib, mustParse(t, map[string]string{"t.rego": tc.src}))
@@ -131,7 +134,7 @@ calls_back if back`,
 		t.Fatal("no decision")
 	}
 	if e.tenants["acme"].unit.incremental {
-		t.Error("unit merged although the library has a rule under the tenants' root")
+		t.Error("unit compiled onto the library although the library has a rule under the tenants' root")
 	}
 }
 
@@ -146,12 +149,11 @@ func TestCompileOntoSeesTheLibrary(t *testing.T) {
 		t.Fatal(err)
 	}
 	for src, ok := range map[string]bool{
-		"v := data.gatehouse.lib.f(1)":                 true,
-		"v if data.gatehouse.lib.f(1, 2, 3)":           false, // arity
-		"v if count(data.gatehouse.lib.s) > 1":         true,
-		"v if data.gatehouse.lib.s + 1 > 1":            false, // a string is no number
-		"v if data.gatehouse.lib.nothing(1)":           false, // undefined function
-		"v if data.gatehouse.lib.f(1) with input as 2": true,
+		"v := data.gatehouse.lib.f(1)":         true,
+		"v if data.gatehouse.lib.f(1, 2, 3)":   false, // arity
+		"v if count(data.gatehouse.lib.s) > 1": true,
+		"v if data.gatehouse.lib.s + 1 > 1":    false, // a string is no number
+		"v if data.gatehouse.lib.nothing(1)":   false, // undefined function
 	} {
 		_, err := compileOnto(lib, mustParse(t, map[string]string{
 			"t.rego": "package gatehouse.policies.t.tenant.p\n" + src,
@@ -176,4 +178,60 @@ func mustParse(t *testing.T, srcs map[string]string) map[string]*ast.Module {
 		out[p] = m
 	}
 	return out
+}
+
+// TestUnitsShareTheLibraryConcurrently: units compile onto the shared
+// library (its rules, rule tree and types) in parallel while other
+// tenants decide through it; under -race this catches any write to what
+// they share. Every decision equals the whole compile's.
+func TestUnitsShareTheLibraryConcurrently(t *testing.T) {
+	s := scale.M()
+	s.Tenants = s.Tenants[:6]
+	ids := map[string]bool{}
+	for _, tp := range s.Tenants {
+		ids[tp.TenantID] = true
+	}
+	var actions []pdp.Action
+	for _, a := range s.Actions {
+		if ids[a.TenantID] {
+			actions = append(actions, a)
+		}
+	}
+	whole := loadScale(t, s, Config{CacheSize: 20000, Timeout: time.Minute})
+	wholeCompiles(whole)
+	want := make([]*pdp.Decision, len(actions))
+	for i, a := range actions {
+		d, err := whole.Evaluate(t.Context(), a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.EvaluationTimeMS = 0
+		want[i] = d
+	}
+	e := loadScale(t, s, Config{CacheSize: 20000, Timeout: time.Minute, CompileWorkers: 3})
+	var wg sync.WaitGroup
+	errs := make(chan error, len(actions))
+	for w := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(actions); i += 3 {
+				d, err := e.Evaluate(t.Context(), actions[i])
+				if err != nil {
+					errs <- err
+					return
+				}
+				d.EvaluationTimeMS = 0
+				if !reflect.DeepEqual(d, want[i]) {
+					errs <- fmt.Errorf("action %d: %+v, want %+v", i, d, want[i])
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
