@@ -10,6 +10,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/format"
+	"github.com/open-policy-agent/opa/v1/topdown"
 	"sigs.k8s.io/yaml"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
@@ -207,16 +208,124 @@ func ruleRules(p *pdp.Policy, i int) []*ast.Rule {
 	default:
 		reason = userString(r.Reason)
 	}
-	v := ast.ObjectTerm(
+	if _, ok := reason.Value.(ast.Call); ok {
+		// Computed once, for the violation and the patch alike.
+		rv := ast.VarTerm("reason")
+		body.Append(ast.Assign.Expr(rv, reason))
+		reason = rv
+	}
+	v := ast.VarTerm("v")
+	body.Append(ast.Assign.Expr(v, ast.ObjectTerm(
+		ast.Item(ast.StringTerm("policy"), userString(p.Name)),
+		ast.Item(ast.StringTerm("scope"), ast.StringTerm(string(p.Scope()))),
 		ast.Item(ast.StringTerm("rule"), ast.IntNumberTerm(i)),
 		ast.Item(ast.StringTerm("severity"), ast.StringTerm(string(r.Severity))),
 		ast.Item(ast.StringTerm("on_violation"), ast.StringTerm(string(r.OnViolation))),
 		ast.Item(ast.StringTerm("confidence"), ast.NewTerm(floatNumber(r.Confidence))),
 		ast.Item(ast.StringTerm("match"), m),
 		ast.Item(ast.StringTerm("reason"), reason),
-	)
-	main := &ast.Rule{Head: ast.NewHead(ast.Var("violations"), v), Body: body}
+	)))
+	main := &ast.Rule{Head: ast.NewHead(ast.Var("hits"), hitTerm(p, i, v, reason)), Body: body}
 	return append([]*ast.Rule{main}, extra...)
+}
+
+// hitTerm is the element the hits rule of policy rule i yields when it
+// fires with violation v (reason: its reason): the hit already ranked and
+// composed, so the library neither builds nor ranks it per decision. It is
+// data.gatehouse.decision._ranked(v, policy, scope) with every part that
+// does not depend on the action a constant computed here (a test checks
+// the two agree):
+//
+//	[0 - outcome rank, 0 - severity rank, scope rank, policy, rule, v, patch]
+//
+// Sorted, hits come strongest first (docs/api.md §A7's order). patch is
+// what v alone makes of the result when nothing else fires: status,
+// risk_score, triggered_policy, severity, reason, violations and
+// warnings, laid over the view's no-hit result.
+func hitTerm(p *pdp.Policy, i int, v, reason *ast.Term) *ast.Term {
+	r := p.Rules[i]
+	warnings := ast.ArrayTerm()
+	if r.OnViolation == pdp.OutcomeWarn {
+		warnings = ast.ArrayTerm(v)
+	}
+	patch := ast.ObjectTerm(
+		ast.Item(ast.StringTerm("status"), ast.StringTerm(string(outcomeStatus(r.OnViolation)))),
+		ast.Item(ast.StringTerm("risk_score"), ast.NewTerm(RiskScore(r.Severity, r.Confidence))),
+		ast.Item(ast.StringTerm("triggered_policy"), userString(p.Name)),
+		ast.Item(ast.StringTerm("severity"), ast.StringTerm(string(r.Severity))),
+		ast.Item(ast.StringTerm("reason"), reason),
+		ast.Item(ast.StringTerm("violations"), ast.ArrayTerm(v)),
+		ast.Item(ast.StringTerm("warnings"), warnings),
+	)
+	scope := 1
+	if p.Scope() == pdp.ScopeAgent {
+		scope = 0
+	}
+	return ast.ArrayTerm(
+		ast.IntNumberTerm(-r.OnViolation.Rank()),
+		ast.IntNumberTerm(-r.Severity.Rank()),
+		ast.IntNumberTerm(scope),
+		userString(p.Name),
+		ast.IntNumberTerm(i),
+		v,
+		patch,
+	)
+}
+
+// outcomeStatus is the status a hit with outcome o gives on its own
+// (decision.rego's _status_of_outcome).
+func outcomeStatus(o pdp.Outcome) pdp.Status {
+	switch o {
+	case pdp.OutcomeBlock:
+		return pdp.StatusBlocked
+	case pdp.OutcomeRequireApproval:
+		return pdp.StatusPendingReview
+	}
+	return pdp.StatusAllowed
+}
+
+// severityWeights are decision.rego's _severity_weight, spelled as it
+// spells them (the risk score is computed from these number terms).
+var severityWeights = map[pdp.Severity]ast.Number{
+	pdp.SeverityCritical: "1",
+	pdp.SeverityHigh:     "0.8",
+	pdp.SeverityMedium:   "0.5",
+	pdp.SeverityLow:      "0.25",
+}
+
+// RiskScore is the risk score of one hit of severity sev and confidence
+// conf, round(weight * conf * 100) / 100, computed by OPA's own mul, round
+// and div built-ins on the terms decision.rego uses, so the constant is
+// the number the library would compute (docs/api.md §A7). A decision's
+// risk_score is the largest of its hits' (rounding is monotonic, so the
+// largest rounded product is the rounded largest product).
+func RiskScore(sev pdp.Severity, conf float64) ast.Number {
+	w, ok := severityWeights[sev]
+	if !ok {
+		w = "0"
+	}
+	x := callNumber(ast.Multiply.Name, w, floatNumber(conf))
+	x = callNumber(ast.Multiply.Name, x, "100")
+	x = callNumber(ast.Round.Name, x)
+	return callNumber(ast.Divide.Name, x, "100")
+}
+
+// callNumber calls OPA's built-in name on numbers; arithmetic on finite
+// numbers cannot fail.
+func callNumber(name string, args ...ast.Number) ast.Number {
+	ops := make([]*ast.Term, len(args))
+	for i, a := range args {
+		ops[i] = ast.NewTerm(a)
+	}
+	var out ast.Number
+	err := topdown.GetBuiltin(name)(topdown.BuiltinContext{}, ops, func(t *ast.Term) error {
+		out = t.Value.(ast.Number)
+		return nil
+	})
+	if err != nil {
+		panic(fmt.Sprintf("%s%v: %v", name, args, err))
+	}
+	return out
 }
 
 // foundTemplate finds the first match of a pure alternation of ASCII
