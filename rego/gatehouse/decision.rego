@@ -160,8 +160,8 @@ _policies_evaluated := array.concat(
 _candidates := c if {
 	c := data.gatehouse.hints.candidates
 } else := {
-	"agent": (_guarded(_view.agent) | _guarded(_view.shadow.agent)),
-	"tenant": (_guarded(_view.tenant) | _guarded(_view.shadow.tenant)),
+	"agent": (_guarded(_view.agent) | _guarded(object.get(_view, ["shadow", "agent"], {}))),
+	"tenant": (_guarded(_view.tenant) | _guarded(object.get(_view, ["shadow", "tenant"], {}))),
 }
 
 _guarded(policies) := {name |
@@ -198,12 +198,12 @@ _hits contains h if {
 	not _whitelisted(p)
 }
 
-_hits contains _ranked(v, "FinancialSafetyPolicy", "builtin") if {
+_hits contains _builtin_hit(v, "FinancialSafetyPolicy") if {
 	_builtins.FinancialSafetyPolicy
 	some v in financial_safety.violations
 }
 
-_hits contains _ranked(v, "DataExfiltrationPolicy", "builtin") if {
+_hits contains _builtin_hit(v, "DataExfiltrationPolicy") if {
 	_builtins.DataExfiltrationPolicy
 	some v in data_exfiltration.violations
 }
@@ -287,6 +287,70 @@ _ranked(v, policy, scope) := [
 	h := object.union(v, {"policy": policy, "scope": scope})
 }
 
+# The hit of a built-in's violation v: _ranked's, with the parts that do
+# not depend on the action looked up in _builtin_ranks by everything v
+# holds besides its match and reason (a violation the table does not hold
+# is ranked by _ranked itself).
+_builtin_hit(v, policy) := array.concat(c.key, [h, object.union(
+	{"reason": v.reason, "violations": [h], "warnings": [h]},
+	c.patch,
+)]) if {
+	c := _builtin_ranks[policy][object.remove(v, ["match", "reason"])]
+	h := object.union(v, {"policy": policy, "scope": "builtin"})
+} else := _ranked(v, policy, "builtin")
+
+# _ranked's constants for the built-ins' rules (rego/gatehouse/builtins),
+# keyed by a violation less its match and reason: the hit's key (ranks,
+# scope, policy, rule) and its patch less reason and violations, whose
+# warnings are [] unless the rule warns (then the hit's own [h] stays).
+# test_builtin_ranks_are_ranked checks every entry against _ranked.
+_builtin_ranks := {
+	"FinancialSafetyPolicy": {
+		{"rule": 0, "severity": "critical", "on_violation": "block", "confidence": 1}: {
+			"key": [-3, -4, 2, "FinancialSafetyPolicy", 0],
+			"patch": {"status": "blocked", "risk_score": 1, "triggered_policy": "FinancialSafetyPolicy", "severity": "critical", "warnings": []},
+		},
+		{"rule": 1, "severity": "high", "on_violation": "require_approval", "confidence": 1}: {
+			"key": [-2, -3, 2, "FinancialSafetyPolicy", 1],
+			"patch": {"status": "pending_review", "risk_score": 0.8, "triggered_policy": "FinancialSafetyPolicy", "severity": "high", "warnings": []},
+		},
+		{"rule": 2, "severity": "low", "on_violation": "warn", "confidence": 0.85}: {
+			"key": [-1, -1, 2, "FinancialSafetyPolicy", 2],
+			"patch": {"status": "allowed", "risk_score": 0.21, "triggered_policy": "FinancialSafetyPolicy", "severity": "low"},
+		},
+	},
+	"DataExfiltrationPolicy": {
+		{"rule": 0, "severity": "critical", "on_violation": "block", "confidence": 0.95}: {
+			"key": [-3, -4, 2, "DataExfiltrationPolicy", 0],
+			"patch": {"status": "blocked", "risk_score": 0.95, "triggered_policy": "DataExfiltrationPolicy", "severity": "critical", "warnings": []},
+		},
+		{"rule": 1, "severity": "critical", "on_violation": "block", "confidence": 0.95}: {
+			"key": [-3, -4, 2, "DataExfiltrationPolicy", 1],
+			"patch": {"status": "blocked", "risk_score": 0.95, "triggered_policy": "DataExfiltrationPolicy", "severity": "critical", "warnings": []},
+		},
+		{"rule": 2, "severity": "critical", "on_violation": "block", "confidence": 0.95}: {
+			"key": [-3, -4, 2, "DataExfiltrationPolicy", 2],
+			"patch": {"status": "blocked", "risk_score": 0.95, "triggered_policy": "DataExfiltrationPolicy", "severity": "critical", "warnings": []},
+		},
+		{"rule": 3, "severity": "critical", "on_violation": "block", "confidence": 0.95}: {
+			"key": [-3, -4, 2, "DataExfiltrationPolicy", 3],
+			"patch": {"status": "blocked", "risk_score": 0.95, "triggered_policy": "DataExfiltrationPolicy", "severity": "critical", "warnings": []},
+		},
+		{"rule": 4, "severity": "critical", "on_violation": "block", "confidence": 0.95}: {
+			"key": [-3, -4, 2, "DataExfiltrationPolicy", 4],
+			"patch": {"status": "blocked", "risk_score": 0.95, "triggered_policy": "DataExfiltrationPolicy", "severity": "critical", "warnings": []},
+		},
+		{"rule": 5, "severity": "high", "on_violation": "require_approval", "confidence": 0.85}: {
+			"key": [-2, -3, 2, "DataExfiltrationPolicy", 5],
+			"patch": {"status": "pending_review", "risk_score": 0.68, "triggered_policy": "DataExfiltrationPolicy", "severity": "high", "warnings": []},
+		},
+		{"rule": 6, "severity": "critical", "on_violation": "block", "confidence": 0.9}: {
+			"key": [-3, -4, 2, "DataExfiltrationPolicy", 6],
+			"patch": {"status": "blocked", "risk_score": 0.9, "triggered_policy": "DataExfiltrationPolicy", "severity": "critical", "warnings": []},
+		},
+	},
+}
+
 # Hits strongest first; the first is the trigger, and its outcome is the
 # strongest, so it also gives the status.
 _ranked_hits := sort(_hits)
@@ -367,4 +431,7 @@ _result := _view.allowed if {
 	_nshadow == 0
 } else := object.union(_view.allowed, {"shadow": _shadow}) if {
 	_nhits == 0
+} else := _fired_result if {
+	_nshadow == 0
+	not _shadow_mode
 } else := _with_shadow(_with_mode(_fired_result))

@@ -602,3 +602,19 @@ test_hints_in_input_are_ignored if {
 	inp := object.union(_input, {"hints": {"candidates": {"agent": [], "tenant": []}, "builtins": {}}})
 	_order(_result(inp, _with_views, {"acme": _scoped})) == [["pii", "tenant", 0]]
 }
+
+# --- the built-ins' precomputed ranks -------------------------------------
+
+test_builtin_ranks_are_ranked[name] if {
+	some policy, ranks in decision._builtin_ranks
+	some k, _ in ranks
+	name := sprintf("%s rule %d", [policy, k.rule])
+	v := object.union(k, {"match": "m", "reason": "r"})
+	decision._builtin_hit(v, policy) == decision._ranked(v, policy, "builtin")
+}
+
+test_builtin_violation_outside_the_table_is_ranked if {
+	v := {"rule": 9, "severity": "medium", "on_violation": "warn", "confidence": 0.5, "match": "m", "reason": "r"}
+	not decision._builtin_ranks.FinancialSafetyPolicy[object.remove(v, ["match", "reason"])]
+	decision._builtin_hit(v, "FinancialSafetyPolicy") == decision._ranked(v, "FinancialSafetyPolicy", "builtin")
+}
