@@ -171,8 +171,8 @@ func ruleLabels(p *pdp.Policy, i int) (string, error) {
 	return b.String(), nil
 }
 
-// ruleRules returns the Rego rules of policy rule i: the violations rule,
-// then the pre-check rules it calls (one body per literal).
+// ruleRules returns the Rego rules of policy rule i: the hits rule, then
+// the rules it calls (a pre-check of two or more literals, the finder).
 func ruleRules(p *pdp.Policy, i int) []*ast.Rule {
 	r := p.Rules[i]
 	var body ast.Body
@@ -375,21 +375,25 @@ func foundRule(name string, alts []string, pattern string) *ast.Rule {
 		r.Head.Name = ast.Var(name)
 		r.Head.Reference = ast.Ref{ast.VarTerm(name)}
 	}
-	fill := map[ast.Var]*ast.Term{
+	fill(rule, map[ast.Var]*ast.Term{
 		"__literals__": ast.ArrayTerm(lits...),
 		"__pattern__":  userString(pattern),
-	}
-	// Replace whole terms (not only values): the formatter prints a string
-	// from its term's location text, which userString sets.
+	})
+	return rule
+}
+
+// fill replaces a template's placeholder variables with terms. Whole
+// terms are replaced (not only values): the formatter prints a string
+// from its term's location text, which userString sets.
+func fill(rule *ast.Rule, with map[ast.Var]*ast.Term) {
 	ast.WalkTerms(rule, func(t *ast.Term) bool {
 		if v, ok := t.Value.(ast.Var); ok {
-			if r, ok := fill[v]; ok {
+			if r, ok := with[v]; ok {
 				*t = *r
 			}
 		}
 		return false
 	})
-	return rule
 }
 
 // literalAlternatives reports whether pattern is a plain alternation of
@@ -429,19 +433,28 @@ func guard(name string, lits []string, extra *[]*ast.Rule) *ast.Expr {
 	return ast.NewExpr(ast.VarTerm(name))
 }
 
-// precheck returns one boolean rule with a body per literal: true when the
-// folded action text contains any of them. A complete rule exits on its
-// first true body.
+// precheck returns one boolean rule, true when the folded action text
+// contains any of lits: one body that reads the text once and tries each
+// literal (a rule with a body per literal costs a rule evaluation, and a
+// read of the text, per literal). A complete rule exits on its first
+// success.
 func precheck(name string, lits []string) []*ast.Rule {
-	rules := make([]*ast.Rule, len(lits))
+	terms := make([]*ast.Term, len(lits))
 	for j, lit := range lits {
-		rules[j] = &ast.Rule{
-			Head: ast.NewHead(ast.Var(name), nil, ast.BooleanTerm(true)),
-			Body: ast.NewBody(ast.Contains.Expr(ast.NewTerm(foldedRef), userString(lit))),
-		}
+		terms[j] = userString(lit)
 	}
-	return rules
+	rule := precheckTemplate.Copy()
+	rule.Head.Name = ast.Var(name)
+	rule.Head.Reference = ast.Ref{ast.VarTerm(name)}
+	fill(rule, map[ast.Var]*ast.Term{"__literals__": ast.ArrayTerm(terms...)})
+	return []*ast.Rule{rule}
 }
+
+var precheckTemplate = ast.MustParseRuleWithOpts(`__precheck__ if {
+	f := data.gatehouse.text.folded
+	some lit in __literals__
+	contains(f, lit)
+}`, ast.ParserOptions{RegoVersion: ast.RegoV1})
 
 // userString returns a string term for user text that OPA's formatter
 // writes as a valid Rego string literal. Without a location the formatter

@@ -16,11 +16,11 @@ hits contains [-2, -3, 1, "export_guard", 0, v, {"reason": reason, "risk_score":
 	v := {"confidence": 0.85, "match": m, "on_violation": "require_approval", "policy": "export_guard", "reason": reason, "rule": 0, "scope": "tenant", "severity": "high"}
 }
 
-_r0_match if contains(data.gatehouse.text.folded, "passport")
-
-_r0_match if contains(data.gatehouse.text.folded, "routing")
-
-_r0_match if contains(data.gatehouse.text.folded, "ssn")
+_r0_match if {
+	f := data.gatehouse.text.folded
+	some lit in ["passport", "routing", "ssn"]
+	contains(f, lit)
+}
 
 _r0_found := substring(data.gatehouse.text.text, x[0], x[2]) if {
 	data.gatehouse.text.ascii
@@ -37,9 +37,11 @@ _r0_found := substring(data.gatehouse.text.text, x[0], x[2]) if {
 	)
 }
 
-_r0_context if contains(data.gatehouse.text.folded, "export.")
-
-_r0_context if contains(data.gatehouse.text.folded, "upload.")
+_r0_context if {
+	f := data.gatehouse.text.folded
+	some lit in ["export.", "upload."]
+	contains(f, lit)
+}
 
 # METADATA
 # labels:
@@ -57,8 +59,8 @@ hits contains [-3, -4, 1, "export_guard", 1, v, {"reason": reason, "risk_score":
 	v := {"confidence": 0.85, "match": m, "on_violation": "block", "policy": "export_guard", "reason": reason, "rule": 1, "scope": "tenant", "severity": "critical"}
 }
 
-_r1_match if contains(data.gatehouse.text.folded, "api-key")
-
-_r1_match if contains(data.gatehouse.text.folded, "api_key")
-
-_r1_match if contains(data.gatehouse.text.folded, "apikey")
+_r1_match if {
+	f := data.gatehouse.text.folded
+	some lit in ["api-key", "api_key", "apikey"]
+	contains(f, lit)
+}

@@ -15,6 +15,8 @@ hits contains [-1, -1, 1, "controls", 0, v, {"reason": reason, "risk_score": 0.2
 	v := {"confidence": 0.85, "match": m, "on_violation": "warn", "policy": "controls", "reason": reason, "rule": 0, "scope": "tenant", "severity": "low"}
 }
 
-_r0_match if contains(data.gatehouse.text.folded, "\u0007\u000b\udb40\udc01x")
-
-_r0_match if contains(data.gatehouse.text.folded, "a\u0010b\u007f\ufeff")
+_r0_match if {
+	f := data.gatehouse.text.folded
+	some lit in ["\u0007\u000b\udb40\udc01x", "a\u0010b\u007f\ufeff"]
+	contains(f, lit)
+}

@@ -15,6 +15,8 @@ hits contains [-1, -1, 0, "x-y", 0, v, {"reason": reason, "risk_score": 0.21, "s
 	v := {"confidence": 0.85, "match": m, "on_violation": "warn", "policy": "x-y", "reason": reason, "rule": 0, "scope": "agent", "severity": "low"}
 }
 
-_r0_match if contains(data.gatehouse.text.folded, "```\n\"")
-
-_r0_match if contains(data.gatehouse.text.folded, "```\n#")
+_r0_match if {
+	f := data.gatehouse.text.folded
+	some lit in ["```\n\"", "```\n#"]
+	contains(f, lit)
+}

@@ -31,8 +31,8 @@ hits contains [-2, -3, 0, "default", 1, v, {"reason": reason, "risk_score": 0.68
 	v := {"confidence": 0.85, "match": m, "on_violation": "require_approval", "policy": "default", "reason": reason, "rule": 1, "scope": "agent", "severity": "high"}
 }
 
-_r1_context if contains(data.gatehouse.text.folded, "# metadata")
-
-_r1_context if contains(data.gatehouse.text.folded, "import data")
-
-_r1_context if contains(data.gatehouse.text.folded, "package evil")
+_r1_context if {
+	f := data.gatehouse.text.folded
+	some lit in ["# metadata", "import data", "package evil"]
+	contains(f, lit)
+}

@@ -15,6 +15,8 @@ hits contains [-1, -2, 0, "import", 0, v, {"reason": reason, "risk_score": 0.43,
 	v := {"confidence": 0.85, "match": m, "on_violation": "warn", "policy": "import", "reason": reason, "rule": 0, "scope": "agent", "severity": "medium"}
 }
 
-_r0_match if contains(data.gatehouse.text.folded, "import data.")
-
-_r0_match if contains(data.gatehouse.text.folded, "package")
+_r0_match if {
+	f := data.gatehouse.text.folded
+	some lit in ["import data.", "package"]
+	contains(f, lit)
+}

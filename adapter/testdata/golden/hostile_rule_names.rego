@@ -15,8 +15,8 @@ hits contains [-1, -1, 0, "violations", 0, v, {"reason": reason, "risk_score": 0
 	v := {"confidence": 0.85, "match": m, "on_violation": "warn", "policy": "violations", "reason": reason, "rule": 0, "scope": "agent", "severity": "low"}
 }
 
-_r0_match if contains(data.gatehouse.text.folded, "_r0_match")
-
-_r0_match if contains(data.gatehouse.text.folded, "data.gatehouse")
-
-_r0_match if contains(data.gatehouse.text.folded, "violations")
+_r0_match if {
+	f := data.gatehouse.text.folded
+	some lit in ["_r0_match", "data.gatehouse", "violations"]
+	contains(f, lit)
+}

@@ -15,11 +15,11 @@ hits contains [-1, -4, 1, "many", 0, v, {"reason": reason, "risk_score": 0, "sev
 	v := {"confidence": 0, "match": m, "on_violation": "warn", "policy": "many", "reason": reason, "rule": 0, "scope": "tenant", "severity": "critical"}
 }
 
-_r0_match if contains(data.gatehouse.text.folded, "kelvin")
-
-_r0_match if contains(data.gatehouse.text.folded, "straße")
-
-_r0_match if contains(data.gatehouse.text.folded, "ǆ")
+_r0_match if {
+	f := data.gatehouse.text.folded
+	some lit in ["kelvin", "straße", "ǆ"]
+	contains(f, lit)
+}
 
 # METADATA
 # labels:

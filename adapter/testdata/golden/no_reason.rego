@@ -15,6 +15,8 @@ hits contains [-1, -2, 1, "plain", 0, v, {"reason": reason, "risk_score": 0.43, 
 	v := {"confidence": 0.85, "match": m, "on_violation": "warn", "policy": "plain", "reason": reason, "rule": 0, "scope": "tenant", "severity": "medium"}
 }
 
-_r0_match if contains(data.gatehouse.text.folded, "delete_table")
-
-_r0_match if contains(data.gatehouse.text.folded, "drop_table")
+_r0_match if {
+	f := data.gatehouse.text.folded
+	some lit in ["delete_table", "drop_table"]
+	contains(f, lit)
+}

@@ -16,9 +16,11 @@ hits contains [-1, -2, 1, "pii_protection", 0, v, {"reason": reason, "risk_score
 	v := {"confidence": 0.85, "match": m, "on_violation": "warn", "policy": "pii_protection", "reason": reason, "rule": 0, "scope": "tenant", "severity": "medium"}
 }
 
-_r0_match if contains(data.gatehouse.text.folded, "email")
-
-_r0_match if contains(data.gatehouse.text.folded, "phone")
+_r0_match if {
+	f := data.gatehouse.text.folded
+	some lit in ["email", "phone"]
+	contains(f, lit)
+}
 
 _r0_found := substring(data.gatehouse.text.text, x[0], x[2]) if {
 	data.gatehouse.text.ascii
@@ -35,6 +37,8 @@ _r0_found := substring(data.gatehouse.text.text, x[0], x[2]) if {
 	)
 }
 
-_r0_context if contains(data.gatehouse.text.folded, "external")
-
-_r0_context if contains(data.gatehouse.text.folded, "public")
+_r0_context if {
+	f := data.gatehouse.text.folded
+	some lit in ["external", "public"]
+	contains(f, lit)
+}
