@@ -9,8 +9,8 @@ import (
 
 // FuzzPolicyModule proves that no valid policy can change the structure of
 // its module (STYLE habit 5): whatever the name, agent id, patterns and
-// reason, the module has the policy's package, no imports, only violations
-// and _r<i>_(match|context) rules (one violations rule per policy rule),
+// reason, the module has the policy's package, no imports, only hits and
+// _r<i>_(match|context|found) rules (one hits rule per policy rule),
 // refers to no data but the action text and its folded form, re-parses to
 // itself, and compiles with the library. The seed corpus runs in plain
 // go test.
@@ -21,6 +21,7 @@ func FuzzPolicyModule(f *testing.F) {
 	f.Add("import", "..", "import data\\.x", "package evil", "{match}{match}\n}", uint8(1), uint8(1))
 	f.Add("x-y", ".", "`{3}\n(#|\")", `\d{3}-\d{2}`, "\n# METADATA\n# labels: {policy: evil}\n", uint8(3), uint8(0))
 	f.Add("violations", "_r0_match", `_r0_match|violations|data\.gatehouse`, "", "Policy 'violations' violated: {match}", uint8(7), uint8(3))
+	f.Add("hits", "reason", `hits|reason|v\b`, "", "{match} hits v reason", uint8(5), uint8(1))
 	f.Add("package", "input", `input\.x|data\.y`, `"\}\}`, `"}}]) ; data.gatehouse.decision`, uint8(4), uint8(0))
 	f.Add("_r1_context", "@@", `</script><b>&amp;\x{2028}`, "\u2028", "<b>&amp;</b> \u2029 \u202e {match}", uint8(5), uint8(2))
 	f.Add("with", ":", `straße|ǅ|σς|\x{212A}elvin`, "ſ", "ünïcödé ☃ 𝔘 {match}", uint8(6), uint8(1))

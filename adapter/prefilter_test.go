@@ -470,8 +470,8 @@ func TestPrecheckEquivalenceOPA(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		violations := m.Package.Append(ast.StringTerm("violations"))
-		pq := prepare(t, m, fmt.Sprintf("v := %s; txt := data.gatehouse.text.text; f := data.gatehouse.text.folded", violations))
+		hits := m.Package.Append(ast.StringTerm("hits"))
+		pq := prepare(t, m, fmt.Sprintf("v := [h[5] | some h in %s]; txt := data.gatehouse.text.text; f := data.gatehouse.text.folded", hits))
 
 		re, err := adapter.CompilePattern(tc.match)
 		if err != nil {

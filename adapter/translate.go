@@ -10,6 +10,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/format"
+	"github.com/open-policy-agent/opa/v1/topdown"
 	"sigs.k8s.io/yaml"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
@@ -170,8 +171,8 @@ func ruleLabels(p *pdp.Policy, i int) (string, error) {
 	return b.String(), nil
 }
 
-// ruleRules returns the Rego rules of policy rule i: the violations rule,
-// then the pre-check rules it calls (one body per literal).
+// ruleRules returns the Rego rules of policy rule i: the hits rule, then
+// the rules it calls (a pre-check of two or more literals, the finder).
 func ruleRules(p *pdp.Policy, i int) []*ast.Rule {
 	r := p.Rules[i]
 	var body ast.Body
@@ -207,16 +208,124 @@ func ruleRules(p *pdp.Policy, i int) []*ast.Rule {
 	default:
 		reason = userString(r.Reason)
 	}
-	v := ast.ObjectTerm(
+	if _, ok := reason.Value.(ast.Call); ok {
+		// Computed once, for the violation and the patch alike.
+		rv := ast.VarTerm("reason")
+		body.Append(ast.Assign.Expr(rv, reason))
+		reason = rv
+	}
+	v := ast.VarTerm("v")
+	body.Append(ast.Assign.Expr(v, ast.ObjectTerm(
+		ast.Item(ast.StringTerm("policy"), userString(p.Name)),
+		ast.Item(ast.StringTerm("scope"), ast.StringTerm(string(p.Scope()))),
 		ast.Item(ast.StringTerm("rule"), ast.IntNumberTerm(i)),
 		ast.Item(ast.StringTerm("severity"), ast.StringTerm(string(r.Severity))),
 		ast.Item(ast.StringTerm("on_violation"), ast.StringTerm(string(r.OnViolation))),
 		ast.Item(ast.StringTerm("confidence"), ast.NewTerm(floatNumber(r.Confidence))),
 		ast.Item(ast.StringTerm("match"), m),
 		ast.Item(ast.StringTerm("reason"), reason),
-	)
-	main := &ast.Rule{Head: ast.NewHead(ast.Var("violations"), v), Body: body}
+	)))
+	main := &ast.Rule{Head: ast.NewHead(ast.Var("hits"), hitTerm(p, i, v, reason)), Body: body}
 	return append([]*ast.Rule{main}, extra...)
+}
+
+// hitTerm is the element the hits rule of policy rule i yields when it
+// fires with violation v (reason: its reason): the hit already ranked and
+// composed, so the library neither builds nor ranks it per decision. It is
+// data.gatehouse.decision._ranked(v, policy, scope) with every part that
+// does not depend on the action a constant computed here (a test checks
+// the two agree):
+//
+//	[0 - outcome rank, 0 - severity rank, scope rank, policy, rule, v, patch]
+//
+// Sorted, hits come strongest first (docs/api.md §A7's order). patch is
+// what v alone makes of the result when nothing else fires: status,
+// risk_score, triggered_policy, severity, reason, violations and
+// warnings, laid over the view's no-hit result.
+func hitTerm(p *pdp.Policy, i int, v, reason *ast.Term) *ast.Term {
+	r := p.Rules[i]
+	warnings := ast.ArrayTerm()
+	if r.OnViolation == pdp.OutcomeWarn {
+		warnings = ast.ArrayTerm(v)
+	}
+	patch := ast.ObjectTerm(
+		ast.Item(ast.StringTerm("status"), ast.StringTerm(string(outcomeStatus(r.OnViolation)))),
+		ast.Item(ast.StringTerm("risk_score"), ast.NewTerm(RiskScore(r.Severity, r.Confidence))),
+		ast.Item(ast.StringTerm("triggered_policy"), userString(p.Name)),
+		ast.Item(ast.StringTerm("severity"), ast.StringTerm(string(r.Severity))),
+		ast.Item(ast.StringTerm("reason"), reason),
+		ast.Item(ast.StringTerm("violations"), ast.ArrayTerm(v)),
+		ast.Item(ast.StringTerm("warnings"), warnings),
+	)
+	scope := 1
+	if p.Scope() == pdp.ScopeAgent {
+		scope = 0
+	}
+	return ast.ArrayTerm(
+		ast.IntNumberTerm(-r.OnViolation.Rank()),
+		ast.IntNumberTerm(-r.Severity.Rank()),
+		ast.IntNumberTerm(scope),
+		userString(p.Name),
+		ast.IntNumberTerm(i),
+		v,
+		patch,
+	)
+}
+
+// outcomeStatus is the status a hit with outcome o gives on its own
+// (decision.rego's _status_of_outcome).
+func outcomeStatus(o pdp.Outcome) pdp.Status {
+	switch o {
+	case pdp.OutcomeBlock:
+		return pdp.StatusBlocked
+	case pdp.OutcomeRequireApproval:
+		return pdp.StatusPendingReview
+	}
+	return pdp.StatusAllowed
+}
+
+// severityWeights are decision.rego's _severity_weight, spelled as it
+// spells them (the risk score is computed from these number terms).
+var severityWeights = map[pdp.Severity]ast.Number{
+	pdp.SeverityCritical: "1",
+	pdp.SeverityHigh:     "0.8",
+	pdp.SeverityMedium:   "0.5",
+	pdp.SeverityLow:      "0.25",
+}
+
+// RiskScore is the risk score of one hit of severity sev and confidence
+// conf, round(weight * conf * 100) / 100, computed by OPA's own mul, round
+// and div built-ins on the terms decision.rego uses, so the constant is
+// the number the library would compute (docs/api.md §A7). A decision's
+// risk_score is the largest of its hits' (rounding is monotonic, so the
+// largest rounded product is the rounded largest product).
+func RiskScore(sev pdp.Severity, conf float64) ast.Number {
+	w, ok := severityWeights[sev]
+	if !ok {
+		w = "0"
+	}
+	x := callNumber(ast.Multiply.Name, w, floatNumber(conf))
+	x = callNumber(ast.Multiply.Name, x, "100")
+	x = callNumber(ast.Round.Name, x)
+	return callNumber(ast.Divide.Name, x, "100")
+}
+
+// callNumber calls OPA's built-in name on numbers; arithmetic on finite
+// numbers cannot fail.
+func callNumber(name string, args ...ast.Number) ast.Number {
+	ops := make([]*ast.Term, len(args))
+	for i, a := range args {
+		ops[i] = ast.NewTerm(a)
+	}
+	var out ast.Number
+	err := topdown.GetBuiltin(name)(topdown.BuiltinContext{}, ops, func(t *ast.Term) error {
+		out = t.Value.(ast.Number)
+		return nil
+	})
+	if err != nil {
+		panic(fmt.Sprintf("%s%v: %v", name, args, err))
+	}
+	return out
 }
 
 // foundTemplate finds the first match of a pure alternation of ASCII
@@ -266,21 +375,25 @@ func foundRule(name string, alts []string, pattern string) *ast.Rule {
 		r.Head.Name = ast.Var(name)
 		r.Head.Reference = ast.Ref{ast.VarTerm(name)}
 	}
-	fill := map[ast.Var]*ast.Term{
+	fill(rule, map[ast.Var]*ast.Term{
 		"__literals__": ast.ArrayTerm(lits...),
 		"__pattern__":  userString(pattern),
-	}
-	// Replace whole terms (not only values): the formatter prints a string
-	// from its term's location text, which userString sets.
+	})
+	return rule
+}
+
+// fill replaces a template's placeholder variables with terms. Whole
+// terms are replaced (not only values): the formatter prints a string
+// from its term's location text, which userString sets.
+func fill(rule *ast.Rule, with map[ast.Var]*ast.Term) {
 	ast.WalkTerms(rule, func(t *ast.Term) bool {
 		if v, ok := t.Value.(ast.Var); ok {
-			if r, ok := fill[v]; ok {
+			if r, ok := with[v]; ok {
 				*t = *r
 			}
 		}
 		return false
 	})
-	return rule
 }
 
 // literalAlternatives reports whether pattern is a plain alternation of
@@ -320,19 +433,28 @@ func guard(name string, lits []string, extra *[]*ast.Rule) *ast.Expr {
 	return ast.NewExpr(ast.VarTerm(name))
 }
 
-// precheck returns one boolean rule with a body per literal: true when the
-// folded action text contains any of them. A complete rule exits on its
-// first true body.
+// precheck returns one boolean rule, true when the folded action text
+// contains any of lits: one body that reads the text once and tries each
+// literal (a rule with a body per literal costs a rule evaluation, and a
+// read of the text, per literal). A complete rule exits on its first
+// success.
 func precheck(name string, lits []string) []*ast.Rule {
-	rules := make([]*ast.Rule, len(lits))
+	terms := make([]*ast.Term, len(lits))
 	for j, lit := range lits {
-		rules[j] = &ast.Rule{
-			Head: ast.NewHead(ast.Var(name), nil, ast.BooleanTerm(true)),
-			Body: ast.NewBody(ast.Contains.Expr(ast.NewTerm(foldedRef), userString(lit))),
-		}
+		terms[j] = userString(lit)
 	}
-	return rules
+	rule := precheckTemplate.Copy()
+	rule.Head.Name = ast.Var(name)
+	rule.Head.Reference = ast.Ref{ast.VarTerm(name)}
+	fill(rule, map[ast.Var]*ast.Term{"__literals__": ast.ArrayTerm(terms...)})
+	return []*ast.Rule{rule}
 }
+
+var precheckTemplate = ast.MustParseRuleWithOpts(`__precheck__ if {
+	f := data.gatehouse.text.folded
+	some lit in __literals__
+	contains(f, lit)
+}`, ast.ParserOptions{RegoVersion: ast.RegoV1})
 
 // userString returns a string term for user text that OPA's formatter
 // writes as a valid Rego string literal. Without a location the formatter

@@ -4,14 +4,17 @@ import (
 	"flag"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
 
 	"github.com/gatehouse-pdp/gatehouse/adapter"
 	"github.com/gatehouse-pdp/gatehouse/pdp"
@@ -184,26 +187,27 @@ func TestPolicyModuleGolden(t *testing.T) {
 }
 
 // checkModuleShape checks what no policy text may change: the package, no
-// imports, only violations and _r<i>_(match|context) rules, exactly one
-// violations rule per policy rule, each labelled, and no data reference but
-// the action text and its folded form. The text must re-parse to Parsed.
+// imports, only hits and _r<i>_(match|context|found) rules, exactly one
+// hits rule per policy rule, each labelled, yielding the hit
+// decision._ranked would build (checkHit), and no data reference but the
+// action text and its folded form. The text must re-parse to Parsed.
 func checkModuleShape(t testing.TB, m *adapter.Module, p *pdp.Policy) {
 	t.Helper()
 	mod := m.Parsed
 	if len(mod.Imports) != 0 {
 		t.Errorf("module has imports: %v", mod.Imports)
 	}
-	violations := 0
+	hits := 0
 	helpers := map[string]int{}
 	found := map[string]int{}
 	for _, r := range mod.Rules {
 		ref := r.Head.Ref()
 		name := ref.String()
 		switch {
-		case name == "violations":
-			violations++
+		case name == "hits":
+			hits++
 			if r.Head.Key == nil || r.Head.Value != nil {
-				t.Errorf("violations is not a partial set rule: %v", r.Head)
+				t.Errorf("hits is not a partial set rule: %v", r.Head)
 			}
 			checkLabels(t, r, p)
 		case helperName(name):
@@ -224,19 +228,19 @@ func checkModuleShape(t testing.TB, m *adapter.Module, p *pdp.Policy) {
 			t.Errorf("rule %s: unexpected function, else or default", name)
 		}
 	}
-	if violations != len(p.Rules) {
-		t.Errorf("%d violations rules for %d policy rules", violations, len(p.Rules))
+	if hits != len(p.Rules) {
+		t.Errorf("%d hits rules for %d policy rules", hits, len(p.Rules))
 	}
-	// One helper body per pre-check literal, for exactly the patterns that
-	// have a pre-check of two or more literals (a single literal is checked
-	// inline in the violations rule).
+	// One helper (of one body, trying each literal) for exactly the
+	// patterns that have a pre-check of two or more literals (a single
+	// literal is checked inline in the hits rule).
 	wantHelpers := map[string]int{}
 	for i, r := range p.Rules {
 		if lits, ok := adapter.Literals(r.Match); ok && len(lits) > 1 {
-			wantHelpers[fmt.Sprintf("_r%d_match", i)] = len(lits)
+			wantHelpers[fmt.Sprintf("_r%d_match", i)] = 1
 		}
 		if lits, ok := adapter.Literals(r.ContextRequires); ok && r.ContextRequires != "" && len(lits) > 1 {
-			wantHelpers[fmt.Sprintf("_r%d_context", i)] = len(lits)
+			wantHelpers[fmt.Sprintf("_r%d_context", i)] = 1
 		}
 	}
 	if !maps.Equal(helpers, wantHelpers) {
@@ -311,22 +315,22 @@ func helperName(name string) bool {
 	return false
 }
 
-// checkLabels checks the # METADATA labels of a violations rule against the
-// policy rule its head names.
+// checkLabels checks the # METADATA labels of a hits rule against the
+// policy rule its head names, and the head's constants against the rule.
 func checkLabels(t testing.TB, r *ast.Rule, p *pdp.Policy) {
 	t.Helper()
 	if len(r.Annotations) != 1 {
-		t.Errorf("violations rule has %d annotations, want 1", len(r.Annotations))
+		t.Errorf("hits rule has %d annotations, want 1", len(r.Annotations))
 		return
 	}
-	obj, ok := r.Head.Key.Value.(ast.Object)
-	if !ok {
-		t.Errorf("violations key is not an object: %v", r.Head.Key)
+	hit, ok := r.Head.Key.Value.(*ast.Array)
+	if !ok || hit.Len() != 7 {
+		t.Errorf("hits key is not a 7-tuple: %v", r.Head.Key)
 		return
 	}
-	idx, ok := obj.Get(ast.StringTerm("rule")).Value.(ast.Number).Int()
+	idx, ok := hit.Elem(4).Value.(ast.Number).Int()
 	if !ok || idx < 0 || idx >= len(p.Rules) {
-		t.Errorf("violations rule index %v out of range", obj.Get(ast.StringTerm("rule")))
+		t.Errorf("hits rule index %v out of range", hit.Elem(4))
 		return
 	}
 	pr := p.Rules[idx]
@@ -343,10 +347,14 @@ func checkLabels(t testing.TB, r *ast.Rule, p *pdp.Policy) {
 	if len(lm) != len(want)+1 {
 		t.Errorf("labels = %v, want exactly %v and rule", lm, want)
 	}
-	for k, v := range map[string]string{"severity": string(pr.Severity), "on_violation": string(pr.OnViolation)} {
-		if got := obj.Get(ast.StringTerm(k)); got == nil || !got.Equal(ast.StringTerm(v)) {
-			t.Errorf("violation %s = %v, want %q", k, got, v)
-		}
+	scope := 1
+	if p.Scope() == pdp.ScopeAgent {
+		scope = 0
+	}
+	key := ast.NewArray(ast.IntNumberTerm(-pr.OnViolation.Rank()), ast.IntNumberTerm(-pr.Severity.Rank()),
+		ast.IntNumberTerm(scope), ast.StringTerm(p.Name), ast.IntNumberTerm(idx))
+	if got := hit.Slice(0, 5); got.Compare(key) != 0 {
+		t.Errorf("hit key %v, want %v", got, key)
 	}
 }
 
@@ -460,4 +468,80 @@ func mustTranslate(t testing.TB, pattern string) string {
 		t.Fatalf("Translate(%q): %v", pattern, err)
 	}
 	return re2
+}
+
+// TestHitsMatchRanked: every generated hits rule yields exactly the hit
+// data.gatehouse.decision._ranked builds from its violation (the ranks,
+// the status, the risk score and the patch), for every severity and
+// outcome, both scopes and confidences that round every way.
+func TestHitsMatchRanked(t *testing.T) {
+	confidences := []float64{0, 0.005, 0.01, 0.02, 0.125, 0.333, 0.5, 0.6, 0.666, 0.7, 0.777, 0.85, 0.9, 0.95, 0.999, 1}
+	r := rand.New(rand.NewPCG(17, 17))
+	for range 20 {
+		confidences = append(confidences, float64(r.IntN(1001))/1000)
+	}
+	severities := []pdp.Severity{pdp.SeverityCritical, pdp.SeverityHigh, pdp.SeverityMedium, pdp.SeverityLow}
+	outcomes := []pdp.Outcome{pdp.OutcomeBlock, pdp.OutcomeRequireApproval, pdp.OutcomeWarn}
+	reasons := []string{"", "fixed reason", "found {match} here"}
+	var rules []pdp.Rule
+	for _, sev := range severities {
+		for _, o := range outcomes {
+			for range 3 {
+				n := len(rules)
+				rules = append(rules, pdp.Rule{Match: "(zeta|omega)", Severity: sev, OnViolation: o,
+					Confidence: confidences[n%len(confidences)], Reason: reasons[n%len(reasons)]})
+			}
+		}
+	}
+	for _, c := range confidences {
+		n := len(rules)
+		rules = append(rules, pdp.Rule{Match: `z\w+a`, Severity: severities[n%4], OnViolation: outcomes[n%3], Confidence: c})
+	}
+	for i := 0; i < len(rules); i += 5 {
+		for _, agent := range []string{"", "bot-1"} {
+			p := pdp.Policy{Name: fmt.Sprintf("ranked_%d", i), AgentID: agent, Rules: rules[i:min(i+5, len(rules))]}
+			if err := adapter.Validate(&p); err != nil {
+				t.Fatal(err)
+			}
+			m, err := adapter.PolicyModule("t1", &p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			query := fmt.Sprintf(`x := [[h, data.gatehouse.decision._ranked(object.remove(h[5], ["policy", "scope"]), %q, %q)] | some h in %s]`,
+				p.Name, p.Scope(), m.Package.Append(ast.StringTerm("hits")))
+			pq := prepare(t, m, query)
+			rs, err := pq.Eval(t.Context(), rego.EvalInput(map[string]any{"action": "zeta", "params": map[string]any{}}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pairs := rs[0].Bindings["x"].([]any)
+			if len(pairs) != len(p.Rules) {
+				t.Fatalf("%d hits for %d rules", len(pairs), len(p.Rules))
+			}
+			for _, pair := range pairs {
+				got, want := pair.([]any)[0], pair.([]any)[1]
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("generated hit differs from _ranked:\ngot  %v\nwant %v", got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestRiskScore pins a few risk scores (docs/api.md §A7: severity weight ×
+// confidence, rounded to two decimals).
+func TestRiskScore(t *testing.T) {
+	for _, c := range []struct {
+		sev  pdp.Severity
+		conf float64
+		want string
+	}{
+		{pdp.SeverityCritical, 1, "1"}, {pdp.SeverityHigh, 0.85, "0.68"}, {pdp.SeverityMedium, 0.85, "0.43"},
+		{pdp.SeverityLow, 0.85, "0.21"}, {pdp.SeverityCritical, 0.666, "0.67"}, {pdp.SeverityHigh, 0.777, "0.62"},
+		{pdp.SeverityLow, 0, "0"},
+	} {
+		if got := adapter.RiskScore(c.sev, c.conf); got.Compare(ast.Number(c.want)) != 0 {
+			t.Errorf("RiskScore(%s, %v) = %v, want %s", c.sev, c.conf, got, c.want)
+		}
+	}
 }

@@ -129,19 +129,31 @@ func allowedResult(evaluated []any, mode string) map[string]any {
 }
 
 // viewData renders one view as the library reads it: the effective
-// policies by scope (name → the policy's data entry), the evaluated list
-// and the finished no-hit result.
+// policies by scope (name → the policy's data entry), those that enforce
+// under "agent" and "tenant" and those in shadow mode under "shadow", the
+// evaluated list and the finished no-hit result.
 func viewData(v *scopeView, meta func(*pdp.Policy) map[string]any, mode string) map[string]any {
-	agent := make(map[string]any, len(v.agent))
-	for _, p := range v.agent {
-		agent[p.Name] = meta(p)
+	split := func(ps []*pdp.Policy) (enforce, shadow map[string]any) {
+		enforce, shadow = map[string]any{}, map[string]any{}
+		for _, p := range ps {
+			if p.Shadow() {
+				shadow[p.Name] = meta(p)
+			} else {
+				enforce[p.Name] = meta(p)
+			}
+		}
+		return enforce, shadow
 	}
-	tenant := make(map[string]any, len(v.tenant))
-	for _, p := range v.tenant {
-		tenant[p.Name] = meta(p)
-	}
+	agent, shadowAgent := split(v.agent)
+	tenant, shadowTenant := split(v.tenant)
 	ev := v.evaluated()
-	return map[string]any{"agent": agent, "tenant": tenant, "evaluated": ev, "allowed": allowedResult(ev, mode)}
+	return map[string]any{
+		"agent":     agent,
+		"tenant":    tenant,
+		"shadow":    map[string]any{"agent": shadowAgent, "tenant": shadowTenant},
+		"evaluated": ev,
+		"allowed":   allowedResult(ev, mode),
+	}
 }
 
 // tenantViews renders data.gatehouse.tenants[t].views: "default" (agents

@@ -122,7 +122,7 @@ func TestFailClosed(t *testing.T) {
 		{name: "undefined result", opts: []Option{WithQuery("data.gatehouse.nothing.here")}},
 		{name: "evaluation error", opts: []Option{WithModules(map[string]string{"conflict.rego": `package gatehouse.decision
 
-_status_of_outcome := {"warn": "blocked"} if input.action == "slack.send_message"
+_nhits := -1 if input.action == "slack.send_message"
 `})}},
 		{name: "timeout", cfg: Config{Timeout: time.Nanosecond}},
 		{name: "cancelled context", ctx: cancelled},

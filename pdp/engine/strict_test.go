@@ -75,7 +75,7 @@ func strictBundle(t *testing.T, body string) *bundles.Loaded {
 	t.Helper()
 	l := loaded(t, seedTenant("acme", 1), Config{})
 	src := "package gatehouse.policies.acme.tenant.pii_protection\n\nextra contains 1 if {\n\t" + body + "\n}\n\n" +
-		"violations contains {\"rule\": 9, \"severity\": \"low\", \"on_violation\": \"warn\", \"confidence\": 1, \"match\": \"\", \"reason\": \"x\"} if extra[_]\n"
+		"hits contains data.gatehouse.decision._ranked({\"rule\": 9, \"severity\": \"low\", \"on_violation\": \"warn\", \"confidence\": 1, \"match\": \"\", \"reason\": \"x\"}, \"pii_protection\", \"tenant\") if extra[_]\n"
 	m, err := ast.ParseModuleWithOpts("gatehouse/policies/acme/tenant/extra.rego", src, ast.ParserOptions{RegoVersion: ast.RegoV1})
 	if err != nil {
 		t.Fatal(err)

@@ -14,17 +14,20 @@
 #                         "mode": "enforce"|"shadow"}},
 #       "agents": {agent_id: {name: {...same...}}},
 #       "views": {"default": {STEP: view}, "agents": {agent_id: {STEP: view}},
-#                 "builtins_only": view}}     (optional, see _view)
-#     view = {"agent": {name: policy}, "tenant": {name: policy},
+#                 "builtins_only": view}}     (optional, see _view;
+#                                              STEP: an upper-case step type)
+#     view = {"agent": {name: policy}, "tenant": {name: policy}   (enforcing)
+#             "shadow": {"agent": {name: policy}, "tenant": {...}} (shadow mode)
 #             "evaluated": [names], "allowed": the result when nothing fires
 #               (no hit, shadow hits included)}
 #   Hints (optional; only Gatehouse's engine sets them, through `with`):
 #     data.gatehouse.hints = {"text", "folded", "ascii",
 #       "candidates": {"agent": [names], "tenant": [names]},
 #       "builtins": {name: true}}
-#   Generated modules:
-#     data.gatehouse.policies[t].tenant[name].violations
-#     data.gatehouse.policies[t].agents[agent_id][name].violations
+#   Generated modules (one hits rule per policy rule; a hit is the tuple
+#   _ranked builds, see there):
+#     data.gatehouse.policies[t].tenant[name].hits
+#     data.gatehouse.policies[t].agents[agent_id][name].hits
 #
 #   The result is undefined (callers fail closed) for a tenant the data does
 #   not hold or an input without a string action.
@@ -47,8 +50,9 @@ _step := upper(input.step_type) if {
 #
 # A view is everything about the tenant's policies that is the same for
 # every action of one scope and step type: the effective agent-scoped and
-# tenant-wide policies (name → {whitelisted_domains, guard, ...}), the list
-# of evaluated policies and the finished result when nothing fires. The
+# tenant-wide policies (name → {whitelisted_domains, guard, ...}), split
+# into those that enforce and those in shadow mode, the list of evaluated
+# policies and the finished result when nothing fires. The
 # adapter computes the views once per revision into the tenant's data
 # (data.gatehouse.tenants[t].views: "agents" for agents with their own
 # policies, "default" for every other agent, "builtins_only" for a step
@@ -57,21 +61,28 @@ _step := upper(input.step_type) if {
 # same view computed here, and _computed_view is the definition the
 # adapter's precomputation is tested against.
 _view := v if {
-	v := _tenant.views.agents[input.agent_id][_step]
+	# View keys are upper-case step types, so a step type given in upper
+	# case (as Gatehouse's engine gives it) names its view as _step would.
+	v := _scope_views[input.step_type]
 } else := v if {
-	not _own_views
-	v := _tenant.views["default"][_step]
+	v := _scope_views[_step]
 } else := _tenant.views.builtins_only if {
 	_tenant.views
 } else := _computed_view
 
-# A rule, so that an absent input.agent_id makes it undefined (a ref to
-# input inside `not` would be evaluated outside it, and fail the body).
-_own_views if _tenant.views.agents[input.agent_id]
+# The views of input.agent_id's scope: its own when it has policies of its
+# own, else the default ones (a null, absent or unknown agent has none).
+_scope_views := s if {
+	s := _tenant.views.agents[input.agent_id]
+} else := _tenant.views["default"]
 
 _computed_view := {
-	"agent": _agent_policies,
-	"tenant": _tenant_policies,
+	"agent": {name: p | some name, p in _agent_policies; not _is_shadow(p)},
+	"tenant": {name: p | some name, p in _tenant_policies; not _is_shadow(p)},
+	"shadow": {
+		"agent": {name: p | some name, p in _agent_policies; _is_shadow(p)},
+		"tenant": {name: p | some name, p in _tenant_policies; _is_shadow(p)},
+	},
 	"evaluated": _policies_evaluated,
 	"allowed": _with_mode(_allowed_result(_policies_evaluated)),
 } if {
@@ -148,7 +159,10 @@ _policies_evaluated := array.concat(
 # OPA, the Data API, opa test) the guards decide; the result is the same.
 _candidates := c if {
 	c := data.gatehouse.hints.candidates
-} else := {"agent": _guarded(_view.agent), "tenant": _guarded(_view.tenant)}
+} else := {
+	"agent": (_guarded(_view.agent) | _guarded(object.get(_view, ["shadow", "agent"], {}))),
+	"tenant": (_guarded(_view.tenant) | _guarded(object.get(_view, ["shadow", "tenant"], {}))),
+}
 
 _guarded(policies) := {name |
 	folded := text.folded
@@ -156,56 +170,59 @@ _guarded(policies) := {name |
 	strings.replace_n(p.guard, folded) != folded
 }
 
-# A built-in is evaluated unless the engine's hints say none of its rules'
-# anchors occur in the text.
-_builtin_candidate(name) if data.gatehouse.hints.builtins[name]
-
-_builtin_candidate(_) if not data.gatehouse.hints.builtins
+# The built-ins to evaluate: each unless the engine's hints say none of
+# its rules' anchors occur in the text.
+_builtins := b if {
+	b := data.gatehouse.hints.builtins
+} else := {"FinancialSafetyPolicy": true, "DataExfiltrationPolicy": true}
 
 # --- hits ------------------------------------------------------------------
+#
+# A hit is ranked and composed where it is found: each rule of a generated
+# module yields [0 - outcome rank, 0 - severity rank, scope rank, policy,
+# rule, violation, patch] (see _ranked), its parts that do not depend on
+# the action written into the module as constants. Sorted, hits come
+# strongest first; the patch is what the hit alone makes of the result.
 
-_hits contains object.union(v, {"policy": name, "scope": "agent"}) if {
+_hits contains h if {
 	some name in _candidates.agent
 	p := _view.agent[name]
-	not _is_shadow(p)
-	some v in data.gatehouse.policies[input.tenant_id].agents[input.agent_id][name].violations
+	some h in data.gatehouse.policies[input.tenant_id].agents[input.agent_id][name].hits
 	not _whitelisted(p)
 }
 
-_hits contains object.union(v, {"policy": name, "scope": "tenant"}) if {
+_hits contains h if {
 	some name in _candidates.tenant
 	p := _view.tenant[name]
-	not _is_shadow(p)
-	some v in data.gatehouse.policies[input.tenant_id].tenant[name].violations
+	some h in data.gatehouse.policies[input.tenant_id].tenant[name].hits
 	not _whitelisted(p)
 }
 
-# The hits of shadow policies, found the same way (the candidates and the
-# hints cover them too); reported, never enforced.
-_shadow_hits contains object.union(v, {"policy": name, "scope": "agent"}) if {
-	some name in _candidates.agent
-	p := _view.agent[name]
-	_is_shadow(p)
-	some v in data.gatehouse.policies[input.tenant_id].agents[input.agent_id][name].violations
-	not _whitelisted(p)
-}
-
-_shadow_hits contains object.union(v, {"policy": name, "scope": "tenant"}) if {
-	some name in _candidates.tenant
-	p := _view.tenant[name]
-	_is_shadow(p)
-	some v in data.gatehouse.policies[input.tenant_id].tenant[name].violations
-	not _whitelisted(p)
-}
-
-_hits contains object.union(v, {"policy": "FinancialSafetyPolicy", "scope": "builtin"}) if {
-	_builtin_candidate("FinancialSafetyPolicy")
+_hits contains _builtin_hit(v, "FinancialSafetyPolicy") if {
+	_builtins.FinancialSafetyPolicy
 	some v in financial_safety.violations
 }
 
-_hits contains object.union(v, {"policy": "DataExfiltrationPolicy", "scope": "builtin"}) if {
-	_builtin_candidate("DataExfiltrationPolicy")
+_hits contains _builtin_hit(v, "DataExfiltrationPolicy") if {
+	_builtins.DataExfiltrationPolicy
 	some v in data_exfiltration.violations
+}
+
+# The hits of shadow policies, found the same way (the candidates and the
+# hints cover them too); reported, never enforced. A view without shadow
+# policies costs an empty iteration.
+_shadow_hits contains h if {
+	some name, p in _view.shadow.agent
+	name in _candidates.agent
+	some h in data.gatehouse.policies[input.tenant_id].agents[input.agent_id][name].hits
+	not _whitelisted(p)
+}
+
+_shadow_hits contains h if {
+	some name, p in _view.shadow.tenant
+	name in _candidates.tenant
+	some h in data.gatehouse.policies[input.tenant_id].tenant[name].hits
+	not _whitelisted(p)
 }
 
 # A policy is skipped only when the action text names at least one
@@ -240,54 +257,128 @@ _scope_rank := {"agent": 0, "tenant": 1, "builtin": 2}
 
 _status_of_outcome := {"block": "blocked", "require_approval": "pending_review", "warn": "allowed"}
 
-# Hits strongest first: outcome, then severity, then scope agent > tenant >
-# builtin, then policy name, then rule order. The first is the trigger, and
-# its outcome is the strongest, so it also gives the status.
-_violations := [x[5] | some x in sort([[
-	0 - _outcome_rank[h.on_violation],
-	0 - _severity_rank[h.severity],
-	_scope_rank[h.scope],
-	h.policy,
-	h.rule,
+# The hit of violation v (as a module or a built-in yields it: rule,
+# severity, on_violation, confidence, match, reason) of policy in scope.
+# Hits sort strongest first: outcome, then severity, then scope agent >
+# tenant > builtin, then policy name, then rule order. The patch holds the
+# status v alone gives, its risk score (severity weight × confidence,
+# rounded to two decimals; a decision's risk_score is the largest of its
+# hits', since rounding is monotonic) and the trigger's fields. The
+# adapter writes the same terms into each generated rule, with everything
+# but the violation, the match and the reason as constants
+# (adapter/translate.go's hitTerm; tested against this definition).
+_ranked(v, policy, scope) := [
+	0 - _outcome_rank[v.on_violation],
+	0 - _severity_rank[v.severity],
+	_scope_rank[scope],
+	policy,
+	v.rule,
 	h,
-] |
-	some h in _hits
-])]
+	{
+		"status": _status_of_outcome[v.on_violation],
+		"risk_score": round((_severity_weight[v.severity] * v.confidence) * 100) / 100,
+		"triggered_policy": policy,
+		"severity": v.severity,
+		"reason": v.reason,
+		"violations": [h],
+		"warnings": [h | v.on_violation == "warn"],
+	},
+] if {
+	h := object.union(v, {"policy": policy, "scope": scope})
+}
+
+# The hit of a built-in's violation v: _ranked's, with the parts that do
+# not depend on the action looked up in _builtin_ranks by everything v
+# holds besides its match and reason (a violation the table does not hold
+# is ranked by _ranked itself).
+_builtin_hit(v, policy) := array.concat(c.key, [h, object.union(
+	{"reason": v.reason, "violations": [h], "warnings": [h]},
+	c.patch,
+)]) if {
+	c := _builtin_ranks[policy][object.remove(v, ["match", "reason"])]
+	h := object.union(v, {"policy": policy, "scope": "builtin"})
+} else := _ranked(v, policy, "builtin")
+
+# _ranked's constants for the built-ins' rules (rego/gatehouse/builtins),
+# keyed by a violation less its match and reason: the hit's key (ranks,
+# scope, policy, rule) and its patch less reason and violations, whose
+# warnings are [] unless the rule warns (then the hit's own [h] stays).
+# test_builtin_ranks_are_ranked checks every entry against _ranked.
+_builtin_ranks := {
+	"FinancialSafetyPolicy": {
+		{"rule": 0, "severity": "critical", "on_violation": "block", "confidence": 1}: {
+			"key": [-3, -4, 2, "FinancialSafetyPolicy", 0],
+			"patch": {"status": "blocked", "risk_score": 1, "triggered_policy": "FinancialSafetyPolicy", "severity": "critical", "warnings": []},
+		},
+		{"rule": 1, "severity": "high", "on_violation": "require_approval", "confidence": 1}: {
+			"key": [-2, -3, 2, "FinancialSafetyPolicy", 1],
+			"patch": {"status": "pending_review", "risk_score": 0.8, "triggered_policy": "FinancialSafetyPolicy", "severity": "high", "warnings": []},
+		},
+		{"rule": 2, "severity": "low", "on_violation": "warn", "confidence": 0.85}: {
+			"key": [-1, -1, 2, "FinancialSafetyPolicy", 2],
+			"patch": {"status": "allowed", "risk_score": 0.21, "triggered_policy": "FinancialSafetyPolicy", "severity": "low"},
+		},
+	},
+	"DataExfiltrationPolicy": {
+		{"rule": 0, "severity": "critical", "on_violation": "block", "confidence": 0.95}: {
+			"key": [-3, -4, 2, "DataExfiltrationPolicy", 0],
+			"patch": {"status": "blocked", "risk_score": 0.95, "triggered_policy": "DataExfiltrationPolicy", "severity": "critical", "warnings": []},
+		},
+		{"rule": 1, "severity": "critical", "on_violation": "block", "confidence": 0.95}: {
+			"key": [-3, -4, 2, "DataExfiltrationPolicy", 1],
+			"patch": {"status": "blocked", "risk_score": 0.95, "triggered_policy": "DataExfiltrationPolicy", "severity": "critical", "warnings": []},
+		},
+		{"rule": 2, "severity": "critical", "on_violation": "block", "confidence": 0.95}: {
+			"key": [-3, -4, 2, "DataExfiltrationPolicy", 2],
+			"patch": {"status": "blocked", "risk_score": 0.95, "triggered_policy": "DataExfiltrationPolicy", "severity": "critical", "warnings": []},
+		},
+		{"rule": 3, "severity": "critical", "on_violation": "block", "confidence": 0.95}: {
+			"key": [-3, -4, 2, "DataExfiltrationPolicy", 3],
+			"patch": {"status": "blocked", "risk_score": 0.95, "triggered_policy": "DataExfiltrationPolicy", "severity": "critical", "warnings": []},
+		},
+		{"rule": 4, "severity": "critical", "on_violation": "block", "confidence": 0.95}: {
+			"key": [-3, -4, 2, "DataExfiltrationPolicy", 4],
+			"patch": {"status": "blocked", "risk_score": 0.95, "triggered_policy": "DataExfiltrationPolicy", "severity": "critical", "warnings": []},
+		},
+		{"rule": 5, "severity": "high", "on_violation": "require_approval", "confidence": 0.85}: {
+			"key": [-2, -3, 2, "DataExfiltrationPolicy", 5],
+			"patch": {"status": "pending_review", "risk_score": 0.68, "triggered_policy": "DataExfiltrationPolicy", "severity": "high", "warnings": []},
+		},
+		{"rule": 6, "severity": "critical", "on_violation": "block", "confidence": 0.9}: {
+			"key": [-3, -4, 2, "DataExfiltrationPolicy", 6],
+			"patch": {"status": "blocked", "risk_score": 0.9, "triggered_policy": "DataExfiltrationPolicy", "severity": "critical", "warnings": []},
+		},
+	},
+}
+
+# Hits strongest first; the first is the trigger, and its outcome is the
+# strongest, so it also gives the status.
+_ranked_hits := sort(_hits)
 
 # Shadow hits ranked like violations, each with the status it alone
 # would give were its policy enforcing.
 _shadow := [{
-	"policy": h.policy,
-	"scope": h.scope,
-	"rule": h.rule,
-	"severity": h.severity,
-	"on_violation": h.on_violation,
-	"reason": h.reason,
-	"match": h.match,
-	"would_status": _status_of_outcome[h.on_violation],
+	"policy": v.policy,
+	"scope": v.scope,
+	"rule": v.rule,
+	"severity": v.severity,
+	"on_violation": v.on_violation,
+	"reason": v.reason,
+	"match": v.match,
+	"would_status": x[6].status,
 } |
-	some x in sort([[
-		0 - _outcome_rank[h.on_violation],
-		0 - _severity_rank[h.severity],
-		_scope_rank[h.scope],
-		h.policy,
-		h.rule,
-		h,
-	] |
-		some h in _shadow_hits
-	])
-	h := x[5]
+	some x in sort(_shadow_hits)
+	v := x[5]
 ]
 
 # r with the shadow hits, when a shadow policy fired.
 _with_shadow(r) := object.union(r, {"shadow": _shadow}) if {
-	count(_shadow_hits) > 0
+	_nshadow > 0
 } else := r
 
-_risk_score := round(max([r |
-	some h in _hits
-	r := _severity_weight[h.severity] * h.confidence
-]) * 100) / 100
+_nhits := count(_hits)
+
+_nshadow := count(_shadow_hits)
 
 # The result when nothing fires, before the tenant's mode applies.
 _allowed_result(evaluated) := {
@@ -302,26 +393,25 @@ _allowed_result(evaluated) := {
 }
 
 # Shadow mode: everything is reported, but the status is always allowed;
-# shadow_status says what it would have been.
+# shadow_status says what it would have been. A tenant whose data names
+# no mode enforces.
 _with_mode(r) := r if {
-	object.get(_tenant, "mode", "enforcement") != "shadow"
-} else := object.union(r, {"status": "allowed", "shadow_status": r.status}) if {
-	_tenant.mode == "shadow"
-}
+	not _shadow_mode
+} else := object.union(r, {"status": "allowed", "shadow_status": r.status})
 
-# Something fired: the strongest hit triggers.
-_fired_result := {
-	"status": _status_of_outcome[trigger.on_violation],
-	"risk_score": _risk_score,
-	"policies_evaluated": _view.evaluated,
-	"triggered_policy": trigger.policy,
-	"severity": trigger.severity,
-	"reason": trigger.reason,
-	"violations": _violations,
-	"warnings": [v | some v in _violations; v.on_violation == "warn"],
-} if {
-	trigger := _violations[0]
-}
+_shadow_mode if _tenant.mode == "shadow"
+
+# Something fired: the view's no-hit result with the trigger's patch, and,
+# when more than one hit fired, every hit's violations and warnings and
+# the largest risk score.
+_fired_result := object.union(_view.allowed, x[6]) if {
+	_nhits == 1
+	some x in _hits
+} else := object.union_n([_view.allowed, _ranked_hits[0][6], {
+	"risk_score": max([x[6].risk_score | some x in _hits]),
+	"violations": [x[5] | some x in _ranked_hits],
+	"warnings": [x[5] | some x in _ranked_hits; x[5].on_violation == "warn"],
+}])
 
 # Nothing fired, shadow policies included: the view's precomputed result.
 # Only shadow hits: the same result with the shadow list (the tenant's mode
@@ -330,16 +420,18 @@ _fired_result := {
 # METADATA
 # description: The policy_result of docs/api.md §A7, less action_id and timing.
 # entrypoint: true
-result := _view.allowed if {
+result := r if {
 	is_string(input.action)
 	_tenant
-	count(_hits) == 0
-	count(_shadow_hits) == 0
-} else := object.union(_view.allowed, {"shadow": _shadow}) if {
-	is_string(input.action)
-	_tenant
-	count(_hits) == 0
-} else := _with_shadow(_with_mode(_fired_result)) if {
-	is_string(input.action)
-	_tenant
+	r := _result
 }
+
+_result := _view.allowed if {
+	_nhits == 0
+	_nshadow == 0
+} else := object.union(_view.allowed, {"shadow": _shadow}) if {
+	_nhits == 0
+} else := _fired_result if {
+	_nshadow == 0
+	not _shadow_mode
+} else := _with_shadow(_with_mode(_fired_result))

@@ -46,8 +46,22 @@ _data_for(mods) := {"acme": {
 _result(inp, tenants, policies) := r if {
 	r := decision.result with input as inp
 		with data.gatehouse.tenants as tenants
-		with data.gatehouse.policies as policies
+		with data.gatehouse.policies as _modules(policies)
 }
+
+# The mocked modules as the library reads them: each policy's violations
+# as the hits its generated rules yield (adapter_test checks that a
+# generated rule yields exactly decision._ranked's hit).
+_modules(policies) := {t: {
+	"tenant": {name: _module(m, name, "tenant") | some name, m in object.get(mods, "tenant", {})},
+	"agents": {agent: {name: _module(m, name, "agent") | some name, m in ps} |
+		some agent, ps in object.get(mods, "agents", {})
+	},
+} |
+	some t, mods in policies
+}
+
+_module(m, name, scope) := {"hits": {decision._ranked(v, name, scope) | some v in m.violations}}
 
 _decide(inp, mods) := _result(inp, _data_for(mods), {"acme": mods})
 
@@ -534,6 +548,7 @@ test_guard[name] if {
 _view_of(agent, tenant, evaluated) := {
 	"agent": agent,
 	"tenant": tenant,
+	"shadow": {"agent": {}, "tenant": {}},
 	"evaluated": evaluated,
 	"allowed": {
 		"status": "allowed", "risk_score": 0, "policies_evaluated": evaluated,
@@ -568,7 +583,7 @@ test_hints_restrict_evaluation_to_candidates if {
 	hints := {"candidates": {"agent": [], "tenant": ["audit"]}, "builtins": {}}
 	r := decision.result with input as object.union(_input, {"action": "wire_funds"})
 		with data.gatehouse.tenants as _with_views
-		with data.gatehouse.policies as {"acme": _scoped}
+		with data.gatehouse.policies as _modules({"acme": _scoped})
 		with data.gatehouse.hints as hints
 	r.violations == []
 	r.policies_evaluated == ["audit", "pii", "FinancialSafetyPolicy", "DataExfiltrationPolicy"]
@@ -578,7 +593,7 @@ test_hints_cannot_add_policies_outside_the_view if {
 	hints := {"candidates": {"agent": ["refunds"], "tenant": ["pii"]}, "builtins": {}}
 	r := decision.result with input as _input
 		with data.gatehouse.tenants as _with_views
-		with data.gatehouse.policies as {"acme": _scoped}
+		with data.gatehouse.policies as _modules({"acme": _scoped})
 		with data.gatehouse.hints as hints
 	_order(r) == [["pii", "tenant", 0]]
 }
@@ -586,4 +601,20 @@ test_hints_cannot_add_policies_outside_the_view if {
 test_hints_in_input_are_ignored if {
 	inp := object.union(_input, {"hints": {"candidates": {"agent": [], "tenant": []}, "builtins": {}}})
 	_order(_result(inp, _with_views, {"acme": _scoped})) == [["pii", "tenant", 0]]
+}
+
+# --- the built-ins' precomputed ranks -------------------------------------
+
+test_builtin_ranks_are_ranked[name] if {
+	some policy, ranks in decision._builtin_ranks
+	some k, _ in ranks
+	name := sprintf("%s rule %d", [policy, k.rule])
+	v := object.union(k, {"match": "m", "reason": "r"})
+	decision._builtin_hit(v, policy) == decision._ranked(v, policy, "builtin")
+}
+
+test_builtin_violation_outside_the_table_is_ranked if {
+	v := {"rule": 9, "severity": "medium", "on_violation": "warn", "confidence": 0.5, "match": "m", "reason": "r"}
+	not decision._builtin_ranks.FinancialSafetyPolicy[object.remove(v, ["match", "reason"])]
+	decision._builtin_hit(v, "FinancialSafetyPolicy") == decision._ranked(v, "FinancialSafetyPolicy", "builtin")
 }

@@ -30,9 +30,13 @@ _block := _v(0, "critical", "block")
 
 _warn := _v(0, "low", "warn")
 
+# The modules' hits, as decision._ranked ranks them.
 _mods := {"acme": {
-	"tenant": {"pii": {"violations": {_warn}}, "cards": {"violations": {_block}}},
-	"agents": {"billing-bot": {"pii": {"violations": {_block}}}},
+	"tenant": {
+		"pii": {"hits": {decision._ranked(_warn, "pii", "tenant")}},
+		"cards": {"hits": {decision._ranked(_block, "cards", "tenant")}},
+	},
+	"agents": {"billing-bot": {"pii": {"hits": {decision._ranked(_block, "pii", "agent")}}}},
 }}
 
 _decide(tenant, agents) := r if {

@@ -7,9 +7,10 @@ package gatehouse.policies.t1.tenant.no_secrets
 #   rule: 0
 #   scope: tenant
 #   severity: low
-violations contains {"confidence": 0.85, "match": m, "on_violation": "warn", "reason": "Secrets must not leave the tenant", "rule": 0, "severity": "low"} if {
+hits contains [-1, -1, 1, "no_secrets", 0, v, {"reason": "Secrets must not leave the tenant", "risk_score": 0.21, "severity": "low", "status": "allowed", "triggered_policy": "no_secrets", "violations": [v], "warnings": [v]}] if {
 	contains(data.gatehouse.text.folded, "secret")
 	m := _r0_found
+	v := {"confidence": 0.85, "match": m, "on_violation": "warn", "policy": "no_secrets", "reason": "Secrets must not leave the tenant", "rule": 0, "scope": "tenant", "severity": "low"}
 }
 
 _r0_found := substring(data.gatehouse.text.text, x[0], x[2]) if {

@@ -7,20 +7,18 @@ package gatehouse.policies.t1.agents["billing-bot"].pii_protection
 #   rule: 0
 #   scope: agent
 #   severity: critical
-violations contains {"confidence": 0.85, "match": m, "on_violation": "block", "reason": replace("PII blocked for billing-bot: {match}", "{match}", m), "rule": 0, "severity": "critical"} if {
+hits contains [-3, -4, 0, "pii_protection", 0, v, {"reason": reason, "risk_score": 0.85, "severity": "critical", "status": "blocked", "triggered_policy": "pii_protection", "violations": [v], "warnings": []}] if {
 	_r0_match
 	m := _r0_found
+	reason := replace("PII blocked for billing-bot: {match}", "{match}", m)
+	v := {"confidence": 0.85, "match": m, "on_violation": "block", "policy": "pii_protection", "reason": reason, "rule": 0, "scope": "agent", "severity": "critical"}
 }
 
-_r0_match if contains(data.gatehouse.text.folded, "email")
-
-_r0_match if contains(data.gatehouse.text.folded, "passport")
-
-_r0_match if contains(data.gatehouse.text.folded, "phone")
-
-_r0_match if contains(data.gatehouse.text.folded, "routing")
-
-_r0_match if contains(data.gatehouse.text.folded, "ssn")
+_r0_match if {
+	f := data.gatehouse.text.folded
+	some lit in ["email", "passport", "phone", "routing", "ssn"]
+	contains(f, lit)
+}
 
 _r0_found := substring(data.gatehouse.text.text, x[0], x[2]) if {
 	data.gatehouse.text.ascii
