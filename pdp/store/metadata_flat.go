@@ -25,7 +25,10 @@ func mergeFlat(raw []byte, set map[string]any) (json.RawMessage, bool) {
 	var ms [16]member
 	members := ms[:0]
 	i := skipSpace(raw, 0)
-	if i >= len(raw) || raw[i] != '{' {
+	if i == len(raw) { // no metadata: {}
+		raw, i = []byte("{}"), 0
+	}
+	if raw[i] != '{' {
 		return nil, false
 	}
 	i = skipSpace(raw, i+1)
