@@ -44,7 +44,7 @@ func readBody(c *gin.Context) ([]byte, error) {
 	if c.Request.Body == nil {
 		return nil, nil
 	}
-	b, err := io.ReadAll(c.Request.Body)
+	b, err := readAll(c.Request.Body, c.Request.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -53,6 +53,30 @@ func readBody(c *gin.Context) ([]byte, error) {
 		return nil, newError(http.StatusBadRequest, pdp.CodeValidation, "could not read the request body")
 	}
 	return b, nil
+}
+
+// readAll is io.ReadAll into a buffer of the announced length (one
+// allocation for a body that says how long it is, instead of a slice
+// grown from 512 bytes); the announced length is only a hint, capped so
+// that a false one cannot reserve much.
+func readAll(r io.Reader, announced int64) ([]byte, error) {
+	if announced <= 0 || announced > 64<<10 {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, announced+1) // +1: room to see EOF without growing
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // longer than announced: grow as ReadAll does
+		}
+	}
 }
 
 // decodeStrict decodes a JSON object body into v: numbers as json.Number,
@@ -68,10 +92,22 @@ func decodeStrict(body []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return jsonProblem(err)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	if !onlySpace(body[dec.InputOffset():]) {
 		return &pdp.ValidationError{Reason: "unexpected data after the JSON object"}
 	}
 	return nil
+}
+
+// onlySpace reports whether b is JSON whitespace only: what follows the
+// decoded value, checked in the body itself rather than by another read
+// of the decoder (which grows its buffer).
+func onlySpace(b []byte) bool {
+	for _, c := range b {
+		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeLenient is decodeStrict without the refusal of unknown fields.
@@ -84,7 +120,7 @@ func decodeLenient(body []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return jsonProblem(err)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	if !onlySpace(body[dec.InputOffset():]) {
 		return &pdp.ValidationError{Reason: "unexpected data after the JSON object"}
 	}
 	return nil

@@ -236,6 +236,10 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 		RiskScore:      d.RiskScore,
 		ViolationCount: len(d.Violations),
 		TraceID:        traceID,
+		// Encoded here: pj by encodeJSON, decision by encodeDecision
+		// (which writes what encoding/json would). A caller's ParamsJSON
+		// is parsed by the store.
+		JSONEncoded: sub.ParamsJSON == nil,
 	}
 	if d.TriggeredPolicy != nil {
 		rec.TriggeredPolicy = *d.TriggeredPolicy

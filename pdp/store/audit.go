@@ -253,6 +253,9 @@ const HashPrefix = "sha256:"
 // as written. Duplicate keys keep the last value. Anything but an object is
 // an error.
 func CanonicalMetadata(raw json.RawMessage) (json.RawMessage, error) {
+	if out, ok := mergeFlat(raw, nil); ok {
+		return out, nil
+	}
 	m, err := decodeMetadata(raw)
 	if err != nil {
 		return nil, err
@@ -264,6 +267,9 @@ func CanonicalMetadata(raw json.RawMessage) (json.RawMessage, error) {
 // replacing raw's keys of the same name. Values of set are encoded as
 // encoding/json encodes them.
 func MergeMetadata(raw json.RawMessage, set map[string]any) (json.RawMessage, error) {
+	if out, ok := mergeFlat(raw, set); ok {
+		return out, nil
+	}
 	m, err := decodeMetadata(raw)
 	if err != nil {
 		return nil, err

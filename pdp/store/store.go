@@ -319,6 +319,13 @@ type ActionRecord struct {
 	DecidedAt       *time.Time
 	ApproverID      string
 	DecisionReason  string
+	// JSONEncoded is set by a writer that produced Params and Decision
+	// with encoding/json (or an encoder held to its output, as the
+	// lifecycle's decision encoder is): ValidateAction then does not parse
+	// them again to prove they are JSON; every other check (UTF-8, NUL,
+	// sizes) still runs. It is not stored: PrepareAction clears it, and a
+	// record read back never has it.
+	JSONEncoded bool
 }
 
 // ActionQuery selects a page of actions.

@@ -1,9 +1,11 @@
 package store_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
@@ -71,5 +73,28 @@ func TestTierValid(t *testing.T) {
 		if tier.Valid() {
 			t.Errorf("%q valid", tier)
 		}
+	}
+}
+
+// TestJSONEncodedSkipsOnlyTheParse: a record its writer encoded is not
+// parsed again, but every other check still runs, and the hint is not
+// part of the prepared record.
+func TestJSONEncodedSkipsOnlyTheParse(t *testing.T) {
+	a := store.ActionRecord{ID: "act_1", TenantID: "acme", Action: "a.b", Status: pdp.StatusAllowed, Params: json.RawMessage(`{"x":`), JSONEncoded: true}
+	if err := store.ValidateAction(a); err != nil {
+		t.Errorf("JSONEncoded: %v, want no parse", err)
+	}
+	a.JSONEncoded = false
+	if err := store.ValidateAction(a); err == nil {
+		t.Error("invalid params JSON accepted")
+	}
+	a.Params, a.JSONEncoded = json.RawMessage("{\"x\":\"\x00\"}"), true
+	if err := store.ValidateAction(a); err == nil {
+		t.Error("NUL in params accepted with JSONEncoded")
+	}
+	a.Params = json.RawMessage(`{}`)
+	p, err := store.PrepareAction(a, time.Now)
+	if err != nil || p.JSONEncoded {
+		t.Errorf("PrepareAction = %+v, %v; want JSONEncoded cleared", p, err)
 	}
 }

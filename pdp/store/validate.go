@@ -124,10 +124,10 @@ func ValidateAction(a ActionRecord) error {
 			es = append(es, invalid(f.name, textReason))
 		}
 	}
-	if a.Params != nil && !json.Valid(a.Params) {
+	if a.Params != nil && !a.JSONEncoded && !json.Valid(a.Params) {
 		es = append(es, invalid("params", "not valid JSON"))
 	}
-	if a.Decision != nil && !json.Valid(a.Decision) {
+	if a.Decision != nil && !a.JSONEncoded && !json.Valid(a.Decision) {
 		es = append(es, invalid("decision", "not valid JSON"))
 	}
 	if a.ViolationCount < 0 {
@@ -191,5 +191,7 @@ func PrepareAction(a ActionRecord, now func() time.Time) (ActionRecord, error) {
 		d := a.DecidedAt.UTC().Truncate(TimePrecision)
 		a.DecidedAt = &d
 	}
-	return a, ValidateAction(a)
+	err := ValidateAction(a)
+	a.JSONEncoded = false
+	return a, err
 }
