@@ -57,6 +57,50 @@ func FinancialSafetyMayFire(folded string) bool {
 	return containsAny(folded, moneyWords...)
 }
 
+// keywordRe is FinancialSafetyPolicy's _keyword_re, as OPA's regex.find_n
+// runs it.
+var keywordRe = regexp.MustCompile(`(?i)(transfer|wire|payment|payout|refund|withdraw|charge|invoice|purchase)`)
+
+// amountKeys are FinancialSafetyPolicy's _amount_key_pre literals.
+var amountKeys = []string{`"amount":`, `"value":`, `"total":`, `"sum":`}
+
+// FinancialFacts computes, for an action with action text text, folded,
+// what FinancialSafetyPolicy computes before anything else: the money
+// word it reports (_keyword: the leftmost match of its regex, as written)
+// and whether a quoted amount key occurs (_amount_key_pre). ok is false
+// when no money word matches: the built-in cannot fire. The engine may
+// hand both over as the hint data.gatehouse.hints.financial = {"keyword",
+// "amount_key"}; the library computes the same without it
+// (TestFinancialFactsMatchLibrary, FuzzFinancialFacts).
+func FinancialFacts(text, folded string) (keyword string, amountKey, ok bool) {
+	if !FinancialSafetyMayFire(folded) {
+		return "", false, false
+	}
+	amountKey = containsAny(folded, amountKeys...)
+	if !isASCII(text) {
+		keyword = keywordRe.FindString(text)
+		return keyword, amountKey, keyword != ""
+	}
+	// ASCII: folded is text lower-cased byte for byte; no word is a
+	// prefix of another, so the leftmost occurrence of any is the match.
+	at, n := -1, 0
+	for _, w := range moneyWords {
+		if i := strings.Index(folded, w); i >= 0 && (at < 0 || i < at) {
+			at, n = i, len(w)
+		}
+	}
+	return text[at : at+n], amountKey, true
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
 // DataExfiltrationMayFire reports whether any DataExfiltrationPolicy rule
 // can fire on an action named action with action text text, folded.
 func DataExfiltrationMayFire(action, text, folded string) bool {

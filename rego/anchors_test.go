@@ -279,3 +279,84 @@ func TestAssignment(t *testing.T) {
 		}
 	}
 }
+
+// factsQuery evaluates what FinancialFacts mirrors, without hints.
+func factsQuery(tb testing.TB) rego.PreparedEvalQuery {
+	tb.Helper()
+	mods, err := Parsed()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := ast.NewCompiler()
+	if c.Compile(mods); c.Failed() {
+		tb.Fatal(c.Errors)
+	}
+	pq, err := rego.New(
+		rego.Query(`t := data.gatehouse.text.text; f := data.gatehouse.text.folded; `+
+			`ks := [k | k := data.gatehouse.builtins.financial_safety._keyword]; `+
+			`ak := count({1 | data.gatehouse.builtins.financial_safety._amount_key_pre}) == 1`),
+		rego.Compiler(c), rego.StrictBuiltinErrors(true),
+	).PrepareForEval(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pq
+}
+
+// compareFacts requires FinancialFacts to be byte for byte what the
+// library computes: the hint may replace the computation only if so.
+func compareFacts(t testing.TB, pq rego.PreparedEvalQuery, name string, params map[string]any) {
+	t.Helper()
+	v, err := ast.InterfaceToValue(map[string]any{"action": name, "params": params})
+	if err != nil {
+		t.Skip("not an input")
+	}
+	rs, err := pq.Eval(context.Background(), rego.EvalParsedInput(v))
+	if err != nil || len(rs) != 1 {
+		t.Fatalf("%q %v: %v %v", name, params, err, rs)
+	}
+	b := rs[0].Bindings
+	text, folded := b["t"].(string), b["f"].(string)
+	ks := b["ks"].([]any)
+	kw, amountKey, ok := FinancialFacts(text, folded)
+	switch {
+	case ok != (len(ks) == 1):
+		t.Fatalf("text %q: FinancialFacts ok=%v, library keywords %v", text, ok, ks)
+	case ok && (ks[0] != kw || b["ak"] != amountKey):
+		t.Fatalf("text %q: FinancialFacts %q %v, library %q %v", text, kw, amountKey, ks[0], b["ak"])
+	}
+}
+
+// TestFinancialFactsMatchLibrary checks the Go facts against the library
+// on generated actions (money words in every case, several per text,
+// runes folding into them, amount keys in any case) and the corpus.
+func TestFinancialFactsMatchLibrary(t *testing.T) {
+	pq := factsQuery(t)
+	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 29))
+	n := 4000
+	if testing.Short() {
+		n = 800
+	}
+	keys := []string{"amount", "Amount", "VALUE", "total", "ſum", "sum", "amounts", "note"}
+	for range n {
+		name, params := anchorAction(r)
+		if r.IntN(2) == 0 {
+			params[keys[r.IntN(len(keys))]] = anchorText(r)
+		}
+		compareFacts(t, pq, name, params)
+	}
+	for _, a := range scale.Generate("facts", 20, 5, 1, 1, 0, 0).Actions {
+		compareFacts(t, pq, a.Name, a.Params)
+	}
+}
+
+// FuzzFinancialFacts explores names, keys and values further.
+func FuzzFinancialFacts(f *testing.F) {
+	f.Add("wire_transfer", "amount", "REFUND of the purchase")
+	f.Add("wİre", "ſum", "tranſfer \u212a")
+	f.Add("x", "Total", "payout\"payment")
+	pq := factsQuery(f)
+	f.Fuzz(func(t *testing.T, name, key, s string) {
+		compareFacts(t, pq, name, map[string]any{key: s, "n": []any{s, map[string]any{s: name}}})
+	})
+}

@@ -3,6 +3,7 @@ package rego
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"syscall"
 	"testing"
 	"time"
@@ -113,6 +114,18 @@ func textHints(tb testing.TB, input any) map[string]any {
 	return map[string]any{"text": rs[0].Bindings["t"], "folded": rs[0].Bindings["f"], "ascii": rs[0].Bindings["a"]}
 }
 
+// withFacts adds the FinancialFacts hint to hints, as the engine would.
+func withFacts(hints map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range hints {
+		out[k] = v
+	}
+	if kw, amountKey, ok := FinancialFacts(hints["text"].(string), hints["folded"].(string)); ok {
+		out["financial"] = map[string]any{"keyword": kw, "amount_key": amountKey}
+	}
+	return out
+}
+
 type eventCounter struct{ n int }
 
 func (c *eventCounter) Enabled() bool               { return true }
@@ -120,31 +133,55 @@ func (c *eventCounter) TraceEvent(topdown.Event)    { c.n++ }
 func (c *eventCounter) Config() topdown.TraceConfig { return topdown.TraceConfig{} }
 
 var costBuiltins = map[string]string{
-	"baseline":     "x := input.action",
-	"financial":    "x := data.gatehouse.builtins.financial_safety.violations",
-	"exfiltration": "x := data.gatehouse.builtins.data_exfiltration.violations",
+	"baseline":  "x := input.action",
+	"financial": "x := data.gatehouse.builtins.financial_safety.violations",
+	// the same, with the engine's optional FinancialFacts hint
+	"financial+facts": "x := data.gatehouse.builtins.financial_safety.violations",
+	"exfiltration":    "x := data.gatehouse.builtins.data_exfiltration.violations",
 }
 
+// costInput is the hinted query's input for action a and built-in b.
+func costInput(tb testing.TB, b string, a any) ast.Value {
+	tb.Helper()
+	hints := textHints(tb, a)
+	if b == "financial+facts" {
+		hints = withFacts(hints)
+	}
+	in, err := ast.InterfaceToValue(map[string]any{"input": a, "hints": hints})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return in
+}
+
+var costOrder = []string{"neutral", "refund, no amount", "wire, number amount", "payment, string amount", "export customer data", "credential", "key, no secret"}
+
 // TestBuiltinEventCounts logs how many evaluator events each built-in
-// costs on the representative actions (hinted, as the engine runs it).
+// costs on the representative actions (hinted, as the engine runs it),
+// and checks that the FinancialFacts hint changes nothing but the cost.
 func TestBuiltinEventCounts(t *testing.T) {
-	for _, b := range []string{"baseline", "financial", "exfiltration"} {
-		for name, a := range costActions {
+	for _, b := range []string{"baseline", "financial", "financial+facts", "exfiltration"} {
+		for _, name := range costOrder {
 			var c eventCounter
-			rs := costEval(t, costBuiltins[b], a, true, &c)
-			t.Logf("%-12s %-24s %4d events  %v", b, name, c.n, rs[0].Bindings["x"])
+			rs, err := preparedCost(t, costBuiltins[b], true).Eval(context.Background(), rego.EvalParsedInput(costInput(t, b, costActions[name])), rego.EvalQueryTracer(&c))
+			if err != nil || len(rs) != 1 {
+				t.Fatal(err, rs)
+			}
+			t.Logf("%-15s %-24s %4d events  %v", b, name, c.n, rs[0].Bindings["x"])
+			if b == "financial+facts" {
+				plain := costEval(t, costBuiltins["financial"], costActions[name], false, nil)
+				if !reflect.DeepEqual(plain[0].Bindings["x"], rs[0].Bindings["x"]) {
+					t.Errorf("%s: with the facts hint %v, without hints %v", name, rs[0].Bindings["x"], plain[0].Bindings["x"])
+				}
+			}
 		}
 	}
 }
 
 func BenchmarkBuiltins(b *testing.B) {
-	for _, bi := range []string{"baseline", "financial", "exfiltration"} {
-		for _, name := range []string{"neutral", "refund, no amount", "wire, number amount", "payment, string amount", "export customer data", "credential", "key, no secret"} {
-			a := costActions[name]
-			in, err := ast.InterfaceToValue(map[string]any{"input": a, "hints": textHints(b, a)})
-			if err != nil {
-				b.Fatal(err)
-			}
+	for _, bi := range []string{"baseline", "financial", "financial+facts", "exfiltration"} {
+		for _, name := range costOrder {
+			in := costInput(b, bi, costActions[name])
 			pq := preparedCost(b, costBuiltins[bi], true)
 			var c eventCounter
 			if _, err := pq.Eval(context.Background(), rego.EvalParsedInput(in), rego.EvalQueryTracer(&c)); err != nil {

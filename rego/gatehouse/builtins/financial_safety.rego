@@ -40,7 +40,14 @@ _money_at := {[indexof(f, w), w] |
 # of _keyword_re. In a pure-ASCII text the folded text is the text
 # lower-cased, byte for byte, so the leftmost word found there is that
 # match and no regex need run over the text; otherwise the regex finds it.
-_keyword := _keyword_at(min(_money_at))
+# Gatehouse's engine may hand it over, computed in Go (rego/anchors.go,
+# FinancialFacts, checked against this module), as the hint
+# data.gatehouse.hints.financial.keyword; without it (a stock OPA, the
+# Data API) it is computed here.
+_keyword := k if {
+	k := data.gatehouse.hints.financial.keyword
+	is_string(k)
+} else := _keyword_at(min(_money_at))
 
 _keyword_at(m) := substring(text.text, m[0], count(m[1])) if {
 	text.ascii
@@ -70,11 +77,18 @@ _values contains v if {
 	not is_array(v)
 }
 
+# Whether a quoted amount key occurs: the hint
+# data.gatehouse.hints.financial.amount_key when the engine gives one.
+_amount_key_pre if data.gatehouse.hints.financial.amount_key == true
+
 _amount_key_pre if {
+	not _amount_key_hinted
 	f := text.folded
 	some k in {`"amount":`, `"value":`, `"total":`, `"sum":`}
 	contains(f, k)
 }
+
+_amount_key_hinted if is_boolean(data.gatehouse.hints.financial.amount_key)
 
 # [number, value] for every amount that parses.
 _parsed contains [n, v] if {
