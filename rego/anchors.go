@@ -3,20 +3,40 @@ package rego
 import (
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
-// The built-ins' anchors: the same containment pre-checks their rules start
-// with in builtins/*.rego, mirrored in Go so the engine can tell, before
-// evaluating, whether a built-in could fire at all. Each condition here is
-// implied by the Rego rule it mirrors firing (a property test checks it
-// over generated actions); a built-in whose condition fails is skipped
-// through the engine's hints, never otherwise.
+// The built-ins' anchors: necessary conditions for their rules to fire,
+// checked in Go so the engine can tell, before evaluating, whether a
+// built-in could fire at all. Each condition here is implied by the Rego
+// rule it mirrors firing (TestAnchorsAreNecessary checks it, rule by rule,
+// over generated and corpus actions); a built-in whose condition fails is
+// skipped through the engine's hints, never otherwise.
+//
+// Conditions on folded (the action text case-folded, text.folded) rest on
+// the library's folding invariant: per rune, lower(upper(r)) is the same
+// for every rune a case-insensitive regex literal matches, and runes that
+// are not letters (quotes, white space, '_', '-', ':', '=') fold to
+// themselves. So a match of a (?i) pattern in the text is, rune for rune,
+// a match of its lower-cased literals in folded, at the same rune offsets.
 
 var moneyWords = []string{"transfer", "wire", "payment", "payout", "refund", "withdraw", "charge", "invoice", "purchase"}
 
 // exportAction is data_exfiltration's rule 5 action test, the same
 // pattern OPA's regex.match runs with Go's regexp.
 var exportAction = regexp.MustCompile(`(?i)(export|upload|dump|backup|sync)`)
+
+// The secret detectors of rules 0-3, the library's patterns: OPA runs them
+// with Go's regexp too, so these decide exactly what the Rego finds. Each
+// runs only when its literal occurs (the same pre-check as the Rego), and
+// each has a literal prefix, which Go's regexp searches for with
+// strings.Index.
+var (
+	privateKeyRe = regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY-----`)
+	awsKeyRe     = regexp.MustCompile(`AKIA[0-9A-Z]{16}`)
+	githubRe     = regexp.MustCompile(`gh[pousr]_[A-Za-z0-9]{36}`)
+	slackRe      = regexp.MustCompile(`xox[abprs]-[A-Za-z0-9-]{10,}`)
+)
 
 var githubPrefixes = []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"}
 
@@ -30,30 +50,208 @@ func containsAny(s string, subs ...string) bool {
 }
 
 // FinancialSafetyMayFire reports whether FinancialSafetyPolicy can fire on
-// an action whose folded text is folded: its only rule needs a money word
-// (_money).
+// an action whose folded text is folded: its rules fire exactly when the
+// text holds a money word, and a case-insensitive match of one is the word
+// in folded. For a pure-ASCII text the condition is exact.
 func FinancialSafetyMayFire(folded string) bool {
 	return containsAny(folded, moneyWords...)
+}
+
+// keywordRe is FinancialSafetyPolicy's _keyword_re, as OPA's regex.find_n
+// runs it.
+var keywordRe = regexp.MustCompile(`(?i)(transfer|wire|payment|payout|refund|withdraw|charge|invoice|purchase)`)
+
+// amountKeys are FinancialSafetyPolicy's _amount_key_pre literals.
+var amountKeys = []string{`"amount":`, `"value":`, `"total":`, `"sum":`}
+
+// FinancialFacts computes, for an action with action text text, folded,
+// what FinancialSafetyPolicy computes before anything else: the money
+// word it reports (_keyword: the leftmost match of its regex, as written)
+// and whether a quoted amount key occurs (_amount_key_pre). ok is false
+// when no money word matches: the built-in cannot fire. The engine may
+// hand both over as the hint data.gatehouse.hints.financial = {"keyword",
+// "amount_key"}; the library computes the same without it
+// (TestFinancialFactsMatchLibrary, FuzzFinancialFacts).
+func FinancialFacts(text, folded string) (keyword string, amountKey, ok bool) {
+	if !FinancialSafetyMayFire(folded) {
+		return "", false, false
+	}
+	amountKey = containsAny(folded, amountKeys...)
+	if !isASCII(text) {
+		keyword = keywordRe.FindString(text)
+		return keyword, amountKey, keyword != ""
+	}
+	// ASCII: folded is text lower-cased byte for byte; no word is a
+	// prefix of another, so the leftmost occurrence of any is the match.
+	at, n := -1, 0
+	for _, w := range moneyWords {
+		if i := strings.Index(folded, w); i >= 0 && (at < 0 || i < at) {
+			at, n = i, len(w)
+		}
+	}
+	return text[at : at+n], amountKey, true
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // DataExfiltrationMayFire reports whether any DataExfiltrationPolicy rule
 // can fire on an action named action with action text text, folded.
 func DataExfiltrationMayFire(action, text, folded string) bool {
-	switch {
-	case strings.Contains(text, "PRIVATE KEY-----"), // rule 0
-		strings.Contains(text, "AKIA"),                   // rule 1
-		containsAny(text, githubPrefixes...),             // rule 2: gh[pousr]_
-		strings.Contains(text, "xox"),                    // rule 3
-		containsAny(folded, "password", "key", "secret"): // rule 4: _credential_pre
-		return true
+	return exfilSecret(text) ||
+		exfilCredential(folded) ||
+		exfilExport(action, folded) ||
+		exfilSending(folded)
+}
+
+// exfilSecret is rules 0-3 exactly: a private-key header, an AWS access
+// key id, a GitHub or a Slack token in the (case-sensitive) text.
+func exfilSecret(text string) bool {
+	return strings.Contains(text, "PRIVATE KEY-----") && privateKeyRe.MatchString(text) ||
+		strings.Contains(text, "AKIA") && awsKeyRe.MatchString(text) ||
+		containsAny(text, githubPrefixes...) && githubRe.MatchString(text) ||
+		strings.Contains(text, "xox") && slackRe.MatchString(text)
+}
+
+// credentialNames are the folded spellings of _credential_re's group 1,
+// (api[_-]?key|secret[_-]?key|client[_-]?secret|password).
+var credentialNames = []string{
+	"apikey", "api_key", "api-key",
+	"secretkey", "secret_key", "secret-key",
+	"clientsecret", "client_secret", "client-secret",
+	"password",
+}
+
+// exfilCredential is a necessary condition for rule 4,
+// (?i)(names)"?\s*[:=]\s*"?[^\s"]{8,}: some name in folded followed by an
+// optional quote, white space, ':' or '=', white space, an optional quote
+// and eight bytes that are neither white space nor a quote. Each step is
+// forced (what may follow cannot match the previous element), so reading
+// greedily finds a match if there is one; eight runes outside [\s"] take
+// at least eight bytes outside it (bytes of multi-byte runes are ≥ 0x80).
+func exfilCredential(folded string) bool {
+	if !containsAny(folded, "password", "secret", "apikey", "api_key", "api-key") {
+		return false
 	}
-	// rule 5: an export-like action and _sensitive_pre
-	if containsAny(folded, "ssn", "social", "card", "passport", "customer", "credentials", "passwords") &&
-		exportAction.MatchString(action) {
-		return true
+	for _, name := range credentialNames {
+		for i := 0; ; {
+			j := strings.Index(folded[i:], name)
+			if j < 0 {
+				break
+			}
+			if assignment(folded[i+j+len(name):]) {
+				return true
+			}
+			i += j + 1
+		}
 	}
-	// rule 6: _sending_pre (rule 4's nouns already returned above, but keep
-	// the mirror complete)
-	return containsAny(folded, "secret", "password", "credential") &&
-		containsAny(folded, "send", "sent", "export", "upload")
+	return false
+}
+
+// isSpace is RE2's \s: [\t\n\f\r ].
+func isSpace(c byte) bool {
+	return c == '\t' || c == '\n' || c == '\f' || c == '\r' || c == ' '
+}
+
+// assignment reports whether s starts with "?\s*[:=]\s*"?[^\s"]{8}.
+func assignment(s string) bool {
+	i := 0
+	if i < len(s) && s[i] == '"' {
+		i++
+	}
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	if i >= len(s) || (s[i] != ':' && s[i] != '=') {
+		return false
+	}
+	i++
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	if i < len(s) && s[i] == '"' {
+		i++
+	}
+	if len(s)-i < 8 {
+		return false
+	}
+	for _, c := range []byte(s[i : i+8]) {
+		if isSpace(c) || c == '"' {
+			return false
+		}
+	}
+	return true
+}
+
+// exfilExport is a necessary condition for rule 5: an export-like action
+// name (exact) and, in folded, every literal of one alternative of
+// _sensitive_re, (ssn|social.security|credit.card|card.number|passport|
+// customer.(list|data|records)|credentials|passwords).
+func exfilExport(action, folded string) bool {
+	sensitive := strings.Contains(folded, "ssn") ||
+		strings.Contains(folded, "social") && strings.Contains(folded, "security") ||
+		strings.Contains(folded, "card") && containsAny(folded, "credit", "number") ||
+		strings.Contains(folded, "passport") ||
+		strings.Contains(folded, "customer") && containsAny(folded, "list", "data", "records") ||
+		containsAny(folded, "credentials", "passwords")
+	return sensitive && exportAction.MatchString(action)
+}
+
+var (
+	sendingVerbs = []string{"send", "sent", "export", "upload"}
+	secretNouns  = []string{"secret", "credential", "password"}
+)
+
+// sendingGap is the most runes _sending_re allows between the end of the
+// verb and the start of the noun: a suffix (s, ed, ing) and [^\n]{0,80}.
+const sendingGap = 3 + 80
+
+// exfilSending is a necessary condition for rule 6, (?i)\b(verbs)(?:s|ed|
+// ing)?\b[^\n]{0,80}?\b(nouns)s?\b: in folded, a verb and, starting at
+// most sendingGap runes after its end, a noun (folding keeps rune offsets).
+// Each noun's next occurrence only moves forward, so the scan is linear.
+func exfilSending(folded string) bool {
+	if !containsAny(folded, secretNouns...) || !containsAny(folded, sendingVerbs...) {
+		return false
+	}
+	next := make([]int, len(secretNouns)) // next occurrence of each noun at or after the scan point; -1 when none
+	for _, verb := range sendingVerbs {
+		for k := range next {
+			next[k] = 0
+		}
+		for i := 0; ; {
+			j := strings.Index(folded[i:], verb)
+			if j < 0 {
+				break
+			}
+			end := i + j + len(verb)
+			nearest := -1
+			for k, noun := range secretNouns {
+				if next[k] >= 0 && next[k] < end {
+					if n := strings.Index(folded[end:], noun); n >= 0 {
+						next[k] = end + n
+					} else {
+						next[k] = -1
+					}
+				}
+				if next[k] >= 0 && (nearest < 0 || next[k] < nearest) {
+					nearest = next[k]
+				}
+			}
+			if nearest < 0 {
+				break // no noun after this verb, nor after any later one
+			}
+			if nearest-end <= utf8.UTFMax*sendingGap && utf8.RuneCountInString(folded[end:nearest]) <= sendingGap {
+				return true
+			}
+			i += j + 1
+		}
+	}
+	return false
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/storage"
@@ -58,6 +59,7 @@ func TestRegoTests(t *testing.T) {
 		SetStore(store).
 		SetModules(allModules(t)).
 		RaiseBuiltinErrors(true).
+		SetTimeout(60*time.Second). // as make test-rego: a loaded machine is not a failing test
 		RunTests(ctx, txn)
 	if err != nil {
 		t.Fatalf("run Rego tests: %v", err)

@@ -68,11 +68,14 @@ violations contains _secret(3, "Slack token", m, 4) if {
 
 _credential_re := `(?i)(api[_-]?key|secret[_-]?key|client[_-]?secret|password)"?\s*[:=]\s*"?[^\s"]{8,}`
 
-_credential_pre if contains(text.folded, "password")
-
-_credential_pre if contains(text.folded, "key")
-
-_credential_pre if contains(text.folded, "secret")
+# Every match of _credential_re starts with one of these (folded)
+# literals, or contains "secret" (client_secret): "api" and "key" alone,
+# as in keyboard or monkey, are not enough.
+_credential_pre if {
+	f := text.folded
+	some w in {"password", "secret", "apikey", "api_key", "api-key"}
+	contains(f, w)
+}
 
 # METADATA
 # labels:
@@ -94,19 +97,11 @@ violations contains {
 _sensitive_re := `(?i)(ssn|social.security|credit.card|card.number|passport|customer.(list|data|records)|credentials|passwords)`
 
 # Every match of _sensitive_re contains one of these (folded) literals.
-_sensitive_pre if contains(text.folded, "ssn")
-
-_sensitive_pre if contains(text.folded, "social")
-
-_sensitive_pre if contains(text.folded, "card")
-
-_sensitive_pre if contains(text.folded, "passport")
-
-_sensitive_pre if contains(text.folded, "customer")
-
-_sensitive_pre if contains(text.folded, "credentials")
-
-_sensitive_pre if contains(text.folded, "passwords")
+_sensitive_pre if {
+	f := text.folded
+	some w in {"ssn", "social", "card", "passport", "customer", "credentials", "passwords"}
+	contains(f, w)
+}
 
 # METADATA
 # labels:
@@ -134,24 +129,24 @@ violations contains {
 _sending_re := `(?i)\b(send|sent|export|upload)(?:s|ed|ing)?\b[^\n]{0,80}?\b(secret|credential|password)s?\b`
 
 # The nouns first (rarer than the verbs); contains() allocates nothing.
+# Each pre-check is one rule with the folded text bound once, stopping at
+# the first literal found.
 _sending_pre if {
 	_secret_noun
 	_sending_verb
 }
 
-_secret_noun if contains(text.folded, "secret")
+_secret_noun if {
+	f := text.folded
+	some w in {"secret", "password", "credential"}
+	contains(f, w)
+}
 
-_secret_noun if contains(text.folded, "password")
-
-_secret_noun if contains(text.folded, "credential")
-
-_sending_verb if contains(text.folded, "send")
-
-_sending_verb if contains(text.folded, "sent")
-
-_sending_verb if contains(text.folded, "export")
-
-_sending_verb if contains(text.folded, "upload")
+_sending_verb if {
+	f := text.folded
+	some w in {"send", "sent", "export", "upload"}
+	contains(f, w)
+}
 
 # METADATA
 # labels:

@@ -24,29 +24,36 @@ import data.gatehouse.text
 # description: The built-in's hits (at most one).
 violations contains _violation if _keyword
 
-# A money word must occur (folded, so containment is sound for the
-# case-insensitive regex) before the regex runs on the whole action text.
-# One contains() per word allocates nothing; a replace_n guard would build
-# a replacer and copy the text on every decision.
-_money if contains(text.folded, "transfer")
+# Each money word that occurs in the folded text, as [position, word]
+# (folded, so containment is sound for the case-insensitive regex). One
+# comprehension with the text bound once: one contains() per word, which
+# allocates nothing (a replace_n guard would build a replacer and copy the
+# text on every decision), and an indexof only for the words present. No
+# word is a prefix of another, so at most one starts at any position.
+_money_at := {[indexof(f, w), w] |
+	f := text.folded
+	some w in {"transfer", "wire", "payment", "payout", "refund", "withdraw", "charge", "invoice", "purchase"}
+	contains(f, w)
+}
 
-_money if contains(text.folded, "wire")
+# The first money word in the action text, as written: the leftmost match
+# of _keyword_re. In a pure-ASCII text the folded text is the text
+# lower-cased, byte for byte, so the leftmost word found there is that
+# match and no regex need run over the text; otherwise the regex finds it.
+# Gatehouse's engine may hand it over, computed in Go (rego/anchors.go,
+# FinancialFacts, checked against this module), as the hint
+# data.gatehouse.hints.financial.keyword; without it (a stock OPA, the
+# Data API) it is computed here.
+_keyword := k if {
+	k := data.gatehouse.hints.financial.keyword
+	is_string(k)
+} else := _keyword_at(min(_money_at))
 
-_money if contains(text.folded, "payment")
+_keyword_at(m) := substring(text.text, m[0], count(m[1])) if {
+	text.ascii
+} else := regex.find_n(_keyword_re, text.text, 1)[0]
 
-_money if contains(text.folded, "payout")
-
-_money if contains(text.folded, "refund")
-
-_money if contains(text.folded, "withdraw")
-
-_money if contains(text.folded, "charge")
-
-_money if contains(text.folded, "invoice")
-
-_money if contains(text.folded, "purchase")
-
-_keyword := regex.find_n(`(?i)(transfer|wire|payment|payout|refund|withdraw|charge|invoice|purchase)`, text.text, 1)[0] if _money
+_keyword_re := `(?i)(transfer|wire|payment|payout|refund|withdraw|charge|invoice|purchase)`
 
 _settings := object.union({"hard_limit": 100000, "approval_threshold": 10000}, _configured)
 
@@ -54,58 +61,66 @@ default _configured := {}
 
 _configured := data.gatehouse.config.financial_safety
 
-_amount_keys := {"amount", "value", "total", "sum"}
-
 # Every scalar under an amount key, at any depth. Objects and arrays are
-# containers: walk reaches the amounts inside them. walk allocates a path
-# per node, so it runs only when the folded text holds a quoted amount key
-# (a key k with lower(k) an amount key folds to it: sound).
+# containers: walk reaches the amounts inside them. Every pair [k, v]
+# that walk would report as [[..., k], v] is a member of the container it
+# walks (walk without a path allocates nothing per node); an array's keys
+# are numbers, so only objects' (and, in Rego tests, sets') count. Run
+# only when the folded text holds a quoted amount key (a key k with
+# lower(k) an amount key folds to it: sound); see _violation.
 _values contains v if {
-	_amount_key_pre
-	walk(object.get(input, "params", {}), [path, v])
-	count(path) > 0
-	key := path[count(path) - 1]
-	is_string(key)
-	lower(key) in _amount_keys
+	walk(object.get(input, "params", {}), [_, node])
+	some k, v in node
+	is_string(k)
+	lower(k) in {"amount", "value", "total", "sum"}
 	not is_object(v)
 	not is_array(v)
 }
 
-_amount_key_pre if contains(text.folded, `"amount":`)
+# Whether a quoted amount key occurs: the hint
+# data.gatehouse.hints.financial.amount_key when the engine gives one.
+_amount_key_pre if data.gatehouse.hints.financial.amount_key == true
 
-_amount_key_pre if contains(text.folded, `"value":`)
-
-_amount_key_pre if contains(text.folded, `"total":`)
-
-_amount_key_pre if contains(text.folded, `"sum":`)
-
-_parsed := [_parse(v) | some v in _values]
-
-_numbers := [p.n | some p in _parsed; p.ok]
-
-# No amount at all, or one that does not parse: approval.
-_unknown if count(_numbers) == 0
-
-_unknown if {
-	some p in _parsed
-	not p.ok
+_amount_key_pre if {
+	not _amount_key_hinted
+	f := text.folded
+	some k in {`"amount":`, `"value":`, `"total":`, `"sum":`}
+	contains(f, k)
 }
 
-_amount := max(_numbers)
+_amount_key_hinted if is_boolean(data.gatehouse.hints.financial.amount_key)
+
+# [number, value] for every amount that parses.
+_parsed contains [n, v] if {
+	some v in _values
+	n := _number(v)
+}
+
+# No amount at all, or one that does not parse (each value yields at most
+# one pair): approval.
+_unknown if count(_parsed) < count(_values)
+
+_unknown if count(_parsed) == 0
+
+_amount := max(_parsed)[0]
 
 _needs_approval if _amount >= _settings.approval_threshold
 
 _needs_approval if _unknown
 
-# The largest amount as the action wrote it (for the reason).
-_amount_text := [p.text | some p in _parsed; p.ok; p.n == _amount][0]
+# The largest amount as the action wrote it (for the reason): of the
+# values that parse to it, the first in the order of _values.
+_amount_text := _text([v | some [n, v] in _parsed; n == _amount][0])
 
-_parse(v) := {"ok": true, "n": v, "text": sprintf("%v", [v])} if {
+_text(v) := sprintf("%v", [v]) if is_number(v)
+
+_text(v) := trim_space(v) if is_string(v)
+
+_number(v) := v if {
 	is_number(v)
-} else := {"ok": true, "n": n, "text": trim_space(v)} if {
+} else := _string_number(v) if {
 	is_string(v)
-	n := _string_number(v)
-} else := {"ok": false}
+}
 
 # sign, integer digits (with separators), fraction digits, exponent. Every
 # digit class is Unicode (\p{Nd}); currency signs may lead or trail.
@@ -170,11 +185,16 @@ _or_zero(s) := s if s != ""
 
 _or_zero(s) := "0" if s == ""
 
+# Without a quoted amount key in the text there is no amount: approval,
+# before anything walks the params.
+
 # METADATA
 # labels:
 #   policy: FinancialSafetyPolicy
 #   rules: "0: hard limit, 1: approval threshold or unknown amount, 2: detected"
-_violation := {
+_violation := _approval if {
+	not _amount_key_pre
+} else := {
 	"rule": 0,
 	"severity": "critical",
 	"on_violation": "block",
@@ -183,14 +203,7 @@ _violation := {
 	"reason": concat("", ["Financial operation exceeds hard limit: ", _amount_text]),
 } if {
 	_amount >= _settings.hard_limit
-} else := {
-	"rule": 1,
-	"severity": "high",
-	"on_violation": "require_approval",
-	"confidence": 1,
-	"match": _keyword,
-	"reason": "High-value financial operation requires approval",
-} if {
+} else := _approval if {
 	_needs_approval
 } else := {
 	"rule": 2,
@@ -199,4 +212,13 @@ _violation := {
 	"confidence": 0.85,
 	"match": _keyword,
 	"reason": concat("", ["Financial operation detected: ", _keyword]),
+}
+
+_approval := {
+	"rule": 1,
+	"severity": "high",
+	"on_violation": "require_approval",
+	"confidence": 1,
+	"match": _keyword,
+	"reason": "High-value financial operation requires approval",
 }
