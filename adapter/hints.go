@@ -3,6 +3,8 @@ package adapter
 import (
 	"strings"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 )
 
@@ -28,12 +30,20 @@ type Hinter struct {
 
 type hintView struct {
 	agent, tenant []hintPolicy
+	// allAgent, allTenant: the names of every policy of agent and tenant
+	// as one array term, what CandidateTerms returns when all may fire.
+	allAgent, allTenant *ast.Term
 }
 
 type hintPolicy struct {
 	name  string
+	term  *ast.Term // name as a string term, built once per revision
 	rules []ruleCond
 }
+
+// noNames is the empty candidate list, shared: terms handed to OPA are
+// never modified by it.
+var noNames = ast.ArrayTerm()
 
 // ruleCond: the rule may fire only if one literal of match (nil: no
 // condition) and one of context (nil: none) occur.
@@ -68,7 +78,7 @@ func NewHinter(tp *pdp.TenantPolicies) *Hinter {
 		if hp, ok := conds[p]; ok {
 			return hp
 		}
-		hp := hintPolicy{name: p.Name}
+		hp := hintPolicy{name: p.Name, term: ast.StringTerm(p.Name)}
 		for _, r := range p.Rules {
 			c := ruleCond{match: idsOf(r.Match)}
 			if r.ContextRequires != "" {
@@ -89,6 +99,7 @@ func NewHinter(tp *pdp.TenantPolicies) *Hinter {
 			for _, p := range v.tenant {
 				hv.tenant = append(hv.tenant, policy(p))
 			}
+			hv.allAgent, hv.allTenant = namesArray(hv.agent, nil), namesArray(hv.tenant, nil)
 			h.views[agent][st] = hv
 		}
 	}
@@ -102,6 +113,32 @@ func NewHinter(tp *pdp.TenantPolicies) *Hinter {
 // "" for no agent) that could fire on an action whose folded action text
 // is folded. A policy left out cannot fire.
 func (h *Hinter) Candidates(agentID, stepType, folded string) (agent, tenant []string) {
+	v := h.view(agentID, stepType)
+	if v == nil {
+		return nil, nil
+	}
+	var buf [256]bool
+	found := h.match(folded, buf[:0])
+	return candidates(v.agent, found), candidates(v.tenant, found)
+}
+
+// CandidateTerms is Candidates with each list as an array term of string
+// terms, in the same order, ready to hand to OPA: the terms are built once
+// per revision (the empty list and the list of every policy of the view
+// are shared, the others are new arrays of the shared name terms). The
+// caller must not modify them.
+func (h *Hinter) CandidateTerms(agentID, stepType, folded string) (agent, tenant *ast.Term) {
+	v := h.view(agentID, stepType)
+	if v == nil {
+		return noNames, noNames
+	}
+	var buf [256]bool
+	found := h.match(folded, buf[:0])
+	return candidateTerm(v.agent, v.allAgent, found), candidateTerm(v.tenant, v.allTenant, found)
+}
+
+// view returns the view of agentID and stepType, nil if it has none.
+func (h *Hinter) view(agentID, stepType string) *hintView {
 	byStep := h.views[agentID]
 	if agentID == "" || byStep == nil {
 		byStep = h.views[""]
@@ -110,19 +147,20 @@ func (h *Hinter) Candidates(agentID, stepType, folded string) (agent, tenant []s
 	if stepType != "" {
 		step = strings.ToUpper(stepType) // the library's upper()
 	}
-	v := byStep[step]
-	if v == nil {
-		return nil, nil
-	}
-	var buf [256]bool
-	found := buf[:0]
-	if h.nlits <= len(buf) {
+	return byStep[step]
+}
+
+// match runs the tenant's literals over folded and returns which occur,
+// in buf if it is large enough.
+func (h *Hinter) match(folded string, buf []bool) []bool {
+	var found []bool
+	if h.nlits <= cap(buf) {
 		found = buf[:h.nlits]
 	} else {
 		found = make([]bool, h.nlits)
 	}
 	h.matcher.match(folded, found)
-	return candidates(v.agent, found), candidates(v.tenant, found)
+	return found
 }
 
 func candidates(ps []hintPolicy, found []bool) []string {
@@ -133,6 +171,39 @@ func candidates(ps []hintPolicy, found []bool) []string {
 		}
 	}
 	return out
+}
+
+// candidateTerm is the array term of the policies of ps that may fire;
+// all is the term of every one of them.
+func candidateTerm(ps []hintPolicy, all *ast.Term, found []bool) *ast.Term {
+	n := 0
+	for i := range ps {
+		if ps[i].mayFire(found) {
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return noNames
+	case len(ps):
+		return all
+	}
+	return namesArray(ps, found)
+}
+
+// namesArray is the array term of the names of the policies of ps that
+// may fire on found, or of all of them when found is nil.
+func namesArray(ps []hintPolicy, found []bool) *ast.Term {
+	if len(ps) == 0 {
+		return noNames
+	}
+	ts := make([]*ast.Term, 0, len(ps))
+	for i := range ps {
+		if found == nil || ps[i].mayFire(found) {
+			ts = append(ts, ps[i].term)
+		}
+	}
+	return ast.ArrayTerm(ts...)
 }
 
 func (p *hintPolicy) mayFire(found []bool) bool {

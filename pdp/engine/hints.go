@@ -55,6 +55,16 @@ var (
 	hintExfiltrated = ast.InternedTerm(adapter.BuiltinNames[1])
 )
 
+// builtinHints are the four possible values of the builtins hint, built
+// once: index bit 0 FinancialSafetyPolicy may fire, bit 1
+// DataExfiltrationPolicy may fire.
+var builtinHints = [4]*ast.Term{
+	ast.ObjectTerm(),
+	ast.ObjectTerm([2]*ast.Term{hintFinancial, ast.InternedTerm(true)}),
+	ast.ObjectTerm([2]*ast.Term{hintExfiltrated, ast.InternedTerm(true)}),
+	ast.ObjectTerm([2]*ast.Term{hintFinancial, ast.InternedTerm(true)}, [2]*ast.Term{hintExfiltrated, ast.InternedTerm(true)}),
+}
+
 // hintedInput returns hintedQuery's input for action a, whose decision
 // input and params are input and params; ok is false when the action text
 // cannot be computed in Go (the caller then evaluates without hints).
@@ -64,36 +74,33 @@ func hintedInput(h *adapter.Hinter, a pdp.Action, input ast.Value, params ast.Ob
 		return nil, false
 	}
 	folded := foldText(text)
-	agent, tenant := h.Candidates(a.AgentID, a.StepType, folded)
-	builtins := make([][2]*ast.Term, 0, 2)
+	agent, tenant := h.CandidateTerms(a.AgentID, a.StepType, folded)
+	builtins := 0
 	if library.FinancialSafetyMayFire(folded) {
-		builtins = append(builtins, [2]*ast.Term{hintFinancial, ast.InternedTerm(true)})
+		builtins |= 1
 	}
 	if library.DataExfiltrationMayFire(a.Name, text, folded) {
-		builtins = append(builtins, [2]*ast.Term{hintExfiltrated, ast.InternedTerm(true)})
+		builtins |= 2
+	}
+	textTerm := ast.StringTerm(text)
+	foldedTerm := textTerm
+	if folded != text {
+		foldedTerm = ast.StringTerm(folded)
 	}
 	hints := ast.NewObject(
-		[2]*ast.Term{hintText, ast.StringTerm(text)},
-		[2]*ast.Term{hintFolded, ast.StringTerm(folded)},
+		[2]*ast.Term{hintText, textTerm},
+		[2]*ast.Term{hintFolded, foldedTerm},
 		[2]*ast.Term{hintASCII, ast.InternedTerm(isASCII(text))},
 		[2]*ast.Term{hintCandidates, ast.ObjectTerm(
-			[2]*ast.Term{hintAgent, namesTerm(agent)},
-			[2]*ast.Term{hintTenant, namesTerm(tenant)},
+			[2]*ast.Term{hintAgent, agent},
+			[2]*ast.Term{hintTenant, tenant},
 		)},
-		[2]*ast.Term{hintBuiltins, ast.ObjectTerm(builtins...)},
+		[2]*ast.Term{hintBuiltins, builtinHints[builtins]},
 	)
 	return ast.NewObject(
 		[2]*ast.Term{hintInputKey, ast.NewTerm(input)},
 		[2]*ast.Term{hintHintsKey, ast.NewTerm(hints)},
 	), true
-}
-
-func namesTerm(names []string) *ast.Term {
-	ts := make([]*ast.Term, len(names))
-	for i, n := range names {
-		ts[i] = ast.StringTerm(n)
-	}
-	return ast.ArrayTerm(ts...)
 }
 
 // decisionOfAST is decisionOf for a result set whose values are AST terms

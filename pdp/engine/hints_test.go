@@ -343,6 +343,10 @@ func checkCandidates(t testing.TB, e *Engine, a pdp.Action, d *pdp.Decision) {
 	}
 	folded := foldText(text)
 	agent, tenant := st.unit.hinter.Candidates(a.AgentID, a.StepType, folded)
+	agentTerm, tenantTerm := st.unit.hinter.CandidateTerms(a.AgentID, a.StepType, folded)
+	if !slices.Equal(termNames(t, agentTerm), agent) || !slices.Equal(termNames(t, tenantTerm), tenant) {
+		t.Fatalf("%+v: CandidateTerms %v %v, Candidates %v %v", a, agentTerm, tenantTerm, agent, tenant)
+	}
 	for _, v := range d.Violations {
 		ok := false
 		switch v.Scope {
@@ -363,6 +367,24 @@ func checkCandidates(t testing.TB, e *Engine, a pdp.Action, d *pdp.Decision) {
 			t.Fatalf("%+v: shadow %s/%s rule %d fired but was not a candidate (agent %v, tenant %v)", a, h.Scope, h.Policy, h.Rule, agent, tenant)
 		}
 	}
+}
+
+// termNames is the strings of an array term of string terms.
+func termNames(t testing.TB, term *ast.Term) []string {
+	t.Helper()
+	arr, ok := term.Value.(*ast.Array)
+	if !ok {
+		t.Fatalf("candidates %v are not an array", term)
+	}
+	var out []string
+	for i := range arr.Len() {
+		s, ok := arr.Elem(i).Value.(ast.String)
+		if !ok {
+			t.Fatalf("candidate %v is not a string", arr.Elem(i))
+		}
+		out = append(out, string(s))
+	}
+	return out
 }
 
 // TestCandidatesSupersetOfFired checks the candidate property alone on
