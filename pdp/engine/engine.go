@@ -70,8 +70,8 @@ type Engine struct {
 	mu      sync.RWMutex
 	tenants map[string]*tenantState
 
-	cache  *lru.Cache[key, *prepared]
-	flight singleflight.Group
+	cache     *lru.Cache[key, *prepared]
+	flight    singleflight.Group
 	values    cache.InterQueryValueCache
 	valuesOpt rego.EvalOption // passes values to an Eval, built once
 
