@@ -105,6 +105,7 @@ type prepared struct {
 	// without them (bundle tenants, a custom WithQuery).
 	hinted *rego.PreparedEvalQuery
 	hinter *adapter.Hinter
+	noHit  atomic.Pointer[decoded] // see (*prepared).decisionOfAST
 }
 
 // tenantState is what SetTenant recorded for one tenant.
@@ -350,7 +351,7 @@ func (e *Engine) Evaluate(ctx context.Context, a pdp.Action) (d *pdp.Decision, e
 			if err != nil {
 				return nil, err
 			}
-			return decisionOfAST(rs, start)
+			return pq.decisionOfAST(rs, start)
 		}
 	}
 	rs, err := e.run(ctx, a.TenantID, pq.query, input, e.values)

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -106,12 +107,9 @@ func hintedInput(h *adapter.Hinter, a pdp.Action, input ast.Value, params ast.Ob
 // decisionOfAST is decisionOf for a result set whose values are AST terms
 // (prepareHinted).
 func decisionOfAST(rs rego.ResultSet, start time.Time) (*pdp.Decision, error) {
-	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
-		return nil, fmt.Errorf("%w: undefined result", pdp.ErrEvaluationFailed)
-	}
-	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
-	if !ok {
-		return nil, fmt.Errorf("%w: result is %T, not a term", pdp.ErrEvaluationFailed, rs[0].Expressions[0].Value)
+	t, err := resultTerm(rs)
+	if err != nil {
+		return nil, err
 	}
 	d, err := decodeAST(t.Value)
 	if err != nil {
@@ -119,4 +117,74 @@ func decisionOfAST(rs rego.ResultSet, start time.Time) (*pdp.Decision, error) {
 	}
 	d.EvaluationTimeMS = float64(time.Since(start).Microseconds()) / 1000
 	return d, nil
+}
+
+// resultTerm is the term of a hinted result set; an undefined result is an
+// error (fail closed).
+func resultTerm(rs rego.ResultSet) (*ast.Term, error) {
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil, fmt.Errorf("%w: undefined result", pdp.ErrEvaluationFailed)
+	}
+	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
+	if !ok {
+		return nil, fmt.Errorf("%w: result is %T, not a term", pdp.ErrEvaluationFailed, rs[0].Expressions[0].Value)
+	}
+	return t, nil
+}
+
+// decoded is a result term and its decision, decoded once.
+type decoded struct {
+	term *ast.Term
+	d    pdp.Decision
+}
+
+// decisionOfAST is decisionOfAST for the entry's hinted query, which
+// remembers the first result without violations, warnings or shadow hits
+// it decodes. A decision without hits is the view's precomputed no-hit
+// document, read from the unit's store, which nothing writes: the same
+// term every time. When the result is that very term (by pointer), its
+// decision is copied instead of decoded again. The copy shares nothing a
+// caller could change with the remembered decision or with other copies
+// (TestNoHitMemo). One term is remembered per entry, so what is kept is
+// bounded; an entry serving several views decodes the others as before.
+func (p *prepared) decisionOfAST(rs rego.ResultSet, start time.Time) (*pdp.Decision, error) {
+	t, err := resultTerm(rs)
+	if err != nil {
+		return nil, err
+	}
+	var d *pdp.Decision
+	if m := p.noHit.Load(); m != nil && m.term == t {
+		d = copyDecision(&m.d)
+	} else {
+		if d, err = decodeAST(t.Value); err != nil {
+			return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
+		}
+		if m == nil && len(d.Violations) == 0 && len(d.Warnings) == 0 && len(d.Shadow) == 0 {
+			p.noHit.CompareAndSwap(nil, &decoded{term: t, d: *copyDecision(d)})
+		}
+	}
+	d.EvaluationTimeMS = float64(time.Since(start).Microseconds()) / 1000
+	return d, nil
+}
+
+// copyDecision returns a deep copy of d: slices and pointed-to values are
+// new (nil stays nil, empty stays empty), strings are immutable.
+func copyDecision(d *pdp.Decision) *pdp.Decision {
+	c := *d
+	c.PoliciesEvaluated = slices.Clone(d.PoliciesEvaluated)
+	c.TriggeredPolicy = clonePtr(d.TriggeredPolicy)
+	c.Severity = clonePtr(d.Severity)
+	c.Reason = clonePtr(d.Reason)
+	c.Violations = slices.Clone(d.Violations)
+	c.Warnings = slices.Clone(d.Warnings)
+	c.Shadow = slices.Clone(d.Shadow)
+	return &c
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }
