@@ -1,7 +1,9 @@
 package adapter
 
 import (
+	"maps"
 	"strings"
+	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
@@ -31,9 +33,26 @@ type Hinter struct {
 type hintView struct {
 	agent, tenant []hintPolicy
 	// allAgent, allTenant: the names of every policy of agent and tenant
-	// as one array term, what CandidateTerms returns when all may fire.
+	// as one array term, the list when all may fire.
 	allAgent, allTenant *ast.Term
+	// objects: the candidates objects (CandidatesTerm) built so far, by
+	// which policies may fire (bit i: policy i of agent, of tenant); a map
+	// replaced, never changed, and bounded by maxCandidateObjects. Only
+	// for views of at most 64 policies of each scope.
+	objects atomic.Pointer[map[[2]uint64]*ast.Term]
 }
+
+// maxCandidateObjects bounds the candidates objects a view remembers:
+// texts that make many different sets of policies candidates (a tenant of
+// many policies, or a client trying) cost a new object each past it.
+const maxCandidateObjects = 256
+
+// The keys of the candidates hint, data.gatehouse.hints.candidates.
+var (
+	candidatesAgent  = ast.StringTerm("agent")
+	candidatesTenant = ast.StringTerm("tenant")
+	noCandidates     = ast.ObjectTerm([2]*ast.Term{candidatesAgent, noNames}, [2]*ast.Term{candidatesTenant, noNames})
+)
 
 type hintPolicy struct {
 	name  string
@@ -122,19 +141,77 @@ func (h *Hinter) Candidates(agentID, stepType, folded string) (agent, tenant []s
 	return candidates(v.agent, found), candidates(v.tenant, found)
 }
 
-// CandidateTerms is Candidates with each list as an array term of string
-// terms, in the same order, ready to hand to OPA: the terms are built once
-// per revision (the empty list and the list of every policy of the view
-// are shared, the others are new arrays of the shared name terms). The
-// caller must not modify them.
-func (h *Hinter) CandidateTerms(agentID, stepType, folded string) (agent, tenant *ast.Term) {
+// CandidatesTerm is Candidates as the object the library reads as
+// data.gatehouse.hints.candidates: {"agent": [...], "tenant": [...]}, each
+// list an array of the names as string terms, in the same order. The name
+// terms are built once per revision, the empty list and the list of every
+// policy of the view are shared.
+// A view remembers the objects it builds by which policies they name, so
+// the sets that recur (none, all, the usual one or two) cost nothing after
+// their first decision. The caller must not modify the term.
+func (h *Hinter) CandidatesTerm(agentID, stepType, folded string) *ast.Term {
 	v := h.view(agentID, stepType)
 	if v == nil {
-		return noNames, noNames
+		return noCandidates
 	}
 	var buf [256]bool
 	found := h.match(folded, buf[:0])
-	return candidateTerm(v.agent, v.allAgent, found), candidateTerm(v.tenant, v.allTenant, found)
+	if len(v.agent) > 64 || len(v.tenant) > 64 {
+		return candidatesObject(candidateTerm(v.agent, v.allAgent, found), candidateTerm(v.tenant, v.allTenant, found))
+	}
+	k := [2]uint64{mayFireMask(v.agent, found), mayFireMask(v.tenant, found)}
+	objs := v.objects.Load()
+	if objs != nil {
+		if t, ok := (*objs)[k]; ok {
+			return t
+		}
+	}
+	t := candidatesObject(maskTerm(v.agent, v.allAgent, k[0]), maskTerm(v.tenant, v.allTenant, k[1]))
+	if objs == nil || len(*objs) < maxCandidateObjects {
+		next := map[[2]uint64]*ast.Term{}
+		if objs != nil {
+			next = maps.Clone(*objs)
+		}
+		next[k] = t
+		v.objects.CompareAndSwap(objs, &next) // a racing writer's map wins; t is built again later
+	}
+	return t
+}
+
+func candidatesObject(agent, tenant *ast.Term) *ast.Term {
+	if agent == noNames && tenant == noNames {
+		return noCandidates
+	}
+	return ast.ObjectTerm([2]*ast.Term{candidatesAgent, agent}, [2]*ast.Term{candidatesTenant, tenant})
+}
+
+// mayFireMask has bit i set when policy i of ps may fire (len(ps) <= 64).
+func mayFireMask(ps []hintPolicy, found []bool) uint64 {
+	var m uint64
+	for i := range ps {
+		if ps[i].mayFire(found) {
+			m |= 1 << i
+		}
+	}
+	return m
+}
+
+// maskTerm is the array term of the names of the policies of ps whose bit
+// is set in mask; all is the term of every one of them.
+func maskTerm(ps []hintPolicy, all *ast.Term, mask uint64) *ast.Term {
+	switch {
+	case mask == 0:
+		return noNames
+	case len(ps) == 64 && mask == ^uint64(0) || len(ps) < 64 && mask == 1<<len(ps)-1:
+		return all
+	}
+	ts := make([]*ast.Term, 0, len(ps))
+	for i := range ps {
+		if mask&(1<<i) != 0 {
+			ts = append(ts, ps[i].term)
+		}
+	}
+	return ast.ArrayTerm(ts...)
 }
 
 // view returns the view of agentID and stepType, nil if it has none.

@@ -50,8 +50,6 @@ var (
 	hintASCII       = ast.InternedTerm("ascii")
 	hintCandidates  = ast.InternedTerm("candidates")
 	hintBuiltins    = ast.InternedTerm("builtins")
-	hintAgent       = ast.InternedTerm("agent")
-	hintTenant      = ast.InternedTerm("tenant")
 	hintFinancial   = ast.InternedTerm(adapter.BuiltinNames[0])
 	hintExfiltrated = ast.InternedTerm(adapter.BuiltinNames[1])
 )
@@ -75,7 +73,7 @@ func hintedInput(h *adapter.Hinter, a pdp.Action, input ast.Value, params ast.Ob
 		return nil, false
 	}
 	folded := foldText(text)
-	agent, tenant := h.CandidateTerms(a.AgentID, a.StepType, folded)
+	candidates := h.CandidatesTerm(a.AgentID, a.StepType, folded)
 	builtins := 0
 	if library.FinancialSafetyMayFire(folded) {
 		builtins |= 1
@@ -92,10 +90,7 @@ func hintedInput(h *adapter.Hinter, a pdp.Action, input ast.Value, params ast.Ob
 		[2]*ast.Term{hintText, textTerm},
 		[2]*ast.Term{hintFolded, foldedTerm},
 		[2]*ast.Term{hintASCII, ast.InternedTerm(isASCII(text))},
-		[2]*ast.Term{hintCandidates, ast.ObjectTerm(
-			[2]*ast.Term{hintAgent, agent},
-			[2]*ast.Term{hintTenant, tenant},
-		)},
+		[2]*ast.Term{hintCandidates, candidates},
 		[2]*ast.Term{hintBuiltins, builtinHints[builtins]},
 	)
 	return ast.NewObject(

@@ -345,9 +345,10 @@ func checkCandidates(t testing.TB, e *Engine, a pdp.Action, d *pdp.Decision) {
 	}
 	folded := foldText(text)
 	agent, tenant := st.unit.hinter.Candidates(a.AgentID, a.StepType, folded)
-	agentTerm, tenantTerm := st.unit.hinter.CandidateTerms(a.AgentID, a.StepType, folded)
-	if !slices.Equal(termNames(t, agentTerm), agent) || !slices.Equal(termNames(t, tenantTerm), tenant) {
-		t.Fatalf("%+v: CandidateTerms %v %v, Candidates %v %v", a, agentTerm, tenantTerm, agent, tenant)
+	obj := st.unit.hinter.CandidatesTerm(a.AgentID, a.StepType, folded)
+	if o, ok := obj.Value.(ast.Object); !ok || o.Len() != 2 ||
+		!slices.Equal(termNames(t, o.Get(ast.StringTerm("agent"))), agent) || !slices.Equal(termNames(t, o.Get(ast.StringTerm("tenant"))), tenant) {
+		t.Fatalf("%+v: CandidatesTerm %v, Candidates %v %v", a, obj, agent, tenant)
 	}
 	for _, v := range d.Violations {
 		ok := false
@@ -374,6 +375,9 @@ func checkCandidates(t testing.TB, e *Engine, a pdp.Action, d *pdp.Decision) {
 // termNames is the strings of an array term of string terms.
 func termNames(t testing.TB, term *ast.Term) []string {
 	t.Helper()
+	if term == nil {
+		t.Fatal("no candidates list")
+	}
 	arr, ok := term.Value.(*ast.Array)
 	if !ok {
 		t.Fatalf("candidates %v are not an array", term)
