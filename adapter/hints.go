@@ -1,7 +1,11 @@
 package adapter
 
 import (
+	"maps"
 	"strings"
+	"sync/atomic"
+
+	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 )
@@ -28,12 +32,37 @@ type Hinter struct {
 
 type hintView struct {
 	agent, tenant []hintPolicy
+	// allAgent, allTenant: the names of every policy of agent and tenant
+	// as one array term, the list when all may fire.
+	allAgent, allTenant *ast.Term
+	// objects: the candidates objects (CandidatesTerm) built so far, by
+	// which policies may fire (bit i: policy i of agent, of tenant); a map
+	// replaced, never changed, and bounded by maxCandidateObjects. Only
+	// for views of at most 64 policies of each scope.
+	objects atomic.Pointer[map[[2]uint64]*ast.Term]
 }
+
+// maxCandidateObjects bounds the candidates objects a view remembers:
+// texts that make many different sets of policies candidates (a tenant of
+// many policies, or a client trying) cost a new object each past it.
+const maxCandidateObjects = 256
+
+// The keys of the candidates hint, data.gatehouse.hints.candidates.
+var (
+	candidatesAgent  = ast.StringTerm("agent")
+	candidatesTenant = ast.StringTerm("tenant")
+	noCandidates     = ast.ObjectTerm([2]*ast.Term{candidatesAgent, noNames}, [2]*ast.Term{candidatesTenant, noNames})
+)
 
 type hintPolicy struct {
 	name  string
+	term  *ast.Term // name as a string term, built once per revision
 	rules []ruleCond
 }
+
+// noNames is the empty candidate list, shared: terms handed to OPA are
+// never modified by it.
+var noNames = ast.ArrayTerm()
 
 // ruleCond: the rule may fire only if one literal of match (nil: no
 // condition) and one of context (nil: none) occur.
@@ -68,7 +97,7 @@ func NewHinter(tp *pdp.TenantPolicies) *Hinter {
 		if hp, ok := conds[p]; ok {
 			return hp
 		}
-		hp := hintPolicy{name: p.Name}
+		hp := hintPolicy{name: p.Name, term: ast.StringTerm(p.Name)}
 		for _, r := range p.Rules {
 			c := ruleCond{match: idsOf(r.Match)}
 			if r.ContextRequires != "" {
@@ -89,6 +118,7 @@ func NewHinter(tp *pdp.TenantPolicies) *Hinter {
 			for _, p := range v.tenant {
 				hv.tenant = append(hv.tenant, policy(p))
 			}
+			hv.allAgent, hv.allTenant = namesArray(hv.agent, nil), namesArray(hv.tenant, nil)
 			h.views[agent][st] = hv
 		}
 	}
@@ -102,6 +132,90 @@ func NewHinter(tp *pdp.TenantPolicies) *Hinter {
 // "" for no agent) that could fire on an action whose folded action text
 // is folded. A policy left out cannot fire.
 func (h *Hinter) Candidates(agentID, stepType, folded string) (agent, tenant []string) {
+	v := h.view(agentID, stepType)
+	if v == nil {
+		return nil, nil
+	}
+	var buf [256]bool
+	found := h.match(folded, buf[:0])
+	return candidates(v.agent, found), candidates(v.tenant, found)
+}
+
+// CandidatesTerm is Candidates as the object the library reads as
+// data.gatehouse.hints.candidates: {"agent": [...], "tenant": [...]}, each
+// list an array of the names as string terms, in the same order. The name
+// terms are built once per revision, the empty list and the list of every
+// policy of the view are shared.
+// A view remembers the objects it builds by which policies they name, so
+// the sets that recur (none, all, the usual one or two) cost nothing after
+// their first decision. The caller must not modify the term.
+func (h *Hinter) CandidatesTerm(agentID, stepType, folded string) *ast.Term {
+	v := h.view(agentID, stepType)
+	if v == nil {
+		return noCandidates
+	}
+	var buf [256]bool
+	found := h.match(folded, buf[:0])
+	if len(v.agent) > 64 || len(v.tenant) > 64 {
+		return candidatesObject(candidateTerm(v.agent, v.allAgent, found), candidateTerm(v.tenant, v.allTenant, found))
+	}
+	k := [2]uint64{mayFireMask(v.agent, found), mayFireMask(v.tenant, found)}
+	objs := v.objects.Load()
+	if objs != nil {
+		if t, ok := (*objs)[k]; ok {
+			return t
+		}
+	}
+	t := candidatesObject(maskTerm(v.agent, v.allAgent, k[0]), maskTerm(v.tenant, v.allTenant, k[1]))
+	if objs == nil || len(*objs) < maxCandidateObjects {
+		next := map[[2]uint64]*ast.Term{}
+		if objs != nil {
+			next = maps.Clone(*objs)
+		}
+		next[k] = t
+		v.objects.CompareAndSwap(objs, &next) // a racing writer's map wins; t is built again later
+	}
+	return t
+}
+
+func candidatesObject(agent, tenant *ast.Term) *ast.Term {
+	if agent == noNames && tenant == noNames {
+		return noCandidates
+	}
+	return ast.ObjectTerm([2]*ast.Term{candidatesAgent, agent}, [2]*ast.Term{candidatesTenant, tenant})
+}
+
+// mayFireMask has bit i set when policy i of ps may fire (len(ps) <= 64).
+func mayFireMask(ps []hintPolicy, found []bool) uint64 {
+	var m uint64
+	for i := range ps {
+		if ps[i].mayFire(found) {
+			m |= 1 << i
+		}
+	}
+	return m
+}
+
+// maskTerm is the array term of the names of the policies of ps whose bit
+// is set in mask; all is the term of every one of them.
+func maskTerm(ps []hintPolicy, all *ast.Term, mask uint64) *ast.Term {
+	switch {
+	case mask == 0:
+		return noNames
+	case len(ps) == 64 && mask == ^uint64(0) || len(ps) < 64 && mask == 1<<len(ps)-1:
+		return all
+	}
+	ts := make([]*ast.Term, 0, len(ps))
+	for i := range ps {
+		if mask&(1<<i) != 0 {
+			ts = append(ts, ps[i].term)
+		}
+	}
+	return ast.ArrayTerm(ts...)
+}
+
+// view returns the view of agentID and stepType, nil if it has none.
+func (h *Hinter) view(agentID, stepType string) *hintView {
 	byStep := h.views[agentID]
 	if agentID == "" || byStep == nil {
 		byStep = h.views[""]
@@ -110,19 +224,20 @@ func (h *Hinter) Candidates(agentID, stepType, folded string) (agent, tenant []s
 	if stepType != "" {
 		step = strings.ToUpper(stepType) // the library's upper()
 	}
-	v := byStep[step]
-	if v == nil {
-		return nil, nil
-	}
-	var buf [256]bool
-	found := buf[:0]
-	if h.nlits <= len(buf) {
+	return byStep[step]
+}
+
+// match runs the tenant's literals over folded and returns which occur,
+// in buf if it is large enough.
+func (h *Hinter) match(folded string, buf []bool) []bool {
+	var found []bool
+	if h.nlits <= cap(buf) {
 		found = buf[:h.nlits]
 	} else {
 		found = make([]bool, h.nlits)
 	}
 	h.matcher.match(folded, found)
-	return candidates(v.agent, found), candidates(v.tenant, found)
+	return found
 }
 
 func candidates(ps []hintPolicy, found []bool) []string {
@@ -133,6 +248,39 @@ func candidates(ps []hintPolicy, found []bool) []string {
 		}
 	}
 	return out
+}
+
+// candidateTerm is the array term of the policies of ps that may fire;
+// all is the term of every one of them.
+func candidateTerm(ps []hintPolicy, all *ast.Term, found []bool) *ast.Term {
+	n := 0
+	for i := range ps {
+		if ps[i].mayFire(found) {
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return noNames
+	case len(ps):
+		return all
+	}
+	return namesArray(ps, found)
+}
+
+// namesArray is the array term of the names of the policies of ps that
+// may fire on found, or of all of them when found is nil.
+func namesArray(ps []hintPolicy, found []bool) *ast.Term {
+	if len(ps) == 0 {
+		return noNames
+	}
+	ts := make([]*ast.Term, 0, len(ps))
+	for i := range ps {
+		if found == nil || ps[i].mayFire(found) {
+			ts = append(ts, ps[i].term)
+		}
+	}
+	return ast.ArrayTerm(ts...)
 }
 
 func (p *hintPolicy) mayFire(found []bool) bool {

@@ -20,31 +20,55 @@ func inputValue(a pdp.Action) (ast.Value, error) {
 	return in, err
 }
 
+// The decision input's keys, built once.
+var (
+	keyTenantID = ast.StringTerm("tenant_id")
+	keyAgentID  = ast.StringTerm("agent_id")
+	keyAction   = ast.StringTerm("action")
+	keyParams   = ast.StringTerm("params")
+	keyStepType = ast.StringTerm("step_type")
+	emptyParams = ast.NewTerm(ast.NewObject())
+)
+
 // inputAndParams is inputValue that also returns the params object.
 func inputAndParams(a pdp.Action) (ast.Value, ast.Object, error) {
-	params := ast.NewObject()
+	params := emptyParams
 	if a.Params != nil {
-		obj := ast.NewObjectWithCapacity(len(a.Params))
-		for k, v := range a.Params {
-			t, err := termOf(v)
-			if err != nil {
-				return nil, nil, err
-			}
-			obj.Insert(ast.StringTerm(k), t)
+		t, err := objectTerm(a.Params)
+		if err != nil {
+			return nil, nil, err
 		}
-		params = obj
+		params = t
 	}
 	step := a.StepType
 	if step == "" {
 		step = pdp.DefaultStepType
 	}
 	return ast.NewObject(
-		ast.Item(ast.InternedTerm("tenant_id"), ast.StringTerm(a.TenantID)),
-		ast.Item(ast.InternedTerm("agent_id"), agentTerm(a.AgentID)),
-		ast.Item(ast.InternedTerm("action"), ast.StringTerm(a.Name)),
-		ast.Item(ast.InternedTerm("params"), ast.NewTerm(params)),
-		ast.Item(ast.InternedTerm("step_type"), ast.StringTerm(step)),
-	), params, nil
+		ast.Item(keyTenantID, shortStringTerm(a.TenantID)),
+		ast.Item(keyAgentID, agentTerm(a.AgentID)),
+		ast.Item(keyAction, shortStringTerm(a.Name)),
+		ast.Item(keyParams, params),
+		ast.Item(keyStepType, shortStringTerm(step)),
+	), params.Value.(ast.Object), nil
+}
+
+// objectTerm converts a JSON object to a term, its items built in one
+// block (ast.NewObject) rather than inserted one by one.
+func objectTerm(m map[string]any) (*ast.Term, error) {
+	var buf [8][2]*ast.Term
+	items := buf[:0]
+	if len(m) > len(buf) {
+		items = make([][2]*ast.Term, 0, len(m))
+	}
+	for k, e := range m {
+		t, err := termOf(e)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, [2]*ast.Term{shortStringTerm(k), t})
+	}
+	return ast.NewTerm(ast.NewObject(items...)), nil
 }
 
 // termOf converts one JSON-shaped Go value to a term without reflection.
@@ -53,19 +77,11 @@ func termOf(v any) (*ast.Term, error) {
 	case nil:
 		return ast.InternedNullTerm, nil
 	case string:
-		return ast.StringTerm(x), nil
+		return shortStringTerm(x), nil
 	case bool:
 		return ast.InternedTerm(x), nil
 	case map[string]any:
-		obj := ast.NewObjectWithCapacity(len(x))
-		for k, e := range x {
-			t, err := termOf(e)
-			if err != nil {
-				return nil, err
-			}
-			obj.Insert(ast.StringTerm(k), t)
-		}
-		return ast.NewTerm(obj), nil
+		return objectTerm(x)
 	case []any:
 		ts := make([]*ast.Term, len(x))
 		for i, e := range x {
@@ -89,7 +105,7 @@ func agentTerm(id string) *ast.Term {
 	if id == "" {
 		return ast.InternedNullTerm
 	}
-	return ast.StringTerm(id)
+	return shortStringTerm(id)
 }
 
 // Input returns the decision input of a as plain JSON-compatible values,
@@ -256,21 +272,15 @@ func decodeAST(v ast.Value) (*pdp.Decision, error) {
 			err = fmt.Errorf(format, args...)
 		}
 	}
-	get := func(k string) ast.Value {
-		if t := m.Get(ast.InternedTerm(k)); t != nil {
-			return t.Value
-		}
-		return nil
-	}
-	str := func(k string) string {
-		s, ok := get(k).(ast.String)
+	str := func(k *ast.Term) string {
+		s, ok := astField(m, k).(ast.String)
 		if !ok {
-			fail("result.%s is %T, not a string", k, get(k))
+			fail("result.%s is %T, not a string", string(k.Value.(ast.String)), astField(m, k))
 		}
 		return string(s)
 	}
-	optStr := func(k string) *string {
-		switch get(k).(type) {
+	optStr := func(k *ast.Term) *string {
+		switch astField(m, k).(type) {
 		case nil, ast.Null:
 			return nil
 		}
@@ -278,20 +288,20 @@ func decodeAST(v ast.Value) (*pdp.Decision, error) {
 		return &s
 	}
 	d := &pdp.Decision{}
-	d.Status = pdp.Status(str("status"))
-	if get("shadow_status") != nil {
-		d.ShadowStatus = pdp.Status(str("shadow_status"))
+	d.Status = pdp.Status(str(keyStatus))
+	if astField(m, keyShadowStatus) != nil {
+		d.ShadowStatus = pdp.Status(str(keyShadowStatus))
 	}
-	if d.RiskScore, ok = astNumber(get("risk_score")); !ok {
+	if d.RiskScore, ok = astNumber(astField(m, keyRiskScore)); !ok {
 		fail("result.risk_score is not a number")
 	}
-	d.TriggeredPolicy = optStr("triggered_policy")
-	if s := optStr("severity"); s != nil {
+	d.TriggeredPolicy = optStr(keyTriggeredPolicy)
+	if s := optStr(keySeverity); s != nil {
 		sev := pdp.Severity(*s)
 		d.Severity = &sev
 	}
-	d.Reason = optStr("reason")
-	if names, ok := get("policies_evaluated").(*ast.Array); ok {
+	d.Reason = optStr(keyReason)
+	if names, ok := astField(m, keyPoliciesEvaluated).(*ast.Array); ok {
 		d.PoliciesEvaluated = make([]string, names.Len())
 		for i := range names.Len() {
 			s, _ := names.Elem(i).Value.(ast.String)
@@ -301,13 +311,13 @@ func decodeAST(v ast.Value) (*pdp.Decision, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.Violations, err = violationsAST(get("violations")); err != nil {
+	if d.Violations, err = violationsAST(astField(m, keyViolations)); err != nil {
 		return nil, err
 	}
-	if d.Warnings, err = violationsAST(get("warnings")); err != nil {
+	if d.Warnings, err = violationsAST(astField(m, keyWarnings)); err != nil {
 		return nil, err
 	}
-	if sh := get("shadow"); sh != nil {
+	if sh := astField(m, keyShadow); sh != nil {
 		if d.Shadow, err = shadowHitsAST(sh); err != nil {
 			return nil, err
 		}
@@ -318,15 +328,28 @@ func decodeAST(v ast.Value) (*pdp.Decision, error) {
 	return d, nil
 }
 
+// The result document's keys, built once (ast.InternedTerm builds a new
+// term for a string OPA does not intern).
 var (
-	keyPolicy      = ast.InternedTerm("policy")
-	keyScope       = ast.InternedTerm("scope")
-	keyRule        = ast.InternedTerm("rule")
-	keySeverity    = ast.InternedTerm("severity")
-	keyOnViolation = ast.InternedTerm("on_violation")
-	keyReason      = ast.InternedTerm("reason")
-	keyMatch       = ast.InternedTerm("match")
-	keyConfidence  = ast.InternedTerm("confidence")
+	keyStatus            = ast.StringTerm("status")
+	keyShadowStatus      = ast.StringTerm("shadow_status")
+	keyRiskScore         = ast.StringTerm("risk_score")
+	keyTriggeredPolicy   = ast.StringTerm("triggered_policy")
+	keyPoliciesEvaluated = ast.StringTerm("policies_evaluated")
+	keyViolations        = ast.StringTerm("violations")
+	keyWarnings          = ast.StringTerm("warnings")
+	keyShadow            = ast.StringTerm("shadow")
+)
+
+var (
+	keyPolicy      = ast.StringTerm("policy")
+	keyScope       = ast.StringTerm("scope")
+	keyRule        = ast.StringTerm("rule")
+	keySeverity    = ast.StringTerm("severity")
+	keyOnViolation = ast.StringTerm("on_violation")
+	keyReason      = ast.StringTerm("reason")
+	keyMatch       = ast.StringTerm("match")
+	keyConfidence  = ast.StringTerm("confidence")
 )
 
 // astObjects returns the objects of an array result field named what
@@ -393,7 +416,7 @@ func violationsAST(v ast.Value) ([]pdp.Violation, error) {
 	return out, nil
 }
 
-var keyWouldStatus = ast.InternedTerm("would_status")
+var keyWouldStatus = ast.StringTerm("would_status")
 
 // shadowHitsAST is shadowHits for a result left as AST.
 func shadowHitsAST(v ast.Value) ([]pdp.ShadowHit, error) {

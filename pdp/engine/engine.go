@@ -16,7 +16,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
-	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/open-policy-agent/opa/v1/topdown/cache"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -72,9 +71,10 @@ type Engine struct {
 	mu      sync.RWMutex
 	tenants map[string]*tenantState
 
-	cache  *lru.Cache[key, *prepared]
-	flight singleflight.Group
-	values cache.InterQueryValueCache
+	cache     *lru.Cache[key, *prepared]
+	flight    singleflight.Group
+	values    cache.InterQueryValueCache
+	valuesOpt rego.EvalOption // passes values to an Eval, built once
 
 	hits, misses, evictions, compiles atomic.Uint64
 	compileNanos                      atomic.Int64
@@ -106,6 +106,7 @@ type prepared struct {
 	// without them (bundle tenants, a custom WithQuery).
 	hinted *rego.PreparedEvalQuery
 	hinter *adapter.Hinter
+	noHit  atomic.Pointer[decoded] // see (*prepared).decisionOfAST
 }
 
 // tenantState is what SetTenant recorded for one tenant.
@@ -214,6 +215,8 @@ func New(cfg Config, opts ...Option) (*Engine, error) {
 		e.values = cache.NewInterQueryValueCache(context.Background(), &cache.Config{
 			InterQueryBuiltinValueCache: cache.InterQueryBuiltinValueCacheConfig{MaxNumEntries: &n},
 		})
+		// Passed on every Eval: PreparedEvalQuery ignores the rego.New option.
+		e.valuesOpt = rego.EvalInterQueryBuiltinValueCache(e.values)
 	}
 	return e, nil
 }
@@ -352,7 +355,7 @@ func (e *Engine) Evaluate(ctx context.Context, a pdp.Action) (d *pdp.Decision, e
 			if err != nil {
 				return nil, err
 			}
-			return decisionOfAST(rs, start)
+			return pq.decisionOfAST(rs, start)
 		}
 	}
 	rs, err := e.run(ctx, a.TenantID, pq.query, input, e.values)
@@ -362,16 +365,27 @@ func (e *Engine) Evaluate(ctx context.Context, a pdp.Action) (d *pdp.Decision, e
 	return decisionOf(rs, start)
 }
 
-// startDecisionSpan starts the span of one decision of a.
+// startDecisionSpan starts the span of one decision of a. The attributes
+// are set only on a span that records: building them costs allocations
+// every decision would pay with no tracer installed. (A sampler therefore
+// does not see them when it decides.)
 func (e *Engine) startDecisionSpan(ctx context.Context, name string, a pdp.Action) (context.Context, trace.Span) {
-	return e.tracer.Start(ctx, name, trace.WithAttributes(
-		attribute.String("tenant_id", a.TenantID),
-		attribute.String("agent_id", a.AgentID),
-	))
+	ctx, span := e.tracer.Start(ctx, name)
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.String("tenant_id", a.TenantID),
+			attribute.String("agent_id", a.AgentID),
+		)
+	}
+	return ctx, span
 }
 
 // endDecisionSpan records a decision's outcome on its span and ends it.
 func endDecisionSpan(span trace.Span, d *pdp.Decision, err error) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "evaluation failed")
@@ -423,7 +437,9 @@ func (e *Engine) entry(ctx context.Context, span trace.Span, tenant, agent strin
 		k.agent = agent
 	}
 	pq, hit := e.cache.Get(k)
-	span.SetAttributes(attribute.Bool("cache_hit", hit))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Bool("cache_hit", hit))
+	}
 	if hit {
 		e.hits.Add(1)
 	} else {
@@ -446,21 +462,19 @@ func (e *Engine) run(ctx context.Context, tenant string, pq rego.PreparedEvalQue
 		return nil, err
 	}
 	defer release()
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
-	defer cancel()
-	// OPA would start a goroutine per Eval to watch ctx; AfterFunc does the
-	// same without one.
-	c := topdown.NewCancel()
-	stop := context.AfterFunc(ctx, c.Cancel)
-	defer stop()
-	opts := []rego.EvalOption{rego.EvalParsedInput(input), rego.EvalExternalCancel(c)}
-	if values != nil {
+	w := startWatch(ctx, e.cfg.Timeout)
+	w.opts = append(w.opts[:0], rego.EvalParsedInput(input), w.cancelOpt, noMetrics)
+	switch {
+	case values == nil:
+	case values == e.values:
+		w.opts = append(w.opts, e.valuesOpt)
+	default:
 		// Passed on every Eval: PreparedEvalQuery ignores the rego.New option.
-		opts = append(opts, rego.EvalInterQueryBuiltinValueCache(values))
+		w.opts = append(w.opts, rego.EvalInterQueryBuiltinValueCache(values))
 	}
-	rs, err := pq.Eval(ctx, opts...)
-	if err == nil {
-		err = ctx.Err() // a result that raced a deadline is not trusted
+	rs, err := pq.Eval(ctx, w.opts...)
+	if late := w.stop(ctx); err == nil {
+		err = late // a result that raced the deadline or a cancellation is not trusted
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -49,11 +50,19 @@ var (
 	hintASCII       = ast.InternedTerm("ascii")
 	hintCandidates  = ast.InternedTerm("candidates")
 	hintBuiltins    = ast.InternedTerm("builtins")
-	hintAgent       = ast.InternedTerm("agent")
-	hintTenant      = ast.InternedTerm("tenant")
 	hintFinancial   = ast.InternedTerm(adapter.BuiltinNames[0])
 	hintExfiltrated = ast.InternedTerm(adapter.BuiltinNames[1])
 )
+
+// builtinHints are the four possible values of the builtins hint, built
+// once: index bit 0 FinancialSafetyPolicy may fire, bit 1
+// DataExfiltrationPolicy may fire.
+var builtinHints = [4]*ast.Term{
+	ast.ObjectTerm(),
+	ast.ObjectTerm([2]*ast.Term{hintFinancial, ast.InternedTerm(true)}),
+	ast.ObjectTerm([2]*ast.Term{hintExfiltrated, ast.InternedTerm(true)}),
+	ast.ObjectTerm([2]*ast.Term{hintFinancial, ast.InternedTerm(true)}, [2]*ast.Term{hintExfiltrated, ast.InternedTerm(true)}),
+}
 
 // hintedInput returns hintedQuery's input for action a, whose decision
 // input and params are input and params; ok is false when the action text
@@ -64,23 +73,25 @@ func hintedInput(h *adapter.Hinter, a pdp.Action, input ast.Value, params ast.Ob
 		return nil, false
 	}
 	folded := foldText(text)
-	agent, tenant := h.Candidates(a.AgentID, a.StepType, folded)
-	builtins := make([][2]*ast.Term, 0, 2)
+	candidates := h.CandidatesTerm(a.AgentID, a.StepType, folded)
+	builtins := 0
 	if library.FinancialSafetyMayFire(folded) {
-		builtins = append(builtins, [2]*ast.Term{hintFinancial, ast.InternedTerm(true)})
+		builtins |= 1
 	}
 	if library.DataExfiltrationMayFire(a.Name, text, folded) {
-		builtins = append(builtins, [2]*ast.Term{hintExfiltrated, ast.InternedTerm(true)})
+		builtins |= 2
+	}
+	textTerm := ast.StringTerm(text)
+	foldedTerm := textTerm
+	if folded != text {
+		foldedTerm = ast.StringTerm(folded)
 	}
 	hints := ast.NewObject(
-		[2]*ast.Term{hintText, ast.StringTerm(text)},
-		[2]*ast.Term{hintFolded, ast.StringTerm(folded)},
+		[2]*ast.Term{hintText, textTerm},
+		[2]*ast.Term{hintFolded, foldedTerm},
 		[2]*ast.Term{hintASCII, ast.InternedTerm(isASCII(text))},
-		[2]*ast.Term{hintCandidates, ast.ObjectTerm(
-			[2]*ast.Term{hintAgent, namesTerm(agent)},
-			[2]*ast.Term{hintTenant, namesTerm(tenant)},
-		)},
-		[2]*ast.Term{hintBuiltins, ast.ObjectTerm(builtins...)},
+		[2]*ast.Term{hintCandidates, candidates},
+		[2]*ast.Term{hintBuiltins, builtinHints[builtins]},
 	)
 	return ast.NewObject(
 		[2]*ast.Term{hintInputKey, ast.NewTerm(input)},
@@ -88,23 +99,12 @@ func hintedInput(h *adapter.Hinter, a pdp.Action, input ast.Value, params ast.Ob
 	), true
 }
 
-func namesTerm(names []string) *ast.Term {
-	ts := make([]*ast.Term, len(names))
-	for i, n := range names {
-		ts[i] = ast.StringTerm(n)
-	}
-	return ast.ArrayTerm(ts...)
-}
-
 // decisionOfAST is decisionOf for a result set whose values are AST terms
 // (prepareHinted).
 func decisionOfAST(rs rego.ResultSet, start time.Time) (*pdp.Decision, error) {
-	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
-		return nil, fmt.Errorf("%w: undefined result", pdp.ErrEvaluationFailed)
-	}
-	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
-	if !ok {
-		return nil, fmt.Errorf("%w: result is %T, not a term", pdp.ErrEvaluationFailed, rs[0].Expressions[0].Value)
+	t, err := resultTerm(rs)
+	if err != nil {
+		return nil, err
 	}
 	d, err := decodeAST(t.Value)
 	if err != nil {
@@ -112,4 +112,74 @@ func decisionOfAST(rs rego.ResultSet, start time.Time) (*pdp.Decision, error) {
 	}
 	d.EvaluationTimeMS = float64(time.Since(start).Microseconds()) / 1000
 	return d, nil
+}
+
+// resultTerm is the term of a hinted result set; an undefined result is an
+// error (fail closed).
+func resultTerm(rs rego.ResultSet) (*ast.Term, error) {
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil, fmt.Errorf("%w: undefined result", pdp.ErrEvaluationFailed)
+	}
+	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
+	if !ok {
+		return nil, fmt.Errorf("%w: result is %T, not a term", pdp.ErrEvaluationFailed, rs[0].Expressions[0].Value)
+	}
+	return t, nil
+}
+
+// decoded is a result term and its decision, decoded once.
+type decoded struct {
+	term *ast.Term
+	d    pdp.Decision
+}
+
+// decisionOfAST is decisionOfAST for the entry's hinted query, which
+// remembers the first result without violations, warnings or shadow hits
+// it decodes. A decision without hits is the view's precomputed no-hit
+// document, read from the unit's store, which nothing writes: the same
+// term every time. When the result is that very term (by pointer), its
+// decision is copied instead of decoded again. The copy shares nothing a
+// caller could change with the remembered decision or with other copies
+// (TestNoHitMemo). One term is remembered per entry, so what is kept is
+// bounded; an entry serving several views decodes the others as before.
+func (p *prepared) decisionOfAST(rs rego.ResultSet, start time.Time) (*pdp.Decision, error) {
+	t, err := resultTerm(rs)
+	if err != nil {
+		return nil, err
+	}
+	var d *pdp.Decision
+	if m := p.noHit.Load(); m != nil && m.term == t {
+		d = copyDecision(&m.d)
+	} else {
+		if d, err = decodeAST(t.Value); err != nil {
+			return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
+		}
+		if m == nil && len(d.Violations) == 0 && len(d.Warnings) == 0 && len(d.Shadow) == 0 {
+			p.noHit.CompareAndSwap(nil, &decoded{term: t, d: *copyDecision(d)})
+		}
+	}
+	d.EvaluationTimeMS = float64(time.Since(start).Microseconds()) / 1000
+	return d, nil
+}
+
+// copyDecision returns a deep copy of d: slices and pointed-to values are
+// new (nil stays nil, empty stays empty), strings are immutable.
+func copyDecision(d *pdp.Decision) *pdp.Decision {
+	c := *d
+	c.PoliciesEvaluated = slices.Clone(d.PoliciesEvaluated)
+	c.TriggeredPolicy = clonePtr(d.TriggeredPolicy)
+	c.Severity = clonePtr(d.Severity)
+	c.Reason = clonePtr(d.Reason)
+	c.Violations = slices.Clone(d.Violations)
+	c.Warnings = slices.Clone(d.Warnings)
+	c.Shadow = slices.Clone(d.Shadow)
+	return &c
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }

@@ -14,10 +14,12 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/gatehouse-pdp/gatehouse/adapter"
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 	library "github.com/gatehouse-pdp/gatehouse/rego"
+	"github.com/gatehouse-pdp/gatehouse/test/scale"
 )
 
 // hintActions is how many generated actions the differential test decides
@@ -343,6 +345,11 @@ func checkCandidates(t testing.TB, e *Engine, a pdp.Action, d *pdp.Decision) {
 	}
 	folded := foldText(text)
 	agent, tenant := st.unit.hinter.Candidates(a.AgentID, a.StepType, folded)
+	obj := st.unit.hinter.CandidatesTerm(a.AgentID, a.StepType, folded)
+	if o, ok := obj.Value.(ast.Object); !ok || o.Len() != 2 ||
+		!slices.Equal(termNames(t, o.Get(ast.StringTerm("agent"))), agent) || !slices.Equal(termNames(t, o.Get(ast.StringTerm("tenant"))), tenant) {
+		t.Fatalf("%+v: CandidatesTerm %v, Candidates %v %v", a, obj, agent, tenant)
+	}
 	for _, v := range d.Violations {
 		ok := false
 		switch v.Scope {
@@ -363,6 +370,27 @@ func checkCandidates(t testing.TB, e *Engine, a pdp.Action, d *pdp.Decision) {
 			t.Fatalf("%+v: shadow %s/%s rule %d fired but was not a candidate (agent %v, tenant %v)", a, h.Scope, h.Policy, h.Rule, agent, tenant)
 		}
 	}
+}
+
+// termNames is the strings of an array term of string terms.
+func termNames(t testing.TB, term *ast.Term) []string {
+	t.Helper()
+	if term == nil {
+		t.Fatal("no candidates list")
+	}
+	arr, ok := term.Value.(*ast.Array)
+	if !ok {
+		t.Fatalf("candidates %v are not an array", term)
+	}
+	var out []string
+	for i := range arr.Len() {
+		s, ok := arr.Elem(i).Value.(ast.String)
+		if !ok {
+			t.Fatalf("candidate %v is not a string", arr.Elem(i))
+		}
+		out = append(out, string(s))
+	}
+	return out
 }
 
 // TestCandidatesSupersetOfFired checks the candidate property alone on
@@ -510,5 +538,68 @@ func compareText(t testing.TB, pq rego.PreparedEvalQuery, a pdp.Action) {
 	b := rs[0].Bindings
 	if b["t"] != text || b["f"] != foldText(text) || b["a"] != isASCII(text) {
 		t.Fatalf("%+v:\nGo      %q %q %v\nlibrary %q %q %v", a, text, foldText(text), isASCII(text), b["t"], b["f"], b["a"])
+	}
+}
+
+// TestNoHitMemo: a decision without hits is remembered per entry and
+// copied; the copy equals a fresh decode of the result and the unhinted
+// decision, and what a caller does to one decision never reaches the next.
+func TestNoHitMemo(t *testing.T) {
+	e := newEngine(t, Config{})
+	tp := pdp.TenantPolicies{TenantID: "acme", Revision: 1, Mode: pdp.ModeEnforcement, Policies: scale.SeedPolicies()}
+	e.SetTenant(tp)
+	quiet := pdp.Action{TenantID: "acme", AgentID: "support-bot", Name: "slack.send_message", Params: map[string]any{"text": "hello"}}
+	first := evaluate(t, e, quiet)
+	pq, err := e.entry(t.Context(), noop.Span{}, "acme", "support-bot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := pq.noHit.Load()
+	if m == nil {
+		t.Fatal("the no-hit decision was not remembered")
+	}
+	fresh, err := decodeAST(m.term.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := unhinted(t, e, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameDecision(first, fresh) || !sameDecision(first, want) {
+		t.Fatalf("remembered %+v, fresh decode %+v, unhinted %+v", first, fresh, want)
+	}
+	if len(first.PoliciesEvaluated) == 0 || first.Violations == nil || first.Warnings == nil {
+		t.Fatalf("the test needs policies_evaluated and empty, non-nil violation lists: %+v", first)
+	}
+	// Scribble over everything the caller got.
+	first.PoliciesEvaluated[0] = "scribbled"
+	first.PoliciesEvaluated = append(first.PoliciesEvaluated, "more")
+	first.Violations = append(first.Violations, pdp.Violation{Policy: "scribbled"})
+	first.Status = pdp.StatusBlocked
+	second := evaluate(t, e, quiet)
+	if pq.noHit.Load() != m {
+		t.Fatal("the remembered decision changed")
+	}
+	if !sameDecision(second, fresh) {
+		t.Fatalf("after the caller changed the first decision, the next is %+v, want %+v", second, fresh)
+	}
+	if &second.PoliciesEvaluated[0] == &m.d.PoliciesEvaluated[0] {
+		t.Fatal("a decision shares its policies_evaluated with the remembered one")
+	}
+	// A decision with hits is decoded, never taken for the remembered one.
+	hit := evaluate(t, e, as(seedAction, "support-bot"))
+	if len(hit.Violations) == 0 || sameDecision(hit, fresh) {
+		t.Fatalf("a decision with hits: %+v", hit)
+	}
+	// copyDecision copies every pointer and slice.
+	sev := pdp.SeverityHigh
+	reason, trig := "r", "p"
+	d := &pdp.Decision{PoliciesEvaluated: []string{"a"}, Severity: &sev, Reason: &reason, TriggeredPolicy: &trig,
+		Violations: []pdp.Violation{{Policy: "a"}}, Warnings: []pdp.Violation{}, Shadow: []pdp.ShadowHit{{Policy: "s"}}}
+	c := copyDecision(d)
+	if !reflect.DeepEqual(c, d) || c.Severity == d.Severity || c.Reason == d.Reason || c.TriggeredPolicy == d.TriggeredPolicy ||
+		&c.Violations[0] == &d.Violations[0] || &c.Shadow[0] == &d.Shadow[0] || &c.PoliciesEvaluated[0] == &d.PoliciesEvaluated[0] || c.Warnings == nil {
+		t.Fatalf("copyDecision shares or changes something: %+v", c)
 	}
 }

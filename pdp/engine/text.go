@@ -2,8 +2,8 @@ package engine
 
 import (
 	"errors"
-	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -22,80 +22,93 @@ var errNoText = errors.New("action text not computable in Go")
 // as encoding/json escapes them (invalid UTF-8 becomes \ufffd). A fuzz
 // test checks it byte for byte against the library on OPA.
 func actionText(name string, params ast.Object) (string, error) {
-	var b strings.Builder
-	b.Grow(64 + 2*len(name))
-	b.WriteString(`{"action":`)
-	writeString(&b, name)
-	b.WriteString(`,"params":`)
-	if err := writeValue(&b, params); err != nil {
+	bp := textBufs.Get().(*[]byte)
+	b := append((*bp)[:0], `{"action":`...)
+	b = appendString(b, name)
+	b = append(b, `,"params":`...)
+	b, err := appendValue(b, params)
+	b = append(b, '}')
+	text := string(b)
+	if cap(b) <= maxPooledText {
+		*bp = b
+		textBufs.Put(bp)
+	}
+	if err != nil {
 		return "", err
 	}
-	b.WriteByte('}')
-	return b.String(), nil
+	return text, nil
 }
 
-func writeValue(b *strings.Builder, v ast.Value) error {
+// textBufs holds the buffers actionText writes into before it copies the
+// text out: one allocation of the text's size per decision instead of the
+// growth steps of a fresh buffer.
+var textBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// maxPooledText bounds the buffers kept in textBufs: a huge action's
+// buffer is left to the collector.
+const maxPooledText = 64 << 10
+
+func appendValue(b []byte, v ast.Value) ([]byte, error) {
 	switch x := v.(type) {
 	case ast.Null:
-		b.WriteString("null")
+		b = append(b, "null"...)
 	case ast.Boolean:
 		if x {
-			b.WriteString("true")
+			b = append(b, "true"...)
 		} else {
-			b.WriteString("false")
+			b = append(b, "false"...)
 		}
 	case ast.Number:
 		if !validNumber(string(x)) {
-			return errNoText
+			return b, errNoText
 		}
-		b.WriteString(string(x))
+		b = append(b, x...)
 	case ast.String:
-		writeString(b, string(x))
+		b = appendString(b, string(x))
 	case *ast.Array:
-		b.WriteByte('[')
+		b = append(b, '[')
 		for i := range x.Len() {
 			if i > 0 {
-				b.WriteByte(',')
+				b = append(b, ',')
 			}
-			if err := writeValue(b, x.Elem(i).Value); err != nil {
-				return err
+			var err error
+			if b, err = appendValue(b, x.Elem(i).Value); err != nil {
+				return b, err
 			}
 		}
-		b.WriteByte(']')
+		b = append(b, ']')
 	case ast.Object:
-		keys := make([]string, 0, x.Len())
-		for _, k := range x.Keys() {
+		// Keys are in OPA's order, which for string keys is Go's string
+		// order: encoding/json's order of map keys.
+		b = append(b, '{')
+		for i, k := range x.Keys() {
 			s, ok := k.Value.(ast.String)
 			if !ok {
-				return errNoText
+				return b, errNoText
 			}
-			keys = append(keys, string(s))
-		}
-		slices.Sort(keys)
-		b.WriteByte('{')
-		for i, k := range keys {
 			if i > 0 {
-				b.WriteByte(',')
+				b = append(b, ',')
 			}
-			writeString(b, k)
-			b.WriteByte(':')
-			if err := writeValue(b, x.Get(ast.InternedTerm(k)).Value); err != nil {
-				return err
+			b = appendString(b, string(s))
+			b = append(b, ':')
+			var err error
+			if b, err = appendValue(b, x.Get(k).Value); err != nil {
+				return b, err
 			}
 		}
-		b.WriteByte('}')
+		b = append(b, '}')
 	default: // sets and anything else: not what a decoded action holds
-		return errNoText
+		return b, errNoText
 	}
-	return nil
+	return b, nil
 }
 
 const hexDigits = "0123456789abcdef"
 
-// writeString is encoding/json's string encoder without HTML escaping and
-// without escaping U+2028/U+2029 (which the library unescapes).
-func writeString(b *strings.Builder, s string) {
-	b.WriteByte('"')
+// appendString is encoding/json's string encoder without HTML escaping
+// and without escaping U+2028/U+2029 (which the library unescapes).
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
@@ -103,25 +116,23 @@ func writeString(b *strings.Builder, s string) {
 				i++
 				continue
 			}
-			b.WriteString(s[start:i])
+			b = append(b, s[start:i]...)
 			switch c {
 			case '\\', '"':
-				b.WriteByte('\\')
-				b.WriteByte(c)
+				b = append(b, '\\', c)
 			case '\b':
-				b.WriteString(`\b`)
+				b = append(b, `\b`...)
 			case '\f':
-				b.WriteString(`\f`)
+				b = append(b, `\f`...)
 			case '\n':
-				b.WriteString(`\n`)
+				b = append(b, `\n`...)
 			case '\r':
-				b.WriteString(`\r`)
+				b = append(b, `\r`...)
 			case '\t':
-				b.WriteString(`\t`)
+				b = append(b, `\t`...)
 			default:
-				b.WriteString(`\u00`)
-				b.WriteByte(hexDigits[c>>4])
-				b.WriteByte(hexDigits[c&0xF])
+				b = append(b, `\u00`...)
+				b = append(b, hexDigits[c>>4], hexDigits[c&0xF])
 			}
 			i++
 			start = i
@@ -129,16 +140,16 @@ func writeString(b *strings.Builder, s string) {
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
-			b.WriteString(s[start:i])
-			b.WriteString(`\ufffd`)
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
 			i += size
 			start = i
 			continue
 		}
 		i += size
 	}
-	b.WriteString(s[start:])
-	b.WriteByte('"')
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // validNumber is encoding/json's isValidNumber: json.Number text it writes
@@ -185,8 +196,13 @@ func validNumber(s string) bool {
 	return s == ""
 }
 
-// foldText is the library's lower(upper(text)).
+// foldText is the library's lower(upper(text)). On ASCII text that is
+// strings.ToLower alone (one pass, and no copy when s has no upper-case
+// letter).
 func foldText(s string) string {
+	if isASCII(s) {
+		return strings.ToLower(s)
+	}
 	return strings.ToLower(strings.ToUpper(s))
 }
 
