@@ -25,9 +25,10 @@ import (
 //
 // The hints: text, folded and ascii (the action text, computed in Go byte
 // for byte as the library computes it), candidates (the view's policies
-// that could fire, found with one multi-pattern pass, adapter.Hinter) and
-// builtins (the built-ins whose anchors occur). The library decides the
-// same without them; they only spare it work.
+// that could fire, found with one multi-pattern pass, adapter.Hinter),
+// builtins (the built-ins whose anchors occur) and financial (the money
+// word and whether an amount key occurs, when FinancialSafety may fire).
+// The library decides the same without them; they only spare it work.
 const hintedQuery = adapter.DecisionQuery + " with input as input.input with data.gatehouse.hints as input.hints"
 
 // prepareHinted prepares hintedQuery over a compiled unit, strict like
@@ -52,6 +53,11 @@ var (
 	hintBuiltins    = ast.InternedTerm("builtins")
 	hintFinancial   = ast.InternedTerm(adapter.BuiltinNames[0])
 	hintExfiltrated = ast.InternedTerm(adapter.BuiltinNames[1])
+	// financial: {keyword, amount_key}, FinancialSafety's facts
+	// (library.FinancialFacts, fuzz-checked against the Rego).
+	hintFinancialFacts = ast.InternedTerm("financial")
+	hintKeyword        = ast.InternedTerm("keyword")
+	hintAmountKey      = ast.InternedTerm("amount_key")
 )
 
 // builtinHints are the four possible values of the builtins hint, built
@@ -75,8 +81,13 @@ func hintedInput(h *adapter.Hinter, a pdp.Action, input ast.Value, params ast.Ob
 	folded := foldText(text)
 	candidates := h.CandidatesTerm(a.AgentID, a.StepType, folded)
 	builtins := 0
-	if library.FinancialSafetyMayFire(folded) {
+	var financial *ast.Term
+	if keyword, amountKey, ok := library.FinancialFacts(text, folded); ok {
 		builtins |= 1
+		financial = ast.ObjectTerm(
+			[2]*ast.Term{hintKeyword, shortStringTerm(keyword)},
+			[2]*ast.Term{hintAmountKey, ast.InternedTerm(amountKey)},
+		)
 	}
 	if library.DataExfiltrationMayFire(a.Name, text, folded) {
 		builtins |= 2
@@ -93,6 +104,9 @@ func hintedInput(h *adapter.Hinter, a pdp.Action, input ast.Value, params ast.Ob
 		[2]*ast.Term{hintCandidates, candidates},
 		[2]*ast.Term{hintBuiltins, builtinHints[builtins]},
 	)
+	if financial != nil {
+		hints.Insert(hintFinancialFacts, financial)
+	}
 	return ast.NewObject(
 		[2]*ast.Term{hintInputKey, ast.NewTerm(input)},
 		[2]*ast.Term{hintHintsKey, ast.NewTerm(hints)},

@@ -23,7 +23,8 @@
 #   Hints (optional; only Gatehouse's engine sets them, through `with`):
 #     data.gatehouse.hints = {"text", "folded", "ascii",
 #       "candidates": {"agent": [names], "tenant": [names]},
-#       "builtins": {name: true}}
+#       "builtins": {name: true},
+#       "financial": {"keyword", "amount_key"}}  (builtins/financial_safety.rego)
 #   Generated modules (one hits rule per policy rule; a hit is the tuple
 #   _ranked builds, see there):
 #     data.gatehouse.policies[t].tenant[name].hits
