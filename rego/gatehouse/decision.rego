@@ -199,14 +199,16 @@ _hits contains h if {
 	not _whitelisted(p)
 }
 
-_hits contains _builtin_hit(v, "FinancialSafetyPolicy") if {
+# The built-ins yield their hits ranked and composed, like the generated
+# rules.
+_hits contains h if {
 	_builtins.FinancialSafetyPolicy
-	some v in financial_safety.violations
+	some h in financial_safety.hits
 }
 
-_hits contains _builtin_hit(v, "DataExfiltrationPolicy") if {
+_hits contains h if {
 	_builtins.DataExfiltrationPolicy
-	some v in data_exfiltration.violations
+	some h in data_exfiltration.hits
 }
 
 # The hits of shadow policies, found the same way (the candidates and the
@@ -267,7 +269,8 @@ _status_of_outcome := {"block": "blocked", "require_approval": "pending_review",
 # hits', since rounding is monotonic) and the trigger's fields. The
 # adapter writes the same terms into each generated rule, with everything
 # but the violation, the match and the reason as constants
-# (adapter/translate.go's hitTerm; tested against this definition).
+# (adapter/translate.go's hitTerm), and so do the built-ins' rules; both
+# are tested against this definition.
 _ranked(v, policy, scope) := [
 	0 - _outcome_rank[v.on_violation],
 	0 - _severity_rank[v.severity],
@@ -286,70 +289,6 @@ _ranked(v, policy, scope) := [
 	},
 ] if {
 	h := object.union(v, {"policy": policy, "scope": scope})
-}
-
-# The hit of a built-in's violation v: _ranked's, with the parts that do
-# not depend on the action looked up in _builtin_ranks by everything v
-# holds besides its match and reason (a violation the table does not hold
-# is ranked by _ranked itself).
-_builtin_hit(v, policy) := array.concat(c.key, [h, object.union(
-	{"reason": v.reason, "violations": [h], "warnings": [h]},
-	c.patch,
-)]) if {
-	c := _builtin_ranks[policy][object.remove(v, ["match", "reason"])]
-	h := object.union(v, {"policy": policy, "scope": "builtin"})
-} else := _ranked(v, policy, "builtin")
-
-# _ranked's constants for the built-ins' rules (rego/gatehouse/builtins),
-# keyed by a violation less its match and reason: the hit's key (ranks,
-# scope, policy, rule) and its patch less reason and violations, whose
-# warnings are [] unless the rule warns (then the hit's own [h] stays).
-# test_builtin_ranks_are_ranked checks every entry against _ranked.
-_builtin_ranks := {
-	"FinancialSafetyPolicy": {
-		{"rule": 0, "severity": "critical", "on_violation": "block", "confidence": 1}: {
-			"key": [-3, -4, 2, "FinancialSafetyPolicy", 0],
-			"patch": {"status": "blocked", "risk_score": 1, "triggered_policy": "FinancialSafetyPolicy", "severity": "critical", "warnings": []},
-		},
-		{"rule": 1, "severity": "high", "on_violation": "require_approval", "confidence": 1}: {
-			"key": [-2, -3, 2, "FinancialSafetyPolicy", 1],
-			"patch": {"status": "pending_review", "risk_score": 0.8, "triggered_policy": "FinancialSafetyPolicy", "severity": "high", "warnings": []},
-		},
-		{"rule": 2, "severity": "low", "on_violation": "warn", "confidence": 0.85}: {
-			"key": [-1, -1, 2, "FinancialSafetyPolicy", 2],
-			"patch": {"status": "allowed", "risk_score": 0.21, "triggered_policy": "FinancialSafetyPolicy", "severity": "low"},
-		},
-	},
-	"DataExfiltrationPolicy": {
-		{"rule": 0, "severity": "critical", "on_violation": "block", "confidence": 0.95}: {
-			"key": [-3, -4, 2, "DataExfiltrationPolicy", 0],
-			"patch": {"status": "blocked", "risk_score": 0.95, "triggered_policy": "DataExfiltrationPolicy", "severity": "critical", "warnings": []},
-		},
-		{"rule": 1, "severity": "critical", "on_violation": "block", "confidence": 0.95}: {
-			"key": [-3, -4, 2, "DataExfiltrationPolicy", 1],
-			"patch": {"status": "blocked", "risk_score": 0.95, "triggered_policy": "DataExfiltrationPolicy", "severity": "critical", "warnings": []},
-		},
-		{"rule": 2, "severity": "critical", "on_violation": "block", "confidence": 0.95}: {
-			"key": [-3, -4, 2, "DataExfiltrationPolicy", 2],
-			"patch": {"status": "blocked", "risk_score": 0.95, "triggered_policy": "DataExfiltrationPolicy", "severity": "critical", "warnings": []},
-		},
-		{"rule": 3, "severity": "critical", "on_violation": "block", "confidence": 0.95}: {
-			"key": [-3, -4, 2, "DataExfiltrationPolicy", 3],
-			"patch": {"status": "blocked", "risk_score": 0.95, "triggered_policy": "DataExfiltrationPolicy", "severity": "critical", "warnings": []},
-		},
-		{"rule": 4, "severity": "critical", "on_violation": "block", "confidence": 0.95}: {
-			"key": [-3, -4, 2, "DataExfiltrationPolicy", 4],
-			"patch": {"status": "blocked", "risk_score": 0.95, "triggered_policy": "DataExfiltrationPolicy", "severity": "critical", "warnings": []},
-		},
-		{"rule": 5, "severity": "high", "on_violation": "require_approval", "confidence": 0.85}: {
-			"key": [-2, -3, 2, "DataExfiltrationPolicy", 5],
-			"patch": {"status": "pending_review", "risk_score": 0.68, "triggered_policy": "DataExfiltrationPolicy", "severity": "high", "warnings": []},
-		},
-		{"rule": 6, "severity": "critical", "on_violation": "block", "confidence": 0.9}: {
-			"key": [-3, -4, 2, "DataExfiltrationPolicy", 6],
-			"patch": {"status": "blocked", "risk_score": 0.9, "triggered_policy": "DataExfiltrationPolicy", "severity": "critical", "warnings": []},
-		},
-	},
 }
 
 # Hits strongest first; the first is the trigger, and its outcome is the
@@ -404,19 +343,30 @@ _shadow_mode if _tenant.mode == "shadow"
 
 # Something fired: the view's no-hit result with the trigger's patch, and,
 # when more than one hit fired, every hit's violations and warnings and
-# the largest risk score.
+# the largest risk score. A patch's warnings are its hit's own violation
+# when the hit warns, else none, so the warnings are the patches'
+# warnings in rank order; two hits, the commonest case after one, are
+# composed without iterating.
 _fired_result := object.union(_view.allowed, x[6]) if {
 	_nhits == 1
 	some x in _hits
+} else := object.union_n([_view.allowed, a[6], {
+	"risk_score": max([a[6].risk_score, b[6].risk_score]),
+	"violations": [a[5], b[5]],
+	"warnings": array.concat(a[6].warnings, b[6].warnings),
+}]) if {
+	[a, b] := _ranked_hits
+} else := object.union_n([_view.allowed, a[6], {
+	"risk_score": max([a[6].risk_score, b[6].risk_score, c[6].risk_score]),
+	"violations": [a[5], b[5], c[5]],
+	"warnings": array.concat(array.concat(a[6].warnings, b[6].warnings), c[6].warnings),
+}]) if {
+	[a, b, c] := _ranked_hits
 } else := object.union_n([_view.allowed, _ranked_hits[0][6], {
 	"risk_score": max([x[6].risk_score | some x in _hits]),
 	"violations": [x[5] | some x in _ranked_hits],
-	"warnings": [x[5] | some x in _ranked_hits; x[5].on_violation == "warn"],
+	"warnings": [x[5] | some x in _ranked_hits; x[0] == -1],
 }])
-
-# Nothing fired, shadow policies included: the view's precomputed result.
-# Only shadow hits: the same result with the shadow list (the tenant's mode
-# already applied to it). Otherwise the strongest enforced hit decides.
 
 # METADATA
 # description: The policy_result of docs/api.md §A7, less action_id and timing.
@@ -427,7 +377,22 @@ result := r if {
 	r := _result
 }
 
+# A view with no shadow policy (both of its shadow lists empty, as the
+# adapter writes them and _computed_view computes them) has no shadow
+# hits, so the first two branches never look for any: nothing fired is
+# the view's precomputed result (the tenant's mode already applied), and,
+# for a tenant that enforces, one or more hits make _fired_result (a view
+# that reached the second branch has hits). Otherwise: nothing fired,
+# shadow policies included, is the view's precomputed result; only shadow
+# hits, the same result with the shadow list; else the strongest enforced
+# hit decides, the tenant's mode and the shadow hits applied to it.
 _result := _view.allowed if {
+	_nhits == 0
+	_view.shadow == {"agent": {}, "tenant": {}}
+} else := _fired_result if {
+	_view.shadow == {"agent": {}, "tenant": {}}
+	_tenant.mode == "enforcement"
+} else := _view.allowed if {
 	_nhits == 0
 	_nshadow == 0
 } else := object.union(_view.allowed, {"shadow": _shadow}) if {

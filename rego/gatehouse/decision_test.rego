@@ -11,6 +11,8 @@
 #   ACTION with no whitelist unless the test says otherwise.
 package gatehouse.decision_test
 
+import data.gatehouse.builtins.data_exfiltration
+import data.gatehouse.builtins.financial_safety
 import data.gatehouse.decision
 
 _input := {"tenant_id": "acme", "action": "send_email", "params": {"to": "ops"}}
@@ -603,18 +605,41 @@ test_hints_in_input_are_ignored if {
 	_order(_result(inp, _with_views, {"acme": _scoped})) == [["pii", "tenant", 0]]
 }
 
-# --- the built-ins' precomputed ranks -------------------------------------
+# --- the built-ins' pre-ranked hits --------------------------------------
 
-test_builtin_ranks_are_ranked[name] if {
-	some policy, ranks in decision._builtin_ranks
-	some k, _ in ranks
-	name := sprintf("%s rule %d", [policy, k.rule])
-	v := object.union(k, {"match": "m", "reason": "r"})
-	decision._builtin_hit(v, policy) == decision._ranked(v, policy, "builtin")
+# Inputs on which each rule of the built-ins fires (at least once).
+_builtin_rule_inputs := {
+	"FinancialSafetyPolicy": {
+		0: {"action": "wire_funds", "params": {"amount": 500000}},
+		1: {"action": "wire_funds", "params": {"amount": 20000}},
+		2: {"action": "wire_funds", "params": {"amount": 5}},
+	},
+	"DataExfiltrationPolicy": {
+		0: {"action": "send", "params": {"body": "-----BEGIN RSA PRIVATE KEY-----\nMIIE"}},
+		1: {"action": "send", "params": {"aws": "AKIAIOSFODNN7EXAMPLE"}},
+		2: {"action": "send", "params": {"token": "ghp_1234567890abcdefghijklmnopqrstuvwxyz"}},
+		3: {"action": "send", "params": {"token": "xoxb-1234567890-abcdef"}},
+		4: {"action": "http.post", "params": {"body": "api_key: abcdefghijkl"}},
+		5: {"action": "db.export", "params": {"what": "the customer records"}},
+		6: {"action": "mail", "params": {"body": "please send the secrets over"}},
+	},
 }
 
-test_builtin_violation_outside_the_table_is_ranked if {
-	v := {"rule": 9, "severity": "medium", "on_violation": "warn", "confidence": 0.5, "match": "m", "reason": "r"}
-	not decision._builtin_ranks.FinancialSafetyPolicy[object.remove(v, ["match", "reason"])]
-	decision._builtin_hit(v, "FinancialSafetyPolicy") == decision._ranked(v, "FinancialSafetyPolicy", "builtin")
+_builtin_hits := {
+	"FinancialSafetyPolicy": financial_safety.hits,
+	"DataExfiltrationPolicy": data_exfiltration.hits,
+}
+
+# Every hit a built-in's rule yields is exactly decision._ranked's hit of
+# its violation (the constants written into the rules are right), and
+# the rule named does fire on its input.
+test_builtin_hits_are_ranked[name] if {
+	some policy, inputs in _builtin_rule_inputs
+	some rule, inp in inputs
+	name := sprintf("%s rule %d", [policy, rule])
+	hits := _builtin_hits[policy] with input as inp
+	rule in {h[4] | some h in hits}
+	every h in hits {
+		h == decision._ranked(object.remove(h[5], ["policy", "scope"]), policy, "builtin")
+	}
 }

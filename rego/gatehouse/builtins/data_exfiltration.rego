@@ -10,6 +10,26 @@ package gatehouse.builtins.data_exfiltration
 
 import data.gatehouse.text
 
+# METADATA
+# description: The built-in's violations, as its rules find them.
+violations contains object.remove(h[5], ["policy", "scope"]) if some h in hits
+
+# Each rule yields its hit ranked and composed as the generated rules
+# yield theirs: [0 - outcome rank, 0 - severity rank, scope rank, policy,
+# rule, violation, patch], data.gatehouse.decision._ranked's tuple with
+# every part that does not depend on the action written as a constant
+# (decision_test.rego checks each rule's hit against _ranked). Rules 0-4
+# block at critical severity with confidence 0.95: _blocked builds theirs.
+_blocked(v) := [-3, -4, 2, "DataExfiltrationPolicy", v.rule, v, {
+	"status": "blocked",
+	"risk_score": 0.95,
+	"triggered_policy": "DataExfiltrationPolicy",
+	"severity": "critical",
+	"reason": v.reason,
+	"violations": [v],
+	"warnings": [],
+}]
+
 # Case-sensitive detectors, each behind a cheap containment pre-check of a
 # literal every match contains; unrolled, because iterating a table of them
 # costs more than the checks themselves.
@@ -18,6 +38,8 @@ _redact(s, keep) := s if count(s) <= keep
 _redact(s, keep) := concat("", [substring(s, 0, keep), "****"]) if count(s) > keep
 
 _secret(i, kind, m, keep) := {
+	"policy": "DataExfiltrationPolicy",
+	"scope": "builtin",
 	"rule": i,
 	"severity": "critical",
 	"on_violation": "block",
@@ -31,7 +53,7 @@ _secret(i, kind, m, keep) := {
 #   policy: DataExfiltrationPolicy
 #   rule: 0
 #   severity: critical
-violations contains _secret(0, "private key", m, 100) if {
+hits contains _blocked(_secret(0, "private key", m, 100)) if {
 	contains(text.text, "PRIVATE KEY-----")
 	m := regex.find_n(`-----BEGIN [A-Z ]*PRIVATE KEY-----`, text.text, 1)[0]
 }
@@ -41,7 +63,7 @@ violations contains _secret(0, "private key", m, 100) if {
 #   policy: DataExfiltrationPolicy
 #   rule: 1
 #   severity: critical
-violations contains _secret(1, "AWS access key", m, 4) if {
+hits contains _blocked(_secret(1, "AWS access key", m, 4)) if {
 	contains(text.text, "AKIA")
 	m := regex.find_n(`AKIA[0-9A-Z]{16}`, text.text, 1)[0]
 }
@@ -51,7 +73,7 @@ violations contains _secret(1, "AWS access key", m, 4) if {
 #   policy: DataExfiltrationPolicy
 #   rule: 2
 #   severity: critical
-violations contains _secret(2, "GitHub token", m, 4) if {
+hits contains _blocked(_secret(2, "GitHub token", m, 4)) if {
 	contains(text.text, "gh")
 	m := regex.find_n(`gh[pousr]_[A-Za-z0-9]{36}`, text.text, 1)[0]
 }
@@ -61,7 +83,7 @@ violations contains _secret(2, "GitHub token", m, 4) if {
 #   policy: DataExfiltrationPolicy
 #   rule: 3
 #   severity: critical
-violations contains _secret(3, "Slack token", m, 4) if {
+hits contains _blocked(_secret(3, "Slack token", m, 4)) if {
 	contains(text.text, "xox")
 	m := regex.find_n(`xox[abprs]-[A-Za-z0-9-]{10,}`, text.text, 1)[0]
 }
@@ -82,14 +104,16 @@ _credential_pre if {
 #   policy: DataExfiltrationPolicy
 #   rule: 4
 #   severity: critical
-violations contains {
+hits contains _blocked({
+	"policy": "DataExfiltrationPolicy",
+	"scope": "builtin",
 	"rule": 4,
 	"severity": "critical",
 	"on_violation": "block",
 	"confidence": 0.95,
 	"match": m[1],
 	"reason": "Potential data exfiltration: credential",
-} if {
+}) if {
 	_credential_pre
 	m := regex.find_all_string_submatch_n(_credential_re, text.text, 1)[0]
 }
@@ -108,17 +132,28 @@ _sensitive_pre if {
 #   policy: DataExfiltrationPolicy
 #   rule: 5
 #   severity: high
-violations contains {
-	"rule": 5,
+hits contains [-2, -3, 2, "DataExfiltrationPolicy", 5, v, {
+	"status": "pending_review",
+	"risk_score": 0.68,
+	"triggered_policy": "DataExfiltrationPolicy",
 	"severity": "high",
-	"on_violation": "require_approval",
-	"confidence": 0.85,
-	"match": m,
-	"reason": concat("", ["Sensitive data export requires approval: ", m]),
-} if {
+	"reason": v.reason,
+	"violations": [v],
+	"warnings": [],
+}] if {
 	regex.match(`(?i)(export|upload|dump|backup|sync)`, input.action)
 	_sensitive_pre
 	m := regex.find_n(_sensitive_re, text.text, 1)[0]
+	v := {
+		"policy": "DataExfiltrationPolicy",
+		"scope": "builtin",
+		"rule": 5,
+		"severity": "high",
+		"on_violation": "require_approval",
+		"confidence": 0.85,
+		"match": m,
+		"reason": concat("", ["Sensitive data export requires approval: ", m]),
+	}
 }
 
 # Sending secrets out: a send/export/upload verb, then, within a few words,
@@ -153,14 +188,25 @@ _sending_verb if {
 #   policy: DataExfiltrationPolicy
 #   rule: 6
 #   severity: critical
-violations contains {
-	"rule": 6,
+hits contains [-3, -4, 2, "DataExfiltrationPolicy", 6, v, {
+	"status": "blocked",
+	"risk_score": 0.9,
+	"triggered_policy": "DataExfiltrationPolicy",
 	"severity": "critical",
-	"on_violation": "block",
-	"confidence": 0.9,
-	"match": concat(" … ", [m[1], m[2]]),
 	"reason": "Potential data exfiltration: sending secrets",
-} if {
+	"violations": [v],
+	"warnings": [],
+}] if {
 	_sending_pre
 	m := regex.find_all_string_submatch_n(_sending_re, text.text, 1)[0]
+	v := {
+		"policy": "DataExfiltrationPolicy",
+		"scope": "builtin",
+		"rule": 6,
+		"severity": "critical",
+		"on_violation": "block",
+		"confidence": 0.9,
+		"match": concat(" … ", [m[1], m[2]]),
+		"reason": "Potential data exfiltration: sending secrets",
+	}
 }

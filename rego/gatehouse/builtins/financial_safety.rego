@@ -21,8 +21,17 @@ import data.gatehouse.builtins.digits
 import data.gatehouse.text
 
 # METADATA
-# description: The built-in's hits (at most one).
-violations contains _violation if _keyword
+# description: |
+#   The built-in's hit (at most one), ranked and composed as the generated
+#   rules yield theirs: [0 - outcome rank, 0 - severity rank, scope rank,
+#   policy, rule, violation, patch], data.gatehouse.decision._ranked's
+#   tuple with every part that does not depend on the action written as a
+#   constant (decision_test.rego checks each rule's hit against _ranked).
+hits contains _hit if _keyword
+
+# METADATA
+# description: The built-in's violations (at most one), as its rules find them.
+violations contains object.remove(h[5], ["policy", "scope"]) if some h in hits
 
 # Each money word that occurs in the folded text, as [position, word]
 # (folded, so containment is sound for the case-insensitive regex). One
@@ -77,18 +86,16 @@ _values contains v if {
 	not is_array(v)
 }
 
-# Whether a quoted amount key occurs: the hint
+# Whether a quoted amount key occurs (true or false): the hint
 # data.gatehouse.hints.financial.amount_key when the engine gives one.
-_amount_key_pre if data.gatehouse.hints.financial.amount_key == true
-
-_amount_key_pre if {
-	not _amount_key_hinted
+_amount_key_pre := k if {
+	k := data.gatehouse.hints.financial.amount_key
+	is_boolean(k)
+} else if {
 	f := text.folded
 	some k in {`"amount":`, `"value":`, `"total":`, `"sum":`}
 	contains(f, k)
-}
-
-_amount_key_hinted if is_boolean(data.gatehouse.hints.financial.amount_key)
+} else := false
 
 # [number, value] for every amount that parses.
 _parsed contains [n, v] if {
@@ -192,33 +199,68 @@ _or_zero(s) := "0" if s == ""
 # labels:
 #   policy: FinancialSafetyPolicy
 #   rules: "0: hard limit, 1: approval threshold or unknown amount, 2: detected"
-_violation := _approval if {
-	not _amount_key_pre
-} else := {
-	"rule": 0,
+_hit := _approval if {
+	_amount_key_pre == false
+} else := [-3, -4, 2, "FinancialSafetyPolicy", 0, v, {
+	"status": "blocked",
+	"risk_score": 1,
+	"triggered_policy": "FinancialSafetyPolicy",
 	"severity": "critical",
-	"on_violation": "block",
-	"confidence": 1,
-	"match": _keyword,
-	"reason": concat("", ["Financial operation exceeds hard limit: ", _amount_text]),
-} if {
+	"reason": v.reason,
+	"violations": [v],
+	"warnings": [],
+}] if {
 	_amount >= _settings.hard_limit
+	v := {
+		"policy": "FinancialSafetyPolicy",
+		"scope": "builtin",
+		"rule": 0,
+		"severity": "critical",
+		"on_violation": "block",
+		"confidence": 1,
+		"match": _keyword,
+		"reason": concat("", ["Financial operation exceeds hard limit: ", _amount_text]),
+	}
 } else := _approval if {
 	_needs_approval
-} else := {
-	"rule": 2,
+} else := [-1, -1, 2, "FinancialSafetyPolicy", 2, v, {
+	"status": "allowed",
+	"risk_score": 0.21,
+	"triggered_policy": "FinancialSafetyPolicy",
 	"severity": "low",
-	"on_violation": "warn",
-	"confidence": 0.85,
-	"match": _keyword,
-	"reason": concat("", ["Financial operation detected: ", _keyword]),
+	"reason": v.reason,
+	"violations": [v],
+	"warnings": [v],
+}] if {
+	v := {
+		"policy": "FinancialSafetyPolicy",
+		"scope": "builtin",
+		"rule": 2,
+		"severity": "low",
+		"on_violation": "warn",
+		"confidence": 0.85,
+		"match": _keyword,
+		"reason": concat("", ["Financial operation detected: ", _keyword]),
+	}
 }
 
-_approval := {
-	"rule": 1,
+_approval := [-2, -3, 2, "FinancialSafetyPolicy", 1, v, {
+	"status": "pending_review",
+	"risk_score": 0.8,
+	"triggered_policy": "FinancialSafetyPolicy",
 	"severity": "high",
-	"on_violation": "require_approval",
-	"confidence": 1,
-	"match": _keyword,
 	"reason": "High-value financial operation requires approval",
+	"violations": [v],
+	"warnings": [],
+}] if {
+	v := {
+		"policy": "FinancialSafetyPolicy",
+		"scope": "builtin",
+		"rule": 1,
+		"severity": "high",
+		"on_violation": "require_approval",
+		"confidence": 1,
+		"match": _keyword,
+		"reason": "High-value financial operation requires approval",
+	}
 }

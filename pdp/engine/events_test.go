@@ -1,0 +1,119 @@
+package engine
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/gatehouse-pdp/gatehouse/test/scale"
+)
+
+var eventDump = flag.String("events.dump", "", "TestDecisionEvents: write the trace of the first decision of each bucket to this file prefix")
+
+var eventActions = flag.Int("events.actions", 0, "TestDecisionEvents: decide this many scale-M actions with a tracer and log the events per fired bucket (0: skip)")
+
+// TestDecisionEvents logs how many evaluator events a hinted decision at
+// scale M costs (the noise-free measure of Rego work the engine issue
+// reports), by the number of rules that fire, and, per bucket, where the
+// events go (file and line of the median decision's events).
+// `go test ./pdp/engine -run TestDecisionEvents -v -args -events.actions=1500`.
+func TestDecisionEvents(t *testing.T) {
+	if *eventActions <= 0 {
+		t.Skip("set -events.actions")
+	}
+	s := scale.M()
+	e := loadScale(t, s, Config{CacheSize: 20000, Timeout: time.Minute})
+	type sample struct {
+		events int
+		byFile map[string]int
+		byLine map[string]int
+	}
+	buckets := map[string][]sample{}
+	exact, warned := map[int]int{}, map[int]int{}
+	defer func() { t.Logf("decisions by number of hits %v, of them with a warning %v", exact, warned) }()
+	for _, a := range s.Actions[:min(*eventActions, len(s.Actions))] {
+		input, params, err := inputAndParams(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pq, err := e.entry(t.Context(), noop.Span{}, a.TenantID, a.AgentID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wrapped, ok := hintedInput(pq.hinter, a, input, params)
+		if !ok || pq.hinted == nil {
+			t.Fatalf("%v: not hinted", a)
+		}
+		buf := topdown.NewBufferTracer()
+		rs, err := pq.hinted.Eval(t.Context(), rego.EvalParsedInput(wrapped), rego.EvalQueryTracer(buf))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := pq.decisionOfAST(rs, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := fmt.Sprint(len(d.Violations))
+		exact[len(d.Violations)]++
+		for _, v := range d.Violations {
+			if v.OnViolation == "warn" {
+				warned[len(d.Violations)]++
+				break
+			}
+		}
+		if len(d.Violations) >= 3 {
+			k = "3+"
+		}
+		smp := sample{events: len(*buf), byFile: map[string]int{}, byLine: map[string]int{}}
+		for _, ev := range *buf {
+			f, l := "query", ""
+			if ev.Location != nil {
+				f = ev.Location.File
+				l = fmt.Sprintf("%s:%d", f[strings.LastIndex(f, "/")+1:], ev.Location.Row)
+			}
+			smp.byFile[f]++
+			smp.byLine[l]++
+		}
+		if *eventDump != "" && len(buckets[k]) == 0 {
+			var sb strings.Builder
+			topdown.PrettyTraceWithLocation(&sb, *buf)
+			if err := os.WriteFile(*eventDump+k+".txt", []byte(sb.String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		buckets[k] = append(buckets[k], smp)
+	}
+	for _, k := range []string{"0", "1", "2", "3+"} {
+		b := buckets[k]
+		if len(b) == 0 {
+			continue
+		}
+		sort.Slice(b, func(i, j int) bool { return b[i].events < b[j].events })
+		sum := 0
+		for _, x := range b {
+			sum += x.events
+		}
+		m := b[len(b)/2]
+		t.Logf("fired=%-2s n=%4d median %5d events, mean %7.1f, min %d, max %d", k, len(b), m.events, float64(sum)/float64(len(b)), b[0].events, b[len(b)-1].events)
+		t.Logf("  median decision by file: %v", m.byFile)
+		lines := make([]string, 0, len(m.byLine))
+		for l := range m.byLine {
+			lines = append(lines, l)
+		}
+		slices.SortFunc(lines, func(x, y string) int { return m.byLine[y] - m.byLine[x] })
+		var sb strings.Builder
+		for _, l := range lines[:min(25, len(lines))] {
+			fmt.Fprintf(&sb, " %s=%d", l, m.byLine[l])
+		}
+		t.Logf("  median decision by line:%s", sb.String())
+	}
+}
