@@ -200,6 +200,9 @@ _or_zero(s) := "0" if s == ""
 #   policy: FinancialSafetyPolicy
 #   rules: "0: hard limit, 1: approval threshold or unknown amount, 2: detected"
 _hit := _approval if {
+	# the hint's answer, read here first: the commonest hit for one lookup
+	data.gatehouse.hints.financial.amount_key == false
+} else := _approval if {
 	_amount_key_pre == false
 } else := [-3, -4, 2, "FinancialSafetyPolicy", 0, v, {
 	"status": "blocked",
