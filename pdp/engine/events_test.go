@@ -17,7 +17,7 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/test/scale"
 )
 
-var eventDump = flag.String("events.dump", "", "TestDecisionEvents: write the trace of the first decision of each bucket to this file prefix")
+var eventDump = flag.String("events.dump", "", "TestDecisionEvents: write the trace of each bucket's median decision to this file prefix")
 
 var eventActions = flag.Int("events.actions", 0, "TestDecisionEvents: decide this many scale-M actions with a tracer and log the events per fired bucket (0: skip)")
 
@@ -36,6 +36,7 @@ func TestDecisionEvents(t *testing.T) {
 		events int
 		byFile map[string]int
 		byLine map[string]int
+		trace  topdown.BufferTracer
 	}
 	buckets := map[string][]sample{}
 	exact, warned := map[int]int{}, map[int]int{}
@@ -83,12 +84,8 @@ func TestDecisionEvents(t *testing.T) {
 			smp.byFile[f]++
 			smp.byLine[l]++
 		}
-		if *eventDump != "" && len(buckets[k]) == 0 {
-			var sb strings.Builder
-			topdown.PrettyTraceWithLocation(&sb, *buf)
-			if err := os.WriteFile(*eventDump+k+".txt", []byte(sb.String()), 0o644); err != nil {
-				t.Fatal(err)
-			}
+		if *eventDump != "" {
+			smp.trace = *buf
 		}
 		buckets[k] = append(buckets[k], smp)
 	}
@@ -105,6 +102,13 @@ func TestDecisionEvents(t *testing.T) {
 		m := b[len(b)/2]
 		t.Logf("fired=%-2s n=%4d median %5d events, mean %7.1f, min %d, max %d", k, len(b), m.events, float64(sum)/float64(len(b)), b[0].events, b[len(b)-1].events)
 		t.Logf("  median decision by file: %v", m.byFile)
+		if *eventDump != "" {
+			var sb strings.Builder
+			topdown.PrettyTraceWithLocation(&sb, m.trace)
+			if err := os.WriteFile(*eventDump+k+".txt", []byte(sb.String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
 		lines := make([]string, 0, len(m.byLine))
 		for l := range m.byLine {
 			lines = append(lines, l)
