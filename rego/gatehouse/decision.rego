@@ -345,8 +345,8 @@ _shadow_mode if _tenant.mode == "shadow"
 # when more than one hit fired, every hit's violations and warnings and
 # the largest risk score. A patch's warnings are its hit's own violation
 # when the hit warns, else none, so the warnings are the patches'
-# warnings in rank order; two hits, the commonest case after one, are
-# composed without iterating.
+# warnings in rank order. Two and three hits (most decisions where more
+# than one rule fires) are composed without iterating.
 _fired_result := object.union(_view.allowed, x[6]) if {
 	_nhits == 1
 	some x in _hits
@@ -368,31 +368,36 @@ _fired_result := object.union(_view.allowed, x[6]) if {
 	"warnings": [x[5] | some x in _ranked_hits; x[0] == -1],
 }])
 
-# METADATA
-# description: The policy_result of docs/api.md §A7, less action_id and timing.
-# entrypoint: true
-result := r if {
-	is_string(input.action)
-	_tenant
-	r := _result
-}
-
 # A view with no shadow policy (both of its shadow lists empty, as the
 # adapter writes them and _computed_view computes them) has no shadow
 # hits, so the first two branches never look for any: nothing fired is
 # the view's precomputed result (the tenant's mode already applied), and,
 # for a tenant that enforces, one or more hits make _fired_result (a view
-# that reached the second branch has hits). Otherwise: nothing fired,
-# shadow policies included, is the view's precomputed result; only shadow
-# hits, the same result with the shadow list; else the strongest enforced
-# hit decides, the tenant's mode and the shadow hits applied to it.
-_result := _view.allowed if {
+# that reached the second branch has hits). Every other case is
+# _result's. (The view is defined only for a tenant the data holds.)
+
+# METADATA
+# description: The policy_result of docs/api.md §A7, less action_id and timing.
+# entrypoint: true
+result := _view.allowed if {
+	is_string(input.action)
 	_nhits == 0
 	_view.shadow == {"agent": {}, "tenant": {}}
 } else := _fired_result if {
+	is_string(input.action)
 	_view.shadow == {"agent": {}, "tenant": {}}
 	_tenant.mode == "enforcement"
-} else := _view.allowed if {
+} else := r if {
+	is_string(input.action)
+	_tenant
+	r := _result
+}
+
+# Nothing fired, shadow policies included: the view's precomputed result.
+# Only shadow hits: the same result with the shadow list (the tenant's mode
+# already applied to it). Otherwise the strongest enforced hit decides,
+# the tenant's mode and the shadow hits applied to it.
+_result := _view.allowed if {
 	_nhits == 0
 	_nshadow == 0
 } else := object.union(_view.allowed, {"shadow": _shadow}) if {
