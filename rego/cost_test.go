@@ -132,12 +132,14 @@ func (c *eventCounter) Enabled() bool               { return true }
 func (c *eventCounter) TraceEvent(topdown.Event)    { c.n++ }
 func (c *eventCounter) Config() topdown.TraceConfig { return topdown.TraceConfig{} }
 
+// costBuiltins are the built-ins' hits, ranked and composed, as the
+// decision reads them.
 var costBuiltins = map[string]string{
 	"baseline":  "x := input.action",
-	"financial": "x := data.gatehouse.builtins.financial_safety.violations",
+	"financial": "x := data.gatehouse.builtins.financial_safety.hits",
 	// the same, with the engine's optional FinancialFacts hint
-	"financial+facts": "x := data.gatehouse.builtins.financial_safety.violations",
-	"exfiltration":    "x := data.gatehouse.builtins.data_exfiltration.violations",
+	"financial+facts": "x := data.gatehouse.builtins.financial_safety.hits",
+	"exfiltration":    "x := data.gatehouse.builtins.data_exfiltration.hits",
 }
 
 // costInput is the hinted query's input for action a and built-in b.
