@@ -200,7 +200,8 @@ _or_zero(s) := "0" if s == ""
 #   policy: FinancialSafetyPolicy
 #   rules: "0: hard limit, 1: approval threshold or unknown amount, 2: detected"
 _hit := _approval if {
-	# the hint's answer, read here first: the commonest hit for one lookup
+	# The engine's facts say no amount key occurs: the commonest hit, for
+	# one lookup (the next branch decides the same without the hint).
 	data.gatehouse.hints.financial.amount_key == false
 } else := _approval if {
 	_amount_key_pre == false
