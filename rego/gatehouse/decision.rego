@@ -345,7 +345,8 @@ _shadow_mode if _tenant.mode == "shadow"
 # when more than one hit fired, every hit's violations and warnings and
 # the largest risk score. A patch's warnings are its hit's own violation
 # when the hit warns, else none, so the warnings are the patches'
-# warnings in rank order. Two and three hits (most decisions where more
+# warnings in rank order (or, iterating, the violations of the hits whose
+# outcome rank is 1: warn). Two and three hits (most decisions where more
 # than one rule fires) are composed without iterating.
 _fired_result := object.union(_view.allowed, x[6]) if {
 	_nhits == 1
