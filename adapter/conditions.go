@@ -1,14 +1,16 @@
 package adapter
 
 import (
+	"encoding/binary"
 	"regexp/syntax"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"unicode"
 	"unicode/utf8"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // Necessary conditions for patterns without a usable literal set.
@@ -101,13 +103,50 @@ var casedRunes = sync.OnceValue(func() []rune {
 })
 
 // classInterner makes equal classes one pointer within one pattern's
-// analysis, so sequences compare by pointer.
+// analysis, so sequences compare by pointer: by image key ("f…") and by
+// source key ("s…").
 type classInterner map[string]*cclass
 
 // foldClass returns the interned fold image (a superset) of the class of
 // pairs ranges: ranges ∪ {fold(r) : r ∈ ranges, fold(r) ≠ r}; nil (any
 // character) when it is too large to be worth keeping exactly.
 func (ci classInterner) foldClass(ranges []rune) *cclass {
+	src := runesKey(ranges)
+	if c, ok := ci[src]; ok {
+		return c
+	}
+	c, ok := foldMemo.Get(src)
+	if !ok {
+		c = foldImage(ranges)
+		foldMemo.Add(src, c)
+	}
+	if c != nil {
+		if k, ok := ci[c.key]; ok {
+			c = k
+		} else {
+			ci[c.key] = c
+		}
+	}
+	ci[src] = c
+	return c
+}
+
+// foldMemo holds fold images by their source class (runesKey): the
+// Unicode classes (\d, \w, \W, \s) recur across patterns and tenants.
+// Classes are never modified once built.
+var foldMemo, _ = lru.New[string, *cclass](1024)
+
+// runesKey is a map key for a rune slice ("s" and the runes' bytes).
+func runesKey(rs []rune) string {
+	b := make([]byte, 1, 1+4*len(rs))
+	b[0] = 's'
+	for _, r := range rs {
+		b = binary.LittleEndian.AppendUint32(b, uint32(r))
+	}
+	return string(b)
+}
+
+func foldImage(ranges []rune) *cclass {
 	src := &cclass{ranges: mergePairs(ranges)}
 	set := slices.Clone(src.ranges)
 	for _, r := range casedRunes() {
@@ -120,18 +159,8 @@ func (ci classInterner) foldClass(ranges []rune) *cclass {
 	if len(set) > 2*maxClassRanges {
 		return nil
 	}
-	var b strings.Builder
-	for _, r := range set {
-		b.WriteString(strconv.Itoa(int(r)))
-		b.WriteByte(',')
-	}
-	key := b.String()
-	if c, ok := ci[key]; ok {
-		return c
-	}
-	c := &cclass{ranges: set, key: key}
+	c := &cclass{ranges: set, key: "f" + runesKey(set)[1:]}
 	c.weight, c.single = classWeight(set)
-	ci[key] = c
 	return c
 }
 
@@ -534,15 +563,15 @@ func allSingletons(s chainSet) bool {
 // one word, several conditions per word.
 type chainMatcher struct {
 	words   int
-	ascii   [][128]uint64 // by word: byte → positions whose class holds it
-	start   []uint64      // by word: first positions of the alternatives
-	anyMask []uint64      // by word: positions of "any character"
+	ascii   [128][maxChainWords]uint64 // byte → by word, positions whose class holds it
+	start   [maxChainWords]uint64      // by word: first positions of the alternatives
+	anyMask [maxChainWords]uint64      // by word: positions of "any character"
 	classes []matcherClass
 }
 
 type matcherClass struct {
 	c     *cclass
-	masks []uint64 // by word
+	masks [maxChainWords]uint64 // by word
 }
 
 // chainCond locates a condition: a match ended at one of end's positions.
@@ -567,12 +596,6 @@ func (b *chainBuilder) add(s chainSet) (chainCond, bool) {
 			return chainCond{}, false
 		}
 		b.used = append(b.used, 0)
-		b.m.ascii = append(b.m.ascii, [128]uint64{})
-		b.m.start = append(b.m.start, 0)
-		b.m.anyMask = append(b.m.anyMask, 0)
-		for i := range b.m.classes {
-			b.m.classes[i].masks = append(b.m.classes[i].masks, 0)
-		}
 		w = len(b.used) - 1
 	}
 	if b.classes == nil {
@@ -587,19 +610,19 @@ func (b *chainBuilder) add(s chainSet) (chainCond, bool) {
 			if c == nil {
 				b.m.anyMask[w] |= bit
 				for ch := range 128 {
-					b.m.ascii[w][ch] |= bit
+					b.m.ascii[ch][w] |= bit
 				}
 			} else {
 				for ch := range rune(128) {
 					if c.contains(ch) {
-						b.m.ascii[w][ch] |= bit
+						b.m.ascii[ch][w] |= bit
 					}
 				}
 				i, ok := b.classes[c.key]
 				if !ok {
 					i = len(b.m.classes)
 					b.classes[c.key] = i
-					b.m.classes = append(b.m.classes, matcherClass{c: c, masks: make([]uint64, len(b.used))})
+					b.m.classes = append(b.m.classes, matcherClass{c: c})
 				}
 				b.m.classes[i].masks[w] |= bit
 			}
@@ -612,32 +635,59 @@ func (b *chainBuilder) add(s chainSet) (chainCond, bool) {
 	return chainCond{word: w, end: end}, true
 }
 
-// scan sets seen[w] to the end positions reached in word w over text.
+// scan sets seen[w] to the positions reached in word w over text (a
+// condition held when one of its end positions is among them).
 func (m *chainMatcher) scan(text string, seen *[maxChainWords]uint64) {
+	if m.words <= 2 { // the usual tenant: two registers (word 1 unused: 0)
+		var d0, d1, acc0, acc1 uint64
+		s0, s1 := m.start[0], m.start[1]
+		for i := 0; i < len(text); {
+			c := text[i]
+			var b0, b1 uint64
+			if c < utf8.RuneSelf {
+				row := &m.ascii[c]
+				b0, b1 = row[0], row[1]
+				i++
+			} else {
+				r, size := utf8.DecodeRuneInString(text[i:])
+				i += size
+				b0, b1 = m.anyMask[0], m.anyMask[1]
+				for k := range m.classes {
+					if m.classes[k].c.contains(r) {
+						b0 |= m.classes[k].masks[0]
+						b1 |= m.classes[k].masks[1]
+					}
+				}
+			}
+			d0 = (d0<<1 | s0) & b0
+			d1 = (d1<<1 | s1) & b1
+			acc0 |= d0
+			acc1 |= d1
+		}
+		seen[0] |= acc0
+		seen[1] |= acc1
+		return
+	}
 	var d [maxChainWords]uint64
-	words := m.words
 	for i := 0; i < len(text); {
 		c := text[i]
-		if c < utf8.RuneSelf {
-			for w := range words {
-				d[w] = (d[w]<<1 | m.start[w]) & m.ascii[w][c]
-				seen[w] |= d[w]
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(text[i:])
-		i += size
 		var b [maxChainWords]uint64
-		copy(b[:words], m.anyMask)
-		for _, mc := range m.classes {
-			if mc.c.contains(r) {
-				for w := range words {
-					b[w] |= mc.masks[w]
+		if c < utf8.RuneSelf {
+			b = m.ascii[c]
+			i++
+		} else {
+			r, size := utf8.DecodeRuneInString(text[i:])
+			i += size
+			b = m.anyMask
+			for k := range m.classes {
+				if m.classes[k].c.contains(r) {
+					for w := range maxChainWords {
+						b[w] |= m.classes[k].masks[w]
+					}
 				}
 			}
 		}
-		for w := range words {
+		for w := range maxChainWords { // unused words stay 0
 			d[w] = (d[w]<<1 | m.start[w]) & b[w]
 			seen[w] |= d[w]
 		}

@@ -1,11 +1,14 @@
 package adapter
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/gatehouse-pdp/gatehouse/test/scale"
 )
 
 // describeCond renders a condition for test messages: classes as [..] with
@@ -215,17 +218,39 @@ func describeShape(s chainSet) string {
 // matching means each of its conditions holds on the folded text.
 func TestConditionsNecessary(t *testing.T) {
 	r := rand.New(rand.NewPCG(rand.Uint64(), 11))
-	n := 20000
+	n := 8000
 	if testing.Short() {
-		n = 3000
+		n = 1500
 	}
 	checkers := map[string]*condChecker{}
 	for _, p := range condPatterns {
 		checkers[p] = newCondChecker(t, p)
 	}
+	// All the patterns' conditions in one matcher (as a tenant's hinter
+	// lays them out: several words, the ones past the last dropped).
+	var all chainBuilder
+	var allConds []chainSet
+	var allAt []chainCond
+	for _, p := range condPatterns {
+		for _, c := range patternConditions(p) {
+			if cc, ok := all.add(c); ok {
+				allConds, allAt = append(allConds, c), append(allAt, cc)
+			}
+		}
+	}
+	if all.m.words < 3 {
+		t.Fatalf("the combined matcher has %d words; the test wants the multi-word scan", all.m.words)
+	}
 	matched := map[string]int{}
 	for range n {
 		text := condText(r)
+		var seen [maxChainWords]uint64
+		all.m.scan(Fold(text), &seen)
+		for i, cc := range allAt {
+			if got, want := cc.holds(&seen), naiveHolds(allConds[i], Fold(text)); got != want {
+				t.Fatalf("combined matcher, %s on %q: scan %v, naive %v", describeCond(allConds[i]), Fold(text), got, want)
+			}
+		}
 		for _, p := range condPatterns {
 			c := checkers[p]
 			c.check(t, p, text)
@@ -261,5 +286,56 @@ func FuzzConditions(f *testing.F) {
 			return // refused when written (checkPattern)
 		}
 		newCondChecker(t, pattern).check(t, pattern, text)
+	})
+}
+
+// BenchmarkConditions compares testing the scale's three literal-free or
+// weak-literal patterns' conditions (one Shift-And pass) with running one
+// of their regexes, over scale M's action texts (~500 bytes, as JSON).
+func BenchmarkConditions(b *testing.B) {
+	s := scale.M()
+	var texts []string
+	for _, a := range s.Actions[:200] {
+		j, err := json.Marshal(map[string]any{"action": a.Name, "params": a.Params})
+		if err != nil {
+			b.Fatal(err)
+		}
+		texts = append(texts, Fold(string(j)))
+	}
+	pats := []string{`(?:^|\W)\d{3}-\d{2}-\d{4}(?:\W|\Z)`, `\d{4}[ -]?\d{4}[ -]?\d{4}`, `[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}`}
+	var cb chainBuilder
+	for _, p := range pats {
+		for _, c := range patternConditions(p) {
+			if _, ok := cb.add(c); !ok {
+				b.Fatal("full")
+			}
+		}
+	}
+	b.Run("scan", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			var seen [maxChainWords]uint64
+			cb.m.scan(texts[i%len(texts)], &seen)
+			i++
+		}
+		b.ReportMetric(float64(cb.m.words), "words")
+	})
+	for _, p := range pats[:2] {
+		re2, _ := Translate(p)
+		re := regexp.MustCompile(re2)
+		b.Run("regex/"+p[:8], func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				re.FindStringIndex(texts[i%len(texts)])
+				i++
+			}
+		})
+	}
+	b.Run("patternConditions", func(b *testing.B) {
+		for b.Loop() {
+			for _, p := range pats {
+				patternConditions(p)
+			}
+		}
 	})
 }

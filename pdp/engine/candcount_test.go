@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/topdown"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -107,4 +108,38 @@ func countRules(pq *prepared, a pdp.Action, folded string) int {
 		}
 	}
 	return n
+}
+
+// BenchmarkHintedInput measures building the hinted query's input (the
+// action text, folding, the candidates, the built-ins' facts) over scale
+// M's corpus; the input value and params are built before the timer.
+func BenchmarkHintedInput(b *testing.B) {
+	s := scale.M()
+	e := loadScale(b, s, Config{CacheSize: 20000, Timeout: 5 * time.Second})
+	type prep struct {
+		pq     *prepared
+		a      pdp.Action
+		input  ast.Value
+		params ast.Object
+	}
+	var ps []prep
+	for _, a := range s.Actions {
+		input, params, err := inputAndParams(a)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pq, err := e.entry(b.Context(), noop.Span{}, a.TenantID, a.AgentID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ps = append(ps, prep{pq, a, input, params})
+	}
+	i := 0
+	for b.Loop() {
+		p := ps[i%len(ps)]
+		if _, ok := hintedInput(p.pq.hinter, p.a, p.input, p.params); !ok {
+			b.Fatal("no hinted input")
+		}
+		i++
+	}
 }
