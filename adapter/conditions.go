@@ -156,8 +156,8 @@ func foldImage(ranges []rune) *cclass {
 		}
 	}
 	set = mergePairs(set)
-	if len(set) > 2*maxClassRanges {
-		return nil
+	if len(set) == 0 || len(set) > 2*maxClassRanges {
+		return nil // empty (matches nothing) or too large: any character
 	}
 	c := &cclass{ranges: set, key: "f" + runesKey(set)[1:]}
 	c.weight, c.single = classWeight(set)
@@ -569,6 +569,8 @@ type chainMatcher struct {
 	classes []matcherClass
 }
 
+// matcherClass: a class with non-ASCII members and its positions by word,
+// what scan tests a non-ASCII rune against.
 type matcherClass struct {
 	c     *cclass
 	masks [maxChainWords]uint64 // by word
@@ -590,6 +592,9 @@ type chainBuilder struct {
 
 func (b *chainBuilder) add(s chainSet) (chainCond, bool) {
 	n := chainBits(s)
+	if n == 0 || n > 64 || slices.ContainsFunc(s, func(q chainSeq) bool { return len(q) == 0 }) {
+		return chainCond{}, false // not a condition pruneNeeds keeps
+	}
 	w := slices.IndexFunc(b.used, func(u int) bool { return u+n <= 64 })
 	if w < 0 {
 		if len(b.used) == maxChainWords {
@@ -617,6 +622,10 @@ func (b *chainBuilder) add(s chainSet) (chainCond, bool) {
 					if c.contains(ch) {
 						b.m.ascii[ch][w] |= bit
 					}
+				}
+				if c.ranges[len(c.ranges)-1] < utf8.RuneSelf {
+					pos++
+					continue // ASCII only: the table holds it
 				}
 				i, ok := b.classes[c.key]
 				if !ok {

@@ -339,3 +339,24 @@ func BenchmarkConditions(b *testing.B) {
 		}
 	})
 }
+
+// TestConditionsEdgeShapes: shapes the generators rarely make — a class
+// that matches nothing, huge negated classes, a long literal, nested
+// optional pieces, an alternation with an empty branch — give only sound
+// conditions (the checker panics or fails otherwise).
+func TestConditionsEdgeShapes(t *testing.T) {
+	for _, p := range []string{`[^\x00-\x{10FFFF}]x`, `[^a]{3}\d`, `(?:ab|)\d\d`, `((a?)?b?)?\d{2}`, `x{0,3}\d`, `[\s\S]{2}@`,
+		strings.Repeat("ab", 40) + `\d`, `(?:\d|@){3}`, `(?:^|$)\d\d`} {
+		if _, err := Translate(p); err != nil {
+			continue
+		}
+		re2, _ := Translate(p)
+		if _, err := regexp.Compile(re2); err != nil {
+			continue
+		}
+		c := newCondChecker(t, p)
+		for _, text := range []string{"x", "ab12", "bbb1", "12", "@@@", "١٢", strings.Repeat("ab", 40) + "7", "\xff\xfe9", "ＡＢ１２"} {
+			c.check(t, p, text)
+		}
+	}
+}

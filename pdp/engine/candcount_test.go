@@ -135,6 +135,7 @@ func BenchmarkHintedInput(b *testing.B) {
 		ps = append(ps, prep{pq, a, input, params})
 	}
 	i := 0
+	done := reportCPU(b)
 	for b.Loop() {
 		p := ps[i%len(ps)]
 		if _, ok := hintedInput(p.pq.hinter, p.a, p.input, p.params); !ok {
@@ -142,4 +143,5 @@ func BenchmarkHintedInput(b *testing.B) {
 		}
 		i++
 	}
+	done()
 }
