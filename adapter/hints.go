@@ -24,10 +24,10 @@ import (
 //     literals (the set Literals computes, single characters allowed), and
 //   - every necessary class-sequence condition of the pattern holds
 //     (patternConditions: "eleven consecutive characters: three digits,
-//     '-', two digits, '-', four digits", "a word character, '@', a word
-//     character"; Unicode digits and case folding included), derived from
-//     the pattern's syntax tree for patterns without a literal set, and for
-//     those whose set the conditions sharpen.
+//     '-', two digits, '-', four digits", "an address character, '@', an
+//     address character"; Unicode digits and case folding included),
+//     derived from the pattern's syntax tree for patterns without a
+//     literal set, and for those whose set the conditions sharpen.
 //
 // A rule with neither is always a candidate. One multi-pattern pass over
 // the folded text finds every literal of the tenant at once, one
