@@ -618,8 +618,8 @@ func (b *chainBuilder) add(s chainSet) (chainCond, bool) {
 					b.m.ascii[ch][w] |= bit
 				}
 			} else {
-				for ch := range rune(128) {
-					if c.contains(ch) {
+				for k := 0; k+1 < len(c.ranges) && c.ranges[k] < utf8.RuneSelf; k += 2 {
+					for ch := c.ranges[k]; ch <= min(c.ranges[k+1], utf8.RuneSelf-1); ch++ {
 						b.m.ascii[ch][w] |= bit
 					}
 				}
