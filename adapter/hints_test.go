@@ -1,6 +1,7 @@
 package adapter
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
+	"github.com/gatehouse-pdp/gatehouse/test/scale"
 )
 
 // TestCandidatesTerm: the object CandidatesTerm hands to the library names
@@ -192,4 +194,43 @@ func sameRules(t *testing.T, term *ast.Term, want map[string][]int) bool {
 		}
 	}
 	return true
+}
+
+// BenchmarkHinterTerms: CandidatesTerm and RulesTerm over scale M's
+// tenants and action texts (~500 bytes, as JSON, folded): the literal
+// pass, the conditions' pass when a rule needs it, the remembered object.
+func BenchmarkHinterTerms(b *testing.B) {
+	s := scale.M()
+	hinters := map[string]*Hinter{}
+	for i := range s.Tenants {
+		hinters[s.Tenants[i].TenantID] = NewHinter(&s.Tenants[i])
+	}
+	type item struct {
+		h             *Hinter
+		agent, folded string
+	}
+	var items []item
+	for _, a := range s.Actions {
+		j, err := json.Marshal(map[string]any{"action": a.Name, "params": a.Params})
+		if err != nil {
+			b.Fatal(err)
+		}
+		items = append(items, item{hinters[a.TenantID], a.AgentID, Fold(string(j))})
+	}
+	for _, bc := range []struct {
+		name string
+		f    func(h *Hinter, agent, folded string) *ast.Term
+	}{
+		{"CandidatesTerm", func(h *Hinter, agent, folded string) *ast.Term { return h.CandidatesTerm(agent, "ACTION", folded) }},
+		{"RulesTerm", func(h *Hinter, agent, folded string) *ast.Term { return h.RulesTerm(agent, "ACTION", folded) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				it := items[i%len(items)]
+				bc.f(it.h, it.agent, it.folded)
+				i++
+			}
+		})
+	}
 }
