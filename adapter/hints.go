@@ -2,29 +2,43 @@ package adapter
 
 import (
 	"maps"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 )
 
-// Hinter finds, for one tenant revision, which of its policies could fire
-// on an action: the candidates the engine hands to the Rego library as
-// data.gatehouse.hints.candidates, so the library evaluates only those.
+// Hinter finds, for one tenant revision, which of its policies and rules
+// could fire on an action: the candidates the engine hands to the Rego
+// library as data.gatehouse.hints.candidates (policies, CandidatesTerm)
+// and, for the data-driven library path, data.gatehouse.hints.rules
+// (rules, RulesTerm), so the library evaluates only those.
 //
-// Each rule's condition is necessary for it to fire: the folded action
-// text contains one of its match pattern's necessary literals (the set
-// Literals computes, single characters allowed), and one of its
-// context_requires pattern's if it has a set; a rule without a set is
-// always a candidate. One multi-pattern pass over the folded text finds
-// every literal of the tenant at once. A hint only ever removes policies
-// none of whose rules can fire; the library computes the same decision
-// without it (tested).
+// Each rule's condition is necessary for it to fire: for its match
+// pattern and, if it has one, its context_requires pattern,
+//   - the folded action text contains one of the pattern's necessary
+//     literals (the set Literals computes, single characters allowed), and
+//   - every necessary class-sequence condition of the pattern holds
+//     (patternConditions: "eleven consecutive characters: three digits,
+//     '-', two digits, '-', four digits", "an address character, '@', an
+//     address character"; Unicode digits and case folding included),
+//     derived from the pattern's syntax tree for patterns without a
+//     literal set, and for those whose set the conditions sharpen.
+//
+// A rule with neither is always a candidate. One multi-pattern pass over
+// the folded text finds every literal of the tenant at once, one
+// Shift-And pass (only when a rule still in question needs it) every
+// condition. A hint only ever removes rules and policies that cannot fire;
+// the library computes the same decision without it (tested).
 type Hinter struct {
 	matcher *multiMatcher
 	nlits   int
+	chains  chainMatcher
+	conds   []chainCond // by condition id
 	// views by agent ("" for agents without policies of their own), then
 	// step type, as effectiveViews computes them.
 	views map[string]map[string]*hintView
@@ -40,6 +54,11 @@ type hintView struct {
 	// replaced, never changed, and bounded by maxCandidateObjects. Only
 	// for views of at most 64 policies of each scope.
 	objects atomic.Pointer[map[[2]uint64]*ast.Term]
+	// ruleObjects: the same for RulesTerm, by which rules may fire (bit i:
+	// rule i of the view, agent policies' rules first); only for views of
+	// at most maxMemoRules rules.
+	ruleObjects atomic.Pointer[map[ruleKey]*ast.Term]
+	nrules      int
 }
 
 // maxCandidateObjects bounds the candidates objects a view remembers:
@@ -47,11 +66,19 @@ type hintView struct {
 // many policies, or a client trying) cost a new object each past it.
 const maxCandidateObjects = 256
 
-// The keys of the candidates hint, data.gatehouse.hints.candidates.
+// maxMemoRules: views of more rules build their RulesTerm every time.
+const maxMemoRules = 256
+
+type ruleKey [maxMemoRules / 64]uint64
+
+// The keys of the candidates hint, data.gatehouse.hints.candidates, and of
+// the rules hint, data.gatehouse.hints.rules.
 var (
 	candidatesAgent  = ast.StringTerm("agent")
 	candidatesTenant = ast.StringTerm("tenant")
 	noCandidates     = ast.ObjectTerm([2]*ast.Term{candidatesAgent, noNames}, [2]*ast.Term{candidatesTenant, noNames})
+	noRuleObject     = ast.ObjectTerm()
+	noRules          = ast.ObjectTerm([2]*ast.Term{candidatesAgent, noRuleObject}, [2]*ast.Term{candidatesTenant, noRuleObject})
 )
 
 type hintPolicy struct {
@@ -65,9 +92,11 @@ type hintPolicy struct {
 var noNames = ast.ArrayTerm()
 
 // ruleCond: the rule may fire only if one literal of match (nil: no
-// condition) and one of context (nil: none) occur.
+// condition) and one of context (nil: none) occur, and every condition of
+// matchConds and contextConds (condition ids) holds.
 type ruleCond struct {
-	match, context []int32
+	match, context           []int32
+	matchConds, contextConds []int32
 }
 
 // NewHinter builds the hinter of a tenant's enabled policies.
@@ -92,18 +121,35 @@ func NewHinter(tp *pdp.TenantPolicies) *Hinter {
 		}
 		return out
 	}
+	// Conditions are laid out in the Shift-And matcher after every rule's
+	// literals are known: patterns without a literal set first, so they
+	// are the last to be dropped when the matcher is full.
+	type pending struct {
+		conds   *[]int32
+		pattern string
+	}
+	var first, second []pending
 	conds := map[*pdp.Policy]hintPolicy{}
 	policy := func(p *pdp.Policy) hintPolicy {
 		if hp, ok := conds[p]; ok {
 			return hp
 		}
-		hp := hintPolicy{name: p.Name, term: ast.StringTerm(p.Name)}
-		for _, r := range p.Rules {
-			c := ruleCond{match: idsOf(r.Match)}
-			if r.ContextRequires != "" {
-				c.context = idsOf(r.ContextRequires)
+		hp := hintPolicy{name: p.Name, term: ast.StringTerm(p.Name), rules: make([]ruleCond, len(p.Rules))}
+		for i, r := range p.Rules {
+			c := &hp.rules[i]
+			c.match = idsOf(r.Match)
+			if c.match == nil {
+				first = append(first, pending{&c.matchConds, r.Match})
+			} else {
+				second = append(second, pending{&c.matchConds, r.Match})
 			}
-			hp.rules = append(hp.rules, c)
+			if r.ContextRequires != "" {
+				if c.context = idsOf(r.ContextRequires); c.context == nil {
+					first = append(first, pending{&c.contextConds, r.ContextRequires})
+				} else {
+					second = append(second, pending{&c.contextConds, r.ContextRequires})
+				}
+			}
 		}
 		conds[p] = hp
 		return hp
@@ -118,13 +164,106 @@ func NewHinter(tp *pdp.TenantPolicies) *Hinter {
 			for _, p := range v.tenant {
 				hv.tenant = append(hv.tenant, policy(p))
 			}
+			for _, ps := range [][]hintPolicy{hv.agent, hv.tenant} {
+				for _, p := range ps {
+					hv.nrules += len(p.rules)
+				}
+			}
 			hv.allAgent, hv.allTenant = namesArray(hv.agent, nil), namesArray(hv.tenant, nil)
 			h.views[agent][st] = hv
 		}
 	}
 	h.matcher = newMultiMatcher(lits)
 	h.nlits = len(lits)
+
+	var cb chainBuilder
+	placed := map[string][]int32{} // by pattern, then by "literal set or not"
+	for pass, list := range [][]pending{first, second} {
+		for _, pd := range list {
+			key := strconv.Itoa(pass) + pd.pattern
+			got, ok := placed[key]
+			if !ok {
+				for _, cond := range conditionsOf(pd.pattern) {
+					if pass == 1 && allSingletons(cond) {
+						continue // the literal set tests as much
+					}
+					cc, fit := cb.add(cond)
+					if !fit {
+						break
+					}
+					h.conds = append(h.conds, cc)
+					got = append(got, int32(len(h.conds)-1))
+				}
+				placed[key] = got
+			}
+			*pd.conds = got
+		}
+	}
+	h.chains = cb.m
 	return h
+}
+
+// conditionMemo holds patternConditions' results by pattern: they are the
+// same for every tenant that writes the pattern (the classes they share
+// are never modified).
+var conditionMemo, _ = lru.New[string, []chainSet](4096)
+
+func conditionsOf(pattern string) []chainSet {
+	if c, ok := conditionMemo.Get(pattern); ok {
+		return c
+	}
+	c := patternConditions(pattern)
+	conditionMemo.Add(pattern, c)
+	return c
+}
+
+// hintEval is what one decision's text makes true: the literals found (one
+// pass, at once) and the conditions that hold (one pass, the first time a
+// rule needs one).
+type hintEval struct {
+	h       *Hinter
+	folded  string
+	found   []bool
+	seen    [maxChainWords]uint64
+	scanned bool
+}
+
+// eval runs the literal pass over folded; buf is used for the result when
+// it is large enough.
+func (h *Hinter) eval(folded string, buf []bool) hintEval {
+	return hintEval{h: h, folded: folded, found: h.match(folded, buf)}
+}
+
+func (e *hintEval) condsHold(ids []int32) bool {
+	if len(ids) == 0 {
+		return true
+	}
+	if !e.scanned {
+		e.h.chains.scan(e.folded, &e.seen)
+		e.scanned = true
+	}
+	for _, id := range ids {
+		if !e.h.conds[id].holds(&e.seen) {
+			return false
+		}
+	}
+	return true
+}
+
+// mayFire: rule r's necessary conditions hold.
+func (e *hintEval) mayFire(r *ruleCond) bool {
+	return anyFound(r.match, e.found) && anyFound(r.context, e.found) &&
+		e.condsHold(r.matchConds) && e.condsHold(r.contextConds)
+}
+
+// policyMayFire: one of p's rules may fire.
+func (e *hintEval) policyMayFire(p *hintPolicy) bool {
+	for i := range p.rules {
+		if e.mayFire(&p.rules[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // Candidates returns the names of the agent-scoped and tenant-wide
@@ -137,8 +276,118 @@ func (h *Hinter) Candidates(agentID, stepType, folded string) (agent, tenant []s
 		return nil, nil
 	}
 	var buf [256]bool
-	found := h.match(folded, buf[:0])
-	return candidates(v.agent, found), candidates(v.tenant, found)
+	e := h.eval(folded, buf[:0])
+	return candidates(v.agent, &e), candidates(v.tenant, &e)
+}
+
+// CandidateRules returns, by policy name, the indexes (ascending, in the
+// policy's rules) of the agent-scoped and tenant-wide rules of the view
+// of agentID and stepType that could fire on an action whose folded action
+// text is folded; policies without one are left out. A rule left out
+// cannot fire.
+func (h *Hinter) CandidateRules(agentID, stepType, folded string) (agent, tenant map[string][]int) {
+	v := h.view(agentID, stepType)
+	if v == nil {
+		return nil, nil
+	}
+	var buf [256]bool
+	e := h.eval(folded, buf[:0])
+	rules := func(ps []hintPolicy) map[string][]int {
+		out := map[string][]int{}
+		for i := range ps {
+			for j := range ps[i].rules {
+				if e.mayFire(&ps[i].rules[j]) {
+					out[ps[i].name] = append(out[ps[i].name], j)
+				}
+			}
+		}
+		return out
+	}
+	return rules(v.agent), rules(v.tenant)
+}
+
+// RulesTerm is CandidateRules as the object the data-driven library path
+// reads as data.gatehouse.hints.rules: {"agent": {<policy name>: [rule
+// indexes ascending]}, "tenant": {...}}, only policies with a candidate
+// rule. Like CandidatesTerm, a view remembers the objects it builds (by
+// which rules may fire, bounded by maxCandidateObjects, views of at most
+// maxMemoRules rules), and the empty objects are shared. The caller must
+// not modify the term.
+func (h *Hinter) RulesTerm(agentID, stepType, folded string) *ast.Term {
+	v := h.view(agentID, stepType)
+	if v == nil {
+		return noRules
+	}
+	var buf [256]bool
+	e := h.eval(folded, buf[:0])
+	if v.nrules > maxMemoRules {
+		return rulesObject(v, &e, nil)
+	}
+	var k ruleKey
+	bit := 0
+	for _, ps := range [][]hintPolicy{v.agent, v.tenant} {
+		for i := range ps {
+			for j := range ps[i].rules {
+				if e.mayFire(&ps[i].rules[j]) {
+					k[bit/64] |= 1 << (bit % 64)
+				}
+				bit++
+			}
+		}
+	}
+	objs := v.ruleObjects.Load()
+	if objs != nil {
+		if t, ok := (*objs)[k]; ok {
+			return t
+		}
+	}
+	t := rulesObject(v, nil, &k)
+	if objs == nil || len(*objs) < maxCandidateObjects {
+		next := map[ruleKey]*ast.Term{}
+		if objs != nil {
+			next = maps.Clone(*objs)
+		}
+		next[k] = t
+		v.ruleObjects.CompareAndSwap(objs, &next) // a racing writer's map wins; t is built again later
+	}
+	return t
+}
+
+// rulesObject builds RulesTerm's object from e, or from the rule bits of
+// k when e is nil.
+func rulesObject(v *hintView, e *hintEval, k *ruleKey) *ast.Term {
+	bit := 0
+	scope := func(ps []hintPolicy) *ast.Term {
+		var items [][2]*ast.Term
+		for i := range ps {
+			var idx []*ast.Term
+			for j := range ps[i].rules {
+				var may bool
+				if e != nil {
+					may = e.mayFire(&ps[i].rules[j])
+				} else {
+					may = k[bit/64]&(1<<(bit%64)) != 0
+				}
+				bit++
+				if may {
+					idx = append(idx, ast.InternedTerm(j))
+				}
+			}
+			if idx != nil {
+				items = append(items, [2]*ast.Term{ps[i].term, ast.ArrayTerm(idx...)})
+			}
+		}
+		if items == nil {
+			return noRuleObject
+		}
+		return ast.ObjectTerm(items...)
+	}
+	agent := scope(v.agent)
+	tenant := scope(v.tenant)
+	if agent == noRuleObject && tenant == noRuleObject {
+		return noRules
+	}
+	return ast.ObjectTerm([2]*ast.Term{candidatesAgent, agent}, [2]*ast.Term{candidatesTenant, tenant})
 }
 
 // CandidatesTerm is Candidates as the object the library reads as
@@ -155,11 +404,11 @@ func (h *Hinter) CandidatesTerm(agentID, stepType, folded string) *ast.Term {
 		return noCandidates
 	}
 	var buf [256]bool
-	found := h.match(folded, buf[:0])
+	e := h.eval(folded, buf[:0])
 	if len(v.agent) > 64 || len(v.tenant) > 64 {
-		return candidatesObject(candidateTerm(v.agent, v.allAgent, found), candidateTerm(v.tenant, v.allTenant, found))
+		return candidatesObject(candidateTerm(v.agent, v.allAgent, &e), candidateTerm(v.tenant, v.allTenant, &e))
 	}
-	k := [2]uint64{mayFireMask(v.agent, found), mayFireMask(v.tenant, found)}
+	k := [2]uint64{mayFireMask(v.agent, &e), mayFireMask(v.tenant, &e)}
 	objs := v.objects.Load()
 	if objs != nil {
 		if t, ok := (*objs)[k]; ok {
@@ -186,10 +435,10 @@ func candidatesObject(agent, tenant *ast.Term) *ast.Term {
 }
 
 // mayFireMask has bit i set when policy i of ps may fire (len(ps) <= 64).
-func mayFireMask(ps []hintPolicy, found []bool) uint64 {
+func mayFireMask(ps []hintPolicy, e *hintEval) uint64 {
 	var m uint64
 	for i := range ps {
-		if ps[i].mayFire(found) {
+		if e.policyMayFire(&ps[i]) {
 			m |= 1 << i
 		}
 	}
@@ -240,10 +489,10 @@ func (h *Hinter) match(folded string, buf []bool) []bool {
 	return found
 }
 
-func candidates(ps []hintPolicy, found []bool) []string {
+func candidates(ps []hintPolicy, e *hintEval) []string {
 	var out []string
 	for i := range ps {
-		if ps[i].mayFire(found) {
+		if e.policyMayFire(&ps[i]) {
 			out = append(out, ps[i].name)
 		}
 	}
@@ -252,10 +501,10 @@ func candidates(ps []hintPolicy, found []bool) []string {
 
 // candidateTerm is the array term of the policies of ps that may fire;
 // all is the term of every one of them.
-func candidateTerm(ps []hintPolicy, all *ast.Term, found []bool) *ast.Term {
+func candidateTerm(ps []hintPolicy, all *ast.Term, e *hintEval) *ast.Term {
 	n := 0
 	for i := range ps {
-		if ps[i].mayFire(found) {
+		if e.policyMayFire(&ps[i]) {
 			n++
 		}
 	}
@@ -265,31 +514,22 @@ func candidateTerm(ps []hintPolicy, all *ast.Term, found []bool) *ast.Term {
 	case len(ps):
 		return all
 	}
-	return namesArray(ps, found)
+	return namesArray(ps, e)
 }
 
 // namesArray is the array term of the names of the policies of ps that
-// may fire on found, or of all of them when found is nil.
-func namesArray(ps []hintPolicy, found []bool) *ast.Term {
+// may fire on e, or of all of them when e is nil.
+func namesArray(ps []hintPolicy, e *hintEval) *ast.Term {
 	if len(ps) == 0 {
 		return noNames
 	}
 	ts := make([]*ast.Term, 0, len(ps))
 	for i := range ps {
-		if found == nil || ps[i].mayFire(found) {
+		if e == nil || e.policyMayFire(&ps[i]) {
 			ts = append(ts, ps[i].term)
 		}
 	}
 	return ast.ArrayTerm(ts...)
-}
-
-func (p *hintPolicy) mayFire(found []bool) bool {
-	for _, r := range p.rules {
-		if anyFound(r.match, found) && anyFound(r.context, found) {
-			return true
-		}
-	}
-	return false
 }
 
 func anyFound(ids []int32, found []bool) bool {

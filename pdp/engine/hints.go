@@ -25,7 +25,9 @@ import (
 //
 // The hints: text, folded and ascii (the action text, computed in Go byte
 // for byte as the library computes it), candidates (the view's policies
-// that could fire, found with one multi-pattern pass, adapter.Hinter),
+// that could fire: one multi-pattern pass finds the rules' necessary
+// literals, one Shift-And pass tests their necessary class-sequence
+// conditions, adapter.Hinter),
 // builtins (the built-ins whose anchors occur) and financial (the money
 // word and whether an amount key occurs, when FinancialSafety may fire).
 // The library decides the same without them; they only spare it work.

@@ -51,6 +51,7 @@ var hintPatterns = []string{
 	`(?:^|\W)\d{3}-\d{2}-\d{4}(?:\W|\Z)`, `[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}`,
 	`\d{4}[ -]?\d{4}[ -]?\d{4}`, `(external|public)\s+(channel|share)`, `internal only`,
 	`straße|kelvin`, `sal+ary`, `x`, `[0-9a-f]{8}`, `café|naïve`, `delete\s+\w+`, `.`,
+	`\d{3}(?:-|\.)\d{3}`, `\W\d\d\W`, `k\d{2}`, `(?:\d{3}-){2}\d{4}`, `\d{2,5}`,
 }
 
 var hintSteps = []string{"ACTION", "THOUGHT", "OUTPUT", "OBSERVATION"}
@@ -130,6 +131,12 @@ func genText(r *rand.Rand) string {
 		"123-45-6789", "4111 1111 1111 1111", "٣٤٥٦٧٨٩٠", "１２３４", "deadbeef",
 		"<tag>&amp;", "\u2028", "\u2029", `\u003c`, "\\", "\"", "\n", "\t", "\x01", "\x7f",
 		"İ", "ı", "ſ", "\u212a", "ß", "ẞ", "é", "ǅ", "😀", "  ", ".", "-", "_",
+		// Stressing the rules' necessary conditions (adapter/conditions.go):
+		// Unicode and full-width digits, separators, '@' variants, long runs.
+		"١٢٣-٤٥-٦٧٨٩", "１２３-４５-６７８９", "4111-1111-1111-1111", "411111111111", "4111 1111-1111",
+		"12-34", "1234 5678", "٠١٢٣٤٥٦٧٨٩٠١", "۱۲۳۴ ۵۶۷۸ ۹۰۱۲", "＠", "﹫", "a@", "@b.c", "x@y.zz",
+		"K@K.ıı", "ſ@ſ.ſſ", "deadbeefcafe", "external channel", "public　share",
+		strings.Repeat("1", 40), strings.Repeat("7-", 30), strings.Repeat("ab@", 20),
 	}
 	var b strings.Builder
 	for range r.IntN(8) {
@@ -368,6 +375,68 @@ func checkCandidates(t testing.TB, e *Engine, a pdp.Action, d *pdp.Decision) {
 	for _, h := range d.Shadow {
 		if (h.Scope != pdp.ScopeAgent || !slices.Contains(agent, h.Policy)) && (h.Scope != pdp.ScopeTenant || !slices.Contains(tenant, h.Policy)) {
 			t.Fatalf("%+v: shadow %s/%s rule %d fired but was not a candidate (agent %v, tenant %v)", a, h.Scope, h.Policy, h.Rule, agent, tenant)
+		}
+	}
+	checkRuleCandidates(t, st.unit.hinter, a, d, folded, agent, tenant)
+}
+
+// checkRuleCandidates: every custom rule that fired (violation or shadow
+// hit) was a rule-level candidate; RulesTerm names exactly the rules of
+// CandidateRules, in ascending order, and exactly the policies the
+// policy-level candidates name.
+func checkRuleCandidates(t testing.TB, h *adapter.Hinter, a pdp.Action, d *pdp.Decision, folded string, agent, tenant []string) {
+	t.Helper()
+	agentRules, tenantRules := h.CandidateRules(a.AgentID, a.StepType, folded)
+	term := h.RulesTerm(a.AgentID, a.StepType, folded)
+	obj, ok := term.Value.(ast.Object)
+	if !ok || obj.Len() != 2 {
+		t.Fatalf("%+v: RulesTerm %v", a, term)
+	}
+	for _, scope := range []struct {
+		key      string
+		rules    map[string][]int
+		policies []string
+	}{{"agent", agentRules, agent}, {"tenant", tenantRules, tenant}} {
+		o, ok := obj.Get(ast.StringTerm(scope.key)).Value.(ast.Object)
+		if !ok || o.Len() != len(scope.rules) {
+			t.Fatalf("%+v: RulesTerm %v, CandidateRules %v", a, term, scope.rules)
+		}
+		names := make([]string, 0, len(scope.rules))
+		for name, idx := range scope.rules {
+			names = append(names, name)
+			arr, ok := o.Get(ast.StringTerm(name)).Value.(*ast.Array)
+			if !ok || arr.Len() != len(idx) || !slices.IsSorted(idx) {
+				t.Fatalf("%+v: RulesTerm %v, CandidateRules %v", a, term, scope.rules)
+			}
+			for i, j := range idx {
+				if n, ok := arr.Elem(i).Value.(ast.Number); !ok || n.String() != fmt.Sprint(j) {
+					t.Fatalf("%+v: RulesTerm %v, CandidateRules %v", a, term, scope.rules)
+				}
+			}
+		}
+		slices.Sort(names)
+		want := slices.Sorted(slices.Values(scope.policies))
+		if !slices.Equal(names, want) {
+			t.Fatalf("%+v: %s policies with candidate rules %v, candidate policies %v", a, scope.key, names, want)
+		}
+	}
+	fired := func(scope pdp.Scope, policy string, rule int) bool {
+		switch scope {
+		case pdp.ScopeAgent:
+			return slices.Contains(agentRules[policy], rule)
+		case pdp.ScopeTenant:
+			return slices.Contains(tenantRules[policy], rule)
+		}
+		return true // built-ins: checkCandidates
+	}
+	for _, v := range d.Violations {
+		if !fired(v.Scope, v.Policy, v.Rule) {
+			t.Fatalf("%+v: %s/%s rule %d fired but was not a candidate rule (agent %v, tenant %v)", a, v.Scope, v.Policy, v.Rule, agentRules, tenantRules)
+		}
+	}
+	for _, sh := range d.Shadow {
+		if !fired(sh.Scope, sh.Policy, sh.Rule) {
+			t.Fatalf("%+v: shadow %s/%s rule %d fired but was not a candidate rule (agent %v, tenant %v)", a, sh.Scope, sh.Policy, sh.Rule, agentRules, tenantRules)
 		}
 	}
 }
