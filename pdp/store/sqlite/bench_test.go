@@ -243,7 +243,7 @@ func BenchmarkDashboard1M(b *testing.B) {
 }
 
 // BenchmarkActionWritePath records actions with their evaluation entries
-// as POST /v1/actions does (random action IDs, the lifecycle's metadata,
+// as POST /v1/actions does (the lifecycle's action IDs and metadata,
 // the generated status mix) from 16 callers spread over 1 or 100 tenants,
 // with checkpoints off so the WAL only grows, and reports the process's
 // CPU per action and the WAL pages written per action.
@@ -271,7 +271,8 @@ func BenchmarkActionWritePath(b *testing.B) {
 			metas := make([][]byte, len(recs))
 			for i := range recs {
 				recs[i].TenantID = ids[r.IntN(len(ids))]
-				recs[i].ID = fmt.Sprintf("act_%016x%08x", r.Uint64(), r.Uint32())
+				// As pdp/lifecycle makes them: milliseconds, then 48 random bits.
+				recs[i].ID = fmt.Sprintf("act_%012x%012x", recs[i].CreatedAt.UnixMilli(), r.Uint64()>>16)
 				metas[i] = fmt.Appendf(nil, `{"action":%q,"agent_id":%q,"key_id":"key_0123456789abcdef","status":%q,"triggered_policy":%q,"severity":%q,"risk_score":%g}`,
 					recs[i].Action, recs[i].AgentID, recs[i].Status, recs[i].TriggeredPolicy, recs[i].Severity, recs[i].RiskScore)
 			}
