@@ -293,8 +293,9 @@ func (db *DB) actionsFast(ctx context.Context, tenantID string, c *store.ActionC
 // probed the actions index once per entry for each of the three statuses,
 // 3,000,000 index seeks for a 1,000,000-entry chain (seconds). Undecided
 // actions are read by actions_tenant_status (actions_approvals holds only
-// held ones, migration 0009); a bulk-loaded action (audit_seq NULL) is
-// read and skipped, never joined.
+// held ones, migration 0009), which ends with audit_seq: a bulk-loaded
+// action (audit_seq NULL) is skipped on its index entry, its row never
+// read nor joined.
 var (
 	sqlFastUndecided = `SELECT ` + store.Qualified("a", actionCols) + `, l.seq, l.prev_hash, l.metadata
 FROM actions AS a INDEXED BY actions_tenant_status CROSS JOIN audit_log AS l ON l.tenant_id = a.tenant_id AND l.seq = a.audit_seq
