@@ -346,3 +346,28 @@ func processCPU(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkTenantByKeyHash is the key lookup every authenticated request
+// makes.
+func BenchmarkTenantByKeyHash(b *testing.B) {
+	ctx := b.Context()
+	db, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "g.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	if err := benchTenant(ctx, db, "acme"); err != nil {
+		b.Fatal(err)
+	}
+	const secret = "nram_bench_secret_0123456789"
+	if _, err := db.CreateAPIKey(ctx, store.OwnerKey(store.APIKey{ID: "key_1", TenantID: "acme", Hash: store.HashAPIKey(secret), Prefix: store.KeyPrefix(secret)})); err != nil {
+		b.Fatal(err)
+	}
+	hash := store.HashAPIKey(secret)
+	b.ReportAllocs()
+	for b.Loop() {
+		if tn, _, err := db.TenantByKeyHash(ctx, hash); err != nil || tn.ID != "acme" {
+			b.Fatal(tn, err)
+		}
+	}
+}

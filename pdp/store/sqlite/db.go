@@ -55,6 +55,9 @@ type DB struct {
 	// stmts are the statements every batch runs, prepared once on the
 	// write connection (see commit.go).
 	stmts map[string]*sql.Stmt
+	// keyLookup is TenantByKeyHash's query on the read pool, prepared on
+	// each read connection the first time it runs there.
+	keyLookup *sql.Stmt
 	// writes counts write transactions outside the committer (write), so
 	// the committer forgets the heads it remembers (heads) after one.
 	writes atomic.Uint64
@@ -199,6 +202,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	r.SetMaxOpenConns(o.readers)
 	r.SetMaxIdleConns(o.readers)
 	db.r = r
+	if db.keyLookup, err = r.PrepareContext(ctx, sqlKeyLookup); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("sqlite: prepare the key lookup: %w", err)
+	}
 	if err = db.startCommitter(ctx, o.maxBatch, o.batchObs); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -266,6 +273,9 @@ func (db *DB) Close() error {
 	}
 	db.closeStmts()
 	errs := []error{db.stopCheckpointer()}
+	if db.keyLookup != nil {
+		errs = append(errs, db.keyLookup.Close())
+	}
 	if db.r != nil {
 		errs = append(errs, db.r.Close())
 	}
