@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -195,6 +196,37 @@ func TestSubmitRecordsDurablyWithItsEntry(t *testing.T) {
 	}
 	if len(trail) != 1 || trail[0].Event != store.EventActionExecuted || !strings.Contains(string(trail[0].Metadata), `"key_id":"`+keyID+`"`) {
 		t.Fatalf("trail %+v", trail)
+	}
+}
+
+// TestActionIDsGrowWithTime: an action ID is "act_", the clock's Unix
+// milliseconds in 12 hex digits, and 12 random ones; IDs of one
+// millisecond differ, and a later millisecond's sort after.
+func TestActionIDsGrowWithTime(t *testing.T) {
+	e := newEnv(t)
+	tid, keyID := e.tenant(store.TierPro)
+	sub := lifecycle.Submission{TenantID: tid, KeyID: keyID, Name: "slack.send_message", AgentID: "bot-1"}
+	var ids []string
+	for i := range 3 {
+		if i == 2 {
+			e.clk.Advance(time.Millisecond)
+		}
+		ids = append(ids, e.submit(sub, pdp.StatusAllowed).ActionID)
+	}
+	for i, id := range ids {
+		if len(id) != 28 || !strings.HasPrefix(id, "act_") || strings.Trim(id[4:], "0123456789abcdef") != "" {
+			t.Fatalf("ID %q: want act_ and 24 hex digits", id)
+		}
+		at := e.clk.Now()
+		if i < 2 {
+			at = at.Add(-time.Millisecond)
+		}
+		if want := fmt.Sprintf("%012x", at.UnixMilli()); id[4:16] != want {
+			t.Errorf("ID %q: time part %s, want %s", id, id[4:16], want)
+		}
+	}
+	if ids[0] == ids[1] || ids[2] <= ids[0] || ids[2] <= ids[1] {
+		t.Errorf("IDs %q: want distinct, the later millisecond's last", ids)
 	}
 }
 

@@ -122,6 +122,30 @@ func (s *Service) Governed() bool { return s.gov != nil }
 // ErrGovernanceUnavailable: the store keeps no approvals or audit chain.
 var ErrGovernanceUnavailable = errors.New("the store keeps no approvals or audit chain")
 
+// newActionID returns "act_" and 24 hex digits: the service clock's Unix
+// milliseconds (12 digits, 48 bits) followed by 6 random bytes. A store's
+// IDs then grow with time, so each insert lands on the last leaf of the
+// indexes keyed by action ID (actions' unique id, audit_log_action)
+// instead of a random one: a group commit writes one page of each for its
+// whole batch, not one per action (BenchmarkActionWritePath in
+// pdp/store/sqlite, one tenant: 5.8 WAL pages per action with random IDs,
+// 3.9 with these). 48 random bits keep the IDs of one millisecond apart;
+// an ID is no secret (every read of an action is tenant-scoped and
+// authenticated), and a clash would be refused as a duplicate, not
+// overwrite.
+func (s *Service) newActionID() string {
+	var b [12]byte
+	ms := uint64(s.now().UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	if _, err := io.ReadFull(s.random, b[6:]); err != nil {
+		panic(fmt.Sprintf("random source failed: %v", err))
+	}
+	return "act_" + hex.EncodeToString(b[:])
+}
+
 // RandomHex returns n random bytes as hex. crypto/rand does not fail on
 // supported platforms (Go 1.24+ crashes the program instead), so there is
 // no error to return.

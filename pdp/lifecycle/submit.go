@@ -196,7 +196,7 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 	); err != nil {
 		return Result{}, err
 	}
-	id := "act_" + s.RandomHex(12)
+	id := s.newActionID()
 	traceID := sub.TraceID
 	if traceID == "" {
 		traceID = s.RandomHex(16)

@@ -300,7 +300,7 @@ type PolicyFilter struct {
 // ViolationCount) repeat parts of it so listings, approvals and the
 // dashboard can filter and aggregate without decoding it.
 type ActionRecord struct {
-	ID              string // chosen by the caller, e.g. "act_" + 24 random hex digits
+	ID              string // chosen by the caller, e.g. "act_" + 24 hex digits (pdp/lifecycle: time, then random)
 	TenantID        string
 	AgentID         string
 	Action          string

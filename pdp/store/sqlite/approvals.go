@@ -11,18 +11,29 @@ import (
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
+// approvalStatuses is the predicate of the partial index actions_approvals
+// (migration 0009), repeated in every query that should use it: SQLite
+// uses a partial index only when the query's WHERE has its terms.
+const approvalStatuses = `status IN ('pending_review', 'approved', 'denied')`
+
+// approvalsWhere is ListApprovals' WHERE clause and its arguments. With
+// a status, its term comes before approvalStatuses: so ordered, SQLite
+// seeks actions_approvals to that one status and reads it in audit order,
+// where the other order sorts the page (TestApprovalPlans).
+func approvalsWhere(tenantID string, st pdp.Status) (string, []any) {
+	if st == "" {
+		return ` WHERE tenant_id = ? AND ` + approvalStatuses, []any{tenantID}
+	}
+	return ` WHERE tenant_id = ? AND status = ? AND ` + approvalStatuses, []any{tenantID, st}
+}
+
 // ListApprovals returns one page of the tenant's approvals in audit order
 // and the total matching q, from one snapshot.
 func (db *DB) ListApprovals(ctx context.Context, tenantID string, q store.ApprovalQuery) ([]store.Approval, int, error) {
 	if err := q.Validate(); err != nil {
 		return nil, 0, fmt.Errorf("list approvals: %w", err)
 	}
-	where := ` WHERE tenant_id = ? AND status IN ('pending_review', 'approved', 'denied')`
-	args := []any{tenantID}
-	if q.Status != "" {
-		where = ` WHERE tenant_id = ? AND status = ?`
-		args = append(args, q.Status)
-	}
+	where, args := approvalsWhere(tenantID, q.Status)
 	limit := int64(q.Limit)
 	if limit <= 0 {
 		limit = -1
@@ -32,13 +43,12 @@ func (db *DB) ListApprovals(ctx context.Context, tenantID string, q store.Approv
 		out   = []store.Approval{}
 	)
 	err := db.read(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM actions`+where, args...).Scan(&total); err != nil {
+		if err := tx.QueryRowContext(ctx, sqlCountActions+where, args...).Scan(&total); err != nil {
 			return err
 		}
 		// NULLs (actions recorded without an entry) sort first, as in
 		// PostgreSQL with NULLS FIRST.
-		rows, err := tx.QueryContext(ctx, `SELECT `+actionCols+`, audit_seq FROM actions`+where+
-			` ORDER BY audit_seq, seq LIMIT ? OFFSET ?`, append(args, limit, max(q.Offset, 0))...)
+		rows, err := tx.QueryContext(ctx, sqlApprovalsPage(where), append(args, limit, max(q.Offset, 0))...)
 		if err != nil {
 			return err
 		}
@@ -60,6 +70,13 @@ func (db *DB) ListApprovals(ctx context.Context, tenantID string, q store.Approv
 		return nil, 0, fmt.Errorf("list approvals of %q: %w", tenantID, err)
 	}
 	return out, total, nil
+}
+
+const sqlCountActions = `SELECT count(*) FROM actions`
+
+// sqlApprovalsPage is ListApprovals' page query with this WHERE clause.
+func sqlApprovalsPage(where string) string {
+	return `SELECT ` + actionCols + `, audit_seq FROM actions` + where + ` ORDER BY audit_seq, seq LIMIT ? OFFSET ?`
 }
 
 const voteCols = `tenant_id, action_id, approver_id, role, is_manager, decision, reason, voted_at`

@@ -1,6 +1,12 @@
 package sqlite
 
-import "context"
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+)
 
 // ExecRaw runs one statement on the write connection, bypassing the store:
 // the tests' way to tamper with what it wrote.
@@ -47,3 +53,37 @@ func (db *DB) QueryPlan(ctx context.Context, query string, args ...any) ([]strin
 
 // FastActionQueries are actionsFast's queries.
 var FastActionQueries = []string{sqlFastUndecided, sqlFastDecided}
+
+// WithoutCheckpoints turns every checkpoint off, so the WAL only grows
+// while the database is open: its size counts the pages written.
+func WithoutCheckpoints() Option {
+	return func(o *options) { o.noCheckpoints = true }
+}
+
+// ApprovalQueries are ListApprovals' count and page queries for status st
+// ("" for all three).
+func ApprovalQueries(st pdp.Status) (count, page string) {
+	where, _ := approvalsWhere("", st)
+	return sqlCountActions + where, sqlApprovalsPage(where)
+}
+
+// Explain returns EXPLAIN's opcodes for query.
+func (db *DB) Explain(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := db.r.QueryContext(ctx, `EXPLAIN `+query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var addr, p1, p2, p3 int
+		var op string
+		var p4, comment sql.NullString
+		var p5 any
+		if err := rows.Scan(&addr, &op, &p1, &p2, &p3, &p4, &p5, &comment); err != nil {
+			return nil, err
+		}
+		out = append(out, fmt.Sprintf("%d %s %d %d %d %s", addr, op, p1, p2, p3, p4.String))
+	}
+	return out, rows.Err()
+}

@@ -3,8 +3,11 @@ package sqlite_test
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
+	"github.com/gatehouse-pdp/gatehouse/pdp"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store/sqlite"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store/storetest"
@@ -85,13 +88,13 @@ func (tp tamperer) Exec(t *testing.T, s store.GovernanceStore, query string, arg
 
 // TestVerifyActionPlans pins the join order of VerifyAudit's fast action
 // passes: each starts from the side with few rows (audited undecided
-// actions by actions_approvals, decision entries by audit_log_event) and
+// actions by actions_tenant_status, decision entries by audit_log_event) and
 // looks the other up by key. The other order walks every entry of the
 // chain, which took seconds per 1,000,000 entries.
 func TestVerifyActionPlans(t *testing.T) {
 	db := open(t, filepath.Join(t.TempDir(), "gatehouse.db"))
 	for i, want := range [][]string{
-		{"SEARCH a USING INDEX actions_approvals (tenant_id=? AND status=? AND audit_seq>?)", "SEARCH l USING PRIMARY KEY (tenant_id=? AND seq=?)"},
+		{"SEARCH a USING INDEX actions_tenant_status (tenant_id=? AND status=?)", "SEARCH l USING PRIMARY KEY (tenant_id=? AND seq=?)"},
 		{"SEARCH l USING INDEX audit_log_event (tenant_id=? AND event=?)", "SEARCH a USING INDEX sqlite_autoindex_actions_1 (id=?)"},
 	} {
 		got, err := db.QueryPlan(t.Context(), sqlite.FastActionQueries[i], "acme")
@@ -100,6 +103,52 @@ func TestVerifyActionPlans(t *testing.T) {
 		}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("query %d plan:\n%q\nwant\n%q", i, got, want)
+		}
+	}
+	// The undecided pass tests audit_seq > 0 on the index entry
+	// (actions_tenant_status ends with audit_seq, migration 0009): the
+	// table seek is deferred until a row passes, so a bulk-loaded action's
+	// row is never read.
+	ops, err := db.Explain(t.Context(), sqlite.FastActionQueries[0], "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(ops, func(op string) bool { return strings.Contains(op, " DeferredSeek ") }) {
+		t.Errorf("the undecided pass seeks the table before its audit_seq filter:\n%s", strings.Join(ops, "\n"))
+	}
+}
+
+// TestApprovalPlans: ListApprovals counts on a covering index and reads
+// its page from the partial index actions_approvals (held actions only,
+// migration 0009), with one status in audit order without sorting.
+func TestApprovalPlans(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "gatehouse.db"))
+	for _, c := range []struct {
+		status      pdp.Status
+		count, page []string
+	}{
+		{"", []string{"SEARCH actions USING COVERING INDEX actions_tenant_status (tenant_id=? AND status=?)"},
+			[]string{"SEARCH actions USING INDEX actions_approvals (tenant_id=? AND status=?)", "USE TEMP B-TREE FOR ORDER BY"}},
+		{pdp.StatusPendingReview, []string{"SEARCH actions USING COVERING INDEX actions_tenant_status (tenant_id=? AND status=?)"},
+			[]string{"SEARCH actions USING INDEX actions_approvals (tenant_id=? AND status=?)"}},
+	} {
+		count, page := sqlite.ApprovalQueries(c.status)
+		args := []any{"acme"}
+		if c.status != "" {
+			args = append(args, c.status)
+		}
+		for _, q := range []struct {
+			sql  string
+			args []any
+			want []string
+		}{{count, args, c.count}, {page, append(args, 10, 0), c.page}} {
+			got, err := db.QueryPlan(t.Context(), q.sql, q.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(q.want) {
+				t.Errorf("status %q: %s\nplan %q\nwant %q", c.status, q.sql, got, q.want)
+			}
 		}
 	}
 }

@@ -102,6 +102,17 @@ func (db *DB) CreateAPIKey(ctx context.Context, k store.APIKey) (store.APIKey, e
 // TenantByKeyHash returns the tenant of the unrevoked key with this hash.
 // Whether it has expired is the caller's to judge (APIKey.ExpiredAt),
 // against the caller's clock.
+// sqlKeyLookup is TenantByKeyHash's query, which every authenticated
+// request runs: prepared once per read connection (DB.keyLookup) rather
+// than parsed and planned on every call.
+const sqlKeyLookup = `SELECT
+    t.id, t.name, t.tier, t.mode, t.approval_mode, t.approval_settings, t.revision, t.created_at,
+    t.rate_limit_rps, t.rate_limit_burst, t.require_agent_keys,
+    k.id, k.tenant_id, k.hash, k.prefix, k.created_at, k.revoked_at, k.name, k.role, k.is_manager,
+    k.scopes, k.agent_id, k.step_types, k.expires_at, k.created_by
+FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+WHERE k.hash = ? AND k.revoked_at IS NULL`
+
 func (db *DB) TenantByKeyHash(ctx context.Context, hash string) (store.Tenant, store.APIKey, error) {
 	var (
 		t        store.Tenant
@@ -113,13 +124,7 @@ func (db *DB) TenantByKeyHash(ctx context.Context, hash string) (store.Tenant, s
 	)
 	dest := append([]any{&t.ID, &t.Name, &t.Tier, &t.Mode, &t.ApprovalMode, &settings, &t.Revision, &tCreated,
 		&rps, &burst, &t.RequireAgentKeys}, ks.dest()...)
-	err := db.r.QueryRowContext(ctx, `SELECT
-    t.id, t.name, t.tier, t.mode, t.approval_mode, t.approval_settings, t.revision, t.created_at,
-    t.rate_limit_rps, t.rate_limit_burst, t.require_agent_keys,
-    k.id, k.tenant_id, k.hash, k.prefix, k.created_at, k.revoked_at, k.name, k.role, k.is_manager,
-    k.scopes, k.agent_id, k.step_types, k.expires_at, k.created_by
-FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
-WHERE k.hash = ? AND k.revoked_at IS NULL`, hash).Scan(dest...)
+	err := db.keyLookup.QueryRowContext(ctx, hash).Scan(dest...)
 	if err != nil {
 		// The hash is a secret's digest: keep it out of the error.
 		return store.Tenant{}, store.APIKey{}, fmt.Errorf("key lookup: %w", noRows(err))

@@ -19,6 +19,7 @@ func TestPragmas(t *testing.T) {
 		{"busy_timeout", "5000"},
 		{"temp_store", "2"},             // MEMORY: statement journals of trigger-firing writes
 		{"wal_autocheckpoint", "10000"}, // a safety net: checkpoints run beside the writer (checkpoint.go)
+		{"cache_size", "-8192"},         // 8 MiB: the hot index leaves of ~160 tenants (writeCacheKiB)
 	} {
 		var got string
 		if err := db.w.QueryRowContext(t.Context(), "PRAGMA "+c.pragma).Scan(&got); err != nil {
