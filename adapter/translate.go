@@ -505,8 +505,9 @@ func floatNumber(f float64) ast.Number {
 }
 
 // TenantData returns the data document of one tenant,
-// data.gatehouse.tenants[tenant]: its mode and, per scope, the step types
-// and whitelisted domains of each enabled policy; and "views", what the
+// data.gatehouse.tenants[tenant]: its mode and, per scope, the step types,
+// whitelisted domains, guard, mode and rules (PolicyRules: policy as
+// data, what the library evaluates) of each enabled policy; and "views", what the
 // library would otherwise derive from those at every decision (the
 // effective policies per scope and step type, policies_evaluated, the
 // result when nothing fires), computed once here. When agent is non-empty
@@ -532,6 +533,14 @@ func TenantData(tp *pdp.TenantPolicies, agent string, allAgents bool) map[string
 			"mode":                p.ModeName(),
 		}
 		metas[p] = meta
+		// The policy's own entry carries its rules (rules.go); the
+		// views, which list a policy once per step type, do not.
+		entry := make(map[string]any, len(meta)+1)
+		for k, v := range meta {
+			entry[k] = v
+		}
+		entry["rules"] = PolicyRules(p)
+		meta = entry
 		switch {
 		case p.AgentID == "":
 			tenant[p.Name] = meta

@@ -179,24 +179,55 @@ _builtins := b if {
 
 # --- hits ------------------------------------------------------------------
 #
-# A hit is ranked and composed where it is found: each rule of a generated
-# module yields [0 - outcome rank, 0 - severity rank, scope rank, policy,
-# rule, violation, patch] (see _ranked), its parts that do not depend on
-# the action written into the module as constants. Sorted, hits come
-# strongest first; the patch is what the hit alone makes of the result.
+# A policy's rules are data (policy as data, adapter/rules.go): each
+# enabled policy's entry in the tenant's data holds its rules, and _fire
+# evaluates one. A hit is ranked and composed where it is found: _fire
+# yields [0 - outcome rank, 0 - severity rank, scope rank, policy, rule,
+# violation, patch] (see _ranked), its parts that do not depend on the
+# action constants of the rule's data. Sorted, hits come strongest first;
+# the patch is what the hit alone makes of the result.
+#
+# Which rules run: with the engine's rule hints (data.gatehouse.hints.rules,
+# policy name → the indices of its rules that could fire, per scope) those
+# rules, without their pre-checks (the hint's condition is theirs); with
+# its candidates only (data.gatehouse.hints.candidates), every rule of a
+# candidate policy, each behind its pre-check; without hints, the same
+# behind the policies' guards (_candidates). The result is the same.
 
 _hits contains h if {
+	not data.gatehouse.hints.rules
 	some name in _candidates.agent
 	p := _view.agent[name]
-	some h in data.gatehouse.policies[input.tenant_id].agents[input.agent_id][name].hits
 	not _whitelisted(p)
+	some r in _agent_scope[name].rules
+	_prechecked(r)
+	h := _fire(r)
 }
 
 _hits contains h if {
+	not data.gatehouse.hints.rules
 	some name in _candidates.tenant
 	p := _view.tenant[name]
-	some h in data.gatehouse.policies[input.tenant_id].tenant[name].hits
 	not _whitelisted(p)
+	some r in _tenant.tenant[name].rules
+	_prechecked(r)
+	h := _fire(r)
+}
+
+_hits contains h if {
+	some name, rules in data.gatehouse.hints.rules.agent
+	p := _view.agent[name]
+	not _whitelisted(p)
+	some i in rules
+	h := _fire(_agent_scope[name].rules[i])
+}
+
+_hits contains h if {
+	some name, rules in data.gatehouse.hints.rules.tenant
+	p := _view.tenant[name]
+	not _whitelisted(p)
+	some i in rules
+	h := _fire(_tenant.tenant[name].rules[i])
 }
 
 _hits contains _builtin_hit(v, "FinancialSafetyPolicy") if {
@@ -213,18 +244,103 @@ _hits contains _builtin_hit(v, "DataExfiltrationPolicy") if {
 # hints cover them too); reported, never enforced. A view without shadow
 # policies costs an empty iteration.
 _shadow_hits contains h if {
+	not data.gatehouse.hints.rules
 	some name, p in _view.shadow.agent
 	name in _candidates.agent
-	some h in data.gatehouse.policies[input.tenant_id].agents[input.agent_id][name].hits
 	not _whitelisted(p)
+	some r in _agent_scope[name].rules
+	_prechecked(r)
+	h := _fire(r)
+}
+
+_shadow_hits contains h if {
+	not data.gatehouse.hints.rules
+	some name, p in _view.shadow.tenant
+	name in _candidates.tenant
+	not _whitelisted(p)
+	some r in _tenant.tenant[name].rules
+	_prechecked(r)
+	h := _fire(r)
+}
+
+_shadow_hits contains h if {
+	some name, p in _view.shadow.agent
+	rules := data.gatehouse.hints.rules.agent[name]
+	not _whitelisted(p)
+	some i in rules
+	h := _fire(_agent_scope[name].rules[i])
 }
 
 _shadow_hits contains h if {
 	some name, p in _view.shadow.tenant
-	name in _candidates.tenant
-	some h in data.gatehouse.policies[input.tenant_id].tenant[name].hits
+	rules := data.gatehouse.hints.rules.tenant[name]
 	not _whitelisted(p)
+	some i in rules
+	h := _fire(_tenant.tenant[name].rules[i])
 }
+
+# A rule's pre-check: the folded action text contains one of the literals
+# every match of its pattern contains (a rule without them has none).
+_prechecked(r) if not r.pre
+
+_prechecked(r) if {
+	f := text.folded
+	some lit in r.pre
+	contains(f, lit)
+}
+
+# The hit of rule r (its data, adapter/rules.go) when it fires: its
+# pattern matches (m, the first match) and its context_requires, if any,
+# matches too. Undefined when it does not fire; with strict built-in
+# errors, a pattern that does not compile fails the decision.
+_fire(r) := array.concat(r.key, [v, object.union({"reason": reason, "violations": [v], "warnings": [v]}, r.patch)]) if {
+	m := _found(r)
+	_context_holds(r)
+	reason := _reason(r, m)
+	v := object.union(r.violation, {"match": m, "reason": reason})
+}
+
+# The first match of r's pattern. A pure alternation of ASCII literals
+# ("alts", folded) on an ASCII text is found without the regex: for ASCII
+# text and literals, folded containment is exactly Python's IGNORECASE
+# matching, indexof gives byte = rune positions, and the least [position,
+# alternative] is RE2's leftmost-first choice. Other texts take the regex.
+_found(r) := substring(text.text, x[0], x[2]) if {
+	r.alts
+	text.ascii
+	x := min([[i, k, n] |
+		f := text.folded
+		some k, lit in r.alts
+		i := indexof(f, lit)
+		i >= 0
+		n := count(lit)
+	])
+} else := ms[0] if {
+	ms := regex.find_n(r.pattern, text.text, 1)
+}
+
+_context_holds(r) if not r.context
+
+_context_holds(r) if {
+	_context_prechecked(r)
+	regex.match(r.context, text.text)
+}
+
+_context_prechecked(r) if not r.context_pre
+
+_context_prechecked(r) if {
+	f := text.folded
+	some lit in r.context_pre
+	contains(f, lit)
+}
+
+# The reason of a hit of r matching m: the policy's default, the rule's
+# template with every {match} replaced, or its fixed text.
+_reason(r, m) := concat("", [r.reason_prefix, m]) if {
+	r.reason_prefix
+} else := replace(r.reason_template, "{match}", m) if {
+	r.reason_template
+} else := r.reason
 
 # A policy is skipped only when the action text names at least one
 # destination, every destination is a recognised hostname (text.targets,

@@ -5,10 +5,11 @@
 #   (status, triggered_policy, risk_score, policies_evaluated, violations,
 #   warnings, shadow mode) for data.gatehouse.decision.result.
 #
-#   The generated modules are mocked: a case names the violations each policy
-#   module yields ("mods", laid out like data.gatehouse.policies.acme), and
+#   The policies' rules are mocked: a case names the violations each policy
+#   yields ("mods": {"tenant": {name: {"violations": ...}}, "agents": ...}),
 #   _data_for derives the tenant's data from it, every policy enabled for
-#   ACTION with no whitelist unless the test says otherwise.
+#   ACTION with no whitelist unless the test says otherwise, and _result
+#   gives each policy one rule per violation, firing with its hit.
 package gatehouse.decision_test
 
 import data.gatehouse.decision
@@ -45,23 +46,31 @@ _data_for(mods) := {"acme": {
 
 _result(inp, tenants, policies) := r if {
 	r := decision.result with input as inp
-		with data.gatehouse.tenants as tenants
-		with data.gatehouse.policies as _modules(policies)
+		with data.gatehouse.tenants as _with_rules(tenants, policies)
+		with decision._fire as _mock_fire
 }
 
-# The mocked modules as the library reads them: each policy's violations
-# as the hits its generated rules yield (adapter_test checks that a
-# generated rule yields exactly decision._ranked's hit).
-_modules(policies) := {t: {
-	"tenant": {name: _module(m, name, "tenant") | some name, m in object.get(mods, "tenant", {})},
-	"agents": {agent: {name: _module(m, name, "agent") | some name, m in ps} |
-		some agent, ps in object.get(mods, "agents", {})
+# The mocked policies' rules as the tenant's data carries them (policy as
+# data): one rule per violation, each firing with the hit decision._ranked
+# builds for it (adapter and engine tests check that a real rule's data
+# fires with exactly that hit), by way of the mocked _fire. A policy the
+# data does not hold gets no rules, as it gets no data.
+_with_rules(tenants, policies) := {t: object.union(doc, {
+	"tenant": {name: _rules(p, object.get(policies, [t, "tenant", name, "violations"], set()), name, "tenant") |
+		some name, p in object.get(doc, "tenant", {})
 	},
-} |
-	some t, mods in policies
+	"agents": {agent: {name: _rules(p, object.get(policies, [t, "agents", agent, name, "violations"], set()), name, "agent") |
+		some name, p in ps
+	} |
+		some agent, ps in object.get(doc, "agents", {})
+	},
+}) |
+	some t, doc in tenants
 }
 
-_module(m, name, scope) := {"hits": {decision._ranked(v, name, scope) | some v in m.violations}}
+_rules(p, violations, name, scope) := object.union(p, {"rules": [{"hit": decision._ranked(v, name, scope)} | some v in violations]})
+
+_mock_fire(r) := r.hit
 
 _decide(inp, mods) := _result(inp, _data_for(mods), {"acme": mods})
 
@@ -582,8 +591,8 @@ test_precomputed_views_decide_as_computed_ones[name] if {
 test_hints_restrict_evaluation_to_candidates if {
 	hints := {"candidates": {"agent": [], "tenant": ["audit"]}, "builtins": {}}
 	r := decision.result with input as object.union(_input, {"action": "wire_funds"})
-		with data.gatehouse.tenants as _with_views
-		with data.gatehouse.policies as _modules({"acme": _scoped})
+		with data.gatehouse.tenants as _with_rules(_with_views, {"acme": _scoped})
+		with decision._fire as _mock_fire
 		with data.gatehouse.hints as hints
 	r.violations == []
 	r.policies_evaluated == ["audit", "pii", "FinancialSafetyPolicy", "DataExfiltrationPolicy"]
@@ -592,8 +601,8 @@ test_hints_restrict_evaluation_to_candidates if {
 test_hints_cannot_add_policies_outside_the_view if {
 	hints := {"candidates": {"agent": ["refunds"], "tenant": ["pii"]}, "builtins": {}}
 	r := decision.result with input as _input
-		with data.gatehouse.tenants as _with_views
-		with data.gatehouse.policies as _modules({"acme": _scoped})
+		with data.gatehouse.tenants as _with_rules(_with_views, {"acme": _scoped})
+		with decision._fire as _mock_fire
 		with data.gatehouse.hints as hints
 	_order(r) == [["pii", "tenant", 0]]
 }
