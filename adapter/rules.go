@@ -18,20 +18,29 @@ import (
 //
 // One rule, as RuleData renders rule i of policy p:
 //
-//	"pre":        [literals]  the match pattern's pre-check (Literals),
-//	                          absent when it has none
-//	"alts":       [folded]    for a pure alternation of ASCII literals
-//	                          (literalAlternatives): the folded
-//	                          alternatives of foundTemplate's indexof path
+//	"kind":       how it is evaluated (decision.rego's _fire): "regex",
+//	              or "alts" for a pure alternation of ASCII literals
+//	              (literalAlternatives), found with indexof on ASCII texts
+//	              (foundTemplate's semantics); "_context" appended when it
+//	              has context_requires; "pre_" prepended when its match
+//	              pattern has a pre-check
+//	"bare":       the kind without "pre_": how the rule hints
+//	              (data.gatehouse.hints.rules) evaluate it, whose
+//	              condition is the pre-check's
+//	"pre":        the match pattern's pre-check literals (Literals),
+//	              "pre_" kinds only
+//	"alts":       the folded alternatives ("alts" kinds only)
 //	"pattern":    the translated RE2 pattern (emittedPattern; an
 //	              untranslatable one does not compile, so evaluating it
 //	              fails the decision)
-//	"context":    context_requires translated, absent without one;
-//	"context_pre": its pre-check literals, absent when it has none
-//	"reason_prefix"   "Policy '<name>' violated: " (no reason: prefix+match)
-//	"reason_template" a reason holding {match} (every {match} replaced)
-//	"reason"          a fixed reason
-//	                  (exactly one of the three)
+//	"context", "context_pre": context_requires translated and its
+//	              pre-check literals ([alwaysGuard], which every action
+//	              text contains, without), "_context" kinds only
+//	"reason":     the reason, every "{match}" in it to be replaced by the
+//	              match: "Policy '<name>' violated: {match}" when the rule
+//	              has none (PolicyModule concatenates the same text; a
+//	              valid name holds no "{match}"), the rule's template, or
+//	              its fixed text, which holds no "{match}"
 //	"violation":  the violation's constant fields: policy, scope, rule,
 //	              severity, on_violation, confidence
 //	"key":        [0 - outcome rank, 0 - severity rank, scope rank,
@@ -41,8 +50,8 @@ import (
 //	              the rule warns
 //
 // The library builds the hit hitTerm builds from these: the same tuple,
-// the same violation and the same patch (TestRulesDataMatchModules and
-// the engine's differential tests check it).
+// the same violation and the same patch (TestDataDecidesAsModules in
+// pdp/engine checks it against the generated modules).
 
 // PolicyRules returns the data of every rule of p, in rule order.
 func PolicyRules(p *pdp.Policy) []any {
@@ -56,30 +65,36 @@ func PolicyRules(p *pdp.Policy) []any {
 // RuleData returns the data of rule i of p (see above).
 func RuleData(p *pdp.Policy, i int) map[string]any {
 	r := p.Rules[i]
-	d := map[string]any{"pattern": emittedPattern(r.Match)}
-	if lits, ok := Literals(r.Match); ok {
-		d["pre"] = toAny(lits)
+	pattern := emittedPattern(r.Match)
+	reason := r.Reason
+	if reason == "" {
+		reason = "Policy '" + p.Name + "' violated: {match}"
+		if strings.Contains(p.Name, "{match}") {
+			// Not a valid name (Validate refuses it): the reason could
+			// not be told from the template, so the rule fails closed.
+			pattern = untranslatable
+		}
 	}
+	d := map[string]any{"pattern": pattern, "reason": reason}
+	bare := "regex"
 	if alts, ok := literalAlternatives(r.Match); ok {
 		folded := make([]any, len(alts))
 		for j, a := range alts {
 			folded[j] = Fold(a)
 		}
-		d["alts"] = folded
+		bare, d["alts"] = "alts", folded
 	}
 	if r.ContextRequires != "" {
+		bare += "_context"
 		d["context"] = emittedPattern(r.ContextRequires)
+		d["context_pre"] = []any{alwaysGuard}
 		if lits, ok := Literals(r.ContextRequires); ok {
 			d["context_pre"] = toAny(lits)
 		}
 	}
-	switch {
-	case r.Reason == "":
-		d["reason_prefix"] = "Policy '" + p.Name + "' violated: "
-	case strings.Contains(r.Reason, "{match}"):
-		d["reason_template"] = r.Reason
-	default:
-		d["reason"] = r.Reason
+	d["bare"], d["kind"] = bare, bare
+	if lits, ok := Literals(r.Match); ok {
+		d["pre"], d["kind"] = toAny(lits), "pre_"+bare
 	}
 	scope := 1
 	if p.Scope() == pdp.ScopeAgent {

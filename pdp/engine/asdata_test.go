@@ -157,8 +157,13 @@ func (x *asData) result(t *testing.T, pq rego.PreparedEvalQuery, input ast.Value
 // of context_requires) hold on the folded text; a policy with none is
 // left out. Every rule that can fire is listed: the pre-checks are
 // necessary conditions.
-func (x *asData) ruleHints(t *testing.T, a pdp.Action, wrapped ast.Value) ast.Value {
+func (x *asData) ruleHints(t testing.TB, a pdp.Action, wrapped ast.Value) ast.Value {
 	t.Helper()
+	return ruleHints(x.tenants[a.TenantID], a, wrapped)
+}
+
+// ruleHints is asData.ruleHints for a's tenant tp.
+func ruleHints(tp *pdp.TenantPolicies, a pdp.Action, wrapped ast.Value) ast.Value {
 	hints := wrapped.(ast.Object).Get(hintHintsKey).Value.(ast.Object)
 	folded := string(hints.Get(hintFolded).Value.(ast.String))
 	cands := hints.Get(hintCandidates).Value.(ast.Object)
@@ -174,7 +179,6 @@ func (x *asData) ruleHints(t *testing.T, a pdp.Action, wrapped ast.Value) ast.Va
 		}
 		return false
 	}
-	tp := x.tenants[a.TenantID]
 	scope := func(key *ast.Term, agent string) *ast.Term {
 		out := ast.NewObject()
 		names := cands.Get(key).Value.(*ast.Array)

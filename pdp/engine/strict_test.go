@@ -105,11 +105,10 @@ func tamperedRule(t *testing.T, edit func(rule map[string]any)) *bundles.Loaded 
 // making the rule undefined (OPA's default).
 func TestBuiltinErrorsFailClosed(t *testing.T) {
 	for name, edit := range map[string]func(map[string]any){
-		"match pattern":         func(r map[string]any) { delete(r, "pre"); delete(r, "alts"); r["pattern"] = "(unclosed" },
-		"untranslatable marker": func(r map[string]any) { delete(r, "pre"); delete(r, "alts"); r["pattern"] = adapter.Untranslatable },
+		"match pattern":         func(r map[string]any) { r["kind"] = "regex_context"; r["pattern"] = "(unclosed" },
+		"untranslatable marker": func(r map[string]any) { r["kind"] = "regex_context"; r["pattern"] = adapter.Untranslatable },
 		"context pattern": func(r map[string]any) {
-			delete(r, "pre")
-			delete(r, "alts")
+			r["kind"] = "regex_context"
 			r["pattern"] = "ping"
 			r["context"] = "[z-a]"
 		},

@@ -200,8 +200,7 @@ _hits contains h if {
 	p := _view.agent[name]
 	not _whitelisted(p)
 	some r in _agent_scope[name].rules
-	_prechecked(r)
-	h := _fire(r)
+	h := _fire(r.kind, r)
 }
 
 _hits contains h if {
@@ -210,8 +209,7 @@ _hits contains h if {
 	p := _view.tenant[name]
 	not _whitelisted(p)
 	some r in _tenant.tenant[name].rules
-	_prechecked(r)
-	h := _fire(r)
+	h := _fire(r.kind, r)
 }
 
 _hits contains h if {
@@ -219,7 +217,8 @@ _hits contains h if {
 	p := _view.agent[name]
 	not _whitelisted(p)
 	some i in rules
-	h := _fire(_agent_scope[name].rules[i])
+	r := _agent_scope[name].rules[i]
+	h := _fire(r.bare, r)
 }
 
 _hits contains h if {
@@ -227,7 +226,8 @@ _hits contains h if {
 	p := _view.tenant[name]
 	not _whitelisted(p)
 	some i in rules
-	h := _fire(_tenant.tenant[name].rules[i])
+	r := _tenant.tenant[name].rules[i]
+	h := _fire(r.bare, r)
 }
 
 _hits contains _builtin_hit(v, "FinancialSafetyPolicy") if {
@@ -249,8 +249,7 @@ _shadow_hits contains h if {
 	name in _candidates.agent
 	not _whitelisted(p)
 	some r in _agent_scope[name].rules
-	_prechecked(r)
-	h := _fire(r)
+	h := _fire(r.kind, r)
 }
 
 _shadow_hits contains h if {
@@ -259,8 +258,7 @@ _shadow_hits contains h if {
 	name in _candidates.tenant
 	not _whitelisted(p)
 	some r in _tenant.tenant[name].rules
-	_prechecked(r)
-	h := _fire(r)
+	h := _fire(r.kind, r)
 }
 
 _shadow_hits contains h if {
@@ -268,7 +266,8 @@ _shadow_hits contains h if {
 	rules := data.gatehouse.hints.rules.agent[name]
 	not _whitelisted(p)
 	some i in rules
-	h := _fire(_agent_scope[name].rules[i])
+	r := _agent_scope[name].rules[i]
+	h := _fire(r.bare, r)
 }
 
 _shadow_hits contains h if {
@@ -276,37 +275,89 @@ _shadow_hits contains h if {
 	rules := data.gatehouse.hints.rules.tenant[name]
 	not _whitelisted(p)
 	some i in rules
-	h := _fire(_tenant.tenant[name].rules[i])
+	r := _tenant.tenant[name].rules[i]
+	h := _fire(r.bare, r)
 }
 
-# A rule's pre-check: the folded action text contains one of the literals
-# every match of its pattern contains (a rule without them has none).
-_prechecked(r) if not r.pre
+# The hit of rule r (its data, adapter/rules.go) when it fires, by kind:
+# r.kind to evaluate it behind its pre-check, r.bare without (the rule
+# hints' condition is the pre-check's). Its pattern matches (m, the first
+# match) and its context_requires, if any, matches too. Undefined when it
+# does not fire; with strict built-in errors, a pattern that does not
+# compile fails the decision. The kinds are bodies of one function, which
+# OPA indexes on kind, so a rule costs one call: "regex", "alts" (a pure
+# alternation of ASCII literals, _alternative), each with "pre_" before it
+# when it has a pre-check and "_context" after it when it has
+# context_requires.
+_fire(kind, r) := _hit(r, ms[0]) if {
+	kind == "pre_regex"
+	_any(r.pre)
+	ms := regex.find_n(r.pattern, text.text, 1)
+}
 
-_prechecked(r) if {
+_fire(kind, r) := _hit(r, ms[0]) if {
+	kind == "regex"
+	ms := regex.find_n(r.pattern, text.text, 1)
+}
+
+_fire(kind, r) := _hit(r, m) if {
+	kind == "pre_alts"
+	_any(r.pre)
+	m := _alternative(r)
+}
+
+_fire(kind, r) := _hit(r, _alternative(r)) if kind == "alts"
+
+_fire(kind, r) := _hit(r, ms[0]) if {
+	kind == "pre_regex_context"
+	_any(r.pre)
+	ms := regex.find_n(r.pattern, text.text, 1)
+	_context_holds(r)
+}
+
+_fire(kind, r) := _hit(r, ms[0]) if {
+	kind == "regex_context"
+	ms := regex.find_n(r.pattern, text.text, 1)
+	_context_holds(r)
+}
+
+_fire(kind, r) := _hit(r, m) if {
+	kind == "pre_alts_context"
+	_any(r.pre)
+	m := _alternative(r)
+	_context_holds(r)
+}
+
+_fire(kind, r) := _hit(r, m) if {
+	kind == "alts_context"
+	m := _alternative(r)
+	_context_holds(r)
+}
+
+# A pre-check: the folded action text contains one of lits, literals
+# every match of a pattern contains. A function exits on its first
+# success.
+_any(lits) if {
 	f := text.folded
-	some lit in r.pre
+	some lit in lits
 	contains(f, lit)
 }
 
-# The hit of rule r (its data, adapter/rules.go) when it fires: its
-# pattern matches (m, the first match) and its context_requires, if any,
-# matches too. Undefined when it does not fire; with strict built-in
-# errors, a pattern that does not compile fails the decision.
-_fire(r) := array.concat(r.key, [v, object.union({"reason": reason, "violations": [v], "warnings": [v]}, r.patch)]) if {
-	m := _found(r)
-	_context_holds(r)
-	reason := _reason(r, m)
+# The hit of rule r matching m. Every reason is the rule's reason with
+# each {match} replaced by m: the policy's default, "Policy '<name>'
+# violated: {match}" (a valid name holds no "{match}"), a template, or a
+# fixed text, which holds no {match}.
+_hit(r, m) := array.concat(r.key, [v, object.union({"reason": reason, "violations": [v], "warnings": [v]}, r.patch)]) if {
+	reason := replace(r.reason, "{match}", m)
 	v := object.union(r.violation, {"match": m, "reason": reason})
 }
 
-# The first match of r's pattern. A pure alternation of ASCII literals
-# ("alts", folded) on an ASCII text is found without the regex: for ASCII
-# text and literals, folded containment is exactly Python's IGNORECASE
+# The first match of a pure alternation of ASCII literals (r.alts,
+# folded). On an ASCII text it is found without the regex: for ASCII text
+# and literals, folded containment is exactly Python's IGNORECASE
 # matching, indexof gives byte = rune positions, and the least [position,
 # alternative] is RE2's leftmost-first choice. Other texts take the regex.
-_found(r) := substring(text.text, x[0], x[2]) if {
-	r.alts
+_alternative(r) := substring(text.text, x[0], x[2]) if {
 	text.ascii
 	x := min([[i, k, n] |
 		f := text.folded
@@ -319,28 +370,10 @@ _found(r) := substring(text.text, x[0], x[2]) if {
 	ms := regex.find_n(r.pattern, text.text, 1)
 }
 
-_context_holds(r) if not r.context
-
 _context_holds(r) if {
-	_context_prechecked(r)
+	_any(r.context_pre)
 	regex.match(r.context, text.text)
 }
-
-_context_prechecked(r) if not r.context_pre
-
-_context_prechecked(r) if {
-	f := text.folded
-	some lit in r.context_pre
-	contains(f, lit)
-}
-
-# The reason of a hit of r matching m: the policy's default, the rule's
-# template with every {match} replaced, or its fixed text.
-_reason(r, m) := concat("", [r.reason_prefix, m]) if {
-	r.reason_prefix
-} else := replace(r.reason_template, "{match}", m) if {
-	r.reason_template
-} else := r.reason
 
 # A policy is skipped only when the action text names at least one
 # destination, every destination is a recognised hostname (text.targets,

@@ -68,9 +68,9 @@ _with_rules(tenants, policies) := {t: object.union(doc, {
 	some t, doc in tenants
 }
 
-_rules(p, violations, name, scope) := object.union(p, {"rules": [{"hit": decision._ranked(v, name, scope)} | some v in violations]})
+_rules(p, violations, name, scope) := object.union(p, {"rules": [{"kind": "mock", "hit": decision._ranked(v, name, scope)} | some v in violations]})
 
-_mock_fire(r) := r.hit
+_mock_fire(_, r) := r.hit
 
 _decide(inp, mods) := _result(inp, _data_for(mods), {"acme": mods})
 

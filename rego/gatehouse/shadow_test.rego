@@ -43,11 +43,11 @@ _hits := {
 # with its hit by way of the mocked decision._fire.
 _tenants(mode, tenant, agents) := {"acme": {
 	"mode": mode,
-	"tenant": {name: object.union(p, {"rules": [{"hit": _hits.tenant[name]}]}) | some name, p in tenant},
-	"agents": {"billing-bot": {name: object.union(p, {"rules": [{"hit": _hits.agents["billing-bot"][name]}]}) | some name, p in agents}},
+	"tenant": {name: object.union(p, {"rules": [{"kind": "mock", "hit": _hits.tenant[name]}]}) | some name, p in tenant},
+	"agents": {"billing-bot": {name: object.union(p, {"rules": [{"kind": "mock", "hit": _hits.agents["billing-bot"][name]}]}) | some name, p in agents}},
 }}
 
-_mock_fire(r) := r.hit
+_mock_fire(_, r) := r.hit
 
 _decide(tenant, agents) := r if {
 	r := decision.result with input as _input
