@@ -18,17 +18,11 @@ import (
 //
 // One rule, as RuleData renders rule i of policy p:
 //
-//	"kind":       how it is evaluated (decision.rego's _fire): "regex",
-//	              or "alts" for a pure alternation of ASCII literals
-//	              (literalAlternatives), found with indexof on ASCII texts
-//	              (foundTemplate's semantics); "_context" appended when it
-//	              has context_requires; "pre_" prepended when its match
-//	              pattern has a pre-check
-//	"bare":       the kind without "pre_": how the rule hints
-//	              (data.gatehouse.hints.rules) evaluate it, whose
-//	              condition is the pre-check's
-//	"pre":        the match pattern's pre-check literals (Literals),
-//	              "pre_" kinds only
+//	"kind":       how it is evaluated (decision.rego's _fire, indexed on
+//	              it): "regex", or "alts" for a pure alternation of ASCII
+//	              literals (literalAlternatives), found with indexof on
+//	              ASCII texts (foundTemplate's semantics); "_context"
+//	              appended when it has context_requires
 //	"alts":       the folded alternatives ("alts" kinds only)
 //	"pattern":    the translated RE2 pattern (emittedPattern; an
 //	              untranslatable one does not compile, so evaluating it
@@ -53,6 +47,34 @@ import (
 // the same violation and the same patch (TestDataDecidesAsModules in
 // pdp/engine checks it against the generated modules).
 
+// The rules' pre-checks are data of the policy, beside its rules
+// (RuleIndex): "by_literal", each pre-check literal (Literals of a match
+// pattern) → the indices of the rules whose pre-check it is part of; the
+// rules without a pre-check are listed under alwaysGuard, which every
+// action text begins with. Without rule hints the library evaluates the
+// rules of a candidate policy whose pre-check holds (one of its literals
+// occurs in the folded action text), each once: one pass over the
+// policy's literals instead of a test per rule.
+
+// RuleIndex returns p's "by_literal" (see above).
+func RuleIndex(p *pdp.Policy) map[string]any {
+	idx := map[string][]any{}
+	for i, r := range p.Rules {
+		lits, ok := Literals(r.Match)
+		if !ok {
+			lits = []string{alwaysGuard}
+		}
+		for _, l := range lits {
+			idx[l] = append(idx[l], i)
+		}
+	}
+	byLiteral := make(map[string]any, len(idx))
+	for l, is := range idx {
+		byLiteral[l] = is
+	}
+	return byLiteral
+}
+
 // PolicyRules returns the data of every rule of p, in rule order.
 func PolicyRules(p *pdp.Policy) []any {
 	out := make([]any, len(p.Rules))
@@ -76,26 +98,23 @@ func RuleData(p *pdp.Policy, i int) map[string]any {
 		}
 	}
 	d := map[string]any{"pattern": pattern, "reason": reason}
-	bare := "regex"
+	kind := "regex"
 	if alts, ok := literalAlternatives(r.Match); ok {
 		folded := make([]any, len(alts))
 		for j, a := range alts {
 			folded[j] = Fold(a)
 		}
-		bare, d["alts"] = "alts", folded
+		kind, d["alts"] = "alts", folded
 	}
 	if r.ContextRequires != "" {
-		bare += "_context"
+		kind += "_context"
 		d["context"] = emittedPattern(r.ContextRequires)
 		d["context_pre"] = []any{alwaysGuard}
 		if lits, ok := Literals(r.ContextRequires); ok {
 			d["context_pre"] = toAny(lits)
 		}
 	}
-	d["bare"], d["kind"] = bare, bare
-	if lits, ok := Literals(r.Match); ok {
-		d["pre"], d["kind"] = toAny(lits), "pre_"+bare
-	}
+	d["kind"] = kind
 	scope := 1
 	if p.Scope() == pdp.ScopeAgent {
 		scope = 0

@@ -540,6 +540,7 @@ func TenantData(tp *pdp.TenantPolicies, agent string, allAgents bool) map[string
 			entry[k] = v
 		}
 		entry["rules"] = PolicyRules(p)
+		entry["by_literal"] = RuleIndex(p)
 		meta = entry
 		switch {
 		case p.AgentID == "":

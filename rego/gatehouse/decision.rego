@@ -190,16 +190,18 @@ _builtins := b if {
 # Which rules run: with the engine's rule hints (data.gatehouse.hints.rules,
 # policy name → the indices of its rules that could fire, per scope) those
 # rules, without their pre-checks (the hint's condition is theirs); with
-# its candidates only (data.gatehouse.hints.candidates), every rule of a
-# candidate policy, each behind its pre-check; without hints, the same
-# behind the policies' guards (_candidates). The result is the same.
+# its candidates only (data.gatehouse.hints.candidates), the rules of a
+# candidate policy whose pre-checks hold (_prechecked); without hints, the
+# same behind the policies' guards (_candidates). The result is the same.
 
 _hits contains h if {
 	not data.gatehouse.hints.rules
 	some name in _candidates.agent
 	p := _view.agent[name]
 	not _whitelisted(p)
-	some r in _agent_scope[name].rules
+	policy := _agent_scope[name]
+	some i in _prechecked(policy)
+	r := policy.rules[i]
 	h := _fire(r.kind, r)
 }
 
@@ -208,7 +210,9 @@ _hits contains h if {
 	some name in _candidates.tenant
 	p := _view.tenant[name]
 	not _whitelisted(p)
-	some r in _tenant.tenant[name].rules
+	policy := _tenant.tenant[name]
+	some i in _prechecked(policy)
+	r := policy.rules[i]
 	h := _fire(r.kind, r)
 }
 
@@ -218,7 +222,7 @@ _hits contains h if {
 	not _whitelisted(p)
 	some i in rules
 	r := _agent_scope[name].rules[i]
-	h := _fire(r.bare, r)
+	h := _fire(r.kind, r)
 }
 
 _hits contains h if {
@@ -227,7 +231,7 @@ _hits contains h if {
 	not _whitelisted(p)
 	some i in rules
 	r := _tenant.tenant[name].rules[i]
-	h := _fire(r.bare, r)
+	h := _fire(r.kind, r)
 }
 
 _hits contains _builtin_hit(v, "FinancialSafetyPolicy") if {
@@ -248,7 +252,9 @@ _shadow_hits contains h if {
 	some name, p in _view.shadow.agent
 	name in _candidates.agent
 	not _whitelisted(p)
-	some r in _agent_scope[name].rules
+	policy := _agent_scope[name]
+	some i in _prechecked(policy)
+	r := policy.rules[i]
 	h := _fire(r.kind, r)
 }
 
@@ -257,7 +263,9 @@ _shadow_hits contains h if {
 	some name, p in _view.shadow.tenant
 	name in _candidates.tenant
 	not _whitelisted(p)
-	some r in _tenant.tenant[name].rules
+	policy := _tenant.tenant[name]
+	some i in _prechecked(policy)
+	r := policy.rules[i]
 	h := _fire(r.kind, r)
 }
 
@@ -267,7 +275,7 @@ _shadow_hits contains h if {
 	not _whitelisted(p)
 	some i in rules
 	r := _agent_scope[name].rules[i]
-	h := _fire(r.bare, r)
+	h := _fire(r.kind, r)
 }
 
 _shadow_hits contains h if {
@@ -276,55 +284,38 @@ _shadow_hits contains h if {
 	not _whitelisted(p)
 	some i in rules
 	r := _tenant.tenant[name].rules[i]
-	h := _fire(r.bare, r)
+	h := _fire(r.kind, r)
 }
 
-# The hit of rule r (its data, adapter/rules.go) when it fires, by kind:
-# r.kind to evaluate it behind its pre-check, r.bare without (the rule
-# hints' condition is the pre-check's). Its pattern matches (m, the first
-# match) and its context_requires, if any, matches too. Undefined when it
-# does not fire; with strict built-in errors, a pattern that does not
-# compile fails the decision. The kinds are bodies of one function, which
-# OPA indexes on kind, so a rule costs one call: "regex", "alts" (a pure
-# alternation of ASCII literals, _alternative), each with "pre_" before it
-# when it has a pre-check and "_context" after it when it has
+# The indices of the rules of policy (its data) whose pre-check holds:
+# one of its literals occurs in the folded action text, each rule once
+# (adapter.RuleIndex: a rule without a pre-check is listed under the
+# literal every action text begins with, {"action":).
+_prechecked(policy) := {i |
+	f := text.folded
+	some lit, rules in policy.by_literal
+	contains(f, lit)
+	some i in rules
+}
+
+# The hit of rule r (its data, adapter/rules.go) when it fires, by r.kind:
+# its pattern matches (m, the first match) and its context_requires, if
+# any, matches too. Undefined when it does not fire; with strict built-in
+# errors, a pattern that does not compile fails the decision. The kinds
+# are bodies of one function, which OPA indexes on kind, so a rule costs
+# one call: "regex", "alts" (a pure alternation of ASCII literals,
+# _alternative), each with "_context" after it when it has
 # context_requires.
-_fire(kind, r) := _hit(r, ms[0]) if {
-	kind == "pre_regex"
-	_any(r.pre)
-	ms := regex.find_n(r.pattern, text.text, 1)
-}
-
 _fire(kind, r) := _hit(r, ms[0]) if {
 	kind == "regex"
 	ms := regex.find_n(r.pattern, text.text, 1)
 }
 
-_fire(kind, r) := _hit(r, m) if {
-	kind == "pre_alts"
-	_any(r.pre)
-	m := _alternative(r)
-}
-
 _fire(kind, r) := _hit(r, _alternative(r)) if kind == "alts"
-
-_fire(kind, r) := _hit(r, ms[0]) if {
-	kind == "pre_regex_context"
-	_any(r.pre)
-	ms := regex.find_n(r.pattern, text.text, 1)
-	_context_holds(r)
-}
 
 _fire(kind, r) := _hit(r, ms[0]) if {
 	kind == "regex_context"
 	ms := regex.find_n(r.pattern, text.text, 1)
-	_context_holds(r)
-}
-
-_fire(kind, r) := _hit(r, m) if {
-	kind == "pre_alts_context"
-	_any(r.pre)
-	m := _alternative(r)
 	_context_holds(r)
 }
 

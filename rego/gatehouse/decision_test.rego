@@ -68,7 +68,9 @@ _with_rules(tenants, policies) := {t: object.union(doc, {
 	some t, doc in tenants
 }
 
-_rules(p, violations, name, scope) := object.union(p, {"rules": [{"kind": "mock", "hit": decision._ranked(v, name, scope)} | some v in violations]})
+_rules(p, violations, name, scope) := object.union(p, {"rules": rules, "by_literal": {`{"action":`: [i | some i, _ in rules]}}) if {
+	rules := [{"kind": "mock", "hit": decision._ranked(v, name, scope)} | some v in violations]
+}
 
 _mock_fire(_, r) := r.hit
 

@@ -43,8 +43,8 @@ _hits := {
 # with its hit by way of the mocked decision._fire.
 _tenants(mode, tenant, agents) := {"acme": {
 	"mode": mode,
-	"tenant": {name: object.union(p, {"rules": [{"kind": "mock", "hit": _hits.tenant[name]}]}) | some name, p in tenant},
-	"agents": {"billing-bot": {name: object.union(p, {"rules": [{"kind": "mock", "hit": _hits.agents["billing-bot"][name]}]}) | some name, p in agents}},
+	"tenant": {name: object.union(p, {"rules": [{"kind": "mock", "hit": _hits.tenant[name]}], "by_literal": {`{"action":`: [0]}}) | some name, p in tenant},
+	"agents": {"billing-bot": {name: object.union(p, {"rules": [{"kind": "mock", "hit": _hits.agents["billing-bot"][name]}], "by_literal": {`{"action":`: [0]}}) | some name, p in agents}},
 }}
 
 _mock_fire(_, r) := r.hit
