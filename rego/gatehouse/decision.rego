@@ -3,32 +3,36 @@
 # description: |
 #   The single decision query of Gatehouse, data.gatehouse.decision.result,
 #   for input {tenant_id, agent_id, action, params, step_type}. It merges the
-#   scopes (docs/api.md §A4), runs the tenant's generated policies and the
-#   built-ins, and composes the policy_result of docs/api.md §A7.
+#   scopes (docs/api.md §A4), evaluates the tenant's policies' rules (held as
+#   data, one generic evaluation: _fire) and the built-ins, and composes the
+#   policy_result of docs/api.md §A7.
 #
 #   Data (only enabled policies appear):
 #     data.gatehouse.tenants[t] = {"mode": "enforcement"|"shadow",
 #       "tenant": {name: {"step_types": {"ACTION": true, ...},
 #                         "whitelisted_domains": [...],
 #                         "guard": {literal: "", ...},
-#                         "mode": "enforce"|"shadow"}},
+#                         "mode": "enforce"|"shadow",
+#                         "rules": [rule, ...],
+#                         "by_literal": {literal: [rule index, ...]}}},
 #       "agents": {agent_id: {name: {...same...}}},
 #       "views": {"default": {STEP: view}, "agents": {agent_id: {STEP: view}},
 #                 "builtins_only": view}}     (optional, see _view;
 #                                              STEP: an upper-case step type)
-#     view = {"agent": {name: policy}, "tenant": {name: policy}   (enforcing)
+#     view = {"agent": {name: policy}, "tenant": {name: policy}   (enforcing,
+#               without rules)
 #             "shadow": {"agent": {name: policy}, "tenant": {...}} (shadow mode)
 #             "evaluated": [names], "allowed": the result when nothing fires
 #               (no hit, shadow hits included)}
+#     rule = {"kind", "pattern", "alts", "context", "context_pre", "reason",
+#             "violation", "key", "patch"}: policy as data, see _fire and
+#             adapter/rules.go
 #   Hints (optional; only Gatehouse's engine sets them, through `with`):
 #     data.gatehouse.hints = {"text", "folded", "ascii",
 #       "candidates": {"agent": [names], "tenant": [names]},
+#       "rules": {"agent": {name: [rule indices]}, "tenant": {...}},
 #       "builtins": {name: true},
 #       "financial": {"keyword", "amount_key"}}  (builtins/financial_safety.rego)
-#   Generated modules (one hits rule per policy rule; a hit is the tuple
-#   _ranked builds, see there):
-#     data.gatehouse.policies[t].tenant[name].hits
-#     data.gatehouse.policies[t].agents[agent_id][name].hits
 #
 #   The result is undefined (callers fail closed) for a tenant the data does
 #   not hold or an input without a string action.
@@ -398,16 +402,17 @@ _scope_rank := {"agent": 0, "tenant": 1, "builtin": 2}
 
 _status_of_outcome := {"block": "blocked", "require_approval": "pending_review", "warn": "allowed"}
 
-# The hit of violation v (as a module or a built-in yields it: rule,
+# The hit of violation v (as a rule or a built-in yields it: rule,
 # severity, on_violation, confidence, match, reason) of policy in scope.
 # Hits sort strongest first: outcome, then severity, then scope agent >
 # tenant > builtin, then policy name, then rule order. The patch holds the
 # status v alone gives, its risk score (severity weight × confidence,
 # rounded to two decimals; a decision's risk_score is the largest of its
 # hits', since rounding is monotonic) and the trigger's fields. The
-# adapter writes the same terms into each generated rule, with everything
-# but the violation, the match and the reason as constants
-# (adapter/translate.go's hitTerm; tested against this definition).
+# adapter writes the same terms into each rule's data (adapter/rules.go,
+# what _hit completes) and each generated module's rule (hitTerm), with
+# everything but the violation, the match and the reason as constants
+# (tested against this definition).
 _ranked(v, policy, scope) := [
 	0 - _outcome_rank[v.on_violation],
 	0 - _severity_rank[v.severity],
