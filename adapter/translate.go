@@ -76,32 +76,6 @@ func pathSegment(s string) string {
 	return e
 }
 
-// PolicyAST builds the module of one validated policy as OPA AST only:
-// the same package and rules as PolicyModule, without source text,
-// locations or # METADATA annotations. The engine compiles it (a tenant's
-// modules cost far less memory and time than parsed text); bundles and the
-// rego endpoint use PolicyModule. A test checks the two compile to the same
-// rules.
-func PolicyAST(tenantID string, p *pdp.Policy) *ast.Module {
-	path := PolicyPath(tenantID, p.AgentID, p.Name)
-	pkg := &ast.Package{Path: PolicyPackage(tenantID, p.AgentID, p.Name), Location: ast.NewLocation(nil, path, 1, 1)}
-	m := &ast.Module{Package: pkg}
-	row := 2
-	for i := range p.Rules {
-		for _, r := range ruleRules(p, i) {
-			// The compiler reports and indexes by location; give each rule
-			// (and else branch) a distinct synthetic one.
-			for e := r; e != nil; e = e.Else {
-				e.Module = m
-				e.Location = ast.NewLocation(nil, path, row, 1)
-				row++
-			}
-			m.Rules = append(m.Rules, r)
-		}
-	}
-	return m
-}
-
 // PolicyModule translates one validated policy into its Rego module. User
 // text (names, patterns, reasons) enters the module only as string terms of
 // OPA's AST, and the source is produced by OPA's formatter, so no policy can
