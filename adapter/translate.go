@@ -76,7 +76,10 @@ func pathSegment(s string) string {
 	return e
 }
 
-// PolicyModule translates one validated policy into its Rego module. User
+// PolicyModule renders one validated policy as a Rego module: the
+// readable form the rego view of the API shows (decisions evaluate the
+// policy's rules as data, rules.go; TestDataDecidesAsModules in
+// pdp/engine checks that its rules decide the same). User
 // text (names, patterns, reasons) enters the module only as string terms of
 // OPA's AST, and the source is produced by OPA's formatter, so no policy can
 // change the module's structure.
@@ -121,8 +124,8 @@ func PolicyModule(tenantID string, p *pdp.Policy) (*Module, error) {
 }
 
 // ruleLabels renders the # METADATA block of rule i: labels naming the
-// policy, scope, rule index, severity and outcome, so a stock OPA's decision
-// logs (rule_labels) say which rule fired. The YAML is marshalled from
+// policy, scope, rule index, severity and outcome, as decision logs'
+// rule_labels name a rule that fired. The YAML is marshalled from
 // validated values, never pasted.
 func ruleLabels(p *pdp.Policy, i int) (string, error) {
 	r := p.Rules[i]
