@@ -629,3 +629,79 @@ test_builtin_violation_outside_the_table_is_ranked if {
 	not decision._builtin_ranks.FinancialSafetyPolicy[object.remove(v, ["match", "reason"])]
 	decision._builtin_hit(v, "FinancialSafetyPolicy") == decision._ranked(v, "FinancialSafetyPolicy", "builtin")
 }
+
+# --- a rule's data, evaluated (policy as data, adapter/rules.go) ----------
+
+_rule(kind, extra) := object.union(
+	{
+		"kind": kind,
+		"pattern": "(?i)(?:email|phone)",
+		"reason": "Policy 'pii' violated: {match}",
+		"violation": {"policy": "pii", "scope": "tenant", "rule": 0, "severity": "high", "on_violation": "block", "confidence": 0.9},
+		"key": [-3, -3, 1, "pii", 0],
+		"patch": {"status": "blocked", "risk_score": 0.72, "triggered_policy": "pii", "severity": "high", "warnings": []},
+	},
+	extra,
+)
+
+_fire_on(r, text) := h if {
+	h := decision._fire(r.kind, r) with input as {"tenant_id": "acme", "action": "send", "params": {"note": text}}
+}
+
+test_fire_regex if {
+	h := _fire_on(_rule("regex", {}), "Mail to EMAIL now")
+	v := {"policy": "pii", "scope": "tenant", "rule": 0, "severity": "high", "on_violation": "block", "confidence": 0.9, "match": "EMAIL", "reason": "Policy 'pii' violated: EMAIL"}
+	h == [-3, -3, 1, "pii", 0, v, {
+		"status": "blocked", "risk_score": 0.72, "triggered_policy": "pii", "severity": "high",
+		"reason": "Policy 'pii' violated: EMAIL", "violations": [v], "warnings": [],
+	}]
+	h == decision._ranked(object.remove(v, ["policy", "scope"]), "pii", "tenant")
+}
+
+test_fire_regex_no_match if not _fire_on(_rule("regex", {}), "nothing here")
+
+# The literal path: leftmost first, then the earlier alternative; on a
+# non-ASCII text the regex decides.
+test_fire_alts[name] if {
+	some name, c in {
+		"leftmost": {"text": "a phone, an email", "match": "phone"},
+		"case kept": {"text": "call PHONE", "match": "PHONE"},
+		"non-ASCII text": {"text": "café EMAIL", "match": "EMAIL"},
+	}
+	h := _fire_on(_rule("alts", {"alts": ["email", "phone"]}), c.text)
+	h[5].match == c.match
+}
+
+test_fire_context[name] if {
+	some name, c in {
+		"context present": {"text": "email the external team", "hits": 1},
+		"context absent": {"text": "email the team", "hits": 0},
+		"pre-check fails": {"text": "email the externa team", "hits": 0},
+	}
+	r := _rule("regex_context", {"context": "(?i)external", "context_pre": ["external"]})
+	c.hits == count([h | h := _fire_on(r, c.text)])
+}
+
+test_fire_reasons[name] if {
+	some name, c in {
+		"template": {"reason": "found {match}, {match}", "want": "found email, email"},
+		"fixed": {"reason": "fixed text", "want": "fixed text"},
+	}
+	h := _fire_on(_rule("regex", {"reason": c.reason}), "an email")
+	h[5].reason == c.want
+	h[6].reason == c.want
+}
+
+test_fire_warn_keeps_its_warning if {
+	r := object.union(object.remove(_rule("regex", {}), ["patch"]), {"patch": {"status": "allowed", "risk_score": 0.23, "triggered_policy": "pii", "severity": "low"}})
+	h := _fire_on(r, "email")
+	h[6].warnings == [h[5]]
+}
+
+# Without hints a candidate policy runs the rules whose pre-check holds,
+# each once (a rule without one is listed under the text's first bytes).
+test_prechecked_rules if {
+	p := {"by_literal": {"email": [0, 2], "phone": [2], `{"action":`: [1]}}
+	decision._prechecked(p) == {0, 1, 2} with input as {"action": "x", "params": {"t": "email phone"}}
+	decision._prechecked(p) == {1} with input as {"action": "x", "params": {"t": "none"}}
+}
