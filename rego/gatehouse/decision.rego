@@ -250,10 +250,10 @@ _hits contains _builtin_hit(v, "DataExfiltrationPolicy") if {
 
 # The hits of shadow policies, found the same way (the candidates and the
 # hints cover them too); reported, never enforced. A view without shadow
-# policies costs an empty iteration.
+# policies costs an empty iteration (each body begins with it).
 _shadow_hits contains h if {
-	not data.gatehouse.hints.rules
 	some name, p in _view.shadow.agent
+	not data.gatehouse.hints.rules
 	name in _candidates.agent
 	not _whitelisted(p)
 	policy := _agent_scope[name]
@@ -263,8 +263,8 @@ _shadow_hits contains h if {
 }
 
 _shadow_hits contains h if {
-	not data.gatehouse.hints.rules
 	some name, p in _view.shadow.tenant
+	not data.gatehouse.hints.rules
 	name in _candidates.tenant
 	not _whitelisted(p)
 	policy := _tenant.tenant[name]
@@ -377,7 +377,7 @@ _context_holds(r) if {
 # whitelisted domain or a subdomain of one. Anything else fails closed: the
 # policy applies.
 _whitelisted(p) if {
-	count(p.whitelisted_domains) > 0
+	p.whitelisted_domains != []
 	count(text.targets) > 0
 	count(text.unrecognised) == 0
 	every h in text.hostnames {
