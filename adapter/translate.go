@@ -76,33 +76,10 @@ func pathSegment(s string) string {
 	return e
 }
 
-// PolicyAST builds the module of one validated policy as OPA AST only:
-// the same package and rules as PolicyModule, without source text,
-// locations or # METADATA annotations. The engine compiles it (a tenant's
-// modules cost far less memory and time than parsed text); bundles and the
-// rego endpoint use PolicyModule. A test checks the two compile to the same
-// rules.
-func PolicyAST(tenantID string, p *pdp.Policy) *ast.Module {
-	path := PolicyPath(tenantID, p.AgentID, p.Name)
-	pkg := &ast.Package{Path: PolicyPackage(tenantID, p.AgentID, p.Name), Location: ast.NewLocation(nil, path, 1, 1)}
-	m := &ast.Module{Package: pkg}
-	row := 2
-	for i := range p.Rules {
-		for _, r := range ruleRules(p, i) {
-			// The compiler reports and indexes by location; give each rule
-			// (and else branch) a distinct synthetic one.
-			for e := r; e != nil; e = e.Else {
-				e.Module = m
-				e.Location = ast.NewLocation(nil, path, row, 1)
-				row++
-			}
-			m.Rules = append(m.Rules, r)
-		}
-	}
-	return m
-}
-
-// PolicyModule translates one validated policy into its Rego module. User
+// PolicyModule renders one validated policy as a Rego module: the
+// readable form the rego view of the API shows (decisions evaluate the
+// policy's rules as data, rules.go; TestDataDecidesAsModules in
+// pdp/engine checks that its rules decide the same). User
 // text (names, patterns, reasons) enters the module only as string terms of
 // OPA's AST, and the source is produced by OPA's formatter, so no policy can
 // change the module's structure.
@@ -147,8 +124,8 @@ func PolicyModule(tenantID string, p *pdp.Policy) (*Module, error) {
 }
 
 // ruleLabels renders the # METADATA block of rule i: labels naming the
-// policy, scope, rule index, severity and outcome, so a stock OPA's decision
-// logs (rule_labels) say which rule fired. The YAML is marshalled from
+// policy, scope, rule index, severity and outcome, as decision logs'
+// rule_labels name a rule that fired. The YAML is marshalled from
 // validated values, never pasted.
 func ruleLabels(p *pdp.Policy, i int) (string, error) {
 	r := p.Rules[i]
@@ -505,8 +482,9 @@ func floatNumber(f float64) ast.Number {
 }
 
 // TenantData returns the data document of one tenant,
-// data.gatehouse.tenants[tenant]: its mode and, per scope, the step types
-// and whitelisted domains of each enabled policy; and "views", what the
+// data.gatehouse.tenants[tenant]: its mode and, per scope, the step types,
+// whitelisted domains, guard, mode and rules (PolicyRules: policy as
+// data, what the library evaluates) of each enabled policy; and "views", what the
 // library would otherwise derive from those at every decision (the
 // effective policies per scope and step type, policies_evaluated, the
 // result when nothing fires), computed once here. When agent is non-empty
@@ -532,6 +510,15 @@ func TenantData(tp *pdp.TenantPolicies, agent string, allAgents bool) map[string
 			"mode":                p.ModeName(),
 		}
 		metas[p] = meta
+		// The policy's own entry carries its rules (rules.go); the
+		// views, which list a policy once per step type, do not.
+		entry := make(map[string]any, len(meta)+1)
+		for k, v := range meta {
+			entry[k] = v
+		}
+		entry["rules"] = PolicyRules(p)
+		entry["by_literal"] = RuleIndex(p)
+		meta = entry
 		switch {
 		case p.AgentID == "":
 			tenant[p.Name] = meta

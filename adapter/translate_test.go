@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -420,47 +421,6 @@ func TestPolicyPathStaysInItsDirectory(t *testing.T) {
 	}
 }
 
-// TestPolicyASTMatchesModule: the engine compiles PolicyAST, bundles and
-// the rego endpoint ship PolicyModule's text; both must hold the same
-// package and the same rules, in order (annotations and locations aside).
-func TestPolicyASTMatchesModule(t *testing.T) {
-	for _, tc := range goldenCases(t) {
-		t.Run(tc.name, func(t *testing.T) {
-			p := tc.policy
-			if err := adapter.Validate(&p); err != nil {
-				t.Fatal(err)
-			}
-			m, err := adapter.PolicyModule(tc.tenant, &p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			a := adapter.PolicyAST(tc.tenant, &p)
-			if !a.Package.Equal(m.Parsed.Package) {
-				t.Fatalf("package %v, text has %v", a.Package, m.Parsed.Package)
-			}
-			if len(a.Rules) != len(m.Parsed.Rules) {
-				t.Fatalf("%d rules, text has %d", len(a.Rules), len(m.Parsed.Rules))
-			}
-			for i := range a.Rules {
-				if !sameRule(a.Rules[i], m.Parsed.Rules[i]) {
-					t.Errorf("rule %d differs:\nast:  %v\ntext: %v", i, a.Rules[i], m.Parsed.Rules[i])
-				}
-			}
-		})
-	}
-}
-
-// sameRule compares heads and bodies along the else chain, ignoring
-// annotations and locations.
-func sameRule(a, b *ast.Rule) bool {
-	for ; a != nil && b != nil; a, b = a.Else, b.Else {
-		if !a.Head.Equal(b.Head) || !a.Body.Equal(b.Body) || a.Default != b.Default {
-			return false
-		}
-	}
-	return a == nil && b == nil
-}
-
 func mustTranslate(t testing.TB, pattern string) string {
 	t.Helper()
 	re2, err := adapter.Translate(pattern)
@@ -470,7 +430,8 @@ func mustTranslate(t testing.TB, pattern string) string {
 	return re2
 }
 
-// TestHitsMatchRanked: every generated hits rule yields exactly the hit
+// TestHitsMatchRanked: every generated hits rule, and every rule's data
+// through the library's _fire, yields exactly the hit
 // data.gatehouse.decision._ranked builds from its violation (the ranks,
 // the status, the risk score and the patch), for every severity and
 // outcome, both scopes and confidences that round every way.
@@ -522,6 +483,31 @@ func TestHitsMatchRanked(t *testing.T) {
 				got, want := pair.([]any)[0], pair.([]any)[1]
 				if !reflect.DeepEqual(got, want) {
 					t.Errorf("generated hit differs from _ranked:\ngot  %v\nwant %v", got, want)
+				}
+			}
+			// The same rules as data (policy as data): the library's
+			// generic evaluation yields the same hits.
+			rulesData, err := ast.InterfaceToValue(adapter.PolicyRules(&p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			query = fmt.Sprintf(`x := [[h, data.gatehouse.decision._ranked(object.remove(h[5], ["policy", "scope"]), %q, %q)] | some r in %v; h := data.gatehouse.decision._fire(r.kind, r)]`,
+				p.Name, p.Scope(), rulesData)
+			rs, err = prepare(t, m, query).Eval(t.Context(), rego.EvalInput(map[string]any{"action": "zeta", "params": map[string]any{}}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dataPairs := rs[0].Bindings["x"].([]any)
+			if len(dataPairs) != len(p.Rules) {
+				t.Fatalf("%d hits from the rules' data for %d rules", len(dataPairs), len(p.Rules))
+			}
+			for i, pair := range dataPairs {
+				got, want := pair.([]any)[0], pair.([]any)[1]
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("hit of the rules' data differs from _ranked:\ngot  %v\nwant %v", got, want)
+				}
+				if !slices.ContainsFunc(pairs, func(q any) bool { return reflect.DeepEqual(q.([]any)[0], got) }) {
+					t.Errorf("rule %d: hit of the rules' data is not the generated module's: %v", i, got)
 				}
 			}
 		}

@@ -170,21 +170,21 @@ func contentFiles(tp *pdp.TenantPolicies, config map[string]any) (map[string][]b
 	// Registry and directory policies are validated already; validating a
 	// copy again keeps a bundle from ever carrying a policy the API would
 	// refuse, and costs one regexp compilation per rule per revision.
+	// The policies' rules go into data.json (policy as data), which the
+	// library evaluates; the bundle ships no module per policy.
 	norm := *tp
 	norm.Policies = make([]pdp.Policy, len(tp.Policies))
+	seen := map[[2]string]bool{}
 	for i, p := range tp.Policies {
 		if p.Enabled {
 			if err := adapter.Validate(&p); err != nil {
 				return nil, fmt.Errorf("policy %q (agent %q): %w", p.Name, p.AgentID, err)
 			}
-			m, err := adapter.PolicyModule(tp.TenantID, &p)
-			if err != nil {
-				return nil, fmt.Errorf("policy %q (agent %q): %w", p.Name, p.AgentID, err)
-			}
-			if _, dup := files[m.Path]; dup {
+			if k := [2]string{p.AgentID, p.Name}; seen[k] {
 				return nil, fmt.Errorf("policy %q (agent %q): two enabled policies with this name at one scope", p.Name, p.AgentID)
+			} else {
+				seen[k] = true
 			}
-			files[m.Path] = []byte(m.Text)
 		}
 		norm.Policies[i] = p
 	}

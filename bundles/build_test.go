@@ -127,11 +127,7 @@ func TestBuildLayout(t *testing.T) {
 	for p := range library.Sources() {
 		want = append(want, "/"+p)
 	}
-	for i := range tp.Policies {
-		if p := &tp.Policies[i]; p.Enabled {
-			want = append(want, "/"+adapter.PolicyPath("acme", p.AgentID, p.Name))
-		}
-	}
+	// No module per policy: the rules are in data.json (policy as data).
 	slices.Sort(want)
 	if !slices.Equal(names, want) {
 		t.Errorf("entries\n got %v\nwant %v", names, want)
@@ -264,8 +260,17 @@ func TestLoadFromBundle(t *testing.T) {
 			t.Errorf("library module %s missing from %v", p, slices.Sorted(maps.Keys(l.Modules)))
 		}
 	}
-	if m := l.Modules[adapter.PolicyPath("acme", "billing-bot", "pii_protection")]; m == nil || len(m.Annotations) == 0 {
-		t.Errorf("policy module missing or without annotations: %v", m)
+	if len(l.Modules) != len(library.Sources()) {
+		t.Errorf("modules %v, want the library's only", slices.Sorted(maps.Keys(l.Modules)))
+	}
+	root, _ := l.Data["gatehouse"].(map[string]any)
+	tenants, _ := root["tenants"].(map[string]any)
+	acme, _ := tenants["acme"].(map[string]any)
+	agents, _ := acme["agents"].(map[string]any)
+	bot, _ := agents["billing-bot"].(map[string]any)
+	pii, _ := bot["pii_protection"].(map[string]any)
+	if rules, _ := pii["rules"].([]any); len(rules) == 0 {
+		t.Errorf("billing-bot's pii_protection has no rules in the data: %v", pii)
 	}
 
 	t.Run("not a gatehouse bundle", func(t *testing.T) {

@@ -10,8 +10,14 @@
 //	                            "metadata": {"gatehouse_version", "tenant_id"}}
 //	/.signatures.json          when signed: OPA's {"signatures": ["<JWT>"]}
 //	/data.json                 {"gatehouse": {"config": {...}, "tenants": {"<tenant>": {...}}}}
-//	/gatehouse/*.rego          the Rego library (rego.Sources(), no tests)
-//	/gatehouse/policies/...    one module per enabled policy (adapter.PolicyModule)
+//	                           (adapter.TenantData: every enabled policy's
+//	                           rules are data, adapter.PolicyRules)
+//	/gatehouse/*.rego          the Rego library (rego.Sources(), no tests),
+//	                           whose one generic evaluation runs the rules
+//
+// A bundle carries no module per policy: the library evaluates the rules
+// in data.json (policy as data). adapter.PolicyModule renders a policy as
+// a readable Rego module for the rego view of the API and docs.
 //
 // Query data.gatehouse.decision.result with input {tenant_id, agent_id,
 // action, params, step_type}; the result equals the policy_result of

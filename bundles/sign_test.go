@@ -147,8 +147,8 @@ func TestSigningRoundTrip(t *testing.T) {
 				want string
 			}{
 				{"module changed", func(f map[string][]byte) {
-					p := "/gatehouse/policies/acme/agents/billing-bot/pii_protection.rego"
-					f[p] = bytes.Replace(f[p], []byte(`"critical"`), []byte(`"low"`), 1)
+					p := "/gatehouse/decision.rego"
+					f[p] = bytes.Replace(f[p], []byte(`"critical": 4`), []byte(`"critical": 1`), 1)
 				}, "digest mismatch"},
 				{"data changed", func(f map[string][]byte) {
 					f["/data.json"] = bytes.Replace(f["/data.json"], []byte(`"hard_limit":100000`), []byte(`"hard_limit":1e12`), 1)
@@ -160,7 +160,7 @@ func TestSigningRoundTrip(t *testing.T) {
 					f["/gatehouse/evil.rego"] = []byte("package gatehouse.evil\n\nx := 1\n")
 				}, "not included in bundle signature"},
 				{"module removed", func(f map[string][]byte) {
-					f["/gatehouse/policies/acme/agents/billing-bot/pii_protection.rego"] = nil
+					f["/gatehouse/text.rego"] = nil
 				}, "not found in the target bundle"},
 				{"signature removed", func(f map[string][]byte) { f["/.signatures.json"] = nil }, "missing .signatures.json"},
 			}

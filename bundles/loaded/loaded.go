@@ -160,13 +160,16 @@ var regexArg = map[string]int{
 }
 
 // CheckRegexes re-validates the constant patterns a bundle's modules pass
-// to OPA's regex built-ins, as the adapter validated them when the bundle
-// was built: a pattern that does not compile would make every decision
+// to OPA's regex built-ins, and the patterns of the rules its tenants'
+// data carries (policy as data: "pattern" and "context" of each rule, the
+// library's regex arguments), as the adapter validated them when the
+// bundle was built: a pattern that does not compile would make every decision
 // that reaches it fail (strict built-in errors). A bad pattern in a
 // tenant's policy module degrades that tenant only (the returned map,
 // tenant → why); one in any other module (the library) refuses the bundle.
 //
-// A tenant's policy modules are also held to the adapter's cost bounds (a
+// A tenant's rules (and policy modules, which a hand-made bundle may
+// still ship) are also held to the adapter's cost bounds (a
 // pattern at most adapter.MaxRuleCost, a tenant's patterns together at
 // most adapter.MaxTenantCost, counted as adapter.TenantCost counts a
 // write: the tenant-wide policies plus the costliest agent's), so a hand-made bundle cannot hand one tenant a regex
@@ -231,6 +234,57 @@ func CheckRegexes(l *Bundle) (map[string]error, error) {
 			return nil, fmt.Errorf("invalid regex outside a tenant's policies: %w", err)
 		}
 		problems[id] = errors.Join(problems[id], err)
+	}
+	// The rules a tenant's data carries (policy as data): their patterns
+	// are what the library's regex calls receive.
+	root, _ := l.Data[adapter.Root].(map[string]any)
+	tenants, _ := root["tenants"].(map[string]any)
+	for _, id := range slices.Sorted(maps.Keys(tenants)) {
+		doc, _ := tenants[id].(map[string]any)
+		var errs []error
+		check := func(where, agent string, pattern any) {
+			s, ok := pattern.(string)
+			if !ok {
+				return
+			}
+			if _, err := regexp.Compile(s); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", where, err))
+				return
+			}
+			cost, err := adapter.RE2Cost(s)
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("%s: %w", where, err))
+			case cost > adapter.MaxRuleCost:
+				errs = append(errs, fmt.Errorf("%s: regex too expensive: costs %d, over the bound of %d for a rule", where, cost, adapter.MaxRuleCost))
+			default:
+				if costs[id] == nil {
+					costs[id] = map[string]int{}
+				}
+				costs[id][agent] += cost
+			}
+		}
+		policies := func(prefix, agent string, scope any) {
+			byName, _ := scope.(map[string]any)
+			for _, name := range slices.Sorted(maps.Keys(byName)) {
+				p, _ := byName[name].(map[string]any)
+				rules, _ := p["rules"].([]any)
+				for i, r := range rules {
+					r, _ := r.(map[string]any)
+					for _, field := range []string{"pattern", "context"} {
+						check(fmt.Sprintf("data %s[%q].rules[%d].%s", prefix, name, i, field), agent, r[field])
+					}
+				}
+			}
+		}
+		policies(fmt.Sprintf("gatehouse.tenants[%q].tenant", id), "", doc["tenant"])
+		agents, _ := doc["agents"].(map[string]any)
+		for _, agent := range slices.Sorted(maps.Keys(agents)) {
+			policies(fmt.Sprintf("gatehouse.tenants[%q].agents[%q]", id, agent), agent, agents[agent])
+		}
+		if len(errs) > 0 {
+			problems[id] = errors.Join(problems[id], errors.Join(errs...))
+		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(costs)) {
 		most := 0

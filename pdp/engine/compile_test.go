@@ -234,7 +234,7 @@ func TestFairSlotsBurst(t *testing.T) {
 }
 
 // TestCompileBudget: CompileCost predicts a tenant's compile from its
-// translated modules; a tenant over Config.CompileBudget is refused with a
+// policies' data (policyCost); a tenant over Config.CompileBudget is refused with a
 // 400-shaped error naming the budget, and the attacker-sized tenant (60
 // policies × 100 rules) is far over the default budget, while 25 policies
 // of 3 rules are well within it.
@@ -245,7 +245,7 @@ func TestCompileBudget(t *testing.T) {
 	if err != nil || cost <= 0 || cost > DefaultCompileBudget/4 {
 		t.Fatalf("25 policies × 3 rules: cost %d, %v; want well within %d", cost, err, DefaultCompileBudget)
 	}
-	// Published translations are reused: the same answer.
+	// Costs measured for the published tenant are reused: the same answer.
 	if err := e.SetTenant(normal); err != nil {
 		t.Fatal(err)
 	}

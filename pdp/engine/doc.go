@@ -1,6 +1,8 @@
 // Package engine decides agents' actions with an embedded OPA: it compiles
-// each tenant's generated Rego with the library of package rego, prepares
-// the decision query once, and caches the prepared query.
+// the library of package rego once per process, gives each tenant a data
+// store holding its policies' rules as data (adapter.TenantData, policy as
+// data), prepares the decision query over the two, and caches the
+// prepared query.
 //
 // # Cache design
 //
@@ -8,16 +10,16 @@
 // (hashicorp/golang-lru/v2). agent is the agent id only when that agent has
 // enabled agent-scoped policies; every other agent (and "no agent") shares
 // the tenant's entry, whose data holds no agent scope at all. A prepared
-// query contains nothing but the library, the tenant's modules and the
-// tenant's data, so a decision can never see another tenant's policies.
+// query contains nothing but the library and the tenant's data, so a
+// decision can never see another tenant's policies.
 //
 // The registry pushes every change with SetTenant, which records the
 // tenant's new revision in memory: the very next Evaluate builds a key with
 // it, so stale entries are unreachable at once (read-after-write) and the
 // tenant's old keys are dropped from the LRU one by one; other tenants'
-// entries are untouched and never recompiled. Concurrent misses on one key
-// compile once (singleflight). Translating a policy into a module is cached
-// by (scope, name, version), so a write re-translates only what changed.
+// entries are untouched and never rebuilt. Concurrent misses on one key
+// build once (singleflight). Validating a policy and measuring its cost
+// are cached by content, so a write re-checks only what changed.
 //
 // # Compiles
 //
@@ -27,12 +29,13 @@
 // in a bounded pool (Config.CompileWorkers), and one revision compiles
 // once however many callers miss on it, detached from their contexts: a
 // caller that gives up returns its own context's error and the others
-// still get the compile. A tenant's compile cost is predicted from its
-// translated modules (CompileCost, in AST nodes) and bounded by
-// Config.CompileBudget, which the registry checks before it stores a
-// write. An LRU eviction drops a prepared query only: the tenant keeps
-// its compiled unit, and the next decision re-prepares the query against
-// it without compiling. Engine's doc comment gives the lock order.
+// still get the compile. A registry tenant's "compile" builds its unit —
+// its data store and hinter over the shared library (libcompile.go) —
+// and prepares its queries; its cost is predicted from its rules' data
+// (CompileCost, policyCost) and bounded by Config.CompileBudget, which the
+// registry checks before it stores a write. An LRU eviction drops a
+// prepared query only: the tenant keeps its unit, and the next decision
+// re-prepares the query against it without rebuilding. Engine's doc comment gives the lock order.
 //
 // # Fair evaluation
 //

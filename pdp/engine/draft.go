@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
-	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown/cache"
 
 	"github.com/gatehouse-pdp/gatehouse/adapter"
@@ -128,17 +126,13 @@ func (d *Draft) evaluate(ctx context.Context, a pdp.Action, start time.Time, val
 	return decisionOf(rs, start)
 }
 
-// prepareDraft compiles tp onto the library into a throwaway unit, the way
-// unitFor and prepare do for published tenants.
+// prepareDraft builds tp's data into a throwaway unit over the shared
+// library, the way unitFor and prepare do for published tenants.
 func (e *Engine) prepareDraft(ctx context.Context, tp *pdp.TenantPolicies) (*Draft, error) {
-	modules := make(map[string]*ast.Module, len(tp.Policies))
 	cost := 0
 	for i := range tp.Policies {
-		p := &tp.Policies[i]
-		if p.Enabled {
-			t := translate(tp.TenantID, p)
-			cost += t.cost
-			modules[adapter.PolicyPath(tp.TenantID, p.AgentID, p.Name)] = t.module
+		if p := &tp.Policies[i]; p.Enabled {
+			cost += policyCost(p)
 		}
 	}
 	// A draft is held to the compile budget a write is held to: it would
@@ -146,9 +140,9 @@ func (e *Engine) prepareDraft(ctx context.Context, tp *pdp.TenantPolicies) (*Dra
 	if cost > e.cfg.CompileBudget {
 		return nil, budgetError(cost, e.cfg.CompileBudget)
 	}
-	var compiler *ast.Compiler
+	var u *unit
 	err := e.pool.do(ctx, func() (err error) {
-		if compiler, _, err = e.compileUnit(modules); err != nil {
+		if u, err = e.tenantUnit(tp); err != nil {
 			return fmt.Errorf("compile draft of tenant %q: %w", tp.TenantID, err)
 		}
 		return nil
@@ -156,12 +150,7 @@ func (e *Engine) prepareDraft(ctx context.Context, tp *pdp.TenantPolicies) (*Dra
 	if err != nil {
 		return nil, err
 	}
-	store := inmem.NewFromObjectWithOpts(map[string]any{
-		adapter.Root: map[string]any{
-			"config":  e.data,
-			"tenants": map[string]any{tp.TenantID: adapter.TenantData(tp, "", true)},
-		},
-	}, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
+	compiler, store := u.compiler, u.store
 	// Strict like every published tenant's query: a draft decides exactly
 	// as POST /v1/actions would once it is saved.
 	pq, err := e.prepareQuery(ctx, compiler, store)
@@ -174,7 +163,7 @@ func (e *Engine) prepareDraft(ctx context.Context, tp *pdp.TenantPolicies) (*Dra
 		if err != nil {
 			return nil, err
 		}
-		d.hinted, d.hinter = &hq, adapter.NewHinter(tp)
+		d.hinted, d.hinter = &hq, u.hinter
 	}
 	return d, nil
 }

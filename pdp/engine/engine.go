@@ -113,7 +113,7 @@ type prepared struct {
 type tenantState struct {
 	policies  *pdp.TenantPolicies
 	overrides map[string]bool // agents with enabled agent-scoped policies
-	modules   *moduleCache
+	modules   *moduleCache    // validations and costs, by policy content
 
 	unitMu sync.Mutex
 	unit   *unit // compiled once per revision, shared by the tenant's entries
@@ -128,18 +128,17 @@ type tenantState struct {
 	problem error
 }
 
-// unit is one tenant's policies at one revision, compiled onto the library
-// (compiled once for all tenants, see libcompile.go): the compiler and the
-// store every prepared query of the tenant evaluates against. A tenant's
-// entries (one per agent with overrides) share it; each cache entry adds
-// only its prepared queries.
+// unit is one tenant's policies at one revision: the compiler and the
+// store every prepared query of the tenant evaluates against. For a
+// registry tenant the compiler is the library compiled once and shared by
+// every tenant (libcompile.go) and the store holds the tenant's data, its
+// rules included (policy as data); a bundle's unit is the bundle compiled.
+// A tenant's entries (one per agent with overrides) share it; each cache
+// entry adds only its prepared queries.
 type unit struct {
 	compiler *ast.Compiler
 	store    storage.Store
 	hinter   *adapter.Hinter // registry tenants: candidates for the hints
-	// incremental: the tenant's modules were compiled onto the library
-	// compiled once (libcompile.go), not whole with it.
-	incremental bool
 }
 
 // Option configures an Engine.
@@ -566,38 +565,24 @@ func (e *Engine) prepareQuery(ctx context.Context, c *ast.Compiler, s storage.St
 	).PrepareForEval(ctx)
 }
 
-// unitFor returns the tenant's compiled unit for st's revision, compiling
-// it on first use in the compile pool. A failed compile is not kept, so a
-// cancelled caller does not poison the revision. ctx must not be a
-// caller's cancellable context (compile passes a detached one): unitMu is
-// held while the unit compiles.
+// unitFor returns the tenant's unit for st's revision: its data store
+// over the shared library (compiled on first use), built on first use in
+// the compile pool. A failed build is not kept, so a cancelled caller does
+// not poison the revision. ctx must not be a caller's cancellable context
+// (compile passes a detached one): unitMu is held while the unit builds.
 func (e *Engine) unitFor(ctx context.Context, tenant string, st *tenantState) (_ *unit, reused bool, _ error) {
 	st.unitMu.Lock()
 	defer st.unitMu.Unlock()
 	if st.unit != nil {
 		return st.unit, true, nil
 	}
-	modules := make(map[string]*ast.Module, len(st.policies.Policies))
-	for i := range st.policies.Policies {
-		p := &st.policies.Policies[i]
-		if !p.Enabled {
-			continue
-		}
-		m, err := st.modules.get(tenant, p)
-		if err != nil {
-			return nil, false, err
-		}
-		modules[adapter.PolicyPath(tenant, p.AgentID, p.Name)] = m.module
-	}
-	var (
-		compiler    *ast.Compiler
-		incremental bool
-	)
+	var u *unit
 	err := e.pool.do(ctx, func() (err error) {
 		if e.compileHook != nil {
 			e.compileHook()
 		}
-		if compiler, incremental, err = e.compileUnit(modules); err != nil {
+		u, err = e.tenantUnit(st.policies)
+		if err != nil {
 			return fmt.Errorf("compile tenant %q: %w", tenant, err)
 		}
 		return nil
@@ -605,24 +590,35 @@ func (e *Engine) unitFor(ctx context.Context, tenant string, st *tenantState) (_
 	if err != nil {
 		return nil, false, err
 	}
-	store := inmem.NewFromObjectWithOpts(map[string]any{
-		adapter.Root: map[string]any{
-			"config":  e.data,
-			"tenants": map[string]any{tenant: adapter.TenantData(st.policies, "", true)},
-		},
-	}, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
-	st.modules.release()
-	st.unit = &unit{compiler: compiler, store: store, hinter: adapter.NewHinter(st.policies), incremental: incremental}
+	st.unit = u
 	return st.unit, false, nil
 }
 
-// moduleCache keeps the translation (AST only) of each policy by scope, name and a
-// fingerprint of its content, so a write re-translates only what changed
+// tenantUnit builds the unit of a registry tenant's policies (or a
+// draft's): the shared library and a store holding the engine's config and
+// the tenant's data document.
+func (e *Engine) tenantUnit(tp *pdp.TenantPolicies) (*unit, error) {
+	lib, err := e.lib.get(e.library)
+	if err != nil {
+		return nil, fmt.Errorf("compile the library: %w", err)
+	}
+	store := inmem.NewFromObjectWithOpts(map[string]any{
+		adapter.Root: map[string]any{
+			"config":  e.data,
+			"tenants": map[string]any{tp.TenantID: adapter.TenantData(tp, "", true)},
+		},
+	}, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
+	return &unit{compiler: lib, store: store, hinter: adapter.NewHinter(tp)}, nil
+}
+
+// moduleCache keeps, by scope, name and a fingerprint of a policy's
+// content, adapter.Validate's verdict and the policy's compile cost
+// (budget.go), so a write re-checks and re-measures only what changed
 // (versions alone would do for the registry, but not for policies loaded
 // from files, which carry none).
 type moduleCache struct {
 	mu      sync.Mutex
-	modules map[moduleKey]translated
+	costs   map[moduleKey]int
 	checked map[moduleKey]error // adapter.Validate's verdict by content
 }
 
@@ -631,15 +627,8 @@ type moduleKey struct {
 	sum         [sha256.Size]byte
 }
 
-// translated is one policy's module and its compile cost (compileUnits);
-// module is nil once released (the cost stays).
-type translated struct {
-	module *ast.Module
-	cost   int
-}
-
 func newModuleCache() *moduleCache {
-	return &moduleCache{modules: map[moduleKey]translated{}, checked: map[moduleKey]error{}}
+	return &moduleCache{costs: map[moduleKey]int{}, checked: map[moduleKey]error{}}
 }
 
 // validate runs adapter.Validate on a copy of p once per content.
@@ -668,72 +657,40 @@ func (c *moduleCache) validate(p *pdp.Policy) error {
 	return verdict
 }
 
-// get returns the translation of p, translating it on first use.
-func (c *moduleCache) get(tenant string, p *pdp.Policy) (translated, error) {
+// cost returns the compile cost of p (policyCost), measured once per
+// content; other versions of the same policy are dropped.
+func (c *moduleCache) cost(p *pdp.Policy) int {
 	k, err := translationKey(p)
 	if err != nil {
-		return translated{}, err
+		return policyCost(p)
 	}
 	c.mu.Lock()
-	m, ok := c.modules[k]
+	n, ok := c.costs[k]
 	c.mu.Unlock()
-	if ok && m.module != nil {
-		return m, nil
+	if ok {
+		return n
 	}
-	m = translate(tenant, p)
+	n = policyCost(p)
 	c.mu.Lock()
-	// Drop other versions of the same policy: they can never be used again.
-	for old := range c.modules {
+	for old := range c.costs {
 		if old.agent == k.agent && old.name == k.name {
-			delete(c.modules, old)
+			delete(c.costs, old)
 		}
 	}
-	c.modules[k] = m
+	c.costs[k] = n
 	c.mu.Unlock()
-	return m, nil
+	return n
 }
 
-// release drops the translated modules, keeping their costs (what
-// CompileCost reads): once a unit is compiled its compiler holds its own
-// copies, and a later revision translates again what it needs (a
-// translation costs a fraction of a millisecond per policy; keeping them
-// cost about a quarter of a tenant's heap).
-func (c *moduleCache) release() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for k, m := range c.modules {
-		m.module = nil
-		c.modules[k] = m
-	}
-}
-
-// peek returns the translation of p if it is cached, without translating
-// it or dropping any other version.
-func (c *moduleCache) peek(p *pdp.Policy) (translated, bool) {
-	k, err := translationKey(p)
-	if err != nil {
-		return translated{}, false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m, ok := c.modules[k]
-	return m, ok
-}
-
-// translationKey identifies what a policy's module is made of.
+// translationKey identifies what a policy's data is made of.
 func translationKey(p *pdp.Policy) (moduleKey, error) {
 	content, err := json.Marshal(struct {
 		S, W []string
 		R    []pdp.Rule
-	}{p.StepTypes, p.WhitelistedDomains, p.Rules})
+		M    string
+	}{p.StepTypes, p.WhitelistedDomains, p.Rules, p.ModeName()})
 	if err != nil {
 		return moduleKey{}, err
 	}
 	return moduleKey{p.AgentID, p.Name, sha256.Sum256(content)}, nil
-}
-
-// translate translates p and measures its compile cost.
-func translate(tenant string, p *pdp.Policy) translated {
-	m := adapter.PolicyAST(tenant, p)
-	return translated{module: m, cost: compileUnits(m)}
 }

@@ -24,10 +24,11 @@ import (
 // the action's input, where the library never looks for hints).
 //
 // The hints: text, folded and ascii (the action text, computed in Go byte
-// for byte as the library computes it), candidates (the view's policies
-// that could fire: one multi-pattern pass finds the rules' necessary
-// literals, one Shift-And pass tests their necessary class-sequence
-// conditions, adapter.Hinter),
+// for byte as the library computes it), rules (per scope, each policy of
+// the view with a rule that could fire → the indexes of those rules: one
+// multi-pattern pass finds the rules' necessary literals, one Shift-And
+// pass tests their necessary class-sequence conditions, adapter.Hinter's
+// RulesTerm; with it the library skips the policies' pre-checks),
 // builtins (the built-ins whose anchors occur) and financial (the money
 // word and whether an amount key occurs, when FinancialSafety may fire).
 // The library decides the same without them; they only spare it work.
@@ -51,7 +52,7 @@ var (
 	hintText        = ast.InternedTerm("text")
 	hintFolded      = ast.InternedTerm("folded")
 	hintASCII       = ast.InternedTerm("ascii")
-	hintCandidates  = ast.InternedTerm("candidates")
+	hintRules       = ast.InternedTerm("rules")
 	hintBuiltins    = ast.InternedTerm("builtins")
 	hintFinancial   = ast.InternedTerm(adapter.BuiltinNames[0])
 	hintExfiltrated = ast.InternedTerm(adapter.BuiltinNames[1])
@@ -81,7 +82,7 @@ func hintedInput(h *adapter.Hinter, a pdp.Action, input ast.Value, params ast.Ob
 		return nil, false
 	}
 	folded := foldText(text)
-	candidates := h.CandidatesTerm(a.AgentID, a.StepType, folded)
+	rules := h.RulesTerm(a.AgentID, a.StepType, folded)
 	builtins := 0
 	var financial *ast.Term
 	if keyword, amountKey, ok := library.FinancialFacts(text, folded); ok {
@@ -103,7 +104,7 @@ func hintedInput(h *adapter.Hinter, a pdp.Action, input ast.Value, params ast.Ob
 		[2]*ast.Term{hintText, textTerm},
 		[2]*ast.Term{hintFolded, foldedTerm},
 		[2]*ast.Term{hintASCII, ast.InternedTerm(isASCII(text))},
-		[2]*ast.Term{hintCandidates, candidates},
+		[2]*ast.Term{hintRules, rules},
 		[2]*ast.Term{hintBuiltins, builtinHints[builtins]},
 	)
 	if financial != nil {

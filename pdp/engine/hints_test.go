@@ -84,6 +84,8 @@ func hintWorld(r *rand.Rand, tenants int) []pdp.TenantPolicies {
 				rule.ContextRequires = `(external|public|customer)`
 			case 1:
 				rule.Reason = fmt.Sprintf("%s rule %d: {match}", name, i)
+			case 2:
+				rule.Reason = fmt.Sprintf("%s rule %d fired", name, i)
 			}
 			p.Rules = append(p.Rules, rule)
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
 	"github.com/gatehouse-pdp/gatehouse/adapter"
 	"github.com/gatehouse-pdp/gatehouse/bundles"
@@ -68,9 +69,9 @@ func TestStoredInvalidRegexDegradesOnlyItsTenant(t *testing.T) {
 	}
 }
 
-// strictBundle is the seed's bundle for acme plus one policy module whose
-// rule calls a built-in on the input that can fail: the failure must fail
-// the decision, not make the rule undefined (OPA's default).
+// strictBundle is the seed's bundle for acme plus one module under the
+// policies' package path, as a hand-made bundle may still ship one, whose
+// rule calls body's built-ins.
 func strictBundle(t *testing.T, body string) *bundles.Loaded {
 	t.Helper()
 	l := loaded(t, seedTenant("acme", 1), Config{})
@@ -84,26 +85,53 @@ func strictBundle(t *testing.T, body string) *bundles.Loaded {
 	return l
 }
 
-// TestBuiltinErrorsFailClosed: a built-in error inside a rule (a number out
-// of range, a regex that only fails at evaluation) makes the decision
-// fail, through Evaluate and Query alike.
+// tamperedRule returns acme's data document as the seed's bundle carries
+// it, with rule 0 of the tenant-wide pii_protection changed by edit, as a
+// store or a bundle edited around the API could hold it.
+func tamperedRule(t *testing.T, edit func(rule map[string]any)) *bundles.Loaded {
+	t.Helper()
+	l := loaded(t, seedTenant("acme", 1), Config{})
+	root := l.Data[adapter.Root].(map[string]any)
+	acme := root["tenants"].(map[string]any)["acme"].(map[string]any)
+	pii := acme["tenant"].(map[string]any)["pii_protection"].(map[string]any)
+	edit(pii["rules"].([]any)[0].(map[string]any))
+	return l
+}
+
+// TestBuiltinErrorsFailClosed: a built-in error inside a rule (a pattern
+// in the rules' data that does not compile, which the checks would
+// refuse: here it gets past them) makes the decision fail, through the
+// hinted query (Evaluate) and the plain one (Query) alike, instead of
+// making the rule undefined (OPA's default).
 func TestBuiltinErrorsFailClosed(t *testing.T) {
-	for name, c := range map[string]struct {
-		body   string
-		params map[string]any
-	}{
-		"number overflow":          {`to_number(input.params.n) > 0`, map[string]any{"n": "1" + strings.Repeat("0", 400)}},
-		"regex from input":         {`regex.match(input.params.p, "x")`, map[string]any{"p": "(unclosed"}},
-		"regex compile at runtime": {`regex.match(concat("", ["(", "x"]), input.action)`, map[string]any{}},
+	for name, edit := range map[string]func(map[string]any){
+		"match pattern":         func(r map[string]any) { r["kind"] = "regex_context"; r["pattern"] = "(unclosed" },
+		"untranslatable marker": func(r map[string]any) { r["kind"] = "regex_context"; r["pattern"] = adapter.Untranslatable },
+		"context pattern": func(r map[string]any) {
+			r["kind"] = "regex_context"
+			r["pattern"] = "ping"
+			r["context"] = "[z-a]"
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := newEngine(t, Config{Timeout: 10 * time.Second})
-			if err := e.LoadBundle(t.Context(), "b.tar.gz", strictBundle(t, c.body)); err != nil {
+			l := tamperedRule(t, edit)
+			lib, err := e.lib.get(e.library)
+			if err != nil {
 				t.Fatal(err)
 			}
-			// "email" passes the policy's guard, so its rules run.
-			c.params["note"] = "email"
-			a := pdp.Action{TenantID: "acme", Name: "ping", Params: c.params}
+			store := inmem.NewFromObjectWithOpts(l.Data, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
+			seed := seedTenant("acme", 1)
+			e.mu.Lock()
+			e.tenants["acme"] = &tenantState{
+				policies:  &seed,
+				overrides: map[string]bool{},
+				modules:   newModuleCache(),
+				unit:      &unit{compiler: lib, store: store, hinter: adapter.NewHinter(&seed)},
+			}
+			e.mu.Unlock()
+			// "email" and "external" make pii_protection a candidate: its rules run.
+			a := pdp.Action{TenantID: "acme", Name: "ping", Params: map[string]any{"note": "email external"}}
 			if d, err := e.Evaluate(t.Context(), a); !errors.Is(err, pdp.ErrEvaluationFailed) {
 				t.Fatalf("Evaluate = %+v, %v; want ErrEvaluationFailed", d, err)
 			}
@@ -114,20 +142,31 @@ func TestBuiltinErrorsFailClosed(t *testing.T) {
 	}
 }
 
-// TestBundleInvalidRegexDegradesItsTenant: a bundle whose policy module
-// carries a pattern that does not compile loads, but that tenant fails
-// closed and is reported; a bad pattern in the library refuses the bundle.
+// TestBundleInvalidRegexDegradesItsTenant: a bundle whose rules' data
+// (or a policy module it ships) carries a pattern that does not compile
+// loads, but that tenant fails closed and is reported; a bad pattern in
+// the library refuses the bundle.
 func TestBundleInvalidRegexDegradesItsTenant(t *testing.T) {
-	l := strictBundle(t, `regex.match("(unclosed", input.action)`)
-	e := newEngine(t, Config{Timeout: 10 * time.Second})
-	if err := e.LoadBundle(t.Context(), "b.tar.gz", l); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.Evaluate(t.Context(), seedAction); !errors.Is(err, ErrTenantDegraded) {
-		t.Fatalf("Evaluate: %v, want ErrTenantDegraded", err)
-	}
-	if got := e.Degraded()["acme"]; got == nil || !strings.Contains(got.Error(), "extra.rego") {
-		t.Errorf("Degraded[acme] = %v, want the module named", got)
+	for name, c := range map[string]struct {
+		l    *bundles.Loaded
+		want string
+	}{
+		"rule data": {tamperedRule(t, func(r map[string]any) { r["pattern"] = "(unclosed" }), `["pii_protection"].rules[0].pattern`},
+		"context":   {tamperedRule(t, func(r map[string]any) { r["context"] = "[z-a]" }), `["pii_protection"].rules[0].context`},
+		"module":    {strictBundle(t, `regex.match("(unclosed", input.action)`), "extra.rego"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEngine(t, Config{Timeout: 10 * time.Second})
+			if err := e.LoadBundle(t.Context(), "b.tar.gz", c.l); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.Evaluate(t.Context(), seedAction); !errors.Is(err, ErrTenantDegraded) {
+				t.Fatalf("Evaluate: %v, want ErrTenantDegraded", err)
+			}
+			if got := e.Degraded()["acme"]; got == nil || !strings.Contains(got.Error(), c.want) {
+				t.Errorf("Degraded[acme] = %v, want %s named", got, c.want)
+			}
+		})
 	}
 
 	lib := loaded(t, seedTenant("acme", 1), Config{})
@@ -152,13 +191,17 @@ func TestBundleExpensiveRegexDegradesItsTenant(t *testing.T) {
 	for i := range many {
 		many[i] = fmt.Sprintf("regex.match(`%s%d`, input.action)", cheap, i)
 	}
-	for name, tc := range map[string]struct{ body, want string }{
-		"one pattern over the rule bound":         {"regex.match(`(?s).{0,200}~`, input.action)", "over the bound of 56 for a rule"},
-		"patterns together over the tenant bound": {strings.Join(many, "\n\t"), "over the bound of 480 for a tenant"},
+	for name, tc := range map[string]struct {
+		l    *bundles.Loaded
+		want string
+	}{
+		"one pattern over the rule bound":         {strictBundle(t, "regex.match(`(?s).{0,200}~`, input.action)"), "over the bound of 56 for a rule"},
+		"patterns together over the tenant bound": {strictBundle(t, strings.Join(many, "\n\t")), "over the bound of 480 for a tenant"},
+		"a rule's data over the rule bound":       {tamperedRule(t, func(r map[string]any) { r["pattern"] = `(?s).{0,200}~` }), "over the bound of 56 for a rule"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := newEngine(t, Config{Timeout: 10 * time.Second})
-			if err := e.LoadBundle(t.Context(), "b.tar.gz", strictBundle(t, tc.body)); err != nil {
+			if err := e.LoadBundle(t.Context(), "b.tar.gz", tc.l); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := e.Evaluate(t.Context(), seedAction); !errors.Is(err, ErrTenantDegraded) {

@@ -3,32 +3,36 @@
 # description: |
 #   The single decision query of Gatehouse, data.gatehouse.decision.result,
 #   for input {tenant_id, agent_id, action, params, step_type}. It merges the
-#   scopes (docs/api.md §A4), runs the tenant's generated policies and the
-#   built-ins, and composes the policy_result of docs/api.md §A7.
+#   scopes (docs/api.md §A4), evaluates the tenant's policies' rules (held as
+#   data, one generic evaluation: _fire) and the built-ins, and composes the
+#   policy_result of docs/api.md §A7.
 #
 #   Data (only enabled policies appear):
 #     data.gatehouse.tenants[t] = {"mode": "enforcement"|"shadow",
 #       "tenant": {name: {"step_types": {"ACTION": true, ...},
 #                         "whitelisted_domains": [...],
 #                         "guard": {literal: "", ...},
-#                         "mode": "enforce"|"shadow"}},
+#                         "mode": "enforce"|"shadow",
+#                         "rules": [rule, ...],
+#                         "by_literal": {literal: [rule index, ...]}}},
 #       "agents": {agent_id: {name: {...same...}}},
 #       "views": {"default": {STEP: view}, "agents": {agent_id: {STEP: view}},
 #                 "builtins_only": view}}     (optional, see _view;
 #                                              STEP: an upper-case step type)
-#     view = {"agent": {name: policy}, "tenant": {name: policy}   (enforcing)
+#     view = {"agent": {name: policy}, "tenant": {name: policy}   (enforcing,
+#               without rules)
 #             "shadow": {"agent": {name: policy}, "tenant": {...}} (shadow mode)
 #             "evaluated": [names], "allowed": the result when nothing fires
 #               (no hit, shadow hits included)}
+#     rule = {"kind", "pattern", "alts", "context", "context_pre", "reason",
+#             "violation", "key", "patch"}: policy as data, see _fire and
+#             adapter/rules.go
 #   Hints (optional; only Gatehouse's engine sets them, through `with`):
 #     data.gatehouse.hints = {"text", "folded", "ascii",
 #       "candidates": {"agent": [names], "tenant": [names]},
+#       "rules": {"agent": {name: [rule indices]}, "tenant": {...}},
 #       "builtins": {name: true},
 #       "financial": {"keyword", "amount_key"}}  (builtins/financial_safety.rego)
-#   Generated modules (one hits rule per policy rule; a hit is the tuple
-#   _ranked builds, see there):
-#     data.gatehouse.policies[t].tenant[name].hits
-#     data.gatehouse.policies[t].agents[agent_id][name].hits
 #
 #   The result is undefined (callers fail closed) for a tenant the data does
 #   not hold or an input without a string action.
@@ -179,24 +183,59 @@ _builtins := b if {
 
 # --- hits ------------------------------------------------------------------
 #
-# A hit is ranked and composed where it is found: each rule of a generated
-# module yields [0 - outcome rank, 0 - severity rank, scope rank, policy,
-# rule, violation, patch] (see _ranked), its parts that do not depend on
-# the action written into the module as constants. Sorted, hits come
-# strongest first; the patch is what the hit alone makes of the result.
+# A policy's rules are data (policy as data, adapter/rules.go): each
+# enabled policy's entry in the tenant's data holds its rules, and _fire
+# evaluates one. A hit is ranked and composed where it is found: _fire
+# yields [0 - outcome rank, 0 - severity rank, scope rank, policy, rule,
+# violation, patch] (see _ranked), its parts that do not depend on the
+# action constants of the rule's data. Sorted, hits come strongest first;
+# the patch is what the hit alone makes of the result.
+#
+# Which rules run: with the engine's rule hints (data.gatehouse.hints.rules,
+# policy name → the indices of its rules that could fire, per scope) those
+# rules, without their pre-checks (the hint's condition is theirs); with
+# its candidates only (data.gatehouse.hints.candidates), the rules of a
+# candidate policy whose pre-checks hold (_prechecked); without hints, the
+# same behind the policies' guards (_candidates). The result is the same.
 
 _hits contains h if {
+	not data.gatehouse.hints.rules
 	some name in _candidates.agent
 	p := _view.agent[name]
-	some h in data.gatehouse.policies[input.tenant_id].agents[input.agent_id][name].hits
 	not _whitelisted(p)
+	policy := _agent_scope[name]
+	some i in _prechecked(policy)
+	r := policy.rules[i]
+	h := _fire(r.kind, r)
 }
 
 _hits contains h if {
+	not data.gatehouse.hints.rules
 	some name in _candidates.tenant
 	p := _view.tenant[name]
-	some h in data.gatehouse.policies[input.tenant_id].tenant[name].hits
 	not _whitelisted(p)
+	policy := _tenant.tenant[name]
+	some i in _prechecked(policy)
+	r := policy.rules[i]
+	h := _fire(r.kind, r)
+}
+
+_hits contains h if {
+	some name, rules in data.gatehouse.hints.rules.agent
+	p := _view.agent[name]
+	not _whitelisted(p)
+	some i in rules
+	r := _agent_scope[name].rules[i]
+	h := _fire(r.kind, r)
+}
+
+_hits contains h if {
+	some name, rules in data.gatehouse.hints.rules.tenant
+	p := _view.tenant[name]
+	not _whitelisted(p)
+	some i in rules
+	r := _tenant.tenant[name].rules[i]
+	h := _fire(r.kind, r)
 }
 
 # The built-ins yield their hits ranked and composed, like the generated
@@ -213,19 +252,124 @@ _hits contains h if {
 
 # The hits of shadow policies, found the same way (the candidates and the
 # hints cover them too); reported, never enforced. A view without shadow
-# policies costs an empty iteration.
+# policies costs an empty iteration (each body begins with it).
 _shadow_hits contains h if {
 	some name, p in _view.shadow.agent
+	not data.gatehouse.hints.rules
 	name in _candidates.agent
-	some h in data.gatehouse.policies[input.tenant_id].agents[input.agent_id][name].hits
 	not _whitelisted(p)
+	policy := _agent_scope[name]
+	some i in _prechecked(policy)
+	r := policy.rules[i]
+	h := _fire(r.kind, r)
 }
 
 _shadow_hits contains h if {
 	some name, p in _view.shadow.tenant
+	not data.gatehouse.hints.rules
 	name in _candidates.tenant
-	some h in data.gatehouse.policies[input.tenant_id].tenant[name].hits
 	not _whitelisted(p)
+	policy := _tenant.tenant[name]
+	some i in _prechecked(policy)
+	r := policy.rules[i]
+	h := _fire(r.kind, r)
+}
+
+_shadow_hits contains h if {
+	some name, p in _view.shadow.agent
+	rules := data.gatehouse.hints.rules.agent[name]
+	not _whitelisted(p)
+	some i in rules
+	r := _agent_scope[name].rules[i]
+	h := _fire(r.kind, r)
+}
+
+_shadow_hits contains h if {
+	some name, p in _view.shadow.tenant
+	rules := data.gatehouse.hints.rules.tenant[name]
+	not _whitelisted(p)
+	some i in rules
+	r := _tenant.tenant[name].rules[i]
+	h := _fire(r.kind, r)
+}
+
+# The indices of the rules of policy (its data) whose pre-check holds:
+# one of its literals occurs in the folded action text, each rule once
+# (adapter.RuleIndex: a rule without a pre-check is listed under the
+# literal every action text begins with, {"action":).
+_prechecked(policy) := {i |
+	f := text.folded
+	some lit, rules in policy.by_literal
+	contains(f, lit)
+	some i in rules
+}
+
+# The hit of rule r (its data, adapter/rules.go) when it fires, by r.kind:
+# its pattern matches (m, the first match) and its context_requires, if
+# any, matches too. Undefined when it does not fire; with strict built-in
+# errors, a pattern that does not compile fails the decision. The kinds
+# are bodies of one function, which OPA indexes on kind, so a rule costs
+# one call: "regex", "alts" (a pure alternation of ASCII literals,
+# _alternative), each with "_context" after it when it has
+# context_requires.
+_fire(kind, r) := _hit(r, ms[0]) if {
+	kind == "regex"
+	ms := regex.find_n(r.pattern, text.text, 1)
+}
+
+_fire(kind, r) := _hit(r, _alternative(r)) if kind == "alts"
+
+_fire(kind, r) := _hit(r, ms[0]) if {
+	kind == "regex_context"
+	ms := regex.find_n(r.pattern, text.text, 1)
+	_context_holds(r)
+}
+
+_fire(kind, r) := _hit(r, m) if {
+	kind == "alts_context"
+	m := _alternative(r)
+	_context_holds(r)
+}
+
+# A pre-check: the folded action text contains one of lits, literals
+# every match of a pattern contains. A function exits on its first
+# success.
+_any(lits) if {
+	f := text.folded
+	some lit in lits
+	contains(f, lit)
+}
+
+# The hit of rule r matching m. Every reason is the rule's reason with
+# each {match} replaced by m: the policy's default, "Policy '<name>'
+# violated: {match}" (a valid name holds no "{match}"), a template, or a
+# fixed text, which holds no {match}.
+_hit(r, m) := array.concat(r.key, [v, object.union({"reason": reason, "violations": [v], "warnings": [v]}, r.patch)]) if {
+	reason := replace(r.reason, "{match}", m)
+	v := object.union(r.violation, {"match": m, "reason": reason})
+}
+
+# The first match of a pure alternation of ASCII literals (r.alts,
+# folded). On an ASCII text it is found without the regex: for ASCII text
+# and literals, folded containment is exactly Python's IGNORECASE
+# matching, indexof gives byte = rune positions, and the least [position,
+# alternative] is RE2's leftmost-first choice. Other texts take the regex.
+_alternative(r) := substring(text.text, x[0], x[2]) if {
+	text.ascii
+	x := min([[i, k, n] |
+		f := text.folded
+		some k, lit in r.alts
+		i := indexof(f, lit)
+		i >= 0
+		n := count(lit)
+	])
+} else := ms[0] if {
+	ms := regex.find_n(r.pattern, text.text, 1)
+}
+
+_context_holds(r) if {
+	_any(r.context_pre)
+	regex.match(r.context, text.text)
 }
 
 # A policy is skipped only when the action text names at least one
@@ -235,7 +379,7 @@ _shadow_hits contains h if {
 # whitelisted domain or a subdomain of one. Anything else fails closed: the
 # policy applies.
 _whitelisted(p) if {
-	count(p.whitelisted_domains) > 0
+	p.whitelisted_domains != []
 	count(text.targets) > 0
 	count(text.unrecognised) == 0
 	every h in text.hostnames {
@@ -260,17 +404,18 @@ _scope_rank := {"agent": 0, "tenant": 1, "builtin": 2}
 
 _status_of_outcome := {"block": "blocked", "require_approval": "pending_review", "warn": "allowed"}
 
-# The hit of violation v (as a module or a built-in yields it: rule,
+# The hit of violation v (as a rule or a built-in yields it: rule,
 # severity, on_violation, confidence, match, reason) of policy in scope.
 # Hits sort strongest first: outcome, then severity, then scope agent >
 # tenant > builtin, then policy name, then rule order. The patch holds the
 # status v alone gives, its risk score (severity weight × confidence,
 # rounded to two decimals; a decision's risk_score is the largest of its
 # hits', since rounding is monotonic) and the trigger's fields. The
-# adapter writes the same terms into each generated rule, with everything
-# but the violation, the match and the reason as constants
-# (adapter/translate.go's hitTerm), and so do the built-ins' rules; both
-# are tested against this definition.
+# adapter writes the same terms into each rule's data (adapter/rules.go,
+# what _hit completes) and each generated module's rule (hitTerm), with
+# everything but the violation, the match and the reason as constants, and
+# the built-ins' rules hold them too; all are tested against this
+# definition.
 _ranked(v, policy, scope) := [
 	0 - _outcome_rank[v.on_violation],
 	0 - _severity_rank[v.severity],

@@ -5,10 +5,11 @@
 #   (status, triggered_policy, risk_score, policies_evaluated, violations,
 #   warnings, shadow mode) for data.gatehouse.decision.result.
 #
-#   The generated modules are mocked: a case names the violations each policy
-#   module yields ("mods", laid out like data.gatehouse.policies.acme), and
+#   The policies' rules are mocked: a case names the violations each policy
+#   yields ("mods": {"tenant": {name: {"violations": ...}}, "agents": ...}),
 #   _data_for derives the tenant's data from it, every policy enabled for
-#   ACTION with no whitelist unless the test says otherwise.
+#   ACTION with no whitelist unless the test says otherwise, and _result
+#   gives each policy one rule per violation, firing with its hit.
 package gatehouse.decision_test
 
 import data.gatehouse.builtins.data_exfiltration
@@ -47,23 +48,33 @@ _data_for(mods) := {"acme": {
 
 _result(inp, tenants, policies) := r if {
 	r := decision.result with input as inp
-		with data.gatehouse.tenants as tenants
-		with data.gatehouse.policies as _modules(policies)
+		with data.gatehouse.tenants as _with_rules(tenants, policies)
+		with decision._fire as _mock_fire
 }
 
-# The mocked modules as the library reads them: each policy's violations
-# as the hits its generated rules yield (adapter_test checks that a
-# generated rule yields exactly decision._ranked's hit).
-_modules(policies) := {t: {
-	"tenant": {name: _module(m, name, "tenant") | some name, m in object.get(mods, "tenant", {})},
-	"agents": {agent: {name: _module(m, name, "agent") | some name, m in ps} |
-		some agent, ps in object.get(mods, "agents", {})
+# The mocked policies' rules as the tenant's data carries them (policy as
+# data): one rule per violation, each firing with the hit decision._ranked
+# builds for it (adapter and engine tests check that a real rule's data
+# fires with exactly that hit), by way of the mocked _fire. A policy the
+# data does not hold gets no rules, as it gets no data.
+_with_rules(tenants, policies) := {t: object.union(doc, {
+	"tenant": {name: _rules(p, object.get(policies, [t, "tenant", name, "violations"], set()), name, "tenant") |
+		some name, p in object.get(doc, "tenant", {})
 	},
-} |
-	some t, mods in policies
+	"agents": {agent: {name: _rules(p, object.get(policies, [t, "agents", agent, name, "violations"], set()), name, "agent") |
+		some name, p in ps
+	} |
+		some agent, ps in object.get(doc, "agents", {})
+	},
+}) |
+	some t, doc in tenants
 }
 
-_module(m, name, scope) := {"hits": {decision._ranked(v, name, scope) | some v in m.violations}}
+_rules(p, violations, name, scope) := object.union(p, {"rules": rules, "by_literal": {`{"action":`: [i | some i, _ in rules]}}) if {
+	rules := [{"kind": "mock", "hit": decision._ranked(v, name, scope)} | some v in violations]
+}
+
+_mock_fire(_, r) := r.hit
 
 _decide(inp, mods) := _result(inp, _data_for(mods), {"acme": mods})
 
@@ -584,8 +595,8 @@ test_precomputed_views_decide_as_computed_ones[name] if {
 test_hints_restrict_evaluation_to_candidates if {
 	hints := {"candidates": {"agent": [], "tenant": ["audit"]}, "builtins": {}}
 	r := decision.result with input as object.union(_input, {"action": "wire_funds"})
-		with data.gatehouse.tenants as _with_views
-		with data.gatehouse.policies as _modules({"acme": _scoped})
+		with data.gatehouse.tenants as _with_rules(_with_views, {"acme": _scoped})
+		with decision._fire as _mock_fire
 		with data.gatehouse.hints as hints
 	r.violations == []
 	r.policies_evaluated == ["audit", "pii", "FinancialSafetyPolicy", "DataExfiltrationPolicy"]
@@ -594,8 +605,8 @@ test_hints_restrict_evaluation_to_candidates if {
 test_hints_cannot_add_policies_outside_the_view if {
 	hints := {"candidates": {"agent": ["refunds"], "tenant": ["pii"]}, "builtins": {}}
 	r := decision.result with input as _input
-		with data.gatehouse.tenants as _with_views
-		with data.gatehouse.policies as _modules({"acme": _scoped})
+		with data.gatehouse.tenants as _with_rules(_with_views, {"acme": _scoped})
+		with decision._fire as _mock_fire
 		with data.gatehouse.hints as hints
 	_order(r) == [["pii", "tenant", 0]]
 }
@@ -642,4 +653,80 @@ test_builtin_hits_are_ranked[name] if {
 	every h in hits {
 		h == decision._ranked(object.remove(h[5], ["policy", "scope"]), policy, "builtin")
 	}
+}
+
+# --- a rule's data, evaluated (policy as data, adapter/rules.go) ----------
+
+_rule(kind, extra) := object.union(
+	{
+		"kind": kind,
+		"pattern": "(?i)(?:email|phone)",
+		"reason": "Policy 'pii' violated: {match}",
+		"violation": {"policy": "pii", "scope": "tenant", "rule": 0, "severity": "high", "on_violation": "block", "confidence": 0.9},
+		"key": [-3, -3, 1, "pii", 0],
+		"patch": {"status": "blocked", "risk_score": 0.72, "triggered_policy": "pii", "severity": "high", "warnings": []},
+	},
+	extra,
+)
+
+_fire_on(r, text) := h if {
+	h := decision._fire(r.kind, r) with input as {"tenant_id": "acme", "action": "send", "params": {"note": text}}
+}
+
+test_fire_regex if {
+	h := _fire_on(_rule("regex", {}), "Mail to EMAIL now")
+	v := {"policy": "pii", "scope": "tenant", "rule": 0, "severity": "high", "on_violation": "block", "confidence": 0.9, "match": "EMAIL", "reason": "Policy 'pii' violated: EMAIL"}
+	h == [-3, -3, 1, "pii", 0, v, {
+		"status": "blocked", "risk_score": 0.72, "triggered_policy": "pii", "severity": "high",
+		"reason": "Policy 'pii' violated: EMAIL", "violations": [v], "warnings": [],
+	}]
+	h == decision._ranked(object.remove(v, ["policy", "scope"]), "pii", "tenant")
+}
+
+test_fire_regex_no_match if not _fire_on(_rule("regex", {}), "nothing here")
+
+# The literal path: leftmost first, then the earlier alternative; on a
+# non-ASCII text the regex decides.
+test_fire_alts[name] if {
+	some name, c in {
+		"leftmost": {"text": "a phone, an email", "match": "phone"},
+		"case kept": {"text": "call PHONE", "match": "PHONE"},
+		"non-ASCII text": {"text": "café EMAIL", "match": "EMAIL"},
+	}
+	h := _fire_on(_rule("alts", {"alts": ["email", "phone"]}), c.text)
+	h[5].match == c.match
+}
+
+test_fire_context[name] if {
+	some name, c in {
+		"context present": {"text": "email the external team", "hits": 1},
+		"context absent": {"text": "email the team", "hits": 0},
+		"pre-check fails": {"text": "email the externa team", "hits": 0},
+	}
+	r := _rule("regex_context", {"context": "(?i)external", "context_pre": ["external"]})
+	c.hits == count([h | h := _fire_on(r, c.text)])
+}
+
+test_fire_reasons[name] if {
+	some name, c in {
+		"template": {"reason": "found {match}, {match}", "want": "found email, email"},
+		"fixed": {"reason": "fixed text", "want": "fixed text"},
+	}
+	h := _fire_on(_rule("regex", {"reason": c.reason}), "an email")
+	h[5].reason == c.want
+	h[6].reason == c.want
+}
+
+test_fire_warn_keeps_its_warning if {
+	r := object.union(object.remove(_rule("regex", {}), ["patch"]), {"patch": {"status": "allowed", "risk_score": 0.23, "triggered_policy": "pii", "severity": "low"}})
+	h := _fire_on(r, "email")
+	h[6].warnings == [h[5]]
+}
+
+# Without hints a candidate policy runs the rules whose pre-check holds,
+# each once (a rule without one is listed under the text's first bytes).
+test_prechecked_rules if {
+	p := {"by_literal": {"email": [0, 2], "phone": [2], `{"action":`: [1]}}
+	decision._prechecked(p) == {0, 1, 2} with input as {"action": "x", "params": {"t": "email phone"}}
+	decision._prechecked(p) == {1} with input as {"action": "x", "params": {"t": "none"}}
 }

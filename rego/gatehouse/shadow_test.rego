@@ -30,19 +30,29 @@ _block := _v(0, "critical", "block")
 
 _warn := _v(0, "low", "warn")
 
-# The modules' hits, as decision._ranked ranks them.
-_mods := {"acme": {
+# The policies' hits, as decision._ranked ranks them.
+_hits := {
 	"tenant": {
-		"pii": {"hits": {decision._ranked(_warn, "pii", "tenant")}},
-		"cards": {"hits": {decision._ranked(_block, "cards", "tenant")}},
+		"pii": decision._ranked(_warn, "pii", "tenant"),
+		"cards": decision._ranked(_block, "cards", "tenant"),
 	},
-	"agents": {"billing-bot": {"pii": {"hits": {decision._ranked(_block, "pii", "agent")}}}},
+	"agents": {"billing-bot": {"pii": decision._ranked(_block, "pii", "agent")}},
+}
+
+# The tenant's data with each policy's one rule (policy as data), firing
+# with its hit by way of the mocked decision._fire.
+_tenants(mode, tenant, agents) := {"acme": {
+	"mode": mode,
+	"tenant": {name: object.union(p, {"rules": [{"kind": "mock", "hit": _hits.tenant[name]}], "by_literal": {`{"action":`: [0]}}) | some name, p in tenant},
+	"agents": {"billing-bot": {name: object.union(p, {"rules": [{"kind": "mock", "hit": _hits.agents["billing-bot"][name]}], "by_literal": {`{"action":`: [0]}}) | some name, p in agents}},
 }}
+
+_mock_fire(_, r) := r.hit
 
 _decide(tenant, agents) := r if {
 	r := decision.result with input as _input
-		with data.gatehouse.tenants as {"acme": {"mode": "enforcement", "tenant": tenant, "agents": {"billing-bot": agents}}}
-		with data.gatehouse.policies as _mods
+		with data.gatehouse.tenants as _tenants("enforcement", tenant, agents)
+		with decision._fire as _mock_fire
 }
 
 _shadow_view(policy, scope, v, would) := {
@@ -109,8 +119,8 @@ test_both_copies_shadow if {
 # Other agents are untouched by billing-bot's shadow copy.
 test_shadow_agent_copy_is_the_agents_own if {
 	r := decision.result with input as object.union(_input, {"agent_id": "support-bot"})
-		with data.gatehouse.tenants as {"acme": {"mode": "enforcement", "tenant": {"pii": _enforce}, "agents": {"billing-bot": {"pii": _shadow}}}}
-		with data.gatehouse.policies as _mods
+		with data.gatehouse.tenants as _tenants("enforcement", {"pii": _enforce}, {"pii": _shadow})
+		with decision._fire as _mock_fire
 	not "shadow" in object.keys(r)
 	[v.policy | some v in r.violations] == ["pii"]
 }
@@ -119,8 +129,8 @@ test_shadow_agent_copy_is_the_agents_own if {
 # policies only, and the shadow policies' hits listed.
 test_tenant_shadow_mode_and_shadow_policies if {
 	r := decision.result with input as _input
-		with data.gatehouse.tenants as {"acme": {"mode": "shadow", "tenant": {"pii": _enforce, "cards": _shadow}, "agents": {}}}
-		with data.gatehouse.policies as _mods
+		with data.gatehouse.tenants as _tenants("shadow", {"pii": _enforce, "cards": _shadow}, {})
+		with decision._fire as _mock_fire
 	r.status == "allowed"
 	r.shadow_status == "allowed"
 	r.shadow == [_shadow_view("cards", "tenant", _block, "blocked")]

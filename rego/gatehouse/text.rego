@@ -52,7 +52,7 @@ folded := f if {
 # description: |
 #   True when the action text is pure ASCII: then containment in folded is
 #   exactly case-insensitive matching of ASCII literals, and byte offsets
-#   are rune offsets, so generated rules may find a literal alternation's
+#   are rune offsets, so a rule may find a literal alternation's
 #   match without a regex.
 ascii if data.gatehouse.hints.ascii
 

@@ -21,10 +21,11 @@ import (
 // TestCompileBudgetRefusesWrite: through the binary, a policy write after
 // which compiling the tenant would cost more than --engine-compile-budget
 // is a 400 naming the budget; the policy is not stored and the tenant
-// keeps deciding with what it had.
+// keeps deciding with what it had. (Each policy of 20 rules costs ~830
+// units of rules data, so the fourth write is refused.)
 func TestCompileBudgetRefusesWrite(t *testing.T) {
 	t.Parallel()
-	_, c := startDev(t, Options{Args: []string{"--engine-compile-budget", "12000"}})
+	_, c := startDev(t, Options{Args: []string{"--engine-compile-budget", "3000"}})
 	policy := func(name, agent string) map[string]any {
 		rules := make([]any, 20)
 		for i := range rules {
@@ -47,7 +48,7 @@ func TestCompileBudgetRefusesWrite(t *testing.T) {
 	}
 	m := wantStatus(t, refused, http.StatusBadRequest)
 	msg := fmt.Sprint(m["message"], m["detail"], m["error"], string(refused.Body))
-	if !strings.Contains(msg, "compile budget of 12000") {
+	if !strings.Contains(msg, "compile budget of 3000") {
 		t.Errorf("400 does not name the compile budget: %s", refused.Body)
 	}
 	name := fmt.Sprintf("p%d", accepted)

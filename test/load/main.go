@@ -627,25 +627,17 @@ func startOPA(o options, s *scale.Scale) (*side, error) {
 	return sd, nil
 }
 
-// writeBundleDir writes the library, every tenant's modules and the data
-// document as an OPA bundle directory (what `gatehouse bundle build` ships
-// in a tarball).
+// writeBundleDir writes the library and the data document, every tenant's
+// rules included, as an OPA bundle directory (what `gatehouse bundle
+// build` ships in a tarball, for all the tenants at once).
 func writeBundleDir(dir string, s *scale.Scale) error {
 	files := library.Sources()
+	// What a Gatehouse bundle holds (bundles.Build): the library and the
+	// tenants' data, their rules included (policy as data), here for
+	// every tenant in one data.json.
 	tenants := map[string]any{}
 	for i := range s.Tenants {
 		tp := &s.Tenants[i]
-		for j := range tp.Policies {
-			p := &tp.Policies[j]
-			if !p.Enabled {
-				continue
-			}
-			m, err := adapter.PolicyModule(tp.TenantID, p)
-			if err != nil {
-				return err
-			}
-			files[m.Path] = m.Text
-		}
 		tenants[tp.TenantID] = adapter.TenantData(tp, "", true)
 	}
 	data, err := json.Marshal(map[string]any{adapter.Root: map[string]any{
