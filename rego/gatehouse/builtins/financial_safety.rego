@@ -27,7 +27,12 @@ import data.gatehouse.text
 #   policy, rule, violation, patch], data.gatehouse.decision._ranked's
 #   tuple with every part that does not depend on the action written as a
 #   constant (decision_test.rego checks each rule's hit against _ranked).
-hits contains _hit if _keyword
+#
+#   Every branch of _hit holds the money word (_approval's match, or
+#   _decided behind _keyword), so the rule needs no guard of its own: the
+#   commonest hit, the approval the engine's facts decide, costs no second
+#   look at the keyword.
+hits contains _hit
 
 # METADATA
 # description: The built-in's violations (at most one), as its rules find them.
@@ -192,6 +197,13 @@ _or_zero(s) := s if s != ""
 
 _or_zero(s) := "0" if s == ""
 
+# The engine's facts say no amount key occurs: the commonest hit, for
+# one lookup (_decided decides the same without the hint). _approval is
+# undefined without a money word, and so is _decided.
+_hit := _approval if {
+	data.gatehouse.hints.financial.amount_key == false
+} else := _decided if _keyword
+
 # Without a quoted amount key in the text there is no amount: approval,
 # before anything walks the params.
 
@@ -199,11 +211,7 @@ _or_zero(s) := "0" if s == ""
 # labels:
 #   policy: FinancialSafetyPolicy
 #   rules: "0: hard limit, 1: approval threshold or unknown amount, 2: detected"
-_hit := _approval if {
-	# The engine's facts say no amount key occurs: the commonest hit, for
-	# one lookup (the next branch decides the same without the hint).
-	data.gatehouse.hints.financial.amount_key == false
-} else := _approval if {
+_decided := _approval if {
 	_amount_key_pre == false
 } else := [-3, -4, 2, "FinancialSafetyPolicy", 0, v, {
 	"status": "blocked",
