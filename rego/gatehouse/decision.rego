@@ -326,11 +326,12 @@ _hit(r, m) := array.concat(r.key, [v, object.union({"reason": reason, "violation
 #
 # Cheap for OPA: contains() turns an absent alternative away in one
 # expression, the position is computed in the comprehension's head only
-# for those present, and the length only for the one that wins.
-_alternative(r) := substring(text.text, x[0], count(r.alts[x[1]])) if {
+# for those present, and the length only for the one that wins ([position,
+# index] is unique, so the literal never decides the minimum).
+_alternative(r) := substring(text.text, x[0], count(x[2])) if {
 	text.ascii
 	f := text.folded
-	x := min([[indexof(f, lit), k] |
+	x := min([[indexof(f, lit), k, lit] |
 		some k, lit in r.alts
 		contains(f, lit)
 	])
