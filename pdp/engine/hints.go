@@ -85,14 +85,16 @@ func hintedInput(h *adapter.Hinter, a pdp.Action, input ast.Value, params ast.Ob
 	rules := h.RulesTerm(a.AgentID, a.StepType, folded)
 	builtins := 0
 	var financial *ast.Term
-	if keyword, amountKey, ok := library.FinancialFacts(text, folded); ok {
+	// FinancialFacts and DataExfiltrationMayFire from one scan of folded.
+	keyword, amountKey, fin, exfil := library.BuiltinFacts(a.Name, text, folded)
+	if fin {
 		builtins |= 1
 		financial = ast.ObjectTerm(
 			[2]*ast.Term{hintKeyword, shortStringTerm(keyword)},
 			[2]*ast.Term{hintAmountKey, ast.InternedTerm(amountKey)},
 		)
 	}
-	if library.DataExfiltrationMayFire(a.Name, text, folded) {
+	if exfil {
 		builtins |= 2
 	}
 	textTerm := ast.StringTerm(text)
