@@ -110,6 +110,8 @@ var (
 			"ssn", "social", "security", "card", "credit", "number", "passport",
 			"customer", "list", "data", "records", "credentials", "passwords",
 			"send", "sent", "export", "upload", "credential"},
+		// bits 36-43: textLits folded (lower-cased), the gate of the text scan
+		[]string{"private key-----", "akia"}, githubPrefixes, []string{"xox"},
 	)...)
 	textLits = newLiteralSet(slices.Concat([]string{"PRIVATE KEY-----", "AKIA"}, githubPrefixes, []string{"xox"})...)
 )
@@ -133,6 +135,10 @@ const (
 	litVerbs      = 0xf << 31             // send, sent, export, upload
 	litCredential = 1 << 35
 	litNouns      = litSecret | litCredential | litPassword
+	// litSecretGate: textLits lower-cased. A literal of textLits in text
+	// is (ASCII, contiguous) the same literal lower-cased in folded, so
+	// without one of these exfilSecret cannot hold and text is not scanned.
+	litSecretGate = 0xff << 36
 
 	textPrivateKey = 1 << 0
 	textAKIA       = 1 << 1
@@ -209,7 +215,7 @@ func DataExfiltrationMayFire(action, text, folded string) bool {
 // dataExfiltrationMayFire is DataExfiltrationMayFire given found,
 // foldedLits.scan(folded).
 func dataExfiltrationMayFire(action, text, folded string, found uint64) bool {
-	return exfilSecret(text) ||
+	return exfilSecret(text, found) ||
 		exfilCredential(folded, found) ||
 		exfilExport(action, found) ||
 		exfilSending(folded, found)
@@ -225,8 +231,13 @@ func BuiltinFacts(action, text, folded string) (keyword string, amountKey, finan
 }
 
 // exfilSecret is rules 0-3 exactly: a private-key header, an AWS access
-// key id, a GitHub or a Slack token in the (case-sensitive) text.
-func exfilSecret(text string) bool {
+// key id, a GitHub or a Slack token in the (case-sensitive) text. folded
+// is foldedLits.scan(folded): text is scanned only when a literal of rules
+// 0-3 occurs lower-cased in folded (litSecretGate).
+func exfilSecret(text string, folded uint64) bool {
+	if folded&litSecretGate == 0 {
+		return false
+	}
 	found := textLits.scan(text)
 	return found&textPrivateKey != 0 && privateKeyRe.MatchString(text) ||
 		found&textAKIA != 0 && awsKeyRe.MatchString(text) ||

@@ -183,7 +183,7 @@ func checkAnchors(t *testing.T, pq rego.PreparedEvalQuery, name string, params m
 		var anchor bool
 		switch rule {
 		case 0, 1, 2, 3:
-			anchor, secret = exfilSecret(text), true
+			anchor, secret = exfilSecret(text, foldedLits.scan(folded)), true
 		case 4:
 			anchor = exfilCredential(folded, foldedLits.scan(folded))
 		case 5:
@@ -195,8 +195,8 @@ func checkAnchors(t *testing.T, pq rego.PreparedEvalQuery, name string, params m
 			t.Fatalf("action %q, text %q: DataExfiltration rule %d fired (%v) but its anchor does not hold", name, text, rule, x)
 		}
 	}
-	if exfilSecret(text) != secret {
-		t.Fatalf("text %q: exfilSecret %v, rules 0-3 fired: %v", text, exfilSecret(text), secret)
+	if exfilSecret(text, foldedLits.scan(folded)) != secret {
+		t.Fatalf("text %q: exfilSecret %v, rules 0-3 fired: %v", text, !secret, secret)
 	}
 	checkLiteralSets(t, text, folded)
 	kw, ak, f, x := BuiltinFacts(name, text, folded)
@@ -423,6 +423,7 @@ func TestLiteralBits(t *testing.T) {
 		{textLits, textAKIA, []string{"AKIA"}},
 		{textLits, textGitHub, githubPrefixes},
 		{textLits, textSlack, []string{"xox"}},
+		{foldedLits, litSecretGate, slices.Concat([]string{"private key-----", "akia"}, githubPrefixes, []string{"xox"})},
 	} {
 		got := bits(c.ls, c.mask)
 		if !slices.Equal(got, c.want) {
@@ -433,10 +434,16 @@ func TestLiteralBits(t *testing.T) {
 
 // FuzzLiteralSet checks the one-pass scan against strings.Contains.
 func FuzzLiteralSet(f *testing.F) {
-	for _, s := range []string{"", "transfer the api_key", `{"amount": 5} PRIVATE KEY----- AKIA ghp_ xox`, "passwordspasswords", "credentialscredential", "sssn"} {
+	for _, s := range []string{"", "transfer the api_key", `{"amount": 5} PRIVATE KEY----- AKIA ghp_ xox`, "passwordspasswords", "credentialscredential", "sssn", "\u212aAKIAPRIVATE KEY-----xoxghr_"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		checkLiteralSets(t, s, s)
+		// The secret gate is necessary: each textLits literal in s occurs
+		// lower-cased in s folded as the library folds it.
+		folded := strings.ToLower(strings.ToUpper(s))
+		if inText, gate := textLits.scan(s), foldedLits.scan(folded)>>36; inText&^gate != 0 {
+			t.Fatalf("%q: text literals %#x, folded gate %#x", s, inText, gate)
+		}
 	})
 }

@@ -102,16 +102,19 @@ func hintedInput(h *adapter.Hinter, a pdp.Action, input ast.Value, params ast.Ob
 	if folded != text {
 		foldedTerm = ast.StringTerm(folded)
 	}
-	hints := ast.NewObject(
-		[2]*ast.Term{hintText, textTerm},
-		[2]*ast.Term{hintFolded, foldedTerm},
-		[2]*ast.Term{hintASCII, ast.InternedTerm(isASCII(text))},
-		[2]*ast.Term{hintRules, rules},
-		[2]*ast.Term{hintBuiltins, builtinHints[builtins]},
-	)
-	if financial != nil {
-		hints.Insert(hintFinancialFacts, financial)
+	items := [...][2]*ast.Term{
+		{hintText, textTerm},
+		{hintFolded, foldedTerm},
+		{hintASCII, ast.InternedTerm(isASCII(text))},
+		{hintRules, rules},
+		{hintBuiltins, builtinHints[builtins]},
+		{hintFinancialFacts, financial},
 	}
+	n := len(items)
+	if financial == nil {
+		n-- // built in one block either way, never grown by an Insert
+	}
+	hints := ast.NewObject(items[:n]...)
 	return ast.NewObject(
 		[2]*ast.Term{hintInputKey, ast.NewTerm(input)},
 		[2]*ast.Term{hintHintsKey, ast.NewTerm(hints)},
