@@ -1,7 +1,9 @@
 package rego
 
 import (
+	"math/bits"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -49,12 +51,107 @@ func containsAny(s string, subs ...string) bool {
 	return false
 }
 
+// literalSet finds, in one pass over a string, which of up to 64 literals
+// (each at least three bytes long) occur in it. At each offset the sets of
+// literals whose first, second and third bytes are the next three bytes
+// are intersected (three table loads); only the literals left, not found
+// yet, are compared. It replaces one strings.Contains scan per literal
+// (the anchors test about 40 literals per decision).
+type literalSet struct {
+	lits []string
+	at   [3][256]uint64 // at[k][c]: the literals whose byte k is c
+}
+
+func newLiteralSet(lits ...string) *literalSet {
+	if len(lits) > 64 {
+		panic("literalSet: more than 64 literals")
+	}
+	ls := &literalSet{lits: lits}
+	for i, l := range lits {
+		if len(l) < 3 {
+			panic("literalSet: literal " + l + " shorter than three bytes")
+		}
+		for k := range ls.at {
+			ls.at[k][l[k]] |= 1 << i
+		}
+	}
+	return ls
+}
+
+// scan returns the set of the literals occurring in s: bit i is set when
+// lits[i] does (strings.Contains(s, lits[i]); checkLiteralSets,
+// FuzzLiteralSet).
+func (ls *literalSet) scan(s string) uint64 {
+	var found uint64
+	all := uint64(1)<<len(ls.lits) - 1
+	if len(ls.lits) == 64 {
+		all = ^uint64(0)
+	}
+	for i := 0; i+2 < len(s) && found != all; i++ {
+		c := ls.at[0][s[i]] & ls.at[1][s[i+1]] & ls.at[2][s[i+2]] &^ found
+		for c != 0 {
+			id := bits.TrailingZeros64(c)
+			c &= c - 1
+			if strings.HasPrefix(s[i:], ls.lits[id]) {
+				found |= 1 << id
+			}
+		}
+	}
+	return found
+}
+
+// The literals the anchors test on folded, and on the (case-sensitive)
+// text, each found by one scan; the constants name their bits.
+var (
+	foldedLits = newLiteralSet(slices.Concat(
+		moneyWords, // bits 0-8, in order
+		amountKeys, // bits 9-12
+		[]string{"password", "secret", "apikey", "api_key", "api-key",
+			"ssn", "social", "security", "card", "credit", "number", "passport",
+			"customer", "list", "data", "records", "credentials", "passwords",
+			"send", "sent", "export", "upload", "credential"},
+		// bits 36-43: textLits folded (lower-cased), the gate of the text scan
+		[]string{"private key-----", "akia"}, githubPrefixes, []string{"xox"},
+	)...)
+	textLits = newLiteralSet(slices.Concat([]string{"PRIVATE KEY-----", "AKIA"}, githubPrefixes, []string{"xox"})...)
+)
+
+const (
+	litMoney      = 1<<9 - 1                // any money word
+	litAmountKey  = (1<<13 - 1) &^ litMoney // any amount key
+	litPassword   = 1 << 13
+	litSecret     = 1 << 14
+	litAPIKey     = 1<<15 | 1<<16 | 1<<17
+	litSSN        = 1 << 18
+	litSocial     = 1 << 19
+	litSecurity   = 1 << 20
+	litCard       = 1 << 21
+	litCredit     = 1 << 22
+	litNumber     = 1 << 23
+	litPassport   = 1 << 24
+	litCustomer   = 1 << 25
+	litCustData   = 1<<26 | 1<<27 | 1<<28 // list, data, records
+	litCredsPwds  = 1<<29 | 1<<30         // credentials, passwords
+	litVerbs      = 0xf << 31             // send, sent, export, upload
+	litCredential = 1 << 35
+	litNouns      = litSecret | litCredential | litPassword
+	// litSecretGate: textLits lower-cased. A literal of textLits in text
+	// is (ASCII, contiguous) the same literal lower-cased in folded, so
+	// without one of these exfilSecret cannot hold and text is not scanned.
+	litSecretGate = 0xff << 36
+
+	textPrivateKey = 1 << 0
+	textAKIA       = 1 << 1
+	textGitHub     = 0x1f << 2
+	textSlack      = 1 << 7
+)
+
 // FinancialSafetyMayFire reports whether FinancialSafetyPolicy can fire on
 // an action whose folded text is folded: its rules fire exactly when the
 // text holds a money word, and a case-insensitive match of one is the word
 // in folded. For a pure-ASCII text the condition is exact.
 func FinancialSafetyMayFire(folded string) bool {
-	return containsAny(folded, moneyWords...)
+	return foldedLits.scan(folded)&litMoney != 0
 }
 
 // keywordRe is FinancialSafetyPolicy's _keyword_re, as OPA's regex.find_n
@@ -73,10 +170,15 @@ var amountKeys = []string{`"amount":`, `"value":`, `"total":`, `"sum":`}
 // "amount_key"}; the library computes the same without it
 // (TestFinancialFactsMatchLibrary, FuzzFinancialFacts).
 func FinancialFacts(text, folded string) (keyword string, amountKey, ok bool) {
-	if !FinancialSafetyMayFire(folded) {
+	return financialFacts(text, folded, foldedLits.scan(folded))
+}
+
+// financialFacts is FinancialFacts given found, foldedLits.scan(folded).
+func financialFacts(text, folded string, found uint64) (keyword string, amountKey, ok bool) {
+	if found&litMoney == 0 {
 		return "", false, false
 	}
-	amountKey = containsAny(folded, amountKeys...)
+	amountKey = found&litAmountKey != 0
 	if !isASCII(text) {
 		keyword = keywordRe.FindString(text)
 		return keyword, amountKey, keyword != ""
@@ -84,7 +186,10 @@ func FinancialFacts(text, folded string) (keyword string, amountKey, ok bool) {
 	// ASCII: folded is text lower-cased byte for byte; no word is a
 	// prefix of another, so the leftmost occurrence of any is the match.
 	at, n := -1, 0
-	for _, w := range moneyWords {
+	for k, w := range moneyWords {
+		if found&(1<<k) == 0 {
+			continue
+		}
 		if i := strings.Index(folded, w); i >= 0 && (at < 0 || i < at) {
 			at, n = i, len(w)
 		}
@@ -104,19 +209,40 @@ func isASCII(s string) bool {
 // DataExfiltrationMayFire reports whether any DataExfiltrationPolicy rule
 // can fire on an action named action with action text text, folded.
 func DataExfiltrationMayFire(action, text, folded string) bool {
-	return exfilSecret(text) ||
-		exfilCredential(folded) ||
-		exfilExport(action, folded) ||
-		exfilSending(folded)
+	return dataExfiltrationMayFire(action, text, folded, foldedLits.scan(folded))
+}
+
+// dataExfiltrationMayFire is DataExfiltrationMayFire given found,
+// foldedLits.scan(folded).
+func dataExfiltrationMayFire(action, text, folded string, found uint64) bool {
+	return exfilSecret(text, found) ||
+		exfilCredential(folded, found) ||
+		exfilExport(action, found) ||
+		exfilSending(folded, found)
+}
+
+// BuiltinFacts is FinancialFacts(text, folded) and
+// DataExfiltrationMayFire(action, text, folded) from one scan of folded
+// for every literal the two test (TestBuiltinFactsAreTheFunctions).
+func BuiltinFacts(action, text, folded string) (keyword string, amountKey, financial, exfiltration bool) {
+	found := foldedLits.scan(folded)
+	keyword, amountKey, financial = financialFacts(text, folded, found)
+	return keyword, amountKey, financial, dataExfiltrationMayFire(action, text, folded, found)
 }
 
 // exfilSecret is rules 0-3 exactly: a private-key header, an AWS access
-// key id, a GitHub or a Slack token in the (case-sensitive) text.
-func exfilSecret(text string) bool {
-	return strings.Contains(text, "PRIVATE KEY-----") && privateKeyRe.MatchString(text) ||
-		strings.Contains(text, "AKIA") && awsKeyRe.MatchString(text) ||
-		containsAny(text, githubPrefixes...) && githubRe.MatchString(text) ||
-		strings.Contains(text, "xox") && slackRe.MatchString(text)
+// key id, a GitHub or a Slack token in the (case-sensitive) text. folded
+// is foldedLits.scan(folded): text is scanned only when a literal of rules
+// 0-3 occurs lower-cased in folded (litSecretGate).
+func exfilSecret(text string, folded uint64) bool {
+	if folded&litSecretGate == 0 {
+		return false
+	}
+	found := textLits.scan(text)
+	return found&textPrivateKey != 0 && privateKeyRe.MatchString(text) ||
+		found&textAKIA != 0 && awsKeyRe.MatchString(text) ||
+		found&textGitHub != 0 && githubRe.MatchString(text) ||
+		found&textSlack != 0 && slackRe.MatchString(text)
 }
 
 // credentialNames are the folded spellings of _credential_re's group 1,
@@ -135,8 +261,8 @@ var credentialNames = []string{
 // forced (what may follow cannot match the previous element), so reading
 // greedily finds a match if there is one; eight runes outside [\s"] take
 // at least eight bytes outside it (bytes of multi-byte runes are ≥ 0x80).
-func exfilCredential(folded string) bool {
-	if !containsAny(folded, "password", "secret", "apikey", "api_key", "api-key") {
+func exfilCredential(folded string, found uint64) bool {
+	if found&(litPassword|litSecret|litAPIKey) == 0 {
 		return false
 	}
 	for _, name := range credentialNames {
@@ -192,14 +318,16 @@ func assignment(s string) bool {
 // exfilExport is a necessary condition for rule 5: an export-like action
 // name (exact) and, in folded, every literal of one alternative of
 // _sensitive_re, (ssn|social.security|credit.card|card.number|passport|
-// customer.(list|data|records)|credentials|passwords).
-func exfilExport(action, folded string) bool {
-	sensitive := strings.Contains(folded, "ssn") ||
-		strings.Contains(folded, "social") && strings.Contains(folded, "security") ||
-		strings.Contains(folded, "card") && containsAny(folded, "credit", "number") ||
-		strings.Contains(folded, "passport") ||
-		strings.Contains(folded, "customer") && containsAny(folded, "list", "data", "records") ||
-		containsAny(folded, "credentials", "passwords")
+// customer.(list|data|records)|credentials|passwords); found is
+// foldedLits.scan(folded).
+func exfilExport(action string, found uint64) bool {
+	has := func(bits uint64) bool { return found&bits != 0 }
+	sensitive := has(litSSN) ||
+		has(litSocial) && has(litSecurity) ||
+		has(litCard) && has(litCredit|litNumber) ||
+		has(litPassport) ||
+		has(litCustomer) && has(litCustData) ||
+		has(litCredsPwds)
 	return sensitive && exportAction.MatchString(action)
 }
 
@@ -216,8 +344,8 @@ const sendingGap = 3 + 80
 // ing)?\b[^\n]{0,80}?\b(nouns)s?\b: in folded, a verb and, starting at
 // most sendingGap runes after its end, a noun (folding keeps rune offsets).
 // Each noun's next occurrence only moves forward, so the scan is linear.
-func exfilSending(folded string) bool {
-	if !containsAny(folded, secretNouns...) || !containsAny(folded, sendingVerbs...) {
+func exfilSending(folded string, found uint64) bool {
+	if found&litNouns == 0 || found&litVerbs == 0 {
 		return false
 	}
 	next := make([]int, len(secretNouns)) // next occurrence of each noun at or after the scan point; -1 when none

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -182,20 +183,26 @@ func checkAnchors(t *testing.T, pq rego.PreparedEvalQuery, name string, params m
 		var anchor bool
 		switch rule {
 		case 0, 1, 2, 3:
-			anchor, secret = exfilSecret(text), true
+			anchor, secret = exfilSecret(text, foldedLits.scan(folded)), true
 		case 4:
-			anchor = exfilCredential(folded)
+			anchor = exfilCredential(folded, foldedLits.scan(folded))
 		case 5:
-			anchor = exfilExport(name, folded)
+			anchor = exfilExport(name, foldedLits.scan(folded))
 		case 6:
-			anchor = exfilSending(folded)
+			anchor = exfilSending(folded, foldedLits.scan(folded))
 		}
 		if !anchor || !DataExfiltrationMayFire(name, text, folded) {
 			t.Fatalf("action %q, text %q: DataExfiltration rule %d fired (%v) but its anchor does not hold", name, text, rule, x)
 		}
 	}
-	if exfilSecret(text) != secret {
-		t.Fatalf("text %q: exfilSecret %v, rules 0-3 fired: %v", text, exfilSecret(text), secret)
+	if exfilSecret(text, foldedLits.scan(folded)) != secret {
+		t.Fatalf("text %q: exfilSecret %v, rules 0-3 fired: %v", text, !secret, secret)
+	}
+	checkLiteralSets(t, text, folded)
+	kw, ak, f, x := BuiltinFacts(name, text, folded)
+	kw0, ak0, f0 := FinancialFacts(text, folded)
+	if kw != kw0 || ak != ak0 || f != f0 || x != DataExfiltrationMayFire(name, text, folded) {
+		t.Fatalf("action %q, text %q: BuiltinFacts %q %v %v %v differ from FinancialFacts and DataExfiltrationMayFire", name, text, kw, ak, f, x)
 	}
 	if len(exf) > 0 {
 		st.exf++
@@ -358,5 +365,85 @@ func FuzzFinancialFacts(f *testing.F) {
 	pq := factsQuery(f)
 	f.Fuzz(func(t *testing.T, name, key, s string) {
 		compareFacts(t, pq, name, map[string]any{key: s, "n": []any{s, map[string]any{s: name}}})
+	})
+}
+
+// checkLiteralSets requires each literal set's scan to be, bit for bit,
+// strings.Contains of each of its literals.
+func checkLiteralSets(t *testing.T, text, folded string) {
+	t.Helper()
+	for _, c := range []struct {
+		ls *literalSet
+		s  string
+	}{{foldedLits, folded}, {textLits, text}, {foldedLits, text}, {textLits, folded}} {
+		found := c.ls.scan(c.s)
+		for i, l := range c.ls.lits {
+			if (found&(1<<i) != 0) != strings.Contains(c.s, l) {
+				t.Fatalf("%q: scan says %q occurs: %v", c.s, l, found&(1<<i) != 0)
+			}
+		}
+	}
+}
+
+// TestLiteralBits checks that the named bits are the literals they name.
+func TestLiteralBits(t *testing.T) {
+	bits := func(ls *literalSet, mask uint64) []string {
+		var out []string
+		for i, l := range ls.lits {
+			if mask&(1<<i) != 0 {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	for _, c := range []struct {
+		ls   *literalSet
+		mask uint64
+		want []string
+	}{
+		{foldedLits, litMoney, moneyWords},
+		{foldedLits, litAmountKey, amountKeys},
+		{foldedLits, litPassword, []string{"password"}},
+		{foldedLits, litSecret, []string{"secret"}},
+		{foldedLits, litAPIKey, []string{"apikey", "api_key", "api-key"}},
+		{foldedLits, litSSN, []string{"ssn"}},
+		{foldedLits, litSocial, []string{"social"}},
+		{foldedLits, litSecurity, []string{"security"}},
+		{foldedLits, litCard, []string{"card"}},
+		{foldedLits, litCredit, []string{"credit"}},
+		{foldedLits, litNumber, []string{"number"}},
+		{foldedLits, litPassport, []string{"passport"}},
+		{foldedLits, litCustomer, []string{"customer"}},
+		{foldedLits, litCustData, []string{"list", "data", "records"}},
+		{foldedLits, litCredsPwds, []string{"credentials", "passwords"}},
+		{foldedLits, litVerbs, sendingVerbs},
+		{foldedLits, litCredential, []string{"credential"}},
+		{foldedLits, litNouns, []string{"password", "secret", "credential"}},
+		{textLits, textPrivateKey, []string{"PRIVATE KEY-----"}},
+		{textLits, textAKIA, []string{"AKIA"}},
+		{textLits, textGitHub, githubPrefixes},
+		{textLits, textSlack, []string{"xox"}},
+		{foldedLits, litSecretGate, slices.Concat([]string{"private key-----", "akia"}, githubPrefixes, []string{"xox"})},
+	} {
+		got := bits(c.ls, c.mask)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("mask %#x is %q, want %q", c.mask, got, c.want)
+		}
+	}
+}
+
+// FuzzLiteralSet checks the one-pass scan against strings.Contains.
+func FuzzLiteralSet(f *testing.F) {
+	for _, s := range []string{"", "transfer the api_key", `{"amount": 5} PRIVATE KEY----- AKIA ghp_ xox`, "passwordspasswords", "credentialscredential", "sssn", "\u212aAKIAPRIVATE KEY-----xoxghr_"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		checkLiteralSets(t, s, s)
+		// The secret gate is necessary: each textLits literal in s occurs
+		// lower-cased in s folded as the library folds it.
+		folded := strings.ToLower(strings.ToUpper(s))
+		if inText, gate := textLits.scan(s), foldedLits.scan(folded)>>36; inText&^gate != 0 {
+			t.Fatalf("%q: text literals %#x, folded gate %#x", s, inText, gate)
+		}
 	})
 }

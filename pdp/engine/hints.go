@@ -85,14 +85,16 @@ func hintedInput(h *adapter.Hinter, a pdp.Action, input ast.Value, params ast.Ob
 	rules := h.RulesTerm(a.AgentID, a.StepType, folded)
 	builtins := 0
 	var financial *ast.Term
-	if keyword, amountKey, ok := library.FinancialFacts(text, folded); ok {
+	// FinancialFacts and DataExfiltrationMayFire from one scan of folded.
+	keyword, amountKey, fin, exfil := library.BuiltinFacts(a.Name, text, folded)
+	if fin {
 		builtins |= 1
 		financial = ast.ObjectTerm(
 			[2]*ast.Term{hintKeyword, shortStringTerm(keyword)},
 			[2]*ast.Term{hintAmountKey, ast.InternedTerm(amountKey)},
 		)
 	}
-	if library.DataExfiltrationMayFire(a.Name, text, folded) {
+	if exfil {
 		builtins |= 2
 	}
 	textTerm := ast.StringTerm(text)
@@ -100,16 +102,19 @@ func hintedInput(h *adapter.Hinter, a pdp.Action, input ast.Value, params ast.Ob
 	if folded != text {
 		foldedTerm = ast.StringTerm(folded)
 	}
-	hints := ast.NewObject(
-		[2]*ast.Term{hintText, textTerm},
-		[2]*ast.Term{hintFolded, foldedTerm},
-		[2]*ast.Term{hintASCII, ast.InternedTerm(isASCII(text))},
-		[2]*ast.Term{hintRules, rules},
-		[2]*ast.Term{hintBuiltins, builtinHints[builtins]},
-	)
-	if financial != nil {
-		hints.Insert(hintFinancialFacts, financial)
+	items := [...][2]*ast.Term{
+		{hintText, textTerm},
+		{hintFolded, foldedTerm},
+		{hintASCII, ast.InternedTerm(isASCII(text))},
+		{hintRules, rules},
+		{hintBuiltins, builtinHints[builtins]},
+		{hintFinancialFacts, financial},
 	}
+	n := len(items)
+	if financial == nil {
+		n-- // built in one block either way, never grown by an Insert
+	}
+	hints := ast.NewObject(items[:n]...)
 	return ast.NewObject(
 		[2]*ast.Term{hintInputKey, ast.NewTerm(input)},
 		[2]*ast.Term{hintHintsKey, ast.NewTerm(hints)},
