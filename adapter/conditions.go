@@ -526,16 +526,12 @@ func alternateChain(infos []chainInfo) chainInfo {
 // patternConditions returns the conditions of a pattern (its translation):
 // every match of it satisfies all of them. nil when none is worth testing.
 func patternConditions(pattern string) []chainSet {
-	re2, err := Translate(pattern)
-	if err != nil {
-		return nil
-	}
-	re, err := syntax.Parse(re2, syntax.Perl)
-	if err != nil {
+	re, ok := translatedSyntax(pattern)
+	if !ok {
 		return nil
 	}
 	ci := classInterner{}
-	info := ci.analyze(re.Simplify())
+	info := ci.analyze(re)
 	var out []chainSet
 	for _, n := range pruneNeeds(info.needs) {
 		if chainScore(n) >= minChainScore {

@@ -61,21 +61,33 @@ func necessaryLiterals(pattern string, minLength int) (lits []string, ok bool) {
 	return slices.Clone(set), true
 }
 
+// translatedSyntax returns the simplified RE2 syntax tree of pattern's
+// translation (Translate), the tree the regex runs from, which the
+// literal sets and the conditions (conditions.go) are derived from; false
+// when the pattern does not translate or parse.
+func translatedSyntax(pattern string) (*syntax.Regexp, bool) {
+	re2, err := Translate(pattern)
+	if err != nil {
+		return nil, false
+	}
+	re, err := syntax.Parse(re2, syntax.Perl)
+	if err != nil {
+		return nil, false
+	}
+	return re.Simplify(), true
+}
+
 // literalMemo holds analyzeLiterals' results for the patterns seen last.
 var literalMemo, _ = lru.New[string, []string](4096)
 
 // analyzeLiterals returns the pattern's necessary literal set, nil when no
 // usable one exists.
 func analyzeLiterals(pattern string) []string {
-	re2, err := Translate(pattern)
-	if err != nil {
+	re, ok := translatedSyntax(pattern)
+	if !ok {
 		return nil
 	}
-	re, err := syntax.Parse(re2, syntax.Perl)
-	if err != nil {
-		return nil
-	}
-	info := analyze(re.Simplify())
+	info := analyze(re)
 	set := info.necessary()
 	if len(set) == 0 || len(set) > maxPrefilterLiterals {
 		return nil

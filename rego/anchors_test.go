@@ -111,6 +111,12 @@ func anchorAction(r *rand.Rand) (string, map[string]any) {
 // builtinsQuery evaluates both built-ins without hints (as stock OPA
 // does), with the action text they match against.
 func builtinsQuery(tb testing.TB) rego.PreparedEvalQuery {
+	return libraryQuery(tb, `t := data.gatehouse.text.text; f := data.gatehouse.text.folded; fin := data.gatehouse.builtins.financial_safety.violations; exf := data.gatehouse.builtins.data_exfiltration.violations`)
+}
+
+// libraryQuery prepares query over the library alone, unhinted and with
+// strict built-in errors.
+func libraryQuery(tb testing.TB, query string) rego.PreparedEvalQuery {
 	tb.Helper()
 	mods, err := Parsed()
 	if err != nil {
@@ -120,10 +126,7 @@ func builtinsQuery(tb testing.TB) rego.PreparedEvalQuery {
 	if c.Compile(mods); c.Failed() {
 		tb.Fatal(c.Errors)
 	}
-	pq, err := rego.New(
-		rego.Query(`t := data.gatehouse.text.text; f := data.gatehouse.text.folded; fin := data.gatehouse.builtins.financial_safety.violations; exf := data.gatehouse.builtins.data_exfiltration.violations`),
-		rego.Compiler(c), rego.StrictBuiltinErrors(true),
-	).PrepareForEval(context.Background())
+	pq, err := rego.New(rego.Query(query), rego.Compiler(c), rego.StrictBuiltinErrors(true)).PrepareForEval(context.Background())
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -289,25 +292,9 @@ func TestAssignment(t *testing.T) {
 
 // factsQuery evaluates what FinancialFacts mirrors, without hints.
 func factsQuery(tb testing.TB) rego.PreparedEvalQuery {
-	tb.Helper()
-	mods, err := Parsed()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	c := ast.NewCompiler()
-	if c.Compile(mods); c.Failed() {
-		tb.Fatal(c.Errors)
-	}
-	pq, err := rego.New(
-		rego.Query(`t := data.gatehouse.text.text; f := data.gatehouse.text.folded; `+
-			`ks := [k | k := data.gatehouse.builtins.financial_safety._keyword]; `+
-			`ak := count({1 | data.gatehouse.builtins.financial_safety._amount_key_pre}) == 1`),
-		rego.Compiler(c), rego.StrictBuiltinErrors(true),
-	).PrepareForEval(context.Background())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return pq
+	return libraryQuery(tb, `t := data.gatehouse.text.text; f := data.gatehouse.text.folded; `+
+		`ks := [k | k := data.gatehouse.builtins.financial_safety._keyword]; `+
+		`ak := count({1 | data.gatehouse.builtins.financial_safety._amount_key_pre}) == 1`)
 }
 
 // compareFacts requires FinancialFacts to be byte for byte what the
