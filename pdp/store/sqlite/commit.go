@@ -48,8 +48,8 @@ const (
 	sqlHead   = `SELECT seq, entry_hash FROM audit_heads WHERE tenant_id = ?`
 	sqlTip    = `SELECT seq, entry_hash FROM audit_log WHERE tenant_id = ? ORDER BY seq DESC LIMIT 1`
 	sqlTenant = `SELECT 1 FROM tenants WHERE id = ?`
-	sqlAppend = `INSERT INTO audit_log (tenant_id, seq, ts, event, metadata, action_id, prev_hash, entry_hash)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlAppend = `INSERT INTO audit_log (tenant_id, seq, ts, event, metadata, action_id, prev_hash, entry_hash, evaluation)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlSaveHead = `INSERT INTO audit_heads (tenant_id, seq, entry_hash) VALUES (?, ?, ?)
 ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, entry_hash = excluded.entry_hash`
 	sqlDataVersion = `PRAGMA data_version`
@@ -262,23 +262,33 @@ func (b *batch) Chains() *store.Chains { return b.chains }
 // WriteEntries stores one tenant's entries.
 func (b *batch) WriteEntries(tenantID string, es []store.AuditEntry, actionIDs []string) error {
 	for i, e := range es {
-		var aid sql.NullString
-		if actionIDs[i] != "" {
-			aid = sql.NullString{String: actionIDs[i], Valid: true}
-		}
-		if _, err := b.exec(sqlAppend, tenantID, e.SequenceNumber, toMicros(e.Timestamp), e.Event, string(e.Metadata), aid, e.PrevHash, e.EntryHash); err != nil {
+		if err := b.writeEntry(tenantID, e, actionIDs[i], false); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// InsertAction stores a with its evaluation entry's sequence number.
-// Its rollups are written with the batch's: an op that fails after it
-// has written reruns the batch without it, so only committed inserts
-// are counted.
-func (b *batch) InsertAction(a store.ActionRecord, auditSeq int64) error {
-	if _, err := b.exec(sqlInsertAction, actionArgs(a, sql.NullInt64{Int64: auditSeq, Valid: true})...); err != nil {
+// writeEntry stores one entry; evaluation marks an action's evaluation
+// entry, which audit_log_action leaves out (migration 0010).
+func (b *batch) writeEntry(tenantID string, e store.AuditEntry, actionID string, evaluation bool) error {
+	var aid sql.NullString
+	if actionID != "" {
+		aid = sql.NullString{String: actionID, Valid: true}
+	}
+	_, err := b.exec(sqlAppend, tenantID, e.SequenceNumber, toMicros(e.Timestamp), e.Event, string(e.Metadata), aid, e.PrevHash, e.EntryHash, evaluation)
+	return err
+}
+
+// InsertEvaluated stores a's evaluation entry e, marked as such, and a
+// with e's sequence number. Its rollups are written with the batch's: an
+// op that fails after it has written reruns the batch without it, so
+// only committed inserts are counted.
+func (b *batch) InsertEvaluated(a store.ActionRecord, e store.AuditEntry) error {
+	if err := b.writeEntry(a.TenantID, e, a.ID, true); err != nil {
+		return err
+	}
+	if _, err := b.exec(sqlInsertAction, actionArgs(a, sql.NullInt64{Int64: e.SequenceNumber, Valid: true})...); err != nil {
 		return err
 	}
 	b.roll.add(a)
