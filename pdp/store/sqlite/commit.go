@@ -50,8 +50,6 @@ const (
 	sqlTenant = `SELECT 1 FROM tenants WHERE id = ?`
 	sqlAppend = `INSERT INTO audit_log (tenant_id, seq, ts, event, metadata, action_id, prev_hash, entry_hash, evaluation)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	sqlSaveHead = `INSERT INTO audit_heads (tenant_id, seq, entry_hash) VALUES (?, ?, ?)
-ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, entry_hash = excluded.entry_hash`
 	sqlDataVersion = `PRAGMA data_version`
 )
 
@@ -78,7 +76,7 @@ func (c *headCache) check(version int64, writes uint64) {
 
 func (db *DB) startCommitter(ctx context.Context, maxBatch int, obs store.AuditBatchObserver) error {
 	db.stmts = map[string]*sql.Stmt{}
-	for _, q := range append([]string{sqlHead, sqlTip, sqlTenant, sqlAppend, sqlSaveHead, sqlDataVersion, sqlInsertAction}, rollupStatements()...) {
+	for _, q := range append([]string{sqlHead, sqlTip, sqlTenant, sqlAppend, sqlDataVersion, sqlInsertAction}, rollupStatements()...) {
 		st, err := db.w.PrepareContext(ctx, q)
 		if err != nil {
 			db.closeStmts()
@@ -138,14 +136,17 @@ func (db *DB) attempt(ctx context.Context, ops []*store.Op[*batch], live []int) 
 			res[i] = err
 		}
 	}
-	if err := b.roll.write(func(q string, args ...any) error { _, err := b.exec(q, args...); return err }); err != nil {
+	exec := func(q string, args ...any) error { _, err := b.exec(q, args...); return err }
+	if err := b.roll.write(exec); err != nil {
 		return nil, -1, fmt.Errorf("batch rollups: %w", err)
 	}
 	tenants, heads := b.chains.Moved()
+	rows := make([]any, 0, 3*len(tenants))
 	for i, t := range tenants {
-		if _, err := b.exec(sqlSaveHead, t, heads[i].Seq, heads[i].Hash); err != nil {
-			return nil, -1, fmt.Errorf("batch heads: %w", err)
-		}
+		rows = append(rows, t, heads[i].Seq, heads[i].Hash)
+	}
+	if err := headsTable.upsert(exec, rows); err != nil {
+		return nil, -1, fmt.Errorf("batch heads: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		db.heads.heads = nil // whatever COMMIT left, it is read again
