@@ -22,9 +22,12 @@ type BatchTx interface {
 	// WriteEntries stores one tenant's entries, numbered by Chains;
 	// actionIDs[i] is entry i's metadata.action_id or "".
 	WriteEntries(tenantID string, es []AuditEntry, actionIDs []string) error
-	// InsertAction stores a prepared action whose evaluation entry has
-	// sequence number auditSeq.
-	InsertAction(a ActionRecord, auditSeq int64) error
+	// InsertEvaluated stores a prepared action and its evaluation entry e
+	// (numbered by Chains; e.SequenceNumber is the action's audit_seq).
+	// The entry is the one whose metadata.action_id is a.ID that a's
+	// audit_seq points to, so a driver may find it that way instead of by
+	// action ID (sqlite's audit_log_action leaves it out).
+	InsertEvaluated(a ActionRecord, e AuditEntry) error
 	// Decide sets a final status on the tenant's pending_review action with
 	// one conditional update, and returns the action as decided; if it is
 	// not pending_review, it writes nothing and returns why
@@ -142,12 +145,15 @@ func (w *AuditedWriter[B]) InsertActionAudited(ctx context.Context, a ActionReco
 	}
 	var entry AuditEntry
 	err = w.GC.Do(ctx, a.TenantID, func(b B) error {
-		e, err := w.appendEvent(b, a.TenantID, ev, a.ID)
+		if err := b.LoadHead(a.TenantID); err != nil {
+			return err
+		}
+		es, err := b.Chains().Append(a.TenantID, ev)
 		if err != nil {
 			return err
 		}
-		entry = e
-		return b.InsertAction(a, e.SequenceNumber)
+		entry = es[0]
+		return b.InsertEvaluated(a, entry)
 	})
 	if err != nil {
 		return ActionRecord{}, AuditEntry{}, w.InsertActionError(a, err)

@@ -66,9 +66,13 @@ func (b *batch) WriteEntries(tenantID string, es []store.AuditEntry, actionIDs [
 	return nil
 }
 
-// InsertAction queues the insert of a with its evaluation entry's
-// sequence number.
-func (b *batch) InsertAction(a store.ActionRecord, auditSeq int64) error {
+// InsertEvaluated queues the inserts of a's evaluation entry e and of a
+// with e's sequence number.
+func (b *batch) InsertEvaluated(a store.ActionRecord, e store.AuditEntry) error {
+	if err := b.WriteEntries(a.TenantID, []store.AuditEntry{e}, []string{a.ID}); err != nil {
+		return err
+	}
+	auditSeq := e.SequenceNumber
 	b.exec(sqlInsertAction, actionArgs(a, &auditSeq)...)
 	return nil
 }

@@ -212,11 +212,23 @@ ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, entry_hash = excluded.
 	return out, removed, nil
 }
 
+// sqlAuditTrail is AuditTrail's query: the entries audit_log_action
+// holds (every entry naming the action but its evaluation entry, and
+// evaluation entries written before migration 0010), and the action's
+// evaluation entry by its audit_seq. INDEXED BY: see ListAudit; without
+// it the planner walks the chain. The CROSS JOIN reads the action first
+// (one row by its ID), then the entry by primary key.
+var sqlAuditTrail = `SELECT ` + auditCols + ` FROM audit_log INDEXED BY audit_log_action
+WHERE tenant_id = ?1 AND action_id = ?2 AND action_id IS NOT NULL AND evaluation = 0
+UNION ALL
+SELECT ` + store.Qualified("l", auditCols) + `
+FROM actions AS a CROSS JOIN audit_log AS l ON l.tenant_id = a.tenant_id AND l.seq = a.audit_seq
+WHERE a.id = ?2 AND a.tenant_id = ?1 AND l.action_id = ?2 AND l.evaluation = 1
+ORDER BY 2`
+
 // AuditTrail returns the tenant's entries about one action, in chain order.
 func (db *DB) AuditTrail(ctx context.Context, tenantID, actionID string) ([]store.AuditEntry, error) {
-	// INDEXED BY: see ListAudit; without it the planner walks the chain.
-	rows, err := db.r.QueryContext(ctx, `SELECT `+auditCols+` FROM audit_log INDEXED BY audit_log_action
-WHERE tenant_id = ? AND action_id = ? ORDER BY seq`, tenantID, actionID)
+	rows, err := db.r.QueryContext(ctx, sqlAuditTrail, tenantID, actionID)
 	if err != nil {
 		return nil, fmt.Errorf("audit trail of %q: %w", actionID, err)
 	}
@@ -317,15 +329,28 @@ func feedEntries(rows *sql.Rows, err error) func(c *store.ActionCheck) error {
 	}
 }
 
+// sqlCheckActions is checkActions' first query: the entries
+// audit_log_action holds, in (action_id, seq) order along it, merged with
+// the evaluation entries it leaves out (migration 0010), sorted apart.
+// Those are found by scanning the chain, not by their actions' audit_seq,
+// so an action whose audit_seq was edited is still compared with its
+// entry. Each part selects l.action_id, equal to a.id, as the action's
+// first column, so the merge orders by what the index is ordered by.
+var sqlCheckActions = `SELECT l.action_id, ` + store.Qualified("a", actionCols[strings.Index(actionCols, ",")+1:]) + `, l.seq, l.prev_hash, l.metadata
+FROM audit_log AS l INDEXED BY audit_log_action JOIN actions AS a ON a.id = l.action_id AND a.tenant_id = l.tenant_id
+WHERE l.tenant_id = ?1 AND l.evaluation = 0` + digested + `
+UNION ALL
+SELECT l.action_id, ` + store.Qualified("a", actionCols[strings.Index(actionCols, ",")+1:]) + `, l.seq, l.prev_hash, l.metadata
+FROM audit_log AS l JOIN actions AS a ON a.id = l.action_id AND a.tenant_id = l.tenant_id
+WHERE l.tenant_id = ?1 AND l.evaluation = 1` + digested + `
+ORDER BY 1, 20`
+
 // checkActions feeds c the tenant's entries that name an action and
 // mention an action digest, with their actions, in (action_id, seq) order
-// along the audit_log_action index, then those whose action is gone
-// (store.ActionCheck).
+// (sqlCheckActions), then those whose action is gone (store.ActionCheck).
 func (db *DB) checkActions(ctx context.Context, tenantID string, c *store.ActionCheck) error {
 	return db.read(ctx, func(tx *sql.Tx) error {
-		if err := feedEntries(tx.QueryContext(ctx, `SELECT `+store.Qualified("a", actionCols)+`, l.seq, l.prev_hash, l.metadata
-FROM audit_log AS l INDEXED BY audit_log_action JOIN actions AS a ON a.id = l.action_id AND a.tenant_id = l.tenant_id
-WHERE l.tenant_id = ?`+digested+` ORDER BY l.action_id, l.seq`, tenantID))(c); err != nil {
+		if err := feedEntries(tx.QueryContext(ctx, sqlCheckActions, tenantID))(c); err != nil {
 			return err
 		}
 		var (

@@ -48,10 +48,8 @@ const (
 	sqlHead   = `SELECT seq, entry_hash FROM audit_heads WHERE tenant_id = ?`
 	sqlTip    = `SELECT seq, entry_hash FROM audit_log WHERE tenant_id = ? ORDER BY seq DESC LIMIT 1`
 	sqlTenant = `SELECT 1 FROM tenants WHERE id = ?`
-	sqlAppend = `INSERT INTO audit_log (tenant_id, seq, ts, event, metadata, action_id, prev_hash, entry_hash)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
-	sqlSaveHead = `INSERT INTO audit_heads (tenant_id, seq, entry_hash) VALUES (?, ?, ?)
-ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, entry_hash = excluded.entry_hash`
+	sqlAppend = `INSERT INTO audit_log (tenant_id, seq, ts, event, metadata, action_id, prev_hash, entry_hash, evaluation)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlDataVersion = `PRAGMA data_version`
 )
 
@@ -78,7 +76,7 @@ func (c *headCache) check(version int64, writes uint64) {
 
 func (db *DB) startCommitter(ctx context.Context, maxBatch int, obs store.AuditBatchObserver) error {
 	db.stmts = map[string]*sql.Stmt{}
-	for _, q := range append([]string{sqlHead, sqlTip, sqlTenant, sqlAppend, sqlSaveHead, sqlDataVersion, sqlInsertAction}, rollupStatements()...) {
+	for _, q := range append([]string{sqlHead, sqlTip, sqlTenant, sqlAppend, sqlDataVersion, sqlInsertAction}, rollupStatements()...) {
 		st, err := db.w.PrepareContext(ctx, q)
 		if err != nil {
 			db.closeStmts()
@@ -138,14 +136,17 @@ func (db *DB) attempt(ctx context.Context, ops []*store.Op[*batch], live []int) 
 			res[i] = err
 		}
 	}
-	if err := b.roll.write(func(q string, args ...any) error { _, err := b.exec(q, args...); return err }); err != nil {
+	exec := func(q string, args ...any) error { _, err := b.exec(q, args...); return err }
+	if err := b.roll.write(exec); err != nil {
 		return nil, -1, fmt.Errorf("batch rollups: %w", err)
 	}
 	tenants, heads := b.chains.Moved()
+	rows := make([]any, 0, 3*len(tenants))
 	for i, t := range tenants {
-		if _, err := b.exec(sqlSaveHead, t, heads[i].Seq, heads[i].Hash); err != nil {
-			return nil, -1, fmt.Errorf("batch heads: %w", err)
-		}
+		rows = append(rows, t, heads[i].Seq, heads[i].Hash)
+	}
+	if err := headsTable.upsert(exec, rows); err != nil {
+		return nil, -1, fmt.Errorf("batch heads: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		db.heads.heads = nil // whatever COMMIT left, it is read again
@@ -262,23 +263,33 @@ func (b *batch) Chains() *store.Chains { return b.chains }
 // WriteEntries stores one tenant's entries.
 func (b *batch) WriteEntries(tenantID string, es []store.AuditEntry, actionIDs []string) error {
 	for i, e := range es {
-		var aid sql.NullString
-		if actionIDs[i] != "" {
-			aid = sql.NullString{String: actionIDs[i], Valid: true}
-		}
-		if _, err := b.exec(sqlAppend, tenantID, e.SequenceNumber, toMicros(e.Timestamp), e.Event, string(e.Metadata), aid, e.PrevHash, e.EntryHash); err != nil {
+		if err := b.writeEntry(tenantID, e, actionIDs[i], false); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// InsertAction stores a with its evaluation entry's sequence number.
-// Its rollups are written with the batch's: an op that fails after it
-// has written reruns the batch without it, so only committed inserts
-// are counted.
-func (b *batch) InsertAction(a store.ActionRecord, auditSeq int64) error {
-	if _, err := b.exec(sqlInsertAction, actionArgs(a, sql.NullInt64{Int64: auditSeq, Valid: true})...); err != nil {
+// writeEntry stores one entry; evaluation marks an action's evaluation
+// entry, which audit_log_action leaves out (migration 0010).
+func (b *batch) writeEntry(tenantID string, e store.AuditEntry, actionID string, evaluation bool) error {
+	var aid sql.NullString
+	if actionID != "" {
+		aid = sql.NullString{String: actionID, Valid: true}
+	}
+	_, err := b.exec(sqlAppend, tenantID, e.SequenceNumber, toMicros(e.Timestamp), e.Event, string(e.Metadata), aid, e.PrevHash, e.EntryHash, evaluation)
+	return err
+}
+
+// InsertEvaluated stores a's evaluation entry e, marked as such, and a
+// with e's sequence number. Its rollups are written with the batch's: an
+// op that fails after it has written reruns the batch without it, so
+// only committed inserts are counted.
+func (b *batch) InsertEvaluated(a store.ActionRecord, e store.AuditEntry) error {
+	if err := b.writeEntry(a.TenantID, e, a.ID, true); err != nil {
+		return err
+	}
+	if _, err := b.exec(sqlInsertAction, actionArgs(a, sql.NullInt64{Int64: e.SequenceNumber, Valid: true})...); err != nil {
 		return err
 	}
 	b.roll.add(a)

@@ -87,3 +87,7 @@ func (db *DB) Explain(ctx context.Context, query string, args ...any) ([]string,
 	}
 	return out, rows.Err()
 }
+
+// AuditTrailQuery and CheckActionsQuery are AuditTrail's and the
+// verifier's exhaustive pass's queries.
+var AuditTrailQuery, CheckActionsQuery = sqlAuditTrail, sqlCheckActions

@@ -152,3 +152,32 @@ func TestApprovalPlans(t *testing.T) {
 		}
 	}
 }
+
+// TestEvaluationEntryPlans: AuditTrail seeks audit_log_action for the
+// entries it holds and reads the evaluation entry it leaves out (migration
+// 0010) by the action's ID and then the entry's primary key — no pass over
+// the chain, no sort (an action has one). The verifier's exhaustive pass reads the index part in its
+// order and sorts only the evaluation entries.
+func TestEvaluationEntryPlans(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "gatehouse.db"))
+	for _, c := range []struct {
+		name, sql string
+		args      []any
+		want      []string
+	}{
+		{"trail", sqlite.AuditTrailQuery, []any{"acme", "act_1"}, []string{
+			"MERGE (UNION ALL)", "LEFT", "SEARCH audit_log USING INDEX audit_log_action (tenant_id=? AND action_id=?)",
+			"RIGHT", "SEARCH a USING INDEX sqlite_autoindex_actions_1 (id=?)", "SEARCH l USING PRIMARY KEY (tenant_id=? AND seq=?)"}},
+		{"exhaustive", sqlite.CheckActionsQuery, []any{"acme"}, []string{
+			"MERGE (UNION ALL)", "LEFT", "SEARCH l USING INDEX audit_log_action (tenant_id=? AND action_id>?)", "SEARCH a USING INDEX sqlite_autoindex_actions_1 (id=?)",
+			"RIGHT", "SEARCH l USING PRIMARY KEY (tenant_id=?)", "SEARCH a USING INDEX sqlite_autoindex_actions_1 (id=?)", "USE TEMP B-TREE FOR ORDER BY"}},
+	} {
+		got, err := db.QueryPlan(t.Context(), c.sql, c.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%s plan:\n%q\nwant\n%q", c.name, got, c.want)
+		}
+	}
+}

@@ -84,7 +84,7 @@ func TestMigrationPartialApprovals(t *testing.T) {
 		`CREATE INDEX actions_approvals ON actions (tenant_id, status, audit_seq)`,
 		`DROP INDEX actions_tenant_status`,
 		`CREATE INDEX actions_tenant_status ON actions (tenant_id, status, created_at DESC, seq DESC)`,
-		`DELETE FROM schema_migrations WHERE version >= 9`,
+		`DELETE FROM schema_migrations WHERE version = 9`,
 	} {
 		if _, err := w.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)

@@ -39,9 +39,10 @@ type agentBucket struct {
 	day           int64
 }
 
-// rollupTable is one rollup table's upsert, for any number of rows: a
-// batch writes its buckets of a table in as few statements as
-// rollupChunks allow, each prepared once (rollupStatements).
+// rollupTable is one table's upsert, for any number of rows: a batch
+// writes its buckets of a rollup table (or its chain heads) in as few
+// statements as rollupChunks allow, each prepared once
+// (rollupStatements).
 type rollupTable struct {
 	head string // up to VALUES
 	cols int
@@ -49,10 +50,16 @@ type rollupTable struct {
 }
 
 func newRollupTable(table, cols string, n int) rollupTable {
+	return newUpsertTable(table, cols, n, "ON CONFLICT DO UPDATE SET n = n + excluded.n")
+}
+
+// newUpsertTable is the statements inserting rows of n columns into
+// table, with the conflict clause onConflict.
+func newUpsertTable(table, cols string, n int, onConflict string) rollupTable {
 	t := rollupTable{head: "INSERT INTO " + table + " (" + cols + ") VALUES ", cols: n, sqls: map[int]string{}}
 	row := "(?" + strings.Repeat(", ?", n-1) + ")"
 	for _, k := range rollupChunks {
-		t.sqls[k] = t.head + row + strings.Repeat(", "+row, k-1) + "\nON CONFLICT DO UPDATE SET n = n + excluded.n"
+		t.sqls[k] = t.head + row + strings.Repeat(", "+row, k-1) + "\n" + onConflict
 	}
 	return t
 }
@@ -67,10 +74,15 @@ var (
 	agentsTable   = newRollupTable("agent_violations_daily", "tenant_id, day, agent_id, n", 4)
 )
 
-// rollupStatements are every upsert write may run.
+// headsTable writes a batch's chain heads back, several tenants per
+// statement (a batch's tenants are distinct keys).
+var headsTable = newUpsertTable("audit_heads", "tenant_id, seq, entry_hash", 3,
+	"ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, entry_hash = excluded.entry_hash")
+
+// rollupStatements are every upsert write and a batch's heads may run.
 func rollupStatements() []string {
 	var out []string
-	for _, t := range []rollupTable{countsTable, policiesTable, agentsTable} {
+	for _, t := range []rollupTable{countsTable, policiesTable, agentsTable, headsTable} {
 		for _, k := range rollupChunks {
 			out = append(out, t.sqls[k])
 		}
