@@ -16,7 +16,7 @@ import (
 // leaves to decodeLenient, so results and error messages stay
 // encoding/json's (FuzzDecodeActionBody holds the two together).
 func decodeActionBody(body []byte, b *actionBody) error {
-	p := fastParser{data: body}
+	p := newFastParser(body)
 	if p.actionBody(b) {
 		return nil
 	}
@@ -33,7 +33,14 @@ const maxFastDepth = 512
 // the caller starts again with encoding/json.
 type fastParser struct {
 	data []byte
+	// text is data as a string, copied once: every decoded string and
+	// number is a substring of it rather than a copy of its own.
+	text string
 	i    int
+}
+
+func newFastParser(data []byte) fastParser {
+	return fastParser{data: data, text: string(data)}
 }
 
 func (p *fastParser) space() {
@@ -155,12 +162,12 @@ func (p *fastParser) string() (string, bool) {
 		c := p.data[p.i]
 		switch {
 		case c == '"':
-			raw := p.data[start:p.i]
+			raw := p.text[start:p.i]
 			p.i++
-			if !ascii && !utf8.Valid(raw) {
+			if !ascii && !utf8.ValidString(raw) {
 				return "", false
 			}
-			return string(raw), true
+			return raw, true
 		case c == '\\' || c < 0x20:
 			return "", false
 		case c >= utf8.RuneSelf:
@@ -269,7 +276,7 @@ func (p *fastParser) number() (any, bool) {
 			return nil, false
 		}
 	}
-	return json.Number(p.data[start:p.i]), true
+	return json.Number(p.text[start:p.i]), true
 }
 
 // digits consumes a run of digits and returns its length.

@@ -57,7 +57,7 @@ func TestDecodeActionBodyMatchesEncodingJSON(t *testing.T) {
 		checkSame(t, []byte(s))
 	}
 	for _, s := range actionBodySeeds[:5] {
-		p := fastParser{data: []byte(s)}
+		p := newFastParser([]byte(s))
 		if !p.actionBody(&actionBody{}) {
 			t.Errorf("%q: left to encoding/json", s)
 		}

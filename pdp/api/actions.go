@@ -165,7 +165,7 @@ func decodeParams(raw []byte, field string) (map[string]any, error) {
 	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
 		return map[string]any{}, nil
 	}
-	p := fastParser{data: raw}
+	p := newFastParser(raw)
 	p.space()
 	if v, ok := p.value(0); ok && p.end() {
 		if m, ok := v.(map[string]any); ok {
