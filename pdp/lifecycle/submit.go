@@ -138,9 +138,11 @@ func (sub *Submission) Validate() error {
 	case strings.IndexByte(sub.Name, 0) >= 0:
 		es = append(es, &pdp.ValidationError{Field: "action", Reason: "must not contain NUL bytes"})
 	}
-	var ve *pdp.ValidationError
-	if errors.As(registry.CheckAgentID("agent_id", sub.AgentID), &ve) {
-		es = append(es, ve)
+	if err := registry.CheckAgentID("agent_id", sub.AgentID); err != nil {
+		var ve *pdp.ValidationError
+		if errors.As(err, &ve) {
+			es = append(es, ve)
+		}
 	}
 	if sub.StepType == "" {
 		sub.StepType = pdp.DefaultStepType
