@@ -223,3 +223,20 @@ func TestEvaluationMetaMatchesEncodingJSON(t *testing.T) {
 		t.Fatal("Inf encoded")
 	}
 }
+
+func BenchmarkEncodeParams(b *testing.B) {
+	params := map[string]any{"channel": "#general", "text": "Quarterly numbers attached, see the sheet", "count": json.Number("3"),
+		"urgent": false, "to": []any{"a@example.com", "b@example.com"}, "meta": map[string]any{"ticket": "OPS-1234", "amount": json.Number("1250.50")}}
+	b.Run("hand", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = encodeParams(params)
+		}
+	})
+	b.Run("encoding_json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = encodeJSON(params)
+		}
+	})
+}
