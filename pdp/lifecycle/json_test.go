@@ -240,3 +240,42 @@ func BenchmarkEncodeParams(b *testing.B) {
 		}
 	})
 }
+
+// TestPlainPrefix: the eight-bytes-at-a-time scan stops exactly where a
+// byte-by-byte one does, for a special byte at every position.
+func TestPlainPrefix(t *testing.T) {
+	naive := func(s string) int {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' {
+				return i
+			}
+		}
+		return len(s)
+	}
+	specials := []byte{0, 0x1f, '"', '\\', 0x80, 0xff, 0xc3}
+	plains := []byte{0x20, '!', '#', '[', ']', 0x7e, 0x7f, 'a', '0'}
+	r := rand.New(rand.NewPCG(9, 10))
+	for n := range 40 {
+		for pos := range n + 1 {
+			for range 20 {
+				b := make([]byte, n)
+				for i := range b {
+					b[i] = plains[r.IntN(len(plains))]
+				}
+				if pos < n {
+					b[pos] = specials[r.IntN(len(specials))]
+				}
+				if got, want := plainPrefix(string(b)), naive(string(b)); got != want {
+					t.Fatalf("%q: %d, want %d", b, got, want)
+				}
+			}
+		}
+	}
+	for c := range 256 {
+		b := []byte("abcdefghijklmnopq") // a byte of each value in the word scan and in the tail
+		b[3], b[16] = byte(c), byte(c)
+		if got, want := plainPrefix(string(b)), naive(string(b)); got != want {
+			t.Fatalf("byte %#x: %d, want %d", c, got, want)
+		}
+	}
+}
