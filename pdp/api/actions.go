@@ -17,6 +17,7 @@ import (
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 	"github.com/gatehouse-pdp/gatehouse/pdp/lifecycle"
+	"github.com/gatehouse-pdp/gatehouse/pdp/registry"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
@@ -48,7 +49,7 @@ func (s *server) submitAction(c *gin.Context) {
 	// (docs/api.md §A7): a newer SDK sending a field this server does not
 	// know must still be decided. The known ones are checked strictly.
 	var b actionBody
-	if err := decodeLenient(body, &b); err != nil {
+	if err := decodeActionBody(body, &b); err != nil {
 		fail(c, err)
 		return
 	}
@@ -100,13 +101,16 @@ func (s *server) submitConnectorAction(c *gin.Context) {
 // answers its outcome.
 func (s *server) submit(c *gin.Context, sub lifecycle.Submission) {
 	ctx := c.Request.Context()
-	t := tenant(c)
-	sub.TenantID = t.ID
-	sub.KeyID = s.keyID(c)
-	if k := apiKey(c); k.ID != "" {
-		sub.Key = &k
+	id, _ := identityOf(c) // set: the route is behind authenticate
+	if id == nil {
+		id = &registry.Identity{}
 	}
-	sub.RequireAgentKeys = t.RequireAgentKeys
+	sub.TenantID = id.Tenant.ID
+	sub.KeyID = s.keyID(c)
+	if id.Key.ID != "" {
+		sub.Key = &id.Key
+	}
+	sub.RequireAgentKeys = id.Tenant.RequireAgentKeys
 	sub.TraceID = traceID(ctx)
 	sub.RequestedBy = c.Request.RemoteAddr
 	res, err := s.life.Submit(ctx, sub)
@@ -116,10 +120,21 @@ func (s *server) submit(c *gin.Context, sub lifecycle.Submission) {
 	}
 	buf := responseBuffers.Get().(*[]byte)
 	b := append(res.AppendJSON((*buf)[:0]), '\n')
-	c.Data(http.StatusOK, "application/json", b)
+	// What c.Data sends, without its per-response header slice and
+	// render value.
+	if h := c.Writer.Header(); len(h["Content-Type"]) == 0 {
+		h["Content-Type"] = jsonContentType
+	}
+	c.Status(http.StatusOK)
+	_, _ = c.Writer.Write(b)
 	*buf = b
 	responseBuffers.Put(buf)
 }
+
+// jsonContentType is the Content-Type header value of JSON responses,
+// shared: headers are only read once set (an Add would append to a copy,
+// the slice being full).
+var jsonContentType = []string{"application/json"}
 
 // responseBuffers are reused for action responses: gin copies the body
 // into the connection's buffer before Data returns.
@@ -147,6 +162,21 @@ func addProblem(es *pdp.ValidationErrors, err error) {
 // text is kept exactly); absent or null is {}. field names it in errors
 // ("" when it is the whole body).
 func decodeParams(raw []byte, field string) (map[string]any, error) {
+	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		return map[string]any{}, nil
+	}
+	p := newFastParser(raw)
+	p.space()
+	if v, ok := p.value(0); ok && p.end() {
+		if m, ok := v.(map[string]any); ok {
+			return m, nil // what encoding/json would decode (actionjson.go)
+		}
+	}
+	return decodeParamsJSON(raw, field)
+}
+
+// decodeParamsJSON is decodeParams by encoding/json alone.
+func decodeParamsJSON(raw []byte, field string) (map[string]any, error) {
 	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
 		return map[string]any{}, nil
 	}

@@ -47,7 +47,6 @@ func (s *server) authenticate(c *gin.Context) {
 		return
 	}
 	id, err := s.reg.Identify(ctx, key)
-	t := id.Tenant
 	if err != nil {
 		if errors.Is(err, registry.ErrUnauthorized) {
 			span.AddEvent(err.Error())
@@ -59,11 +58,10 @@ func (s *server) authenticate(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	c.Set(ctxTenant, t)
-	c.Set(ctxKeyID, id.KeyID)
-	c.Set(ctxKey, id.Key)
+	t := id.Tenant
+	c.Set(ctxIdentity, &id)
 	span.SetAttributes(attribute.String("tenant_id", t.ID))
-	if err := authorize(c, id.Key); err != nil {
+	if err := authorize(c, &id.Key); err != nil {
 		span.AddEvent("scope refused")
 		span.End()
 		fail(c, err)
@@ -94,10 +92,8 @@ func (s *server) authenticateUntraced(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	c.Set(ctxTenant, id.Tenant)
-	c.Set(ctxKeyID, id.KeyID)
-	c.Set(ctxKey, id.Key)
-	if err := authorize(c, id.Key); err != nil {
+	c.Set(ctxIdentity, &id)
+	if err := authorize(c, &id.Key); err != nil {
 		fail(c, err)
 		return
 	}
@@ -106,13 +102,26 @@ func (s *server) authenticateUntraced(c *gin.Context) {
 	}
 }
 
+// Gin context key of the request's *registry.Identity: its tenant, key
+// and key ID, set once by authenticate (one pointer, not three copies).
+const ctxIdentity = "gatehouse.identity"
+
+// identityOf returns the identity the request authenticated with.
+func identityOf(c *gin.Context) (*registry.Identity, bool) {
+	v, ok := c.Get(ctxIdentity)
+	if !ok {
+		return nil, false
+	}
+	id, ok := v.(*registry.Identity)
+	return id, ok && id != nil
+}
+
 func tenantOf(c *gin.Context) (store.Tenant, bool) {
-	v, ok := c.Get(ctxTenant)
+	id, ok := identityOf(c)
 	if !ok {
 		return store.Tenant{}, false
 	}
-	t, ok := v.(store.Tenant)
-	return t, ok
+	return id.Tenant, true
 }
 
 // tenant returns the authenticated tenant; only routes behind

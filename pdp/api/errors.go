@@ -89,7 +89,6 @@ func newError(status int, code, format string, args ...any) *apiError {
 // Gin context keys.
 const (
 	ctxRequestID      = "gatehouse.request_id"
-	ctxTenant         = "gatehouse.tenant"
 	ctxValidationCode = "gatehouse.validation_code"
 )
 

@@ -74,6 +74,9 @@ const ctxKeyID = "gatehouse.key_id"
 // it cannot be told): the default approver_id and the key_id of audit
 // entries. Only routes behind authenticate call it.
 func (s *server) keyID(c *gin.Context) string {
+	if id, ok := identityOf(c); ok {
+		return id.KeyID
+	}
 	if id, ok := c.Get(ctxKeyID); ok {
 		s, _ := id.(string)
 		return s

@@ -126,15 +126,19 @@ func (a Access) String() string {
 }
 
 // authorize refuses a key that lacks the scope of the request's route.
-func authorize(c *gin.Context, k store.APIKey) error {
-	route := c.Request.Method + " " + c.FullPath()
-	a, ok := RouteAccess[route]
+func authorize(c *gin.Context, k *store.APIKey) error {
+	// The key "METHOD /path" is built on the stack: a lookup by
+	// string(bytes) does not allocate.
+	var buf [128]byte
+	rk := append(append(append(buf[:0], c.Request.Method...), ' '), c.FullPath()...)
+	a, ok := RouteAccess[string(rk)]
 	if !ok || a.Public || a.Admin {
+		route := string(rk)
 		// Not in the table: no key may use it (fail closed).
 		return &apiError{Status: http.StatusForbidden, Code: pdp.CodeForbidden,
 			Message: "No API key may use this route", cause: fmt.Errorf("route %q has no scope", route)}
 	}
-	if a.Admits(k) {
+	if a.Admits(*k) {
 		return nil
 	}
 	need := make([]string, len(a.Scopes))
@@ -146,13 +150,11 @@ func authorize(c *gin.Context, k store.APIKey) error {
 		Extra:   map[string]any{"required_scopes": need}}
 }
 
-// Gin context key of the authenticated key.
-const ctxKey = "gatehouse.key"
-
 // apiKey returns the key the request authenticated with; only routes
 // behind authenticate call it.
 func apiKey(c *gin.Context) store.APIKey {
-	v, _ := c.Get(ctxKey)
-	k, _ := v.(store.APIKey)
-	return k
+	if id, ok := identityOf(c); ok {
+		return id.Key
+	}
+	return store.APIKey{}
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"slices"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 )
@@ -190,20 +192,219 @@ func appendOptString(b []byte, s *string) []byte {
 	return appendString(b, *s)
 }
 
-// appendString appends s as a JSON string. Printable ASCII without quotes
-// or backslashes — ids, names, most reasons — is copied; anything else is
-// left to encoding/json (invalid UTF-8 as \ufffd, U+2028 escaped, no HTML
-// escaping).
+// appendString appends s as a JSON string, escaped exactly as
+// encoding/json escapes it without HTML escaping: quotes, backslashes and
+// control characters escaped (\b \f \n \r \t short), invalid UTF-8 as
+// \ufffd, U+2028 and U+2029 escaped, everything else copied.
 func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
-			raw, _ := encodeJSON(s) // a string always encodes
-			return append(b, raw...)
+	b = append(b, '"')
+	start := 0
+	for i := 0; ; {
+		i += plainPrefix(s[i:])
+		if i >= len(s) {
+			break
+		}
+		if c := s[i]; c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			start = i + size
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			start = i + size
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// plainPrefix returns the length of the longest prefix of s that a JSON
+// string holds as it is: ASCII from 0x20 up, without '"' or '\\'. It
+// tests eight bytes at a time while it can.
+func plainPrefix(s string) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		q, bs := w^(ones*'"'), w^(ones*'\\')
+		// A high bit in any term: a byte >= 0x80, < 0x20, a quote or
+		// a backslash (exact as a yes or no, which is all it is used
+		// for); the bytes are then looked at one by one.
+		if (w|(w-ones*0x20)&^w|(q-ones)&^q|(bs-ones)&^bs)&highs != 0 {
+			break
 		}
 	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
+	for ; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' {
+			break
+		}
+	}
+	return i
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendValue appends v, a decoded JSON value (map[string]any with its
+// keys sorted, []any, string, json.Number, float64, bool, nil), as
+// encoding/json encodes it without HTML escaping; ok is false for any
+// other type, or a value encoding/json refuses, and then b is not to be
+// used: encode with encodeJSON instead (which reports the error). It is
+// the params' encoding on every action, without reflection.
+func appendValue(b []byte, v any, depth int) (_ []byte, ok bool) {
+	switch v := v.(type) {
+	case nil:
+		return append(b, "null"...), true
+	case string:
+		return appendString(b, v), true
+	case json.Number:
+		n := string(v)
+		if n == "" {
+			n = "0" // as encoding/json writes the empty Number
+		}
+		if !validNumber(n) {
+			return b, false
+		}
+		return append(b, n...), true
+	case bool:
+		if v {
+			return append(b, "true"...), true
+		}
+		return append(b, "false"...), true
+	case float64:
+		if !finite(v) {
+			return b, false
+		}
+		return appendFloat(b, v), true
+	case map[string]any:
+		if depth > maxValueDepth {
+			return b, false
+		}
+		if v == nil {
+			return append(b, "null"...), true
+		}
+		var buf [16]string
+		keys := buf[:0]
+		for k := range v {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, k)
+			b = append(b, ':')
+			if b, ok = appendValue(b, v[k], depth+1); !ok {
+				return b, false
+			}
+		}
+		return append(b, '}'), true
+	case []any:
+		if depth > maxValueDepth {
+			return b, false
+		}
+		if v == nil {
+			return append(b, "null"...), true
+		}
+		b = append(b, '[')
+		for i, e := range v {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, ok = appendValue(b, e, depth+1); !ok {
+				return b, false
+			}
+		}
+		return append(b, ']'), true
+	}
+	return b, false
+}
+
+// maxValueDepth bounds appendValue's recursion; deeper values are left to
+// encoding/json.
+const maxValueDepth = 1000
+
+// encodeParams is params as encoding/json encodes it without HTML
+// escaping: by appendValue when it can, else by encoding/json.
+func encodeParams(params map[string]any) ([]byte, error) {
+	if b, ok := appendValue(make([]byte, 0, 256), params, 0); ok {
+		return b, nil
+	}
+	return encodeJSON(params)
+}
+
+// validNumber reports whether s is a JSON number (encoding/json's
+// isValidNumber).
+func validNumber(s string) bool {
+	if s == "" {
+		return false
+	}
+	if s[0] == '-' {
+		s = s[1:]
+		if s == "" {
+			return false
+		}
+	}
+	switch {
+	default:
+		return false
+	case s[0] == '0':
+		s = s[1:]
+	case '1' <= s[0] && s[0] <= '9':
+		s = s[1:]
+		for len(s) > 0 && '0' <= s[0] && s[0] <= '9' {
+			s = s[1:]
+		}
+	}
+	if len(s) >= 2 && s[0] == '.' && '0' <= s[1] && s[1] <= '9' {
+		s = s[2:]
+		for len(s) > 0 && '0' <= s[0] && s[0] <= '9' {
+			s = s[1:]
+		}
+	}
+	if len(s) >= 2 && (s[0] == 'e' || s[0] == 'E') {
+		s = s[1:]
+		if s[0] == '+' || s[0] == '-' {
+			s = s[1:]
+			if s == "" {
+				return false
+			}
+		}
+		for len(s) > 0 && '0' <= s[0] && s[0] <= '9' {
+			s = s[1:]
+		}
+	}
+	return s == ""
 }
 
 // appendFloat writes f as encoding/json does: %f between 1e-6 and 1e21,

@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -104,4 +105,177 @@ func BenchmarkEncodeDecision(b *testing.B) {
 			_, _ = encodeJSON(d)
 		}
 	})
+}
+
+// testStrings are strings that need every kind of escaping.
+var testStrings = []string{"", "plain", `quo"te`, `back\slash`, "tab\tnew\nline\r\b\f", "<a href='x'>&amp;</a>", "é ü 日本",
+	"line\u2028sep\u2029", "bad\xffutf8", "\xc3", "\xed\xa0\x80 surrogate", "\x00\x1f\x7f", "emoji 🙂", "\ufffd"}
+
+// randomValue is a random decoded JSON value of every kind appendValue
+// handles, and some it leaves to encoding/json.
+func randomValue(r *rand.Rand, depth int) any {
+	n := 9
+	if depth > 3 {
+		n = 6
+	}
+	switch r.IntN(n) {
+	case 0:
+		return nil
+	case 1:
+		return testStrings[r.IntN(len(testStrings))]
+	case 2:
+		return json.Number([]string{"0", "-0", "12", "-3.5e-7", "1E+30", "123456789012345678901234567890", "", "0.1"}[r.IntN(8)])
+	case 3:
+		return r.IntN(2) == 0
+	case 4:
+		return []float64{0, 1.5, -2, 1e-7, 1e21, math.SmallestNonzeroFloat64, 123.456}[r.IntN(7)]
+	case 5:
+		if r.IntN(20) == 0 {
+			return 42 // an int: not a decoded JSON value, left to encoding/json
+		}
+		return "x"
+	case 6, 7:
+		m := map[string]any{}
+		for range r.IntN(20) {
+			m[testStrings[r.IntN(len(testStrings))]+string(rune('a'+r.IntN(26)))] = randomValue(r, depth+1)
+		}
+		if r.IntN(10) == 0 {
+			return map[string]any(nil)
+		}
+		return m
+	default:
+		if r.IntN(10) == 0 {
+			return []any(nil)
+		}
+		a := make([]any, r.IntN(5))
+		for i := range a {
+			a[i] = randomValue(r, depth+1)
+		}
+		return a
+	}
+}
+
+// TestEncodeParamsMatchesEncodingJSON: params are encoded exactly as
+// encoding/json (without HTML escaping) encodes them, and what
+// encoding/json refuses is refused.
+func TestEncodeParamsMatchesEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range 5000 {
+		params := map[string]any{}
+		for range r.IntN(8) {
+			params[testStrings[r.IntN(len(testStrings))]] = randomValue(r, 0)
+		}
+		want, wantErr := encodeJSON(params)
+		got, err := encodeParams(params)
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("case %d: error %v, encoding/json's %v", i, err, wantErr)
+		}
+		if string(got) != string(want) {
+			t.Fatalf("case %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+	for _, bad := range []any{json.Number("1."), json.Number("01"), json.Number("abc"), math.NaN(), math.Inf(-1)} {
+		if _, ok := appendValue(nil, map[string]any{"k": bad}, 0); ok {
+			t.Errorf("%v: encoded, encoding/json refuses it", bad)
+		}
+		if _, err := encodeParams(map[string]any{"k": bad}); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
+	}
+	deep := any("leaf")
+	for range maxValueDepth + 5 {
+		deep = []any{deep}
+	}
+	want, _ := encodeJSON(map[string]any{"d": deep})
+	if got, err := encodeParams(map[string]any{"d": deep}); err != nil || string(got) != string(want) {
+		t.Fatalf("deep value: %v, differs from encoding/json: %t", err, string(got) != string(want))
+	}
+}
+
+// TestEvaluationMetaMatchesEncodingJSON: the audit entry's metadata is
+// what encoding/json writes for evaluationMeta.
+func TestEvaluationMetaMatchesEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	str := func() string { return testStrings[r.IntN(len(testStrings))] }
+	opt := func() *string {
+		if r.IntN(3) == 0 {
+			return nil
+		}
+		s := str()
+		return &s
+	}
+	for i := range 3000 {
+		m := evaluationMeta{Action: str(), AgentID: opt(), KeyID: opt(), SubmittedBy: opt(), Status: pdp.Status(str()),
+			TriggeredPolicy: opt(), Severity: opt(), RiskScore: []float64{0, 0.85, 1, 1e-9, 3.25}[r.IntN(5)]}
+		if r.IntN(2) == 0 {
+			m.ShadowStatus = pdp.Status(str())
+		}
+		want, err := encodeJSON(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := m.appendJSON(nil)
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("case %d: %v\n got %s\nwant %s", i, err, got, want)
+		}
+	}
+	if _, err := (&evaluationMeta{RiskScore: math.Inf(1)}).appendJSON(nil); err == nil {
+		t.Fatal("Inf encoded")
+	}
+}
+
+func BenchmarkEncodeParams(b *testing.B) {
+	params := map[string]any{"channel": "#general", "text": "Quarterly numbers attached, see the sheet", "count": json.Number("3"),
+		"urgent": false, "to": []any{"a@example.com", "b@example.com"}, "meta": map[string]any{"ticket": "OPS-1234", "amount": json.Number("1250.50")}}
+	b.Run("hand", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = encodeParams(params)
+		}
+	})
+	b.Run("encoding_json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = encodeJSON(params)
+		}
+	})
+}
+
+// TestPlainPrefix: the eight-bytes-at-a-time scan stops exactly where a
+// byte-by-byte one does, for a special byte at every position.
+func TestPlainPrefix(t *testing.T) {
+	naive := func(s string) int {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' {
+				return i
+			}
+		}
+		return len(s)
+	}
+	specials := []byte{0, 0x1f, '"', '\\', 0x80, 0xff, 0xc3}
+	plains := []byte{0x20, '!', '#', '[', ']', 0x7e, 0x7f, 'a', '0'}
+	r := rand.New(rand.NewPCG(9, 10))
+	for n := range 40 {
+		for pos := range n + 1 {
+			for range 20 {
+				b := make([]byte, n)
+				for i := range b {
+					b[i] = plains[r.IntN(len(plains))]
+				}
+				if pos < n {
+					b[pos] = specials[r.IntN(len(specials))]
+				}
+				if got, want := plainPrefix(string(b)), naive(string(b)); got != want {
+					t.Fatalf("%q: %d, want %d", b, got, want)
+				}
+			}
+		}
+	}
+	for c := range 256 {
+		b := []byte("abcdefghijklmnopq") // a byte of each value in the word scan and in the tail
+		b[3], b[16] = byte(c), byte(c)
+		if got, want := plainPrefix(string(b)), naive(string(b)); got != want {
+			t.Fatalf("byte %#x: %d, want %d", c, got, want)
+		}
+	}
 }

@@ -143,7 +143,10 @@ func (s *Service) newActionID() string {
 	if _, err := io.ReadFull(s.random, b[6:]); err != nil {
 		panic(fmt.Sprintf("random source failed: %v", err))
 	}
-	return "act_" + hex.EncodeToString(b[:])
+	var id [4 + 2*len(b)]byte
+	copy(id[:], "act_")
+	hex.Encode(id[4:], b[:])
+	return string(id[:])
 }
 
 // RandomHex returns n random bytes as hex. crypto/rand does not fail on

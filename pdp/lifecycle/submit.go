@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -137,9 +138,11 @@ func (sub *Submission) Validate() error {
 	case strings.IndexByte(sub.Name, 0) >= 0:
 		es = append(es, &pdp.ValidationError{Field: "action", Reason: "must not contain NUL bytes"})
 	}
-	var ve *pdp.ValidationError
-	if errors.As(registry.CheckAgentID("agent_id", sub.AgentID), &ve) {
-		es = append(es, ve)
+	if err := registry.CheckAgentID("agent_id", sub.AgentID); err != nil {
+		var ve *pdp.ValidationError
+		if errors.As(err, &ve) {
+			es = append(es, ve)
+		}
 	}
 	if sub.StepType == "" {
 		sub.StepType = pdp.DefaultStepType
@@ -172,7 +175,7 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 	pj := sub.ParamsJSON
 	if pj == nil {
 		var err error
-		if pj, err = encodeJSON(sub.Params); err != nil {
+		if pj, err = encodeParams(sub.Params); err != nil {
 			return Result{}, &pdp.ValidationError{Field: "params", Reason: "cannot be encoded as JSON"}
 		}
 	}
@@ -182,17 +185,24 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 	// The action text is {"action":<name>,"params":<pj>}: pj is params
 	// as CheckActionText would encode them, so its length is counted
 	// without encoding params again.
-	if n := len(`{"action":,"params":}`) + len(appendString(nil, sub.Name)) + len(pj); n > adapter.MaxActionTextBytes {
+	var nameBuf [256]byte
+	if n := len(`{"action":,"params":}`) + len(appendString(nameBuf[:0], sub.Name)) + len(pj); n > adapter.MaxActionTextBytes {
 		return Result{}, &ActionTextTooLargeError{Size: n}
 	}
 	connector, operation := SplitAction(sub.Name)
 	// What no store can hold (invalid UTF-8, NUL) is refused before
 	// deciding, the same on every driver, so a decision is never made for
 	// an action that could not then be recorded.
+	// params are checked in place; only params that fail are copied into
+	// a string, for CheckText to name them in order.
+	paramsText := ""
+	if !utf8.Valid(pj) || bytes.IndexByte(pj, 0) >= 0 {
+		paramsText = string(pj)
+	}
 	if err := store.CheckText(
 		store.Text{Field: "action", Value: sub.Name}, store.Text{Field: "agent_id", Value: sub.AgentID},
 		store.Text{Field: "connector", Value: connector}, store.Text{Field: "operation", Value: operation},
-		store.Text{Field: "params", Value: string(pj)}, store.Text{Field: "trace_id", Value: sub.TraceID},
+		store.Text{Field: "params", Value: paramsText}, store.Text{Field: "trace_id", Value: sub.TraceID},
 	); err != nil {
 		return Result{}, err
 	}
@@ -236,7 +246,7 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 		RiskScore:      d.RiskScore,
 		ViolationCount: len(d.Violations),
 		TraceID:        traceID,
-		// Encoded here: pj by encodeJSON, decision by encodeDecision
+		// Encoded here: pj by encodeParams, decision by encodeDecision
 		// (which writes what encoding/json would). A caller's ParamsJSON
 		// is parsed by the store.
 		JSONEncoded: sub.ParamsJSON == nil,
@@ -281,6 +291,37 @@ type evaluationMeta struct {
 	RiskScore       float64    `json:"risk_score"`
 }
 
+// appendJSON appends m as encoding/json encodes it without HTML escaping
+// (TestEvaluationMetaMatchesEncodingJSON holds the two together).
+func (m *evaluationMeta) appendJSON(b []byte) ([]byte, error) {
+	if !finite(m.RiskScore) {
+		return nil, errNotFinite
+	}
+	b = append(b, `{"action":`...)
+	b = appendString(b, m.Action)
+	b = append(b, `,"agent_id":`...)
+	b = appendOptString(b, m.AgentID)
+	b = append(b, `,"key_id":`...)
+	b = appendOptString(b, m.KeyID)
+	if m.SubmittedBy != nil {
+		b = append(b, `,"submitted_by":`...)
+		b = appendString(b, *m.SubmittedBy)
+	}
+	b = append(b, `,"status":`...)
+	b = appendString(b, string(m.Status))
+	if m.ShadowStatus != "" {
+		b = append(b, `,"shadow_status":`...)
+		b = appendString(b, string(m.ShadowStatus))
+	}
+	b = append(b, `,"triggered_policy":`...)
+	b = appendOptString(b, m.TriggeredPolicy)
+	b = append(b, `,"severity":`...)
+	b = appendOptString(b, m.Severity)
+	b = append(b, `,"risk_score":`...)
+	b = appendFloat(b, m.RiskScore)
+	return append(b, '}'), nil
+}
+
 // record stores an evaluated action durably, with its evaluation entry in
 // the same group-committed transaction when the store keeps a chain
 // (docs/api.md §A10: the answer waits for both).
@@ -291,7 +332,7 @@ func (s *Service) record(ctx context.Context, rec store.ActionRecord, keyID, sub
 	}
 	// The service's clock, which the approval modes' waiting times read.
 	rec.CreatedAt = s.now()
-	raw, err := encodeJSON(evaluationMeta{
+	raw, err := (&evaluationMeta{
 		Action:          rec.Action,
 		AgentID:         optPtr(rec.AgentID),
 		KeyID:           optPtr(keyID),
@@ -301,7 +342,7 @@ func (s *Service) record(ctx context.Context, rec store.ActionRecord, keyID, sub
 		TriggeredPolicy: optPtr(rec.TriggeredPolicy),
 		Severity:        optPtr(string(rec.Severity)),
 		RiskScore:       rec.RiskScore,
-	})
+	}).appendJSON(make([]byte, 0, 256))
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,7 +52,52 @@ type Metrics struct {
 	auditBatch      prometheus.Histogram
 	bundleDownloads *prometheus.CounterVec
 	decisionLogs    decisionLogCounters // decisionlog.go
+
+	// The children of the vectors observed on every request, resolved
+	// once per label set: WithLabelValues hashes and validates its labels
+	// and formats the status on every call.
+	requestSeries  seriesCache[requestLabels, requestChildren]
+	decisionSeries seriesCache[decisionLabels, prometheus.Counter]
+	storeSeries    seriesCache[string, prometheus.Observer]
 }
+
+// seriesCache memoizes a vector's children by their labels. The label
+// sets are bounded (routes, methods, statuses, store operations,
+// decision outcomes), so it needs no eviction.
+type seriesCache[K comparable, V any] struct {
+	mu sync.RWMutex
+	m  map[K]V
+}
+
+// get returns the child of k, resolving it with resolve on first use.
+func (c *seriesCache[K, V]) get(k K, resolve func(K) V) V {
+	c.mu.RLock()
+	v, ok := c.m[k]
+	c.mu.RUnlock()
+	if ok {
+		return v
+	}
+	v = resolve(k)
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[K]V{}
+	}
+	c.m[k] = v
+	c.mu.Unlock()
+	return v
+}
+
+type requestLabels struct {
+	route, method string
+	status        int
+}
+
+type requestChildren struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
+}
+
+type decisionLabels struct{ status, trigger, tenantID string }
 
 // Bucket boundaries, in seconds unless said otherwise. A decision on a
 // cache hit takes 0.1–1 ms, a compile 10 ms–1 s, a store call 0.1–10 ms.
@@ -159,8 +205,16 @@ func (m *Metrics) ObserveRequest(route, method string, status int, took time.Dur
 	if !knownMethods[method] {
 		method = "OTHER"
 	}
-	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-	m.requestDuration.WithLabelValues(route, method).Observe(took.Seconds())
+	ch := m.requestSeries.get(requestLabels{route, method, status}, m.resolveRequest)
+	ch.count.Inc()
+	ch.duration.Observe(took.Seconds())
+}
+
+func (m *Metrics) resolveRequest(l requestLabels) requestChildren {
+	return requestChildren{
+		count:    m.requests.WithLabelValues(l.route, l.method, strconv.Itoa(l.status)),
+		duration: m.requestDuration.WithLabelValues(l.route, l.method),
+	}
 }
 
 // Reasons of ObserveRejection.
@@ -197,12 +251,19 @@ func (m *Metrics) ObserveDecision(tenantID string, d *pdp.Decision, err error, t
 	if err == nil && d != nil {
 		status, trigger = string(d.Status), Trigger(d)
 	}
-	labels := []string{status, trigger}
+	l := decisionLabels{status: status, trigger: trigger}
 	if m.cfg.TenantLabels {
-		labels = append(labels, tenantID)
+		l.tenantID = tenantID
 	}
-	m.decisions.WithLabelValues(labels...).Inc()
+	m.decisionSeries.get(l, m.resolveDecision).Inc()
 	m.decisionTime.Observe(took.Seconds())
+}
+
+func (m *Metrics) resolveDecision(l decisionLabels) prometheus.Counter {
+	if m.cfg.TenantLabels {
+		return m.decisions.WithLabelValues(l.status, l.trigger, l.tenantID)
+	}
+	return m.decisions.WithLabelValues(l.status, l.trigger)
 }
 
 // Trigger says what decided d: a built-in policy, a custom one, or none
@@ -233,7 +294,11 @@ func (m *Metrics) ObserveCompile(took time.Duration) {
 
 // ObserveStoreOp records one store call (store.OpObserver).
 func (m *Metrics) ObserveStoreOp(op string, took time.Duration) {
-	m.storeOps.WithLabelValues(op).Observe(took.Seconds())
+	m.storeSeries.get(op, m.resolveStoreOp).Observe(took.Seconds())
+}
+
+func (m *Metrics) resolveStoreOp(op string) prometheus.Observer {
+	return m.storeOps.WithLabelValues(op)
 }
 
 // ObserveAuditBatch records the size of one audit group commit

@@ -114,6 +114,39 @@ func TestObservations(t *testing.T) {
 	}
 }
 
+// TestObservationsResolvedOnce: repeated observations land on the
+// children resolved the first time (the series cache), one series per
+// label set, tenants apart only with TenantLabels.
+func TestObservationsResolvedOnce(t *testing.T) {
+	for _, tenantLabels := range []bool{false, true} {
+		m := New(Config{TenantLabels: tenantLabels})
+		allowed := &pdp.Decision{Status: pdp.StatusAllowed}
+		for range 3 {
+			m.ObserveRequest("/v1/actions", "POST", 200, time.Millisecond)
+			m.ObserveRequest("/v1/actions", "BREW", 200, time.Millisecond)
+			m.ObserveRequest("/v1/actions", "PURGE", 200, time.Millisecond)
+			m.ObserveDecision("ten_a", allowed, nil, time.Millisecond)
+			m.ObserveDecision("ten_b", allowed, nil, time.Millisecond)
+			m.ObserveStoreOp("InsertAction", time.Millisecond)
+		}
+		m.ObserveRequest("/v1/actions", "POST", 503, time.Millisecond)
+		w := map[string]float64{
+			`http_requests_total{method="POST",route="/v1/actions",status="200"}`:    3,
+			`http_requests_total{method="POST",route="/v1/actions",status="503"}`:    1,
+			`http_requests_total{method="OTHER",route="/v1/actions",status="200"}`:   6,
+			`http_request_duration_seconds_count{method="POST",route="/v1/actions"}`: 4,
+			`gatehouse_store_operation_duration_seconds_count{op="InsertAction"}`:    3,
+		}
+		if tenantLabels {
+			w[`gatehouse_decisions_total{status="allowed",tenant_id="ten_a",trigger="none"}`] = 3
+			w[`gatehouse_decisions_total{status="allowed",tenant_id="ten_b",trigger="none"}`] = 3
+		} else {
+			w[`gatehouse_decisions_total{status="allowed",trigger="none"}`] = 6
+		}
+		want(t, scrape(t, m), w)
+	}
+}
+
 type fakeEngine struct{ s engine.Stats }
 
 func (f fakeEngine) Stats() engine.Stats { return f.s }

@@ -1,0 +1,289 @@
+package api
+
+import (
+	"encoding/json"
+	"strings"
+	"unicode/utf8"
+)
+
+// decodeActionBody decodes the body of POST /v1/actions into b exactly as
+// decodeLenient does, without encoding/json's reflection, scanner and
+// stream buffer on the common body: one JSON object of string fields and
+// a params object, numbers as json.Number. Whatever it does not decode
+// the way encoding/json would — any syntax error, a field of another
+// type, a key that matches a field only case-insensitively, an escaped
+// string, nesting deeper than maxFastDepth, data after the object — it
+// leaves to decodeLenient, so results and error messages stay
+// encoding/json's (FuzzDecodeActionBody holds the two together).
+func decodeActionBody(body []byte, b *actionBody) error {
+	p := newFastParser(body)
+	if p.actionBody(b) {
+		return nil
+	}
+	*b = actionBody{}
+	return decodeLenient(body, b)
+}
+
+// maxFastDepth bounds fastParser's recursion; deeper values go to
+// encoding/json (whose own bound is 10,000).
+const maxFastDepth = 512
+
+// fastParser decodes JSON for decodeActionBody. Its methods report false
+// as soon as the input is anything but the plain case, with no error:
+// the caller starts again with encoding/json.
+type fastParser struct {
+	data []byte
+	// text is data as a string, copied once: every decoded string and
+	// number is a substring of it rather than a copy of its own.
+	text string
+	i    int
+}
+
+func newFastParser(data []byte) fastParser {
+	return fastParser{data: data, text: string(data)}
+}
+
+func (p *fastParser) space() {
+	for p.i < len(p.data) {
+		switch p.data[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+// actionBody decodes the top-level object into b.
+func (p *fastParser) actionBody(b *actionBody) bool {
+	p.space()
+	if !p.consume('{') {
+		return false
+	}
+	p.space()
+	if p.consume('}') {
+		return p.end()
+	}
+	for {
+		p.space()
+		key, ok := p.string()
+		if !ok {
+			return false
+		}
+		p.space()
+		if !p.consume(':') {
+			return false
+		}
+		p.space()
+		switch key {
+		case "action":
+			if b.Action, ok = p.optString(); !ok {
+				return false
+			}
+		case "agent_id":
+			if b.AgentID, ok = p.optString(); !ok {
+				return false
+			}
+		case "step_type":
+			if b.StepType, ok = p.optString(); !ok {
+				return false
+			}
+		case "params":
+			if b.Params, ok = p.value(0); !ok {
+				return false
+			}
+		default:
+			// encoding/json matches field names case-insensitively
+			// (Unicode folding included): such a key is left to it.
+			for _, f := range [...]string{"action", "agent_id", "step_type", "params"} {
+				if strings.EqualFold(key, f) {
+					return false
+				}
+			}
+			if _, ok = p.value(0); !ok { // unknown: ignored, but must be valid
+				return false
+			}
+		}
+		p.space()
+		if p.consume('}') {
+			return p.end()
+		}
+		if !p.consume(',') {
+			return false
+		}
+	}
+}
+
+// end reports whether only whitespace follows.
+func (p *fastParser) end() bool {
+	p.space()
+	return p.i == len(p.data)
+}
+
+func (p *fastParser) consume(c byte) bool {
+	if p.i < len(p.data) && p.data[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// optString decodes a *string field: a string, or null as nil.
+func (p *fastParser) optString() (*string, bool) {
+	if p.literal("null") {
+		return nil, true
+	}
+	s, ok := p.string()
+	if !ok {
+		return nil, false
+	}
+	return &s, true
+}
+
+// literal consumes word if it is next.
+func (p *fastParser) literal(word string) bool {
+	if len(p.data)-p.i >= len(word) && string(p.data[p.i:p.i+len(word)]) == word {
+		p.i += len(word)
+		return true
+	}
+	return false
+}
+
+// string decodes a string without escapes. Valid UTF-8 is kept as is, as
+// encoding/json keeps it; a backslash, invalid UTF-8 or a control
+// character is left to encoding/json.
+func (p *fastParser) string() (string, bool) {
+	if !p.consume('"') {
+		return "", false
+	}
+	start := p.i
+	ascii := true
+	for p.i < len(p.data) {
+		c := p.data[p.i]
+		switch {
+		case c == '"':
+			raw := p.text[start:p.i]
+			p.i++
+			if !ascii && !utf8.ValidString(raw) {
+				return "", false
+			}
+			return raw, true
+		case c == '\\' || c < 0x20:
+			return "", false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+		p.i++
+	}
+	return "", false
+}
+
+// value decodes any JSON value as encoding/json decodes it into an any
+// with UseNumber: map[string]any, []any, string, json.Number, bool, nil.
+func (p *fastParser) value(depth int) (any, bool) {
+	if p.i >= len(p.data) || depth > maxFastDepth {
+		return nil, false
+	}
+	switch c := p.data[p.i]; {
+	case c == '{':
+		p.i++
+		m := map[string]any{}
+		p.space()
+		if p.consume('}') {
+			return m, true
+		}
+		for {
+			p.space()
+			k, ok := p.string()
+			if !ok {
+				return nil, false
+			}
+			p.space()
+			if !p.consume(':') {
+				return nil, false
+			}
+			p.space()
+			v, ok := p.value(depth + 1)
+			if !ok {
+				return nil, false
+			}
+			m[k] = v // a repeated key: the last wins, as in encoding/json
+			p.space()
+			if p.consume('}') {
+				return m, true
+			}
+			if !p.consume(',') {
+				return nil, false
+			}
+		}
+	case c == '[':
+		p.i++
+		a := []any{}
+		p.space()
+		if p.consume(']') {
+			return a, true
+		}
+		for {
+			p.space()
+			v, ok := p.value(depth + 1)
+			if !ok {
+				return nil, false
+			}
+			a = append(a, v)
+			p.space()
+			if p.consume(']') {
+				return a, true
+			}
+			if !p.consume(',') {
+				return nil, false
+			}
+		}
+	case c == '"':
+		return p.string()
+	case c == 't':
+		return true, p.literal("true")
+	case c == 'f':
+		return false, p.literal("false")
+	case c == 'n':
+		return nil, p.literal("null")
+	case c == '-' || c >= '0' && c <= '9':
+		return p.number()
+	}
+	return nil, false
+}
+
+// number decodes a number of JSON's grammar as its text.
+func (p *fastParser) number() (any, bool) {
+	start := p.i
+	p.consume('-')
+	switch {
+	case p.consume('0'):
+	case p.i < len(p.data) && p.data[p.i] >= '1' && p.data[p.i] <= '9':
+		p.digits()
+	default:
+		return nil, false
+	}
+	if p.consume('.') {
+		if p.digits() == 0 {
+			return nil, false
+		}
+	}
+	if p.consume('e') || p.consume('E') {
+		if !p.consume('+') {
+			p.consume('-')
+		}
+		if p.digits() == 0 {
+			return nil, false
+		}
+	}
+	return json.Number(p.text[start:p.i]), true
+}
+
+// digits consumes a run of digits and returns its length.
+func (p *fastParser) digits() int {
+	start := p.i
+	for p.i < len(p.data) && p.data[p.i] >= '0' && p.data[p.i] <= '9' {
+		p.i++
+	}
+	return p.i - start
+}
