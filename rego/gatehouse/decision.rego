@@ -23,7 +23,9 @@
 #               without rules)
 #             "shadow": {"agent": {name: policy}, "tenant": {...}} (shadow mode)
 #             "evaluated": [names], "allowed": the result when nothing fires
-#               (no hit, shadow hits included)}
+#               (no hit, shadow hits included),
+#             "no_whitelists": true (optional: none of its policies has
+#               whitelisted domains; see _applying)}
 #     rule = {"kind", "pattern", "alts", "context", "context_pre", "reason",
 #             "violation", "key", "patch"}: policy as data, see _fire and
 #             adapter/rules.go
@@ -211,10 +213,31 @@ _rules := r if {
 	"tenant": {name: _prechecked(_tenant.tenant[name]) | some name in _candidates.tenant},
 }
 
+# The view's policies (by scope, and in shadow mode by scope) that apply
+# to this action: all of them when the view says none has whitelisted
+# domains (the adapter's "no_whitelists"), else those _whitelisted does not
+# skip (a view without the flag, as _computed_view and hand-written data
+# have, is filtered). One rule, so that a decision with hits asks once,
+# not once per hit.
+_applying := _view if {
+	_view.no_whitelists == true
+} else := {
+	"agent": _unskipped(object.get(_view, "agent", {})),
+	"tenant": _unskipped(object.get(_view, "tenant", {})),
+	"shadow": {
+		"agent": _unskipped(object.get(_view, ["shadow", "agent"], {})),
+		"tenant": _unskipped(object.get(_view, ["shadow", "tenant"], {})),
+	},
+}
+
+_unskipped(policies) := {name: p |
+	some name, p in policies
+	not _whitelisted(p)
+}
+
 _hits contains h if {
 	some name, rules in _rules.agent
-	p := _view.agent[name]
-	not _whitelisted(p)
+	_applying.agent[name]
 	some i in rules
 	r := _agent_scope[name].rules[i]
 	h := _fire(r.kind, r)
@@ -222,8 +245,7 @@ _hits contains h if {
 
 _hits contains h if {
 	some name, rules in _rules.tenant
-	p := _view.tenant[name]
-	not _whitelisted(p)
+	_applying.tenant[name]
 	some i in rules
 	r := _tenant.tenant[name].rules[i]
 	h := _fire(r.kind, r)
@@ -245,18 +267,16 @@ _hits contains h if {
 # hints cover them too); reported, never enforced. A view without shadow
 # policies costs an empty iteration (each body begins with it).
 _shadow_hits contains h if {
-	some name, p in _view.shadow.agent
+	some name, _ in _applying.shadow.agent
 	rules := _rules.agent[name]
-	not _whitelisted(p)
 	some i in rules
 	r := _agent_scope[name].rules[i]
 	h := _fire(r.kind, r)
 }
 
 _shadow_hits contains h if {
-	some name, p in _view.shadow.tenant
+	some name, _ in _applying.shadow.tenant
 	rules := _rules.tenant[name]
-	not _whitelisted(p)
 	some i in rules
 	r := _tenant.tenant[name].rules[i]
 	h := _fire(r.kind, r)
