@@ -543,15 +543,30 @@ _composed(n) := object.union_n([_view.allowed, _ranked_hits[0][6], {
 	n > 4
 }
 
+# The result when the engine's hints say no rule of the view's policies
+# can fire (so there are no shadow hits either): with no built-in to run,
+# the view's precomputed no-hit result (the tenant's mode already
+# applied); with only FinancialSafety, for a tenant that enforces, that
+# result patched with its hit, if any (_composed's one-hit result), the
+# commonest decision with a hit. Undefined otherwise (result's next
+# branches decide).
+_builtins_result := _view.allowed if {
+	data.gatehouse.hints.builtins == {}
+} else := object.union(_view.allowed, h[6]) if {
+	data.gatehouse.hints.builtins == {"FinancialSafetyPolicy": true}
+	_tenant.mode == "enforcement"
+	h := financial_safety.hit
+}
+
 # Something fired: the view's no-hit result composed with the hits.
 _fired_result := _composed(_nhits) if _nhits > 0
 
 # The result is built by the first of these that applies:
 #  - Gatehouse's engine's hints say that no rule of the view's policies
-#    (shadow ones included) and no built-in can fire: the view's
-#    precomputed no-hit result, without looking for hits. (The hints
-#    never leave out a rule that could fire; without hints, a stock OPA
-#    finds no hit and takes the next branch to the same result.)
+#    (shadow ones included) can fire, and no built-in or only
+#    FinancialSafety: _builtins_result, without looking for other hits.
+#    (The hints never leave out a rule that could fire; without hints, a
+#    stock OPA takes the next branches to the same result.)
 #  - A view with no shadow policy (both of its shadow lists empty, as the
 #    adapter writes them and _computed_view computes them) of a tenant
 #    that enforces has no shadow hits and no mode to apply: _composed.
@@ -561,10 +576,10 @@ _fired_result := _composed(_nhits) if _nhits > 0
 # METADATA
 # description: The policy_result of docs/api.md §A7, less action_id and timing.
 # entrypoint: true
-result := _view.allowed if {
+result := r if {
 	is_string(input.action)
-	data.gatehouse.hints.builtins == {}
 	data.gatehouse.hints.rules == {"agent": {}, "tenant": {}}
+	r := _builtins_result
 } else := r if {
 	is_string(input.action)
 	_view.shadow == {"agent": {}, "tenant": {}}

@@ -687,6 +687,26 @@ test_hints_with_something_to_run_look_for_hits[name] if {
 	_order(r) == c.want
 }
 
+# The hints saying that no rule can fire and that only FinancialSafety may:
+# its hit patches the no-hit result (a tenant in shadow mode takes the
+# general path); the same result as without hints.
+test_hints_that_only_financial_safety_may_fire[name] if {
+	some name, c in {
+		"no amount key": {"params": {"to": "acme"}, "financial": {"keyword": "wire", "amount_key": false}},
+		"over the hard limit": {"params": {"amount": 500000}, "financial": {"keyword": "wire", "amount_key": true}},
+		"small amount": {"params": {"amount": 5}, "financial": {"keyword": "wire", "amount_key": true}},
+	}
+	hints := object.union(_nothing_fires, {"builtins": {"FinancialSafetyPolicy": true}, "financial": c.financial})
+	inp := object.union(_input, {"action": "wire_funds", "params": c.params})
+	every mode in ["enforcement", "shadow"] {
+		hinted := decision.result with input as inp
+			with data.gatehouse.tenants as {"acme": {"mode": mode}}
+			with data.gatehouse.hints as hints
+		count(hinted.violations) == 1
+		hinted == decision.result with input as inp with data.gatehouse.tenants as {"acme": {"mode": mode}}
+	}
+}
+
 test_hints_in_input_are_ignored if {
 	inp := object.union(_input, {"hints": {"candidates": {"agent": [], "tenant": []}, "builtins": {}}})
 	_order(_result(inp, _with_views, {"acme": _scoped})) == [["pii", "tenant", 0]]
