@@ -491,8 +491,9 @@ _with_mode(r) := r if {
 _shadow_mode if _tenant.mode == "shadow"
 
 # The result of a decision whose view has no shadow policy, for a tenant
-# that enforces, by the number of enforced hits n (an argument OPA's rule
-# index matches, so a decision enters the one body for its count): none,
+# that enforces, by the number of enforced hits n (OPA's rule index
+# matches n == k, so a decision enters the body for its count and the
+# n > 4 one, which fails at once): none,
 # the view's precomputed result (the tenant's mode already applied);
 # otherwise the view's no-hit result with the trigger's patch, and, when
 # more than one hit fired, every hit's violations and warnings and the
@@ -514,7 +515,7 @@ _composed(n) := object.union_n([_view.allowed, a[6], {
 	"warnings": array.concat(a[6].warnings, b[6].warnings),
 }]) if {
 	n == 2
-	[a, b] := _ranked_hits
+	[a, b] := sort(_hits)
 }
 
 _composed(n) := object.union_n([_view.allowed, a[6], {
@@ -523,7 +524,7 @@ _composed(n) := object.union_n([_view.allowed, a[6], {
 	"warnings": array.concat(array.concat(a[6].warnings, b[6].warnings), c[6].warnings),
 }]) if {
 	n == 3
-	[a, b, c] := _ranked_hits
+	[a, b, c] := sort(_hits)
 }
 
 _composed(n) := object.union_n([_view.allowed, a[6], {
@@ -532,7 +533,7 @@ _composed(n) := object.union_n([_view.allowed, a[6], {
 	"warnings": array.concat(array.concat(a[6].warnings, b[6].warnings), array.concat(c[6].warnings, d[6].warnings)),
 }]) if {
 	n == 4
-	[a, b, c, d] := _ranked_hits
+	[a, b, c, d] := sort(_hits)
 }
 
 _composed(n) := object.union_n([_view.allowed, _ranked_hits[0][6], {
@@ -584,7 +585,7 @@ result := r if {
 	is_string(input.action)
 	_view.shadow == {"agent": {}, "tenant": {}}
 	_tenant.mode == "enforcement"
-	r := _composed(_nhits)
+	r := _composed(count(_hits))
 } else := r if {
 	is_string(input.action)
 	_tenant
