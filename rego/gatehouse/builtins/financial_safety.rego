@@ -28,8 +28,8 @@ import data.gatehouse.text
 #   tuple with every part that does not depend on the action written as a
 #   constant (decision_test.rego checks each rule's hit against _ranked).
 #
-#   Every branch of hit holds the money word (_approval's match, or
-#   _decided behind _keyword), so the rule needs no guard of its own: the
+#   Every branch of hit holds the money word (the engine's, or _decided
+#   behind _keyword), so the rule needs no guard of its own: the
 #   commonest hit, the approval the engine's facts decide, costs no second
 #   look at the keyword.
 hits contains hit
