@@ -131,7 +131,10 @@ func allowedResult(evaluated []any, mode string) map[string]any {
 // viewData renders one view as the library reads it: the effective
 // policies by scope (name → the policy's data entry), those that enforce
 // under "agent" and "tenant" and those in shadow mode under "shadow", the
-// evaluated list and the finished no-hit result.
+// evaluated list, the finished no-hit result and, when none of its
+// policies has whitelisted domains, "no_whitelists": true (the library
+// then never asks whether a whitelist skips one of them; without the
+// flag it asks for each policy).
 func viewData(v *scopeView, meta func(*pdp.Policy) map[string]any, mode string) map[string]any {
 	split := func(ps []*pdp.Policy) (enforce, shadow map[string]any) {
 		enforce, shadow = map[string]any{}, map[string]any{}
@@ -147,14 +150,22 @@ func viewData(v *scopeView, meta func(*pdp.Policy) map[string]any, mode string) 
 	agent, shadowAgent := split(v.agent)
 	tenant, shadowTenant := split(v.tenant)
 	ev := v.evaluated()
-	return map[string]any{
+	out := map[string]any{
 		"agent":     agent,
 		"tenant":    tenant,
 		"shadow":    map[string]any{"agent": shadowAgent, "tenant": shadowTenant},
 		"evaluated": ev,
 		"allowed":   allowedResult(ev, mode),
 	}
+	if !slices.ContainsFunc(v.agent, whitelists) && !slices.ContainsFunc(v.tenant, whitelists) {
+		out["no_whitelists"] = true
+	}
+	return out
 }
+
+// whitelists reports whether p has whitelisted domains, which may skip it
+// for an action (decision.rego's _whitelisted needs a non-empty list).
+func whitelists(p *pdp.Policy) bool { return len(p.WhitelistedDomains) > 0 }
 
 // tenantViews renders data.gatehouse.tenants[t].views: "default" (agents
 // without policies of their own) and "agents" (each agent with some), each

@@ -120,9 +120,11 @@ func TestFailClosed(t *testing.T) {
 	}{
 		{name: "unknown tenant", action: pdp.Action{TenantID: "nobody", Name: "x"}},
 		{name: "undefined result", opts: []Option{WithQuery("data.gatehouse.nothing.here")}},
+		// A second definition of _tenant, which every decision
+		// evaluates (through its view), that disagrees with the first.
 		{name: "evaluation error", opts: []Option{WithModules(map[string]string{"conflict.rego": `package gatehouse.decision
 
-_nhits := -1 if input.action == "slack.send_message"
+_tenant := -1 if input.action == "slack.send_message"
 `})}},
 		{name: "timeout", cfg: Config{Timeout: time.Nanosecond}},
 		{name: "cancelled context", ctx: cancelled},

@@ -23,7 +23,9 @@
 #               without rules)
 #             "shadow": {"agent": {name: policy}, "tenant": {...}} (shadow mode)
 #             "evaluated": [names], "allowed": the result when nothing fires
-#               (no hit, shadow hits included)}
+#               (no hit, shadow hits included),
+#             "no_whitelists": true (optional: none of its policies has
+#               whitelisted domains; see _applying)}
 #     rule = {"kind", "pattern", "alts", "context", "context_pre", "reason",
 #             "violation", "key", "patch"}: policy as data, see _fire and
 #             adapter/rules.go
@@ -211,10 +213,31 @@ _rules := r if {
 	"tenant": {name: _prechecked(_tenant.tenant[name]) | some name in _candidates.tenant},
 }
 
+# The view's policies (by scope, and in shadow mode by scope) that apply
+# to this action: all of them when the view says none has whitelisted
+# domains (the adapter's "no_whitelists"), else those _whitelisted does not
+# skip (a view without the flag, as _computed_view and hand-written data
+# have, is filtered). One rule, so that a decision with hits asks once,
+# not once per hit.
+_applying := _view if {
+	_view.no_whitelists == true
+} else := {
+	"agent": _unskipped(object.get(_view, "agent", {})),
+	"tenant": _unskipped(object.get(_view, "tenant", {})),
+	"shadow": {
+		"agent": _unskipped(object.get(_view, ["shadow", "agent"], {})),
+		"tenant": _unskipped(object.get(_view, ["shadow", "tenant"], {})),
+	},
+}
+
+_unskipped(policies) := {name: p |
+	some name, p in policies
+	not _whitelisted(p)
+}
+
 _hits contains h if {
 	some name, rules in _rules.agent
-	p := _view.agent[name]
-	not _whitelisted(p)
+	_applying.agent[name]
 	some i in rules
 	r := _agent_scope[name].rules[i]
 	h := _fire(r.kind, r)
@@ -222,8 +245,7 @@ _hits contains h if {
 
 _hits contains h if {
 	some name, rules in _rules.tenant
-	p := _view.tenant[name]
-	not _whitelisted(p)
+	_applying.tenant[name]
 	some i in rules
 	r := _tenant.tenant[name].rules[i]
 	h := _fire(r.kind, r)
@@ -233,7 +255,7 @@ _hits contains h if {
 # rules.
 _hits contains h if {
 	_builtins.FinancialSafetyPolicy
-	some h in financial_safety.hits
+	h := financial_safety.hit
 }
 
 _hits contains h if {
@@ -245,18 +267,16 @@ _hits contains h if {
 # hints cover them too); reported, never enforced. A view without shadow
 # policies costs an empty iteration (each body begins with it).
 _shadow_hits contains h if {
-	some name, p in _view.shadow.agent
+	some name, _ in _applying.shadow.agent
 	rules := _rules.agent[name]
-	not _whitelisted(p)
 	some i in rules
 	r := _agent_scope[name].rules[i]
 	h := _fire(r.kind, r)
 }
 
 _shadow_hits contains h if {
-	some name, p in _view.shadow.tenant
+	some name, _ in _applying.shadow.tenant
 	rules := _rules.tenant[name]
-	not _whitelisted(p)
 	some i in rules
 	r := _tenant.tenant[name].rules[i]
 	h := _fire(r.kind, r)
@@ -281,23 +301,44 @@ _prechecked(policy) := {i |
 # one call: "regex", "alts" (a pure alternation of ASCII literals,
 # _alternative), each with "_context" after it when it has
 # context_requires.
-_fire(kind, r) := _hit(r, ms[0]) if {
+#
+# Every body builds the hit the same way, written out in each (a call to
+# a shared function would cost OPA some ten trace events per hit): the
+# reason is the rule's reason with each {match} replaced by m (the
+# policy's default, "Policy '<name>' violated: {match}" (a valid name
+# holds no "{match}"), a template, or a fixed text, which holds no
+# {match}); the violation is the rule's with the match and the reason;
+# the hit is the rule's key, the violation and the rule's patch completed
+# with the reason, the violation and (unless the patch says none) the
+# warning.
+_fire(kind, r) := array.concat(r.key, [v, object.union({"reason": reason, "violations": [v], "warnings": [v]}, r.patch)]) if {
 	kind == "regex"
-	ms := regex.find_n(r.pattern, text.text, 1)
+	m := regex.find_n(r.pattern, text.text, 1)[0]
+	reason := replace(r.reason, "{match}", m)
+	v := object.union(r.violation, {"match": m, "reason": reason})
 }
 
-_fire(kind, r) := _hit(r, _alternative(r)) if kind == "alts"
+_fire(kind, r) := array.concat(r.key, [v, object.union({"reason": reason, "violations": [v], "warnings": [v]}, r.patch)]) if {
+	kind == "alts"
+	m := _alternative(r)
+	reason := replace(r.reason, "{match}", m)
+	v := object.union(r.violation, {"match": m, "reason": reason})
+}
 
-_fire(kind, r) := _hit(r, ms[0]) if {
+_fire(kind, r) := array.concat(r.key, [v, object.union({"reason": reason, "violations": [v], "warnings": [v]}, r.patch)]) if {
 	kind == "regex_context"
-	ms := regex.find_n(r.pattern, text.text, 1)
+	m := regex.find_n(r.pattern, text.text, 1)[0]
 	_context_holds(r)
+	reason := replace(r.reason, "{match}", m)
+	v := object.union(r.violation, {"match": m, "reason": reason})
 }
 
-_fire(kind, r) := _hit(r, m) if {
+_fire(kind, r) := array.concat(r.key, [v, object.union({"reason": reason, "violations": [v], "warnings": [v]}, r.patch)]) if {
 	kind == "alts_context"
 	m := _alternative(r)
 	_context_holds(r)
+	reason := replace(r.reason, "{match}", m)
+	v := object.union(r.violation, {"match": m, "reason": reason})
 }
 
 # A pre-check: the folded action text contains one of lits, literals
@@ -307,15 +348,6 @@ _any(lits) if {
 	f := text.folded
 	some lit in lits
 	contains(f, lit)
-}
-
-# The hit of rule r matching m. Every reason is the rule's reason with
-# each {match} replaced by m: the policy's default, "Policy '<name>'
-# violated: {match}" (a valid name holds no "{match}"), a template, or a
-# fixed text, which holds no {match}.
-_hit(r, m) := array.concat(r.key, [v, object.union({"reason": reason, "violations": [v], "warnings": [v]}, r.patch)]) if {
-	reason := replace(r.reason, "{match}", m)
-	v := object.union(r.violation, {"match": m, "reason": reason})
 }
 
 # The first match of a pure alternation of ASCII literals (r.alts,
@@ -384,7 +416,7 @@ _status_of_outcome := {"block": "blocked", "require_approval": "pending_review",
 # rounded to two decimals; a decision's risk_score is the largest of its
 # hits', since rounding is monotonic) and the trigger's fields. The
 # adapter writes the same terms into each rule's data (adapter/rules.go,
-# what _hit completes) and each generated module's rule (hitTerm), with
+# what _fire completes) and each generated module's rule (hitTerm), with
 # everything but the violation, the match and the reason as constants, and
 # the built-ins' rules hold them too; all are tested against this
 # definition.
@@ -458,60 +490,102 @@ _with_mode(r) := r if {
 
 _shadow_mode if _tenant.mode == "shadow"
 
-# Something fired: the view's no-hit result with the trigger's patch, and,
-# when more than one hit fired, every hit's violations and warnings and
-# the largest risk score. A patch's warnings are its hit's own violation
-# when the hit warns, else none, so the warnings are the patches'
-# warnings in rank order (or, iterating, the violations of the hits whose
-# outcome rank is 1: warn). Two, three and four hits (most decisions where
-# more than one rule fires; iterating costs OPA some 130 trace events
-# more) are composed without iterating.
-_fired_result := object.union(_view.allowed, x[6]) if {
-	_nhits == 1
+# The result of a decision whose view has no shadow policy, for a tenant
+# that enforces, by the number of enforced hits n (OPA's rule index
+# matches n == k, so a decision enters the body for its count and the
+# n > 4 one, which fails at once): none,
+# the view's precomputed result (the tenant's mode already applied);
+# otherwise the view's no-hit result with the trigger's patch, and, when
+# more than one hit fired, every hit's violations and warnings and the
+# largest risk score. A patch's warnings are its hit's own violation when
+# the hit warns, else none, so the warnings are the patches' warnings in
+# rank order (or, iterating, the violations of the hits whose outcome rank
+# is 1: warn). Up to four hits (most decisions where more than one rule
+# fires) are composed without iterating.
+_composed(n) := _view.allowed if n == 0
+
+_composed(n) := object.union(_view.allowed, x[6]) if {
+	n == 1
 	some x in _hits
-} else := object.union_n([_view.allowed, a[6], {
+}
+
+_composed(n) := object.union_n([_view.allowed, a[6], {
 	"risk_score": max([a[6].risk_score, b[6].risk_score]),
 	"violations": [a[5], b[5]],
 	"warnings": array.concat(a[6].warnings, b[6].warnings),
 }]) if {
-	[a, b] := _ranked_hits
-} else := object.union_n([_view.allowed, a[6], {
+	n == 2
+	[a, b] := sort(_hits)
+}
+
+_composed(n) := object.union_n([_view.allowed, a[6], {
 	"risk_score": max([a[6].risk_score, b[6].risk_score, c[6].risk_score]),
 	"violations": [a[5], b[5], c[5]],
 	"warnings": array.concat(array.concat(a[6].warnings, b[6].warnings), c[6].warnings),
 }]) if {
-	[a, b, c] := _ranked_hits
-} else := object.union_n([_view.allowed, a[6], {
+	n == 3
+	[a, b, c] := sort(_hits)
+}
+
+_composed(n) := object.union_n([_view.allowed, a[6], {
 	"risk_score": max([a[6].risk_score, b[6].risk_score, c[6].risk_score, d[6].risk_score]),
 	"violations": [a[5], b[5], c[5], d[5]],
 	"warnings": array.concat(array.concat(a[6].warnings, b[6].warnings), array.concat(c[6].warnings, d[6].warnings)),
 }]) if {
-	[a, b, c, d] := _ranked_hits
-} else := object.union_n([_view.allowed, _ranked_hits[0][6], {
+	n == 4
+	[a, b, c, d] := sort(_hits)
+}
+
+_composed(n) := object.union_n([_view.allowed, _ranked_hits[0][6], {
 	"risk_score": max([x[6].risk_score | some x in _hits]),
 	"violations": [x[5] | some x in _ranked_hits],
 	"warnings": [x[5] | some x in _ranked_hits; x[0] == -1],
-}])
+}]) if {
+	n > 4
+}
 
-# A view with no shadow policy (both of its shadow lists empty, as the
-# adapter writes them and _computed_view computes them) has no shadow
-# hits, so the first two branches never look for any: nothing fired is
-# the view's precomputed result (the tenant's mode already applied), and,
-# for a tenant that enforces, one or more hits make _fired_result (a view
-# that reached the second branch has hits). Every other case is
-# _result's. (The view is defined only for a tenant the data holds.)
+# The result when the engine's hints say no rule of the view's policies
+# can fire (so there are no shadow hits either): with no built-in to run,
+# the view's precomputed no-hit result (the tenant's mode already
+# applied); with only FinancialSafety, for a tenant that enforces, that
+# result patched with its hit, if any (_composed's one-hit result), the
+# commonest decision with a hit. Undefined otherwise (result's next
+# branches decide).
+_builtins_result := _view.allowed if {
+	data.gatehouse.hints.builtins == {}
+} else := object.union(_view.allowed, h[6]) if {
+	data.gatehouse.hints.builtins == {"FinancialSafetyPolicy": true}
+	_tenant.mode == "enforcement"
+	h := financial_safety.hit
+}
+
+# Something fired: the view's no-hit result composed with the hits.
+_fired_result := _composed(_nhits) if _nhits > 0
+
+# The result is built by the first of these that applies:
+#  - Gatehouse's engine's hints say that no rule of the view's policies
+#    (shadow ones included) can fire, and no built-in or only
+#    FinancialSafety: _builtins_result, without looking for other hits.
+#    (The hints never leave out a rule that could fire; without hints, a
+#    stock OPA takes the next branches to the same result.)
+#  - A view with no shadow policy (both of its shadow lists empty, as the
+#    adapter writes them and _computed_view computes them) of a tenant
+#    that enforces has no shadow hits and no mode to apply: _composed.
+#  - Every other case is _result's.
+# (The view is defined only for a tenant the data holds.)
 
 # METADATA
 # description: The policy_result of docs/api.md §A7, less action_id and timing.
 # entrypoint: true
-result := _view.allowed if {
+result := r if {
 	is_string(input.action)
-	_nhits == 0
-	_view.shadow == {"agent": {}, "tenant": {}}
-} else := _fired_result if {
+	data.gatehouse.hints.rules == {"agent": {}, "tenant": {}}
+	r := _builtins_result
+} else := r if {
 	is_string(input.action)
 	_view.shadow == {"agent": {}, "tenant": {}}
 	_tenant.mode == "enforcement"
+	r := _composed(count(_hits))
 } else := r if {
 	is_string(input.action)
 	_tenant

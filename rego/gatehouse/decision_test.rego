@@ -488,6 +488,31 @@ test_risk_score[name] if {
 	r.risk_score == c.want
 }
 
+# The composition of n hits, unrolled (up to four) or iterating (five and
+# more), is the one definition: every hit's violation in rank order, the
+# warn hits' violations as warnings, the largest risk score, the trigger's
+# status, severity and reason.
+_composition_hits := [
+	_v(0, "low", "warn", 1),
+	_v(1, "critical", "block", 0.5),
+	_v(2, "high", "require_approval", 0.9),
+	_v(3, "medium", "warn", 0.7),
+	_v(4, "low", "block", 0.3),
+	_v(5, "critical", "warn", 1),
+]
+
+test_composition_by_number_of_hits[n] if {
+	some n in numbers.range(1, count(_composition_hits))
+	hits := {h | some h in array.slice(_composition_hits, 0, n)}
+	r := _decide(_input, {"tenant": {"pii": {"violations": hits}}})
+	ranked := sort([decision._ranked(v, "pii", "tenant") | some v in hits])
+	count(r.violations) == n
+	r.violations == [x[5] | some x in ranked]
+	r.warnings == [x[5] | some x in ranked; x[5].on_violation == "warn"]
+	r.risk_score == max([x[6].risk_score | some x in ranked])
+	[r.status, r.triggered_policy, r.severity, r.reason] == [ranked[0][6].status, "pii", ranked[0][6].severity, ranked[0][6].reason]
+}
+
 # --- policies_evaluated, warnings (A7) -----------------------------------
 
 test_policies_evaluated_in_effective_order if {
@@ -578,6 +603,16 @@ _with_views := object.union(_data_for(_scoped), {"acme": {"views": {
 	"builtins_only": _view_of({}, {}, ["FinancialSafetyPolicy", "DataExfiltrationPolicy"]),
 }}})
 
+# The same views flagged as the adapter flags views none of whose
+# policies has whitelisted domains (no whitelist is then looked at).
+_flagged_views := json.patch(_with_views, [{"op": "replace", "path": "/acme/views", "value": {
+	"default": {step: object.union(v, {"no_whitelists": true}) | some step, v in _with_views.acme.views["default"]},
+	"agents": {a: {step: object.union(v, {"no_whitelists": true}) | some step, v in byStep} |
+		some a, byStep in _with_views.acme.views.agents
+	},
+	"builtins_only": object.union(_with_views.acme.views.builtins_only, {"no_whitelists": true}),
+}}])
+
 test_precomputed_views_decide_as_computed_ones[name] if {
 	some name, inp in {
 		"billing-bot": _for_agent("billing-bot"),
@@ -586,7 +621,17 @@ test_precomputed_views_decide_as_computed_ones[name] if {
 		"unknown agent": _for_agent("new-bot"),
 		"unlisted step type": object.union(_for_agent("billing-bot"), {"step_type": "output"}),
 	}
-	_result(inp, _with_views, {"acme": _scoped}) == _decide(inp, _scoped)
+	every views in [_with_views, _flagged_views] {
+		_result(inp, views, {"acme": _scoped}) == _decide(inp, _scoped)
+	}
+}
+
+# Without the flag, a precomputed view's whitelists are honoured.
+test_precomputed_views_without_the_flag_check_whitelists if {
+	views := json.patch(_with_views, [{"op": "replace", "path": "/acme/views/default/ACTION/tenant/pii/whitelisted_domains", "value": ["example.com"]}])
+	inp := object.union(_input, {"params": {"url": "https://api.example.com/x"}})
+	_fired(_result(_input, views, {"acme": _scoped}), "pii")
+	not _fired(_result(inp, views, {"acme": _scoped}), "pii")
 }
 
 # Hints are trusted facts: only the engine's own query sets them. A policy
@@ -609,6 +654,57 @@ test_hints_cannot_add_policies_outside_the_view if {
 		with decision._fire as _mock_fire
 		with data.gatehouse.hints as hints
 	_order(r) == [["pii", "tenant", 0]]
+}
+
+# The engine's hints saying that no rule and no built-in can fire give the
+# view's no-hit result without looking for hits (here, the built-ins
+# would fire: the hints are trusted facts); any rule to run, or any
+# built-in, and the hits are looked for.
+_nothing_fires := {"rules": {"agent": {}, "tenant": {}}, "builtins": {}}
+
+test_hints_that_nothing_fires_give_the_no_hit_result[name] if {
+	some name, inp in {
+		"tenant-wide policies": object.union(_input, {"action": "wire_funds"}),
+		"agent-scoped policies": object.union(_for_agent("billing-bot"), {"action": "wire_funds"}),
+	}
+	r := decision.result with input as inp
+		with data.gatehouse.tenants as _with_rules(_with_views, {"acme": _scoped})
+		with decision._fire as _mock_fire
+		with data.gatehouse.hints as _nothing_fires
+	r == decision._view.allowed with input as inp with data.gatehouse.tenants as _with_views
+	r.violations == []
+}
+
+test_hints_with_something_to_run_look_for_hits[name] if {
+	some name, c in {
+		"a rule": {"hints": object.union(_nothing_fires, {"rules": {"agent": {}, "tenant": {"pii": [0]}}}), "want": [["pii", "tenant", 0]]},
+		"a built-in": {"hints": object.union(_nothing_fires, {"builtins": {"FinancialSafetyPolicy": true}}), "want": [["FinancialSafetyPolicy", "builtin", 1]]},
+	}
+	r := decision.result with input as object.union(_input, {"action": "wire_funds"})
+		with data.gatehouse.tenants as _with_rules(_with_views, {"acme": _scoped})
+		with decision._fire as _mock_fire
+		with data.gatehouse.hints as c.hints
+	_order(r) == c.want
+}
+
+# The hints saying that no rule can fire and that only FinancialSafety may:
+# its hit patches the no-hit result (a tenant in shadow mode takes the
+# general path); the same result as without hints.
+test_hints_that_only_financial_safety_may_fire[name] if {
+	some name, c in {
+		"no amount key": {"params": {"to": "acme"}, "financial": {"keyword": "wire", "amount_key": false}},
+		"over the hard limit": {"params": {"amount": 500000}, "financial": {"keyword": "wire", "amount_key": true}},
+		"small amount": {"params": {"amount": 5}, "financial": {"keyword": "wire", "amount_key": true}},
+	}
+	hints := object.union(_nothing_fires, {"builtins": {"FinancialSafetyPolicy": true}, "financial": c.financial})
+	inp := object.union(_input, {"action": "wire_funds", "params": c.params})
+	every mode in ["enforcement", "shadow"] {
+		hinted := decision.result with input as inp
+			with data.gatehouse.tenants as {"acme": {"mode": mode}}
+			with data.gatehouse.hints as hints
+		count(hinted.violations) == 1
+		hinted == decision.result with input as inp with data.gatehouse.tenants as {"acme": {"mode": mode}}
+	}
 }
 
 test_hints_in_input_are_ignored if {

@@ -28,11 +28,11 @@ import data.gatehouse.text
 #   tuple with every part that does not depend on the action written as a
 #   constant (decision_test.rego checks each rule's hit against _ranked).
 #
-#   Every branch of _hit holds the money word (_approval's match, or
-#   _decided behind _keyword), so the rule needs no guard of its own: the
+#   Every branch of hit holds the money word (the engine's, or _decided
+#   behind _keyword), so the rule needs no guard of its own: the
 #   commonest hit, the approval the engine's facts decide, costs no second
 #   look at the keyword.
-hits contains _hit
+hits contains hit
 
 # METADATA
 # description: The built-in's violations (at most one), as its rules find them.
@@ -197,11 +197,18 @@ _or_zero(s) := s if s != ""
 
 _or_zero(s) := "0" if s == ""
 
-# The engine's facts say no amount key occurs: the commonest hit, for
-# one lookup (_decided decides the same without the hint). _approval is
-# undefined without a money word, and so is _decided.
-_hit := _approval if {
+# METADATA
+# description: |
+#   The built-in's hit, undefined when it does not fire: hits' only member
+#   (data.gatehouse.decision takes it from here, without iterating a set).
+#   The engine's facts say no amount key occurs and name the money word:
+#   the commonest hit, built from the facts alone (_decided decides the
+#   same without the hints). _approval is undefined without a money word,
+#   and so is _decided.
+hit := _approval_of(k) if {
 	data.gatehouse.hints.financial.amount_key == false
+	k := data.gatehouse.hints.financial.keyword
+	is_string(k)
 } else := _decided if _keyword
 
 # Without a quoted amount key in the text there is no amount: approval,
@@ -256,7 +263,10 @@ _decided := _approval if {
 	}
 }
 
-_approval := [-2, -3, 2, "FinancialSafetyPolicy", 1, v, {
+_approval := _approval_of(_keyword)
+
+# The approval hit for money word k.
+_approval_of(k) := [-2, -3, 2, "FinancialSafetyPolicy", 1, v, {
 	"status": "pending_review",
 	"risk_score": 0.8,
 	"triggered_policy": "FinancialSafetyPolicy",
@@ -272,7 +282,7 @@ _approval := [-2, -3, 2, "FinancialSafetyPolicy", 1, v, {
 		"severity": "high",
 		"on_violation": "require_approval",
 		"confidence": 1,
-		"match": _keyword,
+		"match": k,
 		"reason": "High-value financial operation requires approval",
 	}
 }
