@@ -70,11 +70,11 @@ func inputOf(a pdp.Action, params *ast.Term) ast.Value {
 // checks what the conversion would refuse). The object is built per
 // decision and only read, so its cache is never shared; a.Params is only
 // read.
+//
+// The other fields are given as the values inputAndParams builds (AST
+// values, which the conversion keeps as they are), from shortStringTerm's
+// table: no allocation for them, before or during the evaluation.
 func lazyInput(a pdp.Action) ast.Value {
-	var agent any
-	if a.AgentID != "" {
-		agent = a.AgentID
-	}
 	step := a.StepType
 	if step == "" {
 		step = pdp.DefaultStepType
@@ -84,11 +84,11 @@ func lazyInput(a pdp.Action) ast.Value {
 		params = noParams
 	}
 	return ast.LazyObject(map[string]any{
-		"tenant_id": a.TenantID,
-		"agent_id":  agent,
-		"action":    a.Name,
+		"tenant_id": shortStringTerm(a.TenantID).Value,
+		"agent_id":  agentTerm(a.AgentID).Value,
+		"action":    shortStringTerm(a.Name).Value,
 		"params":    params,
-		"step_type": step,
+		"step_type": shortStringTerm(step).Value,
 	})
 }
 

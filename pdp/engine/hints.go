@@ -82,44 +82,118 @@ var builtinHints = [4]*ast.Term{
 
 // hintedEval returns the context and input of hintedQuery's evaluation
 // of action a, whose action text (actionText, which succeeded) is text:
-// ctx with the hints, and the decision input with the params converted
-// only where the library reads it (lazyInput).
+// ctx with the hints (a hintSet), and the decision input with the params
+// converted only where the library reads it (lazyInput).
 func hintedEval(ctx context.Context, h *adapter.Hinter, a pdp.Action, text string) (context.Context, ast.Value) {
 	folded := foldText(text)
-	rules := h.RulesTerm(a.AgentID, a.StepType, folded)
-	builtins := 0
-	var financial *ast.Term
+	hs := &hintSet{rules: h.RulesTerm(a.AgentID, a.StepType, folded), ascii: isASCII(text)}
 	// FinancialFacts and DataExfiltrationMayFire from one scan of folded.
-	keyword, amountKey, fin, exfil := library.BuiltinFacts(a.Name, text, folded)
-	if fin {
+	var exfil bool
+	hs.keyword, hs.amountKey, hs.financial, exfil = library.BuiltinFacts(a.Name, text, folded)
+	builtins := 0
+	if hs.financial {
 		builtins |= 1
-		financial = ast.ObjectTerm(
-			[2]*ast.Term{hintKeyword, shortStringTerm(keyword)},
-			[2]*ast.Term{hintAmountKey, ast.InternedTerm(amountKey)},
-		)
 	}
 	if exfil {
 		builtins |= 2
 	}
-	textTerm := ast.StringTerm(text)
-	foldedTerm := textTerm
+	hs.builtins = builtinHints[builtins]
+	hs.text = ast.String(text)
+	hs.folded = hs.text
 	if folded != text {
-		foldedTerm = ast.StringTerm(folded)
+		hs.folded = ast.String(folded)
 	}
+	return context.WithValue(ctx, hintsKey{}, hs), lazyInput(a)
+}
+
+// hintSet is one evaluation's hints, as hintStore serves them: each hint
+// a value of its own, so that the library's reads of single hints (all it
+// does) need no object holding them all; object builds that object for a
+// read of data.gatehouse.hints whole. Built per evaluation, only read.
+type hintSet struct {
+	text, folded ast.Value // strings
+	ascii        bool
+	rules        *ast.Term // adapter.Hinter's RulesTerm, shared: never modified
+	builtins     *ast.Term // one of builtinHints
+	financial    bool      // FinancialSafety may fire: keyword and amountKey hold
+	keyword      string
+	amountKey    bool
+}
+
+// object is the hints as one object: {text, folded, ascii, rules,
+// builtins, financial: {keyword, amount_key} when FinancialSafety may
+// fire}.
+func (h *hintSet) object() ast.Object {
 	items := [...][2]*ast.Term{
-		{hintText, textTerm},
-		{hintFolded, foldedTerm},
-		{hintASCII, ast.InternedTerm(isASCII(text))},
-		{hintRules, rules},
-		{hintBuiltins, builtinHints[builtins]},
-		{hintFinancialFacts, financial},
+		{hintText, ast.NewTerm(h.text)},
+		{hintFolded, ast.NewTerm(h.folded)},
+		{hintASCII, ast.InternedTerm(h.ascii)},
+		{hintRules, h.rules},
+		{hintBuiltins, h.builtins},
+		{hintFinancialFacts, nil},
 	}
-	n := len(items)
-	if financial == nil {
-		n-- // built in one block either way, never grown by an Insert
+	n := len(items) - 1
+	if h.financial {
+		items[n][1] = ast.NewTerm(h.financialObject())
+		n++
 	}
-	hints := ast.NewObject(items[:n]...)
-	return context.WithValue(ctx, hintsKey{}, hints), lazyInput(a)
+	return ast.NewObject(items[:n]...)
+}
+
+func (h *hintSet) financialObject() ast.Object {
+	return ast.NewObject(
+		[2]*ast.Term{hintKeyword, shortStringTerm(h.keyword)},
+		[2]*ast.Term{hintAmountKey, ast.InternedTerm(h.amountKey)},
+	)
+}
+
+// read is the hint at path (below data.gatehouse.hints), or nil.
+func (h *hintSet) read(path storage.Path) ast.Value {
+	if len(path) == 0 {
+		return h.object()
+	}
+	var v ast.Value
+	switch path[0] {
+	case "text":
+		v = h.text
+	case "folded":
+		v = h.folded
+	case "ascii":
+		v = ast.InternedTerm(h.ascii).Value
+	case "rules":
+		v = h.rules.Value
+	case "builtins":
+		v = h.builtins.Value
+	case "financial":
+		if !h.financial {
+			return nil
+		}
+		if len(path) == 1 {
+			return h.financialObject()
+		}
+		switch path[1] {
+		case "keyword":
+			v = shortStringTerm(h.keyword).Value
+		case "amount_key":
+			v = ast.InternedTerm(h.amountKey).Value
+		default:
+			return nil
+		}
+		path = path[1:]
+	default:
+		return nil
+	}
+	return hintAt(v, path[1:])
+}
+
+// hintAt is the value at path below v, or nil.
+func hintAt(v ast.Value, path storage.Path) ast.Value {
+	for _, seg := range path {
+		if v = hintChild(v, seg); v == nil {
+			return nil
+		}
+	}
+	return v
 }
 
 // hintsKey is the context key of an evaluation's hints (hintedEval).
@@ -136,26 +210,30 @@ type hintStore struct{ storage.Store }
 // hintPath is data.gatehouse.hints as a storage path.
 var hintPath = storage.Path{adapter.Root, "hints"}
 
-// Read reads path, from the context's hints under hintPath.
+// Read reads path, from the context's hints under hintPath. The hints are
+// a *hintSet (hintedEval) or, in tests that change them, an ast.Object.
 func (s hintStore) Read(ctx context.Context, txn storage.Transaction, path storage.Path) (any, error) {
-	hints, _ := ctx.Value(hintsKey{}).(ast.Object)
-	switch {
-	case hints == nil:
+	var read func(storage.Path) ast.Value
+	switch h := ctx.Value(hintsKey{}).(type) {
+	case *hintSet:
+		read = h.read
+	case ast.Object:
+		read = func(p storage.Path) ast.Value { return hintAt(h, p) }
+	default:
 		return s.Store.Read(ctx, txn, path)
+	}
+	switch {
 	case path.HasPrefix(hintPath):
-		var v ast.Value = hints
-		for _, seg := range path[len(hintPath):] {
-			if v = hintChild(v, seg); v == nil {
-				return nil, errNoHint
-			}
+		if v := read(path[len(hintPath):]); v != nil {
+			return v, nil
 		}
-		return v, nil
+		return nil, errNoHint
 	case hintPath.HasPrefix(path): // data or data.gatehouse, whole
 		v, err := s.Store.Read(ctx, txn, path)
 		if err != nil && !storage.IsNotFound(err) {
 			return nil, err
 		}
-		return withHints(v, path, hints)
+		return withHints(v, path, read(nil).(ast.Object))
 	}
 	return s.Store.Read(ctx, txn, path)
 }

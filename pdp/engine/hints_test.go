@@ -696,7 +696,7 @@ func hintedOf(ctx context.Context, h *adapter.Hinter, a pdp.Action) (hinted, boo
 		return hinted{}, false
 	}
 	hctx, input := hintedEval(ctx, h, a, text)
-	return hinted{input: input, hints: hctx.Value(hintsKey{}).(ast.Object)}, true
+	return hinted{input: input, hints: hctx.Value(hintsKey{}).(*hintSet).object()}, true
 }
 
 // eval evaluates pq (over a hintStore, to see the hints) on w.

@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
@@ -131,6 +133,30 @@ func TestLazyInputRefused(t *testing.T) {
 		d, err := e.Evaluate(t.Context(), a)
 		if !errors.Is(err, pdp.ErrEvaluationFailed) || d != nil {
 			t.Fatalf("Evaluate(%v) = %+v, %v; want ErrEvaluationFailed", v, d, err)
+		}
+	}
+}
+
+// TestHintSetReads: the engine's hintSet answers every path as the object
+// it stands for does (what tests that change the hints evaluate).
+func TestHintSetReads(t *testing.T) {
+	rules := ast.MustParseTerm(`{"agent": {"p": [0, 2]}, "tenant": {"q": [1]}}`)
+	for _, hs := range []*hintSet{
+		{text: ast.String(`{"action":"A"}`), folded: ast.String(`{"action":"a"}`), ascii: true, rules: rules, builtins: builtinHints[3], financial: true, keyword: "pay", amountKey: true},
+		{text: ast.String("é"), folded: ast.String("é"), rules: rules, builtins: builtinHints[0]},
+	} {
+		obj := hs.object()
+		for _, p := range []string{"", "text", "folded", "ascii", "rules", "rules/agent", "rules/agent/p", "rules/agent/p/1", "rules/agent/p/7",
+			"rules/tenant/q/0", "builtins", "builtins/FinancialSafetyPolicy", "financial", "financial/keyword", "financial/amount_key",
+			"financial/other", "candidates", "text/deeper", "ascii/x", "nothing"} {
+			var path storage.Path
+			if p != "" {
+				path = strings.Split(p, "/")
+			}
+			got, want := hs.read(path), hintAt(obj, path)
+			if (got == nil) != (want == nil) || got != nil && got.Compare(want) != 0 {
+				t.Errorf("%s: hintSet %v, object %v", p, got, want)
+			}
 		}
 	}
 }
