@@ -118,8 +118,8 @@ func newAsData(t *testing.T, tenants []pdp.TenantPolicies) *asData {
 	if legacy.Compile(modules); legacy.Failed() {
 		t.Fatal(legacy.Errors)
 	}
-	store := inmem.NewFromObjectWithOpts(map[string]any{adapter.Root: map[string]any{"config": e.data, "tenants": data}},
-		inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
+	store := hintStore{inmem.NewFromObjectWithOpts(map[string]any{adapter.Root: map[string]any{"config": e.data, "tenants": data}},
+		inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))}
 	prep := func(c *ast.Compiler, q string) rego.PreparedEvalQuery {
 		pq, err := rego.New(rego.Query(q), rego.Compiler(c), rego.Store(store), rego.StrictBuiltinErrors(true)).PrepareForEval(t.Context())
 		if err != nil {
@@ -136,9 +136,9 @@ func newAsData(t *testing.T, tenants []pdp.TenantPolicies) *asData {
 }
 
 // result evaluates pq and returns its result as JSON, or the error.
-func (x *asData) result(t *testing.T, pq rego.PreparedEvalQuery, input ast.Value) (string, error) {
+func (x *asData) result(t *testing.T, pq rego.PreparedEvalQuery, in hinted) (string, error) {
 	t.Helper()
-	rs, err := pq.Eval(t.Context(), rego.EvalParsedInput(input))
+	rs, err := in.eval(t.Context(), pq)
 	if err != nil {
 		return "", err
 	}
@@ -159,14 +159,14 @@ func (x *asData) result(t *testing.T, pq rego.PreparedEvalQuery, input ast.Value
 // (adapter.Literals of match and of context_requires) hold on the folded
 // text; a policy with none is left out. Every rule that can fire is
 // listed: the pre-checks are necessary conditions.
-func (x *asData) ruleHints(t testing.TB, a pdp.Action, wrapped ast.Value) ast.Value {
+func (x *asData) ruleHints(t testing.TB, a pdp.Action, wrapped hinted) hinted {
 	t.Helper()
 	return ruleHints(x.tenants[a.TenantID], a, wrapped)
 }
 
 // ruleHints is asData.ruleHints for a's tenant tp.
-func ruleHints(tp *pdp.TenantPolicies, a pdp.Action, wrapped ast.Value) ast.Value {
-	hints := wrapped.(ast.Object).Get(hintHintsKey).Value.(ast.Object)
+func ruleHints(tp *pdp.TenantPolicies, a pdp.Action, wrapped hinted) hinted {
+	hints := wrapped.hints
 	folded := string(hints.Get(hintFolded).Value.(ast.String))
 	agentNames, tenantNames := hinterOf(tp).Candidates(a.AgentID, a.StepType, folded)
 	holds := func(pattern string) bool {
@@ -208,10 +208,7 @@ func ruleHints(tp *pdp.TenantPolicies, a pdp.Action, wrapped ast.Value) ast.Valu
 		[2]*ast.Term{candidatesAgentKey, scope(agentNames, agent)},
 		[2]*ast.Term{candidatesTenantKey, scope(tenantNames, "")},
 	))
-	return ast.NewObject(
-		[2]*ast.Term{hintInputKey, wrapped.(ast.Object).Get(hintInputKey)},
-		[2]*ast.Term{hintHintsKey, ast.NewTerm(withRules)},
-	)
+	return hinted{input: wrapped.input, hints: withRules}
 }
 
 var (
@@ -224,11 +221,11 @@ var (
 // the generated modules without and with the engine's hints.
 func (x *asData) decide(t *testing.T, a pdp.Action) {
 	t.Helper()
-	input, params, err := inputAndParams(a)
+	input, _, err := inputAndParams(a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrapped, ok := hintedInput(x.hinters[a.TenantID], a, input, params)
+	wrapped, ok := hintedOf(t.Context(), x.hinters[a.TenantID], a)
 	if !ok {
 		t.Fatalf("%+v: no hinted input", a)
 	}
@@ -238,12 +235,12 @@ func (x *asData) decide(t *testing.T, a pdp.Action) {
 		err  error
 	}
 	var answers []answer
-	add := func(name string, pq rego.PreparedEvalQuery, in ast.Value) {
+	add := func(name string, pq rego.PreparedEvalQuery, in hinted) {
 		j, err := x.result(t, pq, in)
 		answers = append(answers, answer{name, j, err})
 	}
-	add("modules, no hints", x.legacyPlain, input)
-	add("data, no hints", x.plain, input)
+	add("modules, no hints", x.legacyPlain, hinted{input: input})
+	add("data, no hints", x.plain, hinted{input: input})
 	policyHinted := policyHints(x.hinters[a.TenantID], a, wrapped)
 	add("modules, policy hints", x.legacyHinted, policyHinted)
 	add("data, policy hints", x.hinted, policyHinted)
@@ -318,8 +315,8 @@ func hinterOf(tp *pdp.TenantPolicies) *adapter.Hinter {
 // candidates hint (data.gatehouse.hints.candidates, policy names) in
 // place of the rule hints: the hint the library also accepts, and the one
 // the generated modules read.
-func policyHints(h *adapter.Hinter, a pdp.Action, wrapped ast.Value) ast.Value {
-	hints := wrapped.(ast.Object).Get(hintHintsKey).Value.(ast.Object)
+func policyHints(h *adapter.Hinter, a pdp.Action, wrapped hinted) hinted {
+	hints := wrapped.hints
 	folded := string(hints.Get(hintFolded).Value.(ast.String))
 	var out [][2]*ast.Term
 	hints.Foreach(func(k, v *ast.Term) {
@@ -328,8 +325,5 @@ func policyHints(h *adapter.Hinter, a pdp.Action, wrapped ast.Value) ast.Value {
 		}
 	})
 	out = append(out, [2]*ast.Term{ast.StringTerm("candidates"), h.CandidatesTerm(a.AgentID, a.StepType, folded)})
-	return ast.NewObject(
-		[2]*ast.Term{hintInputKey, wrapped.(ast.Object).Get(hintInputKey)},
-		[2]*ast.Term{hintHintsKey, ast.ObjectTerm(out...)},
-	)
+	return hinted{input: wrapped.input, hints: ast.NewObject(out...)}
 }

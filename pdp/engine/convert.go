@@ -40,6 +40,11 @@ func inputAndParams(a pdp.Action) (ast.Value, ast.Object, error) {
 		}
 		params = t
 	}
+	return inputOf(a, params), params.Value.(ast.Object), nil
+}
+
+// inputOf is the decision input of a with params as its params.
+func inputOf(a pdp.Action, params *ast.Term) ast.Value {
 	step := a.StepType
 	if step == "" {
 		step = pdp.DefaultStepType
@@ -50,8 +55,45 @@ func inputAndParams(a pdp.Action) (ast.Value, ast.Object, error) {
 		ast.Item(keyAction, shortStringTerm(a.Name)),
 		ast.Item(keyParams, params),
 		ast.Item(keyStepType, shortStringTerm(step)),
-	), params.Value.(ast.Object), nil
+	)
 }
+
+// lazyInput is a's decision input as an object OPA converts only where
+// the library reads it (ast.LazyObject: a key's value when it is first
+// looked up, all of it only when iterated, hashed or compared): with the
+// engine's hints the library reads the tenant, agent, action and step
+// type, and the params only to look for amounts (FinancialSafety, when
+// the text holds an amount key), so most decisions convert none of the
+// params. The values are the ones inputAndParams builds (the same
+// ast.InterfaceToValue, which the lazy conversion panics on a value it
+// refuses: the caller must have had actionText accept a.Params, which
+// checks what the conversion would refuse). The object is built per
+// decision and only read, so its cache is never shared; a.Params is only
+// read.
+//
+// The other fields are given as the values inputAndParams builds (AST
+// values, which the conversion keeps as they are), from shortStringTerm's
+// table: no allocation for them, before or during the evaluation.
+func lazyInput(a pdp.Action) ast.Value {
+	step := a.StepType
+	if step == "" {
+		step = pdp.DefaultStepType
+	}
+	params := a.Params
+	if params == nil {
+		params = noParams
+	}
+	return ast.LazyObject(map[string]any{
+		"tenant_id": shortStringTerm(a.TenantID).Value,
+		"agent_id":  agentTerm(a.AgentID).Value,
+		"action":    shortStringTerm(a.Name).Value,
+		"params":    params,
+		"step_type": shortStringTerm(step).Value,
+	})
+}
+
+// noParams is the params of an action without any; never modified.
+var noParams = map[string]any{}
 
 // objectTerm converts a JSON object to a term, its items built in one
 // block (ast.NewObject) rather than inserted one by one.

@@ -106,18 +106,18 @@ func (d *Draft) evaluate(ctx context.Context, a pdp.Action, start time.Time, val
 	if a.TenantID != d.tenant {
 		return nil, fmt.Errorf("%w: draft of tenant %q for an action of %q", pdp.ErrEvaluationFailed, d.tenant, a.TenantID)
 	}
-	input, params, err := inputAndParams(a)
+	text, textErr := actionText(a.Name, a.Params)
+	if d.hinted != nil && d.hinter != nil && textErr == nil {
+		hctx, hin := hintedEval(ctx, d.hinter, a, text)
+		rs, err := d.e.run(hctx, d.tenant, *d.hinted, hin, values)
+		if err != nil {
+			return nil, err
+		}
+		return decisionOfAST(rs, start)
+	}
+	input, _, err := inputAndParams(a)
 	if err != nil {
 		return nil, fmt.Errorf("%w: input: %w", pdp.ErrEvaluationFailed, err)
-	}
-	if d.hinted != nil {
-		if wrapped, ok := hintedInput(d.hinter, a, input, params); ok {
-			rs, err := d.e.run(ctx, d.tenant, *d.hinted, wrapped, values)
-			if err != nil {
-				return nil, err
-			}
-			return decisionOfAST(rs, start)
-		}
 	}
 	rs, err := d.e.run(ctx, d.tenant, d.query, input, values)
 	if err != nil {

@@ -340,21 +340,31 @@ func (e *Engine) Evaluate(ctx context.Context, a pdp.Action) (d *pdp.Decision, e
 		e.observeDecision(a.TenantID, d, err, time.Since(start))
 	}()
 
-	input, params, err := inputAndParams(a)
-	if err != nil {
-		return nil, fmt.Errorf("%w: input: %w", pdp.ErrEvaluationFailed, err)
+	// The action text in Go; when it cannot be computed (or the params do
+	// not convert), the input is built now, so that an input the library
+	// cannot take fails before the tenant's entry is looked up.
+	text, textErr := actionText(a.Name, a.Params)
+	var input ast.Value
+	if textErr != nil {
+		if input, _, err = inputAndParams(a); err != nil {
+			return nil, fmt.Errorf("%w: input: %w", pdp.ErrEvaluationFailed, err)
+		}
 	}
 	pq, err := e.entry(ctx, span, a.TenantID, a.AgentID)
 	if err != nil {
 		return nil, err
 	}
-	if pq.hinted != nil {
-		if wrapped, ok := hintedInput(pq.hinter, a, input, params); ok {
-			rs, err := e.run(ctx, a.TenantID, *pq.hinted, wrapped, e.values)
-			if err != nil {
-				return nil, err
-			}
-			return pq.decisionOfAST(rs, start)
+	if pq.hinted != nil && pq.hinter != nil && textErr == nil {
+		hctx, hin := hintedEval(ctx, pq.hinter, a, text)
+		rs, err := e.run(hctx, a.TenantID, *pq.hinted, hin, e.values)
+		if err != nil {
+			return nil, err
+		}
+		return pq.decisionOfAST(rs, start)
+	}
+	if input == nil {
+		if input, _, err = inputAndParams(a); err != nil {
+			return nil, fmt.Errorf("%w: input: %w", pdp.ErrEvaluationFailed, err)
 		}
 	}
 	rs, err := e.run(ctx, a.TenantID, pq.query, input, e.values)
@@ -596,7 +606,8 @@ func (e *Engine) unitFor(ctx context.Context, tenant string, st *tenantState) (_
 
 // tenantUnit builds the unit of a registry tenant's policies (or a
 // draft's): the shared library and a store holding the engine's config and
-// the tenant's data document.
+// the tenant's data document, read through a hintStore (the hints of
+// Evaluate's hinted evaluations).
 func (e *Engine) tenantUnit(tp *pdp.TenantPolicies) (*unit, error) {
 	lib, err := e.lib.get(e.library)
 	if err != nil {
@@ -608,7 +619,7 @@ func (e *Engine) tenantUnit(tp *pdp.TenantPolicies) (*unit, error) {
 			"tenants": map[string]any{tp.TenantID: adapter.TenantData(tp, "", true)},
 		},
 	}, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
-	return &unit{compiler: lib, store: store, hinter: adapter.NewHinter(tp)}, nil
+	return &unit{compiler: lib, store: hintStore{store}, hinter: adapter.NewHinter(tp)}, nil
 }
 
 // moduleCache keeps, by scope, name and a fingerprint of a policy's

@@ -42,20 +42,16 @@ func TestDecisionEvents(t *testing.T) {
 	exact, warned := map[int]int{}, map[int]int{}
 	defer func() { t.Logf("decisions by number of hits %v, of them with a warning %v", exact, warned) }()
 	for _, a := range s.Actions[:min(*eventActions, len(s.Actions))] {
-		input, params, err := inputAndParams(a)
-		if err != nil {
-			t.Fatal(err)
-		}
 		pq, err := e.entry(t.Context(), noop.Span{}, a.TenantID, a.AgentID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		wrapped, ok := hintedInput(pq.hinter, a, input, params)
+		wrapped, ok := hintedOf(t.Context(), pq.hinter, a)
 		if !ok || pq.hinted == nil {
 			t.Fatalf("%v: not hinted", a)
 		}
 		buf := topdown.NewBufferTracer()
-		rs, err := pq.hinted.Eval(t.Context(), rego.EvalParsedInput(wrapped), rego.EvalQueryTracer(buf))
+		rs, err := wrapped.eval(t.Context(), *pq.hinted, rego.EvalQueryTracer(buf))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -16,12 +17,14 @@ import (
 )
 
 // hintedQuery is the decision query as Evaluate runs it for registry
-// tenants. Its input is the engine's own wrapper {"input": <the action's
-// input>, "hints": <facts computed in Go>}: the library sees the action's
-// input as input and the hints as data.gatehouse.hints, which nothing
-// else sets (no store document, no client input: the Data API evaluates
-// the plain query, and a client's fields named like hints stay inside
-// the action's input, where the library never looks for hints).
+// tenants, with the engine's hints: the plain decision query over the
+// unit's hintStore, evaluated in a context that carries the hints
+// (hintedEval). The library reads them as data.gatehouse.hints, which
+// nothing else sets: no store document (hintStore answers that path from
+// the evaluation's context, where only the engine puts them: the key is
+// unexported) and no client input (the Data API evaluates with the
+// request's context, which has no hints; a client's fields named like
+// hints stay inside the action's input, where the library never looks).
 //
 // The hints: text, folded and ascii (the action text, computed in Go byte
 // for byte as the library computes it), rules (per scope, each policy of
@@ -32,7 +35,13 @@ import (
 // builtins (the built-ins whose anchors occur) and financial (the money
 // word and whether an amount key occurs, when FinancialSafety may fire).
 // The library decides the same without them; they only spare it work.
-const hintedQuery = adapter.DecisionQuery + " with input as input.input with data.gatehouse.hints as input.hints"
+//
+// Earlier the hints reached the library through the query itself
+// (`with input as input.input with data.gatehouse.hints as input.hints`);
+// OPA's with builds the overlay document and pushes its caches and target
+// stack on every evaluation, and checks every data reference against the
+// target, which cost more than the store reads of the hints do.
+const hintedQuery = adapter.DecisionQuery
 
 // prepareHinted prepares hintedQuery over a compiled unit, strict like
 // prepareQuery, with the result kept as AST (decodeAST reads it).
@@ -47,8 +56,6 @@ func (e *Engine) prepareHinted(ctx context.Context, c *ast.Compiler, s storage.S
 }
 
 var (
-	hintInputKey    = ast.InternedTerm("input")
-	hintHintsKey    = ast.InternedTerm("hints")
 	hintText        = ast.InternedTerm("text")
 	hintFolded      = ast.InternedTerm("folded")
 	hintASCII       = ast.InternedTerm("ascii")
@@ -73,52 +80,226 @@ var builtinHints = [4]*ast.Term{
 	ast.ObjectTerm([2]*ast.Term{hintFinancial, ast.InternedTerm(true)}, [2]*ast.Term{hintExfiltrated, ast.InternedTerm(true)}),
 }
 
-// hintedInput returns hintedQuery's input for action a, whose decision
-// input and params are input and params; ok is false when the action text
-// cannot be computed in Go (the caller then evaluates without hints).
-func hintedInput(h *adapter.Hinter, a pdp.Action, input ast.Value, params ast.Object) (ast.Value, bool) {
-	text, err := actionText(a.Name, params)
-	if err != nil || h == nil {
-		return nil, false
-	}
+// hintedEval returns the context and input of hintedQuery's evaluation
+// of action a, whose action text (actionText, which succeeded) is text:
+// ctx with the hints (a hintSet), and the decision input with the params
+// converted only where the library reads it (lazyInput).
+func hintedEval(ctx context.Context, h *adapter.Hinter, a pdp.Action, text string) (context.Context, ast.Value) {
 	folded := foldText(text)
-	rules := h.RulesTerm(a.AgentID, a.StepType, folded)
-	builtins := 0
-	var financial *ast.Term
+	hs := &hintSet{rules: h.RulesTerm(a.AgentID, a.StepType, folded), ascii: isASCII(text)}
 	// FinancialFacts and DataExfiltrationMayFire from one scan of folded.
-	keyword, amountKey, fin, exfil := library.BuiltinFacts(a.Name, text, folded)
-	if fin {
+	var exfil bool
+	hs.keyword, hs.amountKey, hs.financial, exfil = library.BuiltinFacts(a.Name, text, folded)
+	builtins := 0
+	if hs.financial {
 		builtins |= 1
-		financial = ast.ObjectTerm(
-			[2]*ast.Term{hintKeyword, shortStringTerm(keyword)},
-			[2]*ast.Term{hintAmountKey, ast.InternedTerm(amountKey)},
-		)
 	}
 	if exfil {
 		builtins |= 2
 	}
-	textTerm := ast.StringTerm(text)
-	foldedTerm := textTerm
+	hs.builtins = builtinHints[builtins]
+	hs.text = ast.String(text)
+	hs.folded = hs.text
 	if folded != text {
-		foldedTerm = ast.StringTerm(folded)
+		hs.folded = ast.String(folded)
 	}
+	return context.WithValue(ctx, hintsKey{}, hs), lazyInput(a)
+}
+
+// hintSet is one evaluation's hints, as hintStore serves them: each hint
+// a value of its own, so that the library's reads of single hints (all it
+// does) need no object holding them all; object builds that object for a
+// read of data.gatehouse.hints whole. Built per evaluation, only read.
+type hintSet struct {
+	text, folded ast.Value // strings
+	ascii        bool
+	rules        *ast.Term // adapter.Hinter's RulesTerm, shared: never modified
+	builtins     *ast.Term // one of builtinHints
+	financial    bool      // FinancialSafety may fire: keyword and amountKey hold
+	keyword      string
+	amountKey    bool
+}
+
+// object is the hints as one object: {text, folded, ascii, rules,
+// builtins, financial: {keyword, amount_key} when FinancialSafety may
+// fire}.
+func (h *hintSet) object() ast.Object {
 	items := [...][2]*ast.Term{
-		{hintText, textTerm},
-		{hintFolded, foldedTerm},
-		{hintASCII, ast.InternedTerm(isASCII(text))},
-		{hintRules, rules},
-		{hintBuiltins, builtinHints[builtins]},
-		{hintFinancialFacts, financial},
+		{hintText, ast.NewTerm(h.text)},
+		{hintFolded, ast.NewTerm(h.folded)},
+		{hintASCII, ast.InternedTerm(h.ascii)},
+		{hintRules, h.rules},
+		{hintBuiltins, h.builtins},
+		{hintFinancialFacts, nil},
 	}
-	n := len(items)
-	if financial == nil {
-		n-- // built in one block either way, never grown by an Insert
+	n := len(items) - 1
+	if h.financial {
+		items[n][1] = ast.NewTerm(h.financialObject())
+		n++
 	}
-	hints := ast.NewObject(items[:n]...)
+	return ast.NewObject(items[:n]...)
+}
+
+func (h *hintSet) financialObject() ast.Object {
 	return ast.NewObject(
-		[2]*ast.Term{hintInputKey, ast.NewTerm(input)},
-		[2]*ast.Term{hintHintsKey, ast.NewTerm(hints)},
-	), true
+		[2]*ast.Term{hintKeyword, shortStringTerm(h.keyword)},
+		[2]*ast.Term{hintAmountKey, ast.InternedTerm(h.amountKey)},
+	)
+}
+
+// read is the hint at path (below data.gatehouse.hints), or nil.
+func (h *hintSet) read(path storage.Path) ast.Value {
+	if len(path) == 0 {
+		return h.object()
+	}
+	var v ast.Value
+	switch path[0] {
+	case "text":
+		v = h.text
+	case "folded":
+		v = h.folded
+	case "ascii":
+		v = ast.InternedTerm(h.ascii).Value
+	case "rules":
+		v = h.rules.Value
+	case "builtins":
+		v = h.builtins.Value
+	case "financial":
+		if !h.financial {
+			return nil
+		}
+		if len(path) == 1 {
+			return h.financialObject()
+		}
+		switch path[1] {
+		case "keyword":
+			v = shortStringTerm(h.keyword).Value
+		case "amount_key":
+			v = ast.InternedTerm(h.amountKey).Value
+		default:
+			return nil
+		}
+		path = path[1:]
+	default:
+		return nil
+	}
+	return hintAt(v, path[1:])
+}
+
+// hintAt is the value at path below v, or nil.
+func hintAt(v ast.Value, path storage.Path) ast.Value {
+	for _, seg := range path {
+		if v = hintChild(v, seg); v == nil {
+			return nil
+		}
+	}
+	return v
+}
+
+// hintsKey is the context key of an evaluation's hints (hintedEval).
+type hintsKey struct{}
+
+// hintStore is a registry unit's store as its queries read it: the
+// tenant's data, and at data.gatehouse.hints the hints of the evaluation
+// reading it, from its context (hintedEval); without hints in the context
+// (every evaluation but Evaluate's hinted one), exactly the data. The
+// hints are read-only for OPA (its reads never modify a value) and are
+// built per evaluation, so nothing of one decision reaches another.
+type hintStore struct{ storage.Store }
+
+// hintPath is data.gatehouse.hints as a storage path.
+var hintPath = storage.Path{adapter.Root, "hints"}
+
+// Read reads path, from the context's hints under hintPath. The hints are
+// a *hintSet (hintedEval) or, in tests that change them, an ast.Object.
+func (s hintStore) Read(ctx context.Context, txn storage.Transaction, path storage.Path) (any, error) {
+	var read func(storage.Path) ast.Value
+	switch h := ctx.Value(hintsKey{}).(type) {
+	case *hintSet:
+		read = h.read
+	case ast.Object:
+		read = func(p storage.Path) ast.Value { return hintAt(h, p) }
+	default:
+		return s.Store.Read(ctx, txn, path)
+	}
+	switch {
+	case path.HasPrefix(hintPath):
+		if v := read(path[len(hintPath):]); v != nil {
+			return v, nil
+		}
+		return nil, errNoHint
+	case hintPath.HasPrefix(path): // data or data.gatehouse, whole
+		v, err := s.Store.Read(ctx, txn, path)
+		if err != nil && !storage.IsNotFound(err) {
+			return nil, err
+		}
+		return withHints(v, path, read(nil).(ast.Object))
+	}
+	return s.Store.Read(ctx, txn, path)
+}
+
+// errNoHint is what reading a hint the evaluation does not have returns,
+// built once (storage.IsNotFound holds for it, as for the store's own).
+var errNoHint = &storage.Error{Code: storage.NotFoundErr, Message: "hint missing"}
+
+// hintChild is the value at path segment seg of v, or nil.
+func hintChild(v ast.Value, seg string) ast.Value {
+	switch x := v.(type) {
+	case ast.Object:
+		k := hintKeys[seg]
+		if k == nil {
+			k = ast.StringTerm(seg)
+		}
+		if t := x.Get(k); t != nil {
+			return t.Value
+		}
+	case *ast.Array:
+		if i, err := strconv.Atoi(seg); err == nil && i >= 0 && i < x.Len() {
+			return x.Elem(i).Value
+		}
+	}
+	return nil
+}
+
+// hintKeys are the keys of the hints' objects, built once.
+var hintKeys = func() map[string]*ast.Term {
+	m := map[string]*ast.Term{}
+	for _, t := range []*ast.Term{hintText, hintFolded, hintASCII, hintRules, hintBuiltins,
+		hintFinancialFacts, hintKeyword, hintAmountKey, ast.InternedTerm("agent"), ast.InternedTerm("tenant")} {
+		m[string(t.Value.(ast.String))] = t
+	}
+	return m
+}()
+
+// withHints is v, the document at path (a proper prefix of hintPath; nil
+// when there is none), with hints inserted at hintPath, in copies: the
+// store's own value is never modified. The library reads neither data nor
+// data.gatehouse whole; a query that does sees the hints where the
+// library would.
+func withHints(v any, path storage.Path, hints ast.Object) (any, error) {
+	obj := ast.NewObject()
+	switch x := v.(type) {
+	case nil:
+	case ast.Object:
+		obj = x.Copy()
+	default:
+		return nil, fmt.Errorf("%s is %T, not an object", path, v)
+	}
+	key := ast.InternedTerm(hintPath[len(path)])
+	var child ast.Value = hints
+	if len(path) < len(hintPath)-1 {
+		var sub any
+		if t := obj.Get(key); t != nil {
+			sub = t.Value
+		}
+		c, err := withHints(sub, append(slices.Clone(path), hintPath[len(path)]), hints)
+		if err != nil {
+			return nil, err
+		}
+		child = c.(ast.Value)
+	}
+	obj.Insert(key, ast.NewTerm(child))
+	return obj, nil
 }
 
 // decisionOfAST is decisionOf for a result set whose values are AST terms

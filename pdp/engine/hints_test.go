@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -344,11 +345,10 @@ func checkCandidates(t testing.TB, e *Engine, a pdp.Action, d *pdp.Decision) {
 	e.mu.RLock()
 	st := e.tenants[a.TenantID]
 	e.mu.RUnlock()
-	_, params, err := inputAndParams(a)
-	if err != nil {
+	if _, _, err := inputAndParams(a); err != nil {
 		t.Fatal(err)
 	}
-	text, err := actionText(a.Name, params)
+	text, err := actionText(a.Name, a.Params)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -591,11 +591,16 @@ func textQuery(tb testing.TB) rego.PreparedEvalQuery {
 
 func compareText(t testing.TB, pq rego.PreparedEvalQuery, a pdp.Action) {
 	t.Helper()
-	input, params, err := inputAndParams(a)
+	text, goErr := actionText(a.Name, a.Params)
+	input, _, err := inputAndParams(a)
 	if err != nil {
+		if goErr == nil {
+			// Evaluate would then convert the params lazily, and the
+			// conversion would fail (panic) mid-evaluation.
+			t.Fatalf("%+v: Go computed the text of params that do not convert (%v)", a, err)
+		}
 		t.Skip("not an input the engine accepts")
 	}
-	text, goErr := actionText(a.Name, params)
 	rs, err := pq.Eval(t.Context(), rego.EvalParsedInput(input))
 	if goErr != nil {
 		if err == nil {
@@ -673,4 +678,31 @@ func TestNoHitMemo(t *testing.T) {
 		&c.Violations[0] == &d.Violations[0] || &c.Shadow[0] == &d.Shadow[0] || &c.PoliciesEvaluated[0] == &d.PoliciesEvaluated[0] || c.Warnings == nil {
 		t.Fatalf("copyDecision shares or changes something: %+v", c)
 	}
+}
+
+// hinted is the input and the hints of one evaluation, as hintedEval
+// makes them (hints nil: an unhinted evaluation), for tests that change
+// the hints or evaluate them on queries of their own.
+type hinted struct {
+	input ast.Value
+	hints ast.Object
+}
+
+// hintedOf is hintedEval's evaluation of a; ok is false when the action
+// text cannot be computed in Go (Evaluate then decides unhinted).
+func hintedOf(ctx context.Context, h *adapter.Hinter, a pdp.Action) (hinted, bool) {
+	text, err := actionText(a.Name, a.Params)
+	if err != nil {
+		return hinted{}, false
+	}
+	hctx, input := hintedEval(ctx, h, a, text)
+	return hinted{input: input, hints: hctx.Value(hintsKey{}).(*hintSet).object()}, true
+}
+
+// eval evaluates pq (over a hintStore, to see the hints) on w.
+func (w hinted) eval(ctx context.Context, pq rego.PreparedEvalQuery, opts ...rego.EvalOption) (rego.ResultSet, error) {
+	if w.hints != nil {
+		ctx = context.WithValue(ctx, hintsKey{}, w.hints)
+	}
+	return pq.Eval(ctx, append([]rego.EvalOption{rego.EvalParsedInput(w.input)}, opts...)...)
 }

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -21,16 +23,29 @@ var errNoText = errors.New("action text not computable in Go")
 // Object keys are sorted as encoding/json sorts them; strings are escaped
 // as encoding/json escapes them (invalid UTF-8 becomes \ufffd). A fuzz
 // test checks it byte for byte against the library on OPA.
-func actionText(name string, params ast.Object) (string, error) {
-	bp := textBufs.Get().(*[]byte)
-	b := append((*bp)[:0], `{"action":`...)
+//
+// It reads params as decoded (JSON-shaped Go values), so the decision
+// input need not be converted to AST first; a value of any other Go type
+// is converted as the input is (termOf) and written from its AST. When it
+// returns no error, every value of params converts (inputAndParams cannot
+// fail on it), so the input may convert lazily (lazyInput).
+func actionText(name string, params map[string]any) (string, error) {
+	bp := textBufs.Get().(*textBuf)
+	b := append(bp.b[:0], `{"action":`...)
 	b = appendString(b, name)
 	b = append(b, `,"params":`...)
-	b, err := appendValue(b, params)
+	var err error
+	if params == nil {
+		b = append(b, "{}"...)
+	} else {
+		b, err = bp.appendObject(b, params)
+	}
 	b = append(b, '}')
 	text := string(b)
-	if cap(b) <= maxPooledText {
-		*bp = b
+	if cap(b) <= maxPooledText && cap(bp.keys) <= maxPooledKeys {
+		bp.b = b
+		clear(bp.keys[:cap(bp.keys)]) // drop the action's keys
+		bp.keys = bp.keys[:0]
 		textBufs.Put(bp)
 	}
 	if err != nil {
@@ -39,14 +54,90 @@ func actionText(name string, params ast.Object) (string, error) {
 	return text, nil
 }
 
+// textBuf is actionText's scratch space: the text, and the keys of the
+// objects being written (a stack: each object's sorted keys above its
+// parent's).
+type textBuf struct {
+	b    []byte
+	keys []string
+}
+
+// appendObject writes m with its keys in encoding/json's order.
+func (t *textBuf) appendObject(b []byte, m map[string]any) ([]byte, error) {
+	start := len(t.keys)
+	for k := range m {
+		t.keys = append(t.keys, k)
+	}
+	keys := t.keys[start:]
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		var err error
+		if b, err = t.appendGo(b, m[k]); err != nil {
+			return b, err
+		}
+	}
+	t.keys = t.keys[:start]
+	return append(b, '}'), nil
+}
+
+// appendGo writes one params value as appendValue writes its AST.
+func (t *textBuf) appendGo(b []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case nil:
+		return append(b, "null"...), nil
+	case string:
+		return appendString(b, x), nil
+	case bool:
+		if x {
+			return append(b, "true"...), nil
+		}
+		return append(b, "false"...), nil
+	case json.Number:
+		// As termOf converts it (ast.InterfaceToValue): the text as is,
+		// refused when out of range.
+		if _, err := ast.NumberChecked(string(x)); err != nil {
+			return b, err
+		}
+		return appendValue(b, ast.Number(x))
+	case map[string]any:
+		return t.appendObject(b, x)
+	case []any:
+		b = append(b, '[')
+		for i, e := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var err error
+			if b, err = t.appendGo(b, e); err != nil {
+				return b, err
+			}
+		}
+		return append(b, ']'), nil
+	}
+	term, err := termOf(v)
+	if err != nil {
+		return b, err
+	}
+	return appendValue(b, term.Value)
+}
+
 // textBufs holds the buffers actionText writes into before it copies the
 // text out: one allocation of the text's size per decision instead of the
 // growth steps of a fresh buffer.
-var textBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+var textBufs = sync.Pool{New: func() any { return &textBuf{b: make([]byte, 0, 1024), keys: make([]string, 0, 32)} }}
 
-// maxPooledText bounds the buffers kept in textBufs: a huge action's
-// buffer is left to the collector.
-const maxPooledText = 64 << 10
+// maxPooledText and maxPooledKeys bound the buffers kept in textBufs: a
+// huge action's buffers are left to the collector.
+const (
+	maxPooledText = 64 << 10
+	maxPooledKeys = 1024
+)
 
 func appendValue(b []byte, v ast.Value) ([]byte, error) {
 	switch x := v.(type) {

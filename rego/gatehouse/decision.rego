@@ -29,7 +29,7 @@
 #     rule = {"kind", "pattern", "alts", "context", "context_pre", "reason",
 #             "violation", "key", "patch"}: policy as data, see _fire and
 #             adapter/rules.go
-#   Hints (optional; only Gatehouse's engine sets them, through `with`):
+#   Hints (optional; only Gatehouse's engine sets them, per evaluation):
 #     data.gatehouse.hints = {"text", "folded", "ascii",
 #       "candidates": {"agent": [names], "tenant": [names]},
 #       "rules": {"agent": {name: [rule indices]}, "tenant": {...}},
@@ -159,8 +159,8 @@ _policies_evaluated := array.concat(
 # {"{\"action\":": ""}, which every action text contains.
 #
 # Gatehouse's engine evaluates this query with hints
-# (data.gatehouse.hints, set only by the engine's own query through
-# `with`, never read from input): the candidates it found with one
+# (data.gatehouse.hints, set only by the engine's own evaluation, never
+# read from input): the candidates it found with one
 # multi-pattern pass over the folded text, a subset of the view's policies
 # that contains every policy that can fire (tested). Without hints (a stock
 # OPA, the Data API, opa test) the guards decide; the result is the same.

@@ -12,8 +12,8 @@ package gatehouse.text
 # description: |
 #   The action text that rules' regexes run on.
 #   Gatehouse's engine computes it in Go (byte for byte the same, fuzzed)
-#   and hands it over as a hint, data.gatehouse.hints.text, through its
-#   own query; without hints (a stock OPA, the Data API) it is computed
+#   and hands it over as a hint, data.gatehouse.hints.text, in its own
+#   evaluation; without hints (a stock OPA, the Data API) it is computed
 #   here.
 text := t if {
 	t := data.gatehouse.hints.text
