@@ -28,7 +28,9 @@ func migrations() ([]migration, error) {
 // in schema_migrations, each in its own transaction together with its
 // record. Reopening applies nothing; two processes opening a new file at
 // once serialize on BEGIN IMMEDIATE and the second finds the work done.
-func migrate(ctx context.Context, w *sql.DB, now func() time.Time) error {
+// upTo > 0 stops after that version (tests build the schemas of earlier
+// releases with it).
+func migrate(ctx context.Context, w *sql.DB, now func() time.Time, upTo int) error {
 	ms, err := migrations()
 	if err != nil {
 		return err
@@ -48,6 +50,9 @@ func migrate(ctx context.Context, w *sql.DB, now func() time.Time) error {
 		return fmt.Errorf("%w: database at version %d, binary knows up to %d", store.ErrSchemaTooNew, newest.Int64, len(ms))
 	}
 	for _, m := range ms {
+		if upTo > 0 && m.Version > upTo {
+			break
+		}
 		if err := apply(ctx, w, m, now()); err != nil {
 			return fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
 		}
