@@ -81,7 +81,7 @@ func listAuditQueries(tenantID string, q store.AuditQuery) (count string, args [
 	// index the filter needs. An event's index is in sequence order
 	// already. A window's is not, so the page is chosen from the time
 	// index alone (it holds seq) — a top-N over the window's index
-	// entries, never over whole rows — and then read by primary key.
+	// entries, never over whole rows — and then read by (tenant_id, seq).
 	limit := int64(q.Limit)
 	if limit <= 0 {
 		limit = -1
@@ -238,7 +238,7 @@ ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, entry_hash = excluded.
 // evaluation entries written before migration 0010), and the action's
 // evaluation entry by its audit_seq. INDEXED BY: see ListAudit; without
 // it the planner walks the chain. The CROSS JOIN reads the action first
-// (one row by its ID), then the entry by primary key.
+// (one row by its ID), then the entry by (tenant_id, seq) (audit_log_seq).
 var sqlAuditTrail = `SELECT ` + auditCols + ` FROM audit_log INDEXED BY audit_log_action
 WHERE tenant_id = ?1 AND action_id = ?2 AND action_id IS NOT NULL AND evaluation = 0
 UNION ALL
@@ -309,7 +309,7 @@ const sqlVouched = `SELECT count(DISTINCT action_id), coalesce(sum(event IN ('ac
 FROM audit_log AS l WHERE l.tenant_id = ?` + digested
 
 // actionsFast is store.ActionSource.Fast: undecided actions that have an
-// evaluation entry, in audit order, each with that entry by primary key;
+// evaluation entry, in audit order, each with that entry by (tenant_id, seq);
 // then every decision entry (a decided action's latest digest entry: a
 // decision happens once, after the evaluation) with its action by ID. So
 // it reads audited actions and decisions, never a bulk-loaded action.
@@ -326,7 +326,7 @@ func (db *DB) actionsFast(ctx context.Context, tenantID string, c *store.ActionC
 
 // sqlFastUndecided and sqlFastDecided are actionsFast's queries. Each is
 // a CROSS JOIN, which in SQLite fixes the join order (left table outer):
-// with a plain JOIN the planner walked the whole chain by primary key and
+// with a plain JOIN the planner walked the whole chain in seq order and
 // probed the actions index once per entry for each of the three statuses,
 // 3,000,000 index seeks for a 1,000,000-entry chain (seconds). Undecided
 // actions are read by actions_tenant_status (actions_approvals holds only

@@ -40,6 +40,7 @@ func TestAuditLogPlans(t *testing.T) {
 		"vouched":           {"USE TEMP B-TREE FOR count(DISTINCT)", "SEARCH l USING INDEX audit_log_ts (tenant_id=?)"},
 		"orphans":           {"SEARCH l USING INDEX audit_log_ts (tenant_id=?)", "CORRELATED SCALAR SUBQUERY 1", "SEARCH a USING INDEX sqlite_autoindex_actions_1 (id=?)"},
 		"prune first":       {"SEARCH audit_log USING COVERING INDEX audit_log_ts (tenant_id=? AND ts>?)"},
+		"checkpoint":        {"SEARCH audit_checkpoints USING INDEX sqlite_autoindex_audit_checkpoints_1 (tenant_id=?)"},
 		"prune":             {"SEARCH audit_log USING COVERING INDEX audit_log_seq (tenant_id=? AND seq<?)"},
 		"agent violations":  {"SEARCH a USING INDEX actions_agent_violations (tenant_id=? AND agent_id=? AND created_at>? AND created_at<?)", "SEARCH l USING INDEX audit_log_seq (tenant_id=? AND seq=?) LEFT-JOIN"},
 	}

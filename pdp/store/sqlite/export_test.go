@@ -106,7 +106,7 @@ type AuditLogQuery struct {
 // AuditLogQueries returns the store's queries that read or delete
 // audit_log entries (the committer's tip, GET /v1/audit's count and page
 // plain, by event and by window, the export, the verifier's passes,
-// pruning, an agent's violations).
+// pruning and its checkpoint, an agent's violations).
 func AuditLogQueries() []AuditLogQuery {
 	var out []AuditLogQuery
 	add := func(name, sql string, args ...any) { out = append(out, AuditLogQuery{name, sql, args}) }
@@ -134,6 +134,7 @@ func AuditLogQueries() []AuditLogQuery {
 	add("orphans", sqlOrphans, "acme")
 	add("prune first", sqlPruneFirst, "acme", since.UnixMicro())
 	add("prune", sqlPrune, "acme", 100)
+	add("checkpoint", sqlCheckpoint, "acme")
 	add("agent violations", sqlAgentViolations, "acme", "bot", 0, since.UnixMicro(), 50, 0)
 	return out
 }

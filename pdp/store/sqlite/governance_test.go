@@ -155,7 +155,7 @@ func TestApprovalPlans(t *testing.T) {
 
 // TestEvaluationEntryPlans: AuditTrail seeks audit_log_action for the
 // entries it holds and reads the evaluation entry it leaves out (migration
-// 0010) by the action's ID and then the entry's primary key — no pass over
+// 0010) by the action's ID and then the entry by (tenant_id, seq) — no pass over
 // the chain, no sort (an action has one). The verifier's exhaustive pass reads the index part in its
 // order and sorts only the evaluation entries.
 func TestEvaluationEntryPlans(t *testing.T) {
