@@ -20,7 +20,7 @@
 -- an action's are still in chain order along them, and the window's page
 -- (ListAudit) and pruning's first kept entry still read seq from the index
 -- alone. This runs once, inside the migration's transaction, and rewrites
--- the whole table and its indexes (README "The write path's pages": about 4 s per 200,000 entries).
+-- the whole table and its indexes (README "The write path's pages": 20–25 s per million entries).
 CREATE TABLE audit_log_new (
     tenant_id  TEXT    NOT NULL REFERENCES tenants (id),
     seq        INTEGER NOT NULL CHECK (seq > 0),
