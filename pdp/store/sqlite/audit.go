@@ -44,39 +44,13 @@ func scanAudits(rows *sql.Rows) ([]store.AuditEntry, error) {
 // ListAudit returns one page of the tenant's entries and the total
 // matching q, from one snapshot.
 func (db *DB) ListAudit(ctx context.Context, tenantID string, q store.AuditQuery) ([]store.AuditEntry, int, error) {
-	where, args := auditWhere(tenantID, q)
-	events := q.Events()
-	order := ` ORDER BY seq`
-	if q.NewestFirst {
-		order = ` ORDER BY seq DESC`
-	}
-	// The planner has no statistics on a young database and prefers
-	// walking the chain in sequence order over a filtering index, which
-	// scans a whole chain for a rare event or a recent window: name the
-	// index the filter needs. An event's index is in sequence order
-	// already. A window's is not, so the page is chosen from the time
-	// index alone (it holds seq) — a top-N over the window's index
-	// entries, never over whole rows — and then read by primary key.
-	limit := int64(q.Limit)
-	if limit <= 0 {
-		limit = -1
-	}
-	pageArgs := append(append([]any(nil), args...), limit, max(q.Offset, 0))
-	page := `SELECT ` + auditCols + ` FROM audit_log` + where + order + ` LIMIT ? OFFSET ?`
-	switch {
-	case len(events) > 0:
-		page = `SELECT ` + auditCols + ` FROM audit_log INDEXED BY audit_log_event` + where + order + ` LIMIT ? OFFSET ?`
-	case !q.Since.IsZero() || !q.Until.IsZero():
-		page = `SELECT ` + auditCols + ` FROM audit_log WHERE tenant_id = ? AND seq IN (
-    SELECT seq FROM audit_log INDEXED BY audit_log_ts` + where + order + ` LIMIT ? OFFSET ?)` + order
-		pageArgs = append([]any{tenantID}, pageArgs...)
-	}
+	count, args, page, pageArgs := listAuditQueries(tenantID, q)
 	var (
 		total int
 		es    []store.AuditEntry
 	)
 	err := db.read(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM audit_log`+where, args...).Scan(&total); err != nil {
+		if err := tx.QueryRowContext(ctx, count, args...).Scan(&total); err != nil {
 			return err
 		}
 		rows, err := tx.QueryContext(ctx, page, pageArgs...)
@@ -90,6 +64,39 @@ func (db *DB) ListAudit(ctx context.Context, tenantID string, q store.AuditQuery
 		return nil, 0, fmt.Errorf("list audit of %q: %w", tenantID, err)
 	}
 	return es, total, nil
+}
+
+// listAuditQueries returns ListAudit's count and page queries for q, with
+// their arguments.
+func listAuditQueries(tenantID string, q store.AuditQuery) (count string, args []any, page string, pageArgs []any) {
+	where, args := auditWhere(tenantID, q)
+	events := q.Events()
+	order := ` ORDER BY seq`
+	if q.NewestFirst {
+		order = ` ORDER BY seq DESC`
+	}
+	// The planner has no statistics on a young database and prefers
+	// walking the chain in sequence order over a filtering index, which
+	// scans a whole chain for a rare event or a recent window: name the
+	// index the filter needs. An event's index is in sequence order
+	// already. A window's is not, so the page is chosen from the time
+	// index alone (it holds seq) — a top-N over the window's index
+	// entries, never over whole rows — and then read by (tenant_id, seq).
+	limit := int64(q.Limit)
+	if limit <= 0 {
+		limit = -1
+	}
+	pageArgs = append(append([]any(nil), args...), limit, max(q.Offset, 0))
+	page = `SELECT ` + auditCols + ` FROM audit_log` + where + order + ` LIMIT ? OFFSET ?`
+	switch {
+	case len(events) > 0:
+		page = `SELECT ` + auditCols + ` FROM audit_log INDEXED BY audit_log_event` + where + order + ` LIMIT ? OFFSET ?`
+	case !q.Since.IsZero() || !q.Until.IsZero():
+		page = `SELECT ` + auditCols + ` FROM audit_log WHERE tenant_id = ? AND seq IN (
+    SELECT seq FROM audit_log INDEXED BY audit_log_ts` + where + order + ` LIMIT ? OFFSET ?)` + order
+		pageArgs = append([]any{tenantID}, pageArgs...)
+	}
+	return `SELECT count(*) FROM audit_log` + where, args, page, pageArgs
 }
 
 // auditWhere is the WHERE clause selecting the tenant's entries matching
@@ -117,9 +124,9 @@ func auditWhere(tenantID string, q store.AuditQuery) (string, []any) {
 // ExportAudit streams the tenant's entries matching q in chain order from
 // one read snapshot, one row at a time.
 func (db *DB) ExportAudit(ctx context.Context, tenantID string, q store.AuditQuery, fn func(store.AuditEntry) error) error {
-	where, args := auditWhere(tenantID, q)
+	query, args := exportAuditQuery(tenantID, q)
 	err := db.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT `+auditCols+` FROM audit_log`+where+` ORDER BY seq`, args...)
+		rows, err := tx.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
 		}
@@ -141,7 +148,21 @@ func (db *DB) ExportAudit(ctx context.Context, tenantID string, q store.AuditQue
 	return nil
 }
 
-const sqlCheckpoint = `SELECT seq, entry_hash, pruned_at FROM audit_checkpoints WHERE tenant_id = ?`
+// exportAuditQuery is ExportAudit's query for q, with its arguments.
+func exportAuditQuery(tenantID string, q store.AuditQuery) (string, []any) {
+	where, args := auditWhere(tenantID, q)
+	return `SELECT ` + auditCols + ` FROM audit_log` + where + ` ORDER BY seq`, args
+}
+
+// The chain's bookkeeping queries: its checkpoint, its last sequence
+// number, pruning's first entry kept (the first at or after a time, read
+// from the time index alone) and its removal.
+const (
+	sqlCheckpoint = `SELECT seq, entry_hash, pruned_at FROM audit_checkpoints WHERE tenant_id = ?`
+	sqlTopSeq     = `SELECT max(seq) FROM audit_log WHERE tenant_id = ?`
+	sqlPruneFirst = `SELECT min(seq) FROM audit_log INDEXED BY audit_log_ts WHERE tenant_id = ? AND ts >= ?`
+	sqlPrune      = `DELETE FROM audit_log WHERE tenant_id = ? AND seq <= ?`
+)
 
 func scanCheckpoint(row *sql.Row) (*store.AuditCheckpoint, error) {
 	var (
@@ -173,11 +194,11 @@ func (db *DB) PruneAudit(ctx context.Context, tenantID string, before time.Time,
 		}
 		out = cp
 		var first, top sql.NullInt64
-		if err := tx.QueryRowContext(ctx, `SELECT min(seq) FROM audit_log INDEXED BY audit_log_ts WHERE tenant_id = ? AND ts >= ?`,
+		if err := tx.QueryRowContext(ctx, sqlPruneFirst,
 			tenantID, toMicros(store.StampUp(before))).Scan(&first); err != nil {
 			return err
 		}
-		if err := tx.QueryRowContext(ctx, `SELECT max(seq) FROM audit_log WHERE tenant_id = ?`, tenantID).Scan(&top); err != nil {
+		if err := tx.QueryRowContext(ctx, sqlTopSeq, tenantID).Scan(&top); err != nil {
 			return err
 		}
 		upTo := store.PruneUpTo(cp, first.Int64, top.Int64, maxEntries)
@@ -192,7 +213,7 @@ func (db *DB) PruneAudit(ctx context.Context, tenantID string, before time.Time,
 		if err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM audit_log WHERE tenant_id = ? AND seq <= ?`, tenantID, upTo)
+		res, err := tx.ExecContext(ctx, sqlPrune, tenantID, upTo)
 		if err != nil {
 			return err
 		}
@@ -217,7 +238,7 @@ ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, entry_hash = excluded.
 // evaluation entries written before migration 0010), and the action's
 // evaluation entry by its audit_seq. INDEXED BY: see ListAudit; without
 // it the planner walks the chain. The CROSS JOIN reads the action first
-// (one row by its ID), then the entry by primary key.
+// (one row by its ID), then the entry by (tenant_id, seq) (audit_log_seq).
 var sqlAuditTrail = `SELECT ` + auditCols + ` FROM audit_log INDEXED BY audit_log_action
 WHERE tenant_id = ?1 AND action_id = ?2 AND action_id IS NOT NULL AND evaluation = 0
 UNION ALL
@@ -254,7 +275,7 @@ func (db *DB) VerifyAudit(ctx context.Context, tenantID string) (store.AuditVeri
 					return err
 				}
 				var n sql.NullInt64
-				err := tx.QueryRowContext(ctx, `SELECT max(seq) FROM audit_log WHERE tenant_id = ?`, tenantID).Scan(&n)
+				err := tx.QueryRowContext(ctx, sqlTopSeq, tenantID).Scan(&n)
 				top = n.Int64
 				return err
 			})
@@ -266,8 +287,7 @@ func (db *DB) VerifyAudit(ctx context.Context, tenantID string) (store.AuditVeri
 		Actions: store.ActionSource{
 			Fast: func(ctx context.Context, c *store.ActionCheck) error { return db.actionsFast(ctx, tenantID, c) },
 			Vouched: func(ctx context.Context) (n, d int, err error) {
-				err = db.r.QueryRowContext(ctx, `SELECT count(DISTINCT action_id), coalesce(sum(event IN ('action_approved', 'action_denied')), 0)
-FROM audit_log AS l WHERE l.tenant_id = ?`+digested, tenantID).Scan(&n, &d)
+				err = db.r.QueryRowContext(ctx, sqlVouched, tenantID).Scan(&n, &d)
 				return n, d, err
 			},
 			All: func(ctx context.Context, c *store.ActionCheck) error { return db.checkActions(ctx, tenantID, c) },
@@ -283,8 +303,13 @@ FROM audit_log AS l WHERE l.tenant_id = ?`+digested, tenantID).Scan(&n, &d)
 // action digest.
 const digested = ` AND l.action_id IS NOT NULL AND instr(l.metadata, '"` + store.MetaActionDigest + `":') > 0`
 
+// sqlVouched is store.ActionSource.Vouched: how many actions the chain
+// vouches for, and how many decisions among its entries.
+const sqlVouched = `SELECT count(DISTINCT action_id), coalesce(sum(event IN ('action_approved', 'action_denied')), 0)
+FROM audit_log AS l WHERE l.tenant_id = ?` + digested
+
 // actionsFast is store.ActionSource.Fast: undecided actions that have an
-// evaluation entry, in audit order, each with that entry by primary key;
+// evaluation entry, in audit order, each with that entry by (tenant_id, seq);
 // then every decision entry (a decided action's latest digest entry: a
 // decision happens once, after the evaluation) with its action by ID. So
 // it reads audited actions and decisions, never a bulk-loaded action.
@@ -301,7 +326,7 @@ func (db *DB) actionsFast(ctx context.Context, tenantID string, c *store.ActionC
 
 // sqlFastUndecided and sqlFastDecided are actionsFast's queries. Each is
 // a CROSS JOIN, which in SQLite fixes the join order (left table outer):
-// with a plain JOIN the planner walked the whole chain by primary key and
+// with a plain JOIN the planner walked the whole chain in seq order and
 // probed the actions index once per entry for each of the three statuses,
 // 3,000,000 index seeks for a 1,000,000-entry chain (seconds). Undecided
 // actions are read by actions_tenant_status (actions_approvals holds only
@@ -345,6 +370,11 @@ FROM audit_log AS l JOIN actions AS a ON a.id = l.action_id AND a.tenant_id = l.
 WHERE l.tenant_id = ?1 AND l.evaluation = 1` + digested + `
 ORDER BY 1, 20`
 
+// sqlOrphans is checkActions' second query: the entries that name an
+// action and mention a digest, whose action is gone.
+const sqlOrphans = `SELECT l.action_id, l.seq, l.prev_hash, l.metadata FROM audit_log AS l
+WHERE l.tenant_id = ?` + digested + ` AND NOT EXISTS (SELECT 1 FROM actions AS a WHERE a.id = l.action_id AND a.tenant_id = l.tenant_id)`
+
 // checkActions feeds c the tenant's entries that name an action and
 // mention an action digest, with their actions, in (action_id, seq) order
 // (sqlCheckActions), then those whose action is gone (store.ActionCheck).
@@ -357,8 +387,7 @@ func (db *DB) checkActions(ctx context.Context, tenantID string, c *store.Action
 			id, prev, meta string
 			seq            int64
 		)
-		orphans, err := tx.QueryContext(ctx, `SELECT l.action_id, l.seq, l.prev_hash, l.metadata FROM audit_log AS l
-WHERE l.tenant_id = ?`+digested+` AND NOT EXISTS (SELECT 1 FROM actions AS a WHERE a.id = l.action_id AND a.tenant_id = l.tenant_id)`, tenantID)
+		orphans, err := tx.QueryContext(ctx, sqlOrphans, tenantID)
 		if err != nil {
 			return err
 		}
@@ -388,13 +417,17 @@ func (db *DB) verifyRange(ctx context.Context, tenantID string, lo, hi int64) (s
 	return seg, err
 }
 
+// sqlVerifyRange is verifyIn's query: the entries with lo ≤ seq < hi in
+// chain order, each packed into one column (see verifyRange).
+const sqlVerifyRange = `SELECT printf('%d %d %d %d %d ', seq, ts, octet_length(event), octet_length(metadata),
+    octet_length(prev_hash)) || event || metadata || prev_hash || entry_hash
+FROM audit_log WHERE tenant_id = ? AND seq >= ? AND seq < ? ORDER BY seq`
+
 // verifyIn is verifyRange in the transaction tx.
 func verifyIn(ctx context.Context, tx *sql.Tx, tenantID string, lo, hi int64) (store.ChainSegment, error) {
 	v := store.NewChainVerifier()
 	err := func() error {
-		rows, err := tx.QueryContext(ctx, `SELECT printf('%d %d %d %d %d ', seq, ts, octet_length(event), octet_length(metadata),
-    octet_length(prev_hash)) || event || metadata || prev_hash || entry_hash
-FROM audit_log WHERE tenant_id = ? AND seq >= ? AND seq < ? ORDER BY seq`, tenantID, lo, hi)
+		rows, err := tx.QueryContext(ctx, sqlVerifyRange, tenantID, lo, hi)
 		if err != nil {
 			return err
 		}

@@ -179,6 +179,100 @@ func BenchmarkVerifyAudit1M(b *testing.B) {
 	}
 }
 
+// BenchmarkVerifyAudit200K recomputes a chain of 200,000 entries written
+// alone (appended 10,000 at a time: the entries stored in chain order) and
+// interleaved with as many entries of three other tenants (32 writers,
+// 8 entries per append, spread over the four tenants: what a server with
+// several busy tenants writes), with one verification worker and two.
+//
+//	go test ./pdp/store/sqlite -run '^$' -bench VerifyAudit200K -benchtime 5x
+func BenchmarkVerifyAudit200K(b *testing.B) {
+	const entries = 200_000
+	at := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+	event := func(tenant string, n int) store.AuditEvent {
+		return store.AuditEvent{Event: store.EventActionExecuted, Timestamp: at.Add(time.Duration(n) * time.Second),
+			Metadata: fmt.Appendf(nil, `{"action_id":"act_%024x","agent_id":"agent-%03d","tenant":%q,"risk_score":0.25}`, n, n%50, tenant)}
+	}
+	builds := map[string]func(ctx context.Context, db *sqlite.DB) error{
+		"alone": func(ctx context.Context, db *sqlite.DB) error {
+			if err := benchTenant(ctx, db, "acme"); err != nil {
+				return err
+			}
+			evs := make([]store.AuditEvent, 10_000)
+			for i := 0; i < entries; i += len(evs) {
+				for j := range evs {
+					evs[j] = event("acme", i+j)
+				}
+				if _, err := db.AppendAudit(ctx, "acme", evs...); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		"interleaved": func(ctx context.Context, db *sqlite.DB) error {
+			tenants := []string{"acme", "t1", "t2", "t3"}
+			for _, tn := range tenants {
+				if err := benchTenant(ctx, db, tn); err != nil {
+					return err
+				}
+			}
+			const per = 8
+			var (
+				next     atomic.Int64
+				wg       sync.WaitGroup
+				firstErr atomic.Value
+			)
+			// acme gets half the appends, the other three the other half.
+			for range 32 {
+				wg.Go(func() {
+					for call := next.Add(1) - 1; call < 2*entries/per; call = next.Add(1) - 1 {
+						tn := "acme"
+						if call%2 == 1 {
+							tn = tenants[1+int(call/2)%3]
+						}
+						evs := make([]store.AuditEvent, per)
+						for j := range evs {
+							evs[j] = event(tn, int(call)*per+j)
+						}
+						if _, err := db.AppendAudit(ctx, tn, evs...); err != nil {
+							firstErr.CompareAndSwap(nil, err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if err, ok := firstErr.Load().(error); ok {
+				return err
+			}
+			return nil
+		},
+	}
+	dir := b.TempDir()
+	if os.Getenv("GATEHOUSE_BENCH_DIR") == "" {
+		b.Setenv("GATEHOUSE_BENCH_DIR", dir) // build once for every sub-benchmark
+	}
+	for _, layout := range []string{"alone", "interleaved"} {
+		for _, workers := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/workers=%d", layout, workers), func(b *testing.B) {
+				db := benchDB(b, "verify-200k-"+layout, builds[layout], sqlite.WithVerifyParallelism(workers, 50_000))
+				var v store.AuditVerification
+				cpu := processCPU(b)
+				for b.Loop() {
+					var err error
+					if v, err = db.VerifyAudit(b.Context(), "acme"); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if !v.Valid || v.Entries != entries {
+					b.Fatalf("verification %+v", v)
+				}
+				b.ReportMetric(float64((processCPU(b)-cpu).Milliseconds())/float64(b.N), "cpu-ms/op")
+			})
+		}
+	}
+}
+
 // BenchmarkDashboard1M computes dashboards over 1,000,000 evaluations
 // spread over the 30 days before until (not on an hour boundary, so the
 // edge scans run too), loaded with BulkInsertActions.

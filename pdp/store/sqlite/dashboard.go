@@ -200,6 +200,18 @@ func bounds(since, until time.Time) (lo, hi int64) {
 	return lo, hi
 }
 
+// AgentViolations' queries: the number of the agent's violations in a
+// window, and one page of them, newest first, each with its evaluation
+// entry's hash (by the action's audit_seq).
+const (
+	violationsWhere    = ` WHERE a.tenant_id = ? AND a.agent_id = ? AND a.violation_count > 0 AND a.created_at >= ? AND a.created_at < ?`
+	sqlCountViolations = `SELECT count(*) FROM actions a` + violationsWhere
+	sqlAgentViolations = `SELECT a.id, a.action, a.created_at, a.status, a.triggered_policy, a.severity,
+    a.decision, a.risk_score, a.violation_count, a.audit_seq, l.entry_hash
+FROM actions a LEFT JOIN audit_log l ON l.tenant_id = a.tenant_id AND l.seq = a.audit_seq` + violationsWhere + `
+ORDER BY a.created_at DESC, a.seq DESC LIMIT ? OFFSET ?`
+)
+
 // AgentViolations returns one page of the agent's violations, newest
 // first, and their number in the window, from one snapshot.
 func (db *DB) AgentViolations(ctx context.Context, tenantID, agentID string, q store.ViolationQuery) ([]store.AgentViolation, int, error) {
@@ -212,15 +224,11 @@ func (db *DB) AgentViolations(ctx context.Context, tenantID, agentID string, q s
 		total int
 		out   = []store.AgentViolation{}
 	)
-	const where = ` WHERE a.tenant_id = ? AND a.agent_id = ? AND a.violation_count > 0 AND a.created_at >= ? AND a.created_at < ?`
 	err := db.read(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM actions a`+where, tenantID, agentID, lo, hi).Scan(&total); err != nil {
+		if err := tx.QueryRowContext(ctx, sqlCountViolations, tenantID, agentID, lo, hi).Scan(&total); err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT a.id, a.action, a.created_at, a.status, a.triggered_policy, a.severity,
-    a.decision, a.risk_score, a.violation_count, a.audit_seq, l.entry_hash
-FROM actions a LEFT JOIN audit_log l ON l.tenant_id = a.tenant_id AND l.seq = a.audit_seq`+where+`
-ORDER BY a.created_at DESC, a.seq DESC LIMIT ? OFFSET ?`, tenantID, agentID, lo, hi, limit, max(q.Offset, 0))
+		rows, err := tx.QueryContext(ctx, sqlAgentViolations, tenantID, agentID, lo, hi, limit, max(q.Offset, 0))
 		if err != nil {
 			return err
 		}

@@ -70,6 +70,7 @@ type DB struct {
 
 	verifiers     int   // how many read connections one VerifyAudit may use
 	verifySegment int64 // the fewest entries worth a verification worker
+	schemaVersion int   // see options
 }
 
 // writeCacheKiB is the write connection's page cache size in KiB: 8 MiB,
@@ -96,6 +97,7 @@ type options struct {
 	verifiers     int // 0: min(readers, GOMAXPROCS)
 	verifySegment int64
 	noCheckpoints bool // tests: the WAL only grows (see export_test.go)
+	schemaVersion int  // tests: migrate up to this version only (0: every migration)
 }
 
 // WithNowFunc sets the clock timestamps are taken from (default time.Now).
@@ -184,7 +186,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	if o.verifiers < 1 {
 		o.verifiers = max(1, min(o.readers, runtime.GOMAXPROCS(0)))
 	}
-	db := &DB{path: path, w: w, now: o.now, verifiers: o.verifiers, verifySegment: max(o.verifySegment, 1)}
+	db := &DB{path: path, w: w, now: o.now, verifiers: o.verifiers, verifySegment: max(o.verifySegment, 1), schemaVersion: o.schemaVersion}
 	if err := db.init(ctx); err != nil {
 		_ = w.Close()
 		return nil, err
@@ -244,7 +246,7 @@ func (db *DB) init(ctx context.Context) error {
 	if !strings.EqualFold(mode, "wal") {
 		return fmt.Errorf("sqlite: open %s: journal_mode is %q, want wal (is the file system local?)", db.path, mode)
 	}
-	if err := migrate(ctx, db.w, db.now); err != nil {
+	if err := migrate(ctx, db.w, db.now, db.schemaVersion); err != nil {
 		return fmt.Errorf("sqlite: migrate %s: %w", db.path, err)
 	}
 	return nil

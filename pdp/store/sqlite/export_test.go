@@ -1,9 +1,12 @@
 package sqlite
 
 import (
+	"time"
+
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 )
@@ -91,3 +94,47 @@ func (db *DB) Explain(ctx context.Context, query string, args ...any) ([]string,
 // AuditTrailQuery and CheckActionsQuery are AuditTrail's and the
 // verifier's exhaustive pass's queries.
 var AuditTrailQuery, CheckActionsQuery = sqlAuditTrail, sqlCheckActions
+
+// AuditLogQuery is one of the store's queries on audit_log, with
+// arguments to plan it with.
+type AuditLogQuery struct {
+	Name string
+	SQL  string
+	Args []any
+}
+
+// AuditLogQueries returns the store's queries that read or delete
+// audit_log entries (the committer's tip, GET /v1/audit's count and page
+// plain, by event and by window, the export, the verifier's passes,
+// pruning and its checkpoint, an agent's violations).
+func AuditLogQueries() []AuditLogQuery {
+	var out []AuditLogQuery
+	add := func(name, sql string, args ...any) { out = append(out, AuditLogQuery{name, sql, args}) }
+	add("tip", sqlTip, "acme")
+	add("top", sqlTopSeq, "acme")
+	since := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name string
+		q    store.AuditQuery
+	}{
+		{"plain", store.AuditQuery{Limit: 50}},
+		{"newest", store.AuditQuery{Limit: 50, NewestFirst: true}},
+		{"event", store.AuditQuery{Limit: 50, EventType: store.EventActionApproved}},
+		{"events", store.AuditQuery{Limit: 50, EventTypes: []string{store.EventActionApproved, store.EventActionDenied}}},
+		{"window", store.AuditQuery{Limit: 50, Since: since, Until: since.Add(time.Hour)}},
+	} {
+		count, args, page, pageArgs := listAuditQueries("acme", c.q)
+		add("list "+c.name+" count", count, args...)
+		add("list "+c.name+" page", page, pageArgs...)
+		export, args := exportAuditQuery("acme", c.q)
+		add("export "+c.name, export, args...)
+	}
+	add("verify range", sqlVerifyRange, "acme", 1, 50_001)
+	add("vouched", sqlVouched, "acme")
+	add("orphans", sqlOrphans, "acme")
+	add("prune first", sqlPruneFirst, "acme", since.UnixMicro())
+	add("prune", sqlPrune, "acme", 100)
+	add("checkpoint", sqlCheckpoint, "acme")
+	add("agent violations", sqlAgentViolations, "acme", "bot", 0, since.UnixMicro(), 50, 0)
+	return out
+}

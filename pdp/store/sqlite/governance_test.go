@@ -94,7 +94,7 @@ func (tp tamperer) Exec(t *testing.T, s store.GovernanceStore, query string, arg
 func TestVerifyActionPlans(t *testing.T) {
 	db := open(t, filepath.Join(t.TempDir(), "gatehouse.db"))
 	for i, want := range [][]string{
-		{"SEARCH a USING INDEX actions_tenant_status (tenant_id=? AND status=?)", "SEARCH l USING PRIMARY KEY (tenant_id=? AND seq=?)"},
+		{"SEARCH a USING INDEX actions_tenant_status (tenant_id=? AND status=?)", "SEARCH l USING INDEX audit_log_seq (tenant_id=? AND seq=?)"},
 		{"SEARCH l USING INDEX audit_log_event (tenant_id=? AND event=?)", "SEARCH a USING INDEX sqlite_autoindex_actions_1 (id=?)"},
 	} {
 		got, err := db.QueryPlan(t.Context(), sqlite.FastActionQueries[i], "acme")
@@ -155,7 +155,7 @@ func TestApprovalPlans(t *testing.T) {
 
 // TestEvaluationEntryPlans: AuditTrail seeks audit_log_action for the
 // entries it holds and reads the evaluation entry it leaves out (migration
-// 0010) by the action's ID and then the entry's primary key — no pass over
+// 0010) by the action's ID and then the entry by (tenant_id, seq) — no pass over
 // the chain, no sort (an action has one). The verifier's exhaustive pass reads the index part in its
 // order and sorts only the evaluation entries.
 func TestEvaluationEntryPlans(t *testing.T) {
@@ -167,10 +167,10 @@ func TestEvaluationEntryPlans(t *testing.T) {
 	}{
 		{"trail", sqlite.AuditTrailQuery, []any{"acme", "act_1"}, []string{
 			"MERGE (UNION ALL)", "LEFT", "SEARCH audit_log USING INDEX audit_log_action (tenant_id=? AND action_id=?)",
-			"RIGHT", "SEARCH a USING INDEX sqlite_autoindex_actions_1 (id=?)", "SEARCH l USING PRIMARY KEY (tenant_id=? AND seq=?)"}},
+			"RIGHT", "SEARCH a USING INDEX sqlite_autoindex_actions_1 (id=?)", "SEARCH l USING INDEX audit_log_seq (tenant_id=? AND seq=?)"}},
 		{"exhaustive", sqlite.CheckActionsQuery, []any{"acme"}, []string{
 			"MERGE (UNION ALL)", "LEFT", "SEARCH l USING INDEX audit_log_action (tenant_id=? AND action_id>?)", "SEARCH a USING INDEX sqlite_autoindex_actions_1 (id=?)",
-			"RIGHT", "SEARCH l USING PRIMARY KEY (tenant_id=?)", "SEARCH a USING INDEX sqlite_autoindex_actions_1 (id=?)", "USE TEMP B-TREE FOR ORDER BY"}},
+			"RIGHT", "SEARCH l USING INDEX audit_log_seq (tenant_id=?)", "SEARCH a USING INDEX sqlite_autoindex_actions_1 (id=?)", "USE TEMP B-TREE FOR ORDER BY"}},
 	} {
 		got, err := db.QueryPlan(t.Context(), c.sql, c.args...)
 		if err != nil {

@@ -28,11 +28,32 @@ func migrations() ([]migration, error) {
 // in schema_migrations, each in its own transaction together with its
 // record. Reopening applies nothing; two processes opening a new file at
 // once serialize on BEGIN IMMEDIATE and the second finds the work done.
-func migrate(ctx context.Context, w *sql.DB, now func() time.Time) error {
+// upTo > 0 stops after that version (tests build the schemas of earlier
+// releases with it).
+//
+// Migrations run with file-backed temporary storage, the write
+// connection's own (MEMORY, see Open) restored after: a rebuild (0011)
+// creates indexes over a whole table, and SQLite's sorter would hold
+// every key of them in RAM: migrating 1,000,000 audit entries peaked at
+// 103 MB of RSS in memory against 45 MB with temporary files (and took
+// 33 s against 25 s).
+func migrate(ctx context.Context, w *sql.DB, now func() time.Time, upTo int) (err error) {
 	ms, err := migrations()
 	if err != nil {
 		return err
 	}
+	var tempStore int
+	if err := w.QueryRowContext(ctx, `PRAGMA temp_store`).Scan(&tempStore); err != nil {
+		return err
+	}
+	if _, err := w.ExecContext(ctx, `PRAGMA temp_store = FILE`); err != nil {
+		return err
+	}
+	defer func() {
+		if _, rerr := w.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA temp_store = %d`, tempStore)); rerr != nil && err == nil {
+			err = fmt.Errorf("restore temp_store: %w", rerr)
+		}
+	}()
 	if _, err := w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
     version    INTEGER PRIMARY KEY,
     name       TEXT    NOT NULL,
@@ -48,6 +69,9 @@ func migrate(ctx context.Context, w *sql.DB, now func() time.Time) error {
 		return fmt.Errorf("%w: database at version %d, binary knows up to %d", store.ErrSchemaTooNew, newest.Int64, len(ms))
 	}
 	for _, m := range ms {
+		if upTo > 0 && m.Version > upTo {
+			break
+		}
 		if err := apply(ctx, w, m, now()); err != nil {
 			return fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
 		}
