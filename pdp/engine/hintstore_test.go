@@ -281,3 +281,46 @@ func TestViewHint(t *testing.T) {
 		}
 	}
 }
+
+// TestViewHintConcurrent: hinted decisions running at once share the
+// tenants' stored views (the view hint is the store's own value) and
+// decide as they do one at a time (run it with -race).
+func TestViewHintConcurrent(t *testing.T) {
+	r := rand.New(rand.NewPCG(20261205, 43))
+	world := hintWorld(r, 8)
+	e := newEngine(t, Config{CacheSize: 1000, Timeout: 5 * time.Second})
+	for _, tp := range world {
+		if err := e.SetTenant(tp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	actions := make([]pdp.Action, 64)
+	want := make([]*pdp.Decision, len(actions))
+	for i := range actions {
+		actions[i] = hintAction(r, world)
+		d, err := e.Evaluate(t.Context(), actions[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = d
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for g := range 4 {
+		wg.Go(func() {
+			for k := range 64 {
+				i := (g*17 + k*5) % len(actions)
+				d, err := e.Evaluate(t.Context(), actions[i])
+				if err != nil || !sameDecision(d, want[i]) {
+					errs <- fmt.Errorf("action %d %+v: %+v, %v; want %+v", i, actions[i], d, err, want[i])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
