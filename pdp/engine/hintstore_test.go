@@ -183,9 +183,9 @@ func TestViewHint(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	viewOf := func(c *ast.Compiler, store storage.Store, ctx context.Context, input ast.Value) string {
+	evalOf := func(q string, c *ast.Compiler, store storage.Store, ctx context.Context, input ast.Value) string {
 		t.Helper()
-		pq, err := rego.New(rego.Query("x := data.gatehouse.decision._view"), rego.Compiler(c), rego.Store(store)).PrepareForEval(t.Context())
+		pq, err := rego.New(rego.Query("x := "+q), rego.Compiler(c), rego.Store(store)).PrepareForEval(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -198,6 +198,10 @@ func TestViewHint(t *testing.T) {
 		}
 		b, _ := json.Marshal(rs[0].Bindings["x"])
 		return string(b)
+	}
+	viewOf := func(c *ast.Compiler, store storage.Store, ctx context.Context, input ast.Value) string {
+		t.Helper()
+		return evalOf("data.gatehouse.decision._view", c, store, ctx, input)
 	}
 	kinds := map[viewKind]int{}
 	shadowTenants := 0
@@ -236,6 +240,15 @@ func TestViewHint(t *testing.T) {
 					t.Fatalf("%+v: view hint (%d) %s, _view %s", a, kind, b, plain)
 				}
 				kinds[kind]++
+				if step == "thought" { // the hints read whole carry the view too
+					hctx := context.WithValue(t.Context(), hintsKey{}, w.set)
+					if got := evalOf("data.gatehouse.hints.view", u.compiler, u.store, hctx, w.input); got != plain {
+						t.Fatalf("%+v: data.gatehouse.hints.view %s, _view %s", a, got, plain)
+					}
+					if got := evalOf("data.gatehouse.hints", u.compiler, u.store, hctx, w.input); !strings.Contains(got, `"view":`+plain) {
+						t.Fatalf("%+v: data.gatehouse.hints %s, without the view %s", a, got, plain)
+					}
+				}
 			}
 		}
 	}
