@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -32,8 +33,11 @@ import (
 // multi-pattern pass finds the rules' necessary literals, one Shift-And
 // pass tests their necessary class-sequence conditions, adapter.Hinter's
 // RulesTerm; with it the library skips the policies' pre-checks),
-// builtins (the built-ins whose anchors occur) and financial (the money
-// word and whether an amount key occurs, when FinancialSafety may fire).
+// builtins (the built-ins whose anchors occur), financial (the money
+// word and whether an amount key occurs, when FinancialSafety may fire)
+// and view (the view the library's _view finds for the action's tenant,
+// agent and step type, looked up in the tenant's data by hintStore when
+// the library reads it: hintView).
 // The library decides the same without them; they only spare it work.
 //
 // Earlier the hints reached the library through the query itself
@@ -68,6 +72,8 @@ var (
 	hintFinancialFacts = ast.InternedTerm("financial")
 	hintKeyword        = ast.InternedTerm("keyword")
 	hintAmountKey      = ast.InternedTerm("amount_key")
+	// view: the view _view finds (hintStore.view).
+	hintView = ast.InternedTerm("view")
 )
 
 // builtinHints are the four possible values of the builtins hint, built
@@ -86,7 +92,11 @@ var builtinHints = [4]*ast.Term{
 // converted only where the library reads it (lazyInput).
 func hintedEval(ctx context.Context, h *adapter.Hinter, a pdp.Action, text string) (context.Context, ast.Value) {
 	folded := foldText(text)
-	hs := &hintSet{rules: h.RulesTerm(a.AgentID, a.StepType, folded), ascii: isASCII(text)}
+	hs := &hintSet{rules: h.RulesTerm(a.AgentID, a.StepType, folded), ascii: isASCII(text),
+		tenant: a.TenantID, agent: a.AgentID, step: a.StepType}
+	if hs.step == "" {
+		hs.step = pdp.DefaultStepType // as lazyInput gives it
+	}
 	// FinancialFacts and DataExfiltrationMayFire from one scan of folded.
 	var exfil bool
 	hs.keyword, hs.amountKey, hs.financial, exfil = library.BuiltinFacts(a.Name, text, folded)
@@ -118,6 +128,10 @@ type hintSet struct {
 	financial    bool      // FinancialSafety may fire: keyword and amountKey hold
 	keyword      string
 	amountKey    bool
+	// tenant, agent and step: the input's tenant_id, agent_id ("" for
+	// none: null) and step_type (lazyInput), which the view hint is looked
+	// up by (hintView).
+	tenant, agent, step string
 }
 
 // object is the hints as one object: {text, folded, ascii, rules,
@@ -213,18 +227,15 @@ var hintPath = storage.Path{adapter.Root, "hints"}
 // Read reads path, from the context's hints under hintPath. The hints are
 // a *hintSet (hintedEval) or, in tests that change them, an ast.Object.
 func (s hintStore) Read(ctx context.Context, txn storage.Transaction, path storage.Path) (any, error) {
-	var read func(storage.Path) ast.Value
-	switch h := ctx.Value(hintsKey{}).(type) {
-	case *hintSet:
-		read = h.read
-	case ast.Object:
-		read = func(p storage.Path) ast.Value { return hintAt(h, p) }
+	hints := ctx.Value(hintsKey{})
+	switch hints.(type) {
+	case *hintSet, ast.Object:
 	default:
 		return s.Store.Read(ctx, txn, path)
 	}
 	switch {
 	case path.HasPrefix(hintPath):
-		if v := read(path[len(hintPath):]); v != nil {
+		if v := s.hint(ctx, txn, hints, path[len(hintPath):]); v != nil {
 			return v, nil
 		}
 		return nil, errNoHint
@@ -233,9 +244,103 @@ func (s hintStore) Read(ctx context.Context, txn storage.Transaction, path stora
 		if err != nil && !storage.IsNotFound(err) {
 			return nil, err
 		}
-		return withHints(v, path, read(nil).(ast.Object))
+		return withHints(v, path, s.hint(ctx, txn, hints, nil).(ast.Object))
 	}
 	return s.Store.Read(ctx, txn, path)
+}
+
+// hint is the hint at path (below data.gatehouse.hints) of hints (a
+// *hintSet or an ast.Object), or nil. The view hint of a *hintSet is
+// looked up in the store as txn reads it: the data the evaluation reads.
+func (s hintStore) hint(ctx context.Context, txn storage.Transaction, hints any, path storage.Path) ast.Value {
+	switch h := hints.(type) {
+	case *hintSet:
+		switch {
+		case len(path) == 0:
+			obj := h.object()
+			if v, _ := s.view(ctx, txn, h); v != nil {
+				obj.Insert(hintView, ast.NewTerm(v))
+			}
+			return obj
+		case path[0] == "view":
+			v, _ := s.view(ctx, txn, h)
+			if v == nil {
+				return nil
+			}
+			return hintAt(v, path[1:])
+		}
+		return h.read(path)
+	case ast.Object:
+		return hintAt(h, path)
+	}
+	return nil
+}
+
+// viewKind says which of _view's branches a view hint stands for.
+type viewKind int
+
+const (
+	viewNone         viewKind = iota // no hint: the library looks itself
+	viewAgent                        // the agent's own views
+	viewDefault                      // the default views
+	viewBuiltinsOnly                 // no view for the step type
+)
+
+// view is the view the library's _view finds for h's tenant, agent and
+// step type in the tenant's data as txn reads it, looked up the same way:
+// the agent's views if it has any (an agent "" is null: none), else the
+// default ones; in them the step type as given, else upper-cased; else
+// the tenant's builtins_only view. It is nil (no hint: the library looks
+// itself, as without hints) when the tenant or its views are not in the
+// data, or when none of those is. The value is the store's own (read
+// with AST values, never copied nor modified).
+func (s hintStore) view(ctx context.Context, txn storage.Transaction, h *hintSet) (ast.Value, viewKind) {
+	v, err := s.Store.Read(ctx, txn, storage.Path{adapter.Root, "tenants", h.tenant, "views"})
+	if err != nil {
+		return nil, viewNone
+	}
+	views, ok := v.(ast.Object)
+	if !ok {
+		return nil, viewNone
+	}
+	kind := viewAgent
+	var scope ast.Value
+	if h.agent != "" {
+		scope = objectGet(objectGet(views, "agents"), h.agent)
+	}
+	if scope == nil {
+		kind = viewDefault
+		scope = objectGet(views, "default")
+	}
+	if scope != nil {
+		if v := objectGet(scope, h.step); v != nil {
+			return v, kind
+		}
+		if v := objectGet(scope, strings.ToUpper(h.step)); v != nil { // _step: upper()
+			return v, kind
+		}
+	}
+	if v := objectGet(views, "builtins_only"); v != nil {
+		return v, viewBuiltinsOnly
+	}
+	return nil, viewNone
+}
+
+// objectGet is the value at key of v when v is an object holding it, else
+// nil (as a Rego reference to a key: only objects have keys).
+func objectGet(v ast.Value, key string) ast.Value {
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return nil
+	}
+	k := hintKeys[key]
+	if k == nil {
+		k = ast.StringTerm(key)
+	}
+	if t := obj.Get(k); t != nil {
+		return t.Value
+	}
+	return nil
 }
 
 // errNoHint is what reading a hint the evaluation does not have returns,
@@ -265,7 +370,9 @@ func hintChild(v ast.Value, seg string) ast.Value {
 var hintKeys = func() map[string]*ast.Term {
 	m := map[string]*ast.Term{}
 	for _, t := range []*ast.Term{hintText, hintFolded, hintASCII, hintRules, hintBuiltins,
-		hintFinancialFacts, hintKeyword, hintAmountKey, ast.InternedTerm("agent"), ast.InternedTerm("tenant")} {
+		hintFinancialFacts, hintKeyword, hintAmountKey, ast.InternedTerm("agent"), ast.InternedTerm("tenant"),
+		hintView, ast.InternedTerm("agents"), ast.InternedTerm("default"), ast.InternedTerm("builtins_only"),
+		ast.InternedTerm(pdp.DefaultStepType)} {
 		m[string(t.Value.(ast.String))] = t
 	}
 	return m

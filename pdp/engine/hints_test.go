@@ -682,10 +682,14 @@ func TestNoHitMemo(t *testing.T) {
 
 // hinted is the input and the hints of one evaluation, as hintedEval
 // makes them (hints nil: an unhinted evaluation), for tests that change
-// the hints or evaluate them on queries of their own.
+// the hints or evaluate them on queries of their own. set is hintedEval's
+// own hints, which the evaluation reads when it is not nil (the engine's
+// path, view hint included); hints is the same as an object without the
+// view (which hintStore looks up in the data), for tests to change.
 type hinted struct {
 	input ast.Value
 	hints ast.Object
+	set   *hintSet
 }
 
 // hintedOf is hintedEval's evaluation of a; ok is false when the action
@@ -696,12 +700,16 @@ func hintedOf(ctx context.Context, h *adapter.Hinter, a pdp.Action) (hinted, boo
 		return hinted{}, false
 	}
 	hctx, input := hintedEval(ctx, h, a, text)
-	return hinted{input: input, hints: hctx.Value(hintsKey{}).(*hintSet).object()}, true
+	set := hctx.Value(hintsKey{}).(*hintSet)
+	return hinted{input: input, hints: set.object(), set: set}, true
 }
 
 // eval evaluates pq (over a hintStore, to see the hints) on w.
 func (w hinted) eval(ctx context.Context, pq rego.PreparedEvalQuery, opts ...rego.EvalOption) (rego.ResultSet, error) {
-	if w.hints != nil {
+	switch {
+	case w.set != nil:
+		ctx = context.WithValue(ctx, hintsKey{}, w.set)
+	case w.hints != nil:
 		ctx = context.WithValue(ctx, hintsKey{}, w.hints)
 	}
 	return pq.Eval(ctx, append([]rego.EvalOption{rego.EvalParsedInput(w.input)}, opts...)...)

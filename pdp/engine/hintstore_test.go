@@ -1,18 +1,23 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/gatehouse-pdp/gatehouse/adapter"
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 	"github.com/gatehouse-pdp/gatehouse/test/scale"
 )
@@ -158,5 +163,177 @@ func TestHintSetReads(t *testing.T) {
 				t.Errorf("%s: hintSet %v, object %v", p, got, want)
 			}
 		}
+	}
+}
+
+// TestViewHint: the view hint hintStore looks up for an action's tenant,
+// agent and step type is the view the library's _view finds without
+// hints, for agents with views of their own, agents with none (the
+// default views, a null agent included), step types no policy lists
+// (builtins_only) and step types given in lower or mixed case, in
+// enforcing and shadow tenants; with the hint, _view is that same view.
+// Data without views, or without the tenant, gets no view hint (the
+// library computes the view itself, or the decision is undefined).
+func TestViewHint(t *testing.T) {
+	r := rand.New(rand.NewPCG(20261205, 41))
+	world := hintWorld(r, 40)
+	e := newEngine(t, Config{CacheSize: 1000, Timeout: 5 * time.Second})
+	for _, tp := range world {
+		if err := e.SetTenant(tp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evalOf := func(q string, c *ast.Compiler, store storage.Store, ctx context.Context, input ast.Value) string {
+		t.Helper()
+		pq, err := rego.New(rego.Query("x := "+q), rego.Compiler(c), rego.Store(store)).PrepareForEval(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, err := pq.Eval(ctx, rego.EvalParsedInput(input))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) == 0 {
+			return "undefined"
+		}
+		b, _ := json.Marshal(rs[0].Bindings["x"])
+		return string(b)
+	}
+	viewOf := func(c *ast.Compiler, store storage.Store, ctx context.Context, input ast.Value) string {
+		t.Helper()
+		return evalOf("data.gatehouse.decision._view", c, store, ctx, input)
+	}
+	kinds := map[viewKind]int{}
+	shadowTenants := 0
+	for _, tp := range world {
+		if tp.Mode == pdp.ModeShadow {
+			shadowTenants++
+		}
+		for _, agent := range []string{"", "agent-0", "agent-1", "agent-9"} {
+			pq, err := e.entry(t.Context(), noop.Span{}, tp.TenantID, agent)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.mu.RLock()
+			u := e.tenants[tp.TenantID].unit
+			e.mu.RUnlock()
+			hs := u.store.(hintStore)
+			for _, step := range []string{"", "ACTION", "action", "thought", "Output", "observation", "error", "bogus"} {
+				a := pdp.Action{TenantID: tp.TenantID, AgentID: agent, Name: "noop", StepType: step}
+				w, ok := hintedOf(t.Context(), pq.hinter, a)
+				if !ok {
+					t.Fatalf("%+v: not hinted", a)
+				}
+				plain := viewOf(u.compiler, u.store, t.Context(), w.input)
+				hinted := viewOf(u.compiler, u.store, context.WithValue(t.Context(), hintsKey{}, w.set), w.input)
+				if plain == "undefined" || hinted != plain {
+					t.Fatalf("%+v: _view with the view hint %s, without %s", a, hinted, plain)
+				}
+				txn, err := hs.NewTransaction(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				v, kind := hs.view(t.Context(), txn, w.set)
+				hs.Abort(t.Context(), txn)
+				j, _ := ast.JSON(v)
+				if b, _ := json.Marshal(j); kind == viewNone || string(b) != plain {
+					t.Fatalf("%+v: view hint (%d) %s, _view %s", a, kind, b, plain)
+				}
+				kinds[kind]++
+				if step == "thought" { // the hints read whole carry the view too
+					hctx := context.WithValue(t.Context(), hintsKey{}, w.set)
+					if got := evalOf("data.gatehouse.hints.view", u.compiler, u.store, hctx, w.input); got != plain {
+						t.Fatalf("%+v: data.gatehouse.hints.view %s, _view %s", a, got, plain)
+					}
+					if got := evalOf("data.gatehouse.hints", u.compiler, u.store, hctx, w.input); !strings.Contains(got, `"view":`+plain) {
+						t.Fatalf("%+v: data.gatehouse.hints %s, without the view %s", a, got, plain)
+					}
+				}
+			}
+		}
+	}
+	t.Logf("views by kind (agent, default, builtins_only): %d %d %d; shadow tenants %d of %d",
+		kinds[viewAgent], kinds[viewDefault], kinds[viewBuiltinsOnly], shadowTenants, len(world))
+	if kinds[viewAgent] == 0 || kinds[viewDefault] == 0 || kinds[viewBuiltinsOnly] == 0 || shadowTenants == 0 {
+		t.Fatalf("every kind of view should occur: %v, shadow tenants %d", kinds, shadowTenants)
+	}
+
+	// No views in the data (the library's _computed_view), or no such
+	// tenant: no view hint, and _view is what it is without hints.
+	tp := world[0]
+	pq, err := e.entry(t.Context(), noop.Span{}, tp.TenantID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.mu.RLock()
+	u := e.tenants[tp.TenantID].unit
+	e.mu.RUnlock()
+	data := adapter.TenantData(&tp, "", true)
+	delete(data, "views")
+	noViews := hintStore{inmem.NewFromObjectWithOpts(map[string]any{adapter.Root: map[string]any{
+		"config": e.data, "tenants": map[string]any{tp.TenantID: data},
+	}}, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))}
+	for _, tenant := range []string{tp.TenantID, "nobody"} {
+		a := pdp.Action{TenantID: tenant, Name: "noop", StepType: "ACTION"}
+		w, _ := hintedOf(t.Context(), pq.hinter, a)
+		for name, s := range map[string]hintStore{"views": u.store.(hintStore), "no views": noViews} {
+			txn, err := s.NewTransaction(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, kind := s.view(t.Context(), txn, w.set)
+			s.Abort(t.Context(), txn)
+			if (name == "no views" || tenant == "nobody") && (v != nil || kind != viewNone) {
+				t.Errorf("tenant %q, %s: view hint %v (%d), want none", tenant, name, v, kind)
+			}
+			plain := viewOf(u.compiler, s, t.Context(), w.input)
+			hinted := viewOf(u.compiler, s, context.WithValue(t.Context(), hintsKey{}, w.set), w.input)
+			if hinted != plain || (tenant == "nobody") != (plain == "undefined") {
+				t.Errorf("tenant %q, %s: _view with hints %s, without %s", tenant, name, hinted, plain)
+			}
+		}
+	}
+}
+
+// TestViewHintConcurrent: hinted decisions running at once share the
+// tenants' stored views (the view hint is the store's own value) and
+// decide as they do one at a time (run it with -race).
+func TestViewHintConcurrent(t *testing.T) {
+	r := rand.New(rand.NewPCG(20261205, 43))
+	world := hintWorld(r, 8)
+	e := newEngine(t, Config{CacheSize: 1000, Timeout: 5 * time.Second})
+	for _, tp := range world {
+		if err := e.SetTenant(tp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	actions := make([]pdp.Action, 64)
+	want := make([]*pdp.Decision, len(actions))
+	for i := range actions {
+		actions[i] = hintAction(r, world)
+		d, err := e.Evaluate(t.Context(), actions[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = d
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for g := range 4 {
+		wg.Go(func() {
+			for k := range 64 {
+				i := (g*17 + k*5) % len(actions)
+				d, err := e.Evaluate(t.Context(), actions[i])
+				if err != nil || !sameDecision(d, want[i]) {
+					errs <- fmt.Errorf("action %d %+v: %+v, %v; want %+v", i, actions[i], d, err, want[i])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }

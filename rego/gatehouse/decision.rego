@@ -34,6 +34,7 @@
 #       "candidates": {"agent": [names], "tenant": [names]},
 #       "rules": {"agent": {name: [rule indices]}, "tenant": {...}},
 #       "builtins": {name: true},
+#       "view": the view _view finds (see there),
 #       "financial": {"keyword", "amount_key"}}  (builtins/financial_safety.rego)
 #
 #   The result is undefined (callers fail closed) for a tenant the data does
@@ -67,7 +68,15 @@ _step := upper(input.step_type) if {
 # bundle. Data without views (hand-written, or mocked in tests) gets the
 # same view computed here, and _computed_view is the definition the
 # adapter's precomputation is tested against.
+#
+# Gatehouse's engine hands over the view these branches find as
+# data.gatehouse.hints.view: looked up in Go in the same tenant data the
+# evaluation reads, the same way (pdp/engine/hints.go), which spares the
+# lookups below; without the hint (stock OPA, the Data API, opa test) they
+# find the same view.
 _view := v if {
+	v := data.gatehouse.hints.view
+} else := v if {
 	# View keys are upper-case step types, so a step type given in upper
 	# case (as Gatehouse's engine gives it) names its view as _step would.
 	v := _scope_views[input.step_type]

@@ -626,6 +626,36 @@ test_precomputed_views_decide_as_computed_ones[name] if {
 	}
 }
 
+# The engine's view hint (data.gatehouse.hints.view) is the view _view
+# finds without it, looked up the same way in the same data
+# (pdp/engine/hints.go): with the hint, _view and the result are what they
+# are without it, for every kind of view.
+test_view_hint_is_the_view_found_without_it[name] if {
+	views := _flagged_views.acme.views
+	some name, c in {
+		"agent's own": {"input": _for_agent("billing-bot"), "view": views.agents["billing-bot"].ACTION},
+		"agent's own, step in lower case": {
+			"input": object.union(_for_agent("support-bot"), {"step_type": "action"}),
+			"view": views.agents["support-bot"].ACTION,
+		},
+		"default, no agent": {"input": _input, "view": views["default"].ACTION},
+		"default, unknown agent": {"input": _for_agent("new-bot"), "view": views["default"].ACTION},
+		"builtins_only": {"input": object.union(_for_agent("billing-bot"), {"step_type": "output"}), "view": views.builtins_only},
+	}
+	tenants := _with_rules(_flagged_views, {"acme": _scoped})
+	plain := decision._view with input as c.input with data.gatehouse.tenants as tenants
+	hinted := decision._view with input as c.input
+		with data.gatehouse.tenants as tenants
+		with data.gatehouse.hints as {"view": c.view}
+	plain == c.view
+	hinted == plain
+	r := decision.result with input as c.input
+		with data.gatehouse.tenants as tenants
+		with decision._fire as _mock_fire
+		with data.gatehouse.hints as {"view": c.view}
+	r == _result(c.input, _flagged_views, {"acme": _scoped})
+}
+
 # Without the flag, a precomputed view's whitelists are honoured.
 test_precomputed_views_without_the_flag_check_whitelists if {
 	views := json.patch(_with_views, [{"op": "replace", "path": "/acme/views/default/ACTION/tenant/pii/whitelisted_domains", "value": ["example.com"]}])
