@@ -134,7 +134,11 @@ func allowedResult(evaluated []any, mode string) map[string]any {
 // evaluated list, the finished no-hit result and, when none of its
 // policies has whitelisted domains, "no_whitelists": true (the library
 // then never asks whether a whitelist skips one of them; without the
-// flag it asks for each policy).
+// flag it asks for each policy), and when the tenant enforces,
+// "enforcing": true (the library's shortcut for a decision where only
+// FinancialSafety may fire reads the mode from the view it already holds
+// instead of evaluating the tenant's document; a view without the flag
+// takes the general path to the same result).
 func viewData(v *scopeView, meta func(*pdp.Policy) map[string]any, mode string) map[string]any {
 	split := func(ps []*pdp.Policy) (enforce, shadow map[string]any) {
 		enforce, shadow = map[string]any{}, map[string]any{}
@@ -159,6 +163,9 @@ func viewData(v *scopeView, meta func(*pdp.Policy) map[string]any, mode string) 
 	}
 	if !slices.ContainsFunc(v.agent, whitelists) && !slices.ContainsFunc(v.tenant, whitelists) {
 		out["no_whitelists"] = true
+	}
+	if mode == string(pdp.ModeEnforcement) {
+		out["enforcing"] = true
 	}
 	return out
 }

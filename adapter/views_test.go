@@ -53,3 +53,34 @@ func TestViewsFlagNoWhitelists(t *testing.T) {
 		t.Errorf("builtins_only: no_whitelists %v, want true", bo["no_whitelists"])
 	}
 }
+
+// TestViewsFlagEnforcing: every view of a tenant that enforces says
+// "enforcing", and no view of a tenant in shadow mode does (the library
+// then reads the tenant's mode).
+func TestViewsFlagEnforcing(t *testing.T) {
+	rule := []pdp.Rule{{Match: "x", Severity: pdp.SeverityLow, OnViolation: pdp.OutcomeWarn, Confidence: 1}}
+	for _, mode := range []pdp.Mode{pdp.ModeEnforcement, pdp.ModeShadow} {
+		tp := &pdp.TenantPolicies{TenantID: "acme", Mode: mode, Policies: []pdp.Policy{
+			{Name: "wide", StepTypes: []string{"ACTION"}, Rules: rule, Enabled: true},
+			{Name: "own", AgentID: "bot", StepTypes: []string{"ACTION"}, Rules: rule, Enabled: true},
+		}}
+		views := TenantData(tp, "", true)["views"].(map[string]any)
+		all := []map[string]any{views["builtins_only"].(map[string]any)}
+		for _, byStep := range []any{views["default"], views["agents"].(map[string]any)["bot"]} {
+			for _, v := range byStep.(map[string]any) {
+				all = append(all, v.(map[string]any))
+			}
+		}
+		if len(all) < 3 {
+			t.Fatalf("mode %s: %d views, want at least 3", mode, len(all))
+		}
+		for i, v := range all {
+			if got, want := v["enforcing"] == true, mode == pdp.ModeEnforcement; got != want {
+				t.Errorf("mode %s, view %d: enforcing %v, want %v", mode, i, got, want)
+			}
+			if _, present := v["enforcing"]; present && mode == pdp.ModeShadow {
+				t.Errorf("mode %s, view %d: carries enforcing", mode, i)
+			}
+		}
+	}
+}

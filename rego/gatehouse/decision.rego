@@ -558,13 +558,17 @@ _composed(n) := object.union_n([_view.allowed, _ranked_hits[0][6], {
 # the view's precomputed no-hit result (the tenant's mode already
 # applied); with only FinancialSafety, for a tenant that enforces, that
 # result patched with its hit, if any (_composed's one-hit result), the
-# commonest decision with a hit. Undefined otherwise (result's next
-# branches decide).
+# commonest decision with a hit. Whether the tenant enforces is read from
+# the view ("enforcing": true, which the adapter writes into every view of
+# a tenant that enforces), so this path never evaluates the tenant's
+# document. Undefined otherwise — a shadow tenant, or a view without the
+# flag (_computed_view, hand-written data) — and result's next branches
+# decide, to the same result.
 _builtins_result := _view.allowed if {
 	data.gatehouse.hints.builtins == {}
 } else := object.union(_view.allowed, h[6]) if {
 	data.gatehouse.hints.builtins == {"FinancialSafetyPolicy": true}
-	_tenant.mode == "enforcement"
+	_view.enforcing == true
 	h := financial_safety.hit
 }
 

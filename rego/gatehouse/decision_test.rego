@@ -621,8 +621,44 @@ test_precomputed_views_decide_as_computed_ones[name] if {
 		"unknown agent": _for_agent("new-bot"),
 		"unlisted step type": object.union(_for_agent("billing-bot"), {"step_type": "output"}),
 	}
-	every views in [_with_views, _flagged_views] {
+	every views in [_with_views, _flagged_views, _enforcing_views] {
 		_result(inp, views, {"acme": _scoped}) == _decide(inp, _scoped)
+	}
+}
+
+# The same views flagged "enforcing", as the adapter writes the views of a
+# tenant that enforces (acme does).
+_enforcing_views := json.patch(_flagged_views, [{"op": "replace", "path": "/acme/views", "value": {
+	"default": {step: object.union(v, {"enforcing": true}) | some step, v in _flagged_views.acme.views["default"]},
+	"agents": {a: {step: object.union(v, {"enforcing": true}) | some step, v in byStep} |
+		some a, byStep in _flagged_views.acme.views.agents
+	},
+	"builtins_only": object.union(_flagged_views.acme.views.builtins_only, {"enforcing": true}),
+}}])
+
+# A view's "enforcing" flag only spares reading the tenant's mode: with
+# the engine's hints that take the shortcut (no custom rule can fire, only
+# FinancialSafety may), an enforcing tenant's views decide the same with
+# and without the flag, and as without hints. (A tenant in shadow mode,
+# whose views the adapter never flags, has its mode read:
+# test_hints_that_only_financial_safety_may_fire.)
+test_enforcing_flag_spares_only_the_tenant_mode[name] if {
+	some name, c in {
+		"no amount key": {"params": {"to": "acme"}, "financial": {"keyword": "wire", "amount_key": false}},
+		"over the hard limit": {"params": {"amount": 500000}, "financial": {"keyword": "wire", "amount_key": true}},
+		"small amount": {"params": {"amount": 5}, "financial": {"keyword": "wire", "amount_key": true}},
+	}
+	hints := object.union(_nothing_fires, {"builtins": {"FinancialSafetyPolicy": true}, "financial": c.financial})
+	inp := object.union(_input, {"action": "wire_funds", "params": c.params})
+	hinted := decision.result with input as inp
+		with data.gatehouse.tenants as _with_rules(_enforcing_views, {})
+		with data.gatehouse.hints as hints
+	count(hinted.violations) == 1
+	every views in [_with_views, _flagged_views, _enforcing_views] {
+		hinted == decision.result with input as inp with data.gatehouse.tenants as _with_rules(views, {})
+		hinted == decision.result with input as inp
+			with data.gatehouse.tenants as _with_rules(views, {})
+			with data.gatehouse.hints as hints
 	}
 }
 
