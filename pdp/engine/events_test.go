@@ -19,13 +19,16 @@ import (
 
 var eventDump = flag.String("events.dump", "", "TestDecisionEvents: write the trace of each bucket's median decision to this file prefix")
 
+var eventUnhinted = flag.Bool("events.unhinted", false, "TestDecisionEvents: trace the unhinted query on the plain input instead (what a stock OPA serving the bundle, the Data API and opa test evaluate)")
+
 var eventActions = flag.Int("events.actions", 0, "TestDecisionEvents: decide this many scale-M actions with a tracer and log the events per fired bucket (0: skip)")
 
 // TestDecisionEvents logs how many evaluator events a hinted decision at
 // scale M costs (the noise-free measure of Rego work the engine issue
 // reports), by the number of rules that fire, and, per bucket, where the
 // events go (file and line of the median decision's events).
-// `go test ./pdp/engine -run TestDecisionEvents -v -args -events.actions=1500`.
+// `go test ./pdp/engine -run TestDecisionEvents -v -args -events.actions=1500`;
+// -events.unhinted traces the query a stock OPA evaluates instead.
 func TestDecisionEvents(t *testing.T) {
 	if *eventActions <= 0 {
 		t.Skip("set -events.actions")
@@ -46,16 +49,31 @@ func TestDecisionEvents(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wrapped, ok := hintedOf(t.Context(), pq.hinter, a)
-		if !ok || pq.hinted == nil {
-			t.Fatalf("%v: not hinted", a)
-		}
 		buf := topdown.NewBufferTracer()
-		rs, err := wrapped.eval(t.Context(), *pq.hinted, rego.EvalQueryTracer(buf))
-		if err != nil {
-			t.Fatal(err)
+		var rs rego.ResultSet
+		if *eventUnhinted {
+			input, _, err := inputAndParams(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs, err = pq.query.Eval(t.Context(), rego.EvalParsedInput(input), rego.EvalQueryTracer(buf))
+			if err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			wrapped, ok := hintedOf(t.Context(), pq.hinter, a)
+			if !ok || pq.hinted == nil {
+				t.Fatalf("%v: not hinted", a)
+			}
+			if rs, err = wrapped.eval(t.Context(), *pq.hinted, rego.EvalQueryTracer(buf)); err != nil {
+				t.Fatal(err)
+			}
 		}
-		d, err := pq.decisionOfAST(rs, time.Now())
+		decode := pq.decisionOfAST
+		if *eventUnhinted {
+			decode = decisionOf
+		}
+		d, err := decode(rs, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
