@@ -333,14 +333,19 @@ func objectGet(v ast.Value, key string) ast.Value {
 	if !ok {
 		return nil
 	}
-	k := hintKeys[key]
-	if k == nil {
-		k = ast.StringTerm(key)
-	}
-	if t := obj.Get(k); t != nil {
+	if t := obj.Get(keyTerm(key)); t != nil {
 		return t.Value
 	}
 	return nil
+}
+
+// keyTerm is key as an object key: the prebuilt term of a known hint or
+// view key, else a new string term.
+func keyTerm(key string) *ast.Term {
+	if k := hintKeys[key]; k != nil {
+		return k
+	}
+	return ast.StringTerm(key)
 }
 
 // errNoHint is what reading a hint the evaluation does not have returns,
@@ -351,11 +356,7 @@ var errNoHint = &storage.Error{Code: storage.NotFoundErr, Message: "hint missing
 func hintChild(v ast.Value, seg string) ast.Value {
 	switch x := v.(type) {
 	case ast.Object:
-		k := hintKeys[seg]
-		if k == nil {
-			k = ast.StringTerm(seg)
-		}
-		if t := x.Get(k); t != nil {
+		if t := x.Get(keyTerm(seg)); t != nil {
 			return t.Value
 		}
 	case *ast.Array:
