@@ -106,7 +106,11 @@ type prepared struct {
 	// without them (bundle tenants, a custom WithQuery).
 	hinted *rego.PreparedEvalQuery
 	hinter *adapter.Hinter
-	noHit  atomic.Pointer[decoded] // see (*prepared).decisionOfAST
+	// views is the tenant's views document as the unit's store holds it
+	// (read once: nothing writes the store), nil for tenants without
+	// hints; noHits the no-hit decisions decoded so far (nohit.go).
+	views  any
+	noHits noHitMemo
 }
 
 // tenantState is what SetTenant recorded for one tenant.
@@ -355,8 +359,13 @@ func (e *Engine) Evaluate(ctx context.Context, a pdp.Action) (d *pdp.Decision, e
 		return nil, err
 	}
 	if pq.hinted != nil && pq.hinter != nil && textErr == nil {
-		hctx, hin := hintedEval(ctx, pq.hinter, a, text)
-		rs, err := e.run(hctx, a.TenantID, *pq.hinted, hin, e.values)
+		hs := hintsOf(pq.hinter, a, text)
+		if allowed := pq.noHitTerm(&hs); allowed != nil {
+			return e.answerNoHit(ctx, a.TenantID, pq, allowed, start)
+		}
+		hp := new(hintSet)
+		*hp = hs
+		rs, err := e.run(context.WithValue(ctx, hintsKey{}, hp), a.TenantID, *pq.hinted, lazyInput(a), e.values)
 		if err != nil {
 			return nil, err
 		}
@@ -558,6 +567,9 @@ func (e *Engine) prepare(ctx context.Context, k key, st *tenantState) (_ *prepar
 			return nil, fmt.Errorf("prepare tenant %q: %w", k.tenant, err)
 		}
 		p.hinted, p.hinter = &hq, u.hinter
+		if p.views, err = storage.ReadOne(ctx, u.store, viewsPath(k.tenant)); err != nil && !storage.IsNotFound(err) {
+			return nil, fmt.Errorf("prepare tenant %q: read its views: %w", k.tenant, err)
+		}
 	}
 	return p, nil
 }

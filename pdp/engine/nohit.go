@@ -1,0 +1,155 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+)
+
+// The no-hit answer: the commonest decision, answered without evaluating.
+//
+// When the engine's hints say that no rule of the view's policies can fire
+// (data.gatehouse.hints.rules == {"agent": {}, "tenant": {}}) and that no
+// built-in's anchor occurs (data.gatehouse.hints.builtins == {}), the
+// library's result is, by its first branch (rego/gatehouse/decision.rego:
+// result, _builtins_result), exactly _view.allowed: the view's
+// precomputed no-hit result, a term of the tenant's data. Evaluate then
+// answers that term in Go instead of evaluating the hinted query, after
+// checking the same preconditions on the same values the evaluation would
+// read:
+//   - is_string(input.action): the input's action is always a string
+//     (lazyInput);
+//   - the rules and builtins hints: the very values hintStore would serve
+//     (hintsOf computes both ways; the rules object is compared as Rego's
+//     == compares it);
+//   - _view is the view hint: findView, the lookup hintStore.view makes,
+//     over the tenant's views document read from the unit's store (once,
+//     at prepare: nothing writes that store), and the view has "allowed".
+//     When there is no view hint (no views in the data, none found) the
+//     library looks further itself, so the engine evaluates.
+//
+// Everything else stays as an evaluation has it: the tenant's entry is
+// looked up first (unknown and degraded tenants fail as before), the
+// answer is given holding one of the evaluation slots (admitted, waiting
+// and refused with ErrOverloaded like an evaluation, fairness included),
+// and it is not trusted once Config.Timeout has passed by the clock or
+// the caller's context has ended, as run does not trust a result that
+// raced either. A stock OPA, the Data API and opa test still evaluate the
+// library, which takes the later branches to the same result;
+// TestHintsDifferential compares both on every generated action and
+// TestNoHitAnswer compares the answer with the hinted evaluation it
+// replaces, field by field.
+
+// noHitTerm is the result term of a's decision when hs (hintsOf a) says
+// nothing can fire, taken from the view the library would find; nil when
+// the evaluation must decide.
+func (p *prepared) noHitTerm(hs *hintSet) *ast.Term {
+	if p.views == nil || hs.builtins != builtinHints[0] || hs.rules.Value.Compare(noRulesHint) != 0 {
+		return nil
+	}
+	v, _ := findView(p.views, hs.agent, hs.step)
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return nil
+	}
+	return obj.Get(keyAllowed)
+}
+
+var (
+	// noRulesHint is the rules hint of an action no rule can fire on, as
+	// the library's result compares it.
+	noRulesHint = ast.MustParseTerm(`{"agent": {}, "tenant": {}}`).Value
+	keyAllowed  = ast.StringTerm("allowed")
+)
+
+// answerNoHit is the decision whose result term is allowed (noHitTerm),
+// given like an evaluation's: in one of the slots, failed closed when the
+// timeout passed or ctx ended meanwhile.
+func (e *Engine) answerNoHit(ctx context.Context, tenant string, p *prepared, allowed *ast.Term, start time.Time) (*pdp.Decision, error) {
+	release, err := e.slots.admit(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	began := time.Now()
+	d, err := p.noHits.decode(allowed)
+	switch {
+	case err != nil:
+	case !time.Now().Before(began.Add(e.cfg.Timeout)):
+		err = context.DeadlineExceeded
+	case ctx.Err() != nil:
+		err = context.Cause(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
+	}
+	d.EvaluationTimeMS = float64(time.Since(start).Microseconds()) / 1000
+	return d, nil
+}
+
+// decisionOfAST is decisionOfAST for the entry's hinted query, decoding a
+// result without hits once (noHitMemo). A decision without hits is the
+// view's precomputed no-hit document, read from the unit's store, which
+// nothing writes: the same term every time.
+func (p *prepared) decisionOfAST(rs rego.ResultSet, start time.Time) (*pdp.Decision, error) {
+	t, err := resultTerm(rs)
+	if err != nil {
+		return nil, err
+	}
+	d, err := p.noHits.decode(t)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
+	}
+	d.EvaluationTimeMS = float64(time.Since(start).Microseconds()) / 1000
+	return d, nil
+}
+
+// noHitMemo remembers, per entry, the decisions of result terms without
+// violations, warnings or shadow hits, by the term (its pointer): a view's
+// no-hit result, which the no-hit answer and evaluations without hits
+// return, is a term of the unit's store, immutable and the same every
+// time. A remembered term is kept alive by the memo, so its address is
+// never reused for another term. decode hands out copies that share
+// nothing a caller could change with the remembered decision or with
+// other copies (TestNoHitMemo). At most maxNoHits terms are remembered per
+// entry (a tenant has a few views per scope); past that, terms are
+// decoded every time.
+type noHitMemo struct {
+	m sync.Map // *ast.Term → *pdp.Decision, never modified
+	n atomic.Int32
+}
+
+const maxNoHits = 64
+
+// decode is the decision of result term t (decodeAST), from the memo when
+// t is remembered.
+func (m *noHitMemo) decode(t *ast.Term) (*pdp.Decision, error) {
+	if d, ok := m.m.Load(t); ok {
+		return copyDecision(d.(*pdp.Decision)), nil
+	}
+	d, err := decodeAST(t.Value)
+	if err != nil {
+		return nil, err
+	}
+	if len(d.Violations) == 0 && len(d.Warnings) == 0 && len(d.Shadow) == 0 && m.n.Load() < maxNoHits {
+		if _, loaded := m.m.LoadOrStore(t, copyDecision(d)); !loaded {
+			m.n.Add(1)
+		}
+	}
+	return d, nil
+}
+
+// remembered is the decision remembered for t, nil if none (tests).
+func (m *noHitMemo) remembered(t *ast.Term) *pdp.Decision {
+	if d, ok := m.m.Load(t); ok {
+		return d.(*pdp.Decision)
+	}
+	return nil
+}
