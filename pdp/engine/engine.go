@@ -108,9 +108,11 @@ type prepared struct {
 	hinter *adapter.Hinter
 	// views is the tenant's views document as the unit's store holds it
 	// (read once: nothing writes the store), nil for tenants without
-	// hints; noHits the no-hit decisions decoded so far (nohit.go).
-	views  any
-	noHits noHitMemo
+	// hints; allowed the view lookups of the no-hit answer and noHits
+	// the no-hit decisions decoded so far (nohit.go).
+	views   any
+	allowed allowedMemo
+	noHits  noHitMemo
 }
 
 // tenantState is what SetTenant recorded for one tenant.
@@ -363,9 +365,7 @@ func (e *Engine) Evaluate(ctx context.Context, a pdp.Action) (d *pdp.Decision, e
 		if allowed := pq.noHitTerm(&hs); allowed != nil {
 			return e.answerNoHit(ctx, a.TenantID, pq, allowed, start)
 		}
-		hp := new(hintSet)
-		*hp = hs
-		rs, err := e.run(context.WithValue(ctx, hintsKey{}, hp), a.TenantID, *pq.hinted, lazyInput(a), e.values)
+		rs, err := e.run(hintedContext(ctx, &hs), a.TenantID, *pq.hinted, lazyInput(a), e.values)
 		if err != nil {
 			return nil, err
 		}
@@ -475,11 +475,10 @@ func (e *Engine) entry(ctx context.Context, span trace.Span, tenant, agent strin
 // inter-query value cache) when not nil. Every error wraps
 // pdp.ErrEvaluationFailed, but for ErrOverloaded from the slots.
 func (e *Engine) run(ctx context.Context, tenant string, pq rego.PreparedEvalQuery, input ast.Value, values cache.InterQueryValueCache) (rego.ResultSet, error) {
-	release, err := e.slots.admit(ctx, tenant)
-	if err != nil {
+	if err := e.slots.acquire(ctx, tenant); err != nil {
 		return nil, err
 	}
-	defer release()
+	defer e.slots.release(tenant)
 	w := startWatch(ctx, e.cfg.Timeout)
 	w.opts = append(w.opts[:0], rego.EvalParsedInput(input), w.cancelOpt, noMetrics)
 	switch {

@@ -91,9 +91,21 @@ var builtinHints = [4]*ast.Term{
 // ctx with the hints (hintsOf), and the decision input with the params
 // converted only where the library reads it (lazyInput).
 func hintedEval(ctx context.Context, h *adapter.Hinter, a pdp.Action, text string) (context.Context, ast.Value) {
-	hs := new(hintSet)
-	*hs = hintsOf(h, a, text)
-	return context.WithValue(ctx, hintsKey{}, hs), lazyInput(a)
+	hs := hintsOf(h, a, text)
+	return hintedContext(ctx, &hs), lazyInput(a)
+}
+
+// hintedContext is ctx with (a copy of) hs for the evaluation to read, its
+// text hints made values first.
+func hintedContext(ctx context.Context, hs *hintSet) context.Context {
+	h := new(hintSet)
+	*h = *hs
+	h.text = ast.String(h.textStr)
+	h.folded = h.text
+	if h.foldedStr != h.textStr {
+		h.folded = ast.String(h.foldedStr)
+	}
+	return context.WithValue(ctx, hintsKey{}, h)
 }
 
 // hintsOf is the hints of action a, whose action text (actionText, which
@@ -116,11 +128,9 @@ func hintsOf(h *adapter.Hinter, a pdp.Action, text string) hintSet {
 		builtins |= 2
 	}
 	hs.builtins = builtinHints[builtins]
-	hs.text = ast.String(text)
-	hs.folded = hs.text
-	if folded != text {
-		hs.folded = ast.String(folded)
-	}
+	// The text hints as strings: made values (an allocation each) only
+	// for an evaluation (hintedContext), not for the no-hit answer.
+	hs.textStr, hs.foldedStr = text, folded
 	return hs
 }
 
@@ -129,13 +139,15 @@ func hintsOf(h *adapter.Hinter, a pdp.Action, text string) hintSet {
 // does) need no object holding them all; object builds that object for a
 // read of data.gatehouse.hints whole. Built per evaluation, only read.
 type hintSet struct {
-	text, folded ast.Value // strings
-	ascii        bool
-	rules        *ast.Term // adapter.Hinter's RulesTerm, shared: never modified
-	builtins     *ast.Term // one of builtinHints
-	financial    bool      // FinancialSafety may fire: keyword and amountKey hold
-	keyword      string
-	amountKey    bool
+	text, folded ast.Value // strings, set by hintedContext
+	// textStr, foldedStr: the same as Go strings (hintsOf).
+	textStr, foldedStr string
+	ascii              bool
+	rules              *ast.Term // adapter.Hinter's RulesTerm, shared: never modified
+	builtins           *ast.Term // one of builtinHints
+	financial          bool      // FinancialSafety may fire: keyword and amountKey hold
+	keyword            string
+	amountKey          bool
 	// tenant, agent and step: the input's tenant_id, agent_id ("" for
 	// none: null) and step_type (lazyInput), which the view hint is looked
 	// up by (hintView).

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,12 +55,48 @@ func (p *prepared) noHitTerm(hs *hintSet) *ast.Term {
 	if p.views == nil || hs.builtins != builtinHints[0] || hs.rules.Value.Compare(noRulesHint) != 0 {
 		return nil
 	}
-	v, _ := findView(p.views, hs.agent, hs.step)
-	obj, ok := v.(ast.Object)
-	if !ok {
-		return nil
+	k := viewKey{agent: hs.agent, step: hs.step}
+	memo := p.allowed.Load()
+	if memo != nil {
+		if t, ok := (*memo)[k]; ok {
+			return t
+		}
 	}
-	return obj.Get(keyAllowed)
+	var t *ast.Term
+	v, _ := findView(p.views, hs.agent, hs.step)
+	if obj, ok := v.(ast.Object); ok {
+		t = obj.Get(keyAllowed)
+	}
+	if memo == nil || len(*memo) < maxAllowedMemo {
+		next := make(map[viewKey]*ast.Term, 1+len0(memo))
+		if memo != nil {
+			maps.Copy(next, *memo)
+		}
+		next[k] = t
+		p.allowed.CompareAndSwap(memo, &next) // a racing writer's map wins; looked up again later
+	}
+	return t
+}
+
+// viewKey is what findView looks a view up by: the input's agent_id and
+// step_type (hintSet).
+type viewKey struct{ agent, step string }
+
+// allowedMemo remembers noHitTerm's lookups per entry: by viewKey, the
+// "allowed" term of the view findView finds (nil: none). The views are
+// immutable (the unit's store is never written), so a lookup made once
+// holds for the entry's life. A map replaced, never changed; at most
+// maxAllowedMemo keys (agent ids and step types are the client's), past
+// that lookups are made every time.
+type allowedMemo = atomic.Pointer[map[viewKey]*ast.Term]
+
+const maxAllowedMemo = 256
+
+func len0(m *map[viewKey]*ast.Term) int {
+	if m == nil {
+		return 0
+	}
+	return len(*m)
 }
 
 var (
@@ -73,11 +110,10 @@ var (
 // given like an evaluation's: in one of the slots, failed closed when the
 // timeout passed or ctx ended meanwhile.
 func (e *Engine) answerNoHit(ctx context.Context, tenant string, p *prepared, allowed *ast.Term, start time.Time) (*pdp.Decision, error) {
-	release, err := e.slots.admit(ctx, tenant)
-	if err != nil {
+	if err := e.slots.acquire(ctx, tenant); err != nil {
 		return nil, err
 	}
-	defer release()
+	defer e.slots.release(tenant)
 	began := time.Now()
 	d, err := p.noHits.decode(allowed)
 	switch {
