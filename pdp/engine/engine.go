@@ -108,11 +108,11 @@ type prepared struct {
 	hinter *adapter.Hinter
 	// views is the tenant's views document as the unit's store holds it
 	// (read once: nothing writes the store), nil for tenants without
-	// hints; allowed the view lookups of the no-hit answer and noHits
+	// hints; found the view lookups in it (viewOf) and noHits
 	// the no-hit decisions decoded so far (nohit.go).
-	views   any
-	allowed allowedMemo
-	noHits  noHitMemo
+	views  any
+	found  viewMemo
+	noHits noHitMemo
 }
 
 // tenantState is what SetTenant recorded for one tenant.

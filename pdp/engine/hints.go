@@ -36,8 +36,9 @@ import (
 // builtins (the built-ins whose anchors occur), financial (the money
 // word and whether an amount key occurs, when FinancialSafety may fire)
 // and view (the view the library's _view finds for the action's tenant,
-// agent and step type, looked up in the tenant's data by hintStore when
-// the library reads it: hintView).
+// agent and step type, looked up in the tenant's data the same way:
+// Evaluate's lookups are remembered per entry (prepared.viewOf), others
+// are made by hintStore when the library reads the hint: viewHint).
 // The library decides the same without them; they only spare it work.
 //
 // Earlier the hints reached the library through the query itself
@@ -152,6 +153,9 @@ type hintSet struct {
 	// none: null) and step_type (lazyInput), which the view hint is looked
 	// up by (hintView).
 	tenant, agent, step string
+	// view: the view hint when Evaluate found it already (noHitTerm);
+	// nil: hintStore looks it up (viewHint).
+	view ast.Value
 }
 
 // object is the hints as one object: {text, folded, ascii, rules,
@@ -278,12 +282,12 @@ func (s hintStore) hint(ctx context.Context, txn storage.Transaction, hints any,
 		switch {
 		case len(path) == 0:
 			obj := h.object()
-			if v, _ := s.view(ctx, txn, h); v != nil {
+			if v := s.viewHint(ctx, txn, h); v != nil {
 				obj.Insert(hintView, ast.NewTerm(v))
 			}
 			return obj
 		case path[0] == "view":
-			v, _ := s.view(ctx, txn, h)
+			v := s.viewHint(ctx, txn, h)
 			if v == nil {
 				return nil
 			}
@@ -294,6 +298,18 @@ func (s hintStore) hint(ctx context.Context, txn storage.Transaction, hints any,
 		return hintAt(h, path)
 	}
 	return nil
+}
+
+// viewHint is h's view hint: the view Evaluate found for it (h.view,
+// found by findView in the same tenant data, read from this store when
+// the entry was prepared: the store is never written), else the view
+// looked up now (view).
+func (s hintStore) viewHint(ctx context.Context, txn storage.Transaction, h *hintSet) ast.Value {
+	if h.view != nil {
+		return h.view
+	}
+	v, _ := s.view(ctx, txn, h)
+	return v
 }
 
 // viewKind says which of _view's branches a view hint stands for.

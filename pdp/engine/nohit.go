@@ -50,49 +50,67 @@ import (
 
 // noHitTerm is the result term of a's decision when hs (hintsOf a) says
 // nothing can fire, taken from the view the library would find; nil when
-// the evaluation must decide.
+// the evaluation must decide. It sets hs.view to that view (nil when the
+// entry has no views: hintStore then looks it up itself), so that an
+// evaluation's view hint needs no lookup of its own.
 func (p *prepared) noHitTerm(hs *hintSet) *ast.Term {
-	if p.views == nil || hs.builtins != builtinHints[0] || hs.rules.Value.Compare(noRulesHint) != 0 {
+	if p.views == nil {
 		return nil
 	}
-	k := viewKey{agent: hs.agent, step: hs.step}
-	memo := p.allowed.Load()
+	fv := p.viewOf(hs.agent, hs.step)
+	hs.view = fv.view
+	if fv.allowed == nil || hs.builtins != builtinHints[0] || hs.rules.Value.Compare(noRulesHint) != 0 {
+		return nil
+	}
+	return fv.allowed
+}
+
+// foundView is what findView finds in an entry's views for one agent and
+// step type: the view (nil: none) and its "allowed" term (nil: none).
+type foundView struct {
+	view    ast.Value
+	allowed *ast.Term
+}
+
+// viewOf is findView's lookup in p.views, remembered (viewMemo).
+func (p *prepared) viewOf(agent, step string) foundView {
+	k := viewKey{agent: agent, step: step}
+	memo := p.found.Load()
 	if memo != nil {
-		if t, ok := (*memo)[k]; ok {
-			return t
+		if fv, ok := (*memo)[k]; ok {
+			return fv
 		}
 	}
-	var t *ast.Term
-	v, _ := findView(p.views, hs.agent, hs.step)
-	if obj, ok := v.(ast.Object); ok {
-		t = obj.Get(keyAllowed)
+	var fv foundView
+	fv.view, _ = findView(p.views, agent, step)
+	if obj, ok := fv.view.(ast.Object); ok {
+		fv.allowed = obj.Get(keyAllowed)
 	}
-	if memo == nil || len(*memo) < maxAllowedMemo {
-		next := make(map[viewKey]*ast.Term, 1+len0(memo))
+	if memo == nil || len(*memo) < maxViewMemo {
+		next := make(map[viewKey]foundView, 1+len0(memo))
 		if memo != nil {
 			maps.Copy(next, *memo)
 		}
-		next[k] = t
-		p.allowed.CompareAndSwap(memo, &next) // a racing writer's map wins; looked up again later
+		next[k] = fv
+		p.found.CompareAndSwap(memo, &next) // a racing writer's map wins; looked up again later
 	}
-	return t
+	return fv
 }
 
 // viewKey is what findView looks a view up by: the input's agent_id and
 // step_type (hintSet).
 type viewKey struct{ agent, step string }
 
-// allowedMemo remembers noHitTerm's lookups per entry: by viewKey, the
-// "allowed" term of the view findView finds (nil: none). The views are
-// immutable (the unit's store is never written), so a lookup made once
-// holds for the entry's life. A map replaced, never changed; at most
-// maxAllowedMemo keys (agent ids and step types are the client's), past
+// viewMemo remembers an entry's view lookups (viewOf) by viewKey. The
+// views are immutable (the unit's store is never written), so a lookup
+// made once holds for the entry's life. A map replaced, never changed; at
+// most maxViewMemo keys (agent ids and step types are the client's), past
 // that lookups are made every time.
-type allowedMemo = atomic.Pointer[map[viewKey]*ast.Term]
+type viewMemo = atomic.Pointer[map[viewKey]foundView]
 
-const maxAllowedMemo = 256
+const maxViewMemo = 256
 
-func len0(m *map[viewKey]*ast.Term) int {
+func len0(m *map[viewKey]foundView) int {
 	if m == nil {
 		return 0
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/storage"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
@@ -28,6 +29,29 @@ func noHitAnswer(t testing.TB, e *Engine, a pdp.Action) (*ast.Term, *prepared) {
 	}
 	hs := hintsOf(pq.hinter, a, text)
 	return pq.noHitTerm(&hs), pq
+}
+
+// checkViewHint: the view Evaluate hands over with a's hints (noHitTerm,
+// from the entry's views read at prepare) is the very value hintStore
+// looks up in the store for them (nil both when there is none).
+func checkViewHint(t testing.TB, e *Engine, pq *prepared, a pdp.Action) {
+	t.Helper()
+	text, err := actionText(a.Name, a.Params)
+	if err != nil || pq.hinter == nil {
+		return
+	}
+	hs := hintsOf(pq.hinter, a, text)
+	pq.noHitTerm(&hs)
+	e.mu.RLock()
+	st := e.tenants[a.TenantID]
+	e.mu.RUnlock()
+	store := st.unit.store.(hintStore)
+	txn := storage.NewTransactionOrDie(t.Context(), store)
+	defer store.Abort(t.Context(), txn)
+	lookedUp, _ := store.view(t.Context(), txn, &hs)
+	if (lookedUp == nil) != (hs.view == nil) || lookedUp != nil && lookedUp.(ast.Object) != hs.view.(ast.Object) {
+		t.Fatalf("%+v: view hint %v, hintStore looks up %v", a, hs.view, lookedUp)
+	}
 }
 
 // TestNoHitAnswer: for every action Evaluate answers without evaluating,
@@ -69,6 +93,7 @@ func TestNoHitAnswer(t *testing.T) {
 					t.Fatalf("%+v: %v", a, err)
 				}
 				allowed, pq := noHitAnswer(t, e, a)
+				checkViewHint(t, e, pq, a)
 				if allowed == nil {
 					evaluated++
 					continue
