@@ -106,6 +106,7 @@ type prepared struct {
 	// without them (bundle tenants, a custom WithQuery).
 	hinted *rego.PreparedEvalQuery
 	hinter *adapter.Hinter
+	direct *directQuery // hinted, as Evaluate runs it (direct.go)
 	// views is the tenant's views document as the unit's store holds it
 	// (read once: nothing writes the store), nil for tenants without
 	// hints; found the view lookups in it (viewOf) and noHits
@@ -365,11 +366,11 @@ func (e *Engine) Evaluate(ctx context.Context, a pdp.Action) (d *pdp.Decision, e
 		if allowed := pq.noHitTerm(&hs); allowed != nil {
 			return e.answerNoHit(ctx, a.TenantID, pq, allowed, start)
 		}
-		rs, err := e.run(hintedContext(ctx, &hs), a.TenantID, *pq.hinted, lazyInput(a), e.values)
+		t, err := e.runDirect(hintedContext(ctx, &hs), a.TenantID, pq.direct, lazyInput(a))
 		if err != nil {
 			return nil, err
 		}
-		return pq.decisionOfAST(rs, start)
+		return pq.decisionOfTerm(t, start)
 	}
 	if input == nil {
 		if input, _, err = inputAndParams(a); err != nil {
@@ -566,6 +567,9 @@ func (e *Engine) prepare(ctx context.Context, k key, st *tenantState) (_ *prepar
 			return nil, fmt.Errorf("prepare tenant %q: %w", k.tenant, err)
 		}
 		p.hinted, p.hinter = &hq, u.hinter
+		if p.direct, err = newDirectQuery(u.compiler, u.store, hintedQuery); err != nil {
+			return nil, fmt.Errorf("prepare tenant %q: %w", k.tenant, err)
+		}
 		if p.views, err = storage.ReadOne(ctx, u.store, viewsPath(k.tenant)); err != nil && !storage.IsNotFound(err) {
 			return nil, fmt.Errorf("prepare tenant %q: read its views: %w", k.tenant, err)
 		}

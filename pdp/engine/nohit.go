@@ -157,6 +157,11 @@ func (p *prepared) decisionOfAST(rs rego.ResultSet, start time.Time) (*pdp.Decis
 	if err != nil {
 		return nil, err
 	}
+	return p.decisionOfTerm(t, start)
+}
+
+// decisionOfTerm is decisionOfAST for the result term t.
+func (p *prepared) decisionOfTerm(t *ast.Term, start time.Time) (*pdp.Decision, error) {
 	d, err := p.noHits.decode(t)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
