@@ -65,8 +65,11 @@ type Engine struct {
 	tracer  trace.Tracer
 	query   string
 	library map[string]*ast.Module
-	lib     libraryOnce    // the library compiled alone, once (libcompile.go)
-	data    map[string]any // data.gatehouse.config
+	// extended: WithModules added to (or replaced part of) the library,
+	// so Evaluate never answers for it without evaluating (nohit.go).
+	extended bool
+	lib      libraryOnce    // the library compiled alone, once (libcompile.go)
+	data     map[string]any // data.gatehouse.config
 
 	mu      sync.RWMutex
 	tenants map[string]*tenantState
@@ -171,6 +174,7 @@ func WithModules(mods map[string]string) Option {
 			}
 			e.library[p] = m
 		}
+		e.extended = len(mods) > 0
 		return nil
 	}
 }
@@ -570,8 +574,12 @@ func (e *Engine) prepare(ctx context.Context, k key, st *tenantState) (_ *prepar
 		if p.direct, err = newDirectQuery(u.compiler, u.store, hintedQuery); err != nil {
 			return nil, fmt.Errorf("prepare tenant %q: %w", k.tenant, err)
 		}
-		if p.views, err = storage.ReadOne(ctx, u.store, viewsPath(k.tenant)); err != nil && !storage.IsNotFound(err) {
-			return nil, fmt.Errorf("prepare tenant %q: read its views: %w", k.tenant, err)
+		// The views, for the no-hit answer (nohit.go); none when modules of
+		// the engine's caller may change what the library decides.
+		if !e.extended {
+			if p.views, err = storage.ReadOne(ctx, u.store, viewsPath(k.tenant)); err != nil && !storage.IsNotFound(err) {
+				return nil, fmt.Errorf("prepare tenant %q: read its views: %w", k.tenant, err)
+			}
 		}
 	}
 	return p, nil

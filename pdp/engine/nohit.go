@@ -36,6 +36,9 @@ import (
 //     When there is no view hint (no views in the data, none found) the
 //     library looks further itself, so the engine evaluates.
 //
+// The answer stands for the library's own result only: an engine whose
+// library WithModules extended or changed evaluates every decision.
+//
 // Everything else stays as an evaluation has it: the tenant's entry is
 // looked up first (unknown and degraded tenants fail as before), the
 // answer is given holding one of the evaluation slots (admitted, waiting

@@ -198,6 +198,16 @@ func TestNoHitAnswerFailsClosed(t *testing.T) {
 			t.Fatalf("%d slots still held after the answers", e.slots.running)
 		}
 	})
+	t.Run("extended library", func(t *testing.T) {
+		// Modules added to the library may change what it decides: no
+		// answer without evaluating.
+		e := newEngine(t, Config{}, WithModules(map[string]string{"extra.rego": "package gatehouse.extra\n\nx := 1\n"}))
+		e.SetTenant(tp)
+		evaluate(t, e, quietAction)
+		if allowed, _ := noHitAnswer(t, e, quietAction); allowed != nil {
+			t.Fatal("an engine with modules of its own answered without evaluating")
+		}
+	})
 	t.Run("unknown tenant", func(t *testing.T) {
 		a := quietAction
 		a.TenantID = "nobody"
