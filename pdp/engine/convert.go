@@ -321,15 +321,21 @@ func decodeAST(v ast.Value) (*pdp.Decision, error) {
 		}
 		return string(s)
 	}
-	optStr := func(k *ast.Term) *string {
+	// The decision and what its optional fields point to, in one block.
+	b := &struct {
+		d                 pdp.Decision
+		triggered, reason string
+		severity          pdp.Severity
+	}{}
+	optStr := func(k *ast.Term, dst *string) *string {
 		switch astField(m, k).(type) {
 		case nil, ast.Null:
 			return nil
 		}
-		s := str(k)
-		return &s
+		*dst = str(k)
+		return dst
 	}
-	d := &pdp.Decision{}
+	d := &b.d
 	d.Status = pdp.Status(str(keyStatus))
 	if astField(m, keyShadowStatus) != nil {
 		d.ShadowStatus = pdp.Status(str(keyShadowStatus))
@@ -337,12 +343,11 @@ func decodeAST(v ast.Value) (*pdp.Decision, error) {
 	if d.RiskScore, ok = astNumber(astField(m, keyRiskScore)); !ok {
 		fail("result.risk_score is not a number")
 	}
-	d.TriggeredPolicy = optStr(keyTriggeredPolicy)
-	if s := optStr(keySeverity); s != nil {
-		sev := pdp.Severity(*s)
-		d.Severity = &sev
+	d.TriggeredPolicy = optStr(keyTriggeredPolicy, &b.triggered)
+	if optStr(keySeverity, (*string)(&b.severity)) != nil {
+		d.Severity = &b.severity
 	}
-	d.Reason = optStr(keyReason)
+	d.Reason = optStr(keyReason, &b.reason)
 	if names, ok := astField(m, keyPoliciesEvaluated).(*ast.Array); ok {
 		d.PoliciesEvaluated = make([]string, names.Len())
 		for i := range names.Len() {
@@ -394,22 +399,24 @@ var (
 	keyConfidence  = ast.StringTerm("confidence")
 )
 
-// astObjects returns the objects of an array result field named what
-// (violations, shadow hits), or an error naming the first that is not one.
-func astObjects(v ast.Value, what string) ([]ast.Object, error) {
+// astArray returns the array of a result field named what (violations,
+// shadow hits), or an error.
+func astArray(v ast.Value, what string) (*ast.Array, error) {
 	items, ok := v.(*ast.Array)
 	if !ok {
 		return nil, fmt.Errorf("%s are %T, not an array", what, v)
 	}
-	out := make([]ast.Object, items.Len())
-	for i := range items.Len() {
-		m, ok := items.Elem(i).Value.(ast.Object)
-		if !ok {
-			return nil, fmt.Errorf("%s %d is %T", what, i, items.Elem(i).Value)
-		}
-		out[i] = m
+	return items, nil
+}
+
+// astObjectAt is the object at i of items, an array result field named
+// what, or an error naming it.
+func astObjectAt(items *ast.Array, i int, what string) (ast.Object, error) {
+	m, ok := items.Elem(i).Value.(ast.Object)
+	if !ok {
+		return nil, fmt.Errorf("%s %d is %T", what, i, items.Elem(i).Value)
 	}
-	return out, nil
+	return m, nil
 }
 
 // astString is the string at k in m, or "" when absent or not a string.
@@ -430,12 +437,16 @@ func astField(m ast.Object, k *ast.Term) ast.Value {
 }
 
 func violationsAST(v ast.Value) ([]pdp.Violation, error) {
-	objs, err := astObjects(v, "violations")
+	items, err := astArray(v, "violations")
 	if err != nil {
 		return nil, err
 	}
-	out := make([]pdp.Violation, len(objs))
-	for i, m := range objs {
+	out := make([]pdp.Violation, items.Len())
+	for i := range out {
+		m, err := astObjectAt(items, i, "violations")
+		if err != nil {
+			return nil, err
+		}
 		rule, ok := astNumber(astField(m, keyRule))
 		if !ok {
 			return nil, fmt.Errorf("violation %d: rule is not a number", i)
@@ -462,12 +473,16 @@ var keyWouldStatus = ast.StringTerm("would_status")
 
 // shadowHitsAST is shadowHits for a result left as AST.
 func shadowHitsAST(v ast.Value) ([]pdp.ShadowHit, error) {
-	objs, err := astObjects(v, "shadow hits")
+	items, err := astArray(v, "shadow hits")
 	if err != nil {
 		return nil, err
 	}
-	out := make([]pdp.ShadowHit, len(objs))
-	for i, m := range objs {
+	out := make([]pdp.ShadowHit, items.Len())
+	for i := range out {
+		m, err := astObjectAt(items, i, "shadow hits")
+		if err != nil {
+			return nil, err
+		}
 		rule, ok := astNumber(astField(m, keyRule))
 		if !ok {
 			return nil, fmt.Errorf("shadow hit %d: rule is not a number", i)

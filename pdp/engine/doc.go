@@ -46,7 +46,11 @@
 // On a hit Evaluate compiles nothing and does no I/O: it converts the input,
 // evaluates the prepared query with the shared inter-query value cache (so
 // regexes are compiled once per process, not per evaluation, and not in
-// OPA's 100-entry global cache) and converts the result.
+// OPA's 100-entry global cache) and converts the result. A registry
+// tenant's hinted query is evaluated with topdown directly (direct.go),
+// and a decision on which the hints say nothing can fire is answered
+// from the view's precomputed result without evaluating (nohit.go), in a
+// slot and within the timeout like an evaluation.
 //
 // # Bundle tenants
 //

@@ -65,8 +65,11 @@ type Engine struct {
 	tracer  trace.Tracer
 	query   string
 	library map[string]*ast.Module
-	lib     libraryOnce    // the library compiled alone, once (libcompile.go)
-	data    map[string]any // data.gatehouse.config
+	// extended: WithModules added to (or replaced part of) the library,
+	// so Evaluate never answers for it without evaluating (nohit.go).
+	extended bool
+	lib      libraryOnce    // the library compiled alone, once (libcompile.go)
+	data     map[string]any // data.gatehouse.config
 
 	mu      sync.RWMutex
 	tenants map[string]*tenantState
@@ -106,7 +109,14 @@ type prepared struct {
 	// without them (bundle tenants, a custom WithQuery).
 	hinted *rego.PreparedEvalQuery
 	hinter *adapter.Hinter
-	noHit  atomic.Pointer[decoded] // see (*prepared).decisionOfAST
+	direct *directQuery // hinted, as Evaluate runs it (direct.go)
+	// views is the tenant's views document as the unit's store holds it
+	// (read once: nothing writes the store), nil for tenants without
+	// hints; found the view lookups in it (viewOf) and noHits
+	// the no-hit decisions decoded so far (nohit.go).
+	views  any
+	found  viewMemo
+	noHits noHitMemo
 }
 
 // tenantState is what SetTenant recorded for one tenant.
@@ -164,6 +174,7 @@ func WithModules(mods map[string]string) Option {
 			}
 			e.library[p] = m
 		}
+		e.extended = len(mods) > 0
 		return nil
 	}
 }
@@ -355,12 +366,15 @@ func (e *Engine) Evaluate(ctx context.Context, a pdp.Action) (d *pdp.Decision, e
 		return nil, err
 	}
 	if pq.hinted != nil && pq.hinter != nil && textErr == nil {
-		hctx, hin := hintedEval(ctx, pq.hinter, a, text)
-		rs, err := e.run(hctx, a.TenantID, *pq.hinted, hin, e.values)
+		hs := hintsOf(pq.hinter, a, text)
+		if allowed := pq.noHitTerm(&hs); allowed != nil {
+			return e.answerNoHit(ctx, a.TenantID, pq, allowed, start)
+		}
+		t, err := e.runDirect(hintedContext(ctx, &hs), a.TenantID, pq.direct, lazyInput(a))
 		if err != nil {
 			return nil, err
 		}
-		return pq.decisionOfAST(rs, start)
+		return pq.decisionOfTerm(t, start)
 	}
 	if input == nil {
 		if input, _, err = inputAndParams(a); err != nil {
@@ -466,11 +480,10 @@ func (e *Engine) entry(ctx context.Context, span trace.Span, tenant, agent strin
 // inter-query value cache) when not nil. Every error wraps
 // pdp.ErrEvaluationFailed, but for ErrOverloaded from the slots.
 func (e *Engine) run(ctx context.Context, tenant string, pq rego.PreparedEvalQuery, input ast.Value, values cache.InterQueryValueCache) (rego.ResultSet, error) {
-	release, err := e.slots.admit(ctx, tenant)
-	if err != nil {
+	if err := e.slots.acquire(ctx, tenant); err != nil {
 		return nil, err
 	}
-	defer release()
+	defer e.slots.release(tenant)
 	w := startWatch(ctx, e.cfg.Timeout)
 	w.opts = append(w.opts[:0], rego.EvalParsedInput(input), w.cancelOpt, noMetrics)
 	switch {
@@ -558,6 +571,16 @@ func (e *Engine) prepare(ctx context.Context, k key, st *tenantState) (_ *prepar
 			return nil, fmt.Errorf("prepare tenant %q: %w", k.tenant, err)
 		}
 		p.hinted, p.hinter = &hq, u.hinter
+		if p.direct, err = newDirectQuery(u.compiler, u.store, hintedQuery); err != nil {
+			return nil, fmt.Errorf("prepare tenant %q: %w", k.tenant, err)
+		}
+		// The views, for the no-hit answer (nohit.go); none when modules of
+		// the engine's caller may change what the library decides.
+		if !e.extended {
+			if p.views, err = storage.ReadOne(ctx, u.store, viewsPath(k.tenant)); err != nil && !storage.IsNotFound(err) {
+				return nil, fmt.Errorf("prepare tenant %q: read its views: %w", k.tenant, err)
+			}
+		}
 	}
 	return p, nil
 }

@@ -26,7 +26,8 @@ var eventActions = flag.Int("events.actions", 0, "TestDecisionEvents: decide thi
 // TestDecisionEvents logs how many evaluator events a hinted decision at
 // scale M costs (the noise-free measure of Rego work the engine issue
 // reports), by the number of rules that fire, and, per bucket, where the
-// events go (file and line of the median decision's events).
+// events go (file and line of the median decision's events). A decision
+// Evaluate answers without evaluating (nohit.go) counts 0 events.
 // `go test ./pdp/engine -run TestDecisionEvents -v -args -events.actions=1500`;
 // -events.unhinted traces the query a stock OPA evaluates instead.
 func TestDecisionEvents(t *testing.T) {
@@ -43,7 +44,10 @@ func TestDecisionEvents(t *testing.T) {
 	}
 	buckets := map[string][]sample{}
 	exact, warned := map[int]int{}, map[int]int{}
-	defer func() { t.Logf("decisions by number of hits %v, of them with a warning %v", exact, warned) }()
+	answered := 0
+	defer func() {
+		t.Logf("decisions by number of hits %v, of them with a warning %v; answered without evaluating (0 events) %d", exact, warned, answered)
+	}()
 	for _, a := range s.Actions[:min(*eventActions, len(s.Actions))] {
 		pq, err := e.entry(t.Context(), noop.Span{}, a.TenantID, a.AgentID)
 		if err != nil {
@@ -89,6 +93,11 @@ func TestDecisionEvents(t *testing.T) {
 			k = "3+"
 		}
 		smp := sample{events: len(*buf), byFile: map[string]int{}, byLine: map[string]int{}}
+		if allowed, _ := noHitAnswer(t, e, a); allowed != nil && !*eventUnhinted {
+			// Evaluate answers it without evaluating (nohit.go): no events.
+			answered++
+			*buf, smp.events = nil, 0
+		}
 		for _, ev := range *buf {
 			f, l := "query", ""
 			if ev.Location != nil {

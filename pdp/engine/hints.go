@@ -36,8 +36,9 @@ import (
 // builtins (the built-ins whose anchors occur), financial (the money
 // word and whether an amount key occurs, when FinancialSafety may fire)
 // and view (the view the library's _view finds for the action's tenant,
-// agent and step type, looked up in the tenant's data by hintStore when
-// the library reads it: hintView).
+// agent and step type, looked up in the tenant's data the same way:
+// Evaluate's lookups are remembered per entry (prepared.viewOf), others
+// are made by hintStore when the library reads the hint: viewHint).
 // The library decides the same without them; they only spare it work.
 //
 // Earlier the hints reached the library through the query itself
@@ -88,11 +89,31 @@ var builtinHints = [4]*ast.Term{
 
 // hintedEval returns the context and input of hintedQuery's evaluation
 // of action a, whose action text (actionText, which succeeded) is text:
-// ctx with the hints (a hintSet), and the decision input with the params
+// ctx with the hints (hintsOf), and the decision input with the params
 // converted only where the library reads it (lazyInput).
 func hintedEval(ctx context.Context, h *adapter.Hinter, a pdp.Action, text string) (context.Context, ast.Value) {
+	hs := hintsOf(h, a, text)
+	return hintedContext(ctx, &hs), lazyInput(a)
+}
+
+// hintedContext is ctx with (a copy of) hs for the evaluation to read, its
+// text hints made values first.
+func hintedContext(ctx context.Context, hs *hintSet) context.Context {
+	h := new(hintSet)
+	*h = *hs
+	h.text = ast.String(h.textStr)
+	h.folded = h.text
+	if h.foldedStr != h.textStr {
+		h.folded = ast.String(h.foldedStr)
+	}
+	return context.WithValue(ctx, hintsKey{}, h)
+}
+
+// hintsOf is the hints of action a, whose action text (actionText, which
+// succeeded) is text.
+func hintsOf(h *adapter.Hinter, a pdp.Action, text string) hintSet {
 	folded := foldText(text)
-	hs := &hintSet{rules: h.RulesTerm(a.AgentID, a.StepType, folded), ascii: isASCII(text),
+	hs := hintSet{rules: h.RulesTerm(a.AgentID, a.StepType, folded), ascii: isASCII(text),
 		tenant: a.TenantID, agent: a.AgentID, step: a.StepType}
 	if hs.step == "" {
 		hs.step = pdp.DefaultStepType // as lazyInput gives it
@@ -108,12 +129,10 @@ func hintedEval(ctx context.Context, h *adapter.Hinter, a pdp.Action, text strin
 		builtins |= 2
 	}
 	hs.builtins = builtinHints[builtins]
-	hs.text = ast.String(text)
-	hs.folded = hs.text
-	if folded != text {
-		hs.folded = ast.String(folded)
-	}
-	return context.WithValue(ctx, hintsKey{}, hs), lazyInput(a)
+	// The text hints as strings: made values (an allocation each) only
+	// for an evaluation (hintedContext), not for the no-hit answer.
+	hs.textStr, hs.foldedStr = text, folded
+	return hs
 }
 
 // hintSet is one evaluation's hints, as hintStore serves them: each hint
@@ -121,17 +140,22 @@ func hintedEval(ctx context.Context, h *adapter.Hinter, a pdp.Action, text strin
 // does) need no object holding them all; object builds that object for a
 // read of data.gatehouse.hints whole. Built per evaluation, only read.
 type hintSet struct {
-	text, folded ast.Value // strings
-	ascii        bool
-	rules        *ast.Term // adapter.Hinter's RulesTerm, shared: never modified
-	builtins     *ast.Term // one of builtinHints
-	financial    bool      // FinancialSafety may fire: keyword and amountKey hold
-	keyword      string
-	amountKey    bool
+	text, folded ast.Value // strings, set by hintedContext
+	// textStr, foldedStr: the same as Go strings (hintsOf).
+	textStr, foldedStr string
+	ascii              bool
+	rules              *ast.Term // adapter.Hinter's RulesTerm, shared: never modified
+	builtins           *ast.Term // one of builtinHints
+	financial          bool      // FinancialSafety may fire: keyword and amountKey hold
+	keyword            string
+	amountKey          bool
 	// tenant, agent and step: the input's tenant_id, agent_id ("" for
 	// none: null) and step_type (lazyInput), which the view hint is looked
 	// up by (hintView).
 	tenant, agent, step string
+	// view: the view hint when Evaluate found it already (noHitTerm);
+	// nil: hintStore looks it up (viewHint).
+	view ast.Value
 }
 
 // object is the hints as one object: {text, folded, ascii, rules,
@@ -258,12 +282,12 @@ func (s hintStore) hint(ctx context.Context, txn storage.Transaction, hints any,
 		switch {
 		case len(path) == 0:
 			obj := h.object()
-			if v, _ := s.view(ctx, txn, h); v != nil {
+			if v := s.viewHint(ctx, txn, h); v != nil {
 				obj.Insert(hintView, ast.NewTerm(v))
 			}
 			return obj
 		case path[0] == "view":
-			v, _ := s.view(ctx, txn, h)
+			v := s.viewHint(ctx, txn, h)
 			if v == nil {
 				return nil
 			}
@@ -274,6 +298,18 @@ func (s hintStore) hint(ctx context.Context, txn storage.Transaction, hints any,
 		return hintAt(h, path)
 	}
 	return nil
+}
+
+// viewHint is h's view hint: the view Evaluate found for it (h.view,
+// found by findView in the same tenant data, read from this store when
+// the entry was prepared: the store is never written), else the view
+// looked up now (view).
+func (s hintStore) viewHint(ctx context.Context, txn storage.Transaction, h *hintSet) ast.Value {
+	if h.view != nil {
+		return h.view
+	}
+	v, _ := s.view(ctx, txn, h)
+	return v
 }
 
 // viewKind says which of _view's branches a view hint stands for.
@@ -295,28 +331,44 @@ const (
 // data, or when none of those is. The value is the store's own (read
 // with AST values, never copied nor modified).
 func (s hintStore) view(ctx context.Context, txn storage.Transaction, h *hintSet) (ast.Value, viewKind) {
-	v, err := s.Store.Read(ctx, txn, storage.Path{adapter.Root, "tenants", h.tenant, "views"})
+	v, err := s.Store.Read(ctx, txn, viewsPath(h.tenant))
 	if err != nil {
 		return nil, viewNone
 	}
+	return findView(v, h.agent, h.step)
+}
+
+// viewsPath is the path of a tenant's views in its unit's store.
+func viewsPath(tenant string) storage.Path {
+	return storage.Path{adapter.Root, "tenants", tenant, "views"}
+}
+
+// findView is the view _view finds in views (a tenant's views document,
+// any value) for agent ("" for none: null) and step (the input's
+// step_type): the agent's views if it has any, else the default ones; in
+// them the step type as given, else upper-cased; else builtins_only. Nil
+// (viewNone) when views is not an object or holds none of those.
+// hintStore.view and the no-hit answer (noHitTerm) both look views up
+// with it.
+func findView(v any, agent, step string) (ast.Value, viewKind) {
 	views, ok := v.(ast.Object)
 	if !ok {
 		return nil, viewNone
 	}
 	kind := viewAgent
 	var scope ast.Value
-	if h.agent != "" {
-		scope = objectGet(objectGet(views, "agents"), h.agent)
+	if agent != "" {
+		scope = objectGet(objectGet(views, "agents"), agent)
 	}
 	if scope == nil {
 		kind = viewDefault
 		scope = objectGet(views, "default")
 	}
 	if scope != nil {
-		if v := objectGet(scope, h.step); v != nil {
+		if v := objectGet(scope, step); v != nil {
 			return v, kind
 		}
-		if v := objectGet(scope, strings.ToUpper(h.step)); v != nil { // _step: upper()
+		if v := objectGet(scope, strings.ToUpper(step)); v != nil { // _step: upper()
 			return v, kind
 		}
 	}
@@ -436,41 +488,6 @@ func resultTerm(rs rego.ResultSet) (*ast.Term, error) {
 		return nil, fmt.Errorf("%w: result is %T, not a term", pdp.ErrEvaluationFailed, rs[0].Expressions[0].Value)
 	}
 	return t, nil
-}
-
-// decoded is a result term and its decision, decoded once.
-type decoded struct {
-	term *ast.Term
-	d    pdp.Decision
-}
-
-// decisionOfAST is decisionOfAST for the entry's hinted query, which
-// remembers the first result without violations, warnings or shadow hits
-// it decodes. A decision without hits is the view's precomputed no-hit
-// document, read from the unit's store, which nothing writes: the same
-// term every time. When the result is that very term (by pointer), its
-// decision is copied instead of decoded again. The copy shares nothing a
-// caller could change with the remembered decision or with other copies
-// (TestNoHitMemo). One term is remembered per entry, so what is kept is
-// bounded; an entry serving several views decodes the others as before.
-func (p *prepared) decisionOfAST(rs rego.ResultSet, start time.Time) (*pdp.Decision, error) {
-	t, err := resultTerm(rs)
-	if err != nil {
-		return nil, err
-	}
-	var d *pdp.Decision
-	if m := p.noHit.Load(); m != nil && m.term == t {
-		d = copyDecision(&m.d)
-	} else {
-		if d, err = decodeAST(t.Value); err != nil {
-			return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
-		}
-		if m == nil && len(d.Violations) == 0 && len(d.Warnings) == 0 && len(d.Shadow) == 0 {
-			p.noHit.CompareAndSwap(nil, &decoded{term: t, d: *copyDecision(d)})
-		}
-	}
-	d.EvaluationTimeMS = float64(time.Since(start).Microseconds()) / 1000
-	return d, nil
 }
 
 // copyDecision returns a deep copy of d: slices and pointed-to values are

@@ -269,7 +269,9 @@ func sameDecision(a, b *pdp.Decision) bool {
 // engine's hints (Evaluate), without (the plain query, as stock OPA), and
 // without hints or the precomputed views (the library computing the views
 // itself, every 8th action) — and requires the same decision field by field, or the same
-// failure. It also checks that every rule that fires was a candidate.
+// failure. It also checks that every rule that fires was a candidate. The
+// hinted decisions include those Evaluate answers without evaluating
+// (nohit.go; required to occur).
 func TestHintsDifferential(t *testing.T) {
 	seed := *hintSeed
 	if seed == 0 {
@@ -290,7 +292,7 @@ func TestHintsDifferential(t *testing.T) {
 	cv := &computedViews{queries: map[string]rego.PreparedEvalQuery{}}
 	fired := map[int]int{}
 	shadowed, shadowOnly := 0, 0
-	failures := 0
+	failures, answered := 0, 0
 	for i := range hintCount(t) {
 		a := hintAction(r, world)
 		hinted, herr := e.Evaluate(t.Context(), a)
@@ -313,6 +315,9 @@ func TestHintsDifferential(t *testing.T) {
 			t.Fatalf("action %d %+v:\nprecomputed views %+v\ncomputed views    %+v", i, a, plain, computed)
 		}
 		fired[min(len(plain.Violations), 3)]++
+		if allowed, _ := noHitAnswer(t, e, a); allowed != nil {
+			answered++ // Evaluate answered without evaluating (nohit.go)
+		}
 		if len(plain.Shadow) > 0 {
 			shadowed++
 			if len(plain.Violations) == 0 {
@@ -324,8 +329,11 @@ func TestHintsDifferential(t *testing.T) {
 			t.Logf("%d actions decided three ways, 0 differences so far; by violations (0, 1, 2, 3+): %v", n, fired)
 		}
 	}
-	t.Logf("decisions by violations (0, 1, 2, 3+): %v; with shadow hits: %d (%d with no violation); failed closed alike: %d",
-		fired, shadowed, shadowOnly, failures)
+	t.Logf("decisions by violations (0, 1, 2, 3+): %v; with shadow hits: %d (%d with no violation); failed closed alike: %d; answered without evaluating: %d",
+		fired, shadowed, shadowOnly, failures, answered)
+	if answered == 0 {
+		t.Fatal("the generator should produce actions the engine answers without evaluating (nohit.go)")
+	}
 	if fired[0] == 0 || fired[1] == 0 || fired[3] == 0 {
 		t.Fatalf("the generator should produce decisions with 0, 1 and 3+ violations: %v", fired)
 	}
@@ -630,11 +638,20 @@ func TestNoHitMemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := pq.noHit.Load()
+	text, err := actionText(quiet.Name, quiet.Params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := hintsOf(pq.hinter, quiet, text)
+	allowed := pq.noHitTerm(&hs)
+	if allowed == nil {
+		t.Fatal("the quiet action is not answered as a no-hit decision")
+	}
+	m := pq.noHits.remembered(allowed)
 	if m == nil {
 		t.Fatal("the no-hit decision was not remembered")
 	}
-	fresh, err := decodeAST(m.term.Value)
+	fresh, err := decodeAST(allowed.Value)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -654,13 +671,13 @@ func TestNoHitMemo(t *testing.T) {
 	first.Violations = append(first.Violations, pdp.Violation{Policy: "scribbled"})
 	first.Status = pdp.StatusBlocked
 	second := evaluate(t, e, quiet)
-	if pq.noHit.Load() != m {
+	if pq.noHits.remembered(allowed) != m || !sameDecision(m, fresh) {
 		t.Fatal("the remembered decision changed")
 	}
 	if !sameDecision(second, fresh) {
 		t.Fatalf("after the caller changed the first decision, the next is %+v, want %+v", second, fresh)
 	}
-	if &second.PoliciesEvaluated[0] == &m.d.PoliciesEvaluated[0] {
+	if &second.PoliciesEvaluated[0] == &m.PoliciesEvaluated[0] {
 		t.Fatal("a decision shares its policies_evaluated with the remembered one")
 	}
 	// A decision with hits is decoded, never taken for the remembered one.

@@ -119,12 +119,21 @@ func (s *slots) withWait(d time.Duration) *slots {
 	return s
 }
 
-// admit takes a slot for tenant, waiting for one in the queue up to
-// s.wait or until ctx ends, else fails with ErrOverloaded (wrapped with
-// pdp.ErrEvaluationFailed).
+// admit is acquire with the release as a function (tests).
 func (s *slots) admit(ctx context.Context, tenant string) (release func(), err error) {
+	if err := s.acquire(ctx, tenant); err != nil {
+		return nil, err
+	}
+	return func() { s.release(tenant) }, nil
+}
+
+// acquire takes a slot for tenant, waiting for one in the queue up to
+// s.wait or until ctx ends, else fails with ErrOverloaded (wrapped with
+// pdp.ErrEvaluationFailed). The caller gives it back with
+// s.release(tenant) (no function value per evaluation to allocate).
+func (s *slots) acquire(ctx context.Context, tenant string) error {
 	if s == nil {
-		return func() {}, nil
+		return nil
 	}
 	s.mu.Lock()
 	why := s.blocked(tenant)
@@ -132,11 +141,11 @@ func (s *slots) admit(ctx context.Context, tenant string) (release func(), err e
 		// A free slot: by the hand-off, no queued waiter may take it.
 		s.take(tenant)
 		s.mu.Unlock()
-		return func() { s.release(tenant) }, nil
+		return nil
 	}
 	if s.wait <= 0 || s.waiting >= s.maxWaiters {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("%w: %w (%s)", pdp.ErrEvaluationFailed, ErrOverloaded, why)
+		return fmt.Errorf("%w: %w (%s)", pdp.ErrEvaluationFailed, ErrOverloaded, why)
 	}
 	w := waiters.Get().(*waiter)
 	w.tenant = tenant
@@ -148,7 +157,7 @@ func (s *slots) admit(ctx context.Context, tenant string) (release func(), err e
 	case <-w.ready:
 		w.timer.Stop()
 		s.recycle(w)
-		return func() { s.release(tenant) }, nil
+		return nil
 	case <-w.timer.C:
 		s.mu.Lock()
 		if w.granted {
@@ -156,12 +165,12 @@ func (s *slots) admit(ctx context.Context, tenant string) (release func(), err e
 			s.mu.Unlock()
 			<-w.ready
 			s.recycle(w)
-			return func() { s.release(tenant) }, nil
+			return nil
 		}
 		s.dequeue(w)
 		s.mu.Unlock()
 		s.recycle(w)
-		return nil, fmt.Errorf("%w: %w (%s, for %v)", pdp.ErrEvaluationFailed, ErrOverloaded, why, s.wait)
+		return fmt.Errorf("%w: %w (%s, for %v)", pdp.ErrEvaluationFailed, ErrOverloaded, why, s.wait)
 	case <-ctx.Done():
 		w.timer.Stop()
 		s.mu.Lock()
@@ -175,7 +184,7 @@ func (s *slots) admit(ctx context.Context, tenant string) (release func(), err e
 			s.mu.Unlock()
 		}
 		s.recycle(w)
-		return nil, fmt.Errorf("%w: %w (%s): %w", pdp.ErrEvaluationFailed, ErrOverloaded, why, context.Cause(ctx))
+		return fmt.Errorf("%w: %w (%s): %w", pdp.ErrEvaluationFailed, ErrOverloaded, why, context.Cause(ctx))
 	}
 }
 
@@ -196,7 +205,12 @@ func (s *slots) take(tenant string) {
 	s.byTenant[tenant]++
 }
 
+// release gives back a slot acquire took for tenant; a nil *slots has
+// none.
 func (s *slots) release(tenant string) {
+	if s == nil {
+		return
+	}
 	s.mu.Lock()
 	s.releaseLocked(tenant)
 	s.mu.Unlock()
