@@ -309,7 +309,9 @@ _prechecked(policy) := {i |
 # are bodies of one function, which OPA indexes on kind, so a rule costs
 # one call: "regex", "alts" (a pure alternation of ASCII literals,
 # _alternative), each with "_context" after it when it has
-# context_requires.
+# context_requires: then, once the match is found, the context's
+# pre-check (r.context_pre, see _any) and its regex, written out in the
+# body (a function of their own would cost a call per hit).
 #
 # Every body builds the hit the same way, written out in each (a call to
 # a shared function would cost OPA some ten trace events per hit): the
@@ -340,7 +342,8 @@ _fire(kind, r) := array.concat(r.key, [v, object.union({"reason": reason, "viola
 _fire(kind, r) := array.concat(r.key, [v, object.union({"reason": reason, "violations": [v], "warnings": [v]}, r.patch)]) if {
 	kind == "regex_context"
 	m := regex.find_n(r.pattern, text.text, 1)[0]
-	_context_holds(r)
+	_any(r.context_pre)
+	regex.match(r.context, text.text)
 	reason := concat(m, r.reason_parts)
 	v := object.union(r.violation, {"match": m, "reason": reason})
 }
@@ -348,7 +351,8 @@ _fire(kind, r) := array.concat(r.key, [v, object.union({"reason": reason, "viola
 _fire(kind, r) := array.concat(r.key, [v, object.union({"reason": reason, "violations": [v], "warnings": [v]}, r.patch)]) if {
 	kind == "alts_context"
 	m := _alternative(r)
-	_context_holds(r)
+	_any(r.context_pre)
+	regex.match(r.context, text.text)
 	reason := concat(m, r.reason_parts)
 	v := object.union(r.violation, {"match": m, "reason": reason})
 }
@@ -381,11 +385,6 @@ _alternative(r) := substring(text.text, x[0], count(x[2])) if {
 	])
 } else := ms[0] if {
 	ms := regex.find_n(r.pattern, text.text, 1)
-}
-
-_context_holds(r) if {
-	_any(r.context_pre)
-	regex.match(r.context, text.text)
 }
 
 # A policy is skipped only when the action text names at least one
