@@ -30,11 +30,17 @@ import (
 //	"context", "context_pre": context_requires translated and its
 //	              pre-check literals ([alwaysGuard], which every action
 //	              text contains, without), "_context" kinds only
-//	"reason":     the reason, every "{match}" in it to be replaced by the
-//	              match: "Policy '<name>' violated: {match}" when the rule
-//	              has none (PolicyModule concatenates the same text; a
-//	              valid name holds no "{match}"), the rule's template, or
-//	              its fixed text, which holds no "{match}"
+//	"reason_parts": the reason split at each "{match}" in it, which the
+//	              library joins with the match (concat(m, parts), the
+//	              template's "{match}"s replaced, as strings.ReplaceAll
+//	              and OPA's replace do): of "Policy '<name>' violated:
+//	              {match}" when the rule has none (PolicyModule
+//	              concatenates the same text; a valid name holds no
+//	              "{match}"), of the rule's template, or of its fixed
+//	              text, which is its only part. Split here, once per
+//	              revision, because OPA's replace builds a
+//	              strings.Replacer (some 3 KB) on every call, fixed text
+//	              or not, and every hit called it
 //	"violation":  the violation's constant fields: policy, scope, rule,
 //	              severity, on_violation, confidence
 //	"key":        [0 - outcome rank, 0 - severity rank, scope rank,
@@ -97,7 +103,7 @@ func RuleData(p *pdp.Policy, i int) map[string]any {
 			pattern = untranslatable
 		}
 	}
-	d := map[string]any{"pattern": pattern, "reason": reason}
+	d := map[string]any{"pattern": pattern, "reason_parts": toAny(strings.Split(reason, "{match}"))}
 	kind := "regex"
 	if alts, ok := literalAlternatives(r.Match); ok {
 		folded := make([]any, len(alts))

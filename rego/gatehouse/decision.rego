@@ -26,7 +26,7 @@
 #               (no hit, shadow hits included),
 #             "no_whitelists": true (optional: none of its policies has
 #               whitelisted domains; see _applying)}
-#     rule = {"kind", "pattern", "alts", "context", "context_pre", "reason",
+#     rule = {"kind", "pattern", "alts", "context", "context_pre", "reason_parts",
 #             "violation", "key", "patch"}: policy as data, see _fire and
 #             adapter/rules.go
 #   Hints (optional; only Gatehouse's engine sets them, per evaluation):
@@ -309,44 +309,51 @@ _prechecked(policy) := {i |
 # are bodies of one function, which OPA indexes on kind, so a rule costs
 # one call: "regex", "alts" (a pure alternation of ASCII literals,
 # _alternative), each with "_context" after it when it has
-# context_requires.
+# context_requires: then, once the match is found, the context's
+# pre-check (r.context_pre, see _any) and its regex, written out in the
+# body (a function of their own would cost a call per hit).
 #
 # Every body builds the hit the same way, written out in each (a call to
 # a shared function would cost OPA some ten trace events per hit): the
 # reason is the rule's reason with each {match} replaced by m (the
 # policy's default, "Policy '<name>' violated: {match}" (a valid name
 # holds no "{match}"), a template, or a fixed text, which holds no
-# {match}); the violation is the rule's with the match and the reason;
+# {match}), written as its parts between the {match}s joined with m
+# (concat(m, parts) is replace(reason, "{match}", m), without the
+# strings.Replacer that replace builds on every call); the violation is
+# the rule's with the match and the reason;
 # the hit is the rule's key, the violation and the rule's patch completed
 # with the reason, the violation and (unless the patch says none) the
 # warning.
 _fire(kind, r) := array.concat(r.key, [v, object.union({"reason": reason, "violations": [v], "warnings": [v]}, r.patch)]) if {
 	kind == "regex"
 	m := regex.find_n(r.pattern, text.text, 1)[0]
-	reason := replace(r.reason, "{match}", m)
+	reason := concat(m, r.reason_parts)
 	v := object.union(r.violation, {"match": m, "reason": reason})
 }
 
 _fire(kind, r) := array.concat(r.key, [v, object.union({"reason": reason, "violations": [v], "warnings": [v]}, r.patch)]) if {
 	kind == "alts"
 	m := _alternative(r)
-	reason := replace(r.reason, "{match}", m)
+	reason := concat(m, r.reason_parts)
 	v := object.union(r.violation, {"match": m, "reason": reason})
 }
 
 _fire(kind, r) := array.concat(r.key, [v, object.union({"reason": reason, "violations": [v], "warnings": [v]}, r.patch)]) if {
 	kind == "regex_context"
 	m := regex.find_n(r.pattern, text.text, 1)[0]
-	_context_holds(r)
-	reason := replace(r.reason, "{match}", m)
+	_any(r.context_pre)
+	regex.match(r.context, text.text)
+	reason := concat(m, r.reason_parts)
 	v := object.union(r.violation, {"match": m, "reason": reason})
 }
 
 _fire(kind, r) := array.concat(r.key, [v, object.union({"reason": reason, "violations": [v], "warnings": [v]}, r.patch)]) if {
 	kind == "alts_context"
 	m := _alternative(r)
-	_context_holds(r)
-	reason := replace(r.reason, "{match}", m)
+	_any(r.context_pre)
+	regex.match(r.context, text.text)
+	reason := concat(m, r.reason_parts)
 	v := object.union(r.violation, {"match": m, "reason": reason})
 }
 
@@ -378,11 +385,6 @@ _alternative(r) := substring(text.text, x[0], count(x[2])) if {
 	])
 } else := ms[0] if {
 	ms := regex.find_n(r.pattern, text.text, 1)
-}
-
-_context_holds(r) if {
-	_any(r.context_pre)
-	regex.match(r.context, text.text)
 }
 
 # A policy is skipped only when the action text names at least one

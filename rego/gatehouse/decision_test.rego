@@ -819,17 +819,22 @@ test_builtin_hits_are_ranked[name] if {
 
 # --- a rule's data, evaluated (policy as data, adapter/rules.go) ----------
 
-_rule(kind, extra) := object.union(
-	{
-		"kind": kind,
-		"pattern": "(?i)(?:email|phone)",
-		"reason": "Policy 'pii' violated: {match}",
-		"violation": {"policy": "pii", "scope": "tenant", "rule": 0, "severity": "high", "on_violation": "block", "confidence": 0.9},
-		"key": [-3, -3, 1, "pii", 0],
-		"patch": {"status": "blocked", "risk_score": 0.72, "triggered_policy": "pii", "severity": "high", "warnings": []},
-	},
-	extra,
-)
+# A rule's data; extra may give its reason as a template ("reason"),
+# which the data holds split at each {match}, as adapter.RuleData writes
+# it.
+_rule(kind, extra) := object.union(object.remove(r, ["reason"]), {"reason_parts": split(r.reason, "{match}")}) if {
+	r := object.union(
+		{
+			"kind": kind,
+			"pattern": "(?i)(?:email|phone)",
+			"reason": "Policy 'pii' violated: {match}",
+			"violation": {"policy": "pii", "scope": "tenant", "rule": 0, "severity": "high", "on_violation": "block", "confidence": 0.9},
+			"key": [-3, -3, 1, "pii", 0],
+			"patch": {"status": "blocked", "risk_score": 0.72, "triggered_policy": "pii", "severity": "high", "warnings": []},
+		},
+		extra,
+	)
+}
 
 _fire_on(r, text) := h if {
 	h := decision._fire(r.kind, r) with input as {"tenant_id": "acme", "action": "send", "params": {"note": text}}
