@@ -3,6 +3,7 @@ package sqlite
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"modernc.org/libc"
@@ -83,6 +84,9 @@ var walVFS struct {
 	mu      sync.Mutex
 	bufs    map[uintptr]*walBuf
 	next    uintptr
+	// pending counts the buffers holding bytes, so a barrier with
+	// nothing to write (most) costs an atomic load.
+	pending atomic.Int64
 }
 
 // registerWALVFS registers walVFS once per process.
@@ -174,13 +178,17 @@ func bufOf(f uintptr) *walBuf {
 	return walVFS.bufs[k]
 }
 
-// flush writes b's pending bytes out; b.mu is held.
+// flush writes b's pending bytes out; b.mu is held. The buffer is empty
+// afterwards even if a write failed: the error goes to the SQLite call
+// that asked for the flush (a commit's sync: the commit fails, and its
+// frames, past the WAL's last commit, are never read).
 func (b *walBuf) flush(tls *libc.TLS) int32 {
 	if b.n == 0 {
 		return sqlite3.SQLITE_OK
 	}
 	n, off := b.n, b.off
 	b.n = 0
+	walVFS.pending.Add(-1)
 	m := (*sqlite3.Tsqlite3_io_methods)(ptr((*sqlite3.Tsqlite3_file)(ptr(b.real)).FpMethods))
 	write := call[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](m.FxWrite)
 	for i := 0; i < n; i += walWriteMax {
@@ -210,6 +218,9 @@ func flushOf(tls *libc.TLS, f uintptr) int32 {
 // flushAll writes every buffer out (a memory barrier on the wal-index:
 // what a commit publishes must be in its WAL first).
 func flushAll(tls *libc.TLS) int32 {
+	if walVFS.pending.Load() == 0 {
+		return sqlite3.SQLITE_OK
+	}
 	walVFS.mu.Lock()
 	bufs := make([]*walBuf, 0, len(walVFS.bufs))
 	for _, b := range walVFS.bufs {
@@ -258,7 +269,7 @@ func walClose(tls *libc.TLS, f uintptr) int32 {
 		b := walVFS.bufs[k]
 		delete(walVFS.bufs, k)
 		walVFS.mu.Unlock()
-		b.mu.Lock() // a flushAll may hold it
+		b.mu.Lock() // a flushAll may hold it; flushOf left it empty
 		libc.Xfree(tls, b.mem)
 		b.mem, b.n = 0, 0
 		b.mu.Unlock()
@@ -290,6 +301,7 @@ func walWrite(tls *libc.TLS, f, p uintptr, n int32, off int64) int32 {
 		}
 		if b.n == 0 {
 			b.off = off
+			walVFS.pending.Add(1)
 		}
 		copy(unsafe.Slice((*byte)(ptr(b.mem+uintptr(b.n))), n), unsafe.Slice((*byte)(ptr(p)), n))
 		b.n += int(n)
@@ -386,8 +398,11 @@ func walShmLock(tls *libc.TLS, f uintptr, off, n, flags int32) int32 {
 }
 
 func walShmBarrier(tls *libc.TLS, f uintptr) {
-	// A barrier cannot fail; a write that fails here fails again at the
-	// commit's sync, or the next read, which report it.
+	// A barrier cannot fail. On the write connection (synchronous=FULL)
+	// a commit's frames were written out by its sync, which reports a
+	// failed write and fails the commit before its header is published,
+	// so there is nothing left to write here; this is for a connection
+	// without that sync.
 	flushAll(tls)
 	r, m := inner(f)
 	if m.FiVersion >= 2 && m.FxShmBarrier != 0 {
