@@ -17,9 +17,9 @@ import (
 // pages made two hundred system calls, a third of the committer's CPU
 // (BenchmarkActionWritePath's profile). walVFS is SQLite's default VFS
 // ("unix") with one change: writes to a WAL file that continue the
-// previous one are gathered in a buffer and reach the file as one write
-// when anything could look at the file. So a commit's frames are one
-// write, then the fsync.
+// previous one are gathered in a buffer and reach the file in writes of
+// up to 128 KiB when anything could look at the file. So a commit of ~90
+// frames (370 KB) is three writes, then the fsync.
 //
 // What a WAL write may wait for, and what it may not:
 //
@@ -33,8 +33,9 @@ import (
 //   - Visibility is unchanged. Other connections find frames through the
 //     wal-index (-shm), whose header a commit writes after its frames,
 //     with a memory barrier (xShmBarrier) in between; every buffer is
-//     written out at every barrier, so frames are in the file before any
-//     reader can know of them, whatever the synchronous setting. The
+//     written out at every barrier, wal-index lock and mapping, so frames
+//     are in the file before any reader can know of them, whatever the
+//     synchronous setting. The
 //     connection itself reads its WAL back (xRead) only after its
 //     buffer is written out, and so does anything that asks the file's
 //     size, truncates it, controls it or closes it.
@@ -43,16 +44,16 @@ import (
 //     the buffer out first, so the file sees the same writes in the same
 //     order, fewer of them.
 //
-// Only the write connection opens its files through walVFS (Open's
-// "vfs" parameter); readers, the checkpointer and other processes use
-// the default VFS, and only read the WAL. Every other file of the write
-// connection (the database, the -shm, statement journals) is passed
-// through untouched.
+// Only a store's write connection opens its files through walVFS (Open's
+// "vfs" parameter); its readers and checkpointer use the default VFS and
+// only read the WAL. Every other file of the write connection (the
+// database, statement journals) is passed through untouched.
 const walVFSName = "gatehouse-walbuf"
 
-// walBufSize is the most a WAL buffer holds: a group commit of 256
-// actions over 100 tenants writes about 2,000 frames (8 MiB), written as
-// a few 1 MiB writes; a commit of 100 frames is one write.
+// walBufSize is the most a WAL buffer holds (allocated once per WAL file
+// the write connection opens): a group commit of ~90 frames fits several
+// times; a larger transaction (256 actions over 100 tenants is ~2,000
+// frames, a bulk load more) writes it out whenever it is full.
 const walBufSize = 1 << 20
 
 // walFile is the part of a walVFS file before the wrapped one (the
