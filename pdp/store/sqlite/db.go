@@ -19,7 +19,9 @@
 // NORMAL syncs only at checkpoints and can lose the last commits on power
 // loss; that is the cost FULL avoids, at one fsync per write transaction.
 // Writes that append to an audit chain share that fsync: they are group
-// committed (see committer).
+// committed (see committer). The write connection's WAL writes reach the
+// file in a few large writes before that fsync rather than two per page
+// (see walvfs.go).
 package sqlite
 
 import (
@@ -174,6 +176,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 		autoCkpt = 0
 	}
 	wq.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", autoCkpt))
+	if err := registerWALVFS(); err != nil {
+		return nil, err
+	}
+	wq.Set("vfs", walVFSName) // its WAL writes combined: see walvfs.go
 	w, err := sql.Open("sqlite", path+"?"+wq.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
