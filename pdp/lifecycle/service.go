@@ -49,7 +49,9 @@ type Deps struct {
 	// RecordTimeout bounds a write after its decision (default
 	// DefaultRecordTimeout). The write is detached from the caller's
 	// context, so a client that hangs up cannot leave a decision
-	// unrecorded.
+	// unrecorded. Recording an action shares its deadline with the
+	// actions recorded around it (deadline.go): its bound is between
+	// RecordTimeout minus a sixteenth and RecordTimeout.
 	RecordTimeout time.Duration
 }
 
@@ -65,7 +67,9 @@ type Service struct {
 	random  io.Reader
 	rules   *approval.Rules
 	timeout time.Duration
-	sleep   func(ctx context.Context, d time.Duration) error
+	// deadlines bound recording actions (deadline.go).
+	deadlines *recordDeadlines
+	sleep     func(ctx context.Context, d time.Duration) error
 }
 
 // New returns the service wired with deps.
@@ -95,6 +99,7 @@ func New(deps Deps) (*Service, error) {
 	if s.timeout == 0 {
 		s.timeout = DefaultRecordTimeout
 	}
+	s.deadlines = &recordDeadlines{timeout: s.timeout}
 	s.rules = approval.New(s.now)
 	if gs, ok := deps.Store.(store.GovernanceStore); ok {
 		s.gov = gs
