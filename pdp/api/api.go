@@ -50,7 +50,9 @@ type Config struct {
 	ServiceName string
 	// RecordTimeout bounds storing an action after its decision (default
 	// 5s). The write is detached from the request, so a client that hangs
-	// up cannot leave a decision unrecorded.
+	// up cannot leave a decision unrecorded. Actions recorded together
+	// share a deadline (lifecycle/deadline.go), so an action's bound is
+	// between RecordTimeout minus a sixteenth and RecordTimeout.
 	RecordTimeout time.Duration
 	// Limits are the per-key rate limits (ops.go).
 	Limits Limits

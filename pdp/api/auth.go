@@ -59,7 +59,7 @@ func (s *server) authenticate(c *gin.Context) {
 		return
 	}
 	t := id.Tenant
-	c.Set(ctxIdentity, &id)
+	setIdentity(c, &id)
 	span.SetAttributes(attribute.String("tenant_id", t.ID))
 	if err := authorize(c, &id.Key); err != nil {
 		span.AddEvent("scope refused")
@@ -92,7 +92,7 @@ func (s *server) authenticateUntraced(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	c.Set(ctxIdentity, &id)
+	setIdentity(c, &id)
 	if err := authorize(c, &id.Key); err != nil {
 		fail(c, err)
 		return
@@ -106,8 +106,22 @@ func (s *server) authenticateUntraced(c *gin.Context) {
 // and key ID, set once by authenticate (one pointer, not three copies).
 const ctxIdentity = "gatehouse.identity"
 
+// setIdentity keeps the identity the request authenticated with: in the
+// request's state (no allocation of its own), else under ctxIdentity.
+func setIdentity(c *gin.Context, id *registry.Identity) {
+	if st := stateOf(c); st != nil {
+		st.identity, st.authed = *id, true
+		return
+	}
+	cp := *id
+	c.Set(ctxIdentity, &cp)
+}
+
 // identityOf returns the identity the request authenticated with.
 func identityOf(c *gin.Context) (*registry.Identity, bool) {
+	if st := stateOf(c); st != nil && st.authed {
+		return &st.identity, true
+	}
 	v, ok := c.Get(ctxIdentity)
 	if !ok {
 		return nil, false

@@ -88,7 +88,6 @@ func newError(status int, code, format string, args ...any) *apiError {
 
 // Gin context keys.
 const (
-	ctxRequestID      = "gatehouse.request_id"
 	ctxValidationCode = "gatehouse.validation_code"
 )
 
@@ -210,7 +209,7 @@ func (s *server) errors(c *gin.Context) {
 				panic(rec)
 			}
 			s.log.ErrorContext(c.Request.Context(), "panic serving request",
-				slog.String("request_id", c.GetString(ctxRequestID)),
+				slog.String("request_id", requestIDOf(c)),
 				slog.Any("panic", rec),
 				slog.String("stack", string(debug.Stack())))
 			c.Abort()
@@ -229,7 +228,7 @@ func (s *server) errors(c *gin.Context) {
 func (s *server) render(c *gin.Context, e *apiError) {
 	if e.Status >= 500 && e.cause != nil {
 		s.log.ErrorContext(c.Request.Context(), "request failed",
-			slog.String("request_id", c.GetString(ctxRequestID)),
+			slog.String("request_id", requestIDOf(c)),
 			slog.String("code", e.Code),
 			slog.Any("error", e.cause))
 	}
@@ -252,7 +251,7 @@ func (s *server) logRequest(c *gin.Context, start time.Time) {
 		return
 	}
 	attrs := []slog.Attr{
-		slog.String("request_id", c.GetString(ctxRequestID)),
+		slog.String("request_id", requestIDOf(c)),
 		slog.String("method", c.Request.Method),
 		slog.String("route", c.FullPath()),
 		slog.Int("status", status),
@@ -284,9 +283,40 @@ func (s *server) requestID(c *gin.Context) {
 		// A correlation id, not a secret: a fast random source will do.
 		id = fastHex(mrand.Uint64())
 	}
-	c.Set(ctxRequestID, id)
-	c.Header("X-Request-Id", id)
+	st := &requestState{id: id}
+	st.header[0] = id
+	c.Writer.Header()["X-Request-Id"] = st.header[:]
+	c.Set(ctxRequest, st)
 	c.Next()
+}
+
+// requestState is what the middleware chain keeps of one request, in one
+// allocation under one gin key: its id (and the header value answering
+// it, a full slice, so an Add copies rather than writes into it) and,
+// once authenticate accepted its key, its identity.
+type requestState struct {
+	id       string
+	header   [1]string
+	identity registry.Identity
+	authed   bool
+}
+
+// Gin context key of the request's *requestState, set by requestID.
+const ctxRequest = "gatehouse.request"
+
+// stateOf returns the request's state; nil before requestID ran.
+func stateOf(c *gin.Context) *requestState {
+	v, _ := c.Get(ctxRequest)
+	st, _ := v.(*requestState)
+	return st
+}
+
+// requestIDOf is the request's id ("" before requestID ran).
+func requestIDOf(c *gin.Context) string {
+	if st := stateOf(c); st != nil {
+		return st.id
+	}
+	return ""
 }
 
 // fastHex is v as 16 lowercase hex digits.
@@ -313,7 +343,7 @@ func validRequestID(id string) bool {
 // *http.MaxBytesError, rendered as 413). It also tags the request span.
 func (s *server) limitBody(c *gin.Context) {
 	if span := trace.SpanFromContext(c.Request.Context()); span.IsRecording() {
-		span.SetAttributes(attribute.String("request_id", c.GetString(ctxRequestID)))
+		span.SetAttributes(attribute.String("request_id", requestIDOf(c)))
 	}
 	if c.Request.ContentLength > s.cfg.MaxBodyBytes {
 		fail(c, &http.MaxBytesError{Limit: s.cfg.MaxBodyBytes})

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
@@ -35,7 +36,41 @@ var errNotFinite = errors.New("json: unsupported value: a number that is not fin
 
 // encodeDecision encodes a policy_result as it is stored and answered.
 func encodeDecision(d *pdp.Decision) ([]byte, error) {
-	return appendDecision(make([]byte, 0, 512), d)
+	return encodeExact(func(b []byte) ([]byte, bool) {
+		b, err := appendDecision(b, d)
+		return b, err == nil
+	}, errNotFinite)
+}
+
+// scratchBuffers hold encodings while they are written: a decision or
+// params object is appended into a reused buffer and then copied once
+// into one allocation of its exact size, instead of growing a fresh
+// slice by doubling (every step a copy, the last one up to half unused),
+// as both are kept (stored, answered) after the request.
+var scratchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// maxScratch bounds the buffers kept for reuse: a rare huge encoding is
+// not kept.
+const maxScratch = 64 << 10
+
+// encodeExact returns what appendTo appends to an empty slice, in a slice
+// of its own of exactly that length; failed when appendTo reports false.
+func encodeExact(appendTo func([]byte) ([]byte, bool), failed error) ([]byte, error) {
+	buf := scratchBuffers.Get().(*[]byte)
+	b, ok := appendTo((*buf)[:0])
+	var out []byte
+	if ok {
+		out = make([]byte, len(b))
+		copy(out, b)
+	}
+	if cap(b) <= maxScratch {
+		*buf = b[:0]
+		scratchBuffers.Put(buf)
+	}
+	if !ok {
+		return nil, failed
+	}
+	return out, nil
 }
 
 func appendDecision(b []byte, d *pdp.Decision) ([]byte, error) {
@@ -357,7 +392,7 @@ const maxValueDepth = 1000
 // encodeParams is params as encoding/json encodes it without HTML
 // escaping: by appendValue when it can, else by encoding/json.
 func encodeParams(params map[string]any) ([]byte, error) {
-	if b, ok := appendValue(make([]byte, 0, 256), params, 0); ok {
+	if b, err := encodeExact(func(b []byte) ([]byte, bool) { return appendValue(b, params, 0) }, errNotFinite); err == nil {
 		return b, nil
 	}
 	return encodeJSON(params)

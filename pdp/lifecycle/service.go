@@ -49,7 +49,9 @@ type Deps struct {
 	// RecordTimeout bounds a write after its decision (default
 	// DefaultRecordTimeout). The write is detached from the caller's
 	// context, so a client that hangs up cannot leave a decision
-	// unrecorded.
+	// unrecorded. Recording an action shares its deadline with the
+	// actions recorded around it (deadline.go): its bound is between
+	// RecordTimeout minus a sixteenth and RecordTimeout.
 	RecordTimeout time.Duration
 }
 
@@ -65,7 +67,9 @@ type Service struct {
 	random  io.Reader
 	rules   *approval.Rules
 	timeout time.Duration
-	sleep   func(ctx context.Context, d time.Duration) error
+	// deadlines bound recording actions (deadline.go).
+	deadlines *recordDeadlines
+	sleep     func(ctx context.Context, d time.Duration) error
 }
 
 // New returns the service wired with deps.
@@ -95,6 +99,7 @@ func New(deps Deps) (*Service, error) {
 	if s.timeout == 0 {
 		s.timeout = DefaultRecordTimeout
 	}
+	s.deadlines = &recordDeadlines{timeout: s.timeout}
 	s.rules = approval.New(s.now)
 	if gs, ok := deps.Store.(store.GovernanceStore); ok {
 		s.gov = gs
@@ -140,9 +145,7 @@ func (s *Service) newActionID() string {
 		b[i] = byte(ms)
 		ms >>= 8
 	}
-	if _, err := io.ReadFull(s.random, b[6:]); err != nil {
-		panic(fmt.Sprintf("random source failed: %v", err))
-	}
+	s.readRandom(b[6:])
 	var id [4 + 2*len(b)]byte
 	copy(id[:], "act_")
 	hex.Encode(id[4:], b[:])
@@ -153,13 +156,31 @@ func (s *Service) newActionID() string {
 // supported platforms (Go 1.24+ crashes the program instead), so there is
 // no error to return.
 func (s *Service) RandomHex(n int) string {
-	var buf [32]byte
-	b := buf[:n]
-	if n > len(buf) {
-		b = make([]byte, n)
+	if n > 32 {
+		b := make([]byte, n)
+		s.readRandom(b)
+		return hex.EncodeToString(b)
 	}
-	if _, err := io.ReadFull(s.random, b); err != nil {
+	var buf [32]byte
+	var text [64]byte
+	s.readRandom(buf[:n])
+	hex.Encode(text[:], buf[:n])
+	return string(text[:2*n])
+}
+
+// readRandom fills b from the service's random source. The default
+// source is read by crypto/rand.Read directly: through the io.Reader
+// interface b would escape, costing every action ID and trace ID a heap
+// buffer; another source (tests inject one) is read into a buffer of
+// its own.
+func (s *Service) readRandom(b []byte) {
+	if s.random == rand.Reader {
+		_, _ = rand.Read(b) // never fails: Go 1.24+ crashes instead
+		return
+	}
+	tmp := make([]byte, len(b)) // b itself would escape through the interface
+	if _, err := io.ReadFull(s.random, tmp); err != nil {
 		panic(fmt.Sprintf("random source failed: %v", err))
 	}
-	return hex.EncodeToString(b)
+	copy(b, tmp)
 }

@@ -257,8 +257,7 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 	if d.Severity != nil {
 		rec.Severity = *d.Severity
 	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
-	defer cancel()
+	rctx := s.deadlines.detach(ctx)
 	submitter := ""
 	if sub.Key != nil {
 		submitter = sub.Key.Identity()

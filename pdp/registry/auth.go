@@ -2,6 +2,8 @@ package registry
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,16 +49,19 @@ func (r *Registry) Identify(ctx context.Context, key string) (Identity, error) {
 	if !strings.HasPrefix(key, KeyPrefix) || len(key) > maxKeyLen {
 		return Identity{}, ErrUnauthorized
 	}
-	hash := store.HashAPIKey(key)
-	if e, ok := r.auth.get(hash); ok {
+	// The cache is keyed by the digest itself: a hit needs no hex
+	// encoding (the entry keeps the hex, store.HashAPIKey's form).
+	sum := sha256.Sum256([]byte(key))
+	if e, ok := r.auth.get(sum); ok {
 		if e.key.ExpiredAt(r.now()) {
 			return Identity{}, ErrUnauthorized
 		}
 		if t, ok := r.known(e.tenantID); ok {
 			r.ensurePublished(ctx, t.ID)
-			return Identity{Tenant: t, KeyID: e.keyID, KeyHash: hash, Key: e.key}, nil
+			return Identity{Tenant: t, KeyID: e.keyID, KeyHash: e.hash, Key: e.key}, nil
 		}
 	}
+	hash := hex.EncodeToString(sum[:]) // = store.HashAPIKey(key)
 	gen := r.auth.generation()
 	t, k, err := r.st.TenantByKeyHash(ctx, hash)
 	if errors.Is(err, store.ErrNotFound) {
@@ -70,7 +75,7 @@ func (r *Registry) Identify(ctx context.Context, key string) (Identity, error) {
 		return Identity{}, ErrUnauthorized
 	}
 	r.remember(t)
-	r.auth.put(hash, authEntry{tenantID: t.ID, keyID: k.ID, key: k}, gen)
+	r.auth.put(sum, authEntry{tenantID: t.ID, keyID: k.ID, key: k, hash: hash}, gen)
 	r.ensurePublished(ctx, t.ID)
 	if latest, ok := r.known(t.ID); ok {
 		t = latest
@@ -97,10 +102,15 @@ type authEntry struct {
 	tenantID string
 	keyID    string
 	key      store.APIKey // without its hash
+	hash     string       // store.HashAPIKey of the key: its digest in hex
 	expires  time.Time
 }
 
-// authCache maps key hashes to successful lookups for ttl. It is a plain
+// keyDigest is the SHA-256 of an API key, the auth cache's key; in hex
+// it is store.HashAPIKey.
+type keyDigest = [sha256.Size]byte
+
+// authCache maps key digests to successful lookups for ttl. It is a plain
 // map under a mutex, bounded by max: when full, expired entries are swept,
 // and if that frees nothing the whole map is dropped (the next requests
 // repopulate it). No background goroutine, so nothing to stop.
@@ -111,14 +121,14 @@ type authCache struct {
 
 	mu      sync.Mutex
 	gen     uint64 // bumped by every invalidation
-	entries map[string]authEntry
+	entries map[keyDigest]authEntry
 }
 
 func newAuthCache(ttl time.Duration, max int) *authCache {
-	return &authCache{ttl: ttl, max: max, now: time.Now, entries: map[string]authEntry{}}
+	return &authCache{ttl: ttl, max: max, now: time.Now, entries: map[keyDigest]authEntry{}}
 }
 
-func (c *authCache) get(hash string) (authEntry, bool) {
+func (c *authCache) get(hash keyDigest) (authEntry, bool) {
 	if c.ttl == 0 {
 		return authEntry{}, false
 	}
@@ -143,7 +153,7 @@ func (c *authCache) generation() uint64 {
 	return c.gen
 }
 
-func (c *authCache) put(hash string, e authEntry, gen uint64) {
+func (c *authCache) put(hash keyDigest, e authEntry, gen uint64) {
 	if c.ttl == 0 {
 		return
 	}

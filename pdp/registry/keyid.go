@@ -2,6 +2,8 @@ package registry
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -18,11 +20,11 @@ func (r *Registry) KeyID(ctx context.Context, key string) (string, error) {
 	if !strings.HasPrefix(key, KeyPrefix) || len(key) > maxKeyLen {
 		return "", ErrUnauthorized
 	}
-	hash := store.HashAPIKey(key)
-	if e, ok := r.auth.get(hash); ok && e.keyID != "" {
+	sum := sha256.Sum256([]byte(key))
+	if e, ok := r.auth.get(sum); ok && e.keyID != "" {
 		return e.keyID, nil
 	}
-	_, k, err := r.st.TenantByKeyHash(ctx, hash)
+	_, k, err := r.st.TenantByKeyHash(ctx, hex.EncodeToString(sum[:]))
 	if errors.Is(err, store.ErrNotFound) {
 		return "", ErrUnauthorized
 	}

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // OpObserver is told how long each store call took, by the wrapper Traced
@@ -38,25 +39,10 @@ func WithOpObserver(o OpObserver) TraceOption {
 // newTraced is the one constructor of traced, for Traced and the wrappers
 // built on it.
 func newTraced(s Store, tp trace.TracerProvider, opts ...TraceOption) *traced {
-	t := &traced{s: s, tr: tp.Tracer("github.com/gatehouse-pdp/gatehouse/pdp/store")}
+	_, off := tp.(noop.TracerProvider)
+	t := &traced{s: s, tr: tp.Tracer("github.com/gatehouse-pdp/gatehouse/pdp/store"), off: off}
 	for _, o := range opts {
 		o(t)
 	}
 	return t
-}
-
-// observedSpan reports its lifetime to an OpObserver when it ends. Every
-// traced method ends its span exactly once, so this is exactly one
-// observation per call, errors included.
-type observedSpan struct {
-	trace.Span
-	op    string
-	start time.Time
-	obs   OpObserver
-}
-
-// End reports the call's duration, then ends the span.
-func (s *observedSpan) End(opts ...trace.SpanEndOption) {
-	s.obs.ObserveStoreOp(s.op, time.Since(s.start))
-	s.Span.End(opts...)
 }

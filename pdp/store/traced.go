@@ -18,6 +18,8 @@ import (
 // traced the same way. Misses (ErrNotFound) and refusals (*LimitError) are
 // answers, not failures: they are recorded as events and leave the span's
 // status unset. With WithOpObserver, it also reports each call's duration.
+// With a no-op provider (tracing off) it starts no span at all, and costs
+// a call no allocation; durations are still reported.
 func Traced(s Store, tp trace.TracerProvider, opts ...TraceOption) Store {
 	return newTraced(s, tp, opts...)
 }
@@ -25,25 +27,53 @@ func Traced(s Store, tp trace.TracerProvider, opts ...TraceOption) Store {
 type traced struct {
 	s   Store
 	tr  trace.Tracer
+	off bool       // tr records nothing (a no-op provider): no span is started
 	obs OpObserver // nil: durations are not reported
 }
 
-func (t *traced) start(ctx context.Context, op string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
-	attrs = append(attrs, attribute.String("db.system.name", t.s.Backend()))
-	var began time.Time
-	if t.obs != nil {
-		began = time.Now()
+// noSpan is the span of a call when tracing is off.
+var noSpan = trace.SpanFromContext(context.Background())
+
+// opSpan is one call's span and, with an observer, its start: End reports
+// the duration, then ends the span. It is a value, so a call allocates
+// nothing for it when tracing is off.
+type opSpan struct {
+	trace.Span
+	op    string
+	began time.Time
+	obs   OpObserver
+}
+
+// End reports the call's duration (with an observer), then ends the span.
+func (s opSpan) End(opts ...trace.SpanEndOption) {
+	if s.obs != nil {
+		s.obs.ObserveStoreOp(s.op, time.Since(s.began))
 	}
-	ctx, span := t.tr.Start(ctx, "store."+op, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	s.Span.End(opts...)
+}
+
+// start begins the span of the call op. When tracing is off it starts no
+// span and leaves ctx as it is (a no-op tracer's span carries nothing a
+// store reads), so a call costs the wrapper no allocation: attrs are only
+// read, never kept, so the callers' attribute lists stay on their stacks.
+func (t *traced) start(ctx context.Context, op string, attrs ...attribute.KeyValue) (context.Context, opSpan) {
+	span := opSpan{Span: noSpan, op: op, obs: t.obs}
 	if t.obs != nil {
-		span = &observedSpan{Span: span, op: op, start: began, obs: t.obs}
+		span.began = time.Now()
 	}
+	if t.off {
+		return ctx, span
+	}
+	all := make([]attribute.KeyValue, 0, len(attrs)+1)
+	all = append(append(all, attrs...), attribute.String("db.system.name", t.s.Backend()))
+	ctx, span.Span = t.tr.Start(ctx, "store."+op, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(all...))
 	return ctx, span
 }
 
-func end(span trace.Span, err error) {
+func end(span opSpan, err error) {
 	switch {
 	case err == nil:
+	case !span.IsRecording(): // nothing to add the error to
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrLimitExceeded):
 		span.AddEvent(err.Error())
 	default:

@@ -23,8 +23,8 @@ type tracedGovernance struct {
 	g GovernanceStore
 }
 
-func endGovernance(span trace.Span, err error) {
-	if errors.Is(err, ErrAlreadyDecided) || errors.Is(err, ErrAlreadyVoted) {
+func endGovernance(span opSpan, err error) {
+	if err != nil && span.IsRecording() && (errors.Is(err, ErrAlreadyDecided) || errors.Is(err, ErrAlreadyVoted)) {
 		span.AddEvent(err.Error())
 		span.End()
 		return
@@ -67,7 +67,7 @@ func (t *tracedGovernance) FlushAudit(ctx context.Context) (err error) {
 }
 
 func (t *tracedGovernance) InsertActionAudited(ctx context.Context, a ActionRecord, ev AuditEvent) (_ ActionRecord, _ AuditEntry, err error) {
-	ctx, span := t.start(ctx, "InsertActionAudited", append(actionAttrs(a.TenantID, a.ID), attribute.String("agent_id", a.AgentID))...)
+	ctx, span := t.start(ctx, "InsertActionAudited", tenantAttr(a.TenantID), attribute.String("action_id", a.ID), attribute.String("agent_id", a.AgentID))
 	defer func() { endGovernance(span, err) }()
 	return t.g.InsertActionAudited(ctx, a, ev)
 }
