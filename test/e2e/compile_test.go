@@ -161,13 +161,13 @@ func TestServeWarmsBeforeReady(t *testing.T) {
 		t.Errorf("ready: %v", last.body)
 	}
 	// The log: warming started with the count, and ended before ready.
-	if _, _, err := s.Stderr.Wait(0, 0, func(l string) bool {
+	if _, _, err := s.Stderr.Wait(0, logTimeout, func(l string) bool {
 		e, ok := LogEntry(l)
 		return ok && e["msg"] == "warming: compiling every tenant before reporting ready" && e["tenants"] == float64(tenants)
 	}); err != nil {
 		t.Errorf("no warming start line: %v", err)
 	}
-	done, _, err := s.Stderr.Wait(0, 0, LogMsg("engine warm"))
+	done, _, err := s.Stderr.Wait(0, logTimeout, LogMsg("engine warm"))
 	if err != nil {
 		t.Fatalf("no engine warm line: %v", err)
 	}
@@ -202,7 +202,7 @@ func TestWarmupAtScale(t *testing.T) {
 		m, _ := LogEntry(line)
 		pollUntilReady(t, fmt.Sprintf("http://%s", m["addr"]), 5*time.Minute)
 		ready := time.Since(start)
-		done, _, _ := s.Stderr.Wait(0, 0, LogMsg("engine warm"))
+		done, _, _ := s.Stderr.Wait(0, logTimeout, LogMsg("engine warm"))
 		t.Logf("run %d: start → listening %s, start → ready %s; %s", run, listening.Round(time.Millisecond), ready.Round(time.Millisecond), done)
 		s.Stop()
 	}

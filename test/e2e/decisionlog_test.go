@@ -128,7 +128,7 @@ func TestDecisionLogConsole(t *testing.T) {
 	s, c := startDev(t, Options{Args: []string{"--decision-log", "console"}})
 	act := wantStatus(t, c.Do(t, "POST", "/v1/actions", map[string]any{"action": "github.create_issue"}), 200)
 	s.Stop()
-	line, _, err := s.Stdout.Wait(0, 0, func(l string) bool { return strings.Contains(l, `"decision_id"`) })
+	line, _, err := s.Stdout.Wait(0, logTimeout, func(l string) bool { return strings.Contains(l, `"decision_id"`) })
 	if err != nil {
 		t.Fatalf("no event on stdout:\n%s", s.Stdout)
 	}

@@ -37,6 +37,12 @@ const (
 	stopTimeout    = 30 * time.Second
 	requestTimeout = 30 * time.Second
 	cliTimeout     = 60 * time.Second
+	// logTimeout bounds the wait for a log line the server has written
+	// (or must have written) by the time the test looks: stdout and
+	// stderr are read by their own goroutines, so a line can still be on
+	// its way after the event that follows it (ready, an exit). Waits for
+	// a line's absence use 0.
+	logTimeout = 30 * time.Second
 	// shutdownTimeout is the --shutdown-timeout servers run with; it must
 	// stay below stopTimeout.
 	shutdownTimeout = 10 * time.Second

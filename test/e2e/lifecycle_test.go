@@ -303,7 +303,7 @@ func TestCLI(t *testing.T) {
 		s := Start(t, b, Options{})
 		// A new store without --dev or a bootstrap key is worth a warning
 		// naming the file: the server may have started in the wrong folder.
-		line, _, err := s.Stderr.Wait(0, 0, LogMsg("created a new, empty SQLite store: is --store (or GATEHOUSE_STORE, or the folder) the one you meant?"))
+		line, _, err := s.Stderr.Wait(0, logTimeout, LogMsg("created a new, empty SQLite store: is --store (or GATEHOUSE_STORE, or the folder) the one you meant?"))
 		if m, _ := LogEntry(line); err != nil || m["level"] != "WARN" || "sqlite://"+fmt.Sprint(m["path"]) != s.Store {
 			t.Errorf("no warning naming the new store %s: %v %s", s.Store, err, line)
 		}

@@ -26,7 +26,7 @@ func TestReadOnlyCoverage(t *testing.T) {
 		"read-only: bundles hold tenants the store does not have; no API key can reach them (create them with gatehouse tenant create --id)": "acme",
 		"read-only: store tenants no bundle holds; their decisions fail closed (503)":                                                        "default",
 	} {
-		line, _, err := s.Stderr.Wait(0, 0, LogMsg(msg))
+		line, _, err := s.Stderr.Wait(0, logTimeout, LogMsg(msg))
 		if err != nil {
 			t.Errorf("no warning %q at start: %v", msg, err)
 			continue

@@ -112,7 +112,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 	if took > shutdownTimeout {
 		t.Errorf("exit took %s, more than the shutdown timeout %s", took, shutdownTimeout)
 	}
-	if _, _, err := s.Stderr.Wait(0, 0, LogMsg("decision log flushed")); err != nil {
+	if _, _, err := s.Stderr.Wait(0, logTimeout, LogMsg("decision log flushed")); err != nil {
 		t.Errorf("no \"decision log flushed\" line:\n%s", s.Stderr)
 	}
 
