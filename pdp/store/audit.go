@@ -378,10 +378,17 @@ func appendJSONString(dst []byte, s string) []byte {
 
 // AuditEntryHash returns "sha256:" + hex(sha256(prevHash || canonical)).
 func AuditEntryHash(prevHash string, canonical []byte) string {
-	h := sha256.New()
-	_, _ = io.WriteString(h, prevHash)
-	_, _ = h.Write(canonical)
-	return HashPrefix + hex.EncodeToString(h.Sum(nil))
+	var stack [1024]byte
+	return entryHash(append(append(stack[:0], prevHash...), canonical...))
+}
+
+// entryHash returns "sha256:" + hex(sha256(b)) with one allocation, the
+// string's: a hash.Hash costs one for itself, one for the sum and one
+// per string written to it.
+func entryHash(b []byte) string {
+	sum := sha256.Sum256(b)
+	var out [len(HashPrefix) + 2*sha256.Size]byte
+	return string(hex.AppendEncode(append(out[:0], HashPrefix...), sum[:]))
 }
 
 // NewAuditEntry numbers, stamps and hashes one event after the entry with
@@ -397,7 +404,10 @@ func NewAuditEntry(tenantID string, prevSeq int64, prevHash string, ts time.Time
 		Metadata:       metadata,
 		PrevHash:       prevHash,
 	}
-	e.EntryHash = AuditEntryHash(prevHash, CanonicalAuditEntry(nil, e.SequenceNumber, e.Timestamp, e.Event, e.Metadata))
+	// AuditEntryHash(prevHash, CanonicalAuditEntry(…)), both in one buffer
+	// on the stack unless the entry is large.
+	var stack [1024]byte
+	e.EntryHash = entryHash(CanonicalAuditEntry(append(stack[:0], prevHash...), e.SequenceNumber, e.Timestamp, e.Event, e.Metadata))
 	return e
 }
 

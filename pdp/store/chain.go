@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"golang.org/x/sync/errgroup"
 
@@ -146,6 +147,21 @@ func (c *Chains) Moved() (tenants []string, heads []ChainHead) {
 // goroutine, before queueing, so the committer only numbers, hashes and
 // writes.
 func CanonicalEvent(ev AuditEvent, event string, set map[string]any) (AuditEvent, error) {
+	ev, err := checkEvent(ev, event)
+	if err != nil {
+		return AuditEvent{}, err
+	}
+	meta, err := MergeMetadata(ev.Metadata, set)
+	if err != nil {
+		return AuditEvent{}, err
+	}
+	ev.Metadata = meta
+	return ev, nil
+}
+
+// checkEvent is CanonicalEvent's check of ev, with event filling an empty
+// Event.
+func checkEvent(ev AuditEvent, event string) (AuditEvent, error) {
 	if ev.Event == "" {
 		ev.Event = event
 	}
@@ -158,7 +174,18 @@ func CanonicalEvent(ev AuditEvent, event string, set map[string]any) (AuditEvent
 	if err := CheckText(Text{"event", ev.Event}); err != nil {
 		return AuditEvent{}, err
 	}
-	meta, err := MergeMetadata(ev.Metadata, set)
+	return ev, nil
+}
+
+// actionEventCanonical is CanonicalEvent(ev, event, {"action_id": id,
+// MetaActionDigest: digest}) with the facts passed as strings
+// (mergeStringFacts): the same entry, without a map per action.
+func actionEventCanonical(ev AuditEvent, event, id, digest string) (AuditEvent, error) {
+	ev, err := checkEvent(ev, event)
+	if err != nil {
+		return AuditEvent{}, err
+	}
+	meta, err := mergeStringFacts(ev.Metadata, "action_id", id, MetaActionDigest, digest)
 	if err != nil {
 		return AuditEvent{}, err
 	}
@@ -237,18 +264,28 @@ var digestMention = []byte(`"` + MetaActionDigest + `":`)
 // bytes when undecided), approver_id, decision_reason. NULL JSON and empty
 // JSON are the same, empty.
 func ActionDigest(a ActionRecord) string {
-	h := sha256.New()
-	var buf [8]byte
-	put := func(b []byte) {
-		binary.BigEndian.PutUint32(buf[:4], uint32(len(b)))
-		h.Write(buf[:4])
-		h.Write(b)
+	var buf [len(HashPrefix) + 2*sha256.Size]byte
+	return string(appendActionDigest(buf[:0], a))
+}
+
+// appendActionDigest appends ActionDigest(a) to dst. The fields are
+// gathered into one buffer (on the stack unless the action is large) and
+// hashed at once: a hash.Hash fed field by field costs an allocation for
+// the hash and one per string written to it.
+func appendActionDigest(dst []byte, a ActionRecord) []byte {
+	var stack [1024]byte
+	b := stack[:0]
+	str := func(s string) {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+		b = append(b, s...)
 	}
-	str := func(s string) { put([]byte(s)) }
+	put := func(p []byte) {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(p)))
+		b = append(b, p...)
+	}
 	num := func(n uint64) {
-		var b [8]byte
-		binary.BigEndian.PutUint64(b[:], n)
-		put(b[:])
+		b = binary.BigEndian.AppendUint32(b, 8)
+		b = binary.BigEndian.AppendUint64(b, n)
 	}
 	str(a.ID)
 	str(a.TenantID)
@@ -273,7 +310,9 @@ func ActionDigest(a ActionRecord) string {
 	}
 	str(a.ApproverID)
 	str(a.DecisionReason)
-	return HashPrefix + hex.EncodeToString(h.Sum(nil))
+	sum := sha256.Sum256(b)
+	dst = append(dst, HashPrefix...)
+	return hex.AppendEncode(dst, sum[:])
 }
 
 // ActionEvent is an action's evaluation entry: ev with its defaults (the
@@ -283,7 +322,11 @@ func ActionEvent(a ActionRecord, ev AuditEvent) (AuditEvent, error) {
 	if ev.Timestamp.IsZero() {
 		ev.Timestamp = a.CreatedAt
 	}
-	return CanonicalEvent(ev, EventForStatus(a.Status), map[string]any{"action_id": a.ID, MetaActionDigest: ActionDigest(a)})
+	var buf [len(HashPrefix) + 2*sha256.Size]byte
+	digest := appendActionDigest(buf[:0], a)
+	// The digest is a view of buf: mergeStringFacts copies it into the
+	// metadata and keeps no reference.
+	return actionEventCanonical(ev, EventForStatus(a.Status), a.ID, unsafe.String(unsafe.SliceData(digest), len(digest)))
 }
 
 // DecisionEvent is a decision's entry: ev with its defaults (the event

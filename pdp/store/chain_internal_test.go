@@ -1,6 +1,10 @@
 package store
 
-import "testing"
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
 
 var digestCases = []string{
 	`{"action_digest":"sha256:ab","action_id":"a1"}`,
@@ -53,4 +57,28 @@ func FuzzMetadataDigest(f *testing.F) {
 			t.Errorf("metadataDigest(%q) = %q, %v; decoding says %q, %v", c, gd, gok, wd, wok)
 		}
 	})
+}
+
+// TestActionDigestGolden fixes ActionDigest's bytes (stored chains
+// carry them): a record with every field set, and one whose params are
+// larger than the digest's stack buffer.
+func TestActionDigestGolden(t *testing.T) {
+	d := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+	big := make([]byte, 5000)
+	for i := range big {
+		big[i] = 'a' + byte(i%26)
+	}
+	for _, c := range []struct {
+		a    ActionRecord
+		want string
+	}{
+		{ActionRecord{}, "sha256:11fa88af74bd858151ad4ccdfb471c40b850399aa71b7689b7ea27d3109beeab"},
+		{ActionRecord{ID: "act_1", TenantID: "acme", AgentID: "bot", Action: "x.y", Connector: "c", Operation: "o", Params: json.RawMessage(`{"a":1}`), StepType: "s", Status: "allowed", Decision: json.RawMessage(`{"d":2}`), TriggeredPolicy: "p", Severity: "high", RiskScore: 0.68, ViolationCount: 3, TraceID: "tr", CreatedAt: d, DecidedAt: &d, ApproverID: "ap", DecisionReason: "why é"},
+			"sha256:46942cb57e9060fa476e6ddfb15a19bc62bfd760a061b3b01faee0af13d66681"},
+		{ActionRecord{ID: "act_2", Params: json.RawMessage(big), CreatedAt: d}, "sha256:b2ab4192964d2716eeaf7eaac3dd80144ddc663fc31cfc77bd6b98a1b3b67b1f"},
+	} {
+		if got := ActionDigest(c.a); got != c.want {
+			t.Errorf("ActionDigest(%.40v) = %s, want %s", c.a, got, c.want)
+		}
+	}
 }

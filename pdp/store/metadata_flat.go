@@ -3,9 +3,9 @@ package store
 import (
 	"bytes"
 	"encoding/json"
-	"slices"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // mergeFlat is MergeMetadata without decoding raw into a map and encoding
@@ -18,12 +18,47 @@ import (
 // and MergeMetadata takes the general path, which is the definition
 // (FuzzMergeFlat holds the two together).
 func mergeFlat(raw []byte, set map[string]any) (json.RawMessage, bool) {
+	var fs [8]flatFact
+	facts := fs[:0]
+	for k, v := range set {
+		if !plainString(k) {
+			return nil, false
+		}
+		var enc []byte
+		if s, ok := v.(string); ok && plainString(s) {
+			enc = make([]byte, 0, len(s)+2)
+			enc = append(append(append(enc, '"'), s...), '"')
+		} else {
+			var err error
+			if enc, err = encodeCanonical(v); err != nil {
+				return nil, false
+			}
+		}
+		facts = append(facts, flatFact{k, enc})
+	}
+	return mergeFlatFacts(raw, facts)
+}
+
+// flatFact is a key the store sets, in canonical form (plainString), and
+// its value encoded in canonical form.
+type flatFact struct {
+	key string
+	val []byte
+}
+
+// mergeFlatFacts is mergeFlat with set's members already encoded (keys
+// distinct), so a caller whose facts are strings passes them without a
+// map or boxing them in interfaces (mergeStringFacts).
+func mergeFlatFacts(raw []byte, facts []flatFact) (json.RawMessage, bool) {
 	type member struct {
 		key string
 		val []byte // encoded
 	}
+	// At most len(ms) members, so that they stay on the stack (an append
+	// that could grow them would move every key and value they point to
+	// to the heap); more take the general path.
 	var ms [16]member
-	members := ms[:0]
+	n := 0
 	i := skipSpace(raw, 0)
 	if i == len(raw) { // no metadata: {}
 		raw, i = []byte("{}"), 0
@@ -49,8 +84,23 @@ func mergeFlat(raw []byte, set map[string]any) (json.RawMessage, bool) {
 			if !ok {
 				return nil, false
 			}
-			if _, replaced := set[string(k[1:len(k)-1])]; !replaced {
-				members = append(members, member{string(k[1 : len(k)-1]), v})
+			// The key is a view of raw's bytes, not a copy: raw is not
+			// changed while this runs and no member outlives it (out
+			// copies the bytes).
+			key := unsafe.String(unsafe.SliceData(k[1:]), len(k)-2)
+			replaced := false
+			for _, f := range facts {
+				if f.key == key {
+					replaced = true
+					break
+				}
+			}
+			if !replaced {
+				if n == len(ms) {
+					return nil, false
+				}
+				ms[n] = member{key, v}
+				n++
 			}
 			j = skipSpace(raw, j)
 			if j >= len(raw) {
@@ -69,24 +119,22 @@ func mergeFlat(raw []byte, set map[string]any) (json.RawMessage, bool) {
 	if skipSpace(raw, i) != len(raw) {
 		return nil, false
 	}
-	n := 2
-	for k, v := range set {
-		if !plainString(k) {
+	for _, f := range facts {
+		if n == len(ms) {
 			return nil, false
 		}
-		var enc []byte
-		if s, ok := v.(string); ok && plainString(s) {
-			enc = make([]byte, 0, len(s)+2)
-			enc = append(append(append(enc, '"'), s...), '"')
-		} else {
-			var err error
-			if enc, err = encodeCanonical(v); err != nil {
-				return nil, false
-			}
-		}
-		members = append(members, member{k, enc})
+		ms[n] = member{f.key, f.val}
+		n++
 	}
-	slices.SortFunc(members, func(a, b member) int { return strings.Compare(a.key, b.key) })
+	members := ms[:n]
+	n = 2
+	// Insertion sort: at most 16 members, and slices.SortFunc would move
+	// them to the heap.
+	for i := 1; i < len(members); i++ {
+		for j := i; j > 0 && members[j].key < members[j-1].key; j-- {
+			members[j], members[j-1] = members[j-1], members[j]
+		}
+	}
 	for i, m := range members {
 		if i > 0 && m.key == members[i-1].key {
 			return nil, false // a duplicate key of raw: the last one wins, as the general path has it
@@ -222,4 +270,37 @@ func plainSlow(s string) bool {
 		}
 	}
 	return true
+}
+
+// mergeStringFacts is MergeMetadata(raw, {kv[0]: kv[1], kv[2]: kv[3],
+// ...}) for facts that are strings, as an action's entry sets them: on
+// the fast path without a map, interfaces, or a copy of raw's keys.
+func mergeStringFacts(raw []byte, kv ...string) (json.RawMessage, error) {
+	// Facts and their encoded values live on the stack (indexed, not
+	// appended, so escape analysis keeps them there).
+	var fs [4]flatFact
+	var vb [192]byte
+	vals, n := vb[:0], 0
+	plain := len(kv)%2 == 0 && len(kv)/2 <= len(fs)
+	for i := 0; plain && i < len(kv); i += 2 {
+		k, v := kv[i], kv[i+1]
+		if plain = plainString(k) && plainString(v); plain {
+			start := len(vals)
+			vals = append(append(append(vals, '"'), v...), '"')
+			fs[n] = flatFact{k, vals[start:len(vals):len(vals)]}
+			n++
+		}
+	}
+	if plain {
+		if out, ok := mergeFlatFacts(raw, fs[:n]); ok {
+			return out, nil
+		}
+	}
+	// Copies: the caller's strings may be views of its stack (ActionEvent's
+	// digest), and what goes into a map would move them to the heap.
+	set := make(map[string]any, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		set[strings.Clone(kv[i])] = strings.Clone(kv[i+1])
+	}
+	return MergeMetadata(raw, set)
 }

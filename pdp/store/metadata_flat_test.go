@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+	"time"
 )
 
 // mergeGeneral is MergeMetadata's general path: decode, set, encode.
@@ -83,6 +84,41 @@ func BenchmarkMergeMetadata(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := MergeMetadata(raw, set); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestActionEventAsMap holds ActionEvent, which passes its facts as
+// strings (mergeStringFacts), to CanonicalEvent with them in a map, on
+// the fast path and off it (nested metadata, a spoofed fact, an ID that
+// needs escaping, no metadata).
+func TestActionEventAsMap(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+	ids := []string{"act_0123456789abcdef01234567", "act_\"é\u2028", ""}
+	metas := append([]string{`{"a":{"b":1}}`, `{"action_id":"spoof","action_digest":"x","z":1}`},
+		flatSeeds...)
+	for _, id := range ids {
+		a := ActionRecord{ID: id, TenantID: "acme", AgentID: "bot", Action: "slack.send", Status: "allowed", RiskScore: 0.5, CreatedAt: at}
+		for _, m := range metas {
+			ev := AuditEvent{Metadata: json.RawMessage(m)}
+			got, gotErr := ActionEvent(a, ev)
+			ev.Timestamp = a.CreatedAt
+			want, wantErr := CanonicalEvent(ev, EventForStatus(a.Status), map[string]any{"action_id": a.ID, MetaActionDigest: ActionDigest(a)})
+			if (gotErr != nil) != (wantErr != nil) || !bytes.Equal(got.Metadata, want.Metadata) || got.Event != want.Event || !got.Timestamp.Equal(want.Timestamp) {
+				t.Fatalf("ActionEvent(%q, %q) = %s, %v; want %s, %v", id, m, got.Metadata, gotErr, want.Metadata, wantErr)
+			}
+		}
+	}
+}
+
+// BenchmarkActionEvent is an action's evaluation entry made canonical.
+func BenchmarkActionEvent(b *testing.B) {
+	a := ActionRecord{ID: "act_0123456789abcdef01234567", TenantID: "acme", AgentID: "billing-bot", Action: "slack.send_message", Status: "allowed", RiskScore: 0.68, CreatedAt: time.Now()}
+	ev := AuditEvent{Metadata: []byte(flatSeeds[4])}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ActionEvent(a, ev); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -339,66 +339,81 @@ func BenchmarkDashboard1M(b *testing.B) {
 // BenchmarkActionWritePath records actions with their evaluation entries
 // as POST /v1/actions does (the lifecycle's action IDs and metadata,
 // the generated status mix) from 16 callers spread over 1 or 100 tenants,
-// with checkpoints off so the WAL only grows, and reports the process's
-// CPU per action and the WAL pages written per action.
+// and reports the process's CPU per action and the WAL pages written per
+// action. Plain, checkpoints are off so the WAL only grows (and
+// wal-pages/action counts the pages written); with checkpoints they run
+// as the server runs them (the background checkpointer and the write
+// connection's safety net), and wal-pages/action is the WAL file's growth.
 //
 //	go test ./pdp/store/sqlite -run '^$' -bench ActionWritePath -benchtime 20000x
 func BenchmarkActionWritePath(b *testing.B) {
-	for _, tenants := range []int{1, 100} {
-		b.Run(fmt.Sprintf("tenants=%d", tenants), func(b *testing.B) {
-			ctx := b.Context()
-			path := filepath.Join(b.TempDir(), "g.db")
-			db, err := sqlite.Open(ctx, path, sqlite.WithoutCheckpoints())
-			if err != nil {
-				b.Fatal(err)
+	for _, ckpt := range []bool{false, true} {
+		for _, tenants := range []int{1, 100} {
+			name := fmt.Sprintf("tenants=%d", tenants)
+			var opts []sqlite.Option
+			if ckpt {
+				name += ",checkpoints"
+			} else {
+				opts = append(opts, sqlite.WithoutCheckpoints())
 			}
-			defer db.Close()
-			ids := make([]string, tenants)
-			for i := range ids {
-				ids[i] = fmt.Sprintf("tenant-%03d", i)
-				if err := benchTenant(ctx, db, ids[i]); err != nil {
-					b.Fatal(err)
+			b.Run(name, func(b *testing.B) { benchActionWritePath(b, tenants, opts...) })
+		}
+	}
+}
+
+func benchActionWritePath(b *testing.B, tenants int, opts ...sqlite.Option) {
+	b.ReportAllocs()
+	ctx := b.Context()
+	path := filepath.Join(b.TempDir(), "g.db")
+	db, err := sqlite.Open(ctx, path, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ids := make([]string, tenants)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("tenant-%03d", i)
+		if err := benchTenant(ctx, db, ids[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r := rand.New(rand.NewPCG(7, 11))
+	recs := slices.Collect(storetest.GenerateActions(storetest.ActionMix{TenantID: "x", N: b.N, Since: time.Now().Add(-time.Hour), Until: time.Now(), Agents: 10, Policies: 5, Seed: 3}))
+	metas := make([][]byte, len(recs))
+	for i := range recs {
+		recs[i].TenantID = ids[r.IntN(len(ids))]
+		// As pdp/lifecycle makes them: milliseconds, then 48 random bits.
+		recs[i].ID = fmt.Sprintf("act_%012x%012x", recs[i].CreatedAt.UnixMilli(), r.Uint64()>>16)
+		metas[i] = fmt.Appendf(nil, `{"action":%q,"agent_id":%q,"key_id":"key_0123456789abcdef","status":%q,"triggered_policy":%q,"severity":%q,"risk_score":%g}`,
+			recs[i].Action, recs[i].AgentID, recs[i].Status, recs[i].TriggeredPolicy, recs[i].Severity, recs[i].RiskScore)
+	}
+	walBefore := fileSize(b, path+"-wal")
+	cpuBefore := processCPU(b)
+	ioBefore, ioOK := processIO()
+	stats := db.CommitStats()
+	var next atomic.Int64
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(recs)); i = next.Add(1) - 1 {
+				if _, _, err := db.InsertActionAudited(ctx, recs[i], store.AuditEvent{Metadata: metas[i]}); err != nil {
+					b.Error(err)
+					return
 				}
 			}
-			r := rand.New(rand.NewPCG(7, 11))
-			recs := slices.Collect(storetest.GenerateActions(storetest.ActionMix{TenantID: "x", N: b.N, Since: time.Now().Add(-time.Hour), Until: time.Now(), Agents: 10, Policies: 5, Seed: 3}))
-			metas := make([][]byte, len(recs))
-			for i := range recs {
-				recs[i].TenantID = ids[r.IntN(len(ids))]
-				// As pdp/lifecycle makes them: milliseconds, then 48 random bits.
-				recs[i].ID = fmt.Sprintf("act_%012x%012x", recs[i].CreatedAt.UnixMilli(), r.Uint64()>>16)
-				metas[i] = fmt.Appendf(nil, `{"action":%q,"agent_id":%q,"key_id":"key_0123456789abcdef","status":%q,"triggered_policy":%q,"severity":%q,"risk_score":%g}`,
-					recs[i].Action, recs[i].AgentID, recs[i].Status, recs[i].TriggeredPolicy, recs[i].Severity, recs[i].RiskScore)
-			}
-			walBefore := fileSize(b, path+"-wal")
-			cpuBefore := processCPU(b)
-			ioBefore, ioOK := processIO()
-			stats := db.CommitStats()
-			var next atomic.Int64
-			b.ResetTimer()
-			var wg sync.WaitGroup
-			for range 16 {
-				wg.Go(func() {
-					for i := next.Add(1) - 1; i < int64(len(recs)); i = next.Add(1) - 1 {
-						if _, _, err := db.InsertActionAudited(ctx, recs[i], store.AuditEvent{Metadata: metas[i]}); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			b.StopTimer()
-			cpu := processCPU(b) - cpuBefore
-			after := db.CommitStats()
-			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/action")
-			b.ReportMetric(float64(fileSize(b, path+"-wal")-walBefore)/(4096+24)/float64(b.N), "wal-pages/action")
-			b.ReportMetric(float64(after.Ops-stats.Ops)/float64(max(after.Batches-stats.Batches, 1)), "ops/batch")
-			if io, ok := processIO(); ok && ioOK {
-				b.ReportMetric(float64(io.reads-ioBefore.reads)/float64(b.N), "read-syscalls/action")
-				b.ReportMetric(float64(io.writes-ioBefore.writes)/float64(b.N), "write-syscalls/action")
-			}
 		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	cpu := processCPU(b) - cpuBefore
+	after := db.CommitStats()
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/action")
+	b.ReportMetric(float64(fileSize(b, path+"-wal")-walBefore)/(4096+24)/float64(b.N), "wal-pages/action")
+	b.ReportMetric(float64(after.Ops-stats.Ops)/float64(max(after.Batches-stats.Batches, 1)), "ops/batch")
+	if io, ok := processIO(); ok && ioOK {
+		b.ReportMetric(float64(io.reads-ioBefore.reads)/float64(b.N), "read-syscalls/action")
+		b.ReportMetric(float64(io.writes-ioBefore.writes)/float64(b.N), "write-syscalls/action")
 	}
 }
 
