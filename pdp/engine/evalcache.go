@@ -220,7 +220,9 @@ func (c *baseCache) Get(ref ast.Ref) ast.Value {
 		}
 		n = x
 		if v := c.nodes[n].value; v != nil {
-			if len(ref) == 1 && ast.IsScalar(v) {
+			if i == len(ref)-1 {
+				// What OPA's Find(ref[i+1:]) returns, without boxing a
+				// scalar again (a string's Find does).
 				return v
 			}
 			result, err := v.Find(ref[i+1:])
