@@ -22,7 +22,9 @@ import (
 // callback collecting them — is some eight allocations an evaluation
 // need not pay; the evaluation itself is the same one (same compiler,
 // store, input, strict built-in errors, indexing and early exit, the
-// engine's cancel and inter-query value cache, no metrics).
+// engine's cancel and inter-query value cache, no metrics), with a
+// virtual cache and a base cache from their pools (virtualCache,
+// baseCache).
 // TestDirectQuery compares it with the prepared hinted query.
 type directQuery struct {
 	compiler *ast.Compiler
@@ -60,7 +62,13 @@ func (q *directQuery) eval(ctx context.Context, input ast.Value, cancel topdown.
 	}
 	defer q.store.Abort(ctx, txn)
 	var out *ast.Term
+	vc := getVirtualCache()
+	defer putVirtualCache(vc)
+	bc := getBaseCache()
+	defer putBaseCache(bc)
 	err = topdown.NewQuery(q.body).
+		WithVirtualCache(vc).
+		WithBaseCache(bc).
 		WithQueryCompiler(q.qc).
 		WithCompiler(q.compiler).
 		WithStore(q.store).

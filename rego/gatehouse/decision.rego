@@ -244,9 +244,17 @@ _unskipped(policies) := {name: p |
 	not _whitelisted(p)
 }
 
+# A condition that only asks whether a value is there (a policy of
+# _applying) or true (a flag) is written as a unification, `_ = x` or
+# `x = true`, not as the bare term x: OPA evaluates a bare term by
+# unifying it with a variable it names and allocates for it (about three
+# allocations each time), a unification with a constant or the wildcard
+# costs none, and both are one expression (the same trace events). The
+# values unified with `_` are objects, never false, so the meaning is the
+# bare term's.
 _hits contains h if {
 	some name, rules in _rules.agent
-	_applying.agent[name]
+	_ = _applying.agent[name]
 	some i in rules
 	r := _agent_scope[name].rules[i]
 	h := _fire(r.kind, r)
@@ -254,7 +262,7 @@ _hits contains h if {
 
 _hits contains h if {
 	some name, rules in _rules.tenant
-	_applying.tenant[name]
+	_ = _applying.tenant[name]
 	some i in rules
 	r := _tenant.tenant[name].rules[i]
 	h := _fire(r.kind, r)
@@ -263,12 +271,12 @@ _hits contains h if {
 # The built-ins yield their hits ranked and composed, like the generated
 # rules.
 _hits contains h if {
-	_builtins.FinancialSafetyPolicy
+	_builtins.FinancialSafetyPolicy = true
 	h := financial_safety.hit
 }
 
 _hits contains h if {
-	_builtins.DataExfiltrationPolicy
+	_builtins.DataExfiltrationPolicy = true
 	some h in data_exfiltration.hits
 }
 
@@ -377,7 +385,7 @@ _any(lits) if {
 # for those present, and the length only for the one that wins ([position,
 # index] is unique, so the literal never decides the minimum).
 _alternative(r) := substring(text.text, x[0], count(x[2])) if {
-	text.ascii
+	text.ascii = true # (a unification, see _hits)
 	f := text.folded
 	x := min([[indexof(f, lit), k, lit] |
 		some k, lit in r.alts
