@@ -292,11 +292,20 @@ func seedPolicies(id string) pdp.TenantPolicies {
 // BenchmarkDecisionFired is BenchmarkDecision/M split by how many rules
 // fire (custom and built-in): 0, 1, 2 and 3 or more violations.
 func BenchmarkDecisionFired(b *testing.B) {
+	benchByFired(b, func(b *testing.B, e *Engine, a pdp.Action) (*pdp.Decision, error) {
+		return e.Evaluate(b.Context(), a)
+	})
+}
+
+// benchByFired splits scale M's corpus by how many rules fire in decide's
+// decision (0, 1, 2, 3+) and benchmarks decide over each bucket,
+// reporting each bucket's share of the corpus.
+func benchByFired(b *testing.B, decide func(*testing.B, *Engine, pdp.Action) (*pdp.Decision, error)) {
 	s := scale.M()
 	e := loadScale(b, s, Config{CacheSize: 20000, Timeout: time.Second})
 	buckets := map[string][]pdp.Action{}
 	for _, a := range s.Actions {
-		d, err := e.Evaluate(b.Context(), a)
+		d, err := decide(b, e, a)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -315,7 +324,7 @@ func BenchmarkDecisionFired(b *testing.B) {
 			i := 0
 			done := reportCPU(b)
 			for b.Loop() {
-				if _, err := e.Evaluate(b.Context(), actions[i%len(actions)]); err != nil {
+				if _, err := decide(b, e, actions[i%len(actions)]); err != nil {
 					b.Fatal(err)
 				}
 				i++

@@ -4,9 +4,6 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
-
-	"github.com/gatehouse-pdp/gatehouse/pdp"
-	"github.com/gatehouse-pdp/gatehouse/test/scale"
 )
 
 // TestDirectQuery: the direct evaluation of the hinted query (direct.go)
@@ -18,25 +15,9 @@ func TestDirectQuery(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	r := rand.New(rand.NewPCG(seed, 31))
-	world := hintWorld(r, 40)
-	var worldActions []pdp.Action
-	for range hintCount(t) / 2 {
-		worldActions = append(worldActions, hintAction(r, world))
-	}
-	m := scale.M()
-	m.Actions = m.Actions[:min(len(m.Actions), 600)]
-	for _, c := range []struct {
-		name    string
-		tenants []pdp.TenantPolicies
-		actions []pdp.Action
-	}{{"M", m.Tenants, m.Actions}, {"generated", world, worldActions}} {
+	for _, c := range hintCorpora(r, 600, hintCount(t)/2) {
 		t.Run(c.name, func(t *testing.T) {
-			e := newEngine(t, Config{CacheSize: 5000})
-			for _, tp := range c.tenants {
-				if err := e.SetTenant(tp); err != nil {
-					t.Fatal(err)
-				}
-			}
+			e := engineWith(t, c.tenants)
 			n := 0
 			for _, a := range c.actions {
 				_, pq := noHitAnswer(t, e, a)

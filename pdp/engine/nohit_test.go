@@ -65,27 +65,13 @@ func TestNoHitAnswer(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	r := rand.New(rand.NewPCG(seed, 29))
-	world := hintWorld(r, 40)
-	var worldActions []pdp.Action
-	for range hintCount(t) {
-		worldActions = append(worldActions, hintAction(r, world))
-	}
-	m := scale.M()
+	mActions := 0 // all
 	if testing.Short() {
-		m.Actions = m.Actions[:1000]
+		mActions = 1000
 	}
-	for _, c := range []struct {
-		name    string
-		tenants []pdp.TenantPolicies
-		actions []pdp.Action
-	}{{"M", m.Tenants, m.Actions}, {"generated", world, worldActions}} {
+	for _, c := range hintCorpora(r, mActions, hintCount(t)) {
 		t.Run(c.name, func(t *testing.T) {
-			e := newEngine(t, Config{CacheSize: 5000})
-			for _, tp := range c.tenants {
-				if err := e.SetTenant(tp); err != nil {
-					t.Fatal(err)
-				}
-			}
+			e := engineWith(t, c.tenants)
 			answered, evaluated, agentViews, builtinsOnly := 0, 0, 0, 0
 			for _, a := range c.actions {
 				d, err := e.Evaluate(t.Context(), a)
@@ -213,4 +199,39 @@ func TestNoHitAnswerFailsClosed(t *testing.T) {
 		a.TenantID = "nobody"
 		check(t, e, t.Context(), a, ErrUnknownTenant)
 	})
+}
+
+// hintCorpus is tenants and actions a hint test decides.
+type hintCorpus struct {
+	name    string
+	tenants []pdp.TenantPolicies
+	actions []pdp.Action
+}
+
+// hintCorpora are scale M (its first mActions actions; all when 0) and
+// the differential test's generated world of 40 tenants with n actions
+// drawn from r.
+func hintCorpora(r *rand.Rand, mActions, n int) []hintCorpus {
+	world := hintWorld(r, 40)
+	var worldActions []pdp.Action
+	for range n {
+		worldActions = append(worldActions, hintAction(r, world))
+	}
+	m := scale.M()
+	if mActions > 0 {
+		m.Actions = m.Actions[:min(len(m.Actions), mActions)]
+	}
+	return []hintCorpus{{"M", m.Tenants, m.Actions}, {"generated", world, worldActions}}
+}
+
+// engineWith is a new engine (CacheSize 5000) holding tenants.
+func engineWith(t *testing.T, tenants []pdp.TenantPolicies) *Engine {
+	t.Helper()
+	e := newEngine(t, Config{CacheSize: 5000})
+	for _, tp := range tenants {
+		if err := e.SetTenant(tp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
 }
