@@ -569,7 +569,7 @@ func FuzzActionText(f *testing.F) {
 	pq := textQuery(f)
 	f.Fuzz(func(t *testing.T, name, key, s, num string, nested bool) {
 		params := map[string]any{key: s}
-		if validNumber(num) {
+		if pdp.ValidNumber(num) {
 			params["n"] = json.Number(num)
 		}
 		if nested {

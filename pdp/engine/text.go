@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp"
 )
 
 // errNoText means the action text cannot be computed in Go exactly as the
@@ -150,7 +152,7 @@ func appendValue(b []byte, v ast.Value) ([]byte, error) {
 			b = append(b, "false"...)
 		}
 	case ast.Number:
-		if !validNumber(string(x)) {
+		if !pdp.ValidNumber(string(x)) {
 			return b, errNoText
 		}
 		b = append(b, x...)
@@ -241,50 +243,6 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
-}
-
-// validNumber is encoding/json's isValidNumber: json.Number text it writes
-// as is (anything else makes json.marshal fail).
-func validNumber(s string) bool {
-	if s == "" {
-		return false
-	}
-	if s[0] == '-' {
-		s = s[1:]
-		if s == "" {
-			return false
-		}
-	}
-	switch {
-	case s[0] == '0':
-		s = s[1:]
-	case '1' <= s[0] && s[0] <= '9':
-		s = s[1:]
-		for len(s) > 0 && '0' <= s[0] && s[0] <= '9' {
-			s = s[1:]
-		}
-	default:
-		return false
-	}
-	if len(s) >= 2 && s[0] == '.' && '0' <= s[1] && s[1] <= '9' {
-		s = s[2:]
-		for len(s) > 0 && '0' <= s[0] && s[0] <= '9' {
-			s = s[1:]
-		}
-	}
-	if len(s) >= 2 && (s[0] == 'e' || s[0] == 'E') {
-		s = s[1:]
-		if s[0] == '+' || s[0] == '-' {
-			s = s[1:]
-			if s == "" {
-				return false
-			}
-		}
-		for len(s) > 0 && '0' <= s[0] && s[0] <= '9' {
-			s = s[1:]
-		}
-	}
-	return s == ""
 }
 
 // foldText is the library's lower(upper(text)). On ASCII text that is

@@ -36,10 +36,14 @@ var errNotFinite = errors.New("json: unsupported value: a number that is not fin
 
 // encodeDecision encodes a policy_result as it is stored and answered.
 func encodeDecision(d *pdp.Decision) ([]byte, error) {
-	return encodeExact(func(b []byte) ([]byte, bool) {
+	out, ok := encodeExact(func(b []byte) ([]byte, bool) {
 		b, err := appendDecision(b, d)
 		return b, err == nil
-	}, errNotFinite)
+	})
+	if !ok {
+		return nil, errNotFinite // appendDecision's only error
+	}
+	return out, nil
 }
 
 // scratchBuffers hold encodings while they are written: a decision or
@@ -54,8 +58,9 @@ var scratchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); ret
 const maxScratch = 64 << 10
 
 // encodeExact returns what appendTo appends to an empty slice, in a slice
-// of its own of exactly that length; failed when appendTo reports false.
-func encodeExact(appendTo func([]byte) ([]byte, bool), failed error) ([]byte, error) {
+// of its own of exactly that length; ok is false when appendTo reports
+// false.
+func encodeExact(appendTo func([]byte) ([]byte, bool)) (_ []byte, ok bool) {
 	buf := scratchBuffers.Get().(*[]byte)
 	b, ok := appendTo((*buf)[:0])
 	var out []byte
@@ -67,10 +72,7 @@ func encodeExact(appendTo func([]byte) ([]byte, bool), failed error) ([]byte, er
 		*buf = b[:0]
 		scratchBuffers.Put(buf)
 	}
-	if !ok {
-		return nil, failed
-	}
-	return out, nil
+	return out, ok
 }
 
 func appendDecision(b []byte, d *pdp.Decision) ([]byte, error) {
@@ -325,7 +327,7 @@ func appendValue(b []byte, v any, depth int) (_ []byte, ok bool) {
 		if n == "" {
 			n = "0" // as encoding/json writes the empty Number
 		}
-		if !validNumber(n) {
+		if !pdp.ValidNumber(n) {
 			return b, false
 		}
 		return append(b, n...), true
@@ -392,54 +394,10 @@ const maxValueDepth = 1000
 // encodeParams is params as encoding/json encodes it without HTML
 // escaping: by appendValue when it can, else by encoding/json.
 func encodeParams(params map[string]any) ([]byte, error) {
-	if b, err := encodeExact(func(b []byte) ([]byte, bool) { return appendValue(b, params, 0) }, errNotFinite); err == nil {
+	if b, ok := encodeExact(func(b []byte) ([]byte, bool) { return appendValue(b, params, 0) }); ok {
 		return b, nil
 	}
 	return encodeJSON(params)
-}
-
-// validNumber reports whether s is a JSON number (encoding/json's
-// isValidNumber).
-func validNumber(s string) bool {
-	if s == "" {
-		return false
-	}
-	if s[0] == '-' {
-		s = s[1:]
-		if s == "" {
-			return false
-		}
-	}
-	switch {
-	default:
-		return false
-	case s[0] == '0':
-		s = s[1:]
-	case '1' <= s[0] && s[0] <= '9':
-		s = s[1:]
-		for len(s) > 0 && '0' <= s[0] && s[0] <= '9' {
-			s = s[1:]
-		}
-	}
-	if len(s) >= 2 && s[0] == '.' && '0' <= s[1] && s[1] <= '9' {
-		s = s[2:]
-		for len(s) > 0 && '0' <= s[0] && s[0] <= '9' {
-			s = s[1:]
-		}
-	}
-	if len(s) >= 2 && (s[0] == 'e' || s[0] == 'E') {
-		s = s[1:]
-		if s[0] == '+' || s[0] == '-' {
-			s = s[1:]
-			if s == "" {
-				return false
-			}
-		}
-		for len(s) > 0 && '0' <= s[0] && s[0] <= '9' {
-			s = s[1:]
-		}
-	}
-	return s == ""
 }
 
 // appendFloat writes f as encoding/json does: %f between 1e-6 and 1e21,
