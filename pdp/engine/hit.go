@@ -20,20 +20,25 @@ import (
 // The hit answer: a decision with few candidate rules, answered in Go.
 //
 // It extends the no-hit answer (nohit.go) to the decisions whose hints
-// name a few candidate rules (at most maxHitCandidates) and no built-in
-// anchor (data.gatehouse.hints.builtins == {}). For those the library's
-// result is its second branch (rego/gatehouse/decision.rego: result),
-// _composed(count(_hits)), when the view has no shadow policy
-// (_view.shadow == {"agent": {}, "tenant": {}}) and the tenant enforces
-// (_tenant.mode == "enforcement"; the view's "enforcing": true is asked
-// too); _hits are then the hits _fire yields for the hinted rules of the
-// policies _applying holds, which is the view itself when the view says
-// none has whitelisted domains ("no_whitelists": true; otherwise the
-// engine evaluates). The engine evaluates those rules in Go exactly as
-// _fire does, over the same values (the rule's data from the tenant's
-// document, read from the unit's store once, at prepare: nothing writes
-// it; the action text, folded text and ascii hints the evaluation would
-// read):
+// name a few candidate rules (at most maxHitCandidates) and whose
+// built-ins hint is {} or FinancialSafety alone with no amount key
+// (data.gatehouse.hints.financial.amount_key == false, so its hit is
+// _approval_of(keyword), which always fires; with an amount key, or
+// DataExfiltration hinted, the engine evaluates). For those the
+// library's result is _composed(count(_hits)) (rego/gatehouse/
+// decision.rego: result's second branch) when the view has no shadow
+// policy (_view.shadow == {"agent": {}, "tenant": {}}) and the tenant
+// enforces (_tenant.mode == "enforcement"; the view's "enforcing": true,
+// which _builtins_result asks when the rules hint is empty, is required
+// too: then result's first branch gives the same one-hit result). _hits
+// are the hits _fire yields for the hinted rules of the policies
+// _applying holds, which is the view itself when the view says none has
+// whitelisted domains ("no_whitelists": true; otherwise the engine
+// evaluates), and FinancialSafety's. The engine evaluates those rules in
+// Go exactly as _fire does, over the same values (the rule's data from
+// the tenant's document, read from the unit's store once, at prepare:
+// nothing writes it; the text, folded and ascii hints the evaluation
+// would read):
 //   - "regex": regex.find_n(pattern, text, 1)[0], which is OPA's
 //     regexp.Compile(pattern) and FindAllString(text, 1) (topdown/regex.go);
 //   - "alts": _alternative: on an ASCII text the least [indexof(folded,
@@ -43,11 +48,14 @@ import (
 //   - "_context" kinds: then _any(context_pre) over the folded text and
 //     regex.match(context, text) (MatchString).
 //
-// None fires: the view's "allowed" (as the no-hit answer). One fires: the
-// result is object.union(_view.allowed, x[6]) of that hit x (_composed(1)),
-// whose decision is remembered per (view, rule) with its match and reason
-// left to fill in (hitTemplate). Two or more fire: the engine evaluates
-// (composition stays the library's), in the same slot.
+// No hit: the view's "allowed" (as the no-hit answer). One hit (a rule,
+// or FinancialSafety's approval): object.union(_view.allowed, x[6]) of
+// that hit x (_composed(1), _builtins_result), whose decision is
+// remembered per (view, rule) with its match and reason left to fill in
+// (hitTemplate; FinancialSafety's approval hit is the library's own
+// _approval_of, evaluated once per engine: approvalHits). Two or more
+// hits: the engine evaluates (composition stays the library's), in the
+// same slot, with what is left of the timeout.
 //
 // Anything the Go side does not reproduce exactly is left to the
 // evaluation, which then decides (and fails closed where it fails): a
@@ -66,8 +74,10 @@ import (
 // closed when Config.Timeout passed by the clock or the caller's context
 // ended, and never for an engine whose library WithModules changed.
 // TestHitAnswer compares each answer with the hinted evaluation it
-// replaces, field by field, and TestHintsDifferential with the unhinted
-// one.
+// replaces, field by field (and a one-rule hit's result term with the
+// evaluation's), TestHitAnswerAdversarial and TestHitAnswerRefuses the
+// edges, and TestHintsDifferential every hinted decision with the
+// unhinted library's.
 
 // maxHitCandidates is the most candidate rules the hit answer evaluates
 // in Go; decisions with more are evaluated (most of them fire several).
