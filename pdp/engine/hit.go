@@ -212,6 +212,13 @@ func (p *prepared) hitPlanOf(hs *hintSet) (plan hitPlan, ok bool) {
 			return plan, false
 		}
 	}
+	// FinancialSafety's hit always fires, so with candidate rules the
+	// answer needs every one of them not to fire; in the M corpus most
+	// do (two hits), and the rules evaluated in Go before the evaluation
+	// would be evaluated twice (+8% CPU for those decisions, measured).
+	if plan.financial && plan.n > 0 {
+		return plan, false
+	}
 	return plan, plan.n > 0 || plan.financial
 }
 
@@ -428,9 +435,9 @@ func stringAt(obj ast.Object, key string) (string, bool) {
 	return string(s), ok
 }
 
-// asciiStrings is t's array of strings, each non-empty and (unless any)
-// ASCII; ok false otherwise.
-func asciiStrings(t *ast.Term, any bool) ([]string, bool) {
+// asciiStrings is t's array of strings, each non-empty and (unless
+// anyRunes) ASCII; ok false otherwise.
+func asciiStrings(t *ast.Term, anyRunes bool) ([]string, bool) {
 	arr, ok := termArray(t)
 	if !ok {
 		return nil, false
@@ -438,7 +445,7 @@ func asciiStrings(t *ast.Term, any bool) ([]string, bool) {
 	out := make([]string, arr.Len())
 	for i := range out {
 		s, ok := arr.Elem(i).Value.(ast.String)
-		if !ok || s == "" || !any && !isASCII(string(s)) {
+		if !ok || s == "" || !anyRunes && !isASCII(string(s)) {
 			return nil, false
 		}
 		out[i] = string(s)

@@ -50,6 +50,10 @@ import (
 // TestHintsDifferential compares both on every generated action and
 // TestNoHitAnswer compares the answer with the hinted evaluation it
 // replaces, field by field.
+//
+// The hit answer (hit.go) takes the decisions this one leaves when only
+// a few candidate rules (and at most FinancialSafety's approval) are
+// hinted, and answers those where at most one hit results.
 
 // noHitTerm is the result term of a's decision when hs (hintsOf a) says
 // nothing can fire, taken from the view the library would find; nil when
