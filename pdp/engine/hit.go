@@ -21,10 +21,11 @@ import (
 //
 // It extends the no-hit answer (nohit.go) to the decisions whose hints
 // name a few candidate rules (at most maxHitCandidates) and whose
-// built-ins hint is {} or FinancialSafety alone with no amount key
+// built-ins hint is {}, or FinancialSafety alone with no amount key
 // (data.gatehouse.hints.financial.amount_key == false, so its hit is
-// _approval_of(keyword), which always fires; with an amount key, or
-// DataExfiltration hinted, the engine evaluates). For those the
+// _approval_of(keyword), which always fires) and at most one candidate
+// rule; with an amount key, or DataExfiltration hinted, the engine
+// evaluates. For those the
 // library's result is _composed(count(_hits)) (rego/gatehouse/
 // decision.rego: result's second branch) when the view has no shadow
 // policy (_view.shadow == {"agent": {}, "tenant": {}}) and the tenant
