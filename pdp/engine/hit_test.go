@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -182,16 +183,20 @@ func TestHitAnswerAdversarial(t *testing.T) {
 		want  hitOutcome
 		match string
 	}{
-		{"say abc now", hitOne, "ab"},                   // tie: ab and abc at the same position, ab listed first
-		{"say ABC now", hitOne, "AB"},                   // the match is the text's, not the folded text's
-		{"say \u00e9 ABC now", hitOne, "AB"},            // non-ASCII: the regex
-		{"\u212a zz", hitOne, "zz"},                     // non-ASCII (Kelvin sign) before the match
-		{"deploy to prod", hitOne, "deploy"},            // context
-		{"deploy to staging", hitNone, ""},              // context absent
-		{strings.Repeat("x", 20000) + "y", hitOne, ""},  // nested quantifier, long text
-		{strings.Repeat("x", 20000) + "!", hitNone, ""}, // ... without a match
-		{"abc and deploy to prod", hitEvaluated, ""},    // two hits: the library composes
-		{"nothing here", hitNone, ""},                   // the nested quantifier has no literal: always a candidate
+		{"say abc now", hitOne, "ab"},                                        // tie: ab and abc at the same position, ab listed first
+		{"say ABC now", hitOne, "AB"},                                        // the match is the text's, not the folded text's
+		{"say \u00e9 ABC now", hitOne, "AB"},                                 // non-ASCII: the regex
+		{"\u212a zz", hitOne, "zz"},                                          // non-ASCII (Kelvin sign) before the match
+		{"deploy to prod", hitOne, "deploy"},                                 // context
+		{"deploy to staging", hitNone, ""},                                   // context absent
+		{strings.Repeat("x", 20000) + "y", hitOne, ""},                       // nested quantifier, long text
+		{strings.Repeat("x", 20000) + "!", hitNone, ""},                      // ... without a match
+		{"please Refund it", hitOne, "Refund"},                               // FinancialSafety's approval beside one candidate that does not fire
+		{"please R\u00e9fund, no: REFUND it", hitOne, "REFUND"},              // ... its keyword found on a non-ASCII text
+		{"please refund abc", hitNotTried, ""},                               // approval beside two candidates: evaluated at once
+		{"please refund " + strings.Repeat("x", 50) + "y", hitEvaluated, ""}, // approval and a rule: two hits
+		{"abc and deploy to prod", hitEvaluated, ""},                         // two hits: the library composes
+		{"nothing here", hitNone, ""},                                        // the nested quantifier has no literal: always a candidate
 	}
 	for _, c := range cases {
 		a := hitAction(c.text)
@@ -201,7 +206,7 @@ func TestHitAnswerAdversarial(t *testing.T) {
 		}
 		if c.match != "" {
 			d := evaluate(t, e, a)
-			if d.Violations[0].Match != c.match {
+			if len(d.Violations) != 1 || d.Violations[0].Match != c.match {
 				t.Fatalf("%.40q: match %q, want %q", c.text, d.Violations[0].Match, c.match)
 			}
 		}
@@ -356,5 +361,43 @@ func TestHitTemplateFill(t *testing.T) {
 	d1.PoliciesEvaluated[0] = "changed"
 	if d3 := tmpl.fill(m); !sameDecision(d2, d3) {
 		t.Fatalf("a caller's change reached the template: %+v", d3)
+	}
+}
+
+// TestHitAnswerConcurrent: callers racing on a fresh entry's first hit
+// answers (its programs and templates built concurrently) all get the
+// decision a sequential engine gives (run with -race).
+func TestHitAnswerConcurrent(t *testing.T) {
+	texts := []string{"say abc now", "deploy to prod", "please Refund it", "say \u00e9 ABC now", "deploy to staging"}
+	want := map[string]*pdp.Decision{}
+	seq := engineWith(t, []pdp.TenantPolicies{hitTenant()})
+	for _, s := range texts {
+		want[s] = evaluate(t, seq, hitAction(s))
+	}
+	e := engineWith(t, []pdp.TenantPolicies{hitTenant()})
+	evaluate(t, e, hitAction("warm up the entry"))
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			var err error
+			for i := range 50 {
+				s := texts[(g+i)%len(texts)]
+				d, e2 := e.Evaluate(context.Background(), hitAction(s))
+				if e2 != nil {
+					err = e2
+					break
+				}
+				if !sameDecision(d, want[s]) {
+					err = fmt.Errorf("%q: %+v, want %+v", s, d, want[s])
+					break
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
