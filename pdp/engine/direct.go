@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/metrics"
@@ -100,7 +101,13 @@ func (e *Engine) runDirect(ctx context.Context, tenant string, q *directQuery, i
 		return nil, err
 	}
 	defer e.slots.release(tenant)
-	w := startWatch(ctx, e.cfg.Timeout)
+	return e.evalDirect(ctx, q, input, e.cfg.Timeout)
+}
+
+// evalDirect is runDirect's evaluation, for a caller holding a slot,
+// bounded by timeout.
+func (e *Engine) evalDirect(ctx context.Context, q *directQuery, input ast.Value, timeout time.Duration) (*ast.Term, error) {
+	w := startWatch(ctx, timeout)
 	t, err := q.eval(ctx, input, w, e.values)
 	if late := w.stop(ctx); err == nil {
 		err = late // a result that raced the deadline or a cancellation is not trusted

@@ -89,6 +89,11 @@ type Engine struct {
 	// compiler starts; for tests that hold a compile in flight.
 	compileHook func()
 
+	// approval: FinancialSafety's approval hits for the hit answer's
+	// markers, evaluated once (approvalHits, hit.go).
+	approvalOnce sync.Once
+	approval     [2]*ast.Term
+
 	bundleMu  sync.Mutex          // serializes LoadBundle
 	bundleGen atomic.Uint64       // revisions of bundle tenants, see LoadBundle
 	sources   map[string][]string // bundle source → its tenants
@@ -117,6 +122,12 @@ type prepared struct {
 	views  any
 	found  viewMemo
 	noHits noHitMemo
+	// tenant is the tenant's data document (views, policies and rules,
+	// mode) as the unit's store holds it, read with views; hits the hit
+	// answer's programs and templates (hit.go).
+	tenant   ast.Object
+	hits     hitMemo
+	approval [2]*ast.Term // Engine.approvalHits
 }
 
 // tenantState is what SetTenant recorded for one tenant.
@@ -370,6 +381,9 @@ func (e *Engine) Evaluate(ctx context.Context, a pdp.Action) (d *pdp.Decision, e
 		if allowed := pq.noHitTerm(&hs); allowed != nil {
 			return e.answerNoHit(ctx, a.TenantID, pq, allowed, start)
 		}
+		if plan, ok := pq.hitPlanOf(&hs); ok {
+			return e.answerHit(ctx, a, pq, &hs, &plan, start)
+		}
 		t, err := e.runDirect(hintedContext(ctx, &hs), a.TenantID, pq.direct, lazyInput(a))
 		if err != nil {
 			return nil, err
@@ -580,6 +594,12 @@ func (e *Engine) prepare(ctx context.Context, k key, st *tenantState) (_ *prepar
 			if p.views, err = storage.ReadOne(ctx, u.store, viewsPath(k.tenant)); err != nil && !storage.IsNotFound(err) {
 				return nil, fmt.Errorf("prepare tenant %q: read its views: %w", k.tenant, err)
 			}
+			doc, err := storage.ReadOne(ctx, u.store, viewsPath(k.tenant)[:3])
+			if err != nil && !storage.IsNotFound(err) {
+				return nil, fmt.Errorf("prepare tenant %q: read its data: %w", k.tenant, err)
+			}
+			p.tenant, _ = doc.(ast.Object)
+			p.approval = e.approvalHits(ctx, u.compiler)
 		}
 	}
 	return p, nil

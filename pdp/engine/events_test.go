@@ -27,7 +27,7 @@ var eventActions = flag.Int("events.actions", 0, "TestDecisionEvents: decide thi
 // scale M costs (the noise-free measure of Rego work the engine issue
 // reports), by the number of rules that fire, and, per bucket, where the
 // events go (file and line of the median decision's events). A decision
-// Evaluate answers without evaluating (nohit.go) counts 0 events.
+// Evaluate answers without evaluating (nohit.go, hit.go) counts 0 events.
 // `go test ./pdp/engine -run TestDecisionEvents -v -args -events.actions=1500`;
 // -events.unhinted traces the query a stock OPA evaluates instead.
 func TestDecisionEvents(t *testing.T) {
@@ -44,9 +44,10 @@ func TestDecisionEvents(t *testing.T) {
 	}
 	buckets := map[string][]sample{}
 	exact, warned := map[int]int{}, map[int]int{}
-	answered := 0
+	answered, hitAnswered := 0, 0
 	defer func() {
-		t.Logf("decisions by number of hits %v, of them with a warning %v; answered without evaluating (0 events) %d", exact, warned, answered)
+		t.Logf("decisions by number of hits %v, of them with a warning %v; answered without evaluating (0 events) %d, of them by the hit answer %d",
+			exact, warned, answered, hitAnswered)
 	}()
 	for _, a := range s.Actions[:min(*eventActions, len(s.Actions))] {
 		pq, err := e.entry(t.Context(), noop.Span{}, a.TenantID, a.AgentID)
@@ -96,6 +97,11 @@ func TestDecisionEvents(t *testing.T) {
 		if allowed, _ := noHitAnswer(t, e, a); allowed != nil && !*eventUnhinted {
 			// Evaluate answers it without evaluating (nohit.go): no events.
 			answered++
+			*buf, smp.events = nil, 0
+		} else if out, _, _, _, _ := hitAnswerOf(t, e, a); (out == hitNone || out == hitOne) && !*eventUnhinted {
+			// The hit answer (hit.go): no events either.
+			answered++
+			hitAnswered++
 			*buf, smp.events = nil, 0
 		}
 		for _, ev := range *buf {

@@ -156,6 +156,8 @@ type hintSet struct {
 	// view: the view hint when Evaluate found it already (noHitTerm);
 	// nil: hintStore looks it up (viewHint).
 	view ast.Value
+	// found: what noHitTerm found for view (the hit answer's view).
+	found foundView
 }
 
 // object is the hints as one object: {text, folded, ascii, rules,

@@ -271,7 +271,8 @@ func sameDecision(a, b *pdp.Decision) bool {
 // itself, every 8th action) — and requires the same decision field by field, or the same
 // failure. It also checks that every rule that fires was a candidate. The
 // hinted decisions include those Evaluate answers without evaluating
-// (nohit.go; required to occur).
+// (nohit.go; required to occur) and those the hit answer decides (hit.go;
+// one-hit answers required to occur).
 func TestHintsDifferential(t *testing.T) {
 	seed := *hintSeed
 	if seed == 0 {
@@ -293,6 +294,7 @@ func TestHintsDifferential(t *testing.T) {
 	fired := map[int]int{}
 	shadowed, shadowOnly := 0, 0
 	failures, answered := 0, 0
+	var hitAnswers [4]int // by hitOutcome
 	for i := range hintCount(t) {
 		a := hintAction(r, world)
 		hinted, herr := e.Evaluate(t.Context(), a)
@@ -317,6 +319,9 @@ func TestHintsDifferential(t *testing.T) {
 		fired[min(len(plain.Violations), 3)]++
 		if allowed, _ := noHitAnswer(t, e, a); allowed != nil {
 			answered++ // Evaluate answered without evaluating (nohit.go)
+		} else {
+			out, _, _, _, _ := hitAnswerOf(t, e, a)
+			hitAnswers[out]++ // the hit answer (hit.go)
 		}
 		if len(plain.Shadow) > 0 {
 			shadowed++
@@ -331,8 +336,13 @@ func TestHintsDifferential(t *testing.T) {
 	}
 	t.Logf("decisions by violations (0, 1, 2, 3+): %v; with shadow hits: %d (%d with no violation); failed closed alike: %d; answered without evaluating: %d",
 		fired, shadowed, shadowOnly, failures, answered)
+	t.Logf("the hit answer (hit.go): no rule fired %d, one hit %d, planned but evaluated %d",
+		hitAnswers[hitNone], hitAnswers[hitOne], hitAnswers[hitEvaluated])
 	if answered == 0 {
 		t.Fatal("the generator should produce actions the engine answers without evaluating (nohit.go)")
+	}
+	if hitAnswers[hitOne] == 0 {
+		t.Fatal("the generator should produce one-hit actions the engine answers in Go (hit.go)")
 	}
 	if fired[0] == 0 || fired[1] == 0 || fired[3] == 0 {
 		t.Fatalf("the generator should produce decisions with 0, 1 and 3+ violations: %v", fired)

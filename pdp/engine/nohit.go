@@ -50,6 +50,10 @@ import (
 // TestHintsDifferential compares both on every generated action and
 // TestNoHitAnswer compares the answer with the hinted evaluation it
 // replaces, field by field.
+//
+// The hit answer (hit.go) takes the decisions this one leaves when only
+// a few candidate rules (and at most FinancialSafety's approval) are
+// hinted, and answers those where at most one hit results.
 
 // noHitTerm is the result term of a's decision when hs (hintsOf a) says
 // nothing can fire, taken from the view the library would find; nil when
@@ -61,7 +65,7 @@ func (p *prepared) noHitTerm(hs *hintSet) *ast.Term {
 		return nil
 	}
 	fv := p.viewOf(hs.agent, hs.step)
-	hs.view = fv.view
+	hs.view, hs.found = fv.view, fv
 	if fv.allowed == nil || hs.builtins != builtinHints[0] || hs.rules.Value.Compare(noRulesHint) != 0 {
 		return nil
 	}
@@ -73,6 +77,9 @@ func (p *prepared) noHitTerm(hs *hintSet) *ast.Term {
 type foundView struct {
 	view    ast.Value
 	allowed *ast.Term
+	// hit: result's second branch decides for the view (hitView), so
+	// the hit answer may (hit.go).
+	hit bool
 }
 
 // viewOf is findView's lookup in p.views, remembered (viewMemo).
@@ -88,6 +95,7 @@ func (p *prepared) viewOf(agent, step string) foundView {
 	fv.view, _ = findView(p.views, agent, step)
 	if obj, ok := fv.view.(ast.Object); ok {
 		fv.allowed = obj.Get(keyAllowed)
+		fv.hit = hitView(obj, p.tenant)
 	}
 	if memo == nil || len(*memo) < maxViewMemo {
 		next := make(map[viewKey]foundView, 1+len0(memo))

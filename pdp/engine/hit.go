@@ -1,0 +1,819 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+)
+
+// The hit answer: a decision with few candidate rules, answered in Go.
+//
+// It extends the no-hit answer (nohit.go) to the decisions whose hints
+// name a few candidate rules (at most maxHitCandidates) and whose
+// built-ins hint is {}, or FinancialSafety alone with no amount key
+// (data.gatehouse.hints.financial.amount_key == false, so its hit is
+// _approval_of(keyword), which always fires) and at most one candidate
+// rule; with an amount key, or DataExfiltration hinted, the engine
+// evaluates. For those the
+// library's result is _composed(count(_hits)) (rego/gatehouse/
+// decision.rego: result's second branch) when the view has no shadow
+// policy (_view.shadow == {"agent": {}, "tenant": {}}) and the tenant
+// enforces (_tenant.mode == "enforcement"; the view's "enforcing": true,
+// which _builtins_result asks when the rules hint is empty, is required
+// too: then result's first branch gives the same one-hit result). _hits
+// are the hits _fire yields for the hinted rules of the policies
+// _applying holds, which is the view itself when the view says none has
+// whitelisted domains ("no_whitelists": true; otherwise the engine
+// evaluates), and FinancialSafety's. The engine evaluates those rules in
+// Go exactly as _fire does, over the same values (the rule's data from
+// the tenant's document, read from the unit's store once, at prepare:
+// nothing writes it; the text, folded and ascii hints the evaluation
+// would read):
+//   - "regex": regex.find_n(pattern, text, 1)[0], which is OPA's
+//     regexp.Compile(pattern) and FindAllString(text, 1) (topdown/regex.go);
+//   - "alts": _alternative: on an ASCII text the least [indexof(folded,
+//     lit), k] over the alternatives present, then substring(text, pos,
+//     count(lit)) (OPA's ASCII paths: strings.Index, byte slicing with its
+//     clamping); with none present, or on other texts, the regex;
+//   - "_context" kinds: then _any(context_pre) over the folded text and
+//     regex.match(context, text) (MatchString).
+//
+// No hit: the view's "allowed" (as the no-hit answer). One hit (a rule,
+// or FinancialSafety's approval): object.union(_view.allowed, x[6]) of
+// that hit x (_composed(1), _builtins_result), whose decision is
+// remembered per (view, rule) with its match and reason left to fill in
+// (hitTemplate; FinancialSafety's approval hit is the library's own
+// _approval_of, evaluated once per engine: approvalHits). Two or more
+// hits: the engine evaluates (composition stays the library's), in the
+// same slot, with what is left of the timeout.
+//
+// Anything the Go side does not reproduce exactly is left to the
+// evaluation, which then decides (and fails closed where it fails): a
+// rule whose pattern or context does not compile (a strict built-in error
+// in OPA), a kind the library does not know, rule data of unexpected
+// shapes (an empty or non-ASCII alternative, a key not of five elements,
+// non-string reason parts or pre-checks, patches or violations that are
+// not objects), a hinted policy the view or the scope does not hold, an
+// agent-scoped hint for an action without an agent, a template whose fill
+// does not reproduce the decoded composition (checked with two markers
+// when it is built), or an entry past its memo bounds. Regexes are
+// compiled once per entry (hitMemo) and live as long as it; the patterns
+// are those OPA would run, so a costly pattern costs the same here.
+//
+// Like the no-hit answer, it is given holding an evaluation slot, failed
+// closed when Config.Timeout passed by the clock or the caller's context
+// ended, and never for an engine whose library WithModules changed.
+// TestHitAnswer compares each answer with the hinted evaluation it
+// replaces, field by field (and a one-rule hit's result term with the
+// evaluation's), TestHitAnswerAdversarial and TestHitAnswerRefuses the
+// edges, and TestHintsDifferential every hinted decision with the
+// unhinted library's.
+
+// maxHitCandidates is the most candidate rules the hit answer evaluates
+// in Go; decisions with more are evaluated (most of them fire several).
+const maxHitCandidates = 4
+
+// hitPlan is what the hit answer evaluates for one decision: the view's
+// no-hit result and the candidate rules' data.
+type hitPlan struct {
+	allowed *ast.Term
+	// financial: FinancialSafety's hit is _approval_of(keyword) (the
+	// financial hint says no amount key occurs), which always fires.
+	financial bool
+	n         int
+	rules     [maxHitCandidates]*ast.Term
+}
+
+var (
+	keyShadowView   = ast.StringTerm("shadow")
+	keyNoWhitelists = ast.StringTerm("no_whitelists")
+	keyEnforcing    = ast.StringTerm("enforcing")
+	keyAgentScope   = ast.StringTerm("agent")
+	keyTenantScope  = ast.StringTerm("tenant")
+	keyAgents       = ast.StringTerm("agents")
+	keyRules        = ast.StringTerm("rules")
+	keyMode         = ast.StringTerm("mode")
+	// noShadowView is a view's shadow lists when it has no shadow policy.
+	noShadowView = ast.MustParseTerm(`{"agent": {}, "tenant": {}}`).Value
+)
+
+// hitView says whether result's second branch decides for view (an
+// object) of an entry whose tenant document is tenant: the view has no
+// shadow policy and no whitelisted domains, and the tenant enforces.
+func hitView(view ast.Value, tenant ast.Object) bool {
+	obj, ok := view.(ast.Object)
+	if !ok || tenant == nil {
+		return false
+	}
+	is := func(o ast.Object, k *ast.Term, want ast.Value) bool {
+		t := o.Get(k)
+		return t != nil && t.Value.Compare(want) == 0
+	}
+	return is(obj, keyShadowView, noShadowView) &&
+		is(obj, keyNoWhitelists, ast.Boolean(true)) &&
+		is(obj, keyEnforcing, ast.Boolean(true)) &&
+		is(tenant, keyMode, ast.String("enforcement"))
+}
+
+// hitPlanOf is the hit answer's plan for hs, whose noHitTerm was nil;
+// ok false when the engine must evaluate.
+func (p *prepared) hitPlanOf(hs *hintSet) (plan hitPlan, ok bool) {
+	fv := hs.found
+	if !fv.hit || fv.allowed == nil {
+		return plan, false
+	}
+	switch hs.builtins {
+	case builtinHints[0]:
+	case builtinHints[1]:
+		if !hs.financial || hs.amountKey || p.approval[0] == nil {
+			return plan, false
+		}
+		plan.financial = true
+	default:
+		return plan, false
+	}
+	hints, ok := hs.rules.Value.(ast.Object)
+	if !ok || hints.Len() != 2 {
+		return plan, false
+	}
+	view := fv.view.(ast.Object)
+	plan.allowed = fv.allowed
+	for _, scope := range [2]*ast.Term{keyAgentScope, keyTenantScope} {
+		byName, ok := termObject(hints.Get(scope))
+		if !ok {
+			return plan, false
+		}
+		if byName.Len() == 0 {
+			continue
+		}
+		applying, ok := termObject(view.Get(scope))
+		if !ok {
+			return plan, false
+		}
+		// _agent_scope: the input agent's policies (null: none); _tenant.tenant.
+		var policies ast.Object
+		if scope == keyAgentScope {
+			if hs.agent == "" {
+				return plan, false
+			}
+			agents, _ := termObject(p.tenant.Get(keyAgents))
+			if agents == nil {
+				return plan, false
+			}
+			policies, _ = termObject(agents.Get(ast.StringTerm(hs.agent)))
+		} else {
+			policies, _ = termObject(p.tenant.Get(keyTenantScope))
+		}
+		if policies == nil {
+			return plan, false
+		}
+		ok = true
+		byName.Foreach(func(name, idx *ast.Term) {
+			if !ok {
+				return
+			}
+			pol, _ := termObject(policies.Get(name))
+			arr, isArr := idx.Value.(*ast.Array)
+			if applying.Get(name) == nil || pol == nil || !isArr {
+				ok = false
+				return
+			}
+			rules, isArr := termArray(pol.Get(keyRules))
+			if !isArr {
+				ok = false
+				return
+			}
+			for i := range arr.Len() {
+				num, isNum := arr.Elem(i).Value.(ast.Number)
+				if !isNum {
+					ok = false
+					return
+				}
+				n, isInt := num.Int()
+				if !isInt || n < 0 || n >= rules.Len() || plan.n == maxHitCandidates {
+					ok = false
+					return
+				}
+				plan.rules[plan.n] = rules.Elem(n)
+				plan.n++
+			}
+		})
+		if !ok {
+			return plan, false
+		}
+	}
+	// FinancialSafety's hit always fires, so with candidate rules the
+	// answer needs every one of them not to fire; in the M corpus most
+	// do (two hits or more), and a rule run in Go before the evaluation
+	// runs twice. With one candidate that costs one pattern up to its
+	// first match (fired=2: within the noise) and answers the one-hit
+	// decisions where it does not fire; with more, the decisions are
+	// mostly three-hit ones and the rules run in Go cost them ~9% CPU
+	// (fired=3+, measured): evaluated at once.
+	if plan.financial && plan.n > 1 {
+		return plan, false
+	}
+	return plan, plan.n > 0 || plan.financial
+}
+
+func termObject(t *ast.Term) (ast.Object, bool) {
+	if t == nil {
+		return nil, false
+	}
+	o, ok := t.Value.(ast.Object)
+	return o, ok
+}
+
+func termArray(t *ast.Term) (*ast.Array, bool) {
+	if t == nil {
+		return nil, false
+	}
+	a, ok := t.Value.(*ast.Array)
+	return a, ok
+}
+
+// answerHit decides a by plan (hitPlanOf) in one of the slots: in Go when
+// at most one candidate fires and the Go side reproduces the rules, else
+// by evaluating the hinted query with the rest of the time budget.
+func (e *Engine) answerHit(ctx context.Context, a pdp.Action, p *prepared, hs *hintSet, plan *hitPlan, start time.Time) (*pdp.Decision, error) {
+	if err := e.slots.acquire(ctx, a.TenantID); err != nil {
+		return nil, err
+	}
+	defer e.slots.release(a.TenantID)
+	began := time.Now()
+	d, ok, err := p.hitDecision(hs, plan)
+	if err == nil && !ok {
+		left := e.cfg.Timeout - time.Since(began)
+		if left <= 0 {
+			err = context.DeadlineExceeded
+		} else {
+			var t *ast.Term
+			if t, err = e.evalDirect(hintedContext(ctx, hs), p.direct, lazyInput(a), left); err == nil {
+				return p.decisionOfTerm(t, start)
+			}
+			return nil, err
+		}
+	}
+	switch {
+	case err != nil:
+	case !time.Now().Before(began.Add(e.cfg.Timeout)):
+		err = context.DeadlineExceeded
+	case ctx.Err() != nil:
+		err = context.Cause(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
+	}
+	d.EvaluationTimeMS = float64(time.Since(start).Microseconds()) / 1000
+	return d, nil
+}
+
+// hitDecision is the decision of plan's rules on hs's text: ok false when
+// the engine must evaluate (a rule it does not reproduce, two hits).
+func (p *prepared) hitDecision(hs *hintSet, plan *hitPlan) (*pdp.Decision, bool, error) {
+	var fired *ast.Term
+	var m string
+	if plan.financial {
+		fired, m = approvalKey, hs.keyword
+	}
+	for _, r := range plan.rules[:plan.n] {
+		prog := p.hits.program(r)
+		if prog == nil {
+			return nil, false, nil
+		}
+		match, ok := prog.fire(hs.textStr, hs.foldedStr, hs.ascii)
+		if !ok {
+			continue
+		}
+		if fired != nil {
+			return nil, false, nil // two hits: composed by the library
+		}
+		fired, m = r, match
+	}
+	if fired == nil {
+		d, err := p.noHits.decode(plan.allowed)
+		return d, err == nil, err
+	}
+	tmpl := p.hits.template(plan.allowed, fired, p.approval)
+	if tmpl == nil {
+		return nil, false, nil
+	}
+	return tmpl.fill(m), true, nil
+}
+
+// hitMemo remembers, per entry, each rule's program (by its data term)
+// and each (view, rule)'s one-hit template (by the view's allowed term and
+// the rule's data term), including the verdict that the Go side cannot
+// answer for it (nil). The terms are the unit's store's, immutable and
+// kept alive by the memo, so their addresses are never reused. At most
+// maxHitPrograms programs and maxHitTemplates templates per entry; past
+// that the engine evaluates.
+type hitMemo struct {
+	programs, templates sync.Map
+	np, nt              atomic.Int32
+}
+
+const (
+	maxHitPrograms  = 1024
+	maxHitTemplates = 1024
+)
+
+type templateKey struct{ allowed, rule *ast.Term }
+
+// program is rule r's program, nil when the Go side does not evaluate it.
+func (m *hitMemo) program(r *ast.Term) *hitProgram {
+	if g, ok := m.programs.Load(r); ok {
+		return g.(*hitProgram)
+	}
+	if m.np.Load() >= maxHitPrograms {
+		return nil
+	}
+	g := compileHitProgram(r)
+	if _, loaded := m.programs.LoadOrStore(r, g); !loaded {
+		m.np.Add(1)
+	}
+	return g
+}
+
+// template is the one-hit template of rule r (approvalKey:
+// FinancialSafety's approval, whose hits for the two markers are approval)
+// in the view whose no-hit result is allowed, nil when the Go side does
+// not compose it.
+func (m *hitMemo) template(allowed, r *ast.Term, approval [2]*ast.Term) *hitTemplate {
+	k := templateKey{allowed, r}
+	if t, ok := m.templates.Load(k); ok {
+		return t.(*hitTemplate)
+	}
+	if m.nt.Load() >= maxHitTemplates {
+		return nil
+	}
+	var t *hitTemplate
+	if r == approvalKey {
+		t = newHitTemplate(allowed, nil, func(m string) (*ast.Term, error) {
+			x := approval[0]
+			if m == markerB {
+				x = approval[1]
+			}
+			return hitPatch(x)
+		})
+	} else {
+		t = newHitTemplate(allowed, reasonParts(r), func(m string) (*ast.Term, error) { return rulePatch(r, m) })
+	}
+	if _, loaded := m.templates.LoadOrStore(k, t); !loaded {
+		m.nt.Add(1)
+	}
+	return t
+}
+
+// hitProgram is one rule's _fire, compiled.
+type hitProgram struct {
+	pattern    *regexp.Regexp
+	alts       []string // kind "alts": the folded alternatives; nil for "regex"
+	context    *regexp.Regexp
+	contextPre []string // "_context" kinds
+}
+
+// compileHitProgram compiles rule data r, nil when the Go side does not
+// evaluate it (see the file's comment).
+func compileHitProgram(r *ast.Term) *hitProgram {
+	obj, ok := r.Value.(ast.Object)
+	if !ok {
+		return nil
+	}
+	kind, ok := stringAt(obj, "kind")
+	if !ok {
+		return nil
+	}
+	g := &hitProgram{}
+	switch kind {
+	case "regex", "regex_context":
+	case "alts", "alts_context":
+		if g.alts, ok = asciiStrings(obj.Get(ast.StringTerm("alts")), false); !ok {
+			return nil
+		}
+	default:
+		return nil
+	}
+	pattern, ok := stringAt(obj, "pattern")
+	if !ok {
+		return nil
+	}
+	var err error
+	if g.pattern, err = regexp.Compile(pattern); err != nil {
+		return nil // OPA's strict built-in error: the evaluation fails closed
+	}
+	if strings.HasSuffix(kind, "_context") {
+		context, ok := stringAt(obj, "context")
+		if !ok {
+			return nil
+		}
+		if g.context, err = regexp.Compile(context); err != nil {
+			return nil
+		}
+		if g.contextPre, ok = asciiStrings(obj.Get(ast.StringTerm("context_pre")), true); !ok {
+			return nil
+		}
+		if g.contextPre == nil {
+			g.contextPre = []string{}
+		}
+	}
+	return g
+}
+
+func stringAt(obj ast.Object, key string) (string, bool) {
+	t := obj.Get(ast.StringTerm(key))
+	if t == nil {
+		return "", false
+	}
+	s, ok := t.Value.(ast.String)
+	return string(s), ok
+}
+
+// asciiStrings is t's array of strings, each non-empty and (unless
+// anyRunes) ASCII; ok false otherwise.
+func asciiStrings(t *ast.Term, anyRunes bool) ([]string, bool) {
+	arr, ok := termArray(t)
+	if !ok {
+		return nil, false
+	}
+	out := make([]string, arr.Len())
+	for i := range out {
+		s, ok := arr.Elem(i).Value.(ast.String)
+		if !ok || s == "" || !anyRunes && !isASCII(string(s)) {
+			return nil, false
+		}
+		out[i] = string(s)
+	}
+	return out, true
+}
+
+// fire is _fire's match m of the rule on text (folded: its folded text,
+// ascii: whether it is ASCII), ok false when the rule does not fire.
+func (g *hitProgram) fire(text, folded string, ascii bool) (m string, ok bool) {
+	if g.alts != nil {
+		m, ok = g.alternative(text, folded, ascii)
+	} else {
+		m, ok = findFirst(g.pattern, text)
+	}
+	if !ok || g.context == nil {
+		return m, ok
+	}
+	// _any(r.context_pre), then regex.match(r.context, text).
+	for _, lit := range g.contextPre {
+		if strings.Contains(folded, lit) {
+			return m, g.context.MatchString(text)
+		}
+	}
+	return "", false
+}
+
+// findFirst is regex.find_n(re, text, 1)[0].
+func findFirst(re *regexp.Regexp, text string) (string, bool) {
+	ms := re.FindAllString(text, 1)
+	if len(ms) == 0 {
+		return "", false
+	}
+	return ms[0], true
+}
+
+// alternative is _alternative(r).
+func (g *hitProgram) alternative(text, folded string, ascii bool) (string, bool) {
+	if ascii { // then folded is ASCII too (foldText), as are the alternatives
+		pos, k := -1, -1
+		for j, lit := range g.alts {
+			// min([[indexof(f, lit), k, lit] | contains(f, lit)]): the least
+			// position, then the least index.
+			if i := strings.Index(folded, lit); i >= 0 && (pos < 0 || i < pos) {
+				pos, k = i, j
+			}
+		}
+		if k >= 0 {
+			return asciiSubstring(text, pos, len(g.alts[k])), true
+		}
+	}
+	return findFirst(g.pattern, text)
+}
+
+// asciiSubstring is OPA's substring(s, start, n) for an ASCII s, start >=
+// 0 and n >= 0.
+func asciiSubstring(s string, start, n int) string {
+	if s == "" || start >= len(s) {
+		return ""
+	}
+	if start == 0 && n >= len(s) {
+		return s
+	}
+	return s[start : start+min(n, len(s)-start)]
+}
+
+// composeHit is the library's one-hit result for rule data r with match
+// m in the view whose no-hit result is allowed: object.union(allowed,
+// x[6]) for x = _fire(r.kind, r) (decision.rego: _fire, _composed).
+func composeHit(allowed, r *ast.Term, m string) (ast.Value, error) {
+	patch, err := rulePatch(r, m)
+	if err != nil {
+		return nil, err
+	}
+	out, err := objectUnion(allowed, patch)
+	if err != nil {
+		return nil, err
+	}
+	return out.Value, nil
+}
+
+// rulePatch is x[6] for x = _fire(r.kind, r) with match m, built with
+// OPA's object.union and concat semantics.
+func rulePatch(r *ast.Term, m string) (*ast.Term, error) {
+	obj, ok := r.Value.(ast.Object)
+	if !ok {
+		return nil, fmt.Errorf("rule is %T", r.Value)
+	}
+	parts, ok := stringsOf(obj.Get(ast.StringTerm("reason_parts")))
+	if !ok {
+		return nil, fmt.Errorf("reason_parts")
+	}
+	key, ok := termArray(obj.Get(ast.StringTerm("key")))
+	if !ok || key.Len() != 5 {
+		return nil, fmt.Errorf("key")
+	}
+	reason := ast.StringTerm(strings.Join(parts, m))
+	v, err := objectUnion(obj.Get(ast.StringTerm("violation")), ast.ObjectTerm(
+		[2]*ast.Term{keyMatch, ast.StringTerm(m)}, [2]*ast.Term{keyReason, reason}))
+	if err != nil {
+		return nil, err
+	}
+	return objectUnion(ast.ObjectTerm(
+		[2]*ast.Term{keyReason, reason},
+		[2]*ast.Term{keyViolations, ast.ArrayTerm(v)},
+		[2]*ast.Term{keyWarnings, ast.ArrayTerm(v)},
+	), obj.Get(ast.StringTerm("patch")))
+}
+
+// hitPatch is x[6] of a hit x (a ranked hit: five key elements, the
+// violation, the patch).
+func hitPatch(x *ast.Term) (*ast.Term, error) {
+	arr, ok := termArray(x)
+	if !ok || arr.Len() != 7 {
+		return nil, fmt.Errorf("hit %v", x)
+	}
+	return arr.Elem(6), nil
+}
+
+// stringsOf is t's array of strings.
+func stringsOf(t *ast.Term) ([]string, bool) {
+	arr, ok := termArray(t)
+	if !ok {
+		return nil, false
+	}
+	out := make([]string, arr.Len())
+	for i := range out {
+		s, ok := arr.Elem(i).Value.(ast.String)
+		if !ok {
+			return nil, false
+		}
+		out[i] = string(s)
+	}
+	return out, true
+}
+
+// objectUnion is OPA's object.union(a, b) (topdown/object.go).
+func objectUnion(a, b *ast.Term) (*ast.Term, error) {
+	x, ok1 := termObject(a)
+	y, ok2 := termObject(b)
+	if !ok1 || !ok2 {
+		return nil, fmt.Errorf("object.union of %v and %v", a, b)
+	}
+	if x.Len() == 0 {
+		return b, nil
+	}
+	if y.Len() == 0 || x.Compare(y) == 0 {
+		return a, nil
+	}
+	return ast.NewTerm(mergeOverwrite(x, y)), nil
+}
+
+func mergeOverwrite(x, y ast.Object) ast.Object {
+	merged, _ := x.MergeWith(y, func(v1, v2 *ast.Term) (*ast.Term, bool) {
+		o1, ok1 := v1.Value.(ast.Object)
+		o2, ok2 := v2.Value.(ast.Object)
+		if !ok1 || !ok2 {
+			return v2, false
+		}
+		return ast.NewTerm(mergeOverwrite(o1, o2)), false
+	})
+	return merged
+}
+
+// hitTemplate is the decision of a one-hit result (composeHit) with its
+// match and reason left to fill in: d decoded with a marker match, and
+// for each string that held the marker match (slotMatch) or the reason
+// made with it (slotReason), which one to put there.
+type hitTemplate struct {
+	d     pdp.Decision
+	parts []string // reason_parts
+	// reason: d.Reason's slot; violations, warnings: each violation's
+	// [match, reason] slots.
+	reason               slot
+	violations, warnings [][2]slot
+}
+
+type slot uint8
+
+const (
+	slotConst slot = iota
+	slotMatch
+	slotReason
+)
+
+// Two matches no action text yields as a whole match of a rule's data
+// (they hold NUL bytes and differ), for finding the slots and checking
+// the fill.
+const (
+	markerA = "\x00gatehouse hit marker A\x00"
+	markerB = "\x00gatehouse hit marker B\x00"
+)
+
+// newHitTemplate builds the template of a hit whose patch (x[6]) for
+// match m is patch(m), in the view whose no-hit result is allowed; its
+// reason is concat(m, parts) (parts nil: the hit has no reason made
+// with the match). Nil when the fill does not reproduce the decoded
+// composition for two different matches, or the composition fails.
+func newHitTemplate(allowed *ast.Term, parts []string, patch func(m string) (*ast.Term, error)) *hitTemplate {
+	decoded := func(m string) *pdp.Decision {
+		x, err := patch(m)
+		if err != nil {
+			return nil
+		}
+		v, err := objectUnion(allowed, x)
+		if err != nil {
+			return nil
+		}
+		d, err := decodeAST(v.Value)
+		if err != nil {
+			return nil
+		}
+		return d
+	}
+	da, db := decoded(markerA), decoded(markerB)
+	if da == nil || db == nil || len(da.Shadow) != 0 {
+		return nil
+	}
+	t := &hitTemplate{d: *da, parts: parts}
+	kind := func(s string) slot {
+		switch {
+		case s == markerA:
+			return slotMatch
+		case parts != nil && s == strings.Join(parts, markerA):
+			return slotReason
+		}
+		return slotConst
+	}
+	if da.Reason != nil {
+		t.reason = kind(*da.Reason)
+	}
+	slots := func(vs []pdp.Violation) [][2]slot {
+		out := make([][2]slot, len(vs))
+		for i, v := range vs {
+			out[i] = [2]slot{kind(v.Match), kind(v.Reason)}
+		}
+		return out
+	}
+	t.violations, t.warnings = slots(da.Violations), slots(da.Warnings)
+	if !sameFilled(t.fill(markerA), da) || !sameFilled(t.fill(markerB), db) {
+		return nil
+	}
+	return t
+}
+
+func reasonParts(r *ast.Term) []string {
+	obj, ok := r.Value.(ast.Object)
+	if !ok {
+		return nil
+	}
+	parts, _ := stringsOf(obj.Get(ast.StringTerm("reason_parts")))
+	return parts
+}
+
+// sameFilled: a and b are the same decision, field by field.
+func sameFilled(a, b *pdp.Decision) bool {
+	return reflect.DeepEqual(a, b)
+}
+
+// fill is the template's decision for match m: a new decision sharing
+// nothing a caller could change with the template or other decisions.
+func (t *hitTemplate) fill(m string) *pdp.Decision {
+	reason := ""
+	if t.reason == slotReason || hasSlot(t.violations, slotReason) || hasSlot(t.warnings, slotReason) {
+		reason = strings.Join(t.parts, m)
+	}
+	value := func(s slot, c string) string {
+		switch s {
+		case slotMatch:
+			return m
+		case slotReason:
+			return reason
+		}
+		return c
+	}
+	b := &struct {
+		d                 pdp.Decision
+		triggered, reason string
+		severity          pdp.Severity
+	}{d: t.d}
+	d := &b.d
+	if t.d.TriggeredPolicy != nil {
+		b.triggered = *t.d.TriggeredPolicy
+		d.TriggeredPolicy = &b.triggered
+	}
+	if t.d.Severity != nil {
+		b.severity = *t.d.Severity
+		d.Severity = &b.severity
+	}
+	if t.d.Reason != nil {
+		b.reason = value(t.reason, *t.d.Reason)
+		d.Reason = &b.reason
+	}
+	if t.d.PoliciesEvaluated != nil {
+		d.PoliciesEvaluated = append(make([]string, 0, len(t.d.PoliciesEvaluated)), t.d.PoliciesEvaluated...)
+	}
+	nv, nw := len(t.d.Violations), len(t.d.Warnings)
+	vs := make([]pdp.Violation, nv+nw)
+	fillViolations := func(dst, src []pdp.Violation, slots [][2]slot) {
+		for i, v := range src {
+			v.Match = value(slots[i][0], v.Match)
+			v.Reason = value(slots[i][1], v.Reason)
+			dst[i] = v
+		}
+	}
+	if t.d.Violations != nil {
+		d.Violations = vs[:nv:nv]
+		fillViolations(d.Violations, t.d.Violations, t.violations)
+	}
+	if t.d.Warnings != nil {
+		d.Warnings = vs[nv : nv+nw : nv+nw]
+		fillViolations(d.Warnings, t.d.Warnings, t.warnings)
+	}
+	d.Shadow = nil
+	return d
+}
+
+func hasSlot(slots [][2]slot, s slot) bool {
+	for _, x := range slots {
+		if x[0] == s || x[1] == s {
+			return true
+		}
+	}
+	return false
+}
+
+// approvalKey stands for FinancialSafety's approval hit in the template
+// memo (its own term, never a rule's).
+var approvalKey = ast.StringTerm("FinancialSafetyPolicy approval")
+
+// approvalQuery is FinancialSafety's approval hit for keyword input.k, as
+// the library defines it (financial_safety.rego: _approval_of, the hit
+// when the hints say no amount key occurs).
+const approvalQuery = `data.gatehouse.builtins.financial_safety._approval_of(input.k)`
+
+// approvalHits are the library's approval hits for markerA and markerB,
+// evaluated once per engine with the library's compiler c (the same for
+// every registry tenant); zero when the evaluation fails (the hit answer
+// then leaves FinancialSafety's hits to the evaluation).
+func (e *Engine) approvalHits(ctx context.Context, c *ast.Compiler) [2]*ast.Term {
+	e.approvalOnce.Do(func() {
+		pq, err := rego.New(
+			rego.Query(approvalQuery),
+			rego.Compiler(c),
+			rego.Store(inmem.New()),
+			rego.StrictBuiltinErrors(true),
+			rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }),
+		).PrepareForEval(ctx)
+		if err != nil {
+			return
+		}
+		var out [2]*ast.Term
+		for i, m := range [2]string{markerA, markerB} {
+			in := ast.NewObject([2]*ast.Term{ast.StringTerm("k"), ast.StringTerm(m)})
+			rs, err := pq.Eval(ctx, rego.EvalParsedInput(in))
+			if err != nil {
+				return
+			}
+			if out[i], err = resultTerm(rs); err != nil {
+				return
+			}
+		}
+		e.approval = out
+	})
+	return e.approval
+}

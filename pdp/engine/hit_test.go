@@ -1,0 +1,403 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/gatehouse-pdp/gatehouse/pdp"
+	"github.com/gatehouse-pdp/gatehouse/test/scale"
+)
+
+// hitOutcome is what the hit answer (hit.go) does with an action.
+type hitOutcome int
+
+const (
+	hitNotTried  hitOutcome = iota // no plan: evaluated (or answered by the no-hit answer)
+	hitNone                        // planned, no rule fired: the view's allowed
+	hitOne                         // planned, one rule fired: the template filled
+	hitEvaluated                   // planned, but evaluated (two hits, a rule or template not reproduced)
+)
+
+// hitAnswerOf is what Evaluate's hit answer decides for a, without a
+// slot: the outcome, the decision (hitNone, hitOne), and for hitOne the
+// rule that fired, its match and the view's allowed term.
+func hitAnswerOf(t testing.TB, e *Engine, a pdp.Action) (out hitOutcome, d *pdp.Decision, rule *ast.Term, m string, allowed *ast.Term) {
+	t.Helper()
+	allowedNoHit, pq := noHitAnswer(t, e, a)
+	if allowedNoHit != nil {
+		return hitNotTried, nil, nil, "", nil
+	}
+	text, err := actionText(a.Name, a.Params)
+	if err != nil || pq.hinted == nil || pq.hinter == nil {
+		return hitNotTried, nil, nil, "", nil
+	}
+	hs := hintsOf(pq.hinter, a, text)
+	pq.noHitTerm(&hs)
+	plan, ok := pq.hitPlanOf(&hs)
+	if !ok {
+		return hitNotTried, nil, nil, "", nil
+	}
+	d, ok, err = pq.hitDecision(&hs, &plan)
+	if err != nil {
+		t.Fatalf("%+v: %v", a, err)
+	}
+	if !ok {
+		return hitEvaluated, nil, nil, "", nil
+	}
+	if plan.financial {
+		return hitOne, d, approvalKey, hs.keyword, plan.allowed
+	}
+	for _, r := range plan.rules[:plan.n] {
+		if match, fired := pq.hits.program(r).fire(hs.textStr, hs.foldedStr, hs.ascii); fired {
+			return hitOne, d, r, match, plan.allowed
+		}
+	}
+	return hitNone, d, nil, "", plan.allowed
+}
+
+// checkHitAnswer: when the hit answer decides a, its decision is the one
+// the hinted evaluation it replaces decodes, field by field; for one hit
+// composeHit builds the very result term the evaluation computes; and
+// Evaluate's decision equals it. It returns the outcome.
+func checkHitAnswer(t testing.TB, e *Engine, a pdp.Action) hitOutcome {
+	t.Helper()
+	got, err := e.Evaluate(context.Background(), a)
+	if err != nil {
+		t.Fatalf("%+v: %v", a, err)
+	}
+	out, d, rule, m, allowed := hitAnswerOf(t, e, a)
+	if out == hitNotTried || out == hitEvaluated {
+		return out
+	}
+	_, pq := noHitAnswer(t, e, a)
+	w, ok := hintedOf(context.Background(), pq.hinter, a)
+	if !ok {
+		t.Fatalf("%+v: answered, but the text does not compute", a)
+	}
+	rs, err := w.eval(context.Background(), *pq.hinted)
+	if err != nil {
+		t.Fatalf("%+v: the hinted evaluation: %v", a, err)
+	}
+	term, err := resultTerm(rs)
+	if err != nil {
+		t.Fatalf("%+v: the hinted evaluation: %v", a, err)
+	}
+	want, err := decodeAST(term.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameDecision(d, want) {
+		t.Fatalf("%+v (outcome %d):\nanswered  %+v\nevaluated %+v", a, out, d, want)
+	}
+	if !sameDecision(got, want) {
+		t.Fatalf("%+v (outcome %d):\nEvaluate  %+v\nevaluated %+v", a, out, got, want)
+	}
+	switch out {
+	case hitNone:
+		if term.Value.Compare(allowed.Value) != 0 {
+			t.Fatalf("%+v: answered the view's allowed %v, the evaluation computes %v", a, allowed, term)
+		}
+	case hitOne:
+		if rule == approvalKey {
+			break // FinancialSafety's approval: the decision is compared above
+		}
+		composed, err := composeHit(allowed, rule, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if composed.Compare(term.Value) != 0 {
+			t.Fatalf("%+v: composed %v, the evaluation computes %v", a, composed, term)
+		}
+		if len(d.Violations) != 1 || d.Violations[0].Match != m {
+			t.Fatalf("%+v: one hit with match %q, decided %+v", a, m, d)
+		}
+	}
+	return out
+}
+
+// TestHitAnswer: for every action Evaluate decides with the hit answer,
+// the answer is the hinted evaluation's result field by field (and for
+// one hit, the same result term); over the M corpus and the differential
+// test's generated tenants. Both corpora must have one-hit answers.
+func TestHitAnswer(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, 31))
+	mActions := 0
+	if testing.Short() {
+		mActions = 1000
+	}
+	for _, c := range hintCorpora(r, mActions, hintCount(t)) {
+		t.Run(c.name, func(t *testing.T) {
+			e := engineWith(t, c.tenants)
+			var n [4]int
+			for _, a := range c.actions {
+				n[checkHitAnswer(t, e, a)]++
+			}
+			t.Logf("%d actions: hit answer with no hit %d, with one hit %d, planned but evaluated %d; not planned %d",
+				len(c.actions), n[hitNone], n[hitOne], n[hitEvaluated], n[hitNotTried])
+			if n[hitOne] < len(c.actions)/50 {
+				t.Fatalf("too few one-hit answers: %d of %d", n[hitOne], len(c.actions))
+			}
+		})
+	}
+}
+
+// hitTenant is a tenant for the hit answer's adversarial cases: a
+// tenant-wide policy whose rule is an alternation of literals ("alts"),
+// one with a context, one regex rule with a costly-looking nested
+// quantifier.
+func hitTenant() pdp.TenantPolicies {
+	pol := func(name, match, context string) pdp.Policy {
+		return pdp.Policy{Name: name, StepTypes: []string{"ACTION"}, Enabled: true, Version: 1,
+			Rules: []pdp.Rule{{Match: match, ContextRequires: context, Severity: pdp.SeverityHigh, OnViolation: pdp.OutcomeBlock, Confidence: 0.9}}}
+	}
+	return pdp.TenantPolicies{TenantID: "hits", Revision: 1, Mode: pdp.ModeEnforcement, Policies: []pdp.Policy{
+		pol("tie", "ab|abc|zz", ""),
+		pol("ctx", "deploy", "(prod|live)"),
+		pol("nested", "(x+x+)+y", ""),
+	}}
+}
+
+func hitAction(text string) pdp.Action {
+	return pdp.Action{TenantID: "hits", AgentID: "a1", Name: "slack.send_message", Params: map[string]any{"text": text}, StepType: "ACTION"}
+}
+
+// TestHitAnswerAdversarial: texts where the Go side could drift from the
+// Rego — alternatives that tie at one position, a non-ASCII text (the
+// regex instead of the literals), a context, a long text against a
+// nested quantifier (the pattern compiled is the rule's own, as OPA
+// compiles it) — each answered and equal to the evaluation; two hits are
+// evaluated.
+func TestHitAnswerAdversarial(t *testing.T) {
+	e := engineWith(t, []pdp.TenantPolicies{hitTenant()})
+	cases := []struct {
+		text  string
+		want  hitOutcome
+		match string
+	}{
+		{"say abc now", hitOne, "ab"},                                        // tie: ab and abc at the same position, ab listed first
+		{"say ABC now", hitOne, "AB"},                                        // the match is the text's, not the folded text's
+		{"say \u00e9 ABC now", hitOne, "AB"},                                 // non-ASCII: the regex
+		{"\u212a zz", hitOne, "zz"},                                          // non-ASCII (Kelvin sign) before the match
+		{"deploy to prod", hitOne, "deploy"},                                 // context
+		{"deploy to staging", hitNone, ""},                                   // context absent
+		{strings.Repeat("x", 20000) + "y", hitOne, ""},                       // nested quantifier, long text
+		{strings.Repeat("x", 20000) + "!", hitNone, ""},                      // ... without a match
+		{"please Refund it", hitOne, "Refund"},                               // FinancialSafety's approval beside one candidate that does not fire
+		{"please R\u00e9fund, no: REFUND it", hitOne, "REFUND"},              // ... its keyword found on a non-ASCII text
+		{"please refund abc", hitNotTried, ""},                               // approval beside two candidates: evaluated at once
+		{"please refund " + strings.Repeat("x", 50) + "y", hitEvaluated, ""}, // approval and a rule: two hits
+		{"abc and deploy to prod", hitEvaluated, ""},                         // two hits: the library composes
+		{"nothing here", hitNone, ""},                                        // the nested quantifier has no literal: always a candidate
+	}
+	for _, c := range cases {
+		a := hitAction(c.text)
+		got := checkHitAnswer(t, e, a)
+		if got != c.want {
+			t.Fatalf("%.40q: outcome %d, want %d", c.text, got, c.want)
+		}
+		if c.match != "" {
+			d := evaluate(t, e, a)
+			if len(d.Violations) != 1 || d.Violations[0].Match != c.match {
+				t.Fatalf("%.40q: match %q, want %q", c.text, d.Violations[0].Match, c.match)
+			}
+		}
+	}
+	// The nested quantifier's program is the rule's pattern, compiled as is.
+	_, pq := noHitAnswer(t, e, hitAction("x"))
+	rule := pq.tenant.Get(ast.StringTerm("tenant")).Value.(ast.Object).Get(ast.StringTerm("nested")).Value.(ast.Object).
+		Get(keyRules).Value.(*ast.Array).Elem(0)
+	want, _ := stringAt(rule.Value.(ast.Object), "pattern")
+	if got := pq.hits.program(rule).pattern.String(); got != want {
+		t.Fatalf("compiled %q, the rule's pattern is %q", got, want)
+	}
+}
+
+// TestHitAnswerRefuses: rule data the Go side does not reproduce is left
+// to the evaluation: a pattern or context that does not compile (OPA's
+// strict built-in error fails the decision there), an unknown kind, an
+// empty or non-ASCII alternative, non-string reason parts, a key not of
+// five elements.
+func TestHitAnswerRefuses(t *testing.T) {
+	e := engineWith(t, []pdp.TenantPolicies{hitTenant()})
+	a := hitAction("deploy to prod")
+	if checkHitAnswer(t, e, a) != hitOne {
+		t.Fatal("the action should be a one-hit answer")
+	}
+	_, pq := noHitAnswer(t, e, a)
+	text, _ := actionText(a.Name, a.Params)
+	hs := hintsOf(pq.hinter, a, text)
+	pq.noHitTerm(&hs)
+	plan, ok := pq.hitPlanOf(&hs)
+	if !ok || plan.n != 2 {
+		t.Fatalf("plan %+v, %v", plan, ok)
+	}
+	if kind, _ := stringAt(plan.rules[0].Value.(ast.Object), "kind"); !strings.HasSuffix(kind, "_context") {
+		plan.rules[0], plan.rules[1] = plan.rules[1], plan.rules[0]
+	}
+	good := plan.rules[0].Value.(ast.Object)
+	with := func(key string, v *ast.Term) *ast.Term {
+		obj := good.Copy()
+		obj.Insert(ast.StringTerm(key), v)
+		return ast.NewTerm(obj)
+	}
+	cases := map[string]*ast.Term{
+		"pattern does not compile": with("pattern", ast.StringTerm("(?i)deploy(")),
+		"context does not compile": with("context", ast.StringTerm("(prod")),
+		"unknown kind":             with("kind", ast.StringTerm("glob")),
+		"no pattern":               with("pattern", ast.NumberTerm("1")),
+	}
+	alts := func(lits ...string) *ast.Term {
+		t := with("kind", ast.StringTerm("alts_context"))
+		obj := t.Value.(ast.Object)
+		terms := make([]*ast.Term, len(lits))
+		for i, l := range lits {
+			terms[i] = ast.StringTerm(l)
+		}
+		obj.Insert(ast.StringTerm("alts"), ast.ArrayTerm(terms...))
+		return t
+	}
+	cases["empty alternative"] = alts("deploy", "")
+	cases["non-ASCII alternative"] = alts("d\u00e9ploy")
+	for name, r := range cases {
+		p := plan
+		p.rules[0] = r
+		if d, ok, err := pq.hitDecision(&hs, &p); ok || err != nil || d != nil {
+			t.Errorf("%s: answered %+v, %v, %v; want the evaluation", name, d, ok, err)
+		}
+	}
+	// Template refusals: the rule fires, but its result is not composed in Go.
+	for name, r := range map[string]*ast.Term{
+		"reason parts not strings": with("reason_parts", ast.ArrayTerm(ast.NumberTerm("1"))),
+		"key of four":              with("key", ast.ArrayTerm(ast.IntNumberTerm(1), ast.IntNumberTerm(2), ast.IntNumberTerm(3), ast.IntNumberTerm(4))),
+		"patch not an object":      with("patch", ast.StringTerm("x")),
+	} {
+		p := plan
+		p.rules[0] = r
+		if d, ok, err := pq.hitDecision(&hs, &p); ok || err != nil || d != nil {
+			t.Errorf("%s: answered %+v, %v, %v; want the evaluation", name, d, ok, err)
+		}
+	}
+}
+
+// TestHitAnswerFailsClosed: a hit answer fails as an evaluation does —
+// past the timeout, with the caller's context ended, without a slot.
+func TestHitAnswerFailsClosed(t *testing.T) {
+	tp := hitTenant()
+	a := hitAction("deploy to prod")
+	check := func(t *testing.T, e *Engine, ctx context.Context, want error) {
+		t.Helper()
+		d, err := e.Evaluate(ctx, a)
+		if d != nil || !errors.Is(err, pdp.ErrEvaluationFailed) && !errors.Is(err, ErrOverloaded) || !errors.Is(err, want) {
+			t.Fatalf("got %+v, %v; want no decision and an error wrapping %v", d, err, want)
+		}
+	}
+	e := engineWith(t, []pdp.TenantPolicies{tp})
+	if checkHitAnswer(t, e, a) != hitOne {
+		t.Fatal("the action should be a one-hit answer")
+	}
+	t.Run("timeout", func(t *testing.T) {
+		e := newEngine(t, Config{Timeout: time.Nanosecond})
+		e.SetTenant(tp)
+		check(t, e, t.Context(), context.DeadlineExceeded)
+	})
+	t.Run("cancelled context", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		check(t, e, ctx, context.Canceled)
+	})
+	t.Run("overloaded", func(t *testing.T) {
+		e := newEngine(t, Config{MaxConcurrent: 2, MaxConcurrentPerTenant: 1, Timeout: 50 * time.Millisecond})
+		e.SetTenant(tp)
+		evaluate(t, e, a)
+		release, err := e.slots.admit(t.Context(), tp.TenantID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, e, t.Context(), ErrOverloaded)
+		release()
+		evaluate(t, e, a)
+		if e.slots.running != 0 {
+			t.Fatalf("%d slots still held after the answers", e.slots.running)
+		}
+	})
+	t.Run("extended library", func(t *testing.T) {
+		e := newEngine(t, Config{}, WithModules(map[string]string{"extra.rego": "package gatehouse.extra\n\nx := 1\n"}))
+		e.SetTenant(tp)
+		evaluate(t, e, a)
+		if out, _, _, _, _ := hitAnswerOf(t, e, a); out != hitNotTried {
+			t.Fatal("an engine with modules of its own answered without evaluating")
+		}
+	})
+}
+
+// TestHitTemplateFill: a filled template shares nothing a caller could
+// change with the template or another fill.
+func TestHitTemplateFill(t *testing.T) {
+	e := engineWith(t, []pdp.TenantPolicies{{TenantID: "acme", Revision: 1, Mode: pdp.ModeEnforcement, Policies: scale.SeedPolicies()}})
+	a := pdp.Action{TenantID: "acme", AgentID: "billing-bot", Name: "slack.send_message", Params: map[string]any{"text": "my email"}}
+	out, d1, rule, m, allowed := hitAnswerOf(t, e, a)
+	if out != hitOne {
+		t.Fatalf("outcome %d, want a one-hit answer", out)
+	}
+	_, pq := noHitAnswer(t, e, a)
+	tmpl := pq.hits.template(allowed, rule, pq.approval)
+	d2 := tmpl.fill(m)
+	if !sameDecision(d1, d2) {
+		t.Fatalf("fills differ: %+v, %+v", d1, d2)
+	}
+	*d1.Reason = "changed"
+	*d1.TriggeredPolicy = "changed"
+	*d1.Severity = "changed"
+	d1.Violations[0].Match = "changed"
+	d1.PoliciesEvaluated[0] = "changed"
+	if d3 := tmpl.fill(m); !sameDecision(d2, d3) {
+		t.Fatalf("a caller's change reached the template: %+v", d3)
+	}
+}
+
+// TestHitAnswerConcurrent: callers racing on a fresh entry's first hit
+// answers (its programs and templates built concurrently) all get the
+// decision a sequential engine gives (run with -race).
+func TestHitAnswerConcurrent(t *testing.T) {
+	texts := []string{"say abc now", "deploy to prod", "please Refund it", "say \u00e9 ABC now", "deploy to staging"}
+	want := map[string]*pdp.Decision{}
+	seq := engineWith(t, []pdp.TenantPolicies{hitTenant()})
+	for _, s := range texts {
+		want[s] = evaluate(t, seq, hitAction(s))
+	}
+	e := engineWith(t, []pdp.TenantPolicies{hitTenant()})
+	evaluate(t, e, hitAction("warm up the entry"))
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			var err error
+			for i := range 50 {
+				s := texts[(g+i)%len(texts)]
+				d, e2 := e.Evaluate(context.Background(), hitAction(s))
+				if e2 != nil {
+					err = e2
+					break
+				}
+				if !sameDecision(d, want[s]) {
+					err = fmt.Errorf("%q: %+v, want %+v", s, d, want[s])
+					break
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
