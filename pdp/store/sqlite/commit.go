@@ -85,8 +85,12 @@ func (db *DB) startCommitter(ctx context.Context, maxBatch int, obs store.AuditB
 		}
 		db.stmts[q] = st
 	}
+	var opts []store.CommitterOption
+	if db.wal != nil {
+		opts = append(opts, store.WithAfterBatch(db.afterBatch))
+	}
 	db.AuditedWriter = store.AuditedWriter[*batch]{
-		GC: store.NewCommitter(maxBatch, obs, db.attempt, nil), Now: db.now,
+		GC: store.NewCommitter(maxBatch, obs, db.attempt, nil, opts...), Now: db.now,
 		Duplicate: isDuplicate, MissingParent: isMissingParent,
 	}
 	return nil
