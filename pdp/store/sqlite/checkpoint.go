@@ -44,27 +44,27 @@ import (
 // A page every action touches (a tenant's index leaf, a rollup row) is
 // copied once per checkpoint, not once per commit, so the cycle is kept
 // long enough (walCkptBytes of WAL) that copying costs little per action,
-// and short enough that the WAL (16–32 MiB) stays in the page cache.
+// and short enough that the WAL (32–64 MiB) stays in the page cache.
 // Durability is SQLite's: a checkpoint syncs the WAL before copying and
 // the database after, and the WAL restarts only over copied frames.
 const (
 	checkpointEvery = time.Second
 	// walCkptBytes is the WAL growth that wakes the checkpointer, and the
 	// extent past which it asks the committer to let the WAL restart.
-	walCkptBytes = 16 << 20
+	walCkptBytes = 32 << 20
 	// walForceBytes is the extent at which the committer checkpoints
 	// between batches whether or not the checkpointer asked.
 	walForceBytes = 2 * walCkptBytes
 	// The checkpointer leaves the committer at most 1/walCatchUpShare of
-	// walCkptBytes (1 MiB) to copy, if walPasses passes can get it there:
+	// walCkptBytes (2 MiB) to copy, if walPasses passes can get it there:
 	// batches keep appending while a pass runs, a second pass copies only
 	// those frames, and so on.
 	walCatchUpShare = 16
 	walPasses       = 3
 	// walSafetyPages is the write connection's wal_autocheckpoint: it
-	// only acts if the WAL outgrows walForceBytes (about 40 MB of WAL at
+	// only acts if the WAL outgrows walForceBytes (about 80 MB of WAL at
 	// 4 KiB pages).
-	walSafetyPages = 10_000
+	walSafetyPages = 20_000
 )
 
 // walCkpt is the state the committer and the checkpointer share.

@@ -82,10 +82,14 @@ type walBuf struct {
 	// restarts counts those header rewrites after the first. Both are
 	// read by the committer (walState) without b.mu.
 	extent, restarts atomic.Int64
+	// synced: nothing was written or truncated since the last xSync
+	// succeeded, so another has nothing to make durable (walSync).
+	synced atomic.Bool
 }
 
 // wrote records a write of n bytes at off (see extent).
 func (b *walBuf) wrote(off int64, n int32) {
+	b.synced.Store(false)
 	if off == 0 && b.extent.Load() > 0 {
 		b.restarts.Add(1)
 	}
@@ -362,19 +366,37 @@ func walTruncate(tls *libc.TLS, f uintptr, size int64) int32 {
 		return rc
 	}
 	r, m := inner(f)
+	b := bufOf(f)
+	if b != nil {
+		b.synced.Store(false)
+	}
 	rc := call[func(*libc.TLS, uintptr, int64) int32](m.FxTruncate)(tls, r, size)
-	if b := bufOf(f); b != nil && rc == sqlite3.SQLITE_OK && b.extent.Load() > size {
+	if b != nil && rc == sqlite3.SQLITE_OK && b.extent.Load() > size {
 		b.extent.Store(size)
 	}
 	return rc
 }
 
+// walSync syncs the file, unless it is a WAL with nothing written since
+// its last sync: a checkpoint on the write connection syncs the WAL
+// before copying it, right after the COMMIT that synced every frame
+// (synchronous=FULL), and that fsync of a clean file still cost up to a
+// few milliseconds on a busy disk, in the pause between two batches (see
+// checkpoint.go).
 func walSync(tls *libc.TLS, f uintptr, flags int32) int32 {
 	if rc := flushOf(tls, f); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
+	b := bufOf(f)
+	if b != nil && b.synced.Load() {
+		return sqlite3.SQLITE_OK
+	}
 	r, m := inner(f)
-	return call[func(*libc.TLS, uintptr, int32) int32](m.FxSync)(tls, r, flags)
+	rc := call[func(*libc.TLS, uintptr, int32) int32](m.FxSync)(tls, r, flags)
+	if b != nil && rc == sqlite3.SQLITE_OK {
+		b.synced.Store(true)
+	}
+	return rc
 }
 
 func walFileSizeOf(tls *libc.TLS, f, size uintptr) int32 {
