@@ -57,6 +57,12 @@ type Committer[B any] struct {
 	obs       AuditBatchObserver // nil: batch sizes are not reported
 	after     func()             // nil: nothing runs between batches
 
+	// pool holds Ops with their done channels, reused once answered: a
+	// caller's Do takes one and puts it back after reading its answer,
+	// which is the committer's last touch of it (commit answers each op
+	// of a batch once, after the batch, and never reads it again).
+	pool sync.Pool
+
 	mu     sync.RWMutex // guards closed against sends in flight
 	closed bool
 	done   chan struct{} // closed when the committer has exited
@@ -133,20 +139,35 @@ func NewCommitter[B any](maxBatch int, obs AuditBatchObserver, attempt AttemptFu
 // Do queues run, which appends to tenant's chain ("" for none), and waits
 // for its batch's outcome.
 func (c *Committer[B]) Do(ctx context.Context, tenant string, run func(b B) error) error {
-	o := &Op[B]{Ctx: ctx, Tenant: tenant, Run: run, done: make(chan error, 1)}
+	o, _ := c.pool.Get().(*Op[B])
+	if o == nil {
+		o = &Op[B]{done: make(chan error, 1)}
+	}
+	o.Ctx, o.Tenant, o.Run = ctx, tenant, run
 	c.mu.RLock()
 	if c.closed {
 		c.mu.RUnlock()
+		c.put(o)
 		return ErrClosed
 	}
 	select {
 	case c.queue <- o:
 	case <-ctx.Done():
 		c.mu.RUnlock()
+		c.put(o)
 		return ctx.Err()
 	}
 	c.mu.RUnlock()
-	return <-o.done // the committer answers every queued op, also when closing
+	err := <-o.done // the committer answers every queued op, also when closing
+	c.put(o)
+	return err
+}
+
+// put returns an answered (or never queued) op to the pool, holding no
+// caller's state.
+func (c *Committer[B]) put(o *Op[B]) {
+	o.Ctx, o.Tenant, o.Run = nil, "", nil
+	c.pool.Put(o)
 }
 
 // Flush returns once every op queued before it is answered.
