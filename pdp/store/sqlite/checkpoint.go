@@ -20,7 +20,7 @@ import (
 //
 //   - A connection of its own checkpoints PASSIVE-ly beside the writer:
 //     woken by the committer whenever the WAL has grown by walCkptBytes
-//     since the last wake-up, and every checkpointEvery regardless. A
+//     since the last wake-up, and checkpointEvery after its last pass. A
 //     PASSIVE checkpoint takes no lock a writer or reader waits for, so
 //     it copies the bulk of the WAL while batches go on committing.
 //   - It cannot let the WAL restart under sustained writes: by the time
@@ -198,6 +198,9 @@ func (db *DB) checkpointLoop() {
 			return
 		case <-t.C:
 		case <-db.wal.wake:
+			// The WAL's growth drives the passes while writes go on; the
+			// tick is for the pages of writes that stopped.
+			t.Reset(checkpointEvery)
 		}
 		if db.checkpointPasses() {
 			db.wal.catchUp.Store(true)
