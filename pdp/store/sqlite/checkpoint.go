@@ -30,8 +30,9 @@ import (
 //     answered (store.WithAfterBatch), the write connection checkpoints
 //     PASSIVE-ly the few frames appended meanwhile; nothing can append
 //     while it does, so it copies every frame, and the next batch's first
-//     write restarts the WAL. The pause is that small copy and its two
-//     fsyncs, between batches, not inside one.
+//     write restarts the WAL. The pause is that small copy and the
+//     database file's fsync (the WAL's is skipped: the COMMIT before
+//     synced it, see walSync), between batches, not inside one.
 //   - If the WAL reaches walForceBytes anyway (the background connection
 //     starved of CPU, or failing), the committer catches up on its own
 //     between batches: the WAL stays bounded by about walForceBytes plus

@@ -219,6 +219,11 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	}
 	if !o.noCheckpoints {
 		name, err := db.walPath(ctx)
+		if err == nil {
+			if _, _, ok := walState(name); !ok { // the write connection opened it, under SQLite's name
+				err = fmt.Errorf("%s is not open through %s", name, walVFSName)
+			}
+		}
 		if err != nil {
 			_ = db.Close()
 			return nil, fmt.Errorf("sqlite: open %s: the WAL's name: %w", path, err)

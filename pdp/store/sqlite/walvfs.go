@@ -290,7 +290,10 @@ func walOpen(tls *libc.TLS, vfs, name, f uintptr, flags int32, outFlags uintptr)
 // walState is how far the WAL at path (SQLite's name for it: the
 // database's path as PRAGMA database_list gives it, plus "-wal") extends,
 // in bytes, and how often it has restarted, while a write connection has
-// it open through walVFS; ok is false otherwise.
+// it open through walVFS; ok is false otherwise. Two stores of one file
+// in one process (tests) share the entry of the last to open it, and
+// neither has one once that one closes: their committers then leave the
+// WAL to the background checkpointer and the safety net, as before.
 func walState(path string) (extent, restarts int64, ok bool) {
 	walVFS.mu.Lock()
 	b := walVFS.byName[path]
