@@ -42,6 +42,10 @@ import (
 //   - Close stops accepting ops, lets the committer drain the queue, and
 //     returns once every queued op is answered; the driver then closes its
 //     database.
+//   - A driver may run housekeeping between batches (WithAfterBatch):
+//     after a batch's callers are answered and before the next batch is
+//     taken, so it delays no caller of the batch that made it necessary,
+//     and nothing it does can interleave with a batch's transaction.
 //
 // The driver supplies Attempt: its transaction, its statements. B is the
 // driver's batch state, handed to each op's Run.
@@ -51,6 +55,13 @@ type Committer[B any] struct {
 	queue     chan *Op[B]
 	maxBatch  int
 	obs       AuditBatchObserver // nil: batch sizes are not reported
+	after     func()             // nil: nothing runs between batches
+
+	// pool holds Ops with their done channels, reused once answered: a
+	// caller's Do takes one and puts it back after reading its answer,
+	// which is the committer's last touch of it (commit answers each op
+	// of a batch once, after the batch, and never reads it again).
+	pool sync.Pool
 
 	mu     sync.RWMutex // guards closed against sends in flight
 	closed bool
@@ -97,13 +108,30 @@ var ErrClosed = errors.New("store: database is closed")
 // before its culprit is failed.
 const maxRetries = 3
 
+// CommitterOption configures NewCommitter.
+type CommitterOption func(*committerOptions)
+
+type committerOptions struct{ after func() }
+
+// WithAfterBatch makes the committer goroutine call fn after every batch,
+// once its callers are answered and before the next batch is taken. fn
+// delays the next batch, so it should be short, and it must not queue
+// writes on the committer (it would wait for itself).
+func WithAfterBatch(fn func()) CommitterOption {
+	return func(o *committerOptions) { o.after = fn }
+}
+
 // NewCommitter starts a committer of batches of at most maxBatch ops;
 // retryable may be nil (nothing is retried).
-func NewCommitter[B any](maxBatch int, obs AuditBatchObserver, attempt AttemptFunc[B], retryable func(error) bool) *Committer[B] {
+func NewCommitter[B any](maxBatch int, obs AuditBatchObserver, attempt AttemptFunc[B], retryable func(error) bool, opts ...CommitterOption) *Committer[B] {
 	if retryable == nil {
 		retryable = func(error) bool { return false }
 	}
-	c := &Committer[B]{attempt: attempt, retryable: retryable, queue: make(chan *Op[B], 4*maxBatch), maxBatch: maxBatch, obs: obs, done: make(chan struct{})}
+	var o committerOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	c := &Committer[B]{attempt: attempt, retryable: retryable, queue: make(chan *Op[B], 4*maxBatch), maxBatch: maxBatch, obs: obs, after: o.after, done: make(chan struct{})}
 	go c.loop()
 	return c
 }
@@ -111,20 +139,35 @@ func NewCommitter[B any](maxBatch int, obs AuditBatchObserver, attempt AttemptFu
 // Do queues run, which appends to tenant's chain ("" for none), and waits
 // for its batch's outcome.
 func (c *Committer[B]) Do(ctx context.Context, tenant string, run func(b B) error) error {
-	o := &Op[B]{Ctx: ctx, Tenant: tenant, Run: run, done: make(chan error, 1)}
+	o, _ := c.pool.Get().(*Op[B])
+	if o == nil {
+		o = &Op[B]{done: make(chan error, 1)}
+	}
+	o.Ctx, o.Tenant, o.Run = ctx, tenant, run
 	c.mu.RLock()
 	if c.closed {
 		c.mu.RUnlock()
+		c.put(o)
 		return ErrClosed
 	}
 	select {
 	case c.queue <- o:
 	case <-ctx.Done():
 		c.mu.RUnlock()
+		c.put(o)
 		return ctx.Err()
 	}
 	c.mu.RUnlock()
-	return <-o.done // the committer answers every queued op, also when closing
+	err := <-o.done // the committer answers every queued op, also when closing
+	c.put(o)
+	return err
+}
+
+// put returns an answered (or never queued) op to the pool, holding no
+// caller's state.
+func (c *Committer[B]) put(o *Op[B]) {
+	o.Ctx, o.Tenant, o.Run = nil, "", nil
+	c.pool.Put(o)
 }
 
 // Flush returns once every op queued before it is answered.
@@ -177,6 +220,9 @@ func (c *Committer[B]) loop() {
 		}
 		c.commit(ops)
 		clear(ops) // drop references to finished ops
+		if c.after != nil {
+			c.after()
+		}
 	}
 }
 

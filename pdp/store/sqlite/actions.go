@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
+	"unsafe"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
@@ -56,17 +58,50 @@ const sqlInsertAction = `INSERT INTO actions (` + actionCols + `, audit_seq)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // actionArgs are sqlInsertAction's arguments; auditSeq is the sequence
-// number of the action's evaluation entry, if it has one.
-func actionArgs(a store.ActionRecord, auditSeq sql.NullInt64) []any {
-	return []any{a.ID, a.TenantID, a.AgentID, a.Action, a.Connector, a.Operation, nullJSON(a.Params), a.StepType,
-		a.Status, nullJSON(a.Decision), a.TriggeredPolicy, a.Severity, a.RiskScore, a.ViolationCount, a.TraceID,
-		toMicros(a.CreatedAt), nullMicros(a.DecidedAt), a.ApproverID, a.DecisionReason, auditSeq}
+// number of the action's evaluation entry, 0 if it has none (NULL).
+//
+// They are the values the driver binds as they are — string, int64,
+// float64, nil for NULL — so database/sql passes them through: a named
+// string type (pdp.Status), an int or a sql.Null* each cost it a
+// conversion and an allocation, twenty arguments per action on the
+// committer. params and decision are bound as text through views of
+// their bytes (textView) instead of string copies.
+func actionArgs(a store.ActionRecord, auditSeq int64) []any {
+	return []any{a.ID, a.TenantID, a.AgentID, a.Action, a.Connector, a.Operation, textView(a.Params), a.StepType,
+		string(a.Status), textView(a.Decision), a.TriggeredPolicy, string(a.Severity), a.RiskScore, int64(a.ViolationCount), a.TraceID,
+		toMicros(a.CreatedAt), microsOrNil(a.DecidedAt), a.ApproverID, a.DecisionReason, int64OrNil(auditSeq)}
+}
+
+// textView is b bound as TEXT (nil: NULL) without copying it: the driver
+// copies the text into SQLite as it binds, and the caller does not change
+// b while its statement runs.
+func textView(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// microsOrNil is t in microseconds, nil (NULL) for none.
+func microsOrNil(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return toMicros(*t)
+}
+
+// int64OrNil is n, nil (NULL) for 0.
+func int64OrNil(n int64) any {
+	if n == 0 {
+		return nil
+	}
+	return n
 }
 
 // insertAction inserts a prepared action without an entry, and its
 // rollups.
 func insertAction(ctx context.Context, e execer, a store.ActionRecord) error {
-	if _, err := e.ExecContext(ctx, sqlInsertAction, actionArgs(a, sql.NullInt64{})...); err != nil {
+	if _, err := e.ExecContext(ctx, sqlInsertAction, actionArgs(a, 0)...); err != nil {
 		return err
 	}
 	var r rollups

@@ -12,9 +12,12 @@ import (
 )
 
 // approvalStatuses is the predicate of the partial index actions_approvals
-// (migration 0009), repeated in every query that should use it: SQLite
-// uses a partial index only when the query's WHERE has its terms.
-const approvalStatuses = `status IN ('pending_review', 'approved', 'denied')`
+// (migrations 0009, 0012), repeated in every query that should use it,
+// parenthesized as one term: SQLite uses a partial index only when the
+// query's WHERE has its terms. It is three equalities, not an IN list,
+// so that an insert evaluates it without building an ephemeral B-tree
+// (0012).
+const approvalStatuses = `(status = 'pending_review' OR status = 'approved' OR status = 'denied')`
 
 // approvalsWhere is ListApprovals' WHERE clause and its arguments. With
 // a status, its term comes before approvalStatuses: so ordered, SQLite

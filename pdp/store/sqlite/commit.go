@@ -85,8 +85,12 @@ func (db *DB) startCommitter(ctx context.Context, maxBatch int, obs store.AuditB
 		}
 		db.stmts[q] = st
 	}
+	var opts []store.CommitterOption
+	if db.wal != nil {
+		opts = append(opts, store.WithAfterBatch(db.afterBatch))
+	}
 	db.AuditedWriter = store.AuditedWriter[*batch]{
-		GC: store.NewCommitter(maxBatch, obs, db.attempt, nil), Now: db.now,
+		GC: store.NewCommitter(maxBatch, obs, db.attempt, nil, opts...), Now: db.now,
 		Duplicate: isDuplicate, MissingParent: isMissingParent,
 	}
 	return nil
@@ -274,14 +278,15 @@ func (b *batch) WriteEntries(tenantID string, es []store.AuditEntry, actionIDs [
 // writeEntry stores one entry; evaluation marks an action's evaluation
 // entry, which audit_log_action leaves out (migration 0010).
 func (b *batch) writeEntry(tenantID string, e store.AuditEntry, actionID string, evaluation bool) error {
-	var aid sql.NullString
+	var aid any // NULL
 	if actionID != "" {
-		aid = sql.NullString{String: actionID, Valid: true}
+		aid = actionID
 	}
 	// The metadata is bound as text (json_* functions read it; a []byte
 	// would be a BLOB) through a view of its bytes rather than a copy: the
 	// driver copies the text into SQLite as it binds, and an entry's
-	// metadata is never changed once canonical.
+	// metadata is never changed once canonical. Every argument is a value
+	// the driver binds as it is (see actionArgs).
 	meta := unsafe.String(unsafe.SliceData(e.Metadata), len(e.Metadata))
 	_, err := b.exec(sqlAppend, tenantID, e.SequenceNumber, toMicros(e.Timestamp), e.Event, meta, aid, e.PrevHash, e.EntryHash, evaluation)
 	return err
@@ -295,7 +300,7 @@ func (b *batch) InsertEvaluated(a store.ActionRecord, e store.AuditEntry) error 
 	if err := b.writeEntry(a.TenantID, e, a.ID, true); err != nil {
 		return err
 	}
-	if _, err := b.exec(sqlInsertAction, actionArgs(a, sql.NullInt64{Int64: e.SequenceNumber, Valid: true})...); err != nil {
+	if _, err := b.exec(sqlInsertAction, actionArgs(a, e.SequenceNumber)...); err != nil {
 		return err
 	}
 	b.roll.add(a)

@@ -69,6 +69,7 @@ type DB struct {
 	ckpt               *sql.DB
 	ckptStop, ckptDone chan struct{}
 	ckptOnce           sync.Once
+	wal                *walCkpt // nil: checkpoints are off
 
 	verifiers     int   // how many read connections one VerifyAudit may use
 	verifySegment int64 // the fewest entries worth a verification worker
@@ -98,8 +99,10 @@ type options struct {
 
 	verifiers     int // 0: min(readers, GOMAXPROCS)
 	verifySegment int64
-	noCheckpoints bool // tests: the WAL only grows (see export_test.go)
-	schemaVersion int  // tests: migrate up to this version only (0: every migration)
+	noCheckpoints bool  // tests: the WAL only grows (see export_test.go)
+	walCkptBytes  int64 // tests: smaller checkpoint cycles (see checkpoint.go)
+	noBackground  bool  // tests: no background checkpointer, the committer's only
+	schemaVersion int   // tests: migrate up to this version only (0: every migration)
 }
 
 // WithNowFunc sets the clock timestamps are taken from (default time.Now).
@@ -139,7 +142,7 @@ func WithAuditBatchObserver(o store.AuditBatchObserver) Option {
 // store.ParseDSN); in-memory databases are refused because the read and
 // write pools must share one database.
 func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
-	o := options{now: time.Now, readers: max(4, runtime.GOMAXPROCS(0)), busyTimeout: 5 * time.Second, maxBatch: DefaultMaxBatch, verifySegment: 50_000}
+	o := options{now: time.Now, readers: max(4, runtime.GOMAXPROCS(0)), busyTimeout: 5 * time.Second, maxBatch: DefaultMaxBatch, verifySegment: 50_000, walCkptBytes: walCkptBytes}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -214,11 +217,24 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("sqlite: prepare the key lookup: %w", err)
 	}
+	if !o.noCheckpoints {
+		name, err := db.walPath(ctx)
+		if err == nil {
+			if _, _, ok := walState(name); !ok { // the write connection opened it, under SQLite's name
+				err = fmt.Errorf("%s is not open through %s", name, walVFSName)
+			}
+		}
+		if err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("sqlite: open %s: the WAL's name: %w", path, err)
+		}
+		db.wal = &walCkpt{name: name, wake: make(chan struct{}, 1), ckptBytes: o.walCkptBytes, forceBytes: o.walCkptBytes * (walForceBytes / walCkptBytes)}
+	}
 	if err = db.startCommitter(ctx, o.maxBatch, o.batchObs); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
-	if !o.noCheckpoints {
+	if !o.noCheckpoints && !o.noBackground {
 		if err = db.startCheckpointer(ctx, busy); err != nil {
 			_ = db.Close()
 			return nil, err

@@ -138,3 +138,18 @@ func AuditLogQueries() []AuditLogQuery {
 	add("agent violations", sqlAgentViolations, "acme", "bot", 0, since.UnixMicro(), 50, 0)
 	return out
 }
+
+// WithWALCheckpointBytes shrinks the checkpoint cycle (walCkptBytes) to n
+// bytes of WAL, so tests go round it quickly.
+func WithWALCheckpointBytes(n int64) Option {
+	return func(o *options) { o.walCkptBytes = n }
+}
+
+// WithoutBackgroundCheckpoints leaves checkpoints to the committer alone
+// (and the safety net): the background checkpointer never runs.
+func WithoutBackgroundCheckpoints() Option {
+	return func(o *options) { o.noBackground = true }
+}
+
+// WALSafetyPages is the write connection's wal_autocheckpoint.
+const WALSafetyPages = walSafetyPages

@@ -120,16 +120,19 @@ func TestVerifyActionPlans(t *testing.T) {
 
 // TestApprovalPlans: ListApprovals counts on a covering index and reads
 // its page from the partial index actions_approvals (held actions only,
-// migration 0009), with one status in audit order without sorting.
+// migration 0009), with one status in audit order without sorting. Since
+// the predicate is written as equalities (0012) the count covers itself
+// from actions_approvals too (it used actions_tenant_status, which also
+// holds every allowed and blocked action).
 func TestApprovalPlans(t *testing.T) {
 	db := open(t, filepath.Join(t.TempDir(), "gatehouse.db"))
 	for _, c := range []struct {
 		status      pdp.Status
 		count, page []string
 	}{
-		{"", []string{"SEARCH actions USING COVERING INDEX actions_tenant_status (tenant_id=? AND status=?)"},
+		{"", []string{"SEARCH actions USING COVERING INDEX actions_approvals (tenant_id=? AND status=?)"},
 			[]string{"SEARCH actions USING INDEX actions_approvals (tenant_id=? AND status=?)", "USE TEMP B-TREE FOR ORDER BY"}},
-		{pdp.StatusPendingReview, []string{"SEARCH actions USING COVERING INDEX actions_tenant_status (tenant_id=? AND status=?)"},
+		{pdp.StatusPendingReview, []string{"SEARCH actions USING COVERING INDEX actions_approvals (tenant_id=? AND status=?)"},
 			[]string{"SEARCH actions USING INDEX actions_approvals (tenant_id=? AND status=?)"}},
 	} {
 		count, page := sqlite.ApprovalQueries(c.status)

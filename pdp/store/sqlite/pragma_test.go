@@ -18,7 +18,7 @@ func TestPragmas(t *testing.T) {
 		{"foreign_keys", "1"},
 		{"busy_timeout", "5000"},
 		{"temp_store", "2"},             // MEMORY: statement journals of trigger-firing writes
-		{"wal_autocheckpoint", "10000"}, // a safety net: checkpoints run beside the writer (checkpoint.go)
+		{"wal_autocheckpoint", "40000"}, // a safety net past walForceBytes: checkpoints run beside the writer and between batches (checkpoint.go)
 		{"cache_size", "-8192"},         // 8 MiB: the hot index leaves of ~160 tenants (writeCacheKiB)
 	} {
 		var got string

@@ -130,14 +130,14 @@ func (r *rollups) add(a store.ActionRecord) {
 func (r *rollups) write(exec func(query string, args ...any) error) error {
 	rows := make([]any, 0, 5*max(len(r.counts), len(r.policies), len(r.agents)))
 	for k, n := range r.counts {
-		rows = append(rows, k.tenant, k.hour, k.status, n)
+		rows = append(rows, k.tenant, k.hour, string(k.status), n) // driver values: see actionArgs
 	}
 	if err := countsTable.upsert(exec, rows); err != nil {
 		return err
 	}
 	rows = rows[:0]
 	for k, n := range r.policies {
-		rows = append(rows, k.tenant, k.day, k.policy, k.severity, n)
+		rows = append(rows, k.tenant, k.day, k.policy, string(k.severity), n)
 	}
 	if err := policiesTable.upsert(exec, rows); err != nil {
 		return err

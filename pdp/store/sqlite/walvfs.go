@@ -74,6 +74,26 @@ type walBuf struct {
 	mem  uintptr
 	n    int
 	off  int64
+	name string // the WAL's path as SQLite names it (walVFS.byName)
+	// extent is where the WAL's frames end: the end of the last write
+	// to the file (buffered or not). SQLite writes a WAL from its start
+	// and restarts it by rewriting its header at offset 0, so extent is
+	// the WAL in use, not the file's size (which never shrinks here).
+	// restarts counts those header rewrites after the first. Both are
+	// read by the committer (walState) without b.mu.
+	extent, restarts atomic.Int64
+	// synced: nothing was written or truncated since the last xSync
+	// succeeded, so another has nothing to make durable (walSync).
+	synced atomic.Bool
+}
+
+// wrote records a write of n bytes at off (see extent).
+func (b *walBuf) wrote(off int64, n int32) {
+	b.synced.Store(false)
+	if off == 0 && b.extent.Load() > 0 {
+		b.restarts.Add(1)
+	}
+	b.extent.Store(off + int64(n))
 }
 
 // walVFS is the registered VFS.
@@ -84,6 +104,7 @@ var walVFS struct {
 	methods uintptr // the io_methods of every file it opens
 	mu      sync.Mutex
 	bufs    map[uintptr]*walBuf
+	byName  map[string]*walBuf // the open WALs by path (walState)
 	next    uintptr
 	// pending counts the buffers holding bytes, so a barrier with
 	// nothing to write (most) costs an atomic load.
@@ -142,6 +163,7 @@ func registerWALVFS() error {
 		}
 		walVFS.orig, walVFS.methods = orig, m
 		walVFS.bufs = map[uintptr]*walBuf{}
+		walVFS.byName = map[string]*walBuf{}
 		if rc := sqlite3.Xsqlite3_vfs_register(tls, p, 0); rc != sqlite3.SQLITE_OK {
 			walVFS.err = fmt.Errorf("sqlite: register the WAL VFS: code %d", rc)
 		}
@@ -255,12 +277,31 @@ func walOpen(tls *libc.TLS, vfs, name, f uintptr, flags int32, outFlags uintptr)
 	if mem == 0 {
 		return rc // unbuffered
 	}
+	b := &walBuf{real: r, mem: mem, name: libc.GoString(name)}
 	walVFS.mu.Lock()
 	walVFS.next++
-	walVFS.bufs[walVFS.next] = &walBuf{real: r, mem: mem}
+	walVFS.bufs[walVFS.next] = b
+	walVFS.byName[b.name] = b
 	walf(f).buf = walVFS.next
 	walVFS.mu.Unlock()
 	return rc
+}
+
+// walState is how far the WAL at path (SQLite's name for it: the
+// database's path as PRAGMA database_list gives it, plus "-wal") extends,
+// in bytes, and how often it has restarted, while a write connection has
+// it open through walVFS; ok is false otherwise. Two stores of one file
+// in one process (tests) share the entry of the last to open it, and
+// neither has one once that one closes: their committers then leave the
+// WAL to the background checkpointer and the safety net, as before.
+func walState(path string) (extent, restarts int64, ok bool) {
+	walVFS.mu.Lock()
+	b := walVFS.byName[path]
+	walVFS.mu.Unlock()
+	if b == nil {
+		return 0, 0, false
+	}
+	return b.extent.Load(), b.restarts.Load(), true
 }
 
 func walClose(tls *libc.TLS, f uintptr) int32 {
@@ -269,6 +310,9 @@ func walClose(tls *libc.TLS, f uintptr) int32 {
 		walVFS.mu.Lock()
 		b := walVFS.bufs[k]
 		delete(walVFS.bufs, k)
+		if walVFS.byName[b.name] == b {
+			delete(walVFS.byName, b.name)
+		}
 		walVFS.mu.Unlock()
 		b.mu.Lock() // a flushAll may hold it; flushOf left it empty
 		libc.Xfree(tls, b.mem)
@@ -306,13 +350,18 @@ func walWrite(tls *libc.TLS, f, p uintptr, n int32, off int64) int32 {
 		}
 		copy(unsafe.Slice((*byte)(ptr(b.mem+uintptr(b.n))), n), unsafe.Slice((*byte)(ptr(p)), n))
 		b.n += int(n)
+		b.wrote(off, n)
 		return sqlite3.SQLITE_OK
 	}
 	if rc := flushOf(tls, f); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
 	r, m := inner(f)
-	return call[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](m.FxWrite)(tls, r, p, n, off)
+	rc := call[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](m.FxWrite)(tls, r, p, n, off)
+	if b := bufOf(f); b != nil && rc == sqlite3.SQLITE_OK {
+		b.wrote(off, n)
+	}
+	return rc
 }
 
 func walTruncate(tls *libc.TLS, f uintptr, size int64) int32 {
@@ -320,15 +369,37 @@ func walTruncate(tls *libc.TLS, f uintptr, size int64) int32 {
 		return rc
 	}
 	r, m := inner(f)
-	return call[func(*libc.TLS, uintptr, int64) int32](m.FxTruncate)(tls, r, size)
+	b := bufOf(f)
+	if b != nil {
+		b.synced.Store(false)
+	}
+	rc := call[func(*libc.TLS, uintptr, int64) int32](m.FxTruncate)(tls, r, size)
+	if b != nil && rc == sqlite3.SQLITE_OK && b.extent.Load() > size {
+		b.extent.Store(size)
+	}
+	return rc
 }
 
+// walSync syncs the file, unless it is a WAL with nothing written since
+// its last sync: a checkpoint on the write connection syncs the WAL
+// before copying it, right after the COMMIT that synced every frame
+// (synchronous=FULL), and that fsync of a clean file still cost up to a
+// few milliseconds on a busy disk, in the pause between two batches (see
+// checkpoint.go).
 func walSync(tls *libc.TLS, f uintptr, flags int32) int32 {
 	if rc := flushOf(tls, f); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
+	b := bufOf(f)
+	if b != nil && b.synced.Load() {
+		return sqlite3.SQLITE_OK
+	}
 	r, m := inner(f)
-	return call[func(*libc.TLS, uintptr, int32) int32](m.FxSync)(tls, r, flags)
+	rc := call[func(*libc.TLS, uintptr, int32) int32](m.FxSync)(tls, r, flags)
+	if b != nil && rc == sqlite3.SQLITE_OK {
+		b.synced.Store(true)
+	}
+	return rc
 }
 
 func walFileSizeOf(tls *libc.TLS, f, size uintptr) int32 {
