@@ -26,46 +26,8 @@ func TestMigrationPartialApprovals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.CreateTenant(ctx, store.Tenant{ID: "acme", Tier: store.TierEnterprise, Mode: pdp.ModeEnforcement}); err != nil {
-		t.Fatal(err)
-	}
-	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	for i, st := range []pdp.Status{pdp.StatusAllowed, pdp.StatusPendingReview, pdp.StatusBlocked, pdp.StatusPendingReview, pdp.StatusPendingReview, pdp.StatusAllowed} {
-		a := store.ActionRecord{ID: "act_" + string(rune('a'+i)), TenantID: "acme", Action: "github.delete_repo", StepType: pdp.DefaultStepType,
-			Status: st, Params: json.RawMessage(`{"repo":"x"}`), CreatedAt: at.Add(time.Duration(i) * time.Minute)}
-		if _, _, err := db.InsertActionAudited(ctx, a, store.AuditEvent{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, d := range []store.DecideRequest{
-		{TenantID: "acme", ActionID: "act_b", Status: pdp.StatusApproved, ApproverID: "alice"},
-		{TenantID: "acme", ActionID: "act_e", Status: pdp.StatusDenied, ApproverID: "bob"},
-	} {
-		if _, _, err := db.DecideAction(ctx, d); err != nil {
-			t.Fatal(err)
-		}
-	}
-	bulk := store.ActionRecord{ID: "act_bulk", TenantID: "acme", Action: "http.get", StepType: pdp.DefaultStepType, Status: pdp.StatusAllowed, CreatedAt: at}
-	if _, err := db.BulkInsertActions(ctx, slices.Values([]store.ActionRecord{bulk})); err != nil {
-		t.Fatal(err)
-	}
-	approvals := func(db *DB) []string {
-		t.Helper()
-		var out []string
-		for _, st := range []pdp.Status{"", pdp.StatusPendingReview, pdp.StatusApproved, pdp.StatusDenied} {
-			as, n, err := db.ListApprovals(ctx, "acme", store.ApprovalQuery{Status: st})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ids := []string{}
-			for _, a := range as {
-				ids = append(ids, a.Action.ID)
-			}
-			out = append(out, string(st)+":"+strings.Join(ids, ",")+":"+string(rune('0'+n)))
-		}
-		return out
-	}
-	wantApprovals := approvals(db)
+	seedApprovalActions(t, db, pdp.StatusAllowed)
+	wantApprovals := listApprovals(t, db)
 	wantVerify, err := db.VerifyAudit(ctx, "acme")
 	if err != nil || !wantVerify.Valid {
 		t.Fatalf("before: %+v, %v", wantVerify, err)
@@ -111,7 +73,7 @@ func TestMigrationPartialApprovals(t *testing.T) {
 			t.Errorf("%s after the migration: %s", name, def)
 		}
 	}
-	if got := approvals(db); !slices.Equal(got, wantApprovals) {
+	if got := listApprovals(t, db); !slices.Equal(got, wantApprovals) {
 		t.Errorf("approvals after the migration %q, before %q", got, wantApprovals)
 	}
 	v, err := db.VerifyAudit(ctx, "acme")
@@ -127,4 +89,56 @@ func TestMigrationPartialApprovals(t *testing.T) {
 	if v, err := db.VerifyAudit(ctx, "acme"); err != nil || v.Valid || !strings.Contains(v.Reason, "act_c") {
 		t.Errorf("verification of an edited action: %+v, %v", v, err)
 	}
+}
+
+// seedApprovalActions creates tenant acme in db with six audited actions
+// of every status from at (the returned time) on, act_b approved and act_e
+// denied, and one bulk-loaded action, act_bulk, of status bulkStatus: the
+// store the approvals-index migrations are tested on.
+func seedApprovalActions(t *testing.T, db *DB, bulkStatus pdp.Status) time.Time {
+	t.Helper()
+	ctx := t.Context()
+	if _, err := db.CreateTenant(ctx, store.Tenant{ID: "acme", Tier: store.TierEnterprise, Mode: pdp.ModeEnforcement}); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	for i, st := range []pdp.Status{pdp.StatusAllowed, pdp.StatusPendingReview, pdp.StatusBlocked, pdp.StatusPendingReview, pdp.StatusPendingReview, pdp.StatusAllowed} {
+		a := store.ActionRecord{ID: "act_" + string(rune('a'+i)), TenantID: "acme", Action: "github.delete_repo", StepType: pdp.DefaultStepType,
+			Status: st, Params: json.RawMessage(`{"repo":"x"}`), CreatedAt: at.Add(time.Duration(i) * time.Minute)}
+		if _, _, err := db.InsertActionAudited(ctx, a, store.AuditEvent{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []store.DecideRequest{
+		{TenantID: "acme", ActionID: "act_b", Status: pdp.StatusApproved, ApproverID: "alice"},
+		{TenantID: "acme", ActionID: "act_e", Status: pdp.StatusDenied, ApproverID: "bob"},
+	} {
+		if _, _, err := db.DecideAction(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bulk := store.ActionRecord{ID: "act_bulk", TenantID: "acme", Action: "http.get", StepType: pdp.DefaultStepType, Status: bulkStatus, CreatedAt: at}
+	if _, err := db.BulkInsertActions(ctx, slices.Values([]store.ActionRecord{bulk})); err != nil {
+		t.Fatal(err)
+	}
+	return at
+}
+
+// listApprovals is acme's approvals queue in db as ListApprovals reads it
+// for every status filter: "status:ids:count" each.
+func listApprovals(t *testing.T, db *DB) []string {
+	t.Helper()
+	var out []string
+	for _, st := range []pdp.Status{"", pdp.StatusPendingReview, pdp.StatusApproved, pdp.StatusDenied} {
+		as, n, err := db.ListApprovals(t.Context(), "acme", store.ApprovalQuery{Status: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := []string{}
+		for _, a := range as {
+			ids = append(ids, a.Action.ID)
+		}
+		out = append(out, string(st)+":"+strings.Join(ids, ",")+":"+string(rune('0'+n)))
+	}
+	return out
 }

@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"encoding/json"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -25,52 +24,14 @@ func TestMigrationApprovalsPredicate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.CreateTenant(ctx, store.Tenant{ID: "acme", Tier: store.TierEnterprise, Mode: pdp.ModeEnforcement}); err != nil {
-		t.Fatal(err)
-	}
-	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	for i, st := range []pdp.Status{pdp.StatusAllowed, pdp.StatusPendingReview, pdp.StatusBlocked, pdp.StatusPendingReview, pdp.StatusPendingReview, pdp.StatusAllowed} {
-		a := store.ActionRecord{ID: "act_" + string(rune('a'+i)), TenantID: "acme", Action: "github.delete_repo", StepType: pdp.DefaultStepType,
-			Status: st, Params: json.RawMessage(`{"repo":"x"}`), CreatedAt: at.Add(time.Duration(i) * time.Minute)}
-		if _, _, err := db.InsertActionAudited(ctx, a, store.AuditEvent{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, d := range []store.DecideRequest{
-		{TenantID: "acme", ActionID: "act_b", Status: pdp.StatusApproved, ApproverID: "alice"},
-		{TenantID: "acme", ActionID: "act_e", Status: pdp.StatusDenied, ApproverID: "bob"},
-	} {
-		if _, _, err := db.DecideAction(ctx, d); err != nil {
-			t.Fatal(err)
-		}
-	}
-	bulk := store.ActionRecord{ID: "act_bulk", TenantID: "acme", Action: "http.get", StepType: pdp.DefaultStepType, Status: pdp.StatusPendingReview, CreatedAt: at}
-	if _, err := db.BulkInsertActions(ctx, slices.Values([]store.ActionRecord{bulk})); err != nil {
-		t.Fatal(err)
-	}
+	at := seedApprovalActions(t, db, pdp.StatusPendingReview)
 	// The index's entries, read through it alone.
 	entries := func(db *DB, pred string) []string {
 		t.Helper()
 		return dumpRows(t, db.r, `SELECT quote(id) || ',' || quote(status) || ',' || quote(audit_seq) FROM actions INDEXED BY actions_approvals WHERE tenant_id = 'acme' AND `+pred+` ORDER BY id`)
 	}
-	approvals := func(db *DB) []string {
-		t.Helper()
-		var out []string
-		for _, st := range []pdp.Status{"", pdp.StatusPendingReview, pdp.StatusApproved, pdp.StatusDenied} {
-			as, n, err := db.ListApprovals(ctx, "acme", store.ApprovalQuery{Status: st})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ids := []string{}
-			for _, a := range as {
-				ids = append(ids, a.Action.ID)
-			}
-			out = append(out, string(st)+":"+strings.Join(ids, ",")+":"+string(rune('0'+n)))
-		}
-		return out
-	}
 	const oldPred = `status IN ('pending_review', 'approved', 'denied')`
-	wantEntries, wantApprovals := entries(db, oldPred), approvals(db)
+	wantEntries, wantApprovals := entries(db, oldPred), listApprovals(t, db)
 	if len(wantEntries) != 4 { // act_b, act_d, act_e, act_bulk: held or decided; none allowed or blocked
 		t.Fatalf("the old index holds %q", wantEntries)
 	}
@@ -93,7 +54,7 @@ func TestMigrationApprovalsPredicate(t *testing.T) {
 	if got := entries(db, approvalStatuses); !slices.Equal(got, wantEntries) {
 		t.Errorf("the index holds %q after the migration, %q before", got, wantEntries)
 	}
-	if got := approvals(db); !slices.Equal(got, wantApprovals) {
+	if got := listApprovals(t, db); !slices.Equal(got, wantApprovals) {
 		t.Errorf("approvals after the migration %q, before %q", got, wantApprovals)
 	}
 	var ok string
