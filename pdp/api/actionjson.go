@@ -17,6 +17,14 @@ type actionFields struct {
 	// Params is decoded with the body in one pass (numbers as
 	// json.Number): nil when absent or null.
 	Params any
+	// ParamsText is the text of the params object in the body when it is
+	// exactly what the lifecycle encodes Params as (encoding/json's
+	// output without HTML escaping: keys sorted and once each, no
+	// space, no escape, no U+2028 or U+2029), as clients that encode
+	// params with encoding/json or sorted compact JSON send them; nil
+	// otherwise. The lifecycle then stores it as it is instead of
+	// encoding Params again.
+	ParamsText []byte
 }
 
 // from sets f to what b says.
@@ -75,6 +83,9 @@ type fastParser struct {
 	// substring of it rather than a copy of its own.
 	text string
 	i    int
+	// inexact is set when the value being decoded is not written as
+	// encodeParams would write it (actionFields.ParamsText).
+	inexact bool
 }
 
 // newFastParser returns a parser over a copy of data.
@@ -134,8 +145,14 @@ func (p *fastParser) actionBody(b *actionFields) bool {
 				return false
 			}
 		case "params":
+			start := p.i
+			p.inexact = false
 			if b.Params, ok = p.value(0); !ok {
 				return false
+			}
+			b.ParamsText = nil
+			if _, isObject := b.Params.(map[string]any); isObject && !p.inexact {
+				b.ParamsText = p.data[start:p.i:p.i]
 			}
 		default:
 			// encoding/json matches field names case-insensitively
@@ -156,6 +173,15 @@ func (p *fastParser) actionBody(b *actionFields) bool {
 		if !p.consume(',') {
 			return false
 		}
+	}
+}
+
+// innerSpace is space within a value, which encodeParams never writes.
+func (p *fastParser) innerSpace() {
+	start := p.i
+	p.space()
+	if p.i != start {
+		p.inexact = true
 	}
 }
 
@@ -207,8 +233,13 @@ func (p *fastParser) string() (string, bool) {
 		case c == '"':
 			raw := p.text[start:p.i]
 			p.i++
-			if !ascii && !utf8.ValidString(raw) {
-				return "", false
+			if !ascii {
+				if !utf8.ValidString(raw) {
+					return "", false
+				}
+				if strings.Contains(raw, "\u2028") || strings.Contains(raw, "\u2029") {
+					p.inexact = true // encodeParams escapes them
+				}
 			}
 			return raw, true
 		case c == '\\' || c < 0x20:
@@ -231,27 +262,32 @@ func (p *fastParser) value(depth int) (any, bool) {
 	case c == '{':
 		p.i++
 		m := map[string]any{}
-		p.space()
+		p.innerSpace()
 		if p.consume('}') {
 			return m, true
 		}
-		for {
-			p.space()
+		prev := ""
+		for n := 0; ; n++ {
+			p.innerSpace()
 			k, ok := p.string()
 			if !ok {
 				return nil, false
 			}
-			p.space()
+			if n > 0 && k <= prev {
+				p.inexact = true // encodeParams sorts the keys, once each
+			}
+			prev = k
+			p.innerSpace()
 			if !p.consume(':') {
 				return nil, false
 			}
-			p.space()
+			p.innerSpace()
 			v, ok := p.value(depth + 1)
 			if !ok {
 				return nil, false
 			}
 			m[k] = v // a repeated key: the last wins, as in encoding/json
-			p.space()
+			p.innerSpace()
 			if p.consume('}') {
 				return m, true
 			}
@@ -261,7 +297,7 @@ func (p *fastParser) value(depth int) (any, bool) {
 		}
 	case c == '[':
 		p.i++
-		p.space()
+		p.innerSpace()
 		if p.consume(']') {
 			return []any{}, true
 		}
@@ -269,13 +305,13 @@ func (p *fastParser) value(depth int) (any, bool) {
 		// allocates at 1, 2 and 4 elements.
 		a := make([]any, 0, 4)
 		for {
-			p.space()
+			p.innerSpace()
 			v, ok := p.value(depth + 1)
 			if !ok {
 				return nil, false
 			}
 			a = append(a, v)
-			p.space()
+			p.innerSpace()
 			if p.consume(']') {
 				return a, true
 			}

@@ -53,7 +53,8 @@ func (s *server) submitAction(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	sub := lifecycle.Submission{AgentID: b.AgentID, StepType: b.StepType}
+	// Params sent as the lifecycle would encode them are stored as sent.
+	sub := lifecycle.Submission{AgentID: b.AgentID, StepType: b.StepType, ParamsJSON: b.ParamsText, ParamsEncoded: b.ParamsText != nil}
 	if !b.HasAction {
 		sub.Problems = append(sub.Problems, &pdp.ValidationError{Field: "action", Reason: "is required"})
 	} else {

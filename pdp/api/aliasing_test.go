@@ -141,3 +141,27 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n += n
 	return n, err
 }
+
+// TestParamsStoredInOneForm: params are stored as encoding/json writes
+// them whether the body spelled them that way (taken as sent) or not
+// (encoded again).
+func TestParamsStoredInOneForm(t *testing.T) {
+	e := newEnv(t)
+	tid, key := e.tenant(store.TierPro)
+	for _, tc := range []struct{ sent, want string }{
+		{`{"a":"<x> & y","b":[1,2.50,{"c":null,"d":true}]}`, `{"a":"<x> & y","b":[1,2.50,{"c":null,"d":true}]}`}, // taken as sent
+		{`{"b":[1, 2.50,{"d":true,"c":null}],"a":"\u003cx\u003e & y"}`, `{"a":"<x> & y","b":[1,2.50,{"c":null,"d":true}]}`},
+		{`{"e":"` + "\u2028" + `"}`, `{"e":"\u2028"}`}, // encoding/json escapes U+2028
+		{`{"e":"\u2028"}`, `{"e":"\u2028"}`},
+	} {
+		r := e.post("/v1/actions", key, `{"action":"a.b","params":`+tc.sent+`}`)
+		got := expect(t, r, http.StatusOK, nil)
+		rec, err := e.st.GetAction(t.Context(), tid, got["action_id"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(rec.Params) != tc.want {
+			t.Errorf("params %s stored as %s, want %s", tc.sent, rec.Params, tc.want)
+		}
+	}
+}

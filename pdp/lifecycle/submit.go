@@ -44,6 +44,12 @@ type Submission struct {
 	// ParamsJSON is Params encoded as JSON, when the caller has it; else
 	// Submit encodes Params.
 	ParamsJSON []byte
+	// ParamsEncoded vouches that ParamsJSON is exactly what Submit would
+	// encode Params as (encoding/json's output without HTML escaping), as
+	// pdp/api's decoder checks when it takes params from a request body
+	// as they are: it is then stored as Submit's own encoding would be
+	// (store.ActionRecord.JSONEncoded), not parsed again.
+	ParamsEncoded bool
 	// TraceID is the request's trace; "" draws a random one, so every
 	// action has one.
 	TraceID string
@@ -249,9 +255,10 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 		ViolationCount: len(d.Violations),
 		TraceID:        traceID,
 		// Encoded here by actionBytes (params as encodeParams, the
-		// decision as encodeDecision: what encoding/json would write).
-		// A caller's ParamsJSON is parsed by the store.
-		JSONEncoded: sub.ParamsJSON == nil,
+		// decision as encodeDecision: what encoding/json would write),
+		// or params vouched for as that (ParamsEncoded). Any other
+		// ParamsJSON of a caller is parsed by the store.
+		JSONEncoded: sub.ParamsJSON == nil || sub.ParamsEncoded,
 	}
 	if d.TriggeredPolicy != nil {
 		rec.TriggeredPolicy = *d.TriggeredPolicy
