@@ -203,7 +203,7 @@ func fail(c *gin.Context, err error) {
 // stack with the request id, sending nothing of it), and logs every
 // request.
 func (s *server) errors(c *gin.Context) {
-	start := time.Now()
+	start := startOf(c)
 	defer func() {
 		if rec := recover(); rec != nil {
 			if rec == http.ErrAbortHandler { //nolint:errorlint // sentinel panic value, compared as net/http does
@@ -279,7 +279,7 @@ func (s *server) noMethod(c *gin.Context) {
 // requestID takes a well-formed X-Request-Id from the client or makes one,
 // and echoes it; logs and the request span carry it.
 func (s *server) requestID(c *gin.Context) {
-	st := &requestState{ResponseWriter: c.Writer}
+	st := &requestState{ResponseWriter: c.Writer, start: time.Now()}
 	id := c.GetHeader("X-Request-Id")
 	if !validRequestID(id) {
 		// A correlation id, not a secret: a fast random source will do.
@@ -314,6 +314,18 @@ type requestState struct {
 	authed   bool
 	// bodyLimit is the most readBody reads of the body (0: no limit).
 	bodyLimit int64
+	// start is when the request reached the chain: the one reading of
+	// the clock its metrics and its log line both measure from.
+	start time.Time
+}
+
+// startOf is when the request reached the middleware chain (now, before
+// requestID ran).
+func startOf(c *gin.Context) time.Time {
+	if st := stateOf(c); st != nil {
+		return st.start
+	}
+	return time.Now()
 }
 
 // Unwrap returns the wrapped writer, for http.ResponseController.
