@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -25,17 +26,42 @@ var actionBodySeeds = []string{
 	`{"action":"a",}`, `{"action":"a"`, `{"action" "a"}`, `{,}`, `{}`, `{} {}`, `{}x`, `[]`, `"x"`, `null`, ``, `   `, `nul`, `{"action":tru}`,
 	`{"action":"a","params":{"x":truex}}`, `{"action":"a","params":{"x":[1,]}}`, `{"action":"a","params":{"x":[,1]}}`, `{"a":1,"a":2}`,
 	"\ufeff{}", `{"action":"a","params":{}}` + "\x00",
+	// params as the lifecycle encodes them, and near misses of it.
+	`{"action":"a","params":{"a":[1,"x",{"b":null,"c":true}],"b":{},"c":[],"d":-0.5e+3}}`,
+	`{"action":"a","params":{"b":1,"a":2}}`, `{"action":"a","params":{"a":1,"a":2}}`, `{"action":"a","params":{"a":1, "b":2}}`,
+	`{"action":"a","params":{"a":[1, 2]}}`, `{"action":"a","params":{"a":{"y":1,"x":2}}}`, "{\"action\":\"a\",\"params\":{\"a\":\"\u2028\"}}",
+	"{\"action\":\"a\",\"params\":{\"\u2029\":1}}", `{"action":"a","params":{"a":"<&>"}}`, `{"action":"a","params":{"é":1,"z":2}}`,
+	`{"action":"a","params":{"a":1},"params":{"b":2,"a":1}}`, `{"action":"a","params":{"a":1},"params":null}`, `{"params":{"a":1} , "action":"a"}`,
 }
 
 // checkSame fails t unless decodeActionBody and decodeLenient agree on
 // body: the same error text, or the same decoded value.
 func checkSame(t testing.TB, body []byte) {
-	var want, got actionBody
-	wantErr := decodeLenient(body, &want)
+	var (
+		wantBody  actionBody
+		want, got actionFields
+	)
+	wantErr := decodeLenient(body, &wantBody)
+	want.from(&wantBody)
 	gotErr := decodeActionBody(body, &got)
 	if fmt.Sprint(wantErr) != fmt.Sprint(gotErr) {
 		t.Fatalf("%q: error %v, encoding/json's %v", body, gotErr, wantErr)
 	}
+	// ParamsText is the fast decoder's alone: when it is given, it must
+	// be byte for byte what the lifecycle would encode the params as
+	// (encoding/json without HTML escaping).
+	if got.ParamsText != nil {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(got.Params); err != nil {
+			t.Fatalf("%q: params text given for params encoding/json refuses: %v", body, err)
+		}
+		if enc := bytes.TrimSuffix(buf.Bytes(), []byte("\n")); !bytes.Equal(got.ParamsText, enc) {
+			t.Fatalf("%q: params text %q, encoded %q", body, got.ParamsText, enc)
+		}
+	}
+	got.ParamsText = nil
 	if wantErr == nil && !reflect.DeepEqual(want, got) {
 		t.Fatalf("%q:\n got %#v\nwant %#v", body, got, want)
 	}
@@ -58,8 +84,22 @@ func TestDecodeActionBodyMatchesEncodingJSON(t *testing.T) {
 	}
 	for _, s := range actionBodySeeds[:5] {
 		p := newFastParser([]byte(s))
-		if !p.actionBody(&actionBody{}) {
+		if !p.actionBody(&actionFields{}) {
 			t.Errorf("%q: left to encoding/json", s)
+		}
+	}
+	// Params as encoding/json writes them are taken as they are; any
+	// other spelling is not.
+	for s, exact := range map[string]bool{
+		actionBodySeeds[0]: true, `{"action":"a","params":{"a":[1,"x",{"b":null,"c":true}],"b":{},"c":[],"d":-0.5e+3}}`: true,
+		`{"params":{"a":1} , "action":"a"}`: true, `{"action":"a","params":{"é":1,"z":2}}`: false,
+		`{"action":"a","params":{"b":1,"a":2}}`: false, `{"action":"a","params":{"a":1,"a":2}}`: false, `{"action":"a","params":{"a":1, "b":2}}`: false,
+		`{"action":"a","params":{"a":{"y":1,"x":2}}}`: false, "{\"action\":\"a\",\"params\":{\"a\":\"\u2028\"}}": false,
+		`{"action":"a","params":{"a":1},"params":{"b":2,"a":1}}`: false, `{"action":"a","params":{"a":1},"params":null}`: false,
+	} {
+		var f actionFields
+		if err := decodeActionBody([]byte(s), &f); err != nil || (f.ParamsText != nil) != exact {
+			t.Errorf("%q: params text %q (%v), want given: %v", s, f.ParamsText, err, exact)
 		}
 	}
 	r := rand.New(rand.NewPCG(7, 8))
@@ -145,7 +185,7 @@ func BenchmarkDecodeActionBody(b *testing.B) {
 	b.Run("fast", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			var ab actionBody
+			var ab actionFields
 			_ = decodeActionBody(body, &ab)
 		}
 	})

@@ -48,16 +48,17 @@ func (s *server) submitAction(c *gin.Context) {
 	// Unknown top-level fields are ignored, as Novyx ignores them
 	// (docs/api.md §A7): a newer SDK sending a field this server does not
 	// know must still be decided. The known ones are checked strictly.
-	var b actionBody
+	var b actionFields
 	if err := decodeActionBody(body, &b); err != nil {
 		fail(c, err)
 		return
 	}
-	sub := lifecycle.Submission{AgentID: deref(b.AgentID), StepType: deref(b.StepType)}
-	if b.Action == nil {
+	// Params sent as the lifecycle would encode them are stored as sent.
+	sub := lifecycle.Submission{AgentID: b.AgentID, StepType: b.StepType, ParamsJSON: b.ParamsText, ParamsEncoded: b.ParamsText != nil}
+	if !b.HasAction {
 		sub.Problems = append(sub.Problems, &pdp.ValidationError{Field: "action", Reason: "is required"})
 	} else {
-		sub.Name = *b.Action
+		sub.Name = b.Action
 	}
 	if sub.Params, err = paramsObject(b.Params, "params"); err != nil {
 		fail(c, err)
@@ -160,12 +161,13 @@ func addProblem(es *pdp.ValidationErrors, err error) {
 
 // decodeParams decodes a params object (numbers as json.Number, so their
 // text is kept exactly); absent or null is {}. field names it in errors
-// ("" when it is the whole body).
+// ("" when it is the whole body). Its strings share raw's memory, as
+// decodeActionBody's do: raw must not be modified afterwards.
 func decodeParams(raw []byte, field string) (map[string]any, error) {
 	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
 		return map[string]any{}, nil
 	}
-	p := newFastParser(raw)
+	p := fastParserOver(raw)
 	p.space()
 	if v, ok := p.value(0); ok && p.end() {
 		if m, ok := v.(map[string]any); ok {

@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/gin-gonic/gin"
 	"go.opentelemetry.io/otel/attribute"
@@ -202,7 +203,7 @@ func fail(c *gin.Context, err error) {
 // stack with the request id, sending nothing of it), and logs every
 // request.
 func (s *server) errors(c *gin.Context) {
-	start := time.Now()
+	start := startOf(c)
 	defer func() {
 		if rec := recover(); rec != nil {
 			if rec == http.ErrAbortHandler { //nolint:errorlint // sentinel panic value, compared as net/http does
@@ -278,36 +279,71 @@ func (s *server) noMethod(c *gin.Context) {
 // requestID takes a well-formed X-Request-Id from the client or makes one,
 // and echoes it; logs and the request span carry it.
 func (s *server) requestID(c *gin.Context) {
+	st := &requestState{ResponseWriter: c.Writer, start: time.Now()}
 	id := c.GetHeader("X-Request-Id")
 	if !validRequestID(id) {
 		// A correlation id, not a secret: a fast random source will do.
-		id = fastHex(mrand.Uint64())
+		id = st.makeID(mrand.Uint64())
 	}
-	st := &requestState{id: id}
+	st.id = id
 	st.header[0] = id
 	c.Writer.Header()["X-Request-Id"] = st.header[:]
-	c.Set(ctxRequest, st)
+	c.Writer = st
 	c.Next()
 }
 
 // requestState is what the middleware chain keeps of one request, in one
-// allocation under one gin key: its id (and the header value answering
-// it, a full slice, so an Add copies rather than writes into it) and,
-// once authenticate accepted its key, its identity.
+// allocation: its id (and the header value answering it, a full slice,
+// so an Add copies rather than writes into it) and, once authenticate
+// accepted its key, its identity.
+//
+// It rides on the request as its gin.ResponseWriter, passing every call
+// on to the writer it wraps: gin drops a context's Keys map after each
+// request, so state kept with c.Set costs a new map (two allocations)
+// on every one, and a context value would cost a copy of the request
+// besides. gin sets its own writer back before the next request, so the
+// wrapper is never seen by another one; nothing else in the chain
+// replaces c.Writer (stateOf would then find no state: the request
+// would have no id and no identity, and its routes would answer 401).
 type requestState struct {
+	gin.ResponseWriter
 	id       string
+	idText   [16]byte // a generated id's text; id points into it
 	header   [1]string
 	identity registry.Identity
 	authed   bool
+	// bodyLimit is the most readBody reads of the body (0: no limit).
+	bodyLimit int64
+	// start is when the request reached the chain: the one reading of
+	// the clock its metrics and its log line both measure from.
+	start time.Time
 }
 
-// Gin context key of the request's *requestState, set by requestID.
-const ctxRequest = "gatehouse.request"
+// startOf is when the request reached the middleware chain (now, before
+// requestID ran).
+func startOf(c *gin.Context) time.Time {
+	if st := stateOf(c); st != nil {
+		return st.start
+	}
+	return time.Now()
+}
+
+// Unwrap returns the wrapped writer, for http.ResponseController.
+func (st *requestState) Unwrap() http.ResponseWriter { return st.ResponseWriter }
+
+// makeID writes v as 16 lowercase hex digits into st and returns them as a
+// string sharing st's memory (no allocation of its own): idText is
+// written once, here, before the string exists, and never again.
+func (st *requestState) makeID(v uint64) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	hex.Encode(st.idText[:], b[:])
+	return unsafe.String(&st.idText[0], len(st.idText))
+}
 
 // stateOf returns the request's state; nil before requestID ran.
 func stateOf(c *gin.Context) *requestState {
-	v, _ := c.Get(ctxRequest)
-	st, _ := v.(*requestState)
+	st, _ := c.Writer.(*requestState)
 	return st
 }
 
@@ -317,13 +353,6 @@ func requestIDOf(c *gin.Context) string {
 		return st.id
 	}
 	return ""
-}
-
-// fastHex is v as 16 lowercase hex digits.
-func fastHex(v uint64) string {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], v)
-	return hex.EncodeToString(b[:])
 }
 
 func validRequestID(id string) bool {
@@ -341,6 +370,13 @@ func validRequestID(id string) bool {
 // limitBody refuses a declared length over the limit at once and caps what
 // handlers can read otherwise (reading past it fails with
 // *http.MaxBytesError, rendered as 413). It also tags the request span.
+//
+// A body of a declared length is bounded by it already (net/http reads
+// no further), so only a body of unknown length (chunked) is wrapped in
+// http.MaxBytesReader, which also closes the connection rather than
+// drain an oversized body; readBody checks the limit on every body, so a
+// request made in-process with a body longer than it says is bounded
+// too.
 func (s *server) limitBody(c *gin.Context) {
 	if span := trace.SpanFromContext(c.Request.Context()); span.IsRecording() {
 		span.SetAttributes(attribute.String("request_id", requestIDOf(c)))
@@ -349,7 +385,11 @@ func (s *server) limitBody(c *gin.Context) {
 		fail(c, &http.MaxBytesError{Limit: s.cfg.MaxBodyBytes})
 		return
 	}
-	if c.Request.Body != nil {
+	st := stateOf(c)
+	if st != nil {
+		st.bodyLimit = s.cfg.MaxBodyBytes
+	}
+	if c.Request.Body != nil && (c.Request.ContentLength < 0 || st == nil) {
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes)
 	}
 	c.Next()

@@ -39,12 +39,16 @@ func encodeJSON(v any) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
 }
 
-// readBody reads the whole (already bounded) request body.
+// readBody reads the whole request body, at most the limit limitBody set.
 func readBody(c *gin.Context) ([]byte, error) {
 	if c.Request.Body == nil {
 		return nil, nil
 	}
-	b, err := readAll(c.Request.Body, c.Request.ContentLength)
+	var limit int64
+	if st := stateOf(c); st != nil {
+		limit = st.bodyLimit
+	}
+	b, err := readAll(c.Request.Body, c.Request.ContentLength, limit)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -58,15 +62,27 @@ func readBody(c *gin.Context) ([]byte, error) {
 // readAll is io.ReadAll into a buffer of the announced length (one
 // allocation for a body that says how long it is, instead of a slice
 // grown from 512 bytes); the announced length is only a hint, capped so
-// that a false one cannot reserve much.
-func readAll(r io.Reader, announced int64) ([]byte, error) {
+// that a false one cannot reserve much. A body longer than limit (when
+// limit is positive) is *http.MaxBytesError.
+func readAll(r io.Reader, announced, limit int64) ([]byte, error) {
+	tooLong := func(n int) bool { return limit > 0 && int64(n) > limit }
 	if announced <= 0 || announced > 64<<10 {
-		return io.ReadAll(r)
+		if limit > 0 {
+			r = io.LimitReader(r, limit+1)
+		}
+		b, err := io.ReadAll(r)
+		if err == nil && tooLong(len(b)) {
+			return nil, &http.MaxBytesError{Limit: limit}
+		}
+		return b, err
 	}
 	b := make([]byte, 0, announced+1) // +1: room to see EOF without growing
 	for {
 		n, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
+		if tooLong(len(b)) {
+			return nil, &http.MaxBytesError{Limit: limit}
+		}
 		if err == io.EOF {
 			return b, nil
 		}

@@ -99,7 +99,7 @@ func (s *server) observeRequest(c *gin.Context) {
 		c.Next()
 		return
 	}
-	start := time.Now()
+	start := startOf(c)
 	c.Next()
 	s.metrics.ObserveRequest(c.FullPath(), c.Request.Method, c.Writer.Status(), time.Since(start))
 }

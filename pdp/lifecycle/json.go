@@ -75,6 +75,83 @@ func encodeExact(appendTo func([]byte) ([]byte, bool)) (_ []byte, ok bool) {
 	return out, ok
 }
 
+// actionBytes holds the encodings of one submitted action while they are
+// written: its params, its policy_result and its evaluation entry's
+// metadata, one after the other in one scratch buffer from
+// scratchBuffers, held from before the decision to after it. done then
+// copies them into one allocation of their exact total size, where each
+// is a full slice expression (capacity = length), so an append to one
+// copies it rather than write into the next. Three encodings kept after
+// the request (stored, answered) cost one allocation, not three.
+type actionBytes struct {
+	buf *[]byte
+	b   []byte
+	// Where each encoding ends in b; params are not in b when the
+	// caller had them or encoding/json wrote them.
+	paramsEnd, decisionEnd int
+}
+
+func newActionBytes() actionBytes {
+	buf := scratchBuffers.Get().(*[]byte)
+	return actionBytes{buf: buf, b: (*buf)[:0]}
+}
+
+// params encodes params as encodeParams does. The result is in the
+// scratch buffer (until done), or of its own when encoding/json wrote it.
+func (a *actionBytes) params(params map[string]any) ([]byte, error) {
+	if b, ok := appendValue(a.b, params, 0); ok {
+		a.b, a.paramsEnd = b, len(b)
+		return b, nil
+	}
+	a.b = a.b[:0] // appendValue may have written part of it
+	return encodeJSON(params)
+}
+
+// decision encodes the policy_result, after params.
+func (a *actionBytes) decision(d *pdp.Decision) error {
+	b, err := appendDecision(a.b, d)
+	if err != nil {
+		return err
+	}
+	a.b, a.decisionEnd = b, len(b)
+	return nil
+}
+
+// meta encodes the evaluation entry's metadata, after the decision.
+func (a *actionBytes) meta(m *evaluationMeta) error {
+	b, err := m.appendJSON(a.b)
+	if err != nil {
+		return err
+	}
+	a.b = b
+	return nil
+}
+
+// done returns the three encodings in one allocation; pj is the params
+// as params returned them (or as the caller had them), returned as they
+// are when they are not in the scratch buffer. meta is empty when it was
+// not written.
+func (a *actionBytes) done(pj []byte) (params, decision, meta []byte) {
+	out := make([]byte, len(a.b))
+	copy(out, a.b)
+	p, d := a.paramsEnd, a.decisionEnd
+	params = pj
+	if p > 0 {
+		params = out[:p:p]
+	}
+	return params, out[p:d:d], out[d:]
+}
+
+// release returns the scratch buffer for reuse (not a huge one); nothing
+// written into it may be used afterwards except what done copied.
+func (a *actionBytes) release() {
+	if cap(a.b) <= maxScratch {
+		*a.buf = a.b[:0]
+		scratchBuffers.Put(a.buf)
+	}
+	a.buf, a.b = nil, nil
+}
+
 func appendDecision(b []byte, d *pdp.Decision) ([]byte, error) {
 	if !finite(d.RiskScore) || !finite(d.EvaluationTimeMS) {
 		return nil, errNotFinite
@@ -403,6 +480,9 @@ func encodeParams(params map[string]any) ([]byte, error) {
 // appendFloat writes f as encoding/json does: %f between 1e-6 and 1e21,
 // else %e with a one-digit negative exponent unpadded.
 func appendFloat(b []byte, f float64) []byte {
+	if out, ok := appendShortDecimal(b, f); ok {
+		return out
+	}
 	format := byte('f')
 	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
 		format = 'e'
@@ -416,6 +496,47 @@ func appendFloat(b []byte, f float64) []byte {
 		}
 	}
 	return b
+}
+
+// appendShortDecimal writes f as appendFloat does when f is the double
+// nearest a decimal D with at most six fractional digits, 0 < |D| < 1e9:
+// a decision's numbers are such (risk scores and confidences of two
+// digits, evaluation times in whole microseconds), and strconv's shortest
+// formatting costs more than the rest of their encoding. D is then what
+// strconv writes: it reads back as f, and no decimal of fewer digits does
+// (any other decimal of at most six fractional digits is at least 1e-6
+// from D, while f's neighbours below 1e9 are within 1.2e-7), and in
+// this range strconv writes %f. Anything else reports false.
+// TestAppendFloatMatchesStrconv holds it to appendFloat's slow path.
+func appendShortDecimal(b []byte, f float64) ([]byte, bool) {
+	if !(f > -1e9 && f < 1e9) || f == 0 {
+		return b, false
+	}
+	k := math.Round(f * 1e6)
+	if k == 0 || k/1e6 != f {
+		return b, false
+	}
+	n := int64(k)
+	if n < 0 {
+		b = append(b, '-')
+		n = -n
+	}
+	b = strconv.AppendInt(b, n/1e6, 10)
+	frac := n % 1e6
+	if frac == 0 {
+		return b, true
+	}
+	var digits [7]byte
+	digits[0] = '.'
+	for i := 6; i >= 1; i-- {
+		digits[i] = byte('0' + frac%10)
+		frac /= 10
+	}
+	end := 7
+	for digits[end-1] == '0' {
+		end--
+	}
+	return append(b, digits[:end]...), true
 }
 
 func finite(f float64) bool { return !math.IsInf(f, 0) && !math.IsNaN(f) }

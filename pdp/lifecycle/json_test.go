@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
@@ -277,5 +278,44 @@ func TestPlainPrefix(t *testing.T) {
 		if got, want := plainPrefix(string(b)), naive(string(b)); got != want {
 			t.Fatalf("byte %#x: %d, want %d", c, got, want)
 		}
+	}
+}
+
+// TestAppendFloatMatchesStrconv: appendFloat's short-decimal path writes
+// what its strconv path writes, for decimals of up to nine fractional
+// digits, every magnitude, random doubles and the edges.
+func TestAppendFloatMatchesStrconv(t *testing.T) {
+	slow := func(f float64) string {
+		format := byte('f')
+		if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+			format = 'e'
+		}
+		b := strconv.AppendFloat(nil, f, format, -1, 64)
+		if format == 'e' {
+			if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+				b[n-2] = b[n-1]
+				b = b[:n-1]
+			}
+		}
+		return string(b)
+	}
+	check := func(f float64) {
+		t.Helper()
+		if got, want := string(appendFloat(nil, f)), slow(f); got != want {
+			t.Fatalf("appendFloat(%v) = %s, strconv %s", f, got, want)
+		}
+	}
+	for _, f := range []float64{0, math.Copysign(0, -1), 1, -1, 0.85, 0.1, 0.2, 0.3, 1e-6, -1e-6, 9.99e-7, 1e-7, 0.000001, 0.0000015,
+		999999999.999999, 1e9, -1e9, 1e9 - 1, 123456.5, 0.1 + 0.2, 1.0 / 3, math.MaxFloat64, math.SmallestNonzeroFloat64, 4503599627.370496} {
+		check(f)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 200000 {
+		d := r.IntN(10)
+		k := r.Int64N(2_000_000_000_000) - 1_000_000_000_000
+		check(float64(k) / math.Pow10(d))
+		check(float64(r.Int64N(1e9)) / 1000) // evaluation times
+		check(math.Float64frombits(r.Uint64()))
+		check(r.Float64() * math.Pow10(r.IntN(20)-10))
 	}
 }

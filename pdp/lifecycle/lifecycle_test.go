@@ -540,3 +540,61 @@ func TestDecideErrors(t *testing.T) {
 		t.Fatalf("another tenant's action: %v", err)
 	}
 }
+
+// TestConcurrentSubmitsKeepTheirOwnBytes: a Result and its record own
+// their bytes. Submit writes params, the policy_result and the audit
+// metadata into a pooled scratch buffer and keeps one copy of them; were
+// any of the three left in the buffer, a later submission reusing it
+// would rewrite the earlier one's, which this checks only after every
+// submission returned.
+func TestConcurrentSubmitsKeepTheirOwnBytes(t *testing.T) {
+	e := newEnv(t)
+	tid, keyID := e.tenant(store.TierPro)
+	const workers, each = 6, 15
+	type sent struct {
+		name, text string
+		res        lifecycle.Result
+	}
+	results := make([][]sent, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				s := sent{name: fmt.Sprintf("conn%d.op_%d", w, i), text: strings.Repeat(string(rune('a'+w)), 1+(i*131+w*577)%3900)}
+				res, err := e.svc.Submit(t.Context(), lifecycle.Submission{TenantID: tid, KeyID: keyID, Name: s.name, AgentID: "bot-1",
+					Params: map[string]any{"text": s.text, "i": json.Number(fmt.Sprint(i))}})
+				if err != nil {
+					t.Errorf("Submit(%s): %v", s.name, err)
+					return
+				}
+				s.res = res
+				results[w] = append(results[w], s)
+			}
+		})
+	}
+	wg.Wait()
+	for _, rs := range results {
+		for _, s := range rs {
+			var d struct {
+				ActionID string `json:"action_id"`
+			}
+			if err := json.Unmarshal(s.res.DecisionJSON, &d); err != nil || d.ActionID != s.res.ActionID {
+				t.Fatalf("%s: DecisionJSON %.200s (%v)", s.name, s.res.DecisionJSON, err)
+			}
+			rec, err := e.db.GetAction(t.Context(), tid, s.res.ActionID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var p struct {
+				Text string `json:"text"`
+			}
+			if err := json.Unmarshal(rec.Params, &p); err != nil || p.Text != s.text || rec.Action != s.name || string(rec.Decision) != string(s.res.DecisionJSON) {
+				t.Fatalf("%s: record %+v", s.name, rec)
+			}
+			trail, err := e.db.AuditTrail(t.Context(), tid, s.res.ActionID)
+			if err != nil || len(trail) != 1 || !strings.Contains(string(trail[0].Metadata), `"action":"`+s.name+`"`) {
+				t.Fatalf("%s: trail %+v (%v)", s.name, trail, err)
+			}
+		}
+	}
+}

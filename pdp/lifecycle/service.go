@@ -139,17 +139,31 @@ var ErrGovernanceUnavailable = errors.New("the store keeps no approvals or audit
 // authenticated), and a clash would be refused as a duplicate, not
 // overwrite.
 func (s *Service) newActionID() string {
-	var b [12]byte
+	id, _ := s.newIDs(false)
+	return id
+}
+
+// newIDs returns a new action ID (newActionID) and, when withTrace, a new
+// trace ID (16 random bytes as hex, as RandomHex(16)), both substrings of
+// one string: one allocation for the two.
+func (s *Service) newIDs(withTrace bool) (id, traceID string) {
+	const idLen = 4 + 2*12
+	var b [12 + 16]byte
 	ms := uint64(s.now().UnixMilli())
 	for i := 5; i >= 0; i-- {
 		b[i] = byte(ms)
 		ms >>= 8
 	}
-	s.readRandom(b[6:])
-	var id [4 + 2*len(b)]byte
-	copy(id[:], "act_")
-	hex.Encode(id[4:], b[:])
-	return string(id[:])
+	n := 12
+	if withTrace {
+		n += 16
+	}
+	s.readRandom(b[6:n])
+	var text [idLen + 32]byte
+	copy(text[:], "act_")
+	hex.Encode(text[4:], b[:n])
+	both := string(text[:4+2*n])
+	return both[:idLen], both[idLen:]
 }
 
 // RandomHex returns n random bytes as hex. crypto/rand does not fail on

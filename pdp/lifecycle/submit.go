@@ -44,6 +44,12 @@ type Submission struct {
 	// ParamsJSON is Params encoded as JSON, when the caller has it; else
 	// Submit encodes Params.
 	ParamsJSON []byte
+	// ParamsEncoded vouches that ParamsJSON is exactly what Submit would
+	// encode Params as (encoding/json's output without HTML escaping), as
+	// pdp/api's decoder checks when it takes params from a request body
+	// as they are: it is then stored as Submit's own encoding would be
+	// (store.ActionRecord.JSONEncoded), not parsed again.
+	ParamsEncoded bool
 	// TraceID is the request's trace; "" draws a random one, so every
 	// action has one.
 	TraceID string
@@ -172,10 +178,16 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 	if sub.Params == nil {
 		sub.Params = map[string]any{}
 	}
+	// The action's encodings (params, policy_result, the evaluation
+	// entry's metadata) are written into one scratch buffer and kept in
+	// one allocation (actionBytes); pj is in the scratch buffer until
+	// then.
+	ab := newActionBytes()
+	defer ab.release()
 	pj := sub.ParamsJSON
 	if pj == nil {
 		var err error
-		if pj, err = encodeParams(sub.Params); err != nil {
+		if pj, err = ab.params(sub.Params); err != nil {
 			return Result{}, &pdp.ValidationError{Field: "params", Reason: "cannot be encoded as JSON"}
 		}
 	}
@@ -206,10 +218,9 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 	); err != nil {
 		return Result{}, err
 	}
-	id := s.newActionID()
-	traceID := sub.TraceID
-	if traceID == "" {
-		traceID = s.RandomHex(16)
+	id, traceID := s.newIDs(sub.TraceID == "")
+	if sub.TraceID != "" {
+		traceID = sub.TraceID
 	}
 
 	d, evalErr := s.eng.Evaluate(ctx, pdp.Action{
@@ -228,8 +239,7 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 	}
 	d.ActionID = id
 	NormalizeDecision(d)
-	decision, err := encodeDecision(d)
-	if err != nil {
+	if err := ab.decision(d); err != nil {
 		return Result{}, fmt.Errorf("encode decision: %w", err)
 	}
 	rec := store.ActionRecord{
@@ -239,17 +249,16 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 		Action:         sub.Name,
 		Connector:      connector,
 		Operation:      operation,
-		Params:         pj,
 		StepType:       sub.StepType,
 		Status:         d.Status,
-		Decision:       decision,
 		RiskScore:      d.RiskScore,
 		ViolationCount: len(d.Violations),
 		TraceID:        traceID,
-		// Encoded here: pj by encodeParams, decision by encodeDecision
-		// (which writes what encoding/json would). A caller's ParamsJSON
-		// is parsed by the store.
-		JSONEncoded: sub.ParamsJSON == nil,
+		// Encoded here by actionBytes (params as encodeParams, the
+		// decision as encodeDecision: what encoding/json would write),
+		// or params vouched for as that (ParamsEncoded). Any other
+		// ParamsJSON of a caller is parsed by the store.
+		JSONEncoded: sub.ParamsJSON == nil || sub.ParamsEncoded,
 	}
 	if d.TriggeredPolicy != nil {
 		rec.TriggeredPolicy = *d.TriggeredPolicy
@@ -257,12 +266,32 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 	if d.Severity != nil {
 		rec.Severity = *d.Severity
 	}
-	rctx := s.deadlines.detach(ctx)
 	submitter := ""
 	if sub.Key != nil {
 		submitter = sub.Key.Identity()
 	}
-	if err := s.record(rctx, rec, sub.KeyID, submitter, d); err != nil {
+	if s.gov != nil {
+		// Written here, not by a helper: its pointers then stay on the
+		// stack.
+		if err := ab.meta(&evaluationMeta{
+			Action:          rec.Action,
+			AgentID:         optPtr(rec.AgentID),
+			KeyID:           optPtr(sub.KeyID),
+			SubmittedBy:     optPtr(submitter),
+			Status:          rec.Status,
+			ShadowStatus:    d.ShadowStatus,
+			TriggeredPolicy: optPtr(rec.TriggeredPolicy),
+			Severity:        optPtr(string(rec.Severity)),
+			RiskScore:       rec.RiskScore,
+		}); err != nil {
+			return Result{}, fmt.Errorf("record action %s: %w", id, err)
+		}
+	}
+	var meta []byte
+	rec.Params, rec.Decision, meta = ab.done(pj)
+	decision := rec.Decision
+	rctx := s.deadlines.detach(ctx)
+	if err := s.record(rctx, rec, meta); err != nil {
 		return Result{}, fmt.Errorf("record action %s: %w", id, err)
 	}
 	s.logDecision(ctx, &rec, d, sub.RequestedBy) // non-blocking
@@ -321,31 +350,17 @@ func (m *evaluationMeta) appendJSON(b []byte) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// record stores an evaluated action durably, with its evaluation entry in
-// the same group-committed transaction when the store keeps a chain
-// (docs/api.md §A10: the answer waits for both).
-func (s *Service) record(ctx context.Context, rec store.ActionRecord, keyID, submitter string, d *pdp.Decision) error {
+// record stores an evaluated action durably, with its evaluation entry
+// (meta, its metadata) in the same group-committed transaction when the
+// store keeps a chain (docs/api.md §A10: the answer waits for both).
+func (s *Service) record(ctx context.Context, rec store.ActionRecord, meta []byte) error {
 	if s.gov == nil {
 		_, err := s.st.InsertAction(ctx, rec)
 		return err
 	}
 	// The service's clock, which the approval modes' waiting times read.
 	rec.CreatedAt = s.now()
-	raw, err := (&evaluationMeta{
-		Action:          rec.Action,
-		AgentID:         optPtr(rec.AgentID),
-		KeyID:           optPtr(keyID),
-		SubmittedBy:     optPtr(submitter),
-		Status:          rec.Status,
-		ShadowStatus:    d.ShadowStatus,
-		TriggeredPolicy: optPtr(rec.TriggeredPolicy),
-		Severity:        optPtr(string(rec.Severity)),
-		RiskScore:       rec.RiskScore,
-	}).appendJSON(make([]byte, 0, 256))
-	if err != nil {
-		return err
-	}
-	_, _, err = s.gov.InsertActionAudited(ctx, rec, store.AuditEvent{Metadata: raw})
+	_, _, err := s.gov.InsertActionAudited(ctx, rec, store.AuditEvent{Metadata: meta})
 	return err
 }
 

@@ -50,8 +50,11 @@ func (r *Registry) Identify(ctx context.Context, key string) (Identity, error) {
 		return Identity{}, ErrUnauthorized
 	}
 	// The cache is keyed by the digest itself: a hit needs no hex
-	// encoding (the entry keeps the hex, store.HashAPIKey's form).
-	sum := sha256.Sum256([]byte(key))
+	// encoding (the entry keeps the hex, store.HashAPIKey's form). The
+	// key is hashed from a copy on the stack: []byte(key) of a key
+	// longer than 32 bytes is a heap allocation on every request.
+	var buf [maxKeyLen]byte
+	sum := sha256.Sum256(buf[:copy(buf[:], key)])
 	if e, ok := r.auth.get(sum); ok {
 		if e.key.ExpiredAt(r.now()) {
 			return Identity{}, ErrUnauthorized
