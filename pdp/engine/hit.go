@@ -213,17 +213,10 @@ func (p *prepared) hitPlanOf(hs *hintSet) (plan hitPlan, ok bool) {
 			return plan, false
 		}
 	}
-	// FinancialSafety's hit always fires, so with candidate rules the
-	// answer needs every one of them not to fire; in the M corpus most
-	// do (two hits or more), and a rule run in Go before the evaluation
-	// runs twice. With one candidate that costs one pattern up to its
-	// first match (fired=2: within the noise) and answers the one-hit
-	// decisions where it does not fire; with more, the decisions are
-	// mostly three-hit ones and the rules run in Go cost them ~9% CPU
-	// (fired=3+, measured): evaluated at once.
-	if plan.financial && plan.n > 1 {
-		return plan, false
-	}
+	// FinancialSafety's hit always fires, so beside candidate rules the
+	// decision has one hit more than the rules that fire: composed in Go
+	// up to maxComposedHits, evaluated past that (all four candidates
+	// firing).
 	return plan, plan.n > 0 || plan.financial
 }
 
@@ -280,12 +273,14 @@ func (e *Engine) answerHit(ctx context.Context, a pdp.Action, p *prepared, hs *h
 }
 
 // hitDecision is the decision of plan's rules on hs's text: ok false when
-// the engine must evaluate (a rule it does not reproduce, two hits).
+// the engine must evaluate (a rule it does not reproduce, more than
+// maxComposedHits hits, a composition it does not reproduce).
 func (p *prepared) hitDecision(hs *hintSet, plan *hitPlan) (*pdp.Decision, bool, error) {
-	var fired *ast.Term
-	var m string
+	var fired [maxHitCandidates + 1]firedHit
+	n := 0
 	if plan.financial {
-		fired, m = approvalKey, hs.keyword
+		fired[0] = firedHit{approvalKey, hs.keyword}
+		n = 1
 	}
 	for _, r := range plan.rules[:plan.n] {
 		prog := p.hits.program(r)
@@ -296,20 +291,161 @@ func (p *prepared) hitDecision(hs *hintSet, plan *hitPlan) (*pdp.Decision, bool,
 		if !ok {
 			continue
 		}
-		if fired != nil {
-			return nil, false, nil // two hits: composed by the library
-		}
-		fired, m = r, match
+		fired[n] = firedHit{r, match}
+		n++
 	}
-	if fired == nil {
+	switch n {
+	case 0:
 		d, err := p.noHits.decode(plan.allowed)
 		return d, err == nil, err
+	case 1:
+		tmpl := p.hits.template(plan.allowed, fired[0].rule, p.approval)
+		if tmpl == nil {
+			return nil, false, nil
+		}
+		return tmpl.fill(fired[0].match), true, nil
 	}
-	tmpl := p.hits.template(plan.allowed, fired, p.approval)
-	if tmpl == nil {
+	t, ok := composeHits(plan.allowed, fired[:n], p.approval[0])
+	if !ok {
 		return nil, false, nil
 	}
-	return tmpl.fill(m), true, nil
+	d, err := decodeAST(t.Value)
+	if err != nil {
+		return nil, false, nil // the evaluation decides (and fails closed)
+	}
+	return d, true, nil
+}
+
+// firedHit is a rule (its data term; approvalKey: FinancialSafety's
+// approval) that fired, with its match (the approval's: the keyword).
+type firedHit struct {
+	rule  *ast.Term
+	match string
+}
+
+// maxComposedHits is the most hits composeHits composes: _composed's
+// bodies for n = 2, 3, 4; more hits take its n > 4 body, left to the
+// evaluation.
+const maxComposedHits = 4
+
+// composeHits is _composed(n) for the n = len(fired) hits (2 ..
+// maxComposedHits) in the view whose no-hit result is allowed
+// (decision.rego): the hits x = _fire(r.kind, r) (approvalKey:
+// FinancialSafety's approval hit for its keyword, approvalA with markerA
+// replaced by the keyword, as _approval_of builds it) sorted as sort(_hits)
+// sorts the set (ast.Compare on the whole hit), then
+// object.union_n([allowed, a[6], {"risk_score": max of the patches' risk
+// scores, "violations": [a[5], b[5], ...], "warnings": the patches'
+// warnings concatenated in rank order}]). ok false when the Go side does
+// not reproduce it: two equal hits (the set would hold one; keys name
+// the policy and the rule, so this needs a rule hinted twice), a patch
+// that is not an object or lacks a risk score, warnings that are not an
+// array (OPA's array.concat fails), more hits than maxComposedHits.
+func composeHits(allowed *ast.Term, fired []firedHit, approvalA *ast.Term) (*ast.Term, bool) {
+	n := len(fired)
+	if n < 2 || n > maxComposedHits {
+		return nil, false
+	}
+	var hits [maxComposedHits]*ast.Term
+	for i, f := range fired {
+		var x *ast.Term
+		if f.rule == approvalKey {
+			if approvalA == nil {
+				return nil, false
+			}
+			x = replaceString(approvalA, markerA, f.match)
+		} else {
+			var err error
+			if x, err = ruleHit(f.rule, f.match); err != nil {
+				return nil, false
+			}
+		}
+		if arr, ok := termArray(x); !ok || arr.Len() != 7 {
+			return nil, false
+		}
+		hits[i] = x
+	}
+	// Insertion sort by ast.Compare: sort(_hits) orders the set's elements.
+	for i := 1; i < n; i++ {
+		for j := i; j > 0; j-- {
+			c := hits[j-1].Value.Compare(hits[j].Value)
+			if c == 0 {
+				return nil, false // one element of the set
+			}
+			if c < 0 {
+				break
+			}
+			hits[j-1], hits[j] = hits[j], hits[j-1]
+		}
+	}
+	var risk ast.Value
+	violations := make([]*ast.Term, n)
+	var warnings []*ast.Term
+	var first *ast.Term
+	for i, x := range hits[:n] {
+		arr := x.Value.(*ast.Array)
+		patch, ok := termObject(arr.Elem(6))
+		if !ok {
+			return nil, false
+		}
+		if i == 0 {
+			first = arr.Elem(6)
+		}
+		rs := patch.Get(keyRiskScore)
+		if rs == nil {
+			return nil, false
+		}
+		// max([...]): the last of the greatest (topdown's builtinMax).
+		if risk == nil || risk.Compare(rs.Value) <= 0 {
+			risk = rs.Value
+		}
+		violations[i] = arr.Elem(5)
+		w, ok := termArray(patch.Get(keyWarnings))
+		if !ok {
+			return nil, false
+		}
+		w.Foreach(func(t *ast.Term) { warnings = append(warnings, t) })
+	}
+	if warnings == nil {
+		warnings = []*ast.Term{}
+	}
+	out, err := objectUnion(allowed, first)
+	if err != nil {
+		return nil, false
+	}
+	out, err = objectUnion(out, ast.ObjectTerm(
+		[2]*ast.Term{keyRiskScore, ast.NewTerm(risk)},
+		[2]*ast.Term{keyViolations, ast.ArrayTerm(violations...)},
+		[2]*ast.Term{keyWarnings, ast.ArrayTerm(warnings...)},
+	))
+	if err != nil {
+		return nil, false
+	}
+	return out, true
+}
+
+// replaceString is t with every string equal to from (anywhere in its
+// arrays and objects, keys included) replaced by to.
+func replaceString(t *ast.Term, from, to string) *ast.Term {
+	switch v := t.Value.(type) {
+	case ast.String:
+		if string(v) == from {
+			return ast.StringTerm(to)
+		}
+	case *ast.Array:
+		elems := make([]*ast.Term, v.Len())
+		for i := range elems {
+			elems[i] = replaceString(v.Elem(i), from, to)
+		}
+		return ast.ArrayTerm(elems...)
+	case ast.Object:
+		kvs := make([][2]*ast.Term, 0, v.Len())
+		v.Foreach(func(k, x *ast.Term) {
+			kvs = append(kvs, [2]*ast.Term{replaceString(k, from, to), replaceString(x, from, to)})
+		})
+		return ast.ObjectTerm(kvs...)
+	}
+	return t
 }
 
 // hitMemo remembers, per entry, each rule's program (by its data term)
@@ -535,29 +671,49 @@ func composeHit(allowed, r *ast.Term, m string) (ast.Value, error) {
 // rulePatch is x[6] for x = _fire(r.kind, r) with match m, built with
 // OPA's object.union and concat semantics.
 func rulePatch(r *ast.Term, m string) (*ast.Term, error) {
-	obj, ok := r.Value.(ast.Object)
-	if !ok {
-		return nil, fmt.Errorf("rule is %T", r.Value)
-	}
-	parts, ok := stringsOf(obj.Get(ast.StringTerm("reason_parts")))
-	if !ok {
-		return nil, fmt.Errorf("reason_parts")
-	}
-	key, ok := termArray(obj.Get(ast.StringTerm("key")))
-	if !ok || key.Len() != 5 {
-		return nil, fmt.Errorf("key")
-	}
-	reason := ast.StringTerm(strings.Join(parts, m))
-	v, err := objectUnion(obj.Get(ast.StringTerm("violation")), ast.ObjectTerm(
-		[2]*ast.Term{keyMatch, ast.StringTerm(m)}, [2]*ast.Term{keyReason, reason}))
+	_, _, patch, err := ruleHitParts(r, m)
+	return patch, err
+}
+
+// ruleHit is the hit x = _fire(r.kind, r) with match m: array.concat of
+// the rule's key and [violation, patch].
+func ruleHit(r *ast.Term, m string) (*ast.Term, error) {
+	key, v, patch, err := ruleHitParts(r, m)
 	if err != nil {
 		return nil, err
 	}
-	return objectUnion(ast.ObjectTerm(
+	elems := make([]*ast.Term, 0, 7)
+	key.Foreach(func(t *ast.Term) { elems = append(elems, t) })
+	return ast.ArrayTerm(append(elems, v, patch)...), nil
+}
+
+// ruleHitParts are _fire's parts for rule data r and match m: the rule's
+// key (five elements), the violation and the completed patch.
+func ruleHitParts(r *ast.Term, m string) (key *ast.Array, v, patch *ast.Term, err error) {
+	obj, ok := r.Value.(ast.Object)
+	if !ok {
+		return nil, nil, nil, fmt.Errorf("rule is %T", r.Value)
+	}
+	parts, ok := stringsOf(obj.Get(ast.StringTerm("reason_parts")))
+	if !ok {
+		return nil, nil, nil, fmt.Errorf("reason_parts")
+	}
+	key, ok = termArray(obj.Get(ast.StringTerm("key")))
+	if !ok || key.Len() != 5 {
+		return nil, nil, nil, fmt.Errorf("key")
+	}
+	reason := ast.StringTerm(strings.Join(parts, m))
+	v, err = objectUnion(obj.Get(ast.StringTerm("violation")), ast.ObjectTerm(
+		[2]*ast.Term{keyMatch, ast.StringTerm(m)}, [2]*ast.Term{keyReason, reason}))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	patch, err = objectUnion(ast.ObjectTerm(
 		[2]*ast.Term{keyReason, reason},
 		[2]*ast.Term{keyViolations, ast.ArrayTerm(v)},
 		[2]*ast.Term{keyWarnings, ast.ArrayTerm(v)},
 	), obj.Get(ast.StringTerm("patch")))
+	return key, v, patch, err
 }
 
 // hitPatch is x[6] of a hit x (a ranked hit: five key elements, the
@@ -812,6 +968,11 @@ func (e *Engine) approvalHits(ctx context.Context, c *ast.Compiler) [2]*ast.Term
 			if out[i], err = resultTerm(rs); err != nil {
 				return
 			}
+		}
+		// composeHits builds the hit for a keyword by replacing markerA in
+		// the first: it must give the second for markerB.
+		if replaceString(out[0], markerA, markerB).Value.Compare(out[1].Value) != 0 {
+			return
 		}
 		e.approval = out
 	})

@@ -22,7 +22,9 @@ const (
 	hitNotTried  hitOutcome = iota // no plan: evaluated (or answered by the no-hit answer)
 	hitNone                        // planned, no rule fired: the view's allowed
 	hitOne                         // planned, one rule fired: the template filled
-	hitEvaluated                   // planned, but evaluated (two hits, a rule or template not reproduced)
+	hitEvaluated                   // planned, but evaluated (more than four hits, a rule, template or composition not reproduced)
+	hitMany                        // planned, two to four hits: composed in Go (composeHits)
+	hitOutcomes
 )
 
 // hitAnswerOf is what Evaluate's hit answer decides for a, without a
@@ -51,15 +53,28 @@ func hitAnswerOf(t testing.TB, e *Engine, a pdp.Action) (out hitOutcome, d *pdp.
 	if !ok {
 		return hitEvaluated, nil, nil, "", nil
 	}
+	fired := hitsFired(pq, &hs, &plan)
+	switch len(fired) {
+	case 0:
+		return hitNone, d, nil, "", plan.allowed
+	case 1:
+		return hitOne, d, fired[0].rule, fired[0].match, plan.allowed
+	}
+	return hitMany, d, nil, "", plan.allowed
+}
+
+// hitsFired are the hits of plan on hs's text, FinancialSafety's first.
+func hitsFired(pq *prepared, hs *hintSet, plan *hitPlan) []firedHit {
+	var fired []firedHit
 	if plan.financial {
-		return hitOne, d, approvalKey, hs.keyword, plan.allowed
+		fired = append(fired, firedHit{approvalKey, hs.keyword})
 	}
 	for _, r := range plan.rules[:plan.n] {
-		if match, fired := pq.hits.program(r).fire(hs.textStr, hs.foldedStr, hs.ascii); fired {
-			return hitOne, d, r, match, plan.allowed
+		if match, ok := pq.hits.program(r).fire(hs.textStr, hs.foldedStr, hs.ascii); ok {
+			fired = append(fired, firedHit{r, match})
 		}
 	}
-	return hitNone, d, nil, "", plan.allowed
+	return fired
 }
 
 // checkHitAnswer: when the hit answer decides a, its decision is the one
@@ -118,6 +133,23 @@ func checkHitAnswer(t testing.TB, e *Engine, a pdp.Action) hitOutcome {
 		if len(d.Violations) != 1 || d.Violations[0].Match != m {
 			t.Fatalf("%+v: one hit with match %q, decided %+v", a, m, d)
 		}
+	case hitMany:
+		// composeHits builds the very result term the evaluation computes.
+		text, _ := actionText(a.Name, a.Params)
+		hs := hintsOf(pq.hinter, a, text)
+		pq.noHitTerm(&hs)
+		plan, _ := pq.hitPlanOf(&hs)
+		fired := hitsFired(pq, &hs, &plan)
+		composed, ok := composeHits(allowed, fired, pq.approval[0])
+		if !ok {
+			t.Fatalf("%+v: answered, but not composed", a)
+		}
+		if composed.Value.Compare(term.Value) != 0 {
+			t.Fatalf("%+v: composed %v, the evaluation computes %v", a, composed, term)
+		}
+		if len(d.Violations) != len(fired) {
+			t.Fatalf("%+v: %d hits, decided %+v", a, len(fired), d)
+		}
 	}
 	return out
 }
@@ -125,7 +157,8 @@ func checkHitAnswer(t testing.TB, e *Engine, a pdp.Action) hitOutcome {
 // TestHitAnswer: for every action Evaluate decides with the hit answer,
 // the answer is the hinted evaluation's result field by field (and for
 // one hit, the same result term); over the M corpus and the differential
-// test's generated tenants. Both corpora must have one-hit answers.
+// test's generated tenants. Both corpora must have one-hit answers, the
+// M corpus composed (two- to four-hit) ones too.
 func TestHitAnswer(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
@@ -137,14 +170,21 @@ func TestHitAnswer(t *testing.T) {
 	for _, c := range hintCorpora(r, mActions, hintCount(t)) {
 		t.Run(c.name, func(t *testing.T) {
 			e := engineWith(t, c.tenants)
-			var n [4]int
+			var n [hitOutcomes]int
 			for _, a := range c.actions {
 				n[checkHitAnswer(t, e, a)]++
 			}
-			t.Logf("%d actions: hit answer with no hit %d, with one hit %d, planned but evaluated %d; not planned %d",
-				len(c.actions), n[hitNone], n[hitOne], n[hitEvaluated], n[hitNotTried])
+			t.Logf("%d actions: hit answer with no hit %d, with one hit %d, with 2-4 hits composed %d, planned but evaluated %d; not planned %d",
+				len(c.actions), n[hitNone], n[hitOne], n[hitMany], n[hitEvaluated], n[hitNotTried])
 			if n[hitOne] < len(c.actions)/50 {
 				t.Fatalf("too few one-hit answers: %d of %d", n[hitOne], len(c.actions))
+			}
+			// The M corpus (fixed) has some 40% of them; the generated
+			// tenants' views mostly have shadow policies or whitelists
+			// (not planned), so there they are checked when they occur
+			// (and required by TestHintsDifferential's longer run).
+			if c.name == "M" && n[hitMany] < len(c.actions)/50 {
+				t.Fatalf("too few composed (2-4 hit) answers: %d of %d", n[hitMany], len(c.actions))
 			}
 		})
 	}
@@ -183,20 +223,21 @@ func TestHitAnswerAdversarial(t *testing.T) {
 		want  hitOutcome
 		match string
 	}{
-		{"say abc now", hitOne, "ab"},                                        // tie: ab and abc at the same position, ab listed first
-		{"say ABC now", hitOne, "AB"},                                        // the match is the text's, not the folded text's
-		{"say \u00e9 ABC now", hitOne, "AB"},                                 // non-ASCII: the regex
-		{"\u212a zz", hitOne, "zz"},                                          // non-ASCII (Kelvin sign) before the match
-		{"deploy to prod", hitOne, "deploy"},                                 // context
-		{"deploy to staging", hitNone, ""},                                   // context absent
-		{strings.Repeat("x", 20000) + "y", hitOne, ""},                       // nested quantifier, long text
-		{strings.Repeat("x", 20000) + "!", hitNone, ""},                      // ... without a match
-		{"please Refund it", hitOne, "Refund"},                               // FinancialSafety's approval beside one candidate that does not fire
-		{"please R\u00e9fund, no: REFUND it", hitOne, "REFUND"},              // ... its keyword found on a non-ASCII text
-		{"please refund abc", hitNotTried, ""},                               // approval beside two candidates: evaluated at once
-		{"please refund " + strings.Repeat("x", 50) + "y", hitEvaluated, ""}, // approval and a rule: two hits
-		{"abc and deploy to prod", hitEvaluated, ""},                         // two hits: the library composes
-		{"nothing here", hitNone, ""},                                        // the nested quantifier has no literal: always a candidate
+		{"say abc now", hitOne, "ab"},                                                      // tie: ab and abc at the same position, ab listed first
+		{"say ABC now", hitOne, "AB"},                                                      // the match is the text's, not the folded text's
+		{"say \u00e9 ABC now", hitOne, "AB"},                                               // non-ASCII: the regex
+		{"\u212a zz", hitOne, "zz"},                                                        // non-ASCII (Kelvin sign) before the match
+		{"deploy to prod", hitOne, "deploy"},                                               // context
+		{"deploy to staging", hitNone, ""},                                                 // context absent
+		{strings.Repeat("x", 20000) + "y", hitOne, ""},                                     // nested quantifier, long text
+		{strings.Repeat("x", 20000) + "!", hitNone, ""},                                    // ... without a match
+		{"please Refund it", hitOne, "Refund"},                                             // FinancialSafety's approval beside one candidate that does not fire
+		{"please R\u00e9fund, no: REFUND it", hitOne, "REFUND"},                            // ... its keyword found on a non-ASCII text
+		{"please refund abc", hitMany, ""},                                                 // approval beside two candidates, one fires: two hits composed
+		{"please refund " + strings.Repeat("x", 50) + "y", hitMany, ""},                    // approval and a rule: two hits composed
+		{"abc and deploy to prod", hitMany, ""},                                            // two hits composed
+		{"please refund abc, deploy to prod " + strings.Repeat("x", 9) + "y", hitMany, ""}, // approval and three rules: four hits
+		{"nothing here", hitNone, ""},                                                      // the nested quantifier has no literal: always a candidate
 	}
 	for _, c := range cases {
 		a := hitAction(c.text)
