@@ -442,3 +442,127 @@ func TestHitAnswerConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// composeTenant is a tenant for the composed answer's adversarial cases:
+// an agent-scoped policy and a tenant-wide one whose "orchid" rules tie in
+// outcome and severity (the scope decides the order, before the names,
+// which sort the other way), two rules of one policy, warn-only rules
+// (whose hits are the warnings) beside blocking ones (whose patches
+// override the warnings with []).
+func composeTenant() pdp.TenantPolicies {
+	rule := func(match string, sev pdp.Severity, out pdp.Outcome, conf float64) pdp.Rule {
+		return pdp.Rule{Match: match, Severity: sev, OnViolation: out, Confidence: conf}
+	}
+	pol := func(name, agent string, rules ...pdp.Rule) pdp.Policy {
+		return pdp.Policy{Name: name, AgentID: agent, StepTypes: []string{"ACTION"}, Enabled: true, Version: 1, Rules: rules}
+	}
+	return pdp.TenantPolicies{TenantID: "compose", Revision: 1, Mode: pdp.ModeEnforcement, Policies: []pdp.Policy{
+		pol("zeta", "a1",
+			rule("orchid", pdp.SeverityHigh, pdp.OutcomeBlock, 0.9),
+			rule("walrus", pdp.SeverityHigh, pdp.OutcomeBlock, 0.9)),
+		pol("alpha", "",
+			rule("orchid", pdp.SeverityHigh, pdp.OutcomeBlock, 0.9),
+			rule("note", pdp.SeverityLow, pdp.OutcomeWarn, 0.5)),
+		pol("beta", "",
+			rule("note", pdp.SeverityMedium, pdp.OutcomeWarn, 1),
+			rule("memo", pdp.SeverityLow, pdp.OutcomeWarn, 0.3)),
+		pol("gamma", "",
+			rule("ledger", pdp.SeverityHigh, pdp.OutcomeRequireApproval, 0.9)),
+	}}
+}
+
+// TestComposedAnswerAdversarial: decisions with two to four hits composed
+// in Go, each equal to the hinted evaluation field by field and as a
+// result term (checkHitAnswer): ties across scopes, two rules of one
+// policy, warn-only hits, warnings beside patches that override them,
+// FinancialSafety's approval among them, four hits; five hits (the
+// library's n > 4 body) are evaluated.
+func TestComposedAnswerAdversarial(t *testing.T) {
+	e := engineWith(t, []pdp.TenantPolicies{composeTenant()})
+	act := func(agent, text string) pdp.Action {
+		return pdp.Action{TenantID: "compose", AgentID: agent, Name: "slack.send_message", Params: map[string]any{"text": text}, StepType: "ACTION"}
+	}
+	cases := []struct {
+		agent, text string
+		want        hitOutcome
+		hits        int
+		warnings    int
+	}{
+		{"a1", "a orchid", hitMany, 2, 0},                       // tie in outcome and severity: agent zeta before tenant alpha
+		{"a1", "orchid walrus", hitMany, 3, 0},                  // two rules of zeta, and alpha's
+		{"a2", "orchid note", hitMany, 3, 2},                    // no agent policies: alpha's two rules and beta's; block first, warnings kept
+		{"a2", "note memo", hitMany, 3, 3},                      // warn-only: every hit a warning, in rank order
+		{"a2", "memo only", hitOne, 1, 1},                       // one warn hit
+		{"a2", "ledger note", hitMany, 3, 2},                    // require_approval before the warnings
+		{"a1", "refund the orchid", hitMany, 3, 0},              // FinancialSafety's approval after two blocking hits
+		{"a2", "refund the memo", hitMany, 2, 1},                // ... before a warning
+		{"a2", "refund a ledger note", hitMany, 4, 2},           // approval and three rules: four hits
+		{"a1", "orchid walrus ledger", hitMany, 4, 0},           // four rule hits
+		{"a2", "refund a orchid note memo", hitEvaluated, 5, 3}, // approval and four rules: five hits, evaluated
+		{"a1", "orchid walrus note memo ledger", hitNotTried, 0, 0},
+	}
+	for _, c := range cases {
+		a := act(c.agent, c.text)
+		got := checkHitAnswer(t, e, a)
+		if got != c.want {
+			t.Fatalf("%s %q: outcome %d, want %d", c.agent, c.text, got, c.want)
+		}
+		if c.hits == 0 {
+			continue
+		}
+		d := evaluate(t, e, a)
+		if len(d.Violations) != c.hits || len(d.Warnings) != c.warnings {
+			t.Fatalf("%s %q: %d violations, %d warnings; want %d, %d: %+v", c.agent, c.text, len(d.Violations), len(d.Warnings), c.hits, c.warnings, d)
+		}
+	}
+}
+
+// TestComposeHitsRefuses: compositions the Go side does not reproduce
+// are left to the evaluation: one rule's hit twice (the set _hits holds
+// it once), a patch without a risk score or with warnings that are not
+// an array (array.concat fails in OPA), five hits, one hit.
+func TestComposeHitsRefuses(t *testing.T) {
+	e := engineWith(t, []pdp.TenantPolicies{composeTenant()})
+	a := pdp.Action{TenantID: "compose", AgentID: "a2", Name: "slack.send_message", Params: map[string]any{"text": "orchid note memo"}, StepType: "ACTION"}
+	if out := checkHitAnswer(t, e, a); out != hitMany {
+		t.Fatalf("outcome %d, want a composed answer", out)
+	}
+	_, pq := noHitAnswer(t, e, a)
+	text, _ := actionText(a.Name, a.Params)
+	hs := hintsOf(pq.hinter, a, text)
+	pq.noHitTerm(&hs)
+	plan, ok := pq.hitPlanOf(&hs)
+	if !ok {
+		t.Fatal("not planned")
+	}
+	fired := hitsFired(pq, &hs, &plan)
+	if len(fired) != 4 {
+		t.Fatalf("%d hits, want 4", len(fired))
+	}
+	if _, ok := composeHits(plan.allowed, fired, pq.approval[0]); !ok {
+		t.Fatal("four hits not composed")
+	}
+	withPatch := func(r *ast.Term, key string, v *ast.Term) *ast.Term {
+		obj := r.Value.(ast.Object).Copy()
+		patch := obj.Get(ast.StringTerm("patch")).Value.(ast.Object).Copy()
+		if v == nil {
+			patch = ast.NewObject()
+			patch.Insert(ast.StringTerm("status"), ast.StringTerm("blocked"))
+		} else {
+			patch.Insert(ast.StringTerm(key), v)
+		}
+		obj.Insert(ast.StringTerm("patch"), ast.NewTerm(patch))
+		return ast.NewTerm(obj)
+	}
+	for name, hits := range map[string][]firedHit{
+		"one rule twice":        {fired[0], fired[1], fired[0]},
+		"no risk score":         {{withPatch(fired[0].rule, "", nil), fired[0].match}, fired[1]},
+		"warnings not an array": {{withPatch(fired[1].rule, "warnings", ast.StringTerm("x")), fired[1].match}, fired[0]},
+		"five hits":             append(append([]firedHit{}, fired...), firedHit{approvalKey, "refund"}),
+		"one hit":               fired[:1],
+	} {
+		if x, ok := composeHits(plan.allowed, hits, pq.approval[0]); ok {
+			t.Errorf("%s: composed %v; want the evaluation", name, x)
+		}
+	}
+}
