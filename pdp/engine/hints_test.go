@@ -344,7 +344,11 @@ func TestHintsDifferential(t *testing.T) {
 	if hitAnswers[hitOne] == 0 {
 		t.Fatal("the generator should produce one-hit actions the engine answers in Go (hit.go)")
 	}
-	if hitAnswers[hitMany] == 0 {
+	// Some 1% of the generated actions (most generated views have shadow
+	// policies or whitelisted domains): required from the default 3,000
+	// actions on, where none would be a ~1e-11 chance; -short's 600 could
+	// have none.
+	if hitAnswers[hitMany] == 0 && hintCount(t) >= 3000 {
 		t.Fatal("the generator should produce two- to four-hit actions the engine composes in Go (hit.go)")
 	}
 	if fired[0] == 0 || fired[1] == 0 || fired[3] == 0 {
