@@ -305,15 +305,8 @@ func (p *prepared) hitDecision(hs *hintSet, plan *hitPlan) (*pdp.Decision, bool,
 		}
 		return tmpl.fill(fired[0].match), true, nil
 	}
-	t, ok := composeHits(plan.allowed, fired[:n], p.approval[0])
-	if !ok {
-		return nil, false, nil
-	}
-	d, err := decodeAST(t.Value)
-	if err != nil {
-		return nil, false, nil // the evaluation decides (and fails closed)
-	}
-	return d, true, nil
+	d, ok := p.hits.compose(plan.allowed, fired[:n], p.approval)
+	return d, ok, nil
 }
 
 // firedHit is a rule (its data term; approvalKey: FinancialSafety's
@@ -323,129 +316,126 @@ type firedHit struct {
 	match string
 }
 
-// maxComposedHits is the most hits composeHits composes: _composed's
+// maxComposedHits is the most hits the Go side composes (compose): _composed's
 // bodies for n = 2, 3, 4; more hits take its n > 4 body, left to the
 // evaluation.
 const maxComposedHits = 4
 
-// composeHits is _composed(n) for the n = len(fired) hits (2 ..
-// maxComposedHits) in the view whose no-hit result is allowed
-// (decision.rego): the hits x = _fire(r.kind, r) (approvalKey:
-// FinancialSafety's approval hit for its keyword, approvalA with markerA
-// replaced by the keyword, as _approval_of builds it) sorted as sort(_hits)
-// sorts the set (ast.Compare on the whole hit), then
-// object.union_n([allowed, a[6], {"risk_score": max of the patches' risk
-// scores, "violations": [a[5], b[5], ...], "warnings": the patches'
-// warnings concatenated in rank order}]). ok false when the Go side does
-// not reproduce it: two equal hits (the set would hold one; keys name
-// the policy and the rule, so this needs a rule hinted twice), a patch
-// that is not an object or lacks a risk score, warnings that are not an
-// array (OPA's array.concat fails), more hits than maxComposedHits.
-func composeHits(allowed *ast.Term, fired []firedHit, approvalA *ast.Term) (*ast.Term, bool) {
+// compose is _composed(n) for the n = len(fired) hits (2 ..
+// maxComposedHits) in the view whose no-hit result is allowed, decoded,
+// built from the hits' one-hit templates: ok false when a hit has no
+// composable template (composableKey), two hits have the same key, or
+// there are more hits than maxComposedHits (the evaluation decides).
+//
+// _composed(n) is object.union_n([allowed, a[6], {"risk_score": max,
+// "violations": [a[5], b[5], ...], "warnings": the patches' warnings
+// concatenated}]) over the hits sorted as sort(_hits) sorts them (see
+// composeHits in hit_test.go, which builds it as terms). Decoded (decodeAST decodes each field
+// on its own), that is the trigger a's one-hit decision (the decoded
+// object.union(allowed, a[6])) with three fields replaced, each a
+// composition of the hits' one-hit decisions when every patch holds a
+// numeric risk_score, an array of warnings and "violations": [x[5]]
+// (composableKey checks it for both markers):
+//   - risk_score: the largest of theirs (decoding a number to a float is
+//     monotonic, so the float of the largest term is the largest float);
+//   - violations: their one violation each, in rank order;
+//   - warnings: their warnings, concatenated in rank order.
+//
+// The order: the whole hits compare as their keys do when the keys
+// differ (arrays compare element by element, the key first); the keys
+// name scope, policy and rule, so equal keys mean one rule hinted twice
+// (the set holds its hit once): left to the evaluation.
+func (m *hitMemo) compose(allowed *ast.Term, fired []firedHit, approval [2]*ast.Term) (*pdp.Decision, bool) {
 	n := len(fired)
 	if n < 2 || n > maxComposedHits {
 		return nil, false
 	}
-	var hits [maxComposedHits]*ast.Term
+	var ts [maxComposedHits]*hitTemplate
+	var order [maxComposedHits]int
 	for i, f := range fired {
-		var x *ast.Term
-		if f.rule == approvalKey {
-			if approvalA == nil {
-				return nil, false
-			}
-			x = replaceString(approvalA, markerA, f.match)
-		} else {
-			var err error
-			if x, err = ruleHit(f.rule, f.match); err != nil {
-				return nil, false
-			}
-		}
-		if arr, ok := termArray(x); !ok || arr.Len() != 7 {
+		t := m.template(allowed, f.rule, approval)
+		if t == nil || t.key == nil {
 			return nil, false
 		}
-		hits[i] = x
+		ts[i], order[i] = t, i
 	}
-	// Insertion sort by ast.Compare: sort(_hits) orders the set's elements.
-	for i := 1; i < n; i++ {
+	for i := 1; i < n; i++ { // insertion sort of at most four by key
 		for j := i; j > 0; j-- {
-			c := hits[j-1].Value.Compare(hits[j].Value)
+			c := ts[order[j-1]].key.Compare(ts[order[j]].key)
 			if c == 0 {
-				return nil, false // one element of the set
+				return nil, false
 			}
 			if c < 0 {
 				break
 			}
-			hits[j-1], hits[j] = hits[j], hits[j-1]
+			order[j-1], order[j] = order[j], order[j-1]
 		}
 	}
-	var risk ast.Value
-	violations := make([]*ast.Term, n)
-	var warnings []*ast.Term
-	var first *ast.Term
-	for i, x := range hits[:n] {
-		arr := x.Value.(*ast.Array)
+	nv, nw := 0, 0
+	var fills [maxComposedHits]*pdp.Decision
+	for i := range n {
+		f := ts[order[i]].fill(fired[order[i]].match)
+		fills[i] = f
+		nv += len(f.Violations)
+		nw += len(f.Warnings)
+	}
+	d := fills[0]
+	vs := make([]pdp.Violation, 0, nv+nw)
+	for _, f := range fills[:n] {
+		d.RiskScore = max(d.RiskScore, f.RiskScore)
+		vs = append(vs, f.Violations...)
+	}
+	for _, f := range fills[:n] {
+		vs = append(vs, f.Warnings...)
+	}
+	d.Violations, d.Warnings = vs[:nv:nv], vs[nv:]
+	return d, true
+}
+
+// composableKey is the sort key of rule r's hit (approvalKey:
+// FinancialSafety's approval, whose hits for the markers are approval),
+// the first five elements of the hit, when the hit's patch composes from
+// its one-hit decision (see compose): for both markers, the patch holds a
+// numeric "risk_score", an array "warnings" and "violations": [x[5]].
+// Nil otherwise.
+func composableKey(r *ast.Term, approval [2]*ast.Term) *ast.Array {
+	var key *ast.Array
+	for _, m := range [2]string{markerA, markerB} {
+		var x *ast.Term
+		var err error
+		if r == approvalKey {
+			x = approval[0]
+			if m == markerB {
+				x = approval[1]
+			}
+		} else if x, err = ruleHit(r, m); err != nil {
+			return nil
+		}
+		arr, ok := termArray(x)
+		if !ok || arr.Len() != 7 {
+			return nil
+		}
 		patch, ok := termObject(arr.Elem(6))
 		if !ok {
-			return nil, false
-		}
-		if i == 0 {
-			first = arr.Elem(6)
+			return nil
 		}
 		rs := patch.Get(keyRiskScore)
 		if rs == nil {
-			return nil, false
+			return nil
 		}
-		// max([...]): the last of the greatest (topdown's builtinMax).
-		if risk == nil || risk.Compare(rs.Value) <= 0 {
-			risk = rs.Value
+		if _, ok := rs.Value.(ast.Number); !ok {
+			return nil
 		}
-		violations[i] = arr.Elem(5)
-		w, ok := termArray(patch.Get(keyWarnings))
-		if !ok {
-			return nil, false
+		if _, ok := termArray(patch.Get(keyWarnings)); !ok {
+			return nil
 		}
-		w.Foreach(func(t *ast.Term) { warnings = append(warnings, t) })
-	}
-	if warnings == nil {
-		warnings = []*ast.Term{}
-	}
-	out, err := objectUnion(allowed, first)
-	if err != nil {
-		return nil, false
-	}
-	out, err = objectUnion(out, ast.ObjectTerm(
-		[2]*ast.Term{keyRiskScore, ast.NewTerm(risk)},
-		[2]*ast.Term{keyViolations, ast.ArrayTerm(violations...)},
-		[2]*ast.Term{keyWarnings, ast.ArrayTerm(warnings...)},
-	))
-	if err != nil {
-		return nil, false
-	}
-	return out, true
-}
-
-// replaceString is t with every string equal to from (anywhere in its
-// arrays and objects, keys included) replaced by to.
-func replaceString(t *ast.Term, from, to string) *ast.Term {
-	switch v := t.Value.(type) {
-	case ast.String:
-		if string(v) == from {
-			return ast.StringTerm(to)
+		vs := patch.Get(keyViolations)
+		if vs == nil || vs.Value.Compare(ast.NewArray(arr.Elem(5))) != 0 {
+			return nil
 		}
-	case *ast.Array:
-		elems := make([]*ast.Term, v.Len())
-		for i := range elems {
-			elems[i] = replaceString(v.Elem(i), from, to)
-		}
-		return ast.ArrayTerm(elems...)
-	case ast.Object:
-		kvs := make([][2]*ast.Term, 0, v.Len())
-		v.Foreach(func(k, x *ast.Term) {
-			kvs = append(kvs, [2]*ast.Term{replaceString(k, from, to), replaceString(x, from, to)})
-		})
-		return ast.ObjectTerm(kvs...)
+		key = arr.Slice(0, 5)
 	}
-	return t
+	return key
 }
 
 // hitMemo remembers, per entry, each rule's program (by its data term)
@@ -505,6 +495,9 @@ func (m *hitMemo) template(allowed, r *ast.Term, approval [2]*ast.Term) *hitTemp
 		})
 	} else {
 		t = newHitTemplate(allowed, reasonParts(r), func(m string) (*ast.Term, error) { return rulePatch(r, m) })
+	}
+	if t != nil {
+		t.key = composableKey(r, approval)
 	}
 	if _, loaded := m.templates.LoadOrStore(k, t); !loaded {
 		m.nt.Add(1)
@@ -778,6 +771,9 @@ func mergeOverwrite(x, y ast.Object) ast.Object {
 type hitTemplate struct {
 	d     pdp.Decision
 	parts []string // reason_parts
+	// key: the hit's sort key (its first five elements) when the hit
+	// composes with others from its fill (composableKey), else nil.
+	key *ast.Array
 	// reason: d.Reason's slot; violations, warnings: each violation's
 	// [match, reason] slots.
 	reason               slot
@@ -968,11 +964,6 @@ func (e *Engine) approvalHits(ctx context.Context, c *ast.Compiler) [2]*ast.Term
 			if out[i], err = resultTerm(rs); err != nil {
 				return
 			}
-		}
-		// composeHits builds the hit for a keyword by replacing markerA in
-		// the first: it must give the second for markerB.
-		if replaceString(out[0], markerA, markerB).Value.Compare(out[1].Value) != 0 {
-			return
 		}
 		e.approval = out
 	})

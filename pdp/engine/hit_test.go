@@ -409,7 +409,8 @@ func TestHitTemplateFill(t *testing.T) {
 // answers (its programs and templates built concurrently) all get the
 // decision a sequential engine gives (run with -race).
 func TestHitAnswerConcurrent(t *testing.T) {
-	texts := []string{"say abc now", "deploy to prod", "please Refund it", "say \u00e9 ABC now", "deploy to staging"}
+	texts := []string{"say abc now", "deploy to prod", "please Refund it", "say \u00e9 ABC now", "deploy to staging",
+		"abc and deploy to prod", "please refund abc"}
 	want := map[string]*pdp.Decision{}
 	seq := engineWith(t, []pdp.TenantPolicies{hitTenant()})
 	for _, s := range texts {
@@ -539,7 +540,7 @@ func TestComposeHitsRefuses(t *testing.T) {
 	if len(fired) != 4 {
 		t.Fatalf("%d hits, want 4", len(fired))
 	}
-	if _, ok := composeHits(plan.allowed, fired, pq.approval[0]); !ok {
+	if _, ok := pq.hits.compose(plan.allowed, fired, pq.approval); !ok {
 		t.Fatal("four hits not composed")
 	}
 	withPatch := func(r *ast.Term, key string, v *ast.Term) *ast.Term {
@@ -561,8 +562,131 @@ func TestComposeHitsRefuses(t *testing.T) {
 		"five hits":             append(append([]firedHit{}, fired...), firedHit{approvalKey, "refund"}),
 		"one hit":               fired[:1],
 	} {
+		if d, ok := pq.hits.compose(plan.allowed, hits, pq.approval); ok {
+			t.Errorf("%s: composed %+v; want the evaluation", name, d)
+		}
 		if x, ok := composeHits(plan.allowed, hits, pq.approval[0]); ok {
-			t.Errorf("%s: composed %v; want the evaluation", name, x)
+			t.Errorf("%s: the reference composed %v", name, x)
 		}
 	}
+}
+
+// composeHits is the reference for hitMemo.compose as terms: _composed(n) for the n = len(fired) hits (2 ..
+// maxComposedHits) in the view whose no-hit result is allowed
+// (decision.rego): the hits x = _fire(r.kind, r) (approvalKey:
+// FinancialSafety's approval hit for its keyword, approvalA with markerA
+// replaced by the keyword, as _approval_of builds it) sorted as sort(_hits)
+// sorts the set (ast.Compare on the whole hit), then
+// object.union_n([allowed, a[6], {"risk_score": max of the patches' risk
+// scores, "violations": [a[5], b[5], ...], "warnings": the patches'
+// warnings concatenated in rank order}]). ok false when the Go side does
+// not reproduce it: two equal hits (the set would hold one; keys name
+// the policy and the rule, so this needs a rule hinted twice), a patch
+// that is not an object or lacks a risk score, warnings that are not an
+// array (OPA's array.concat fails), more hits than maxComposedHits.
+func composeHits(allowed *ast.Term, fired []firedHit, approvalA *ast.Term) (*ast.Term, bool) {
+	n := len(fired)
+	if n < 2 || n > maxComposedHits {
+		return nil, false
+	}
+	var hits [maxComposedHits]*ast.Term
+	for i, f := range fired {
+		var x *ast.Term
+		if f.rule == approvalKey {
+			if approvalA == nil {
+				return nil, false
+			}
+			x = replaceString(approvalA, markerA, f.match)
+		} else {
+			var err error
+			if x, err = ruleHit(f.rule, f.match); err != nil {
+				return nil, false
+			}
+		}
+		if arr, ok := termArray(x); !ok || arr.Len() != 7 {
+			return nil, false
+		}
+		hits[i] = x
+	}
+	// Insertion sort by ast.Compare: sort(_hits) orders the set's elements.
+	for i := 1; i < n; i++ {
+		for j := i; j > 0; j-- {
+			c := hits[j-1].Value.Compare(hits[j].Value)
+			if c == 0 {
+				return nil, false // one element of the set
+			}
+			if c < 0 {
+				break
+			}
+			hits[j-1], hits[j] = hits[j], hits[j-1]
+		}
+	}
+	var risk ast.Value
+	violations := make([]*ast.Term, n)
+	var warnings []*ast.Term
+	var first *ast.Term
+	for i, x := range hits[:n] {
+		arr := x.Value.(*ast.Array)
+		patch, ok := termObject(arr.Elem(6))
+		if !ok {
+			return nil, false
+		}
+		if i == 0 {
+			first = arr.Elem(6)
+		}
+		rs := patch.Get(keyRiskScore)
+		if rs == nil {
+			return nil, false
+		}
+		// max([...]): the last of the greatest (topdown's builtinMax).
+		if risk == nil || risk.Compare(rs.Value) <= 0 {
+			risk = rs.Value
+		}
+		violations[i] = arr.Elem(5)
+		w, ok := termArray(patch.Get(keyWarnings))
+		if !ok {
+			return nil, false
+		}
+		w.Foreach(func(t *ast.Term) { warnings = append(warnings, t) })
+	}
+	if warnings == nil {
+		warnings = []*ast.Term{}
+	}
+	out, err := objectUnion(allowed, first)
+	if err != nil {
+		return nil, false
+	}
+	out, err = objectUnion(out, ast.ObjectTerm(
+		[2]*ast.Term{keyRiskScore, ast.NewTerm(risk)},
+		[2]*ast.Term{keyViolations, ast.ArrayTerm(violations...)},
+		[2]*ast.Term{keyWarnings, ast.ArrayTerm(warnings...)},
+	))
+	if err != nil {
+		return nil, false
+	}
+	return out, true
+}
+
+// replaceString is t with every string equal to from (anywhere in its
+// arrays and objects, keys included) replaced by to.
+func replaceString(t *ast.Term, from, to string) *ast.Term {
+	switch v := t.Value.(type) {
+	case ast.String:
+		if string(v) == from {
+			return ast.StringTerm(to)
+		}
+	case *ast.Array:
+		elems := make([]*ast.Term, v.Len())
+		for i := range elems {
+			elems[i] = replaceString(v.Elem(i), from, to)
+		}
+		return ast.ArrayTerm(elems...)
+	case ast.Object:
+		kvs := make([][2]*ast.Term, 0, v.Len())
+		v.Foreach(func(k, x *ast.Term) {
+			kvs = append(kvs, [2]*ast.Term{replaceString(k, from, to), replaceString(x, from, to)})
+		})
+		return ast.ObjectTerm(kvs...)
+	}
+	return t
 }
