@@ -22,7 +22,9 @@ const (
 	hitNotTried  hitOutcome = iota // no plan: evaluated (or answered by the no-hit answer)
 	hitNone                        // planned, no rule fired: the view's allowed
 	hitOne                         // planned, one rule fired: the template filled
-	hitEvaluated                   // planned, but evaluated (two hits, a rule or template not reproduced)
+	hitEvaluated                   // planned, but evaluated (more than four hits, a rule, template or composition not reproduced)
+	hitMany                        // planned, two to four hits: composed in Go (composeHits)
+	hitOutcomes
 )
 
 // hitAnswerOf is what Evaluate's hit answer decides for a, without a
@@ -51,15 +53,28 @@ func hitAnswerOf(t testing.TB, e *Engine, a pdp.Action) (out hitOutcome, d *pdp.
 	if !ok {
 		return hitEvaluated, nil, nil, "", nil
 	}
+	fired := hitsFired(pq, &hs, &plan)
+	switch len(fired) {
+	case 0:
+		return hitNone, d, nil, "", plan.allowed
+	case 1:
+		return hitOne, d, fired[0].rule, fired[0].match, plan.allowed
+	}
+	return hitMany, d, nil, "", plan.allowed
+}
+
+// hitsFired are the hits of plan on hs's text, FinancialSafety's first.
+func hitsFired(pq *prepared, hs *hintSet, plan *hitPlan) []firedHit {
+	var fired []firedHit
 	if plan.financial {
-		return hitOne, d, approvalKey, hs.keyword, plan.allowed
+		fired = append(fired, firedHit{approvalKey, hs.keyword})
 	}
 	for _, r := range plan.rules[:plan.n] {
-		if match, fired := pq.hits.program(r).fire(hs.textStr, hs.foldedStr, hs.ascii); fired {
-			return hitOne, d, r, match, plan.allowed
+		if match, ok := pq.hits.program(r).fire(hs.textStr, hs.foldedStr, hs.ascii); ok {
+			fired = append(fired, firedHit{r, match})
 		}
 	}
-	return hitNone, d, nil, "", plan.allowed
+	return fired
 }
 
 // checkHitAnswer: when the hit answer decides a, its decision is the one
@@ -118,6 +133,23 @@ func checkHitAnswer(t testing.TB, e *Engine, a pdp.Action) hitOutcome {
 		if len(d.Violations) != 1 || d.Violations[0].Match != m {
 			t.Fatalf("%+v: one hit with match %q, decided %+v", a, m, d)
 		}
+	case hitMany:
+		// composeHits builds the very result term the evaluation computes.
+		text, _ := actionText(a.Name, a.Params)
+		hs := hintsOf(pq.hinter, a, text)
+		pq.noHitTerm(&hs)
+		plan, _ := pq.hitPlanOf(&hs)
+		fired := hitsFired(pq, &hs, &plan)
+		composed, ok := composeHits(allowed, fired, pq.approval[0])
+		if !ok {
+			t.Fatalf("%+v: answered, but not composed", a)
+		}
+		if composed.Value.Compare(term.Value) != 0 {
+			t.Fatalf("%+v: composed %v, the evaluation computes %v", a, composed, term)
+		}
+		if len(d.Violations) != len(fired) {
+			t.Fatalf("%+v: %d hits, decided %+v", a, len(fired), d)
+		}
 	}
 	return out
 }
@@ -125,7 +157,8 @@ func checkHitAnswer(t testing.TB, e *Engine, a pdp.Action) hitOutcome {
 // TestHitAnswer: for every action Evaluate decides with the hit answer,
 // the answer is the hinted evaluation's result field by field (and for
 // one hit, the same result term); over the M corpus and the differential
-// test's generated tenants. Both corpora must have one-hit answers.
+// test's generated tenants. Both corpora must have one-hit answers, the
+// M corpus composed (two- to four-hit) ones too.
 func TestHitAnswer(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
@@ -137,14 +170,21 @@ func TestHitAnswer(t *testing.T) {
 	for _, c := range hintCorpora(r, mActions, hintCount(t)) {
 		t.Run(c.name, func(t *testing.T) {
 			e := engineWith(t, c.tenants)
-			var n [4]int
+			var n [hitOutcomes]int
 			for _, a := range c.actions {
 				n[checkHitAnswer(t, e, a)]++
 			}
-			t.Logf("%d actions: hit answer with no hit %d, with one hit %d, planned but evaluated %d; not planned %d",
-				len(c.actions), n[hitNone], n[hitOne], n[hitEvaluated], n[hitNotTried])
+			t.Logf("%d actions: hit answer with no hit %d, with one hit %d, with 2-4 hits composed %d, planned but evaluated %d; not planned %d",
+				len(c.actions), n[hitNone], n[hitOne], n[hitMany], n[hitEvaluated], n[hitNotTried])
 			if n[hitOne] < len(c.actions)/50 {
 				t.Fatalf("too few one-hit answers: %d of %d", n[hitOne], len(c.actions))
+			}
+			// The M corpus (fixed) has some 40% of them; the generated
+			// tenants' views mostly have shadow policies or whitelists
+			// (not planned), so there they are checked when they occur
+			// (and required by TestHintsDifferential's longer run).
+			if c.name == "M" && n[hitMany] < len(c.actions)/50 {
+				t.Fatalf("too few composed (2-4 hit) answers: %d of %d", n[hitMany], len(c.actions))
 			}
 		})
 	}
@@ -183,20 +223,21 @@ func TestHitAnswerAdversarial(t *testing.T) {
 		want  hitOutcome
 		match string
 	}{
-		{"say abc now", hitOne, "ab"},                                        // tie: ab and abc at the same position, ab listed first
-		{"say ABC now", hitOne, "AB"},                                        // the match is the text's, not the folded text's
-		{"say \u00e9 ABC now", hitOne, "AB"},                                 // non-ASCII: the regex
-		{"\u212a zz", hitOne, "zz"},                                          // non-ASCII (Kelvin sign) before the match
-		{"deploy to prod", hitOne, "deploy"},                                 // context
-		{"deploy to staging", hitNone, ""},                                   // context absent
-		{strings.Repeat("x", 20000) + "y", hitOne, ""},                       // nested quantifier, long text
-		{strings.Repeat("x", 20000) + "!", hitNone, ""},                      // ... without a match
-		{"please Refund it", hitOne, "Refund"},                               // FinancialSafety's approval beside one candidate that does not fire
-		{"please R\u00e9fund, no: REFUND it", hitOne, "REFUND"},              // ... its keyword found on a non-ASCII text
-		{"please refund abc", hitNotTried, ""},                               // approval beside two candidates: evaluated at once
-		{"please refund " + strings.Repeat("x", 50) + "y", hitEvaluated, ""}, // approval and a rule: two hits
-		{"abc and deploy to prod", hitEvaluated, ""},                         // two hits: the library composes
-		{"nothing here", hitNone, ""},                                        // the nested quantifier has no literal: always a candidate
+		{"say abc now", hitOne, "ab"},                                                      // tie: ab and abc at the same position, ab listed first
+		{"say ABC now", hitOne, "AB"},                                                      // the match is the text's, not the folded text's
+		{"say \u00e9 ABC now", hitOne, "AB"},                                               // non-ASCII: the regex
+		{"\u212a zz", hitOne, "zz"},                                                        // non-ASCII (Kelvin sign) before the match
+		{"deploy to prod", hitOne, "deploy"},                                               // context
+		{"deploy to staging", hitNone, ""},                                                 // context absent
+		{strings.Repeat("x", 20000) + "y", hitOne, ""},                                     // nested quantifier, long text
+		{strings.Repeat("x", 20000) + "!", hitNone, ""},                                    // ... without a match
+		{"please Refund it", hitOne, "Refund"},                                             // FinancialSafety's approval beside one candidate that does not fire
+		{"please R\u00e9fund, no: REFUND it", hitOne, "REFUND"},                            // ... its keyword found on a non-ASCII text
+		{"please refund abc", hitMany, ""},                                                 // approval beside two candidates, one fires: two hits composed
+		{"please refund " + strings.Repeat("x", 50) + "y", hitMany, ""},                    // approval and a rule: two hits composed
+		{"abc and deploy to prod", hitMany, ""},                                            // two hits composed
+		{"please refund abc, deploy to prod " + strings.Repeat("x", 9) + "y", hitMany, ""}, // approval and three rules: four hits
+		{"nothing here", hitNone, ""},                                                      // the nested quantifier has no literal: always a candidate
 	}
 	for _, c := range cases {
 		a := hitAction(c.text)
@@ -368,7 +409,8 @@ func TestHitTemplateFill(t *testing.T) {
 // answers (its programs and templates built concurrently) all get the
 // decision a sequential engine gives (run with -race).
 func TestHitAnswerConcurrent(t *testing.T) {
-	texts := []string{"say abc now", "deploy to prod", "please Refund it", "say \u00e9 ABC now", "deploy to staging"}
+	texts := []string{"say abc now", "deploy to prod", "please Refund it", "say \u00e9 ABC now", "deploy to staging",
+		"abc and deploy to prod", "please refund abc"}
 	want := map[string]*pdp.Decision{}
 	seq := engineWith(t, []pdp.TenantPolicies{hitTenant()})
 	for _, s := range texts {
@@ -400,4 +442,251 @@ func TestHitAnswerConcurrent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// composeTenant is a tenant for the composed answer's adversarial cases:
+// an agent-scoped policy and a tenant-wide one whose "orchid" rules tie in
+// outcome and severity (the scope decides the order, before the names,
+// which sort the other way), two rules of one policy, warn-only rules
+// (whose hits are the warnings) beside blocking ones (whose patches
+// override the warnings with []).
+func composeTenant() pdp.TenantPolicies {
+	rule := func(match string, sev pdp.Severity, out pdp.Outcome, conf float64) pdp.Rule {
+		return pdp.Rule{Match: match, Severity: sev, OnViolation: out, Confidence: conf}
+	}
+	pol := func(name, agent string, rules ...pdp.Rule) pdp.Policy {
+		return pdp.Policy{Name: name, AgentID: agent, StepTypes: []string{"ACTION"}, Enabled: true, Version: 1, Rules: rules}
+	}
+	return pdp.TenantPolicies{TenantID: "compose", Revision: 1, Mode: pdp.ModeEnforcement, Policies: []pdp.Policy{
+		pol("zeta", "a1",
+			rule("orchid", pdp.SeverityHigh, pdp.OutcomeBlock, 0.9),
+			rule("walrus", pdp.SeverityHigh, pdp.OutcomeBlock, 0.9)),
+		pol("alpha", "",
+			rule("orchid", pdp.SeverityHigh, pdp.OutcomeBlock, 0.9),
+			rule("note", pdp.SeverityLow, pdp.OutcomeWarn, 0.5)),
+		pol("beta", "",
+			rule("note", pdp.SeverityMedium, pdp.OutcomeWarn, 1),
+			rule("memo", pdp.SeverityLow, pdp.OutcomeWarn, 0.3)),
+		pol("gamma", "",
+			rule("ledger", pdp.SeverityHigh, pdp.OutcomeRequireApproval, 0.9)),
+	}}
+}
+
+// TestComposedAnswerAdversarial: decisions with two to four hits composed
+// in Go, each equal to the hinted evaluation field by field and as a
+// result term (checkHitAnswer): ties across scopes, two rules of one
+// policy, warn-only hits, warnings beside patches that override them,
+// FinancialSafety's approval among them, four hits; five hits (the
+// library's n > 4 body) are evaluated.
+func TestComposedAnswerAdversarial(t *testing.T) {
+	e := engineWith(t, []pdp.TenantPolicies{composeTenant()})
+	act := func(agent, text string) pdp.Action {
+		return pdp.Action{TenantID: "compose", AgentID: agent, Name: "slack.send_message", Params: map[string]any{"text": text}, StepType: "ACTION"}
+	}
+	cases := []struct {
+		agent, text string
+		want        hitOutcome
+		hits        int
+		warnings    int
+	}{
+		{"a1", "a orchid", hitMany, 2, 0},                       // tie in outcome and severity: agent zeta before tenant alpha
+		{"a1", "orchid walrus", hitMany, 3, 0},                  // two rules of zeta, and alpha's
+		{"a2", "orchid note", hitMany, 3, 2},                    // no agent policies: alpha's two rules and beta's; block first, warnings kept
+		{"a2", "note memo", hitMany, 3, 3},                      // warn-only: every hit a warning, in rank order
+		{"a2", "memo only", hitOne, 1, 1},                       // one warn hit
+		{"a2", "ledger note", hitMany, 3, 2},                    // require_approval before the warnings
+		{"a1", "refund the orchid", hitMany, 3, 0},              // FinancialSafety's approval after two blocking hits
+		{"a2", "refund the memo", hitMany, 2, 1},                // ... before a warning
+		{"a2", "refund a ledger note", hitMany, 4, 2},           // approval and three rules: four hits
+		{"a1", "orchid walrus ledger", hitMany, 4, 0},           // four rule hits
+		{"a2", "refund a orchid note memo", hitEvaluated, 5, 3}, // approval and four rules: five hits, evaluated
+		{"a1", "orchid walrus note memo ledger", hitNotTried, 0, 0},
+	}
+	for _, c := range cases {
+		a := act(c.agent, c.text)
+		got := checkHitAnswer(t, e, a)
+		if got != c.want {
+			t.Fatalf("%s %q: outcome %d, want %d", c.agent, c.text, got, c.want)
+		}
+		if c.hits == 0 {
+			continue
+		}
+		d := evaluate(t, e, a)
+		if len(d.Violations) != c.hits || len(d.Warnings) != c.warnings {
+			t.Fatalf("%s %q: %d violations, %d warnings; want %d, %d: %+v", c.agent, c.text, len(d.Violations), len(d.Warnings), c.hits, c.warnings, d)
+		}
+	}
+}
+
+// TestComposeHitsRefuses: compositions the Go side does not reproduce
+// are left to the evaluation: one rule's hit twice (the set _hits holds
+// it once), a patch without a risk score or with warnings that are not
+// an array (array.concat fails in OPA), five hits, one hit.
+func TestComposeHitsRefuses(t *testing.T) {
+	e := engineWith(t, []pdp.TenantPolicies{composeTenant()})
+	a := pdp.Action{TenantID: "compose", AgentID: "a2", Name: "slack.send_message", Params: map[string]any{"text": "orchid note memo"}, StepType: "ACTION"}
+	if out := checkHitAnswer(t, e, a); out != hitMany {
+		t.Fatalf("outcome %d, want a composed answer", out)
+	}
+	_, pq := noHitAnswer(t, e, a)
+	text, _ := actionText(a.Name, a.Params)
+	hs := hintsOf(pq.hinter, a, text)
+	pq.noHitTerm(&hs)
+	plan, ok := pq.hitPlanOf(&hs)
+	if !ok {
+		t.Fatal("not planned")
+	}
+	fired := hitsFired(pq, &hs, &plan)
+	if len(fired) != 4 {
+		t.Fatalf("%d hits, want 4", len(fired))
+	}
+	if _, ok := pq.hits.compose(plan.allowed, fired, pq.approval); !ok {
+		t.Fatal("four hits not composed")
+	}
+	withPatch := func(r *ast.Term, key string, v *ast.Term) *ast.Term {
+		obj := r.Value.(ast.Object).Copy()
+		patch := obj.Get(ast.StringTerm("patch")).Value.(ast.Object).Copy()
+		if v == nil {
+			patch = ast.NewObject()
+			patch.Insert(ast.StringTerm("status"), ast.StringTerm("blocked"))
+		} else {
+			patch.Insert(ast.StringTerm(key), v)
+		}
+		obj.Insert(ast.StringTerm("patch"), ast.NewTerm(patch))
+		return ast.NewTerm(obj)
+	}
+	for name, hits := range map[string][]firedHit{
+		"one rule twice":        {fired[0], fired[1], fired[0]},
+		"no risk score":         {{withPatch(fired[0].rule, "", nil), fired[0].match}, fired[1]},
+		"warnings not an array": {{withPatch(fired[1].rule, "warnings", ast.StringTerm("x")), fired[1].match}, fired[0]},
+		"five hits":             append(append([]firedHit{}, fired...), firedHit{approvalKey, "refund"}),
+		"one hit":               fired[:1],
+	} {
+		if d, ok := pq.hits.compose(plan.allowed, hits, pq.approval); ok {
+			t.Errorf("%s: composed %+v; want the evaluation", name, d)
+		}
+		if x, ok := composeHits(plan.allowed, hits, pq.approval[0]); ok {
+			t.Errorf("%s: the reference composed %v", name, x)
+		}
+	}
+}
+
+// composeHits is the reference for hitMemo.compose as terms: _composed(n) for the n = len(fired) hits (2 ..
+// maxComposedHits) in the view whose no-hit result is allowed
+// (decision.rego): the hits x = _fire(r.kind, r) (approvalKey:
+// FinancialSafety's approval hit for its keyword, approvalA with markerA
+// replaced by the keyword, as _approval_of builds it) sorted as sort(_hits)
+// sorts the set (ast.Compare on the whole hit), then
+// object.union_n([allowed, a[6], {"risk_score": max of the patches' risk
+// scores, "violations": [a[5], b[5], ...], "warnings": the patches'
+// warnings concatenated in rank order}]). ok false when the Go side does
+// not reproduce it: two equal hits (the set would hold one; keys name
+// the policy and the rule, so this needs a rule hinted twice), a patch
+// that is not an object or lacks a risk score, warnings that are not an
+// array (OPA's array.concat fails), more hits than maxComposedHits.
+func composeHits(allowed *ast.Term, fired []firedHit, approvalA *ast.Term) (*ast.Term, bool) {
+	n := len(fired)
+	if n < 2 || n > maxComposedHits {
+		return nil, false
+	}
+	var hits [maxComposedHits]*ast.Term
+	for i, f := range fired {
+		var x *ast.Term
+		if f.rule == approvalKey {
+			if approvalA == nil {
+				return nil, false
+			}
+			x = replaceString(approvalA, markerA, f.match)
+		} else {
+			var err error
+			if x, err = ruleHit(f.rule, f.match); err != nil {
+				return nil, false
+			}
+		}
+		if arr, ok := termArray(x); !ok || arr.Len() != 7 {
+			return nil, false
+		}
+		hits[i] = x
+	}
+	// Insertion sort by ast.Compare: sort(_hits) orders the set's elements.
+	for i := 1; i < n; i++ {
+		for j := i; j > 0; j-- {
+			c := hits[j-1].Value.Compare(hits[j].Value)
+			if c == 0 {
+				return nil, false // one element of the set
+			}
+			if c < 0 {
+				break
+			}
+			hits[j-1], hits[j] = hits[j], hits[j-1]
+		}
+	}
+	var risk ast.Value
+	violations := make([]*ast.Term, n)
+	var warnings []*ast.Term
+	var first *ast.Term
+	for i, x := range hits[:n] {
+		arr := x.Value.(*ast.Array)
+		patch, ok := termObject(arr.Elem(6))
+		if !ok {
+			return nil, false
+		}
+		if i == 0 {
+			first = arr.Elem(6)
+		}
+		rs := patch.Get(keyRiskScore)
+		if rs == nil {
+			return nil, false
+		}
+		// max([...]): the last of the greatest (topdown's builtinMax).
+		if risk == nil || risk.Compare(rs.Value) <= 0 {
+			risk = rs.Value
+		}
+		violations[i] = arr.Elem(5)
+		w, ok := termArray(patch.Get(keyWarnings))
+		if !ok {
+			return nil, false
+		}
+		w.Foreach(func(t *ast.Term) { warnings = append(warnings, t) })
+	}
+	if warnings == nil {
+		warnings = []*ast.Term{}
+	}
+	out, err := objectUnion(allowed, first)
+	if err != nil {
+		return nil, false
+	}
+	out, err = objectUnion(out, ast.ObjectTerm(
+		[2]*ast.Term{keyRiskScore, ast.NewTerm(risk)},
+		[2]*ast.Term{keyViolations, ast.ArrayTerm(violations...)},
+		[2]*ast.Term{keyWarnings, ast.ArrayTerm(warnings...)},
+	))
+	if err != nil {
+		return nil, false
+	}
+	return out, true
+}
+
+// replaceString is t with every string equal to from (anywhere in its
+// arrays and objects, keys included) replaced by to.
+func replaceString(t *ast.Term, from, to string) *ast.Term {
+	switch v := t.Value.(type) {
+	case ast.String:
+		if string(v) == from {
+			return ast.StringTerm(to)
+		}
+	case *ast.Array:
+		elems := make([]*ast.Term, v.Len())
+		for i := range elems {
+			elems[i] = replaceString(v.Elem(i), from, to)
+		}
+		return ast.ArrayTerm(elems...)
+	case ast.Object:
+		kvs := make([][2]*ast.Term, 0, v.Len())
+		v.Foreach(func(k, x *ast.Term) {
+			kvs = append(kvs, [2]*ast.Term{replaceString(k, from, to), replaceString(x, from, to)})
+		})
+		return ast.ObjectTerm(kvs...)
+	}
+	return t
 }
