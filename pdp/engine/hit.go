@@ -96,7 +96,10 @@ import (
 // any rule runs). The M corpus's planned decisions have at most six
 // (1,000 decisions: 0..6 candidates 101, 213, 146, 117, 50, 17, 1; up to
 // seven hits with FinancialSafety's approval), so 16 plans them all with
-// room to spare, while the plan's arrays stay small enough to live on the
+// room to spare: every M decision is answered in Go, Decision/M 61 -> 16
+// allocations and 0.58x CPU, fired=3+ 182 -> 27 and 0.42x (6 alternated
+// rounds vs 94356ff, README). The plan's fixed array costs 96 bytes more
+// than at 4 (one allocation either way); compose's arrays live on the
 // stack. The bound caps the work a decision can make the Go side do
 // before an evaluation (a plan refused after its rules ran: a rule or
 // template not reproduced, one key twice): at most 16 of the rules the
