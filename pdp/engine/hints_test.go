@@ -336,8 +336,8 @@ func TestHintsDifferential(t *testing.T) {
 	}
 	t.Logf("decisions by violations (0, 1, 2, 3+): %v; with shadow hits: %d (%d with no violation); failed closed alike: %d; answered without evaluating: %d",
 		fired, shadowed, shadowOnly, failures, answered)
-	t.Logf("the hit answer (hit.go): no rule fired %d, one hit %d, 2-4 hits composed %d, planned but evaluated %d",
-		hitAnswers[hitNone], hitAnswers[hitOne], hitAnswers[hitMany], hitAnswers[hitEvaluated])
+	t.Logf("the hit answer (hit.go): no rule fired %d, one hit %d, 2-4 hits composed %d, 5+ hits composed %d, planned but evaluated %d",
+		hitAnswers[hitNone], hitAnswers[hitOne], hitAnswers[hitMany], hitAnswers[hitMore], hitAnswers[hitEvaluated])
 	if answered == 0 {
 		t.Fatal("the generator should produce actions the engine answers without evaluating (nohit.go)")
 	}

@@ -53,14 +53,16 @@ import (
 // that hit x (_composed(1), _builtins_result), whose decision is
 // remembered per (view, rule) with its match and reason left to fill in
 // (hitTemplate; FinancialSafety's approval hit is the library's own
-// _approval_of, evaluated once per engine: approvalHits). Two to four
-// hits (maxComposedHits): _composed(n)'s bodies for n = 2, 3, 4, built
-// from the hits' one-hit decisions (compose): the hits in key order (the
-// order sort(_hits) gives: keys are unique), the trigger's one-hit
-// decision with the largest risk score, every hit's violation and the
-// hits' warnings in that order. More hits (the library's n > 4 body):
-// the engine evaluates, in the same slot, with what is left of the
-// timeout.
+// _approval_of, evaluated once per engine: approvalHits). Two hits or
+// more (up to maxComposedHits, all a plan can yield): _composed(n)'s
+// bodies, built from the hits' one-hit decisions (compose): the hits in
+// key order (the order sort(_hits) gives: keys are unique), the trigger's
+// one-hit decision with the largest risk score, every hit's violation in
+// that order, and as warnings, for two to four hits (the bodies for n =
+// 2, 3, 4) the hits' warnings in that order, for five or more (the n > 4
+// body) the violations of the warn hits (x[0] == -1) in that order. When
+// the Go side does not reproduce the answer, the engine evaluates, in the
+// same slot, with what is left of the timeout.
 //
 // Anything the Go side does not reproduce exactly is left to the
 // evaluation, which then decides (and fails closed where it fails): a
@@ -90,11 +92,19 @@ import (
 // library's.
 
 // maxHitCandidates is the most candidate rules the hit answer evaluates
-// in Go; decisions with more are evaluated. In the M corpus every
-// decision with more (18 of 1,000, all beside FinancialSafety's
-// approval) has five hits or more, which the Go side does not compose:
-// raising it would only run their rules twice.
-const maxHitCandidates = 4
+// in Go; decisions with more are evaluated (hitPlanOf refuses them before
+// any rule runs). The M corpus's planned decisions have at most six
+// (1,000 decisions: 0..6 candidates 101, 213, 146, 117, 50, 17, 1; up to
+// seven hits with FinancialSafety's approval), so 16 plans them all with
+// room to spare: every M decision is answered in Go, Decision/M 61 -> 16
+// allocations and 0.58x CPU, fired=3+ 182 -> 27 and 0.42x (6 alternated
+// rounds vs 94356ff, README). The plan's fixed array costs 96 bytes more
+// than at 4 (one allocation either way); compose's arrays live on the
+// stack. The bound caps the work a decision can make the Go side do
+// before an evaluation (a plan refused after its rules ran: a rule or
+// template not reproduced, one key twice): at most 16 of the rules the
+// evaluation runs anyway, each costing no more in Go than in OPA.
+const maxHitCandidates = 16
 
 // hitPlan is what the hit answer evaluates for one decision: the view's
 // no-hit result and the candidate rules' data.
@@ -226,11 +236,8 @@ func (p *prepared) hitPlanOf(hs *hintSet) (plan hitPlan, ok bool) {
 		}
 	}
 	// FinancialSafety's hit always fires, so beside candidate rules the
-	// decision has one hit more than the rules that fire: composed in Go
-	// up to maxComposedHits, evaluated past that (all four candidates
-	// firing: 32 of the M corpus's 1,000 decisions run their four rules
-	// in Go before the evaluation, while 18 beside four candidates are
-	// composed, each sparing an evaluation of ~250 µs: worth it).
+	// decision has one hit more than the rules that fire (at most
+	// maxComposedHits, all composed in Go).
 	return plan, plan.n > 0 || plan.financial
 }
 
@@ -251,7 +258,7 @@ func termArray(t *ast.Term) (*ast.Array, bool) {
 }
 
 // answerHit decides a by plan (hitPlanOf) in one of the slots: in Go when
-// at most four hits result and the Go side reproduces them, else
+// the Go side reproduces the hits and their composition, else
 // by evaluating the hinted query with the rest of the time budget.
 func (e *Engine) answerHit(ctx context.Context, a pdp.Action, p *prepared, hs *hintSet, plan *hitPlan, start time.Time) (*pdp.Decision, error) {
 	if err := e.slots.acquire(ctx, a.TenantID); err != nil {
@@ -272,25 +279,14 @@ func (e *Engine) answerHit(ctx context.Context, a pdp.Action, p *prepared, hs *h
 			return nil, err
 		}
 	}
-	switch {
-	case err != nil:
-	case !time.Now().Before(began.Add(e.cfg.Timeout)):
-		err = context.DeadlineExceeded
-	case ctx.Err() != nil:
-		err = context.Cause(ctx)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", pdp.ErrEvaluationFailed, err)
-	}
-	d.EvaluationTimeMS = float64(time.Since(start).Microseconds()) / 1000
-	return d, nil
+	return e.answeredInGo(ctx, d, err, began, start)
 }
 
 // hitDecision is the decision of plan's rules on hs's text: ok false when
-// the engine must evaluate (a rule it does not reproduce, more than
-// maxComposedHits hits, a composition it does not reproduce).
+// the engine must evaluate (a rule it does not reproduce, a composition
+// it does not reproduce).
 func (p *prepared) hitDecision(hs *hintSet, plan *hitPlan) (*pdp.Decision, bool, error) {
-	var fired [maxHitCandidates + 1]firedHit
+	var fired [maxComposedHits]firedHit
 	n := 0
 	if plan.financial {
 		fired[0] = firedHit{approvalKey, hs.keyword}
@@ -330,10 +326,17 @@ type firedHit struct {
 	match string
 }
 
-// maxComposedHits is the most hits the Go side composes (compose): _composed's
-// bodies for n = 2, 3, 4; more hits take its n > 4 body, left to the
-// evaluation.
-const maxComposedHits = 4
+// maxComposedHits is the most hits the Go side composes (compose):
+// every hit plan's rules and FinancialSafety's approval can yield.
+const maxComposedHits = maxHitCandidates + 1
+
+// pairwiseHits is the most hits _composed's bodies for n = 2, 3, 4 take
+// (their warnings: the patches' concatenated); more take its n > 4 body
+// (the warn hits' violations).
+const pairwiseHits = 4
+
+// warnRank is a warn hit's first element (0 - _outcome_rank["warn"]).
+var warnRank = ast.Number("-1")
 
 // compose is _composed(n) for the n = len(fired) hits (2 ..
 // maxComposedHits) in the view whose no-hit result is allowed, decoded,
@@ -342,18 +345,23 @@ const maxComposedHits = 4
 // there are more hits than maxComposedHits (the evaluation decides).
 //
 // _composed(n) is object.union_n([allowed, a[6], {"risk_score": max,
-// "violations": [a[5], b[5], ...], "warnings": the patches' warnings
-// concatenated}]) over the hits sorted as sort(_hits) sorts them (see
-// composeHits in hit_test.go, which builds it as terms). Decoded (decodeAST decodes each field
-// on its own), that is the trigger a's one-hit decision (the decoded
-// object.union(allowed, a[6])) with three fields replaced, each a
-// composition of the hits' one-hit decisions when every patch holds a
-// numeric risk_score, an array of warnings and "violations": [x[5]]
-// (composableKey checks it for both markers):
+// "violations": [a[5], b[5], ...], "warnings": ...}]) over the hits
+// sorted as sort(_hits) sorts them (_ranked_hits; see composeHits in
+// hit_test.go, which builds it as terms), where the warnings are, for
+// n = 2, 3, 4, the patches' warnings concatenated, and for n > 4 the
+// violations x[5] of the hits whose x[0] == -1 (outcome warn), in rank
+// order. Decoded (decodeAST decodes each field on its own), that is the
+// trigger a's one-hit decision (the decoded object.union(allowed, a[6]))
+// with three fields replaced, each a composition of the hits' one-hit
+// decisions when every patch holds a numeric risk_score, an array of
+// warnings and "violations": [x[5]] (composableKey checks it for both
+// markers):
 //   - risk_score: the largest of theirs (decoding a number to a float is
 //     monotonic, so the float of the largest term is the largest float);
 //   - violations: their one violation each, in rank order;
-//   - warnings: their warnings, concatenated in rank order.
+//   - warnings: n <= 4, their warnings, concatenated in rank order; n > 4,
+//     the one violation of each warn hit (its template's warn), in rank
+//     order.
 //
 // The order: the whole hits compare as their keys do when the keys
 // differ (arrays compare element by element, the key first); the keys
@@ -373,7 +381,9 @@ func (m *hitMemo) compose(allowed *ast.Term, fired []firedHit, approval [2]*ast.
 		}
 		ts[i], order[i] = t, i
 	}
-	for i := 1; i < n; i++ { // insertion sort of at most four by key
+	// Insertion sort by key: at most maxComposedHits, compared
+	// maxComposedHits²/2 times at worst (OPA's sort of the set costs more).
+	for i := 1; i < n; i++ {
 		for j := i; j > 0; j-- {
 			c := ts[order[j-1]].key.Compare(ts[order[j]].key)
 			if c == 0 {
@@ -388,10 +398,16 @@ func (m *hitMemo) compose(allowed *ast.Term, fired []firedHit, approval [2]*ast.
 	nv, nw := 0, 0
 	var fills [maxComposedHits]*pdp.Decision
 	for i := range n {
-		f := ts[order[i]].fill(fired[order[i]].match)
+		t := ts[order[i]]
+		f := t.fill(fired[order[i]].match)
 		fills[i] = f
 		nv += len(f.Violations)
-		nw += len(f.Warnings)
+		switch {
+		case n <= pairwiseHits:
+			nw += len(f.Warnings)
+		case t.warn:
+			nw += len(f.Violations)
+		}
 	}
 	d := fills[0]
 	vs := make([]pdp.Violation, 0, nv+nw)
@@ -399,8 +415,13 @@ func (m *hitMemo) compose(allowed *ast.Term, fired []firedHit, approval [2]*ast.
 		d.RiskScore = max(d.RiskScore, f.RiskScore)
 		vs = append(vs, f.Violations...)
 	}
-	for _, f := range fills[:n] {
-		vs = append(vs, f.Warnings...)
+	for i, f := range fills[:n] {
+		switch {
+		case n <= pairwiseHits:
+			vs = append(vs, f.Warnings...)
+		case ts[order[i]].warn:
+			vs = append(vs, f.Violations...)
+		}
 	}
 	d.Violations, d.Warnings = vs[:nv:nv], vs[nv:]
 	return d, true
@@ -512,6 +533,7 @@ func (m *hitMemo) template(allowed, r *ast.Term, approval [2]*ast.Term) *hitTemp
 	}
 	if t != nil {
 		t.key = composableKey(r, approval)
+		t.warn = t.key != nil && t.key.Elem(0).Value.Compare(warnRank) == 0
 	}
 	if _, loaded := m.templates.LoadOrStore(k, t); !loaded {
 		m.nt.Add(1)
@@ -583,20 +605,17 @@ func stringAt(obj ast.Object, key string) (string, bool) {
 	return string(s), ok
 }
 
-// asciiStrings is t's array of strings, each non-empty and (unless
-// anyRunes) ASCII; ok false otherwise.
+// asciiStrings is t's array of strings (stringsOf), each non-empty and
+// (unless anyRunes) ASCII; ok false otherwise.
 func asciiStrings(t *ast.Term, anyRunes bool) ([]string, bool) {
-	arr, ok := termArray(t)
+	out, ok := stringsOf(t)
 	if !ok {
 		return nil, false
 	}
-	out := make([]string, arr.Len())
-	for i := range out {
-		s, ok := arr.Elem(i).Value.(ast.String)
-		if !ok || s == "" || !anyRunes && !isASCII(string(s)) {
+	for _, s := range out {
+		if s == "" || !anyRunes && !isASCII(s) {
 			return nil, false
 		}
-		out[i] = string(s)
 	}
 	return out, true
 }
@@ -788,6 +807,9 @@ type hitTemplate struct {
 	// key: the hit's sort key (its first five elements) when the hit
 	// composes with others from its fill (composableKey), else nil.
 	key *ast.Array
+	// warn: the hit's first element is -1 (outcome warn), so its
+	// violation is among the warnings of more than pairwiseHits hits.
+	warn bool
 	// reason: d.Reason's slot; violations, warnings: each violation's
 	// [match, reason] slots.
 	reason               slot

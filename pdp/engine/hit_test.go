@@ -22,8 +22,9 @@ const (
 	hitNotTried  hitOutcome = iota // no plan: evaluated (or answered by the no-hit answer)
 	hitNone                        // planned, no rule fired: the view's allowed
 	hitOne                         // planned, one rule fired: the template filled
-	hitEvaluated                   // planned, but evaluated (more than four hits, a rule, template or composition not reproduced)
-	hitMany                        // planned, two to four hits: composed in Go (composeHits)
+	hitEvaluated                   // planned, but evaluated (a rule, template or composition not reproduced)
+	hitMany                        // planned, two to four hits: composed in Go (composeHits; _composed's n = 2, 3, 4 bodies)
+	hitMore                        // planned, five hits or more: composed in Go (composeHits; _composed's n > 4 body)
 	hitOutcomes
 )
 
@@ -59,8 +60,10 @@ func hitAnswerOf(t testing.TB, e *Engine, a pdp.Action) (out hitOutcome, d *pdp.
 		return hitNone, d, nil, "", plan.allowed
 	case 1:
 		return hitOne, d, fired[0].rule, fired[0].match, plan.allowed
+	case 2, 3, 4:
+		return hitMany, d, nil, "", plan.allowed
 	}
-	return hitMany, d, nil, "", plan.allowed
+	return hitMore, d, nil, "", plan.allowed
 }
 
 // hitsFired are the hits of plan on hs's text, FinancialSafety's first.
@@ -133,7 +136,7 @@ func checkHitAnswer(t testing.TB, e *Engine, a pdp.Action) hitOutcome {
 		if len(d.Violations) != 1 || d.Violations[0].Match != m {
 			t.Fatalf("%+v: one hit with match %q, decided %+v", a, m, d)
 		}
-	case hitMany:
+	case hitMany, hitMore:
 		// composeHits builds the very result term the evaluation computes.
 		text, _ := actionText(a.Name, a.Params)
 		hs := hintsOf(pq.hinter, a, text)
@@ -158,7 +161,7 @@ func checkHitAnswer(t testing.TB, e *Engine, a pdp.Action) hitOutcome {
 // the answer is the hinted evaluation's result field by field (and for
 // one hit, the same result term); over the M corpus and the differential
 // test's generated tenants. Both corpora must have one-hit answers, the
-// M corpus composed (two- to four-hit) ones too.
+// M corpus composed ones too, of two to four hits and of five or more.
 func TestHitAnswer(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
@@ -174,8 +177,8 @@ func TestHitAnswer(t *testing.T) {
 			for _, a := range c.actions {
 				n[checkHitAnswer(t, e, a)]++
 			}
-			t.Logf("%d actions: hit answer with no hit %d, with one hit %d, with 2-4 hits composed %d, planned but evaluated %d; not planned %d",
-				len(c.actions), n[hitNone], n[hitOne], n[hitMany], n[hitEvaluated], n[hitNotTried])
+			t.Logf("%d actions: hit answer with no hit %d, with one hit %d, with 2-4 hits composed %d, with 5+ composed %d, planned but evaluated %d; not planned %d",
+				len(c.actions), n[hitNone], n[hitOne], n[hitMany], n[hitMore], n[hitEvaluated], n[hitNotTried])
 			if n[hitOne] < len(c.actions)/50 {
 				t.Fatalf("too few one-hit answers: %d of %d", n[hitOne], len(c.actions))
 			}
@@ -185,6 +188,10 @@ func TestHitAnswer(t *testing.T) {
 			// (and required by TestHintsDifferential's longer run).
 			if c.name == "M" && n[hitMany] < len(c.actions)/50 {
 				t.Fatalf("too few composed (2-4 hit) answers: %d of %d", n[hitMany], len(c.actions))
+			}
+			// Some 5% of the M corpus (50 of its 1,000 decisions).
+			if c.name == "M" && n[hitMore] < len(c.actions)/100 {
+				t.Fatalf("too few composed (5+ hit) answers: %d of %d", n[hitMore], len(c.actions))
 			}
 		})
 	}
@@ -449,7 +456,9 @@ func TestHitAnswerConcurrent(t *testing.T) {
 // outcome and severity (the scope decides the order, before the names,
 // which sort the other way), two rules of one policy, warn-only rules
 // (whose hits are the warnings) beside blocking ones (whose patches
-// override the warnings with []).
+// override the warnings with []); "kestrel" warns at critical severity in
+// both scopes (a tie the scope breaks), "heron" requires approval at
+// gamma's "ledger" severity (a tie the policy name breaks).
 func composeTenant() pdp.TenantPolicies {
 	rule := func(match string, sev pdp.Severity, out pdp.Outcome, conf float64) pdp.Rule {
 		return pdp.Rule{Match: match, Severity: sev, OnViolation: out, Confidence: conf}
@@ -460,7 +469,8 @@ func composeTenant() pdp.TenantPolicies {
 	return pdp.TenantPolicies{TenantID: "compose", Revision: 1, Mode: pdp.ModeEnforcement, Policies: []pdp.Policy{
 		pol("zeta", "a1",
 			rule("orchid", pdp.SeverityHigh, pdp.OutcomeBlock, 0.9),
-			rule("walrus", pdp.SeverityHigh, pdp.OutcomeBlock, 0.9)),
+			rule("walrus", pdp.SeverityHigh, pdp.OutcomeBlock, 0.9),
+			rule("kestrel", pdp.SeverityCritical, pdp.OutcomeWarn, 0.8)),
 		pol("alpha", "",
 			rule("orchid", pdp.SeverityHigh, pdp.OutcomeBlock, 0.9),
 			rule("note", pdp.SeverityLow, pdp.OutcomeWarn, 0.5)),
@@ -469,15 +479,22 @@ func composeTenant() pdp.TenantPolicies {
 			rule("memo", pdp.SeverityLow, pdp.OutcomeWarn, 0.3)),
 		pol("gamma", "",
 			rule("ledger", pdp.SeverityHigh, pdp.OutcomeRequireApproval, 0.9)),
+		pol("delta", "",
+			rule("kestrel", pdp.SeverityCritical, pdp.OutcomeWarn, 0.7),
+			rule("falcon", pdp.SeverityLow, pdp.OutcomeBlock, 0.6),
+			rule("heron", pdp.SeverityHigh, pdp.OutcomeRequireApproval, 0.9)),
 	}}
 }
 
-// TestComposedAnswerAdversarial: decisions with two to four hits composed
+// TestComposedAnswerAdversarial: decisions with two hits or more composed
 // in Go, each equal to the hinted evaluation field by field and as a
 // result term (checkHitAnswer): ties across scopes, two rules of one
 // policy, warn-only hits, warnings beside patches that override them,
-// FinancialSafety's approval among them, four hits; five hits (the
-// library's n > 4 body) are evaluated.
+// FinancialSafety's approval among them, four hits (the last of
+// _composed's n = 2, 3, 4 bodies, whose warnings are the patches'), five,
+// six, seven, eight and twelve hits (its n > 4 body, whose warnings are
+// the warn hits' violations) with warn hits among blocking ones and ties,
+// and more candidate rules than the four the hit answer once planned.
 func TestComposedAnswerAdversarial(t *testing.T) {
 	e := engineWith(t, []pdp.TenantPolicies{composeTenant()})
 	act := func(agent, text string) pdp.Action {
@@ -489,18 +506,24 @@ func TestComposedAnswerAdversarial(t *testing.T) {
 		hits        int
 		warnings    int
 	}{
-		{"a1", "a orchid", hitMany, 2, 0},                       // tie in outcome and severity: agent zeta before tenant alpha
-		{"a1", "orchid walrus", hitMany, 3, 0},                  // two rules of zeta, and alpha's
-		{"a2", "orchid note", hitMany, 3, 2},                    // no agent policies: alpha's two rules and beta's; block first, warnings kept
-		{"a2", "note memo", hitMany, 3, 3},                      // warn-only: every hit a warning, in rank order
-		{"a2", "memo only", hitOne, 1, 1},                       // one warn hit
-		{"a2", "ledger note", hitMany, 3, 2},                    // require_approval before the warnings
-		{"a1", "refund the orchid", hitMany, 3, 0},              // FinancialSafety's approval after two blocking hits
-		{"a2", "refund the memo", hitMany, 2, 1},                // ... before a warning
-		{"a2", "refund a ledger note", hitMany, 4, 2},           // approval and three rules: four hits
-		{"a1", "orchid walrus ledger", hitMany, 4, 0},           // four rule hits
-		{"a2", "refund a orchid note memo", hitEvaluated, 5, 3}, // approval and four rules: five hits, evaluated
-		{"a1", "orchid walrus note memo ledger", hitNotTried, 0, 0},
+		{"a1", "a orchid", hitMany, 2, 0},                                                    // tie in outcome and severity: agent zeta before tenant alpha
+		{"a1", "orchid walrus", hitMany, 3, 0},                                               // two rules of zeta, and alpha's
+		{"a2", "orchid note", hitMany, 3, 2},                                                 // no agent policies: alpha's two rules and beta's; block first, warnings kept
+		{"a2", "note memo", hitMany, 3, 3},                                                   // warn-only: every hit a warning, in rank order
+		{"a2", "memo only", hitOne, 1, 1},                                                    // one warn hit
+		{"a2", "ledger note", hitMany, 3, 2},                                                 // require_approval before the warnings
+		{"a1", "refund the orchid", hitMany, 3, 0},                                           // FinancialSafety's approval after two blocking hits
+		{"a2", "refund the memo", hitMany, 2, 1},                                             // ... before a warning
+		{"a2", "refund a ledger note", hitMany, 4, 2},                                        // approval and three rules: four hits
+		{"a1", "orchid walrus ledger", hitMany, 4, 0},                                        // four rule hits
+		{"a2", "refund a orchid note memo", hitMore, 5, 3},                                   // approval and four rules: five hits, the n > 4 body
+		{"a1", "orchid walrus note memo ledger", hitMore, 7, 3},                              // seven candidates, seven hits
+		{"a2", "kestrel orchid falcon note", hitMore, 5, 3},                                  // a critical warn first in the text, blocks of two severities
+		{"a2", "kestrel orchid falcon note heron", hitMore, 6, 3},                            // six hits
+		{"a2", "note kestrel heron orchid falcon ledger", hitMore, 7, 3},                     // heron and ledger tie: delta before gamma
+		{"a1", "kestrel orchid falcon note", hitMore, 7, 4},                                  // kestrel in both scopes: zeta's (agent) first
+		{"a1", "refund heron kestrel orchid walrus ledger", hitMore, 8, 2},                   // eight hits
+		{"a1", "refund orchid walrus note memo ledger kestrel falcon heron", hitMore, 12, 5}, // every rule, and the approval
 	}
 	for _, c := range cases {
 		a := act(c.agent, c.text)
@@ -521,7 +544,8 @@ func TestComposedAnswerAdversarial(t *testing.T) {
 // TestComposeHitsRefuses: compositions the Go side does not reproduce
 // are left to the evaluation: one rule's hit twice (the set _hits holds
 // it once), a patch without a risk score or with warnings that are not
-// an array (array.concat fails in OPA), five hits, one hit.
+// an array (array.concat fails in OPA), one hit. Five hits compose, as
+// the reference does (the n > 4 body).
 func TestComposeHitsRefuses(t *testing.T) {
 	e := engineWith(t, []pdp.TenantPolicies{composeTenant()})
 	a := pdp.Action{TenantID: "compose", AgentID: "a2", Name: "slack.send_message", Params: map[string]any{"text": "orchid note memo"}, StepType: "ACTION"}
@@ -543,6 +567,8 @@ func TestComposeHitsRefuses(t *testing.T) {
 	if _, ok := pq.hits.compose(plan.allowed, fired, pq.approval); !ok {
 		t.Fatal("four hits not composed")
 	}
+	five := append(append([]firedHit{}, fired...), firedHit{approvalKey, "refund"})
+	checkComposed(t, pq, plan.allowed, five)
 	withPatch := func(r *ast.Term, key string, v *ast.Term) *ast.Term {
 		obj := r.Value.(ast.Object).Copy()
 		patch := obj.Get(ast.StringTerm("patch")).Value.(ast.Object).Copy()
@@ -559,7 +585,6 @@ func TestComposeHitsRefuses(t *testing.T) {
 		"one rule twice":        {fired[0], fired[1], fired[0]},
 		"no risk score":         {{withPatch(fired[0].rule, "", nil), fired[0].match}, fired[1]},
 		"warnings not an array": {{withPatch(fired[1].rule, "warnings", ast.StringTerm("x")), fired[1].match}, fired[0]},
-		"five hits":             append(append([]firedHit{}, fired...), firedHit{approvalKey, "refund"}),
 		"one hit":               fired[:1],
 	} {
 		if d, ok := pq.hits.compose(plan.allowed, hits, pq.approval); ok {
@@ -571,6 +596,93 @@ func TestComposeHitsRefuses(t *testing.T) {
 	}
 }
 
+// checkComposed: hitMemo.compose composes fired, to the decision the
+// reference composeHits's term decodes to, field by field.
+func checkComposed(t *testing.T, pq *prepared, allowed *ast.Term, fired []firedHit) {
+	t.Helper()
+	d, ok := pq.hits.compose(allowed, fired, pq.approval)
+	if !ok {
+		t.Fatalf("%d hits not composed", len(fired))
+	}
+	x, ok := composeHits(allowed, fired, pq.approval[0])
+	if !ok {
+		t.Fatalf("%d hits: the reference does not compose them", len(fired))
+	}
+	want, err := decodeAST(x.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameDecision(d, want) {
+		t.Fatalf("%d hits:\ncomposed  %+v\nreference %+v", len(fired), d, want)
+	}
+}
+
+// boundTenant has maxHitCandidates+1 tenant-wide policies, each with one
+// rule for its own word (boundWord), every other one a warning.
+func boundTenant() pdp.TenantPolicies {
+	tp := pdp.TenantPolicies{TenantID: "bound", Revision: 1, Mode: pdp.ModeEnforcement}
+	for i := range maxHitCandidates + 1 {
+		out := pdp.OutcomeBlock
+		if i%2 == 1 {
+			out = pdp.OutcomeWarn
+		}
+		tp.Policies = append(tp.Policies, pdp.Policy{Name: fmt.Sprintf("p%02d", i), StepTypes: []string{"ACTION"}, Enabled: true, Version: 1,
+			Rules: []pdp.Rule{{Match: boundWord(i), Severity: pdp.SeverityMedium, OnViolation: out, Confidence: 0.5}}})
+	}
+	return tp
+}
+
+func boundWord(i int) string { return fmt.Sprintf("quill%02dz", i) }
+
+// TestHitPlanBound: a decision with maxHitCandidates candidate rules is
+// planned, all its hits (and FinancialSafety's approval) composed in Go as
+// the evaluation computes them; with one candidate more it is not planned
+// (no rule runs in Go; the evaluation decides, the same), and compose
+// refuses more hits than maxComposedHits.
+func TestHitPlanBound(t *testing.T) {
+	e := engineWith(t, []pdp.TenantPolicies{boundTenant()})
+	act := func(n int) pdp.Action {
+		words := []string{"refund"}
+		for i := range n {
+			words = append(words, boundWord(i))
+		}
+		return pdp.Action{TenantID: "bound", Name: "slack.send_message", Params: map[string]any{"text": strings.Join(words, " ")}, StepType: "ACTION"}
+	}
+	if out := checkHitAnswer(t, e, act(maxHitCandidates)); out != hitMore {
+		t.Fatalf("%d candidates: outcome %d, want %d", maxHitCandidates, out, hitMore)
+	}
+	if d := evaluate(t, e, act(maxHitCandidates)); len(d.Violations) != maxComposedHits || len(d.Warnings) != maxHitCandidates/2 {
+		t.Fatalf("%d candidates: %d violations, %d warnings", maxHitCandidates, len(d.Violations), len(d.Warnings))
+	}
+	a := act(maxHitCandidates + 1)
+	if out := checkHitAnswer(t, e, a); out != hitNotTried {
+		t.Fatalf("%d candidates: outcome %d, want not planned", maxHitCandidates+1, out)
+	}
+	if d := evaluate(t, e, a); len(d.Violations) != maxComposedHits+1 {
+		t.Fatalf("%d candidates: %d violations", maxHitCandidates+1, len(d.Violations))
+	}
+	// Every rule of the tenant and the approval: one hit too many.
+	_, pq := noHitAnswer(t, e, a)
+	policies, _ := termObject(pq.tenant.Get(keyTenantScope))
+	fired := []firedHit{{approvalKey, "refund"}}
+	for i := range maxHitCandidates + 1 {
+		pol, _ := termObject(policies.Get(ast.StringTerm(fmt.Sprintf("p%02d", i))))
+		rules, _ := termArray(pol.Get(keyRules))
+		fired = append(fired, firedHit{rules.Elem(0), boundWord(i)})
+	}
+	text, _ := actionText(a.Name, a.Params)
+	hs := hintsOf(pq.hinter, a, text)
+	pq.noHitTerm(&hs)
+	allowed := hs.found.allowed
+	if allowed == nil {
+		t.Fatal("no view")
+	}
+	checkComposed(t, pq, allowed, fired[:maxComposedHits])
+	if d, ok := pq.hits.compose(allowed, fired, pq.approval); ok {
+		t.Fatalf("%d hits composed: %+v", len(fired), d)
+	}
+}
+
 // composeHits is the reference for hitMemo.compose as terms: _composed(n) for the n = len(fired) hits (2 ..
 // maxComposedHits) in the view whose no-hit result is allowed
 // (decision.rego): the hits x = _fire(r.kind, r) (approvalKey:
@@ -578,18 +690,20 @@ func TestComposeHitsRefuses(t *testing.T) {
 // replaced by the keyword, as _approval_of builds it) sorted as sort(_hits)
 // sorts the set (ast.Compare on the whole hit), then
 // object.union_n([allowed, a[6], {"risk_score": max of the patches' risk
-// scores, "violations": [a[5], b[5], ...], "warnings": the patches'
-// warnings concatenated in rank order}]). ok false when the Go side does
-// not reproduce it: two equal hits (the set would hold one; keys name
-// the policy and the rule, so this needs a rule hinted twice), a patch
-// that is not an object or lacks a risk score, warnings that are not an
-// array (OPA's array.concat fails), more hits than maxComposedHits.
+// scores, "violations": [a[5], b[5], ...], "warnings": ...}]), the
+// warnings for n = 2, 3, 4 the patches' warnings concatenated in rank
+// order, for n > 4 [x[5] | some x in _ranked_hits; x[0] == -1]. ok false
+// when the Go side does not reproduce it: two equal hits (the set would
+// hold one; keys name the policy and the rule, so this needs a rule
+// hinted twice), a patch that is not an object or lacks a risk score,
+// warnings that are not an array (n <= 4: OPA's array.concat fails), more
+// hits than maxComposedHits.
 func composeHits(allowed *ast.Term, fired []firedHit, approvalA *ast.Term) (*ast.Term, bool) {
 	n := len(fired)
 	if n < 2 || n > maxComposedHits {
 		return nil, false
 	}
-	var hits [maxComposedHits]*ast.Term
+	hits := make([]*ast.Term, n)
 	for i, f := range fired {
 		var x *ast.Term
 		if f.rule == approvalKey {
@@ -643,6 +757,13 @@ func composeHits(allowed *ast.Term, fired []firedHit, approvalA *ast.Term) (*ast
 			risk = rs.Value
 		}
 		violations[i] = arr.Elem(5)
+		if n > 4 {
+			// [x[5] | some x in _ranked_hits; x[0] == -1]
+			if arr.Elem(0).Value.Compare(ast.Number("-1")) == 0 {
+				warnings = append(warnings, arr.Elem(5))
+			}
+			continue
+		}
 		w, ok := termArray(patch.Get(keyWarnings))
 		if !ok {
 			return nil, false

@@ -145,6 +145,15 @@ func (e *Engine) answerNoHit(ctx context.Context, tenant string, p *prepared, al
 	defer e.slots.release(tenant)
 	began := time.Now()
 	d, err := p.noHits.decode(allowed)
+	return e.answeredInGo(ctx, d, err, began, start)
+}
+
+// answeredInGo is the epilogue of an answer given in Go (the no-hit and
+// the hit answer) that began at began, holding a slot, for a decision
+// requested at start: d, timed, unless deciding failed (err), Config.Timeout
+// passed by the clock or the caller's context ended, each an
+// ErrEvaluationFailed (fail closed), as the evaluation would fail.
+func (e *Engine) answeredInGo(ctx context.Context, d *pdp.Decision, err error, began, start time.Time) (*pdp.Decision, error) {
 	switch {
 	case err != nil:
 	case !time.Now().Before(began.Add(e.cfg.Timeout)):
