@@ -122,6 +122,74 @@ func hintWorld(r *rand.Rand, tenants int) []pdp.TenantPolicies {
 	return out
 }
 
+// composingPatterns fire on most action texts (the text is the action's
+// JSON: `{"action":...,"params":{...}}`) or on the shared words, so
+// several rules of a view fire on one action.
+var composingPatterns = []string{
+	`.`, `"action"`, `params`, `[a-z]{4}`, `\d{2,5}`, `e`, `(email|phone|address)`, `(password|secret|token)`,
+	`(send|export|upload|share|delete)`, `x`, `[a-z]+_[a-z]+`, `\W\d\d\W`, `(ssn|passport|routing|invoice)`,
+}
+
+// composingWorld generates tenants whose views the hit answer decides in
+// Go (hit.go's hitView): the tenant enforces, every policy enforces and
+// none has whitelisted domains, and the policies share step types (every
+// one lists ACTION) and draw most rules from composingPatterns, so two,
+// three, four and five or more hits fire together on one action. Outcomes
+// and severities are mixed and confidences few (risk scores tie), and the
+// agent-scoped policies' names differ from the tenant-wide ones (an
+// enforcing agent copy would override its tenant-wide namesake), so hits
+// of one outcome and severity tie across the agent and tenant scopes
+// and are ordered by scope, then policy and rule. Some policies are
+// disabled (outside the views), and the views' candidate rules may
+// exceed maxHitCandidates (then evaluated).
+func composingWorld(r *rand.Rand, tenants int) []pdp.TenantPolicies {
+	var out []pdp.TenantPolicies
+	sev := []pdp.Severity{pdp.SeverityCritical, pdp.SeverityHigh, pdp.SeverityMedium, pdp.SeverityLow}
+	outcomes := []pdp.Outcome{pdp.OutcomeBlock, pdp.OutcomeRequireApproval, pdp.OutcomeWarn}
+	confidences := []float64{1, 0.9, 0.5}
+	policy := func(name, agent string) pdp.Policy {
+		p := pdp.Policy{Name: name, AgentID: agent, Enabled: r.IntN(10) != 0, Version: 1, StepTypes: []string{"ACTION"}}
+		if r.IntN(3) == 0 {
+			p.StepTypes = append(p.StepTypes, hintSteps[1+r.IntN(3)])
+		}
+		for i := range 1 + r.IntN(3) {
+			rule := pdp.Rule{Match: composingPatterns[r.IntN(len(composingPatterns))], Severity: sev[r.IntN(4)],
+				OnViolation: outcomes[r.IntN(3)], Confidence: confidences[r.IntN(3)]}
+			if r.IntN(4) == 0 {
+				rule.Match = hintPatterns[r.IntN(len(hintPatterns))]
+			}
+			switch r.IntN(5) {
+			case 0:
+				rule.ContextRequires = `(action|params|external|public|customer)`
+			case 1:
+				rule.Reason = fmt.Sprintf("%s rule %d: {match}", name, i)
+			case 2:
+				rule.Reason = fmt.Sprintf("%s rule %d fired", name, i)
+			}
+			p.Rules = append(p.Rules, rule)
+		}
+		return p
+	}
+	for t := range tenants {
+		tp := pdp.TenantPolicies{TenantID: fmt.Sprintf("c-%03d", t), Revision: 1, Mode: pdp.ModeEnforcement}
+		for i := range 2 + r.IntN(4) {
+			tp.Policies = append(tp.Policies, policy(fmt.Sprintf("t%d", i), ""))
+		}
+		for a := range 2 {
+			for i := range r.IntN(4) {
+				tp.Policies = append(tp.Policies, policy(fmt.Sprintf("a%d", i), fmt.Sprintf("agent-%d", a)))
+			}
+		}
+		for i := range tp.Policies {
+			if err := adapter.Validate(&tp.Policies[i]); err != nil {
+				panic(fmt.Sprintf("generated policy %+v: %v", tp.Policies[i], err))
+			}
+		}
+		out = append(out, tp)
+	}
+	return out
+}
+
 // genText returns a short text mixing the shared words, built-in anchors,
 // destinations, digits and characters JSON escapes or case folding treats
 // specially.
@@ -272,7 +340,9 @@ func sameDecision(a, b *pdp.Decision) bool {
 // failure. It also checks that every rule that fires was a candidate. The
 // hinted decisions include those Evaluate answers without evaluating
 // (nohit.go; required to occur) and those the hit answer decides (hit.go;
-// one-hit answers required to occur).
+// one-hit answers required to occur, and composed ones of two to four
+// hits and of five or more, in proportion to the actions: composingWorld's
+// tenants make them).
 func TestHintsDifferential(t *testing.T) {
 	seed := *hintSeed
 	if seed == 0 {
@@ -280,7 +350,9 @@ func TestHintsDifferential(t *testing.T) {
 	}
 	t.Logf("seed %d, %d actions", seed, hintCount(t))
 	r := rand.New(rand.NewPCG(seed, 17))
-	world := hintWorld(r, 40)
+	// A third of the actions go to the composing tenants (the hit
+	// answer's views), the rest to hintWorld's.
+	world := append(hintWorld(r, 40), composingWorld(r, 20)...)
 	e, err := New(Config{CacheSize: 1000, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -295,6 +367,7 @@ func TestHintsDifferential(t *testing.T) {
 	shadowed, shadowOnly := 0, 0
 	failures, answered := 0, 0
 	var hitAnswers [hitOutcomes]int // by hitOutcome
+	scopeTies := 0                  // composed in Go, with hits of one outcome and severity in both scopes
 	for i := range hintCount(t) {
 		a := hintAction(r, world)
 		hinted, herr := e.Evaluate(t.Context(), a)
@@ -322,6 +395,9 @@ func TestHintsDifferential(t *testing.T) {
 		} else {
 			out, _, _, _, _ := hitAnswerOf(t, e, a)
 			hitAnswers[out]++ // the hit answer (hit.go)
+			if (out == hitMany || out == hitMore) && scopeTie(plain.Violations) {
+				scopeTies++
+			}
 		}
 		if len(plain.Shadow) > 0 {
 			shadowed++
@@ -336,20 +412,32 @@ func TestHintsDifferential(t *testing.T) {
 	}
 	t.Logf("decisions by violations (0, 1, 2, 3+): %v; with shadow hits: %d (%d with no violation); failed closed alike: %d; answered without evaluating: %d",
 		fired, shadowed, shadowOnly, failures, answered)
-	t.Logf("the hit answer (hit.go): no rule fired %d, one hit %d, 2-4 hits composed %d, 5+ hits composed %d, planned but evaluated %d",
-		hitAnswers[hitNone], hitAnswers[hitOne], hitAnswers[hitMany], hitAnswers[hitMore], hitAnswers[hitEvaluated])
+	t.Logf("the hit answer (hit.go): no rule fired %d, one hit %d, 2-4 hits composed %d, 5+ hits composed %d, planned but evaluated %d; composed with a tie across scopes %d",
+		hitAnswers[hitNone], hitAnswers[hitOne], hitAnswers[hitMany], hitAnswers[hitMore], hitAnswers[hitEvaluated], scopeTies)
 	if answered == 0 {
 		t.Fatal("the generator should produce actions the engine answers without evaluating (nohit.go)")
 	}
 	if hitAnswers[hitOne] == 0 {
 		t.Fatal("the generator should produce one-hit actions the engine answers in Go (hit.go)")
 	}
-	// Some 1% of the generated actions (most generated views have shadow
-	// policies or whitelisted domains): required from the default 3,000
-	// actions on, where none would be a ~1e-11 chance; -short's 600 could
-	// have none.
+	// Some 1% of hintWorld's actions (most of its views have shadow
+	// policies or whitelisted domains), more with composingWorld's:
+	// required from the default 3,000 actions on; -short's 600 could have
+	// none.
 	if hitAnswers[hitMany] == 0 && hintCount(t) >= 3000 {
 		t.Fatal("the generator should produce two- to four-hit actions the engine composes in Go (hit.go)")
+	}
+	// composingWorld's tenants (a third of the actions) make five hits or
+	// more on 1.3-3.8% of all actions (31 seeds at 3,000 actions: 40 to
+	// 114), two to four on 4.6-7.5% (139 to 226), a composition with a
+	// tie across scopes on 0.3-1.6% (21 seeds: 10 to 47): required in
+	// proportion from the default 3,000 actions on (10 five-hit answers
+	// and 30 two- to four-hit ones there; 666 and 2,000 at 200,000).
+	if n := hintCount(t); n >= 3000 {
+		if hitAnswers[hitMore] < n/300 || hitAnswers[hitMany] < n/100 || scopeTies == 0 {
+			t.Fatalf("the generator should produce actions the engine composes in Go (hit.go): 2-4 hits %d (want %d), 5+ hits %d (want %d), ties across scopes %d",
+				hitAnswers[hitMany], n/100, hitAnswers[hitMore], n/300, scopeTies)
+		}
 	}
 	if fired[0] == 0 || fired[1] == 0 || fired[3] == 0 {
 		t.Fatalf("the generator should produce decisions with 0, 1 and 3+ violations: %v", fired)
@@ -360,6 +448,20 @@ func TestHintsDifferential(t *testing.T) {
 	if hintCount(t) >= 3000 && (shadowed == shadowOnly || shadowOnly == 0) {
 		t.Fatalf("the generator should produce shadow hits beside violations (%d) and alone (%d)", shadowed-shadowOnly, shadowOnly)
 	}
+}
+
+// scopeTie says whether two violations in a row (the hits' order) have one
+// outcome and one severity and differ in scope: ranked by their keys'
+// scope rank, not by outcome or severity.
+func scopeTie(vs []pdp.Violation) bool {
+	for i := 1; i < len(vs); i++ {
+		a, b := vs[i-1], vs[i]
+		if a.OnViolation == b.OnViolation && a.Severity == b.Severity && a.Scope != b.Scope &&
+			a.Scope != pdp.ScopeBuiltin && b.Scope != pdp.ScopeBuiltin {
+			return true
+		}
+	}
+	return false
 }
 
 // checkCandidates is the property the hints rest on: every policy with a
