@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -543,9 +542,9 @@ func (m *hitMemo) template(allowed, r *ast.Term, approval [2]*ast.Term) *hitTemp
 
 // hitProgram is one rule's _fire, compiled.
 type hitProgram struct {
-	pattern    *regexp.Regexp
+	pattern    *goRegex
 	alts       []string // kind "alts": the folded alternatives; nil for "regex"
-	context    *regexp.Regexp
+	context    *goRegex
 	contextPre []string // "_context" kinds
 }
 
@@ -575,7 +574,7 @@ func compileHitProgram(r *ast.Term) *hitProgram {
 		return nil
 	}
 	var err error
-	if g.pattern, err = regexp.Compile(pattern); err != nil {
+	if g.pattern, err = compileGoRegex(pattern); err != nil {
 		return nil // OPA's strict built-in error: the evaluation fails closed
 	}
 	if strings.HasSuffix(kind, "_context") {
@@ -583,7 +582,7 @@ func compileHitProgram(r *ast.Term) *hitProgram {
 		if !ok {
 			return nil
 		}
-		if g.context, err = regexp.Compile(context); err != nil {
+		if g.context, err = compileGoRegex(context); err != nil {
 			return nil
 		}
 		if g.contextPre, ok = asciiStrings(obj.Get(ast.StringTerm("context_pre")), true); !ok {
@@ -626,7 +625,7 @@ func (g *hitProgram) fire(text, folded string, ascii bool) (m string, ok bool) {
 	if g.alts != nil {
 		m, ok = g.alternative(text, folded, ascii)
 	} else {
-		m, ok = findFirst(g.pattern, text)
+		m, ok = g.pattern.find(text, folded, ascii)
 	}
 	if !ok || g.context == nil {
 		return m, ok
@@ -634,19 +633,10 @@ func (g *hitProgram) fire(text, folded string, ascii bool) (m string, ok bool) {
 	// _any(r.context_pre), then regex.match(r.context, text).
 	for _, lit := range g.contextPre {
 		if strings.Contains(folded, lit) {
-			return m, g.context.MatchString(text)
+			return m, g.context.match(text, folded, ascii)
 		}
 	}
 	return "", false
-}
-
-// findFirst is regex.find_n(re, text, 1)[0].
-func findFirst(re *regexp.Regexp, text string) (string, bool) {
-	ms := re.FindAllString(text, 1)
-	if len(ms) == 0 {
-		return "", false
-	}
-	return ms[0], true
 }
 
 // alternative is _alternative(r).
@@ -664,7 +654,7 @@ func (g *hitProgram) alternative(text, folded string, ascii bool) (string, bool)
 			return asciiSubstring(text, pos, len(g.alts[k])), true
 		}
 	}
-	return findFirst(g.pattern, text)
+	return g.pattern.find(text, folded, ascii)
 }
 
 // asciiSubstring is OPA's substring(s, start, n) for an ASCII s, start >=
