@@ -28,10 +28,21 @@ import (
 // the position it is tested at (^, \A, \b, \B: the anchored attempt on
 // text[p:] would see a text start at p), and non-ASCII texts, use the
 // regex as OPA does.
+//
+// A pattern that begins with a repeated class C (C+, such as an e-mail
+// address's local part) followed by something whose first character is
+// never in C has no start literals, but its leftmost match begins where
+// a run of C characters does, and that run is followed by one of the
+// bytes that can follow C+ (runTail): a match starting inside a run would
+// also start one character earlier. On an ASCII text, find tries the
+// anchored pattern at those run starts only.
 type goRegex struct {
 	re       *regexp.Regexp
-	anchored *regexp.Regexp // `^(?:pattern)`; nil: no start literals
+	anchored *regexp.Regexp // `^(?:pattern)`; nil: neither fast path
 	starts   []string
+	// runClass, runTail: the ASCII bytes of C and of what follows C+
+	// (disjoint); nil without.
+	runClass, runTail *[utf8.RuneSelf]bool
 }
 
 // compileGoRegex compiles pattern as OPA's regex built-ins do
@@ -42,9 +53,14 @@ func compileGoRegex(pattern string) (*goRegex, error) {
 		return nil, err
 	}
 	g := &goRegex{re: re}
-	if starts := startLiterals(pattern); starts != nil {
+	starts := startLiterals(pattern)
+	var runClass, runTail *[utf8.RuneSelf]bool
+	if starts == nil {
+		runClass, runTail = leadingRun(pattern)
+	}
+	if starts != nil || runClass != nil {
 		if anchored, err := regexp.Compile(`^(?:` + pattern + `)`); err == nil {
-			g.anchored, g.starts = anchored, starts
+			g.anchored, g.starts, g.runClass, g.runTail = anchored, starts, runClass, runTail
 		}
 	}
 	return g, nil
@@ -62,14 +78,14 @@ func (g *goRegex) find(text, folded string, ascii bool) (string, bool) {
 		return ms[0], true
 	}
 	for from := 0; ; {
-		p := g.nextStart(folded, from)
+		p, next := g.nextStart(text, folded, from)
 		if p < 0 {
 			return "", false
 		}
 		if loc := g.anchored.FindStringIndex(text[p:]); loc != nil {
 			return text[p : p+loc[1]], true
 		}
-		from = p + 1
+		from = next
 	}
 }
 
@@ -79,20 +95,30 @@ func (g *goRegex) match(text, folded string, ascii bool) bool {
 		return g.re.MatchString(text)
 	}
 	for from := 0; ; {
-		p := g.nextStart(folded, from)
+		p, next := g.nextStart(text, folded, from)
 		if p < 0 {
 			return false
 		}
 		if g.anchored.MatchString(text[p:]) {
 			return true
 		}
-		from = p + 1
+		from = next
 	}
 }
 
-// nextStart is the least position at or after from where folded has a
+// nextStart is the least position p at or after from where a match may
+// start (-1 if none), and where to look for the next one if none does.
+func (g *goRegex) nextStart(text, folded string, from int) (p, next int) {
+	if g.runClass != nil {
+		return g.nextRun(text, from)
+	}
+	p = g.nextLiteral(folded, from)
+	return p, p + 1
+}
+
+// nextLiteral is the least position at or after from where folded has a
 // start literal, -1 if none.
-func (g *goRegex) nextStart(folded string, from int) int {
+func (g *goRegex) nextLiteral(folded string, from int) int {
 	best := -1
 	for _, lit := range g.starts {
 		end := len(folded)
@@ -107,6 +133,25 @@ func (g *goRegex) nextStart(folded string, from int) int {
 		}
 	}
 	return best
+}
+
+// nextRun is the start of the first run of runClass bytes at or after
+// from (a run begins after a byte not in runClass) that a runTail byte
+// follows, -1 if none; next is past that byte.
+func (g *goRegex) nextRun(text string, from int) (p, next int) {
+	for q := from; q < len(text); q++ {
+		if !g.runTail[text[q]] { // text is ASCII
+			continue
+		}
+		p = q
+		for p > from && g.runClass[text[p-1]] {
+			p--
+		}
+		if p < q {
+			return p, q + 1
+		}
+	}
+	return -1, len(text)
 }
 
 // Bounds of startLiterals: at most maxStartLiterals literals, each at
@@ -331,4 +376,80 @@ func lowerASCII(c byte) byte {
 		return c + 'a' - 'A'
 	}
 	return c
+}
+
+// leadingRun returns, for a pattern that is C+ followed by X (C a
+// character class, or a literal character; X's first character never in
+// C on ASCII texts; no assertion looking behind), the ASCII bytes of C and
+// those X can begin with; nil, nil otherwise.
+func leadingRun(pattern string) (class, tail *[utf8.RuneSelf]bool) {
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return nil, nil
+	}
+	re = re.Simplify()
+	if looksBehind(re) {
+		return nil, nil
+	}
+	for re.Op == syntax.OpCapture {
+		re = re.Sub[0]
+	}
+	if re.Op != syntax.OpConcat || len(re.Sub) < 2 || re.Sub[0].Op != syntax.OpPlus {
+		return nil, nil
+	}
+	if c := re.Sub[0].Sub[0]; c.Op != syntax.OpCharClass && (c.Op != syntax.OpLiteral || len(c.Rune) != 1) {
+		return nil, nil // runs of one character each, not of (?:ab)+
+	}
+	class, tail = firstBytes(re.Sub[0].Sub[0]), firstBytes(re.Sub[1])
+	if class == nil || tail == nil {
+		return nil, nil
+	}
+	for c := range tail {
+		if tail[c] && class[c] {
+			return nil, nil
+		}
+	}
+	return class, tail
+}
+
+// firstBytes is the set of ASCII bytes a match of re on an ASCII text can
+// begin with, nil when re may match the empty string or is not a form
+// this knows.
+func firstBytes(re *syntax.Regexp) *[utf8.RuneSelf]bool {
+	var set [utf8.RuneSelf]bool
+	switch re.Op {
+	case syntax.OpLiteral:
+		r := re.Rune[0]
+		if r < utf8.RuneSelf {
+			set[r] = true
+		}
+		if re.Flags&syntax.FoldCase != 0 {
+			for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+				if f < utf8.RuneSelf {
+					set[f] = true
+				}
+			}
+		}
+	case syntax.OpCharClass:
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			for r := re.Rune[i]; r <= re.Rune[i+1] && r < utf8.RuneSelf; r++ {
+				set[r] = true
+			}
+		}
+	case syntax.OpCapture, syntax.OpPlus:
+		return firstBytes(re.Sub[0])
+	case syntax.OpRepeat:
+		if re.Min < 1 {
+			return nil
+		}
+		return firstBytes(re.Sub[0])
+	case syntax.OpConcat:
+		if len(re.Sub) == 0 {
+			return nil
+		}
+		return firstBytes(re.Sub[0])
+	default:
+		return nil
+	}
+	return &set
 }

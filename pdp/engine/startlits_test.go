@@ -40,6 +40,14 @@ var startLiteralPatterns = []string{
 	`foo$`,
 	`(?m)foo$`,
 	`[Tt][Oo][Kk][Ee][Nn]`,
+	`[a-c]+@[a-z]+`,
+	`[a-c]+?@`,
+	`(?:ab)+c`,
+	`a+b+c`,
+	`[0-9]+(?:\.|-)[0-9]`,
+	`(?i)[a-c]+[1-3]+`,
+	`[ab]+\s*@`,
+	`\w+\W`,
 }
 
 // startLiteralTexts are texts built to land on and near the patterns'
@@ -112,6 +120,36 @@ func TestGoRegexMatchesOPA(t *testing.T) {
 	}
 	if withStarts < len(startLiteralPatterns) {
 		t.Fatalf("only %d patterns with start literals: the test tests little", withStarts)
+	}
+}
+
+// TestLeadingRun pins which patterns find tries at run starts.
+func TestLeadingRun(t *testing.T) {
+	for _, c := range []struct {
+		pattern string
+		class   string // ASCII bytes of C, "" for none
+	}{
+		{`[a-c]+@[a-z]+`, "abc"},
+		{`(?i)[a-c]+[1-3]+`, "ABCabc"},
+		{`a+b+c`, "a"},
+		{`(?:ab)+c`, ""},   // runs of "ab", not of one character
+		{`[ab]+\s*@`, ""},  // may be followed by nothing: \s*
+		{`[ab]+[b-c]`, ""}, // what follows may continue the run
+		{`\b[ab]+@`, ""},   // looks behind
+		{`[a-z]+`, ""},     // nothing follows
+	} {
+		class, _ := leadingRun(c.pattern)
+		got := ""
+		if class != nil {
+			for b := range class {
+				if class[b] {
+					got += string(rune(b))
+				}
+			}
+		}
+		if got != c.class {
+			t.Errorf("%s: run class %q, want %q", c.pattern, got, c.class)
+		}
 	}
 }
 
