@@ -164,40 +164,91 @@ func (p *prepared) hitPlanOf(hs *hintSet) (plan hitPlan, ok bool) {
 	default:
 		return plan, false
 	}
-	hints, ok := hs.rules.Value.(ast.Object)
-	if !ok || hints.Len() != 2 {
+	plan.allowed = fv.allowed
+	rules := p.hits.planRules(p, hs)
+	if !rules.ok {
 		return plan, false
 	}
-	view := fv.view.(ast.Object)
-	plan.allowed = fv.allowed
+	plan.n, plan.rules = rules.n, rules.rules
+	// FinancialSafety's hit always fires, so beside candidate rules the
+	// decision has one hit more than the rules that fire (at most
+	// maxComposedHits, all composed in Go).
+	return plan, plan.n > 0 || plan.financial
+}
+
+// planKey is what a plan's candidate rules depend on besides the entry:
+// the rules hint (the Hinter's terms are shared per view and set of rules
+// that may fire) and the view's agent and step type (the view, found
+// once per entry by them: viewOf; the agent's policies).
+type planKey struct {
+	rules       *ast.Term
+	agent, step string
+}
+
+// planned is candidateRules' result.
+type planned struct {
+	ok    bool
+	n     int
+	rules [maxHitCandidates]*ast.Term
+}
+
+// planRules is p.candidateRules(hs), remembered by planKey (at most
+// maxHitPlans per entry; past it computed every time): the same rules
+// hint in the same view names the same rules of the same data, which
+// nothing writes.
+func (m *hitMemo) planRules(p *prepared, hs *hintSet) *planned {
+	k := planKey{hs.rules, hs.agent, hs.step}
+	if r, ok := m.plans.Load(k); ok {
+		return r.(*planned)
+	}
+	r := p.candidateRules(hs)
+	if m.nplans.Load() < maxHitPlans {
+		if _, loaded := m.plans.LoadOrStore(k, r); !loaded {
+			m.nplans.Add(1)
+		}
+	}
+	return r
+}
+
+// candidateRules is the rule data of the rules hs's rules hint names, in
+// the hint's order (agent scope first), ok false when the Go side does
+// not plan them (a hint or data of an unexpected shape, an index out of
+// range, more than maxHitCandidates rules).
+func (p *prepared) candidateRules(hs *hintSet) *planned {
+	plan := &planned{}
+	hints, ok := hs.rules.Value.(ast.Object)
+	if !ok || hints.Len() != 2 {
+		return plan
+	}
+	view := hs.found.view.(ast.Object)
 	for _, scope := range [2]*ast.Term{keyAgentScope, keyTenantScope} {
 		byName, ok := termObject(hints.Get(scope))
 		if !ok {
-			return plan, false
+			return plan
 		}
 		if byName.Len() == 0 {
 			continue
 		}
 		applying, ok := termObject(view.Get(scope))
 		if !ok {
-			return plan, false
+			return plan
 		}
 		// _agent_scope: the input agent's policies (null: none); _tenant.tenant.
 		var policies ast.Object
 		if scope == keyAgentScope {
 			if hs.agent == "" {
-				return plan, false
+				return plan
 			}
 			agents, _ := termObject(p.tenant.Get(keyAgents))
 			if agents == nil {
-				return plan, false
+				return plan
 			}
 			policies, _ = termObject(agents.Get(ast.StringTerm(hs.agent)))
 		} else {
 			policies, _ = termObject(p.tenant.Get(keyTenantScope))
 		}
 		if policies == nil {
-			return plan, false
+			return plan
 		}
 		ok = true
 		byName.Foreach(func(name, idx *ast.Term) {
@@ -231,13 +282,11 @@ func (p *prepared) hitPlanOf(hs *hintSet) (plan hitPlan, ok bool) {
 			}
 		})
 		if !ok {
-			return plan, false
+			return plan
 		}
 	}
-	// FinancialSafety's hit always fires, so beside candidate rules the
-	// decision has one hit more than the rules that fire (at most
-	// maxComposedHits, all composed in Go).
-	return plan, plan.n > 0 || plan.financial
+	plan.ok = true
+	return plan
 }
 
 func termObject(t *ast.Term) (ast.Object, bool) {
@@ -480,13 +529,14 @@ func composableKey(r *ast.Term, approval [2]*ast.Term) *ast.Array {
 // maxHitPrograms programs and maxHitTemplates templates per entry; past
 // that the engine evaluates.
 type hitMemo struct {
-	programs, templates sync.Map
-	np, nt              atomic.Int32
+	programs, templates, plans sync.Map
+	np, nt, nplans             atomic.Int32
 }
 
 const (
 	maxHitPrograms  = 1024
 	maxHitTemplates = 1024
+	maxHitPlans     = 1024
 )
 
 type templateKey struct{ allowed, rule *ast.Term }
