@@ -234,3 +234,33 @@ func BenchmarkHinterTerms(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHinterMatch: the literal pass alone (Hinter.match) over scale
+// M's tenants and folded action texts, cycling through the tenants as a
+// server does.
+func BenchmarkHinterMatch(b *testing.B) {
+	s := scale.M()
+	hinters := map[string]*Hinter{}
+	for i := range s.Tenants {
+		hinters[s.Tenants[i].TenantID] = NewHinter(&s.Tenants[i])
+	}
+	type item struct {
+		h      *Hinter
+		folded string
+	}
+	var items []item
+	for _, a := range s.Actions {
+		j, err := json.Marshal(map[string]any{"action": a.Name, "params": a.Params})
+		if err != nil {
+			b.Fatal(err)
+		}
+		items = append(items, item{hinters[a.TenantID], Fold(string(j))})
+	}
+	var buf [256]bool
+	i := 0
+	for b.Loop() {
+		it := items[i%len(items)]
+		it.h.match(it.folded, buf[:0])
+		i++
+	}
+}

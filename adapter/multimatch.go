@@ -7,10 +7,14 @@ package adapter
 //
 // Bytes that occur in no pattern share one input class, so the transition
 // table is states × (distinct pattern bytes + 1) instead of states × 256.
+//
+// The transitions hold the next state's row offset (state × classes),
+// bit-complemented (negative) when the state has outputs, so a byte that
+// completes no pattern costs one table load and one sign test.
 type multiMatcher struct {
-	class   [256]uint16 // byte → input class; 0: in no pattern
+	class   [256]int32 // byte → input class; 0: in no pattern
 	nclass  int
-	next    []int32   // state*nclass + class → state (goto completed with failures)
+	next    []int32   // row offset + class → next row offset, ^offset for states with outputs
 	outputs [][]int32 // state → patterns ending here (own and via failure links)
 	n       int       // number of patterns
 }
@@ -23,7 +27,7 @@ func newMultiMatcher(patterns []string) *multiMatcher {
 		for i := 0; i < len(p); i++ {
 			if m.class[p[i]] == 0 {
 				m.nclass++
-				m.class[p[i]] = uint16(m.nclass)
+				m.class[p[i]] = int32(m.nclass)
 			}
 		}
 	}
@@ -79,6 +83,14 @@ func newMultiMatcher(patterns []string) *multiMatcher {
 			}
 		}
 	}
+	// Row offsets, output states marked.
+	for i, t := range m.next {
+		off := t * int32(m.nclass)
+		if len(m.outputs[t]) > 0 {
+			off = ^off
+		}
+		m.next[i] = off
+	}
 	return m
 }
 
@@ -88,11 +100,15 @@ func (m *multiMatcher) match(text string, found []bool) {
 	for _, id := range m.outputs[0] { // empty patterns
 		found[id] = true
 	}
+	next, class := m.next, &m.class
 	s := int32(0)
 	for i := 0; i < len(text); i++ {
-		s = m.next[int(s)*m.nclass+int(m.class[text[i]])]
-		for _, id := range m.outputs[s] {
-			found[id] = true
+		s = next[s+class[text[i]]]
+		if s < 0 {
+			s = ^s
+			for _, id := range m.outputs[int(s)/m.nclass] {
+				found[id] = true
+			}
 		}
 	}
 }

@@ -28,6 +28,44 @@ var moneyWords = []string{"transfer", "wire", "payment", "payout", "refund", "wi
 // pattern OPA's regex.match runs with Go's regexp.
 var exportAction = regexp.MustCompile(`(?i)(export|upload|dump|backup|sync)`)
 
+// exportWords are exportAction's alternatives.
+var exportWords = []string{"export", "upload", "dump", "backup", "sync"}
+
+// exportLike is exportAction.MatchString(action). On an ASCII name a
+// (?i) literal matches only its ASCII case variants, so it is an ASCII
+// case-insensitive search for the words, without the backtracker's pass
+// from every position (TestExportLike); other names use the regex.
+func exportLike(action string) bool {
+	for i := 0; i < len(action); i++ {
+		if action[i] >= utf8.RuneSelf {
+			return exportAction.MatchString(action)
+		}
+	}
+	for _, w := range exportWords {
+		for i := 0; i+len(w) <= len(action); i++ {
+			if asciiFoldPrefix(action[i:], w) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// asciiFoldPrefix: s begins with lower (lower-case ASCII), ASCII case
+// ignored.
+func asciiFoldPrefix(s, lower string) bool {
+	for j := 0; j < len(lower); j++ {
+		c := s[j]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[j] {
+			return false
+		}
+	}
+	return true
+}
+
 // The secret detectors of rules 0-3, the library's patterns: OPA runs them
 // with Go's regexp too, so these decide exactly what the Rego finds. Each
 // runs only when its literal occurs (the same pre-check as the Rego), and
@@ -328,7 +366,7 @@ func exfilExport(action string, found uint64) bool {
 		has(litPassport) ||
 		has(litCustomer) && has(litCustData) ||
 		has(litCredsPwds)
-	return sensitive && exportAction.MatchString(action)
+	return sensitive && exportLike(action)
 }
 
 var (

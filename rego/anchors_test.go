@@ -434,3 +434,33 @@ func FuzzLiteralSet(f *testing.F) {
 		}
 	})
 }
+
+// TestExportLike: exportLike is exportAction.MatchString, on names built
+// around the words in every case, split, with the Kelvin sign and long s
+// (which (?i) matches for k and s: the regex decides non-ASCII names).
+func TestExportLike(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 13))
+	parts := []string{"export", "EXPORT", "Upload", "dUmP", "backup", "BACKUP", "bac\u212aup", "sync", "\u017fync", "SYNC",
+		"expor", "uploa", "dum", "backu", "syn", ".", "_", "s", "k", "x", "é", "\xff", "slack.send_message", "data"}
+	names := []string{"", "export", "a.export_all", "sync", "SyNc", "bac\u212aup", "\u017fync", "dum", "p"}
+	for range 20000 {
+		var sb strings.Builder
+		for range r.IntN(5) {
+			sb.WriteString(parts[r.IntN(len(parts))])
+		}
+		names = append(names, sb.String())
+	}
+	matched := 0
+	for _, name := range names {
+		want := exportAction.MatchString(name)
+		if got := exportLike(name); got != want {
+			t.Fatalf("exportLike(%q) = %v, want %v", name, got, want)
+		}
+		if want {
+			matched++
+		}
+	}
+	if matched < len(names)/4 || matched > len(names)*3/4 {
+		t.Fatalf("%d of %d names match: the test tests little", matched, len(names))
+	}
+}

@@ -112,8 +112,8 @@ func hintedContext(ctx context.Context, hs *hintSet) context.Context {
 // hintsOf is the hints of action a, whose action text (actionText, which
 // succeeded) is text.
 func hintsOf(h *adapter.Hinter, a pdp.Action, text string) hintSet {
-	folded := foldText(text)
-	hs := hintSet{rules: h.RulesTerm(a.AgentID, a.StepType, folded), ascii: isASCII(text),
+	folded, ascii := foldASCII(text)
+	hs := hintSet{rules: h.RulesTerm(a.AgentID, a.StepType, folded), ascii: ascii,
 		tenant: a.TenantID, agent: a.AgentID, step: a.StepType}
 	if hs.step == "" {
 		hs.step = pdp.DefaultStepType // as lazyInput gives it

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -165,40 +164,91 @@ func (p *prepared) hitPlanOf(hs *hintSet) (plan hitPlan, ok bool) {
 	default:
 		return plan, false
 	}
-	hints, ok := hs.rules.Value.(ast.Object)
-	if !ok || hints.Len() != 2 {
+	plan.allowed = fv.allowed
+	rules := p.hits.planRules(p, hs)
+	if !rules.ok {
 		return plan, false
 	}
-	view := fv.view.(ast.Object)
-	plan.allowed = fv.allowed
+	plan.n, plan.rules = rules.n, rules.rules
+	// FinancialSafety's hit always fires, so beside candidate rules the
+	// decision has one hit more than the rules that fire (at most
+	// maxComposedHits, all composed in Go).
+	return plan, plan.n > 0 || plan.financial
+}
+
+// planKey is what a plan's candidate rules depend on besides the entry:
+// the rules hint (the Hinter's terms are shared per view and set of rules
+// that may fire) and the view's agent and step type (the view, found
+// once per entry by them: viewOf; the agent's policies).
+type planKey struct {
+	rules       *ast.Term
+	agent, step string
+}
+
+// planned is candidateRules' result.
+type planned struct {
+	ok    bool
+	n     int
+	rules [maxHitCandidates]*ast.Term
+}
+
+// planRules is p.candidateRules(hs), remembered by planKey (at most
+// maxHitPlans per entry; past it computed every time): the same rules
+// hint in the same view names the same rules of the same data, which
+// nothing writes.
+func (m *hitMemo) planRules(p *prepared, hs *hintSet) *planned {
+	k := planKey{hs.rules, hs.agent, hs.step}
+	if r, ok := m.plans.Load(k); ok {
+		return r.(*planned)
+	}
+	r := p.candidateRules(hs)
+	if m.nplans.Load() < maxHitPlans {
+		if _, loaded := m.plans.LoadOrStore(k, r); !loaded {
+			m.nplans.Add(1)
+		}
+	}
+	return r
+}
+
+// candidateRules is the rule data of the rules hs's rules hint names, in
+// the hint's order (agent scope first), ok false when the Go side does
+// not plan them (a hint or data of an unexpected shape, an index out of
+// range, more than maxHitCandidates rules).
+func (p *prepared) candidateRules(hs *hintSet) *planned {
+	plan := &planned{}
+	hints, ok := hs.rules.Value.(ast.Object)
+	if !ok || hints.Len() != 2 {
+		return plan
+	}
+	view := hs.found.view.(ast.Object)
 	for _, scope := range [2]*ast.Term{keyAgentScope, keyTenantScope} {
 		byName, ok := termObject(hints.Get(scope))
 		if !ok {
-			return plan, false
+			return plan
 		}
 		if byName.Len() == 0 {
 			continue
 		}
 		applying, ok := termObject(view.Get(scope))
 		if !ok {
-			return plan, false
+			return plan
 		}
 		// _agent_scope: the input agent's policies (null: none); _tenant.tenant.
 		var policies ast.Object
 		if scope == keyAgentScope {
 			if hs.agent == "" {
-				return plan, false
+				return plan
 			}
 			agents, _ := termObject(p.tenant.Get(keyAgents))
 			if agents == nil {
-				return plan, false
+				return plan
 			}
 			policies, _ = termObject(agents.Get(ast.StringTerm(hs.agent)))
 		} else {
 			policies, _ = termObject(p.tenant.Get(keyTenantScope))
 		}
 		if policies == nil {
-			return plan, false
+			return plan
 		}
 		ok = true
 		byName.Foreach(func(name, idx *ast.Term) {
@@ -232,13 +282,11 @@ func (p *prepared) hitPlanOf(hs *hintSet) (plan hitPlan, ok bool) {
 			}
 		})
 		if !ok {
-			return plan, false
+			return plan
 		}
 	}
-	// FinancialSafety's hit always fires, so beside candidate rules the
-	// decision has one hit more than the rules that fire (at most
-	// maxComposedHits, all composed in Go).
-	return plan, plan.n > 0 || plan.financial
+	plan.ok = true
+	return plan
 }
 
 func termObject(t *ast.Term) (ast.Object, bool) {
@@ -481,13 +529,14 @@ func composableKey(r *ast.Term, approval [2]*ast.Term) *ast.Array {
 // maxHitPrograms programs and maxHitTemplates templates per entry; past
 // that the engine evaluates.
 type hitMemo struct {
-	programs, templates sync.Map
-	np, nt              atomic.Int32
+	programs, templates, plans sync.Map
+	np, nt, nplans             atomic.Int32
 }
 
 const (
 	maxHitPrograms  = 1024
 	maxHitTemplates = 1024
+	maxHitPlans     = 1024
 )
 
 type templateKey struct{ allowed, rule *ast.Term }
@@ -543,9 +592,9 @@ func (m *hitMemo) template(allowed, r *ast.Term, approval [2]*ast.Term) *hitTemp
 
 // hitProgram is one rule's _fire, compiled.
 type hitProgram struct {
-	pattern    *regexp.Regexp
+	pattern    *goRegex
 	alts       []string // kind "alts": the folded alternatives; nil for "regex"
-	context    *regexp.Regexp
+	context    *goRegex
 	contextPre []string // "_context" kinds
 }
 
@@ -575,7 +624,7 @@ func compileHitProgram(r *ast.Term) *hitProgram {
 		return nil
 	}
 	var err error
-	if g.pattern, err = regexp.Compile(pattern); err != nil {
+	if g.pattern, err = compileGoRegex(pattern); err != nil {
 		return nil // OPA's strict built-in error: the evaluation fails closed
 	}
 	if strings.HasSuffix(kind, "_context") {
@@ -583,7 +632,7 @@ func compileHitProgram(r *ast.Term) *hitProgram {
 		if !ok {
 			return nil
 		}
-		if g.context, err = regexp.Compile(context); err != nil {
+		if g.context, err = compileGoRegex(context); err != nil {
 			return nil
 		}
 		if g.contextPre, ok = asciiStrings(obj.Get(ast.StringTerm("context_pre")), true); !ok {
@@ -626,7 +675,7 @@ func (g *hitProgram) fire(text, folded string, ascii bool) (m string, ok bool) {
 	if g.alts != nil {
 		m, ok = g.alternative(text, folded, ascii)
 	} else {
-		m, ok = findFirst(g.pattern, text)
+		m, ok = g.pattern.find(text, folded, ascii)
 	}
 	if !ok || g.context == nil {
 		return m, ok
@@ -634,19 +683,10 @@ func (g *hitProgram) fire(text, folded string, ascii bool) (m string, ok bool) {
 	// _any(r.context_pre), then regex.match(r.context, text).
 	for _, lit := range g.contextPre {
 		if strings.Contains(folded, lit) {
-			return m, g.context.MatchString(text)
+			return m, g.context.match(text, folded, ascii)
 		}
 	}
 	return "", false
-}
-
-// findFirst is regex.find_n(re, text, 1)[0].
-func findFirst(re *regexp.Regexp, text string) (string, bool) {
-	ms := re.FindAllString(text, 1)
-	if len(ms) == 0 {
-		return "", false
-	}
-	return ms[0], true
 }
 
 // alternative is _alternative(r).
@@ -664,7 +704,7 @@ func (g *hitProgram) alternative(text, folded string, ascii bool) (string, bool)
 			return asciiSubstring(text, pos, len(g.alts[k])), true
 		}
 	}
-	return findFirst(g.pattern, text)
+	return g.pattern.find(text, folded, ascii)
 }
 
 // asciiSubstring is OPA's substring(s, start, n) for an ASCII s, start >=

@@ -264,7 +264,7 @@ func TestHitAnswerAdversarial(t *testing.T) {
 	rule := pq.tenant.Get(ast.StringTerm("tenant")).Value.(ast.Object).Get(ast.StringTerm("nested")).Value.(ast.Object).
 		Get(keyRules).Value.(*ast.Array).Elem(0)
 	want, _ := stringAt(rule.Value.(ast.Object), "pattern")
-	if got := pq.hits.program(rule).pattern.String(); got != want {
+	if got := pq.hits.program(rule).pattern.re.String(); got != want {
 		t.Fatalf("compiled %q, the rule's pattern is %q", got, want)
 	}
 }

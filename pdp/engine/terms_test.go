@@ -44,9 +44,12 @@ func TestFoldTextASCII(t *testing.T) {
 	for c := range 0x80 {
 		all.WriteByte(byte(c))
 	}
-	for _, s := range []string{"", "abc", "ABC", "MiXeD 123 {\"K\":1}", all.String()} {
+	for _, s := range []string{"", "abc", "ABC", "MiXeD 123 {\"K\":1}", all.String(), "é", "Aé", "aBé", "abcé", "AB\u212a", "x\xffY"} {
 		if got, want := foldText(s), strings.ToLower(strings.ToUpper(s)); got != want {
 			t.Errorf("foldText(%q) = %q, want %q", s, got, want)
+		}
+		if _, ascii := foldASCII(s); ascii != isASCII(s) {
+			t.Errorf("foldASCII(%q): ascii %v", s, ascii)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
@@ -246,14 +247,51 @@ func appendString(b []byte, s string) []byte {
 }
 
 // foldText is the library's lower(upper(text)). On ASCII text that is
-// strings.ToLower alone (one pass, and no copy when s has no upper-case
-// letter).
+// strings.ToLower alone (no copy when s has no upper-case letter).
 func foldText(s string) string {
-	if isASCII(s) {
-		return strings.ToLower(s)
-	}
-	return strings.ToLower(strings.ToUpper(s))
+	folded, _ := foldASCII(s)
+	return folded
 }
+
+// foldASCII is foldText(s) and isASCII(s) from one pass over an ASCII s:
+// the bytes up to the first upper-case letter are copied at once, the
+// rest lower-cased byte by byte into the one allocation of the result.
+func foldASCII(s string) (folded string, ascii bool) {
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return strings.ToLower(strings.ToUpper(s)), false
+		}
+		if 'A' <= c && c <= 'Z' {
+			break
+		}
+	}
+	if i == len(s) {
+		return s, true
+	}
+	b := make([]byte, len(s))
+	copy(b, s[:i])
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return strings.ToLower(strings.ToUpper(s)), false
+		}
+		b[i] = asciiLowerTable[c]
+	}
+	return unsafe.String(&b[0], len(b)), true // b is never written again
+}
+
+// asciiLowerTable maps each ASCII byte to its lower case.
+var asciiLowerTable = func() (t [utf8.RuneSelf]byte) {
+	for c := range t {
+		t[c] = byte(c)
+		if 'A' <= c && c <= 'Z' {
+			t[c] += 'a' - 'A'
+		}
+	}
+	return t
+}()
 
 // isASCII is the library's regex.match(`^[\x00-\x7f]*$`, text).
 func isASCII(s string) bool {
