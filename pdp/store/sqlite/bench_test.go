@@ -365,6 +365,18 @@ func benchActionWritePath(b *testing.B, tenants int, opts ...sqlite.Option) {
 	b.ReportAllocs()
 	ctx := b.Context()
 	path := filepath.Join(b.TempDir(), "g.db")
+	var (
+		pauseMu sync.Mutex
+		pauses  []time.Duration // the committer's catch-ups during the run
+		running atomic.Bool
+	)
+	opts = append(opts, sqlite.WithCatchUpObserver(func(d time.Duration) {
+		if running.Load() {
+			pauseMu.Lock()
+			pauses = append(pauses, d)
+			pauseMu.Unlock()
+		}
+	}))
 	db, err := sqlite.Open(ctx, path, opts...)
 	if err != nil {
 		b.Fatal(err)
@@ -395,6 +407,7 @@ func benchActionWritePath(b *testing.B, tenants int, opts ...sqlite.Option) {
 	// Each call's latency, as a client waits for it (its batch and the
 	// one before it): the write path's contribution to a request's p99.
 	took := make([]time.Duration, len(recs))
+	running.Store(true)
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	for range 16 {
@@ -411,6 +424,7 @@ func benchActionWritePath(b *testing.B, tenants int, opts ...sqlite.Option) {
 	}
 	wg.Wait()
 	b.StopTimer()
+	running.Store(false)
 	slices.Sort(took)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	b.ReportMetric(ms(took[len(took)/2]), "p50-ms")
@@ -422,8 +436,25 @@ func benchActionWritePath(b *testing.B, tenants int, opts ...sqlite.Option) {
 	b.ReportMetric(float64(fileSize(b, path+"-wal")-walBefore)/(4096+24)/float64(b.N), "wal-pages/action")
 	b.ReportMetric(float64(after.Ops-stats.Ops)/float64(max(after.Batches-stats.Batches, 1)), "ops/batch")
 	if w := db.WALStats(); w != (sqlite.WALStats{}) {
+		n := float64(b.N)
 		b.ReportMetric(float64(w.Restarts-walStats.Restarts), "wal-restarts")
 		b.ReportMetric(float64(fileSize(b, path+"-wal"))/(1<<20), "wal-MiB")
+		// What checkpoints cost per action: the pages they copied to the
+		// database file, the writes and WAL reads that took, and the
+		// syncs of both files (the WAL's: one per batch); then the pauses
+		// between batches of the committer's own catch-ups.
+		b.ReportMetric(float64(w.DBBytes-walStats.DBBytes)/4096/n, "ckpt-pages/action")
+		b.ReportMetric(float64(w.DBWrites-walStats.DBWrites)/n, "db-writes/action")
+		b.ReportMetric(float64(w.WALReads-walStats.WALReads)/n, "wal-reads/action")
+		b.ReportMetric(float64(w.DBSyncs-walStats.DBSyncs+w.WALSyncs-walStats.WALSyncs)/n, "syncs/action")
+		pauseMu.Lock()
+		slices.Sort(pauses)
+		b.ReportMetric(float64(len(pauses)), "catchups")
+		if len(pauses) > 0 {
+			b.ReportMetric(ms(pauses[len(pauses)/2]), "catchup-p50-ms")
+			b.ReportMetric(ms(pauses[len(pauses)-1]), "catchup-max-ms")
+		}
+		pauseMu.Unlock()
 	}
 	if io, ok := processIO(); ok && ioOK {
 		b.ReportMetric(float64(io.reads-ioBefore.reads)/float64(b.N), "read-syscalls/action")

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -85,6 +86,11 @@ type walCkpt struct {
 	// that copied everything but did not restart the WAL (a reader).
 	woke, last, forceAt int64
 	catchUps            atomic.Int64 // checkpoints the committer ran
+	// How long they took, in total and the longest: the pauses between
+	// two batches they make.
+	catchUpNanos, catchUpMax atomic.Int64
+	// catchUpObs, if set, is told each one's duration (tests).
+	catchUpObs func(time.Duration)
 }
 
 // WALStats reports the write-ahead log's checkpointing so far.
@@ -92,6 +98,16 @@ type WALStats struct {
 	Bytes    int64 // the WAL's extent now
 	Restarts int64 // times it restarted from its beginning
 	CatchUps int64 // checkpoints the committer ran between batches
+	// CatchUpTime is how long they took in total, CatchUpMax the longest
+	// (pauses between two batches).
+	CatchUpTime, CatchUpMax time.Duration
+	// The I/O of the write and checkpoint connections (the readers' is
+	// not counted): write(2) calls to the database file (checkpoints'
+	// copies, combined when pages follow each other) and the bytes they
+	// wrote, read(2) calls on the WAL (checkpoints reading frames, the
+	// write connection reading pages back), syncs of the database file
+	// and of the WAL.
+	DBWrites, DBBytes, WALReads, DBSyncs, WALSyncs int64
 }
 
 // WALStats returns the WAL's state; zero if checkpoints are off.
@@ -100,7 +116,10 @@ func (db *DB) WALStats() WALStats {
 		return WALStats{}
 	}
 	ext, restarts, _ := walState(db.wal.name)
-	return WALStats{Bytes: ext, Restarts: restarts, CatchUps: db.wal.catchUps.Load()}
+	s := WALStats{Bytes: ext, Restarts: restarts, CatchUps: db.wal.catchUps.Load(),
+		CatchUpTime: time.Duration(db.wal.catchUpNanos.Load()), CatchUpMax: time.Duration(db.wal.catchUpMax.Load())}
+	s.DBWrites, s.DBBytes, s.WALReads, s.DBSyncs, s.WALSyncs = walIOStats(strings.TrimSuffix(db.wal.name, "-wal"))
+	return s
 }
 
 // walPath returns SQLite's name of the write connection's WAL.
@@ -160,7 +179,19 @@ func (db *DB) afterBatch() {
 // whether every frame of the WAL is now copied (the next write restarts
 // it unless a reader holds it).
 func (db *DB) walCatchUp() bool {
-	db.wal.catchUps.Add(1)
+	w := db.wal
+	w.catchUps.Add(1)
+	start := time.Now()
+	defer func() {
+		d := time.Since(start)
+		w.catchUpNanos.Add(int64(d))
+		if int64(d) > w.catchUpMax.Load() {
+			w.catchUpMax.Store(int64(d)) // only the committer stores
+		}
+		if w.catchUpObs != nil {
+			w.catchUpObs(d)
+		}
+	}()
 	var busy, log, done int64
 	if err := db.w.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &done); err != nil {
 		return false
@@ -172,6 +203,7 @@ func (db *DB) walCatchUp() bool {
 func (db *DB) startCheckpointer(ctx context.Context, busy string) error {
 	q := url.Values{}
 	q.Set("_busy_timeout", busy)
+	q.Set("vfs", walCkptVFSName) // its copies to the database combined: see walvfs.go
 	c, err := sql.Open("sqlite", db.path+"?"+q.Encode())
 	if err != nil {
 		return fmt.Errorf("sqlite: open %s for checkpoints: %w", db.path, err)
