@@ -345,7 +345,16 @@ func BenchmarkDashboard1M(b *testing.B) {
 // as the server runs them (the background checkpointer and the write
 // connection's safety net), and wal-pages/action is the WAL file's growth.
 //
+// The last is the server's store under the load tool (issue 11), run
+// with -cpu 1 (the server's GOMAXPROCS=1): each caller first spends
+// 250 µs of CPU, as a request decides before it records, so batches are
+// small (about 7 actions), each action writes more WAL, and the
+// background checkpointer competes for the one CPU with 16 callers and
+// the committer. store-cpu-µs/action is the CPU per action without the
+// callers' work.
+//
 //	go test ./pdp/store/sqlite -run '^$' -bench ActionWritePath -benchtime 20000x
+//	go test ./pdp/store/sqlite -run '^$' -bench 'ActionWritePath/.*work' -benchtime 20000x -cpu 1
 func BenchmarkActionWritePath(b *testing.B) {
 	for _, ckpt := range []bool{false, true} {
 		for _, tenants := range []int{1, 100} {
@@ -356,12 +365,15 @@ func BenchmarkActionWritePath(b *testing.B) {
 			} else {
 				opts = append(opts, sqlite.WithoutCheckpoints())
 			}
-			b.Run(name, func(b *testing.B) { benchActionWritePath(b, tenants, opts...) })
+			b.Run(name, func(b *testing.B) { benchActionWritePath(b, tenants, 0, opts...) })
 		}
 	}
+	b.Run("tenants=100,checkpoints,work=250µs", func(b *testing.B) { benchActionWritePath(b, 100, 250*time.Microsecond) })
 }
 
-func benchActionWritePath(b *testing.B, tenants int, opts ...sqlite.Option) {
+// benchActionWritePath writes b.N actions from 16 callers over tenants,
+// each caller spending work of CPU before each (spin).
+func benchActionWritePath(b *testing.B, tenants int, work time.Duration, opts ...sqlite.Option) {
 	b.ReportAllocs()
 	ctx := b.Context()
 	path := filepath.Join(b.TempDir(), "g.db")
@@ -400,19 +412,24 @@ func benchActionWritePath(b *testing.B, tenants int, opts ...sqlite.Option) {
 			recs[i].Action, recs[i].AgentID, recs[i].Status, recs[i].TriggeredPolicy, recs[i].Severity, recs[i].RiskScore)
 	}
 	walBefore := fileSize(b, path+"-wal")
-	cpuBefore := processCPU(b)
 	ioBefore, ioOK := processIO()
 	stats, walStats := db.CommitStats(), db.WALStats()
 	var next atomic.Int64
 	// Each call's latency, as a client waits for it (its batch and the
 	// one before it): the write path's contribution to a request's p99.
 	took := make([]time.Duration, len(recs))
+	var rounds int // of spin, for work
+	if work > 0 {
+		rounds = spinRounds(b, work)
+	}
 	running.Store(true)
+	cpuBefore := processCPU(b)
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {
 			for i := next.Add(1) - 1; i < int64(len(recs)); i = next.Add(1) - 1 {
+				spin(rounds)
 				start := time.Now()
 				if _, _, err := db.InsertActionAudited(ctx, recs[i], store.AuditEvent{Metadata: metas[i]}); err != nil {
 					b.Error(err)
@@ -433,11 +450,15 @@ func benchActionWritePath(b *testing.B, tenants int, opts ...sqlite.Option) {
 	cpu := processCPU(b) - cpuBefore
 	after := db.CommitStats()
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/action")
+	if work > 0 {
+		b.ReportMetric(float64((cpu-time.Duration(b.N)*work).Microseconds())/float64(b.N), "store-cpu-µs/action")
+	}
 	b.ReportMetric(float64(fileSize(b, path+"-wal")-walBefore)/(4096+24)/float64(b.N), "wal-pages/action")
 	b.ReportMetric(float64(after.Ops-stats.Ops)/float64(max(after.Batches-stats.Batches, 1)), "ops/batch")
 	if w := db.WALStats(); w != (sqlite.WALStats{}) {
 		n := float64(b.N)
 		b.ReportMetric(float64(w.Restarts-walStats.Restarts), "wal-restarts")
+		b.ReportMetric(float64(w.Passes-walStats.Passes), "ckpt-passes")
 		b.ReportMetric(float64(fileSize(b, path+"-wal"))/(1<<20), "wal-MiB")
 		// What checkpoints cost per action: the pages they copied to the
 		// database file, the writes and WAL reads that took, and the
@@ -460,6 +481,33 @@ func benchActionWritePath(b *testing.B, tenants int, opts ...sqlite.Option) {
 		b.ReportMetric(float64(io.reads-ioBefore.reads)/float64(b.N), "read-syscalls/action")
 		b.ReportMetric(float64(io.writes-ioBefore.writes)/float64(b.N), "write-syscalls/action")
 	}
+}
+
+// spinSink keeps spin's work from being optimized away.
+var spinSink atomic.Uint64
+
+// spin spends CPU: rounds of a cheap hash.
+func spin(rounds int) {
+	h := uint64(14695981039346656037)
+	for i := range rounds {
+		h = (h ^ uint64(i)) * 1099511628211
+	}
+	if rounds > 0 {
+		spinSink.Add(h)
+	}
+}
+
+// spinRounds is how many rounds of spin take d of CPU on this machine
+// (the fastest of a few tries, the others interrupted).
+func spinRounds(b *testing.B, d time.Duration) int {
+	const probe = 1 << 22
+	best := time.Duration(1 << 62)
+	for range 5 {
+		start := processCPU(b)
+		spin(probe)
+		best = min(best, processCPU(b)-start)
+	}
+	return int(float64(probe) * float64(d) / float64(max(best, 1)))
 }
 
 // ioCounts are the process's read and write system calls so far.
