@@ -118,6 +118,9 @@ type walBuf struct {
 	// restarts counts those header rewrites after the first. Both are
 	// read by the committer (walState) without b.mu.
 	extent, restarts atomic.Int64
+	// failed is the error of a flush the file's connection has not been
+	// told of (see flush); b.mu guards it.
+	failed int32
 	// synced: nothing was written or truncated since the last xSync
 	// succeeded, so another has nothing to make durable (walSync).
 	synced atomic.Bool
@@ -260,7 +263,11 @@ func bufOf(f uintptr) *walBuf {
 // flush writes b's pending bytes out; b.mu is held. The buffer is empty
 // afterwards even if a write failed: the error goes to the SQLite call
 // that asked for the flush (a commit's sync: the commit fails, and its
-// frames, past the WAL's last commit, are never read).
+// frames, past the WAL's last commit, are never read). Any connection
+// of walVFS may flush every buffer (flushAll, at its wal-index calls),
+// so a failed write is also kept in b.failed until the file's own
+// connection flushes (flushOf, at its next sync at the latest): its
+// commit or checkpoint fails as if it had written the bytes itself.
 func (b *walBuf) flush(tls *libc.TLS) int32 {
 	if b.n == 0 {
 		return sqlite3.SQLITE_OK
@@ -275,10 +282,21 @@ func (b *walBuf) flush(tls *libc.TLS) int32 {
 			b.stats.dbWrites.Add(1)
 		}
 		if rc := write(tls, b.real, b.mem+uintptr(i), int32(min(n-i, walWriteMax)), off+int64(i)); rc != sqlite3.SQLITE_OK {
+			b.failed = rc
 			return rc
 		}
 	}
 	return sqlite3.SQLITE_OK
+}
+
+// flushOwn is flush for the file's own connection: it also reports (and
+// forgets) a failure of a flush another connection made.
+func (b *walBuf) flushOwn(tls *libc.TLS) int32 {
+	rc := b.flush(tls)
+	if b.failed != sqlite3.SQLITE_OK {
+		rc, b.failed = b.failed, sqlite3.SQLITE_OK
+	}
+	return rc
 }
 
 // walWriteMax is the most one write of the default VFS takes: it masks a
@@ -294,7 +312,7 @@ func flushOf(tls *libc.TLS, f uintptr) int32 {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.flush(tls)
+	return b.flushOwn(tls)
 }
 
 // flushAll writes every buffer out (a memory barrier on the wal-index:
@@ -460,7 +478,7 @@ func walWrite(tls *libc.TLS, f, p uintptr, n int32, off int64) int32 {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		if b.n > 0 && (off != b.off+int64(b.n) || b.n+int(n) > walBufSize) {
-			if rc := b.flush(tls); rc != sqlite3.SQLITE_OK {
+			if rc := b.flushOwn(tls); rc != sqlite3.SQLITE_OK {
 				return rc
 			}
 		}
