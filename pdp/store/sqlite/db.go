@@ -119,6 +119,7 @@ type options struct {
 	noCheckpoints bool                // tests: the WAL only grows (see export_test.go)
 	walCkptBytes  int64               // tests: smaller checkpoint cycles (see checkpoint.go)
 	catchUpObs    func(time.Duration) // tests: each catch-up's duration
+	writeCacheKiB int                 // tests: the write connection's cache (0: writeCacheKiB)
 	noBackground  bool                // tests: no background checkpointer, the committer's only
 	schemaVersion int                 // tests: migrate up to this version only (0: every migration)
 }
@@ -191,7 +192,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	// so it lives in memory. Reads keep file-backed temporary storage, so a
 	// large sort cannot grow without bound.
 	wq.Add("_pragma", "temp_store(memory)")
-	wq.Add("_pragma", fmt.Sprintf("cache_size(-%d)", writeCacheKiB))
+	if o.writeCacheKiB <= 0 {
+		o.writeCacheKiB = writeCacheKiB
+	}
+	wq.Add("_pragma", fmt.Sprintf("cache_size(-%d)", o.writeCacheKiB))
 	autoCkpt := walSafetyPages // see checkpoint.go
 	if o.noCheckpoints {
 		autoCkpt = 0

@@ -180,3 +180,8 @@ func (db *DB) Checkpoint(ctx context.Context, background bool) (busy, log, done 
 	err = c.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &done)
 	return busy, log, done, err
 }
+
+// WithWriteCacheKiB sets the write connection's page cache (KiB).
+func WithWriteCacheKiB(n int) Option {
+	return func(o *options) { o.writeCacheKiB = n }
+}
