@@ -345,7 +345,20 @@ func BenchmarkDashboard1M(b *testing.B) {
 // as the server runs them (the background checkpointer and the write
 // connection's safety net), and wal-pages/action is the WAL file's growth.
 //
+// The last is the server's store under the load tool (issue 11), run
+// with -cpu 1 (the server's GOMAXPROCS=1): each caller first spends
+// 250 µs of CPU, as a request decides before it records, so batches are
+// small (about 7 actions), each action writes more WAL, and the
+// background checkpointer competes for the one CPU with 16 callers and
+// the committer. store-cpu-µs/action is the CPU per action without the
+// callers' work. Its prefilled twin first bulk-loads 300,000 actions over
+// the tenants (about a minute): a store that has served a while, whose
+// hot pages are ~2.5 times an empty one's (1.5 pages copied per action
+// against 0.6) and outgrow the write connection's cache;
+// GATEHOUSE_BENCH_WRITE_CACHE_MIB sets that cache for a comparison.
+//
 //	go test ./pdp/store/sqlite -run '^$' -bench ActionWritePath -benchtime 20000x
+//	go test ./pdp/store/sqlite -run '^$' -bench 'ActionWritePath/.*work' -benchtime 20000x -cpu 1
 func BenchmarkActionWritePath(b *testing.B) {
 	for _, ckpt := range []bool{false, true} {
 		for _, tenants := range []int{1, 100} {
@@ -356,15 +369,37 @@ func BenchmarkActionWritePath(b *testing.B) {
 			} else {
 				opts = append(opts, sqlite.WithoutCheckpoints())
 			}
-			b.Run(name, func(b *testing.B) { benchActionWritePath(b, tenants, opts...) })
+			b.Run(name, func(b *testing.B) { benchActionWritePath(b, tenants, 0, 0, opts...) })
 		}
 	}
+	b.Run("tenants=100,checkpoints,work=250µs", func(b *testing.B) { benchActionWritePath(b, 100, 250*time.Microsecond, 0) })
+	b.Run("tenants=100,checkpoints,work=250µs,prefilled", func(b *testing.B) {
+		benchActionWritePath(b, 100, 250*time.Microsecond, prefillActions)
+	})
 }
 
-func benchActionWritePath(b *testing.B, tenants int, opts ...sqlite.Option) {
+// benchActionWritePath writes b.N actions from 16 callers over tenants,
+// each caller spending work of CPU before each (spin), into a store
+// holding prefill actions already.
+func benchActionWritePath(b *testing.B, tenants int, work time.Duration, prefill int, opts ...sqlite.Option) {
 	b.ReportAllocs()
 	ctx := b.Context()
 	path := filepath.Join(b.TempDir(), "g.db")
+	var (
+		pauseMu sync.Mutex
+		pauses  []time.Duration // the committer's catch-ups during the run
+		running atomic.Bool
+	)
+	opts = append(opts, sqlite.WithCatchUpObserver(func(d time.Duration) {
+		if running.Load() {
+			pauseMu.Lock()
+			pauses = append(pauses, d)
+			pauseMu.Unlock()
+		}
+	}))
+	if mib, err := strconv.Atoi(os.Getenv("GATEHOUSE_BENCH_WRITE_CACHE_MIB")); err == nil {
+		opts = append(opts, sqlite.WithWriteCacheKiB(mib<<10))
+	}
 	db, err := sqlite.Open(ctx, path, opts...)
 	if err != nil {
 		b.Fatal(err)
@@ -374,6 +409,21 @@ func benchActionWritePath(b *testing.B, tenants int, opts ...sqlite.Option) {
 	for i := range ids {
 		ids[i] = fmt.Sprintf("tenant-%03d", i)
 		if err := benchTenant(ctx, db, ids[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if prefill > 0 {
+		// A store that has served a while: its indexes no longer fit the
+		// write connection's cache as an empty one's do.
+		old := slices.Collect(storetest.GenerateActions(storetest.ActionMix{TenantID: "x", N: prefill, Since: time.Now().Add(-48 * time.Hour), Until: time.Now().Add(-time.Hour), Agents: 10, Policies: 5, Seed: 17}))
+		for i := range old {
+			old[i].TenantID = ids[i%len(ids)]
+			old[i].ID = fmt.Sprintf("act_old_%08d", i)
+		}
+		if n, err := db.BulkInsertActions(ctx, slices.Values(old)); err != nil || n != len(old) {
+			b.Fatalf("prefill: %d, %v", n, err)
+		}
+		if err := db.ExecRaw(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -388,18 +438,24 @@ func benchActionWritePath(b *testing.B, tenants int, opts ...sqlite.Option) {
 			recs[i].Action, recs[i].AgentID, recs[i].Status, recs[i].TriggeredPolicy, recs[i].Severity, recs[i].RiskScore)
 	}
 	walBefore := fileSize(b, path+"-wal")
-	cpuBefore := processCPU(b)
 	ioBefore, ioOK := processIO()
 	stats, walStats := db.CommitStats(), db.WALStats()
 	var next atomic.Int64
 	// Each call's latency, as a client waits for it (its batch and the
 	// one before it): the write path's contribution to a request's p99.
 	took := make([]time.Duration, len(recs))
+	var rounds int // of spin, for work
+	if work > 0 {
+		rounds = spinRounds(b, work)
+	}
+	running.Store(true)
+	cpuBefore := processCPU(b)
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {
 			for i := next.Add(1) - 1; i < int64(len(recs)); i = next.Add(1) - 1 {
+				spin(rounds)
 				start := time.Now()
 				if _, _, err := db.InsertActionAudited(ctx, recs[i], store.AuditEvent{Metadata: metas[i]}); err != nil {
 					b.Error(err)
@@ -411,6 +467,7 @@ func benchActionWritePath(b *testing.B, tenants int, opts ...sqlite.Option) {
 	}
 	wg.Wait()
 	b.StopTimer()
+	running.Store(false)
 	slices.Sort(took)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	b.ReportMetric(ms(took[len(took)/2]), "p50-ms")
@@ -419,16 +476,67 @@ func benchActionWritePath(b *testing.B, tenants int, opts ...sqlite.Option) {
 	cpu := processCPU(b) - cpuBefore
 	after := db.CommitStats()
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/action")
+	if work > 0 {
+		b.ReportMetric(float64((cpu-time.Duration(b.N)*work).Microseconds())/float64(b.N), "store-cpu-µs/action")
+	}
 	b.ReportMetric(float64(fileSize(b, path+"-wal")-walBefore)/(4096+24)/float64(b.N), "wal-pages/action")
 	b.ReportMetric(float64(after.Ops-stats.Ops)/float64(max(after.Batches-stats.Batches, 1)), "ops/batch")
 	if w := db.WALStats(); w != (sqlite.WALStats{}) {
+		n := float64(b.N)
 		b.ReportMetric(float64(w.Restarts-walStats.Restarts), "wal-restarts")
+		b.ReportMetric(float64(w.Passes-walStats.Passes), "ckpt-passes")
 		b.ReportMetric(float64(fileSize(b, path+"-wal"))/(1<<20), "wal-MiB")
+		// What checkpoints cost per action: the pages they copied to the
+		// database file, the writes and WAL reads that took, and the
+		// syncs of both files (the WAL's: one per batch); then the pauses
+		// between batches of the committer's own catch-ups.
+		b.ReportMetric(float64(w.DBBytes-walStats.DBBytes)/4096/n, "ckpt-pages/action")
+		b.ReportMetric(float64(w.DBWrites-walStats.DBWrites)/n, "db-writes/action")
+		b.ReportMetric(float64(w.WALReads-walStats.WALReads)/n, "wal-reads/action")
+		b.ReportMetric(float64(w.DBSyncs-walStats.DBSyncs+w.WALSyncs-walStats.WALSyncs)/n, "syncs/action")
+		pauseMu.Lock()
+		slices.Sort(pauses)
+		b.ReportMetric(float64(len(pauses)), "catchups")
+		if len(pauses) > 0 {
+			b.ReportMetric(ms(pauses[len(pauses)/2]), "catchup-p50-ms")
+			b.ReportMetric(ms(pauses[len(pauses)-1]), "catchup-max-ms")
+		}
+		pauseMu.Unlock()
 	}
 	if io, ok := processIO(); ok && ioOK {
 		b.ReportMetric(float64(io.reads-ioBefore.reads)/float64(b.N), "read-syscalls/action")
 		b.ReportMetric(float64(io.writes-ioBefore.writes)/float64(b.N), "write-syscalls/action")
 	}
+}
+
+// prefillActions is how many actions the prefilled variant loads first.
+const prefillActions = 300_000
+
+// spinSink keeps spin's work from being optimized away.
+var spinSink atomic.Uint64
+
+// spin spends CPU: rounds of a cheap hash.
+func spin(rounds int) {
+	h := uint64(14695981039346656037)
+	for i := range rounds {
+		h = (h ^ uint64(i)) * 1099511628211
+	}
+	if rounds > 0 {
+		spinSink.Add(h)
+	}
+}
+
+// spinRounds is how many rounds of spin take d of CPU on this machine
+// (the fastest of a few tries, the others interrupted).
+func spinRounds(b *testing.B, d time.Duration) int {
+	const probe = 1 << 22
+	best := time.Duration(1 << 62)
+	for range 5 {
+		start := processCPU(b)
+		spin(probe)
+		best = min(best, processCPU(b)-start)
+	}
+	return int(float64(probe) * float64(d) / float64(max(best, 1)))
 }
 
 // ioCounts are the process's read and write system calls so far.

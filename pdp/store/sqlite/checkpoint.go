@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -20,9 +21,14 @@ import (
 //
 //   - A connection of its own checkpoints PASSIVE-ly beside the writer:
 //     woken by the committer whenever the WAL has grown by walCkptBytes
-//     since the last wake-up, and checkpointEvery after its last pass. A
-//     PASSIVE checkpoint takes no lock a writer or reader waits for, so
-//     it copies the bulk of the WAL while batches go on committing.
+//     since the last wake-up, and by a tick (checkpointEvery) for the
+//     pages of writes that stopped or trickle. A PASSIVE checkpoint takes
+//     no lock a writer or reader waits for, so it copies the bulk of the
+//     WAL while batches go on committing. The tick runs no pass while
+//     the WAL grows fast (more than walCkptBytes/walCatchUpShare since
+//     the last tick): such a pass, in the middle of a cycle, copied the
+//     hot pages once more for nothing (the server under load, one CPU,
+//     1.5 passes per cycle), since the cycle's own pass copies them again.
 //   - It cannot let the WAL restart under sustained writes: by the time
 //     it has copied the WAL, batches have appended more. So when it ends
 //     with the WAL past walCkptBytes it asks the committer to finish the
@@ -45,29 +51,31 @@ import (
 // A page every action touches (a tenant's index leaf, a rollup row) is
 // copied once per checkpoint, not once per commit, so the cycle is kept
 // long enough (walCkptBytes of WAL) that copying costs little per action,
-// and short enough that the WAL (64–128 MiB) stays in the page cache:
+// and short enough that the WAL (128–256 MiB) stays in the page cache:
 // at 100 tenants a 32 MiB cycle copied 1.06 pages per action, 64 MiB 0.70
-// (BenchmarkActionWritePath), and restarted the WAL half as often.
+// (BenchmarkActionWritePath); with the server's smaller batches (its
+// work=250µs variant, one CPU) 64 MiB copied 0.98 and 128 MiB 0.67, and
+// restarted the WAL half as often: half the pauses between batches.
 // Durability is SQLite's: a checkpoint syncs the WAL before copying and
 // the database after, and the WAL restarts only over copied frames.
 const (
 	checkpointEvery = time.Second
 	// walCkptBytes is the WAL growth that wakes the checkpointer, and the
 	// extent past which it asks the committer to let the WAL restart.
-	walCkptBytes = 64 << 20
+	walCkptBytes = 128 << 20
 	// walForceBytes is the extent at which the committer checkpoints
 	// between batches whether or not the checkpointer asked.
 	walForceBytes = 2 * walCkptBytes
 	// The checkpointer leaves the committer at most 1/walCatchUpShare of
-	// walCkptBytes (4 MiB) to copy, if walPasses passes can get it there:
+	// walCkptBytes (8 MiB) to copy, if walPasses passes can get it there:
 	// batches keep appending while a pass runs, a second pass copies only
 	// those frames, and so on.
 	walCatchUpShare = 16
 	walPasses       = 3
 	// walSafetyPages is the write connection's wal_autocheckpoint: it
-	// only acts if the WAL outgrows walForceBytes (about 160 MB of WAL at
+	// only acts if the WAL outgrows walForceBytes (about 330 MB of WAL at
 	// 4 KiB pages).
-	walSafetyPages = 40_000
+	walSafetyPages = 80_000
 )
 
 // walCkpt is the state the committer and the checkpointer share.
@@ -85,6 +93,12 @@ type walCkpt struct {
 	// that copied everything but did not restart the WAL (a reader).
 	woke, last, forceAt int64
 	catchUps            atomic.Int64 // checkpoints the committer ran
+	passes              atomic.Int64 // checkpoints the background connection ran
+	// How long they took, in total and the longest: the pauses between
+	// two batches they make.
+	catchUpNanos, catchUpMax atomic.Int64
+	// catchUpObs, if set, is told each one's duration (tests).
+	catchUpObs func(time.Duration)
 }
 
 // WALStats reports the write-ahead log's checkpointing so far.
@@ -92,6 +106,17 @@ type WALStats struct {
 	Bytes    int64 // the WAL's extent now
 	Restarts int64 // times it restarted from its beginning
 	CatchUps int64 // checkpoints the committer ran between batches
+	Passes   int64 // checkpoints the background connection ran
+	// CatchUpTime is how long they took in total, CatchUpMax the longest
+	// (pauses between two batches).
+	CatchUpTime, CatchUpMax time.Duration
+	// The I/O of the write and checkpoint connections (the readers' is
+	// not counted): write(2) calls to the database file (checkpoints'
+	// copies, combined when pages follow each other) and the bytes they
+	// wrote, read(2) calls on the WAL (checkpoints reading frames, the
+	// write connection reading pages back), syncs of the database file
+	// and of the WAL.
+	DBWrites, DBBytes, WALReads, DBSyncs, WALSyncs int64
 }
 
 // WALStats returns the WAL's state; zero if checkpoints are off.
@@ -100,7 +125,10 @@ func (db *DB) WALStats() WALStats {
 		return WALStats{}
 	}
 	ext, restarts, _ := walState(db.wal.name)
-	return WALStats{Bytes: ext, Restarts: restarts, CatchUps: db.wal.catchUps.Load()}
+	s := WALStats{Bytes: ext, Restarts: restarts, CatchUps: db.wal.catchUps.Load(), Passes: db.wal.passes.Load(),
+		CatchUpTime: time.Duration(db.wal.catchUpNanos.Load()), CatchUpMax: time.Duration(db.wal.catchUpMax.Load())}
+	s.DBWrites, s.DBBytes, s.WALReads, s.DBSyncs, s.WALSyncs = walIOStats(strings.TrimSuffix(db.wal.name, "-wal"))
+	return s
 }
 
 // walPath returns SQLite's name of the write connection's WAL.
@@ -160,7 +188,19 @@ func (db *DB) afterBatch() {
 // whether every frame of the WAL is now copied (the next write restarts
 // it unless a reader holds it).
 func (db *DB) walCatchUp() bool {
-	db.wal.catchUps.Add(1)
+	w := db.wal
+	w.catchUps.Add(1)
+	start := time.Now()
+	defer func() {
+		d := time.Since(start)
+		w.catchUpNanos.Add(int64(d))
+		if int64(d) > w.catchUpMax.Load() {
+			w.catchUpMax.Store(int64(d)) // only the committer stores
+		}
+		if w.catchUpObs != nil {
+			w.catchUpObs(d)
+		}
+	}()
 	var busy, log, done int64
 	if err := db.w.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &done); err != nil {
 		return false
@@ -172,6 +212,7 @@ func (db *DB) walCatchUp() bool {
 func (db *DB) startCheckpointer(ctx context.Context, busy string) error {
 	q := url.Values{}
 	q.Set("_busy_timeout", busy)
+	q.Set("vfs", walCkptVFSName) // its copies to the database combined: see walvfs.go
 	c, err := sql.Open("sqlite", db.path+"?"+q.Encode())
 	if err != nil {
 		return fmt.Errorf("sqlite: open %s for checkpoints: %w", db.path, err)
@@ -195,14 +236,21 @@ func (db *DB) checkpointLoop() {
 	defer close(db.ckptDone)
 	t := time.NewTicker(checkpointEvery)
 	defer t.Stop()
+	var ticked int64 // the WAL's extent at the last tick
 	for {
 		select {
 		case <-db.ckptStop:
 			return
 		case <-t.C:
-		case <-db.wal.wake:
 			// The WAL's growth drives the passes while writes go on; the
 			// tick is for the pages of writes that stopped.
+			ext, _, ok := walState(db.wal.name)
+			grew := ext - ticked
+			ticked = ext
+			if ok && grew > db.wal.ckptBytes/walCatchUpShare {
+				continue
+			}
+		case <-db.wal.wake:
 			t.Reset(checkpointEvery)
 		}
 		if db.checkpointPasses() {
@@ -219,6 +267,7 @@ func (db *DB) checkpointLoop() {
 func (db *DB) checkpointPasses() bool {
 	for range walPasses {
 		before, _, ok := walState(db.wal.name)
+		db.wal.passes.Add(1)
 		// An error (busy, I/O) leaves the pages in the WAL for the next
 		// attempt, or for the committer's.
 		if _, err := db.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil || !ok {

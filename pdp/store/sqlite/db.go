@@ -87,6 +87,23 @@ type DB struct {
 // reads at that scale. Pages are allocated as they are used.
 const writeCacheKiB = 8 << 10
 
+// syncDataOnly makes SQLite sync files with fdatasync(2) rather than
+// fsync(2), process-wide (modernc.org/sqlite's switch; SQLite's own builds
+// for Linux do so): the data and the size a read needs, not the
+// timestamps. A commit overwriting a WAL that restarted (the file never
+// shrinks here) then changes no metadata a read needs, and on ext4 its
+// sync no longer waits for a journal commit of the file's mtime; nor does
+// a checkpoint's sync of the database file, the pause between two
+// batches when the committer catches up (checkpoint.go). Durability is
+// unchanged: fdatasync returns once the written data and the file's size
+// are on stable storage. Where the switch does not exist (macOS, Windows)
+// SQLite keeps its own choice.
+func syncDataOnly() {
+	syncOnce.Do(func() { _, _ = sqlite.Fdatasync(true) })
+}
+
+var syncOnce sync.Once
+
 // Option configures Open.
 type Option func(*options)
 
@@ -99,10 +116,12 @@ type options struct {
 
 	verifiers     int // 0: min(readers, GOMAXPROCS)
 	verifySegment int64
-	noCheckpoints bool  // tests: the WAL only grows (see export_test.go)
-	walCkptBytes  int64 // tests: smaller checkpoint cycles (see checkpoint.go)
-	noBackground  bool  // tests: no background checkpointer, the committer's only
-	schemaVersion int   // tests: migrate up to this version only (0: every migration)
+	noCheckpoints bool                // tests: the WAL only grows (see export_test.go)
+	walCkptBytes  int64               // tests: smaller checkpoint cycles (see checkpoint.go)
+	catchUpObs    func(time.Duration) // tests: each catch-up's duration
+	writeCacheKiB int                 // tests: the write connection's cache (0: writeCacheKiB)
+	noBackground  bool                // tests: no background checkpointer, the committer's only
+	schemaVersion int                 // tests: migrate up to this version only (0: every migration)
 }
 
 // WithNowFunc sets the clock timestamps are taken from (default time.Now).
@@ -173,7 +192,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	// so it lives in memory. Reads keep file-backed temporary storage, so a
 	// large sort cannot grow without bound.
 	wq.Add("_pragma", "temp_store(memory)")
-	wq.Add("_pragma", fmt.Sprintf("cache_size(-%d)", writeCacheKiB))
+	if o.writeCacheKiB <= 0 {
+		o.writeCacheKiB = writeCacheKiB
+	}
+	wq.Add("_pragma", fmt.Sprintf("cache_size(-%d)", o.writeCacheKiB))
 	autoCkpt := walSafetyPages // see checkpoint.go
 	if o.noCheckpoints {
 		autoCkpt = 0
@@ -182,6 +204,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	if err := registerWALVFS(); err != nil {
 		return nil, err
 	}
+	syncDataOnly()
 	wq.Set("vfs", walVFSName) // its WAL writes combined: see walvfs.go
 	w, err := sql.Open("sqlite", path+"?"+wq.Encode())
 	if err != nil {
@@ -228,7 +251,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 			_ = db.Close()
 			return nil, fmt.Errorf("sqlite: open %s: the WAL's name: %w", path, err)
 		}
-		db.wal = &walCkpt{name: name, wake: make(chan struct{}, 1), ckptBytes: o.walCkptBytes, forceBytes: o.walCkptBytes * (walForceBytes / walCkptBytes)}
+		db.wal = &walCkpt{name: name, wake: make(chan struct{}, 1), ckptBytes: o.walCkptBytes, forceBytes: o.walCkptBytes * (walForceBytes / walCkptBytes), catchUpObs: o.catchUpObs}
 	}
 	if err = db.startCommitter(ctx, o.maxBatch, o.batchObs); err != nil {
 		_ = db.Close()

@@ -153,3 +153,35 @@ func WithoutBackgroundCheckpoints() Option {
 
 // WALSafetyPages is the write connection's wal_autocheckpoint.
 const WALSafetyPages = walSafetyPages
+
+// WithCatchUpObserver tells obs the duration of every checkpoint the
+// committer runs between batches (the pauses of checkpoint.go).
+func WithCatchUpObserver(obs func(time.Duration)) Option {
+	return func(o *options) { o.catchUpObs = obs }
+}
+
+// SetDBSyncHook makes fn run, on the syncing goroutine, after every
+// successful sync of a database file through the write or checkpoint
+// connection (the moment its copies are durable); restore undoes it.
+func SetDBSyncHook(fn func(path string)) (restore func()) {
+	dbSynced.Store(&fn)
+	return func() { dbSynced.Store(nil) }
+}
+
+// Checkpoint runs PRAGMA wal_checkpoint(PASSIVE) on the background
+// checkpoint connection (background) or the write connection (the
+// committer's catch-up), and returns its busy, log and checkpointed
+// counts.
+func (db *DB) Checkpoint(ctx context.Context, background bool) (busy, log, done int64, err error) {
+	c := db.w
+	if background {
+		c = db.ckpt
+	}
+	err = c.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &done)
+	return busy, log, done, err
+}
+
+// WithWriteCacheKiB sets the write connection's page cache (KiB).
+func WithWriteCacheKiB(n int) Option {
+	return func(o *options) { o.writeCacheKiB = n }
+}

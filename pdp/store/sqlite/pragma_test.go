@@ -3,6 +3,8 @@ package sqlite
 import (
 	"path/filepath"
 	"testing"
+
+	"modernc.org/sqlite"
 )
 
 // TestPragmas checks the settings durability and correctness rest on.
@@ -18,7 +20,7 @@ func TestPragmas(t *testing.T) {
 		{"foreign_keys", "1"},
 		{"busy_timeout", "5000"},
 		{"temp_store", "2"},             // MEMORY: statement journals of trigger-firing writes
-		{"wal_autocheckpoint", "40000"}, // a safety net past walForceBytes: checkpoints run beside the writer and between batches (checkpoint.go)
+		{"wal_autocheckpoint", "80000"}, // a safety net past walForceBytes: checkpoints run beside the writer and between batches (checkpoint.go)
 		{"cache_size", "-8192"},         // 8 MiB: the hot index leaves of ~160 tenants (writeCacheKiB)
 	} {
 		var got string
@@ -28,6 +30,9 @@ func TestPragmas(t *testing.T) {
 		if got != c.want {
 			t.Errorf("writer PRAGMA %s = %s, want %s", c.pragma, got, c.want)
 		}
+	}
+	if !sqlite.FdatasyncEnabled() {
+		t.Error("SQLite syncs with fsync, want fdatasync (syncDataOnly)")
 	}
 	var qo string
 	if err := db.r.QueryRowContext(t.Context(), "PRAGMA query_only").Scan(&qo); err != nil || qo != "1" {

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -44,11 +45,38 @@ import (
 //     the buffer out first, so the file sees the same writes in the same
 //     order, fewer of them.
 //
-// Only a store's write connection opens its files through walVFS (Open's
-// "vfs" parameter); its readers and checkpointer use the default VFS and
-// only read the WAL. Every other file of the write connection (the
-// database, statement journals) is passed through untouched.
+// Checkpoints' writes to the database file are combined the same way
+// (dbBuf): a checkpoint copies each page of the WAL back to its place in
+// the database, in page order, one write(2) per page, and about half of
+// those pages follow the one before (the server's checkpoints, issue 11).
+// Writes that continue the previous one are gathered and reach the file
+// in writes of up to 128 KiB; the rest as before. What they may wait
+// for, and what they may not:
+//
+//   - Durability is unchanged. A checkpoint syncs the database file
+//     after copying and only then records (in the wal-index) how far it
+//     copied; the buffer is written out before that xSync, so the fsync
+//     covers every page, as before. Until it returns nothing can restart
+//     the WAL over the copied frames, and a process that dies with pages
+//     in the buffer leaves the WAL holding them, as a crash in the middle
+//     of a checkpoint did.
+//   - Visibility is unchanged. A checkpoint copies only frames that every
+//     reader finds in the WAL (none reads those pages from the database
+//     file until the wal-index says they were copied, which is after the
+//     sync); the buffer is also written out at every lock, barrier and
+//     wal-index call, before any read, size, truncate, control or close
+//     of the file, and before a write that does not continue it.
+//
+// The write connection opens its files through walVFS (Open's "vfs"
+// parameter), and the checkpoint connection through walCkptVFSName:
+// the same methods, but its WAL (which it only reads) gets no buffer, so
+// walState keeps following the write connection's. The readers use the
+// default VFS. Other files (statement journals) are passed through
+// untouched.
 const walVFSName = "gatehouse-walbuf"
+
+// walCkptVFSName is the checkpoint connection's VFS (see walVFSName).
+const walCkptVFSName = "gatehouse-ckpt"
 
 // walBufSize is the most a WAL buffer holds (allocated once per WAL file
 // the write connection opens): a group commit of ~90 frames fits several
@@ -62,19 +90,27 @@ const walBufSize = 1 << 20
 type walFile struct {
 	methods uintptr // *sqlite3.Tsqlite3_io_methods: walVFS.methods
 	buf     uintptr // key of the file's walBuf in walVFS.bufs, 0 if none
+	// io is the database's counters, for its file and WAL; nil for
+	// other files. It is Go memory referenced from C memory, kept alive
+	// by walVFS.io, which never forgets a database.
+	io  *walIO
+	wal bool // the file is a WAL
 }
 
 const walFileSize = int32(unsafe.Sizeof(walFile{}))
 
-// walBuf is a WAL file's pending writes: n bytes at mem (C memory,
-// walBufSize) that go to the file at off.
+// walBuf is a WAL's or database file's pending writes: n bytes at mem (C
+// memory, walBufSize) that go to the file at off.
 type walBuf struct {
 	mu   sync.Mutex
 	real uintptr // the wrapped file
 	mem  uintptr
 	n    int
 	off  int64
-	name string // the WAL's path as SQLite names it (walVFS.byName)
+	name string // the WAL's path as SQLite names it (walVFS.byName); "" for a database file
+	// stats counts the database's I/O through walVFS (walIOStats).
+	stats *walIO
+	path  string // the file's path as SQLite names it
 	// extent is where the WAL's frames end: the end of the last write
 	// to the file (buffered or not). SQLite writes a WAL from its start
 	// and restarts it by rewriting its header at offset 0, so extent is
@@ -82,6 +118,9 @@ type walBuf struct {
 	// restarts counts those header rewrites after the first. Both are
 	// read by the committer (walState) without b.mu.
 	extent, restarts atomic.Int64
+	// failed is the error of a flush the file's connection has not been
+	// told of (see flush); b.mu guards it.
+	failed int32
 	// synced: nothing was written or truncated since the last xSync
 	// succeeded, so another has nothing to make durable (walSync).
 	synced atomic.Bool
@@ -90,6 +129,9 @@ type walBuf struct {
 // wrote records a write of n bytes at off (see extent).
 func (b *walBuf) wrote(off int64, n int32) {
 	b.synced.Store(false)
+	if b.name == "" {
+		return // a database file
+	}
 	if off == 0 && b.extent.Load() > 0 {
 		b.restarts.Add(1)
 	}
@@ -105,6 +147,7 @@ var walVFS struct {
 	mu      sync.Mutex
 	bufs    map[uintptr]*walBuf
 	byName  map[string]*walBuf // the open WALs by path (walState)
+	io      map[string]*walIO  // by database path (walIOStats)
 	next    uintptr
 	// pending counts the buffers holding bytes, so a barrier with
 	// nothing to write (most) costs an atomic load.
@@ -164,8 +207,24 @@ func registerWALVFS() error {
 		walVFS.orig, walVFS.methods = orig, m
 		walVFS.bufs = map[uintptr]*walBuf{}
 		walVFS.byName = map[string]*walBuf{}
+		walVFS.io = map[string]*walIO{}
 		if rc := sqlite3.Xsqlite3_vfs_register(tls, p, 0); rc != sqlite3.SQLITE_OK {
 			walVFS.err = fmt.Errorf("sqlite: register the WAL VFS: code %d", rc)
+			return
+		}
+		// The checkpoint connection's: the same but its xOpen.
+		p2 := libc.Xmalloc(tls, libc.Tsize_t(unsafe.Sizeof(sqlite3.Tsqlite3_vfs{})))
+		name2, err := libc.CString(walCkptVFSName)
+		if p2 == 0 || err != nil {
+			walVFS.err = fmt.Errorf("sqlite: register the checkpoint VFS: out of memory")
+			return
+		}
+		v2 := (*sqlite3.Tsqlite3_vfs)(ptr(p2))
+		*v2 = *v
+		v2.FzName = name2
+		v2.FxOpen = cfunc(walCkptOpen)
+		if rc := sqlite3.Xsqlite3_vfs_register(tls, p2, 0); rc != sqlite3.SQLITE_OK {
+			walVFS.err = fmt.Errorf("sqlite: register the checkpoint VFS: code %d", rc)
 		}
 	})
 	return walVFS.err
@@ -204,7 +263,11 @@ func bufOf(f uintptr) *walBuf {
 // flush writes b's pending bytes out; b.mu is held. The buffer is empty
 // afterwards even if a write failed: the error goes to the SQLite call
 // that asked for the flush (a commit's sync: the commit fails, and its
-// frames, past the WAL's last commit, are never read).
+// frames, past the WAL's last commit, are never read). Any connection
+// of walVFS may flush every buffer (flushAll, at its wal-index calls),
+// so a failed write is also kept in b.failed until the file's own
+// connection flushes (flushOf, at its next sync at the latest): its
+// commit or checkpoint fails as if it had written the bytes itself.
 func (b *walBuf) flush(tls *libc.TLS) int32 {
 	if b.n == 0 {
 		return sqlite3.SQLITE_OK
@@ -215,11 +278,25 @@ func (b *walBuf) flush(tls *libc.TLS) int32 {
 	m := (*sqlite3.Tsqlite3_io_methods)(ptr((*sqlite3.Tsqlite3_file)(ptr(b.real)).FpMethods))
 	write := call[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](m.FxWrite)
 	for i := 0; i < n; i += walWriteMax {
+		if b.name == "" {
+			b.stats.dbWrites.Add(1)
+		}
 		if rc := write(tls, b.real, b.mem+uintptr(i), int32(min(n-i, walWriteMax)), off+int64(i)); rc != sqlite3.SQLITE_OK {
+			b.failed = rc
 			return rc
 		}
 	}
 	return sqlite3.SQLITE_OK
+}
+
+// flushOwn is flush for the file's own connection: it also reports (and
+// forgets) a failure of a flush another connection made.
+func (b *walBuf) flushOwn(tls *libc.TLS) int32 {
+	rc := b.flush(tls)
+	if b.failed != sqlite3.SQLITE_OK {
+		rc, b.failed = b.failed, sqlite3.SQLITE_OK
+	}
+	return rc
 }
 
 // walWriteMax is the most one write of the default VFS takes: it masks a
@@ -235,7 +312,7 @@ func flushOf(tls *libc.TLS, f uintptr) int32 {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.flush(tls)
+	return b.flushOwn(tls)
 }
 
 // flushAll writes every buffer out (a memory barrier on the wal-index:
@@ -262,6 +339,50 @@ func flushAll(tls *libc.TLS) int32 {
 }
 
 func walOpen(tls *libc.TLS, vfs, name, f uintptr, flags int32, outFlags uintptr) int32 {
+	return openBuffered(tls, name, f, flags, outFlags, true)
+}
+
+func walCkptOpen(tls *libc.TLS, vfs, name, f uintptr, flags int32, outFlags uintptr) int32 {
+	return openBuffered(tls, name, f, flags, outFlags, false)
+}
+
+// walIO counts a database's I/O through walVFS, on every connection that
+// opens it so (walIOStats).
+type walIO struct {
+	dbWrites atomic.Int64 // write(2) calls to the database file
+	dbBytes  atomic.Int64 // bytes written to the database file
+	walReads atomic.Int64 // read(2) calls on the WAL
+	dbSyncs  atomic.Int64 // syncs of the database file
+	walSyncs atomic.Int64 // syncs of the WAL that reached the file
+}
+
+// ioFor returns the counters of the database whose file or WAL SQLite
+// names path; walVFS.mu is held.
+func ioFor(path string) *walIO {
+	path = strings.TrimSuffix(path, "-wal")
+	c := walVFS.io[path]
+	if c == nil {
+		c = &walIO{}
+		walVFS.io[path] = c
+	}
+	return c
+}
+
+// walIOStats returns the I/O counters of the database at path (SQLite's
+// name for it) through walVFS so far.
+func walIOStats(path string) (dbWrites, dbBytes, walReads, dbSyncs, walSyncs int64) {
+	walVFS.mu.Lock()
+	c := walVFS.io[path]
+	walVFS.mu.Unlock()
+	if c == nil {
+		return
+	}
+	return c.dbWrites.Load(), c.dbBytes.Load(), c.walReads.Load(), c.dbSyncs.Load(), c.walSyncs.Load()
+}
+
+// openBuffered opens a file through the default VFS, with a buffer if it
+// is a database file, or a WAL and walBuffered (see walVFSName).
+func openBuffered(tls *libc.TLS, name, f uintptr, flags int32, outFlags uintptr, walBuffered bool) int32 {
 	o := (*sqlite3.Tsqlite3_vfs)(ptr(walVFS.orig))
 	r := f + uintptr(walFileSize)
 	*walf(f) = walFile{}
@@ -270,18 +391,32 @@ func walOpen(tls *libc.TLS, vfs, name, f uintptr, flags int32, outFlags uintptr)
 		return rc // SQLite closes nothing
 	}
 	walf(f).methods = walVFS.methods
-	if rc != sqlite3.SQLITE_OK || flags&sqlite3.SQLITE_OPEN_WAL == 0 {
+	wal := flags&sqlite3.SQLITE_OPEN_WAL != 0
+	if rc != sqlite3.SQLITE_OK || name == 0 || !(wal && walBuffered || flags&sqlite3.SQLITE_OPEN_MAIN_DB != 0) {
+		if rc == sqlite3.SQLITE_OK && wal && name != 0 {
+			walVFS.mu.Lock()
+			walf(f).io, walf(f).wal = ioFor(libc.GoString(name)), true
+			walVFS.mu.Unlock()
+		}
 		return rc
 	}
 	mem := libc.Xmalloc(tls, walBufSize)
 	if mem == 0 {
 		return rc // unbuffered
 	}
-	b := &walBuf{real: r, mem: mem, name: libc.GoString(name)}
+	path := libc.GoString(name)
+	b := &walBuf{real: r, mem: mem, path: path}
+	if wal {
+		b.name = path
+	}
 	walVFS.mu.Lock()
+	b.stats = ioFor(path)
+	walf(f).io, walf(f).wal = b.stats, wal
 	walVFS.next++
 	walVFS.bufs[walVFS.next] = b
-	walVFS.byName[b.name] = b
+	if wal {
+		walVFS.byName[b.name] = b
+	}
 	walf(f).buf = walVFS.next
 	walVFS.mu.Unlock()
 	return rc
@@ -310,7 +445,7 @@ func walClose(tls *libc.TLS, f uintptr) int32 {
 		walVFS.mu.Lock()
 		b := walVFS.bufs[k]
 		delete(walVFS.bufs, k)
-		if walVFS.byName[b.name] == b {
+		if b.name != "" && walVFS.byName[b.name] == b {
 			delete(walVFS.byName, b.name)
 		}
 		walVFS.mu.Unlock()
@@ -331,6 +466,9 @@ func walRead(tls *libc.TLS, f, p uintptr, n int32, off int64) int32 {
 	if rc := flushOf(tls, f); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
+	if c := walf(f).io; c != nil && walf(f).wal {
+		c.walReads.Add(1)
+	}
 	r, m := inner(f)
 	return call[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](m.FxRead)(tls, r, p, n, off)
 }
@@ -340,7 +478,7 @@ func walWrite(tls *libc.TLS, f, p uintptr, n int32, off int64) int32 {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		if b.n > 0 && (off != b.off+int64(b.n) || b.n+int(n) > walBufSize) {
-			if rc := b.flush(tls); rc != sqlite3.SQLITE_OK {
+			if rc := b.flushOwn(tls); rc != sqlite3.SQLITE_OK {
 				return rc
 			}
 		}
@@ -351,12 +489,19 @@ func walWrite(tls *libc.TLS, f, p uintptr, n int32, off int64) int32 {
 		copy(unsafe.Slice((*byte)(ptr(b.mem+uintptr(b.n))), n), unsafe.Slice((*byte)(ptr(p)), n))
 		b.n += int(n)
 		b.wrote(off, n)
+		if b.name == "" {
+			b.stats.dbBytes.Add(int64(n))
+		}
 		return sqlite3.SQLITE_OK
 	}
 	if rc := flushOf(tls, f); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
 	r, m := inner(f)
+	if b := bufOf(f); b != nil && b.name == "" {
+		b.stats.dbWrites.Add(1)
+		b.stats.dbBytes.Add(int64(n))
+	}
 	rc := call[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](m.FxWrite)(tls, r, p, n, off)
 	if b := bufOf(f); b != nil && rc == sqlite3.SQLITE_OK {
 		b.wrote(off, n)
@@ -399,8 +544,22 @@ func walSync(tls *libc.TLS, f uintptr, flags int32) int32 {
 	if b != nil && rc == sqlite3.SQLITE_OK {
 		b.synced.Store(true)
 	}
+	if c := walf(f).io; c != nil {
+		if walf(f).wal {
+			c.walSyncs.Add(1)
+		} else {
+			c.dbSyncs.Add(1)
+		}
+	}
+	if h := dbSynced.Load(); h != nil && b != nil && b.name == "" && rc == sqlite3.SQLITE_OK {
+		(*h)(b.path)
+	}
 	return rc
 }
+
+// dbSynced, if set (tests), is called with the path of a database file
+// whose sync through walVFS just succeeded: what a crash would leave.
+var dbSynced atomic.Pointer[func(path string)]
 
 func walFileSizeOf(tls *libc.TLS, f, size uintptr) int32 {
 	if rc := flushOf(tls, f); rc != sqlite3.SQLITE_OK {
@@ -411,11 +570,21 @@ func walFileSizeOf(tls *libc.TLS, f, size uintptr) int32 {
 }
 
 func walLock(tls *libc.TLS, f uintptr, lock int32) int32 {
+	if walVFS.pending.Load() != 0 {
+		if rc := flushOf(tls, f); rc != sqlite3.SQLITE_OK {
+			return rc
+		}
+	}
 	r, m := inner(f)
 	return call[func(*libc.TLS, uintptr, int32) int32](m.FxLock)(tls, r, lock)
 }
 
 func walUnlock(tls *libc.TLS, f uintptr, lock int32) int32 {
+	if walVFS.pending.Load() != 0 {
+		if rc := flushOf(tls, f); rc != sqlite3.SQLITE_OK {
+			return rc
+		}
+	}
 	r, m := inner(f)
 	return call[func(*libc.TLS, uintptr, int32) int32](m.FxUnlock)(tls, r, lock)
 }
@@ -494,6 +663,10 @@ func walShmUnmap(tls *libc.TLS, f uintptr, del int32) int32 {
 }
 
 func walFetch(tls *libc.TLS, f uintptr, off int64, n int32, pp uintptr) int32 {
+	if rc := flushOf(tls, f); rc != sqlite3.SQLITE_OK {
+		*(*uintptr)(ptr(pp)) = 0
+		return rc
+	}
 	r, m := inner(f)
 	if m.FiVersion < 3 || m.FxFetch == 0 {
 		*(*uintptr)(ptr(pp)) = 0

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -126,5 +127,161 @@ func TestWALWritesOnDiskAtCommit(t *testing.T) {
 		}
 		insert(t, 80)
 		check(t, "after a "+mode+" checkpoint", len(bulk))
+	}
+}
+
+// TestCheckpointCopiesOnDiskAtSync checks what the combined writes of
+// checkpoints to the database file (walvfs.go) must keep: when a
+// checkpoint syncs the database file, every page it copied is in the
+// file. A copy of the database file alone (no WAL) is taken at each such
+// sync, as a crash right after it would leave the file, and once a
+// checkpoint reports every frame of the WAL copied, the last copy is
+// opened apart: every acknowledged action is in it, its chains verify
+// and SQLite finds it intact. Checkpoints run on both connections that
+// make them (the background one and the write connection, between
+// batches), after group commits and after a bulk load (long runs of
+// consecutive pages, written in several writes).
+func TestCheckpointCopiesOnDiskAtSync(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "g.db")
+	var (
+		mu     sync.Mutex
+		synced []byte // the database file at its last sync
+		syncs  int
+	)
+	restore := sqlite.SetDBSyncHook(func(p string) {
+		if p != path {
+			return
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		mu.Lock()
+		synced, syncs = data, syncs+1
+		mu.Unlock()
+	})
+	defer restore()
+	// The background checkpointer runs, but its cycle is out of reach:
+	// the test's checkpoints are the only ones.
+	db := open(t, path, sqlite.WithWALCheckpointBytes(1<<40))
+	tenants := []string{"t0", "t1", "t2", "t3"}
+	for _, tn := range tenants {
+		if err := benchTenant(ctx, db, tn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]int{}
+	round := 0
+	insert := func(t *testing.T, count int) {
+		t.Helper()
+		var (
+			mu sync.Mutex
+			wg sync.WaitGroup
+		)
+		for g := range 8 {
+			wg.Go(func() {
+				for i := range count / 8 {
+					tn := tenants[(g+i)%len(tenants)]
+					a := store.ActionRecord{ID: fmt.Sprintf("act_%d_%d_%d", round, g, i), TenantID: tn, Action: "email.send", Status: "allowed", CreatedAt: time.Now()}
+					if _, _, err := db.InsertActionAudited(ctx, a, store.AuditEvent{Metadata: []byte(`{"pad":"` + strings.Repeat("y", 200) + `"}`)}); err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					want[tn]++
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		round++
+	}
+	checkpoint := func(t *testing.T, step string, background bool, bulk int) {
+		t.Helper()
+		mu.Lock()
+		before := syncs
+		mu.Unlock()
+		// The background checkpointer's idle pass may hold the lock.
+		var (
+			busy, log, done int64
+			err             error
+		)
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			busy, log, done, err = db.Checkpoint(ctx, background)
+			if err != nil || busy == 0 || time.Now().After(deadline) {
+				break
+			}
+			runtime.Gosched()
+		}
+		if err != nil || busy != 0 || done != log || log == 0 {
+			t.Fatalf("%s: checkpoint: busy %d, log %d, checkpointed %d, %v; want every frame", step, busy, log, done, err)
+		}
+		mu.Lock()
+		data, n := synced, syncs
+		mu.Unlock()
+		if n == before {
+			t.Fatalf("%s: the checkpoint did not sync the database file through walVFS", step)
+		}
+		cp := filepath.Join(t.TempDir(), "copy.db")
+		if err := os.WriteFile(cp, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := sql.Open("sqlite", cp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		var ok string
+		if err := raw.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+			t.Fatalf("%s: integrity_check of the database file as synced: %q, %v", step, ok, err)
+		}
+		var got int
+		if err := raw.QueryRowContext(ctx, `SELECT count(*) FROM actions`).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		total := bulk
+		for _, c := range want {
+			total += c
+		}
+		if got != total {
+			t.Fatalf("%s: the database file as synced holds %d actions, %d were acknowledged", step, got, total)
+		}
+		_ = raw.Close()
+		s, err := sqlite.Open(ctx, cp, sqlite.WithoutCheckpoints())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		for _, tn := range tenants {
+			if v, err := s.VerifyAudit(ctx, tn); err != nil || !v.Valid || v.Entries != want[tn] {
+				t.Fatalf("%s: %s in the database file as synced: %+v, %v; want a valid chain of %d", step, tn, v, err, want[tn])
+			}
+		}
+	}
+
+	insert(t, 400)
+	checkpoint(t, "background, after group commits", true, 0)
+	insert(t, 400)
+	checkpoint(t, "write connection, after group commits", false, 0)
+
+	bulk := slices.Collect(storetest.GenerateActions(storetest.ActionMix{TenantID: "t1", N: 20_000, Since: time.Now().Add(-time.Hour), Until: time.Now(), Agents: 10, Policies: 5, Seed: 9}))
+	if got, err := db.BulkInsertActions(ctx, slices.Values(bulk)); err != nil || got != len(bulk) {
+		t.Fatalf("bulk insert: %d, %v", got, err)
+	}
+	checkpoint(t, "background, after a bulk load", true, len(bulk))
+	insert(t, 200)
+	bulk2 := slices.Collect(storetest.GenerateActions(storetest.ActionMix{TenantID: "t2", N: 5_000, Since: time.Now().Add(-time.Hour), Until: time.Now(), Agents: 10, Policies: 5, Seed: 10}))
+	for i := range bulk2 {
+		bulk2[i].ID = fmt.Sprintf("act_second_%d", i)
+	}
+	if got, err := db.BulkInsertActions(ctx, slices.Values(bulk2)); err != nil || got != len(bulk2) {
+		t.Fatalf("bulk insert: %d, %v", got, err)
+	}
+	checkpoint(t, "write connection, after a bulk load", false, len(bulk)+5_000)
+	if s := db.WALStats(); s.DBWrites == 0 || s.DBWrites >= s.DBBytes/4096 {
+		t.Errorf("the checkpoints wrote %d pages in %d writes, want fewer writes than pages: %+v", s.DBBytes/4096, s.DBWrites, s)
 	}
 }
