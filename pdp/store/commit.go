@@ -204,18 +204,15 @@ func (c *Committer[B]) loop() {
 		// their writes) reach the queue before this batch is closed: on a
 		// saturated processor a batch then holds what those goroutines
 		// were about to write instead of one write per fsync; with
-		// nothing else runnable, Gosched returns at once.
-		runtime.Gosched()
-	fill:
-		for len(ops) < c.maxBatch {
-			select {
-			case o, ok := <-c.queue:
-				if !ok {
-					break fill
-				}
-				ops = append(ops, o)
-			default:
-				break fill
+		// nothing else runnable, Gosched returns at once. Yield again
+		// while a yield brought writes (the scheduler may run this
+		// goroutine again before every runnable one has had its turn:
+		// it serves the global run queue, where Gosched puts it, every
+		// 61st time), at most fillRounds times.
+		for round := 0; round < fillRounds && len(ops) < c.maxBatch; round++ {
+			runtime.Gosched()
+			if !c.take(&ops) {
+				break
 			}
 		}
 		c.commit(ops)
@@ -224,6 +221,28 @@ func (c *Committer[B]) loop() {
 			c.after()
 		}
 	}
+}
+
+// fillRounds bounds how often the committer yields to let writes queue
+// before it takes a batch.
+const fillRounds = 4
+
+// take moves the ops queued now into ops, up to maxBatch, and reports
+// whether there were any.
+func (c *Committer[B]) take(ops *[]*Op[B]) bool {
+	n := len(*ops)
+	for len(*ops) < c.maxBatch {
+		select {
+		case o, ok := <-c.queue:
+			if !ok {
+				return len(*ops) > n
+			}
+			*ops = append(*ops, o)
+		default:
+			return len(*ops) > n
+		}
+	}
+	return len(*ops) > n
 }
 
 // commit runs one batch, again without its culprits until it commits, and
