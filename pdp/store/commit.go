@@ -25,9 +25,10 @@ import (
 //     during COMMIT).
 //   - Batches hold at most maxBatch ops. The committer never sleeps to
 //     fill one: it takes what queued while the previous batch was
-//     committing, after yielding the processor once (runtime.Gosched), so
-//     goroutines already running — deciding the actions they are about to
-//     write — queue first. A lone write pays one transaction and no added
+//     committing, after yielding the processor (runtime.Gosched; again
+//     while a yield brought writes, up to fillRounds times), so goroutines
+//     already running — deciding the actions they are about to write —
+//     queue first. A lone write pays one transaction and no added
 //     latency (nothing else is runnable), a saturated processor shares
 //     each fsync among several writes instead of paying one per write
 //     (BenchmarkSubmitAction on one CPU: about 10 writes per batch instead
