@@ -7,17 +7,17 @@ import (
 )
 
 // TestUpsertChunks checks that a batch's rows go out in statements of
-// exactly as many rows, up to rollupMaxRows, each with as many arguments
-// as placeholders.
+// rollupChunks' sizes, largest first, each with as many arguments as
+// placeholders.
 func TestUpsertChunks(t *testing.T) {
 	for _, tc := range []struct {
 		rows int
 		want []int
 	}{
 		{1, []int{1}},
-		{11, []int{11}},
-		{rollupMaxRows, []int{rollupMaxRows}},
-		{2*rollupMaxRows + 6, []int{rollupMaxRows, rollupMaxRows, 6}},
+		{11, []int{8, 2, 1}},
+		{32, []int{32}},
+		{70, []int{32, 32, 2, 2, 2}},
 	} {
 		rows := make([]any, 0, tc.rows*countsTable.cols)
 		for i := range tc.rows {

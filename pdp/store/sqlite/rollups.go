@@ -40,15 +40,14 @@ type agentBucket struct {
 }
 
 // rollupTable is one table's upsert, for any number of rows: a batch
-// writes its buckets of a rollup table (or its chain heads) in one
-// statement of exactly as many rows, up to rollupMaxRows (more take one
-// statement per rollupMaxRows). The committer prepares each size on first
-// use and keeps it (rawStmts), so a batch pays one statement per table
-// rather than one per chunk of 32, 8, 2 or 1 rows (11 rows were 3).
+// writes its buckets of a rollup table (or its chain heads) in as few
+// statements as rollupChunks allow, each prepared once on first use
+// (rawStmts). A statement for every row count up to 32 (one statement
+// per table and batch) measured no better than these four.
 type rollupTable struct {
 	head string // up to VALUES
 	cols int
-	sqls [rollupMaxRows + 1]string // rows → statement
+	sqls map[int]string // rows → statement
 }
 
 func newRollupTable(table, cols string, n int) rollupTable {
@@ -58,16 +57,16 @@ func newRollupTable(table, cols string, n int) rollupTable {
 // newUpsertTable is the statements inserting rows of n columns into
 // table, with the conflict clause onConflict.
 func newUpsertTable(table, cols string, n int, onConflict string) rollupTable {
-	t := rollupTable{head: "INSERT INTO " + table + " (" + cols + ") VALUES ", cols: n}
+	t := rollupTable{head: "INSERT INTO " + table + " (" + cols + ") VALUES ", cols: n, sqls: map[int]string{}}
 	row := "(?" + strings.Repeat(", ?", n-1) + ")"
-	for k := 1; k <= rollupMaxRows; k++ {
+	for _, k := range rollupChunks {
 		t.sqls[k] = t.head + row + strings.Repeat(", "+row, k-1) + "\n" + onConflict
 	}
 	return t
 }
 
-// rollupMaxRows is the most rows one upsert statement writes.
-const rollupMaxRows = 32
+// rollupChunks are the row counts of the upserts, largest first.
+var rollupChunks = []int{32, 8, 2, 1}
 
 // The rollup tables.
 var (
@@ -84,7 +83,14 @@ var headsTable = newUpsertTable("audit_heads", "tenant_id, seq, entry_hash", 3,
 // upsert writes rows (each t.cols values) through exec in chunks.
 func (t *rollupTable) upsert(exec func(query string, args []any) error, rows []any) error {
 	for len(rows) > 0 {
-		k := min(len(rows)/t.cols, rollupMaxRows)
+		n := len(rows) / t.cols
+		k := rollupChunks[len(rollupChunks)-1]
+		for _, c := range rollupChunks {
+			if c <= n {
+				k = c
+				break
+			}
+		}
 		if err := exec(t.sqls[k], rows[:k*t.cols]); err != nil {
 			return err
 		}
