@@ -25,9 +25,10 @@ import (
 //     during COMMIT).
 //   - Batches hold at most maxBatch ops. The committer never sleeps to
 //     fill one: it takes what queued while the previous batch was
-//     committing, after yielding the processor once (runtime.Gosched), so
-//     goroutines already running — deciding the actions they are about to
-//     write — queue first. A lone write pays one transaction and no added
+//     committing, after yielding the processor (runtime.Gosched; again
+//     while a yield brought writes, up to fillRounds times), so goroutines
+//     already running — deciding the actions they are about to write —
+//     queue first. A lone write pays one transaction and no added
 //     latency (nothing else is runnable), a saturated processor shares
 //     each fsync among several writes instead of paying one per write
 //     (BenchmarkSubmitAction on one CPU: about 10 writes per batch instead
@@ -204,18 +205,15 @@ func (c *Committer[B]) loop() {
 		// their writes) reach the queue before this batch is closed: on a
 		// saturated processor a batch then holds what those goroutines
 		// were about to write instead of one write per fsync; with
-		// nothing else runnable, Gosched returns at once.
-		runtime.Gosched()
-	fill:
-		for len(ops) < c.maxBatch {
-			select {
-			case o, ok := <-c.queue:
-				if !ok {
-					break fill
-				}
-				ops = append(ops, o)
-			default:
-				break fill
+		// nothing else runnable, Gosched returns at once. Yield again
+		// while a yield brought writes (the scheduler may run this
+		// goroutine again before every runnable one has had its turn:
+		// it serves the global run queue, where Gosched puts it, every
+		// 61st time), at most fillRounds times.
+		for round := 0; round < fillRounds && len(ops) < c.maxBatch; round++ {
+			runtime.Gosched()
+			if !c.take(&ops) {
+				break
 			}
 		}
 		c.commit(ops)
@@ -224,6 +222,28 @@ func (c *Committer[B]) loop() {
 			c.after()
 		}
 	}
+}
+
+// fillRounds bounds how often the committer yields to let writes queue
+// before it takes a batch.
+const fillRounds = 4
+
+// take moves the ops queued now into ops, up to maxBatch, and reports
+// whether there were any.
+func (c *Committer[B]) take(ops *[]*Op[B]) bool {
+	n := len(*ops)
+	for len(*ops) < c.maxBatch {
+		select {
+		case o, ok := <-c.queue:
+			if !ok {
+				return len(*ops) > n
+			}
+			*ops = append(*ops, o)
+		default:
+			return len(*ops) > n
+		}
+	}
+	return len(*ops) > n
 }
 
 // commit runs one batch, again without its culprits until it commits, and

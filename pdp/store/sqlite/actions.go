@@ -67,9 +67,14 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 // committer. params and decision are bound as text through views of
 // their bytes (textView) instead of string copies.
 func actionArgs(a store.ActionRecord, auditSeq int64) []any {
-	return []any{a.ID, a.TenantID, a.AgentID, a.Action, a.Connector, a.Operation, textView(a.Params), a.StepType,
+	return appendActionArgs(make([]any, 0, 20), a, auditSeq)
+}
+
+// appendActionArgs appends actionArgs(a, auditSeq) to args.
+func appendActionArgs(args []any, a store.ActionRecord, auditSeq int64) []any {
+	return append(args, a.ID, a.TenantID, a.AgentID, a.Action, a.Connector, a.Operation, textView(a.Params), a.StepType,
 		string(a.Status), textView(a.Decision), a.TriggeredPolicy, string(a.Severity), a.RiskScore, int64(a.ViolationCount), a.TraceID,
-		toMicros(a.CreatedAt), microsOrNil(a.DecidedAt), a.ApproverID, a.DecisionReason, int64OrNil(auditSeq)}
+		toMicros(a.CreatedAt), microsOrNil(a.DecidedAt), a.ApproverID, a.DecisionReason, int64OrNil(auditSeq))
 }
 
 // textView is b bound as TEXT (nil: NULL) without copying it: the driver

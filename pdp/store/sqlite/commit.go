@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"unsafe"
@@ -32,8 +33,11 @@ import (
 //     in between: no gaps, no forks.
 //   - COMMIT returns after the WAL is synced (synchronous=FULL), so a
 //     caller is answered only once its write is on disk.
-//   - Every statement a batch runs is prepared once on the write
-//     connection; Tx.StmtContext binds it to the batch once per batch.
+//   - The statements every batch runs (an action's two inserts, the
+//     rollup and head upserts, the data_version and head reads) run at
+//     the driver level on the write connection, prepared once each
+//     (rawStmts); the rest — BEGIN and COMMIT, approvals, policy writes —
+//     through the batch's database/sql transaction on that connection.
 //   - Heads are remembered across batches (headCache): a tenant's head is
 //     read from audit_heads and judged against its last entry
 //     (store.ResolveHead) on its first append, and again whenever anything
@@ -75,16 +79,8 @@ func (c *headCache) check(version int64, writes uint64) {
 	c.version, c.writes = version, writes
 }
 
-func (db *DB) startCommitter(ctx context.Context, maxBatch int, obs store.AuditBatchObserver) error {
-	db.stmts = map[string]*sql.Stmt{}
-	for _, q := range append([]string{sqlHead, sqlTip, sqlTenant, sqlAppend, sqlDataVersion, sqlInsertAction}, rollupStatements()...) {
-		st, err := db.w.PrepareContext(ctx, q)
-		if err != nil {
-			db.closeStmts()
-			return fmt.Errorf("sqlite: prepare %q: %w", q, err)
-		}
-		db.stmts[q] = st
-	}
+func (db *DB) startCommitter(maxBatch int, obs store.AuditBatchObserver) {
+	db.raw = newRawStmts()
 	var opts []store.CommitterOption
 	if db.wal != nil {
 		opts = append(opts, store.WithAfterBatch(db.afterBatch))
@@ -93,18 +89,31 @@ func (db *DB) startCommitter(ctx context.Context, maxBatch int, obs store.AuditB
 		GC: store.NewCommitter(maxBatch, obs, db.attempt, nil, opts...), Now: db.now,
 		Duplicate: isDuplicate, MissingParent: isMissingParent,
 	}
-	return nil
 }
 
-func (db *DB) closeStmts() {
-	for _, st := range db.stmts {
-		_ = st.Close()
+// closeStmts closes the committer's statements (after the committer has
+// stopped), so the write connection closes with none outstanding.
+func (db *DB) closeStmts() error {
+	if db.raw == nil || db.raw.conn == nil {
+		return nil
 	}
+	conn, err := db.w.Conn(context.Background())
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(db.raw.close)
 }
 
 // attempt runs the live ops in one transaction.
 func (db *DB) attempt(ctx context.Context, ops []*store.Op[*batch], live []int) ([]error, int, error) {
-	tx, err := db.w.BeginTx(ctx, nil)
+	r := db.raw
+	conn, err := db.w.Conn(ctx)
+	if err != nil {
+		return nil, -1, fmt.Errorf("begin batch: %w", err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, -1, fmt.Errorf("begin batch: %w", err)
 	}
@@ -118,12 +127,16 @@ func (db *DB) attempt(ctx context.Context, ops []*store.Op[*batch], live []int) 
 	// IMMEDIATE holds the write lock (under ctx) they wait for no one, and
 	// a context that can be done costs modernc's driver a goroutine per
 	// statement to watch it.
-	b := &batch{ctx: context.WithoutCancel(ctx), tx: tx, db: db, chains: store.NewChains(db.now), stmts: make(map[string]*sql.Stmt, 8)}
+	b := &batch{ctx: context.WithoutCancel(ctx), tx: tx, conn: conn, raw: r, db: db, chains: store.NewChains(db.now), args: r.buf}
+	defer func() {
+		clear(b.args[:cap(b.args)]) // hold no op's values until the next batch
+		r.buf = b.args[:0]
+	}()
 	// Under the write lock BEGIN IMMEDIATE took: no other connection can
 	// commit until this batch has.
 	writes := db.writes.Load()
 	var version int64
-	if err := b.queryRow(sqlDataVersion).Scan(&version); err != nil {
+	if err := b.queryRow(sqlDataVersion, nil, &version); err != nil {
 		return nil, -1, fmt.Errorf("begin batch: data_version: %w", err)
 	}
 	db.heads.check(version, writes)
@@ -141,16 +154,15 @@ func (db *DB) attempt(ctx context.Context, ops []*store.Op[*batch], live []int) 
 			res[i] = err
 		}
 	}
-	exec := func(q string, args ...any) error { _, err := b.exec(q, args...); return err }
-	if err := b.roll.write(exec); err != nil {
+	if b.args, err = b.roll.write(b.execArgs, b.args); err != nil {
 		return nil, -1, fmt.Errorf("batch rollups: %w", err)
 	}
 	tenants, heads := b.chains.Moved()
-	rows := make([]any, 0, 3*len(tenants))
+	b.args = b.args[:0]
 	for i, t := range tenants {
-		rows = append(rows, t, heads[i].Seq, heads[i].Hash)
+		b.args = append(b.args, t, heads[i].Seq, heads[i].Hash)
 	}
-	if err := headsTable.upsert(exec, rows); err != nil {
+	if err := headsTable.upsert(b.execArgs, b.args); err != nil {
 		return nil, -1, fmt.Errorf("batch heads: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -165,29 +177,25 @@ func (db *DB) attempt(ctx context.Context, ops []*store.Op[*batch], live []int) 
 // batch is the state one batch's ops share.
 type batch struct {
 	ctx    context.Context
-	tx     *sql.Tx
+	tx     *sql.Tx   // the batch's transaction, on conn
+	conn   *sql.Conn // the write connection
+	raw    *rawStmts // the committer's statements on conn's driver connection
 	db     *DB
 	chains *store.Chains
-	roll   rollups              // the actions the batch inserted
-	dirty  bool                 // the running op has written
-	stmts  map[string]*sql.Stmt // the committer's statements bound to tx
+	roll   rollups // the actions the batch inserted
+	dirty  bool    // the running op has written
+	args   []any   // a statement's arguments, reused
 }
 
-// stmt is the prepared query bound to the batch's transaction.
-func (b *batch) stmt(query string) *sql.Stmt {
-	st := b.stmts[query]
-	if st == nil {
-		st = b.tx.StmtContext(b.ctx, b.db.stmts[query])
-		b.stmts[query] = st
-	}
-	return st
-}
-
-// exec runs one of the committer's prepared writes in the batch.
-func (b *batch) exec(query string, args ...any) (sql.Result, error) {
-	r, err := b.stmt(query).ExecContext(b.ctx, args...)
+// execArgs runs one of the committer's writes in the batch at the driver
+// level (rawStmts); args are values the driver binds as they are.
+func (b *batch) execArgs(query string, args []any) error {
+	r := b.raw
+	r.ctx, r.query, r.args, r.dest = b.ctx, query, args, nil
+	err := b.conn.Raw(r.fn)
+	r.args = nil
 	b.wrote(err)
-	return r, err
+	return err
 }
 
 // wrote marks the running op as having written if err is nil.
@@ -209,9 +217,48 @@ func refusal(err error) bool {
 	return se.Code()&0xff == sqlite3.SQLITE_CONSTRAINT
 }
 
-// queryRow runs one of the committer's prepared queries in the batch.
-func (b *batch) queryRow(query string, args ...any) *sql.Row {
-	return b.stmt(query).QueryRowContext(b.ctx, args...)
+// queryRow runs one of the committer's single-row queries in the batch
+// at the driver level and stores its row's first columns (at most two)
+// in dest (*int64 or *string each); sql.ErrNoRows if there is none.
+func (b *batch) queryRow(query string, args []any, dest ...any) error {
+	r := b.raw
+	var vals [2]driver.Value
+	r.ctx, r.query, r.args, r.dest, r.found = b.ctx, query, args, vals[:len(dest)], false
+	err := b.conn.Raw(r.fn)
+	r.args, r.dest = nil, nil
+	if err != nil {
+		return err
+	}
+	if !r.found {
+		return sql.ErrNoRows
+	}
+	for i, d := range dest {
+		if err := assign(d, vals[i]); err != nil {
+			return fmt.Errorf("%s: column %d: %w", query, i, err)
+		}
+	}
+	return nil
+}
+
+// assign stores a driver value in *int64 or *string.
+func assign(dest any, v driver.Value) error {
+	switch d := dest.(type) {
+	case *int64:
+		if n, ok := v.(int64); ok {
+			*d = n
+			return nil
+		}
+	case *string:
+		switch s := v.(type) {
+		case string:
+			*d = s
+			return nil
+		case []byte:
+			*d = string(s)
+			return nil
+		}
+	}
+	return fmt.Errorf("cannot store %T in %T", v, dest)
 }
 
 // LoadHead reads the tenant's head on its first use in the batch and lets
@@ -234,8 +281,8 @@ func (b *batch) LoadHead(tenantID string) error {
 	}
 	exists := head != nil
 	if !exists {
-		var one int
-		switch err := b.queryRow(sqlTenant, tenantID).Scan(&one); {
+		var one int64
+		switch err := b.queryRow(sqlTenant, []any{tenantID}, &one); {
 		case err == nil:
 			exists = true
 		case !errors.Is(err, sql.ErrNoRows):
@@ -252,7 +299,7 @@ func (b *batch) LoadHead(tenantID string) error {
 
 func (b *batch) scanHead(query, tenantID string) (*store.ChainHead, error) {
 	var h store.ChainHead
-	err := b.queryRow(query, tenantID).Scan(&h.Seq, &h.Hash)
+	err := b.queryRow(query, []any{tenantID}, &h.Seq, &h.Hash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, nil
@@ -278,6 +325,12 @@ func (b *batch) WriteEntries(tenantID string, es []store.AuditEntry, actionIDs [
 // writeEntry stores one entry; evaluation marks an action's evaluation
 // entry, which audit_log_action leaves out (migration 0010).
 func (b *batch) writeEntry(tenantID string, e store.AuditEntry, actionID string, evaluation bool) error {
+	b.args = appendEntryArgs(b.args[:0], tenantID, e, actionID, evaluation)
+	return b.execArgs(sqlAppend, b.args)
+}
+
+// appendEntryArgs appends sqlAppend's arguments for e to args.
+func appendEntryArgs(args []any, tenantID string, e store.AuditEntry, actionID string, evaluation bool) []any {
 	var aid any // NULL
 	if actionID != "" {
 		aid = actionID
@@ -288,8 +341,7 @@ func (b *batch) writeEntry(tenantID string, e store.AuditEntry, actionID string,
 	// metadata is never changed once canonical. Every argument is a value
 	// the driver binds as it is (see actionArgs).
 	meta := unsafe.String(unsafe.SliceData(e.Metadata), len(e.Metadata))
-	_, err := b.exec(sqlAppend, tenantID, e.SequenceNumber, toMicros(e.Timestamp), e.Event, meta, aid, e.PrevHash, e.EntryHash, evaluation)
-	return err
+	return append(args, tenantID, e.SequenceNumber, toMicros(e.Timestamp), e.Event, meta, aid, e.PrevHash, e.EntryHash, evaluation)
 }
 
 // InsertEvaluated stores a's evaluation entry e, marked as such, and a
@@ -300,7 +352,8 @@ func (b *batch) InsertEvaluated(a store.ActionRecord, e store.AuditEntry) error 
 	if err := b.writeEntry(a.TenantID, e, a.ID, true); err != nil {
 		return err
 	}
-	if _, err := b.exec(sqlInsertAction, actionArgs(a, e.SequenceNumber)...); err != nil {
+	b.args = appendActionArgs(b.args[:0], a, e.SequenceNumber)
+	if err := b.execArgs(sqlInsertAction, b.args); err != nil {
 		return err
 	}
 	b.roll.add(a)

@@ -380,3 +380,33 @@ func TestBackgroundCheckpoint(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestCloseFinalizesStatements closes a database whose committer has run
+// its statements: the last connection closing checkpoints the WAL and
+// removes it, which SQLite defers while any statement is left open.
+func TestCloseFinalizesStatements(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "g.db")
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateTenant(ctx, store.Tenant{ID: "t0", Tier: store.TierEnterprise, Mode: pdp.ModeEnforcement}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		a := store.ActionRecord{ID: fmt.Sprintf("act_%d", i), TenantID: "t0", Action: "x", Status: pdp.StatusBlocked, ViolationCount: 1, TriggeredPolicy: "p", Severity: pdp.SeverityHigh}
+		if _, _, err := db.InsertActionAudited(ctx, a, store.AuditEvent{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(path + "-wal"); err != nil {
+		t.Fatalf("no WAL while open: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + "-wal"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the WAL outlived Close (%v): a statement was left open", err)
+	}
+}

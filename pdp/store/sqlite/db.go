@@ -54,9 +54,9 @@ type DB struct {
 	// AuditedWriter is every write that appends an audit entry, on the
 	// group committer (see commit.go).
 	store.AuditedWriter[*batch]
-	// stmts are the statements every batch runs, prepared once on the
-	// write connection (see commit.go).
-	stmts map[string]*sql.Stmt
+	// raw runs the statements every batch runs, prepared once on the
+	// write connection's driver connection (see rawstmt.go).
+	raw *rawStmts
 	// keyLookup is TenantByKeyHash's query on the read pool, prepared on
 	// each read connection the first time it runs there.
 	keyLookup *sql.Stmt
@@ -253,10 +253,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 		}
 		db.wal = &walCkpt{name: name, wake: make(chan struct{}, 1), ckptBytes: o.walCkptBytes, forceBytes: o.walCkptBytes * (walForceBytes / walCkptBytes), catchUpObs: o.catchUpObs}
 	}
-	if err = db.startCommitter(ctx, o.maxBatch, o.batchObs); err != nil {
-		_ = db.Close()
-		return nil, err
-	}
+	db.startCommitter(o.maxBatch, o.batchObs)
 	if !o.noCheckpoints && !o.noBackground {
 		if err = db.startCheckpointer(ctx, busy); err != nil {
 			_ = db.Close()
@@ -318,8 +315,7 @@ func (db *DB) Close() error {
 	if db.GC != nil {
 		db.GC.Close()
 	}
-	db.closeStmts()
-	errs := []error{db.stopCheckpointer()}
+	errs := []error{db.closeStmts(), db.stopCheckpointer()}
 	if db.keyLookup != nil {
 		errs = append(errs, db.keyLookup.Close())
 	}

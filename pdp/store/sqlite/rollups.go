@@ -41,8 +41,9 @@ type agentBucket struct {
 
 // rollupTable is one table's upsert, for any number of rows: a batch
 // writes its buckets of a rollup table (or its chain heads) in as few
-// statements as rollupChunks allow, each prepared once
-// (rollupStatements).
+// statements as rollupChunks allow, each prepared once on first use
+// (rawStmts). A statement for every row count up to 32 (one statement
+// per table and batch) measured no better than these four.
 type rollupTable struct {
 	head string // up to VALUES
 	cols int
@@ -64,7 +65,7 @@ func newUpsertTable(table, cols string, n int, onConflict string) rollupTable {
 	return t
 }
 
-// rollupChunks are the row counts of the prepared upserts, largest first.
+// rollupChunks are the row counts of the upserts, largest first.
 var rollupChunks = []int{32, 8, 2, 1}
 
 // The rollup tables.
@@ -79,19 +80,8 @@ var (
 var headsTable = newUpsertTable("audit_heads", "tenant_id, seq, entry_hash", 3,
 	"ON CONFLICT (tenant_id) DO UPDATE SET seq = excluded.seq, entry_hash = excluded.entry_hash")
 
-// rollupStatements are every upsert write and a batch's heads may run.
-func rollupStatements() []string {
-	var out []string
-	for _, t := range []rollupTable{countsTable, policiesTable, agentsTable, headsTable} {
-		for _, k := range rollupChunks {
-			out = append(out, t.sqls[k])
-		}
-	}
-	return out
-}
-
 // upsert writes rows (each t.cols values) through exec in chunks.
-func (t rollupTable) upsert(exec func(query string, args ...any) error, rows []any) error {
+func (t *rollupTable) upsert(exec func(query string, args []any) error, rows []any) error {
 	for len(rows) > 0 {
 		n := len(rows) / t.cols
 		k := rollupChunks[len(rollupChunks)-1]
@@ -101,7 +91,7 @@ func (t rollupTable) upsert(exec func(query string, args ...any) error, rows []a
 				break
 			}
 		}
-		if err := exec(t.sqls[k], rows[:k*t.cols]...); err != nil {
+		if err := exec(t.sqls[k], rows[:k*t.cols]); err != nil {
 			return err
 		}
 		rows = rows[k*t.cols:]
@@ -125,38 +115,41 @@ func (r *rollups) add(a store.ActionRecord) {
 }
 
 // write upserts the buckets through exec, several rows per statement,
-// and empties r. Buckets are distinct keys, so no statement names a row
+// and empties r; rows is scratch space (nil: allocated), returned grown
+// and cleared. Buckets are distinct keys, so no statement names a row
 // twice.
-func (r *rollups) write(exec func(query string, args ...any) error) error {
-	rows := make([]any, 0, 5*max(len(r.counts), len(r.policies), len(r.agents)))
+func (r *rollups) write(exec func(query string, args []any) error, rows []any) ([]any, error) {
+	defer func() { clear(rows[:cap(rows)]) }()
+	rows = rows[:0]
 	for k, n := range r.counts {
 		rows = append(rows, k.tenant, k.hour, string(k.status), n) // driver values: see actionArgs
 	}
 	if err := countsTable.upsert(exec, rows); err != nil {
-		return err
+		return rows[:0], err
 	}
 	rows = rows[:0]
 	for k, n := range r.policies {
 		rows = append(rows, k.tenant, k.day, k.policy, string(k.severity), n)
 	}
 	if err := policiesTable.upsert(exec, rows); err != nil {
-		return err
+		return rows[:0], err
 	}
 	rows = rows[:0]
 	for k, n := range r.agents {
 		rows = append(rows, k.tenant, k.day, k.agent, n)
 	}
 	if err := agentsTable.upsert(exec, rows); err != nil {
-		return err
+		return rows[:0], err
 	}
 	*r = rollups{}
-	return nil
+	return rows[:0], nil
 }
 
 // writeTo upserts r's buckets in a transaction of its own code path.
 func (r *rollups) writeTo(ctx context.Context, e execer) error {
-	return r.write(func(q string, args ...any) error {
+	_, err := r.write(func(q string, args []any) error {
 		_, err := e.ExecContext(ctx, q, args...)
 		return err
-	})
+	}, nil)
+	return err
 }
