@@ -75,36 +75,7 @@ func TestWALWritesOnDiskAtCommit(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		raw, err := sql.Open("sqlite", filepath.Join(dir, "copy.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer raw.Close()
-		var ok string
-		if err := raw.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
-			t.Fatalf("%s: integrity_check of the copy: %q, %v", step, ok, err)
-		}
-		var got int
-		if err := raw.QueryRowContext(ctx, `SELECT count(*) FROM actions`).Scan(&got); err != nil {
-			t.Fatal(err)
-		}
-		total := bulk
-		for _, c := range want {
-			total += c
-		}
-		if got != total {
-			t.Fatalf("%s: the copy holds %d actions, %d were acknowledged", step, got, total)
-		}
-		cp, err := sqlite.Open(ctx, filepath.Join(dir, "copy.db"), sqlite.WithoutCheckpoints())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cp.Close()
-		for _, tn := range tenants {
-			if v, err := cp.VerifyAudit(ctx, tn); err != nil || !v.Valid || v.Entries != want[tn] {
-				t.Fatalf("%s: %s in the copy: %+v, %v; want a valid chain of %d", step, tn, v, err, want[tn])
-			}
-		}
+		requireAcknowledged(t, filepath.Join(dir, "copy.db"), step, "the copy", bulk, want)
 	}
 
 	insert(t, 400)
@@ -229,37 +200,7 @@ func TestCheckpointCopiesOnDiskAtSync(t *testing.T) {
 		if err := os.WriteFile(cp, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		raw, err := sql.Open("sqlite", cp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer raw.Close()
-		var ok string
-		if err := raw.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
-			t.Fatalf("%s: integrity_check of the database file as synced: %q, %v", step, ok, err)
-		}
-		var got int
-		if err := raw.QueryRowContext(ctx, `SELECT count(*) FROM actions`).Scan(&got); err != nil {
-			t.Fatal(err)
-		}
-		total := bulk
-		for _, c := range want {
-			total += c
-		}
-		if got != total {
-			t.Fatalf("%s: the database file as synced holds %d actions, %d were acknowledged", step, got, total)
-		}
-		_ = raw.Close()
-		s, err := sqlite.Open(ctx, cp, sqlite.WithoutCheckpoints())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		for _, tn := range tenants {
-			if v, err := s.VerifyAudit(ctx, tn); err != nil || !v.Valid || v.Entries != want[tn] {
-				t.Fatalf("%s: %s in the database file as synced: %+v, %v; want a valid chain of %d", step, tn, v, err, want[tn])
-			}
-		}
+		requireAcknowledged(t, cp, step, "the database file as synced", bulk, want)
 	}
 
 	insert(t, 400)
@@ -283,5 +224,45 @@ func TestCheckpointCopiesOnDiskAtSync(t *testing.T) {
 	checkpoint(t, "write connection, after a bulk load", false, len(bulk)+5_000)
 	if s := db.WALStats(); s.DBWrites == 0 || s.DBWrites >= s.DBBytes/4096 {
 		t.Errorf("the checkpoints wrote %d pages in %d writes, want fewer writes than pages: %+v", s.DBBytes/4096, s.DBWrites, s)
+	}
+}
+
+// requireAcknowledged fails t unless the database at path (a copy, opened
+// on its own) is intact and holds bulk bulk-loaded actions plus every
+// acknowledged one (want: per tenant), each tenant's chain valid with its
+// want entries. what names the copy in messages.
+func requireAcknowledged(t *testing.T, path, step, what string, bulk int, want map[string]int) {
+	t.Helper()
+	ctx := t.Context()
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var ok string
+	if err := raw.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+		t.Fatalf("%s: integrity_check of %s: %q, %v", step, what, ok, err)
+	}
+	var got int
+	if err := raw.QueryRowContext(ctx, `SELECT count(*) FROM actions`).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	total := bulk
+	for _, c := range want {
+		total += c
+	}
+	if got != total {
+		t.Fatalf("%s: %s holds %d actions, %d were acknowledged", step, what, got, total)
+	}
+	_ = raw.Close()
+	db, err := sqlite.Open(ctx, path, sqlite.WithoutCheckpoints())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for tn, n := range want {
+		if v, err := db.VerifyAudit(ctx, tn); err != nil || !v.Valid || v.Entries != n {
+			t.Fatalf("%s: %s in %s: %+v, %v; want a valid chain of %d", step, tn, what, v, err, n)
+		}
 	}
 }
