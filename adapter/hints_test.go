@@ -196,27 +196,36 @@ func sameRules(t *testing.T, term *ast.Term, want map[string][]int) bool {
 	return true
 }
 
-// BenchmarkHinterTerms: CandidatesTerm and RulesTerm over scale M's
-// tenants and action texts (~500 bytes, as JSON, folded): the literal
-// pass, the conditions' pass when a rule needs it, the remembered object.
-func BenchmarkHinterTerms(b *testing.B) {
+// hinterItem is one action of scale M with its tenant's Hinter.
+type hinterItem struct {
+	h             *Hinter
+	agent, folded string
+}
+
+// hinterCorpus is scale M's actions with their tenants' Hinters and their
+// texts (action and params as JSON, folded).
+func hinterCorpus(b *testing.B) []hinterItem {
 	s := scale.M()
 	hinters := map[string]*Hinter{}
 	for i := range s.Tenants {
 		hinters[s.Tenants[i].TenantID] = NewHinter(&s.Tenants[i])
 	}
-	type item struct {
-		h             *Hinter
-		agent, folded string
-	}
-	var items []item
+	var items []hinterItem
 	for _, a := range s.Actions {
 		j, err := json.Marshal(map[string]any{"action": a.Name, "params": a.Params})
 		if err != nil {
 			b.Fatal(err)
 		}
-		items = append(items, item{hinters[a.TenantID], a.AgentID, Fold(string(j))})
+		items = append(items, hinterItem{hinters[a.TenantID], a.AgentID, Fold(string(j))})
 	}
+	return items
+}
+
+// BenchmarkHinterTerms: CandidatesTerm and RulesTerm over scale M's
+// tenants and action texts (~500 bytes, as JSON, folded): the literal
+// pass, the conditions' pass when a rule needs it, the remembered object.
+func BenchmarkHinterTerms(b *testing.B) {
+	items := hinterCorpus(b)
 	for _, bc := range []struct {
 		name string
 		f    func(h *Hinter, agent, folded string) *ast.Term
@@ -239,23 +248,7 @@ func BenchmarkHinterTerms(b *testing.B) {
 // M's tenants and folded action texts, cycling through the tenants as a
 // server does.
 func BenchmarkHinterMatch(b *testing.B) {
-	s := scale.M()
-	hinters := map[string]*Hinter{}
-	for i := range s.Tenants {
-		hinters[s.Tenants[i].TenantID] = NewHinter(&s.Tenants[i])
-	}
-	type item struct {
-		h      *Hinter
-		folded string
-	}
-	var items []item
-	for _, a := range s.Actions {
-		j, err := json.Marshal(map[string]any{"action": a.Name, "params": a.Params})
-		if err != nil {
-			b.Fatal(err)
-		}
-		items = append(items, item{hinters[a.TenantID], Fold(string(j))})
-	}
+	items := hinterCorpus(b)
 	var buf [256]bool
 	i := 0
 	for b.Loop() {
