@@ -30,39 +30,8 @@ func TestWALWritesOnDiskAtCommit(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "g.db")
 	db := open(t, path, sqlite.WithoutCheckpoints())
-	tenants := []string{"t0", "t1", "t2"}
-	for _, tn := range tenants {
-		if err := benchTenant(ctx, db, tn); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want := map[string]int{}
-	n := 0
-	insert := func(t *testing.T, count int) {
-		t.Helper()
-		var (
-			mu sync.Mutex
-			wg sync.WaitGroup
-		)
-		for g := range 8 {
-			wg.Go(func() {
-				for i := range count / 8 {
-					tn := tenants[(g+i)%len(tenants)]
-					id := fmt.Sprintf("act_%s_%d_%d_%d", tn, n, g, i)
-					a := store.ActionRecord{ID: id, TenantID: tn, Action: "email.send", Status: "allowed", CreatedAt: time.Now()}
-					if _, _, err := db.InsertActionAudited(ctx, a, store.AuditEvent{Metadata: []byte(`{"pad":"` + strings.Repeat("x", 300) + `"}`)}); err != nil {
-						t.Error(err)
-						return
-					}
-					mu.Lock()
-					want[tn]++
-					mu.Unlock()
-				}
-			})
-		}
-		wg.Wait()
-		n++
-	}
+	acks := newAcknowledged(t, db, strings.Repeat("x", 300), "t0", "t1", "t2")
+	want, insert := acks.want, acks.insert
 	check := func(t *testing.T, step string, bulk int) {
 		t.Helper()
 		dir := t.TempDir()
@@ -138,38 +107,8 @@ func TestCheckpointCopiesOnDiskAtSync(t *testing.T) {
 	// The background checkpointer runs, but its cycle is out of reach:
 	// the test's checkpoints are the only ones.
 	db := open(t, path, sqlite.WithWALCheckpointBytes(1<<40))
-	tenants := []string{"t0", "t1", "t2", "t3"}
-	for _, tn := range tenants {
-		if err := benchTenant(ctx, db, tn); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want := map[string]int{}
-	round := 0
-	insert := func(t *testing.T, count int) {
-		t.Helper()
-		var (
-			mu sync.Mutex
-			wg sync.WaitGroup
-		)
-		for g := range 8 {
-			wg.Go(func() {
-				for i := range count / 8 {
-					tn := tenants[(g+i)%len(tenants)]
-					a := store.ActionRecord{ID: fmt.Sprintf("act_%d_%d_%d", round, g, i), TenantID: tn, Action: "email.send", Status: "allowed", CreatedAt: time.Now()}
-					if _, _, err := db.InsertActionAudited(ctx, a, store.AuditEvent{Metadata: []byte(`{"pad":"` + strings.Repeat("y", 200) + `"}`)}); err != nil {
-						t.Error(err)
-						return
-					}
-					mu.Lock()
-					want[tn]++
-					mu.Unlock()
-				}
-			})
-		}
-		wg.Wait()
-		round++
-	}
+	acks := newAcknowledged(t, db, strings.Repeat("y", 200), "t0", "t1", "t2", "t3")
+	want, insert := acks.want, acks.insert
 	checkpoint := func(t *testing.T, step string, background bool, bulk int) {
 		t.Helper()
 		mu.Lock()
@@ -225,6 +164,55 @@ func TestCheckpointCopiesOnDiskAtSync(t *testing.T) {
 	if s := db.WALStats(); s.DBWrites == 0 || s.DBWrites >= s.DBBytes/4096 {
 		t.Errorf("the checkpoints wrote %d pages in %d writes, want fewer writes than pages: %+v", s.DBBytes/4096, s.DBWrites, s)
 	}
+}
+
+// acknowledged group-commits audited actions of its tenants from 8
+// goroutines at once and counts, per tenant, those the store
+// acknowledged (want).
+type acknowledged struct {
+	db      *sqlite.DB
+	tenants []string
+	pad     string // the audit entries' metadata padding
+	want    map[string]int
+	round   int
+}
+
+// newAcknowledged creates the tenants in db.
+func newAcknowledged(t *testing.T, db *sqlite.DB, pad string, tenants ...string) *acknowledged {
+	t.Helper()
+	for _, tn := range tenants {
+		if err := benchTenant(t.Context(), db, tn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &acknowledged{db: db, tenants: tenants, pad: pad, want: map[string]int{}}
+}
+
+// insert writes count actions (a multiple of 8) and waits for them.
+func (a *acknowledged) insert(t *testing.T, count int) {
+	t.Helper()
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	meta := []byte(`{"pad":"` + a.pad + `"}`)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range count / 8 {
+				tn := a.tenants[(g+i)%len(a.tenants)]
+				r := store.ActionRecord{ID: fmt.Sprintf("act_%s_%d_%d_%d", tn, a.round, g, i), TenantID: tn, Action: "email.send", Status: "allowed", CreatedAt: time.Now()}
+				if _, _, err := a.db.InsertActionAudited(t.Context(), r, store.AuditEvent{Metadata: meta}); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				a.want[tn]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	a.round++
 }
 
 // requireAcknowledged fails t unless the database at path (a copy, opened
