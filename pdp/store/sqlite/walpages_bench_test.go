@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"cmp"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-pdp/gatehouse/pdp"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store/sqlite"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store/storetest"
@@ -122,4 +124,45 @@ func walFrames(b *testing.B, path string) []walFrame {
 		out = append(out, walFrame{page: binary.BigEndian.Uint32(h), commit: binary.BigEndian.Uint32(h[4:]) != 0})
 	}
 	return out
+}
+
+// BenchmarkListActions1M lists pages of 1,000,000 actions of one tenant
+// (BenchmarkDashboard1M's store: 30 days, the generated status mix, bulk
+// loaded) as GET /v1/actions does: the first page and a deep one, without
+// a status and with a common, a rare and a missing one. Each call counts
+// the total too.
+//
+//	go test ./pdp/store/sqlite -run '^$' -bench ListActions1M -benchtime 20x
+func BenchmarkListActions1M(b *testing.B) {
+	const n = 1_000_000
+	until := time.Date(2025, 7, 1, 13, 37, 42, 123456000, time.UTC)
+	db := benchDB(b, "dashboard-1m", func(ctx context.Context, db *sqlite.DB) error {
+		if err := benchTenant(ctx, db, "acme"); err != nil {
+			return err
+		}
+		got, err := db.BulkInsertActions(ctx, storetest.GenerateActions(storetest.DefaultMix("acme", n, until)))
+		if err == nil && got != n {
+			err = fmt.Errorf("loaded %d actions, want %d", got, n)
+		}
+		return err
+	})
+	for _, c := range []struct {
+		name string
+		q    store.ActionQuery
+	}{
+		{"all-first", store.ActionQuery{Limit: 50}},
+		{"all-deep", store.ActionQuery{Limit: 50, Offset: 200_000}},
+		{"allowed-first", store.ActionQuery{Status: pdp.StatusAllowed, Limit: 50}},
+		{"pending-first", store.ActionQuery{Status: pdp.StatusPendingReview, Limit: 50}},
+		{"pending-deep", store.ActionQuery{Status: pdp.StatusPendingReview, Limit: 50, Offset: 20_000}},
+		{"shadow-none", store.ActionQuery{Status: "shadow", Limit: 50}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, _, err := db.ListActions(b.Context(), "acme", c.q); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
