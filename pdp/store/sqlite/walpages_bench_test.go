@@ -25,10 +25,18 @@ import (
 // checkpoints off) to the tables and indexes whose pages they hold
 // (SQLite's dbstat), and reports each one's frames per action, so a
 // schema change's effect on the write path is seen B-tree by B-tree.
-// frames/commit is the average transaction's size.
+// frames/commit is the average transaction's size. Prefilled, the store
+// first bulk-loads prefillActions actions over the tenants (about a
+// minute), as BenchmarkActionWritePath's prefilled variant: each tenant's
+// part of an index then spans many leaves, and fewer are shared.
 //
 //	go test ./pdp/store/sqlite -run '^$' -bench ActionWALPages -benchtime 5000x -cpu 1
 func BenchmarkActionWALPages(b *testing.B) {
+	b.Run("fresh", func(b *testing.B) { benchActionWALPages(b, 0) })
+	b.Run("prefilled", func(b *testing.B) { benchActionWALPages(b, prefillActions) })
+}
+
+func benchActionWALPages(b *testing.B, prefill int) {
 	ctx := b.Context()
 	path := filepath.Join(b.TempDir(), "g.db")
 	db, err := sqlite.Open(ctx, path, sqlite.WithoutCheckpoints())
@@ -41,6 +49,19 @@ func BenchmarkActionWALPages(b *testing.B) {
 	for i := range ids {
 		ids[i] = fmt.Sprintf("tenant-%03d", i)
 		if err := benchTenant(ctx, db, ids[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if prefill > 0 {
+		old := slices.Collect(storetest.GenerateActions(storetest.ActionMix{TenantID: "x", N: prefill, Since: time.Now().Add(-48 * time.Hour), Until: time.Now().Add(-time.Hour), Agents: 10, Policies: 5, Seed: 17}))
+		for i := range old {
+			old[i].TenantID = ids[i%len(ids)]
+			old[i].ID = fmt.Sprintf("act_old_%08d", i)
+		}
+		if n, err := db.BulkInsertActions(ctx, slices.Values(old)); err != nil || n != len(old) {
+			b.Fatalf("prefill: %d, %v", n, err)
+		}
+		if err := db.ExecRaw(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
 			b.Fatal(err)
 		}
 	}
