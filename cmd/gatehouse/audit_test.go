@@ -73,13 +73,13 @@ func TestAuditVerify(t *testing.T) {
 	if _, err := raw.Exec(`UPDATE audit_log SET metadata = '{"i":2}' WHERE tenant_id = ? AND seq = 3`, tn.TenantID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := raw.Exec(`DROP INDEX actions_tenant_status`); err != nil {
+	if _, err := raw.Exec(`DROP INDEX actions_tenant_created`); err != nil {
 		t.Fatal(err)
 	}
 	raw.Close()
 	code, out, errOut = runCmd(t, nil, "audit", "verify", "--tenant", tn.TenantID, "--store", dsn)
 	rep = auditReport{}
-	if code != exitFail || json.Unmarshal([]byte(out), &rep) != nil || rep.Valid || rep.Reason != store.ReasonUnreadable || !strings.Contains(errOut, "actions_tenant_status") {
+	if code != exitFail || json.Unmarshal([]byte(out), &rep) != nil || rep.Valid || rep.Reason != store.ReasonUnreadable || !strings.Contains(errOut, "actions_tenant_created") {
 		t.Fatalf("unreadable chain: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/gatehouse-pdp/gatehouse/pdp"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 )
 
@@ -125,28 +126,38 @@ func (db *DB) GetAction(ctx context.Context, tenantID, id string) (store.ActionR
 
 // ListActions returns one page of the tenant's actions, newest first, and
 // the total matching q; both from one snapshot.
+//
+// Both are found through the hourly rollups (action_counts_hourly: every
+// action is counted in the hour of its created_at under its status, in
+// the transaction that inserts, decides or deletes it, whatever the code
+// path): the total is their sum, and the page lies in the hours where the
+// running count, newest hour first, passes the offset and then
+// offset + limit (actionPage). The page query reads only those hours along
+// actions_tenant_created, newest first, the status tested on the index
+// entry, skipping the matches of the page's first hour that come before
+// it. So neither counts a tenant's actions one by one, and a rare
+// status's page does not walk every newer action of the tenant to reach
+// its matches (migration 0013 dropped actions_tenant_status, which served
+// the status filter, to save its leaf in every action's commit). The
+// cost is reading the tenant's rollup rows, at most one per hour and
+// status that has actions.
 func (db *DB) ListActions(ctx context.Context, tenantID string, q store.ActionQuery) ([]store.ActionRecord, int, error) {
-	where := ` WHERE tenant_id = ?`
-	args := []any{tenantID}
-	if q.Status != "" {
-		where += ` AND status = ?`
-		args = append(args, q.Status)
-	}
-	limit := int64(q.Limit)
-	if limit <= 0 {
-		limit = -1 // SQLite: no limit
-	}
-	offset := max(q.Offset, 0)
 	var (
-		total int
+		total int64
 		as    = []store.ActionRecord{}
 	)
 	err := db.read(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM actions`+where, args...).Scan(&total); err != nil {
+		hours, err := actionHours(ctx, tx, tenantID, q.Status)
+		if err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT `+actionCols+` FROM actions`+where+actionOrder+` LIMIT ? OFFSET ?`,
-			append(args, limit, offset)...)
+		var p actionPageSpan
+		total, p = actionPage(hours, int64(max(q.Offset, 0)), int64(q.Limit))
+		if !p.found {
+			return nil
+		}
+		query, args := listActionsPage(tenantID, q.Status, p, int64(q.Limit))
+		rows, err := tx.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
 		}
@@ -157,5 +168,89 @@ func (db *DB) ListActions(ctx context.Context, tenantID string, q store.ActionQu
 	if err != nil {
 		return nil, 0, fmt.Errorf("list actions of %q: %w", tenantID, err)
 	}
-	return as, total, nil
+	return as, int(total), nil
 }
+
+// hourCount is the number of a tenant's actions (of one status, or all)
+// created in one hour (floor(created_at / hourUS)).
+type hourCount struct{ hour, n int64 }
+
+// sqlActionHours is actionHours' query without a status, and
+// sqlActionHoursStatus with one: the tenant's rollup rows, newest hour
+// first, along the table's key.
+const (
+	sqlActionHours       = `SELECT hour, sum(n) FROM action_counts_hourly WHERE tenant_id = ? GROUP BY hour ORDER BY hour DESC`
+	sqlActionHoursStatus = `SELECT hour, n FROM action_counts_hourly WHERE tenant_id = ? AND status = ? ORDER BY hour DESC`
+)
+
+// actionHours returns the tenant's action counts by hour, newest first,
+// of status st ("" for every status).
+func actionHours(ctx context.Context, tx *sql.Tx, tenantID string, st pdp.Status) ([]hourCount, error) {
+	query, args := sqlActionHours, []any{tenantID}
+	if st != "" {
+		query, args = sqlActionHoursStatus, []any{tenantID, string(st)}
+	}
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []hourCount
+	for rows.Next() {
+		var c hourCount
+		if err := rows.Scan(&c.hour, &c.n); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// actionPageSpan is where a page of actions lies: created_at in [lo, hi),
+// after skip matches (newer ones of the page's first hour); found is false
+// for a page past the end.
+type actionPageSpan struct {
+	lo, hi, skip int64
+	found        bool
+}
+
+// actionPage returns the total of hours (newest first) and the span of
+// the page at offset (≥ 0) of limit actions (≤ 0: no limit): from the
+// hour in which the running count passes offset down to the one in which
+// it reaches offset + limit (the oldest hour with actions, without a
+// limit).
+func actionPage(hours []hourCount, offset, limit int64) (total int64, p actionPageSpan) {
+	var seen int64 // matches in the hours newer than the one at hand
+	for _, h := range hours {
+		total += h.n
+		if h.n <= 0 || (limit > 0 && p.found && seen >= offset+limit) {
+			continue
+		}
+		if seen+h.n > offset {
+			if !p.found {
+				p = actionPageSpan{hi: (h.hour + 1) * hourUS, skip: offset - seen, found: true}
+			}
+			p.lo = h.hour * hourUS
+		}
+		seen += h.n
+	}
+	return total, p
+}
+
+// listActionsPage is ListActions' page query for span p, with its
+// arguments.
+func listActionsPage(tenantID string, st pdp.Status, p actionPageSpan, limit int64) (string, []any) {
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	if st == "" {
+		return sqlActionsPage, []any{tenantID, p.lo, p.hi, limit, p.skip}
+	}
+	return sqlActionsPageStatus, []any{tenantID, string(st), p.lo, p.hi, limit, p.skip}
+}
+
+// ListActions' page queries, without and with a status.
+const (
+	sqlActionsPage       = `SELECT ` + actionCols + ` FROM actions WHERE tenant_id = ? AND created_at >= ? AND created_at < ?` + actionOrder + ` LIMIT ? OFFSET ?`
+	sqlActionsPageStatus = `SELECT ` + actionCols + ` FROM actions WHERE tenant_id = ? AND status = ? AND created_at >= ? AND created_at < ?` + actionOrder + ` LIMIT ? OFFSET ?`
+)

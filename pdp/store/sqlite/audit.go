@@ -329,13 +329,14 @@ func (db *DB) actionsFast(ctx context.Context, tenantID string, c *store.ActionC
 // with a plain JOIN the planner walked the whole chain in seq order and
 // probed the actions index once per entry for each of the three statuses,
 // 3,000,000 index seeks for a 1,000,000-entry chain (seconds). Undecided
-// actions are read by actions_tenant_status (actions_approvals holds only
-// held ones, migration 0009), which ends with audit_seq: a bulk-loaded
-// action (audit_seq NULL) is skipped on its index entry, its row never
-// read nor joined.
+// actions are read along actions_tenant_created (actions_approvals holds
+// only held ones, migration 0009), which carries status and audit_seq
+// after its key (migration 0013): a decided or bulk-loaded action
+// (audit_seq NULL) is skipped on its index entry, its row never read nor
+// joined.
 var (
 	sqlFastUndecided = `SELECT ` + store.Qualified("a", actionCols) + `, l.seq, l.prev_hash, l.metadata
-FROM actions AS a INDEXED BY actions_tenant_status CROSS JOIN audit_log AS l ON l.tenant_id = a.tenant_id AND l.seq = a.audit_seq
+FROM actions AS a INDEXED BY actions_tenant_created CROSS JOIN audit_log AS l ON l.tenant_id = a.tenant_id AND l.seq = a.audit_seq
 WHERE a.tenant_id = ? AND a.status IN ('allowed', 'blocked', 'pending_review') AND a.audit_seq > 0`
 	sqlFastDecided = `SELECT ` + store.Qualified("a", actionCols) + `, l.seq, l.prev_hash, l.metadata
 FROM audit_log AS l INDEXED BY audit_log_event CROSS JOIN actions AS a ON a.id = l.action_id AND a.tenant_id = l.tenant_id

@@ -61,3 +61,39 @@ func TestAuditLogPlans(t *testing.T) {
 		}
 	}
 }
+
+// TestActionReadPlans pins the plans of the reads that used the indexes
+// migration 0013 dropped: ListActions reads the hourly rollups by key and
+// its page as a range of actions_tenant_created (the status tested on the
+// index entry); the dashboard's partial hours are covered by
+// actions_tenant_created and its partial days read actions_agent_violations
+// agent by agent. None reads a tenant's actions beyond the hours or days
+// asked for.
+func TestActionReadPlans(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "gatehouse.db"))
+	want := map[string][]string{
+		"list actions hours":        {"SEARCH action_counts_hourly USING PRIMARY KEY (tenant_id=?)"},
+		"list actions hours status": {"SEARCH action_counts_hourly USING PRIMARY KEY (tenant_id=?)"},
+		"list actions page":         {"SEARCH actions USING INDEX actions_tenant_created (tenant_id=? AND created_at>? AND created_at<?)"},
+		"list actions page status":  {"SEARCH actions USING INDEX actions_tenant_created (tenant_id=? AND created_at>? AND created_at<?)"},
+		"dashboard edge statuses":   {"SEARCH actions USING COVERING INDEX actions_tenant_created (tenant_id=? AND created_at>? AND created_at<?)", "USE TEMP B-TREE FOR GROUP BY"},
+		"dashboard edge violations": {"SEARCH actions USING INDEX actions_agent_violations (tenant_id=? AND agent_id=? AND created_at>? AND created_at<?)", "LIST SUBQUERY 1",
+			"SEARCH agent_violations_daily USING PRIMARY KEY (tenant_id=? AND day>? AND day<?)", "USE TEMP B-TREE FOR GROUP BY"},
+	}
+	seen := map[string]bool{}
+	for _, q := range sqlite.ActionReadQueries() {
+		got, err := db.QueryPlan(t.Context(), q.SQL, q.Args...)
+		if err != nil {
+			t.Fatalf("%s: %v", q.Name, err)
+		}
+		seen[q.Name] = true
+		if fmt.Sprint(got) != fmt.Sprint(want[q.Name]) {
+			t.Errorf("%s: %s\nplan %q\nwant %q", q.Name, q.SQL, got, want[q.Name])
+		}
+	}
+	for name := range want {
+		if !seen[name] {
+			t.Errorf("no query %q", name)
+		}
+	}
+}

@@ -71,6 +71,12 @@ func (db *DB) Dashboard(ctx context.Context, tenantID string, q store.DashboardQ
 	return b.Report(), nil
 }
 
+// sqlEdgeStatuses counts the actions of a partial hour by hour and
+// status, along actions_tenant_created, which carries status (migration
+// 0013): covering.
+const sqlEdgeStatuses = `SELECT created_at / 3600000000 - (created_at % 3600000000 < 0), status, count(*)
+FROM actions WHERE tenant_id = ? AND created_at >= ? AND created_at < ? GROUP BY 1, 2`
+
 func countStatuses(ctx context.Context, tx *sql.Tx, b *store.DashboardBuilder, tenantID string, lo, hi int64) error {
 	first, last, edges := split(lo, hi, hourUS)
 	add := func(rows *sql.Rows, err error) error {
@@ -97,8 +103,7 @@ WHERE tenant_id = ? AND hour >= ? AND hour < ? AND n != 0`, tenantID, first, las
 		}
 	}
 	for _, e := range edges {
-		if err := add(tx.QueryContext(ctx, `SELECT created_at / 3600000000 - (created_at % 3600000000 < 0), status, count(*)
-FROM actions WHERE tenant_id = ? AND created_at >= ? AND created_at < ? GROUP BY 1, 2`, tenantID, e.lo, e.hi)); err != nil {
+		if err := add(tx.QueryContext(ctx, sqlEdgeStatuses, tenantID, e.lo, e.hi)); err != nil {
 			return err
 		}
 	}
@@ -149,10 +154,7 @@ WHERE tenant_id = ? AND day >= ? AND day < ? GROUP BY agent_id`, tenantID, first
 		}
 	}
 	for _, e := range edges {
-		// violation_count > 0 literally, so the planner can use the
-		// covering partial index actions_violations.
-		rows, err := tx.QueryContext(ctx, `SELECT triggered_policy, severity, agent_id, count(*) FROM actions
-WHERE tenant_id = ? AND created_at >= ? AND created_at < ? AND violation_count > 0 GROUP BY 1, 2, 3`, tenantID, e.lo, e.hi)
+		rows, err := tx.QueryContext(ctx, sqlEdgeViolations, tenantID, e.lo, e.hi, floorDiv(e.lo, dayUS), floorDiv(e.hi-1, dayUS))
 		if err != nil {
 			return err
 		}
@@ -175,6 +177,19 @@ WHERE tenant_id = ? AND created_at >= ? AND created_at < ? AND violation_count >
 	}
 	return nil
 }
+
+// sqlEdgeViolations counts the violations of a partial day (or two, for a
+// window without a whole day inside) by policy, severity and agent. Since
+// migration 0013 there is no index of a tenant's violations by time
+// alone: they are read agent by agent, each a range of the covering
+// partial index actions_agent_violations, for the agents that
+// agent_violations_daily counts on the edge's days (every violation is
+// counted there, agentless ones under "", in the transaction that records
+// it; a count fallen to 0 is skipped). violation_count > 0 is written
+// literally, so the planner can use the partial index.
+const sqlEdgeViolations = `SELECT triggered_policy, severity, agent_id, count(*) FROM actions INDEXED BY actions_agent_violations
+WHERE tenant_id = ?1 AND agent_id IN (SELECT agent_id FROM agent_violations_daily WHERE tenant_id = ?1 AND day >= ?4 AND day <= ?5 AND n != 0)
+  AND created_at >= ?2 AND created_at < ?3 AND violation_count > 0 GROUP BY 1, 2, 3`
 
 // eachRow calls fn for every row and closes rows.
 func eachRow(rows *sql.Rows, fn func(*sql.Rows) error) error {

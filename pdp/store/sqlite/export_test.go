@@ -185,3 +185,43 @@ func (db *DB) Checkpoint(ctx context.Context, background bool) (busy, log, done 
 func WithWriteCacheKiB(n int) Option {
 	return func(o *options) { o.writeCacheKiB = n }
 }
+
+// PageOwners maps every page of the database (as the read connections
+// see it, WAL included) to the table or index it belongs to (SQLite's
+// dbstat), so tests can attribute WAL frames to B-trees.
+func (db *DB) PageOwners(ctx context.Context) (map[uint32]string, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT name, pageno FROM dbstat`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[uint32]string{}
+	for rows.Next() {
+		var (
+			name string
+			page int64
+		)
+		if err := rows.Scan(&name, &page); err != nil {
+			return nil, err
+		}
+		out[uint32(page)] = name
+	}
+	return out, rows.Err()
+}
+
+// ActionReadQueries are ListActions' queries (the hourly counts and the
+// page, without and with a status) and the dashboard's scans of the
+// actions of a window's partial hours and days, with arguments to plan
+// them with.
+func ActionReadQueries() []AuditLogQuery {
+	since := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	until := since + hourUS
+	return []AuditLogQuery{
+		{"list actions hours", sqlActionHours, []any{"acme"}},
+		{"list actions hours status", sqlActionHoursStatus, []any{"acme", "pending_review"}},
+		{"list actions page", sqlActionsPage, []any{"acme", since, until, 50, 0}},
+		{"list actions page status", sqlActionsPageStatus, []any{"acme", "pending_review", since, until, 50, 0}},
+		{"dashboard edge statuses", sqlEdgeStatuses, []any{"acme", since, until}},
+		{"dashboard edge violations", sqlEdgeViolations, []any{"acme", since, until, floorDiv(since, dayUS), floorDiv(until-1, dayUS)}},
+	}
+}

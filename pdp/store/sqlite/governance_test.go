@@ -88,13 +88,13 @@ func (tp tamperer) Exec(t *testing.T, s store.GovernanceStore, query string, arg
 
 // TestVerifyActionPlans pins the join order of VerifyAudit's fast action
 // passes: each starts from the side with few rows (audited undecided
-// actions by actions_tenant_status, decision entries by audit_log_event) and
-// looks the other up by key. The other order walks every entry of the
-// chain, which took seconds per 1,000,000 entries.
+// actions along actions_tenant_created, decision entries by
+// audit_log_event) and looks the other up by key. The other order walks
+// every entry of the chain, which took seconds per 1,000,000 entries.
 func TestVerifyActionPlans(t *testing.T) {
 	db := open(t, filepath.Join(t.TempDir(), "gatehouse.db"))
 	for i, want := range [][]string{
-		{"SEARCH a USING INDEX actions_tenant_status (tenant_id=? AND status=?)", "SEARCH l USING INDEX audit_log_seq (tenant_id=? AND seq=?)"},
+		{"SEARCH a USING INDEX actions_tenant_created (tenant_id=?)", "SEARCH l USING INDEX audit_log_seq (tenant_id=? AND seq=?)"},
 		{"SEARCH l USING INDEX audit_log_event (tenant_id=? AND event=?)", "SEARCH a USING INDEX sqlite_autoindex_actions_1 (id=?)"},
 	} {
 		got, err := db.QueryPlan(t.Context(), sqlite.FastActionQueries[i], "acme")
@@ -105,10 +105,10 @@ func TestVerifyActionPlans(t *testing.T) {
 			t.Errorf("query %d plan:\n%q\nwant\n%q", i, got, want)
 		}
 	}
-	// The undecided pass tests audit_seq > 0 on the index entry
-	// (actions_tenant_status ends with audit_seq, migration 0009): the
-	// table seek is deferred until a row passes, so a bulk-loaded action's
-	// row is never read.
+	// The undecided pass tests status and audit_seq > 0 on the index entry
+	// (actions_tenant_created ends with them, migration 0013): the table
+	// seek is deferred until a row passes, so a decided or bulk-loaded
+	// action's row is never read.
 	ops, err := db.Explain(t.Context(), sqlite.FastActionQueries[0], "acme")
 	if err != nil {
 		t.Fatal(err)

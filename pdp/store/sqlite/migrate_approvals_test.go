@@ -15,10 +15,11 @@ import (
 
 // TestMigrationPartialApprovals opens a database whose actions indexes are
 // those migration 0008 left (a full actions_approvals, actions_tenant_status
-// without audit_seq) and holds audited actions of every status and a
-// bulk-loaded one: migration 0009 rebuilds both indexes, and the approvals
-// queue, the verification and its cross-check of actions read the same as
-// before.
+// without audit_seq, the actions indexes 0013 rebuilds or drops as 0002
+// made them) and holds audited actions of every status and a bulk-loaded
+// one: migration 0009 rebuilds the first two (0013 then drops the status
+// index), and the approvals queue, the verification and its cross-check of
+// actions read the same as before.
 func TestMigrationPartialApprovals(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "old.db")
@@ -44,9 +45,13 @@ func TestMigrationPartialApprovals(t *testing.T) {
 	for _, q := range []string{
 		`DROP INDEX actions_approvals`,
 		`CREATE INDEX actions_approvals ON actions (tenant_id, status, audit_seq)`,
-		`DROP INDEX actions_tenant_status`,
 		`CREATE INDEX actions_tenant_status ON actions (tenant_id, status, created_at DESC, seq DESC)`,
-		`DELETE FROM schema_migrations WHERE version = 9`,
+		`DROP INDEX actions_tenant_created`,
+		`CREATE INDEX actions_tenant_created ON actions (tenant_id, created_at DESC, seq DESC)`,
+		`DROP INDEX actions_agent_violations`,
+		`CREATE INDEX actions_agent_violations ON actions (tenant_id, agent_id, created_at DESC, seq DESC) WHERE violation_count > 0`,
+		`CREATE INDEX actions_violations ON actions (tenant_id, created_at, triggered_policy, severity, agent_id) WHERE violation_count > 0`,
+		`DELETE FROM schema_migrations WHERE version IN (9, 13)`,
 	} {
 		if _, err := w.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -62,8 +67,8 @@ func TestMigrationPartialApprovals(t *testing.T) {
 	}
 	defer db.Close()
 	for name, want := range map[string]string{
-		"actions_approvals":     "WHERE status IN ('pending_review', 'approved', 'denied')",
-		"actions_tenant_status": "seq DESC, audit_seq)",
+		"actions_approvals":      "WHERE status IN ('pending_review', 'approved', 'denied')",
+		"actions_tenant_created": "seq DESC, status, audit_seq)",
 	} {
 		var def string
 		if err := db.r.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?`, name).Scan(&def); err != nil {

@@ -1,8 +1,10 @@
 package storetest
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -188,6 +190,93 @@ var actionTests = []test{
 		as, _, _ := s.ListActions(ctx, "acme", store.ActionQuery{Limit: 1})
 		one, _ := s.GetAction(ctx, "acme", "act_6")
 		same(t, "listed record equals GetAction", as[0], one)
+	}},
+	{"ListPagesAcrossHours", func(t *testing.T, s store.Store) {
+		// Actions over many hours, some on an hour's first or last
+		// microsecond, some before 1970, ties inserted out of order, every
+		// status, another tenant's beside them; decided ones change status
+		// after their insert. Every page of every status filter is the
+		// newest-first order cut at the offset, and every total the number
+		// of matches, whatever the store counts pages with.
+		ctx := t.Context()
+		newTenant(t, s, "acme")
+		newTenant(t, s, "beta")
+		statuses := []pdp.Status{pdp.StatusAllowed, pdp.StatusBlocked, pdp.StatusPendingReview, pdp.StatusAllowed, pdp.StatusApproved, pdp.StatusDenied, pdp.StatusAllowed}
+		hour := base.Truncate(time.Hour)
+		epoch := time.Unix(0, 0).UTC()
+		var at []time.Time
+		for i := range 36 {
+			switch i % 6 {
+			case 0:
+				at = append(at, hour.Add(time.Duration(i/3)*time.Hour)) // an hour's first microsecond
+			case 1:
+				at = append(at, hour.Add(time.Duration(i/3+1)*time.Hour-time.Microsecond)) // its last
+			case 2:
+				at = append(at, at[i-2]) // a tie, inserted later
+			case 3:
+				at = append(at, hour.Add(-time.Duration(i)*97*time.Minute)) // scattered, out of order
+			case 4:
+				at = append(at, epoch.Add(-time.Duration(i)*31*time.Minute)) // before 1970
+			default:
+				at = append(at, hour.Add(time.Duration(i%4)*time.Hour+time.Duration(i)*time.Second))
+			}
+		}
+		type rec struct {
+			id     string
+			at     time.Time
+			status pdp.Status
+			order  int
+		}
+		var want []rec
+		for i, ts := range at {
+			st := statuses[i%len(statuses)]
+			id := fmt.Sprintf("act_%02d", i)
+			if _, err := s.InsertAction(ctx, action("acme", id, ts, st)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.InsertAction(ctx, action("beta", "beta_"+id, ts, pdp.StatusAllowed)); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, rec{id, ts, st, i})
+		}
+		if g, ok := s.(store.GovernanceStore); ok {
+			for i, id := range []string{"act_02", "act_16"} {
+				st := []pdp.Status{pdp.StatusApproved, pdp.StatusDenied}[i]
+				if _, _, err := g.DecideAction(ctx, store.DecideRequest{TenantID: "acme", ActionID: id, Status: st, ApproverID: "alice"}); err != nil {
+					t.Fatal(err)
+				}
+				for j := range want {
+					if want[j].id == id {
+						want[j].status = st
+					}
+				}
+			}
+		}
+		slices.SortFunc(want, func(a, b rec) int { return cmp.Or(b.at.Compare(a.at), cmp.Compare(b.order, a.order)) })
+		for _, st := range []pdp.Status{"", pdp.StatusAllowed, pdp.StatusBlocked, pdp.StatusPendingReview, pdp.StatusApproved, pdp.StatusDenied} {
+			var match []string
+			for _, r := range want {
+				if st == "" || r.status == st {
+					match = append(match, r.id)
+				}
+			}
+			for _, limit := range []int{0, 1, 2, 5, 13, 100} {
+				for _, offset := range []int{0, 1, 2, 3, 4, 7, 11, 17, len(match) - 1, len(match), len(match) + 3} {
+					q := store.ActionQuery{Status: st, Limit: limit, Offset: offset}
+					as, total, err := s.ListActions(ctx, "acme", q)
+					if err != nil {
+						t.Fatalf("%+v: %v", q, err)
+					}
+					page := match[min(max(offset, 0), len(match)):]
+					if limit > 0 && len(page) > limit {
+						page = page[:limit]
+					}
+					if got := ids(as); total != len(match) || fmt.Sprint(got) != fmt.Sprint(append([]string{}, page...)) {
+						t.Errorf("%+v: %v of %d, want %v of %d", q, got, total, page, len(match))
+					}
+				}
+			}
+		}
 	}},
 }
 

@@ -223,6 +223,54 @@ var dashboardTests = []govTest{
 			same(t, fmt.Sprintf("%v–%v by %s", q.Since.Format(time.RFC3339Nano), q.Until.Format(time.RFC3339Nano), q.Bucket), got, reference(recs, q))
 		}
 	}},
+	{"EdgesOfTwoDays", func(t *testing.T, s store.GovernanceStore) {
+		// A window across midnight without a whole day inside is all
+		// edge: its violations are counted one by one over both days,
+		// whoever committed them (agents of either day only, none), and
+		// nothing outside the window or of a decided action's old status.
+		ctx := t.Context()
+		newTenant(t, s, "acme")
+		newTenant(t, s, "beta")
+		day := time.Date(2025, 6, 2, 0, 0, 0, 0, time.UTC)
+		recs := []store.ActionRecord{
+			hit("acme", "e1", "early", day.Add(-20*time.Minute), pdp.StatusBlocked, "Pii", pdp.SeverityCritical, 1),
+			hit("acme", "e2", "early", day.Add(-40*time.Minute), pdp.StatusBlocked, "Pii", pdp.SeverityCritical, 1), // before the window
+			hit("acme", "l1", "late", day.Add(10*time.Minute), pdp.StatusBlocked, "DataExfiltration", pdp.SeverityCritical, 2),
+			hit("acme", "l2", "late", day.Add(5*time.Hour), pdp.StatusBlocked, "DataExfiltration", pdp.SeverityCritical, 1), // after it
+			hit("acme", "n1", "", day.Add(29*time.Minute+59*time.Second), pdp.StatusPendingReview, "FinancialSafety", pdp.SeverityHigh, 1),
+			hit("acme", "c1", "clean", day.Add(-5*time.Minute), pdp.StatusAllowed, "", "", 0),
+			hit("acme", "o1", "other", day.Add(-25*time.Hour), pdp.StatusBlocked, "Pii", pdp.SeverityLow, 1), // the day before
+			hit("beta", "b1", "late", day.Add(15*time.Minute), pdp.StatusBlocked, "Pii", pdp.SeverityLow, 1),
+		}
+		for i, a := range recs {
+			var err error
+			if i%2 == 0 {
+				recs[i], err = s.InsertAction(ctx, a)
+			} else {
+				recs[i], _, err = s.InsertActionAudited(ctx, a, store.AuditEvent{})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, _, err := s.DecideAction(ctx, store.DecideRequest{TenantID: "acme", ActionID: "n1", Status: pdp.StatusApproved, ApproverID: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs[4] = got
+		acme := recs[:len(recs)-1]
+		for _, q := range []store.DashboardQuery{
+			{Since: day.Add(-30 * time.Minute), Until: day.Add(30 * time.Minute), Bucket: store.BucketDay},
+			{Since: day.Add(-30 * time.Minute), Until: day.Add(30 * time.Minute), Bucket: store.BucketHour},
+			{Since: day.Add(-26 * time.Hour), Until: day.Add(6 * time.Hour), Bucket: store.BucketDay},
+		} {
+			got, err := s.Dashboard(ctx, "acme", q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			same(t, fmt.Sprintf("%v–%v by %s", q.Since.Format(time.RFC3339Nano), q.Until.Format(time.RFC3339Nano), q.Bucket), got, reference(acme, q))
+		}
+	}},
 	{"QueryErrors", func(t *testing.T, s store.GovernanceStore) {
 		newTenant(t, s, "acme")
 		for _, c := range []struct {
