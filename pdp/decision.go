@@ -32,6 +32,15 @@ type Action struct {
 	Name     string         `json:"action"`
 	Params   map[string]any `json:"params"`
 	StepType string         `json:"step_type,omitempty"`
+	// ParamsJSON, when set, is Params as encoding/json encodes them
+	// without HTML escaping (compact, keys sorted), for Params decoded
+	// from JSON with UseNumber (only objects, arrays, strings,
+	// json.Number, booleans and null). A caller that has that text (the
+	// lifecycle, which stores it) vouches for it by setting it; the engine
+	// then writes the action text the rules match from it instead of
+	// walking and sorting Params a second time. It must not be modified
+	// while the action is decided, and is never kept.
+	ParamsJSON []byte `json:"-"`
 }
 
 // Violation is one rule hit (docs/api.md §A7). Rule is the 0-based rule index

@@ -54,7 +54,7 @@ func (s *server) submitAction(c *gin.Context) {
 		return
 	}
 	// Params sent as the lifecycle would encode them are stored as sent.
-	sub := lifecycle.Submission{AgentID: b.AgentID, StepType: b.StepType, ParamsJSON: b.ParamsText, ParamsEncoded: b.ParamsText != nil}
+	sub := lifecycle.Submission{AgentID: b.AgentID, StepType: b.StepType, ParamsJSON: b.ParamsText, ParamsEncoded: b.ParamsText != nil, ParamsDecoded: true}
 	if !b.HasAction {
 		sub.Problems = append(sub.Problems, &pdp.ValidationError{Field: "action", Reason: "is required"})
 	} else {
@@ -76,7 +76,7 @@ func (s *server) submitConnectorAction(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	var sub lifecycle.Submission
+	sub := lifecycle.Submission{ParamsDecoded: true} // decodeParams decodes params from JSON
 	connector := c.Param("connector")
 	op := strings.Trim(c.Param("operation"), "/")
 	if op == "" {

@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/gatehouse-pdp/gatehouse/adapter"
@@ -365,7 +366,7 @@ func (e *Engine) Evaluate(ctx context.Context, a pdp.Action) (d *pdp.Decision, e
 	// The action text in Go; when it cannot be computed (or the params do
 	// not convert), the input is built now, so that an input the library
 	// cannot take fails before the tenant's entry is looked up.
-	text, textErr := actionText(a.Name, a.Params)
+	text, textErr := actionTextOf(&a)
 	var input ast.Value
 	if textErr != nil {
 		if input, _, err = inputAndParams(a); err != nil {
@@ -406,7 +407,20 @@ func (e *Engine) Evaluate(ctx context.Context, a pdp.Action) (d *pdp.Decision, e
 // are set only on a span that records: building them costs allocations
 // every decision would pay with no tracer installed. (A sampler therefore
 // does not see them when it decides.)
+//
+// With a no-op tracer (tracing off: serve's provider then is noop's) and
+// no recording span in ctx, no span is started at all: noop's Start
+// returns ctx's non-recording span as it is when it has a span context
+// (an incoming traceparent), and otherwise puts its empty span into a
+// new context (an allocation per decision) where ctx already yields an
+// equal one to SpanFromContext. Under a recording span (another
+// provider's) Start runs as before.
 func (e *Engine) startDecisionSpan(ctx context.Context, name string, a pdp.Action) (context.Context, trace.Span) {
+	if _, off := e.tracer.(noop.Tracer); off {
+		if parent := trace.SpanFromContext(ctx); !parent.IsRecording() {
+			return ctx, parent
+		}
+	}
 	ctx, span := e.tracer.Start(ctx, name)
 	if span.IsRecording() {
 		span.SetAttributes(

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -741,6 +742,81 @@ func compareText(t testing.TB, pq rego.PreparedEvalQuery, a pdp.Action) {
 	b := rs[0].Bindings
 	if b["t"] != text || b["f"] != foldText(text) || b["a"] != isASCII(text) {
 		t.Fatalf("%+v:\nGo      %q %q %v\nlibrary %q %q %v", a, text, foldText(text), isASCII(text), b["t"], b["f"], b["a"])
+	}
+	compareParamsText(t, a)
+}
+
+// compareParamsText checks that the action text written from the params'
+// encoding (pdp.Action.ParamsJSON, as encoding/json writes it without
+// HTML escaping) is the walk's, and that the walk accepts the params
+// wherever usableParamsText accepts their encoding. ParamsJSON is only
+// for params decoded from JSON, so the params are first encoded and
+// decoded again (UseNumber), as a request body's are: a nil slice, say,
+// encodes as null but walks as [], and invalid UTF-8 decodes as U+FFFD.
+func compareParamsText(t testing.TB, a pdp.Action) {
+	t.Helper()
+	encode := func(v any) ([]byte, bool) {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v); err != nil {
+			return nil, false
+		}
+		return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), true
+	}
+	pj, ok := encode(a.Params)
+	if !ok {
+		return // not params a request body could hold
+	}
+	dec := json.NewDecoder(bytes.NewReader(pj))
+	dec.UseNumber()
+	a.Params = nil
+	if err := dec.Decode(&a.Params); err != nil {
+		t.Fatal(err)
+	}
+	if pj, ok = encode(a.Params); !ok {
+		t.Fatalf("decoded params %v do not encode", a.Params)
+	}
+	walked, walkErr := actionText(a.Name, a.Params)
+	a.ParamsJSON = pj
+	got, err := actionTextOf(&a)
+	if (err == nil) != (walkErr == nil) || got != walked {
+		t.Fatalf("%+v: from ParamsJSON %s: %q %v, the walk's %q %v", a, pj, got, err, walked, walkErr)
+	}
+	if usableParamsText(pj) && walkErr != nil {
+		t.Fatalf("%+v: ParamsJSON %s used, but the walk refuses the params: %v", a, pj, walkErr)
+	}
+}
+
+// TestUsableParamsText: the params' encoding is used only when the walk
+// writes the same bytes; an exponent (which the walk checks against
+// OPA's range) and an escaped U+2028 or U+2029 (which the walk writes
+// as it is) are left to the walk, wherever they are in the text.
+func TestUsableParamsText(t *testing.T) {
+	for pj, want := range map[string]bool{
+		`{}`:                                     true,
+		`{"a":1,"b":-2.5,"c":[true,false,null]}`: true,
+		`{"id":"3e4f-1E9","t":"a\"1e5\\"}`:       true, // exponents only in strings
+		`{"s":"x\\","n":1}`:                      true,
+		`{"n":1e3}`:                              false,
+		`{"n":[2E-7]}`:                           false,
+		`{"s":"x\\","n":1e400}`:                  false, // after a string ending in an escaped backslash
+		`{"s":"a\u2028b"}`:                       false,
+		`{"s":"a\u2029b"}`:                       false,
+		`{"s":"unterminated}`:                    false,
+		`[1]`:                                    false,
+		``:                                       false,
+	} {
+		if got := usableParamsText([]byte(pj)); got != want {
+			t.Errorf("usableParamsText(%s) = %v, want %v", pj, got, want)
+		}
+	}
+	// A number the walk refuses as out of range is never written from
+	// the encoding: the engine then evaluates unhinted and fails as the
+	// library does.
+	a := pdp.Action{Name: "x", Params: map[string]any{"n": json.Number("1e999999")}, ParamsJSON: []byte(`{"n":1e999999}`)}
+	if _, err := actionTextOf(&a); err == nil {
+		t.Fatal("actionTextOf accepted an out-of-range number from ParamsJSON")
 	}
 }
 

@@ -443,32 +443,34 @@ func (m *hitMemo) compose(allowed *ast.Term, fired []firedHit, approval [2]*ast.
 			order[j-1], order[j] = order[j], order[j-1]
 		}
 	}
+	// Only the first hit's whole decision is filled; the others give
+	// their risk score (a template's constant) and their violations and
+	// warnings, filled straight into the composed lists (appendFilled)
+	// rather than into decisions of their own that would be dropped.
 	nv, nw := 0, 0
-	var fills [maxComposedHits]*pdp.Decision
 	for i := range n {
 		t := ts[order[i]]
-		f := t.fill(fired[order[i]].match)
-		fills[i] = f
-		nv += len(f.Violations)
+		nv += len(t.d.Violations)
 		switch {
 		case n <= pairwiseHits:
-			nw += len(f.Warnings)
+			nw += len(t.d.Warnings)
 		case t.warn:
-			nw += len(f.Violations)
+			nw += len(t.d.Violations)
 		}
 	}
-	d := fills[0]
+	d := ts[order[0]].fill(fired[order[0]].match)
 	vs := make([]pdp.Violation, 0, nv+nw)
-	for _, f := range fills[:n] {
-		d.RiskScore = max(d.RiskScore, f.RiskScore)
-		vs = append(vs, f.Violations...)
+	for i := range n {
+		t := ts[order[i]]
+		d.RiskScore = max(d.RiskScore, t.d.RiskScore)
+		vs = t.appendFilled(vs, t.d.Violations, t.violations, fired[order[i]].match)
 	}
-	for i, f := range fills[:n] {
-		switch {
+	for i := range n {
+		switch t := ts[order[i]]; {
 		case n <= pairwiseHits:
-			vs = append(vs, f.Warnings...)
-		case ts[order[i]].warn:
-			vs = append(vs, f.Violations...)
+			vs = t.appendFilled(vs, t.d.Warnings, t.warnings, fired[order[i]].match)
+		case t.warn:
+			vs = t.appendFilled(vs, t.d.Violations, t.violations, fired[order[i]].match)
 		}
 	}
 	d.Violations, d.Warnings = vs[:nv:nv], vs[nv:]
@@ -938,6 +940,33 @@ func sameFilled(a, b *pdp.Decision) bool {
 	return reflect.DeepEqual(a, b)
 }
 
+// appendFilled appends src, the template's violations or warnings (slots
+// theirs), filled for match m as fill fills them.
+func (t *hitTemplate) appendFilled(dst, src []pdp.Violation, slots [][2]slot, m string) []pdp.Violation {
+	reason := ""
+	if hasSlot(slots, slotReason) {
+		reason = strings.Join(t.parts, m)
+	}
+	for i, v := range src {
+		v.Match = slotValue(slots[i][0], v.Match, m, reason)
+		v.Reason = slotValue(slots[i][1], v.Reason, m, reason)
+		dst = append(dst, v)
+	}
+	return dst
+}
+
+// slotValue is what a template's string of kind s (constant c) is for
+// match m and the reason filled for it.
+func slotValue(s slot, c, m, reason string) string {
+	switch s {
+	case slotMatch:
+		return m
+	case slotReason:
+		return reason
+	}
+	return c
+}
+
 // fill is the template's decision for match m: a new decision sharing
 // nothing a caller could change with the template or other decisions.
 func (t *hitTemplate) fill(m string) *pdp.Decision {
@@ -945,15 +974,7 @@ func (t *hitTemplate) fill(m string) *pdp.Decision {
 	if t.reason == slotReason || hasSlot(t.violations, slotReason) || hasSlot(t.warnings, slotReason) {
 		reason = strings.Join(t.parts, m)
 	}
-	value := func(s slot, c string) string {
-		switch s {
-		case slotMatch:
-			return m
-		case slotReason:
-			return reason
-		}
-		return c
-	}
+	value := func(s slot, c string) string { return slotValue(s, c, m, reason) }
 	b := &struct {
 		d                 pdp.Decision
 		triggered, reason string

@@ -43,6 +43,10 @@ type goRegex struct {
 	// runClass, runTail: the ASCII bytes of C and of what follows C+
 	// (disjoint); nil without.
 	runClass, runTail *[utf8.RuneSelf]bool
+	// bndClass, bndNext: for a pattern (?:^|W)R (leadingBoundary), the
+	// ASCII bytes of W and those R can begin with (disjoint); nil
+	// without.
+	bndClass, bndNext *[utf8.RuneSelf]bool
 }
 
 // compileGoRegex compiles pattern as OPA's regex built-ins do
@@ -55,12 +59,17 @@ func compileGoRegex(pattern string) (*goRegex, error) {
 	g := &goRegex{re: re}
 	starts := startLiterals(pattern)
 	var runClass, runTail *[utf8.RuneSelf]bool
+	var bndClass, bndNext *[utf8.RuneSelf]bool
 	if starts == nil {
 		runClass, runTail = leadingRun(pattern)
+		if runClass == nil {
+			bndClass, bndNext = leadingBoundary(pattern)
+		}
 	}
-	if starts != nil || runClass != nil {
+	if starts != nil || runClass != nil || bndClass != nil {
 		if anchored, err := regexp.Compile(`^(?:` + pattern + `)`); err == nil {
 			g.anchored, g.starts, g.runClass, g.runTail = anchored, starts, runClass, runTail
+			g.bndClass, g.bndNext = bndClass, bndNext
 		}
 	}
 	return g, nil
@@ -112,6 +121,9 @@ func (g *goRegex) nextStart(text, folded string, from int) (p, next int) {
 	if g.runClass != nil {
 		return g.nextRun(text, from)
 	}
+	if g.bndClass != nil {
+		return g.nextBoundary(text, from)
+	}
 	p = g.nextLiteral(folded, from)
 	return p, p + 1
 }
@@ -152,6 +164,88 @@ func (g *goRegex) nextRun(text string, from int) (p, next int) {
 		}
 	}
 	return -1, len(text)
+}
+
+// nextBoundary is the first position at or after from where a match of
+// (?:^|W)R may begin on an ASCII text (-1 if none): 0 when R can begin
+// there (the ^ branch), or a W byte followed by a byte R can begin with
+// (the W branch). next is the position after it.
+func (g *goRegex) nextBoundary(text string, from int) (p, next int) {
+	if from == 0 && len(text) > 0 && g.bndNext[text[0]] {
+		return 0, 1
+	}
+	for q := from; q+1 < len(text); q++ {
+		if g.bndClass[text[q]] && g.bndNext[text[q+1]] {
+			return q, q + 1
+		}
+	}
+	return -1, len(text)
+}
+
+// leadingBoundary recognizes a pattern (?:^|W)R, ^ the start of the text
+// (not of a line), W a character class and R a sequence without
+// assertions about the text before a position, whose first character is
+// required and never in W (on ASCII bytes): `(?:^|\W)\d{3}-\d{2}-\d{4}`,
+// the SSN rule, in Python's spelling or its translation. It returns W's
+// ASCII bytes and those R can begin with; nil, nil for any other
+// pattern.
+//
+// Such a pattern looks behind (^), so it has no start literals, and
+// Go's regexp, with no literal prefix to search for, runs its
+// backtracker from every position of the text. But on an ASCII text a
+// match begins only at 0, where R begins, or at a W byte that a byte R
+// can begin with follows. At such a position p > 0 the anchored pattern
+// on text[p:] takes the ^ branch as true at p, where it is false in the
+// text; that branch then needs R to begin with text[p], a W byte, which
+// it cannot: only the W branch can match, as in the text. So find tries
+// the anchored pattern at those positions only, as it does at start
+// literals.
+func leadingBoundary(pattern string) (class, next *[utf8.RuneSelf]bool) {
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return nil, nil
+	}
+	re = re.Simplify()
+	for re.Op == syntax.OpCapture {
+		re = re.Sub[0]
+	}
+	if re.Op != syntax.OpConcat || len(re.Sub) < 2 {
+		return nil, nil
+	}
+	alt := re.Sub[0]
+	for alt.Op == syntax.OpCapture {
+		alt = alt.Sub[0]
+	}
+	if alt.Op != syntax.OpAlternate || len(alt.Sub) != 2 {
+		return nil, nil
+	}
+	var w *syntax.Regexp
+	begin := false
+	for _, sub := range alt.Sub {
+		switch sub.Op {
+		case syntax.OpBeginText:
+			begin = true
+		case syntax.OpCharClass:
+			w = sub
+		}
+	}
+	if !begin || w == nil {
+		return nil, nil
+	}
+	rest := &syntax.Regexp{Op: syntax.OpConcat, Sub: re.Sub[1:]}
+	if looksBehind(rest) {
+		return nil, nil
+	}
+	class, next = firstBytes(w), firstBytes(rest)
+	if class == nil || next == nil {
+		return nil, nil
+	}
+	for c := range next {
+		if next[c] && class[c] {
+			return nil, nil
+		}
+	}
+	return class, next
 }
 
 // Bounds of startLiterals: at most maxStartLiterals literals, each at

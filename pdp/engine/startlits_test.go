@@ -48,6 +48,11 @@ var startLiteralPatterns = []string{
 	`(?i)[a-c]+[1-3]+`,
 	`[ab]+\s*@`,
 	`\w+\W`,
+	`(?:^|\W)\d+`,
+	`(?:\W|^)[a-c]+@`,
+	`(?:^|\s)(?:ab|cd)\b`,
+	`(?m)(?:^|\W)\d{3}`,
+	`(?:^|\W)\w+`,
 }
 
 // startLiteralTexts are texts built to land on and near the patterns'
@@ -62,6 +67,8 @@ func startLiteralTexts(t *testing.T) []string {
 		"KELVIN strasse Strasse", "secret-keytoken secret tokenkey", "aaaab aab ab", "secret ffoo",
 		"api_key = abc apikey:def", "INTERNAL ONLY internal  only", "xxabc abc", "abcdef def", "rm -rf /tmp",
 		"DROP  TABLE x", "aaaab aab", "foo\nfoo", "barfoo", "TOKEN token ToKeN",
+		"123-45-6789 x", "x123-45-6789", "a-123-45-6789-", "1 123-45-6789", "(123-45-6789)", "\n123-45-67890",
+		`{"action":"x","params":{"ssn":"123-45-6789"}}`, "ab@", " ab", "cd-", "x\n123",
 	}
 	r := rand.New(rand.NewPCG(3, 5))
 	alphabet := []string{"a", "b", "c", "d", "A", "B", "-", " ", "\t", "\n", "@", ".", "1", "2", "3", "4", "5",
@@ -150,6 +157,46 @@ func TestLeadingRun(t *testing.T) {
 		if got != c.class {
 			t.Errorf("%s: run class %q, want %q", c.pattern, got, c.class)
 		}
+	}
+}
+
+// TestLeadingBoundary pins which patterns find tries at (?:^|W) boundaries.
+func TestLeadingBoundary(t *testing.T) {
+	for _, c := range []struct {
+		pattern     string
+		class, next string // ASCII bytes of W and of R's first, "" for none
+	}{
+		{`(?:^|[ -])\d{2}`, " -", "0123456789"},
+		{`(?:[ -]|^)[a-c]+@`, " -", "abc"},
+		{`(?:^|[ -])[a-c-]`, "", ""},            // R may begin with a W byte
+		{`(?m)(?:^|[ -])\d`, "", ""},            // ^ of a line: true after \n
+		{`(?:^|[ -])\b\d`, "", ""},              // R looks behind
+		{`(?:^|[ -])\d*x`, "", ""},              // R may begin empty (\d*): not a form firstBytes knows
+		{`(?:^|[ -]|_)\d`, " -_", "0123456789"}, // W merged into one class
+	} {
+		class, next := leadingBoundary(c.pattern)
+		bytesOf := func(set *[128]bool) (s string) {
+			if set != nil {
+				for b := range set {
+					if set[b] {
+						s += string(rune(b))
+					}
+				}
+			}
+			return s
+		}
+		if got, gotNext := bytesOf(class), bytesOf(next); got != c.class || gotNext != c.next {
+			t.Errorf("%s: %q %q, want %q %q", c.pattern, got, gotNext, c.class, c.next)
+		}
+	}
+	// The SSN rule, in Python's spelling and as translated.
+	ssn := `(?:^|\W)\d{3}-\d{2}-\d{4}(?:\W|\Z)`
+	translated, err := adapter.Translate(ssn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, err := compileGoRegex(translated); err != nil || g.bndClass == nil {
+		t.Fatalf("the translated SSN rule has no boundary fast path (%v)", err)
 	}
 }
 

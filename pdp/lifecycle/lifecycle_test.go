@@ -598,3 +598,34 @@ func TestConcurrentSubmitsKeepTheirOwnBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestSubmitDecidesOnTheParamsNotTheCallersText: a caller's ParamsJSON
+// that is not Submit's own encoding (here with an escaped "1") is never
+// the text the rules match, even for params decoded from JSON: the
+// decision is the one of the params themselves, as without ParamsJSON.
+func TestSubmitDecidesOnTheParamsNotTheCallersText(t *testing.T) {
+	e := newEnv(t)
+	tid, keyID := e.tenant(store.TierPro)
+	params := func() map[string]any { return map[string]any{"note": "key AKIA1234567890ABCDEF"} }
+	ref, err := e.svc.Submit(t.Context(), lifecycle.Submission{TenantID: tid, KeyID: keyID, Name: "crm.update", Params: params()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ref.Decision.Violations) == 0 {
+		t.Fatalf("the AWS key is not found: %+v (the test tests nothing)", ref.Decision)
+	}
+	for _, sub := range []lifecycle.Submission{
+		{ParamsJSON: []byte(`{"note":"key AKIA\u0031234567890ABCDEF"}`), ParamsDecoded: true},
+		{ParamsJSON: []byte(`{"note":"key AKIA1234567890ABCDEF"}`), ParamsEncoded: true, ParamsDecoded: true},
+		{ParamsDecoded: true},
+	} {
+		sub.TenantID, sub.KeyID, sub.Name, sub.Params = tid, keyID, "crm.update", params()
+		res, err := e.svc.Submit(t.Context(), sub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Decision.Status != ref.Decision.Status || len(res.Decision.Violations) != len(ref.Decision.Violations) {
+			t.Fatalf("ParamsJSON %s: %+v, want %+v", sub.ParamsJSON, res.Decision, ref.Decision)
+		}
+	}
+}

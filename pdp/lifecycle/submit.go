@@ -50,6 +50,15 @@ type Submission struct {
 	// as they are: it is then stored as Submit's own encoding would be
 	// (store.ActionRecord.JSONEncoded), not parsed again.
 	ParamsEncoded bool
+	// ParamsDecoded says Params were decoded from JSON with UseNumber
+	// (objects, arrays, strings, json.Number, booleans and null only), as
+	// pdp/api decodes a request body. The params' encoding (ParamsJSON
+	// when ParamsEncoded, else Submit's own) is then exactly the text the
+	// engine's walk of Params would write, and is handed to the engine
+	// (pdp.Action.ParamsJSON) so that it need not walk them again. Any
+	// other Go value (a float64, a nil map) may be written differently,
+	// so without it the engine walks Params.
+	ParamsDecoded bool
 	// TraceID is the request's trace; "" draws a random one, so every
 	// action has one.
 	TraceID string
@@ -223,13 +232,19 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (Result, error) {
 		traceID = sub.TraceID
 	}
 
-	d, evalErr := s.eng.Evaluate(ctx, pdp.Action{
+	act := pdp.Action{
 		TenantID: sub.TenantID,
 		AgentID:  sub.AgentID,
 		Name:     sub.Name,
 		Params:   sub.Params,
 		StepType: sub.StepType,
-	})
+	}
+	// pj is this encoding of Params when Submit wrote it, or the
+	// caller's vouched for as it (a caller's other ParamsJSON is not).
+	if sub.ParamsDecoded && (sub.ParamsJSON == nil || sub.ParamsEncoded) {
+		act.ParamsJSON = pj
+	}
+	d, evalErr := s.eng.Evaluate(ctx, act)
 	if errors.Is(evalErr, engine.ErrOverloaded) {
 		return Result{}, evalErr // not evaluated, so nothing to record
 	}
