@@ -405,35 +405,10 @@ func benchActionWritePath(b *testing.B, tenants int, work time.Duration, prefill
 		b.Fatal(err)
 	}
 	defer db.Close()
-	ids := make([]string, tenants)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("tenant-%03d", i)
-		if err := benchTenant(ctx, db, ids[i]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if prefill > 0 {
-		// A store that has served a while: its indexes no longer fit the
-		// write connection's cache as an empty one's do.
-		old := slices.Collect(storetest.GenerateActions(storetest.ActionMix{TenantID: "x", N: prefill, Since: time.Now().Add(-48 * time.Hour), Until: time.Now().Add(-time.Hour), Agents: 10, Policies: 5, Seed: 17}))
-		for i := range old {
-			old[i].TenantID = ids[i%len(ids)]
-			old[i].ID = fmt.Sprintf("act_old_%08d", i)
-		}
-		if n, err := db.BulkInsertActions(ctx, slices.Values(old)); err != nil || n != len(old) {
-			b.Fatalf("prefill: %d, %v", n, err)
-		}
-		if err := db.ExecRaw(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-			b.Fatal(err)
-		}
-	}
-	r := rand.New(rand.NewPCG(7, 11))
-	recs := slices.Collect(storetest.GenerateActions(storetest.ActionMix{TenantID: "x", N: b.N, Since: time.Now().Add(-time.Hour), Until: time.Now(), Agents: 10, Policies: 5, Seed: 3}))
+	ids := writePathTenants(b, db, tenants, prefill)
+	recs := writePathActions(b.N, ids)
 	metas := make([][]byte, len(recs))
 	for i := range recs {
-		recs[i].TenantID = ids[r.IntN(len(ids))]
-		// As pdp/lifecycle makes them: milliseconds, then 48 random bits.
-		recs[i].ID = fmt.Sprintf("act_%012x%012x", recs[i].CreatedAt.UnixMilli(), r.Uint64()>>16)
 		metas[i] = fmt.Appendf(nil, `{"action":%q,"agent_id":%q,"key_id":"key_0123456789abcdef","status":%q,"triggered_policy":%q,"severity":%q,"risk_score":%g}`,
 			recs[i].Action, recs[i].AgentID, recs[i].Status, recs[i].TriggeredPolicy, recs[i].Severity, recs[i].RiskScore)
 	}
@@ -520,6 +495,48 @@ const prefillActions = 300_000
 
 // spinSink keeps spin's work from being optimized away.
 var spinSink atomic.Uint64
+
+// writePathTenants creates tenants tenants in db and returns their IDs.
+// With prefill > 0 it first bulk-loads that many actions over them and
+// checkpoints: a store that has served a while, whose indexes no longer
+// fit the write connection's cache as an empty one's do.
+func writePathTenants(b *testing.B, db *sqlite.DB, tenants, prefill int) []string {
+	ctx := b.Context()
+	ids := make([]string, tenants)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("tenant-%03d", i)
+		if err := benchTenant(ctx, db, ids[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if prefill > 0 {
+		old := slices.Collect(storetest.GenerateActions(storetest.ActionMix{TenantID: "x", N: prefill, Since: time.Now().Add(-48 * time.Hour), Until: time.Now().Add(-time.Hour), Agents: 10, Policies: 5, Seed: 17}))
+		for i := range old {
+			old[i].TenantID = ids[i%len(ids)]
+			old[i].ID = fmt.Sprintf("act_old_%08d", i)
+		}
+		if n, err := db.BulkInsertActions(ctx, slices.Values(old)); err != nil || n != len(old) {
+			b.Fatalf("prefill: %d, %v", n, err)
+		}
+		if err := db.ExecRaw(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return ids
+}
+
+// writePathActions returns n actions of the last hour spread at random
+// over the tenants ids, named as pdp/lifecycle names them (milliseconds,
+// then 48 random bits); the same ones on every run.
+func writePathActions(n int, ids []string) []store.ActionRecord {
+	r := rand.New(rand.NewPCG(7, 11))
+	recs := slices.Collect(storetest.GenerateActions(storetest.ActionMix{TenantID: "x", N: n, Since: time.Now().Add(-time.Hour), Until: time.Now(), Agents: 10, Policies: 5, Seed: 3}))
+	for i := range recs {
+		recs[i].TenantID = ids[r.IntN(len(ids))]
+		recs[i].ID = fmt.Sprintf("act_%012x%012x", recs[i].CreatedAt.UnixMilli(), r.Uint64()>>16)
+	}
+	return recs
+}
 
 // spin spends CPU: rounds of a cheap hash.
 func spin(rounds int) {

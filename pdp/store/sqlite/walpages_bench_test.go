@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,33 +43,8 @@ func benchActionWALPages(b *testing.B, prefill int) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	const tenants = 100
-	ids := make([]string, tenants)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("tenant-%03d", i)
-		if err := benchTenant(ctx, db, ids[i]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if prefill > 0 {
-		old := slices.Collect(storetest.GenerateActions(storetest.ActionMix{TenantID: "x", N: prefill, Since: time.Now().Add(-48 * time.Hour), Until: time.Now().Add(-time.Hour), Agents: 10, Policies: 5, Seed: 17}))
-		for i := range old {
-			old[i].TenantID = ids[i%len(ids)]
-			old[i].ID = fmt.Sprintf("act_old_%08d", i)
-		}
-		if n, err := db.BulkInsertActions(ctx, slices.Values(old)); err != nil || n != len(old) {
-			b.Fatalf("prefill: %d, %v", n, err)
-		}
-		if err := db.ExecRaw(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-			b.Fatal(err)
-		}
-	}
-	r := rand.New(rand.NewPCG(7, 11))
-	recs := slices.Collect(storetest.GenerateActions(storetest.ActionMix{TenantID: "x", N: b.N, Since: time.Now().Add(-time.Hour), Until: time.Now(), Agents: 10, Policies: 5, Seed: 3}))
-	for i := range recs {
-		recs[i].TenantID = ids[r.IntN(len(ids))]
-		recs[i].ID = fmt.Sprintf("act_%012x%012x", recs[i].CreatedAt.UnixMilli(), r.Uint64()>>16)
-	}
+	ids := writePathTenants(b, db, 100, prefill)
+	recs := writePathActions(b.N, ids)
 	start := walFrames(b, path+"-wal")
 	var next atomic.Int64
 	b.ResetTimer()
