@@ -116,20 +116,8 @@ func BenchmarkInsertActionAudited(b *testing.B) {
 		b.Fatal(err)
 	}
 	recs := slices.Collect(storetest.GenerateActions(storetest.ActionMix{TenantID: "acme", N: b.N, Since: time.Now().Add(-time.Hour), Until: time.Now(), Agents: 10, Policies: 5, Seed: 3}))
-	var next atomic.Int64
 	b.ResetTimer()
-	var wg sync.WaitGroup
-	for range 64 {
-		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(len(recs)); i = next.Add(1) - 1 {
-				if _, _, err := db.InsertActionAudited(ctx, recs[i], store.AuditEvent{}); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	storetest.InsertConcurrently(ctx, b, db, recs, 64)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "actions/s")
 }

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -282,21 +281,7 @@ func TestBatchedRollupsMatchActions(t *testing.T) {
 			recs = append(recs, a)
 		}
 	}
-	var (
-		wg   sync.WaitGroup
-		next atomic.Int64
-	)
-	for range 64 {
-		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(len(recs)); i = next.Add(1) - 1 {
-				if _, _, err := db.InsertActionAudited(ctx, recs[i], store.AuditEvent{}); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	storetest.InsertConcurrently(ctx, t, db, recs, 64)
 	if cs := db.CommitStats(); cs.Ops <= cs.Batches {
 		t.Logf("no batch held two writes (%+v): the multi-row path went untested this time", cs)
 	}

@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,20 +44,8 @@ func benchActionWALPages(b *testing.B, prefill int) {
 	ids := writePathTenants(b, db, 100, prefill)
 	recs := writePathActions(b.N, ids)
 	start := walFrames(b, path+"-wal")
-	var next atomic.Int64
 	b.ResetTimer()
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() {
-			for i := next.Add(1) - 1; i < int64(len(recs)); i = next.Add(1) - 1 {
-				if _, _, err := db.InsertActionAudited(ctx, recs[i], store.AuditEvent{}); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	storetest.InsertConcurrently(ctx, b, db, recs, 16)
 	b.StopTimer()
 	frames := walFrames(b, path+"-wal")[len(start):]
 	owners, err := db.PageOwners(ctx)

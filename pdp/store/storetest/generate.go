@@ -1,10 +1,14 @@
 package storetest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"iter"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/gatehouse-pdp/gatehouse/pdp"
@@ -147,4 +151,26 @@ func genDecision(a store.ActionRecord, reason *string) json.RawMessage {
 	}
 	b, _ := json.Marshal(d) // a Decision always encodes
 	return b
+}
+
+// InsertConcurrently records recs (with empty audit events) from writers
+// goroutines, each taking the next action not yet taken, as concurrent
+// requests do, and returns once all are done. A failed insert is
+// reported with tb.Error and ends its goroutine.
+func InsertConcurrently(ctx context.Context, tb testing.TB, s store.AuditedWrites, recs []store.ActionRecord, writers int) {
+	var (
+		wg   sync.WaitGroup
+		next atomic.Int64
+	)
+	for range writers {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(recs)); i = next.Add(1) - 1 {
+				if _, _, err := s.InsertActionAudited(ctx, recs[i], store.AuditEvent{}); err != nil {
+					tb.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
