@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -144,8 +145,12 @@ func (e *entryEncoder) entry(v entryView) error {
 		if len(meta) == 0 {
 			meta = json.RawMessage("{}")
 		}
-		return e.csv.Write([]string{v.Timestamp, v.Operation, deref(v.AgentID), deref(v.ArtifactID), v.ContentHash,
-			strconv.FormatInt(v.SequenceNumber, 10), v.Event, v.PrevHash, v.EntryHash, string(meta)})
+		row := [...]string{v.Timestamp, v.Operation, deref(v.AgentID), deref(v.ArtifactID), v.ContentHash,
+			strconv.FormatInt(v.SequenceNumber, 10), v.Event, v.PrevHash, v.EntryHash, string(meta)}
+		for i := range row {
+			row[i] = csvCell(row[i])
+		}
+		return e.csv.Write(row[:])
 	}
 	b, err := encodeJSON(v)
 	if err != nil {
@@ -163,6 +168,22 @@ func (e *entryEncoder) entry(v entryView) error {
 		return e.w.WriteByte('\n')
 	}
 	return nil
+}
+
+// csvCell is s as a CSV export's cell. A spreadsheet opening the export
+// would run a cell that begins with =, +, -, @, a tab or a carriage
+// return as a formula (CSV injection: an agent_id such as
+// =HYPERLINK(...) is a caller's text), so such a cell is written after a
+// single quote, which spreadsheets show as text; so is one that begins
+// with a single quote itself, so that reading the export back is exact:
+// a cell that begins with ' is the value after that quote, any other is
+// the value. Only the CSV format does this; json and jsonl carry the
+// values as they are.
+func csvCell(s string) string {
+	if s != "" && strings.IndexByte("=+-@\t\r'", s[0]) >= 0 {
+		return "'" + s
+	}
+	return s
 }
 
 func (e *entryEncoder) end() error {

@@ -85,6 +85,46 @@ func TestAuditExportFormats(t *testing.T) {
 	wantFeatureRequired(t, free.Do(t, "GET", "/v1/audit/export", nil), "audit_export", "starter", "free")
 }
 
+// TestAuditExportCSVFormulas: agent ids a spreadsheet would run as
+// formulas come out of the CSV export as text (after a single quote, as
+// does one that begins with a quote), and exactly as they are in JSON.
+func TestAuditExportCSVFormulas(t *testing.T) {
+	t.Parallel()
+	s := govServer(t, SQLiteStore(t), NewKey())
+	_, c := govTenant(t, s, "starter")
+	agents := []string{`=HYPERLINK("http://evil.example","x")`, "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)", "'quoted", "a=1"}
+	for _, a := range agents {
+		govSubmit(t, c, map[string]any{"action": "slack.send", "params": map[string]any{"text": "hi"}, "agent_id": a}, "allowed")
+	}
+	r := c.Do(t, "GET", "/v1/audit/export?format=csv", nil)
+	if r.Status != 200 {
+		t.Fatalf("export: %d %s", r.Status, r.Body)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(r.Body)).ReadAll()
+	if err != nil || len(rows) != 1+len(agents) {
+		t.Fatalf("csv export: %v\n%s", err, r.Body)
+	}
+	for i, a := range agents {
+		want := a
+		if a != "a=1" {
+			want = "'" + a
+		}
+		if got := rows[1+i][2]; got != want {
+			t.Errorf("agent_id cell %q, want %q", got, want)
+		}
+	}
+	r = c.Do(t, "GET", "/v1/audit/export?format=json", nil)
+	var arr []map[string]any
+	if err := json.Unmarshal(r.Body, &arr); err != nil || len(arr) != len(agents) {
+		t.Fatalf("json export: %v\n%s", err, r.Body)
+	}
+	for i, a := range agents {
+		if arr[i]["agent_id"] != a {
+			t.Errorf("json agent_id %v, want %q", arr[i]["agent_id"], a)
+		}
+	}
+}
+
 // rss returns the process's current and peak resident set sizes in KiB
 // (/proc/<pid>/status VmRSS and VmHWM).
 func rss(t *testing.T, pid int) (cur, peak int) {
