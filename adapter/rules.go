@@ -81,6 +81,11 @@ func RuleIndex(p *pdp.Policy) map[string]any {
 	return byLiteral
 }
 
+// RuleKinds are the rule kinds decision.rego's _fire evaluates (see
+// above): a rule of any other kind would never fire, so a bundle whose
+// data holds one is refused for its tenant (bundles/loaded.CheckRules).
+var RuleKinds = []string{"regex", "alts", "regex_context", "alts_context"}
+
 // PolicyRules returns the data of every rule of p, in rule order.
 func PolicyRules(p *pdp.Policy) []any {
 	out := make([]any, len(p.Rules))

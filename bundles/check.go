@@ -2,6 +2,7 @@ package bundles
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -36,6 +37,10 @@ func CheckTenants(l *Loaded, allowed []string) error { return loaded.CheckTenant
 // (loaded.CheckRegexes).
 func CheckRegexes(l *Loaded) (map[string]error, error) { return loaded.CheckRegexes(l) }
 
+// CheckRules checks that every rule of a bundle's tenants can fire
+// (loaded.CheckRules).
+func CheckRules(l *Loaded) map[string]error { return loaded.CheckRules(l) }
+
 // Check reads a built bundle back and checks it as a read-only server
 // will load it: its tenant only, every pattern valid, compiled with
 // Capabilities. `gatehouse bundle build` runs it before writing the file,
@@ -55,6 +60,9 @@ func Check(b *Built) error {
 	problems, err := CheckRegexes(l)
 	if err != nil {
 		return err
+	}
+	for id, p := range CheckRules(l) {
+		problems[id] = errors.Join(problems[id], p)
 	}
 	for id, p := range problems {
 		return fmt.Errorf("tenant %q: %w", id, p)

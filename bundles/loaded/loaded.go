@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -298,4 +299,60 @@ func CheckRegexes(l *Bundle) (map[string]error, error) {
 		}
 	}
 	return problems, nil
+}
+
+// CheckRules checks that every rule a tenant's data carries (policy as
+// data) can fire: its kind is one decision.rego's _fire evaluates
+// (adapter.RuleKinds) and its index is listed in its policy's
+// "by_literal", which is how the library finds the rules to run. A rule
+// that fails either would be skipped without a word, so a hand-edited
+// bundle could switch a rule off and leave its policy looking enforced;
+// such a tenant is degraded (the returned map, tenant → why), and fails
+// closed, like one with a bad pattern. What the adapter writes always
+// passes.
+func CheckRules(l *Bundle) map[string]error {
+	problems := map[string]error{}
+	root, _ := l.Data[adapter.Root].(map[string]any)
+	tenants, _ := root["tenants"].(map[string]any)
+	for _, id := range slices.Sorted(maps.Keys(tenants)) {
+		doc, _ := tenants[id].(map[string]any)
+		var errs []error
+		policies := func(prefix string, scope any) {
+			byName, _ := scope.(map[string]any)
+			for _, name := range slices.Sorted(maps.Keys(byName)) {
+				p, _ := byName[name].(map[string]any)
+				rules, _ := p["rules"].([]any)
+				listed := map[string]bool{}
+				byLiteral, _ := p["by_literal"].(map[string]any)
+				for _, is := range byLiteral {
+					is, _ := is.([]any)
+					for _, i := range is {
+						listed[fmt.Sprint(i)] = true
+					}
+				}
+				for i, r := range rules {
+					where := fmt.Sprintf("data %s[%q].rules[%d]", prefix, name, i)
+					r, _ := r.(map[string]any)
+					switch kind, ok := r["kind"].(string); {
+					case !ok:
+						errs = append(errs, fmt.Errorf("%s: no kind (one of %q): the rule would never fire", where, adapter.RuleKinds))
+					case !slices.Contains(adapter.RuleKinds, kind):
+						errs = append(errs, fmt.Errorf("%s: kind %q is not one the library evaluates (%q): the rule would never fire", where, kind, adapter.RuleKinds))
+					}
+					if !listed[strconv.Itoa(i)] {
+						errs = append(errs, fmt.Errorf("%s: not listed in the policy's by_literal: the rule would never run", where))
+					}
+				}
+			}
+		}
+		policies(fmt.Sprintf("gatehouse.tenants[%q].tenant", id), doc["tenant"])
+		agents, _ := doc["agents"].(map[string]any)
+		for _, agent := range slices.Sorted(maps.Keys(agents)) {
+			policies(fmt.Sprintf("gatehouse.tenants[%q].agents[%q]", id, agent), agents[agent])
+		}
+		if len(errs) > 0 {
+			problems[id] = errors.Join(errs...)
+		}
+	}
+	return problems
 }

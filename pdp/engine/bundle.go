@@ -67,12 +67,17 @@ func (e *Engine) LoadBundle(ctx context.Context, source string, l *bundleload.Bu
 	}
 	e.mu.RUnlock()
 
-	// Re-validate what the bundle carries: its patterns (a tenant with a
-	// bad one fails closed alone) and its built-ins (network and runtime
+	// Re-validate what the bundle carries: its patterns and rules (a
+	// tenant with a bad one fails closed alone) and its built-ins (network and runtime
 	// ones refuse the bundle, see bundleload.Compile).
 	problems, err := bundleload.CheckRegexes(l)
 	if err != nil {
 		return fmt.Errorf("load bundle %s revision %q: %w", source, l.Revision, err)
+	}
+	// And its rules: one that could never fire (an unknown kind, missing
+	// from by_literal) degrades its tenant rather than pass unseen.
+	for id, p := range bundleload.CheckRules(l) {
+		problems[id] = errors.Join(problems[id], p)
 	}
 	// The bundle compiles in the engine's compile pool, as a tenant does.
 	var compiler *ast.Compiler

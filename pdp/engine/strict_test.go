@@ -90,11 +90,16 @@ func strictBundle(t *testing.T, body string) *bundles.Loaded {
 // store or a bundle edited around the API could hold it.
 func tamperedRule(t *testing.T, edit func(rule map[string]any)) *bundles.Loaded {
 	t.Helper()
+	return tamperedPolicy(t, func(p map[string]any) { edit(p["rules"].([]any)[0].(map[string]any)) })
+}
+
+// tamperedPolicy is tamperedRule for the data of the whole policy.
+func tamperedPolicy(t *testing.T, edit func(policy map[string]any)) *bundles.Loaded {
+	t.Helper()
 	l := loaded(t, seedTenant("acme", 1), Config{})
 	root := l.Data[adapter.Root].(map[string]any)
 	acme := root["tenants"].(map[string]any)["acme"].(map[string]any)
-	pii := acme["tenant"].(map[string]any)["pii_protection"].(map[string]any)
-	edit(pii["rules"].([]any)[0].(map[string]any))
+	edit(acme["tenant"].(map[string]any)["pii_protection"].(map[string]any))
 	return l
 }
 
@@ -174,6 +179,53 @@ func TestBundleInvalidRegexDegradesItsTenant(t *testing.T) {
 	lib.Modules["gatehouse/extra.rego"] = ast.MustParseModuleWithOpts(src, ast.ParserOptions{RegoVersion: ast.RegoV1})
 	if err := newEngine(t, Config{}).LoadBundle(t.Context(), "c.tar.gz", lib); err == nil || !strings.Contains(err.Error(), "outside a tenant") {
 		t.Errorf("library with a bad pattern: %v", err)
+	}
+}
+
+// TestBundleRuleThatCannotFireDegradesItsTenant: a hand-edited bundle
+// whose rule could never fire — a kind the library does not evaluate,
+// or an index its policy's by_literal does not list, so the library never
+// runs it — loads, but its tenant fails closed and is reported, instead
+// of deciding as if the rule were not there; the untouched bundle decides.
+func TestBundleRuleThatCannotFireDegradesItsTenant(t *testing.T) {
+	unlist := func(p map[string]any) {
+		for lit, is := range p["by_literal"].(map[string]any) {
+			var kept []any
+			for _, i := range is.([]any) {
+				if fmt.Sprint(i) != "0" {
+					kept = append(kept, i)
+				}
+			}
+			p["by_literal"].(map[string]any)[lit] = kept
+		}
+	}
+	for name, c := range map[string]struct {
+		l    *bundles.Loaded
+		want string
+	}{
+		"unknown kind": {tamperedRule(t, func(r map[string]any) { r["kind"] = "regexp" }), `["pii_protection"].rules[0]: kind "regexp" is not one`},
+		"no kind":      {tamperedRule(t, func(r map[string]any) { delete(r, "kind") }), `["pii_protection"].rules[0]: no kind`},
+		"not listed":   {tamperedPolicy(t, unlist), `["pii_protection"].rules[0]: not listed in the policy's by_literal`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEngine(t, Config{Timeout: 10 * time.Second})
+			if err := e.LoadBundle(t.Context(), "b.tar.gz", c.l); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.Evaluate(t.Context(), seedAction); !errors.Is(err, ErrTenantDegraded) {
+				t.Fatalf("Evaluate: %v, want ErrTenantDegraded", err)
+			}
+			if got := e.Degraded()["acme"]; got == nil || !strings.Contains(got.Error(), c.want) {
+				t.Errorf("Degraded[acme] = %v, want %s named", got, c.want)
+			}
+		})
+	}
+	e := newEngine(t, Config{Timeout: 10 * time.Second})
+	if err := e.LoadBundle(t.Context(), "b.tar.gz", tamperedPolicy(t, func(map[string]any) {})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Evaluate(t.Context(), seedAction); err != nil {
+		t.Fatalf("the untouched bundle: %v", err)
 	}
 }
 
