@@ -147,6 +147,23 @@ func TestBuiltinErrorsFailClosed(t *testing.T) {
 	}
 }
 
+// requireDegrades loads bundle l into a new engine: it loads, but tenant
+// acme fails closed (ErrTenantDegraded) and is reported degraded with an
+// error that names want.
+func requireDegrades(t *testing.T, l *bundles.Loaded, want string) {
+	t.Helper()
+	e := newEngine(t, Config{Timeout: 10 * time.Second})
+	if err := e.LoadBundle(t.Context(), "b.tar.gz", l); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Evaluate(t.Context(), seedAction); !errors.Is(err, ErrTenantDegraded) {
+		t.Fatalf("Evaluate: %v, want ErrTenantDegraded", err)
+	}
+	if got := e.Degraded()["acme"]; got == nil || !strings.Contains(got.Error(), want) {
+		t.Errorf("Degraded[acme] = %v, want %q named", got, want)
+	}
+}
+
 // TestBundleInvalidRegexDegradesItsTenant: a bundle whose rules' data
 // (or a policy module it ships) carries a pattern that does not compile
 // loads, but that tenant fails closed and is reported; a bad pattern in
@@ -160,18 +177,7 @@ func TestBundleInvalidRegexDegradesItsTenant(t *testing.T) {
 		"context":   {tamperedRule(t, func(r map[string]any) { r["context"] = "[z-a]" }), `["pii_protection"].rules[0].context`},
 		"module":    {strictBundle(t, `regex.match("(unclosed", input.action)`), "extra.rego"},
 	} {
-		t.Run(name, func(t *testing.T) {
-			e := newEngine(t, Config{Timeout: 10 * time.Second})
-			if err := e.LoadBundle(t.Context(), "b.tar.gz", c.l); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := e.Evaluate(t.Context(), seedAction); !errors.Is(err, ErrTenantDegraded) {
-				t.Fatalf("Evaluate: %v, want ErrTenantDegraded", err)
-			}
-			if got := e.Degraded()["acme"]; got == nil || !strings.Contains(got.Error(), c.want) {
-				t.Errorf("Degraded[acme] = %v, want %s named", got, c.want)
-			}
-		})
+		t.Run(name, func(t *testing.T) { requireDegrades(t, c.l, c.want) })
 	}
 
 	lib := loaded(t, seedTenant("acme", 1), Config{})
@@ -207,18 +213,7 @@ func TestBundleRuleThatCannotFireDegradesItsTenant(t *testing.T) {
 		"no kind":      {tamperedRule(t, func(r map[string]any) { delete(r, "kind") }), `["pii_protection"].rules[0]: no kind`},
 		"not listed":   {tamperedPolicy(t, unlist), `["pii_protection"].rules[0]: not listed in the policy's by_literal`},
 	} {
-		t.Run(name, func(t *testing.T) {
-			e := newEngine(t, Config{Timeout: 10 * time.Second})
-			if err := e.LoadBundle(t.Context(), "b.tar.gz", c.l); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := e.Evaluate(t.Context(), seedAction); !errors.Is(err, ErrTenantDegraded) {
-				t.Fatalf("Evaluate: %v, want ErrTenantDegraded", err)
-			}
-			if got := e.Degraded()["acme"]; got == nil || !strings.Contains(got.Error(), c.want) {
-				t.Errorf("Degraded[acme] = %v, want %s named", got, c.want)
-			}
-		})
+		t.Run(name, func(t *testing.T) { requireDegrades(t, c.l, c.want) })
 	}
 	e := newEngine(t, Config{Timeout: 10 * time.Second})
 	if err := e.LoadBundle(t.Context(), "b.tar.gz", tamperedPolicy(t, func(map[string]any) {})); err != nil {
@@ -251,18 +246,7 @@ func TestBundleExpensiveRegexDegradesItsTenant(t *testing.T) {
 		"patterns together over the tenant bound": {strictBundle(t, strings.Join(many, "\n\t")), "over the bound of 480 for a tenant"},
 		"a rule's data over the rule bound":       {tamperedRule(t, func(r map[string]any) { r["pattern"] = `(?s).{0,200}~` }), "over the bound of 56 for a rule"},
 	} {
-		t.Run(name, func(t *testing.T) {
-			e := newEngine(t, Config{Timeout: 10 * time.Second})
-			if err := e.LoadBundle(t.Context(), "b.tar.gz", tc.l); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := e.Evaluate(t.Context(), seedAction); !errors.Is(err, ErrTenantDegraded) {
-				t.Fatalf("Evaluate: %v, want ErrTenantDegraded", err)
-			}
-			if got := e.Degraded()["acme"]; got == nil || !strings.Contains(got.Error(), tc.want) {
-				t.Errorf("Degraded[acme] = %v, want %q", got, tc.want)
-			}
-		})
+		t.Run(name, func(t *testing.T) { requireDegrades(t, tc.l, tc.want) })
 	}
 }
 
