@@ -121,8 +121,10 @@ func TestVerifyActionPlans(t *testing.T) {
 // TestRollupCheckPlans: VerifyAudit's comparison of each rollup with the
 // actions reads the tenant's rollup rows by primary key and its actions
 // once, along the index that holds what the rollup groups by (status and
-// created_at; the violations' partial index), grouping both in one sort:
-// no join, no read of a whole table.
+// created_at; the violations' partial index), counting them in one sort
+// and grouping the counts with the rows in another: no join, no read of
+// a whole table. (The violations' index is reported without COVERING,
+// but every column is read from it: its DeferredSeek never runs.)
 func TestRollupCheckPlans(t *testing.T) {
 	db := open(t, filepath.Join(t.TempDir(), "gatehouse.db"))
 	want := map[string][]string{
@@ -135,7 +137,7 @@ func TestRollupCheckPlans(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w := []string{"CO-ROUTINE u", "COMPOUND QUERY", "LEFT-MOST SUBQUERY", want[r.Table][0], "UNION ALL", want[r.Table][1], "SCAN u", "USE TEMP B-TREE FOR GROUP BY"}
+		w := []string{"CO-ROUTINE u", "COMPOUND QUERY", "LEFT-MOST SUBQUERY", want[r.Table][0], "UNION ALL", want[r.Table][1], "USE TEMP B-TREE FOR GROUP BY", "SCAN u", "USE TEMP B-TREE FOR GROUP BY"}
 		if fmt.Sprint(got) != fmt.Sprint(w) {
 			t.Errorf("%s plan:\n%q\nwant\n%q", r.Table, got, w)
 		}
