@@ -731,20 +731,6 @@ func verifyFrom(ctx context.Context, src ChainSource, cp *AuditCheckpoint) (Audi
 	workers := int(min(int64(max(src.Workers, 1)), max(top/max(src.Segment, 1), 1)))
 	segs := make([]ChainSegment, workers)
 	g, gctx := errgroup.WithContext(ctx)
-	// With more than one worker allowed, the rollups are compared while
-	// the ranges are read (their passes read other tables); their answer
-	// counts only if the chain and the actions verify.
-	var (
-		rollup     *RollupMismatch
-		rollupsRan bool
-	)
-	if src.Rollups != nil && src.Workers > 1 {
-		rollupsRan = true
-		g.Go(func() (err error) {
-			rollup, err = src.Rollups(gctx)
-			return err
-		})
-	}
 	for i := range workers {
 		lo, hi := 1+top*int64(i)/int64(workers), 1+top*int64(i+1)/int64(workers)
 		if i == 0 {
@@ -770,12 +756,7 @@ func verifyFrom(ctx context.Context, src ChainSource, cp *AuditCheckpoint) (Audi
 	if v, err = src.Actions.check(ctx, v, mentions); err != nil {
 		return AuditVerification{}, err
 	}
-	if !rollupsRan && v.Valid && src.Rollups != nil {
-		if rollup, err = src.Rollups(ctx); err != nil {
-			return AuditVerification{}, err
-		}
-	}
-	return applyRollup(v, rollup), nil
+	return applyRollups(ctx, v, src.Rollups)
 }
 
 // Scanner is what a driver's row types share.

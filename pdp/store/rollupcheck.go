@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -164,14 +165,20 @@ func ScanRollupRow(row Scanner, r Rollup, bucket any) (RollupMismatch, error) {
 	return m, row.Scan(dest...)
 }
 
-// applyRollup makes v (a valid chain's verification, actions checked)
-// invalid when a rollup does not match the actions (m not nil):
-// FirstBadSequence stays nil (every entry verified; LastSequence and
-// LastHash still name the last one), Reason names the rollup and the
-// bucket.
-func applyRollup(v AuditVerification, m *RollupMismatch) AuditVerification {
-	if v.Valid && m != nil {
+// applyRollups makes v (a valid chain's verification, actions checked)
+// invalid when a rollup does not match the actions: FirstBadSequence
+// stays nil (every entry verified; LastSequence and LastHash still name
+// the last one), Reason names the rollup and the bucket.
+func applyRollups(ctx context.Context, v AuditVerification, check func(ctx context.Context) (*RollupMismatch, error)) (AuditVerification, error) {
+	if !v.Valid || check == nil {
+		return v, nil
+	}
+	m, err := check(ctx)
+	if err != nil {
+		return AuditVerification{}, err
+	}
+	if m != nil {
 		v.Valid, v.Reason = false, m.Reason()
 	}
-	return v
+	return v, nil
 }
