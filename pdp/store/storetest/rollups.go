@@ -107,6 +107,21 @@ func rollupTests(tamper Tamperer) []govTest {
 			tamper.Exec(t, s, `UPDATE agent_violations_daily SET agent_id = 'alice' WHERE tenant_id = ?`, "acme")
 		}, reason("agent_violations_daily", "day", day, `agent_id "alice"`, 2, 0))},
 		{"RollupsMatchAfterEveryWritePath", rollupsMatch},
+		{"ChainReasonComesFirst", func(t *testing.T, s store.GovernanceStore) {
+			// An entry edited and a rollup edited: the entry is named (the
+			// chain is what the rest is checked against).
+			newTenant(t, s, "acme")
+			if _, _, err := s.InsertActionAudited(t.Context(), action("acme", "act_a1", base, pdp.StatusAllowed), store.AuditEvent{}); err != nil {
+				t.Fatal(err)
+			}
+			appendN(t, s, "acme", 2)
+			tamper.SetAuditField(t, s, "acme", 2, "metadata", `{"i":40}`)
+			tamper.Exec(t, s, `UPDATE action_counts_hourly SET n = n + 1 WHERE tenant_id = ?`, "acme")
+			v, err := s.VerifyAudit(t.Context(), "acme")
+			if err != nil || v.Valid || v.FirstBadSequence == nil || *v.FirstBadSequence != 2 || v.Reason != store.ReasonHash {
+				t.Errorf("VerifyAudit = %+v (first bad %v), %v; want invalid at 2, reason %q", v, deref(v.FirstBadSequence), err, store.ReasonHash)
+			}
+		}},
 		{"RollupUnreadable", func(t *testing.T, s store.GovernanceStore) {
 			newTenant(t, s, "acme")
 			if _, _, err := s.InsertActionAudited(t.Context(), action("acme", "act_a1", base, pdp.StatusAllowed), store.AuditEvent{}); err != nil {
