@@ -138,8 +138,11 @@ func auditVerify(ctx context.Context, cfg Config, tenantID string, s stdio) int 
 	}
 	fmt.Fprintf(s.stdout, "%s\n", line)
 	switch {
-	case !v.Valid && v.FirstBadSequence == nil: // it could not be read
+	case !v.Valid && v.FirstBadSequence == nil && v.Cause != nil: // it could not be read
 		return failf(exitFail, "tenant %q: %s: %v", tenantID, v.Reason, v.Cause)
+	case !v.Valid && v.FirstBadSequence == nil: // every entry verified, a rollup did not
+		return failf(exitFail, "tenant %q: the audit chain verifies (%d entries) but the store does not: %s",
+			tenantID, v.Entries, v.Reason)
 	case !v.Valid:
 		return failf(exitFail, "tenant %q: the audit chain is broken at sequence %d (%d entries; entries 1-%d verify): %s",
 			tenantID, *v.FirstBadSequence, v.Entries, v.LastSequence, v.Reason)

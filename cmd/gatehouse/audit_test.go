@@ -63,14 +63,35 @@ func TestAuditVerify(t *testing.T) {
 		t.Errorf("stderr %q, reason %q", errOut, rep.Reason)
 	}
 
+	// The chain as written again, but a rollup counts an action that is
+	// not there: every entry verifies, the store does not.
+	raw, err = sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`UPDATE audit_log SET metadata = '{"i":2}' WHERE tenant_id = ? AND seq = 3`, tn.TenantID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`INSERT INTO action_counts_hourly (tenant_id, hour, status, n) VALUES (?, 480000, 'allowed', 1)`, tn.TenantID); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	code, out, errOut = runCmd(t, nil, "audit", "verify", "--tenant", tn.TenantID, "--store", dsn)
+	rep = auditReport{}
+	if code != exitFail || json.Unmarshal([]byte(out), &rep) != nil || rep.Valid || rep.FirstBadSequence != nil ||
+		rep.Reason != store.ReasonRollup+`: action_counts_hourly, hour 2024-10-04T00:00:00Z, status "allowed": 1 counted, 0 actions` ||
+		!strings.Contains(errOut, "the audit chain verifies (5 entries) but the store does not") {
+		t.Fatalf("tampered rollup: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+
 	// A chain that cannot be read is a broken chain with its reason, not
 	// a crash.
 	raw, err = sql.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The chain as written again, but an index verification reads by gone.
-	if _, err := raw.Exec(`UPDATE audit_log SET metadata = '{"i":2}' WHERE tenant_id = ? AND seq = 3`, tn.TenantID); err != nil {
+	// The store as written again, but an index verification reads by gone.
+	if _, err := raw.Exec(`DELETE FROM action_counts_hourly WHERE tenant_id = ?`, tn.TenantID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := raw.Exec(`DROP INDEX actions_tenant_created`); err != nil {

@@ -200,7 +200,10 @@ type AuditVerification struct {
 	// FirstBadSequence is the first sequence number that does not check
 	// out, nil when Valid: an entry whose hash does not match its content
 	// (edited), a missing number (a gap, or entries removed from the end),
-	// an entry whose prev_hash is not its predecessor's entry_hash.
+	// an entry whose prev_hash is not its predecessor's entry_hash. It is
+	// nil too when the chain could not be read (ReasonUnreadable) or when
+	// every entry checked out but a rollup does not match the actions
+	// (ReasonRollup).
 	FirstBadSequence *int64
 	// LastSequence and LastHash name the last entry that checked out (0
 	// and GenesisHash when none did, or the chain is empty). When entries
@@ -234,6 +237,7 @@ const (
 	ReasonNoHead      = "the chain's recorded head is missing, so removed entries at the end cannot be told"
 	ReasonAction      = "an action does not match the latest audit entry about it"
 	ReasonNoAction    = "an action the chain records is missing from the actions"
+	ReasonRollup      = "a rollup does not match the actions it counts"
 	ReasonUnreadable  = "the audit chain cannot be read"
 	reasonBeforeFirst = "the first entry does not start the chain"
 )
@@ -587,6 +591,9 @@ func Unreadable(err error) AuditVerification {
 func (r AuditVerification) String() string {
 	if r.Valid {
 		return fmt.Sprintf("valid chain of %d entries", r.Entries)
+	}
+	if r.FirstBadSequence == nil && r.Cause == nil { // every entry verified, a rollup did not
+		return fmt.Sprintf("invalid store, chain of %d entries verified: %s", r.Entries, r.Reason)
 	}
 	if r.FirstBadSequence == nil {
 		return fmt.Sprintf("invalid chain of %d entries: %s (%v)", r.Entries, r.Reason, r.Cause)

@@ -658,6 +658,9 @@ type ChainSource struct {
 	Range func(ctx context.Context, lo, hi int64) (ChainSegment, error)
 	// Actions compares the tenant's actions with the chain.
 	Actions ActionSource
+	// Rollups, when set, compares the tenant's rollups with its actions
+	// (CheckRollups), from one snapshot: the first mismatch, or nil.
+	Rollups func(ctx context.Context) (*RollupMismatch, error)
 	// Checkpoint, when set, reads the tenant's pruning checkpoint (nil
 	// when nothing was pruned).
 	Checkpoint func(ctx context.Context) (*AuditCheckpoint, error)
@@ -674,8 +677,9 @@ type ChainSource struct {
 // ranges are read from different snapshots, which is sound because the
 // store never changes an entry once written and the ranges end at the
 // highest number read first; appends made meanwhile are not part of this
-// verification. A chain that cannot be read is not valid (Unreadable);
-// only a cancelled ctx is an error.
+// verification. A valid chain whose actions match is then checked for
+// its rollups (ChainSource.Rollups). A chain that cannot be read is not
+// valid (Unreadable); only a cancelled ctx is an error.
 func VerifyChain(ctx context.Context, tenantID string, src ChainSource) (AuditVerification, error) {
 	v, err := verifyChain(ctx, src)
 	if err != nil {
@@ -749,7 +753,10 @@ func verifyFrom(ctx context.Context, src ChainSource, cp *AuditCheckpoint) (Audi
 	for _, s := range segs {
 		mentions += s.Digests
 	}
-	return src.Actions.check(ctx, v, mentions)
+	if v, err = src.Actions.check(ctx, v, mentions); err != nil {
+		return AuditVerification{}, err
+	}
+	return applyRollups(ctx, v, src.Rollups)
 }
 
 // Scanner is what a driver's row types share.

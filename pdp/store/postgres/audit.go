@@ -323,11 +323,50 @@ FROM audit_log AS l WHERE l.tenant_id = $1`+digested, tenantID).Scan(&n, &d)
 			},
 			All: func(ctx context.Context, c *store.ActionCheck) error { return db.checkActions(ctx, tenantID, c) },
 		},
+		Rollups: func(ctx context.Context) (*store.RollupMismatch, error) { return db.checkRollups(ctx, tenantID) },
 		Checkpoint: func(ctx context.Context) (*store.AuditCheckpoint, error) {
 			return scanCheckpoint(db.pool.QueryRow(ctx, sqlCheckpoint, tenantID))
 		},
 		Workers: db.verify.workers, Segment: db.verify.segment,
 	})
+}
+
+// rollupDialect is PostgreSQL's part of store.Rollup.MismatchQuery:
+// buckets are date_trunc in UTC, as the triggers of migration 0003
+// compute them; keys compare and sort bytewise (the rollups' text
+// columns are COLLATE "C", the actions' are not).
+var rollupDialect = store.RollupDialect{
+	Tenant: "$1",
+	BucketOf: func(span time.Duration) string {
+		if span == time.Hour {
+			return `date_trunc('hour', created_at, 'UTC')`
+		}
+		return `date_trunc('day', created_at, 'UTC')`
+	},
+	Key: func(col string) string { return col + ` COLLATE "C"` },
+}
+
+// checkRollups compares the tenant's rollups with its actions
+// (store.CheckRollups) in one snapshot.
+func (db *DB) checkRollups(ctx context.Context, tenantID string) (m *store.RollupMismatch, err error) {
+	err = db.read(ctx, func(tx pgx.Tx) error {
+		m, err = store.CheckRollups(func(q string, scan func(store.Scanner) error) (bool, error) {
+			switch err := scan(tx.QueryRow(ctx, q, tenantID)); {
+			case errors.Is(err, pgx.ErrNoRows):
+				return false, nil
+			case err != nil:
+				return false, err
+			}
+			return true, nil
+		}, rollupDialect, func(row store.Scanner, r store.Rollup) (store.RollupMismatch, error) {
+			var bucket time.Time
+			m, err := store.ScanRollupRow(row, r, &bucket)
+			m.Start = bucket.UTC()
+			return m, err
+		})
+		return err
+	})
+	return m, err
 }
 
 // digested selects the entries l that name an action and mention an

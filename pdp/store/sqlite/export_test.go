@@ -225,3 +225,6 @@ func ActionReadQueries() []AuditLogQuery {
 		{"dashboard edge violations", sqlEdgeViolations, []any{"acme", since, until, floorDiv(since, dayUS), floorDiv(until-1, dayUS)}},
 	}
 }
+
+// RollupDialect is rollupDialect, for plan tests.
+var RollupDialect = rollupDialect
