@@ -108,6 +108,12 @@ func (db *DB) closeStmts() error {
 // attempt runs the live ops in one transaction.
 func (db *DB) attempt(ctx context.Context, ops []*store.Op[*batch], live []int) ([]error, int, error) {
 	r := db.raw
+	// Whether this batch's WAL sync may keep the processor is judged as
+	// it begins, before it starts goroutines of its own (rawsync.go).
+	if db.walName != "" {
+		allowSyncInPlace(db.walName, syncInPlace())
+		defer allowSyncInPlace(db.walName, false)
+	}
 	conn, err := db.w.Conn(ctx)
 	if err != nil {
 		return nil, -1, fmt.Errorf("begin batch: %w", err)

@@ -225,3 +225,7 @@ func ActionReadQueries() []AuditLogQuery {
 		{"dashboard edge violations", sqlEdgeViolations, []any{"acme", since, until, floorDiv(since, dayUS), floorDiv(until-1, dayUS)}},
 	}
 }
+
+// RawWALSyncs is how many WAL syncs kept their processor so far, in the
+// whole process (rawsync.go).
+func RawWALSyncs() int64 { return rawSyncs.Load() }
