@@ -108,12 +108,23 @@ func (db *DB) closeStmts() error {
 // attempt runs the live ops in one transaction.
 func (db *DB) attempt(ctx context.Context, ops []*store.Op[*batch], live []int) ([]error, int, error) {
 	r := db.raw
+	// Whether this batch's WAL sync may keep the processor is judged as
+	// it begins, before it starts goroutines of its own (rawsync.go).
+	if db.walName != "" {
+		allowSyncInPlace(db.walName, syncInPlace())
+		defer allowSyncInPlace(db.walName, false)
+	}
 	conn, err := db.w.Conn(ctx)
 	if err != nil {
 		return nil, -1, fmt.Errorf("begin batch: %w", err)
 	}
 	defer conn.Close()
-	tx, err := conn.BeginTx(ctx, nil)
+	// The transaction runs without the attempt's deadline too: a context
+	// that can be done costs modernc's driver a goroutine to watch it at
+	// BEGIN and another at COMMIT (and interrupting a COMMIT helps no
+	// one); BEGIN IMMEDIATE's wait for the write lock is bounded by
+	// busy_timeout, and the wait for the connection above by ctx.
+	tx, err := conn.BeginTx(context.WithoutCancel(ctx), nil)
 	if err != nil {
 		return nil, -1, fmt.Errorf("begin batch: %w", err)
 	}

@@ -70,6 +70,9 @@ type DB struct {
 	ckptStop, ckptDone chan struct{}
 	ckptOnce           sync.Once
 	wal                *walCkpt // nil: checkpoints are off
+	// walName is SQLite's name of the write connection's WAL, for its
+	// syncs in place (rawsync.go); "" if unknown.
+	walName string
 
 	verifiers     int   // how many read connections one VerifyAudit may use
 	verifySegment int64 // the fewest entries worth a verification worker
@@ -239,6 +242,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	if db.keyLookup, err = r.PrepareContext(ctx, sqlKeyLookup); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("sqlite: prepare the key lookup: %w", err)
+	}
+	if name, err := db.walPath(ctx); err == nil {
+		db.walName = name
 	}
 	if !o.noCheckpoints {
 		name, err := db.walPath(ctx)

@@ -228,3 +228,7 @@ func ActionReadQueries() []AuditLogQuery {
 
 // RollupDialect is rollupDialect, for plan tests.
 var RollupDialect = rollupDialect
+
+// RawWALSyncs is how many WAL syncs kept their processor so far, in the
+// whole process (rawsync.go).
+func RawWALSyncs() int64 { return rawSyncs.Load() }

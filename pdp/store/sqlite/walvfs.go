@@ -124,6 +124,10 @@ type walBuf struct {
 	// synced: nothing was written or truncated since the last xSync
 	// succeeded, so another has nothing to make durable (walSync).
 	synced atomic.Bool
+	// inPlace: the committer's batch under way found nothing else
+	// runnable as it began, so this WAL's sync may keep its processor
+	// (rawsync.go).
+	inPlace atomic.Bool
 }
 
 // wrote records a write of n bytes at off (see extent).
@@ -540,7 +544,14 @@ func walSync(tls *libc.TLS, f uintptr, flags int32) int32 {
 		return sqlite3.SQLITE_OK
 	}
 	r, m := inner(f)
-	rc := call[func(*libc.TLS, uintptr, int32) int32](m.FxSync)(tls, r, flags)
+	var rc int32
+	inPlace := false
+	if b != nil && b.inPlace.Load() { // the write connection's WAL in a batch (rawsync.go)
+		rc, inPlace = rawSync(tls, r)
+	}
+	if !inPlace {
+		rc = call[func(*libc.TLS, uintptr, int32) int32](m.FxSync)(tls, r, flags)
+	}
 	if b != nil && rc == sqlite3.SQLITE_OK {
 		b.synced.Store(true)
 	}
