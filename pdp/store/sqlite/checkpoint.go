@@ -202,6 +202,8 @@ func (db *DB) walCatchUp() bool {
 		}
 	}()
 	var busy, log, done int64
+	walYielding(w.name, true)
+	defer walYielding(w.name, false)
 	if err := db.w.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &done); err != nil {
 		return false
 	}
@@ -209,7 +211,8 @@ func (db *DB) walCatchUp() bool {
 }
 
 // startCheckpointer opens the checkpoint connection and starts its loop.
-func (db *DB) startCheckpointer(ctx context.Context, busy string) error {
+// idle (tests) opens the connection but starts no loop.
+func (db *DB) startCheckpointer(ctx context.Context, busy string, idle bool) error {
 	q := url.Values{}
 	q.Set("_busy_timeout", busy)
 	q.Set("vfs", walCkptVFSName) // its copies to the database combined: see walvfs.go
@@ -228,6 +231,10 @@ func (db *DB) startCheckpointer(ctx context.Context, busy string) error {
 	db.ckpt = c
 	db.ckptStop = make(chan struct{})
 	db.ckptDone = make(chan struct{})
+	if idle {
+		close(db.ckptDone)
+		return nil
+	}
 	go db.checkpointLoop()
 	return nil
 }
