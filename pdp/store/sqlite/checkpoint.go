@@ -39,6 +39,9 @@ import (
 //     write restarts the WAL. The pause is that small copy and the
 //     database file's fsync (the WAL's is skipped: the COMMIT before
 //     synced it, see walSync), between batches, not inside one.
+//   - Both yield the CPU every ckptYieldEvery while they copy (walvfs.go):
+//     with GOMAXPROCS=1 a pass otherwise kept the one P from every
+//     request for ~10 ms at a time, until the scheduler preempted it.
 //   - If the WAL reaches walForceBytes anyway (the background connection
 //     starved of CPU, or failing), the committer catches up on its own
 //     between batches: the WAL stays bounded by about walForceBytes plus

@@ -558,7 +558,9 @@ func walRead(tls *libc.TLS, f, p uintptr, n int32, off int64) int32 {
 }
 
 func walWrite(tls *libc.TLS, f, p uintptr, n int32, off int64) int32 {
-	defer ckptYield(f) // after walVFS's mutexes are released
+	if walf(f).ckpt {
+		defer ckptYield(f) // after walVFS's mutexes are released
+	}
 	if b := bufOf(f); b != nil && n > 0 && n <= walBufSize {
 		b.mu.Lock()
 		defer b.mu.Unlock()
