@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -412,6 +413,7 @@ func benchActionWritePath(b *testing.B, tenants int, work time.Duration, prefill
 		rounds = spinRounds(b, work)
 	}
 	running.Store(true)
+	schedBefore := schedLatencies()
 	cpuBefore := processCPU(b)
 	userBefore, sysBefore := processCPUSplit(b)
 	b.ResetTimer()
@@ -432,8 +434,16 @@ func benchActionWritePath(b *testing.B, tenants int, work time.Duration, prefill
 	wg.Wait()
 	b.StopTimer()
 	running.Store(false)
+	sched := schedLatencies()
 	slices.Sort(took)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	// How long goroutines waited, runnable, for a P (the runtime's
+	// histogram; a bucket's lower bound): the checkpointer holding the
+	// one CPU shows here (issue 11's tail).
+	if p99, most, ok := sched.since(schedBefore); ok {
+		b.ReportMetric(ms(p99), "sched-p99-ms")
+		b.ReportMetric(ms(most), "sched-max-ms")
+	}
 	b.ReportMetric(ms(took[len(took)/2]), "p50-ms")
 	b.ReportMetric(ms(took[len(took)*99/100]), "p99-ms")
 	b.ReportMetric(ms(took[len(took)-1]), "max-ms")
@@ -476,6 +486,53 @@ func benchActionWritePath(b *testing.B, tenants int, work time.Duration, prefill
 		b.ReportMetric(float64(io.reads-ioBefore.reads)/float64(b.N), "read-syscalls/action")
 		b.ReportMetric(float64(io.writes-ioBefore.writes)/float64(b.N), "write-syscalls/action")
 	}
+}
+
+// schedHist is the runtime's histogram of goroutines' scheduling
+// latencies (/sched/latencies:seconds) at one moment.
+type schedHist struct {
+	counts  []uint64
+	buckets []float64
+}
+
+func schedLatencies() schedHist {
+	s := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64Histogram {
+		return schedHist{}
+	}
+	h := s[0].Value.Float64Histogram()
+	return schedHist{counts: slices.Clone(h.Counts), buckets: h.Buckets}
+}
+
+// since returns the 99th percentile and the largest of the latencies
+// recorded after before (the lower bounds of their buckets).
+func (h schedHist) since(before schedHist) (p99, most time.Duration, ok bool) {
+	if len(h.counts) == 0 || len(before.counts) != len(h.counts) {
+		return 0, 0, false
+	}
+	d := make([]uint64, len(h.counts))
+	var total uint64
+	for i := range d {
+		d[i] = h.counts[i] - before.counts[i]
+		total += d[i]
+	}
+	if total == 0 {
+		return 0, 0, false
+	}
+	at := func(i int) time.Duration { return time.Duration(max(h.buckets[i], 0) * float64(time.Second)) }
+	var seen uint64
+	found := false
+	for i, n := range d {
+		seen += n
+		if n > 0 {
+			most = at(i)
+		}
+		if !found && seen*100 >= total*99 {
+			p99, found = at(i), true
+		}
+	}
+	return p99, most, true
 }
 
 // prefillActions is how many actions the prefilled variant loads first.

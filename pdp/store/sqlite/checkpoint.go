@@ -39,6 +39,9 @@ import (
 //     write restarts the WAL. The pause is that small copy and the
 //     database file's fsync (the WAL's is skipped: the COMMIT before
 //     synced it, see walSync), between batches, not inside one.
+//   - Both yield the CPU every ckptYieldEvery while they copy (walvfs.go):
+//     with GOMAXPROCS=1 a pass otherwise kept the one P from every
+//     request for ~10 ms at a time, until the scheduler preempted it.
 //   - If the WAL reaches walForceBytes anyway (the background connection
 //     starved of CPU, or failing), the committer catches up on its own
 //     between batches: the WAL stays bounded by about walForceBytes plus
@@ -202,6 +205,8 @@ func (db *DB) walCatchUp() bool {
 		}
 	}()
 	var busy, log, done int64
+	walYielding(w.name, true)
+	defer walYielding(w.name, false)
 	if err := db.w.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &done); err != nil {
 		return false
 	}
@@ -209,7 +214,8 @@ func (db *DB) walCatchUp() bool {
 }
 
 // startCheckpointer opens the checkpoint connection and starts its loop.
-func (db *DB) startCheckpointer(ctx context.Context, busy string) error {
+// idle (tests) opens the connection but starts no loop.
+func (db *DB) startCheckpointer(ctx context.Context, busy string, idle bool) error {
 	q := url.Values{}
 	q.Set("_busy_timeout", busy)
 	q.Set("vfs", walCkptVFSName) // its copies to the database combined: see walvfs.go
@@ -228,6 +234,10 @@ func (db *DB) startCheckpointer(ctx context.Context, busy string) error {
 	db.ckpt = c
 	db.ckptStop = make(chan struct{})
 	db.ckptDone = make(chan struct{})
+	if idle {
+		close(db.ckptDone)
+		return nil
+	}
 	go db.checkpointLoop()
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -110,5 +111,82 @@ func checkActions(t *testing.T, ctx context.Context, db *sqlite.DB, tenants []st
 		if !v.Valid || int64(v.Entries) != want {
 			t.Errorf("tenant %s: verification %+v, want valid with %d entries", tn, v, want)
 		}
+	}
+}
+
+// TestCheckpointYieldsTheCPU runs a checkpoint over ~80 MiB of WAL with
+// GOMAXPROCS=1, as the server runs, beside a goroutine that is always
+// runnable, and counts the pages the checkpoint copied between two of
+// that goroutine's turns: how long it kept the one P from everyone
+// else, in a unit the machine's other load does not stretch. A pass
+// that does not yield runs until the scheduler preempts it (~10 ms, a
+// tenth of the pass or more); one that yields every ckptYieldEvery
+// (0.5 ms) copies a small share per turn. Both the background
+// connection's pass and the committer's catch-up between batches yield.
+func TestCheckpointYieldsTheCPU(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		opts       []sqlite.Option
+		background bool
+	}{
+		{"background pass", []sqlite.Option{sqlite.WithIdleCheckpointer()}, true},
+		{"committer's catch-up", []sqlite.Option{sqlite.WithoutBackgroundCheckpoints()}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := t.Context()
+			path := filepath.Join(t.TempDir(), "g.db")
+			db := open(t, path, c.opts...)
+			// 20,000 pages of WAL in one transaction outside the
+			// committer: nothing checkpoints them until the test does.
+			if err := db.ExecRaw(ctx, `CREATE TABLE pad (x BLOB)`); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.ExecRaw(ctx, `WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 20000)
+INSERT INTO pad SELECT randomblob(3000) FROM c`); err != nil {
+				t.Fatal(err)
+			}
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+			readsBefore, yieldsBefore := db.WALStats().WALReads, sqlite.CheckpointYields()
+			var (
+				done   atomic.Bool
+				most   int64 // WAL reads (pages copied) between two turns
+				turns  int
+				probed = make(chan struct{})
+			)
+			go func() {
+				defer close(probed)
+				last := readsBefore
+				for !done.Load() {
+					r := db.WALStats().WALReads
+					most = max(most, r-last)
+					if r > last {
+						turns++
+					}
+					last = r
+					runtime.Gosched()
+				}
+			}()
+			start := time.Now()
+			if c.background {
+				busy, log, copied, err := db.Checkpoint(ctx, true)
+				if err != nil || busy != 0 || copied != log {
+					t.Fatalf("checkpoint: busy %d, log %d, copied %d, %v", busy, log, copied, err)
+				}
+			} else if !db.CatchUp() {
+				t.Fatal("the catch-up did not copy every frame")
+			}
+			took := time.Since(start)
+			done.Store(true)
+			<-probed
+			pages := db.WALStats().WALReads - readsBefore
+			yields := sqlite.CheckpointYields() - yieldsBefore
+			t.Logf("%d pages in %v, %d yields; the other goroutine saw the copy advance in %d turns, at most %d pages between two", pages, took, yields, turns, most)
+			if pages < 10_000 {
+				t.Fatalf("the checkpoint read %d pages of the WAL, want the ~20,000 written", pages)
+			}
+			if most > pages/40 {
+				t.Errorf("the checkpoint copied %d of %d pages without letting a runnable goroutine run, want at most %d", most, pages, pages/40)
+			}
+		})
 	}
 }

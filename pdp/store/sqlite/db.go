@@ -124,6 +124,7 @@ type options struct {
 	catchUpObs    func(time.Duration) // tests: each catch-up's duration
 	writeCacheKiB int                 // tests: the write connection's cache (0: writeCacheKiB)
 	noBackground  bool                // tests: no background checkpointer, the committer's only
+	idleCkpt      bool                // tests: the checkpoint connection without its loop
 	schemaVersion int                 // tests: migrate up to this version only (0: every migration)
 }
 
@@ -261,7 +262,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	}
 	db.startCommitter(o.maxBatch, o.batchObs)
 	if !o.noCheckpoints && !o.noBackground {
-		if err = db.startCheckpointer(ctx, busy); err != nil {
+		if err = db.startCheckpointer(ctx, busy, o.idleCkpt); err != nil {
 			_ = db.Close()
 			return nil, err
 		}

@@ -151,6 +151,19 @@ func WithoutBackgroundCheckpoints() Option {
 	return func(o *options) { o.noBackground = true }
 }
 
+// WithIdleCheckpointer opens the background checkpoint connection but runs
+// no pass on it: only Checkpoint(ctx, true) does.
+func WithIdleCheckpointer() Option {
+	return func(o *options) { o.idleCkpt = true }
+}
+
+// CatchUp runs the committer's catch-up (walCatchUp) on the calling
+// goroutine and reports whether it copied every frame.
+func (db *DB) CatchUp() bool { return db.walCatchUp() }
+
+// CheckpointYields is how often checkpoints have yielded the CPU.
+func CheckpointYields() int64 { return ckptYields.Load() }
+
 // WALSafetyPages is the write connection's wal_autocheckpoint.
 const WALSafetyPages = walSafetyPages
 

@@ -2,9 +2,11 @@ package sqlite
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"modernc.org/libc"
@@ -95,6 +97,11 @@ type walFile struct {
 	// by walVFS.io, which never forgets a database.
 	io  *walIO
 	wal bool // the file is a WAL
+	// ckpt: the file is the checkpoint connection's, whose reads and
+	// writes yield the CPU every ckptYieldEvery (ckptYield); yieldAt is
+	// when it last did (ckptClock).
+	ckpt    bool
+	yieldAt int64
 }
 
 const walFileSize = int32(unsafe.Sizeof(walFile{}))
@@ -128,6 +135,10 @@ type walBuf struct {
 	// runnable as it began, so this WAL's sync may keep its processor
 	// (rawsync.go).
 	inPlace atomic.Bool
+	// yield: the write connection is checkpointing (the committer's
+	// catch-up), and its reads of this WAL yield the CPU (ckptYield).
+	yield   atomic.Bool
+	yieldAt atomic.Int64
 }
 
 // wrote records a write of n bytes at off (see extent).
@@ -347,7 +358,74 @@ func walOpen(tls *libc.TLS, vfs, name, f uintptr, flags int32, outFlags uintptr)
 }
 
 func walCkptOpen(tls *libc.TLS, vfs, name, f uintptr, flags int32, outFlags uintptr) int32 {
-	return openBuffered(tls, name, f, flags, outFlags, false)
+	rc := openBuffered(tls, name, f, flags, outFlags, false)
+	if (*sqlite3.Tsqlite3_file)(ptr(f+uintptr(walFileSize))).FpMethods != 0 {
+		walf(f).ckpt = true
+	}
+	return rc
+}
+
+// The checkpoint connection yields the CPU (issue 11's tail). A pass
+// copies thousands of pages, each a read of the WAL and a write to the
+// database file served from the page cache: system calls too short for
+// the runtime to hand the P to another goroutine, so the pass runs on,
+// and with GOMAXPROCS=1 (the server pinned to one core) every request
+// and the committer waited until the scheduler preempted it, after
+// ~10 ms, and again at its next turn. So each read and write of its
+// files yields (runtime.Gosched) once ckptYieldEvery has passed since
+// the last: the pass holds the CPU at most that long while anything
+// else can run, and runs on at once when nothing else can. It holds no
+// lock another connection waits for while it yields (SQLite's locks of
+// a PASSIVE checkpoint keep no writer or reader out; walVFS's mutexes
+// are released first). The committer's own catch-up does not yield:
+// every caller waits for it.
+const ckptYieldEvery = 500 * time.Microsecond
+
+// ckptEpoch is ckptClock's origin.
+var ckptEpoch = time.Now()
+
+// ckptClock is the time since ckptEpoch, monotonic.
+func ckptClock() int64 { return int64(time.Since(ckptEpoch)) }
+
+// ckptYields counts the checkpoint connection's yields (tests).
+var ckptYields atomic.Int64
+
+// ckptYield yields the CPU if f is the checkpoint connection's, or a
+// WAL the write connection is checkpointing (walYielding), and
+// ckptYieldEvery has passed since it last did.
+func ckptYield(f uintptr) {
+	w := walf(f)
+	if w.ckpt {
+		if now := ckptClock(); now-w.yieldAt >= int64(ckptYieldEvery) {
+			ckptYields.Add(1)
+			runtime.Gosched()
+			w.yieldAt = ckptClock()
+		}
+		return
+	}
+	if !w.wal || w.buf == 0 {
+		return
+	}
+	if b := bufOf(f); b != nil && b.yield.Load() {
+		if now := ckptClock(); now-b.yieldAt.Load() >= int64(ckptYieldEvery) {
+			ckptYields.Add(1)
+			runtime.Gosched()
+			b.yieldAt.Store(ckptClock())
+		}
+	}
+}
+
+// walYielding makes the write connection's reads of the WAL at path
+// (walState's name) yield the CPU while on: its checkpoint between
+// batches copies as many pages as a background pass's last stretch.
+func walYielding(path string, on bool) {
+	walVFS.mu.Lock()
+	b := walVFS.byName[path]
+	walVFS.mu.Unlock()
+	if b != nil {
+		b.yieldAt.Store(ckptClock())
+		b.yield.Store(on)
+	}
 }
 
 // walIO counts a database's I/O through walVFS, on every connection that
@@ -474,10 +552,15 @@ func walRead(tls *libc.TLS, f, p uintptr, n int32, off int64) int32 {
 		c.walReads.Add(1)
 	}
 	r, m := inner(f)
-	return call[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](m.FxRead)(tls, r, p, n, off)
+	rc := call[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](m.FxRead)(tls, r, p, n, off)
+	ckptYield(f)
+	return rc
 }
 
 func walWrite(tls *libc.TLS, f, p uintptr, n int32, off int64) int32 {
+	if walf(f).ckpt {
+		defer ckptYield(f) // after walVFS's mutexes are released
+	}
 	if b := bufOf(f); b != nil && n > 0 && n <= walBufSize {
 		b.mu.Lock()
 		defer b.mu.Unlock()
