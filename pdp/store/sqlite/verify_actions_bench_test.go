@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehouse-pdp/gatehouse/pdp/store"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store/sqlite"
 	"github.com/gatehouse-pdp/gatehouse/pdp/store/storetest"
 )
@@ -48,18 +47,7 @@ func BenchmarkVerifyAuditActions(b *testing.B) {
 			if c.audited {
 				want = c.n
 			}
-			var v store.AuditVerification
-			cpu := processCPU(b)
-			for b.Loop() {
-				var err error
-				if v, err = db.VerifyAudit(b.Context(), "acme"); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if !v.Valid || v.Entries != want {
-				b.Fatalf("verification %+v", v)
-			}
-			b.ReportMetric(float64((processCPU(b)-cpu).Milliseconds())/float64(b.N), "cpu-ms/op")
+			benchVerifyLoop(b, db, want)
 		})
 	}
 }
