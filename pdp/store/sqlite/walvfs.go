@@ -377,8 +377,9 @@ func walCkptOpen(tls *libc.TLS, vfs, name, f uintptr, flags int32, outFlags uint
 // else can run, and runs on at once when nothing else can. It holds no
 // lock another connection waits for while it yields (SQLite's locks of
 // a PASSIVE checkpoint keep no writer or reader out; walVFS's mutexes
-// are released first). The committer's own catch-up does not yield:
-// every caller waits for it.
+// are released first). The committer's catch-up between batches yields
+// the same way on its reads of the WAL (walYielding): the batch before
+// it is answered, and the next batch's requests are decided meanwhile.
 const ckptYieldEvery = 500 * time.Microsecond
 
 // ckptEpoch is ckptClock's origin.
