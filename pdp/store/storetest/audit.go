@@ -473,26 +473,10 @@ func tamperTests(tamper Tamperer) []govTest {
 // firstBad with reason. Untouched, the same store verifies.
 func actionTampered(tamper Tamperer, f func(t *testing.T, s store.GovernanceStore), firstBad int64, reason string) func(*testing.T, store.GovernanceStore) {
 	return func(t *testing.T, s store.GovernanceStore) {
-		ctx := t.Context()
 		newTenant(t, s, "acme")
 		blocked := action("acme", "act_blocked", base.Add(time.Second), pdp.StatusBlocked)
 		blocked.TriggeredPolicy, blocked.Severity, blocked.RiskScore, blocked.ViolationCount = "NoDrop", pdp.SeverityCritical, 0.95, 1
-		for _, a := range []store.ActionRecord{action("acme", "act_allowed", base, pdp.StatusAllowed), blocked, heldAction("acme", "act_held", base.Add(2*time.Second))} {
-			if _, _, err := s.InsertActionAudited(ctx, a, store.AuditEvent{}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if _, _, err := s.DecideAction(ctx, store.DecideRequest{TenantID: "acme", ActionID: "act_held", Status: pdp.StatusDenied, ApproverID: "al", Reason: "no"}); err != nil {
-			t.Fatal(err)
-		}
-		if v, err := s.VerifyAudit(ctx, "acme"); err != nil || !v.Valid {
-			t.Fatalf("VerifyAudit before tampering: %+v, %v", v, err)
-		}
-		f(t, s)
-		v, err := s.VerifyAudit(ctx, "acme")
-		if err != nil {
-			t.Fatal(err)
-		}
+		v := verifyTampered(t, s, f, action("acme", "act_allowed", base, pdp.StatusAllowed), blocked, heldAction("acme", "act_held", base.Add(2*time.Second)))
 		if v.Valid || v.FirstBadSequence == nil || *v.FirstBadSequence != firstBad || !strings.HasPrefix(v.Reason, reason) || v.LastSequence != firstBad-1 {
 			t.Errorf("VerifyAudit = %+v (first bad %v), want invalid at %d, reason %q", v, deref(v.FirstBadSequence), firstBad, reason)
 		}
@@ -504,4 +488,29 @@ func deref[T any](p *T) any {
 		return nil
 	}
 	return *p
+}
+
+// verifyTampered records actions through the audited path, denies
+// acme's held action act_held, checks that acme's chain verifies, lets f
+// edit the store, and returns acme's verification after the edit.
+func verifyTampered(t *testing.T, s store.GovernanceStore, f func(t *testing.T, s store.GovernanceStore), actions ...store.ActionRecord) store.AuditVerification {
+	t.Helper()
+	ctx := t.Context()
+	for _, a := range actions {
+		if _, _, err := s.InsertActionAudited(ctx, a, store.AuditEvent{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := s.DecideAction(ctx, store.DecideRequest{TenantID: "acme", ActionID: "act_held", Status: pdp.StatusDenied, ApproverID: "al", Reason: "no"}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.VerifyAudit(ctx, "acme"); err != nil || !v.Valid {
+		t.Fatalf("VerifyAudit before tampering: %+v, %v", v, err)
+	}
+	f(t, s)
+	v, err := s.VerifyAudit(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

@@ -35,25 +35,9 @@ func rollupTests(tamper Tamperer) []govTest {
 			blocked.AgentID, blocked.TriggeredPolicy, blocked.Severity, blocked.ViolationCount = "bot", "NoDrop", pdp.SeverityCritical, 1
 			oth := action("other", "act_other", otherAt, pdp.StatusAllowed)
 			oth.AgentID, oth.TriggeredPolicy, oth.Severity, oth.ViolationCount = "spy", "Other", pdp.SeverityLow, 1
-			for _, a := range []store.ActionRecord{
+			v := verifyTampered(t, s, f,
 				action("acme", "act_a1", base, pdp.StatusAllowed), action("acme", "act_a2", base.Add(2*time.Second), pdp.StatusAllowed),
-				blocked, heldAction("acme", "act_held", base.Add(3*time.Second)), oth,
-			} {
-				if _, _, err := s.InsertActionAudited(ctx, a, store.AuditEvent{}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if _, _, err := s.DecideAction(ctx, store.DecideRequest{TenantID: "acme", ActionID: "act_held", Status: pdp.StatusDenied, ApproverID: "al", Reason: "no"}); err != nil {
-				t.Fatal(err)
-			}
-			if v, err := s.VerifyAudit(ctx, "acme"); err != nil || !v.Valid {
-				t.Fatalf("VerifyAudit before tampering: %+v, %v", v, err)
-			}
-			f(t, s)
-			v, err := s.VerifyAudit(ctx, "acme")
-			if err != nil {
-				t.Fatal(err)
-			}
+				blocked, heldAction("acme", "act_held", base.Add(3*time.Second)), oth)
 			// Every entry verified: the chain is whole, a rollup is not.
 			if v.Valid || v.Reason != want || v.FirstBadSequence != nil || v.Entries != 5 || v.LastSequence != 5 || v.Cause != nil {
 				t.Errorf("VerifyAudit = %+v (first bad %v)\nwant invalid, 5 entries verified, reason %q", v, deref(v.FirstBadSequence), want)
