@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -40,16 +39,6 @@ import (
 //     write restarts the WAL. The pause is that small copy and the
 //     database file's fsync (the WAL's is skipped: the COMMIT before
 //     synced it, see walSync), between batches, not inside one.
-//   - SQLite syncs the database file only at the end of a checkpoint that
-//     copied every frame: the background passes, which batches always
-//     outrun, never do, so that fsync was the catch-up's, and it wrote
-//     back every page the passes had copied since the last restart (25–
-//     50 ms on the test VM, with all the callers waiting; docs/benchmarks.md,
-//     "tail2"). The checkpointer therefore writes the database file's
-//     dirty pages back after each pass (writeBack, on its own descriptor,
-//     in pieces), off the request path, and the catch-up's fsync writes
-//     back only its own few pages. Durability is unchanged: SQLite's
-//     fsync still comes before the WAL restarts.
 //   - Both yield the CPU every ckptYieldEvery while they copy (walvfs.go):
 //     with GOMAXPROCS=1 a pass otherwise kept the one P from every
 //     request for ~10 ms at a time, until the scheduler preempted it.
@@ -113,7 +102,6 @@ type walCkpt struct {
 	woke, last, forceAt int64
 	catchUps            atomic.Int64 // checkpoints the committer ran
 	passes              atomic.Int64 // checkpoints the background connection ran
-	dbSyncs             atomic.Int64 // write-backs of the database file after a pass
 	// How long they took, in total and the longest: the pauses between
 	// two batches they make.
 	catchUpNanos, catchUpMax atomic.Int64
@@ -127,9 +115,6 @@ type WALStats struct {
 	Restarts int64 // times it restarted from its beginning
 	CatchUps int64 // checkpoints the committer ran between batches
 	Passes   int64 // checkpoints the background connection ran
-	// PassSyncs counts the background connection's write-backs of the
-	// database file after its passes (syncPass).
-	PassSyncs int64
 	// CatchUpTime is how long they took in total, CatchUpMax the longest
 	// (pauses between two batches).
 	CatchUpTime, CatchUpMax time.Duration
@@ -148,7 +133,7 @@ func (db *DB) WALStats() WALStats {
 		return WALStats{}
 	}
 	ext, restarts, _ := walState(db.wal.name)
-	s := WALStats{Bytes: ext, Restarts: restarts, CatchUps: db.wal.catchUps.Load(), Passes: db.wal.passes.Load(), PassSyncs: db.wal.dbSyncs.Load(),
+	s := WALStats{Bytes: ext, Restarts: restarts, CatchUps: db.wal.catchUps.Load(), Passes: db.wal.passes.Load(),
 		CatchUpTime: time.Duration(db.wal.catchUpNanos.Load()), CatchUpMax: time.Duration(db.wal.catchUpMax.Load())}
 	s.DBWrites, s.DBBytes, s.WALReads, s.DBSyncs, s.WALSyncs = walIOStats(strings.TrimSuffix(db.wal.name, "-wal"))
 	return s
@@ -303,9 +288,6 @@ func (db *DB) checkpointPasses() bool {
 		if _, err := db.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil || !ok {
 			return false
 		}
-		if err := db.syncPass(); err != nil {
-			return false // the committer's catch-up would sync it all; try later
-		}
 		after, _, _ := walState(db.wal.name)
 		switch {
 		case after < db.wal.ckptBytes || after < before: // small, or restarted meanwhile
@@ -315,22 +297,6 @@ func (db *DB) checkpointPasses() bool {
 		}
 	}
 	return true
-}
-
-// syncPass writes back the pages a background pass copied into the
-// database file (see the comment at the top): SQLite leaves that to the
-// end of a checkpoint that copies every frame, the committer's catch-up.
-func (db *DB) syncPass() error {
-	f, err := os.Open(db.path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := writeBack(f); err != nil {
-		return err
-	}
-	db.wal.dbSyncs.Add(1)
-	return nil
 }
 
 // stopCheckpointer ends the loop and closes its connection; calls after

@@ -84,11 +84,6 @@ func TestWALBoundedUnderSustainedWrites(t *testing.T) {
 			if size > c.bound {
 				t.Errorf("the WAL file grew to %d bytes (%d frames), want at most %d: %+v", size, size/frame, c.bound, w)
 			}
-			// Every background pass that copied writes its pages back to
-			// the disk itself, so the catch-up's fsync is left only its own.
-			if w.Passes > 0 && w.PassSyncs == 0 {
-				t.Errorf("%d background passes and no write-back after any: %+v", w.Passes, w)
-			}
 			t.Logf("%d writes; WAL file %d KiB; %+v", min(wrote.Load(), most), size>>10, w)
 			checkActions(t, ctx, db, tenants, &acked)
 		})
