@@ -26,7 +26,9 @@
 // -baseline-src DIR adds target "baseline", gatehouse built from DIR (a
 // checkout of main), to the same alternation: a before and after in one
 // run. -perf FILE records each gatehouse's CPU during its segments with
-// `perf record -g` (FILE.<target>.1, FILE.<target>.2, ...).
+// `perf record -g` (FILE.<target>.1, FILE.<target>.2, ...). -server-log DIR
+// keeps every server's stderr in DIR/<target>.<replica>.log, for instance
+// the collector's trace of each cycle with -env GODEBUG=gctrace=1.
 //
 // -gatehouse-args and -env add flags and environment variables to gatehouse
 // serve; with -sink, the tool also serves an HTTP endpoint that accepts and
@@ -99,6 +101,7 @@ type options struct {
 	source      string // the gatehouse tree to build
 	baseline    string // the tree of target "baseline"
 	perf        string // perf record output of the gatehouse segments
+	serverLog   string // directory that keeps the servers' stderr ("" drops it)
 }
 
 // result is one target's segment, or the summary of its segments.
@@ -131,6 +134,7 @@ func main() {
 	flag.StringVar(&o.source, "gatehouse-src", ".", "directory of the gatehouse tree to build")
 	flag.StringVar(&o.baseline, "baseline-src", "", "directory of another gatehouse tree (a checkout of main), measured as target \"baseline\" in the same alternation: a before and after in one run")
 	flag.StringVar(&o.perf, "perf", "", "record a CPU profile of gatehouse during its measured segments with `perf record -g` to this file (needs perf)")
+	flag.StringVar(&o.serverLog, "server-log", "", "directory (created) that keeps each server's stderr, as <target>.<replica>.log (gatehouse's JSON log, and the runtime's output such as GODEBUG=gctrace=1 from -env); empty: dropped")
 	flag.StringVar(&targets, "targets", "gatehouse,opa", "comma-separated: gatehouse, opa, baseline (see -baseline-src); segments alternate in this order")
 	flag.StringVar(&o.serverCPUs, "server-cpus", "0", "CPU list for the servers (taskset -c); with -replicas, one list per replica separated by ';' (\"0;1\"), reused in turn when there are fewer; empty: no pinning")
 	flag.IntVar(&o.replicas, "replicas", 1, "gatehouse serve processes on one -store, load spread round-robin (1..16; more than 1 needs a postgres:// -store)")
@@ -530,7 +534,7 @@ func startGatehouse(o options, s *scale.Scale, name, src string) (*side, error) 
 	sd := &side{name: name, ok: func(b []byte) bool { return bytes.Contains(b, []byte(`"policy_result"`)) }}
 	var bases []string // one per replica
 	for i := range o.replicas {
-		srv, addr, err := start(cpus[i%len(cpus)], bin, args, serverEnv(o, o.env), listeningAddr)
+		srv, addr, err := start(cpus[i%len(cpus)], bin, args, serverEnv(o, o.env), listeningAddr, serverLogPath(o, name, i))
 		if err != nil {
 			sd.stop()
 			return nil, fmt.Errorf("replica %d: %w", i, err)
@@ -606,7 +610,7 @@ func startOPA(o options, s *scale.Scale) (*side, error) {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	// opa is one process: it gets every CPU the gatehouse replicas share.
 	cpus := strings.ReplaceAll(o.serverCPUs, ";", ",")
-	srv, _, err := start(cpus, bin, []string{"run", "--server", "--addr", addr, "--log-level", "error", "--bundle", dir}, serverEnv(o, nil), nil)
+	srv, _, err := start(cpus, bin, []string{"run", "--server", "--addr", addr, "--log-level", "error", "--bundle", dir}, serverEnv(o, nil), nil, serverLogPath(o, "opa", 0))
 	if err != nil {
 		return nil, err
 	}
@@ -833,10 +837,30 @@ type server struct {
 	cmd *exec.Cmd
 }
 
+// serverLogPath is where replica i of target keeps its stderr ("": none).
+func serverLogPath(o options, target string, i int) string {
+	if o.serverLog == "" {
+		return ""
+	}
+	return filepath.Join(o.serverLog, fmt.Sprintf("%s.%d.log", target, i))
+}
+
 // start runs bin with args and env added to this process's environment,
 // pinned to cpus when taskset exists; when addrFrom is set it reads the
-// real listening address from stderr.
-func start(cpus, bin string, args, env []string, addrFrom func(line string) string) (*server, string, error) {
+// real listening address from stderr. With logPath set, stderr is also
+// copied there, line by line.
+func start(cpus, bin string, args, env []string, addrFrom func(line string) string, logPath string) (*server, string, error) {
+	var logFile *os.File
+	if logPath != "" {
+		if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+			return nil, "", err
+		}
+		f, err := os.Create(logPath)
+		if err != nil {
+			return nil, "", err
+		}
+		logFile = f
+	}
 	name, argv := bin, args
 	if cpus != "" {
 		if ts, err := exec.LookPath("taskset"); err == nil {
@@ -847,17 +871,29 @@ func start(cpus, bin string, args, env []string, addrFrom func(line string) stri
 	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
+		closeLog(logFile)
 		return nil, "", err
 	}
 	if err := cmd.Start(); err != nil {
+		closeLog(logFile)
 		return nil, "", err
 	}
 	srv := &server{cmd: cmd}
 	addr := make(chan string, 1)
 	go func() {
+		defer closeLog(logFile)
+		var w *bufio.Writer
+		if logFile != nil {
+			w = bufio.NewWriter(logFile)
+			defer w.Flush()
+		}
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
+			if w != nil {
+				w.Write(sc.Bytes())
+				w.WriteByte('\n')
+			}
 			if addrFrom != nil {
 				if a := addrFrom(sc.Text()); a != "" {
 					select {
@@ -881,6 +917,12 @@ func start(cpus, bin string, args, env []string, addrFrom func(line string) stri
 	case <-time.After(60 * time.Second):
 		srv.stop()
 		return nil, "", errors.New("no listening line within 60s")
+	}
+}
+
+func closeLog(f *os.File) {
+	if f != nil {
+		f.Close()
 	}
 }
 

@@ -59,13 +59,18 @@ import (
 // (BenchmarkActionWritePath); with the server's smaller batches (its
 // work=250µs variant, one CPU) 64 MiB copied 0.98 and 128 MiB 0.67, and
 // restarted the WAL half as often: half the pauses between batches.
+// Those pauses are the p99's largest single cause under the load test
+// (docs/benchmarks.md, "tail2"): each catch-up's fsync of the database
+// file took 25–50 ms on the test VM, every ~1 s at 128 MiB, while all
+// 16 clients waited; 256 MiB halves how often (the WAL stays under
+// ~520 MiB), and copies fewer pages per action.
 // Durability is SQLite's: a checkpoint syncs the WAL before copying and
 // the database after, and the WAL restarts only over copied frames.
 const (
 	checkpointEvery = time.Second
 	// walCkptBytes is the WAL growth that wakes the checkpointer, and the
 	// extent past which it asks the committer to let the WAL restart.
-	walCkptBytes = 128 << 20
+	walCkptBytes = 256 << 20
 	// walForceBytes is the extent at which the committer checkpoints
 	// between batches whether or not the checkpointer asked.
 	walForceBytes = 2 * walCkptBytes
@@ -76,9 +81,9 @@ const (
 	walCatchUpShare = 16
 	walPasses       = 3
 	// walSafetyPages is the write connection's wal_autocheckpoint: it
-	// only acts if the WAL outgrows walForceBytes (about 330 MB of WAL at
+	// only acts if the WAL outgrows walForceBytes (about 660 MB of WAL at
 	// 4 KiB pages).
-	walSafetyPages = 80_000
+	walSafetyPages = 160_000
 )
 
 // walCkpt is the state the committer and the checkpointer share.
