@@ -41,10 +41,12 @@ type Hinter struct {
 	conds   []chainCond // by condition id
 	// views by agent ("" for agents without policies of their own), then
 	// step type, as effectiveViews computes them.
-	views map[string]map[string]*hintView
+	views map[string]map[string]*HintView
 }
 
-type hintView struct {
+// HintView is the hints' view of one agent and step type (Hinter.View):
+// the policies that apply, in order, with their rules' conditions.
+type HintView struct {
 	agent, tenant []hintPolicy
 	// allAgent, allTenant: the names of every policy of agent and tenant
 	// as one array term, the list when all may fire.
@@ -101,7 +103,7 @@ type ruleCond struct {
 
 // NewHinter builds the hinter of a tenant's enabled policies.
 func NewHinter(tp *pdp.TenantPolicies) *Hinter {
-	h := &Hinter{views: map[string]map[string]*hintView{}}
+	h := &Hinter{views: map[string]map[string]*HintView{}}
 	ids := map[string]int32{}
 	var lits []string
 	idsOf := func(pattern string) []int32 {
@@ -155,9 +157,9 @@ func NewHinter(tp *pdp.TenantPolicies) *Hinter {
 		return hp
 	}
 	for agent, byStep := range effectiveViews(tp) {
-		h.views[agent] = map[string]*hintView{}
+		h.views[agent] = map[string]*HintView{}
 		for st, v := range byStep {
-			hv := &hintView{}
+			hv := &HintView{}
 			for _, p := range v.agent {
 				hv.agent = append(hv.agent, policy(p))
 			}
@@ -314,7 +316,19 @@ func (h *Hinter) CandidateRules(agentID, stepType, folded string) (agent, tenant
 // maxMemoRules rules), and the empty objects are shared. The caller must
 // not modify the term.
 func (h *Hinter) RulesTerm(agentID, stepType, folded string) *ast.Term {
-	v := h.view(agentID, stepType)
+	return h.RulesTermIn(h.view(agentID, stepType), folded)
+}
+
+// View returns the view of agentID and stepType (as RulesTerm takes
+// them), nil if there is none, for RulesTermIn: a caller that looks the
+// view up once per agent and step type (the engine remembers it with its
+// own view lookup) saves RulesTerm's two map lookups per decision.
+func (h *Hinter) View(agentID, stepType string) *HintView {
+	return h.view(agentID, stepType)
+}
+
+// RulesTermIn is RulesTerm in view v of h (View; nil: no view).
+func (h *Hinter) RulesTermIn(v *HintView, folded string) *ast.Term {
 	if v == nil {
 		return noRules
 	}
@@ -355,7 +369,7 @@ func (h *Hinter) RulesTerm(agentID, stepType, folded string) *ast.Term {
 
 // rulesObject builds RulesTerm's object from e, or from the rule bits of
 // k when e is nil.
-func rulesObject(v *hintView, e *hintEval, k *ruleKey) *ast.Term {
+func rulesObject(v *HintView, e *hintEval, k *ruleKey) *ast.Term {
 	bit := 0
 	scope := func(ps []hintPolicy) *ast.Term {
 		var items [][2]*ast.Term
@@ -464,7 +478,7 @@ func maskTerm(ps []hintPolicy, all *ast.Term, mask uint64) *ast.Term {
 }
 
 // view returns the view of agentID and stepType, nil if it has none.
-func (h *Hinter) view(agentID, stepType string) *hintView {
+func (h *Hinter) view(agentID, stepType string) *HintView {
 	byStep := h.views[agentID]
 	if agentID == "" || byStep == nil {
 		byStep = h.views[""]

@@ -378,7 +378,7 @@ func (e *Engine) Evaluate(ctx context.Context, a pdp.Action) (d *pdp.Decision, e
 		return nil, err
 	}
 	if pq.hinted != nil && pq.hinter != nil && textErr == nil {
-		hs := hintsOf(pq.hinter, a, text)
+		hs := pq.hintsOf(a, text)
 		if allowed := pq.noHitTerm(&hs); allowed != nil {
 			return e.answerNoHit(ctx, a.TenantID, pq, allowed, start)
 		}
