@@ -61,6 +61,12 @@ type HintView struct {
 	// at most maxMemoRules rules.
 	ruleObjects atomic.Pointer[map[ruleKey]*ast.Term]
 	nrules      int
+	// code: every rule's ruleCond in RulesTerm's bit order (agent
+	// policies' rules first), flattened into one slice (ruleCode), so
+	// that a decision's pass over the rules reads one array instead of
+	// four slices per rule. Built once per revision, after the
+	// conditions are placed.
+	code []int32
 }
 
 // maxCandidateObjects bounds the candidates objects a view remembers:
@@ -202,7 +208,71 @@ func NewHinter(tp *pdp.TenantPolicies) *Hinter {
 		}
 	}
 	h.chains = cb.m
+	for _, byStep := range h.views {
+		for _, hv := range byStep {
+			for _, ps := range [][]hintPolicy{hv.agent, hv.tenant} {
+				for i := range ps {
+					for j := range ps[i].rules {
+						hv.code = ruleCode(hv.code, &ps[i].rules[j])
+					}
+				}
+			}
+		}
+	}
 	return h
+}
+
+// ruleCode appends r to code as mayFireAt reads it: the count of match's
+// literal ids and the ids, the same for context (count -1: nil, no
+// condition), then the count of matchConds and the ids, the same for
+// contextConds.
+func ruleCode(code []int32, r *ruleCond) []int32 {
+	for _, ids := range [][]int32{r.match, r.context} {
+		if ids == nil {
+			code = append(code, -1)
+			continue
+		}
+		code = append(code, int32(len(ids)))
+		code = append(code, ids...)
+	}
+	for _, ids := range [][]int32{r.matchConds, r.contextConds} {
+		code = append(code, int32(len(ids)))
+		code = append(code, ids...)
+	}
+	return code
+}
+
+// mayFireAt is mayFire of the rule whose ruleCode starts at code[pc],
+// and where the next rule's starts. The conditions are tested in
+// mayFire's order and as lazily (no scan unless the literals hold).
+func (e *hintEval) mayFireAt(code []int32, pc int) (may bool, next int) {
+	may = true
+	for range 2 { // match, context: one of the literals occurs
+		n := int(code[pc])
+		pc++
+		if n < 0 {
+			continue
+		}
+		if may {
+			may = false
+			for _, id := range code[pc : pc+n] {
+				if e.found[id] {
+					may = true
+					break
+				}
+			}
+		}
+		pc += n
+	}
+	for range 2 { // matchConds, contextConds: every condition holds
+		n := int(code[pc])
+		pc++
+		if may && n > 0 {
+			may = e.condsHold(code[pc : pc+n])
+		}
+		pc += n
+	}
+	return may, pc
 }
 
 // conditionMemo holds patternConditions' results by pattern: they are the
@@ -338,15 +408,11 @@ func (h *Hinter) RulesTermIn(v *HintView, folded string) *ast.Term {
 		return rulesObject(v, &e, nil)
 	}
 	var k ruleKey
-	bit := 0
-	for _, ps := range [][]hintPolicy{v.agent, v.tenant} {
-		for i := range ps {
-			for j := range ps[i].rules {
-				if e.mayFire(&ps[i].rules[j]) {
-					k[bit/64] |= 1 << (bit % 64)
-				}
-				bit++
-			}
+	for bit, pc := 0, 0; bit < v.nrules; bit++ {
+		var may bool
+		may, pc = e.mayFireAt(v.code, pc)
+		if may {
+			k[bit/64] |= 1 << (bit % 64)
 		}
 	}
 	objs := v.ruleObjects.Load()
