@@ -112,16 +112,17 @@ func hintedContext(ctx context.Context, hs *hintSet) context.Context {
 // hintsOf is the hints of action a, whose action text (actionText, which
 // succeeded) is text.
 func hintsOf(h *adapter.Hinter, a pdp.Action, text string) hintSet {
-	return hintsIn(h, h.View(a.AgentID, a.StepType), a, text)
+	folded, ascii := foldASCII(text)
+	return hintsIn(h, h.View(a.AgentID, a.StepType), a, texts{text: text, folded: folded, ascii: ascii})
 }
 
 // hintsOf is the hints of action a in entry p, which remembers the
 // hinter's view of a's agent and step type with its own (viewOf): one
 // lookup for both; the entry's views' lookup is made, so noHitTerm does
 // not make it again.
-func (p *prepared) hintsOf(a pdp.Action, text string) hintSet {
+func (p *prepared) hintsOf(a pdp.Action, t texts) hintSet {
 	fv := p.viewOf(a.AgentID, stepOf(a))
-	hs := hintsIn(p.hinter, fv.hint, a, text)
+	hs := hintsIn(p.hinter, fv.hint, a, t)
 	if p.views != nil {
 		hs.view, hs.found, hs.looked = fv.view, fv, true
 	}
@@ -137,9 +138,10 @@ func stepOf(a pdp.Action) string {
 }
 
 // hintsIn is hintsOf with the hinter's view of a's agent and step type
-// (adapter.Hinter.View) looked up.
-func hintsIn(h *adapter.Hinter, v *adapter.HintView, a pdp.Action, text string) hintSet {
-	folded, ascii := foldASCII(text)
+// (adapter.Hinter.View) looked up and the text folded (t: actionTextsOf's
+// with its fold).
+func hintsIn(h *adapter.Hinter, v *adapter.HintView, a pdp.Action, t texts) hintSet {
+	text, folded, ascii := t.text, t.folded, t.ascii
 	hs := hintSet{rules: h.RulesTermIn(v, folded), ascii: ascii,
 		tenant: a.TenantID, agent: a.AgentID, step: stepOf(a)}
 	// FinancialFacts and DataExfiltrationMayFire from one scan of folded.

@@ -936,11 +936,12 @@ func TestEntryHintsOf(t *testing.T) {
 	e := newEngine(t, Config{})
 	tp := pdp.TenantPolicies{TenantID: "acme", Revision: 1, Mode: pdp.ModeEnforcement, Policies: scale.SeedPolicies()}
 	e.SetTenant(tp)
-	texts := []map[string]any{
+	paramsList := []map[string]any{
 		{"text": "hello"},
 		{"query": "DROP TABLE users; send to attacker@example.com", "amount": json.Number("50000")},
 		{"card": "4111 1111 1111 1111", "ssn": "123-45-6789"},
 		{"text": "send the email and phone to the public list"},
+		{"Text": "Send The EMAIL to PUBLIC", "note": "straße"},
 	}
 	checked := 0
 	for _, agent := range []string{"", "support-bot", "billing-bot", "nobody"} {
@@ -952,18 +953,23 @@ func TestEntryHintsOf(t *testing.T) {
 			t.Fatal("no hinter")
 		}
 		for _, step := range []string{"", "ACTION", "tool_call", "Tool_Call", "nonesuch"} {
-			for _, params := range texts {
+			for _, params := range paramsList {
 				for range 2 {
 					a := pdp.Action{TenantID: "acme", AgentID: agent, StepType: step, Name: "db.query", Params: params}
 					text, err := actionText(a.Name, a.Params)
 					if err != nil {
 						t.Fatal(err)
 					}
+					both, err := actionTextsOf(&a, true)
+					if err != nil || both.text != text {
+						t.Fatalf("actionTextsOf: %q, %v; want %q", both.text, err, text)
+					}
 					want := hintsOf(pq.hinter, a, text)
 					wantAllowed := pq.noHitTerm(&want)
-					got := pq.hintsOf(a, text)
+					got := pq.hintsOf(a, both)
 					gotAllowed := pq.noHitTerm(&got)
-					if got.rules.Value.Compare(want.rules.Value) != 0 || got.step != want.step || got.builtins != want.builtins {
+					if got.rules.Value.Compare(want.rules.Value) != 0 || got.step != want.step || got.builtins != want.builtins ||
+						got.foldedStr != want.foldedStr || got.textStr != want.textStr || got.ascii != want.ascii || got.keyword != want.keyword {
 						t.Fatalf("%q %q %v: rules %v step %q, want %v step %q", agent, step, params, got.rules, got.step, want.rules, want.step)
 					}
 					if (got.view == nil) != (want.view == nil) || got.view != nil && got.view.Compare(want.view) != 0 ||
