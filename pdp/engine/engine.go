@@ -366,7 +366,7 @@ func (e *Engine) Evaluate(ctx context.Context, a pdp.Action) (d *pdp.Decision, e
 	// The action text in Go; when it cannot be computed (or the params do
 	// not convert), the input is built now, so that an input the library
 	// cannot take fails before the tenant's entry is looked up.
-	text, textErr := actionTextOf(&a)
+	text, textErr := actionTextsOf(&a, true)
 	var input ast.Value
 	if textErr != nil {
 		if input, _, err = inputAndParams(a); err != nil {
@@ -378,7 +378,7 @@ func (e *Engine) Evaluate(ctx context.Context, a pdp.Action) (d *pdp.Decision, e
 		return nil, err
 	}
 	if pq.hinted != nil && pq.hinter != nil && textErr == nil {
-		hs := hintsOf(pq.hinter, a, text)
+		hs := pq.hintsOf(a, text)
 		if allowed := pq.noHitTerm(&hs); allowed != nil {
 			return e.answerNoHit(ctx, a.TenantID, pq, allowed, start)
 		}

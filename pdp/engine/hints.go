@@ -113,11 +113,37 @@ func hintedContext(ctx context.Context, hs *hintSet) context.Context {
 // succeeded) is text.
 func hintsOf(h *adapter.Hinter, a pdp.Action, text string) hintSet {
 	folded, ascii := foldASCII(text)
-	hs := hintSet{rules: h.RulesTerm(a.AgentID, a.StepType, folded), ascii: ascii,
-		tenant: a.TenantID, agent: a.AgentID, step: a.StepType}
-	if hs.step == "" {
-		hs.step = pdp.DefaultStepType // as lazyInput gives it
+	return hintsIn(h, h.View(a.AgentID, a.StepType), a, texts{text: text, folded: folded, ascii: ascii})
+}
+
+// hintsOf is the hints of action a in entry p, which remembers the
+// hinter's view of a's agent and step type with its own (viewOf): one
+// lookup for both; the entry's views' lookup is made, so noHitTerm does
+// not make it again.
+func (p *prepared) hintsOf(a pdp.Action, t texts) hintSet {
+	fv := p.viewOf(a.AgentID, stepOf(a))
+	hs := hintsIn(p.hinter, fv.hint, a, t)
+	if p.views != nil {
+		hs.view, hs.found, hs.looked = fv.view, fv, true
 	}
+	return hs
+}
+
+// stepOf is a's step type as lazyInput gives it: the default when empty.
+func stepOf(a pdp.Action) string {
+	if a.StepType == "" {
+		return pdp.DefaultStepType
+	}
+	return a.StepType
+}
+
+// hintsIn is hintsOf with the hinter's view of a's agent and step type
+// (adapter.Hinter.View) looked up and the text folded (t: actionTextsOf's
+// with its fold).
+func hintsIn(h *adapter.Hinter, v *adapter.HintView, a pdp.Action, t texts) hintSet {
+	text, folded, ascii := t.text, t.folded, t.ascii
+	hs := hintSet{rules: h.RulesTermIn(v, folded), ascii: ascii,
+		tenant: a.TenantID, agent: a.AgentID, step: stepOf(a)}
 	// FinancialFacts and DataExfiltrationMayFire from one scan of folded.
 	var exfil bool
 	hs.keyword, hs.amountKey, hs.financial, exfil = library.BuiltinFacts(a.Name, text, folded)
@@ -158,6 +184,8 @@ type hintSet struct {
 	view ast.Value
 	// found: what noHitTerm found for view (the hit answer's view).
 	found foundView
+	// looked: view and found are set (prepared.hintsOf looked them up).
+	looked bool
 }
 
 // object is the hints as one object: {text, folded, ascii, rules,

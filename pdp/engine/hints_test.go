@@ -926,3 +926,64 @@ func (w hinted) eval(ctx context.Context, pq rego.PreparedEvalQuery, opts ...reg
 	}
 	return pq.Eval(ctx, append([]rego.EvalOption{rego.EvalParsedInput(w.input)}, opts...)...)
 }
+
+// TestEntryHintsOf: the entry's hintsOf (the hinter's view remembered
+// with the entry's own view lookup) gives the hints and the view that
+// hintsOf and noHitTerm's lookup give, for every agent and step type a
+// client may send (none, known, unknown, lower case), each asked twice
+// (the second time from the memo).
+func TestEntryHintsOf(t *testing.T) {
+	e := newEngine(t, Config{})
+	tp := pdp.TenantPolicies{TenantID: "acme", Revision: 1, Mode: pdp.ModeEnforcement, Policies: scale.SeedPolicies()}
+	e.SetTenant(tp)
+	paramsList := []map[string]any{
+		{"text": "hello"},
+		{"query": "DROP TABLE users; send to attacker@example.com", "amount": json.Number("50000")},
+		{"card": "4111 1111 1111 1111", "ssn": "123-45-6789"},
+		{"text": "send the email and phone to the public list"},
+		{"Text": "Send The EMAIL to PUBLIC", "note": "straße"},
+	}
+	checked := 0
+	for _, agent := range []string{"", "support-bot", "billing-bot", "nobody"} {
+		pq, err := e.entry(t.Context(), noop.Span{}, "acme", agent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pq.hinter == nil {
+			t.Fatal("no hinter")
+		}
+		for _, step := range []string{"", "ACTION", "tool_call", "Tool_Call", "nonesuch"} {
+			for _, params := range paramsList {
+				for range 2 {
+					a := pdp.Action{TenantID: "acme", AgentID: agent, StepType: step, Name: "db.query", Params: params}
+					text, err := actionText(a.Name, a.Params)
+					if err != nil {
+						t.Fatal(err)
+					}
+					both, err := actionTextsOf(&a, true)
+					if err != nil || both.text != text {
+						t.Fatalf("actionTextsOf: %q, %v; want %q", both.text, err, text)
+					}
+					want := hintsOf(pq.hinter, a, text)
+					wantAllowed := pq.noHitTerm(&want)
+					got := pq.hintsOf(a, both)
+					gotAllowed := pq.noHitTerm(&got)
+					if got.rules.Value.Compare(want.rules.Value) != 0 || got.step != want.step || got.builtins != want.builtins ||
+						got.foldedStr != want.foldedStr || got.textStr != want.textStr || got.ascii != want.ascii || got.keyword != want.keyword {
+						t.Fatalf("%q %q %v: rules %v step %q, want %v step %q", agent, step, params, got.rules, got.step, want.rules, want.step)
+					}
+					if (got.view == nil) != (want.view == nil) || got.view != nil && got.view.Compare(want.view) != 0 ||
+						got.found.allowed != want.found.allowed || got.found.hit != want.found.hit || gotAllowed != wantAllowed {
+						t.Fatalf("%q %q %v: view %v allowed %v, want %v %v", agent, step, params, got.view, gotAllowed, want.view, wantAllowed)
+					}
+					if want.rules.Value.Compare(noRulesHint) != 0 {
+						checked++
+					}
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no action had a candidate rule")
+	}
+}

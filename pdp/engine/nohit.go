@@ -11,6 +11,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 
+	"github.com/gatehouse-pdp/gatehouse/adapter"
 	"github.com/gatehouse-pdp/gatehouse/pdp"
 )
 
@@ -64,8 +65,11 @@ func (p *prepared) noHitTerm(hs *hintSet) *ast.Term {
 	if p.views == nil {
 		return nil
 	}
-	fv := p.viewOf(hs.agent, hs.step)
-	hs.view, hs.found = fv.view, fv
+	if !hs.looked {
+		fv := p.viewOf(hs.agent, hs.step)
+		hs.view, hs.found, hs.looked = fv.view, fv, true
+	}
+	fv := hs.found
 	if fv.allowed == nil || hs.builtins != builtinHints[0] || hs.rules.Value.Compare(noRulesHint) != 0 {
 		return nil
 	}
@@ -80,6 +84,9 @@ type foundView struct {
 	// hit: result's second branch decides for the view (hitView), so
 	// the hit answer may (hit.go).
 	hit bool
+	// hint: the entry's hinter's view of the same agent and step type
+	// (adapter.Hinter.View; nil: none, or no hinter).
+	hint *adapter.HintView
 }
 
 // viewOf is findView's lookup in p.views, remembered (viewMemo).
@@ -96,6 +103,9 @@ func (p *prepared) viewOf(agent, step string) foundView {
 	if obj, ok := fv.view.(ast.Object); ok {
 		fv.allowed = obj.Get(keyAllowed)
 		fv.hit = hitView(obj, p.tenant)
+	}
+	if p.hinter != nil {
+		fv.hint = p.hinter.View(agent, step)
 	}
 	if memo == nil || len(*memo) < maxViewMemo {
 		next := make(map[viewKey]foundView, 1+len0(memo))

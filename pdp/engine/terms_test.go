@@ -53,3 +53,28 @@ func TestFoldTextASCII(t *testing.T) {
 		}
 	}
 }
+
+// TestTextsOf: textsOf's text and fold are the bytes as a string and
+// foldASCII's result for it (ASCII with and without upper case, non-ASCII,
+// empty), and the text and fold do not change when the pooled buffer they
+// were made from is written afterwards.
+func TestTextsOf(t *testing.T) {
+	for _, s := range []string{"", "a", "A", `{"action":"x","params":{}}`, `{"action":"Send","params":{"To":"BOB"}}`,
+		"straße", "STRASSE ſ", "K\u212a", "mixed É and e", "\x00\x7f", strings.Repeat("AbC", 300)} {
+		b := []byte(s)
+		got := textsOf(b, true)
+		folded, ascii := foldASCII(s)
+		if got.text != s || got.folded != folded || got.ascii != ascii {
+			t.Errorf("textsOf(%q) = %q, %q, %v; want %q, %q, %v", s, got.text, got.folded, got.ascii, s, folded, ascii)
+		}
+		for i := range b {
+			b[i] = '#'
+		}
+		if got.text != s || got.folded != folded {
+			t.Errorf("textsOf(%q) shares the buffer: %q, %q", s, got.text, got.folded)
+		}
+		if plain := textsOf([]byte(s), false); plain.text != s || plain.folded != "" {
+			t.Errorf("textsOf(%q, false) = %+v", s, plain)
+		}
+	}
+}

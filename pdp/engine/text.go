@@ -34,6 +34,52 @@ var errNoText = errors.New("action text not computable in Go")
 // returns no error, every value of params converts (inputAndParams cannot
 // fail on it), so the input may convert lazily (lazyInput).
 func actionText(name string, params map[string]any) (string, error) {
+	t, err := actionTexts(name, params, false)
+	return t.text, err
+}
+
+// texts is an action's text (actionText) and, when asked for, its fold
+// (foldASCII: folded and ascii), made from the text's bytes in one
+// allocation for both (textsOf).
+type texts struct {
+	text, folded string
+	ascii        bool
+}
+
+// textsOf copies b, an action's text in a pooled buffer, into texts: the
+// text alone when fold is false; with fold, the text and its fold, which
+// is foldASCII(text) exactly. An ASCII text with an upper-case letter
+// takes one allocation of twice its length for both (the fold in the
+// second half) where the text and foldASCII took one each; without one,
+// the fold is the text itself; other text is folded by foldASCII.
+func textsOf(b []byte, fold bool) texts {
+	if !fold {
+		return texts{text: string(b)}
+	}
+	upper := false
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			t := string(b)
+			folded, ascii := foldASCII(t)
+			return texts{text: t, folded: folded, ascii: ascii}
+		}
+		upper = upper || 'A' <= c && c <= 'Z'
+	}
+	if !upper || len(b) == 0 {
+		t := string(b)
+		return texts{text: t, folded: t, ascii: true}
+	}
+	both := make([]byte, 2*len(b))
+	copy(both, b)
+	for i, c := range b {
+		both[len(b)+i] = asciiLowerTable[c]
+	}
+	// both is never written again.
+	return texts{text: unsafe.String(&both[0], len(b)), folded: unsafe.String(&both[len(b)], len(b)), ascii: true}
+}
+
+// actionTexts is actionText, with its fold when fold is set (textsOf).
+func actionTexts(name string, params map[string]any, fold bool) (texts, error) {
 	bp := textBufs.Get().(*textBuf)
 	b := append(bp.b[:0], `{"action":`...)
 	b = appendString(b, name)
@@ -45,7 +91,10 @@ func actionText(name string, params map[string]any) (string, error) {
 		b, err = bp.appendObject(b, params)
 	}
 	b = append(b, '}')
-	text := string(b)
+	var t texts
+	if err == nil {
+		t = textsOf(b, fold)
+	}
 	if cap(b) <= maxPooledText && cap(bp.keys) <= maxPooledKeys {
 		bp.b = b
 		clear(bp.keys[:cap(bp.keys)]) // drop the action's keys
@@ -53,9 +102,9 @@ func actionText(name string, params map[string]any) (string, error) {
 		textBufs.Put(bp)
 	}
 	if err != nil {
-		return "", err
+		return texts{}, err
 	}
-	return text, nil
+	return t, nil
 }
 
 // actionTextOf is actionText(a.Name, a.Params), written from a.ParamsJSON
@@ -71,8 +120,15 @@ func actionText(name string, params map[string]any) (string, error) {
 // evaluates unhinted and fails as the library does. usableParamsText
 // finds both, conservatively.
 func actionTextOf(a *pdp.Action) (string, error) {
+	t, err := actionTextsOf(a, false)
+	return t.text, err
+}
+
+// actionTextsOf is actionTextOf, with the text's fold when fold is set
+// (textsOf).
+func actionTextsOf(a *pdp.Action, fold bool) (texts, error) {
 	if a.ParamsJSON == nil || !usableParamsText(a.ParamsJSON) {
-		return actionText(a.Name, a.Params)
+		return actionTexts(a.Name, a.Params, fold)
 	}
 	bp := textBufs.Get().(*textBuf)
 	b := append(bp.b[:0], `{"action":`...)
@@ -80,12 +136,12 @@ func actionTextOf(a *pdp.Action) (string, error) {
 	b = append(b, `,"params":`...)
 	b = append(b, a.ParamsJSON...)
 	b = append(b, '}')
-	text := string(b)
+	t := textsOf(b, fold)
 	if cap(b) <= maxPooledText {
 		bp.b = b
 		textBufs.Put(bp)
 	}
-	return text, nil
+	return t, nil
 }
 
 // usableParamsText reports whether pj, params encoded by encoding/json
