@@ -84,10 +84,12 @@ type DB struct {
 // of each index its new rows go to (about a dozen); with SQLite's default
 // 2 MiB the hot leaves of more than ~40 tenants did not fit, and the next
 // batch read them back, a pread each (BenchmarkActionWritePath, 100
-// tenants: 6.5 reads per action at 2 MiB, 0.06 at 8 MiB). More costs CPU
-// at every COMMIT, which walks the cache to drop pages past the end of
-// the file (3% at 8 MiB, 10% at 32 MiB with one tenant), for no fewer
-// reads at that scale. Pages are allocated as they are used.
+// tenants: 6.5 reads per action at 2 MiB, 0.06 at 8 MiB). More cost CPU
+// at every COMMIT before pcacheGuard (pcache.go), which SQLite's walk of
+// the whole cache did (3% at 8 MiB, 10% at 32 MiB with one tenant); with
+// the guard a larger cache costs memory only, but 32 MiB showed no fewer
+// reads (the prefilled benchmark, docs/benchmarks.md, storecpu). Pages
+// are allocated as they are used.
 const writeCacheKiB = 8 << 10
 
 // syncDataOnly makes SQLite sync files with fdatasync(2) rather than
