@@ -86,7 +86,7 @@ var pcacheInstall struct {
 // SQLite takes a page cache only before it initialises, which the first
 // connection or VFS lookup does, so the guard goes in as the package is
 // initialised. If it cannot, the caches stay pcache1's own (see
-// PageCacheGuardStats); nothing else changes.
+// pageCacheGuardStats); nothing else changes.
 func init() { _ = installPageCacheGuard() }
 
 // installPageCacheGuard puts pcacheGuard in front of SQLite's page cache,
@@ -239,16 +239,16 @@ func (g *pcacheGuard) truncated(limit uint32) {
 	}
 }
 
-// PageCacheStats is how many page cache truncations pcacheGuard passed on
+// pageCacheCounts is how many page cache truncations pcacheGuard passed on
 // to SQLite's cache and how many it skipped, since the process started;
 // WalksAvoided counts the skipped ones that would have walked the whole
 // cache (a page had been parked at the temporary key).
-type PageCacheStats struct {
+type pageCacheCounts struct {
 	Passed, Skipped, WalksAvoided int64
 }
 
-// PageCacheGuardStats returns the guard's counts, and the error that kept
+// pageCacheGuardStats returns the guard's counts, and the error that kept
 // it out if it is not installed.
-func PageCacheGuardStats() (PageCacheStats, error) {
-	return PageCacheStats{Passed: pcacheStats.passed.Load(), Skipped: pcacheStats.skipped.Load(), WalksAvoided: pcacheStats.walksAvoided.Load()}, pcacheInstall.err
+func pageCacheGuardStats() (pageCacheCounts, error) {
+	return pageCacheCounts{Passed: pcacheStats.passed.Load(), Skipped: pcacheStats.skipped.Load(), WalksAvoided: pcacheStats.walksAvoided.Load()}, pcacheInstall.err
 }

@@ -79,7 +79,7 @@ func integrityOK(t *testing.T, db *sql.DB) {
 // skips the cache walks their COMMITs cost pcache1, and the database stays
 // intact, read back by the same connection (its cache) and a fresh one.
 func TestPageCacheGuardSkipsBalanceWalks(t *testing.T) {
-	if _, err := PageCacheGuardStats(); err != nil {
+	if _, err := pageCacheGuardStats(); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
@@ -89,7 +89,7 @@ func TestPageCacheGuardSkipsBalanceWalks(t *testing.T) {
 CREATE INDEX t_k ON t (k); CREATE INDEX t_v ON t (v, k)`); err != nil {
 		t.Fatal(err)
 	}
-	before, _ := PageCacheGuardStats()
+	before, _ := pageCacheGuardStats()
 	rng := rand.New(rand.NewPCG(1, 2))
 	want := map[int64]string{}
 	var id int64
@@ -110,7 +110,7 @@ CREATE INDEX t_k ON t (k); CREATE INDEX t_v ON t (v, k)`); err != nil {
 			t.Fatal(err)
 		}
 	}
-	after, _ := PageCacheGuardStats()
+	after, _ := pageCacheGuardStats()
 	if after.WalksAvoided == before.WalksAvoided {
 		t.Errorf("no cache walk avoided over 150 transactions of random inserts (%+v → %+v)", before, after)
 	}
@@ -158,7 +158,7 @@ func TestPageCacheGuardRollbackDropsPages(t *testing.T) {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	before, _ := PageCacheGuardStats()
+	before, _ := pageCacheGuardStats()
 	tx, err = db.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +167,7 @@ func TestPageCacheGuardRollbackDropsPages(t *testing.T) {
 	if err := tx.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	after, _ := PageCacheGuardStats()
+	after, _ := pageCacheGuardStats()
 	if after.Passed == before.Passed {
 		t.Fatalf("the rollback's truncation was not passed on (%+v → %+v)", before, after)
 	}
