@@ -86,10 +86,12 @@ type DB struct {
 // SQLite's default. Every action dirties one leaf of each tenant-keyed
 // index it goes to, and each dirtied page is written whole to the WAL at
 // every commit that touches it, checksummed, fsynced and later copied
-// back: with 2 KiB pages an action writes ~40% fewer WAL bytes (more,
-// smaller pages: 12 frames of 2 KiB against 10 of 4 KiB under the load
-// tool), its batch's fsync is shorter, and the WAL restarts less often
-// (docs/benchmarks.md, "pagesize"). A file that already exists keeps the
+// back: with 2 KiB pages an action writes ~38% fewer WAL bytes under the
+// load tool (25 KB against 40.5: more, smaller pages, 12 frames against
+// 10), its batch's fsync is shorter, and the WAL restarts less often,
+// though each restart's catch-up syncs more of the database file
+// (docs/benchmarks.md, "pagesize"; 1 KiB pages made those pauses longer
+// still for no more requests/s). A file that already exists keeps the
 // page size it was created with (the pragma does nothing to it): SQLite
 // changes a database's page size only by VACUUM, and in WAL mode not at
 // all, so an older store stays at 4 KiB unless rebuilt (journal_mode
@@ -98,16 +100,17 @@ type DB struct {
 const pageSize = 2048
 
 // writeCacheKiB is the write connection's page cache size in KiB: 8 MiB,
-// about 4,000 pages of 2 KiB (2,000 of 4 KiB in an older store). Every batch touches, for each tenant in it, the leaf
-// of each index its new rows go to (about a dozen); with SQLite's default
-// 2 MiB the hot leaves of more than ~40 tenants did not fit, and the next
-// batch read them back, a pread each (BenchmarkActionWritePath, 100
-// tenants: 6.5 reads per action at 2 MiB, 0.06 at 8 MiB). More cost CPU
-// at every COMMIT before pcacheGuard (pcache.go), which SQLite's walk of
-// the whole cache did (3% at 8 MiB, 10% at 32 MiB with one tenant); with
-// the guard a larger cache costs memory only, but 32 MiB showed no fewer
-// reads (the prefilled benchmark, docs/benchmarks.md, storecpu). Pages
-// are allocated as they are used.
+// about 4,000 pages of 2 KiB (2,000 in an older store of 4 KiB pages).
+// Every batch touches, for each tenant in it, the leaf of each index its
+// new rows go to (about a dozen); with SQLite's default 2 MiB the hot
+// leaves of more than ~40 tenants did not fit, and the next batch read
+// them back, a pread each (BenchmarkActionWritePath, 100 tenants: 6.5
+// reads per action at 2 MiB, 0.06 at 8 MiB). More cost CPU at every COMMIT
+// before pcacheGuard (pcache.go), which SQLite's walk of the whole cache
+// did (3% at 8 MiB, 10% at 32 MiB with one tenant); with the guard a
+// larger cache costs memory only, but 32 MiB showed no fewer reads (the
+// prefilled benchmark, docs/benchmarks.md, storecpu). Pages are allocated
+// as they are used.
 const writeCacheKiB = 8 << 10
 
 // syncDataOnly makes SQLite sync files with fdatasync(2) rather than
