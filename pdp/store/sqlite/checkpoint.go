@@ -48,7 +48,7 @@ import (
 //     one batch, whoever is scheduled.
 //   - A reader that holds a snapshot keeps the frames it reads from being
 //     copied, and the WAL from restarting; both are tried again later.
-//     The write connection's wal_autocheckpoint (walSafetyPages, inside
+//     The write connection's wal_autocheckpoint (walSafetyBytes, inside
 //     COMMIT) remains as the last resort, past walForceBytes.
 //
 // A page every action touches (a tenant's index leaf, a rollup row) is
@@ -80,11 +80,20 @@ const (
 	// those frames, and so on.
 	walCatchUpShare = 16
 	walPasses       = 3
-	// walSafetyPages is the write connection's wal_autocheckpoint: it
-	// only acts if the WAL outgrows walForceBytes (about 660 MB of WAL at
-	// 4 KiB pages).
-	walSafetyPages = 160_000
+	// walSafetyBytes is where the write connection's wal_autocheckpoint
+	// acts: only if the WAL outgrows walForceBytes (walSafetyPages).
+	walSafetyBytes = walForceBytes * 5 / 4
 )
+
+// walSafetyPages is wal_autocheckpoint, which SQLite counts in pages, for
+// a database of pages of size bytes: walSafetyBytes of frames (a page and
+// a 24-byte header each). The thresholds above stay in bytes whatever the
+// page size: they bound the WAL's disk and page-cache footprint, and with
+// smaller pages each action writes fewer bytes, so the WAL restarts less
+// often for the same load.
+func walSafetyPages(size int) int {
+	return int(walSafetyBytes / int64(size+24))
+}
 
 // walCkpt is the state the committer and the checkpointer share.
 type walCkpt struct {

@@ -26,7 +26,7 @@ import (
 // Every acknowledged action is then there and every chain verifies.
 func TestWALBoundedUnderSustainedWrites(t *testing.T) {
 	const cycle = 256 << 10
-	frame := int64(4096 + 24)
+	frame := int64(sqlite.PageSize + 24)
 	for _, c := range []struct {
 		name  string
 		opts  []sqlite.Option
@@ -35,7 +35,7 @@ func TestWALBoundedUnderSustainedWrites(t *testing.T) {
 		// The force threshold is two cycles; a batch of 8 actions over
 		// 8 tenants writes under 100 frames.
 		{"committer only", []sqlite.Option{sqlite.WithoutBackgroundCheckpoints()}, 2*cycle + 200*frame},
-		{"with checkpointer", nil, sqlite.WALSafetyPages * frame / 2},
+		{"with checkpointer", nil, sqlite.WALSafetyBytes / 2},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := t.Context()

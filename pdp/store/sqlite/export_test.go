@@ -164,8 +164,17 @@ func (db *DB) CatchUp() bool { return db.walCatchUp() }
 // CheckpointYields is how often checkpoints have yielded the CPU.
 func CheckpointYields() int64 { return ckptYields.Load() }
 
-// WALSafetyPages is the write connection's wal_autocheckpoint.
-const WALSafetyPages = walSafetyPages
+// WALSafetyBytes is where the write connection's wal_autocheckpoint acts.
+const WALSafetyBytes = walSafetyBytes
+
+// PageSize is the page size of a database Open creates.
+const PageSize = pageSize
+
+// WithPageSize makes Open create a new file with pages of n bytes instead
+// of pageSize (an existing file keeps its own either way).
+func WithPageSize(n int) Option {
+	return func(o *options) { o.pageSize = n }
+}
 
 // WithCatchUpObserver tells obs the duration of every checkpoint the
 // committer runs between batches (the pauses of checkpoint.go).

@@ -17,12 +17,12 @@ import (
 // it ever saw (iMaxKey) is inside the database. B-tree balancing
 // (balance_nonroot) swaps the page numbers of out-of-order siblings
 // through a temporary key, the pending-byte page (1 GiB / page size + 1:
-// 262,145 at 4 KiB), which raises iMaxKey past the end of any database
-// under 1 GiB although the page is moved back at once. With many tenants
-// most batches swap a sibling somewhere, so most COMMITs walked every
-// cached page of the write connection (2,048 at 8 MiB): 2.7% of the
-// server's CPU under test/load, and the reason a larger write cache cost
-// more at each COMMIT than its fewer reads saved (docs/benchmarks.md,
+// 524,289 at 2 KiB, 262,145 at 4 KiB), which raises iMaxKey past the end
+// of any database under 1 GiB although the page is moved back at once.
+// With many tenants most batches swap a sibling somewhere, so most COMMITs
+// walked every cached page of the write connection (2,048 at 8 MiB): 2.7%
+// of the server's CPU under test/load, and the reason a larger write cache
+// cost more at each COMMIT than its fewer reads saved (docs/benchmarks.md,
 // storecpu).
 //
 // pcacheGuard wraps pcache1 and passes a truncation on only when a page
