@@ -211,6 +211,42 @@ func BenchmarkHeapPerEntry(b *testing.B) {
 	}
 }
 
+// BenchmarkLiveHeap reports the engine's live heap, in bytes and in
+// objects (what the garbage collector's mark phase walks), once every
+// tenant of the scale is compiled and every action decided (L on a sample
+// of 200 tenants), after the interner is dropped (intern.go).
+func BenchmarkLiveHeap(b *testing.B) {
+	for _, sc := range scales {
+		b.Run(sc.name, func(b *testing.B) {
+			sample := *sc.gen()
+			if len(sample.Tenants) > 200 {
+				sample.Tenants = sample.Tenants[:200]
+				sample.Actions = sample.Actions[:200*20]
+			}
+			var bytes, objects float64
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				e := loadScale(b, &sample, Config{CacheSize: 20000, Timeout: time.Second})
+				for _, a := range sample.Actions {
+					if _, err := e.Evaluate(b.Context(), a); err != nil {
+						b.Fatal(err)
+					}
+				}
+				e.interned.drop()
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				bytes = float64(after.HeapAlloc) - float64(before.HeapAlloc)
+				objects = float64(after.HeapObjects) - float64(before.HeapObjects)
+				runtime.KeepAlive(e)
+			}
+			b.ReportMetric(bytes/1e6, "live-MB")
+			b.ReportMetric(objects, "live-objects")
+		})
+	}
+}
+
 // BenchmarkRegexCache decides over 1200 distinct patterns (400 tenants of 3
 // rules whose regexes always run) with the inter-query value cache on, on
 // but bounded below the working set, and off (OPA's 100-entry global cache).

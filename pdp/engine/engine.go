@@ -95,6 +95,11 @@ type Engine struct {
 	approvalOnce sync.Once
 	approval     [2]*ast.Term
 
+	// interned shares equal parts of the tenants' data documents, queries
+	// the parsed and compiled queries (intern.go).
+	interned sharedInterner
+	queries  sharedQueries
+
 	bundleMu  sync.Mutex          // serializes LoadBundle
 	bundleGen atomic.Uint64       // revisions of bundle tenants, see LoadBundle
 	sources   map[string][]string // bundle source → its tenants
@@ -599,7 +604,7 @@ func (e *Engine) prepare(ctx context.Context, k key, st *tenantState) (_ *prepar
 			return nil, fmt.Errorf("prepare tenant %q: %w", k.tenant, err)
 		}
 		p.hinted, p.hinter = &hq, u.hinter
-		if p.direct, err = newDirectQuery(u.compiler, u.store, hintedQuery); err != nil {
+		if p.direct, err = e.queries.direct(u.compiler, u.store, hintedQuery); err != nil {
 			return nil, fmt.Errorf("prepare tenant %q: %w", k.tenant, err)
 		}
 		// The views, for the no-hit answer (nohit.go); none when modules of
@@ -624,8 +629,12 @@ func (e *Engine) prepare(ctx context.Context, k key, st *tenantState) (_ *prepar
 // fails the evaluation, and so the decision, instead of making one rule
 // body undefined and the rule silently skipped.
 func (e *Engine) prepareQuery(ctx context.Context, c *ast.Compiler, s storage.Store) (rego.PreparedEvalQuery, error) {
+	body, err := e.queries.parsed(e.query)
+	if err != nil {
+		return rego.PreparedEvalQuery{}, err
+	}
 	return rego.New(
-		rego.Query(e.query),
+		rego.ParsedQuery(body),
 		rego.Compiler(c),
 		rego.Store(s),
 		rego.StrictBuiltinErrors(true),
@@ -670,10 +679,17 @@ func (e *Engine) tenantUnit(tp *pdp.TenantPolicies) (*unit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile the library: %w", err)
 	}
+	doc, err := ast.InterfaceToValue(adapter.TenantData(tp, "", true))
+	if err != nil {
+		return nil, fmt.Errorf("tenant %q: its data document: %w", tp.TenantID, err)
+	}
+	// The store keeps AST values as given (InterfaceToValue returns an
+	// ast.Value unchanged): the document with its equal parts shared, with
+	// each other and with the tenants built around the same time.
 	store := inmem.NewFromObjectWithOpts(map[string]any{
 		adapter.Root: map[string]any{
 			"config":  e.data,
-			"tenants": map[string]any{tp.TenantID: adapter.TenantData(tp, "", true)},
+			"tenants": map[string]any{tp.TenantID: e.interned.value(doc)},
 		},
 	}, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))
 	return &unit{compiler: lib, store: hintStore{store}, hinter: adapter.NewHinter(tp)}, nil

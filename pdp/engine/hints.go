@@ -51,8 +51,12 @@ const hintedQuery = adapter.DecisionQuery
 // prepareHinted prepares hintedQuery over a compiled unit, strict like
 // prepareQuery, with the result kept as AST (decodeAST reads it).
 func (e *Engine) prepareHinted(ctx context.Context, c *ast.Compiler, s storage.Store) (rego.PreparedEvalQuery, error) {
+	body, err := e.queries.parsed(hintedQuery)
+	if err != nil {
+		return rego.PreparedEvalQuery{}, err
+	}
 	return rego.New(
-		rego.Query(hintedQuery),
+		rego.ParsedQuery(body),
 		rego.Compiler(c),
 		rego.Store(s),
 		rego.StrictBuiltinErrors(true),

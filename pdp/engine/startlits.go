@@ -3,9 +3,12 @@ package engine
 import (
 	"regexp"
 	"regexp/syntax"
+	"runtime"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
+	"weak"
 )
 
 // goRegex is one of a hit program's regexes (hitProgram: the rule's
@@ -49,9 +52,56 @@ type goRegex struct {
 	bndClass, bndNext *[utf8.RuneSelf]bool
 }
 
+// goRegexes are the compiled patterns in use, by pattern, shared by every
+// rule (of every tenant and engine) with the same pattern: the tenants
+// of a deployment repeat patterns, and each compiled copy was live heap
+// the collector walks. The values are weak: a pattern no hit program
+// holds any more is collected, and its entry removed.
+var goRegexes = struct {
+	sync.Mutex
+	m map[string]weak.Pointer[goRegex]
+}{m: map[string]weak.Pointer[goRegex]{}}
+
 // compileGoRegex compiles pattern as OPA's regex built-ins do
-// (regexp.Compile), with its start literals when it has some.
+// (regexp.Compile), with its start literals when it has some; a pattern
+// compiled before and still in use is shared (a goRegex is read-only and,
+// like a regexp.Regexp, safe for concurrent use).
 func compileGoRegex(pattern string) (*goRegex, error) {
+	goRegexes.Lock()
+	wp, ok := goRegexes.m[pattern]
+	goRegexes.Unlock()
+	if ok {
+		if g := wp.Value(); g != nil {
+			return g, nil
+		}
+	}
+	g, err := compileGoRegexAlone(pattern)
+	if err != nil {
+		return nil, err
+	}
+	goRegexes.Lock()
+	if g0 := goRegexes.m[pattern].Value(); g0 != nil {
+		g = g0 // compiled meanwhile by another caller
+	} else {
+		goRegexes.m[pattern] = weak.Make(g)
+		runtime.AddCleanup(g, forgetGoRegex, pattern)
+	}
+	goRegexes.Unlock()
+	return g, nil
+}
+
+// forgetGoRegex removes pattern's entry once its goRegex is collected
+// (unless a newer one took its place).
+func forgetGoRegex(pattern string) {
+	goRegexes.Lock()
+	if wp, ok := goRegexes.m[pattern]; ok && wp.Value() == nil {
+		delete(goRegexes.m, pattern)
+	}
+	goRegexes.Unlock()
+}
+
+// compileGoRegexAlone compiles pattern without sharing.
+func compileGoRegexAlone(pattern string) (*goRegex, error) {
 	re, err := regexp.Compile(pattern)
 	if err != nil {
 		return nil, err
