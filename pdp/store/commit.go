@@ -57,15 +57,6 @@ type Committer[B any] struct {
 	maxBatch  int
 	obs       AuditBatchObserver // nil: batch sizes are not reported
 	after     func()             // nil: nothing runs between batches
-	dsync     *DeferredSync      // nil: the driver's COMMIT is durable
-
-	// inflight is closed when the deferred sync running on a goroutine of
-	// its own has answered its batch; nil if none was started. Only the
-	// committer goroutine touches the field.
-	inflight chan struct{}
-	// failed is the first deferred sync's error: every later batch fails
-	// with it (fail-stop).
-	failed atomic.Pointer[error]
 
 	// pool holds Ops with their done channels, reused once answered: a
 	// caller's Do takes one and puts it back after reading its answer,
@@ -121,36 +112,7 @@ const maxRetries = 3
 // CommitterOption configures NewCommitter.
 type CommitterOption func(*committerOptions)
 
-type committerOptions struct {
-	after func()
-	dsync *DeferredSync
-}
-
-// DeferredSync is a driver whose COMMIT leaves the flush to disk owed
-// (WithDeferredSync): the committer answers a batch only after a Sync
-// that started once the batch's COMMIT had returned. When writes are
-// queued behind the batch (or Busy says other goroutines could use the
-// processor) that sync runs on a goroutine of its own while the next
-// batch runs; at most one is in flight, and the next batch's answers wait
-// for its own. A failed sync fails its batch's callers, and every later
-// batch (fail-stop): after it, what is on disk is not known.
-type DeferredSync struct {
-	// Owed reports whether a COMMIT since the last Sync began left its
-	// flush owed.
-	Owed func() bool
-	// Sync flushes what is owed; inline: on the committer goroutine, with
-	// nothing queued behind the batch.
-	Sync func(inline bool) error
-	// Busy, if set, reports whether other goroutines could run now (a
-	// sync with nothing queued behind it is handed off too).
-	Busy func() bool
-}
-
-// WithDeferredSync makes the committer make the driver's owed syncs
-// after each batch (see DeferredSync).
-func WithDeferredSync(d *DeferredSync) CommitterOption {
-	return func(o *committerOptions) { o.dsync = d }
-}
+type committerOptions struct{ after func() }
 
 // WithAfterBatch makes the committer goroutine call fn after every batch,
 // once its callers are answered and before the next batch is taken. fn
@@ -170,7 +132,7 @@ func NewCommitter[B any](maxBatch int, obs AuditBatchObserver, attempt AttemptFu
 	for _, opt := range opts {
 		opt(&o)
 	}
-	c := &Committer[B]{attempt: attempt, retryable: retryable, queue: make(chan *Op[B], 4*maxBatch), maxBatch: maxBatch, obs: obs, after: o.after, dsync: o.dsync, done: make(chan struct{})}
+	c := &Committer[B]{attempt: attempt, retryable: retryable, queue: make(chan *Op[B], 4*maxBatch), maxBatch: maxBatch, obs: obs, after: o.after, done: make(chan struct{})}
 	go c.loop()
 	return c
 }
@@ -232,7 +194,6 @@ func (c *Committer[B]) Stats() CommitStats {
 
 func (c *Committer[B]) loop() {
 	defer close(c.done)
-	defer c.waitSync()
 	ops := make([]*Op[B], 0, c.maxBatch)
 	for {
 		o, ok := <-c.queue
@@ -290,12 +251,7 @@ func (c *Committer[B]) take(ops *[]*Op[B]) bool {
 func (c *Committer[B]) commit(ops []*Op[B]) {
 	results := make([]error, len(ops))
 	live := make([]int, 0, len(ops))
-	failed := c.failed.Load()
 	for i, o := range ops {
-		if failed != nil {
-			results[i] = *failed
-			continue
-		}
 		if err := o.Ctx.Err(); err != nil {
 			results[i] = err
 			continue
@@ -334,57 +290,8 @@ func (c *Committer[B]) commit(ops []*Op[B]) {
 	if c.obs != nil {
 		c.obs.ObserveAuditBatch(len(ops))
 	}
-	if d := c.dsync; d != nil && failed == nil {
-		// The sync this batch's answers wait for must start after its
-		// COMMIT, and after the one in flight (which may have covered it).
-		c.waitSync()
-		if p := c.failed.Load(); p != nil {
-			failAll(results, *p)
-		} else if d.Owed() {
-			if len(c.queue) > 0 || (d.Busy != nil && d.Busy()) {
-				done := make(chan struct{})
-				c.inflight = done
-				go c.syncAndAnswer(slices.Clone(ops), results, false, done)
-				return
-			}
-			c.syncAndAnswer(ops, results, true, nil)
-			return
-		}
-	}
 	for i, o := range ops {
 		o.done <- results[i]
-	}
-}
-
-// syncAndAnswer makes the owed sync and answers ops; a failed sync fails
-// every op and every later batch.
-func (c *Committer[B]) syncAndAnswer(ops []*Op[B], results []error, inline bool, done chan struct{}) {
-	if err := c.dsync.Sync(inline); err != nil {
-		err = fmt.Errorf("store: sync to disk: %w (no write is accepted after a failed sync)", err)
-		c.failed.CompareAndSwap(nil, &err)
-		failAll(results, *c.failed.Load())
-	}
-	for i, o := range ops {
-		o.done <- results[i]
-	}
-	if done != nil {
-		close(done)
-	}
-}
-
-// failAll replaces every answer with err.
-func failAll(results []error, err error) {
-	for i := range results {
-		results[i] = err
-	}
-}
-
-// waitSync returns once the sync in flight, if any, has answered its
-// batch.
-func (c *Committer[B]) waitSync() {
-	if c.inflight != nil {
-		<-c.inflight
-		c.inflight = nil
 	}
 }
 

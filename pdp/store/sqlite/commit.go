@@ -6,7 +6,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"runtime"
 	"unsafe"
 
 	"modernc.org/sqlite"
@@ -86,12 +85,6 @@ func (db *DB) startCommitter(maxBatch int, obs store.AuditBatchObserver) {
 	if db.wal != nil {
 		opts = append(opts, store.WithAfterBatch(db.afterBatch))
 	}
-	if db.walName != "" {
-		if m := pipeMode(); m != "off" {
-			db.pipe = true
-			opts = append(opts, store.WithDeferredSync(db.deferredSync(m)))
-		}
-	}
 	db.AuditedWriter = store.AuditedWriter[*batch]{
 		GC: store.NewCommitter(maxBatch, obs, db.attempt, nil, opts...), Now: db.now,
 		Duplicate: isDuplicate, MissingParent: isMissingParent,
@@ -118,14 +111,8 @@ func (db *DB) attempt(ctx context.Context, ops []*store.Op[*batch], live []int) 
 	// Whether this batch's WAL sync may keep the processor is judged as
 	// it begins, before it starts goroutines of its own (rawsync.go).
 	if db.walName != "" {
-		db.runnable = !syncInPlaceAny()
-		db.inPlace = !db.runnable && runtime.GOMAXPROCS(0) == 1
-		allowSyncInPlace(db.walName, db.inPlace)
+		allowSyncInPlace(db.walName, syncInPlace())
 		defer allowSyncInPlace(db.walName, false)
-		if db.pipe {
-			setDeferSync(db.walName, true)
-			defer setDeferSync(db.walName, false)
-		}
 	}
 	conn, err := db.w.Conn(ctx)
 	if err != nil {

@@ -73,14 +73,6 @@ type DB struct {
 	// walName is SQLite's name of the write connection's WAL, for its
 	// syncs in place (rawsync.go); "" if unknown.
 	walName string
-	// pipe: the committer's batches leave the WAL's sync owed and the
-	// committer pays it (pipesync.go).
-	pipe bool
-	// inPlace: the committer's last batch found nothing runnable as it
-	// began (its syncs may keep the processor; the committer's only).
-	inPlace bool
-	// runnable: other goroutines were runnable as it began.
-	runnable bool
 
 	verifiers     int   // how many read connections one VerifyAudit may use
 	verifySegment int64 // the fewest entries worth a verification worker

@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	sqlite3 "modernc.org/sqlite/lib"
 	"time"
 
 	"context"
@@ -246,17 +245,3 @@ var RollupDialect = rollupDialect
 // RawWALSyncs is how many WAL syncs kept their processor so far, in the
 // whole process (rawsync.go).
 func RawWALSyncs() int64 { return rawSyncs.Load() }
-
-// SetOwedSyncHook makes fn run as every deferred WAL sync of the
-// committer starts (pipesync.go), with the WAL's path; fail makes the
-// sync fail as an fdatasync error would. restore undoes it.
-func SetOwedSyncHook(fn func(wal string) (fail bool)) (restore func()) {
-	h := func(wal string) int32 {
-		if fn(wal) {
-			return sqlite3.SQLITE_IOERR_FSYNC
-		}
-		return sqlite3.SQLITE_OK
-	}
-	owedSyncHook.Store(&h)
-	return func() { owedSyncHook.Store(nil) }
-}

@@ -139,14 +139,6 @@ type walBuf struct {
 	// catch-up), and its reads of this WAL yield the CPU (ckptYield).
 	yield   atomic.Bool
 	yieldAt atomic.Int64
-	// The deferred sync of the write connection's WAL (pipesync.go):
-	// deferSync is on during a group commit's batch, whose syncs then
-	// leave the WAL's sync owed; syncMu serializes the syncs that pay
-	// it (and Owed's look at it); syncErr is the error of a failed one,
-	// which every later sync of this WAL returns.
-	deferSync, owed atomic.Bool
-	syncMu          sync.Mutex
-	syncErr         atomic.Int32
 }
 
 // wrote records a write of n bytes at off (see extent).
@@ -570,13 +562,7 @@ func walWrite(tls *libc.TLS, f, p uintptr, n int32, off int64) int32 {
 	if walf(f).ckpt {
 		defer ckptYield(f) // after walVFS's mutexes are released
 	}
-	b := bufOf(f)
-	if b != nil && b.name == "" {
-		if rc := syncOwedBefore(b); rc != sqlite3.SQLITE_OK {
-			return rc
-		}
-	}
-	if b != nil && n > 0 && n <= walBufSize {
+	if b := bufOf(f); b != nil && n > 0 && n <= walBufSize {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		if b.n > 0 && (off != b.off+int64(b.n) || b.n+int(n) > walBufSize) {
@@ -638,25 +624,10 @@ func walSync(tls *libc.TLS, f uintptr, flags int32) int32 {
 		return rc
 	}
 	b := bufOf(f)
-	r, m := inner(f)
-	if b != nil && b.name != "" {
-		if rc := b.syncErr.Load(); rc != sqlite3.SQLITE_OK {
-			return rc
-		}
-		if b.deferSync.Load() && b.extent.Load() > walHeaderSize && (*sqlite3.TunixFile)(ptr(r)).FctrlFlags&sqlite3.UNIXFILE_DIRSYNC == 0 {
-			b.owed.Store(true) // the committer pays it (pipesync.go)
-			return sqlite3.SQLITE_OK
-		}
-	}
 	if b != nil && b.synced.Load() {
 		return sqlite3.SQLITE_OK
 	}
-	owed := false
-	if b != nil && b.name != "" { // this sync pays any owed (pipesync.go)
-		b.syncMu.Lock()
-		defer b.syncMu.Unlock()
-		owed = b.owed.Swap(false)
-	}
+	r, m := inner(f)
 	var rc int32
 	inPlace := false
 	if b != nil && b.inPlace.Load() { // the write connection's WAL in a batch (rawsync.go)
@@ -667,9 +638,6 @@ func walSync(tls *libc.TLS, f uintptr, flags int32) int32 {
 	}
 	if b != nil && rc == sqlite3.SQLITE_OK {
 		b.synced.Store(true)
-	}
-	if owed && rc != sqlite3.SQLITE_OK {
-		b.syncErr.Store(rc) // a batch answered on it would not be on disk
 	}
 	if c := walf(f).io; c != nil {
 		if walf(f).wal {
