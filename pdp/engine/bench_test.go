@@ -185,11 +185,7 @@ func BenchmarkCompile(b *testing.B) {
 func BenchmarkHeapPerEntry(b *testing.B) {
 	for _, sc := range scales {
 		b.Run(sc.name, func(b *testing.B) {
-			sample := *sc.gen()
-			if len(sample.Tenants) > 200 {
-				sample.Tenants = sample.Tenants[:200]
-				sample.Actions = sample.Actions[:200*20]
-			}
+			sample := heapSample(sc.gen())
 			var perEntry float64
 			for b.Loop() {
 				e := loadScale(b, &sample, Config{CacheSize: 20000, Timeout: time.Second})
@@ -211,6 +207,17 @@ func BenchmarkHeapPerEntry(b *testing.B) {
 	}
 }
 
+// heapSample is the scale the heap benchmarks load: all of it, or for L
+// its first 200 tenants and their actions.
+func heapSample(sc *scale.Scale) scale.Scale {
+	sample := *sc
+	if len(sample.Tenants) > 200 {
+		sample.Tenants = sample.Tenants[:200]
+		sample.Actions = sample.Actions[:200*20]
+	}
+	return sample
+}
+
 // BenchmarkLiveHeap reports the engine's live heap, in bytes and in
 // objects (what the garbage collector's mark phase walks), once every
 // tenant of the scale is compiled and every action decided (L on a sample
@@ -218,11 +225,7 @@ func BenchmarkHeapPerEntry(b *testing.B) {
 func BenchmarkLiveHeap(b *testing.B) {
 	for _, sc := range scales {
 		b.Run(sc.name, func(b *testing.B) {
-			sample := *sc.gen()
-			if len(sample.Tenants) > 200 {
-				sample.Tenants = sample.Tenants[:200]
-				sample.Actions = sample.Actions[:200*20]
-			}
+			sample := heapSample(sc.gen())
 			var bytes, objects float64
 			for b.Loop() {
 				var before, after runtime.MemStats
