@@ -835,6 +835,10 @@ func policyDocument(p pdp.Policy) map[string]any {
 // server is a started child process.
 type server struct {
 	cmd *exec.Cmd
+	// logged is closed once the server's stderr has been read to its end
+	// (and copied to its log, if any): after the process exits, and after
+	// anything that inherited its stderr does.
+	logged chan struct{}
 }
 
 // serverLogPath is where replica i of target keeps its stderr ("": none).
@@ -869,18 +873,27 @@ func start(cpus, bin string, args, env []string, addrFrom func(line string) stri
 	}
 	cmd := exec.Command(name, argv...)
 	cmd.Env = append(os.Environ(), env...)
-	stderr, err := cmd.StderrPipe()
+	// A pipe of our own, not cmd.StderrPipe: Wait closes that one as soon
+	// as the process exits, and lines still unread (a GC trace's last,
+	// the test's) were lost with it.
+	stderr, pw, err := os.Pipe()
 	if err != nil {
 		closeLog(logFile)
 		return nil, "", err
 	}
-	if err := cmd.Start(); err != nil {
+	cmd.Stderr = pw
+	err = cmd.Start()
+	pw.Close() // the child has its own copy
+	if err != nil {
+		stderr.Close()
 		closeLog(logFile)
 		return nil, "", err
 	}
-	srv := &server{cmd: cmd}
+	srv := &server{cmd: cmd, logged: make(chan struct{})}
 	addr := make(chan string, 1)
 	go func() {
+		defer close(srv.logged)
+		defer stderr.Close()
 		defer closeLog(logFile)
 		var w *bufio.Writer
 		if logFile != nil {
@@ -963,6 +976,10 @@ func (s *server) stop() {
 	case <-time.After(20 * time.Second):
 		_ = s.cmd.Process.Kill()
 		<-done
+	}
+	select { // its log complete, unless something else still holds its stderr
+	case <-s.logged:
+	case <-time.After(5 * time.Second):
 	}
 }
 

@@ -23,16 +23,19 @@ func TestServerLogKeepsStderr(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Wait first, as stop does: the lines must survive the process's exit
+	// (with cmd.StderrPipe, Wait closed the pipe before they were read).
 	_ = srv.cmd.Wait()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		b, _ := os.ReadFile(path)
-		if string(b) == "one\ngc 1 @0.1s\n" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("log %q, want both stderr lines", strings.TrimSpace(string(b)))
-		}
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-srv.logged:
+	case <-time.After(30 * time.Second):
+		t.Fatal("stderr not read to its end within 30s of the process's exit")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != "one\ngc 1 @0.1s\n" {
+		t.Fatalf("log %q, want both stderr lines", strings.TrimSpace(string(b)))
 	}
 }
