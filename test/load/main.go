@@ -102,6 +102,7 @@ type options struct {
 	baseline    string // the tree of target "baseline"
 	perf        string // perf record output of the gatehouse segments
 	serverLog   string // directory that keeps the servers' stderr ("" drops it)
+	latencyLog  string // directory that keeps every measured request's latency ("" drops them)
 }
 
 // result is one target's segment, or the summary of its segments.
@@ -114,6 +115,7 @@ type result struct {
 	RPS      float64 `json:"rps"`
 	P50ms    float64 `json:"p50_ms"`
 	P99ms    float64 `json:"p99_ms"`
+	P999ms   float64 `json:"p999_ms"`
 	Compiles int     `json:"compiles"` // prepared queries compiled during the segment(s); -1 unknown
 	// CPUusPerReq is the servers' user+system CPU time per request.
 	CPUusPerReq float64  `json:"cpu_us_per_request"`
@@ -135,6 +137,7 @@ func main() {
 	flag.StringVar(&o.baseline, "baseline-src", "", "directory of another gatehouse tree (a checkout of main), measured as target \"baseline\" in the same alternation: a before and after in one run")
 	flag.StringVar(&o.perf, "perf", "", "record a CPU profile of gatehouse during its measured segments with `perf record -g` to this file (needs perf)")
 	flag.StringVar(&o.serverLog, "server-log", "", "directory (created) that keeps each server's stderr, as <target>.<replica>.log (gatehouse's JSON log, and the runtime's output such as GODEBUG=gctrace=1 from -env); empty: dropped")
+	flag.StringVar(&o.latencyLog, "latency-log", "", "directory (created) that keeps every measured request as <target>.<segment>.tsv: client, start (µs since the segment's start) and latency (µs), tab-separated; requests slower than the p99 that start close together are a pause every client waited through")
 	flag.StringVar(&targets, "targets", "gatehouse,opa", "comma-separated: gatehouse, opa, baseline (see -baseline-src); segments alternate in this order")
 	flag.StringVar(&o.serverCPUs, "server-cpus", "0", "CPU list for the servers (taskset -c); with -replicas, one list per replica separated by ';' (\"0;1\"), reused in turn when there are fewer; empty: no pinning")
 	flag.IntVar(&o.replicas, "replicas", 1, "gatehouse serve processes on one -store, load spread round-robin (1..16; more than 1 needs a postgres:// -store)")
@@ -292,7 +295,7 @@ func run(o options) error {
 			if p := profs[sd]; p != nil {
 				p.resume()
 			}
-			r := drive(client, o, sd.reqs, sd.ok, o.duration)
+			r, lat := drive(client, o, sd.reqs, sd.ok, o.duration)
 			if p := profs[sd]; p != nil {
 				p.pause()
 			}
@@ -303,8 +306,13 @@ func run(o options) error {
 			r.Target = sd.name
 			r.Segment = seg + 1
 			sd.segments = append(sd.segments, r)
-			log.Printf("segment %d %-10s %8.0f rps  p50 %6.2f ms  p99 %6.2f ms  errors %d  compiles %d  server CPU %4.0f µs/request",
-				seg+1, sd.name, r.RPS, r.P50ms, r.P99ms, r.Errors, r.Compiles, r.CPUusPerReq)
+			log.Printf("segment %d %-10s %8.0f rps  p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  errors %d  compiles %d  server CPU %4.0f µs/request",
+				seg+1, sd.name, r.RPS, r.P50ms, r.P99ms, r.P999ms, r.Errors, r.Compiles, r.CPUusPerReq)
+			if o.latencyLog != "" {
+				if err := writeLatencyLog(filepath.Join(o.latencyLog, fmt.Sprintf("%s.%d.tsv", sd.name, seg+1)), lat); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	for _, p := range profs {
@@ -329,11 +337,11 @@ func run(o options) error {
 		fmt.Printf(", %d gatehouse replicas (RSS summed)", o.replicas)
 	}
 	fmt.Println()
-	fmt.Printf("%-10s %10s %8s %9s %9s %7s %9s %11s %9s\n", "target", "requests", "rps", "p50 ms", "p99 ms", "errors", "compiles", "CPU µs/req", "RSS MiB")
+	fmt.Printf("%-10s %10s %8s %9s %9s %9s %7s %9s %11s %9s\n", "target", "requests", "rps", "p50 ms", "p99 ms", "p99.9 ms", "errors", "compiles", "CPU µs/req", "RSS MiB")
 	for _, r := range results {
-		fmt.Printf("%-10s %10d %8.0f %9.2f %9.2f %7d %9d %11.0f %9.1f\n", r.Target, r.Requests, r.RPS, r.P50ms, r.P99ms, r.Errors, r.Compiles, r.CPUusPerReq, r.PeakRSSMiB)
+		fmt.Printf("%-10s %10d %8.0f %9.2f %9.2f %9.2f %7d %9d %11.0f %9.1f\n", r.Target, r.Requests, r.RPS, r.P50ms, r.P99ms, r.P999ms, r.Errors, r.Compiles, r.CPUusPerReq, r.PeakRSSMiB)
 	}
-	fmt.Println("(requests, errors and compiles summed over the segments; rps, p50, p99 and CPU per request their medians)")
+	fmt.Println("(requests, errors and compiles summed over the segments; rps, p50, p99, p99.9 and CPU per request their medians)")
 	// Every other target against the last one (list opa last for
 	// "× stock OPA"): the ratio of the medians, and of each segment pair.
 	ref := len(sides) - 1
@@ -384,14 +392,14 @@ func formatRatios(rs []float64) string {
 // the sums of their counts.
 func summarize(segs []result) result {
 	var r result
-	var rps, p50, p99, cpu []float64
+	var rps, p50, p99, p999, cpu []float64
 	for _, s := range segs {
 		r.Requests += s.Requests
 		r.Errors += s.Errors
 		r.Compiles += s.Compiles
-		rps, p50, p99, cpu = append(rps, s.RPS), append(p50, s.P50ms), append(p99, s.P99ms), append(cpu, s.CPUusPerReq)
+		rps, p50, p99, p999, cpu = append(rps, s.RPS), append(p50, s.P50ms), append(p99, s.P99ms), append(p999, s.P999ms), append(cpu, s.CPUusPerReq)
 	}
-	r.RPS, r.P50ms, r.P99ms, r.CPUusPerReq = median(rps), median(p50), median(p99), median(cpu)
+	r.RPS, r.P50ms, r.P99ms, r.P999ms, r.CPUusPerReq = median(rps), median(p50), median(p99), median(p999), median(cpu)
 	r.Segments = segs
 	return r
 }
@@ -667,10 +675,16 @@ func writeBundleDir(dir string, s *scale.Scale) error {
 
 // drive runs o.concurrency closed-loop clients for d, each walking the
 // corpus from its own offset.
-func drive(client *http.Client, o options, reqs []request, ok func([]byte) bool, d time.Duration) result {
+// sample is one request of a segment: when it started, since the
+// segment's start, and how long it took.
+type sample struct{ start, latency time.Duration }
+
+// drive runs o.concurrency closed-loop clients over reqs for d and returns
+// the segment's figures and every request, client by client.
+func drive(client *http.Client, o options, reqs []request, ok func([]byte) bool, d time.Duration) (result, [][]sample) {
 	var wg sync.WaitGroup
 	var errs atomic.Int64
-	lat := make([][]time.Duration, o.concurrency)
+	lat := make([][]sample, o.concurrency)
 	deadline := time.Now().Add(d)
 	start := time.Now()
 	for w := range o.concurrency {
@@ -680,27 +694,53 @@ func drive(client *http.Client, o options, reqs []request, ok func([]byte) bool,
 				if !do(client, reqs[i%len(reqs)], ok) {
 					errs.Add(1)
 				}
-				lat[w] = append(lat[w], time.Since(t0))
+				lat[w] = append(lat[w], sample{t0.Sub(start), time.Since(t0)})
 			}
 		})
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	pct := func(p float64) float64 {
-		if len(all) == 0 {
-			return 0
+	var all []time.Duration
+	for _, c := range lat {
+		for _, x := range c {
+			all = append(all, x.latency)
 		}
-		return float64(all[int(p*float64(len(all)-1))].Microseconds()) / 1000
 	}
+	slices.Sort(all)
 	return result{
 		Requests: len(all),
 		Errors:   int(errs.Load()),
 		RPS:      float64(len(all)) / elapsed.Seconds(),
-		P50ms:    pct(0.50),
-		P99ms:    pct(0.99),
+		P50ms:    percentileMs(all, 0.50),
+		P99ms:    percentileMs(all, 0.99),
+		P999ms:   percentileMs(all, 0.999),
+	}, lat
+}
+
+// percentileMs is the p-quantile of sorted (nearest rank below), in
+// milliseconds; 0 for none.
+func percentileMs(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
 	}
+	return float64(sorted[int(p*float64(len(sorted)-1))].Microseconds()) / 1000
+}
+
+// writeLatencyLog writes a segment's requests to path (its directory
+// created), one line per request in the order of each client's requests:
+// client, start and latency in µs, tab-separated, after a header line.
+func writeLatencyLog(path string, lat [][]sample) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	b.WriteString("client\tstart_us\tlatency_us\n")
+	for c, xs := range lat {
+		for _, x := range xs {
+			fmt.Fprintf(&b, "%d\t%d\t%d\n", c, x.start.Microseconds(), x.latency.Microseconds())
+		}
+	}
+	return os.WriteFile(path, b.Bytes(), 0o644)
 }
 
 // profiler is `perf record -g` attached to the gatehouse processes during
