@@ -275,12 +275,9 @@ func (db *DB) checkpointLoop() {
 			// The WAL's growth drives the passes while writes go on; the
 			// tick is for the pages of writes that stopped.
 			ext, _, ok := walState(db.wal.name)
-			grew := ext - ticked
-			if ext < ticked { // restarted since: it grew by ext at least
-				grew = ext
-			}
+			quiet := tickPasses(ext, ticked, db.wal.ckptBytes)
 			ticked = ext
-			if ok && grew > db.wal.ckptBytes/walCatchUpShare {
+			if ok && !quiet {
 				continue
 			}
 		case <-db.wal.wake:
@@ -290,6 +287,19 @@ func (db *DB) checkpointLoop() {
 			db.wal.catchUp.Store(true)
 		}
 	}
+}
+
+// tickPasses reports whether the tick runs a pass, the WAL's extent being
+// ext now and ticked at the last tick: only if the WAL grew by at most
+// ckptBytes/walCatchUpShare meanwhile. If it restarted in between, it grew
+// by ext at least (ext - ticked, negative, made the tick after every
+// restart run a pass in the middle of the new cycle).
+func tickPasses(ext, ticked, ckptBytes int64) bool {
+	grew := ext - ticked
+	if ext < ticked {
+		grew = ext
+	}
+	return grew <= ckptBytes/walCatchUpShare
 }
 
 // checkpointPasses checkpoints PASSIVE-ly, again while batches appended
