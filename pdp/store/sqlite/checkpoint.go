@@ -45,9 +45,6 @@ import (
 //   - Both yield the CPU every ckptYieldEvery while they copy (walvfs.go):
 //     with GOMAXPROCS=1 a pass otherwise kept the one P from every
 //     request for ~10 ms at a time, until the scheduler preempted it.
-//     The background connection sleeps when it yields, so the scheduler
-//     polls the network meanwhile; the catch-up, which every caller of
-//     the next batch waits for anyway, only lets others run.
 //   - If the WAL reaches walForceBytes anyway (the background connection
 //     starved of CPU, or failing), the committer catches up on its own
 //     between batches: the WAL stays bounded by about walForceBytes plus
