@@ -272,9 +272,9 @@ func (db *DB) checkpointLoop() {
 			// The WAL's growth drives the passes while writes go on; the
 			// tick is for the pages of writes that stopped.
 			ext, _, ok := walState(db.wal.name)
-			quiet := tickPasses(ext, ticked, db.wal.ckptBytes)
+			pass := tickPasses(ext, ticked, db.wal.ckptBytes)
 			ticked = ext
-			if ok && !quiet {
+			if ok && !pass {
 				continue
 			}
 		case <-db.wal.wake:
